@@ -1,0 +1,39 @@
+"""What changed between two specs, field by field; long text fields as unified diff lines."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from builders.spec import BotSpec
+
+_TEXT_FIELDS = ("prompt", "greeting", "fallback", "description")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    field: str
+    before: Any
+    after: Any
+    lines: tuple[str, ...] = field(default=())
+
+
+def diff_specs(before: BotSpec, after: BotSpec) -> list[FieldChange]:
+    old = before.model_dump(mode="json")
+    new = after.model_dump(mode="json")
+    changes = []
+    for name in BotSpec.model_fields:
+        if old[name] == new[name]:
+            continue
+        lines: tuple[str, ...] = ()
+        if name in _TEXT_FIELDS:
+            lines = tuple(
+                line
+                for line in difflib.unified_diff(
+                    old[name].splitlines(), new[name].splitlines(), lineterm="", n=1
+                )
+                if not line.startswith(("---", "+++"))
+            )
+        changes.append(FieldChange(field=name, before=old[name], after=new[name], lines=lines))
+    return changes

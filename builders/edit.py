@@ -1,0 +1,42 @@
+"""Typed edits of a draft: `/set BOT FIELD VALUE` and REST PATCH both land here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from builders.spec import BotSpec
+from builders.validation import SpecError, parse_spec
+
+SETTABLE_FIELDS = (
+    "prompt",
+    "model",
+    "temperature",
+    "greeting",
+    "fallback",
+    "description",
+    "history",
+)
+_NUMERIC = {"temperature": float, "history": int}
+
+
+def coerce_field(field: str, raw: str) -> str | int | float:
+    """Turn the text a person typed into the field's type, or raise `SpecError`."""
+    if field not in SETTABLE_FIELDS:
+        raise SpecError([f"{field}: unknown field; you can set {', '.join(SETTABLE_FIELDS)}"])
+    kind = _NUMERIC.get(field)
+    if kind is None:
+        return raw
+    try:
+        return kind(raw)
+    except ValueError:
+        noun = "a number" if kind is float else "a whole number"
+        raise SpecError([f"{field}: must be {noun}, got '{raw}'"]) from None
+
+
+def apply_changes(spec: BotSpec, changes: dict[str, Any]) -> BotSpec:
+    """A new spec with `changes` applied, validated as a whole. The name cannot change."""
+    if "name" in changes and changes["name"] != spec.name:
+        raise SpecError(["name: a bot cannot be renamed; export it and import it under a new name"])
+    data = spec.model_dump(mode="json")
+    data.update(changes)
+    return parse_spec(data)

@@ -1,0 +1,140 @@
+"""`BotSpec`, the definition of a bot. A version is an immutable snapshot of one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+DEFAULT_FALLBACK = "I can't answer that yet."
+DEFAULT_GREETING = "Hi! How can I help?"
+DEFAULT_PROMPT = "You are a helpful, concise assistant."
+OFFLINE_MODEL = "offline"
+
+SourceId = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KnowledgeRef(_Model):
+    """A knowledge source pinned by content hash: the same id always means the same bytes."""
+
+    id: SourceId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class ToolSpec(_Model):
+    """An allow-listed HTTP tool described by OpenAPI (used by the `http_tool` node)."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    description: str = ""
+    openapi_url: str
+    operations: list[str] = Field(default_factory=list)
+
+
+NodeKind = Literal["llm", "retrieve", "router", "template", "extract", "http_tool", "handoff"]
+
+
+class PipelineNode(_Model):
+    """One node of a bot's pipeline graph; the node kind validates `params` when compiled."""
+
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+    kind: NodeKind
+    params: dict[str, str | int | float | bool | list[str]] = Field(default_factory=dict)
+    next: str | None = None
+
+
+class Expectation(_Model):
+    kind: Literal["contains", "regex", "judge"]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+    @model_validator(mode="after")
+    def _regex_compiles(self) -> Expectation:
+        if self.kind == "regex":
+            try:
+                re.compile(self.value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return self
+
+
+class TestCase(_Model):
+    """A conversation to replay against the bot; the last reply is checked against `expect`."""
+
+    __test__ = False  # not a pytest class
+    turns: Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=1)]
+    expect: Expectation
+
+
+class Schedule(_Model):
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]
+    cron: str
+    message: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    channel: str | None = None
+
+
+class Guardrails(_Model):
+    max_input_chars: Annotated[int, Field(ge=1, le=4000)] = 4000
+    blocked_terms: list[str] = Field(default_factory=list)
+
+
+class BotSpec(_Model):
+    """Everything that defines a bot. Frozen: edits return a new spec."""
+
+    name: str
+    description: Annotated[str, StringConstraints(max_length=500)] = ""
+    prompt: Annotated[str, StringConstraints(max_length=20000)] = DEFAULT_PROMPT
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] = OFFLINE_MODEL
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.7
+    greeting: Annotated[str, StringConstraints(max_length=4000)] = DEFAULT_GREETING
+    fallback: Annotated[str, StringConstraints(min_length=1, max_length=4000)] = DEFAULT_FALLBACK
+    history: Annotated[int, Field(ge=0, le=100)] = 10
+    knowledge: list[KnowledgeRef] = Field(default_factory=list)
+    tools: list[ToolSpec] = Field(default_factory=list)
+    pipeline: list[PipelineNode] = Field(default_factory=list)
+    tests: list[TestCase] = Field(default_factory=list)
+    schedules: list[Schedule] = Field(default_factory=list)
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        if not NAME_PATTERN.fullmatch(name):
+            raise ValueError(
+                "use 2-40 characters: lowercase letters, digits and '-', not starting with '-'"
+            )
+        return name
+
+    @field_validator("pipeline")
+    @classmethod
+    def _valid_pipeline(cls, nodes: list[PipelineNode]) -> list[PipelineNode]:
+        ids = [node.id for node in nodes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("node ids must be unique")
+        for node in nodes:
+            if node.next is not None and node.next not in ids:
+                raise ValueError(f"node '{node.id}' points to unknown node '{node.next}'")
+        return nodes
+
+    def content_hash(self) -> str:
+        """A stable hash of the whole definition: equal specs have equal hashes."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def source_id(content: bytes) -> str:
+    """The immutable id of a knowledge source: the hash of its bytes."""
+    return "sha256:" + hashlib.sha256(content).hexdigest()

@@ -1,0 +1,71 @@
+"""Turning pydantic errors into short messages a person can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from builders.spec import BotSpec
+
+
+class SpecError(ValueError):
+    """A spec (or an edit of one) is invalid. `problems` are one line each, naming the field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif not parts:
+            parts.append(item)
+        else:
+            parts.append(f".{item}")
+    return "".join(parts) or "spec"
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown field",
+    "missing": "is required",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "string_too_long": "is too long (at most {max_length} characters)",
+    "string_too_short": "must not be empty",
+    "string_pattern_mismatch": "has an invalid format",
+    "float_parsing": "must be a number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "too_short": "must not be empty",
+}
+
+
+def human_problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors(include_url=False):
+        where = _location(tuple(item["loc"]))
+        template = _MESSAGES.get(item["type"])
+        ctx = item.get("ctx") or {}
+        if template is not None:
+            try:
+                text = template.format(**ctx)
+            except (KeyError, IndexError):
+                text = template
+        else:
+            text = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {text}")
+    return problems
+
+
+def parse_spec(data: Any) -> BotSpec:
+    """Validate raw data (from YAML, JSON or an edit) into a `BotSpec`, or raise `SpecError`."""
+    if not isinstance(data, dict):
+        raise SpecError(["spec: expected a mapping of fields (name, prompt, model, ...)"])
+    try:
+        return BotSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(human_problems(exc)) from None

@@ -1,0 +1,82 @@
+"""The `Channel` port that adapters implement, and the registry the composition root fills."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from runtime.messages import OutgoingMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a channel can show; the runtime degrades gracefully where it cannot."""
+
+    buttons: bool = False
+    threads: bool = False
+    files: bool = False
+    edits: bool = False
+    typing: bool = False
+    # The reply travels back in the response to the inbound request (web): the response itself
+    # is the acknowledgement, so nothing is acknowledged before the whole turn is stored.
+    synchronous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SendReceipt:
+    platform_id: str | None = None
+
+
+class SendError(Exception):
+    """Sending failed. `permanent` errors are not retried (a revoked token, a missing channel)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentInfo:
+    id: str
+    channel: str
+    env: str
+    target: str
+    bot_name: str
+    credentials: bytes | None = None
+
+
+class Channel(Protocol):
+    """One platform's outbound side and deployment set-up. Inbound requests reach the adapter's
+    own route, which verifies them through the platform library and feeds the runtime."""
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    async def send(self, message: OutgoingMessage) -> SendReceipt: ...
+
+    async def setup(self, deployment: DeploymentInfo) -> str | None:
+        """Prepare a new deployment (a webhook, say); returns its public URL if it has one."""
+        ...
+
+    async def teardown(self, deployment: DeploymentInfo) -> None: ...
+
+
+class UnknownChannelError(KeyError):
+    pass
+
+
+class ChannelRegistry:
+    def __init__(self) -> None:
+        self._channels: dict[str, Channel] = {}
+
+    def register(self, channel: Channel) -> None:
+        self._channels[channel.kind] = channel
+
+    def get(self, kind: str) -> Channel:
+        try:
+            return self._channels[kind]
+        except KeyError:
+            raise UnknownChannelError(kind) from None
+
+    def kinds(self) -> list[str]:
+        return sorted(self._channels)

@@ -1,0 +1,203 @@
+"""The LLM gateway: every model call goes through here, with one retry loop and a deadline.
+
+Real models go through litellm (imported on first use: it costs ~3 s). `offline` is answered here
+without litellm or network. litellm's and the openai SDK's own retries are turned off so that this
+loop is the only one and the deadline holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from builders.spec import OFFLINE_MODEL
+
+logger = logging.getLogger(__name__)
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch prices at import
+
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class LlmAnswer:
+    text: str
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None  # None: the price of this model is unknown
+
+
+class LlmError(Exception):
+    """The model could not answer. `kind`: timeout, rate_limit, provider, auth, bad_request."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.args[0]}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 4
+    attempt_timeout_s: float = 30.0
+    deadline_s: float = 60.0
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    try:
+        return float(headers.get("retry-after"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _classify(exc: BaseException, litellm: ModuleType) -> tuple[str, bool]:
+    """(kind, retryable) for an exception raised by a litellm call."""
+    if isinstance(exc, asyncio.TimeoutError | litellm.Timeout):
+        return "timeout", True
+    if isinstance(exc, litellm.RateLimitError):
+        return "rate_limit", True
+    if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError):
+        return "auth", False
+    if isinstance(exc, litellm.APIConnectionError):
+        return "provider", True
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        if status in _RETRYABLE_STATUS:
+            return "provider", True
+        if 400 <= status < 500:
+            return "bad_request", False
+    return "provider", False
+
+
+class LlmGateway:
+    def __init__(
+        self,
+        *,
+        api_base: str | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.api_base = api_base
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._litellm: ModuleType | None = None
+
+    def _lib(self) -> ModuleType:
+        if self._litellm is None:
+            import litellm
+
+            litellm.suppress_debug_info = True
+            litellm.telemetry = False
+            self._litellm = litellm
+        return self._litellm
+
+    def _call_options(self, model: str) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if model.startswith("openai/") and self.api_base:
+            options["api_base"] = self.api_base
+            # OpenAI-compatible servers (vLLM, Ollama, llama.cpp) usually take any key.
+            options["api_key"] = os.environ.get("OPENAI_API_KEY") or "none"
+        return options
+
+    async def complete(
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatMessage],
+        temperature: float,
+        fallback: str,
+    ) -> LlmAnswer:
+        """The model's answer, or `LlmError` after retries. `fallback` is `offline`'s answer."""
+        if model == OFFLINE_MODEL:
+            return LlmAnswer(
+                text=fallback, model=model, prompt_tokens=0, completion_tokens=0, cost_usd=0.0
+            )
+        return await self._with_retries(model, messages, temperature)
+
+    async def _with_retries(
+        self, model: str, messages: Sequence[ChatMessage], temperature: float
+    ) -> LlmAnswer:
+        litellm = self._lib()
+        policy = self.policy
+        started = time.monotonic()
+        payload = [{"role": m.role, "content": m.content} for m in messages]
+        options = self._call_options(model)
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = policy.deadline_s - (time.monotonic() - started)
+            timeout = max(0.05, min(policy.attempt_timeout_s, remaining))
+            try:
+                response = await asyncio.wait_for(
+                    litellm.acompletion(
+                        model=model,
+                        messages=payload,
+                        temperature=temperature,
+                        timeout=timeout,
+                        num_retries=0,
+                        max_retries=0,
+                        drop_params=True,
+                        **options,
+                    ),
+                    timeout=timeout + 1.0,
+                )
+                return self._answer(model, response)
+            except Exception as exc:
+                kind, retryable = _classify(exc, litellm)
+                message = _short(exc)
+                elapsed = time.monotonic() - started
+                delay = min(policy.max_backoff_s, policy.backoff_s * 2 ** (attempt - 1))
+                delay = max(delay, _retry_after(exc) or 0.0) * (0.8 + 0.4 * random.random())
+                if (
+                    not retryable
+                    or attempt >= policy.attempts
+                    or elapsed + delay >= policy.deadline_s
+                ):
+                    logger.warning(
+                        "llm call failed", extra={"model": model, "kind": kind, "attempts": attempt}
+                    )
+                    raise LlmError(kind, message) from None
+                await self._sleep(delay)
+
+    @staticmethod
+    def _answer(model: str, response: Any) -> LlmAnswer:
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        usage = getattr(response, "usage", None)
+        hidden = getattr(response, "_hidden_params", None) or {}
+        cost = hidden.get("response_cost")
+        return LlmAnswer(
+            text=text,
+            model=model,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            cost_usd=float(cost) if isinstance(cost, int | float) else None,
+        )
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    return first[:300]

@@ -1,0 +1,13 @@
+"""One module per node kind; `NODE_KINDS` maps a kind to the factory that builds it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from builders.spec import PipelineNode
+from runtime.nodes.llm import LlmNode
+from runtime.pipeline import Node
+
+NODE_KINDS: dict[str, Callable[[PipelineNode], Node]] = {
+    LlmNode.kind: LlmNode.from_definition,
+}

@@ -1,0 +1,118 @@
+"""Compiling a spec into a pipeline of nodes, and running one turn through it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from builders.spec import BotSpec, PipelineNode
+from runtime.llm import ChatMessage, LlmGateway
+
+
+@dataclass(slots=True)
+class TurnContext:
+    """What a node sees of a turn. `state` carries values between nodes (passages, extractions)."""
+
+    spec: BotSpec
+    text: str
+    history: list[ChatMessage]
+    llm: LlmGateway
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        """Unknown (None) on either side stays unknown: an unknown cost is never shown as 0."""
+        return Usage(
+            prompt_tokens=_sum(self.prompt_tokens, other.prompt_tokens),
+            completion_tokens=_sum(self.completion_tokens, other.completion_tokens),
+            cost_usd=_sum(self.cost_usd, other.cost_usd),
+        )
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _sum(a: _N | None, b: _N | None) -> _N | None:
+    return None if a is None or b is None else a + b
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResult:
+    reply: str | None = None
+    usage: Usage = Usage(0, 0, 0.0)
+    error: str | None = None
+    next: str | None = None  # overrides the node's static `next` (routers)
+
+
+class Node(Protocol):
+    kind: ClassVar[str]
+    id: str
+    next: str | None
+
+    async def run(self, ctx: TurnContext) -> NodeResult: ...
+
+
+class CompileError(ValueError):
+    """A pipeline that cannot run; the message names the node."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutput:
+    reply: str
+    usage: Usage
+    error: str | None
+
+
+_MAX_STEPS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledBot:
+    """A version ready to answer: built once per version, swapped when a pointer moves."""
+
+    spec: BotSpec
+    nodes: dict[str, Node]
+    entry: str
+
+    async def run(self, ctx: TurnContext) -> TurnOutput:
+        usage = Usage(0, 0, 0.0)
+        replies: list[str] = []
+        error: str | None = None
+        current: str | None = self.entry
+        for _ in range(_MAX_STEPS):
+            if current is None:
+                break
+            node = self.nodes[current]
+            result = await node.run(ctx)
+            usage = usage + result.usage
+            if result.reply:
+                replies.append(result.reply)
+            if result.error:
+                error = result.error
+                break
+            current = result.next or node.next
+        reply = "\n\n".join(replies) if replies else self.spec.fallback
+        return TurnOutput(reply=reply, usage=usage, error=error)
+
+
+def compile_spec(spec: BotSpec) -> CompiledBot:
+    """Build the node graph; an empty pipeline is the plain bot, one `llm` node."""
+    from runtime.nodes import NODE_KINDS
+
+    definitions = spec.pipeline or [PipelineNode(id="llm", kind="llm")]
+    nodes: dict[str, Node] = {}
+    for definition in definitions:
+        factory = NODE_KINDS.get(definition.kind)
+        if factory is None:
+            raise CompileError(
+                f"pipeline node '{definition.id}': "
+                f"the '{definition.kind}' node is not available yet"
+            )
+        nodes[definition.id] = factory(definition)
+    return CompiledBot(spec=spec, nodes=nodes, entry=definitions[0].id)

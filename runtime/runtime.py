@@ -1,0 +1,379 @@
+"""`Runtime`: one runtime answers every deployed bot.
+
+A turn: record in the inbox (dedupe) -> lock the conversation -> the version its environment
+points at -> history -> pipeline -> store both messages, the outbox row and the inbox status in one
+transaction -> send -> mark sent. Synchronous channels (web) skip the inbox and outbox: their
+response is the acknowledgement, so nothing is acknowledged before the turn is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+from builders.spec import BotSpec
+from runtime.channel import ChannelRegistry, SendError, UnknownChannelError
+from runtime.llm import ChatMessage, LlmGateway
+from runtime.locks import ConversationLocks, LocalConversationLocks
+from runtime.messages import Address, IncomingMessage, OutgoingMessage, Reply
+from runtime.metrics import DUPLICATES, LLM_ERRORS, SENDS, TURN_SECONDS, TURNS
+from runtime.pipeline import CompiledBot, TurnContext, compile_spec
+from storage import conversations as conv_store
+from storage import inbox as inbox_store
+from storage.database import Database
+from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer
+
+logger = logging.getLogger(__name__)
+
+RESET_COMMAND = "/reset"
+START_COMMAND = "/start"
+_SEND_ATTEMPTS = 3
+
+
+class UnknownDeploymentError(LookupError):
+    """No deployment has this id (the web answers 404)."""
+
+
+class NotLiveError(LookupError):
+    """The deployment's environment points at no version."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentTarget:
+    id: str
+    team_id: int
+    bot_id: int
+    channel: str
+    env: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRows:
+    """The messages of a turn and the conversation they belong to (`new`: start it)."""
+
+    bot_id: int
+    conversation_id: int | None
+    new: conv_store.NewConversation | None
+    records: list[conv_store.TurnRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveVersion:
+    number: int
+    compiled: CompiledBot
+
+    @property
+    def spec(self) -> BotSpec:
+        return self.compiled.spec
+
+
+class BuiltinBot(Protocol):
+    """A bot whose handler is code rather than a spec (the Studio)."""
+
+    async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]: ...
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        llm: LlmGateway,
+        channels: ChannelRegistry,
+        locks: ConversationLocks | None = None,
+        conversation_cache_size: int = 10_000,
+    ) -> None:
+        self.db = db
+        self.llm = llm
+        self.channels = channels
+        self.locks: ConversationLocks = locks or LocalConversationLocks()
+        self._builtins: dict[str, BuiltinBot] = {}
+        self._targets: dict[str, DeploymentTarget] = {}
+        self._live: dict[tuple[int, str], LiveVersion] = {}
+        self._conversations: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._cache_size = conversation_cache_size
+        self._tasks: set[asyncio.Task[Reply | None]] = set()
+
+    # -- wiring and caches ------------------------------------------------------------------
+
+    def register_builtin(self, deployment_id: str, bot: BuiltinBot) -> None:
+        self._builtins[deployment_id] = bot
+
+    def invalidate_bot(self, bot_id: int) -> None:
+        """A pointer moved or the bot was deleted: the next turn loads (hot-swaps) its version."""
+        for key in [k for k in self._live if k[0] == bot_id]:
+            del self._live[key]
+        for dep_id in [d for d, t in self._targets.items() if t.bot_id == bot_id]:
+            del self._targets[dep_id]
+
+    def forget_deployment(self, deployment_id: str) -> None:
+        self._targets.pop(deployment_id, None)
+
+    async def target(self, deployment_id: str) -> DeploymentTarget:
+        cached = self._targets.get(deployment_id)
+        if cached is not None:
+            return cached
+        async with self.db.read() as session:
+            row = await session.get(Deployment, deployment_id)
+        if row is None or row.status == "removed":
+            raise UnknownDeploymentError(deployment_id)
+        target = DeploymentTarget(row.id, row.team_id, row.bot_id, row.channel, row.env)
+        self._targets[deployment_id] = target
+        return target
+
+    async def live_version(self, bot_id: int, env: str) -> LiveVersion:
+        cached = self._live.get((bot_id, env))
+        if cached is not None:
+            return cached
+        async with self.db.read() as session:
+            pointer = await session.get(EnvironmentPointer, (bot_id, env))
+            version = await session.get(BotVersion, pointer.version_id) if pointer else None
+        if version is None:
+            raise NotLiveError(f"{env} has no version yet")
+        live = LiveVersion(version.number, compile_spec(BotSpec.model_validate(version.spec)))
+        self._live[(bot_id, env)] = live
+        return live
+
+    async def greeting(self, deployment_id: str) -> str:
+        target = await self.target(deployment_id)
+        return (await self.live_version(target.bot_id, target.env)).spec.greeting
+
+    async def bot_name(self, deployment_id: str) -> str:
+        target = await self.target(deployment_id)
+        async with self.db.read() as session:
+            bot = await session.get(Bot, target.bot_id)
+        return bot.name if bot else ""
+
+    def _remember(self, key: tuple[str, str], conversation_id: int) -> None:
+        self._conversations[key] = conversation_id
+        self._conversations.move_to_end(key)
+        if len(self._conversations) > self._cache_size:
+            self._conversations.popitem(last=False)
+
+    async def _conversation_id(self, address: Address) -> int | None:
+        key = (address.deployment_id, address.conversation)
+        cached = self._conversations.get(key)
+        if cached is not None:
+            return cached
+        async with self.db.read_conn() as conn:
+            found = await conv_store.active_conversation(conn, *key)
+        if found is not None:
+            self._remember(key, found)
+        return found
+
+    # -- entry points -----------------------------------------------------------------------
+
+    async def answer(self, message: IncomingMessage) -> Reply:
+        """A synchronous turn: the reply is returned, not sent (web)."""
+        return await self._turn(message, inbox_id=None)
+
+    async def accept(self, message: IncomingMessage) -> int | None:
+        """Record an inbound message before the platform is acknowledged; None = a duplicate."""
+        dedupe_key = message.dedupe_key or f"once:{uuid.uuid4().hex}"
+        async with self.db.write_conn() as conn:
+            inbox_id = await inbox_store.record_inbound(
+                conn,
+                dedupe_key=dedupe_key,
+                deployment_id=message.address.deployment_id,
+                payload=message.model_dump(mode="json"),
+            )
+        if inbox_id is None:
+            DUPLICATES.labels(message.address.channel).inc()
+        return inbox_id
+
+    async def feed(self, message: IncomingMessage) -> bool:
+        """Record, then answer and send in the background. False: a duplicate, ignored."""
+        inbox_id = await self.accept(message)
+        if inbox_id is None:
+            return False
+        self._spawn(self.process(inbox_id, message))
+        return True
+
+    async def process(self, inbox_id: int, message: IncomingMessage) -> Reply | None:
+        """Answer an accepted message and send the reply; failures are logged, never raised."""
+        try:
+            return await self._turn(message, inbox_id=inbox_id)
+        except (UnknownDeploymentError, NotLiveError) as exc:
+            logger.warning("dropping message: %s", exc, extra={"inbox": inbox_id})
+        except Exception:
+            logger.exception("turn failed", extra={"inbox": inbox_id})
+        async with self.db.write_conn() as conn:
+            await inbox_store.set_inbox_status(conn, inbox_id, "failed")
+        return None
+
+    async def recover(self) -> None:
+        """At start: send what was stored but not sent, then answer what was accepted."""
+        async with self.db.read_conn() as conn:
+            unsent = await inbox_store.pending_outbox(conn)
+            pending = await inbox_store.pending_inbox(conn)
+        for outbox_id, _deployment, payload in unsent:
+            await self._deliver(outbox_id, OutgoingMessage.model_validate(payload))
+        for inbox_id, _deployment, payload in pending:
+            await self.process(inbox_id, IncomingMessage.model_validate(payload))
+        if unsent or pending:
+            logger.info(
+                "recovered %d unsent replies, %d pending messages", len(unsent), len(pending)
+            )
+
+    async def drain(self) -> None:
+        """Wait for background turns (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, coroutine: object) -> None:
+        task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- one turn ---------------------------------------------------------------------------
+
+    async def _turn(self, message: IncomingMessage, *, inbox_id: int | None) -> Reply:
+        address = message.address
+        async with self.locks.hold(f"{address.deployment_id}\x00{address.conversation}"):
+            builtin = self._builtins.get(address.deployment_id)
+            if builtin is not None:
+                replies = await builtin.handle(message)
+                return await self._finish(inbox_id, replies, error=None)
+            return await self._bot_turn(message, inbox_id)
+
+    async def _bot_turn(self, message: IncomingMessage, inbox_id: int | None) -> Reply:
+        address = message.address
+        target = await self.target(address.deployment_id)
+        live = await self.live_version(target.bot_id, target.env)
+        spec = live.spec
+        text = message.text.strip()
+        if text in (START_COMMAND, RESET_COMMAND):
+            if text == RESET_COMMAND:
+                await self.reset(address)
+            reply = OutgoingMessage(address=address, text=spec.greeting or spec.fallback)
+            return await self._finish(inbox_id, [reply], error=None, version=live.number)
+
+        started = time.perf_counter()
+        conversation_id = await self._conversation_id(address)
+        history: list[ChatMessage] = []
+        if conversation_id is not None and spec.history:
+            async with self.db.read_conn() as conn:
+                rows = await conv_store.history(conn, conversation_id, spec.history)
+            history = [ChatMessage(role, text) for role, text in rows]
+        output = await live.compiled.run(
+            TurnContext(spec=spec, text=message.text, history=history, llm=self.llm)
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        reply = OutgoingMessage(address=address, text=output.reply, reply_to=address.thread)
+        records = [
+            conv_store.TurnRecord(role="user", text=message.text, version=live.number),
+            conv_store.TurnRecord(
+                role="assistant",
+                text=output.reply,
+                version=live.number,
+                latency_ms=round(latency_ms, 2),
+                prompt_tokens=output.usage.prompt_tokens,
+                completion_tokens=output.usage.completion_tokens,
+                cost_usd=output.usage.cost_usd,
+                error=output.error,
+            ),
+        ]
+        new = None
+        if conversation_id is None:
+            new = conv_store.NewConversation(
+                bot_id=target.bot_id,
+                deployment_id=target.id,
+                channel=address.channel,
+                key=address.conversation,
+                user=address.user,
+            )
+        result = await self._finish(
+            inbox_id,
+            [reply],
+            error=output.error,
+            version=live.number,
+            rows=TurnRows(target.bot_id, conversation_id, new, records),
+        )
+        TURNS.labels(address.channel, "error" if output.error else "ok").inc()
+        TURN_SECONDS.labels(address.channel).observe(latency_ms / 1000)
+        if output.error:
+            LLM_ERRORS.labels(output.error.split(":", 1)[0]).inc()
+        return result
+
+    async def _finish(
+        self,
+        inbox_id: int | None,
+        replies: list[OutgoingMessage],
+        *,
+        error: str | None,
+        version: int | None = None,
+        rows: TurnRows | None = None,
+    ) -> Reply:
+        """One transaction: the turn's messages, the outbox rows and the inbox status."""
+        outbound = inbox_id is not None
+        outbox_ids: list[int] = []
+        conversation_id: int | None = None
+        async with self.db.write_conn() as conn:
+            if rows is not None:
+                conversation_id = rows.conversation_id
+                if conversation_id is None and rows.new is not None:
+                    conversation_id = await conv_store.start_conversation(conn, rows.new)
+                assert conversation_id is not None
+                await conv_store.add_messages(
+                    conn, conversation_id=conversation_id, bot_id=rows.bot_id, records=rows.records
+                )
+            if outbound:
+                for reply in replies:
+                    outbox_ids.append(
+                        await inbox_store.add_outbound(
+                            conn,
+                            deployment_id=reply.address.deployment_id,
+                            payload=reply.model_dump(mode="json"),
+                        )
+                    )
+                await inbox_store.set_inbox_status(conn, inbox_id, "done")  # type: ignore[arg-type]
+        if rows is not None and conversation_id is not None and replies:
+            address = replies[0].address
+            self._remember((address.deployment_id, address.conversation), conversation_id)
+        for outbox_id, reply in zip(outbox_ids, replies, strict=True):
+            await self._deliver(outbox_id, reply)
+        return Reply(
+            messages=tuple(replies),
+            error=error,
+            version=version,
+            conversation_id=conversation_id,
+        )
+
+    async def reset(self, address: Address) -> None:
+        """End the conversation at this address; the next message starts a new one."""
+        key = (address.deployment_id, address.conversation)
+        conversation_id = await self._conversation_id(address)
+        self._conversations.pop(key, None)
+        if conversation_id is not None:
+            async with self.db.write_conn() as conn:
+                await conv_store.end_conversation(conn, conversation_id)
+
+    async def _deliver(self, outbox_id: int, message: OutgoingMessage) -> None:
+        """Send a stored reply and mark it; a reply marked sent is never sent again."""
+        kind = message.address.channel
+        error: str | None = None
+        for attempt in range(1, _SEND_ATTEMPTS + 1):
+            try:
+                await self.channels.get(kind).send(message)
+                error = None
+                break
+            except UnknownChannelError:
+                error = f"the {kind} channel is not configured in this process"
+                break
+            except SendError as exc:
+                error = str(exc)
+                if exc.permanent:
+                    break
+                await asyncio.sleep(0.5 * attempt)
+        async with self.db.write_conn() as conn:
+            await inbox_store.mark_outbound(
+                conn, outbox_id, status="failed" if error else "sent", error=error
+            )
+        SENDS.labels(kind, "failed" if error else "ok").inc()
+        if error:
+            logger.warning("send failed for good: %s", error, extra={"outbox": outbox_id})

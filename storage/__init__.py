@@ -1,0 +1,1 @@
+"""Tables, the async engine and session factory, repositories and migrations."""

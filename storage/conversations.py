@@ -1,0 +1,209 @@
+"""Conversations and their messages: the runtime's hot path, in SQLAlchemy Core (no ORM cost)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, desc, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.tables import Conversation, Message, utcnow
+
+_conv = Conversation.__table__  # type: ignore[attr-defined]
+_msg = Message.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class NewConversation:
+    bot_id: int
+    deployment_id: str | None
+    channel: str
+    key: str
+    user: str
+    sandbox: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """One stored message; `role` is `user` or `assistant`."""
+
+    role: str
+    text: str
+    version: int | None = None
+    latency_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+    parts: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    turns: int
+    conversations: int
+    users: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    unknown_cost_turns: int
+    latencies_ms: list[float]
+
+
+async def active_conversation(
+    conn: AsyncConnection, deployment_id: str | None, key: str
+) -> int | None:
+    query = (
+        select(_conv.c.id)
+        .where(
+            _conv.c.deployment_id == deployment_id, _conv.c.key == key, _conv.c.ended_at.is_(None)
+        )
+        .order_by(desc(_conv.c.id))
+        .limit(1)
+    )
+    return (await conn.execute(query)).scalar()
+
+
+async def history(conn: AsyncConnection, conversation_id: int, turns: int) -> list[tuple[str, str]]:
+    """The last `turns` exchanges (user and assistant messages), oldest first."""
+    if turns <= 0:
+        return []
+    query = (
+        select(_msg.c.role, _msg.c.text)
+        .where(_msg.c.conversation_id == conversation_id, _msg.c.error.is_(None))
+        .order_by(desc(_msg.c.id))
+        .limit(turns * 2)
+    )
+    rows = (await conn.execute(query)).all()
+    return [(role, text) for role, text in reversed(rows)]
+
+
+async def start_conversation(conn: AsyncConnection, new: NewConversation) -> int:
+    result = await conn.execute(
+        insert(_conv).values(
+            bot_id=new.bot_id,
+            deployment_id=new.deployment_id,
+            channel=new.channel,
+            key=new.key,
+            user=new.user,
+            sandbox=new.sandbox,
+            started_at=utcnow(),
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+async def end_conversation(conn: AsyncConnection, conversation_id: int) -> None:
+    await conn.execute(update(_conv).where(_conv.c.id == conversation_id).values(ended_at=utcnow()))
+
+
+async def add_messages(
+    conn: AsyncConnection, *, conversation_id: int, bot_id: int, records: list[TurnRecord]
+) -> None:
+    now = utcnow()
+    await conn.execute(
+        insert(_msg),
+        [
+            {
+                "conversation_id": conversation_id,
+                "bot_id": bot_id,
+                "role": r.role,
+                "text": r.text,
+                "parts": r.parts,
+                "version": r.version,
+                "latency_ms": r.latency_ms,
+                "prompt_tokens": r.prompt_tokens,
+                "completion_tokens": r.completion_tokens,
+                "cost_usd": r.cost_usd,
+                "error": r.error,
+                "created_at": now,
+            }
+            for r in records
+        ],
+    )
+
+
+async def stats(conn: AsyncConnection, bot_id: int, since: datetime) -> StatsRow:
+    """Counts over non-sandbox conversations of a bot since `since`."""
+    live = and_(
+        _msg.c.bot_id == bot_id,
+        _msg.c.created_at >= since,
+        _conv.c.sandbox.is_(False),
+    )
+    joined = _msg.join(_conv, _conv.c.id == _msg.c.conversation_id)
+    answers = and_(live, _msg.c.role == "assistant")
+    totals = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.count(func.distinct(_msg.c.conversation_id)),
+                func.count(func.distinct(_conv.c.user)),
+                func.count(_msg.c.error),
+                func.coalesce(func.sum(_msg.c.prompt_tokens), 0),
+                func.coalesce(func.sum(_msg.c.completion_tokens), 0),
+                func.coalesce(func.sum(_msg.c.cost_usd), 0.0),
+                func.count().filter(and_(_msg.c.cost_usd.is_(None), _msg.c.error.is_(None))),
+            )
+            .select_from(joined)
+            .where(answers)
+        )
+    ).one()
+    latencies = (
+        await conn.execute(
+            select(_msg.c.latency_ms)
+            .select_from(joined)
+            .where(answers, _msg.c.latency_ms.is_not(None))
+            .order_by(desc(_msg.c.id))
+            .limit(10_000)
+        )
+    ).scalars()
+    return StatsRow(
+        turns=totals[0],
+        conversations=totals[1],
+        users=totals[2],
+        errors=totals[3],
+        prompt_tokens=int(totals[4]),
+        completion_tokens=int(totals[5]),
+        cost_usd=float(totals[6]),
+        unknown_cost_turns=totals[7],
+        latencies_ms=sorted(float(x) for x in latencies),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSummary:
+    id: int
+    channel: str
+    user: str
+    started_at: datetime
+    messages: int
+
+
+async def recent_conversations(
+    conn: AsyncConnection, bot_id: int, *, limit: int = 50
+) -> list[ConversationSummary]:
+    count = (
+        select(func.count())
+        .where(_msg.c.conversation_id == _conv.c.id)
+        .correlate(_conv)
+        .scalar_subquery()
+    )
+    query = (
+        select(_conv.c.id, _conv.c.channel, _conv.c.user, _conv.c.started_at, count)
+        .where(_conv.c.bot_id == bot_id, _conv.c.sandbox.is_(False))
+        .order_by(desc(_conv.c.id))
+        .limit(limit)
+    )
+    return [ConversationSummary(*row) for row in (await conn.execute(query)).all()]
+
+
+async def transcript(conn: AsyncConnection, conversation_id: int) -> list[tuple[str, str]]:
+    query = (
+        select(_msg.c.role, _msg.c.text)
+        .where(_msg.c.conversation_id == conversation_id)
+        .order_by(_msg.c.id)
+    )
+    return [(role, text) for role, text in (await conn.execute(query)).all()]

@@ -1,0 +1,173 @@
+"""SQLModel tables. Every table is created by the Alembic migrations in `storage/migrations`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)
+
+
+class Team(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=80)
+    created_at: datetime = _ts()
+
+
+class Member(SQLModel, table=True):
+    """A person in a team, known by an identity such as `api:ci`, `slack:U123`, `web:alice`."""
+
+    __table_args__ = (UniqueConstraint("team_id", "identity"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE", index=True)
+    identity: str = Field(max_length=200)
+    role: str = Field(max_length=16)
+    created_at: datetime = _ts()
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key, stored as its SHA-256 hash; `prefix` lets a person tell keys apart."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE", index=True)
+    name: str = Field(max_length=80)
+    role: str = Field(max_length=16)
+    key_hash: str = Field(unique=True, max_length=64)
+    prefix: str = Field(max_length=16)
+    created_at: datetime = _ts()
+
+
+class Bot(SQLModel, table=True):
+    """A bot and its one mutable draft; `revision` grows with every draft edit."""
+
+    __table_args__ = (UniqueConstraint("team_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE", index=True)
+    name: str = Field(max_length=40)
+    draft: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    revision: int = 1
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class BotVersion(SQLModel, table=True):
+    """An immutable snapshot of a draft. Numbers are unique per bot (the constraint decides)."""
+
+    __tablename__ = "bot_version"
+    __table_args__ = (UniqueConstraint("bot_id", "number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE", index=True)
+    number: int
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    spec_hash: str = Field(max_length=80)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _ts()
+
+
+class EnvironmentPointer(SQLModel, table=True):
+    """Which version an environment (`staging`, `production`) of a bot runs."""
+
+    __tablename__ = "environment_pointer"
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE", primary_key=True)
+    env: str = Field(primary_key=True, max_length=16)
+    version_id: int = Field(foreign_key="bot_version.id", ondelete="CASCADE")
+    updated_at: datetime = _ts()
+
+
+class Deployment(SQLModel, table=True):
+    """A bot environment bound to a channel. `id` is opaque and appears in public URLs."""
+
+    __table_args__ = (UniqueConstraint("channel", "target", "env"),)
+    id: str = Field(primary_key=True, max_length=40)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE", index=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE", index=True)
+    channel: str = Field(max_length=16)
+    env: str = Field(max_length=16)
+    target: str = Field(max_length=200)
+    credentials: bytes | None = Field(default=None, sa_type=LargeBinary)
+    public_ident: str | None = Field(default=None, max_length=200, index=True)
+    status: str = Field(default="active", max_length=16)
+    created_at: datetime = _ts()
+
+
+class Conversation(SQLModel, table=True):
+    """One conversation: a web session, a Slack thread, a Telegram chat. `sandbox` = `/try`."""
+
+    __table_args__ = (Index("ix_conversation_lookup", "deployment_id", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE", index=True)
+    deployment_id: str | None = Field(
+        default=None, foreign_key="deployment.id", ondelete="SET NULL", max_length=40
+    )
+    channel: str = Field(max_length=16)
+    key: str = Field(max_length=200)
+    user: str = Field(max_length=200)
+    sandbox: bool = False
+    started_at: datetime = _ts()
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class Message(SQLModel, table=True):
+    """One turn of a conversation, with what it cost."""
+
+    __table_args__ = (Index("ix_message_bot_time", "bot_id", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", ondelete="CASCADE", index=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
+    role: str = Field(max_length=16)
+    text: str
+    parts: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    version: int | None = None
+    latency_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+    created_at: datetime = _ts()
+
+
+class InboxItem(SQLModel, table=True):
+    """An inbound message, recorded before the platform is acknowledged. The key deduplicates."""
+
+    __tablename__ = "inbox"
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True, max_length=300)
+    deployment_id: str = Field(max_length=40)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16, index=True)
+    received_at: datetime = _ts()
+
+
+class OutboxItem(SQLModel, table=True):
+    """A reply, recorded before it is sent and marked sent after."""
+
+    __tablename__ = "outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    deployment_id: str = Field(max_length=40)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16, index=True)
+    error: str | None = None
+    created_at: datetime = _ts()
+    sent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_team_time", "team_id", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE")
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=40)
+    target: str = Field(max_length=200)
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = _ts()
