@@ -1,0 +1,1 @@
+"""The operations (the one place where decisions are made), roles and presenters."""

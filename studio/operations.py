@@ -1,0 +1,768 @@
+"""The operations: every decision about teams, bots, versions and deployments is made here.
+
+REST and the conversational Studio both call these. Each one checks the caller's team and role,
+changes the database in one transaction together with its audit event, and raises an
+`OperationError` with a short message when the caller must fix something (nothing is then changed).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from builders.diff import diff_specs
+from builders.edit import apply_changes, coerce_field
+from builders.spec import BotSpec
+from builders.validation import SpecError
+from builders.yaml_io import YamlError, spec_from_yaml, spec_to_yaml
+from runtime.channel import DeploymentInfo, UnknownChannelError
+from runtime.models import check_model
+from runtime.pipeline import CompileError, compile_spec
+from runtime.runtime import Runtime
+from storage import conversations as conv_store
+from storage.audit import AuditRepository
+from storage.bots import ENVIRONMENTS, BotRepository
+from storage.database import Database
+from storage.deployments import DeploymentRepository
+from storage.errors import DuplicateError, StaleRevisionError
+from storage.tables import Bot, Deployment, utcnow
+from storage.teams import TeamRepository
+from studio.errors import (
+    ConflictError,
+    InvalidError,
+    NotAvailableError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from studio.roles import Caller, Role
+from studio.secrets import Cipher
+from studio.settings import Settings
+from studio.views import (
+    ApiKeyCreated,
+    AuditView,
+    BotListItem,
+    BotView,
+    ChangeView,
+    ConversationView,
+    DeploymentView,
+    DiffView,
+    MemberView,
+    PromoteResult,
+    StatsView,
+    VersionView,
+)
+
+logger = logging.getLogger(__name__)
+
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+CHANNELS = ("web", "slack", "telegram")
+LOCAL_TEAM = "local"
+_TEAM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+
+
+def _problems(exc: SpecError) -> InvalidError:
+    return InvalidError("; ".join(exc.problems))
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    index = min(len(values) - 1, max(0, round(fraction * (len(values) - 1))))
+    return round(values[index], 1)
+
+
+class Operations:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        runtime: Runtime,
+        settings: Settings,
+        cipher: Cipher,
+    ) -> None:
+        self.db = db
+        self.runtime = runtime
+        self.settings = settings
+        self.cipher = cipher
+
+    # -- teams, keys, members ---------------------------------------------------------------
+
+    async def authenticate(self, key: str) -> Caller:
+        async with self.db.read() as session:
+            repo = TeamRepository(session)
+            row = await repo.find_api_key(key)
+            team = await repo.by_id(row.team_id) if row else None
+        if row is None or team is None or team.id is None:
+            raise UnauthorizedError("invalid API key")
+        return Caller(
+            team_id=team.id, team=team.name, identity=f"api:{row.name}", role=Role(row.role)
+        )
+
+    async def create_team(self, name: str) -> ApiKeyCreated:
+        """A new team and its owner key (printed once; stored hashed)."""
+        if not _TEAM_NAME.fullmatch(name):
+            raise InvalidError("team name: use 2-40 lowercase letters, digits and '-'")
+        async with self.db.write() as session:
+            repo = TeamRepository(session)
+            try:
+                team = await repo.create(name)
+            except DuplicateError as exc:
+                raise ConflictError(str(exc)) from None
+            assert team.id is not None
+            key, _ = await repo.create_api_key(team.id, "owner", Role.OWNER)
+            await repo.add_member(team.id, "api:owner", Role.OWNER)
+            await AuditRepository(session).record(
+                team_id=team.id, actor="cli", action="team.create", target=name
+            )
+        return ApiKeyCreated(team=name, name="owner", role=Role.OWNER, key=key)
+
+    async def create_api_key(self, *, team: str, role: str, name: str) -> ApiKeyCreated:
+        try:
+            parsed = Role.parse(role)
+        except ValueError as exc:
+            raise InvalidError(str(exc)) from None
+        if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,80}", name):
+            raise InvalidError("key name: 1-80 letters, digits or _ . @ -")
+        async with self.db.write() as session:
+            repo = TeamRepository(session)
+            row = await repo.by_name(team)
+            if row is None or row.id is None:
+                raise NotFoundError(f"no team named '{team}'")
+            key, _ = await repo.create_api_key(row.id, name, parsed)
+            if await repo.member(row.id, f"api:{name}") is None:
+                await repo.add_member(row.id, f"api:{name}", parsed)
+            await AuditRepository(session).record(
+                team_id=row.id,
+                actor="cli",
+                action="apikey.create",
+                target=f"api:{name}",
+                after={"role": parsed.value},
+            )
+        return ApiKeyCreated(team=team, name=name, role=parsed, key=key)
+
+    async def ensure_local_team(self, key_file: Path) -> ApiKeyCreated | None:
+        """On an empty database: the `local` team, its owner key written to `key_file` (0600)."""
+        async with self.db.read() as session:
+            if await TeamRepository(session).by_name(LOCAL_TEAM) is not None:
+                return None
+            from sqlmodel import select
+
+            from storage.tables import Team
+
+            if (await session.exec(select(Team.id).limit(1))).first() is not None:
+                return None
+        created = await self.create_team(LOCAL_TEAM)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(created.key + "\n")
+        return created
+
+    async def members(self, caller: Caller) -> list[MemberView]:
+        async with self.db.read() as session:
+            rows = await TeamRepository(session).members(caller.team_id)
+        return [MemberView(identity=m.identity, role=m.role, joined_at=m.created_at) for m in rows]
+
+    # -- bots -------------------------------------------------------------------------------
+
+    async def _bot(self, session: AsyncSession, caller: Caller, name: str) -> Bot:
+        repo = BotRepository(session)
+        bot = await repo.get(caller.team_id, name)
+        if bot is not None:
+            return bot
+        close = difflib.get_close_matches(name, await repo.names(caller.team_id), n=1, cutoff=0.6)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise NotFoundError(f"No bot named '{name}'.{hint}")
+
+    @staticmethod
+    def _runnable(spec: BotSpec) -> None:
+        try:
+            compile_spec(spec)
+        except CompileError as exc:
+            raise InvalidError(str(exc)) from None
+
+    async def _view(self, session: AsyncSession, bot: Bot) -> BotView:
+        assert bot.id is not None
+        pointers = await BotRepository(session).pointers(bot.id)
+        return BotView(
+            name=bot.name,
+            revision=bot.revision,
+            draft=BotSpec.model_validate(bot.draft),
+            environments={env: p.number for env, p in sorted(pointers.items())},
+            updated_at=bot.updated_at,
+        )
+
+    async def create_bot(self, caller: Caller, name: str, description: str = "") -> BotView:
+        caller.require(Role.EDITOR, "Creating a bot")
+        try:
+            spec = BotSpec(name=name, description=description, model=self.settings.default_model)
+        except ValueError as exc:
+            raise InvalidError(_first_problem(exc)) from None
+        return await self._create(caller, spec, action="bot.create")
+
+    async def import_bot(
+        self, caller: Caller, source: str | dict[str, Any], *, replace: bool = False
+    ) -> BotView:
+        """Import a spec given as YAML text or as a JSON mapping."""
+        caller.require(Role.EDITOR, "Importing a bot")
+        try:
+            spec = spec_from_yaml(source) if isinstance(source, str) else _parse(source)
+        except YamlError as exc:
+            from studio.errors import BadRequestError
+
+            raise BadRequestError(str(exc)) from None
+        except SpecError as exc:
+            raise _problems(exc) from None
+        self._runnable(spec)
+        if not replace:
+            return await self._create(caller, spec, action="bot.import")
+        async with self.db.write() as session:
+            repo = BotRepository(session)
+            bot = await repo.get(caller.team_id, spec.name)
+            if bot is None:
+                bot = await repo.create(caller.team_id, spec)
+                before = None
+            else:
+                before = bot.draft
+                await repo.save_draft(bot, spec, expected_revision=bot.revision)
+            await AuditRepository(session).record(
+                team_id=caller.team_id,
+                actor=caller.identity,
+                action="bot.import",
+                target=spec.name,
+                before=before,
+                after=spec.model_dump(mode="json"),
+            )
+            return await self._view(session, bot)
+
+    async def _create(self, caller: Caller, spec: BotSpec, *, action: str) -> BotView:
+        async with self.db.write() as session:
+            try:
+                bot = await BotRepository(session).create(caller.team_id, spec)
+            except DuplicateError:
+                raise ConflictError(
+                    f"A bot named '{spec.name}' already exists"
+                    + (
+                        " (import with --replace to overwrite its draft)"
+                        if action == "bot.import"
+                        else ""
+                    )
+                ) from None
+            await AuditRepository(session).record(
+                team_id=caller.team_id,
+                actor=caller.identity,
+                action=action,
+                target=spec.name,
+                after=spec.model_dump(mode="json"),
+            )
+            return await self._view(session, bot)
+
+    async def get_bot(self, caller: Caller, name: str) -> BotView:
+        async with self.db.read() as session:
+            return await self._view(session, await self._bot(session, caller, name))
+
+    async def list_bots(self, caller: Caller) -> list[BotListItem]:
+        async with self.db.read() as session:
+            repo = BotRepository(session)
+            items = []
+            for bot in await repo.list(caller.team_id):
+                assert bot.id is not None
+                pointers = await repo.pointers(bot.id)
+                latest = await repo.latest_version(bot.id)
+                items.append(
+                    BotListItem(
+                        name=bot.name,
+                        description=bot.draft.get("description", ""),
+                        model=bot.draft.get("model", ""),
+                        environments={env: p.number for env, p in sorted(pointers.items())},
+                        versions=latest.number if latest else 0,
+                    )
+                )
+        return items
+
+    async def export_bot(self, caller: Caller, name: str) -> str:
+        return spec_to_yaml((await self.get_bot(caller, name)).draft)
+
+    async def edit_draft(
+        self, caller: Caller, name: str, changes: dict[str, Any], *, revision: int | None = None
+    ) -> BotView:
+        """Apply field changes to the draft; `revision` (when given) must be the current one."""
+        caller.require(Role.EDITOR, "Editing a bot")
+        if not changes:
+            raise InvalidError("nothing to change: give at least one field")
+        async with self.db.write() as session:
+            bot = await self._bot(session, caller, name)
+            current = BotSpec.model_validate(bot.draft)
+            try:
+                updated = apply_changes(current, changes)
+            except SpecError as exc:
+                raise _problems(exc) from None
+            self._runnable(updated)
+            if updated.model != current.model:
+                problem = await check_model(updated.model, api_base=self.settings.llm_api_base)
+                if problem:
+                    raise InvalidError(f"model: {problem}")
+            expected = bot.revision if revision is None else revision
+            before = current.model_dump(mode="json")
+            after = updated.model_dump(mode="json")
+            try:
+                await BotRepository(session).save_draft(bot, updated, expected_revision=expected)
+            except StaleRevisionError as exc:
+                raise ConflictError(
+                    f"The draft changed meanwhile (it is at revision {exc.current}); "
+                    "reload it and try again"
+                ) from None
+            await AuditRepository(session).record(
+                team_id=caller.team_id,
+                actor=caller.identity,
+                action="bot.edit",
+                target=name,
+                before={k: before[k] for k in before if before[k] != after[k]},
+                after={k: after[k] for k in after if before[k] != after[k]},
+            )
+            return await self._view(session, bot)
+
+    async def set_field(self, caller: Caller, name: str, field: str, raw: str) -> BotView:
+        try:
+            value = coerce_field(field, raw)
+        except SpecError as exc:
+            raise _problems(exc) from None
+        return await self.edit_draft(caller, name, {field: value})
+
+    async def delete_bot(self, caller: Caller, name: str) -> None:
+        caller.require(Role.ADMIN, "Deleting a bot")
+        async with self.db.write() as session:
+            bot = await self._bot(session, caller, name)
+            assert bot.id is not None
+            deployments = await DeploymentRepository(session).for_team(caller.team_id, bot.id)
+            before = bot.draft
+            await BotRepository(session).delete(bot)
+            await AuditRepository(session).record(
+                team_id=caller.team_id,
+                actor=caller.identity,
+                action="bot.delete",
+                target=name,
+                before=before,
+            )
+        self.runtime.invalidate_bot(bot.id)
+        for deployment, _ in deployments:
+            await self._teardown(deployment, name)
+
+    # -- versions and environments -----------------------------------------------------------
+
+    async def versions(self, caller: Caller, name: str) -> list[VersionView]:
+        async with self.db.read() as session:
+            bot = await self._bot(session, caller, name)
+            assert bot.id is not None
+            repo = BotRepository(session)
+            pointers = await repo.pointers(bot.id)
+            rows = await repo.versions(bot.id)
+        return [
+            VersionView(
+                number=v.number,
+                spec_hash=v.spec_hash,
+                created_by=v.created_by,
+                created_at=v.created_at,
+                environments=sorted(env for env, p in pointers.items() if p.number == v.number),
+            )
+            for v in rows
+        ]
+
+    async def promote(
+        self, caller: Caller, name: str, *, to: str = "staging", force: bool = False
+    ) -> PromoteResult:
+        """Staging: freeze the draft into a new version. Production: run staging's version."""
+        caller.require(Role.ADMIN, "Promoting")
+        if force:
+            caller.require(Role.OWNER, "Forcing a promotion")
+        if to not in ENVIRONMENTS:
+            raise InvalidError(f"environment must be staging or production, not '{to}'")
+        async with self.db.write() as session:
+            bot = await self._bot(session, caller, name)
+            assert bot.id is not None
+            repo = BotRepository(session)
+            pointers = await repo.pointers(bot.id)
+            created = False
+            if to == "staging":
+                spec = BotSpec.model_validate(bot.draft)
+                self._runnable(spec)
+                latest = await repo.latest_version(bot.id)
+                if latest is not None and latest.spec_hash == spec.content_hash():
+                    version = latest
+                else:
+                    version = await repo.add_version(bot, spec, created_by=caller.identity)
+                    created = True
+                version_id, number = version.id, version.number
+            else:
+                staging = pointers.get("staging")
+                if staging is None:
+                    raise ConflictError(
+                        f"{name} has no staging version yet: promote it to staging first"
+                    )
+                version_id, number = staging.version_id, staging.number
+            assert version_id is not None
+            previous = pointers.get(to)
+            await repo.set_pointer(bot.id, to, version_id)
+            await AuditRepository(session).record(
+                team_id=caller.team_id,
+                actor=caller.identity,
+                action="bot.promote",
+                target=name,
+                before={"env": to, "version": previous.number if previous else None},
+                after={"env": to, "version": number, "forced": force},
+            )
+        self.runtime.invalidate_bot(bot.id)
+        return PromoteResult(version=number, env=to, created=created)
+
+    async def rollback(
+        self, caller: Caller, name: str, *, env: str, version: int | None = None
+    ) -> PromoteResult:
+        """Point `env` back at `version` (default: the version before the current one)."""
+        caller.require(Role.ADMIN, "Rolling back")
+        if env not in ENVIRONMENTS:
+            raise InvalidError(f"environment must be staging or production, not '{env}'")
+        async with self.db.write() as session:
+            bot = await self._bot(session, caller, name)
+            assert bot.id is not None
+            repo = BotRepository(session)
+            current = (await repo.pointers(bot.id)).get(env)
+            if current is None:
+                raise ConflictError(f"{name} has no {env} version to roll back")
+            if version is None:
+                older = [v for v in await repo.versions(bot.id) if v.number < current.number]
+                if not older:
+                    raise ConflictError(f"{env} already runs the first version (v{current.number})")
+                target = older[-1]
+            else:
+                found = await repo.version(bot.id, version)
+                if found is None:
+                    raise NotFoundError(f"{name} has no version v{version}")
+                target = found
+            assert target.id is not None
+            await repo.set_pointer(bot.id, env, target.id)
+            await AuditRepository(session).record(
+                team_id=caller.team_id,
+                actor=caller.identity,
+                action="bot.rollback",
+                target=name,
+                before={"env": env, "version": current.number},
+                after={"env": env, "version": target.number},
+            )
+        self.runtime.invalidate_bot(bot.id)
+        return PromoteResult(version=target.number, env=env, created=False)
+
+    async def diff(
+        self, caller: Caller, name: str, *, before: str | None = None, after: str | None = None
+    ) -> DiffView:
+        """Compare two versions (`v3`, `3`, `draft`, `staging`, `production`).
+
+        Defaults: the latest version against the draft.
+        """
+        async with self.db.read() as session:
+            bot = await self._bot(session, caller, name)
+            assert bot.id is not None
+            repo = BotRepository(session)
+            pointers = await repo.pointers(bot.id)
+            latest = await repo.latest_version(bot.id)
+
+            async def resolve(ref: str | None, default: str) -> tuple[str, BotSpec]:
+                ref = (ref or default).lower()
+                if ref == "draft":
+                    return "draft", BotSpec.model_validate(bot.draft)
+                if ref in pointers:
+                    ref = str(pointers[ref].number)
+                digits = ref.removeprefix("v")
+                if not digits.isdigit():
+                    raise InvalidError(
+                        f"'{ref}' is not a version: use v3, draft, staging or production"
+                    )
+                version = await repo.version(bot.id, int(digits))  # type: ignore[arg-type]
+                if version is None:
+                    raise NotFoundError(f"{name} has no version v{digits}")
+                return f"v{version.number}", BotSpec.model_validate(version.spec)
+
+            if latest is None and before is None:
+                raise ConflictError(
+                    f"{name} has no versions yet: nothing to compare the draft with"
+                )
+            label_a, spec_a = await resolve(before, f"v{latest.number}" if latest else "draft")
+            label_b, spec_b = await resolve(after, "draft")
+        changes = [
+            ChangeView(field=c.field, before=c.before, after=c.after, lines=list(c.lines))
+            for c in diff_specs(spec_a, spec_b)
+        ]
+        return DiffView(bot=name, before=label_a, after=label_b, changes=changes)
+
+    async def history(self, caller: Caller, name: str, *, limit: int = 50) -> list[AuditView]:
+        async with self.db.read() as session:
+            await self._bot(session, caller, name)
+            rows = await AuditRepository(session).events(caller.team_id, target=name, limit=limit)
+        return [_audit_view(row) for row in rows]
+
+    # -- deployments ------------------------------------------------------------------------
+
+    async def deploy(
+        self,
+        caller: Caller,
+        name: str,
+        *,
+        channel: str,
+        env: str = "production",
+        target: str | None = None,
+        token: str | None = None,
+    ) -> DeploymentView:
+        caller.require(Role.ADMIN, "Deploying")
+        if channel not in CHANNELS:
+            raise InvalidError(f"channel must be one of {', '.join(CHANNELS)}, not '{channel}'")
+        if env not in ENVIRONMENTS:
+            raise InvalidError(f"environment must be staging or production, not '{env}'")
+        try:
+            port = self.runtime.channels.get(channel)
+        except UnknownChannelError:
+            raise NotAvailableError(
+                f"Deploying to {channel} is not available in this service yet"
+            ) from None
+        if channel == "web" and (target or token):
+            raise InvalidError("a web deployment takes no target or token")
+        async with self.db.write() as session:
+            bot = await self._bot(session, caller, name)
+            assert bot.id is not None
+            pointers = await BotRepository(session).pointers(bot.id)
+            if env not in pointers:
+                step = "staging" if env == "staging" else "staging, then to production"
+                raise ConflictError(f"{name} has no {env} version yet: promote it to {step} first")
+            repo = DeploymentRepository(session)
+            where = target or f"bot-{bot.id}"
+            existing = await repo.find(channel=channel, target=where, env=env)
+            if existing is not None:
+                if existing.bot_id != bot.id:
+                    raise ConflictError(f"{channel} {where} already serves another bot in {env}")
+                return await self._deployment_view(existing, name, pointers[env].number)
+            deployment = await repo.create(
+                team_id=caller.team_id,
+                bot_id=bot.id,
+                channel=channel,
+                env=env,
+                target=where,
+                credentials=self.cipher.encrypt(token) if token else None,
+            )
+            await AuditRepository(session).record(
+                team_id=caller.team_id,
+                actor=caller.identity,
+                action="deploy",
+                target=name,
+                after={
+                    "deployment": deployment.id,
+                    "channel": channel,
+                    "env": env,
+                    "target": where,
+                },
+            )
+        try:
+            await port.setup(_info(deployment, name))
+        except Exception as exc:
+            async with self.db.write() as session:
+                row = await DeploymentRepository(session).get(deployment.id)
+                if row is not None:
+                    await DeploymentRepository(session).delete(row)
+            logger.warning("deployment set-up failed: %s", exc, extra={"deployment": deployment.id})
+            raise ConflictError(f"Could not set up the {channel} deployment: {exc}") from None
+        return await self._deployment_view(deployment, name, pointers[env].number)
+
+    async def _deployment_view(
+        self, deployment: Deployment, bot_name: str, version: int | None
+    ) -> DeploymentView:
+        return DeploymentView(
+            id=deployment.id,
+            bot=bot_name,
+            channel=deployment.channel,
+            env=deployment.env,
+            target=deployment.target,
+            status=deployment.status,
+            url=self.public_url(deployment),
+            version=version,
+            created_at=deployment.created_at,
+        )
+
+    def public_url(self, deployment: Deployment) -> str | None:
+        if deployment.channel != "web":
+            return None
+        base = (self.settings.public_url or "").rstrip("/")
+        return f"{base}/chat/{deployment.id}"
+
+    async def deployments(self, caller: Caller, name: str | None = None) -> list[DeploymentView]:
+        async with self.db.read() as session:
+            bot_id = None
+            if name is not None:
+                bot_id = (await self._bot(session, caller, name)).id
+            rows = await DeploymentRepository(session).for_team(caller.team_id, bot_id)
+            repo = BotRepository(session)
+            views = []
+            for deployment, bot_name in rows:
+                pointer = (await repo.pointers(deployment.bot_id)).get(deployment.env)
+                views.append(
+                    await self._deployment_view(
+                        deployment, bot_name, pointer.number if pointer else None
+                    )
+                )
+        return views
+
+    async def undeploy(self, caller: Caller, deployment_id: str) -> DeploymentView:
+        caller.require(Role.ADMIN, "Undeploying")
+        async with self.db.write() as session:
+            repo = DeploymentRepository(session)
+            deployment = await repo.get(deployment_id)
+            if deployment is None or deployment.team_id != caller.team_id:
+                raise NotFoundError(f"No deployment '{deployment_id}'.")
+            bot = await BotRepository(session).by_id(deployment.bot_id)
+            bot_name = bot.name if bot else "?"
+            view = await self._deployment_view(deployment, bot_name, None)
+            await repo.delete(deployment)
+            await AuditRepository(session).record(
+                team_id=caller.team_id,
+                actor=caller.identity,
+                action="undeploy",
+                target=bot_name,
+                before={
+                    "deployment": deployment.id,
+                    "channel": deployment.channel,
+                    "env": deployment.env,
+                    "target": deployment.target,
+                },
+            )
+        self.runtime.forget_deployment(deployment_id)
+        await self._teardown(deployment, bot_name)
+        return view
+
+    async def undeploy_channel(
+        self, caller: Caller, name: str, *, channel: str, env: str | None = None
+    ) -> list[DeploymentView]:
+        """Remove the bot's deployments on `channel` (in `env`, or all environments)."""
+        matching = [
+            d
+            for d in await self.deployments(caller, name)
+            if d.channel == channel and (env is None or d.env == env)
+        ]
+        if not matching:
+            where = f" in {env}" if env else ""
+            raise NotFoundError(f"{name} is not deployed to {channel}{where}")
+        return [await self.undeploy(caller, d.id) for d in matching]
+
+    async def _teardown(self, deployment: Deployment, bot_name: str) -> None:
+        try:
+            await self.runtime.channels.get(deployment.channel).teardown(
+                _info(deployment, bot_name)
+            )
+        except UnknownChannelError:
+            pass
+        except Exception:
+            logger.exception("teardown failed", extra={"deployment": deployment.id})
+
+    # -- insight ----------------------------------------------------------------------------
+
+    async def stats(
+        self, caller: Caller, name: str | None = None, period: str = "7d"
+    ) -> list[StatsView]:
+        """Per bot: turns, users, errors, latency, tokens and cost over `period`."""
+        if period not in PERIODS:
+            raise InvalidError(f"period must be one of {', '.join(PERIODS)}, not '{period}'")
+        since = utcnow() - PERIODS[period]
+        async with self.db.read() as session:
+            if name is not None:
+                bots = [await self._bot(session, caller, name)]
+            else:
+                bots = await BotRepository(session).list(caller.team_id)
+        views = []
+        async with self.db.read_conn() as conn:
+            for bot in bots:
+                assert bot.id is not None
+                row = await conv_store.stats(conn, bot.id, since)
+                priced = row.turns - row.errors - row.unknown_cost_turns
+                views.append(
+                    StatsView(
+                        bot=bot.name,
+                        period=period,
+                        turns=row.turns,
+                        conversations=row.conversations,
+                        users=row.users,
+                        errors=row.errors,
+                        error_rate=round(row.errors / row.turns, 4) if row.turns else 0.0,
+                        latency_p50_ms=_percentile(row.latencies_ms, 0.5),
+                        latency_p95_ms=_percentile(row.latencies_ms, 0.95),
+                        prompt_tokens=row.prompt_tokens,
+                        completion_tokens=row.completion_tokens,
+                        cost_usd=round(row.cost_usd, 6) if priced > 0 or not row.turns else None,
+                        unknown_cost_turns=row.unknown_cost_turns,
+                    )
+                )
+        return views
+
+    async def conversations(
+        self, caller: Caller, name: str, *, limit: int = 50
+    ) -> list[ConversationView]:
+        async with self.db.read() as session:
+            bot = await self._bot(session, caller, name)
+        assert bot.id is not None
+        async with self.db.read_conn() as conn:
+            rows = await conv_store.recent_conversations(conn, bot.id, limit=limit)
+        return [
+            ConversationView(
+                id=r.id,
+                channel=r.channel,
+                user=r.user,
+                started_at=r.started_at,
+                messages=r.messages,
+            )
+            for r in rows
+        ]
+
+    async def audit(self, caller: Caller, *, limit: int = 100) -> list[AuditView]:
+        caller.require(Role.ADMIN, "Reading the audit log")
+        async with self.db.read() as session:
+            rows = await AuditRepository(session).events(caller.team_id, limit=limit)
+        return [_audit_view(row) for row in rows]
+
+
+def _parse(data: dict[str, Any]) -> BotSpec:
+    from builders.validation import parse_spec
+
+    return parse_spec(data)
+
+
+def _first_problem(exc: ValueError) -> str:
+    from pydantic import ValidationError
+
+    from builders.validation import human_problems
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(human_problems(exc))
+    return str(exc)
+
+
+def _info(deployment: Deployment, bot_name: str) -> DeploymentInfo:
+    return DeploymentInfo(
+        id=deployment.id,
+        channel=deployment.channel,
+        env=deployment.env,
+        target=deployment.target,
+        bot_name=bot_name,
+        credentials=deployment.credentials,
+    )
+
+
+def _audit_view(row: Any) -> AuditView:
+    return AuditView(
+        at=row.created_at,
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        before=row.before,
+        after=row.after,
+    )

@@ -1,0 +1,51 @@
+"""Settings from the environment or `.env`, named as in SPEC §2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./data/studio.db", validation_alias=_env("STUDIO_DATABASE_URL")
+    )
+    qdrant_url: str | None = Field(None, validation_alias=_env("STUDIO_QDRANT_URL"))
+    default_model: str = Field("offline", validation_alias=_env("STUDIO_DEFAULT_MODEL"))
+    builder_model: str | None = Field(None, validation_alias=_env("STUDIO_BUILDER_MODEL"))
+    judge_model: str | None = Field(None, validation_alias=_env("STUDIO_JUDGE_MODEL"))
+    llm_api_base: str | None = Field(None, validation_alias=_env("STUDIO_LLM_API_BASE"))
+    slack_bot_token: str | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_signing_secret: str | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
+    slack_owners: str | None = Field(None, validation_alias=_env("STUDIO_SLACK_OWNERS"))
+    slack_api_url: str = Field(
+        "https://slack.com/api/", validation_alias=_env("STUDIO_SLACK_API_URL")
+    )
+    telegram_builder_token: str | None = Field(
+        None, validation_alias=_env("TELEGRAM_BUILDER_TOKEN")
+    )
+    telegram_open_signup: bool = Field(False, validation_alias=_env("STUDIO_TELEGRAM_OPEN_SIGNUP"))
+    telegram_api_url: str = Field(
+        "https://api.telegram.org", validation_alias=_env("STUDIO_TELEGRAM_API_URL")
+    )
+    public_url: str | None = Field(None, validation_alias=_env("STUDIO_PUBLIC_URL"))
+    embedding_model: str | None = Field(None, validation_alias=_env("STUDIO_EMBEDDING_MODEL"))
+    allow_private_urls: bool = Field(False, validation_alias=_env("STUDIO_ALLOW_PRIVATE_URLS"))
+    secret_key: str | None = Field(None, validation_alias=_env("STUDIO_SECRET_KEY"))
+    data_dir: Path = Field(Path("./data"), validation_alias=_env("STUDIO_DATA_DIR"))
+
+    @property
+    def effective_judge_model(self) -> str | None:
+        return self.judge_model or self.builder_model
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

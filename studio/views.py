@@ -1,0 +1,112 @@
+"""What operations return: pydantic models that REST serialises and presenters render."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from builders.spec import BotSpec
+
+
+class BotView(BaseModel):
+    name: str
+    revision: int
+    draft: BotSpec
+    environments: dict[str, int]  # env -> version number
+    updated_at: datetime
+
+
+class BotListItem(BaseModel):
+    name: str
+    description: str
+    model: str
+    environments: dict[str, int]
+    versions: int
+
+
+class VersionView(BaseModel):
+    number: int
+    spec_hash: str
+    created_by: str
+    created_at: datetime
+    environments: list[str]
+
+
+class PromoteResult(BaseModel):
+    version: int
+    env: str
+    created: bool  # False: the environment now points at an existing version
+
+
+class DeploymentView(BaseModel):
+    id: str
+    bot: str
+    channel: str
+    env: str
+    target: str
+    status: str
+    url: str | None
+    version: int | None
+    created_at: datetime
+
+
+class ChangeView(BaseModel):
+    field: str
+    before: Any
+    after: Any
+    lines: list[str]
+
+
+class DiffView(BaseModel):
+    bot: str
+    before: str
+    after: str
+    changes: list[ChangeView]
+
+
+class AuditView(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class StatsView(BaseModel):
+    bot: str
+    period: str
+    turns: int
+    conversations: int
+    users: int
+    errors: int
+    error_rate: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None  # None: every answered turn had an unknown price
+    unknown_cost_turns: int
+
+
+class ConversationView(BaseModel):
+    id: int
+    channel: str
+    user: str
+    started_at: datetime
+    messages: int
+
+
+class MemberView(BaseModel):
+    identity: str
+    role: str
+    joined_at: datetime
+
+
+class ApiKeyCreated(BaseModel):
+    team: str
+    name: str
+    role: str
+    key: str

@@ -1,0 +1,136 @@
+"""Shared fixtures: a network guard, databases (SQLite file; PostgreSQL when marked)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+import asyncio
+import socket
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage.database import Database
+from storage.migrate import migrate
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _check(address: Any) -> None:
+    if isinstance(address, tuple) and address and address[0] not in _LOOPBACK:
+        raise ConnectionRefusedError(f"tests may only reach 127.0.0.1, not {address[0]}")
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    _check(address)
+    _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    _check(address)
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only() -> Iterator[None]:
+    """Any network address but loopback is refused (the sandbox has no network anyway)."""
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+def _postgres_available(url: str) -> str | None:
+    """None when reachable, else the reason."""
+    import asyncpg
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(dsn, timeout=3)
+        await conn.close()
+
+    try:  # in a thread: the caller may already be inside an event loop
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, probe()).result()
+    except Exception as exc:
+        return f"PostgreSQL not reachable at {url}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL URL (STUDIO_TEST_POSTGRES_URL); skipped without one, a failure under CI=true."""
+    url = os.environ.get("STUDIO_TEST_POSTGRES_URL")
+    reason = "STUDIO_TEST_POSTGRES_URL is not set" if not url else _postgres_available(url)
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL for the tests marked postgres: {reason}")
+        pytest.skip(reason)
+    assert url is not None
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}"
+
+
+async def _fresh_postgres(url: str) -> str:
+    """A new schema-isolated database for one test: a throwaway database on the server."""
+    import asyncpg
+
+    name = f"studio_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+async def _drop_postgres(url: str, database_url: str) -> None:
+    import asyncpg
+
+    name = database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database: a SQLite file, and the same test on PostgreSQL when available."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}")
+        await migrate(db)
+        yield db
+        await db.dispose()
+        return
+    server = request.getfixturevalue("postgres_url")
+    url = await _fresh_postgres(server)
+    db = Database(url)
+    await migrate(db)
+    yield db
+    await db.dispose()
+    await _drop_postgres(server, url)
+
+
+@pytest.fixture
+async def db(sqlite_url: str) -> AsyncIterator[Database]:
+    """A migrated SQLite database in a temporary file."""
+    database = Database(sqlite_url)
+    await migrate(database)
+    yield database
+    await database.dispose()
