@@ -335,8 +335,9 @@ class Runtime:
         if rows is not None and conversation_id is not None and replies:
             address = replies[0].address
             self._remember((address.deployment_id, address.conversation), conversation_id)
-        for outbox_id, reply in zip(outbox_ids, replies, strict=True):
-            await self._deliver(outbox_id, reply)
+        if outbound:
+            for outbox_id, reply in zip(outbox_ids, replies, strict=True):
+                await self._deliver(outbox_id, reply)
         return Reply(
             messages=tuple(replies),
             error=error,

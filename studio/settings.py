@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     allow_private_urls: bool = Field(False, validation_alias=_env("STUDIO_ALLOW_PRIVATE_URLS"))
     secret_key: str | None = Field(None, validation_alias=_env("STUDIO_SECRET_KEY"))
     data_dir: Path = Field(Path("./data"), validation_alias=_env("STUDIO_DATA_DIR"))
+    web_rate_per_session: float = Field(30, validation_alias=_env("STUDIO_WEB_RATE_PER_SESSION"))
+    web_rate_per_address: float = Field(300, validation_alias=_env("STUDIO_WEB_RATE_PER_ADDRESS"))
 
     @property
     def effective_judge_model(self) -> str | None:

@@ -9,8 +9,8 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 import asyncio
 import socket
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 

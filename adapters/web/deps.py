@@ -1,0 +1,37 @@
+"""What the web routes need from the composition root, and the caller behind a request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from adapters.web.rate_limit import RateLimiter
+from adapters.web.sessions import SessionIssuer
+from runtime.runtime import Runtime
+from studio.errors import UnauthorizedError
+from studio.operations import Operations
+from studio.roles import Caller
+from studio.settings import Settings
+
+
+@dataclass(slots=True)
+class WebServices:
+    settings: Settings
+    ops: Operations
+    runtime: Runtime
+    sessions: SessionIssuer
+    session_limiter: RateLimiter
+    address_limiter: RateLimiter
+
+
+def services(request: Request) -> WebServices:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+async def caller(request: Request) -> Caller:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise UnauthorizedError("missing API key: send 'Authorization: Bearer KEY'")
+    return await services(request).ops.authenticate(key.strip())

@@ -1,0 +1,216 @@
+"""The REST API: every Studio operation, acting with the role of the caller's API key."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from adapters.web.deps import WebServices, caller, services
+from studio.errors import BadRequestError, NotAvailableError, TooLargeError
+from studio.roles import Caller
+from studio.views import (
+    AuditView,
+    BotListItem,
+    BotView,
+    ConversationView,
+    DeploymentView,
+    DiffView,
+    MemberView,
+    PromoteResult,
+    StatsView,
+    VersionView,
+)
+
+MAX_SPEC_BYTES = 1_000_000
+
+router = APIRouter(prefix="/api/v1")
+Who = Annotated[Caller, Depends(caller)]
+Services = Annotated[WebServices, Depends(services)]
+
+
+class CreateBot(BaseModel):
+    name: str
+    description: str = ""
+
+
+class PromoteIn(BaseModel):
+    to: Literal["staging", "production"] = "staging"
+    force: bool = False
+
+
+class RollbackIn(BaseModel):
+    env: Literal["staging", "production"]
+    version: int | None = None
+
+
+class DeployIn(BaseModel):
+    channel: Literal["web", "slack", "telegram"]
+    env: Literal["staging", "production"] = "production"
+    target: str | None = Field(default=None, max_length=200)
+    token: str | None = Field(default=None, max_length=400)
+
+
+class DeployOut(BaseModel):
+    id: str
+    url: str | None
+
+
+@router.get("/bots", response_model=list[BotListItem], tags=["bots"])
+async def list_bots(who: Who, svc: Services) -> list[BotListItem]:
+    return await svc.ops.list_bots(who)
+
+
+@router.post("/bots", response_model=BotView, status_code=201, tags=["bots"])
+async def create_bot(body: CreateBot, who: Who, svc: Services) -> BotView:
+    return await svc.ops.create_bot(who, body.name, body.description)
+
+
+@router.post("/bots/import", response_model=BotView, status_code=201, tags=["bots"])
+async def import_bot(request: Request, who: Who, svc: Services, replace: bool = False) -> BotView:
+    """A YAML body (any text type) or a JSON spec (`application/json`)."""
+    raw = await request.body()
+    if len(raw) > MAX_SPEC_BYTES:
+        raise TooLargeError(f"spec too large: at most {MAX_SPEC_BYTES // 1000} kB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequestError("the spec must be UTF-8 text") from None
+    source: str | dict[str, Any] = text
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            source = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadRequestError(f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    return await svc.ops.import_bot(who, source, replace=replace)
+
+
+@router.get("/bots/{bot}", response_model=BotView, tags=["bots"])
+async def get_bot(bot: str, who: Who, svc: Services) -> BotView:
+    return await svc.ops.get_bot(who, bot)
+
+
+@router.patch("/bots/{bot}", response_model=BotView, tags=["bots"])
+async def edit_bot(bot: str, body: dict[str, Any], who: Who, svc: Services) -> BotView:
+    """Edit draft fields; include `revision` to refuse the edit (409) if the draft changed."""
+    changes = dict(body)
+    revision = changes.pop("revision", None)
+    if revision is not None and not isinstance(revision, int):
+        raise BadRequestError("revision must be a whole number")
+    return await svc.ops.edit_draft(who, bot, changes, revision=revision)
+
+
+@router.delete("/bots/{bot}", status_code=204, tags=["bots"])
+async def delete_bot(bot: str, who: Who, svc: Services) -> Response:
+    await svc.ops.delete_bot(who, bot)
+    return Response(status_code=204)
+
+
+@router.get("/bots/{bot}/export", tags=["bots"])
+async def export_bot(bot: str, who: Who, svc: Services) -> Response:
+    text = await svc.ops.export_bot(who, bot)
+    return Response(text, media_type="application/yaml")
+
+
+@router.get("/bots/{bot}/versions", response_model=list[VersionView], tags=["versions"])
+async def versions(bot: str, who: Who, svc: Services) -> list[VersionView]:
+    return await svc.ops.versions(who, bot)
+
+
+@router.get("/bots/{bot}/diff", response_model=DiffView, tags=["versions"])
+async def diff(
+    bot: str, who: Who, svc: Services, a: str | None = None, b: str | None = None
+) -> DiffView:
+    return await svc.ops.diff(who, bot, before=a, after=b)
+
+
+@router.get("/bots/{bot}/history", response_model=list[AuditView], tags=["versions"])
+async def history(bot: str, who: Who, svc: Services) -> list[AuditView]:
+    return await svc.ops.history(who, bot)
+
+
+@router.post("/bots/{bot}/promote", response_model=PromoteResult, tags=["versions"])
+async def promote(bot: str, body: PromoteIn, who: Who, svc: Services) -> PromoteResult:
+    return await svc.ops.promote(who, bot, to=body.to, force=body.force)
+
+
+@router.post("/bots/{bot}/rollback", response_model=PromoteResult, tags=["versions"])
+async def rollback(bot: str, body: RollbackIn, who: Who, svc: Services) -> PromoteResult:
+    return await svc.ops.rollback(who, bot, env=body.env, version=body.version)
+
+
+@router.post("/bots/{bot}/deployments", response_model=DeployOut, status_code=201, tags=["deploy"])
+async def deploy(bot: str, body: DeployIn, who: Who, svc: Services) -> DeployOut:
+    view = await svc.ops.deploy(
+        who, bot, channel=body.channel, env=body.env, target=body.target, token=body.token
+    )
+    return DeployOut(id=view.id, url=view.url)
+
+
+@router.get("/deployments", response_model=list[DeploymentView], tags=["deploy"])
+async def deployments(who: Who, svc: Services, bot: str | None = None) -> list[DeploymentView]:
+    return await svc.ops.deployments(who, bot)
+
+
+@router.delete("/deployments/{deployment_id}", status_code=204, tags=["deploy"])
+async def undeploy(deployment_id: str, who: Who, svc: Services) -> Response:
+    await svc.ops.undeploy(who, deployment_id)
+    return Response(status_code=204)
+
+
+@router.get("/bots/{bot}/stats", response_model=StatsView, tags=["insight"])
+async def stats(
+    bot: str, who: Who, svc: Services, period: Annotated[str, Query()] = "7d"
+) -> StatsView:
+    return (await svc.ops.stats(who, bot, period))[0]
+
+
+@router.get("/stats", response_model=list[StatsView], tags=["insight"])
+async def team_stats(
+    who: Who, svc: Services, period: Annotated[str, Query()] = "7d"
+) -> list[StatsView]:
+    return await svc.ops.stats(who, None, period)
+
+
+@router.get("/bots/{bot}/conversations", response_model=list[ConversationView], tags=["insight"])
+async def conversations(bot: str, who: Who, svc: Services) -> list[ConversationView]:
+    return await svc.ops.conversations(who, bot)
+
+
+@router.get("/audit", response_model=list[AuditView], tags=["insight"])
+async def audit(
+    who: Who, svc: Services, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[AuditView]:
+    return await svc.ops.audit(who, limit=limit)
+
+
+@router.get("/members", response_model=list[MemberView], tags=["team"])
+async def members(who: Who, svc: Services) -> list[MemberView]:
+    return await svc.ops.members(who)
+
+
+_LATER = {
+    "/bots/{bot}/tests": "Bot tests arrive with the conversational Studio",
+    "/bots/{bot}/tests/run": "Running bot tests arrives with the conversational Studio",
+    "/bots/{bot}/knowledge": "Knowledge arrives with the knowledge feature",
+    "/invites": "Invites arrive with the conversational Studio",
+    "/studio/messages": "Talking to the Studio arrives with the conversational Studio",
+}
+
+
+def _not_yet(message: str) -> Any:
+    async def handler(who: Who) -> None:
+        raise NotAvailableError(f"{message}; it is not available yet.")
+
+    return handler
+
+
+for _path, _message in _LATER.items():
+    router.add_api_route(
+        _path,
+        _not_yet(_message),
+        methods=["GET", "POST", "DELETE"],
+        include_in_schema=False,
+    )

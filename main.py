@@ -1,0 +1,317 @@
+"""Chat Studio: the composition root (settings, wiring, start-up) and the command line.
+
+Heavy imports happen inside the commands that need them, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from runtime.runtime import Runtime
+    from storage.database import Database
+    from studio.operations import Operations
+    from studio.secrets import Cipher
+    from studio.settings import Settings
+
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+class StartupError(Exception):
+    """The service cannot start as configured; the message says what to do."""
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    cipher: Cipher
+    runtime: Runtime
+    ops: Operations
+
+    async def close(self) -> None:
+        await self.runtime.drain()
+        await self.db.dispose()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `.env`; `.env` provider keys are exported for litellm."""
+    from dotenv import dotenv_values
+
+    from studio.settings import Settings
+
+    for name, value in dotenv_values(".env").items():
+        if value is not None and name.isupper() and name.endswith(("_API_KEY", "_API_BASE")):
+            os.environ.setdefault(name, value)
+    return Settings(**overrides)
+
+
+def _secret(settings: Settings) -> str:
+    from studio.secrets import load_or_create_secret
+
+    if settings.secret_key:
+        return settings.secret_key
+    if not settings.uses_sqlite:
+        raise StartupError(
+            "STUDIO_SECRET_KEY is required with a server database: every worker needs the same key"
+        )
+    return load_or_create_secret(settings.data_dir / "secret.key")
+
+
+async def build_services(settings: Settings) -> Services:
+    """Open and migrate the database and wire the runtime, the channels and the operations."""
+    from adapters.web.channel import WebChannel
+    from runtime.channel import ChannelRegistry
+    from runtime.llm import LlmGateway
+    from runtime.runtime import Runtime
+    from storage.database import Database
+    from storage.migrate import migrate
+    from studio.operations import Operations
+    from studio.secrets import Cipher
+
+    cipher = Cipher(_secret(settings))
+    db = Database(settings.database_url)
+    await migrate(db)
+    channels = ChannelRegistry()
+    channels.register(WebChannel(settings.public_url))
+    runtime = Runtime(db=db, llm=LlmGateway(api_base=settings.llm_api_base), channels=channels)
+    ops = Operations(db=db, runtime=runtime, settings=settings, cipher=cipher)
+    return Services(settings=settings, db=db, cipher=cipher, runtime=runtime, ops=ops)
+
+
+def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
+    """The whole service as one ASGI app; start-up and shutdown live in its lifespan."""
+    from adapters.web.app import create_app
+    from adapters.web.deps import WebServices
+    from adapters.web.rate_limit import RateLimiter
+    from adapters.web.sessions import SessionIssuer
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await build_services(settings)
+        created = await services.ops.ensure_local_team(settings.data_dir / "local.key")
+        if created is not None:
+            where = console_url or "the web console at /"
+            print(
+                f"Created the 'local' team. Its owner API key (also in "
+                f"{settings.data_dir / 'local.key'}):\n  {created.key}\nOpen {where} and enter it.",
+                flush=True,
+            )
+        await services.runtime.recover()
+        app.state.services = WebServices(
+            settings=settings,
+            ops=services.ops,
+            runtime=services.runtime,
+            sessions=SessionIssuer(services.cipher),
+            session_limiter=RateLimiter(per_minute=settings.web_rate_per_session, burst=10),
+            address_limiter=RateLimiter(
+                per_minute=settings.web_rate_per_address,
+                burst=max(10, int(settings.web_rate_per_address // 2)),
+            ),
+        )
+        app.state.core = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    return create_app(lifespan)
+
+
+class _ServeLock:
+    """One `serve` per embedded store: the SQLite file and embedded Qdrant belong to one process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115  (held open for the life of the process)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise StartupError(
+                f"Another `serve` (pid {owner}) is already using {self.path.parent}. "
+                "Stop it first; "
+                "to run several processes use PostgreSQL (STUDIO_DATABASE_URL) and a Qdrant "
+                "server (STUDIO_QDRANT_URL)."
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    settings = load_settings()
+    if settings.uses_sqlite or settings.qdrant_url is None:
+        _ServeLock(settings.data_dir / "serve.lock").acquire()
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    console = f"http://{shown_host}:{args.port}/"
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    app = build_app(settings, console_url=console)
+    print(f"Chat Studio on {console}", flush=True)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    uvicorn.Server(config).run()
+    return 0
+
+
+async def _with_services(work: Any) -> Any:
+    services = await build_services(load_settings())
+    try:
+        return await work(services)
+    finally:
+        await services.close()
+
+
+async def _team_caller(services: Services, team: str) -> Any:
+    """The command line acts as the owner of `team` (whoever runs it has the data)."""
+    from storage.teams import TeamRepository
+    from studio.errors import NotFoundError
+    from studio.roles import Caller, Role
+
+    async with services.db.read() as session:
+        row = await TeamRepository(session).by_name(team)
+    if row is None or row.id is None:
+        raise NotFoundError(f"no team named '{team}' (python main.py team create NAME)")
+    return Caller(team_id=row.id, team=row.name, identity="cli", role=Role.OWNER)
+
+
+def cmd_team_create(args: argparse.Namespace) -> int:
+    async def work(services: Services) -> None:
+        created = await services.ops.create_team(args.name)
+        print(f"Team '{created.team}' created. Owner API key (shown once):\n{created.key}")
+
+    asyncio.run(_with_services(work))
+    return 0
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    async def work(services: Services) -> None:
+        created = await services.ops.create_api_key(team=args.team, role=args.role, name=args.name)
+        print(f"API key for {created.name} ({created.role}) in '{created.team}' (shown once):")
+        print(created.key)
+
+    asyncio.run(_with_services(work))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    async def work(services: Services) -> None:
+        caller = await _team_caller(services, args.team)
+        sys.stdout.write(await services.ops.export_bot(caller, args.bot))
+
+    asyncio.run(_with_services(work))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+
+    async def work(services: Services) -> None:
+        caller = await _team_caller(services, args.team)
+        view = await services.ops.import_bot(caller, text, replace=args.replace)
+        print(f"Imported {view.name} (draft revision {view.revision}).")
+
+    asyncio.run(_with_services(work))
+    return 0
+
+
+def cmd_not_yet(feature: str) -> Any:
+    def run(_: argparse.Namespace) -> int:
+        print(f"{feature} is not available yet.", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="main.py", description="Chat Studio")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the whole service (HTTP, channels, runtime)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=cmd_serve)
+
+    chat = sub.add_parser("chat", help="talk to the Studio in the terminal")
+    chat.set_defaults(run=cmd_not_yet("Talking to the Studio in the terminal"))
+
+    team = sub.add_parser("team", help="teams").add_subparsers(dest="action", required=True)
+    team_create = team.add_parser("create", help="create a team and print its owner API key")
+    team_create.add_argument("name")
+    team_create.set_defaults(run=cmd_team_create)
+
+    apikey = sub.add_parser("apikey", help="API keys").add_subparsers(dest="action", required=True)
+    key_create = apikey.add_parser("create", help="create an API key with a role")
+    key_create.add_argument("--team", default="local")
+    key_create.add_argument("--role", required=True, help="owner, admin, editor or viewer")
+    key_create.add_argument("--name", required=True, help="who or what uses the key")
+    key_create.set_defaults(run=cmd_apikey_create)
+
+    export = sub.add_parser("export", help="print a bot's draft as YAML")
+    export.add_argument("bot")
+    export.add_argument("--team", default="local")
+    export.set_defaults(run=cmd_export)
+
+    imp = sub.add_parser("import", help="import a bot from a YAML file")
+    imp.add_argument("file")
+    imp.add_argument("--team", default="local")
+    imp.add_argument(
+        "--replace", action="store_true", help="overwrite the draft of an existing bot"
+    )
+    imp.set_defaults(run=cmd_import)
+
+    knowledge = sub.add_parser("knowledge", help="add documents to a bot's knowledge")
+    knowledge.add_argument("rest", nargs=argparse.REMAINDER)
+    knowledge.set_defaults(run=cmd_not_yet("Knowledge"))
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from studio.errors import OperationError
+
+        if isinstance(exc, OperationError):
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
