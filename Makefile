@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run test lint bench install dev clean
+.PHONY: run test lint bench install dev clean migration
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: lint
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench
+
+migration: $(VENV)/.installed-dev  # make migration m="what changed"
+	$(PY) -m storage.migrate "$(m)"
+	$(VENV)/bin/ruff format -q storage/migrations
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

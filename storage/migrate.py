@@ -36,3 +36,22 @@ async def autogenerate(db: Database, message: str) -> None:
 
     async with db.write_conn() as conn:
         await conn.run_sync(_revision)
+
+
+if __name__ == "__main__":  # `make migration m="what changed"`
+    import asyncio
+    import os
+    import sys
+    import tempfile
+
+    async def _main(message: str) -> None:
+        # Diff the tables against a fresh database at head, so the revision holds only the change.
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Database(
+                os.environ.get("MIGRATION_DATABASE_URL", f"sqlite+aiosqlite:///{tmp}/m.db")
+            )
+            await migrate(db)
+            await autogenerate(db, message)
+            await db.dispose()
+
+    asyncio.run(_main(" ".join(sys.argv[1:]) or "schema change"))

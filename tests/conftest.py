@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pytest
 
 from storage.database import Database
 from storage.migrate import migrate
+from studio.settings import Settings
+from tests.factories import Service
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _real_connect = socket.socket.connect
@@ -134,3 +137,37 @@ async def db(sqlite_url: str) -> AsyncIterator[Database]:
     await migrate(database)
     yield database
     await database.dispose()
+
+
+def service_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for a service in `tmp_path`, ignoring any `.env` of the developer."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}",
+        "data_dir": tmp_path / "data",
+        "web_rate_per_session": 10_000,
+        "web_rate_per_address": 10_000,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[Service]:
+    """The whole app with its lifespan entered, and a client that speaks to it over ASGI."""
+    import httpx
+
+    from main import build_app
+
+    app = build_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://studio.test") as client:
+            key = (settings.data_dir / "local.key").read_text().strip()
+            yield Service(app=app, client=client, key=key, settings=settings)
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    """A fresh service on a temporary SQLite file with the offline model."""
+    async with running_service(service_settings(tmp_path)) as running:
+        yield running

@@ -1,0 +1,108 @@
+"""End users on the web channel: sessions, history, /reset, limits, the chat page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import running_service, service_settings
+from tests.factories import Service
+
+
+async def test_sessions_are_issued_and_reused(service: Service) -> None:
+    deployment = await service.live_web_bot(fallback="No idea yet.")
+    first = await service.chat(deployment, "hello")
+    assert first.status_code == 200
+    body = first.json()
+    assert body["reply"] == "No idea yet."
+    session = body["session"]
+    second = (await service.chat(deployment, "again", session)).json()
+    assert second["session"] == session
+    history = (
+        await service.client.get(f"/api/v1/chat/{deployment}/history", params={"session": session})
+    ).json()
+    assert [m["text"] for m in history["messages"]] == [
+        "hello",
+        "No idea yet.",
+        "again",
+        "No idea yet.",
+    ]
+
+
+async def test_unknown_or_forged_sessions_start_a_new_conversation(service: Service) -> None:
+    deployment = await service.live_web_bot()
+    session = (await service.chat(deployment, "hello")).json()["session"]
+    nonce, mac = session.split(".")
+    for forged in ["made-up", f"{nonce}.{mac[::-1]}", f"{nonce[::-1]}.{mac}", ""]:
+        answer = (await service.chat(deployment, "hi", forged)).json()
+        assert answer["session"] not in (session, forged)
+    conversations = await service.call("GET", "/api/v1/bots/faq-bot/conversations")
+    assert len(conversations) == 5
+
+
+async def test_sessions_do_not_cross_deployments(service: Service) -> None:
+    first = await service.live_web_bot("bot-a")
+    second = await service.live_web_bot("bot-b")
+    session = (await service.chat(first, "hello")).json()["session"]
+    assert (await service.chat(second, "hello", session)).json()["session"] != session
+
+
+async def test_reset_ends_the_conversation_and_issues_a_new_session(service: Service) -> None:
+    deployment = await service.live_web_bot(greeting="Welcome!")
+    session = (await service.chat(deployment, "hello")).json()["session"]
+    reset = (await service.chat(deployment, "/reset", session)).json()
+    assert reset["reply"] == "Welcome!"
+    assert reset["session"] != session
+    old = (
+        await service.client.get(f"/api/v1/chat/{deployment}/history", params={"session": session})
+    ).json()
+    assert old["messages"] == []
+
+
+async def test_bad_input(service: Service) -> None:
+    deployment = await service.live_web_bot()
+    too_long = await service.chat(deployment, "x" * 4001)
+    assert too_long.status_code == 413
+    assert "4000" in too_long.json()["error"]
+    assert (await service.chat("d_unknown", "hi")).status_code == 404
+    empty = await service.client.post(f"/api/v1/chat/{deployment}", json={"text": ""})
+    assert empty.status_code == 422
+    not_json = await service.client.post(f"/api/v1/chat/{deployment}", content=b"hi")
+    assert not_json.status_code == 422
+    assert await service.call("GET", "/api/v1/bots/faq-bot/conversations") == []
+
+
+async def test_rate_limits_per_session_and_address(tmp_path: Path) -> None:
+    settings = service_settings(tmp_path, web_rate_per_session=1, web_rate_per_address=1000)
+    async with running_service(settings) as service:
+        deployment = await service.live_web_bot()
+        session = (await service.chat(deployment, "1")).json()["session"]
+        codes = [(await service.chat(deployment, "more", session)).status_code for _ in range(12)]
+        assert codes.count(429) >= 2
+        assert (await service.chat(deployment, "a new session")).status_code == 200
+    settings = service_settings(tmp_path / "b", web_rate_per_session=1000, web_rate_per_address=2)
+    async with running_service(settings) as service:
+        deployment = await service.live_web_bot()
+        codes = [(await service.chat(deployment, "hi")).status_code for _ in range(15)]
+        assert 429 in codes
+        limited = await service.chat(deployment, "hi")
+        assert limited.status_code == 429 and "wait" in limited.json()["error"]
+
+
+async def test_chat_page_is_served_escaped(service: Service) -> None:
+    deployment = await service.live_web_bot()
+    page = await service.client.get(f"/chat/{deployment}")
+    assert page.status_code == 200
+    assert "<title>faq-bot</title>" in page.text
+    assert f'data-deployment="{deployment}"' in page.text
+    assert (await service.client.get("/chat/d_missing")).status_code == 404
+
+
+async def test_replies_are_sanitised_html(service: Service) -> None:
+    deployment = await service.live_web_bot(
+        fallback="<script>x</script> **ok** see https://a.example"
+    )
+    body = (await service.chat(deployment, "hi")).json()
+    assert "<script>" not in body["html"]
+    assert "&lt;script&gt;" in body["html"]
+    assert "<strong>ok</strong>" in body["html"]
+    assert '<a href="https://a.example"' in body["html"]

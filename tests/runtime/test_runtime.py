@@ -1,0 +1,208 @@
+"""The runtime's durable path: inbox dedupe, outbox, restart recovery, ordering, hot swap."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import pytest
+from sqlalchemy import text
+
+from builders.spec import BotSpec
+from runtime.channel import Capabilities, ChannelRegistry, DeploymentInfo, SendError, SendReceipt
+from runtime.llm import LlmGateway
+from runtime.messages import Address, IncomingMessage, OutgoingMessage
+from runtime.runtime import Runtime, UnknownDeploymentError
+from storage import inbox as inbox_store
+from storage.bots import BotRepository
+from storage.database import Database
+from storage.deployments import DeploymentRepository
+from storage.teams import TeamRepository
+
+
+@dataclass
+class RecordingChannel:
+    """A channel port that records what it is asked to send (an asynchronous platform)."""
+
+    kind: ClassVar[str] = "test"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    sent: list[OutgoingMessage] = field(default_factory=list)
+    fail: SendError | None = None
+
+    async def send(self, message: OutgoingMessage) -> SendReceipt:
+        if self.fail is not None:
+            raise self.fail
+        self.sent.append(message)
+        return SendReceipt(platform_id=str(len(self.sent)))
+
+    async def setup(self, deployment: DeploymentInfo) -> str | None:
+        return None
+
+    async def teardown(self, deployment: DeploymentInfo) -> None:
+        return None
+
+
+@dataclass
+class World:
+    db: Database
+    channel: RecordingChannel
+    runtime: Runtime
+    deployment_id: str
+    bot_id: int
+
+    def fresh_runtime(self) -> Runtime:
+        """Another process on the same database, as after a restart."""
+        channels = ChannelRegistry()
+        channels.register(self.channel)
+        return Runtime(db=self.db, llm=LlmGateway(), channels=channels)
+
+    def message(self, text: str, *, key: str | None = None, chat: str = "c1") -> IncomingMessage:
+        address = Address(
+            channel="test", deployment_id=self.deployment_id, conversation=chat, user="u1"
+        )
+        return IncomingMessage(address=address, text=text, dedupe_key=key)
+
+    async def promote(self, **fields: object) -> int:
+        async with self.db.write() as session:
+            repo = BotRepository(session)
+            bot = await repo.by_id(self.bot_id)
+            assert bot is not None
+            spec = BotSpec.model_validate({**bot.draft, **fields})
+            version = await repo.add_version(bot, spec, created_by="test")
+            assert version.id is not None
+            await repo.set_pointer(self.bot_id, "production", version.id)
+        self.runtime.invalidate_bot(self.bot_id)
+        return version.number
+
+
+@pytest.fixture
+async def world(db: Database) -> AsyncIterator[World]:
+    async with db.write() as session:
+        team = await TeamRepository(session).create("t")
+        assert team.id is not None
+        bot = await BotRepository(session).create(
+            team.id, BotSpec(name="echo", fallback="v1 says hi")
+        )
+        assert bot.id is not None
+        deployment = await DeploymentRepository(session).create(
+            team_id=team.id, bot_id=bot.id, channel="test", env="production", target="room"
+        )
+    channel = RecordingChannel()
+    world = World(
+        db,
+        channel,
+        Runtime(db=db, llm=LlmGateway(), channels=ChannelRegistry()),
+        deployment.id,
+        bot.id,
+    )
+    world.runtime = world.fresh_runtime()
+    await world.promote()
+    yield world
+    await world.runtime.drain()
+
+
+async def _count(db: Database, sql: str) -> int:
+    async with db.read_conn() as conn:
+        return int((await conn.execute(text(sql))).scalar() or 0)
+
+
+async def test_a_message_is_recorded_answered_and_sent_once(world: World) -> None:
+    assert await world.runtime.feed(world.message("hello", key="k1"))
+    await world.runtime.drain()
+    assert [m.text for m in world.channel.sent] == ["v1 says hi"]
+    assert await _count(world.db, "select count(*) from inbox where status = 'done'") == 1
+    assert await _count(world.db, "select count(*) from outbox where status = 'sent'") == 1
+    assert await _count(world.db, "select count(*) from message") == 2
+
+
+async def test_a_redelivered_message_is_answered_once(world: World) -> None:
+    results = await asyncio.gather(
+        *[world.runtime.feed(world.message("hi", key="same")) for _ in range(3)]
+    )
+    await world.runtime.drain()
+    assert sorted(results) == [False, False, True]
+    assert len(world.channel.sent) == 1
+
+
+async def test_an_accepted_message_is_answered_after_a_restart(world: World) -> None:
+    assert await world.runtime.accept(world.message("before the crash", key="k1")) is not None
+    # the process dies here: recorded and acknowledged, never answered
+    restarted = world.fresh_runtime()
+    await restarted.recover()
+    assert [m.text for m in world.channel.sent] == ["v1 says hi"]
+    await world.fresh_runtime().recover()  # a second restart repeats nothing
+    assert len(world.channel.sent) == 1
+    assert await restarted.feed(world.message("before the crash", key="k1")) is False
+
+
+async def test_a_stored_reply_is_sent_after_a_restart_and_never_twice(world: World) -> None:
+    reply = OutgoingMessage(address=world.message("x").address, text="stored, not sent")
+    async with world.db.write_conn() as conn:
+        await inbox_store.add_outbound(
+            conn, deployment_id=world.deployment_id, payload=reply.model_dump(mode="json")
+        )
+    await world.fresh_runtime().recover()
+    await world.fresh_runtime().recover()
+    assert [m.text for m in world.channel.sent] == ["stored, not sent"]
+
+
+async def test_a_permanent_send_failure_is_recorded(world: World) -> None:
+    world.channel.fail = SendError("channel_not_found", permanent=True)
+    await world.runtime.feed(world.message("hi", key="k1"))
+    await world.runtime.drain()
+    async with world.db.read_conn() as conn:
+        row = (await conn.execute(text("select status, error from outbox"))).one()
+    assert tuple(row) == ("failed", "channel_not_found")
+
+
+async def test_turns_of_one_conversation_run_in_order_others_concurrently(world: World) -> None:
+    events: list[str] = []
+
+    class SlowBot:
+        async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
+            events.append(f"start {message.address.conversation} {message.text}")
+            await asyncio.sleep(0.05)
+            events.append(f"end {message.address.conversation} {message.text}")
+            return [OutgoingMessage(address=message.address, text=message.text)]
+
+    world.runtime.register_builtin(world.deployment_id, SlowBot())
+    messages = [world.message(str(i), key=f"a{i}", chat="a") for i in range(3)]
+    messages += [world.message(str(i), key=f"b{i}", chat="b") for i in range(3)]
+    for message in messages:
+        await world.runtime.feed(message)
+    await world.runtime.drain()
+    a_events = [e for e in events if " a " in e]
+    assert a_events == ["start a 0", "end a 0", "start a 1", "end a 1", "start a 2", "end a 2"]
+    assert events.index("start b 0") < events.index("end a 0")  # b overlapped a
+    assert [m.text for m in world.channel.sent if m.address.conversation == "a"] == ["0", "1", "2"]
+
+
+async def test_a_promotion_is_picked_up_without_restart(world: World) -> None:
+    assert (await world.runtime.answer(world.message("hi"))).text == "v1 says hi"
+    number = await world.promote(fallback="v2 says hi")
+    reply = await world.runtime.answer(world.message("hi"))
+    assert reply.text == "v2 says hi" and reply.version == number
+
+
+async def test_history_window_and_reset(world: World) -> None:
+    first = await world.runtime.answer(world.message("one"))
+    second = await world.runtime.answer(world.message("two"))
+    assert first.conversation_id == second.conversation_id
+    await world.runtime.answer(world.message("/reset"))
+    third = await world.runtime.answer(world.message("three"))
+    assert third.conversation_id != first.conversation_id
+
+
+async def test_an_unknown_deployment_is_refused(world: World) -> None:
+    message = IncomingMessage(
+        address=Address(channel="test", deployment_id="d_nope", conversation="c", user="u"),
+        text="hi",
+    )
+    with pytest.raises(UnknownDeploymentError):
+        await world.runtime.answer(message)
+    inbox_id = await world.runtime.accept(message)
+    assert inbox_id is not None
+    assert await world.runtime.process(inbox_id, message) is None
+    assert await _count(world.db, "select count(*) from inbox where status = 'failed'") == 1
