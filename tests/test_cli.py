@@ -1,0 +1,99 @@
+"""The command line: teams, keys, export/import, and one `serve` per embedded store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import main
+from tests.factories import spec_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STUDIO_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}")
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def test_team_apikey_import_export(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.main(["team", "create", "local"]) == 0
+    assert "cs_" in capsys.readouterr().out
+    assert main.main(["apikey", "create", "--role", "editor", "--name", "ci"]) == 0
+    assert "(editor)" in capsys.readouterr().out
+
+    (workdir / "bot.yaml").write_text(spec_yaml(greeting="Hey"))
+    assert main.main(["import", "bot.yaml"]) == 0
+    assert "Imported faq-bot" in capsys.readouterr().out
+    assert main.main(["import", "bot.yaml"]) == 1
+    assert "--replace" in capsys.readouterr().err
+    assert main.main(["import", "bot.yaml", "--replace"]) == 0
+    capsys.readouterr()
+
+    assert main.main(["export", "faq-bot"]) == 0
+    exported = yaml.safe_load(capsys.readouterr().out)
+    assert exported["greeting"] == "Hey" and exported["name"] == "faq-bot"
+
+
+def test_bad_input_changes_nothing(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.main(["team", "create", "Bad Name"]) == 1
+    assert "team name" in capsys.readouterr().err
+    assert main.main(["team", "create", "local"]) == 0
+    assert main.main(["team", "create", "local"]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert main.main(["apikey", "create", "--role", "god", "--name", "x"]) == 1
+    assert "unknown role" in capsys.readouterr().err
+    assert main.main(["apikey", "create", "--team", "nope", "--role", "viewer", "--name", "x"]) == 1
+    (workdir / "bad.yaml").write_text("name: faq-bot\nprompt: [oops\n")
+    assert main.main(["import", "bad.yaml"]) == 1
+    assert "line" in capsys.readouterr().err
+    assert main.main(["export", "faq-bot"]) == 1
+    assert "No bot named" in capsys.readouterr().err
+    assert main.main(["import", "missing.yaml"]) == 1
+
+
+def test_features_not_built_yet_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.main(["chat"]) == 2
+    assert "not available yet" in capsys.readouterr().err
+
+
+def test_a_second_serve_on_the_same_data_is_refused(tmp_path: Path) -> None:
+    first = main._ServeLock(tmp_path / "serve.lock")
+    first.acquire()
+    with pytest.raises(main.StartupError, match="already using"):
+        main._ServeLock(tmp_path / "serve.lock").acquire()
+
+
+def test_serve_refuses_a_second_process(tmp_path: Path) -> None:
+    lock = main._ServeLock(tmp_path / "data" / "serve.lock")
+    lock.acquire()
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "serve", "--port", "0"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "STUDIO_DATA_DIR": str(tmp_path / "data")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "already using" in result.stderr
+    assert "PostgreSQL" in result.stderr
+
+
+def test_help_is_cheap() -> None:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / "main.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    for heavy in ("fastapi", "sqlalchemy", "litellm", "pydantic_settings"):
+        assert f" {heavy}\n" not in result.stderr, f"--help imports {heavy}"
