@@ -12,12 +12,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from builders.spec import BotSpec
 from runtime.channel import ChannelRegistry, SendError, UnknownChannelError
+from runtime.conversation_cache import ConversationCache
 from runtime.llm import ChatMessage, LlmGateway
 from runtime.locks import ConversationLocks, LocalConversationLocks
 from runtime.messages import Address, IncomingMessage, OutgoingMessage, Reply
@@ -25,6 +27,7 @@ from runtime.metrics import DUPLICATES, LLM_ERRORS, SENDS, TURN_SECONDS, TURNS
 from runtime.pipeline import CompiledBot, TurnContext, compile_spec
 from storage import conversations as conv_store
 from storage import inbox as inbox_store
+from storage.batch import WriteBatcher
 from storage.database import Database
 from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer
 
@@ -86,7 +89,7 @@ class Runtime:
         llm: LlmGateway,
         channels: ChannelRegistry,
         locks: ConversationLocks | None = None,
-        conversation_cache_size: int = 10_000,
+        conversation_cache_size: int = 5_000,
     ) -> None:
         self.db = db
         self.llm = llm
@@ -95,8 +98,8 @@ class Runtime:
         self._builtins: dict[str, BuiltinBot] = {}
         self._targets: dict[str, DeploymentTarget] = {}
         self._live: dict[tuple[int, str], LiveVersion] = {}
-        self._conversations: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self._cache_size = conversation_cache_size
+        self.conversations = ConversationCache(db, size=conversation_cache_size)
+        self.writes = WriteBatcher(db)
         self._tasks: set[asyncio.Task[Reply | None]] = set()
 
     # -- wiring and caches ------------------------------------------------------------------
@@ -149,23 +152,6 @@ class Runtime:
             bot = await session.get(Bot, target.bot_id)
         return bot.name if bot else ""
 
-    def _remember(self, key: tuple[str, str], conversation_id: int) -> None:
-        self._conversations[key] = conversation_id
-        self._conversations.move_to_end(key)
-        if len(self._conversations) > self._cache_size:
-            self._conversations.popitem(last=False)
-
-    async def _conversation_id(self, address: Address) -> int | None:
-        key = (address.deployment_id, address.conversation)
-        cached = self._conversations.get(key)
-        if cached is not None:
-            return cached
-        async with self.db.read_conn() as conn:
-            found = await conv_store.active_conversation(conn, *key)
-        if found is not None:
-            self._remember(key, found)
-        return found
-
     # -- entry points -----------------------------------------------------------------------
 
     async def answer(self, message: IncomingMessage) -> Reply:
@@ -175,13 +161,17 @@ class Runtime:
     async def accept(self, message: IncomingMessage) -> int | None:
         """Record an inbound message before the platform is acknowledged; None = a duplicate."""
         dedupe_key = message.dedupe_key or f"once:{uuid.uuid4().hex}"
-        async with self.db.write_conn() as conn:
-            inbox_id = await inbox_store.record_inbound(
+        payload = message.model_dump(mode="json")
+
+        async def record(conn: AsyncConnection) -> int | None:
+            return await inbox_store.record_inbound(
                 conn,
                 dedupe_key=dedupe_key,
                 deployment_id=message.address.deployment_id,
-                payload=message.model_dump(mode="json"),
+                payload=payload,
             )
+
+        inbox_id = await self.writes.run(record)
         if inbox_id is None:
             DUPLICATES.labels(message.address.channel).inc()
         return inbox_id
@@ -254,19 +244,19 @@ class Runtime:
             return await self._finish(inbox_id, [reply], error=None, version=live.number)
 
         started = time.perf_counter()
-        conversation_id = await self._conversation_id(address)
-        history: list[ChatMessage] = []
-        if conversation_id is not None and spec.history:
-            async with self.db.read_conn() as conn:
-                rows = await conv_store.history(conn, conversation_id, spec.history)
-            history = [ChatMessage(role, text) for role, text in rows]
+        key = (address.deployment_id, address.conversation)
+        state = await self.conversations.load(key, spec.history)
+        history = state.history(spec.history)
         output = await live.compiled.run(
             TurnContext(spec=spec, text=message.text, history=history, llm=self.llm)
         )
         latency_ms = (time.perf_counter() - started) * 1000
         reply = OutgoingMessage(address=address, text=output.reply, reply_to=address.thread)
         records = [
-            conv_store.TurnRecord(role="user", text=message.text, version=live.number),
+            # A failed turn marks both messages: neither is history for the next turn.
+            conv_store.TurnRecord(
+                role="user", text=message.text, version=live.number, error=output.error
+            ),
             conv_store.TurnRecord(
                 role="assistant",
                 text=output.reply,
@@ -279,7 +269,7 @@ class Runtime:
             ),
         ]
         new = None
-        if conversation_id is None:
+        if state.id is None:
             new = conv_store.NewConversation(
                 bot_id=target.bot_id,
                 deployment_id=target.id,
@@ -292,8 +282,13 @@ class Runtime:
             [reply],
             error=output.error,
             version=live.number,
-            rows=TurnRows(target.bot_id, conversation_id, new, records),
+            rows=TurnRows(target.bot_id, state.id, new, records),
         )
+        if result.conversation_id is not None:
+            state.id = result.conversation_id
+            if not output.error:
+                turn = [ChatMessage("user", message.text), ChatMessage("assistant", output.reply)]
+                self.conversations.record(key, state, turn)
         TURNS.labels(address.channel, "error" if output.error else "ok").inc()
         TURN_SECONDS.labels(address.channel).observe(latency_ms / 1000)
         if output.error:
@@ -309,11 +304,13 @@ class Runtime:
         version: int | None = None,
         rows: TurnRows | None = None,
     ) -> Reply:
-        """One transaction: the turn's messages, the outbox rows and the inbox status."""
+        """One transaction (shared with concurrent turns): the turn's messages, the outbox rows
+        and the inbox status."""
         outbound = inbox_id is not None
-        outbox_ids: list[int] = []
-        conversation_id: int | None = None
-        async with self.db.write_conn() as conn:
+
+        async def store(conn: AsyncConnection) -> tuple[int | None, list[int]]:
+            conversation_id: int | None = None
+            outbox_ids: list[int] = []
             if rows is not None:
                 conversation_id = rows.conversation_id
                 if conversation_id is None and rows.new is not None:
@@ -322,7 +319,7 @@ class Runtime:
                 await conv_store.add_messages(
                     conn, conversation_id=conversation_id, bot_id=rows.bot_id, records=rows.records
                 )
-            if outbound:
+            if inbox_id is not None:
                 for reply in replies:
                     outbox_ids.append(
                         await inbox_store.add_outbound(
@@ -331,10 +328,10 @@ class Runtime:
                             payload=reply.model_dump(mode="json"),
                         )
                     )
-                await inbox_store.set_inbox_status(conn, inbox_id, "done")  # type: ignore[arg-type]
-        if rows is not None and conversation_id is not None and replies:
-            address = replies[0].address
-            self._remember((address.deployment_id, address.conversation), conversation_id)
+                await inbox_store.set_inbox_status(conn, inbox_id, "done")
+            return conversation_id, outbox_ids
+
+        conversation_id, outbox_ids = await self.writes.run(store)
         if outbound:
             for outbox_id, reply in zip(outbox_ids, replies, strict=True):
                 await self._deliver(outbox_id, reply)
@@ -348,11 +345,11 @@ class Runtime:
     async def reset(self, address: Address) -> None:
         """End the conversation at this address; the next message starts a new one."""
         key = (address.deployment_id, address.conversation)
-        conversation_id = await self._conversation_id(address)
-        self._conversations.pop(key, None)
-        if conversation_id is not None:
+        state = await self.conversations.load(key, 0)
+        self.conversations.forget(key)
+        if state.id is not None:
             async with self.db.write_conn() as conn:
-                await conv_store.end_conversation(conn, conversation_id)
+                await conv_store.end_conversation(conn, state.id)
 
     async def _deliver(self, outbox_id: int, message: OutgoingMessage) -> None:
         """Send a stored reply and mark it; a reply marked sent is never sent again."""
@@ -371,10 +368,12 @@ class Runtime:
                 if exc.permanent:
                     break
                 await asyncio.sleep(0.5 * attempt)
-        async with self.db.write_conn() as conn:
-            await inbox_store.mark_outbound(
-                conn, outbox_id, status="failed" if error else "sent", error=error
-            )
+        status = "failed" if error else "sent"
+
+        async def mark(conn: AsyncConnection) -> None:
+            await inbox_store.mark_outbound(conn, outbox_id, status=status, error=error)
+
+        await self.writes.run(mark)
         SENDS.labels(kind, "failed" if error else "ok").inc()
         if error:
             logger.warning("send failed for good: %s", error, extra={"outbox": outbox_id})

@@ -1,0 +1,72 @@
+"""Recent conversations and their last turns, kept write-through in memory.
+
+A turn then needs no database read: only its one write. This is correct while one process is
+the only writer of a conversation, which the per-conversation lock guarantees in one process; a
+multi-worker deployment must pair it with a shared lock and sticky routing, or turn it off
+(`size=0`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+from runtime.llm import ChatMessage
+from storage import conversations as conv_store
+from storage.database import Database
+
+Key = tuple[str, str]  # (deployment id, conversation key)
+
+
+@dataclass(slots=True)
+class ConversationState:
+    id: int | None  # None: the conversation has no stored turn yet
+    window: int  # how many turns `messages` may hold
+    messages: deque[ChatMessage]
+
+    def history(self, turns: int) -> list[ChatMessage]:
+        if turns <= 0:
+            return []
+        return list(self.messages)[-2 * turns :]
+
+
+class ConversationCache:
+    def __init__(self, db: Database, *, size: int = 5_000) -> None:
+        self.db = db
+        self.size = size
+        self._states: OrderedDict[Key, ConversationState] = OrderedDict()
+
+    async def load(self, key: Key, window: int) -> ConversationState:
+        """The conversation at `key` with at least its last `window` turns."""
+        state = self._states.get(key)
+        if state is not None and state.window >= window:
+            self._states.move_to_end(key)
+            return state
+        async with self.db.read_conn() as conn:
+            conversation_id = await conv_store.active_conversation(conn, *key)
+            rows: list[tuple[str, str]] = []
+            if conversation_id is not None and window > 0:
+                rows = await conv_store.history(conn, conversation_id, window)
+        state = ConversationState(
+            id=conversation_id,
+            window=window,
+            messages=deque((ChatMessage(r, t) for r, t in rows), maxlen=2 * window),
+        )
+        self._keep(key, state)
+        return state
+
+    def record(self, key: Key, state: ConversationState, turn: list[ChatMessage]) -> None:
+        """After the turn is committed: remember it (error turns are not history)."""
+        state.messages.extend(turn)
+        self._keep(key, state)
+
+    def forget(self, key: Key) -> None:
+        self._states.pop(key, None)
+
+    def _keep(self, key: Key, state: ConversationState) -> None:
+        if self.size <= 0:
+            return
+        self._states[key] = state
+        self._states.move_to_end(key)
+        while len(self._states) > self.size:
+            self._states.popitem(last=False)

@@ -1,0 +1,84 @@
+"""Group commit: concurrent small writes share one transaction.
+
+Each write is a job run on a Core connection. While one batch commits, new jobs queue and go in
+the next one, so a lone write commits at once and a busy service pays one commit for many turns.
+If a batch fails, its jobs are re-run one by one, each in its own transaction, so one bad job
+never takes the others down and every job still ends committed or failed on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.database import Database
+
+T = TypeVar("T")
+Job = Callable[[AsyncConnection], Awaitable[Any]]
+
+
+class WriteBatcher:
+    def __init__(self, db: Database, *, max_batch: int = 64) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._queue: list[tuple[Job, asyncio.Future[Any]]] = []
+        self._busy = False
+        self._worker: asyncio.Task[None] | None = None
+
+    async def run(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `job` in a write transaction (possibly shared); returns once it is committed."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((job, future))
+        if not self._busy:
+            # Nobody is writing: commit this batch here (no task switch for a lone write),
+            # then leave whatever queued meanwhile to a worker.
+            self._busy = True
+            try:
+                while not future.done():
+                    await self._batch()
+            finally:
+                self._hand_over()
+        return await future
+
+    def _hand_over(self) -> None:
+        if self._queue:
+            self._worker = asyncio.create_task(self._drain())
+        else:
+            self._busy = False
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                await self._batch()
+        finally:
+            self._busy = False
+            if self._queue:  # arrived while the last batch was being resolved
+                self._busy = True
+                self._hand_over()
+
+    async def _batch(self) -> None:
+        batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+        try:
+            async with self.db.write_conn() as conn:
+                results = [await job(conn) for job, _ in batch]
+        except Exception:
+            for job, future in batch:
+                await self._alone(job, future)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _alone(self, job: Job, future: asyncio.Future[Any]) -> None:
+        try:
+            async with self.db.write_conn() as conn:
+                result = await job(conn)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(result)
