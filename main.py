@@ -109,6 +109,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
                 flush=True,
             )
         await services.runtime.recover()
+        housekeeping = asyncio.create_task(services.runtime.housekeeping())
         app.state.services = WebServices(
             settings=settings,
             ops=services.ops,
@@ -124,6 +125,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         try:
             yield
         finally:
+            housekeeping.cancel()
             await services.close()
 
     return create_app(lifespan)

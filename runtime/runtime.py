@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,13 +30,16 @@ from storage import conversations as conv_store
 from storage import inbox as inbox_store
 from storage.batch import WriteBatcher
 from storage.database import Database
-from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer
+from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer, utcnow
 
 logger = logging.getLogger(__name__)
 
 RESET_COMMAND = "/reset"
 START_COMMAND = "/start"
 _SEND_ATTEMPTS = 3
+# Platforms redeliver within minutes (Slack: up to ~5 min; Telegram: while unacknowledged), so
+# two days of delivery rows is ample for deduplication.
+KEEP_DELIVERIES = timedelta(days=2)
 
 
 class UnknownDeploymentError(LookupError):
@@ -210,10 +214,23 @@ class Runtime:
                 "recovered %d unsent replies, %d pending messages", len(unsent), len(pending)
             )
 
+    async def housekeeping(
+        self, *, every_s: float = 3600, keep: timedelta = KEEP_DELIVERIES
+    ) -> None:
+        """Forever: forget finished inbox and outbox rows older than `keep` (cancel to stop)."""
+        while True:
+            try:
+                async with self.db.write_conn() as conn:
+                    await inbox_store.expire(conn, before=utcnow() - keep)
+            except Exception:
+                logger.exception("housekeeping failed; trying again later")
+            await asyncio.sleep(every_s)
+
     async def drain(self) -> None:
         """Wait for background turns (shutdown, tests)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.writes.flush()
 
     def _spawn(self, coroutine: object) -> None:
         task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]

@@ -43,6 +43,11 @@ class WriteBatcher:
                 self._hand_over()
         return await future
 
+    async def flush(self) -> None:
+        """Wait until every queued write is committed (shutdown)."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
+
     def _hand_over(self) -> None:
         if self._queue:
             self._worker = asyncio.create_task(self._drain())

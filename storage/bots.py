@@ -56,12 +56,12 @@ class BotRepository:
     async def save_draft(self, bot: Bot, spec: BotSpec, *, expected_revision: int) -> Bot:
         """Replace the draft if nobody changed it since `expected_revision` (compare-and-set)."""
         draft: dict[str, Any] = spec.model_dump(mode="json")
-        result = await self.session.execute(
+        result = await self.session.exec(
             update(Bot)
             .where(col(Bot.id) == bot.id, col(Bot.revision) == expected_revision)
             .values(draft=draft, revision=expected_revision + 1, updated_at=utcnow())
         )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
+        if result.rowcount == 0:
             await self.session.refresh(bot)
             raise StaleRevisionError(bot.revision)
         await self.session.refresh(bot)
