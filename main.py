@@ -73,7 +73,7 @@ async def build_services(settings: Settings) -> Services:
     """Open and migrate the database and wire the runtime, the channels and the operations."""
     from adapters.web.channel import WebChannel
     from runtime.channel import ChannelRegistry
-    from runtime.llm import LlmGateway
+    from runtime.llm import LlmGateway, RetryPolicy
     from runtime.runtime import Runtime
     from storage.database import Database
     from storage.migrate import migrate
@@ -85,7 +85,12 @@ async def build_services(settings: Settings) -> Services:
     await migrate(db)
     channels = ChannelRegistry()
     channels.register(WebChannel(settings.public_url))
-    runtime = Runtime(db=db, llm=LlmGateway(api_base=settings.llm_api_base), channels=channels)
+    policy = RetryPolicy(
+        attempt_timeout_s=settings.llm_timeout_s,
+        deadline_s=max(settings.llm_deadline_s, settings.llm_timeout_s),
+    )
+    llm = LlmGateway(api_base=settings.llm_api_base, policy=policy)
+    runtime = Runtime(db=db, llm=llm, channels=channels)
     ops = Operations(db=db, runtime=runtime, settings=settings, cipher=cipher)
     return Services(settings=settings, db=db, cipher=cipher, runtime=runtime, ops=ops)
 

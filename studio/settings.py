@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     builder_model: str | None = Field(None, validation_alias=_env("STUDIO_BUILDER_MODEL"))
     judge_model: str | None = Field(None, validation_alias=_env("STUDIO_JUDGE_MODEL"))
     llm_api_base: str | None = Field(None, validation_alias=_env("STUDIO_LLM_API_BASE"))
+    llm_timeout_s: float = Field(30.0, gt=0, validation_alias=_env("STUDIO_LLM_TIMEOUT_S"))
+    llm_deadline_s: float = Field(60.0, gt=0, validation_alias=_env("STUDIO_LLM_DEADLINE_S"))
     slack_bot_token: str | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_signing_secret: str | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
     slack_owners: str | None = Field(None, validation_alias=_env("STUDIO_SLACK_OWNERS"))

@@ -22,6 +22,8 @@ from storage.migrate import migrate
 from studio.settings import Settings
 from tests.factories import Service
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
