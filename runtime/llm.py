@@ -104,13 +104,11 @@ class LlmGateway:
         self._sleep = sleep
         self._litellm: ModuleType | None = None
 
-    def _lib(self) -> ModuleType:
+    async def _lib(self) -> ModuleType:
+        """litellm, imported on first use in a thread: the import takes seconds and must not
+        stall the event loop."""
         if self._litellm is None:
-            import litellm
-
-            litellm.suppress_debug_info = True
-            litellm.telemetry = False
-            self._litellm = litellm
+            self._litellm = await asyncio.to_thread(import_litellm)
         return self._litellm
 
     def _call_options(self, model: str) -> dict[str, Any]:
@@ -139,7 +137,7 @@ class LlmGateway:
     async def _with_retries(
         self, model: str, messages: Sequence[ChatMessage], temperature: float
     ) -> LlmAnswer:
-        litellm = self._lib()
+        litellm = await self._lib()
         policy = self.policy
         started = time.monotonic()
         payload = [{"role": m.role, "content": m.content} for m in messages]
@@ -150,8 +148,9 @@ class LlmGateway:
             remaining = policy.deadline_s - (time.monotonic() - started)
             timeout = max(0.05, min(policy.attempt_timeout_s, remaining))
             try:
-                response = await asyncio.wait_for(
-                    litellm.acompletion(
+                # A guard over litellm's own timeout; asyncio.timeout spawns no task.
+                async with asyncio.timeout(timeout + 1.0):
+                    response = await litellm.acompletion(
                         model=model,
                         messages=payload,
                         temperature=temperature,
@@ -160,9 +159,7 @@ class LlmGateway:
                         max_retries=0,
                         drop_params=True,
                         **options,
-                    ),
-                    timeout=timeout + 1.0,
-                )
+                    )
                 return self._answer(model, response)
             except Exception as exc:
                 kind, retryable = _classify(exc, litellm)
@@ -195,6 +192,17 @@ class LlmGateway:
             completion_tokens=getattr(usage, "completion_tokens", None),
             cost_usd=float(cost) if isinstance(cost, int | float) else None,
         )
+
+
+def import_litellm() -> ModuleType:
+    """litellm, configured to be quiet (call it from a thread: the import takes seconds)."""
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # it logs every call at INFO
+    return litellm
 
 
 def _short(exc: BaseException) -> str:

@@ -6,8 +6,7 @@ import asyncio
 import os
 
 from builders.spec import OFFLINE_MODEL
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+from runtime.llm import import_litellm
 
 
 def _problem(model: str, api_base: str | None) -> str | None:
@@ -15,9 +14,7 @@ def _problem(model: str, api_base: str | None) -> str | None:
         return None
     if model.startswith("openai/") and api_base:
         return None  # an OpenAI-compatible server of our own (STUDIO_LLM_API_BASE)
-    import litellm
-
-    litellm.suppress_debug_info = True
+    litellm = import_litellm()
     try:
         _, provider, _, _ = litellm.get_llm_provider(model=model)
     except Exception:

@@ -14,9 +14,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from builders.spec import BotSpec
 from runtime.channel import ChannelRegistry, SendError, UnknownChannelError
@@ -167,8 +168,8 @@ class Runtime:
         dedupe_key = message.dedupe_key or f"once:{uuid.uuid4().hex}"
         payload = message.model_dump(mode="json")
 
-        async def record(conn: AsyncConnection) -> int | None:
-            return await inbox_store.record_inbound(
+        def record(conn: Connection) -> int | None:
+            return inbox_store.record_inbound(
                 conn,
                 dedupe_key=dedupe_key,
                 deployment_id=message.address.deployment_id,
@@ -196,8 +197,7 @@ class Runtime:
             logger.warning("dropping message: %s", exc, extra={"inbox": inbox_id})
         except Exception:
             logger.exception("turn failed", extra={"inbox": inbox_id})
-        async with self.db.write_conn() as conn:
-            await inbox_store.set_inbox_status(conn, inbox_id, "failed")
+        await self.db.run_write(lambda conn: inbox_store.set_inbox_status(conn, inbox_id, "failed"))
         return None
 
     async def recover(self) -> None:
@@ -220,8 +220,7 @@ class Runtime:
         """Forever: forget finished inbox and outbox rows older than `keep` (cancel to stop)."""
         while True:
             try:
-                async with self.db.write_conn() as conn:
-                    await inbox_store.expire(conn, before=utcnow() - keep)
+                await self.db.run_write(partial(inbox_store.expire, before=utcnow() - keep))
             except Exception:
                 logger.exception("housekeeping failed; trying again later")
             await asyncio.sleep(every_s)
@@ -325,27 +324,27 @@ class Runtime:
         and the inbox status."""
         outbound = inbox_id is not None
 
-        async def store(conn: AsyncConnection) -> tuple[int | None, list[int]]:
+        def store(conn: Connection) -> tuple[int | None, list[int]]:
             conversation_id: int | None = None
             outbox_ids: list[int] = []
             if rows is not None:
                 conversation_id = rows.conversation_id
                 if conversation_id is None and rows.new is not None:
-                    conversation_id = await conv_store.start_conversation(conn, rows.new)
+                    conversation_id = conv_store.start_conversation(conn, rows.new)
                 assert conversation_id is not None
-                await conv_store.add_messages(
+                conv_store.add_messages(
                     conn, conversation_id=conversation_id, bot_id=rows.bot_id, records=rows.records
                 )
             if inbox_id is not None:
                 for reply in replies:
                     outbox_ids.append(
-                        await inbox_store.add_outbound(
+                        inbox_store.add_outbound(
                             conn,
                             deployment_id=reply.address.deployment_id,
                             payload=reply.model_dump(mode="json"),
                         )
                     )
-                await inbox_store.set_inbox_status(conn, inbox_id, "done")
+                inbox_store.set_inbox_status(conn, inbox_id, "done")
             return conversation_id, outbox_ids
 
         conversation_id, outbox_ids = await self.writes.run(store)
@@ -365,8 +364,8 @@ class Runtime:
         state = await self.conversations.load(key, 0)
         self.conversations.forget(key)
         if state.id is not None:
-            async with self.db.write_conn() as conn:
-                await conv_store.end_conversation(conn, state.id)
+            ended = state.id
+            await self.db.run_write(lambda conn: conv_store.end_conversation(conn, ended))
 
     async def _deliver(self, outbox_id: int, message: OutgoingMessage) -> None:
         """Send a stored reply and mark it; a reply marked sent is never sent again."""
@@ -387,8 +386,8 @@ class Runtime:
                 await asyncio.sleep(0.5 * attempt)
         status = "failed" if error else "sent"
 
-        async def mark(conn: AsyncConnection) -> None:
-            await inbox_store.mark_outbound(conn, outbox_id, status=status, error=error)
+        def mark(conn: Connection) -> None:
+            inbox_store.mark_outbound(conn, outbox_id, status=status, error=error)
 
         await self.writes.run(mark)
         SENDS.labels(kind, "failed" if error else "ok").inc()

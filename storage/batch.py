@@ -1,23 +1,24 @@
 """Group commit: concurrent small writes share one transaction.
 
-Each write is a job run on a Core connection. While one batch commits, new jobs queue and go in
-the next one, so a lone write commits at once and a busy service pays one commit for many turns.
-If a batch fails, its jobs are re-run one by one, each in its own transaction, so one bad job
-never takes the others down and every job still ends committed or failed on its own.
+Each write is a job: a plain function of a Core `Connection` (see `Database.run_write`). While
+one batch commits, new jobs queue and go in the next one, so a lone write commits at once and a
+busy service pays one commit for many turns. If a batch fails, its jobs are re-run one by one,
+each in its own transaction, so one bad job never takes the others down and every job still ends
+committed or failed on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from storage.database import Database
 
 T = TypeVar("T")
-Job = Callable[[AsyncConnection], Awaitable[Any]]
+Job = Callable[[Connection], Any]
 
 
 class WriteBatcher:
@@ -28,7 +29,7 @@ class WriteBatcher:
         self._busy = False
         self._worker: asyncio.Task[None] | None = None
 
-    async def run(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def run(self, job: Callable[[Connection], T]) -> T:
         """Run `job` in a write transaction (possibly shared); returns once it is committed."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((job, future))
@@ -66,9 +67,9 @@ class WriteBatcher:
 
     async def _batch(self) -> None:
         batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+        jobs = [job for job, _ in batch]
         try:
-            async with self.db.write_conn() as conn:
-                results = [await job(conn) for job, _ in batch]
+            results = await self.db.run_write(lambda conn: [job(conn) for job in jobs])
         except Exception:
             for job, future in batch:
                 await self._alone(job, future)
@@ -79,8 +80,7 @@ class WriteBatcher:
 
     async def _alone(self, job: Job, future: asyncio.Future[Any]) -> None:
         try:
-            async with self.db.write_conn() as conn:
-                result = await job(conn)
+            result = await self.db.run_write(job)
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)

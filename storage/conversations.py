@@ -1,4 +1,7 @@
-"""Conversations and their messages: the runtime's hot path, in SQLAlchemy Core (no ORM cost)."""
+"""Conversations and their messages: the runtime's hot path, in SQLAlchemy Core (no ORM cost).
+
+Reads are async; writes are plain functions of a `Connection`, run by `Database.run_write`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, desc, func, insert, select, update
+from sqlalchemy import Connection, and_, desc, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.tables import Conversation, Message, utcnow
@@ -81,8 +84,8 @@ async def history(conn: AsyncConnection, conversation_id: int, turns: int) -> li
     return [(role, text) for role, text in reversed(rows)]
 
 
-async def start_conversation(conn: AsyncConnection, new: NewConversation) -> int:
-    result = await conn.execute(
+def start_conversation(conn: Connection, new: NewConversation) -> int:
+    result = conn.execute(
         insert(_conv).values(
             bot_id=new.bot_id,
             deployment_id=new.deployment_id,
@@ -96,15 +99,15 @@ async def start_conversation(conn: AsyncConnection, new: NewConversation) -> int
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
-async def end_conversation(conn: AsyncConnection, conversation_id: int) -> None:
-    await conn.execute(update(_conv).where(_conv.c.id == conversation_id).values(ended_at=utcnow()))
+def end_conversation(conn: Connection, conversation_id: int) -> None:
+    conn.execute(update(_conv).where(_conv.c.id == conversation_id).values(ended_at=utcnow()))
 
 
-async def add_messages(
-    conn: AsyncConnection, *, conversation_id: int, bot_id: int, records: list[TurnRecord]
+def add_messages(
+    conn: Connection, *, conversation_id: int, bot_id: int, records: list[TurnRecord]
 ) -> None:
     now = utcnow()
-    await conn.execute(
+    conn.execute(
         insert(_msg),
         [
             {

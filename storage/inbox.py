@@ -1,7 +1,8 @@
 """The inbox and outbox of ARCHITECTURE principle 10: acknowledged means recorded.
 
 The unique dedupe key and `INSERT ... ON CONFLICT DO NOTHING` decide "duplicate" (the row count,
-never a check-then-insert).
+never a check-then-insert). Writes are plain functions of a `Connection`, run by
+`Database.run_write`; reads are async.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,8 +20,8 @@ _inbox = InboxItem.__table__  # type: ignore[attr-defined]
 _outbox = OutboxItem.__table__  # type: ignore[attr-defined]
 
 
-async def record_inbound(
-    conn: AsyncConnection, *, dedupe_key: str, deployment_id: str, payload: dict[str, Any]
+def record_inbound(
+    conn: Connection, *, dedupe_key: str, deployment_id: str, payload: dict[str, Any]
 ) -> int | None:
     """The new inbox row's id, or None when this key was seen before."""
     dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
@@ -36,11 +37,11 @@ async def record_inbound(
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(_inbox.c.id)
     )
-    return (await conn.execute(statement)).scalar()
+    return (conn.execute(statement)).scalar()
 
 
-async def set_inbox_status(conn: AsyncConnection, item_id: int, status: str) -> None:
-    await conn.execute(update(_inbox).where(_inbox.c.id == item_id).values(status=status))
+def set_inbox_status(conn: Connection, item_id: int, status: str) -> None:
+    conn.execute(update(_inbox).where(_inbox.c.id == item_id).values(status=status))
 
 
 async def pending_inbox(conn: AsyncConnection) -> list[tuple[int, str, dict[str, Any]]]:
@@ -52,10 +53,8 @@ async def pending_inbox(conn: AsyncConnection) -> list[tuple[int, str, dict[str,
     return [(i, d, p) for i, d, p in (await conn.execute(query)).all()]
 
 
-async def add_outbound(
-    conn: AsyncConnection, *, deployment_id: str, payload: dict[str, Any]
-) -> int:
-    result = await conn.execute(
+def add_outbound(conn: Connection, *, deployment_id: str, payload: dict[str, Any]) -> int:
+    result = conn.execute(
         _outbox.insert().values(
             deployment_id=deployment_id, payload=payload, status="pending", created_at=utcnow()
         )
@@ -63,10 +62,8 @@ async def add_outbound(
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
-async def mark_outbound(
-    conn: AsyncConnection, item_id: int, *, status: str, error: str | None = None
-) -> None:
-    await conn.execute(
+def mark_outbound(conn: Connection, item_id: int, *, status: str, error: str | None = None) -> None:
+    conn.execute(
         update(_outbox)
         .where(_outbox.c.id == item_id)
         .values(status=status, error=error, sent_at=utcnow() if status == "sent" else None)
@@ -82,11 +79,9 @@ async def pending_outbox(conn: AsyncConnection) -> list[tuple[int, str, dict[str
     return [(i, d, p) for i, d, p in (await conn.execute(query)).all()]
 
 
-async def expire(conn: AsyncConnection, *, before: datetime) -> None:
+def expire(conn: Connection, *, before: datetime) -> None:
     """Forget finished rows older than `before` (dedupe only needs the platforms' retry window)."""
-    await conn.execute(
-        delete(_inbox).where(_inbox.c.status != "pending", _inbox.c.received_at < before)
-    )
-    await conn.execute(
+    conn.execute(delete(_inbox).where(_inbox.c.status != "pending", _inbox.c.received_at < before))
+    conn.execute(
         delete(_outbox).where(_outbox.c.status != "pending", _outbox.c.created_at < before)
     )

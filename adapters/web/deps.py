@@ -25,7 +25,8 @@ class WebServices:
     address_limiter: RateLimiter
 
 
-def services(request: Request) -> WebServices:
+async def services(request: Request) -> WebServices:
+    """Async on purpose: FastAPI runs plain `def` dependencies in a thread pool."""
     return request.app.state.services  # type: ignore[no-any-return]
 
 
@@ -34,4 +35,4 @@ async def caller(request: Request) -> Caller:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise UnauthorizedError("missing API key: send 'Authorization: Bearer KEY'")
-    return await services(request).ops.authenticate(key.strip())
+    return await (await services(request)).ops.authenticate(key.strip())

@@ -78,7 +78,8 @@ class World:
 
 
 @pytest.fixture
-async def world(db: Database) -> AsyncIterator[World]:
+async def world(any_db: Database) -> AsyncIterator[World]:
+    db = any_db
     async with db.write() as session:
         team = await TeamRepository(session).create("t")
         assert team.id is not None
@@ -139,10 +140,12 @@ async def test_an_accepted_message_is_answered_after_a_restart(world: World) -> 
 
 async def test_a_stored_reply_is_sent_after_a_restart_and_never_twice(world: World) -> None:
     reply = OutgoingMessage(address=world.message("x").address, text="stored, not sent")
-    async with world.db.write_conn() as conn:
-        await inbox_store.add_outbound(
-            conn, deployment_id=world.deployment_id, payload=reply.model_dump(mode="json")
+    payload = reply.model_dump(mode="json")
+    await world.db.run_write(
+        lambda conn: inbox_store.add_outbound(
+            conn, deployment_id=world.deployment_id, payload=payload
         )
+    )
     await world.fresh_runtime().recover()
     await world.fresh_runtime().recover()
     assert [m.text for m in world.channel.sent] == ["stored, not sent"]
