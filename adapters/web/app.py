@@ -76,6 +76,6 @@ def create_app(
     async def root() -> HTMLResponse:
         return HTMLResponse(_ROOT_PAGE)
 
+    app.include_router(chat.router)  # first: end users' traffic is the hot path
     app.include_router(rest.router)
-    app.include_router(chat.router)
     return app
