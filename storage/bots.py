@@ -30,9 +30,9 @@ class BotRepository:
 
     async def create(self, team_id: int, spec: BotSpec) -> Bot:
         bot = Bot(team_id=team_id, name=spec.name, draft=spec.model_dump(mode="json"))
-        self.session.add(bot)
         try:
-            async with self.session.begin_nested():
+            async with self.session.begin_nested():  # a clash rolls back only this savepoint
+                self.session.add(bot)
                 await self.session.flush()
         except IntegrityError:
             raise DuplicateError(f"a bot named '{spec.name}' exists in this team") from None

@@ -41,9 +41,9 @@ class DeploymentRepository:
             credentials=credentials,
             public_ident=public_ident,
         )
-        self.session.add(deployment)
         try:
-            async with self.session.begin_nested():
+            async with self.session.begin_nested():  # a clash rolls back only this savepoint
+                self.session.add(deployment)
                 await self.session.flush()
         except IntegrityError:
             raise DuplicateError(f"{channel} {target} already has a {env} deployment") from None

@@ -26,9 +26,9 @@ class TeamRepository:
 
     async def create(self, name: str) -> Team:
         team = Team(name=name)
-        self.session.add(team)
         try:
-            async with self.session.begin_nested():
+            async with self.session.begin_nested():  # a clash rolls back only this savepoint
+                self.session.add(team)
                 await self.session.flush()
         except IntegrityError:
             raise DuplicateError(f"a team named '{name}' exists") from None
