@@ -18,7 +18,7 @@ from bench.common import PYTHON, ROOT, Figure, base_env, child, free_port, perce
 CONCURRENCY = 16
 WARMUP_S = 2.0
 RUN_S = 8.0
-ROUNDS = 2
+ROUNDS = 3
 LATENCY_REQUESTS = 400
 SESSIONS = 50
 
@@ -145,15 +145,19 @@ async def run() -> list[Figure]:
         )
         baseline_send = _sender(f"http://127.0.0.1:{baseline_port}/chat", [None] * SESSIONS)
         rates: dict[str, list[float]] = {"platform": [], "baseline": []}
-        for _ in range(ROUNDS):  # A B A B: drift on a shared machine hits both sides
-            rates["platform"].append(await _throughput(platform_send))
-            rates["baseline"].append(await _throughput(baseline_send))
+        sides = [("platform", platform_send), ("baseline", baseline_send)]
+        for round_ in range(ROUNDS):  # A B, B A, A B: drift on a shared machine hits both sides
+            for side, send in sides if round_ % 2 == 0 else sides[::-1]:
+                rates[side].append(await _throughput(send))
         platform_lat = await _latencies(platform_send)
         baseline_lat = await _latencies(baseline_send)
 
     platform_rps = sum(rates["platform"]) / ROUNDS
     baseline_rps = sum(rates["baseline"]) / ROUNDS
-    how = f"{CONCURRENCY} concurrent clients, {ROUNDS}x{RUN_S:.0f} s per side, alternated"
+    how = (
+        f"{CONCURRENCY} concurrent clients, {ROUNDS}x{RUN_S:.0f} s per side in ABBAAB order; "
+        "bot history 0 so both sides make the same model call"
+    )
     lat_how = f"{LATENCY_REQUESTS} sequential requests per side"
     p50 = percentile(platform_lat, 0.5) - percentile(baseline_lat, 0.5)
     p99 = percentile(platform_lat, 0.99) - percentile(baseline_lat, 0.99)
