@@ -27,6 +27,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy builders storage runtime studio adapters main.py
 
 test: lint
 	$(PY) -m pytest

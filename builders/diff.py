@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from builders.spec import BotSpec
@@ -16,7 +16,7 @@ class FieldChange:
     field: str
     before: Any
     after: Any
-    lines: tuple[str, ...] = field(default=())
+    lines: tuple[str, ...] = ()
 
 
 def diff_specs(before: BotSpec, after: BotSpec) -> list[FieldChange]:

@@ -51,9 +51,15 @@ class NodeResult:
 
 
 class Node(Protocol):
+    """One step of a pipeline; `next` is the node that follows unless the result says otherwise."""
+
     kind: ClassVar[str]
-    id: str
-    next: str | None
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def next(self) -> str | None: ...
 
     async def run(self, ctx: TurnContext) -> NodeResult: ...
 

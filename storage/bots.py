@@ -49,7 +49,7 @@ class BotRepository:
         query = select(Bot.name).where(Bot.team_id == team_id).order_by(Bot.name)
         return list((await self.session.exec(query)).all())
 
-    async def list(self, team_id: int) -> list[Bot]:
+    async def for_team(self, team_id: int) -> list[Bot]:
         query = select(Bot).where(Bot.team_id == team_id).order_by(Bot.name)
         return list((await self.session.exec(query)).all())
 
@@ -116,7 +116,7 @@ class BotRepository:
 
     async def pointers(self, bot_id: int) -> dict[str, PointerView]:
         query = (
-            select(EnvironmentPointer.env, BotVersion.id, BotVersion.number)
+            select(EnvironmentPointer.env, EnvironmentPointer.version_id, BotVersion.number)
             .join(BotVersion, col(BotVersion.id) == EnvironmentPointer.version_id)
             .where(EnvironmentPointer.bot_id == bot_id)
         )

@@ -272,7 +272,7 @@ class Operations:
         async with self.db.read() as session:
             repo = BotRepository(session)
             items = []
-            for bot in await repo.list(caller.team_id):
+            for bot in await repo.for_team(caller.team_id):
                 assert bot.id is not None
                 pointers = await repo.pointers(bot.id)
                 latest = await repo.latest_version(bot.id)
@@ -678,7 +678,7 @@ class Operations:
             if name is not None:
                 bots = [await self._bot(session, caller, name)]
             else:
-                bots = await BotRepository(session).list(caller.team_id)
+                bots = await BotRepository(session).for_team(caller.team_id)
         views = []
         async with self.db.read_conn() as conn:
             for bot in bots:
