@@ -11,7 +11,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builders.spec import BotSpec
-from storage.errors import DuplicateError, StaleRevisionError
+from storage.errors import DuplicateError, StaleRevisionError, add_unique
 from storage.tables import Bot, BotVersion, EnvironmentPointer, utcnow
 
 ENVIRONMENTS = ("staging", "production")
@@ -30,12 +30,7 @@ class BotRepository:
 
     async def create(self, team_id: int, spec: BotSpec) -> Bot:
         bot = Bot(team_id=team_id, name=spec.name, draft=spec.model_dump(mode="json"))
-        try:
-            async with self.session.begin_nested():  # a clash rolls back only this savepoint
-                self.session.add(bot)
-                await self.session.flush()
-        except IntegrityError:
-            raise DuplicateError(f"a bot named '{spec.name}' exists in this team") from None
+        await add_unique(self.session, bot, f"a bot named '{spec.name}' exists in this team")
         return bot
 
     async def get(self, team_id: int, name: str) -> Bot | None:

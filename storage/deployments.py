@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.errors import DuplicateError
+from storage.errors import add_unique
 from storage.tables import Bot, Deployment
 
 
@@ -41,12 +40,9 @@ class DeploymentRepository:
             credentials=credentials,
             public_ident=public_ident,
         )
-        try:
-            async with self.session.begin_nested():  # a clash rolls back only this savepoint
-                self.session.add(deployment)
-                await self.session.flush()
-        except IntegrityError:
-            raise DuplicateError(f"{channel} {target} already has a {env} deployment") from None
+        await add_unique(
+            self.session, deployment, f"{channel} {target} already has a {env} deployment"
+        )
         return deployment
 
     async def get(self, deployment_id: str) -> Deployment | None:

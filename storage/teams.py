@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.errors import DuplicateError
+from storage.errors import add_unique
 from storage.tables import ApiKey, Member, Team
 
 KEY_PREFIX = "cs_"
@@ -26,12 +25,7 @@ class TeamRepository:
 
     async def create(self, name: str) -> Team:
         team = Team(name=name)
-        try:
-            async with self.session.begin_nested():  # a clash rolls back only this savepoint
-                self.session.add(team)
-                await self.session.flush()
-        except IntegrityError:
-            raise DuplicateError(f"a team named '{name}' exists") from None
+        await add_unique(self.session, team, f"a team named '{name}' exists")
         return team
 
     async def by_name(self, name: str) -> Team | None:

@@ -232,9 +232,9 @@ class Operations:
             else:
                 before = bot.draft
                 await repo.save_draft(bot, spec, expected_revision=bot.revision)
-            await AuditRepository(session).record(
-                team_id=caller.team_id,
-                actor=caller.identity,
+            await _audit(
+                session,
+                caller,
                 action="bot.import",
                 target=spec.name,
                 before=before,
@@ -255,9 +255,9 @@ class Operations:
                         else ""
                     )
                 ) from None
-            await AuditRepository(session).record(
-                team_id=caller.team_id,
-                actor=caller.identity,
+            await _audit(
+                session,
+                caller,
                 action=action,
                 target=spec.name,
                 after=spec.model_dump(mode="json"),
@@ -319,9 +319,9 @@ class Operations:
                     f"The draft changed meanwhile (it is at revision {exc.current}); "
                     "reload it and try again"
                 ) from None
-            await AuditRepository(session).record(
-                team_id=caller.team_id,
-                actor=caller.identity,
+            await _audit(
+                session,
+                caller,
                 action="bot.edit",
                 target=name,
                 before={k: before[k] for k in before if before[k] != after[k]},
@@ -344,9 +344,9 @@ class Operations:
             deployments = await DeploymentRepository(session).for_team(caller.team_id, bot.id)
             before = bot.draft
             await BotRepository(session).delete(bot)
-            await AuditRepository(session).record(
-                team_id=caller.team_id,
-                actor=caller.identity,
+            await _audit(
+                session,
+                caller,
                 action="bot.delete",
                 target=name,
                 before=before,
@@ -410,9 +410,9 @@ class Operations:
             assert version_id is not None
             previous = pointers.get(to)
             await repo.set_pointer(bot.id, to, version_id)
-            await AuditRepository(session).record(
-                team_id=caller.team_id,
-                actor=caller.identity,
+            await _audit(
+                session,
+                caller,
                 action="bot.promote",
                 target=name,
                 before={"env": to, "version": previous.number if previous else None},
@@ -447,9 +447,9 @@ class Operations:
                 target = found
             assert target.id is not None
             await repo.set_pointer(bot.id, env, target.id)
-            await AuditRepository(session).record(
-                team_id=caller.team_id,
-                actor=caller.identity,
+            await _audit(
+                session,
+                caller,
                 action="bot.rollback",
                 target=name,
                 before={"env": env, "version": current.number},
@@ -553,9 +553,9 @@ class Operations:
                 target=where,
                 credentials=self.cipher.encrypt(token) if token else None,
             )
-            await AuditRepository(session).record(
-                team_id=caller.team_id,
-                actor=caller.identity,
+            await _audit(
+                session,
+                caller,
                 action="deploy",
                 target=name,
                 after={
@@ -625,9 +625,9 @@ class Operations:
             bot_name = bot.name if bot else "?"
             view = await self._deployment_view(deployment, bot_name, None)
             await repo.delete(deployment)
-            await AuditRepository(session).record(
-                team_id=caller.team_id,
-                actor=caller.identity,
+            await _audit(
+                session,
+                caller,
                 action="undeploy",
                 target=bot_name,
                 before={
@@ -728,6 +728,26 @@ class Operations:
         async with self.db.read() as session:
             rows = await AuditRepository(session).events(caller.team_id, limit=limit)
         return [_audit_view(row) for row in rows]
+
+
+async def _audit(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    action: str,
+    target: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Record what `caller` changed, in the same transaction as the change."""
+    await AuditRepository(session).record(
+        team_id=caller.team_id,
+        actor=caller.identity,
+        action=action,
+        target=target,
+        before=before,
+        after=after,
+    )
 
 
 def _parse(data: dict[str, Any]) -> BotSpec:
