@@ -15,12 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builders.diff import diff_specs
 from builders.edit import apply_changes, coerce_field
 from builders.spec import BotSpec
-from builders.validation import SpecError
+from builders.validation import SpecError, human_problems, parse_spec
 from builders.yaml_io import YamlError, spec_from_yaml, spec_to_yaml
 from runtime.channel import DeploymentInfo, UnknownChannelError
 from runtime.models import check_model
@@ -32,9 +34,10 @@ from storage.bots import ENVIRONMENTS, BotRepository
 from storage.database import Database
 from storage.deployments import DeploymentRepository
 from storage.errors import DuplicateError, StaleRevisionError
-from storage.tables import Bot, Deployment, utcnow
+from storage.tables import Bot, Deployment, Team, utcnow
 from storage.teams import TeamRepository
 from studio.errors import (
+    BadRequestError,
     ConflictError,
     InvalidError,
     NotAvailableError,
@@ -152,10 +155,6 @@ class Operations:
         async with self.db.read() as session:
             if await TeamRepository(session).by_name(LOCAL_TEAM) is not None:
                 return None
-            from sqlmodel import select
-
-            from storage.tables import Team
-
             if (await session.exec(select(Team.id).limit(1))).first() is not None:
                 return None
         created = await self.create_team(LOCAL_TEAM)
@@ -213,10 +212,8 @@ class Operations:
         """Import a spec given as YAML text or as a JSON mapping."""
         caller.require(Role.EDITOR, "Importing a bot")
         try:
-            spec = spec_from_yaml(source) if isinstance(source, str) else _parse(source)
+            spec = spec_from_yaml(source) if isinstance(source, str) else parse_spec(source)
         except YamlError as exc:
-            from studio.errors import BadRequestError
-
             raise BadRequestError(str(exc)) from None
         except SpecError as exc:
             raise _problems(exc) from None
@@ -750,17 +747,7 @@ async def _audit(
     )
 
 
-def _parse(data: dict[str, Any]) -> BotSpec:
-    from builders.validation import parse_spec
-
-    return parse_spec(data)
-
-
 def _first_problem(exc: ValueError) -> str:
-    from pydantic import ValidationError
-
-    from builders.validation import human_problems
-
     if isinstance(exc, ValidationError):
         return "; ".join(human_problems(exc))
     return str(exc)
