@@ -125,7 +125,9 @@ class Message(SQLModel, table=True):
     bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
     role: str = Field(max_length=16)
     text: str
-    parts: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    parts: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True))
+    )
     version: int | None = None
     latency_ms: float | None = None
     prompt_tokens: int | None = None
@@ -168,6 +170,6 @@ class AuditEvent(SQLModel, table=True):
     actor: str = Field(max_length=200)
     action: str = Field(max_length=40)
     target: str = Field(max_length=200)
-    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
     created_at: datetime = _ts()

@@ -97,3 +97,28 @@ def test_help_is_cheap() -> None:
     assert result.returncode == 0
     for heavy in ("fastapi", "sqlalchemy", "litellm", "pydantic_settings"):
         assert f" {heavy}\n" not in result.stderr, f"--help imports {heavy}"
+
+
+async def test_first_start_writes_private_key_files(tmp_path: Path) -> None:
+    from tests.conftest import running_service, service_settings
+
+    async with running_service(service_settings(tmp_path)) as service:
+        assert service.key.startswith("cs_")
+    for name in ("local.key", "secret.key"):
+        assert (tmp_path / "data" / name).stat().st_mode & 0o777 == 0o600, name
+    async with running_service(service_settings(tmp_path)) as again:  # no second team, same key
+        assert again.key == service.key
+        teams = await again.app.state.core.ops.create_team("other")
+        assert teams.team == "other"
+
+
+def test_a_server_database_needs_a_secret_key(tmp_path: Path) -> None:
+    from studio.settings import Settings
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none",
+        data_dir=tmp_path,
+    )
+    with pytest.raises(main.StartupError, match="STUDIO_SECRET_KEY"):
+        main._secret(settings)

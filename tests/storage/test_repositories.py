@@ -193,6 +193,9 @@ async def test_conversations_history_and_stats(any_db: Database) -> None:
         assert row.latencies_ms == [10.0, 20.0, 30.0]
         assert [s.messages for s in await conv.recent_conversations(c, bot.id)] == [6]
         assert len(await conv.transcript(c, conversation_id)) == 6
+    async with any_db.read_conn() as c:
+        no_parts = "select count(*) from message where parts is null"
+        assert (await c.execute(text(no_parts))).scalar() == 8  # SQL NULL, not JSON null
     await any_db.run_write(partial(conv.end_conversation, conversation_id=conversation_id))
     async with any_db.read_conn() as c:
         assert await conv.active_conversation(c, None, "k") is None
