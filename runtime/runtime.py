@@ -129,7 +129,7 @@ class Runtime:
             return cached
         async with self.db.read() as session:
             row = await session.get(Deployment, deployment_id)
-        if row is None or row.status == "removed":
+        if row is None:
             raise UnknownDeploymentError(deployment_id)
         target = DeploymentTarget(row.id, row.team_id, row.bot_id, row.channel, row.env)
         self._targets[deployment_id] = target

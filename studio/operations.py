@@ -153,8 +153,6 @@ class Operations:
     async def ensure_local_team(self, key_file: Path) -> ApiKeyCreated | None:
         """On an empty database: the `local` team, its owner key written to `key_file` (0600)."""
         async with self.db.read() as session:
-            if await TeamRepository(session).by_name(LOCAL_TEAM) is not None:
-                return None
             if (await session.exec(select(Team.id).limit(1))).first() is not None:
                 return None
         created = await self.create_team(LOCAL_TEAM)
