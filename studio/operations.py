@@ -377,8 +377,7 @@ class Operations:
         caller.require(Role.ADMIN, "Promoting")
         if force:
             caller.require(Role.OWNER, "Forcing a promotion")
-        if to not in ENVIRONMENTS:
-            raise InvalidError(f"environment must be staging or production, not '{to}'")
+        _check_env(to)
         async with self.db.write() as session:
             bot = await self._bot(session, caller, name)
             assert bot.id is not None
@@ -421,8 +420,7 @@ class Operations:
     ) -> PromoteResult:
         """Point `env` back at `version` (default: the version before the current one)."""
         caller.require(Role.ADMIN, "Rolling back")
-        if env not in ENVIRONMENTS:
-            raise InvalidError(f"environment must be staging or production, not '{env}'")
+        _check_env(env)
         async with self.db.write() as session:
             bot = await self._bot(session, caller, name)
             assert bot.id is not None
@@ -516,8 +514,7 @@ class Operations:
         caller.require(Role.ADMIN, "Deploying")
         if channel not in CHANNELS:
             raise InvalidError(f"channel must be one of {', '.join(CHANNELS)}, not '{channel}'")
-        if env not in ENVIRONMENTS:
-            raise InvalidError(f"environment must be staging or production, not '{env}'")
+        _check_env(env)
         try:
             port = self.runtime.channels.get(channel)
         except UnknownChannelError:
@@ -743,6 +740,11 @@ async def _audit(
         before=before,
         after=after,
     )
+
+
+def _check_env(env: str) -> None:
+    if env not in ENVIRONMENTS:
+        raise InvalidError(f"environment must be staging or production, not '{env}'")
 
 
 def _first_problem(exc: ValueError) -> str:
