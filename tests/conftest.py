@@ -90,7 +90,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}"
 
 
-async def _fresh_postgres(url: str) -> str:
+async def fresh_postgres_database(url: str) -> str:
     """A new schema-isolated database for one test: a throwaway database on the server."""
     import asyncpg
 
@@ -103,7 +103,7 @@ async def _fresh_postgres(url: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
-async def _drop_postgres(url: str, database_url: str) -> None:
+async def drop_postgres_database(url: str, database_url: str) -> None:
     import asyncpg
 
     name = database_url.rsplit("/", 1)[1]
@@ -124,12 +124,12 @@ async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         await db.dispose()
         return
     server = request.getfixturevalue("postgres_url")
-    url = await _fresh_postgres(server)
+    url = await fresh_postgres_database(server)
     db = Database(url)
     await migrate(db)
     yield db
     await db.dispose()
-    await _drop_postgres(server, url)
+    await drop_postgres_database(server, url)
 
 
 @pytest.fixture

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import running_service, service_settings
+import pytest
+
+from tests.conftest import (
+    drop_postgres_database,
+    fresh_postgres_database,
+    running_service,
+    service_settings,
+)
 from tests.fakes.llm import FakeLLM
 
 
@@ -71,3 +78,24 @@ async def test_a_failing_provider_gets_the_fallback_and_is_counted(
         llm.reset()
         assert (await service.chat(deployment, "back?")).json()["reply"] == "echo: back?"
         assert (await service.client.get("/healthz")).status_code == 200
+
+
+@pytest.mark.postgres
+async def test_the_same_flow_on_postgresql(tmp_path: Path, llm: FakeLLM, postgres_url: str) -> None:
+    url = await fresh_postgres_database(postgres_url)
+    try:
+        settings = service_settings(
+            tmp_path, database_url=url, secret_key="test-secret", llm_api_base=llm.base_url
+        )
+        async with running_service(settings) as service:
+            deployment = await service.live_web_bot(model="openai/fake-model", history=3)
+            first = (await service.chat(deployment, "one")).json()
+            assert first["reply"] == "echo: one"
+        async with running_service(settings) as service:  # restart: migrations are a no-op
+            second = (await service.chat(deployment, "two", first["session"])).json()
+            assert second["reply"] == "echo: two"
+            assert [m["content"] for m in llm.calls[-1].messages][1:] == ["one", "echo: one", "two"]
+            stats = await service.call("GET", "/api/v1/bots/faq-bot/stats")
+            assert stats["turns"] == 2 and stats["conversations"] == 1
+    finally:
+        await drop_postgres_database(postgres_url, url)
