@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -54,6 +54,13 @@ def _loopback_only() -> Iterator[None]:
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
 
 
+def skip_unless_ci(needed: str, reason: str) -> NoReturn:
+    """Skip a test whose service is missing; under CI=true that is a failure instead."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI needs {needed}: {reason}")
+    pytest.skip(reason)
+
+
 def _postgres_available(url: str) -> str | None:
     """None when reachable, else the reason."""
     import asyncpg
@@ -78,9 +85,7 @@ def postgres_url() -> str:
     url = os.environ.get("STUDIO_TEST_POSTGRES_URL")
     reason = "STUDIO_TEST_POSTGRES_URL is not set" if not url else _postgres_available(url)
     if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs PostgreSQL for the tests marked postgres: {reason}")
-        pytest.skip(reason)
+        skip_unless_ci("PostgreSQL for the tests marked postgres", reason)
     assert url is not None
     return url
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import skip_unless_ci
+
 ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -36,9 +38,7 @@ def chromium() -> str:
     except ImportError:
         missing = "playwright is not installed (pip install -e '.[dev]')"
     if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs a browser for the tests marked browser: {missing}")
-        pytest.skip(missing)
+        skip_unless_ci("a browser for the tests marked browser", missing)
     assert path is not None
     return path
 
