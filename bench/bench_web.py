@@ -1,174 +1,283 @@
-"""Web channel: throughput and platform-added latency against a hand-written FastAPI + litellm
-endpoint making the same model call, side by side in one run, both against a zero-latency fake."""
+"""Web channel: throughput and platform-added latency against a hand-written baseline.
+
+Both sides run at once, each as its own uvicorn process with the same settings, against one
+zero-latency fake model server: the platform (`main.py serve`, a bot with history 10 deployed on
+the web channel) and `bench/baseline_web.py` (one FastAPI endpoint making the same litellm call).
+The load generator alternates between them so drift on a shared machine hits both sides.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from bench.common import PYTHON, ROOT, Figure, base_env, child, free_port, percentile, wait_healthy
+from bench.common import (
+    HOST,
+    PYTHON,
+    ROOT,
+    Child,
+    Figure,
+    base_env,
+    child,
+    free_port,
+    percentile,
+    wait_file,
+    wait_http,
+)
+from bench.llm_server import ANSWER
 
 CONCURRENCY = 16
 WARMUP_S = 2.0
-RUN_S = 8.0
-ROUNDS = 3
-LATENCY_REQUESTS = 400
+MEASURE_S = 8.0
+ORDER = "ABBAAB"  # A = platform, B = baseline: three phases each, linear drift cancels
 SESSIONS = 50
+LATENCY_WARMUP = 50
+LATENCY_REQUESTS = 400
+HISTORY = 10
+TIMEOUT = aiohttp.ClientTimeout(total=30)
 
-Send = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
+
+@dataclass(slots=True)
+class Side:
+    """One side of the comparison: where to chat, its sessions, and what it did."""
+
+    name: str
+    url: str
+    proc: Child
+    free: deque[int] = field(default_factory=deque)
+    sessions: list[str | None] = field(default_factory=list)
+    sent: int = 0
+    errors: int = 0
+    first_error: str = ""
+    rates: list[float] = field(default_factory=list)
+    cpu_ms_per_request: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sessions = [None] * SESSIONS
+        self.free.extend(range(SESSIONS))
+
+    async def send(self, http: aiohttp.ClientSession) -> bool:
+        """One chat turn on a session nobody else is using; True if it answered 200."""
+        slot = self.free.popleft()
+        self.sent += 1
+        body: dict[str, Any] = {"text": f"question {self.sent}: how do refunds work?"}
+        if self.sessions[slot] is not None:
+            body["session"] = self.sessions[slot]
+        try:
+            async with http.post(self.url, json=body, timeout=TIMEOUT) as response:
+                data = await response.json(content_type=None)
+                if response.status != 200 or data.get("reply") != ANSWER:
+                    return self._failed(f"{response.status} {str(data)[:300]}")
+                self.sessions[slot] = data["session"]
+                return True
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            return self._failed(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.free.append(slot)
+
+    def _failed(self, why: str) -> bool:
+        self.errors += 1
+        if not self.first_error:
+            self.first_error = why
+            print(f"# {self.name}: request failed: {why}", file=sys.stderr, flush=True)
+        return False
 
 
-async def _throughput(send: Send) -> float:
-    """Completed requests per second at fixed concurrency, after a warm-up."""
+async def _throughput(side: Side, http: aiohttp.ClientSession) -> None:
+    """Fixed concurrency for WARMUP_S + MEASURE_S; completed requests per second measured."""
     done = 0
     measuring = False
     stop = False
 
-    async def worker(worker_id: int, http: aiohttp.ClientSession) -> None:
+    async def worker() -> None:
         nonlocal done
-        i = worker_id
         while not stop:
-            await send(http, i)
-            i += CONCURRENCY
-            if measuring:
+            if await side.send(http) and measuring:
                 done += 1
 
-    async with aiohttp.ClientSession() as http:
-        tasks = [asyncio.create_task(worker(w, http)) for w in range(CONCURRENCY)]
+    tasks = [asyncio.create_task(worker()) for _ in range(CONCURRENCY)]
+    try:
         await asyncio.sleep(WARMUP_S)
+        cpu_before = side.proc.cpu_seconds()
         measuring, started = True, time.perf_counter()
-        await asyncio.sleep(RUN_S)
+        await asyncio.sleep(MEASURE_S)
         measuring, elapsed = False, time.perf_counter() - started
+        cpu = side.proc.cpu_seconds() - cpu_before
         stop = True
         await asyncio.gather(*tasks)
-    return done / elapsed
+    finally:
+        for task in tasks:
+            task.cancel()
+    side.rates.append(done / elapsed)
+    if done:
+        side.cpu_ms_per_request.append(cpu * 1000 / done)
+    print(f"# {side.name}: {done / elapsed:.1f} req/s", file=sys.stderr, flush=True)
 
 
-async def _latencies(send: Send) -> list[float]:
-    async with aiohttp.ClientSession() as http:
-        for i in range(50):
-            await send(http, i)
-        samples = []
-        for i in range(LATENCY_REQUESTS):
+async def _latencies(a: Side, b: Side, http: aiohttp.ClientSession) -> None:
+    """Sequential requests (concurrency 1), alternating sides request by request (ABBA...)."""
+    for _ in range(LATENCY_WARMUP):
+        await a.send(http)
+        await b.send(http)
+    for i in range(LATENCY_REQUESTS):
+        for side in (a, b) if i % 2 == 0 else (b, a):
             started = time.perf_counter()
-            await send(http, i)
-            samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
-def _sender(url: str, sessions: list[str | None]) -> Send:
-    async def send(http: aiohttp.ClientSession, i: int) -> None:
-        slot = i % len(sessions)
-        body: dict[str, str] = {"text": f"question {i}: how do refunds work?"}
-        if sessions[slot]:
-            body["session"] = sessions[slot]  # type: ignore[assignment]
-        async with http.post(url, json=body) as response:
-            data = await response.json()
-            if response.status != 200:
-                raise RuntimeError(f"{url} answered {response.status}: {data}")
-            sessions[slot] = data["session"]
-
-    return send
+            ok = await side.send(http)
+            if ok:
+                side.latencies_ms.append((time.perf_counter() - started) * 1000)
 
 
 async def _setup_platform(base: str, key: str) -> str:
-    headers = {"Authorization": f"Bearer {key}"}
-    spec = {"name": "bench-bot", "model": "openai/fake", "history": 0}
-    async with aiohttp.ClientSession(base_url=base, headers=headers) as http:
-        for method, path, body in [
-            ("POST", "/api/v1/bots/import", spec),
-            ("POST", "/api/v1/bots/bench-bot/promote", {"to": "staging"}),
-            ("POST", "/api/v1/bots/bench-bot/promote", {"to": "production"}),
-            ("POST", "/api/v1/bots/bench-bot/deployments", {"channel": "web"}),
-        ]:
-            async with http.request(
-                method, path, data=json.dumps(body), headers={"content-type": "application/json"}
-            ) as response:
-                data = await response.json()
+    """Import, promote to production and deploy on the web: the deployment id."""
+    spec = {"name": "bench-bot", "model": "openai/fake", "history": HISTORY}
+    steps = [
+        ("/api/v1/bots/import", spec),
+        ("/api/v1/bots/bench-bot/promote", {"to": "staging"}),
+        ("/api/v1/bots/bench-bot/promote", {"to": "production"}),
+        ("/api/v1/bots/bench-bot/deployments", {"channel": "web"}),
+    ]
+    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+    data: Any = None
+    async with aiohttp.ClientSession(headers=headers, timeout=TIMEOUT) as http:
+        for path, body in steps:
+            async with http.post(base + path, data=json.dumps(body)) as response:
+                data = await response.json(content_type=None)
                 if response.status >= 300:
-                    raise RuntimeError(f"{path}: {response.status} {data}")
+                    raise RuntimeError(f"POST {path}: {response.status} {data}")
     return str(data["id"])
+
+
+def _start(stack: ExitStack, tmp: Path, llm_base: str) -> tuple[Child, Child, int, int]:
+    platform_port, baseline_port = free_port(), free_port()
+    data = tmp / "data"
+    platform = stack.enter_context(
+        child(
+            [PYTHON, str(ROOT / "main.py"), "serve", "--port", str(platform_port)],
+            cwd=tmp,  # no .env from the repository
+            log=tmp / "platform.log",
+            env=base_env(
+                STUDIO_DATA_DIR=str(data),
+                STUDIO_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'studio.db'}",
+                STUDIO_LLM_API_BASE=llm_base,
+                STUDIO_WEB_RATE_PER_SESSION="1000000",
+                STUDIO_WEB_RATE_PER_ADDRESS="1000000",
+                OPENAI_API_KEY="sk-bench",
+            ),
+        )
+    )
+    baseline = stack.enter_context(
+        child(
+            [PYTHON, "-m", "bench.baseline_web", str(baseline_port)],
+            cwd=tmp,
+            log=tmp / "baseline.log",
+            env=base_env(BENCH_LLM_BASE=llm_base, OPENAI_API_KEY="sk-bench"),
+        )
+    )
+    return platform, baseline, platform_port, baseline_port
 
 
 async def run() -> list[Figure]:
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        llm_port, platform_port, baseline_port = free_port(), free_port(), free_port()
-        llm_base = f"http://127.0.0.1:{llm_port}/v1"
-        stack.enter_context(
-            child([PYTHON, "-m", "bench.llm_server", str(llm_port)], env=base_env())
-        )
-        platform = stack.enter_context(
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-web-")))
+        port_file = tmp / "llm.port"
+        llm = stack.enter_context(
             child(
-                [PYTHON, str(ROOT / "main.py"), "serve", "--port", str(platform_port)],
-                cwd=tmp,
-                env=base_env(
-                    STUDIO_DATA_DIR=str(tmp / "data"),
-                    STUDIO_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'data' / 'studio.db'}",
-                    STUDIO_LLM_API_BASE=llm_base,
-                    STUDIO_WEB_RATE_PER_SESSION="100000000",
-                    STUDIO_WEB_RATE_PER_ADDRESS="100000000",
-                    OPENAI_API_KEY="sk-bench",
-                ),
+                [PYTHON, "-m", "bench.llm_server", str(port_file)],
+                env=base_env(),
+                log=tmp / "llm.log",
             )
         )
-        baseline = stack.enter_context(
-            child(
-                [
-                    PYTHON,
-                    "-m",
-                    "uvicorn",
-                    "bench.baseline_web:app",
-                    "--port",
-                    str(baseline_port),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
-                env=base_env(BENCH_LLM_BASE=llm_base, OPENAI_API_KEY="sk-bench"),
-            )
-        )
-        await wait_healthy(f"http://127.0.0.1:{platform_port}/healthz", platform)
-        await wait_healthy(f"http://127.0.0.1:{baseline_port}/docs", baseline)
+        llm_base = f"http://{HOST}:{await wait_file(port_file, llm)}/v1"
+        platform, baseline, platform_port, baseline_port = _start(stack, tmp, llm_base)
+        await wait_http(f"http://{HOST}:{platform_port}/healthz", platform)
+        await wait_http(f"http://{HOST}:{baseline_port}/healthz", baseline)
         key = (tmp / "data" / "local.key").read_text().strip()
-        deployment = await _setup_platform(f"http://127.0.0.1:{platform_port}", key)
+        deployment = await _setup_platform(f"http://{HOST}:{platform_port}", key)
+        a = Side("platform", f"http://{HOST}:{platform_port}/api/v1/chat/{deployment}", platform)
+        b = Side("baseline", f"http://{HOST}:{baseline_port}/chat", baseline)
 
-        platform_send = _sender(
-            f"http://127.0.0.1:{platform_port}/api/v1/chat/{deployment}", [None] * SESSIONS
-        )
-        baseline_send = _sender(f"http://127.0.0.1:{baseline_port}/chat", [None] * SESSIONS)
-        rates: dict[str, list[float]] = {"platform": [], "baseline": []}
-        sides = [("platform", platform_send), ("baseline", baseline_send)]
-        for round_ in range(ROUNDS):  # A B, B A, A B: drift on a shared machine hits both sides
-            for side, send in sides if round_ % 2 == 0 else sides[::-1]:
-                rates[side].append(await _throughput(send))
-        platform_lat = await _latencies(platform_send)
-        baseline_lat = await _latencies(baseline_send)
+        connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            for side in (a, b):  # both answer before anything is timed
+                if not await side.send(http):
+                    raise RuntimeError(f"{side.name} does not answer: {side.first_error}")
+            for letter in ORDER:
+                await _throughput(a if letter == "A" else b, http)
+            await _latencies(a, b, http)
+        llm_cpu = llm.cpu_seconds()
+        for side in (a, b):
+            if side.errors > side.sent // 100:
+                raise RuntimeError(
+                    f"{side.name}: {side.errors} of {side.sent} requests failed; "
+                    f"first: {side.first_error}\n{side.proc.log_tail()}"
+                )
+    print(f"# llm server CPU {llm_cpu:.1f} s", file=sys.stderr)
+    return _figures(a, b)
 
-    platform_rps = sum(rates["platform"]) / ROUNDS
-    baseline_rps = sum(rates["baseline"]) / ROUNDS
-    how = (
-        f"{CONCURRENCY} concurrent clients, {ROUNDS}x{RUN_S:.0f} s per side in ABBAAB order; "
-        "bot history 0 so both sides make the same model call"
+
+def _figures(a: Side, b: Side) -> list[Figure]:
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    rps_a, rps_b = mean(a.rates), mean(b.rates)
+    how_rps = (
+        f"aiohttp client, {CONCURRENCY} concurrent requests, {SESSIONS} sessions reused "
+        f"(bot history {HISTORY}; the baseline sends system + user only); "
+        f"{WARMUP_S:.0f} s warm-up + {MEASURE_S:.0f} s measured per phase, phases {ORDER} "
+        "(A platform, B baseline); completed 200s per second, mean of phases"
     )
-    lat_how = f"{LATENCY_REQUESTS} sequential requests per side"
-    p50 = percentile(platform_lat, 0.5) - percentile(baseline_lat, 0.5)
-    p99 = percentile(platform_lat, 0.99) - percentile(baseline_lat, 0.99)
-    return [
-        Figure("web_throughput_ratio", round(platform_rps / baseline_rps, 3), "", ">= 0.8", how),
-        Figure("web_platform_rps", round(platform_rps, 1), "req/s", "", how),
-        Figure("web_baseline_rps", round(baseline_rps, 1), "req/s", "", how),
-        Figure("web_added_latency_p50_ms", round(p50, 2), "ms", "<= 3", lat_how),
-        Figure("web_added_latency_p99_ms", round(p99, 2), "ms", "<= 10", lat_how),
-        Figure("web_platform_p50_ms", round(percentile(platform_lat, 0.5), 2), "ms", "", lat_how),
-        Figure("web_baseline_p50_ms", round(percentile(baseline_lat, 0.5), 2), "ms", "", lat_how),
-        Figure("web_platform_p99_ms", round(percentile(platform_lat, 0.99), 2), "ms", "", lat_how),
-        Figure("web_baseline_p99_ms", round(percentile(baseline_lat, 0.99), 2), "ms", "", lat_how),
+    how_lat = (
+        f"concurrency 1, {LATENCY_REQUESTS} requests per side after {LATENCY_WARMUP} warm-up, "
+        "sides alternating request by request; client-side wall time"
+    )
+    how_cpu = "server process user+sys CPU during measured phases / completed requests"
+    p = {(side.name, q): percentile(side.latencies_ms, q) for side in (a, b) for q in (0.5, 0.99)}
+    figures = [
+        Figure("web_throughput_ratio", round(rps_a / rps_b, 3), "", ">= 0.8", how_rps),
+        Figure(
+            "web_added_latency_p50_ms",
+            round(p["platform", 0.5] - p["baseline", 0.5], 2),
+            "ms",
+            "<= 3",
+            "p50(platform) - p50(baseline); " + how_lat,
+        ),
+        Figure(
+            "web_added_latency_p99_ms",
+            round(p["platform", 0.99] - p["baseline", 0.99], 2),
+            "ms",
+            "<= 10",
+            "p99(platform) - p99(baseline); " + how_lat,
+        ),
     ]
+    for side in (a, b):
+        phases = ", ".join(f"{r:.1f}" for r in side.rates)
+        figures += [
+            Figure(f"web_{side.name}_rps", round(mean(side.rates), 1), "req/s", "", phases),
+            Figure(f"web_{side.name}_p50_ms", round(p[side.name, 0.5], 2), "ms", "", how_lat),
+            Figure(f"web_{side.name}_p99_ms", round(p[side.name, 0.99], 2), "ms", "", how_lat),
+        ]
+        if side.cpu_ms_per_request:
+            cpu = round(mean(side.cpu_ms_per_request), 2)
+            figures.append(Figure(f"web_{side.name}_cpu_ms_per_req", cpu, "ms", "", how_cpu))
+        figures.append(
+            Figure(
+                f"web_{side.name}_errors",
+                side.errors,
+                "",
+                "<= 0",
+                f"failed requests of {side.sent} sent"
+                + (f"; first: {side.first_error[:120]}" if side.first_error else ""),
+            )
+        )
+    return figures

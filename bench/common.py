@@ -1,30 +1,36 @@
-"""What the benchmarks share: figures, child processes on loopback, percentiles."""
+"""What the benchmarks share: figures, child processes on loopback, waiting, percentiles."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
 class Figure:
+    """One measured number. `goal` is `">= 0.8"` or `"<= 3"`; empty for a raw figure."""
+
     name: str
     value: float
     unit: str = ""
-    goal: str = ""  # e.g. ">= 0.8"; empty for a raw figure
+    goal: str = ""
     how: str = ""
 
     @property
@@ -32,32 +38,98 @@ class Figure:
         if not self.goal:
             return None
         op, _, bound = self.goal.partition(" ")
-        return self.value >= float(bound) if op == ">=" else self.value <= float(bound)
+        if op == ">=":
+            return self.value >= float(bound)
+        if op == "<=":
+            return self.value <= float(bound)
+        raise ValueError(f"{self.name}: cannot read the goal {self.goal!r}")
 
 
 def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1 (for children that only take --port)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
 
 
+_DROPPED_PREFIXES = ("STUDIO_", "SLACK_", "TELEGRAM_")
+_DROPPED_SUFFIXES = ("_API_KEY", "_API_BASE")
+
+
 def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}
+    """This environment without the service's settings, channel tokens or provider keys (no
+    real network call), plus `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_DROPPED_PREFIXES) and not k.endswith(_DROPPED_SUFFIXES)
+    }
     env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONPATH=str(ROOT), **extra)
     return env
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, children get SIGTERM if the bench dies without cleaning up (e.g. SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+    def set_pdeathsig() -> None:
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return set_pdeathsig
+
+
+@dataclass(slots=True)
+class Child:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far (Linux /proc; 0.0 where unavailable)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def child(
-    args: Sequence[str], *, env: dict[str, str], cwd: Path = ROOT
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process that is always stopped, whatever happens."""
-    process = subprocess.Popen(
-        list(args), env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    args: Sequence[str], *, env: dict[str, str], log: Path, cwd: Path = ROOT
+) -> Iterator[Child]:
+    """A child process whose output goes to `log`; always stopped on the way out, errors too."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            list(args),
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent(),  # only calls prctl: safe after fork
+        )
     try:
-        yield process
+        yield Child(process, log)
     finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout=10)
@@ -66,24 +138,49 @@ def child(
             process.wait()
 
 
-async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> float:
-    """Seconds until `url` answers 200."""
+async def wait_http(url: str, proc: Child, timeout_s: float = 60.0) -> float:
+    """Seconds until GET `url` answers 200; raises with the child's output if it never does."""
     started = time.perf_counter()
-    async with httpx.AsyncClient() as client:
+    async with aiohttp.ClientSession() as http:
         while time.perf_counter() - started < timeout_s:
-            if process.poll() is not None:
-                err = process.stderr.read().decode() if process.stderr else ""
-                raise RuntimeError(f"process exited early: {err[-2000:]}")
-            try:
-                if (await client.get(url, timeout=1)).status_code == 200:
-                    return time.perf_counter() - started
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.02)
-    raise RuntimeError(f"{url} not healthy after {timeout_s} s")
+            if proc.process.poll() is not None:
+                raise RuntimeError(
+                    f"{url}: process exited with {proc.process.returncode}:\n{proc.log_tail()}"
+                )
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - started
+            await asyncio.sleep(0.01)
+    raise RuntimeError(f"{url} not answering 200 after {timeout_s:.0f} s:\n{proc.log_tail()}")
+
+
+async def wait_file(path: Path, proc: Child, timeout_s: float = 30.0) -> str:
+    """The content of `path` once a child has written it."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        text = _read(path)
+        if text is not None:
+            return text
+        if proc.process.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.process.returncode}:\n{proc.log_tail()}")
+        await asyncio.sleep(0.01)
+    raise RuntimeError(f"{path} not written after {timeout_s:.0f} s:\n{proc.log_tail()}")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
+    """Linear interpolation between the closest ranks (numpy's default)."""
+    if not values:
+        raise ValueError("no samples")
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +29,11 @@ def diff_specs(before: BotSpec, after: BotSpec) -> list[FieldChange]:
             continue
         lines: tuple[str, ...] = ()
         if name in _TEXT_FIELDS:
-            lines = tuple(
-                line
-                for line in difflib.unified_diff(
-                    old[name].splitlines(), new[name].splitlines(), lineterm="", n=1
-                )
-                if not line.startswith(("---", "+++"))
+            diff = difflib.unified_diff(
+                old[name].splitlines(), new[name].splitlines(), lineterm="", n=1
             )
+            # Skip the two file headers by position: a removed "---" or "-- x" line of the
+            # text itself also starts with "---" (and an added "++ x" with "+++").
+            lines = tuple(itertools.islice(diff, 2, None))
         changes.append(FieldChange(field=name, before=old[name], after=new[name], lines=lines))
     return changes

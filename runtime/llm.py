@@ -86,6 +86,8 @@ def _classify(exc: BaseException, litellm: ModuleType) -> tuple[str, bool]:
     if isinstance(status, int):
         if status in _RETRYABLE_STATUS:
             return "provider", True
+        if status in (401, 403):  # litellm maps a 403 of an OpenAI-compatible server to APIError
+            return "auth", False
         if 400 <= status < 500:
             return "bad_request", False
     return "provider", False
@@ -166,7 +168,9 @@ class LlmGateway:
                 message = _short(exc)
                 elapsed = time.monotonic() - started
                 delay = min(policy.max_backoff_s, policy.backoff_s * 2 ** (attempt - 1))
-                delay = max(delay, _retry_after(exc) or 0.0) * (0.8 + 0.4 * random.random())
+                delay *= 0.8 + 0.4 * random.random()
+                # The server's Retry-After is a floor: jitter must not bring the retry earlier.
+                delay = max(delay, _retry_after(exc) or 0.0)
                 if (
                     not retryable
                     or attempt >= policy.attempts

@@ -1,14 +1,18 @@
-"""Bot specs: validation with human messages, hashing, YAML, edits and diffs."""
+"""Bot specs: validation with human messages, content hashes, and typed edits."""
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from builders.diff import diff_specs
-from builders.edit import apply_changes, coerce_field
-from builders.spec import BotSpec, source_id
+import pytest
+from pydantic import ValidationError
+
+from builders.edit import SETTABLE_FIELDS, apply_changes, coerce_field
+from builders.spec import DEFAULT_PROMPT, OFFLINE_MODEL, BotSpec, source_id
 from builders.validation import SpecError, parse_spec
-from builders.yaml_io import YamlError, spec_from_yaml, spec_to_yaml
+from tests.factories import spec_data
+
+NAME_RULE = "name: use 2-40 characters: lowercase letters, digits and '-', not starting with '-'"
 
 
 def problems(data: object) -> list[str]:
@@ -17,87 +21,336 @@ def problems(data: object) -> list[str]:
     return caught.value.problems
 
 
-@pytest.mark.parametrize("name", ["a", "-bot", "Bot", "bot_1", "x" * 41, "faq bot"])
-def test_bad_names_are_refused(name: str) -> None:
-    assert problems({"name": name})[0].startswith("name: use 2-40 characters")
+def with_fields(**fields: Any) -> dict[str, Any]:
+    return spec_data("ok-bot", **fields)
 
 
-@pytest.mark.parametrize("name", ["ab", "faq-bot", "bot-2", "x" * 40])
+# -- validation -----------------------------------------------------------------------------
+
+
+def test_defaults_make_a_valid_offline_bot() -> None:
+    spec = parse_spec({"name": "faq-bot"})
+    assert spec.model == OFFLINE_MODEL and spec.prompt == DEFAULT_PROMPT
+    assert (spec.temperature, spec.history) == (0.7, 10)
+    assert spec.knowledge == spec.pipeline == spec.tests == []
+
+
+@pytest.mark.parametrize("name", ["a", "-bot", "Bot", "bot_1", "x" * 41, "faq bot", "bot!", ""])
+def test_bad_names_are_refused_with_the_rule(name: str) -> None:
+    assert problems({"name": name}) == [NAME_RULE]
+
+
+@pytest.mark.parametrize("name", ["ab", "faq-bot", "bot-2", "2nd-bot", "x" * 40])
 def test_good_names(name: str) -> None:
     assert parse_spec({"name": name}).name == name
 
 
-def test_messages_name_the_field() -> None:
-    found = problems({"name": "ok-bot", "temperature": 2.5, "history": -1, "colour": "red"})
-    assert "temperature: must be at most 2" in " ".join(found)
-    assert "history: must be at least 0" in found
-    assert "colour: unknown field" in found
-    assert problems([1, 2]) == ["spec: expected a mapping of fields (name, prompt, model, ...)"]
-    assert problems({"name": "ok-bot", "temperature": "hot"}) == ["temperature: must be a number"]
+def test_a_name_is_required() -> None:
+    assert problems({"prompt": "hi"}) == ["name: is required"]
 
 
-def test_nested_problems_name_their_path() -> None:
-    bad_regex = {"turns": ["hi"], "expect": {"kind": "regex", "value": "(unclosed"}}
-    found = problems({"name": "ok-bot", "tests": [bad_regex]})
-    assert found[0].startswith("tests[0]") and "regular expression" in found[0]
-    found = problems({"name": "ok-bot", "knowledge": [{"id": "md5:x", "name": "a"}]})
-    assert found[0].startswith("knowledge[0].id")
+def test_a_name_must_be_text() -> None:
+    [problem] = problems({"name": 10})
+    assert problem.startswith("name: ")
 
 
-def test_pipelines_must_be_wired() -> None:
+def test_unknown_fields_are_named() -> None:
+    assert problems(with_fields(colour="red")) == ["colour: unknown field"]
+    nested = with_fields(guardrails={"max_input_chars": 10, "shout": True})
+    assert problems(nested) == ["guardrails.shout: unknown field"]
+
+
+@pytest.mark.parametrize(
+    ("temperature", "problem"),
+    [
+        (-0.1, "temperature: must be at least 0"),
+        (2.01, "temperature: must be at most 2"),
+        (100, "temperature: must be at most 2"),
+        ("hot", "temperature: must be a number"),
+    ],
+)
+def test_temperature_must_be_between_0_and_2(temperature: object, problem: str) -> None:
+    [found] = problems(with_fields(temperature=temperature))
+    assert found.startswith(problem)
+
+
+@pytest.mark.parametrize("temperature", [0, 0.0, 1.3, 2, "1.5"])
+def test_temperatures_in_range(temperature: object) -> None:
+    assert parse_spec(with_fields(temperature=temperature)).temperature == float(temperature)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("history", "problem"),
+    [
+        (-1, "history: must be at least 0"),
+        (101, "history: must be at most 100"),
+        (2.5, "history: must be a whole number"),
+        ("many", "history: must be a whole number"),
+    ],
+)
+def test_history_bounds(history: object, problem: str) -> None:
+    assert problems(with_fields(history=history)) == [problem]
+
+
+@pytest.mark.parametrize("history", [0, 1, 100])
+def test_history_in_bounds(history: int) -> None:
+    assert parse_spec(with_fields(history=history)).history == history
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems({"name": "Bad", "history": -1, "colour": "red"})
+    assert found == [NAME_RULE, "history: must be at least 0", "colour: unknown field"]
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"name": "Bad", "history": -1, "colour": "red"})
+    assert str(caught.value) == "; ".join(found)
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("data", [[1, 2], "name: faq-bot", None, 42])
+def test_a_spec_must_be_a_mapping(data: object) -> None:
+    assert problems(data) == ["spec: expected a mapping of fields (name, prompt, model, ...)"]
+
+
+def test_text_limits() -> None:
+    assert problems(with_fields(fallback="")) == ["fallback: must not be empty"]
+    assert problems(with_fields(description="x" * 501)) == [
+        "description: is too long (at most 500 characters)"
+    ]
+    assert problems(with_fields(model="")) == ["model: must not be empty"]
+
+
+def test_a_bad_regex_expectation_is_named() -> None:
+    test = {"turns": ["hi"], "expect": {"kind": "regex", "value": "(unclosed"}}
+    [found] = problems(with_fields(tests=[test]))
+    assert found.startswith("tests[0].expect: not a valid regular expression (")
+
+
+def test_expectations_and_turns() -> None:
+    good = {"turns": ["hi", "refunds?"], "expect": {"kind": "regex", "value": r"\d+ days"}}
+    assert parse_spec(with_fields(tests=[good])).tests[0].turns == ["hi", "refunds?"]
+    no_turns = {"turns": [], "expect": {"kind": "contains", "value": "x"}}
+    assert problems(with_fields(tests=[good, no_turns])) == ["tests[1].turns: must not be empty"]
+    bad_kind = {"turns": ["hi"], "expect": {"kind": "vibes", "value": "x"}}
+    [found] = problems(with_fields(tests=[bad_kind]))
+    assert found.startswith("tests[0].expect.kind: ")
+
+
+def test_knowledge_is_pinned_by_content_hash() -> None:
+    good = {"id": source_id(b"refund policy"), "name": "refunds.pdf"}
+    assert parse_spec(with_fields(knowledge=[good])).knowledge[0].name == "refunds.pdf"
+    bad = {"id": "md5:abc", "name": "refunds.pdf"}
+    assert problems(with_fields(knowledge=[good, bad])) == [
+        "knowledge[1].id: has an invalid format"
+    ]
+
+
+def test_a_pipeline_node_must_point_at_a_known_node() -> None:
     dangling = [{"id": "a", "kind": "llm", "next": "b"}]
-    assert "unknown node 'b'" in problems({"name": "ok-bot", "pipeline": dangling})[0]
-    twice = [{"id": "a", "kind": "llm"}, {"id": "a", "kind": "llm"}]
-    assert "unique" in problems({"name": "ok-bot", "pipeline": twice})[0]
+    assert problems(with_fields(pipeline=dangling)) == [
+        "pipeline: node 'a' points to unknown node 'b'"
+    ]
+    wired = [{"id": "a", "kind": "retrieve", "next": "b"}, {"id": "b", "kind": "llm"}]
+    assert [n.next for n in parse_spec(with_fields(pipeline=wired)).pipeline] == ["b", None]
 
 
-def test_content_hash_is_stable_and_sensitive() -> None:
-    spec = BotSpec(name="faq-bot", prompt="p")
-    assert spec.content_hash() == BotSpec(prompt="p", name="faq-bot").content_hash()
-    assert spec.content_hash() != BotSpec(name="faq-bot", prompt="q").content_hash()
-    assert source_id(b"abc") == source_id(b"abc") != source_id(b"abd")
-    assert source_id(b"abc").startswith("sha256:")
+def test_pipeline_node_ids_are_unique() -> None:
+    twice = [{"id": "a", "kind": "llm"}, {"id": "a", "kind": "template"}]
+    assert problems(with_fields(pipeline=twice)) == ["pipeline: node ids must be unique"]
 
 
-def test_yaml_round_trip_and_errors() -> None:
-    spec = BotSpec(
-        name="faq-bot",
-        prompt="line one\nline two: with colon",
-        knowledge=[{"id": source_id(b"doc"), "name": "refunds.pdf"}],  # type: ignore[list-item]
-        tests=[{"turns": ["hi"], "expect": {"kind": "contains", "value": "hello"}}],  # type: ignore[list-item]
-    )
-    assert spec_from_yaml(spec_to_yaml(spec)) == spec
-    with pytest.raises(YamlError, match="line 3"):
-        spec_from_yaml("name: faq-bot\nprompt: ok\n  bad: [\n")
-    with pytest.raises(SpecError, match="empty"):
-        spec_from_yaml("")
-    with pytest.raises(SpecError, match="mapping"):
-        spec_from_yaml("- a\n- b\n")
+def test_pipeline_nodes_have_a_known_kind_and_a_valid_id() -> None:
+    [found] = problems(with_fields(pipeline=[{"id": "a", "kind": "magic"}]))
+    assert found.startswith("pipeline[0].kind: ") and "'llm'" in found
+    assert problems(with_fields(pipeline=[{"id": "Not ok", "kind": "llm"}])) == [
+        "pipeline[0].id: has an invalid format"
+    ]
 
 
-def test_edits_coerce_and_validate() -> None:
-    assert coerce_field("temperature", "0.3") == 0.3
-    assert coerce_field("history", "4") == 4
-    assert coerce_field("prompt", "Be nice") == "Be nice"
-    with pytest.raises(SpecError, match="must be a number, got 'warm'"):
-        coerce_field("temperature", "warm")
-    with pytest.raises(SpecError, match="you can set prompt, model"):
-        coerce_field("colour", "red")
+def test_guardrails_bounds() -> None:
+    assert problems(with_fields(guardrails={"max_input_chars": 0})) == [
+        "guardrails.max_input_chars: must be at least 1"
+    ]
+
+
+def test_specs_are_values() -> None:
     spec = BotSpec(name="faq-bot")
-    assert apply_changes(spec, {"temperature": 1.5}).temperature == 1.5
-    assert spec.temperature == 0.7  # specs are values
-    with pytest.raises(SpecError, match="cannot be renamed"):
-        apply_changes(spec, {"name": "other"})
-    with pytest.raises(SpecError, match="temperature"):
-        apply_changes(spec, {"temperature": 9})
+    with pytest.raises(ValidationError):
+        spec.temperature = 1.0  # type: ignore[misc]
 
 
-def test_diff_lists_changed_fields_with_prompt_lines() -> None:
-    before = BotSpec(name="faq-bot", prompt="Be brief.\nCite sources.", temperature=0.5)
-    after = BotSpec(name="faq-bot", prompt="Be brief.\nBe polite.", temperature=0.5, history=3)
-    changes = {c.field: c for c in diff_specs(before, after)}
-    assert set(changes) == {"prompt", "history"}
-    assert "-Cite sources." in changes["prompt"].lines
-    assert "+Be polite." in changes["prompt"].lines
-    assert (changes["history"].before, changes["history"].after) == (10, 3)
-    assert diff_specs(before, before) == []
+# -- content hash ---------------------------------------------------------------------------
+
+RICH: dict[str, Any] = {
+    "name": "faq-bot",
+    "description": "Answers refund questions.",
+    "prompt": "Be brief.\nCite sources.",
+    "model": "openai/gpt-4o-mini",
+    "temperature": 0.3,
+    "greeting": "Hello!",
+    "fallback": "Ask a human.",
+    "history": 5,
+    "knowledge": [{"id": source_id(b"refunds"), "name": "refunds.pdf"}],
+    "tools": [{"name": "orders", "openapi_url": "http://orders.test/openapi.json"}],
+    "pipeline": [
+        {"id": "find", "kind": "retrieve", "params": {"k": 3, "min": 0.5}, "next": "say"},
+        {"id": "say", "kind": "llm"},
+    ],
+    "tests": [{"turns": ["refund?"], "expect": {"kind": "contains", "value": "days"}}],
+    "schedules": [{"id": "daily", "cron": "0 9 * * *", "message": "Good morning"}],
+    "guardrails": {"max_input_chars": 500, "blocked_terms": ["password"]},
+}
+
+
+def test_content_hash_is_a_sha256() -> None:
+    digest = parse_spec(RICH).content_hash()
+    assert digest.startswith("sha256:") and len(digest) == len("sha256:") + 64
+    int(digest.removeprefix("sha256:"), 16)
+
+
+def test_equal_specs_have_equal_hashes() -> None:
+    spec = parse_spec(RICH)
+    assert spec.content_hash() == spec.content_hash()
+    reordered = dict(reversed(list(RICH.items())))
+    reordered["pipeline"] = [
+        {"next": "say", "params": {"min": 0.5, "k": 3}, "kind": "retrieve", "id": "find"},
+        {"kind": "llm", "id": "say"},
+    ]
+    assert parse_spec(reordered) == spec
+    assert parse_spec(reordered).content_hash() == spec.content_hash()
+    assert BotSpec.model_validate(spec.model_dump()).content_hash() == spec.content_hash()
+    explicit_defaults = BotSpec(name="faq-bot", temperature=0.7, history=10)
+    assert explicit_defaults.content_hash() == BotSpec(name="faq-bot").content_hash()
+
+
+CHANGES: list[tuple[str, Any]] = [
+    ("name", "faq-bot-2"),
+    ("description", "Answers refund questions!"),
+    ("prompt", "Be brief.\nCite sources. "),
+    ("model", "openai/gpt-4o"),
+    ("temperature", 0.31),
+    ("greeting", "Hello"),
+    ("fallback", "Ask a person."),
+    ("history", 6),
+    ("knowledge", [{"id": source_id(b"refunds2"), "name": "refunds.pdf"}]),
+    ("knowledge", []),
+    ("tools", []),
+    ("pipeline", [{"id": "say", "kind": "llm"}]),
+    (
+        "pipeline",
+        [
+            {"id": "find", "kind": "retrieve", "params": {"k": 4, "min": 0.5}, "next": "say"},
+            {"id": "say", "kind": "llm"},
+        ],
+    ),
+    ("tests", [{"turns": ["refund?"], "expect": {"kind": "regex", "value": "days"}}]),
+    ("schedules", [{"id": "daily", "cron": "0 10 * * *", "message": "Good morning"}]),
+    ("guardrails", {"max_input_chars": 500, "blocked_terms": []}),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), CHANGES, ids=[f"{f}-{i}" for i, (f, _) in enumerate(CHANGES)]
+)
+def test_any_change_changes_the_hash(field: str, value: Any) -> None:
+    changed = parse_spec({**RICH, field: value})
+    assert changed != parse_spec(RICH)
+    assert changed.content_hash() != parse_spec(RICH).content_hash()
+
+
+def test_the_order_of_list_items_counts() -> None:
+    swapped = {**RICH, "pipeline": list(reversed(RICH["pipeline"]))}
+    assert parse_spec(swapped).content_hash() != parse_spec(RICH).content_hash()
+
+
+def test_source_ids_hash_the_bytes() -> None:
+    assert source_id(b"abc") == source_id(b"abc") != source_id(b"abd")
+    assert source_id(b"abc") == (
+        "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
+
+
+# -- edits ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "value"),
+    [
+        ("temperature", "0.3", 0.3),
+        ("temperature", " 1 ", 1.0),
+        ("history", "4", 4),
+        ("prompt", "Be nice", "Be nice"),
+        ("model", "openai/gpt-4o-mini", "openai/gpt-4o-mini"),
+        ("greeting", "  spaced  ", "  spaced  "),
+    ],
+)
+def test_coerce_field_types_what_was_typed(field: str, raw: str, value: object) -> None:
+    coerced = coerce_field(field, raw)
+    assert coerced == value and type(coerced) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "message"),
+    [
+        ("temperature", "warm", "temperature: must be a number, got 'warm'"),
+        ("temperature", "", "temperature: must be a number, got ''"),
+        ("history", "4.5", "history: must be a whole number, got '4.5'"),
+        ("history", "ten", "history: must be a whole number, got 'ten'"),
+    ],
+)
+def test_coerce_field_bad_numbers(field: str, raw: str, message: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        coerce_field(field, raw)
+    assert caught.value.problems == [message]
+
+
+@pytest.mark.parametrize("field", ["colour", "name", "knowledge", "pipeline"])
+def test_coerce_field_only_settable_fields(field: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        coerce_field(field, "x")
+    assert caught.value.problems == [
+        f"{field}: unknown field; you can set {', '.join(SETTABLE_FIELDS)}"
+    ]
+
+
+def test_apply_changes_returns_a_new_valid_spec() -> None:
+    spec = BotSpec(name="faq-bot")
+    changed = apply_changes(spec, {"temperature": 1.5, "prompt": "Be kind."})
+    assert (changed.temperature, changed.prompt) == (1.5, "Be kind.")
+    assert (spec.temperature, spec.prompt) == (0.7, DEFAULT_PROMPT)  # specs are values
+    assert apply_changes(spec, {}) == spec
+
+
+def test_apply_changes_refuses_a_rename() -> None:
+    spec = BotSpec(name="faq-bot")
+    with pytest.raises(SpecError) as caught:
+        apply_changes(spec, {"name": "other-bot"})
+    assert caught.value.problems == [
+        "name: a bot cannot be renamed; export it and import it under a new name"
+    ]
+    assert apply_changes(spec, {"name": "faq-bot", "history": 2}).history == 2  # same name: fine
+
+
+def test_apply_changes_validates_the_whole_spec() -> None:
+    spec = BotSpec(name="faq-bot")
+    with pytest.raises(SpecError) as caught:
+        apply_changes(spec, {"temperature": 9, "history": -2})
+    assert caught.value.problems == [
+        "temperature: must be at most 2.0",
+        "history: must be at least 0",
+    ]
+    with pytest.raises(SpecError, match="colour: unknown field"):
+        apply_changes(spec, {"colour": "red"})
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "2.5"])
+def test_typed_numbers_out_of_range_are_refused(raw: str) -> None:
+    with pytest.raises(SpecError, match=r"^temperature: "):
+        apply_changes(BotSpec(name="faq-bot"), {"temperature": coerce_field("temperature", raw)})
+
+
+def test_an_edit_then_back_restores_the_hash() -> None:
+    spec = parse_spec(RICH)
+    there = apply_changes(spec, {"prompt": "Different."})
+    back = apply_changes(there, {"prompt": RICH["prompt"]})
+    assert there.content_hash() != spec.content_hash()
+    assert back == spec and back.content_hash() == spec.content_hash()

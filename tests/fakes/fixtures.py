@@ -1,4 +1,8 @@
-"""pytest fixtures for the platform fakes (loaded through `pytest_plugins` in conftest)."""
+"""pytest fixtures for the platform fakes (a plugin module, loaded by `pytest_plugins` in conftest).
+
+Each fake runs in its own thread and event loop, so one server serves the whole session and any
+test's event loop; the function-scoped fixtures hand it over reset.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,15 @@ from tests.fakes.llm import FakeLLM
 
 
 @pytest.fixture(scope="session")
-def fake_llm_server() -> Iterator[FakeLLM]:
+def fake_llm() -> Iterator[FakeLLM]:
+    """The session's fake OpenAI-compatible server (started on first use)."""
     server = FakeLLM().start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def llm(fake_llm_server: FakeLLM) -> FakeLLM:
+def llm(fake_llm: FakeLLM) -> FakeLLM:
     """The session's fake LLM, with no calls recorded and nothing scripted."""
-    fake_llm_server.reset()
-    return fake_llm_server
+    fake_llm.reset()
+    return fake_llm

@@ -1,17 +1,35 @@
 """A fake OpenAI-compatible server: records every call and pops scripted answers.
 
 It runs uvicorn in its own thread and event loop on 127.0.0.1:0, so real clients (litellm, the
-openai SDK) reach it over real HTTP from any test's event loop.
+openai SDK) reach it over real HTTP from any test's event loop, and a session-scoped fake does not
+clash with function-scoped test loops.
+
+    fake = FakeLLM().start()
+    fake.reply("hi", prompt_tokens=7, completion_tokens=3)   # then a 200 with that text
+    fake.fail(500)                                           # then a 500 with a JSON error body
+    fake.rate_limit(retry_after=2)                           # then a 429 with `Retry-After: 2`
+    fake.stall(1.0)                                          # then an answer after 1 s
+    fake.tool_calls(("lookup", {"q": "refunds"}))            # then an OpenAI `tool_calls` reply
+    ...                                                      # empty queue: "echo: <last user text>"
+    fake.calls[-1].body["messages"], fake.calls[-1].authorization
+    fake.stop()
+
+Only non-streaming chat completions are served (`POST /v1/chat/completions` and
+`POST /chat/completions`); a request for a stream gets a 400 saying so. Any other path is recorded
+too and answered 404, so a test can see a request that went to the wrong place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 import uvicorn
@@ -20,88 +38,245 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+COMPLETION_PATHS = ("/v1/chat/completions", "/chat/completions")
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
+    """One request the fake received (any path), recorded before it is answered."""
+
+    method: str
     path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
+    headers: dict[str, str]  # lower-case names, as received
+    body: dict[str, Any]  # the JSON body; {} when it was not a JSON object
 
     @property
     def messages(self) -> list[dict[str, Any]]:
         return list(self.body.get("messages", []))
 
+    @property
+    def model(self) -> str | None:
+        return self.body.get("model")
+
+    @property
+    def authorization(self) -> str | None:
+        """The `Authorization` header, e.g. "Bearer sk-...", or None."""
+        return self.headers.get("authorization")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call in an answer; `arguments` is the JSON string the model produced."""
+
+    name: str
+    arguments: str = "{}"
+
+
+ToolCallLike = ToolCall | tuple[str, Mapping[str, Any] | str] | Mapping[str, Any]
+
+
+def tool_call(spec: ToolCallLike) -> ToolCall:
+    """A `ToolCall` from `ToolCall`, `(name, arguments)` or `{"name": ..., "arguments": ...}`;
+    arguments given as a mapping are JSON-encoded."""
+    if isinstance(spec, ToolCall):
+        return spec
+    if isinstance(spec, tuple):
+        name, arguments = spec
+    else:
+        name, arguments = spec["name"], spec.get("arguments", "{}")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(dict(arguments))
+    return ToolCall(name=str(name), arguments=arguments)
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One scripted answer: a reply, an HTTP error, or either after a delay."""
+    """One scripted answer: a reply (text and/or tool calls) or an HTTP error, after `delay_s`.
+
+    `raw`, when given, is sent as the whole JSON body instead (with `status`), for odd replies.
+    """
 
     text: str | None = None
     status: int = 200
     error: str = "scripted error"
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
-    tool_calls: tuple[tuple[str, dict[str, Any] | str], ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
     prompt_tokens: int = 12
     completion_tokens: int = 5
+    raw: dict[str, Any] | None = None
 
 
 class FakeLLM:
+    """The fake server. Scripting and reading `calls` are thread-safe; answers are popped in
+    order, one per completion request."""
+
     def __init__(self) -> None:
-        self.calls: list[Call] = []
+        self._calls: list[Call] = []
         self._script: deque[Answer] = deque()
         self._lock = threading.Lock()
+        self._ids = itertools.count(1)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
-        routes = [
-            Route("/v1/chat/completions", self._complete, methods=["POST"]),
-            Route("/chat/completions", self._complete, methods=["POST"]),
-        ]
+        routes = [Route(path, self._complete, methods=["POST"]) for path in COMPLETION_PATHS]
+        routes.append(
+            Route(
+                "/{rest:path}",
+                self._unknown,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            )
+        )
         self.app = Starlette(routes=routes)
+
+    # -- addresses ------------------------------------------------------------------------
+
+    @property
+    def root_url(self) -> str:
+        """`http://127.0.0.1:PORT`, without the `/v1` prefix."""
+        if not self.port:
+            raise RuntimeError("the fake LLM is not started")
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        """The OpenAI-style base URL: `http://127.0.0.1:PORT/v1`."""
+        return f"{self.root_url}/v1"
+
+    # -- what happened --------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[Call]:
+        """A snapshot of every request received so far, oldest first."""
+        with self._lock:
+            return list(self._calls)
+
+    @property
+    def pending(self) -> int:
+        """How many scripted answers have not been used yet."""
+        with self._lock:
+            return len(self._script)
+
+    async def wait_for_calls(self, count: int, timeout_s: float = 2.0) -> list[Call]:
+        """The calls once at least `count` arrived (polling, without blocking the caller's loop);
+        AssertionError after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            calls = self.calls
+            if len(calls) >= count:
+                return calls
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} call(s) to the fake LLM, got {len(calls)}")
+            await asyncio.sleep(0.01)
 
     # -- scripting ------------------------------------------------------------------------
 
     def script(self, *answers: Answer) -> None:
+        """Queue answers, used in order by the next completion requests."""
         with self._lock:
             self._script.extend(answers)
 
-    def reply(self, text: str, **kwargs: Any) -> None:
-        self.script(Answer(text=text, **kwargs))
+    def reply(
+        self,
+        text: str,
+        *,
+        prompt_tokens: int = 12,
+        completion_tokens: int = 5,
+        delay_s: float = 0.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Queue a text reply with the given usage."""
+        self.script(
+            Answer(
+                text=text,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                delay_s=delay_s,
+                headers=dict(headers or {}),
+            )
+        )
 
-    def fail(self, status: int, *, times: int = 1, **kwargs: Any) -> None:
-        self.script(*[Answer(status=status, **kwargs) for _ in range(times)])
+    def fail(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        error: str = "scripted error",
+        headers: Mapping[str, str] | None = None,
+        delay_s: float = 0.0,
+    ) -> None:
+        """Queue `times` HTTP errors with an OpenAI-style JSON error body."""
+        answer = Answer(status=status, error=error, headers=dict(headers or {}), delay_s=delay_s)
+        self.script(*[answer] * times)
 
-    def stall(self, delay_s: float, *, times: int = 1) -> None:
-        self.script(*[Answer(text="too late", delay_s=delay_s) for _ in range(times)])
+    def rate_limit(self, retry_after: float | str | None = None, *, times: int = 1) -> None:
+        """Queue `times` 429 answers, with a `Retry-After` header when `retry_after` is given."""
+        headers = {} if retry_after is None else {"retry-after": str(retry_after)}
+        self.fail(429, times=times, error="rate limit reached", headers=headers)
 
-    def tool_calls(self, *calls: tuple[str, dict[str, Any] | str], text: str | None = None) -> None:
-        self.script(Answer(text=text, tool_calls=calls))
+    def stall(self, delay_s: float, *, times: int = 1, text: str = "too late") -> None:
+        """Queue `times` replies that come only after `delay_s` (to trigger client timeouts)."""
+        self.script(*[Answer(text=text, delay_s=delay_s)] * times)
+
+    def tool_calls(self, *calls: ToolCallLike, text: str | None = None) -> None:
+        """Queue a reply asking for tool calls, each `ToolCall`, `(name, arguments)` or
+        `{"name": ..., "arguments": ...}` (arguments as a JSON string or a mapping)."""
+        self.script(Answer(text=text, tool_calls=tuple(tool_call(c) for c in calls)))
 
     def reset(self) -> None:
+        """Forget the recorded calls and any answers still queued."""
         with self._lock:
-            self.calls.clear()
+            self._calls.clear()
             self._script.clear()
 
     # -- serving --------------------------------------------------------------------------
 
-    async def _complete(self, request: Request) -> JSONResponse:
-        body = await request.json()
+    async def _record(self, request: Request) -> tuple[Call, dict[str, Any] | None]:
+        """Record the request; returns it and its body (None when not a JSON object)."""
+        raw = await request.body()
+        try:
+            parsed: Any = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        body = parsed if isinstance(parsed, dict) else None
+        call = Call(request.method, request.url.path, dict(request.headers), body or {})
         with self._lock:
-            self.calls.append(Call(request.url.path, dict(request.headers), body))
+            self._calls.append(call)
+        return call, body
+
+    async def _unknown(self, request: Request) -> JSONResponse:
+        call, _ = await self._record(request)
+        return _error(404, f"the fake LLM does not serve {call.method} {call.path}")
+
+    async def _complete(self, request: Request) -> JSONResponse:
+        _, body = await self._record(request)
+        if body is None:
+            return _error(400, "expected a JSON object")
+        if body.get("stream"):
+            return _error(400, "the fake LLM does not stream: ask without stream=true")
+        with self._lock:
             answer = self._script.popleft() if self._script else None
         if answer is None:
-            last = next((m for m in reversed(body.get("messages", [])) if m["role"] == "user"), {})
-            answer = Answer(text=f"echo: {last.get('content', '')}")
-        if answer.delay_s:
-            await asyncio.sleep(answer.delay_s)
-        if answer.status != 200:
-            error = {"error": {"message": answer.error, "type": "scripted", "code": answer.status}}
-            return JSONResponse(error, status_code=answer.status, headers=answer.headers)
+            answer = Answer(text=f"echo: {_last_user_text(body.get('messages'))}")
+        if answer.delay_s > 0:
+            await _pause(request, answer.delay_s)
+        if answer.raw is not None:
+            return JSONResponse(answer.raw, status_code=answer.status, headers=answer.headers)
+        if answer.status >= 400:
+            return _error(answer.status, answer.error, answer.headers)
+        return JSONResponse(
+            self._completion(body, answer), status_code=answer.status, headers=answer.headers
+        )
+
+    def _completion(self, body: Mapping[str, Any], answer: Answer) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": answer.text}
         finish = "stop"
         if answer.tool_calls:
@@ -110,30 +285,29 @@ class FakeLLM:
                 {
                     "id": f"call_{i}",
                     "type": "function",
-                    "function": {
-                        "name": name,
-                        "arguments": args if isinstance(args, str) else json.dumps(args),
-                    },
+                    "function": {"name": call.name, "arguments": call.arguments},
                 }
-                for i, (name, args) in enumerate(answer.tool_calls)
+                for i, call in enumerate(answer.tool_calls)
             ]
-        return JSONResponse(
-            {
-                "id": f"chatcmpl-{len(self.calls)}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", "fake"),
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": {
-                    "prompt_tokens": answer.prompt_tokens,
-                    "completion_tokens": answer.completion_tokens,
-                    "total_tokens": answer.prompt_tokens + answer.completion_tokens,
-                },
+        return {
+            "id": f"chatcmpl-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+                "total_tokens": answer.prompt_tokens + answer.completion_tokens,
             },
-            headers=answer.headers,
-        )
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> FakeLLM:
+        """Serve on 127.0.0.1 at a free port, in a thread of its own; returns once listening."""
+        if self._thread is not None:
+            raise RuntimeError("the fake LLM is already started")
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -141,20 +315,69 @@ class FakeLLM:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            timeout_graceful_shutdown=1,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-llm", daemon=True)
-        self._thread.start()
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="fake-llm", daemon=True)
+        self._server, self._thread = server, thread
+        thread.start()
         deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                self.stop()
                 raise RuntimeError("the fake LLM server did not start")
-            time.sleep(0.01)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+            time.sleep(0.005)
+        self.port = server.servers[0].sockets[0].getsockname()[1]
         return self
 
     def stop(self) -> None:
+        """Stop serving (answers still stalling are cut short)."""
         if self._server is not None:
             self._server.should_exit = True
+            self._server.force_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._server, self._thread, self.port = None, None, 0
+
+    def __enter__(self) -> FakeLLM:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def _last_user_text(messages: Any) -> str:
+    """The text of the last user message (text parts joined), or ""."""
+    if not isinstance(messages, Iterable) or isinstance(messages, str | bytes | Mapping):
+        return ""
+    for message in reversed(list(messages)):
+        if not isinstance(message, Mapping) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            parts = [p.get("text", "") for p in content if isinstance(p, Mapping)]
+            return "".join(str(p) for p in parts)
+        return ""
+    return ""
+
+
+async def _pause(request: Request, delay_s: float) -> None:
+    """Sleep `delay_s`, ending early when the client hangs up (it timed out)."""
+    deadline = time.monotonic() + delay_s
+    while (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(left, 0.02))
+        if await request.is_disconnected():
+            return
