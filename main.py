@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from runtime.runtime import Runtime
     from storage.database import Database
+    from studio.engine import Studio
+    from studio.mailbox import Mailbox
     from studio.operations import Operations
     from studio.secrets import Cipher
     from studio.settings import Settings
@@ -39,8 +41,11 @@ class Services:
     cipher: Cipher
     runtime: Runtime
     ops: Operations
+    studio: Studio
+    mailbox: Mailbox
 
     async def close(self) -> None:
+        await self.studio.drain()
         await self.runtime.drain()
         await self.db.dispose()
 
@@ -77,6 +82,8 @@ async def build_services(settings: Settings) -> Services:
     from runtime.runtime import Runtime
     from storage.database import Database
     from storage.migrate import migrate
+    from studio.engine import Studio
+    from studio.mailbox import STUDIO_DEPLOYMENT, Mailbox
     from studio.operations import Operations
     from studio.secrets import Cipher
 
@@ -85,6 +92,8 @@ async def build_services(settings: Settings) -> Services:
     await migrate(db)
     channels = ChannelRegistry()
     channels.register(WebChannel(settings.public_url))
+    mailbox = Mailbox(db)
+    channels.register(mailbox)
     policy = RetryPolicy(
         attempt_timeout_s=settings.llm_timeout_s,
         deadline_s=max(settings.llm_deadline_s, settings.llm_timeout_s),
@@ -92,7 +101,23 @@ async def build_services(settings: Settings) -> Services:
     llm = LlmGateway(api_base=settings.llm_api_base, policy=policy)
     runtime = Runtime(db=db, llm=llm, channels=channels)
     ops = Operations(db=db, runtime=runtime, settings=settings, cipher=cipher)
-    return Services(settings=settings, db=db, cipher=cipher, runtime=runtime, ops=ops)
+    studio = Studio(
+        ops=ops,
+        runtime=runtime,
+        llm=llm,
+        builder_model=settings.builder_model,
+        judge_model=settings.effective_judge_model,
+    )
+    runtime.register_builtin(STUDIO_DEPLOYMENT, studio)
+    return Services(
+        settings=settings,
+        db=db,
+        cipher=cipher,
+        runtime=runtime,
+        ops=ops,
+        studio=studio,
+        mailbox=mailbox,
+    )
 
 
 def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
@@ -119,6 +144,8 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             settings=settings,
             ops=services.ops,
             runtime=services.runtime,
+            studio=services.studio,
+            mailbox=services.mailbox,
             sessions=SessionIssuer(services.cipher),
             session_limiter=RateLimiter(per_minute=settings.web_rate_per_session, burst=10),
             address_limiter=RateLimiter(
@@ -253,6 +280,58 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_key(settings: Settings) -> str | None:
+    path = settings.data_dir / "local.key"
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    return int(asyncio.run(_chat(args)))
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    """Over HTTP when a service answers at --url, else with the Studio in this process."""
+    import getpass
+
+    import httpx
+
+    from adapters.terminal.chat import HttpLink, LocalLink, chat_in_terminal
+    from studio.roles import Role
+
+    settings = load_settings()
+    key = args.key or os.environ.get("STUDIO_API_KEY") or _local_key(settings)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=120) as client:
+        try:
+            running = (await client.get("/healthz", timeout=2)).status_code == 200
+        except httpx.HTTPError:
+            running = False
+        if running:
+            if not key:
+                raise StartupError(
+                    f"a service runs at {args.url}: give its team key with --key or STUDIO_API_KEY"
+                )
+            await chat_in_terminal(HttpLink(client))
+            return 0
+    if settings.uses_sqlite or settings.qdrant_url is None:
+        _ServeLock(settings.data_dir / "serve.lock").acquire()
+    services = await build_services(settings)
+    try:
+        await services.ops.ensure_local_team(settings.data_dir / "local.key")
+        caller = await _team_caller(services, args.team)
+        identity = f"cli:{getpass.getuser()}"
+        await services.studio.members.admit(caller.team_id, identity, Role.OWNER, actor="cli")
+        link = LocalLink(services, caller.team_id, identity)
+        await link.start()
+        await chat_in_terminal(link)
+    finally:
+        await services.close()
+    return 0
+
+
 def cmd_not_yet(feature: str) -> Any:
     def run(_: argparse.Namespace) -> int:
         print(f"{feature} is not available yet.", file=sys.stderr)
@@ -271,7 +350,12 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=cmd_serve)
 
     chat = sub.add_parser("chat", help="talk to the Studio in the terminal")
-    chat.set_defaults(run=cmd_not_yet("Talking to the Studio in the terminal"))
+    chat.add_argument("--team", default="local", help="without a running service (default local)")
+    chat.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="a running service to talk through"
+    )
+    chat.add_argument("--key", help="its team key (default STUDIO_API_KEY or data/local.key)")
+    chat.set_defaults(run=cmd_chat)
 
     team = sub.add_parser("team", help="teams").add_subparsers(dest="action", required=True)
     team_create = team.add_parser("create", help="create a team and print its owner API key")

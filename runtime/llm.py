@@ -3,16 +3,21 @@
 Real models go through litellm (imported on first use: it costs ~3 s). `offline` is answered here
 without litellm or network. litellm's and the openai SDK's own retries are turned off so that this
 loop is the only one and the deadline holds.
+
+Tool calling: `complete(..., tools=[...])` offers OpenAI tool definitions to the model, and the
+answer carries the model's `ToolCall`s (arguments as the raw JSON string: the caller parses and
+validates them, so that malformed arguments are reported to the user rather than raised here).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -33,12 +38,23 @@ class ChatMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool the model asked to call. `arguments` is the JSON string the model produced, kept
+    verbatim even when malformed: parsing and validating it is the caller's job."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class LlmAnswer:
     text: str
     model: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost_usd: float | None = None  # None: the price of this model is unknown
+    tool_calls: tuple[ToolCall, ...] = ()  # in the order the model gave them
 
 
 class LlmError(Exception):
@@ -128,22 +144,34 @@ class LlmGateway:
         messages: Sequence[ChatMessage],
         temperature: float,
         fallback: str,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> LlmAnswer:
-        """The model's answer, or `LlmError` after retries. `fallback` is `offline`'s answer."""
+        """The model's answer, or `LlmError` after retries. `fallback` is `offline`'s answer.
+
+        `tools` (OpenAI tool definitions) are offered with `tool_choice="auto"`: the answer then
+        has text, tool calls or both. `offline` ignores them and answers `fallback`, no tool calls.
+        """
         if model == OFFLINE_MODEL:
             return LlmAnswer(
                 text=fallback, model=model, prompt_tokens=0, completion_tokens=0, cost_usd=0.0
             )
-        return await self._with_retries(model, messages, temperature)
+        return await self._with_retries(model, messages, temperature, tools)
 
     async def _with_retries(
-        self, model: str, messages: Sequence[ChatMessage], temperature: float
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        temperature: float,
+        tools: Sequence[Mapping[str, Any]] | None,
     ) -> LlmAnswer:
         litellm = await self._lib()
         policy = self.policy
         started = time.monotonic()
         payload = [{"role": m.role, "content": m.content} for m in messages]
         options = self._call_options(model)
+        if tools:
+            options["tools"] = [dict(tool) for tool in tools]
+            options["tool_choice"] = "auto"
         attempt = 0
         while True:
             attempt += 1
@@ -186,6 +214,7 @@ class LlmGateway:
     def _answer(model: str, response: Any) -> LlmAnswer:
         choice = response.choices[0]
         text = choice.message.content or ""
+        calls = getattr(choice.message, "tool_calls", None) or ()
         usage = getattr(response, "usage", None)
         hidden = getattr(response, "_hidden_params", None) or {}
         cost = hidden.get("response_cost")
@@ -195,6 +224,7 @@ class LlmGateway:
             prompt_tokens=getattr(usage, "prompt_tokens", None),
             completion_tokens=getattr(usage, "completion_tokens", None),
             cost_usd=float(cost) if isinstance(cost, int | float) else None,
+            tool_calls=tuple(_tool_call(call, n) for n, call in enumerate(calls, start=1)),
         )
 
 
@@ -207,6 +237,27 @@ def import_litellm() -> ModuleType:
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)  # it logs every call at INFO
     return litellm
+
+
+def _tool_call(call: Any, n: int) -> ToolCall:
+    """A `ToolCall` from one of litellm's (`.id`, `.function.name`, `.function.arguments`).
+
+    Odd providers give arguments as None or an object, or no id: arguments become a JSON string
+    (`{}` when absent), and a missing id becomes `call_<n>` (1-based position in the answer).
+    A string is kept verbatim, malformed or not.
+    """
+    function = getattr(call, "function", None)
+    name = getattr(function, "name", None)
+    arguments = getattr(function, "arguments", None)
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        arguments = "{}"
+    elif not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False, default=str)
+    return ToolCall(
+        id=str(getattr(call, "id", None) or f"call_{n}"),
+        name=str(name or ""),
+        arguments=arguments,
+    )
 
 
 def _short(exc: BaseException) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as ModelField
 
 
 class _Value(BaseModel):
@@ -29,9 +30,26 @@ class FileRef(_Value):
 
 
 class Button(_Value):
+    """A button that sends `action` back as an `IncomingMessage.action` when pressed."""
+
     label: str
     action: str
-    style: str | None = None
+    style: str | None = None  # "primary" or "danger"; channels without styles ignore it
+
+
+class Field(_Value):
+    """A labelled value shown as a field (Slack) or a `label: value` line (plain text)."""
+
+    label: str
+    value: str
+
+
+class Attachment(_Value):
+    """A small text file sent with a reply (an exported spec, say)."""
+
+    name: str
+    content: str
+    mime: str = "text/plain"
 
 
 class IncomingMessage(_Value):
@@ -42,13 +60,18 @@ class IncomingMessage(_Value):
     files: tuple[FileRef, ...] = ()
     action: str | None = None
     dedupe_key: str | None = None
-    raw: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+    raw: dict[str, Any] = ModelField(default_factory=dict, exclude=True, repr=False)
 
 
 class OutgoingMessage(_Value):
+    """A reply. `text` uses light markup (`*bold*`, `` `code` ``); `fields`, `buttons` and
+    `file` are neutral structures each channel renders in its own form."""
+
     address: Address
     text: str
+    fields: tuple[Field, ...] = ()
     buttons: tuple[Button, ...] = ()
+    file: Attachment | None = None
     reply_to: str | None = None
 
 

@@ -201,6 +201,18 @@ class Runtime:
         await self.db.run_write(lambda conn: inbox_store.set_inbox_status(conn, inbox_id, "failed"))
         return None
 
+    async def push(self, message: OutgoingMessage) -> None:
+        """Send a message that answers nothing just now (a background job's report): stored in
+        the outbox first, like every reply, so a restart still delivers it."""
+        payload = message.model_dump(mode="json")
+
+        def store(conn: Connection) -> int:
+            return inbox_store.add_outbound(
+                conn, deployment_id=message.address.deployment_id, payload=payload
+            )
+
+        await self._deliver(await self.writes.run(store), message)
+
     async def recover(self) -> None:
         """At start: send what was stored but not sent, then answer what was accepted."""
         async with self.db.read_conn() as conn:

@@ -173,3 +173,76 @@ class AuditEvent(SQLModel, table=True):
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
     created_at: datetime = _ts()
+
+
+class StudioContext(SQLModel, table=True):
+    """What the Studio remembers of a member between messages: the bot talked about last."""
+
+    __tablename__ = "studio_context"
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE", primary_key=True)
+    identity: str = Field(primary_key=True, max_length=200)
+    bot: str | None = Field(default=None, max_length=40)
+    updated_at: datetime = _ts()
+
+
+class Confirmation(SQLModel, table=True):
+    """A pending confirmation of a destructive or public command, bound to the member who asked,
+    the command and the bot's draft revision. `used_at` is set once: a second click does nothing."""
+
+    id: str = Field(primary_key=True, max_length=40)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE", index=True)
+    identity: str = Field(max_length=200)
+    command: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    bot: str | None = Field(default=None, max_length=40)
+    revision: int | None = None
+    created_at: datetime = _ts()
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class TestRun(SQLModel, table=True):
+    """One run of a bot's test cases against a draft, keyed by the draft's content hash."""
+
+    __test__ = False  # not a pytest class
+    __tablename__ = "test_run"
+    __table_args__ = (Index("ix_test_run_bot_hash", "bot_id", "spec_hash"),)
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
+    spec_hash: str = Field(max_length=80)
+    status: str = Field(default="running", max_length=16)  # running, done, failed
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    results: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True))
+    )
+    started_by: str = Field(max_length=200)
+    started_at: datetime = _ts()
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class Invite(SQLModel, table=True):
+    """A one-time code to join a team, stored hashed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE", index=True)
+    code_hash: str = Field(unique=True, max_length=64)
+    role: str = Field(default="viewer", max_length=16)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _ts()
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    used_by: str | None = Field(default=None, max_length=200)
+    used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class StudioNotice(SQLModel, table=True):
+    """A Studio message sent later (a test report) to a member on a front that pulls its
+    messages (the terminal, the web console, the HTTP endpoint)."""
+
+    __tablename__ = "studio_notice"
+    __table_args__ = (Index("ix_studio_notice_member", "team_id", "identity", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE")
+    identity: str = Field(max_length=200)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()

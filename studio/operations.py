@@ -11,6 +11,7 @@ import difflib
 import logging
 import os
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from storage.deployments import DeploymentRepository
 from storage.errors import DuplicateError, StaleRevisionError
 from storage.tables import Bot, Deployment, Team, utcnow
 from storage.teams import TeamRepository
+from storage.test_runs import TestRunRepository
 from studio.errors import (
     BadRequestError,
     ConflictError,
@@ -63,6 +65,15 @@ from studio.views import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DraftRef:
+    bot_id: int
+    name: str
+    revision: int
+    spec: BotSpec
+
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 CHANNELS = ("web", "slack", "telegram")
@@ -259,6 +270,17 @@ class Operations:
             )
             return await self._view(session, bot)
 
+    async def draft(self, caller: Caller, name: str) -> DraftRef:
+        """The bot's id, draft revision and draft spec (for `/try` and test runs)."""
+        async with self.db.read() as session:
+            bot = await self._bot(session, caller, name)
+        assert bot.id is not None
+        return DraftRef(bot.id, bot.name, bot.revision, BotSpec.model_validate(bot.draft))
+
+    async def bot_names(self, caller: Caller) -> list[str]:
+        async with self.db.read() as session:
+            return await BotRepository(session).names(caller.team_id)
+
     async def get_bot(self, caller: Caller, name: str) -> BotView:
         async with self.db.read() as session:
             return await self._view(session, await self._bot(session, caller, name))
@@ -391,6 +413,8 @@ class Operations:
                 if latest is not None and latest.spec_hash == spec.content_hash():
                     version = latest
                 else:
+                    if not force:
+                        await _require_passing_tests(session, bot.id, name, spec)
                     version = await repo.add_version(bot, spec, created_by=caller.identity)
                     created = True
                 version_id, number = version.id, version.number
@@ -740,6 +764,26 @@ async def _audit(
         before=before,
         after=after,
     )
+
+
+async def _require_passing_tests(
+    session: AsyncSession, bot_id: int, name: str, spec: BotSpec
+) -> None:
+    """A draft with tests is frozen only when a run of exactly this draft passed."""
+    if not spec.tests:
+        return
+    run = await TestRunRepository(session).latest(bot_id, spec.content_hash())
+    if run is None or run.status == "running":
+        why = "are still running" if run else "have not been run on this draft"
+        raise ConflictError(
+            f"{name}'s tests {why}: run /test {name} and promote when they pass "
+            "(an owner may --force)"
+        )
+    if run.status != "done" or run.failed:
+        raise ConflictError(
+            f"{name}'s tests did not pass on this draft ({run.passed} passed, {run.failed} "
+            f"failed): fix the draft or the tests and run /test {name} (an owner may --force)"
+        )
 
 
 def _check_env(env: str) -> None:

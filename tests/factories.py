@@ -60,3 +60,26 @@ class Service:
         if session is not None:
             body["session"] = session
         return await self.client.post(f"/api/v1/chat/{deployment_id}", json=body)
+
+    async def say(
+        self, text: str = "", *, user: str | None = None, action: str | None = None
+    ) -> dict[str, Any]:
+        """One message to the Studio over HTTP (as the owner key's member, or `user`)."""
+        body: dict[str, Any] = {"text": text}
+        if user is not None:
+            body["user"] = user
+        if action is not None:
+            body["action"] = action
+        return await self.call("POST", "/api/v1/studio/messages", json=body)  # type: ignore[no-any-return]
+
+    async def reply(self, text: str, *, user: str | None = None) -> str:
+        """The Studio's plain-text answer to `text`."""
+        return str((await self.say(text, user=user))["reply"])
+
+    async def notices(self, after: int = 0, *, user: str | None = None) -> list[str]:
+        """What the Studio said later (background test runs), as text."""
+        params: dict[str, Any] = {"after": after}
+        if user is not None:
+            params["user"] = user
+        data = await self.call("GET", "/api/v1/studio/messages", params=params)
+        return [m["text"] for m in data["messages"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,8 +61,37 @@ def test_bad_input_changes_nothing(workdir: Path, capsys: pytest.CaptureFixture[
 
 
 def test_features_not_built_yet_say_so(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main.main(["chat"]) == 2
+    assert main.main(["knowledge", "add", "faq-bot", "x.txt"]) == 2
     assert "not available yet" in capsys.readouterr().err
+
+
+def test_chat_without_a_service_runs_the_studio_in_process(workdir: Path) -> None:
+    """A piped transcript: build, test (a background job reported before leaving), promote."""
+    lines = "\n".join(
+        [
+            "/newbot faq-bot",
+            "/set faq-bot greeting Hello!",
+            '/test faq-bot add "hi" expect contains "answer that"',
+            "/test faq-bot",
+            "exit",
+        ]
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "chat", "--url", "http://127.0.0.1:9"],
+        input=lines + "\n",
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env={**os.environ},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Created" in out and "faq-bot" in out
+    assert "greeting" in out
+    assert "Added test 1" in out
+    assert "1 passed, 0 failed" in out  # the background run's report, waited for
+    assert "you> " not in out  # no prompt when stdin is not a terminal
 
 
 def test_a_second_serve_on_the_same_data_is_refused(tmp_path: Path) -> None:

@@ -5,9 +5,13 @@ The composition root (`main.py`) puts a `WebServices` on `app.state.services` in
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,19 +20,35 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.web import chat, rest
+from adapters.web import chat, rest, studio_api
 from studio.errors import OperationError
 
 logger = logging.getLogger(__name__)
 
-_ROOT_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Chat Studio</title></head><body style="font:16px system-ui;max-width:40em;margin:3em auto">
-<h1>Chat Studio is running</h1>
-<p>The web console, where you talk to the Studio in this page, is not available yet: it arrives
-with the conversational Studio. Meanwhile everything works through the REST API
-(<a href="/docs">interactive docs</a>, <a href="/openapi.json">OpenAPI</a>) with the key in
-<code>data/local.key</code>, and deployed bots chat at <code>/chat/&lt;deployment id&gt;</code>.</p>
-</body></html>"""
+_CONSOLE_PAGE = (Path(__file__).parent / "static" / "console.html").read_text()
+
+
+def _console_headers(page: str) -> dict[str, str]:
+    """A strict policy for the page that holds a team key: only its own inline script runs
+    (pinned by hash), it talks only to this origin, and no other site may frame it."""
+    scripts = re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in scripts
+    )
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
+            "connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'"
+        ),
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-cache",
+    }
+
+
+_CONSOLE_HEADERS = _console_headers(_CONSOLE_PAGE)
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -74,8 +94,10 @@ def create_app(
 
     @app.get("/", include_in_schema=False)
     async def root() -> HTMLResponse:
-        return HTMLResponse(_ROOT_PAGE)
+        """The web console: talk to the Studio in the browser with a team API key."""
+        return HTMLResponse(_CONSOLE_PAGE, headers=_CONSOLE_HEADERS)
 
     app.include_router(chat.router)  # first: end users' traffic is the hot path
     app.include_router(rest.router)
+    app.include_router(studio_api.router)
     return app

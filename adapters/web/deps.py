@@ -9,7 +9,9 @@ from fastapi import Request
 from adapters.web.rate_limit import RateLimiter
 from adapters.web.sessions import SessionIssuer
 from runtime.runtime import Runtime
+from studio.engine import Studio
 from studio.errors import UnauthorizedError
+from studio.mailbox import Mailbox
 from studio.operations import Operations
 from studio.roles import Caller
 from studio.settings import Settings
@@ -20,6 +22,8 @@ class WebServices:
     settings: Settings
     ops: Operations
     runtime: Runtime
+    studio: Studio
+    mailbox: Mailbox
     sessions: SessionIssuer
     session_limiter: RateLimiter
     address_limiter: RateLimiter

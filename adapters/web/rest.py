@@ -192,11 +192,7 @@ async def members(who: Who, svc: Services) -> list[MemberView]:
 
 
 _LATER = {
-    "/bots/{bot}/tests": "Bot tests arrive with the conversational Studio",
-    "/bots/{bot}/tests/run": "Running bot tests arrives with the conversational Studio",
     "/bots/{bot}/knowledge": "Knowledge arrives with the knowledge feature",
-    "/invites": "Invites arrive with the conversational Studio",
-    "/studio/messages": "Talking to the Studio arrives with the conversational Studio",
 }
 
 

@@ -5,14 +5,26 @@ Backoff sleeps are injected (recorded, not slept) so retries stay fast; timeouts
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from runtime.llm import ChatMessage, LlmAnswer, LlmError, LlmGateway, RetryPolicy, import_litellm
-from tests.fakes.llm import FakeLLM
+from runtime.llm import (
+    ChatMessage,
+    LlmAnswer,
+    LlmError,
+    LlmGateway,
+    RetryPolicy,
+    ToolCall,
+    _tool_call,
+    import_litellm,
+)
+from tests.fakes.llm import Answer, FakeLLM
 
 MODEL = "openai/fake-model"
 HELLO = [ChatMessage("system", "Be brief."), ChatMessage("user", "hello")]
@@ -60,6 +72,45 @@ def gateway(
 
 async def ask(gw: LlmGateway, model: str = MODEL, fallback: str = "fallback") -> LlmAnswer:
     return await gw.complete(model=model, messages=HELLO, temperature=0.2, fallback=fallback)
+
+
+def tool(name: str, **properties: str) -> dict[str, Any]:
+    """An OpenAI tool definition whose parameters are the given string properties."""
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"The Studio's /{name} command.",
+            "parameters": {
+                "type": "object",
+                "properties": {key: {"type": kind} for key, kind in properties.items()},
+            },
+        },
+    }
+
+
+TOOLS = [tool("newbot", bot="string"), tool("set", field="string", value="string")]
+
+
+async def ask_with_tools(gw: LlmGateway, model: str = MODEL) -> LlmAnswer:
+    return await gw.complete(
+        model=model, messages=HELLO, temperature=0.2, fallback="fallback", tools=TOOLS
+    )
+
+
+def raw_tool_calls(*calls: dict[str, Any], text: str | None = None) -> Answer:
+    """A whole completion body whose message carries `calls` exactly as given (for odd replies)."""
+    message = {"role": "assistant", "content": text, "tool_calls": list(calls)}
+    return Answer(
+        raw={
+            "id": "chatcmpl-raw",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "fake-model",
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+        }
+    )
 
 
 async def ask_error(gw: LlmGateway, model: str = MODEL) -> LlmError:
@@ -115,6 +166,146 @@ async def test_a_base_url_without_v1_also_works(llm: FakeLLM) -> None:
     answer = await ask(gateway(llm.root_url))
     assert answer.text == "echo: hello"
     assert llm.calls[-1].path == "/chat/completions"
+
+
+# -- tool calls -----------------------------------------------------------------------------
+
+
+async def test_one_tool_call(llm: FakeLLM) -> None:
+    llm.tool_calls(("newbot", {"bot": "x"}))
+    answer = await ask_with_tools(gateway(llm.base_url))
+    assert answer.tool_calls == (ToolCall(id="call_0", name="newbot", arguments='{"bot": "x"}'),)
+    assert answer.text == ""  # content null: no text, not "None"
+    assert (answer.prompt_tokens, answer.completion_tokens) == (12, 5)
+
+
+async def test_several_tool_calls_keep_their_order(llm: FakeLLM) -> None:
+    llm.tool_calls(
+        ("newbot", {"bot": "x"}),
+        ("set", {"field": "greeting", "value": "Hi!"}),
+        ("set", {"field": "model", "value": "offline"}),
+    )
+    answer = await ask_with_tools(gateway(llm.base_url))
+    assert [(c.id, c.name) for c in answer.tool_calls] == [
+        ("call_0", "newbot"),
+        ("call_1", "set"),
+        ("call_2", "set"),
+    ]
+    assert [json.loads(c.arguments) for c in answer.tool_calls] == [
+        {"bot": "x"},
+        {"field": "greeting", "value": "Hi!"},
+        {"field": "model", "value": "offline"},
+    ]
+
+
+async def test_text_and_tool_calls_in_one_answer(llm: FakeLLM) -> None:
+    llm.tool_calls(("newbot", {"bot": "x"}), text="Creating x for you.")
+    answer = await ask_with_tools(gateway(llm.base_url))
+    assert answer.text == "Creating x for you."
+    assert [c.name for c in answer.tool_calls] == ["newbot"]
+
+
+async def test_a_plain_text_answer_to_a_tool_request_has_no_tool_calls(llm: FakeLLM) -> None:
+    llm.reply("Which bot do you mean?")
+    answer = await ask_with_tools(gateway(llm.base_url))
+    assert answer.text == "Which bot do you mean?"
+    assert answer.tool_calls == ()
+
+
+async def test_the_request_offers_the_tools_with_auto_choice(llm: FakeLLM) -> None:
+    llm.tool_calls(("newbot", {"bot": "x"}))
+    await ask_with_tools(gateway(llm.base_url))
+    body = llm.calls[-1].body
+    assert body["tools"] == TOOLS
+    assert body["tool_choice"] == "auto"
+    assert body["temperature"] == 0.2
+    assert llm.calls[-1].messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hello"},
+    ]
+
+
+async def test_without_tools_the_request_has_no_tools(llm: FakeLLM) -> None:
+    answer = await ask(gateway(llm.base_url))
+    assert answer.tool_calls == ()
+    body = llm.calls[-1].body
+    assert "tools" not in body
+    assert "tool_choice" not in body
+
+
+async def test_an_empty_tool_list_is_no_tools(llm: FakeLLM) -> None:
+    await gateway(llm.base_url).complete(
+        model=MODEL, messages=HELLO, temperature=0.2, fallback="fallback", tools=[]
+    )
+    assert "tools" not in llm.calls[-1].body  # an empty `tools` is a 400 at OpenAI
+
+
+async def test_malformed_arguments_are_passed_through_verbatim(llm: FakeLLM) -> None:
+    llm.tool_calls(("newbot", '{"bot": '), ("set", "not json at all"))
+    answer = await ask_with_tools(gateway(llm.base_url))
+    assert [c.arguments for c in answer.tool_calls] == ['{"bot": ', "not json at all"]
+
+
+# The openai SDK keeps the object where its model expects a string, and pydantic warns when
+# litellm serialises it: the library's noise, not ours.
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
+async def test_arguments_given_as_an_object_become_a_json_string(llm: FakeLLM) -> None:
+    arguments = {"bot": "x", "tags": ["a", "b"], "n": 1}
+    llm.script(
+        raw_tool_calls(
+            {
+                "id": "call_a",
+                "type": "function",
+                "function": {"name": "newbot", "arguments": arguments},
+            }
+        )
+    )
+    [call] = (await ask_with_tools(gateway(llm.base_url))).tool_calls
+    assert (call.id, call.name) == ("call_a", "newbot")
+    assert isinstance(call.arguments, str)
+    assert json.loads(call.arguments) == arguments
+
+
+async def test_missing_arguments_and_ids_are_filled_in(llm: FakeLLM) -> None:
+    llm.script(
+        raw_tool_calls(
+            {"type": "function", "function": {"name": "newbot", "arguments": None}},
+            {"type": "function", "function": {"name": "set"}},
+        )
+    )
+    answer = await ask_with_tools(gateway(llm.base_url))
+    assert [(c.name, c.arguments) for c in answer.tool_calls] == [("newbot", "{}"), ("set", "{}")]
+    ids = [c.id for c in answer.tool_calls]
+    assert all(ids) and len(set(ids)) == 2  # litellm invents ids (uuids) before the gateway does
+
+
+def test_a_tool_call_from_an_odd_provider_is_normalised() -> None:
+    # Shaped like litellm's objects but rawer than litellm itself produces: no id, an object.
+    odd = SimpleNamespace(id=None, function=SimpleNamespace(name="set", arguments={"k": "é"}))
+    assert _tool_call(odd, 3) == ToolCall(id="call_3", name="set", arguments='{"k": "é"}')
+    blank = SimpleNamespace(id="", function=SimpleNamespace(name="newbot", arguments="  "))
+    assert _tool_call(blank, 1) == ToolCall(id="call_1", name="newbot", arguments="{}")
+
+
+async def test_a_tool_request_is_retried_like_any_other(llm: FakeLLM) -> None:
+    delays: list[float] = []
+    llm.fail(503)
+    llm.tool_calls(("newbot", {"bot": "x"}))
+    answer = await ask_with_tools(gateway(llm.base_url, delays))
+    assert [c.name for c in answer.tool_calls] == ["newbot"]
+    assert len(llm.calls) == 2 and len(delays) == 1
+    assert all(call.body["tools"] == TOOLS for call in llm.calls)
+
+
+async def test_offline_with_tools_answers_the_fallback_without_tool_calls(llm: FakeLLM) -> None:
+    answer = await gateway(llm.base_url).complete(
+        model="offline", messages=HELLO, temperature=0.2, fallback="Not yet.", tools=TOOLS
+    )
+    assert answer == LlmAnswer(
+        text="Not yet.", model="offline", prompt_tokens=0, completion_tokens=0, cost_usd=0.0
+    )
+    assert answer.tool_calls == ()
+    assert llm.calls == []
 
 
 # -- retries --------------------------------------------------------------------------------

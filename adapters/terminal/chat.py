@@ -1,0 +1,167 @@
+"""`python main.py chat`: talk to the Studio in the terminal.
+
+When a service is running (`--url`), the terminal speaks to it over HTTP with a team key, so the
+running service stays the one owner of the embedded stores and its caches. Without one, the
+Studio runs in this process on the same data. Either way it is the same engine, rendered as
+plain text; what the Studio says later (test reports) is printed as it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import httpx
+
+from runtime.messages import Attachment, Button, Field, IncomingMessage
+from studio.mailbox import PULL_CHANNEL, studio_address
+from studio.presenters import render_text
+from studio.replies import Answer
+
+PROMPT = "you> "
+GOODBYE = ("exit", "quit", "/exit", "/quit")
+POLL_S = 1.0
+
+
+class StudioLink(Protocol):
+    """Where the terminal's words go: a running service, or the Studio in this process."""
+
+    async def say(self, text: str) -> list[str]: ...
+
+    async def later(self) -> list[str]: ...
+
+    async def settle(self) -> None:
+        """Wait for work the Studio started in the background (before leaving)."""
+        ...
+
+
+def _answer(data: dict[str, Any]) -> Answer:
+    file = data.get("file")
+    return Answer(
+        text=data.get("text", ""),
+        fields=tuple(Field.model_validate(f) for f in data.get("fields", [])),
+        buttons=tuple(Button.model_validate(b) for b in data.get("buttons", [])),
+        file=Attachment.model_validate(file) if file else None,
+    )
+
+
+class HttpLink:
+    """The Studio of a running service, through `POST|GET /api/v1/studio/messages`."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.after: int | None = None
+
+    async def _json(self, response: httpx.Response) -> dict[str, Any]:
+        data: dict[str, Any] = response.json()
+        if response.status_code >= 400:
+            raise LinkError(data.get("error", f"HTTP {response.status_code}"))
+        return data
+
+    async def say(self, text: str) -> list[str]:
+        data = await self._json(
+            await self.client.post("/api/v1/studio/messages", json={"text": text})
+        )
+        if self.after is None:
+            self.after = int(data["notices_after"])
+        return [render_text(_answer(m)) for m in data["messages"]]
+
+    async def later(self) -> list[str]:
+        if self.after is None:
+            return []
+        response = await self.client.get("/api/v1/studio/messages", params={"after": self.after})
+        data = await self._json(response)
+        self.after = int(data["last"])
+        return [render_text(_answer(m)) for m in data["messages"]]
+
+    async def settle(self) -> None:
+        return None
+
+
+class LocalLink:
+    """The Studio in this process (no service running), speaking as `identity`."""
+
+    def __init__(self, services: Any, team_id: int, identity: str) -> None:
+        self.services = services
+        self.team_id = team_id
+        self.identity = identity
+        self.after = 0
+
+    async def start(self) -> None:
+        self.after = await self.services.mailbox.latest_id(self.team_id, self.identity)
+
+    async def say(self, text: str) -> list[str]:
+        message = IncomingMessage(
+            address=studio_address(PULL_CHANNEL, self.team_id, self.identity), text=text
+        )
+        reply = await self.services.runtime.answer(message)
+        return [render_text(m) for m in reply.messages]
+
+    async def later(self) -> list[str]:
+        found = await self.services.mailbox.fetch(self.team_id, self.identity, after=self.after)
+        if found:
+            self.after = found[-1][0]
+        return [render_text(m) for _, m in found]
+
+    async def settle(self) -> None:
+        await self.services.studio.drain()
+
+
+class LinkError(Exception):
+    """The service refused a message (bad key, wrong role); the message says why."""
+
+
+async def converse(
+    link: StudioLink,
+    *,
+    read: Callable[[], str],
+    write: Callable[[str], None],
+    interactive: bool,
+) -> None:
+    """Read lines until EOF or `exit`, print the Studio's answers and, meanwhile, what it says
+    later. `read` blocks, so it runs in a thread."""
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(POLL_S)
+            for text in await link.later():
+                write(f"\n{text}\n" + (PROMPT if interactive else ""))
+
+    watcher = asyncio.create_task(watch())
+    try:
+        while True:
+            if interactive:
+                write(PROMPT)
+            line = await asyncio.to_thread(read)
+            if not line:
+                break
+            text = line.strip()
+            if text.lower() in GOODBYE:
+                break
+            if not text:
+                continue
+            try:
+                for answer in await link.say(text):
+                    write(f"{answer}\n\n")
+            except LinkError as exc:
+                write(f"error: {exc}\n\n")
+    finally:
+        watcher.cancel()
+    await link.settle()
+    for text in await link.later():
+        write(f"{text}\n\n")
+
+
+async def chat_in_terminal(link: StudioLink) -> None:
+    """The loop on this process's stdin and stdout (a prompt only when stdin is a terminal)."""
+    interactive = sys.stdin.isatty()
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    if interactive:
+        write("Chat Studio: talk to the Studio (/help for the commands, exit to leave).\n\n")
+    await converse(link, read=sys.stdin.readline, write=write, interactive=interactive)

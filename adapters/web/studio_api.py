@@ -1,0 +1,149 @@
+"""The Studio over HTTP (trusted fronts: the web console, the terminal, a custom bridge), bot
+tests, and invites.
+
+`POST /api/v1/studio/messages` needs an owner or admin key; `user` names the member the front
+speaks for (`http:<user>` in the team), or, when absent, the key's own member. What the Studio
+says later (a test report) is fetched with `GET /api/v1/studio/messages?after=N`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
+
+from adapters.web.deps import WebServices, caller, services
+from builders.spec import TestCase
+from runtime.messages import Attachment, Button, IncomingMessage, OutgoingMessage
+from runtime.messages import Field as ReplyField
+from studio.commands import MAX_INPUT_CHARS
+from studio.errors import TooLargeError
+from studio.mailbox import PULL_CHANNEL, studio_address
+from studio.presenters import render_text
+from studio.roles import Caller, Role
+from studio.test_report import CaseResult
+
+router = APIRouter(prefix="/api/v1")
+Who = Annotated[Caller, Depends(caller)]
+Services = Annotated[WebServices, Depends(services)]
+
+
+class StudioIn(BaseModel):
+    text: str = ""
+    action: str | None = Field(default=None, max_length=200)
+    user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.@-]{1,80}$")
+
+
+class MessageOut(BaseModel):
+    text: str
+    fields: list[ReplyField]
+    buttons: list[Button]
+    file: Attachment | None
+
+
+class StudioOut(BaseModel):
+    reply: str  # every message as plain text
+    messages: list[MessageOut]
+    notices_after: int  # fetch later messages with GET ...?after=this
+
+
+class NoticesOut(BaseModel):
+    messages: list[MessageOut]
+    last: int
+
+
+class InviteOut(BaseModel):
+    code: str
+
+
+class ReportOut(BaseModel):
+    bot: str
+    spec_hash: str
+    passed: int
+    failed: int
+    results: list[dict[str, Any]]
+
+
+def _out(message: OutgoingMessage) -> MessageOut:
+    return MessageOut(
+        text=message.text,
+        fields=list(message.fields),
+        buttons=list(message.buttons),
+        file=message.file,
+    )
+
+
+def _identity(who: Caller, user: str | None) -> str:
+    who.require(Role.ADMIN, "Speaking for members of the team")
+    return f"http:{user}" if user else who.identity
+
+
+@router.post("/studio/messages", response_model=StudioOut, tags=["studio"])
+async def studio_message(body: StudioIn, who: Who, svc: Services) -> StudioOut:
+    """Say something to the Studio (text, or a button's `action`) as `user`."""
+    if len(body.text) > MAX_INPUT_CHARS:
+        raise TooLargeError(f"message too long: at most {MAX_INPUT_CHARS} characters")
+    identity = _identity(who, body.user)
+    after = await svc.mailbox.latest_id(who.team_id, identity)
+    message = IncomingMessage(
+        address=studio_address(PULL_CHANNEL, who.team_id, identity),
+        text=body.text,
+        action=body.action,
+    )
+    reply = await svc.runtime.answer(message)
+    return StudioOut(
+        reply="\n\n".join(render_text(m) for m in reply.messages),
+        messages=[_out(m) for m in reply.messages],
+        notices_after=after,
+    )
+
+
+@router.get("/studio/messages", response_model=NoticesOut, tags=["studio"])
+async def studio_notices(
+    who: Who,
+    svc: Services,
+    after: Annotated[int, Query(ge=0)] = 0,
+    user: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.@-]{1,80}$")] = None,
+) -> NoticesOut:
+    """What the Studio said later (progress and reports of background test runs)."""
+    identity = _identity(who, user)
+    found = await svc.mailbox.fetch(who.team_id, identity, after=after)
+    last = found[-1][0] if found else after
+    return NoticesOut(messages=[_out(m) for _, m in found], last=last)
+
+
+@router.post("/invites", response_model=InviteOut, status_code=201, tags=["team"])
+async def invite(who: Who, svc: Services) -> InviteOut:
+    return InviteOut(code=await svc.studio.members.create_invite(who))
+
+
+@router.get("/bots/{bot}/tests", response_model=list[TestCase], tags=["tests"])
+async def list_tests(bot: str, who: Who, svc: Services) -> list[TestCase]:
+    return await svc.studio.tests.cases(who, bot)
+
+
+@router.post("/bots/{bot}/tests", status_code=201, tags=["tests"])
+async def add_test(bot: str, case: TestCase, who: Who, svc: Services) -> dict[str, int]:
+    """Add a test case (several `turns` for a multi-turn case) to the draft."""
+    number, _ = await svc.studio.tests.add(who, bot, case)
+    return {"number": number}
+
+
+@router.delete("/bots/{bot}/tests/{number}", status_code=204, tags=["tests"])
+async def remove_test(bot: str, number: int, who: Who, svc: Services) -> Response:
+    await svc.studio.tests.remove(who, bot, number)
+    return Response(status_code=204)
+
+
+@router.post("/bots/{bot}/tests/run", response_model=ReportOut, tags=["tests"])
+async def run_tests(bot: str, who: Who, svc: Services) -> ReportOut:
+    """Run the draft's tests and wait for the report (stored for promotion)."""
+    report = await svc.studio.tests.run(who, bot)
+    return ReportOut(
+        bot=report.bot,
+        spec_hash=report.spec_hash,
+        passed=report.passed,
+        failed=report.failed,
+        results=[CaseResult.to_json(r) for r in report.results],
+    )

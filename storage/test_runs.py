@@ -1,0 +1,90 @@
+"""Runs of a bot's test cases, keyed by the content hash of the draft they tested.
+
+A run is `running` until it is finished (`done`, with one result per case) or has crashed
+(`failed`). The table has no column for a crash's reason: a failed run's `results` hold one entry,
+`{"error": reason}`, read back with `failure_reason`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.tables import TestRun, utcnow
+
+FinishedStatus = Literal["done", "failed"]
+_REASON_CHARS = 500
+
+
+def failure_reason(run: TestRun) -> str | None:
+    """Why a `failed` run crashed; None for any other run."""
+    if run.status != "failed" or not run.results:
+        return None
+    reason = run.results[0].get("error")
+    return reason if isinstance(reason, str) else None
+
+
+class TestRunRepository:
+    __test__ = False  # not a pytest class
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def start(self, bot_id: int, spec_hash: str, total: int, started_by: str) -> TestRun:
+        run = TestRun(bot_id=bot_id, spec_hash=spec_hash, total=total, started_by=started_by)
+        self.session.add(run)
+        await self.session.flush()
+        return run
+
+    async def finish(
+        self,
+        run_id: int,
+        report_results: list[dict[str, Any]],
+        passed: int,
+        failed: int,
+        status: FinishedStatus = "done",
+    ) -> None:
+        """Record the results. A run that no longer exists (its bot was deleted meanwhile) is
+        left alone."""
+        run = await self.session.get(TestRun, run_id)
+        if run is None:
+            return
+        run.results = list(report_results)  # a new list: JSON columns miss in-place changes
+        run.passed, run.failed, run.status = passed, failed, status
+        run.finished_at = utcnow()
+        self.session.add(run)
+        await self.session.flush()
+
+    async def fail(self, run_id: int, reason: str) -> None:
+        """Mark a run that crashed. Only a `running` run changes: a late crash handler must not
+        overwrite a finished report."""
+        run = await self.session.get(TestRun, run_id)
+        if run is None or run.status != "running":
+            return
+        run.results = [{"error": reason[:_REASON_CHARS]}]
+        run.status = "failed"
+        run.finished_at = utcnow()
+        self.session.add(run)
+        await self.session.flush()
+
+    async def latest(self, bot_id: int, spec_hash: str) -> TestRun | None:
+        """The newest run of the draft with exactly this content hash."""
+        query = (
+            select(TestRun)
+            .where(TestRun.bot_id == bot_id, TestRun.spec_hash == spec_hash)
+            .order_by(col(TestRun.id).desc())
+            .limit(1)
+        )
+        return (await self.session.exec(query)).first()
+
+    async def latest_for_bot(self, bot_id: int) -> TestRun | None:
+        """The newest run of any draft of the bot."""
+        query = (
+            select(TestRun)
+            .where(TestRun.bot_id == bot_id)
+            .order_by(col(TestRun.id).desc())
+            .limit(1)
+        )
+        return (await self.session.exec(query)).first()

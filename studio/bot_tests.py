@@ -1,0 +1,129 @@
+"""A bot's test cases: adding, listing and removing them (they live in the draft), and runs.
+
+A run tests the draft as it is when the run starts and is stored under the draft's content hash,
+so a promotion knows whether exactly what it freezes passed (see `Operations.promote`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from builders.spec import BotSpec, Expectation, TestCase
+from builders.validation import human_problems
+from runtime.llm import LlmGateway
+from storage.database import Database
+from storage.test_runs import TestRunRepository
+from studio.errors import InvalidError
+from studio.operations import Operations
+from studio.roles import Caller, Role
+from studio.test_report import TestReport
+from studio.testing import run_cases
+from studio.views import BotView
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRun:
+    """A run recorded as started: the exact draft it tests."""
+
+    run_id: int
+    bot_id: int
+    bot: str
+    revision: int
+    spec: BotSpec
+
+
+class BotTests:
+    def __init__(
+        self, *, db: Database, ops: Operations, llm: LlmGateway, judge_model: str | None
+    ) -> None:
+        self.db = db
+        self.ops = ops
+        self.llm = llm
+        self.judge_model = judge_model
+
+    async def cases(self, caller: Caller, bot: str) -> list[TestCase]:
+        return list((await self.ops.draft(caller, bot)).spec.tests)
+
+    async def add(self, caller: Caller, bot: str, case: TestCase) -> tuple[int, BotView]:
+        """Append a case to the draft; returns its number (1-based) and the edited bot."""
+        draft = await self.ops.draft(caller, bot)
+        cases = [*draft.spec.tests, case]
+        view = await self.ops.edit_draft(
+            caller,
+            bot,
+            {"tests": [c.model_dump(mode="json") for c in cases]},
+            revision=draft.revision,
+        )
+        return len(cases), view
+
+    async def add_simple(
+        self, caller: Caller, bot: str, *, text: str, kind: str, value: str
+    ) -> tuple[int, BotView]:
+        try:
+            expect = Expectation.model_validate({"kind": kind, "value": value})
+        except ValidationError as exc:
+            raise InvalidError("; ".join(human_problems(exc))) from None
+        case = TestCase(turns=[text], expect=expect)
+        return await self.add(caller, bot, case)
+
+    async def remove(self, caller: Caller, bot: str, number: int) -> BotView:
+        draft = await self.ops.draft(caller, bot)
+        count = len(draft.spec.tests)
+        if not 1 <= number <= count:
+            have = f"a number from 1 to {count}" if count else "none: it has no tests"
+            raise InvalidError(f"{draft.name} has {count} test(s); say {have}")
+        kept = [c for i, c in enumerate(draft.spec.tests, start=1) if i != number]
+        return await self.ops.edit_draft(
+            caller,
+            bot,
+            {"tests": [c.model_dump(mode="json") for c in kept]},
+            revision=draft.revision,
+        )
+
+    async def prepare(self, caller: Caller, bot: str) -> PreparedRun:
+        """Record a run of the current draft as started (editors and up)."""
+        caller.require(Role.EDITOR, "Running tests")
+        draft = await self.ops.draft(caller, bot)
+        if not draft.spec.tests:
+            raise InvalidError(
+                f'{draft.name} has no tests yet: /test {draft.name} add "INPUT" expect contains '
+                '"VALUE"'
+            )
+        async with self.db.write() as session:
+            run = await TestRunRepository(session).start(
+                draft.bot_id, draft.spec.content_hash(), len(draft.spec.tests), caller.identity
+            )
+        assert run.id is not None
+        return PreparedRun(run.id, draft.bot_id, draft.name, draft.revision, draft.spec)
+
+    async def execute(self, prepared: PreparedRun, progress: Progress | None = None) -> TestReport:
+        """Run the prepared cases and store the outcome; a crash marks the run failed."""
+        try:
+            report = await run_cases(
+                prepared.spec, llm=self.llm, judge_model=self.judge_model, progress=progress
+            )
+        except Exception as exc:
+            async with self.db.write() as session:
+                await TestRunRepository(session).fail(prepared.run_id, str(exc)[:300])
+            raise
+        report = TestReport(bot=prepared.bot, spec_hash=report.spec_hash, results=report.results)
+        async with self.db.write() as session:
+            await TestRunRepository(session).finish(
+                prepared.run_id,
+                [r.to_json() for r in report.results],
+                report.passed,
+                report.failed,
+            )
+        return report
+
+    async def run(self, caller: Caller, bot: str) -> TestReport:
+        """Run the draft's tests now and wait for the report (REST)."""
+        return await self.execute(await self.prepare(caller, bot))

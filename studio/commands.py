@@ -1,0 +1,335 @@
+"""The Studio's commands as typed values: the grammar parses text into them, the LLM calls them as
+tools (their JSON schema is generated from these models), and the engine executes them.
+
+One source of truth: a command's name, its help line and its tool description live here.
+`bot` is optional wherever a bot is meant: the engine fills in the bot the user talked about last.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Env = Literal["staging", "production"]
+ChannelName = Literal["web", "slack", "telegram"]
+Period = Literal["24h", "7d", "30d"]
+SettableField = Literal[
+    "prompt", "model", "temperature", "greeting", "fallback", "description", "history"
+]
+ExpectKind = Literal["contains", "regex", "judge"]
+RoleName = Literal["owner", "admin", "editor", "viewer"]
+BotName = Annotated[str, StringConstraints(min_length=1, max_length=80)]
+MAX_INPUT_CHARS = 4000
+
+
+class Command(BaseModel):
+    """A request to the Studio. Subclasses set `name` (the slash command), `usage` and `summary`
+    (the `/help` line and the tool description); `tool = False` keeps it from the LLM."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ClassVar[str]
+    usage: ClassVar[str]
+    summary: ClassVar[str]
+    tool: ClassVar[bool] = True
+    # Destructive or public: asks for a confirmation (a button, or "yes") before it runs.
+    confirm: ClassVar[bool] = False
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.confirm
+
+
+class NewBot(Command):
+    name: ClassVar[str] = "newbot"
+    usage: ClassVar[str] = "/newbot NAME [DESCRIPTION]"
+    summary: ClassVar[str] = (
+        "create a draft bot (name: 2-40 of a-z, 0-9 and '-', unique in the team)"
+    )
+    bot: BotName
+    description: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class ListBots(Command):
+    name: ClassVar[str] = "bots"
+    usage: ClassVar[str] = "/bots"
+    summary: ClassVar[str] = "list the team's bots with the version each environment runs"
+
+
+class ShowBot(Command):
+    name: ClassVar[str] = "show"
+    usage: ClassVar[str] = "/show BOT"
+    summary: ClassVar[str] = "the bot's draft and what each environment runs"
+    bot: BotName | None = None
+
+
+class SetField(Command):
+    name: ClassVar[str] = "set"
+    usage: ClassVar[str] = "/set BOT FIELD VALUE"
+    summary: ClassVar[str] = (
+        "change one field of the draft: prompt, model, temperature, greeting, fallback, "
+        "description or history"
+    )
+    bot: BotName | None = None
+    field: SettableField
+    value: Annotated[str, StringConstraints(max_length=20000)]
+
+
+class TryBot(Command):
+    name: ClassVar[str] = "try"
+    usage: ClassVar[str] = "/try BOT MESSAGE | /try BOT --new"
+    summary: ClassVar[str] = (
+        "talk to the draft in your own sandbox conversation (--new starts it over); "
+        "never counted in stats"
+    )
+    bot: BotName | None = None
+    message: Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)] = ""
+    new: bool = False
+
+
+class TestAdd(Command):
+    __test__ = False  # not a pytest class
+    name: ClassVar[str] = "test add"
+    usage: ClassVar[str] = '/test BOT add "INPUT" expect contains|regex|judge "VALUE"'
+    summary: ClassVar[str] = (
+        "add a test case to the draft: the bot's answer to INPUT must contain VALUE, match the "
+        "regex VALUE, or satisfy the rubric VALUE (graded by the judge model)"
+    )
+    bot: BotName | None = None
+    input: Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS)]
+    kind: ExpectKind
+    value: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class TestList(Command):
+    __test__ = False
+    name: ClassVar[str] = "test list"
+    usage: ClassVar[str] = "/test BOT list"
+    summary: ClassVar[str] = "the draft's test cases, numbered"
+    bot: BotName | None = None
+
+
+class TestRemove(Command):
+    __test__ = False
+    name: ClassVar[str] = "test remove"
+    usage: ClassVar[str] = "/test BOT remove N"
+    summary: ClassVar[str] = "remove test case number N from the draft"
+    bot: BotName | None = None
+    number: Annotated[int, Field(ge=1)]
+
+
+class TestRun(Command):
+    __test__ = False
+    name: ClassVar[str] = "test"
+    usage: ClassVar[str] = "/test BOT"
+    summary: ClassVar[str] = "run the draft's tests in the background and report pass/fail per case"
+    bot: BotName | None = None
+
+
+class Promote(Command):
+    name: ClassVar[str] = "promote"
+    usage: ClassVar[str] = "/promote BOT [staging|production] [--force]"
+    summary: ClassVar[str] = (
+        "staging (the default): freeze the draft into a new version, only while its tests pass "
+        "(--force: owners only); production: run staging's version in production"
+    )
+    bot: BotName | None = None
+    to: Env = "staging"
+    force: bool = False
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.to == "production"
+
+
+class Rollback(Command):
+    name: ClassVar[str] = "rollback"
+    usage: ClassVar[str] = "/rollback BOT [ENV] [vN]"
+    summary: ClassVar[str] = (
+        "point an environment back to an earlier version (default: the one before)"
+    )
+    confirm: ClassVar[bool] = True
+    bot: BotName | None = None
+    env: Env = "production"
+    version: Annotated[int, Field(ge=1)] | None = None
+
+
+class Deploy(Command):
+    name: ClassVar[str] = "deploy"
+    usage: ClassVar[str] = "/deploy BOT slack|telegram|web [TARGET] [--env staging|production]"
+    summary: ClassVar[str] = (
+        "put an environment of the bot (default production) on a channel; web gives a chat URL"
+    )
+    bot: BotName | None = None
+    channel: ChannelName
+    target: Annotated[str, StringConstraints(max_length=200)] | None = None
+    env: Env = "production"
+
+
+class ListDeployments(Command):
+    name: ClassVar[str] = "deployments"
+    usage: ClassVar[str] = "/deployments [BOT]"
+    summary: ClassVar[str] = "deployments (of one bot, or all) and their health"
+    bot: BotName | None = None
+
+
+class Undeploy(Command):
+    name: ClassVar[str] = "undeploy"
+    usage: ClassVar[str] = "/undeploy BOT CHANNEL [--env ENV]"
+    summary: ClassVar[str] = "take the bot off a channel (every environment unless --env)"
+    bot: BotName | None = None
+    channel: ChannelName
+    env: Env | None = None
+
+
+class Stats(Command):
+    name: ClassVar[str] = "stats"
+    usage: ClassVar[str] = "/stats [BOT] [24h|7d|30d]"
+    summary: ClassVar[str] = "turns, users, errors, latency, tokens and cost (all bots without BOT)"
+    bot: BotName | None = None
+    period: Period = "7d"
+
+
+class Diff(Command):
+    name: ClassVar[str] = "diff"
+    usage: ClassVar[str] = "/diff BOT [vA] [vB]"
+    summary: ClassVar[str] = (
+        "what changed between two versions (v3, draft, staging, production); "
+        "default: the latest version against the draft"
+    )
+    bot: BotName | None = None
+    a: Annotated[str, StringConstraints(max_length=20)] | None = None
+    b: Annotated[str, StringConstraints(max_length=20)] | None = None
+
+
+class History(Command):
+    name: ClassVar[str] = "history"
+    usage: ClassVar[str] = "/history BOT"
+    summary: ClassVar[str] = "who changed the bot, when, and how"
+    bot: BotName | None = None
+
+
+class Delete(Command):
+    name: ClassVar[str] = "delete"
+    usage: ClassVar[str] = "/delete BOT"
+    summary: ClassVar[str] = "delete the bot, its versions and its deployments"
+    confirm: ClassVar[bool] = True
+    bot: BotName | None = None
+
+
+class SetRole(Command):
+    name: ClassVar[str] = "role"
+    usage: ClassVar[str] = "/role USER owner|admin|editor|viewer"
+    summary: ClassVar[str] = "give a member of the team a role (admins and owners only)"
+    user: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    role: RoleName
+
+
+class Invite(Command):
+    name: ClassVar[str] = "invite"
+    usage: ClassVar[str] = "/invite"
+    summary: ClassVar[str] = "a one-time code that lets someone join this team (admins)"
+
+
+class Join(Command):
+    name: ClassVar[str] = "join"
+    usage: ClassVar[str] = "/join CODE"
+    summary: ClassVar[str] = "join a team with a code from /invite"
+    tool: ClassVar[bool] = False  # a code is typed by the person who has it
+    code: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class Help(Command):
+    name: ClassVar[str] = "help"
+    usage: ClassVar[str] = "/help [COMMAND]"
+    summary: ClassVar[str] = "the commands, or one command in detail"
+    tool: ClassVar[bool] = False
+    command: Annotated[str, StringConstraints(max_length=40)] | None = None
+
+
+class NotYet(Command):
+    """A command whose feature is not built yet: the engine says so plainly."""
+
+    name: ClassVar[str] = "not-yet"
+    usage: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    tool: ClassVar[bool] = False
+    feature: str
+
+
+class Confirm(Command):
+    """ "yes" (or the confirm button without a token): the user's latest pending confirmation."""
+
+    name: ClassVar[str] = "yes"
+    usage: ClassVar[str] = "yes | no"
+    summary: ClassVar[str] = "confirm (or cancel) what the Studio asked you to confirm"
+    tool: ClassVar[bool] = False
+    accept: bool = True
+    token: str | None = None
+
+
+# The order is the order of /help.
+COMMANDS: tuple[type[Command], ...] = (
+    NewBot,
+    ListBots,
+    ShowBot,
+    SetField,
+    TryBot,
+    TestAdd,
+    TestList,
+    TestRemove,
+    TestRun,
+    Promote,
+    Rollback,
+    Deploy,
+    ListDeployments,
+    Undeploy,
+    Stats,
+    Diff,
+    History,
+    Delete,
+    SetRole,
+    Invite,
+    Join,
+    Help,
+)
+
+# Commands of SPEC §3 whose feature arrives with a later issue.
+NOT_YET: dict[str, str] = {
+    "knowledge": "Knowledge (documents a bot answers from)",
+    "schedule": "Scheduled messages",
+    "abtest": "A/B tests",
+}
+
+
+def tool_name(command: type[Command]) -> str:
+    return command.name.replace(" ", "_")
+
+
+def tool_schemas() -> list[dict[str, Any]]:
+    """The commands the LLM may call, as OpenAI tool definitions generated from the models."""
+    tools = []
+    for command in COMMANDS:
+        if not command.tool:
+            continue
+        schema = command.model_json_schema()
+        schema.pop("title", None)
+        schema.pop("description", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        tools.append(
+            {
+                "type": "function",
+                "function": {
+                    "name": tool_name(command),
+                    "description": f"{command.usage}: {command.summary}",
+                    "parameters": schema,
+                },
+            }
+        )
+    return tools
+
+
+def command_for_tool(name: str) -> type[Command] | None:
+    return next((c for c in COMMANDS if c.tool and tool_name(c) == name), None)

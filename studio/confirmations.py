@@ -1,0 +1,94 @@
+"""Pending confirmations, stored (not held in memory) so that they survive a restart and work
+across workers. A confirmation belongs to one member, one command and one draft revision; it is
+claimed at most once, within `TTL`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from storage.database import Database
+from storage.tables import Confirmation, utcnow
+
+TTL = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    id: str
+    command: dict[str, Any]
+    bot: str | None
+    revision: int | None
+
+
+class Confirmations:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def ask(
+        self,
+        *,
+        team_id: int,
+        identity: str,
+        command: dict[str, Any],
+        bot: str | None,
+        revision: int | None,
+    ) -> str:
+        """Store a pending confirmation; its id goes into the buttons. Earlier unanswered ones of
+        the same member lapse: "yes" always means the latest question."""
+        token = "c_" + secrets.token_urlsafe(12)
+        now = utcnow()
+        async with self.db.write() as session:
+            await session.exec(
+                update(Confirmation)
+                .where(
+                    col(Confirmation.team_id) == team_id,
+                    col(Confirmation.identity) == identity,
+                    col(Confirmation.used_at).is_(None),
+                )
+                .values(used_at=now)
+            )
+            session.add(
+                Confirmation(
+                    id=token,
+                    team_id=team_id,
+                    identity=identity,
+                    command=command,
+                    bot=bot,
+                    revision=revision,
+                    expires_at=now + TTL,
+                )
+            )
+        return token
+
+    async def claim(self, *, team_id: int, identity: str, token: str | None) -> Pending | None:
+        """Take the pending confirmation `token` (None: the member's latest) if it is this
+        member's, unused and unexpired; None otherwise. The update's row count decides, so two
+        clicks cannot both win."""
+        now = utcnow()
+        async with self.db.write() as session:
+            query = select(Confirmation).where(
+                Confirmation.team_id == team_id,
+                Confirmation.identity == identity,
+                col(Confirmation.used_at).is_(None),
+                col(Confirmation.expires_at) > now,
+            )
+            if token is not None:
+                query = query.where(Confirmation.id == token)
+            row = (await session.exec(query.order_by(col(Confirmation.created_at).desc()))).first()
+            if row is None:
+                return None
+            claimed = await session.exec(
+                update(Confirmation)
+                .where(col(Confirmation.id) == row.id, col(Confirmation.used_at).is_(None))
+                .values(used_at=now)
+            )
+            if claimed.rowcount != 1:
+                return None
+            return Pending(id=row.id, command=row.command, bot=row.bot, revision=row.revision)

@@ -1,0 +1,580 @@
+"""The Studio: the builder bot every front talks to, mounted on the runtime as the built-in
+deployment `studio` (ordering per conversation, dedupe and delivery come from the runtime).
+
+A message becomes a typed command (the offline grammar, or the builder model's tool calls), the
+command runs through the operations with the caller's role, and the outcome is presented as
+neutral replies. Destructive or public commands wait for a stored confirmation first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from runtime.llm import LlmError, LlmGateway
+from runtime.messages import Address, Button, IncomingMessage, OutgoingMessage
+from runtime.runtime import Runtime
+from studio import presenters
+from studio.bot_tests import BotTests, PreparedRun
+from studio.commands import (
+    COMMANDS,
+    MAX_INPUT_CHARS,
+    Command,
+    Confirm,
+    Delete,
+    Deploy,
+    Diff,
+    Help,
+    History,
+    Invite,
+    Join,
+    ListBots,
+    ListDeployments,
+    NewBot,
+    NotYet,
+    Promote,
+    Rollback,
+    SetField,
+    SetRole,
+    ShowBot,
+    Stats,
+    TestAdd,
+    TestList,
+    TestRemove,
+    TestRun,
+    TryBot,
+    Undeploy,
+)
+from studio.confirmations import Confirmations
+from studio.context import ContextStore
+from studio.errors import InvalidError, OperationError
+from studio.grammar import GrammarError, not_understood, parse
+from studio.mailbox import team_of
+from studio.members import Members
+from studio.operations import Operations
+from studio.replies import Answer
+from studio.roles import Caller, Role
+from studio.sandbox import Sandbox
+from studio.understanding import understand
+
+logger = logging.getLogger(__name__)
+
+CONFIRM_PREFIX = "confirm:"
+CANCEL_PREFIX = "cancel:"
+RUN_PREFIX = "run:"  # a button that runs a command, e.g. "run:/show faq-bot"
+
+
+class NoBotError(InvalidError):
+    def __init__(self) -> None:
+        super().__init__("Which bot? Name it (/show NAME), or /bots to list them.")
+
+
+@dataclass(slots=True)
+class Turn:
+    """One message being handled: who asks, and the bot they talk about."""
+
+    caller: Caller
+    current: str | None
+    message: IncomingMessage
+
+    def bot(self, named: str | None) -> str:
+        name = named or self.current
+        if name is None:
+            raise NoBotError()
+        self.current = name.lower()
+        return self.current
+
+
+class Studio:
+    def __init__(
+        self,
+        *,
+        ops: Operations,
+        runtime: Runtime,
+        llm: LlmGateway,
+        builder_model: str | None,
+        judge_model: str | None,
+    ) -> None:
+        self.ops = ops
+        self.runtime = runtime
+        self.llm = llm
+        self.builder_model = builder_model
+        db = ops.db
+        self.members = Members(db)
+        self.confirmations = Confirmations(db)
+        self.context = ContextStore(db)
+        self.sandbox = Sandbox(db=db, llm=llm)
+        self.tests = BotTests(db=db, ops=ops, llm=llm, judge_model=judge_model)
+        self._jobs: dict[tuple[int, str], asyncio.Task[None]] = {}
+        self._handlers: dict[type[Command], Callable[[Turn, Command], Awaitable[list[Answer]]]] = {
+            NewBot: self._newbot,
+            ListBots: self._bots,
+            ShowBot: self._show,
+            SetField: self._set,
+            TryBot: self._try,
+            TestAdd: self._test_add,
+            TestList: self._test_list,
+            TestRemove: self._test_remove,
+            TestRun: self._test_run,
+            Promote: self._promote,
+            Rollback: self._rollback,
+            Deploy: self._deploy,
+            ListDeployments: self._deployments,
+            Undeploy: self._undeploy,
+            Stats: self._stats,
+            Diff: self._diff,
+            History: self._history,
+            Delete: self._delete,
+            SetRole: self._role,
+            Invite: self._invite,
+            Join: self._join,
+            Help: self._help,
+            NotYet: self._not_yet,
+            Confirm: self._confirm,
+        }
+
+    # -- the runtime's entry point -----------------------------------------------------------
+
+    async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
+        answers = await self.answer(message)
+        return [
+            OutgoingMessage(
+                address=message.address,
+                text=a.text,
+                fields=a.fields,
+                buttons=a.buttons,
+                file=a.file,
+                reply_to=message.address.thread,
+            )
+            for a in answers
+        ]
+
+    async def answer(self, message: IncomingMessage) -> list[Answer]:
+        """What the Studio says to `message`. Never raises: a problem is said, not thrown."""
+        try:
+            caller = await self.members.caller(team_of(message.address), message.address.user)
+            turn = Turn(
+                caller, await self.context.current_bot(caller.team_id, caller.identity), message
+            )
+            before = turn.current
+            answers = await self._understand_and_run(turn)
+            if turn.current != before:
+                await self.context.remember(caller.team_id, caller.identity, turn.current)
+            return answers
+        except OperationError as exc:
+            return [Answer(exc.message)]
+        except Exception:
+            logger.exception(
+                "the Studio failed", extra={"conversation": message.address.conversation}
+            )
+            return [Answer("Something went wrong on our side (it is logged). Please try again.")]
+
+    async def _understand_and_run(self, turn: Turn) -> list[Answer]:
+        message = turn.message
+        if message.action:
+            return await self._action(turn, message.action)
+        text = message.text.strip()
+        if not text:
+            return [Answer("Say /help to see what I can do.")]
+        if len(text) > MAX_INPUT_CHARS:
+            return [Answer(f"That message is too long: at most {MAX_INPUT_CHARS} characters.")]
+        bots = await self.ops.bot_names(turn.caller)
+        try:
+            command = parse(text, bots=bots)
+        except GrammarError as exc:
+            return [Answer(exc.message)]
+        if command is not None:
+            return await self.run(turn, command)
+        if self.builder_model is None:
+            return [Answer(not_understood(text))]
+        return await self._free_text(turn, text, bots)
+
+    async def _action(self, turn: Turn, action: str) -> list[Answer]:
+        if action.startswith((CONFIRM_PREFIX, CANCEL_PREFIX)):
+            accept = action.startswith(CONFIRM_PREFIX)
+            token = action.split(":", 1)[1] or None
+            return await self.run(turn, Confirm(accept=accept, token=token))
+        if action.startswith(RUN_PREFIX):
+            text = action.removeprefix(RUN_PREFIX)
+            message = turn.message.model_copy(update={"text": text, "action": None})
+            return await self._understand_and_run(Turn(turn.caller, turn.current, message))
+        return [Answer("That button is no longer valid.")]
+
+    async def _free_text(self, turn: Turn, text: str, bots: list[str]) -> list[Answer]:
+        assert self.builder_model is not None
+        try:
+            understood = await understand(
+                text,
+                llm=self.llm,
+                model=self.builder_model,
+                bots=bots,
+                current=turn.current,
+                role=turn.caller.role.value,
+            )
+        except LlmError as exc:
+            return [
+                Answer(
+                    f"I could not reach the builder model ({exc}). Nothing was changed; the "
+                    "commands still work (/help)."
+                )
+            ]
+        if understood.problems:
+            problems = "; ".join(understood.problems)
+            return [Answer(f"I could not act on that: {problems}. Nothing was changed.")]
+        if not understood.commands:
+            return [Answer(understood.text or not_understood(text))]
+        answers = [Answer(understood.text)] if understood.text else []
+        return answers + await self._steps(turn, list(understood.commands))
+
+    async def _steps(self, turn: Turn, commands: list[Command]) -> list[Answer]:
+        """Run several commands in order, reporting each; the first failure stops the rest."""
+        if len(commands) == 1:
+            return await self.run(turn, commands[0])
+        answers: list[Answer] = []
+        total = len(commands)
+        for number, command in enumerate(commands, start=1):
+            try:
+                outcome = await self._dispatch(turn, command)
+            except OperationError as exc:
+                rest = f" Steps {number + 1}-{total} were not run." if number < total else ""
+                answers.append(Answer(f"Step {number}/{total} failed: {exc.message}{rest}"))
+                break
+            for answer in outcome:
+                answers.append(
+                    Answer(
+                        f"Step {number}/{total}: {answer.text}",
+                        fields=answer.fields,
+                        buttons=answer.buttons,
+                        file=answer.file,
+                    )
+                )
+        return answers
+
+    async def run(self, turn: Turn, command: Command) -> list[Answer]:
+        try:
+            return await self._dispatch(turn, command)
+        except OperationError as exc:
+            return [Answer(exc.message)]
+
+    async def _dispatch(self, turn: Turn, command: Command) -> list[Answer]:
+        if command.needs_confirmation:
+            return [await self._ask(turn, command)]
+        return await self._handlers[type(command)](turn, command)
+
+    # -- confirmations -------------------------------------------------------------------------
+
+    async def _ask(self, turn: Turn, command: Command) -> Answer:
+        """Check what can be checked now, then store the question and offer the buttons."""
+        caller = turn.caller
+        bot = turn.bot(getattr(command, "bot", None))
+        caller.require(Role.ADMIN, _DOING[type(command)])
+        view = await self.ops.get_bot(caller, bot)
+        command = command.model_copy(update={"bot": view.name})
+        if isinstance(command, Promote):
+            staging = view.environments.get("staging")
+            if staging is None:
+                raise InvalidError(f"{bot} has no staging version yet: /promote {bot} first")
+            question = f"Put *{bot}* v{staging} (staging's version) in production?"
+        elif isinstance(command, Rollback):
+            target = f"v{command.version}" if command.version else "the version before"
+            current = view.environments.get(command.env)
+            if current is None:
+                raise InvalidError(f"{bot} has no {command.env} version to roll back")
+            question = f"Roll *{bot}* {command.env} back from v{current} to {target}?"
+        else:
+            question = (
+                f"Delete *{bot}* with its {max(view.environments.values(), default=0)} "
+                "version(s) and its deployments? This cannot be undone."
+            )
+        token = await self.confirmations.ask(
+            team_id=caller.team_id,
+            identity=caller.identity,
+            command={"type": type(command).__name__, "args": command.model_dump(mode="json")},
+            bot=view.name,
+            revision=view.revision,
+        )
+        style = "danger" if isinstance(command, Delete) else "primary"
+        return Answer(
+            f"{question} Confirm within 5 minutes (or reply yes); otherwise nothing happens.",
+            buttons=(
+                Button(label="Confirm", action=CONFIRM_PREFIX + token, style=style),
+                Button(label="Cancel", action=CANCEL_PREFIX + token),
+            ),
+        )
+
+    async def _confirm(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, Confirm)
+        caller = turn.caller
+        pending = await self.confirmations.claim(
+            team_id=caller.team_id, identity=caller.identity, token=command.token
+        )
+        if pending is None:
+            return [
+                Answer(
+                    "There is nothing to confirm (a question lasts 5 minutes and is answered once)."
+                )
+            ]
+        if not command.accept:
+            return [Answer("Cancelled; nothing was done.")]
+        kinds = {c.__name__: c for c in COMMANDS}
+        try:
+            confirmed = kinds[pending.command["type"]].model_validate(pending.command["args"])
+        except (KeyError, ValidationError):
+            return [Answer("That confirmation can no longer be carried out; ask again.")]
+        if pending.bot is not None:
+            view = await self.ops.get_bot(caller, pending.bot)
+            if view.revision != pending.revision:
+                return [
+                    Answer(
+                        f"*{pending.bot}* changed since you were asked (draft revision "
+                        f"{pending.revision} → {view.revision}); nothing was done. Ask again."
+                    )
+                ]
+        turn.current = pending.bot or turn.current
+        return await self._handlers[type(confirmed)](turn, confirmed)
+
+    # -- bots ------------------------------------------------------------------------------
+
+    async def _newbot(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, NewBot)
+        view = await self.ops.create_bot(turn.caller, command.bot.lower(), command.description)
+        turn.current = view.name
+        return [presenters.created(view)]
+
+    async def _bots(self, turn: Turn, command: Command) -> list[Answer]:
+        return [presenters.bot_list(await self.ops.list_bots(turn.caller))]
+
+    async def _show(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, ShowBot)
+        return [presenters.bot_card(await self.ops.get_bot(turn.caller, turn.bot(command.bot)))]
+
+    async def _set(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, SetField)
+        bot = turn.bot(command.bot)
+        view = await self.ops.set_field(turn.caller, bot, command.field, command.value)
+        return [presenters.edited(view, command.field)]
+
+    async def _try(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, TryBot)
+        caller = turn.caller
+        caller.require(Role.EDITOR, "Trying a draft")
+        draft = await self.ops.draft(caller, turn.bot(command.bot))
+        if command.new:
+            await self.sandbox.restart(
+                team_id=caller.team_id, identity=caller.identity, bot_id=draft.bot_id
+            )
+            if not command.message:
+                return [Answer(f"Started a new conversation with *{draft.name}*'s draft.")]
+        if not command.message:
+            raise InvalidError(f"What should I say to {draft.name}? /try {draft.name} MESSAGE")
+        turn_ = await self.sandbox.send(
+            team_id=caller.team_id,
+            identity=caller.identity,
+            bot_id=draft.bot_id,
+            spec=draft.spec,
+            text=command.message,
+        )
+        output = turn_.output
+        text = f"*{draft.name}* (draft): {output.reply}"
+        if output.error:
+            text += (
+                f"\n\nThe model failed: {output.error}. End users would get the fallback "
+                "message above; /stats counts such errors."
+            )
+        return [Answer(text)]
+
+    # -- tests -------------------------------------------------------------------------------
+
+    async def _test_add(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, TestAdd)
+        bot = turn.bot(command.bot)
+        number, view = await self.tests.add_simple(
+            turn.caller, bot, text=command.input, kind=command.kind, value=command.value
+        )
+        return [
+            Answer(
+                f'Added test {number} to *{view.name}*: "{command.input}" → {command.kind} '
+                f"'{command.value}'. Run them with /test {view.name}."
+            )
+        ]
+
+    async def _test_list(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, TestList)
+        bot = turn.bot(command.bot)
+        return [presenters.test_cases(bot, await self.tests.cases(turn.caller, bot))]
+
+    async def _test_remove(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, TestRemove)
+        bot = turn.bot(command.bot)
+        view = await self.tests.remove(turn.caller, bot, command.number)
+        left = len(view.draft.tests)
+        return [Answer(f"Removed test {command.number} from *{view.name}*; {left} left.")]
+
+    async def _test_run(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, TestRun)
+        caller = turn.caller
+        bot = turn.bot(command.bot)
+        key = (caller.team_id, bot)
+        if key in self._jobs:
+            return [Answer(f"{bot}'s tests are already running; I'll report when they finish.")]
+        prepared = await self.tests.prepare(caller, bot)
+        task = asyncio.create_task(self._test_job(prepared, turn.message))
+        self._jobs[key] = task
+        task.add_done_callback(lambda _: self._jobs.pop(key, None))
+        count = len(prepared.spec.tests)
+        return [
+            Answer(
+                f"Running {count} test(s) of *{prepared.bot}* against draft revision "
+                f"{prepared.revision} in the background. I'll report here; carry on meanwhile."
+            )
+        ]
+
+    async def _test_job(self, prepared: PreparedRun, message: IncomingMessage) -> None:
+        """The background part of /test: progress now and then, the report at the end."""
+        address = message.address
+        reported = 0
+
+        async def progress(done: int, total: int) -> None:
+            nonlocal reported
+            quarter = done * 4 // total
+            if total >= 4 and done < total and quarter > reported:
+                reported = quarter
+                await self._push(address, Answer(f"{prepared.bot}: {done}/{total} tests run…"))
+
+        try:
+            report = await self.tests.execute(prepared, progress)
+            answer = presenters.test_report(report)
+        except Exception as exc:
+            logger.exception("test run failed", extra={"bot": prepared.bot})
+            answer = Answer(f"The test run of {prepared.bot} failed: {str(exc)[:200]}")
+        await self._push(address, answer)
+
+    async def _push(self, address: Address, answer: Answer) -> None:
+        await self.runtime.push(
+            OutgoingMessage(
+                address=address,
+                text=answer.text,
+                fields=answer.fields,
+                buttons=answer.buttons,
+                file=answer.file,
+                reply_to=address.thread,
+            )
+        )
+
+    async def drain(self) -> None:
+        """Wait for background test runs (shutdown, tests)."""
+        while self._jobs:
+            await asyncio.gather(*list(self._jobs.values()), return_exceptions=True)
+
+    # -- versions and environments ---------------------------------------------------------------
+
+    async def _promote(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, Promote)
+        bot = turn.bot(command.bot)
+        result = await self.ops.promote(turn.caller, bot, to=command.to, force=command.force)
+        return [presenters.promoted(bot, result)]
+
+    async def _rollback(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, Rollback)
+        bot = turn.bot(command.bot)
+        result = await self.ops.rollback(turn.caller, bot, env=command.env, version=command.version)
+        return [presenters.rolled_back(bot, result)]
+
+    async def _diff(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, Diff)
+        bot = turn.bot(command.bot)
+        return [
+            presenters.diff(
+                await self.ops.diff(turn.caller, bot, before=command.a, after=command.b)
+            )
+        ]
+
+    async def _history(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, History)
+        bot = turn.bot(command.bot)
+        return [presenters.history(bot, await self.ops.history(turn.caller, bot, limit=20))]
+
+    async def _delete(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, Delete)
+        bot = turn.bot(command.bot)
+        await self.ops.delete_bot(turn.caller, bot)
+        await self.context.forget_bot(turn.caller.team_id, bot)
+        turn.current = None
+        return [Answer(f"Deleted *{bot}*.")]
+
+    # -- deployments and insight -----------------------------------------------------------------
+
+    async def _deploy(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, Deploy)
+        bot = turn.bot(command.bot)
+        view = await self.ops.deploy(
+            turn.caller, bot, channel=command.channel, env=command.env, target=command.target
+        )
+        return [presenters.deployed(view)]
+
+    async def _deployments(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, ListDeployments)
+        if command.bot:
+            turn.bot(command.bot)
+        return [presenters.deployments(await self.ops.deployments(turn.caller, command.bot))]
+
+    async def _undeploy(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, Undeploy)
+        bot = turn.bot(command.bot)
+        removed = await self.ops.undeploy_channel(
+            turn.caller, bot, channel=command.channel, env=command.env
+        )
+        envs = ", ".join(sorted(d.env for d in removed))
+        return [Answer(f"*{bot}* is off {command.channel} ({envs}).")]
+
+    async def _stats(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, Stats)
+        if command.bot:
+            turn.bot(command.bot)
+        return [presenters.stats(await self.ops.stats(turn.caller, command.bot, command.period))]
+
+    # -- people ---------------------------------------------------------------------------------
+
+    async def _role(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, SetRole)
+        identity, before, after = await self.members.set_role(
+            turn.caller, command.user, command.role
+        )
+        if before is after:
+            return [Answer(f"{identity} already is {after.value}.")]
+        return [Answer(f"{identity} is now {after.value} (was {before.value}).")]
+
+    async def _invite(self, turn: Turn, command: Command) -> list[Answer]:
+        code = await self.members.create_invite(turn.caller)
+        return [
+            Answer(
+                f"Invite code for *{turn.caller.team}*: `{code}` (one use, valid 7 days). "
+                f"The person says `/join {code}` to the Studio and joins as a viewer."
+            )
+        ]
+
+    async def _join(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, Join)
+        joined = await self.members.join(turn.caller.identity, command.code)
+        if joined.already:
+            return [Answer(f"You already are in *{joined.team}* ({joined.role.value}).")]
+        return [Answer(f"Welcome to *{joined.team}*! You joined as {joined.role.value}.")]
+
+    async def _help(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, Help)
+        return [presenters.help_text(command.command)]
+
+    async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, NotYet)
+        return [Answer(f"{command.feature} is not available yet; it comes in a later release.")]
+
+
+_DOING: dict[type[Command], str] = {
+    Promote: "Promoting to production",
+    Rollback: "Rolling back",
+    Delete: "Deleting a bot",
+}

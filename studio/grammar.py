@@ -1,0 +1,638 @@
+"""The offline grammar: one line typed to the Studio becomes one command from `studio.commands`.
+
+Three layers, tried in order:
+1. confirmations ("yes", "ok, do it", "no", "cancel") answer the pending question;
+2. natural phrasings ("create a bot called faq-bot", "deploy it to telegram"): one small table of
+   patterns, tried only when the line does not start with "/";
+3. the slash commands of SPEC §3, with or without the slash (Slack refuses unknown slash commands,
+   so people type `newbot faq-bot`); a leading `studio` word (`/studio newbot faq-bot`) is dropped.
+
+`bot` is optional wherever the grammar allows it: a missing bot, or a pronoun ("it", "this bot"),
+leaves `bot=None` and the engine uses the bot the user talked about last. Bot names pass through
+lower-cased and unchecked; the engine knows the team's bots and suggests near names.
+
+In a phrasing, "to"/"as" after a field is a connector ("set the model to gpt-4o"); after a slash
+command the value is the rest of the line verbatim (`/set faq-bot prompt To the point.`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar, get_args
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from studio.commands import (
+    COMMANDS,
+    MAX_INPUT_CHARS,
+    NOT_YET,
+    ChannelName,
+    Command,
+    Confirm,
+    Delete,
+    Deploy,
+    Diff,
+    Env,
+    Help,
+    History,
+    Invite,
+    Join,
+    ListBots,
+    ListDeployments,
+    NewBot,
+    NotYet,
+    Promote,
+    Rollback,
+    SetField,
+    SetRole,
+    SettableField,
+    ShowBot,
+    Stats,
+    TestAdd,
+    TestList,
+    TestRemove,
+    TestRun,
+    TryBot,
+    Undeploy,
+)
+
+C = TypeVar("C", bound=Command)
+
+_ENVS: tuple[str, ...] = get_args(Env)
+_CHANNELS: tuple[str, ...] = get_args(ChannelName)
+_FIELDS: tuple[str, ...] = get_args(SettableField)
+_FIELD_ALIASES = {
+    "system prompt": "prompt",
+    "persona": "prompt",
+    "instructions": "prompt",
+    "temp": "temperature",
+    "welcome": "greeting",
+    "welcome message": "greeting",
+    "fallback message": "fallback",
+}
+_WORD_FIELDS = ("model", "temperature", "history")  # one-word values: no closing "." or "please"
+_TEST_ACTIONS = ("add", "list", "remove", "run")
+_PRONOUNS = frozenset({"it", "this", "that", "this bot", "that bot", "the bot", "my bot"})
+# Typographic quotes (phones and Slack turn " and ' into these), spelt as escapes.
+_LDQ, _RDQ, _LSQ, _RSQ = "\u201c", "\u201d", "\u2018", "\u2019"
+_QUOTE_PAIRS = {'"': '"', "'": "'", _LDQ: _RDQ, _LSQ: _RSQ, "`": "`"}
+_QUOTES = "".join(sorted({*_QUOTE_PAIRS, *_QUOTE_PAIRS.values()}))
+
+_VERSION = re.compile(r"v?\d+", re.I)
+_VERSION_REF = re.compile(r"v?\d+|draft|staging|production", re.I)
+_PERIOD_LIKE = re.compile(r"\d+[a-z]*", re.I)
+_LEADING_PRONOUN = re.compile(
+    r"(?:(?:this|that|the|my)\s+bot|it|this|that)(?=[\s:,.?!]|$)[:,]?", re.I
+)
+_STUDIO_PREFIX = re.compile(r"/?studio(?:@\S+)?(?=\s|$)\s*", re.I)
+_CLOSING_PLEASE = re.compile(r",?\s*please$", re.I)
+_POLITE_PREFIX = re.compile(r"^(?:(?:please|pls|kindly|can you|could you|would you)[\s,]+)+", re.I)
+_TEST_ADD = re.compile(
+    rf"[\"'{_LDQ}{_LSQ}](?P<input>.+?)[\"'{_RDQ}{_RSQ}]\s+expects?\s+(?P<kind>\S+)\s+"
+    rf"[\"'{_LDQ}{_LSQ}](?P<value>.+)[\"'{_RDQ}{_RSQ}]",
+    re.I | re.S,
+)
+_YES = re.compile(
+    r"(?:yes|y|yep|yeah|yup|sure|ok|okay|confirm(?:ed)?|proceed|go ahead|do it)"
+    r"(?: (?:do it|go ahead|confirm|sure|proceed))?"
+)
+_NO = re.compile(
+    r"(?:no|n|nope|nah|cancel|stop|abort|don't|do not)(?: (?:cancel|thanks|thank you|don't|stop))?"
+)
+
+# Words people try that are not command names, for the "did you mean" of `not_understood`.
+_SUGGESTION_ALIASES = {
+    "create": "newbot",
+    "new": "newbot",
+    "make": "newbot",
+    "list": "bots",
+    "remove": "delete",
+    "publish": "deploy",
+    "release": "promote",
+    "revert": "rollback",
+    "undo": "rollback",
+    "ask": "try",
+    "chat": "try",
+}
+
+
+class GrammarError(Exception):
+    """The text is a command but its arguments are wrong. `message` is a problem line, then the
+    usage line; safe to show as it is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def parse(text: str, *, bots: Collection[str] = ()) -> Command | None:
+    """The command `text` asks for, or None when it is neither a command nor a known phrasing.
+
+    `bots` are the names of the caller's team's bots; they settle whether a first word is a bot
+    (`/try hello there` with no bot `hello` tries the current bot). Raises `GrammarError`.
+    """
+    text = text.strip()
+    if len(text) > MAX_INPUT_CHARS:
+        raise GrammarError(
+            f"That message is too long ({len(text)} characters); the limit is {MAX_INPUT_CHARS}."
+        )
+    body = _STUDIO_PREFIX.sub("", text, count=1)
+    if not body:
+        return Help() if text else None
+    known = frozenset(name.lower() for name in bots)
+    confirmation = _confirmation(body.lstrip("/"))
+    if confirmation is not None:
+        return confirmation
+    if not body.startswith("/"):
+        body = _POLITE_PREFIX.sub("", body, count=1)
+        phrased = _phrased(body, known)
+        if phrased is not None:
+            return phrased
+    return _command(body, known)
+
+
+def not_understood(text: str) -> str:
+    """A short reply for text the Studio did not understand: the closest commands, a few things
+    to try, and /help."""
+    word, _ = _first(_STUDIO_PREFIX.sub("", text.strip(), count=1).lstrip("/"))
+    word = word.split("@", 1)[0].lower()
+    candidates = {name: name for name in _PARSERS} | _SUGGESTION_ALIASES
+    close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
+    names = list(dict.fromkeys(f"/{candidates[match]}" for match in close))
+    tries = 'Try "create a bot called faq-bot", /bots, or /help for every command.'
+    if not names:
+        return f"Sorry, I didn't understand that. {tries}"
+    return f"Sorry, I didn't understand that. Did you mean {' or '.join(names)}?\n{tries}"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _first(text: str) -> tuple[str, str]:
+    """The first word and the rest, verbatim (inner spacing and newlines kept)."""
+    parts = text.strip().split(None, 1)
+    return (parts[0] if parts else "", parts[1] if len(parts) > 1 else "")
+
+
+def _tokens(text: str) -> list[str]:
+    """The words of `text`, without closing punctuation or a closing "please"."""
+    return _CLOSING_PLEASE.sub("", text.strip().rstrip(".?!")).split()
+
+
+def _name(word: str) -> str:
+    """A bot name as typed: quotes and trailing punctuation dropped, lower-cased."""
+    return " ".join(word.strip(_QUOTES).rstrip(".?!:,").lower().split())
+
+
+def _bot_name(word: str, bots: frozenset[str]) -> str | None:
+    name = _name(word)
+    return None if name in _PRONOUNS and name not in bots else name
+
+
+def _field(word: str) -> str:
+    name = " ".join(word.lower().split())
+    return _FIELD_ALIASES.get(name, name)
+
+
+def _value(field: str, text: str) -> str:
+    """The VALUE for `field`: unquoted; a one-word value also loses closing punctuation."""
+    value = _unquote(text)
+    return " ".join(_tokens(value)) if field in _WORD_FIELDS else value
+
+
+def _unquote(text: str) -> str:
+    """`text` without surrounding quotes when the whole of it is quoted."""
+    text = text.strip()
+    if len(text) >= 2 and _QUOTE_PAIRS.get(text[0]) == text[-1]:
+        return text[1:-1]
+    return text
+
+
+def _quote(text: str) -> str:
+    """`text` on one line, clipped, in quotes: for echoing a wrong argument in an error."""
+    text = " ".join(text.split())
+    return f"'{text if len(text) <= 30 else text[:29] + '…'}'"
+
+
+def _one_of(values: Collection[str]) -> str:
+    quoted = [f"'{value}'" for value in values]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+
+
+def _error(usage: str, problem: str) -> GrammarError:
+    return GrammarError(f"{problem}\nUsage: {usage}")
+
+
+def _unexpected(usage: str, words: Collection[str]) -> GrammarError:
+    return _error(usage, f"I didn't expect {_quote(' '.join(words))}.")
+
+
+_PLACEHOLDERS = {"number": "N", "version": "vN", "a": "vA", "b": "vB", "to": "ENV"}
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One short line for a pydantic error, in the words of the usage line."""
+    loc = str(error["loc"][0]) if error["loc"] else "value"
+    name = _PLACEHOLDERS.get(loc, loc.upper())
+    ctx = error.get("ctx", {})
+    given = _quote(str(error.get("input", "")))
+    match error["type"]:
+        case "literal_error":
+            return f"{name} must be {ctx['expected']}, not {given}."
+        case "int_parsing":
+            return f"{name} must be a number, not {given}."
+        case "greater_than_equal":
+            return f"{name} must be at least {ctx['ge']}."
+        case "missing" | "string_too_short":
+            return f"{name} is missing."
+        case "string_too_long":
+            return f"{name} is too long (at most {ctx['max_length']} characters)."
+        case _:
+            return f"{name} is not valid."
+
+
+def _build(command: type[C], /, **fields: object) -> C:
+    """`command(**fields)`, with a validation error turned into a `GrammarError`."""
+    try:
+        return command(**fields)
+    except ValidationError as error:
+        raise _error(command.usage, _problem(error.errors()[0])) from None
+
+
+def _lead_bot(
+    rest: str, bots: frozenset[str], is_keyword: Callable[[str], bool]
+) -> tuple[str | None, str]:
+    """Split an optional leading BOT off `rest`: a known bot, else a pronoun (bot None), else a
+    word that is not one of the command's keywords."""
+    word, tail = _first(rest)
+    name = _name(word)
+    if not name or name in bots:
+        return (name or None), tail
+    pronoun = _LEADING_PRONOUN.match(rest.strip())
+    if pronoun:
+        return None, rest.strip()[pronoun.end() :].strip()
+    if is_keyword(name):
+        return None, rest
+    return name, tail
+
+
+def _confirmation(text: str) -> Confirm | None:
+    words = re.sub(r"[\s,.!]+", " ", text.lower().replace(_RSQ, "'")).split()
+    said = " ".join(word for word in words if word != "please")
+    if _YES.fullmatch(said):
+        return Confirm(accept=True)
+    if _NO.fullmatch(said):
+        return Confirm(accept=False)
+    return None
+
+
+# --- natural phrasings ---------------------------------------------------------------------------
+
+_Q = f"[{_QUOTES}]?"  # an optional quote around a name
+_S = f"['{_RSQ}]s"  # a possessive 's
+_BOT = rf"{_Q}(?P<bot>(?:this|that|the|my) bot|[a-z0-9][\w-]*){_Q}"
+_NAME = rf"{_Q}(?P<bot>[a-z0-9][\w-]*){_Q}"
+_FIELD = "(?P<field>{})".format("|".join([*_FIELDS, *_FIELD_ALIASES]))
+# A model id: has a digit, '/' or ':', or names a known family ("make it use emojis" is not one).
+_MODEL = (
+    r"(?P<value>(?=[\w.:/-]*[\d/:]|offline|gpt|claude|gemini|llama|mistral|mixtral|qwen|deepseek)"
+    r"[a-z][\w.:/-]*\w)"
+)
+_SET = "(?:set|change|update)"
+_VALUE = "(?P<value>.+)"
+_MESSAGE = "(?P<message>.+)"
+_VERSION_NUMBER = r"(?:v|version )?(?P<version>\d+)"
+_END = r"(?:,?\s*please)?\s*[?.!]*"  # a greedy value keeps its own "." and "please"
+_TEXT_GROUPS = ("value", "message", "description")
+
+
+@dataclass(frozen=True, slots=True)
+class _Phrase:
+    """A pattern (spaces match any whitespace) and the command its named groups fill."""
+
+    pattern: re.Pattern[str]
+    command: type[Command]
+    fixed: Mapping[str, str] = field(default_factory=dict)
+    known_bot: bool = False  # only when the bot is one of the team's (when those are known)
+
+
+def _phrase(
+    pattern: str, command: type[Command], *, known_bot: bool = False, **fixed: str
+) -> _Phrase:
+    spaced = pattern.replace(" ", r"\s+")
+    regex = re.compile(rf"(?:{spaced}){_END}", re.I | re.S)
+    return _Phrase(regex, command, fixed, known_bot)
+
+
+# First match wins, so the more specific pattern comes first. What the bare command grammar
+# already reads the same way ("delete it", "test faq-bot", "promote faq-bot") is left to it.
+_PHRASES = (
+    _phrase(
+        rf"(?:(?:create|make|build|add)(?: me)? )?(?:a |an )?(?:new )?bot (?:called|named) {_NAME}"
+        r"(?:,? (?:that|which|who|to|for) (?P<description>.+))?",
+        NewBot,
+    ),
+    _phrase(
+        r"(?:list|show)(?: me)?(?: all)?(?: (?:of )?(?:my|our|the))? bots"
+        r"|(?:what|which) bots (?:do|have) (?:i|we)(?: have| got)?|my bots",
+        ListBots,
+    ),
+    _phrase(rf"make {_BOT} use (?:the )?(?:model )?{_MODEL}", SetField, field="model"),
+    _phrase(rf"use {_MODEL} (?:for|in|with|on) {_BOT}", SetField, field="model"),
+    _phrase(rf"switch {_BOT} (?:over )?to {_MODEL}", SetField, field="model"),
+    _phrase(rf"{_SET} {_BOT}{_S} {_FIELD} (?:to|as) {_VALUE}", SetField),
+    _phrase(rf"{_SET} (?:the )?{_FIELD} (?:of|for) {_BOT} (?:to|as) {_VALUE}", SetField),
+    _phrase(rf"{_SET} (?:the |its )?{_FIELD} (?:to|as) {_VALUE}", SetField),
+    _phrase(rf"{_SET} {_BOT} {_FIELD} (?:to|as) {_VALUE}", SetField),
+    _phrase(rf"promote {_BOT} (?:to|in|into) (?P<to>\w+)", Promote),
+    _phrase(
+        rf"roll back {_BOT}(?: (?:in|on) (?P<env>\w+))?(?: to {_VERSION_NUMBER})?",
+        Rollback,
+    ),
+    _phrase(rf"rollback {_BOT} (?:in|on) (?P<env>\w+)(?: to {_VERSION_NUMBER})?", Rollback),
+    _phrase(
+        rf"(?:deploy|publish) {_BOT} (?:to|on) (?:the )?(?P<channel>\w+)"
+        r"(?: (?:in|from|for) (?P<env>\w+))?",
+        Deploy,
+    ),
+    _phrase(rf"put {_BOT} on (?:the )?(?P<channel>web|slack|telegram)", Deploy),
+    _phrase(rf"(?:undeploy|take|remove) {_BOT} (?:off|from) (?:the )?(?P<channel>\w+)", Undeploy),
+    _phrase(rf"how(?: is|{_S}) {_BOT} doing", Stats),
+    _phrase(r"how are (?:my|our|the|all(?: my)?) bots doing", Stats),
+    _phrase(rf"(?:show (?:me )?)?(?:the )?stats (?:for|of|on) {_BOT}", Stats),
+    _phrase(rf"show me {_BOT}", ShowBot),
+    _phrase(rf"what does {_BOT} look like", ShowBot),
+    _phrase(rf"describe {_BOT}", ShowBot),
+    _phrase(rf"(?:show (?:me )?)?(?:the )?history (?:of|for) {_BOT}", History),
+    _phrase(rf"remove {_BOT}", Delete),
+    _phrase(rf"run (?:the |all )?tests(?: (?:of|for|on) {_BOT})?", TestRun),
+    _phrase(rf"try {_BOT}: {_MESSAGE}", TryBot, known_bot=True),
+    _phrase(rf"ask {_BOT}: {_MESSAGE}", TryBot),
+    _phrase(rf"ask {_BOT} {_MESSAGE}", TryBot, known_bot=True),
+    _phrase(
+        r"help(?: me)?|what can you do|what can i (?:do|say|ask)|how does (?:this|it) work"
+        r"|(?:what are|list|show me)(?: the)? commands|commands",
+        Help,
+    ),
+)
+
+
+def _phrased(text: str, bots: frozenset[str]) -> Command | None:
+    for phrase in _PHRASES:
+        match = phrase.pattern.fullmatch(text)
+        if match is None:
+            continue
+        fields: dict[str, object] = dict(phrase.fixed)
+        for key, value in match.groupdict().items():
+            if value is None:
+                continue
+            if key == "bot":
+                fields[key] = _bot_name(value, bots)
+            elif key == "field":
+                fields[key] = _field(value)
+            else:
+                fields[key] = _unquote(value) if key in _TEXT_GROUPS else value.lower()
+        if phrase.command is SetField:
+            fields["value"] = _value(str(fields["field"]), match["value"])
+        bot = fields.get("bot")
+        if phrase.known_bot and bots and bot is not None and bot not in bots:
+            continue
+        return _build(phrase.command, **fields)
+    return None
+
+
+# --- slash commands ------------------------------------------------------------------------------
+
+_Parser = Callable[[str, frozenset[str]], Command]
+
+
+def _command(text: str, bots: frozenset[str]) -> Command | None:
+    word, rest = _first(text.lstrip("/"))
+    word = word.split("@", 1)[0].lower()  # Telegram's /newbot@StudioBot
+    if word in NOT_YET:
+        return NotYet(feature=NOT_YET[word])
+    parser = _PARSERS.get(word)
+    return parser(rest, bots) if parser else None
+
+
+def _bare(command: type[Command]) -> _Parser:
+    """A command without arguments."""
+
+    def parse_bare(rest: str, bots: frozenset[str]) -> Command:
+        if _tokens(rest):
+            raise _unexpected(command.usage, _tokens(rest))
+        return command()
+
+    return parse_bare
+
+
+def _one_bot(command: type[Command]) -> _Parser:
+    """A command whose only argument is an optional BOT."""
+
+    def parse_one_bot(rest: str, bots: frozenset[str]) -> Command:
+        bot, tail = _lead_bot(rest, bots, lambda word: False)
+        if _tokens(tail):
+            raise _unexpected(command.usage, _tokens(tail))
+        return _build(command, bot=bot)
+
+    return parse_one_bot
+
+
+def _newbot(rest: str, bots: frozenset[str]) -> Command:
+    name, description = _first(rest)
+    if not _name(name):
+        raise _error(NewBot.usage, "Give the new bot a name, e.g. faq-bot.")
+    return _build(NewBot, bot=_name(name), description=_unquote(description))
+
+
+def _set(rest: str, bots: frozenset[str]) -> Command:
+    bot, tail = _lead_bot(rest, bots, lambda word: _field(word) in _FIELDS)
+    word, value = _first(tail)
+    if _field(word) not in _FIELDS:
+        given = f", not {_quote(word)}" if word else ""
+        raise _error(SetField.usage, f"FIELD must be {_one_of(_FIELDS)}{given}.")
+    if not value:
+        raise _error(SetField.usage, f"Give the new {_field(word)} after the field name.")
+    return _build(SetField, bot=bot, field=_field(word), value=_value(_field(word), value))
+
+
+def _try(rest: str, bots: frozenset[str]) -> Command:
+    word, tail = _first(rest)
+    name = _name(word)
+    if name == "--new":
+        return TryBot(new=True)
+    # With the team's bots known, only one of them is a bot; else the grammar's BOT MESSAGE.
+    is_bot = name in bots or (not bots and bool(tail) and name not in _PRONOUNS)
+    bot, message = (name, tail) if is_bot else (None, rest.strip())
+    if message.lower() == "--new":
+        return _build(TryBot, bot=bot, new=True)
+    if not message:
+        raise _error(TryBot.usage, "Say what to send to the bot.")
+    return _build(TryBot, bot=bot, message=_unquote(message))
+
+
+def _test(rest: str, bots: frozenset[str]) -> Command:
+    bot, tail = _lead_bot(rest, bots, lambda word: word in _TEST_ACTIONS)
+    action, args = _first(tail)
+    if action.lower() == "add":
+        return _test_add(bot, args)
+    action, *more = _tokens(tail) or [""]
+    match action.lower():
+        case "" | "run":
+            if more:
+                raise _unexpected(TestRun.usage, more)
+            return _build(TestRun, bot=bot)
+        case "list":
+            if more:
+                raise _unexpected(TestList.usage, more)
+            return _build(TestList, bot=bot)
+        case "remove":
+            number = " ".join(more).lstrip("#")
+            if not number.isdigit():
+                given = f", not {_quote(number)}" if number else ""
+                raise _error(TestRemove.usage, f"N must be a number from /test list{given}.")
+            return _build(TestRemove, bot=bot, number=int(number))
+        case _:
+            usages = " | ".join(c.usage for c in (TestRun, TestList, TestRemove, TestAdd))
+            raise _error(usages, f"I don't know the test action {_quote(action)}.")
+
+
+def _test_add(bot: str | None, args: str) -> Command:
+    match = _TEST_ADD.fullmatch(args.strip())
+    if match is None:
+        raise _error(TestAdd.usage, "Put the INPUT and the VALUE in quotes.")
+    kind = match["kind"].lower()
+    return _build(TestAdd, bot=bot, input=match["input"], kind=kind, value=match["value"])
+
+
+def _promote(rest: str, bots: frozenset[str]) -> Command:
+    bot, tail = _lead_bot(rest, bots, lambda w: w in _ENVS or w.startswith("--") or w == "to")
+    words = [word.lower() for word in _tokens(tail) if word.lower() != "to"]
+    fields: dict[str, object] = {"bot": bot, "force": "--force" in words}
+    words = [word for word in words if word != "--force"]
+    if len(words) > 1:
+        raise _unexpected(Promote.usage, words[1:])
+    if words:
+        fields["to"] = words[0]
+    return _build(Promote, **fields)
+
+
+def _rollback(rest: str, bots: frozenset[str]) -> Command:
+    bot, tail = _lead_bot(rest, bots, lambda w: w in _ENVS or bool(_VERSION.fullmatch(w)))
+    words = [word for word in _tokens(tail) if word.lower() != "to"]
+    fields: dict[str, object] = {"bot": bot}
+    if words and not _VERSION.fullmatch(words[0]):
+        fields["env"] = words.pop(0).lower()
+    if words:
+        fields["version"] = words.pop(0).lower().removeprefix("v")
+    if words:
+        raise _unexpected(Rollback.usage, words)
+    return _build(Rollback, **fields)
+
+
+def _channel_command(
+    command: type[Deploy] | type[Undeploy], rest: str, bots: frozenset[str], *, target: bool
+) -> Command:
+    """/deploy and /undeploy: [BOT] CHANNEL [TARGET] [--env ENV]."""
+    bot, tail = _lead_bot(
+        rest, bots, lambda w: w in _CHANNELS or w.startswith("--") or w in ("to", "on")
+    )
+    words: list[str] = []
+    fields: dict[str, object] = {"bot": bot}
+    tokens = iter(_tokens(tail))
+    for word in tokens:
+        if word.lower() == "--env":
+            fields["env"] = next(tokens, "").lower()
+        elif word.lower().startswith("--env="):
+            fields["env"] = word.lower().removeprefix("--env=")
+        elif word.lower() not in ("to", "on"):
+            words.append(word)
+    if not words:
+        raise _error(command.usage, f"Say which channel: {_one_of(_CHANNELS)}.")
+    fields["channel"] = words.pop(0).lower()
+    if target and words:
+        fields["target"] = words.pop(0)
+    if words:
+        raise _unexpected(command.usage, words)
+    return _build(command, **fields)
+
+
+def _deploy(rest: str, bots: frozenset[str]) -> Command:
+    return _channel_command(Deploy, rest, bots, target=True)
+
+
+def _undeploy(rest: str, bots: frozenset[str]) -> Command:
+    return _channel_command(Undeploy, rest, bots, target=False)
+
+
+def _stats(rest: str, bots: frozenset[str]) -> Command:
+    bot, tail = _lead_bot(rest, bots, lambda w: bool(_PERIOD_LIKE.fullmatch(w)))
+    words = _tokens(tail)
+    if len(words) > 1:
+        raise _unexpected(Stats.usage, words[1:])
+    period = {"period": words[0].lower()} if words else {}
+    return _build(Stats, bot=bot, **period)
+
+
+def _diff(rest: str, bots: frozenset[str]) -> Command:
+    bot, tail = _lead_bot(rest, bots, lambda w: bool(_VERSION_REF.fullmatch(w)))
+    words = _tokens(tail)
+    if len(words) > 2:
+        raise _unexpected(Diff.usage, words[2:])
+    for word in words:
+        if not _VERSION_REF.fullmatch(word):
+            raise _error(
+                Diff.usage, f"vA and vB are v3, draft, staging or production; not {_quote(word)}."
+            )
+    refs = [f"v{word}" if word.isdigit() else word.lower() for word in words]
+    return _build(Diff, bot=bot, **dict(zip(("a", "b"), refs, strict=False)))
+
+
+def _role(rest: str, bots: frozenset[str]) -> Command:
+    words = [word for word in _tokens(rest) if word.lower() not in ("to", "as")]
+    if len(words) != 2:
+        raise _error(SetRole.usage, "Name the member, then the role.")
+    return _build(SetRole, user=words[0], role=words[1].lower())
+
+
+def _join(rest: str, bots: frozenset[str]) -> Command:
+    words = _tokens(rest)
+    if len(words) != 1:
+        raise _error(Join.usage, "Give the code from /invite, and nothing else.")
+    return _build(Join, code=words[0])
+
+
+def _help(rest: str, bots: frozenset[str]) -> Command:
+    topic = " ".join(_tokens(rest)).lower().lstrip("/")
+    if not topic:
+        return Help()
+    if " " not in topic or topic in {c.name for c in COMMANDS}:
+        return _build(Help, command=topic)
+    return Help()  # "help me with this": the overview
+
+
+_PARSERS: dict[str, _Parser] = {
+    "newbot": _newbot,
+    "bots": _bare(ListBots),
+    "show": _one_bot(ShowBot),
+    "set": _set,
+    "try": _try,
+    "test": _test,
+    "promote": _promote,
+    "rollback": _rollback,
+    "deploy": _deploy,
+    "deployments": _one_bot(ListDeployments),
+    "undeploy": _undeploy,
+    "stats": _stats,
+    "diff": _diff,
+    "history": _one_bot(History),
+    "delete": _one_bot(Delete),
+    "role": _role,
+    "invite": _bare(Invite),
+    "join": _join,
+    "help": _help,
+}

@@ -1,0 +1,471 @@
+"""Presenters: the views operations return, turned into neutral `Answer`s.
+
+Pure string building, no I/O. Text uses the light markup every front understands (`*bold*`,
+`` `code` ``, ``` fences); structured details go into `fields` so Slack can show them as Block Kit
+fields and Telegram as lines. `render_text` is the plain form for the terminal and the HTTP API.
+Times are shown in UTC as `%Y-%m-%d %H:%M`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, get_args
+
+from builders.spec import Expectation, TestCase
+from runtime.messages import Field, OutgoingMessage
+from studio.commands import COMMANDS, NOT_YET, Command, RoleName, SettableField
+from studio.replies import Answer
+from studio.test_report import CaseResult, TestReport
+from studio.views import (
+    AuditView,
+    BotListItem,
+    BotView,
+    ChangeView,
+    DeploymentView,
+    DiffView,
+    MemberView,
+    PromoteResult,
+    StatsView,
+    VersionView,
+)
+
+_NONE = "—"
+_PERIODS = {"24h": "24 hours", "7d": "7 days", "30d": "30 days"}
+_CONFIRM_ACTIONS = ("confirm:", "cancel:")
+_PROMPT_PREVIEW = 200
+_ANSWER_PREVIEW = 300
+_INPUT_PREVIEW = 80
+_VALUE_PREVIEW = 40
+_DETAILS_PREVIEW = 200
+_NATURAL = (
+    '"create a bot called faq-bot"',
+    '"make faq-bot use gpt-4o-mini"',
+    '"how is faq-bot doing?"',
+)
+
+
+# -- small helpers ---------------------------------------------------------------------------
+
+
+def _one_line(text: str, limit: int) -> str:
+    """`text` on one line (runs of whitespace become one space), cut to `limit` with `…`."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _utc(at: datetime) -> datetime:
+    """`at` in UTC; naive datetimes (SQLite gives those) are UTC already."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _when(at: datetime) -> str:
+    return _utc(at).strftime("%Y-%m-%d %H:%M")
+
+
+def _version(number: int | None) -> str:
+    return _NONE if number is None else f"v{number}"
+
+
+def _environments(environments: dict[str, int]) -> str:
+    return " · ".join(
+        f"{env} {_version(environments.get(env))}" for env in ("staging", "production")
+    )
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+
+
+def _period(period: str) -> str:
+    return _PERIODS.get(period, period)
+
+
+def _short_hash(spec_hash: str) -> str:
+    return spec_hash.removeprefix("sha256:")[:12]
+
+
+def _value(value: Any, limit: int = _VALUE_PREVIEW) -> str:
+    """A spec or audit value, compactly: lists by their size, the rest as short text."""
+    if value is None or value == "":
+        return _NONE
+    if isinstance(value, list):
+        return _plural(len(value), "item")
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return _one_line(text, limit)
+
+
+def _expectation(expect: Expectation) -> str:
+    return f"{expect.kind} '{_one_line(expect.value, _INPUT_PREVIEW)}'"
+
+
+def _quoted(text: str, limit: int = _INPUT_PREVIEW) -> str:
+    return f'"{_one_line(text, limit)}"'
+
+
+def _lines(header: str, rows: Iterable[str]) -> str:
+    return "\n".join([header, *rows])
+
+
+# -- bots ------------------------------------------------------------------------------------
+
+
+def _card_fields(view: BotView) -> tuple[Field, ...]:
+    draft = view.draft
+    return (
+        Field(label="Model", value=draft.model),
+        Field(label="Temperature", value=f"{draft.temperature:g}"),
+        Field(label="History", value=_plural(draft.history, "turn")),
+        Field(label="Greeting", value=_value(draft.greeting, _PROMPT_PREVIEW)),
+        Field(label="Fallback", value=_value(draft.fallback, _PROMPT_PREVIEW)),
+        Field(label="Prompt", value=_value(draft.prompt, _PROMPT_PREVIEW)),
+        Field(label="Tests", value=str(len(draft.tests))),
+        Field(label="Draft revision", value=str(view.revision)),
+        Field(label="Staging", value=_version(view.environments.get("staging"))),
+        Field(label="Production", value=_version(view.environments.get("production"))),
+    )
+
+
+def bot_card(view: BotView) -> Answer:
+    """The draft of one bot and what each environment runs (`/show`)."""
+    title = f"*{view.name}*"
+    if view.draft.description:
+        title += f"\n{view.draft.description}"
+    return Answer(text=title, fields=_card_fields(view))
+
+
+def bot_list(items: list[BotListItem]) -> Answer:
+    """The team's bots, one line each (`/bots`)."""
+    if not items:
+        return Answer(text="No bots yet. Create one with `/newbot NAME`, e.g. `/newbot faq-bot`.")
+    rows = []
+    for item in items:
+        rows.append(f"*{item.name}* — {item.model} · {_environments(item.environments)}")
+        if item.description:
+            rows.append(f"  {_one_line(item.description, _PROMPT_PREVIEW)}")
+    return Answer(text=_lines(f"{_plural(len(items), 'bot')}:", rows))
+
+
+def created(view: BotView) -> Answer:
+    """A new draft bot and the next steps."""
+    name = view.name
+    text = (
+        f"Created draft bot *{name}*.\n"
+        f"Next: `/set {name} prompt …`, `/try {name} hello`, `/promote {name}`."
+    )
+    return Answer(text=text, fields=_card_fields(view))
+
+
+def edited(view: BotView, field: str) -> Answer:
+    """One field of the draft changed (`/set`)."""
+    value = getattr(view.draft, field)
+    shown = "empty" if value == "" else f"`{_value(value, _INPUT_PREVIEW)}`"
+    return Answer(text=f"*{view.name}* {field} is now {shown} (draft revision {view.revision}).")
+
+
+# -- diffs, tests ----------------------------------------------------------------------------
+
+
+def _change(change: ChangeView) -> str:
+    if change.lines:
+        return "\n".join([f"{change.field}:", "```", *change.lines, "```"])
+    return f"{change.field}: {_value(change.before)} → {_value(change.after)}"
+
+
+def diff(view: DiffView) -> Answer:
+    """What changed between two versions of a bot (`/diff`)."""
+    header = f"*{view.bot}*: {view.before} → {view.after}"
+    if not view.changes:
+        return Answer(text=f"{header}\nNo differences between {view.before} and {view.after}.")
+    return Answer(text=_lines(header, (_change(c) for c in view.changes)))
+
+
+def _case(result: CaseResult) -> list[str]:
+    mark = "✓" if result.outcome == "pass" else "✗"
+    rows = [f"{mark} {result.number}. {_quoted(result.input)} — {result.expect}"]
+    if result.outcome != "pass":
+        if result.answer:
+            rows.append(f"   answer: {_quoted(result.answer, _ANSWER_PREVIEW)}")
+        label = "error" if result.outcome == "error" else "why"
+        rows.append(f"   {label}: {_one_line(result.reason or _NONE, _ANSWER_PREVIEW)}")
+    return rows
+
+
+def _add_test_hint(bot: str) -> str:
+    return f'Add one: `/test {bot} add "INPUT" expect contains "VALUE"`'
+
+
+def test_report(report: TestReport) -> Answer:
+    """The outcome of `/test BOT`: a summary, then each case (failures with answer and reason)."""
+    if not report.results:
+        return Answer(text=f"*{report.bot}* has no test cases yet. {_add_test_hint(report.bot)}")
+    header = f"*{report.bot}* tests: {report.passed} passed, {report.failed} failed"
+    rows = [row for result in report.results for row in _case(result)]
+    fields = (
+        Field(label="Passed", value=str(report.passed)),
+        Field(label="Failed", value=str(report.failed)),
+        Field(label="Draft", value=_short_hash(report.spec_hash)),
+    )
+    return Answer(text=_lines(header, rows), fields=fields)
+
+
+def test_cases(bot: str, cases: list[TestCase]) -> Answer:
+    """The draft's test cases, numbered as `/test BOT remove N` expects."""
+    if not cases:
+        return Answer(text=f"*{bot}* has no test cases yet. {_add_test_hint(bot)}")
+    rows = (
+        f"{n}. {' / '.join(_quoted(turn) for turn in case.turns)} → {_expectation(case.expect)}"
+        for n, case in enumerate(cases, start=1)
+    )
+    return Answer(text=_lines(f"*{bot}* has {_plural(len(cases), 'test case')}:", rows))
+
+
+# Named like tests: keep pytest from collecting them where a test module imports them.
+test_report.__test__ = False  # type: ignore[attr-defined]
+test_cases.__test__ = False  # type: ignore[attr-defined]
+
+
+# -- stats -----------------------------------------------------------------------------------
+
+
+def _errors(view: StatsView) -> str:
+    return f"{view.errors:,} ({view.error_rate:.1%})"
+
+
+def _ms(value: float | None) -> str:
+    return _NONE if value is None else f"{value:,.0f}"
+
+
+def _cost(view: StatsView) -> str:
+    if view.cost_usd is None:
+        return "unknown"
+    cost = f"${view.cost_usd:.4f}"
+    if view.unknown_cost_turns:
+        cost += f" ({_plural(view.unknown_cost_turns, 'turn')} at unknown price)"
+    return cost
+
+
+def _stats_fields(view: StatsView) -> tuple[Field, ...]:
+    return (
+        Field(label="Turns", value=f"{view.turns:,}"),
+        Field(label="Conversations", value=f"{view.conversations:,}"),
+        Field(label="Users", value=f"{view.users:,}"),
+        Field(label="Errors", value=_errors(view)),
+        Field(
+            label="Latency p50/p95",
+            value=f"{_ms(view.latency_p50_ms)} / {_ms(view.latency_p95_ms)} ms",
+        ),
+        Field(
+            label="Tokens",
+            value=f"{view.prompt_tokens:,} prompt / {view.completion_tokens:,} completion",
+        ),
+        Field(label="Cost", value=_cost(view)),
+    )
+
+
+def _stats_line(view: StatsView) -> str:
+    if not view.turns:
+        return f"*{view.bot}* — no conversations"
+    parts = (
+        _plural(view.turns, "turn"),
+        _plural(view.users, "user"),
+        f"{_plural(view.errors, 'error')} ({view.error_rate:.1%})",
+        f"p95 {_ms(view.latency_p95_ms)} ms",
+        f"cost {_cost(view)}",
+    )
+    return f"*{view.bot}* — " + " · ".join(parts)
+
+
+def stats(views: list[StatsView]) -> Answer:
+    """Usage of one bot (as fields) or of several (a line each) over one period (`/stats`)."""
+    if not views:
+        return Answer(text="No bots to report on yet. Create one with `/newbot NAME`.")
+    period = _period(views[0].period)
+    if len(views) == 1:
+        view = views[0]
+        if not view.turns:
+            return Answer(text=f"*{view.bot}*: no conversations in the last {period}.")
+        return Answer(text=f"*{view.bot}* — last {period}", fields=_stats_fields(view))
+    if not any(view.turns for view in views):
+        return Answer(text=f"No conversations in the last {period}.")
+    return Answer(text=_lines(f"Last {period}:", (_stats_line(v) for v in views)))
+
+
+# -- deployments, versions, history ----------------------------------------------------------
+
+
+def _where(view: DeploymentView) -> str:
+    return view.url or view.target
+
+
+def _deployment_env(view: DeploymentView) -> str:
+    version = "no version" if view.version is None else f"v{view.version}"
+    return f"{view.env} ({version})"
+
+
+def deployments(views: list[DeploymentView]) -> Answer:
+    """Where the team's bots run and how they are doing (`/deployments`)."""
+    if not views:
+        return Answer(text="No deployments yet. Put a bot on a channel with `/deploy BOT web`.")
+    rows = (" · ".join((v.bot, v.channel, _deployment_env(v), v.status, _where(v))) for v in views)
+    return Answer(text=_lines(f"{_plural(len(views), 'deployment')}:", rows))
+
+
+def deployed(view: DeploymentView) -> Answer:
+    """A deployment is set up (`/deploy`): where to reach the bot, and the deployment id."""
+    live = f"*{view.bot}* {_deployment_env(view)} is live"
+    if view.channel == "web":
+        return Answer(text=f"{live} on the web: {_where(view)}")
+    return Answer(text=f"{live} on {view.channel} {_where(view)} (deployment `{view.id}`).")
+
+
+def versions(bot: str, views: list[VersionView]) -> Answer:
+    """The frozen versions of a bot, newest first, with the environments running each."""
+    if not views:
+        return Answer(
+            text=f"*{bot}* has no versions yet. `/promote {bot}` freezes the draft into v1."
+        )
+    rows = []
+    for view in sorted(views, key=lambda v: v.number, reverse=True):
+        parts = [f"v{view.number}", _when(view.created_at), view.created_by]
+        parts.append(f"`{_short_hash(view.spec_hash)}`")
+        if view.environments:
+            parts.append(", ".join(view.environments))
+        rows.append(" · ".join(parts))
+    return Answer(text=_lines(f"*{bot}* versions:", rows))
+
+
+def _details(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    """An audit event's before/after compactly: `key: old → new`, unchanged keys as `key: v`;
+    with one side only, its non-empty values."""
+    if before is None or after is None:
+        one_side = before or after or {}
+        parts = [f"{k}: {_value(v)}" for k, v in one_side.items() if v not in ("", [], {}, None)]
+    else:
+        parts = []
+        for key in [*before, *(k for k in after if k not in before)]:
+            old, new = before.get(key), after.get(key)
+            if old == new:
+                parts.append(f"{key}: {_value(new)}")
+            else:
+                parts.append(f"{key}: {_value(old)} → {_value(new)}")
+    return _one_line("; ".join(parts), _DETAILS_PREVIEW)
+
+
+def history(bot: str, events: list[AuditView]) -> Answer:
+    """Who changed a bot, when and how (`/history`), newest first."""
+    if not events:
+        return Answer(text=f"No changes recorded for *{bot}* yet.")
+    rows = []
+    for event in sorted(events, key=lambda e: _utc(e.at), reverse=True):
+        parts = [_when(event.at), event.actor, event.action]
+        details = _details(event.before, event.after)
+        if details:
+            parts.append(details)
+        rows.append(" · ".join(parts))
+    return Answer(text=_lines(f"*{bot}* history:", rows))
+
+
+def promoted(bot: str, result: PromoteResult) -> Answer:
+    """A promotion: staging froze a new version, or an environment now runs an existing one."""
+    if result.created:
+        text = f"Froze the draft of *{bot}* into v{result.version}; {result.env} runs it now."
+    else:
+        text = f"*{bot}* {result.env} now runs v{result.version}."
+    if result.env == "staging":
+        text += f"\nNext: `/promote {bot} production`."
+    else:
+        text += f"\nPut it on a channel: `/deploy {bot} web`."
+    return Answer(text=text)
+
+
+def rolled_back(bot: str, result: PromoteResult) -> Answer:
+    """An environment points back to an earlier version (`/rollback`)."""
+    return Answer(text=f"*{bot}* {result.env} is back on v{result.version}.")
+
+
+# -- help, members ---------------------------------------------------------------------------
+
+
+def _command_line(command: type[Command]) -> str:
+    return f"`{command.usage}` — {command.summary}"
+
+
+def _matching(query: str) -> list[type[Command]]:
+    """The commands named `query`, or under it (`test` covers `test add`, `test list`, …)."""
+    return [c for c in COMMANDS if c.name == query or c.name.startswith(f"{query} ")]
+
+
+def _command_help(command: type[Command]) -> list[str]:
+    rows = [_command_line(command)]
+    if command.name == "set":
+        rows.append(f"Fields: {', '.join(get_args(SettableField))}.")
+    if command.confirm:
+        rows.append('Asks for confirmation first (a button, or reply "yes").')
+    return rows
+
+
+def help_text(command: str | None = None) -> Answer:
+    """All commands (`/help`), one command in detail (`/help set`), or the closest names."""
+    query = (command or "").strip().lstrip("/").lower()
+    if not query:
+        rows = [_command_line(c) for c in COMMANDS]
+        rows += [f"`/{name}` — {feature} (not available yet)" for name, feature in NOT_YET.items()]
+        rows += [
+            "",
+            "Commands work with or without the leading /.",
+            f"You can also just say {', '.join(_NATURAL)}.",
+            "`/help COMMAND` explains one command.",
+        ]
+        return Answer(text=_lines("*Chat Studio commands*", rows))
+    if query in NOT_YET:
+        return Answer(text=f"`/{query}`: {NOT_YET[query]} is not available yet.")
+    matches = _matching(query)
+    if matches:
+        return Answer(text="\n".join(row for c in matches for row in _command_help(c)))
+    names = sorted({c.name.split()[0] for c in COMMANDS} | set(NOT_YET))
+    close = difflib.get_close_matches(query, names, n=3, cutoff=0.6)
+    text = f"There is no command `{_one_line(query, _VALUE_PREVIEW)}`."
+    if close:
+        text += " Did you mean " + " or ".join(f"`/{name}`" for name in close) + "?"
+    else:
+        text += " `/help` lists them all."
+    return Answer(text=text)
+
+
+def members(views: list[MemberView]) -> Answer:
+    """The team's members by role (owners first), then name."""
+    if not views:
+        return Answer(text="No members yet.")
+    rank = {role: n for n, role in enumerate(get_args(RoleName))}
+    ordered = sorted(views, key=lambda m: (rank.get(m.role, len(rank)), m.identity))
+    rows = (f"{m.identity} · {m.role} · joined {_when(m.joined_at)}" for m in ordered)
+    return Answer(text=_lines(f"{_plural(len(views), 'member')}:", rows))
+
+
+# -- plain text ------------------------------------------------------------------------------
+
+
+def _field_lines(fields: tuple[Field, ...]) -> str:
+    width = max(len(f.label) for f in fields) + 1
+    return "\n".join(f"{f.label + ':':<{width}} {f.value}" for f in fields)
+
+
+def render_text(message: OutgoingMessage | Answer) -> str:
+    """A reply as plain text (terminal, HTTP): the text, aligned `Label: value` lines, buttons
+    as `[Label]` (with a "yes"/"no" hint for confirmations), and the file's name."""
+    blocks = [message.text] if message.text else []
+    if message.fields:
+        blocks.append(_field_lines(message.fields))
+    if message.buttons:
+        line = " ".join(f"[{b.label}]" for b in message.buttons)
+        if any(b.action.startswith(_CONFIRM_ACTIONS) for b in message.buttons):
+            line += '  (or reply "yes" / "no")'
+        blocks.append(line)
+    if message.file is not None:
+        blocks.append(f"(file: {message.file.name})")
+    return "\n\n".join(blocks)

@@ -1,0 +1,91 @@
+"""`/try`: a member's private conversation with a bot's draft.
+
+The conversation is stored like any other, marked `sandbox` (never counted in stats) and kept
+until `/try BOT --new`. It runs the draft as it is now, so an edit shows on the next message.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from builders.spec import BotSpec
+from runtime.llm import ChatMessage, LlmGateway
+from runtime.pipeline import TurnContext, TurnOutput, compile_spec
+from storage import conversations as conv_store
+from storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxTurn:
+    output: TurnOutput
+    fresh: bool  # this message started a new sandbox conversation
+
+
+def _key(team_id: int, identity: str, bot_id: int) -> str:
+    return f"try:{team_id}:{bot_id}:{identity}"
+
+
+class Sandbox:
+    def __init__(self, *, db: Database, llm: LlmGateway) -> None:
+        self.db = db
+        self.llm = llm
+
+    async def _active(self, key: str) -> int | None:
+        async with self.db.read_conn() as conn:
+            return await conv_store.active_conversation(conn, None, key)
+
+    async def send(
+        self, *, team_id: int, identity: str, bot_id: int, spec: BotSpec, text: str
+    ) -> SandboxTurn:
+        key = _key(team_id, identity, bot_id)
+        conversation = await self._active(key)
+        history: list[ChatMessage] = []
+        if conversation is not None:
+            async with self.db.read_conn() as conn:
+                pairs = await conv_store.history(conn, conversation, spec.history)
+            history = [ChatMessage(role, content) for role, content in pairs]
+        started = time.perf_counter()
+        output = await compile_spec(spec).run(
+            TurnContext(spec=spec, text=text, history=history, llm=self.llm)
+        )
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        records = [
+            conv_store.TurnRecord(role="user", text=text, error=output.error),
+            conv_store.TurnRecord(
+                role="assistant",
+                text=output.reply,
+                latency_ms=latency_ms,
+                prompt_tokens=output.usage.prompt_tokens,
+                completion_tokens=output.usage.completion_tokens,
+                cost_usd=output.usage.cost_usd,
+                error=output.error,
+            ),
+        ]
+        new = conv_store.NewConversation(
+            bot_id=bot_id,
+            deployment_id=None,
+            channel="sandbox",
+            key=key,
+            user=identity,
+            sandbox=True,
+        )
+
+        def store(conn: Connection) -> None:
+            conversation_id = conversation or conv_store.start_conversation(conn, new)
+            conv_store.add_messages(
+                conn, conversation_id=conversation_id, bot_id=bot_id, records=records
+            )
+
+        await self.db.run_write(store)
+        return SandboxTurn(output=output, fresh=conversation is None)
+
+    async def restart(self, *, team_id: int, identity: str, bot_id: int) -> bool:
+        """End the member's sandbox conversation with the bot; False if there was none."""
+        conversation = await self._active(_key(team_id, identity, bot_id))
+        if conversation is None:
+            return False
+        await self.db.run_write(lambda conn: conv_store.end_conversation(conn, conversation))
+        return True

@@ -1,0 +1,225 @@
+"""The web console (`GET /`) in a real headless Chromium (Debian's), driven by Playwright.
+
+A person enters the local team's key, builds, promotes and deploys a bot by talking to the Studio,
+presses a confirmation button, and follows the deployment link to chat with the bot.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from tests.conftest import skip_unless_ci
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
+ROOT = Path(__file__).resolve().parents[3]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOT = Path("/tmp/console.png")
+KEY_ITEM = "chat-studio-console-key"  # where the page keeps the key (localStorage)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which("chromium")
+    missing = None if path else "Debian's chromium is not installed (apt-get install chromium)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing = "playwright is not installed (pip install -e '.[dev]')"
+    if missing:
+        skip_unless_ci("a browser for the tests marked browser", missing)
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="module")
+def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """`main.py serve` on a free port with an empty data dir: (base URL, owner key)."""
+    tmp = tmp_path_factory.mktemp("console")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}
+    env["STUDIO_DATA_DIR"] = str(tmp / "data")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "serve", "--port", str(port)],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, "serve did not start"
+            time.sleep(0.05)
+        yield base, (tmp / "data" / "local.key").read_text().strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# Functions, not expressions: the console's Content-Security-Policy forbids eval().
+_SETTLED = "() => !document.querySelector('#log .msg.pending')"
+
+
+async def _answer_after(page: Page, selector: str) -> str:
+    """The text of the Studio's answer to the last bubble matching `selector`."""
+    await page.wait_for_function(_SETTLED)
+    answer = page.locator(f"#log {selector}").last.locator("xpath=following-sibling::div[1]")
+    return await answer.inner_text()
+
+
+async def _say(page: Page, text: str) -> str:
+    """Type `text` into the console, send it with Enter, and return the Studio's answer."""
+    users = await page.locator("#log .msg.user").count()
+    await page.fill("#text", text)
+    await page.press("#text", "Enter")
+    await page.wait_for_function(
+        f"() => document.querySelectorAll('#log .msg.user').length > {users}"
+    )
+    return await _answer_after(page, ".msg.user")
+
+
+async def test_a_team_builds_promotes_and_deploys_a_bot_from_the_console(
+    chromium: str, live_service: tuple[str, str]
+) -> None:
+    from playwright.async_api import async_playwright
+
+    base, key = live_service
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = await browser.new_context(viewport={"width": 1100, "height": 860})
+        page = await context.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on(
+            "console",
+            lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+        )
+
+        await page.goto(base + "/")
+        await page.wait_for_selector("#key", state="visible")
+        assert not await page.is_visible("#text")
+        await page.fill("#key", key)
+        await page.press("#key", "Enter")
+        await page.wait_for_selector("#text", state="visible")
+        assert await page.evaluate("document.activeElement.id") == "text"
+        assert "create a bot called faq-bot" in await page.inner_text("#log .intro")
+
+        assert "faq-bot" in await _say(page, "/newbot faq-bot")
+        assert "Hello there" in await _say(page, "/set faq-bot greeting Hello there")
+        assert "v1" in await _say(page, "/promote faq-bot")
+
+        question = await _say(page, "/promote faq-bot production")
+        confirm = page.locator("#log .msg.bot button", has_text="Confirm")
+        assert await confirm.count() == 1, question
+        assert await confirm.get_attribute("class") in ("primary", "danger")  # styled
+        await confirm.click()
+        await page.wait_for_selector("#log .msg.user.action")
+        promoted = await _answer_after(page, ".msg.user.action")
+        assert "production" in promoted and "v1" in promoted, promoted
+        assert await confirm.is_disabled()  # a button is pressed once
+
+        deployed = await _say(page, "/deploy faq-bot web")
+        link = page.locator('#log .msg.bot a[href*="/chat/d_"]')
+        assert await link.count() == 1, deployed
+        assert await link.get_attribute("target") == "_blank"
+
+        await _say(page, '/test faq-bot add "hours?" expect contains "answer"')
+        started = await _say(page, "/test faq-bot")
+        assert "background" in started, started
+        report = page.locator("#log .msg.notice", has_text="tests: 1 passed")  # polled later
+        await report.wait_for(timeout=15_000)
+
+        typed = '<script>window.__pwned = 1</script><img src="x" onerror="window.__pwned = 2">'
+        await _say(page, typed)
+        assert await page.locator("#log .msg.user").last.text_content() == typed
+        assert await page.locator("#log script, #log img").count() == 0
+        assert await page.evaluate("window.__pwned") is None
+
+        await page.press("#text", "ArrowUp")  # recalls the last command
+        assert await page.input_value("#text") == typed
+        await page.fill("#text", "")
+
+        await page.screenshot(path=str(SCREENSHOT))
+
+        async with context.expect_page() as opened:
+            await link.click()
+        chat = await opened.value
+        await chat.wait_for_load_state()
+        assert re.search(r"/chat/d_[A-Za-z0-9_-]+$", chat.url), chat.url
+        await chat.wait_for_selector(".msg.bot")
+        assert await chat.inner_text(".msg.bot") == "Hello there"
+        await chat.fill("#text", "What are your opening hours?")
+        await chat.press("#text", "Enter")
+        last = ".msg:nth-child(3)"
+        await chat.wait_for_function(
+            f"document.querySelector('{last}') && "
+            f"!document.querySelector('{last}').textContent.startsWith('…')"
+        )
+        assert await chat.inner_text(last) == "I can't answer that yet."
+        await chat.close()
+
+        await page.reload()  # the key is kept: no prompt, and no old messages replayed
+        await page.wait_for_selector("#text", state="visible")
+        assert await page.evaluate(f"localStorage.getItem({KEY_ITEM!r})") == key
+        assert not await page.is_visible("#key-panel")
+        assert await page.locator("#log .msg").count() == 0
+        assert "faq-bot" in await _say(page, "/bots")
+
+        await page.click("#forget")  # forgetting the key asks for it again
+        await page.wait_for_selector("#key", state="visible")
+        assert await page.evaluate(f"localStorage.getItem({KEY_ITEM!r})") is None
+        assert await page.locator("#log .msg").count() == 0
+
+        assert problems == []
+        await browser.close()
+
+
+async def test_a_wrong_key_is_refused_with_the_servers_message(
+    chromium: str, live_service: tuple[str, str]
+) -> None:
+    from playwright.async_api import async_playwright
+
+    base, _ = live_service
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = await browser.new_page()
+        await page.goto(base + "/")
+        await page.fill("#key", "not-a-key")
+        await page.press("#key", "Enter")
+        await page.wait_for_function(
+            "() => document.getElementById('key-error').textContent.includes('401')"
+        )
+        assert not await page.is_visible("#text")
+        assert await page.evaluate(f"localStorage.getItem({KEY_ITEM!r})") is None
+        await browser.close()
