@@ -1,0 +1,94 @@
+"""REST for the Studio's features: the studio endpoint's rules, test cases (multi-turn), runs
+that gate promotion, invites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import running_service, service_settings
+from tests.factories import Service, spec_yaml
+from tests.fakes.llm import FakeLLM
+
+
+async def test_the_studio_endpoint_is_for_owner_and_admin_keys(service: Service) -> None:
+    editor = await service.app.state.core.ops.create_api_key(team="local", role="editor", name="ci")
+    body = {"text": "/bots"}
+    response = await service.client.post(
+        "/api/v1/studio/messages", headers=service.auth(editor.key), json=body
+    )
+    assert response.status_code == 403 and "admin role" in response.json()["error"]
+    response = await service.client.post("/api/v1/studio/messages", json=body)
+    assert response.status_code == 401
+    response = await service.client.post(
+        "/api/v1/studio/messages", headers=service.auth(), json={"text": "/bots", "user": "a b"}
+    )
+    assert response.status_code == 422
+
+
+async def test_multi_turn_cases_by_rest_run_and_gate(tmp_path: Path, llm: FakeLLM) -> None:
+    settings = service_settings(tmp_path, llm_api_base=llm.base_url)
+    async with running_service(settings) as service:
+        await service.import_bot(model="openai/fake-model")
+        case = {
+            "turns": ["My order is 42.", "What was my order number?"],
+            "expect": {"kind": "regex", "value": r"\b42\b"},
+        }
+        assert (await service.call("POST", "/api/v1/bots/faq-bot/tests", json=case)) == {
+            "number": 1
+        }
+        listed = await service.call("GET", "/api/v1/bots/faq-bot/tests")
+        assert listed == [case]
+
+        refused = await service.client.post(
+            "/api/v1/bots/faq-bot/promote", headers=service.auth(), json={"to": "staging"}
+        )
+        assert refused.status_code == 409 and "/test faq-bot" in refused.json()["error"]
+
+        llm.reply("Noted.")
+        llm.reply("It was 42.")
+        report = await service.call("POST", "/api/v1/bots/faq-bot/tests/run")
+        assert report["passed"] == 1 and report["failed"] == 0
+        second = llm.calls[-1].messages
+        assert [m["content"] for m in second][1:] == [
+            "My order is 42.",
+            "Noted.",
+            "What was my order number?",
+        ]
+        promoted = await service.call(
+            "POST", "/api/v1/bots/faq-bot/promote", json={"to": "staging"}
+        )
+        assert promoted["version"] == 1
+
+        await service.call("DELETE", "/api/v1/bots/faq-bot/tests/1")
+        assert await service.call("GET", "/api/v1/bots/faq-bot/tests") == []
+        gone = await service.client.delete("/api/v1/bots/faq-bot/tests/1", headers=service.auth())
+        assert gone.status_code == 422
+
+
+async def test_yaml_tests_and_bad_cases(service: Service) -> None:
+    text = spec_yaml(
+        tests=[{"turns": ["hi", "again"], "expect": {"kind": "contains", "value": "can't"}}]
+    )
+    imported = await service.client.post(
+        "/api/v1/bots/import",
+        content=text,
+        headers={**service.auth(), "content-type": "application/yaml"},
+    )
+    assert imported.status_code == 201, imported.text
+    report = await service.call("POST", "/api/v1/bots/faq-bot/tests/run")
+    assert report["passed"] == 1
+    bad = await service.client.post(
+        "/api/v1/bots/faq-bot/tests",
+        headers=service.auth(),
+        json={"turns": ["x"], "expect": {"kind": "regex", "value": "(["}},
+    )
+    assert bad.status_code == 422
+    assert len(await service.call("GET", "/api/v1/bots/faq-bot/tests")) == 1
+
+
+async def test_invites_by_rest(service: Service) -> None:
+    code = (await service.call("POST", "/api/v1/invites"))["code"]
+    assert code.startswith("join-")
+    viewer = await service.app.state.core.ops.create_api_key(team="local", role="viewer", name="v")
+    response = await service.client.post("/api/v1/invites", headers=service.auth(viewer.key))
+    assert response.status_code == 403
