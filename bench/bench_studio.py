@@ -63,10 +63,10 @@ class Client:
                 data: Any = await response.json(content_type=None)
                 reply = data.get("reply", "") if isinstance(data, dict) else ""
                 if response.status != 200 or not isinstance(reply, str) or not check(reply):
-                    return self._failed(f"{text!r}: {response.status} {str(data)[:300]}")
+                    return self.failed(f"{text!r}: {response.status} {str(data)[:300]}")
                 return True
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            return self._failed(f"{text!r}: {type(exc).__name__}: {exc}")
+            return self.failed(f"{text!r}: {type(exc).__name__}: {exc}")
 
     async def timed(self, name: str, text: str, check: Check) -> None:
         started = time.perf_counter()
@@ -75,7 +75,7 @@ class Client:
         if ok:
             self.latencies_ms.setdefault(name, []).append(elapsed_ms)
 
-    def _failed(self, why: str) -> bool:
+    def failed(self, why: str) -> bool:
         self.errors += 1
         if not self.first_error:
             self.first_error = why
@@ -84,26 +84,23 @@ class Client:
 
 
 def _shows(reply: str) -> bool:
-    return BOT in reply
+    return BOT in reply and "openai/fake" in reply
 
 
-def _sets(reply: str) -> bool:
-    return "temperature" in reply.lower()
+def _sets(value: str) -> Check:
+    return lambda reply: f"temperature is now `{value}`" in reply
 
 
 def _answers(reply: str) -> bool:
     return ANSWER in reply
 
 
-def _any(reply: str) -> bool:
-    return bool(reply.strip())
-
-
 async def _setup(client: Client) -> None:
     """The bot, made through the Studio as a person would; raises if the Studio refuses."""
-    for text in (f"/newbot {BOT}", f"/set {BOT} model openai/fake"):
-        if not await client.say(text, _any):
-            raise RuntimeError(f"setup failed: {client.first_error}")
+    if not await client.say(f"/newbot {BOT}", lambda reply: BOT in reply):
+        raise RuntimeError(f"/newbot failed: {client.first_error}")
+    if not await client.say(f"/set {BOT} model openai/fake", lambda r: "openai/fake" in r):
+        raise RuntimeError(f"/set model failed: {client.first_error}")
     if not await client.say(f"/try {BOT} hello", _answers):
         raise RuntimeError(f"/try does not reach the fake model: {client.first_error}")
     client.errors, client.first_error = 0, ""
@@ -114,11 +111,11 @@ async def _round(client: Client, i: int, *, timed: bool) -> None:
     temperature = "0.5" if i % 2 == 0 else "0.6"
     commands: list[tuple[str, str, Check]] = [
         ("show", f"/show {BOT}", _shows),
-        ("set", f"/set {BOT} temperature {temperature}", _sets),
+        ("set", f"/set {BOT} temperature {temperature}", _sets(temperature)),
         ("try", f"/try {BOT} hello", _answers),
     ]
     if i % TRY_RESET_EVERY == 0:
-        await client.say(f"/try {BOT} --new", _any)
+        await client.say(f"/try {BOT} --new", lambda reply: "new conversation" in reply)
     for name, text, check in commands:
         if timed:
             await client.timed(name, text, check)
@@ -135,7 +132,7 @@ async def _healthz(http: aiohttp.ClientSession, url: str, client: Client) -> lis
             ok = response.status == 200
         elapsed_ms = (time.perf_counter() - started) * 1000
         if not ok:
-            client._failed(f"GET /healthz: {response.status}")
+            client.failed(f"GET /healthz: {response.status}")
         elif i >= WARMUP:
             samples.append(elapsed_ms)
     return samples
@@ -187,6 +184,14 @@ async def run() -> list[Figure]:
             healthz = await _healthz(http, f"{base}/healthz", client)
         if client.errors:
             print(f"# studio server log tail:\n{platform.log_tail()}", file=sys.stderr)
+    for name, samples in client.latencies_ms.items():  # does a command slow down as edits pile up?
+        head, tail = samples[:50], samples[-50:]
+        if head and tail:
+            print(
+                f"# studio {name}: p50 of first 50 {percentile(head, 0.5):.2f} ms, "
+                f"of last 50 {percentile(tail, 0.5):.2f} ms",
+                file=sys.stderr,
+            )
     return _figures(client, healthz)
 
 
@@ -232,8 +237,8 @@ def _figures(client: Client, healthz: list[float]) -> list[Figure]:
             client.errors,
             "",
             "<= 0",
-            f"non-200 or wrong replies of {client.sent} requests (bad reply: /show without the "
-            "bot's name, /set without 'temperature', /try without the fake model's answer)"
+            f"non-200 or wrong replies of {client.sent} requests (a right reply: /show names the "
+            "bot and its model, /set says 'temperature is now `V`', /try has the model's answer)"
             + (f"; first: {client.first_error[:120]}" if client.first_error else ""),
         )
     )

@@ -360,6 +360,8 @@ class Runtime:
                 inbox_store.set_inbox_status(conn, inbox_id, "done")
             return conversation_id, outbox_ids
 
+        if rows is None and inbox_id is None:  # a synchronous built-in turn stores nothing
+            return Reply(messages=tuple(replies), error=error, version=version)
         conversation_id, outbox_ids = await self.writes.run(store)
         if outbound:
             for outbox_id, reply in zip(outbox_ids, replies, strict=True):
