@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from adapters.web.mailbox import Mailbox
     from runtime.runtime import Runtime
     from storage.database import Database
     from studio.engine import Studio
-    from studio.mailbox import Mailbox
     from studio.operations import Operations
     from studio.secrets import Cipher
     from studio.settings import Settings
@@ -77,13 +77,14 @@ def _secret(settings: Settings) -> str:
 async def build_services(settings: Settings) -> Services:
     """Open and migrate the database and wire the runtime, the channels and the operations."""
     from adapters.web.channel import WebChannel
+    from adapters.web.mailbox import Mailbox
     from runtime.channel import ChannelRegistry
     from runtime.llm import LlmGateway, RetryPolicy
     from runtime.runtime import Runtime
     from storage.database import Database
     from storage.migrate import migrate
+    from studio.address import STUDIO_DEPLOYMENT
     from studio.engine import Studio
-    from studio.mailbox import STUDIO_DEPLOYMENT, Mailbox
     from studio.operations import Operations
     from studio.secrets import Cipher
 

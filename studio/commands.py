@@ -19,7 +19,7 @@ SettableField = Literal[
 ]
 ExpectKind = Literal["contains", "regex", "judge"]
 RoleName = Literal["owner", "admin", "editor", "viewer"]
-BotName = Annotated[str, StringConstraints(min_length=1, max_length=80)]
+BotName = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 MAX_INPUT_CHARS = 4000
 
 

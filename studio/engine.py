@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
@@ -19,6 +19,7 @@ from runtime.llm import LlmError, LlmGateway
 from runtime.messages import Address, Button, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
 from studio import presenters
+from studio.address import team_of
 from studio.bot_tests import BotTests, PreparedRun
 from studio.commands import (
     COMMANDS,
@@ -53,7 +54,6 @@ from studio.confirmations import Confirmations
 from studio.context import ContextStore
 from studio.errors import InvalidError, OperationError
 from studio.grammar import GrammarError, not_understood, parse
-from studio.mailbox import team_of
 from studio.members import Members
 from studio.operations import Operations
 from studio.replies import Answer
@@ -109,7 +109,8 @@ class Studio:
         self.context = ContextStore(db)
         self.sandbox = Sandbox(db=db, llm=llm)
         self.tests = BotTests(db=db, ops=ops, llm=llm, judge_model=judge_model)
-        self._jobs: dict[tuple[int, str], asyncio.Task[None]] = {}
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._watchers: dict[tuple[int, str], list[Address]] = {}  # running test runs
         self._handlers: dict[type[Command], Callable[[Turn, Command], Awaitable[list[Answer]]]] = {
             NewBot: self._newbot,
             ListBots: self._bots,
@@ -140,18 +141,7 @@ class Studio:
     # -- the runtime's entry point -----------------------------------------------------------
 
     async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
-        answers = await self.answer(message)
-        return [
-            OutgoingMessage(
-                address=message.address,
-                text=a.text,
-                fields=a.fields,
-                buttons=a.buttons,
-                file=a.file,
-                reply_to=message.address.thread,
-            )
-            for a in answers
-        ]
+        return [_outgoing(message.address, a) for a in await self.answer(message)]
 
     async def answer(self, message: IncomingMessage) -> list[Answer]:
         """What the Studio says to `message`. Never raises: a problem is said, not thrown."""
@@ -200,8 +190,8 @@ class Studio:
             return await self.run(turn, Confirm(accept=accept, token=token))
         if action.startswith(RUN_PREFIX):
             text = action.removeprefix(RUN_PREFIX)
-            message = turn.message.model_copy(update={"text": text, "action": None})
-            return await self._understand_and_run(Turn(turn.caller, turn.current, message))
+            turn.message = turn.message.model_copy(update={"text": text, "action": None})
+            return await self._understand_and_run(turn)
         return [Answer("That button is no longer valid.")]
 
     async def _free_text(self, turn: Turn, text: str, bots: list[str]) -> list[Answer]:
@@ -237,27 +227,29 @@ class Studio:
         answers: list[Answer] = []
         total = len(commands)
         for number, command in enumerate(commands, start=1):
+            rest = f" Steps {number + 1}-{total} were not run." if number < total else ""
+            before = turn.current
             try:
                 outcome = await self._dispatch(turn, command)
             except OperationError as exc:
-                rest = f" Steps {number + 1}-{total} were not run." if number < total else ""
+                turn.current = before
                 answers.append(Answer(f"Step {number}/{total} failed: {exc.message}{rest}"))
                 break
             for answer in outcome:
-                answers.append(
-                    Answer(
-                        f"Step {number}/{total}: {answer.text}",
-                        fields=answer.fields,
-                        buttons=answer.buttons,
-                        file=answer.file,
-                    )
-                )
+                answers.append(replace(answer, text=f"Step {number}/{total}: {answer.text}"))
+            if command.needs_confirmation:
+                if rest:  # what follows may depend on the answer: the person asks again
+                    answers.append(Answer(f"Waiting for your confirmation.{rest}"))
+                break
         return answers
 
     async def run(self, turn: Turn, command: Command) -> list[Answer]:
+        """Run one command; when it fails, the current bot stays what it was."""
+        before = turn.current
         try:
             return await self._dispatch(turn, command)
         except OperationError as exc:
+            turn.current = before
             return [Answer(exc.message)]
 
     async def _dispatch(self, turn: Turn, command: Command) -> list[Answer]:
@@ -270,32 +262,21 @@ class Studio:
     async def _ask(self, turn: Turn, command: Command) -> Answer:
         """Check what can be checked now, then store the question and offer the buttons."""
         caller = turn.caller
-        bot = turn.bot(getattr(command, "bot", None))
         caller.require(Role.ADMIN, _DOING[type(command)])
-        view = await self.ops.get_bot(caller, bot)
-        command = command.model_copy(update={"bot": view.name})
-        if isinstance(command, Promote):
-            staging = view.environments.get("staging")
-            if staging is None:
-                raise InvalidError(f"{bot} has no staging version yet: /promote {bot} first")
-            question = f"Put *{bot}* v{staging} (staging's version) in production?"
-        elif isinstance(command, Rollback):
-            target = f"v{command.version}" if command.version else "the version before"
-            current = view.environments.get(command.env)
-            if current is None:
-                raise InvalidError(f"{bot} has no {command.env} version to roll back")
-            question = f"Roll *{bot}* {command.env} back from v{current} to {target}?"
-        else:
-            question = (
-                f"Delete *{bot}* with its {max(view.environments.values(), default=0)} "
-                "version(s) and its deployments? This cannot be undone."
-            )
+        bot = turn.bot(getattr(command, "bot", None))
+        command, facts, question = await self._facts(
+            caller, command.model_copy(update={"bot": bot})
+        )
         token = await self.confirmations.ask(
             team_id=caller.team_id,
             identity=caller.identity,
-            command={"type": type(command).__name__, "args": command.model_dump(mode="json")},
-            bot=view.name,
-            revision=view.revision,
+            command={
+                "type": type(command).__name__,
+                "args": command.model_dump(mode="json"),
+                "facts": facts,
+            },
+            bot=bot,
+            revision=facts.get("revision"),
         )
         style = "danger" if isinstance(command, Delete) else "primary"
         return Answer(
@@ -305,6 +286,43 @@ class Studio:
                 Button(label="Cancel", action=CANCEL_PREFIX + token),
             ),
         )
+
+    async def _facts(self, caller: Caller, command: Command) -> tuple[Command, dict[str, int], str]:
+        """What a confirmable command would do, resolved now: the command made exact, the facts
+        a confirmation is bound to (checked again when it is confirmed), and the question."""
+        bot = getattr(command, "bot", None)
+        assert bot is not None
+        view = await self.ops.get_bot(caller, bot)
+        draft = await self.ops.draft(caller, bot)
+        facts = {"bot_id": draft.bot_id}
+        if isinstance(command, Promote):
+            staging = view.environments.get("staging")
+            if staging is None:
+                raise InvalidError(f"{bot} has no staging version yet: /promote {bot} first")
+            facts["staging"] = staging
+            return command, facts, f"Put *{bot}* v{staging} (staging's version) in production?"
+        if isinstance(command, Rollback):
+            current = view.environments.get(command.env)
+            if current is None:
+                raise InvalidError(f"{bot} has no {command.env} version to roll back")
+            numbers = [v.number for v in await self.ops.versions(caller, bot)]
+            if command.version is None:
+                older = [n for n in numbers if n < current]
+                if not older:
+                    raise InvalidError(f"{command.env} already runs the first version (v{current})")
+                command = command.model_copy(update={"version": older[-1]})
+            elif command.version not in numbers:
+                raise InvalidError(f"{bot} has no version v{command.version}")
+            facts.update(current=current, target=command.version or 0)
+            question = f"Roll *{bot}* {command.env} back from v{current} to v{command.version}?"
+            return command, facts, question
+        facts["revision"] = draft.revision
+        count = len(await self.ops.versions(caller, bot))
+        question = (
+            f"Delete *{bot}* with its {count} version(s) and its deployments? "
+            "This cannot be undone."
+        )
+        return command, facts, question
 
     async def _confirm(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Confirm)
@@ -320,20 +338,17 @@ class Studio:
             ]
         if not command.accept:
             return [Answer("Cancelled; nothing was done.")]
-        kinds = {c.__name__: c for c in COMMANDS}
         try:
-            confirmed = kinds[pending.command["type"]].model_validate(pending.command["args"])
-        except (KeyError, ValidationError):
-            return [Answer("That confirmation can no longer be carried out; ask again.")]
-        if pending.bot is not None:
-            view = await self.ops.get_bot(caller, pending.bot)
-            if view.revision != pending.revision:
-                return [
-                    Answer(
-                        f"*{pending.bot}* changed since you were asked (draft revision "
-                        f"{pending.revision} → {view.revision}); nothing was done. Ask again."
-                    )
-                ]
+            confirmed = _KINDS[pending.command["type"]].model_validate(pending.command["args"])
+            _, facts, _ = await self._facts(caller, confirmed)
+        except (KeyError, ValidationError, OperationError):
+            facts = {}
+        if facts != pending.command.get("facts"):
+            return [
+                Answer(
+                    f"*{pending.bot}* changed since you were asked; nothing was done. Ask again."
+                )
+            ]
         turn.current = pending.bot or turn.current
         return await self._handlers[type(confirmed)](turn, confirmed)
 
@@ -417,14 +432,24 @@ class Studio:
     async def _test_run(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, TestRun)
         caller = turn.caller
+        caller.require(Role.EDITOR, "Running tests")
         bot = turn.bot(command.bot)
         key = (caller.team_id, bot)
-        if key in self._jobs:
+        address = turn.message.address
+        watchers = self._watchers.get(key)
+        if watchers is not None:  # one run per bot at a time; everyone who asked hears of it
+            if address not in watchers:
+                watchers.append(address)
             return [Answer(f"{bot}'s tests are already running; I'll report when they finish.")]
-        prepared = await self.tests.prepare(caller, bot)
-        task = asyncio.create_task(self._test_job(prepared, turn.message))
-        self._jobs[key] = task
-        task.add_done_callback(lambda _: self._jobs.pop(key, None))
+        self._watchers[key] = [address]  # taken before the first await: no second run slips in
+        try:
+            prepared = await self.tests.prepare(caller, bot)
+        except BaseException:
+            del self._watchers[key]
+            raise
+        task = asyncio.create_task(self._test_job(prepared, key))
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
         count = len(prepared.spec.tests)
         return [
             Answer(
@@ -433,9 +458,9 @@ class Studio:
             )
         ]
 
-    async def _test_job(self, prepared: PreparedRun, message: IncomingMessage) -> None:
-        """The background part of /test: progress now and then, the report at the end."""
-        address = message.address
+    async def _test_job(self, prepared: PreparedRun, key: tuple[int, str]) -> None:
+        """The background part of /test: progress now and then, the report at the end, to
+        everyone who asked for the run."""
         reported = 0
 
         async def progress(done: int, total: int) -> None:
@@ -443,32 +468,27 @@ class Studio:
             quarter = done * 4 // total
             if total >= 4 and done < total and quarter > reported:
                 reported = quarter
-                await self._push(address, Answer(f"{prepared.bot}: {done}/{total} tests run…"))
+                for address in self._watchers.get(key, []):
+                    await self._push(address, Answer(f"{prepared.bot}: {done}/{total} tests run…"))
 
         try:
             report = await self.tests.execute(prepared, progress)
             answer = presenters.test_report(report)
-        except Exception as exc:
+        except Exception:
             logger.exception("test run failed", extra={"bot": prepared.bot})
-            answer = Answer(f"The test run of {prepared.bot} failed: {str(exc)[:200]}")
-        await self._push(address, answer)
+            answer = Answer(f"The test run of {prepared.bot} failed on our side (it is logged).")
+        finally:
+            watchers = self._watchers.pop(key, [])
+        for address in watchers:
+            await self._push(address, answer)
 
     async def _push(self, address: Address, answer: Answer) -> None:
-        await self.runtime.push(
-            OutgoingMessage(
-                address=address,
-                text=answer.text,
-                fields=answer.fields,
-                buttons=answer.buttons,
-                file=answer.file,
-                reply_to=address.thread,
-            )
-        )
+        await self.runtime.push(_outgoing(address, answer))
 
     async def drain(self) -> None:
         """Wait for background test runs (shutdown, tests)."""
         while self._jobs:
-            await asyncio.gather(*list(self._jobs.values()), return_exceptions=True)
+            await asyncio.gather(*self._jobs, return_exceptions=True)
 
     # -- versions and environments ---------------------------------------------------------------
 
@@ -518,9 +538,8 @@ class Studio:
 
     async def _deployments(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, ListDeployments)
-        if command.bot:
-            turn.bot(command.bot)
-        return [presenters.deployments(await self.ops.deployments(turn.caller, command.bot))]
+        bot = turn.bot(command.bot) if command.bot else None
+        return [presenters.deployments(await self.ops.deployments(turn.caller, bot))]
 
     async def _undeploy(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Undeploy)
@@ -533,9 +552,8 @@ class Studio:
 
     async def _stats(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Stats)
-        if command.bot:
-            turn.bot(command.bot)
-        return [presenters.stats(await self.ops.stats(turn.caller, command.bot, command.period))]
+        bot = turn.bot(command.bot) if command.bot else None
+        return [presenters.stats(await self.ops.stats(turn.caller, bot, command.period))]
 
     # -- people ---------------------------------------------------------------------------------
 
@@ -572,6 +590,19 @@ class Studio:
         assert isinstance(command, NotYet)
         return [Answer(f"{command.feature} is not available yet; it comes in a later release.")]
 
+
+def _outgoing(address: Address, answer: Answer) -> OutgoingMessage:
+    return OutgoingMessage(
+        address=address,
+        text=answer.text,
+        fields=answer.fields,
+        buttons=answer.buttons,
+        file=answer.file,
+        reply_to=address.thread,
+    )
+
+
+_KINDS: dict[str, type[Command]] = {c.__name__: c for c in COMMANDS}
 
 _DOING: dict[type[Command], str] = {
     Promote: "Promoting to production",

@@ -71,6 +71,11 @@ class Members:
                 )
         return Caller(team_id=team_id, team=team.name, identity=identity, role=Role(member.role))
 
+    async def role_of(self, team_id: int, identity: str) -> Role | None:
+        async with self.db.read() as session:
+            member = await TeamRepository(session).member(team_id, identity)
+        return Role(member.role) if member else None
+
     async def admit(self, team_id: int, identity: str, role: Role, *, actor: str) -> None:
         """Make `identity` a member with `role` unless it is one already (the command line
         acting for whoever holds the data)."""

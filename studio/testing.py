@@ -13,6 +13,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
+import regex
+
 from builders.spec import BotSpec, Expectation, TestCase
 from runtime.llm import ChatMessage, LlmError, LlmGateway
 from runtime.pipeline import CompiledBot, TurnContext, compile_spec
@@ -26,6 +28,7 @@ _LABEL_CHARS = 60
 _ANSWER_CHARS = 2_000  # what a result keeps of the bot's answer
 # What a pattern is searched in and a judge reads: bounds a backtracking pattern and a prompt.
 _CHECKED_CHARS = 20_000
+REGEX_TIMEOUT_S = 0.5
 _VERDICT = re.compile(r"\W*(PASS|FAIL)\b\W*(.*)", re.IGNORECASE)
 
 _JUDGE_INSTRUCTIONS = (
@@ -104,12 +107,26 @@ async def _run_case(
             return _result(number, case, answer, "pass")
         return _result(number, case, answer, "fail", f"expected it to contain {_quoted(expect)}")
     if expect.kind == "regex":
-        if re.search(expect.value, answer[:_CHECKED_CHARS]):
+        try:
+            found = await _search(expect.value, answer[:_CHECKED_CHARS])
+        except TimeoutError:
+            why = f"the regex {_quoted(expect)} took over {REGEX_TIMEOUT_S:g} s; simplify it"
+            return _result(number, case, answer, "error", why)
+        if found:
             return _result(number, case, answer, "pass")
         return _result(number, case, answer, "fail", f"expected a match for {_quoted(expect)}")
     if judge_model is None:
         return _result(number, case, answer, "error", NO_JUDGE_MODEL)
     return await _judge(number, case, answer, llm=llm, judge_model=judge_model)
+
+
+async def _search(pattern: str, text: str) -> bool:
+    """`re`-compatible search with a time limit, off the event loop: a pattern such as `(a+)+$`
+    backtracks for hours on the wrong answer, and `re` can neither stop nor release the GIL."""
+    match = await asyncio.to_thread(
+        regex.search, pattern, text, timeout=REGEX_TIMEOUT_S, concurrent=True
+    )
+    return match is not None
 
 
 async def _judge(

@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from runtime.messages import Attachment, Button, Field, IncomingMessage
-from studio.mailbox import PULL_CHANNEL, studio_address
+from studio.address import PULL_CHANNEL, studio_address
 from studio.presenters import render_text
 from studio.replies import Answer
+
+if TYPE_CHECKING:
+    from main import Services
 
 PROMPT = "you> "
 GOODBYE = ("exit", "quit", "/exit", "/quit")
@@ -54,16 +57,22 @@ class HttpLink:
         self.client = client
         self.after: int | None = None
 
-    async def _json(self, response: httpx.Response) -> dict[str, Any]:
-        data: dict[str, Any] = response.json()
-        if response.status_code >= 400:
-            raise LinkError(data.get("error", f"HTTP {response.status_code}"))
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The JSON answer, or `LinkError` with a message a person can act on."""
+        try:
+            response = await self.client.request(method, path, **kwargs)
+            data = response.json()
+        except httpx.HTTPError as exc:
+            raise LinkError(f"the service did not answer ({type(exc).__name__})") from None
+        except ValueError:
+            raise LinkError(f"the service answered HTTP {response.status_code}") from None
+        if response.status_code >= 400 or not isinstance(data, dict):
+            error = data.get("error") if isinstance(data, dict) else None
+            raise LinkError(error or f"HTTP {response.status_code}")
         return data
 
     async def say(self, text: str) -> list[str]:
-        data = await self._json(
-            await self.client.post("/api/v1/studio/messages", json={"text": text})
-        )
+        data = await self._call("POST", "/api/v1/studio/messages", json={"text": text})
         if self.after is None:
             self.after = int(data["notices_after"])
         return [render_text(_answer(m)) for m in data["messages"]]
@@ -71,8 +80,7 @@ class HttpLink:
     async def later(self) -> list[str]:
         if self.after is None:
             return []
-        response = await self.client.get("/api/v1/studio/messages", params={"after": self.after})
-        data = await self._json(response)
+        data = await self._call("GET", "/api/v1/studio/messages", params={"after": self.after})
         self.after = int(data["last"])
         return [render_text(_answer(m)) for m in data["messages"]]
 
@@ -83,7 +91,7 @@ class HttpLink:
 class LocalLink:
     """The Studio in this process (no service running), speaking as `identity`."""
 
-    def __init__(self, services: Any, team_id: int, identity: str) -> None:
+    def __init__(self, services: Services, team_id: int, identity: str) -> None:
         self.services = services
         self.team_id = team_id
         self.identity = identity
@@ -123,10 +131,16 @@ async def converse(
     """Read lines until EOF or `exit`, print the Studio's answers and, meanwhile, what it says
     later. `read` blocks, so it runs in a thread."""
 
+    async def later() -> list[str]:
+        try:
+            return await link.later()
+        except LinkError as exc:
+            return [f"error: {exc}"]
+
     async def watch() -> None:
         while True:
             await asyncio.sleep(POLL_S)
-            for text in await link.later():
+            for text in await later():
                 write(f"\n{text}\n" + (PROMPT if interactive else ""))
 
     watcher = asyncio.create_task(watch())
@@ -150,7 +164,7 @@ async def converse(
     finally:
         watcher.cancel()
     await link.settle()
-    for text in await link.later():
+    for text in await later():
         write(f"{text}\n\n")
 
 

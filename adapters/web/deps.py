@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from adapters.web.mailbox import Mailbox
 from adapters.web.rate_limit import RateLimiter
 from adapters.web.sessions import SessionIssuer
 from runtime.runtime import Runtime
 from studio.engine import Studio
 from studio.errors import UnauthorizedError
-from studio.mailbox import Mailbox
 from studio.operations import Operations
 from studio.roles import Caller
 from studio.settings import Settings

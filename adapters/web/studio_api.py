@@ -17,9 +17,9 @@ from adapters.web.deps import WebServices, caller, services
 from builders.spec import TestCase
 from runtime.messages import Attachment, Button, IncomingMessage, OutgoingMessage
 from runtime.messages import Field as ReplyField
+from studio.address import PULL_CHANNEL, studio_address
 from studio.commands import MAX_INPUT_CHARS
-from studio.errors import TooLargeError
-from studio.mailbox import PULL_CHANNEL, studio_address
+from studio.errors import ForbiddenError, TooLargeError
 from studio.presenters import render_text
 from studio.roles import Caller, Role
 from studio.test_report import CaseResult
@@ -50,7 +50,8 @@ class StudioOut(BaseModel):
 
 class NoticesOut(BaseModel):
     messages: list[MessageOut]
-    last: int
+    last: int  # ask with after=last next time
+    latest: int  # the member's newest message id: a front that starts fresh begins there
 
 
 class InviteOut(BaseModel):
@@ -74,9 +75,17 @@ def _out(message: OutgoingMessage) -> MessageOut:
     )
 
 
-def _identity(who: Caller, user: str | None) -> str:
+async def _identity(who: Caller, user: str | None, svc: WebServices) -> str:
+    """The member a front speaks for. A key never speaks for someone who outranks it, so an
+    admin key cannot act as an owner."""
     who.require(Role.ADMIN, "Speaking for members of the team")
-    return f"http:{user}" if user else who.identity
+    identity = f"http:{user}" if user else who.identity
+    role = await svc.studio.members.role_of(who.team_id, identity)
+    if role is not None and role.rank > who.role.rank:
+        raise ForbiddenError(
+            f"{identity} is {role.value}: this {who.role.value} key cannot speak for them"
+        )
+    return identity
 
 
 @router.post("/studio/messages", response_model=StudioOut, tags=["studio"])
@@ -84,7 +93,7 @@ async def studio_message(body: StudioIn, who: Who, svc: Services) -> StudioOut:
     """Say something to the Studio (text, or a button's `action`) as `user`."""
     if len(body.text) > MAX_INPUT_CHARS:
         raise TooLargeError(f"message too long: at most {MAX_INPUT_CHARS} characters")
-    identity = _identity(who, body.user)
+    identity = await _identity(who, body.user, svc)
     after = await svc.mailbox.latest_id(who.team_id, identity)
     message = IncomingMessage(
         address=studio_address(PULL_CHANNEL, who.team_id, identity),
@@ -107,10 +116,11 @@ async def studio_notices(
     user: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.@-]{1,80}$")] = None,
 ) -> NoticesOut:
     """What the Studio said later (progress and reports of background test runs)."""
-    identity = _identity(who, user)
+    identity = await _identity(who, user, svc)
     found = await svc.mailbox.fetch(who.team_id, identity, after=after)
     last = found[-1][0] if found else after
-    return NoticesOut(messages=[_out(m) for _, m in found], last=last)
+    latest = await svc.mailbox.latest_id(who.team_id, identity)
+    return NoticesOut(messages=[_out(m) for _, m in found], last=last, latest=latest)
 
 
 @router.post("/invites", response_model=InviteOut, status_code=201, tags=["team"])

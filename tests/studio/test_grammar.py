@@ -357,7 +357,7 @@ def test_anything_else_is_not_a_command(text: str) -> None:
         ("/join", "/join CODE", "code"),
         ("/invite everyone", "/invite", "'everyone'"),
         ("/bots all", "/bots", "'all'"),
-        ("/newbot " + "x" * 81, "/newbot NAME", "at most 80"),
+        ("/newbot " + "x" * 81, "/newbot NAME", "at most 40"),
         ("/diff faq-bot v" + "1" * 30, "/diff BOT", "at most 20"),
         ("deploy faq-bot to discord", "/deploy BOT", "not 'discord'"),
         ("promote it to prod", "/promote BOT", "not 'prod'"),

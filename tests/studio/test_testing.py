@@ -323,3 +323,14 @@ async def test_a_bug_propagates_as_itself_not_as_a_group() -> None:
     spec = bot(case("a"), case("b"), case("c"))
     with pytest.raises(RuntimeError, match="a bug"):
         await run_cases(spec, llm=BrokenGateway(), judge_model=None)
+
+
+async def test_a_catastrophic_regex_times_out_as_an_error() -> None:
+    spec = BotSpec(
+        name="slow-bot",
+        fallback="a" * 40 + "!",
+        tests=[TestCase(turns=["hi"], expect=Expectation(kind="regex", value="(a|aa)+$"))],
+    )
+    report = await run_cases(spec, llm=LlmGateway(), judge_model=None)
+    (result,) = report.results
+    assert result.outcome == "error" and "took over" in result.reason

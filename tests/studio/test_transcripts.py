@@ -346,3 +346,62 @@ async def test_help_names_every_command(service: Service) -> None:
 async def test_wrong_arguments_give_usage(service: Service, text: str) -> None:
     reply = await service.reply(text)
     assert reply and "Traceback" not in reply and len(reply) < 400
+
+
+async def test_a_confirmation_is_bound_to_what_it_asked(service: Service) -> None:
+    await service.reply("/newbot faq-bot")
+    await service.reply("/promote faq-bot")
+    await service.reply("/set faq-bot greeting Second")
+    await service.reply("/promote faq-bot --force")  # staging v2
+    await service.say("/promote faq-bot production")  # "put v2 in production?"
+    await service.call(
+        "POST", "/api/v1/bots/faq-bot/rollback", json={"env": "staging", "version": 1}
+    )
+    assert "changed since you were asked" in await service.reply("yes")
+    assert "production" not in (await service.call("GET", "/api/v1/bots/faq-bot"))["environments"]
+
+    assert "no version v9" in await service.reply("/rollback faq-bot staging v9")
+
+    # a bot deleted and created again under the same name is another bot
+    await service.say("/delete faq-bot")
+    await service.call("DELETE", "/api/v1/bots/faq-bot")
+    await service.reply("/newbot faq-bot")
+    assert "changed since you were asked" in await service.reply("yes")
+    assert (await service.call("GET", "/api/v1/bots/faq-bot"))["name"] == "faq-bot"
+
+
+async def test_a_failed_command_keeps_the_current_bot(service: Service) -> None:
+    await service.reply("/newbot faq-bot")
+    assert "No bot named" in await service.reply("/show nosuch")
+    await service.reply("/set greeting Still faq-bot")
+    assert (await service.call("GET", "/api/v1/bots/faq-bot"))["draft"]["greeting"] == (
+        "Still faq-bot"
+    )
+
+
+async def test_a_key_never_speaks_for_someone_above_it(service: Service) -> None:
+    await service.reply("/bots", user="boss")
+    await service.reply("/role boss owner")
+    admin = await service.app.state.core.ops.create_api_key(team="local", role="admin", name="ops")
+    response = await service.client.post(
+        "/api/v1/studio/messages",
+        headers=service.auth(admin.key),
+        json={"text": "/role api:owner viewer", "user": "boss"},
+    )
+    assert response.status_code == 403
+    roles = {m["identity"]: m["role"] for m in await service.call("GET", "/api/v1/members")}
+    assert roles["api:owner"] == "owner"
+
+
+async def test_one_test_run_per_bot_and_everyone_hears(service: Service) -> None:
+    await service.reply("/newbot faq-bot")
+    await service.reply('/test faq-bot add "hi" expect contains "answer"')
+    await service.reply("/bots", user="eve")
+    await service.reply("/role eve editor")
+    first, second = await asyncio.gather(
+        service.reply("/test faq-bot"), service.reply("/test faq-bot", user="eve")
+    )
+    assert sum("already running" in reply for reply in (first, second)) == 1
+    await service.app.state.core.studio.drain()
+    assert any("1 passed" in t for t in await service.notices())
+    assert any("1 passed" in t for t in await service.notices(user="eve"))

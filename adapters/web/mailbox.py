@@ -1,13 +1,6 @@
-"""The Studio's address scheme and its pull channel.
-
-Every front reaches the Studio as the built-in deployment `studio`. The conversation key starts
-with the team id, so the engine knows the team from any address:
-`studio_address("studio", 3, "api:owner")` -> conversation `3:api:owner`.
-
-Fronts that cannot be pushed to (the terminal, the web console, `POST /api/v1/studio/messages`)
-use the channel `studio`: what the Studio says later (a test report) lands in the
-`studio_notice` table, and the front fetches it with `Mailbox.fetch`.
-"""
+"""The Studio's pull channel (`studio`): what the Studio says later (a test report) to a member
+on the terminal, the web console or the HTTP endpoint is stored in `studio_notice`, and the front
+fetches it (`GET /api/v1/studio/messages?after=N`)."""
 
 from __future__ import annotations
 
@@ -17,33 +10,12 @@ from sqlalchemy import Connection, func, insert
 from sqlmodel import col, select
 
 from runtime.channel import Capabilities, DeploymentInfo, SendReceipt
-from runtime.messages import Address, OutgoingMessage
+from runtime.messages import OutgoingMessage
 from storage.database import Database
 from storage.tables import StudioNotice, utcnow
+from studio.address import PULL_CHANNEL, team_of
 
-STUDIO_DEPLOYMENT = "studio"
-PULL_CHANNEL = "studio"
 _notice = StudioNotice.__table__  # type: ignore[attr-defined]
-
-
-def studio_address(
-    channel: str, team_id: int, identity: str, *, thread: str | None = None
-) -> Address:
-    """Where a member talks to the Studio; `thread` separates conversations on one channel."""
-    conversation = f"{team_id}:{thread or identity}"
-    return Address(
-        channel=channel,
-        deployment_id=STUDIO_DEPLOYMENT,
-        conversation=conversation,
-        user=identity,
-        thread=thread,
-    )
-
-
-def team_of(address: Address) -> int:
-    """The team id a Studio address belongs to (see `studio_address`)."""
-    head, _, _ = address.conversation.partition(":")
-    return int(head)
 
 
 class Mailbox:
