@@ -243,3 +243,24 @@ async def test_audit_redacts_secrets_at_any_depth(any_db: Database) -> None:
         assert events[1].after == {"token": REDACTED, "nested": [{"api_key": REDACTED, "ok": 1}]}
         only = await AuditRepository(session).events(team_id, target="faq-bot")
         assert [e.action for e in only] == ["deploy"]
+
+
+async def test_housekeeping_forgets_old_notices_and_confirmations(any_db: Database) -> None:
+    from adapters.web.mailbox import Mailbox
+    from runtime.messages import OutgoingMessage
+    from studio.address import studio_address
+    from studio.confirmations import Confirmations
+
+    team_id, _ = await _team_and_bot(any_db)
+    mailbox = Mailbox(any_db)
+    address = studio_address("studio", team_id, "api:owner")
+    await mailbox.send(OutgoingMessage(address=address, text="report"))
+    await Confirmations(any_db).ask(
+        team_id=team_id, identity="api:owner", command={}, bot=None, revision=None
+    )
+    assert [m.text for _, m in await mailbox.fetch(team_id, "api:owner")] == ["report"]
+    await any_db.run_write(partial(inbox.expire, before=utcnow() - timedelta(hours=1)))
+    assert await _count(any_db, "studio_notice") == 1  # young rows stay
+    await any_db.run_write(partial(inbox.expire, before=utcnow() + timedelta(seconds=1)))
+    assert await _count(any_db, "studio_notice") == 0
+    assert await _count(any_db, "confirmation") == 0
