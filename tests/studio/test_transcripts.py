@@ -405,3 +405,14 @@ async def test_one_test_run_per_bot_and_everyone_hears(service: Service) -> None
     await service.app.state.core.studio.drain()
     assert any("1 passed" in t for t in await service.notices())
     assert any("1 passed" in t for t in await service.notices(user="eve"))
+
+
+async def test_a_long_run_reports_progress_then_the_report(service: Service) -> None:
+    await service.reply("/newbot faq-bot")
+    for n in range(8):
+        await service.reply(f'/test faq-bot add "q{n}" expect contains "answer"')
+    await service.reply("/test faq-bot")
+    await service.app.state.core.studio.drain()
+    notices = await service.notices()
+    assert any("tests run…" in t for t in notices[:-1])
+    assert "8 passed, 0 failed" in notices[-1]
