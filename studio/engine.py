@@ -167,7 +167,21 @@ class Studio:
         message = turn.message
         if message.action:
             return await self._action(turn, message.action)
+        answers: list[Answer] = []
+        if message.files:  # from the platforms that can send files (Slack, Telegram)
+            names = ", ".join(f.name for f in message.files[:3])
+            answers.append(
+                Answer(
+                    f"I got {names}, but files become a bot's knowledge, which is not available "
+                    "yet; nothing was stored."
+                )
+            )
         text = message.text.strip()
+        if text or not answers:
+            answers += await self._text(turn, text)
+        return answers
+
+    async def _text(self, turn: Turn, text: str) -> list[Answer]:
         if not text:
             return [Answer("Say /help to see what I can do.")]
         if len(text) > MAX_INPUT_CHARS:
