@@ -3,12 +3,14 @@ stale buttons, and a promotion or rollback switching a live deployment without a
 
 from __future__ import annotations
 
+from typing import Any
+
 from runtime.messages import FileRef, IncomingMessage
 from studio.address import PULL_CHANNEL, studio_address
 from tests.factories import Service
 
 
-async def _message(service: Service, text: str = "", **fields: object) -> IncomingMessage:
+async def _message(service: Service, text: str = "", **fields: Any) -> IncomingMessage:
     """A message from the owner key's member, as a front hands it to the runtime."""
     team_id = (await service.app.state.core.ops.authenticate(service.key)).team_id
     return IncomingMessage(
