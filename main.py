@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from adapters.web.mailbox import Mailbox
+    from adapters.mailbox import Mailbox
     from runtime.runtime import Runtime
     from storage.database import Database
     from studio.engine import Studio
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+SHUTDOWN_GRACE_S = 10.0  # background test runs still going after this are stopped (and marked)
 
 
 class StartupError(Exception):
@@ -45,7 +48,7 @@ class Services:
     mailbox: Mailbox
 
     async def close(self) -> None:
-        await self.studio.drain()
+        await self.studio.drain(grace_s=SHUTDOWN_GRACE_S)
         await self.runtime.drain()
         await self.db.dispose()
 
@@ -76,8 +79,8 @@ def _secret(settings: Settings) -> str:
 
 async def build_services(settings: Settings) -> Services:
     """Open and migrate the database and wire the runtime, the channels and the operations."""
+    from adapters.mailbox import Mailbox
     from adapters.web.channel import WebChannel
-    from adapters.web.mailbox import Mailbox
     from runtime.channel import ChannelRegistry
     from runtime.llm import LlmGateway, RetryPolicy
     from runtime.runtime import Runtime
@@ -127,6 +130,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
     from adapters.web.deps import WebServices
     from adapters.web.rate_limit import RateLimiter
     from adapters.web.sessions import SessionIssuer
+    from studio import confirmations
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -140,7 +144,10 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
                 flush=True,
             )
         await services.runtime.recover()
-        housekeeping = asyncio.create_task(services.runtime.housekeeping())
+        await services.studio.tests.fail_unfinished()
+        housekeeping = asyncio.create_task(
+            services.runtime.housekeeping(also=(services.mailbox.expire, confirmations.expire))
+        )
         app.state.services = WebServices(
             settings=settings,
             ops=services.ops,
@@ -299,7 +306,7 @@ async def _chat(args: argparse.Namespace) -> int:
 
     import httpx
 
-    from adapters.terminal.chat import HttpLink, LocalLink, chat_in_terminal
+    from adapters.terminal.chat import HttpLink, LinkError, LocalLink, chat_in_terminal
     from studio.roles import Role
 
     settings = load_settings()
@@ -315,19 +322,25 @@ async def _chat(args: argparse.Namespace) -> int:
                 raise StartupError(
                     f"a service runs at {args.url}: give its team key with --key or STUDIO_API_KEY"
                 )
-            await chat_in_terminal(HttpLink(client))
+            link = HttpLink(client)
+            try:
+                await link.start()
+            except LinkError as exc:
+                raise StartupError(f"the service at {args.url} refused: {exc}") from None
+            await chat_in_terminal(link)
             return 0
     if settings.uses_sqlite or settings.qdrant_url is None:
         _ServeLock(settings.data_dir / "serve.lock").acquire()
     services = await build_services(settings)
     try:
+        await services.studio.tests.fail_unfinished()  # we hold the data, like `serve`
         await services.ops.ensure_local_team(settings.data_dir / "local.key")
         caller = await _team_caller(services, args.team)
         identity = f"cli:{getpass.getuser()}"
         await services.studio.members.admit(caller.team_id, identity, Role.OWNER, actor="cli")
-        link = LocalLink(services, caller.team_id, identity)
-        await link.start()
-        await chat_in_terminal(link)
+        local = LocalLink(services, caller.team_id, identity)
+        await local.start()
+        await chat_in_terminal(local)
     finally:
         await services.close()
     return 0

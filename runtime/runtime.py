@@ -12,10 +12,9 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from functools import partial
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -79,6 +78,12 @@ class LiveVersion:
     @property
     def spec(self) -> BotSpec:
         return self.compiled.spec
+
+
+class Expiry(Protocol):
+    """Deletes rows older than `before` in a write transaction (housekeeping)."""
+
+    def __call__(self, conn: Connection, *, before: datetime) -> None: ...
 
 
 class BuiltinBot(Protocol):
@@ -228,12 +233,24 @@ class Runtime:
             )
 
     async def housekeeping(
-        self, *, every_s: float = 3600, keep: timedelta = KEEP_DELIVERIES
+        self,
+        *,
+        every_s: float = 3600,
+        keep: timedelta = KEEP_DELIVERIES,
+        also: Sequence[Expiry] = (),
     ) -> None:
-        """Forever: forget finished inbox and outbox rows older than `keep` (cancel to stop)."""
+        """Forever: forget finished inbox and outbox rows older than `keep`, and what the `also`
+        functions expire of the same age (others' delivery rows), in one transaction. Cancel to
+        stop."""
+
+        def expire(conn: Connection) -> None:
+            before = utcnow() - keep
+            for job in (inbox_store.expire, *also):
+                job(conn, before=before)
+
         while True:
             try:
-                await self.db.run_write(partial(inbox_store.expire, before=utcnow() - keep))
+                await self.db.run_write(expire)
             except Exception:
                 logger.exception("housekeeping failed; trying again later")
             await asyncio.sleep(every_s)

@@ -14,12 +14,10 @@ from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.tables import Confirmation, InboxItem, OutboxItem, StudioNotice, utcnow
+from storage.tables import InboxItem, OutboxItem, utcnow
 
 _inbox = InboxItem.__table__  # type: ignore[attr-defined]
 _outbox = OutboxItem.__table__  # type: ignore[attr-defined]
-_notice = StudioNotice.__table__  # type: ignore[attr-defined]
-_confirmation = Confirmation.__table__  # type: ignore[attr-defined]
 
 
 def record_inbound(
@@ -82,11 +80,8 @@ async def pending_outbox(conn: AsyncConnection) -> list[tuple[int, str, dict[str
 
 
 def expire(conn: Connection, *, before: datetime) -> None:
-    """Forget finished rows older than `before` (dedupe only needs the platforms' retry window),
-    and the Studio's delivered notices and confirmations of the same age (they last minutes)."""
+    """Forget finished rows older than `before` (dedupe only needs the platforms' retry window)."""
     conn.execute(delete(_inbox).where(_inbox.c.status != "pending", _inbox.c.received_at < before))
     conn.execute(
         delete(_outbox).where(_outbox.c.status != "pending", _outbox.c.created_at < before)
     )
-    conn.execute(delete(_notice).where(_notice.c.created_at < before))
-    conn.execute(delete(_confirmation).where(_confirmation.c.created_at < before))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -68,6 +69,16 @@ class TestRunRepository:
         run.finished_at = utcnow()
         self.session.add(run)
         await self.session.flush()
+
+    async def fail_unfinished(self, reason: str) -> int:
+        """At start: runs still `running` belonged to a process that stopped; mark them failed
+        so that a promotion does not wait for them for ever. Returns how many there were."""
+        result = await self.session.exec(
+            update(TestRun)
+            .where(col(TestRun.status) == "running")
+            .values(status="failed", results=[{"error": reason}], finished_at=utcnow())
+        )
+        return int(result.rowcount or 0)
 
     async def latest(self, bot_id: int, spec_hash: str) -> TestRun | None:
         """The newest run of the draft with exactly this content hash."""

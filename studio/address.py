@@ -4,7 +4,7 @@ Every front reaches the Studio as the built-in deployment `studio`. The conversa
 with the team id, so the engine knows the team from any address:
 `studio_address("studio", 3, "api:owner")` -> conversation `3:api:owner`. Fronts that cannot be
 pushed to (the terminal, the web console, the HTTP endpoint) use the channel `studio`, whose
-messages are kept for the member to fetch (`adapters.web.mailbox`).
+messages are kept for the member to fetch (`adapters.mailbox`).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ so a promotion knows whether exactly what it freezes passed (see `Operations.pro
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -21,12 +21,10 @@ from studio.errors import InvalidError
 from studio.operations import Operations
 from studio.roles import Caller, Role
 from studio.test_report import TestReport
-from studio.testing import run_cases
+from studio.testing import Progress, run_cases
 from studio.views import BotView
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +108,10 @@ class BotTests:
             report = await run_cases(
                 prepared.spec, llm=self.llm, judge_model=self.judge_model, progress=progress
             )
-        except Exception as exc:
+        except BaseException as exc:  # cancelled at shutdown too: the run must not stay running
+            why = "interrupted" if isinstance(exc, asyncio.CancelledError) else str(exc)[:300]
             async with self.db.write() as session:
-                await TestRunRepository(session).fail(prepared.run_id, str(exc)[:300])
+                await TestRunRepository(session).fail(prepared.run_id, why)
             raise
         report = TestReport(bot=prepared.bot, spec_hash=report.spec_hash, results=report.results)
         async with self.db.write() as session:
@@ -123,6 +122,13 @@ class BotTests:
                 report.failed,
             )
         return report
+
+    async def fail_unfinished(self) -> None:
+        """At start: runs left `running` by a stopped process are marked failed."""
+        async with self.db.write() as session:
+            count = await TestRunRepository(session).fail_unfinished("interrupted by a restart")
+        if count:
+            logger.info("marked %d unfinished test runs failed", count)
 
     async def run(self, caller: Caller, bot: str) -> TestReport:
         """Run the draft's tests now and wait for the report (REST)."""

@@ -7,6 +7,7 @@ One source of truth: a command's name, its help line and its tool description li
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -307,8 +308,10 @@ def tool_name(command: type[Command]) -> str:
     return command.name.replace(" ", "_")
 
 
-def tool_schemas() -> list[dict[str, Any]]:
-    """The commands the LLM may call, as OpenAI tool definitions generated from the models."""
+@cache
+def tool_schemas() -> tuple[dict[str, Any], ...]:
+    """The commands the LLM may call, as OpenAI tool definitions generated from the models
+    (built once: the models do not change)."""
     tools = []
     for command in COMMANDS:
         if not command.tool:
@@ -328,7 +331,7 @@ def tool_schemas() -> list[dict[str, Any]]:
                 },
             }
         )
-    return tools
+    return tuple(tools)
 
 
 def command_for_tool(name: str) -> type[Command] | None:

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Connection, Update, delete, update
 from sqlmodel import col, select
 
 from storage.database import Database
 from storage.tables import Confirmation, utcnow
 
 TTL = timedelta(minutes=5)
+_confirmation = Confirmation.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +25,6 @@ class Pending:
     id: str
     command: dict[str, Any]
     bot: str | None
-    revision: int | None
 
 
 class Confirmations:
@@ -45,15 +45,7 @@ class Confirmations:
         token = "c_" + secrets.token_urlsafe(12)
         now = utcnow()
         async with self.db.write() as session:
-            await session.exec(
-                update(Confirmation)
-                .where(
-                    col(Confirmation.team_id) == team_id,
-                    col(Confirmation.identity) == identity,
-                    col(Confirmation.used_at).is_(None),
-                )
-                .values(used_at=now)
-            )
+            await session.exec(_lapse(team_id, identity))
             session.add(
                 Confirmation(
                     id=token,
@@ -66,6 +58,11 @@ class Confirmations:
                 )
             )
         return token
+
+    async def lapse(self, *, team_id: int, identity: str) -> None:
+        """The member moved on to another command: an open question no longer stands, so a
+        later "yes" cannot confirm something asked minutes and several commands ago."""
+        await self.db.run_write(lambda conn: conn.execute(_lapse(team_id, identity)))
 
     async def claim(self, *, team_id: int, identity: str, token: str | None) -> Pending | None:
         """Take the pending confirmation `token` (None: the member's latest) if it is this
@@ -91,4 +88,21 @@ class Confirmations:
             )
             if claimed.rowcount != 1:
                 return None
-            return Pending(id=row.id, command=row.command, bot=row.bot, revision=row.revision)
+            return Pending(id=row.id, command=row.command, bot=row.bot)
+
+
+def expire(conn: Connection, *, before: datetime) -> None:
+    """Forget confirmations asked before `before` (housekeeping: they last minutes)."""
+    conn.execute(delete(_confirmation).where(_confirmation.c.created_at < before))
+
+
+def _lapse(team_id: int, identity: str) -> Update:
+    return (
+        update(Confirmation)
+        .where(
+            col(Confirmation.team_id) == team_id,
+            col(Confirmation.identity) == identity,
+            col(Confirmation.used_at).is_(None),
+        )
+        .values(used_at=utcnow())
+    )

@@ -55,17 +55,13 @@ from studio.context import ContextStore
 from studio.errors import InvalidError, OperationError
 from studio.grammar import GrammarError, not_understood, parse
 from studio.members import Members
-from studio.operations import Operations
-from studio.replies import Answer
+from studio.operations import Expected, Operations
+from studio.replies import CANCEL_PREFIX, CONFIRM_PREFIX, RUN_PREFIX, Answer
 from studio.roles import Caller, Role
 from studio.sandbox import Sandbox
 from studio.understanding import understand
 
 logger = logging.getLogger(__name__)
-
-CONFIRM_PREFIX = "confirm:"
-CANCEL_PREFIX = "cancel:"
-RUN_PREFIX = "run:"  # a button that runs a command, e.g. "run:/show faq-bot"
 
 
 class NoBotError(InvalidError):
@@ -80,6 +76,7 @@ class Turn:
     caller: Caller
     current: str | None
     message: IncomingMessage
+    expect: Expected | None = None  # set when the command was confirmed: what was asked about
 
     def bot(self, named: str | None) -> str:
         name = named or self.current
@@ -111,6 +108,7 @@ class Studio:
         self.tests = BotTests(db=db, ops=ops, llm=llm, judge_model=judge_model)
         self._jobs: set[asyncio.Task[None]] = set()
         self._watchers: dict[tuple[int, str], list[Address]] = {}  # running test runs
+        self._revisions: dict[tuple[int, str], int] = {}  # the draft revision each one tests
         self._handlers: dict[type[Command], Callable[[Turn, Command], Awaitable[list[Answer]]]] = {
             NewBot: self._newbot,
             ListBots: self._bots,
@@ -241,13 +239,16 @@ class Studio:
         answers: list[Answer] = []
         total = len(commands)
         for number, command in enumerate(commands, start=1):
-            rest = f" Steps {number + 1}-{total} were not run." if number < total else ""
+            rest = _not_run(number + 1, total)
             before = turn.current
             try:
                 outcome = await self._dispatch(turn, command)
             except OperationError as exc:
                 turn.current = before
-                answers.append(Answer(f"Step {number}/{total} failed: {exc.message}{rest}"))
+                failed = exc.message.rstrip()
+                if not failed.endswith((".", "!", "?")):
+                    failed += "."
+                answers.append(Answer(f"Step {number}/{total} failed: {failed}{rest}"))
                 break
             for answer in outcome:
                 answers.append(replace(answer, text=f"Step {number}/{total}: {answer.text}"))
@@ -269,6 +270,9 @@ class Studio:
     async def _dispatch(self, turn: Turn, command: Command) -> list[Answer]:
         if command.needs_confirmation:
             return [await self._ask(turn, command)]
+        if not isinstance(command, Confirm):
+            caller = turn.caller
+            await self.confirmations.lapse(team_id=caller.team_id, identity=caller.identity)
         return await self._handlers[type(command)](turn, command)
 
     # -- confirmations -------------------------------------------------------------------------
@@ -354,15 +358,14 @@ class Studio:
             return [Answer("Cancelled; nothing was done.")]
         try:
             confirmed = _KINDS[pending.command["type"]].model_validate(pending.command["args"])
-            _, facts, _ = await self._facts(caller, confirmed)
-        except (KeyError, ValidationError, OperationError):
-            facts = {}
-        if facts != pending.command.get("facts"):
-            return [
-                Answer(
-                    f"*{pending.bot}* changed since you were asked; nothing was done. Ask again."
-                )
-            ]
+            facts = pending.command["facts"]
+            turn.expect = Expected(
+                bot_id=facts["bot_id"],
+                version=facts.get("staging", facts.get("current")),
+                revision=facts.get("revision"),
+            )
+        except (KeyError, TypeError, ValidationError):
+            return [Answer("That confirmation can no longer be carried out; ask again.")]
         turn.current = pending.bot or turn.current
         return await self._handlers[type(confirmed)](turn, confirmed)
 
@@ -454,13 +457,20 @@ class Studio:
         if watchers is not None:  # one run per bot at a time; everyone who asked hears of it
             if address not in watchers:
                 watchers.append(address)
-            return [Answer(f"{bot}'s tests are already running; I'll report when they finish.")]
+            revision = self._revisions.get(key)
+            of = f" (draft revision {revision}; later edits need another /test)" if revision else ""
+            return [Answer(f"{bot}'s tests are already running{of}. I'll report when they finish.")]
         self._watchers[key] = [address]  # taken before the first await: no second run slips in
         try:
             prepared = await self.tests.prepare(caller, bot)
+        except OperationError as exc:
+            for other in self._watchers.pop(key)[1:]:  # who joined meanwhile was promised news
+                await self._push(other, Answer(f"The tests of {bot} did not start: {exc.message}"))
+            raise
         except BaseException:
             del self._watchers[key]
             raise
+        self._revisions[key] = prepared.revision
         task = asyncio.create_task(self._test_job(prepared, key))
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
@@ -493,14 +503,20 @@ class Studio:
             answer = Answer(f"The test run of {prepared.bot} failed on our side (it is logged).")
         finally:
             watchers = self._watchers.pop(key, [])
+            self._revisions.pop(key, None)
         for address in watchers:
             await self._push(address, answer)
 
     async def _push(self, address: Address, answer: Answer) -> None:
         await self.runtime.push(_outgoing(address, answer))
 
-    async def drain(self) -> None:
-        """Wait for background test runs (shutdown, tests)."""
+    async def drain(self, *, grace_s: float | None = None) -> None:
+        """Wait for background test runs (tests); with `grace_s` (shutdown), cancel those still
+        running after it: they are marked failed and can be run again."""
+        if grace_s is not None and self._jobs:
+            _, running = await asyncio.wait(self._jobs, timeout=grace_s)
+            for task in running:
+                task.cancel()
         while self._jobs:
             await asyncio.gather(*self._jobs, return_exceptions=True)
 
@@ -509,13 +525,17 @@ class Studio:
     async def _promote(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Promote)
         bot = turn.bot(command.bot)
-        result = await self.ops.promote(turn.caller, bot, to=command.to, force=command.force)
+        result = await self.ops.promote(
+            turn.caller, bot, to=command.to, force=command.force, expect=turn.expect
+        )
         return [presenters.promoted(bot, result)]
 
     async def _rollback(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Rollback)
         bot = turn.bot(command.bot)
-        result = await self.ops.rollback(turn.caller, bot, env=command.env, version=command.version)
+        result = await self.ops.rollback(
+            turn.caller, bot, env=command.env, version=command.version, expect=turn.expect
+        )
         return [presenters.rolled_back(bot, result)]
 
     async def _diff(self, turn: Turn, command: Command) -> list[Answer]:
@@ -535,7 +555,7 @@ class Studio:
     async def _delete(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Delete)
         bot = turn.bot(command.bot)
-        await self.ops.delete_bot(turn.caller, bot)
+        await self.ops.delete_bot(turn.caller, bot, expect=turn.expect)
         await self.context.forget_bot(turn.caller.team_id, bot)
         turn.current = None
         return [Answer(f"Deleted *{bot}*.")]
@@ -603,6 +623,14 @@ class Studio:
     async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, NotYet)
         return [Answer(f"{command.feature} is not available yet; it comes in a later release.")]
+
+
+def _not_run(first: int, last: int) -> str:
+    if first > last:
+        return ""
+    if first == last:
+        return f" Step {last} was not run."
+    return f" Steps {first}-{last} were not run."
 
 
 def _outgoing(address: Address, answer: Answer) -> OutgoingMessage:

@@ -37,7 +37,7 @@ from storage.deployments import DeploymentRepository
 from storage.errors import DuplicateError, StaleRevisionError
 from storage.tables import Bot, Deployment, Team, utcnow
 from storage.teams import TeamRepository
-from storage.test_runs import TestRunRepository
+from storage.test_runs import TestRunRepository, failure_reason
 from studio.errors import (
     BadRequestError,
     ConflictError,
@@ -65,6 +65,29 @@ from studio.views import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What a confirmed command was asked about; checked inside the operation's transaction,
+    so nothing that changed in between is carried out unconfirmed."""
+
+    bot_id: int
+    version: int | None = None  # production: staging's version; rollback: the env's current one
+    revision: int | None = None  # delete: the draft revision
+
+
+def _check_expected(expect: Expected | None, bot: Bot, *, version: int | None = None) -> None:
+    if expect is None:
+        return
+    if (
+        bot.id != expect.bot_id
+        or (expect.version is not None and version != expect.version)
+        or (expect.revision is not None and bot.revision != expect.revision)
+    ):
+        raise ConflictError(
+            f"*{bot.name}* changed since you were asked; nothing was done. Ask again."
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,11 +376,14 @@ class Operations:
             raise _problems(exc) from None
         return await self.edit_draft(caller, name, {field: value})
 
-    async def delete_bot(self, caller: Caller, name: str) -> None:
+    async def delete_bot(
+        self, caller: Caller, name: str, *, expect: Expected | None = None
+    ) -> None:
         caller.require(Role.ADMIN, "Deleting a bot")
         async with self.db.write() as session:
             bot = await self._bot(session, caller, name)
             assert bot.id is not None
+            _check_expected(expect, bot)
             deployments = await DeploymentRepository(session).for_team(caller.team_id, bot.id)
             before = bot.draft
             await BotRepository(session).delete(bot)
@@ -393,11 +419,18 @@ class Operations:
         ]
 
     async def promote(
-        self, caller: Caller, name: str, *, to: str = "staging", force: bool = False
+        self,
+        caller: Caller,
+        name: str,
+        *,
+        to: str = "staging",
+        force: bool = False,
+        expect: Expected | None = None,
     ) -> PromoteResult:
-        """Staging: freeze the draft into a new version. Production: run staging's version."""
+        """Staging: freeze the draft into a new version (only while its tests pass, unless an
+        owner forces it). Production: run staging's version."""
         caller.require(Role.ADMIN, "Promoting")
-        if force:
+        if force and to == "staging":
             caller.require(Role.OWNER, "Forcing a promotion")
         _check_env(to)
         async with self.db.write() as session:
@@ -424,6 +457,7 @@ class Operations:
                     raise ConflictError(
                         f"{name} has no staging version yet: promote it to staging first"
                     )
+                _check_expected(expect, bot, version=staging.number)
                 version_id, number = staging.version_id, staging.number
             assert version_id is not None
             previous = pointers.get(to)
@@ -440,7 +474,13 @@ class Operations:
         return PromoteResult(version=number, env=to, created=created)
 
     async def rollback(
-        self, caller: Caller, name: str, *, env: str, version: int | None = None
+        self,
+        caller: Caller,
+        name: str,
+        *,
+        env: str,
+        version: int | None = None,
+        expect: Expected | None = None,
     ) -> PromoteResult:
         """Point `env` back at `version` (default: the version before the current one)."""
         caller.require(Role.ADMIN, "Rolling back")
@@ -452,6 +492,7 @@ class Operations:
             current = (await repo.pointers(bot.id)).get(env)
             if current is None:
                 raise ConflictError(f"{name} has no {env} version to roll back")
+            _check_expected(expect, bot, version=current.number)
             if version is None:
                 older = [v for v in await repo.versions(bot.id) if v.number < current.number]
                 if not older:
@@ -779,7 +820,12 @@ async def _require_passing_tests(
             f"{name}'s tests {why}: run /test {name} and promote when they pass "
             "(an owner may --force)"
         )
-    if run.status != "done" or run.failed:
+    if run.status == "failed":
+        raise ConflictError(
+            f"{name}'s last test run did not finish ({failure_reason(run) or 'interrupted'}): "
+            f"run /test {name} again"
+        )
+    if run.failed:
         raise ConflictError(
             f"{name}'s tests did not pass on this draft ({run.passed} passed, {run.failed} "
             f"failed): fix the draft or the tests and run /test {name} (an owner may --force)"

@@ -17,7 +17,7 @@ from typing import Any, get_args
 from builders.spec import Expectation, TestCase
 from runtime.messages import Field, OutgoingMessage
 from studio.commands import COMMANDS, NOT_YET, Command, RoleName, SettableField
-from studio.replies import Answer
+from studio.replies import CANCEL_PREFIX, CONFIRM_PREFIX, Answer
 from studio.test_report import CaseResult, TestReport
 from studio.views import (
     AuditView,
@@ -34,7 +34,7 @@ from studio.views import (
 
 _NONE = "—"
 _PERIODS = {"24h": "24 hours", "7d": "7 days", "30d": "30 days"}
-_CONFIRM_ACTIONS = ("confirm:", "cancel:")
+_CONFIRM_ACTIONS = (CONFIRM_PREFIX, CANCEL_PREFIX)
 _PROMPT_PREVIEW = 200
 _ANSWER_PREVIEW = 300
 _INPUT_PREVIEW = 80

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 from runtime.messages import Attachment, Button, Field
 
+# What a button's action says: answer a stored confirmation, or run a command.
+CONFIRM_PREFIX = "confirm:"  # + the confirmation's id
+CANCEL_PREFIX = "cancel:"
+RUN_PREFIX = "run:"  # + a command, e.g. "run:/show faq-bot"
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:

@@ -112,6 +112,8 @@ async def _run_case(
         except TimeoutError:
             why = f"the regex {_quoted(expect)} took over {REGEX_TIMEOUT_S:g} s; simplify it"
             return _result(number, case, answer, "error", why)
+        except regex.error as exc:  # valid for `re` (the spec's check), not for `regex`
+            return _result(number, case, answer, "error", f"the regex does not compile: {exc}")
         if found:
             return _result(number, case, answer, "pass")
         return _result(number, case, answer, "fail", f"expected a match for {_quoted(expect)}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 
 from pydantic import ValidationError
 
@@ -37,6 +38,7 @@ class Understood:
     problems: tuple[str, ...]  # tool calls that could not be used, one line each
 
 
+@cache
 def _describe() -> str:
     return "\n".join(f"{c.usage}: {c.summary}" for c in COMMANDS if c.usage)
 

@@ -55,7 +55,7 @@ class HttpLink:
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
-        self.after: int | None = None
+        self.after = 0
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """The JSON answer, or `LinkError` with a message a person can act on."""
@@ -71,15 +71,16 @@ class HttpLink:
             raise LinkError(error or f"HTTP {response.status_code}")
         return data
 
+    async def start(self) -> None:
+        """Begin after the member's newest stored message: old reports are not shown again."""
+        data = await self._call("GET", "/api/v1/studio/messages")
+        self.after = int(data["latest"])
+
     async def say(self, text: str) -> list[str]:
         data = await self._call("POST", "/api/v1/studio/messages", json={"text": text})
-        if self.after is None:
-            self.after = int(data["notices_after"])
         return [render_text(_answer(m)) for m in data["messages"]]
 
     async def later(self) -> list[str]:
-        if self.after is None:
-            return []
         data = await self._call("GET", "/api/v1/studio/messages", params={"after": self.after})
         self.after = int(data["last"])
         return [render_text(_answer(m)) for m in data["messages"]]

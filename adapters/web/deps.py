@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from adapters.web.mailbox import Mailbox
+from adapters.mailbox import Mailbox
 from adapters.web.rate_limit import RateLimiter
 from adapters.web.sessions import SessionIssuer
 from runtime.runtime import Runtime

@@ -3,7 +3,8 @@ tests, and invites.
 
 `POST /api/v1/studio/messages` needs an owner or admin key; `user` names the member the front
 speaks for (`http:<user>` in the team), or, when absent, the key's own member. What the Studio
-says later (a test report) is fetched with `GET /api/v1/studio/messages?after=N`.
+says later (a test report) is fetched with `GET /api/v1/studio/messages?after=N`; a front that
+starts fresh asks once and begins after the `latest` id.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ class MessageOut(BaseModel):
 class StudioOut(BaseModel):
     reply: str  # every message as plain text
     messages: list[MessageOut]
-    notices_after: int  # fetch later messages with GET ...?after=this
 
 
 class NoticesOut(BaseModel):
@@ -94,7 +94,6 @@ async def studio_message(body: StudioIn, who: Who, svc: Services) -> StudioOut:
     if len(body.text) > MAX_INPUT_CHARS:
         raise TooLargeError(f"message too long: at most {MAX_INPUT_CHARS} characters")
     identity = await _identity(who, body.user, svc)
-    after = await svc.mailbox.latest_id(who.team_id, identity)
     message = IncomingMessage(
         address=studio_address(PULL_CHANNEL, who.team_id, identity),
         text=body.text,
@@ -104,7 +103,6 @@ async def studio_message(body: StudioIn, who: Who, svc: Services) -> StudioOut:
     return StudioOut(
         reply="\n\n".join(render_text(m) for m in reply.messages),
         messages=[_out(m) for m in reply.messages],
-        notices_after=after,
     )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from adapters.terminal.chat import HttpLink, converse
+from adapters.terminal.chat import HttpLink, LinkError, converse
 from tests.factories import Service
 
 
@@ -26,6 +27,7 @@ async def test_a_terminal_conversation_through_a_running_service(service: Servic
         transport=transport, base_url="http://studio.test", headers=service.auth()
     ) as client:
         link = HttpLink(client)
+        await link.start()
         await converse(link, read=lambda: next(lines), write=written.append, interactive=False)
         await service.app.state.core.studio.drain()
         written.extend(await link.later())
@@ -37,13 +39,18 @@ async def test_a_terminal_conversation_through_a_running_service(service: Servic
 
 
 async def test_a_refused_key_is_said_plainly(service: Service) -> None:
-    written: list[str] = []
-    lines = iter(["/bots\n", ""])
     transport = httpx.ASGITransport(app=service.app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://studio.test", headers=service.auth("cs_wrong")
     ) as client:
-        await converse(
-            HttpLink(client), read=lambda: next(lines), write=written.append, interactive=False
-        )
-    assert written == ["error: invalid API key\n\n"]
+        link = HttpLink(client)
+        with pytest.raises(LinkError, match="invalid API key"):
+            await link.start()
+        with pytest.raises(LinkError, match="invalid API key"):
+            await link.say("/bots")
+
+
+async def test_a_stopped_service_is_said_plainly() -> None:
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:9") as client:
+        with pytest.raises(LinkError, match="did not answer"):
+            await HttpLink(client).say("/bots")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import partial
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from builders.spec import BotSpec
 from storage import conversations as conv
@@ -246,8 +247,9 @@ async def test_audit_redacts_secrets_at_any_depth(any_db: Database) -> None:
 
 
 async def test_housekeeping_forgets_old_notices_and_confirmations(any_db: Database) -> None:
-    from adapters.web.mailbox import Mailbox
+    from adapters.mailbox import Mailbox
     from runtime.messages import OutgoingMessage
+    from studio import confirmations
     from studio.address import studio_address
     from studio.confirmations import Confirmations
 
@@ -259,8 +261,17 @@ async def test_housekeeping_forgets_old_notices_and_confirmations(any_db: Databa
         team_id=team_id, identity="api:owner", command={}, bot=None, revision=None
     )
     assert [m.text for _, m in await mailbox.fetch(team_id, "api:owner")] == ["report"]
-    await any_db.run_write(partial(inbox.expire, before=utcnow() - timedelta(hours=1)))
+
+    def expire(before: datetime) -> Callable[[Connection], None]:
+        def job(conn: Connection) -> None:
+            Mailbox.expire(conn, before=before)
+            confirmations.expire(conn, before=before)
+
+        return job
+
+    await any_db.run_write(expire(utcnow() - timedelta(hours=1)))
     assert await _count(any_db, "studio_notice") == 1  # young rows stay
-    await any_db.run_write(partial(inbox.expire, before=utcnow() + timedelta(seconds=1)))
+    assert await _count(any_db, "confirmation") == 1
+    await any_db.run_write(expire(utcnow() + timedelta(seconds=1)))
     assert await _count(any_db, "studio_notice") == 0
     assert await _count(any_db, "confirmation") == 0

@@ -100,3 +100,16 @@ async def test_commands_do_not_call_the_model(studio: Service, llm: FakeLLM) -> 
     await studio.reply("/newbot faq-bot")
     await studio.reply("show faq-bot")
     assert llm.calls == []
+
+
+async def test_steps_after_a_confirmation_wait_for_it(studio: Service, llm: FakeLLM) -> None:
+    await studio.reply("/newbot acme")
+    await studio.reply("/promote acme")
+    llm.tool_calls(
+        ("promote", {"bot": "acme", "to": "production"}),
+        ("deploy", {"bot": "acme", "channel": "web"}),
+    )
+    reply = await studio.reply("put acme live on the web")
+    assert "Step 1/2" in reply and "Confirm" in reply and "Step 2 was not run." in reply
+    assert await studio.call("GET", "/api/v1/deployments") == []
+    assert "production now runs v1" in await studio.reply("yes")

@@ -334,3 +334,18 @@ async def test_a_catastrophic_regex_times_out_as_an_error() -> None:
     report = await run_cases(spec, llm=LlmGateway(), judge_model=None)
     (result,) = report.results
     assert result.outcome == "error" and "took over" in result.reason
+
+
+async def test_a_regex_only_re_accepts_is_an_error_not_a_crash() -> None:
+    with pytest.warns(FutureWarning):  # `re` reads it as a nested set, and says so
+        odd = Expectation(kind="regex", value="[[:foo:]]")
+    spec = BotSpec(
+        name="odd-bot",
+        tests=[
+            TestCase(turns=["hi"], expect=odd),
+            TestCase(turns=["hi"], expect=Expectation(kind="contains", value="answer")),
+        ],
+    )
+    report = await run_cases(spec, llm=LlmGateway(), judge_model=None)
+    assert [r.outcome for r in report.results] == ["error", "pass"]
+    assert "does not compile" in report.results[0].reason

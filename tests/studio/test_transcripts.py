@@ -200,10 +200,15 @@ async def test_confirmations_are_stored_bound_and_single_use(service: Service) -
     assert "Cancelled" in (await service.say(action=cancel))["reply"]
     assert (await service.call("GET", "/api/v1/bots/faq-bot"))["name"] == "faq-bot"
 
-    # stale: the draft changed after the question
+    # stale: the draft changed (through REST) after the question
     await service.say("/delete faq-bot")
-    await service.reply("/set faq-bot greeting Changed meanwhile")
+    await service.call("PATCH", "/api/v1/bots/faq-bot", json={"greeting": "Changed meanwhile"})
     assert "changed since you were asked" in await service.reply("yes")
+
+    # moving on to another command lets the question lapse: a later "ok" confirms nothing
+    await service.say("/delete faq-bot")
+    await service.reply("/show faq-bot")
+    assert "nothing to confirm" in await service.reply("ok")
     assert (await service.call("GET", "/api/v1/bots/faq-bot"))["name"] == "faq-bot"
 
     # expired after 5 minutes
@@ -365,7 +370,7 @@ async def test_a_confirmation_is_bound_to_what_it_asked(service: Service) -> Non
     # a bot deleted and created again under the same name is another bot
     await service.say("/delete faq-bot")
     await service.call("DELETE", "/api/v1/bots/faq-bot")
-    await service.reply("/newbot faq-bot")
+    await service.call("POST", "/api/v1/bots", json={"name": "faq-bot"})
     assert "changed since you were asked" in await service.reply("yes")
     assert (await service.call("GET", "/api/v1/bots/faq-bot"))["name"] == "faq-bot"
 
@@ -393,18 +398,20 @@ async def test_a_key_never_speaks_for_someone_above_it(service: Service) -> None
     assert roles["api:owner"] == "owner"
 
 
-async def test_one_test_run_per_bot_and_everyone_hears(service: Service) -> None:
-    await service.reply("/newbot faq-bot")
-    await service.reply('/test faq-bot add "hi" expect contains "answer"')
-    await service.reply("/bots", user="eve")
-    await service.reply("/role eve editor")
-    first, second = await asyncio.gather(
-        service.reply("/test faq-bot"), service.reply("/test faq-bot", user="eve")
-    )
-    assert sum("already running" in reply for reply in (first, second)) == 1
-    await service.app.state.core.studio.drain()
-    assert any("1 passed" in t for t in await service.notices())
-    assert any("1 passed" in t for t in await service.notices(user="eve"))
+async def test_one_test_run_per_bot_and_everyone_hears(tmp_path: Path, llm: FakeLLM) -> None:
+    async with running_service(service_settings(tmp_path, llm_api_base=llm.base_url)) as service:
+        await service.reply("/newbot faq-bot")
+        await service.reply("/set faq-bot model openai/fake-model")
+        await service.reply('/test faq-bot add "hi" expect contains "answer"')
+        await service.reply("/bots", user="eve")
+        await service.reply("/role eve editor")
+        llm.stall(0.5, text="The answer.")  # the run lasts while eve asks
+        assert "Running 1 test(s)" in await service.reply("/test faq-bot")
+        assert "already running" in await service.reply("/test faq-bot", user="eve")
+        await service.app.state.core.studio.drain()
+        assert len(llm.calls) == 1
+        assert any("1 passed" in t for t in await service.notices())
+        assert any("1 passed" in t for t in await service.notices(user="eve"))
 
 
 async def test_a_long_run_reports_progress_then_the_report(service: Service) -> None:
@@ -416,3 +423,31 @@ async def test_a_long_run_reports_progress_then_the_report(service: Service) -> 
     notices = await service.notices()
     assert any("tests run…" in t for t in notices[:-1])
     assert "8 passed, 0 failed" in notices[-1]
+
+
+async def test_an_interrupted_run_is_marked_and_blocks_nothing(
+    tmp_path: Path, llm: FakeLLM
+) -> None:
+    async with running_service(service_settings(tmp_path, llm_api_base=llm.base_url)) as service:
+        await service.reply("/newbot faq-bot")
+        await service.reply("/set faq-bot model openai/fake-model")
+        await service.reply('/test faq-bot add "hi" expect contains "answer"')
+        llm.stall(5.0, text="The answer.")
+        await service.reply("/test faq-bot")
+        await service.app.state.core.studio.drain(grace_s=0.2)  # as at shutdown
+        refused = await service.reply("/promote faq-bot")
+        assert "did not finish (interrupted)" in refused
+        llm.reset()
+        llm.reply("The answer.")
+        await service.reply("/test faq-bot")
+        await service.app.state.core.studio.drain()
+        assert "v1" in await service.reply("/promote faq-bot")
+
+
+async def test_force_means_nothing_for_production(service: Service) -> None:
+    await service.reply("/newbot faq-bot")
+    await service.reply("/promote faq-bot")
+    await service.reply("/bots", user="ada")
+    await service.reply("/role ada admin")
+    await service.say("/promote faq-bot production --force", user="ada")
+    assert "production now runs v1" in await service.reply("yes", user="ada")

@@ -4,9 +4,10 @@ fetches it (`GET /api/v1/studio/messages?after=N`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, func, insert
+from sqlalchemy import Connection, delete, func, insert
 from sqlmodel import col, select
 
 from runtime.channel import Capabilities, DeploymentInfo, SendReceipt
@@ -68,6 +69,12 @@ class Mailbox:
         )
         async with self.db.read() as session:
             return int((await session.exec(query)).one() or 0)
+
+    @staticmethod
+    def expire(conn: Connection, *, before: datetime) -> None:
+        """Forget stored messages older than `before` (housekeeping: fronts fetch within
+        seconds)."""
+        conn.execute(delete(_notice).where(_notice.c.created_at < before))
 
     async def setup(self, deployment: DeploymentInfo) -> str | None:
         return None
