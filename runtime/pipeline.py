@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from builders.spec import BotSpec, PipelineNode
 from runtime.llm import ChatMessage, LlmGateway
+from storage.conversations import TurnRecord
 
 
 @dataclass(slots=True)
@@ -76,6 +77,26 @@ class TurnOutput:
 
 
 _MAX_STEPS = 32
+
+
+def turn_records(
+    text: str, output: TurnOutput, *, version: int | None, latency_ms: float
+) -> list[TurnRecord]:
+    """The two stored messages of a turn. A failed turn marks both: neither is history for the
+    next turn."""
+    return [
+        TurnRecord(role="user", text=text, version=version, error=output.error),
+        TurnRecord(
+            role="assistant",
+            text=output.reply,
+            version=version,
+            latency_ms=round(latency_ms, 2),
+            prompt_tokens=output.usage.prompt_tokens,
+            completion_tokens=output.usage.completion_tokens,
+            cost_usd=output.usage.cost_usd,
+            error=output.error,
+        ),
+    ]
 
 
 @dataclass(frozen=True, slots=True)

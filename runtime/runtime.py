@@ -26,7 +26,7 @@ from runtime.llm import ChatMessage, LlmGateway
 from runtime.locks import ConversationLocks, LocalConversationLocks
 from runtime.messages import Address, IncomingMessage, OutgoingMessage, Reply
 from runtime.metrics import DUPLICATES, LLM_ERRORS, SENDS, TURN_SECONDS, TURNS
-from runtime.pipeline import CompiledBot, TurnContext, compile_spec
+from runtime.pipeline import CompiledBot, TurnContext, compile_spec, turn_records
 from storage import conversations as conv_store
 from storage import inbox as inbox_store
 from storage.batch import WriteBatcher
@@ -298,22 +298,7 @@ class Runtime:
         )
         latency_ms = (time.perf_counter() - started) * 1000
         reply = OutgoingMessage(address=address, text=output.reply, reply_to=address.thread)
-        records = [
-            # A failed turn marks both messages: neither is history for the next turn.
-            conv_store.TurnRecord(
-                role="user", text=message.text, version=live.number, error=output.error
-            ),
-            conv_store.TurnRecord(
-                role="assistant",
-                text=output.reply,
-                version=live.number,
-                latency_ms=round(latency_ms, 2),
-                prompt_tokens=output.usage.prompt_tokens,
-                completion_tokens=output.usage.completion_tokens,
-                cost_usd=output.usage.cost_usd,
-                error=output.error,
-            ),
-        ]
+        records = turn_records(message.text, output, version=live.number, latency_ms=latency_ms)
         new = None
         if state.id is None:
             new = conv_store.NewConversation(

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from builders.spec import BotSpec
 from runtime.llm import ChatMessage, LlmGateway
-from runtime.pipeline import TurnContext, TurnOutput, compile_spec
+from runtime.pipeline import TurnContext, TurnOutput, compile_spec, turn_records
 from storage import conversations as conv_store
 from storage.database import Database
 
@@ -51,19 +51,8 @@ class Sandbox:
         output = await compile_spec(spec).run(
             TurnContext(spec=spec, text=text, history=history, llm=self.llm)
         )
-        latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        records = [
-            conv_store.TurnRecord(role="user", text=text, error=output.error),
-            conv_store.TurnRecord(
-                role="assistant",
-                text=output.reply,
-                latency_ms=latency_ms,
-                prompt_tokens=output.usage.prompt_tokens,
-                completion_tokens=output.usage.completion_tokens,
-                cost_usd=output.usage.cost_usd,
-                error=output.error,
-            ),
-        ]
+        latency_ms = (time.perf_counter() - started) * 1000
+        records = turn_records(text, output, version=None, latency_ms=latency_ms)
         new = conv_store.NewConversation(
             bot_id=bot_id,
             deployment_id=None,
