@@ -61,7 +61,8 @@ class Confirmations:
 
     async def lapse(self, *, team_id: int, identity: str) -> None:
         """The member moved on to another command: an open question no longer stands, so a
-        later "yes" cannot confirm something asked minutes and several commands ago."""
+        later "yes" cannot confirm something asked minutes and several commands ago. (An
+        update that matches nothing, through the one writer, costs less than a read first.)"""
         await self.db.run_write(lambda conn: conn.execute(_lapse(team_id, identity)))
 
     async def claim(self, *, team_id: int, identity: str, token: str | None) -> Pending | None:

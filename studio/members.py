@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import and_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,15 +44,20 @@ class Members:
     async def caller(self, team_id: int, identity: str) -> Caller:
         """The member `identity` of the team, joining it if new: as owner when the team has no
         members yet, else as a viewer."""
-        async with self.db.read() as session:
-            team = await session.get(Team, team_id)
-            member = await TeamRepository(session).member(team_id, identity)
-        if team is None:
-            raise NotFoundError("this team no longer exists")
-        if member is not None:
-            return Caller(
-                team_id=team_id, team=team.name, identity=identity, role=Role(member.role)
+        query = (
+            select(Team.name, Member.role)
+            .outerjoin(
+                Member, and_(col(Member.team_id) == Team.id, col(Member.identity) == identity)
             )
+            .where(Team.id == team_id)
+        )
+        async with self.db.read() as session:
+            row = (await session.exec(query)).first()
+        if row is None:
+            raise NotFoundError("this team no longer exists")
+        team_name, known_role = row
+        if known_role is not None:
+            return Caller(team_id=team_id, team=team_name, identity=identity, role=Role(known_role))
         async with self.db.write() as session:
             repo = TeamRepository(session)
             member = await repo.member(team_id, identity)
@@ -69,7 +74,7 @@ class Members:
                     target=identity,
                     after={"role": role.value},
                 )
-        return Caller(team_id=team_id, team=team.name, identity=identity, role=Role(member.role))
+        return Caller(team_id=team_id, team=team_name, identity=identity, role=Role(member.role))
 
     async def role_of(self, team_id: int, identity: str) -> Role | None:
         async with self.db.read() as session:
