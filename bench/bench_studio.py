@@ -29,8 +29,8 @@ from bench.common import (
     base_env,
     child,
     free_port,
+    model_server,
     percentile,
-    wait_file,
     wait_http,
 )
 from bench.llm_server import ANSWER
@@ -160,15 +160,7 @@ def _start(stack: ExitStack, tmp: Path, llm_base: str) -> tuple[Child, int]:
 async def run() -> list[Figure]:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-studio-")))
-        port_file = tmp / "llm.port"
-        llm = stack.enter_context(
-            child(
-                [PYTHON, "-m", "bench.llm_server", str(port_file)],
-                env=base_env(),
-                log=tmp / "llm.log",
-            )
-        )
-        llm_base = f"http://{HOST}:{await wait_file(port_file, llm)}/v1"
+        _, llm_base = await model_server(stack, tmp)
         platform, port = _start(stack, tmp, llm_base)
         base = f"http://{HOST}:{port}"
         await wait_http(f"{base}/healthz", platform)

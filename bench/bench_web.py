@@ -30,8 +30,8 @@ from bench.common import (
     base_env,
     child,
     free_port,
+    model_server,
     percentile,
-    wait_file,
     wait_http,
 )
 from bench.llm_server import ANSWER
@@ -190,15 +190,7 @@ def _start(stack: ExitStack, tmp: Path, llm_base: str) -> tuple[Child, Child, in
 async def run() -> list[Figure]:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-web-")))
-        port_file = tmp / "llm.port"
-        llm = stack.enter_context(
-            child(
-                [PYTHON, "-m", "bench.llm_server", str(port_file)],
-                env=base_env(),
-                log=tmp / "llm.log",
-            )
-        )
-        llm_base = f"http://{HOST}:{await wait_file(port_file, llm)}/v1"
+        llm, llm_base = await model_server(stack, tmp)
         platform, baseline, platform_port, baseline_port = _start(stack, tmp, llm_base)
         await wait_http(f"http://{HOST}:{platform_port}/healthz", platform)
         await wait_http(f"http://{HOST}:{baseline_port}/healthz", baseline)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +166,18 @@ async def wait_file(path: Path, proc: Child, timeout_s: float = 30.0) -> str:
             raise RuntimeError(f"process exited with {proc.process.returncode}:\n{proc.log_tail()}")
         await asyncio.sleep(0.01)
     raise RuntimeError(f"{path} not written after {timeout_s:.0f} s:\n{proc.log_tail()}")
+
+
+async def model_server(stack: ExitStack, tmp: Path) -> tuple[Child, str]:
+    """Start `bench.llm_server`, the zero-latency fake model, for the life of `stack`: the
+    process and its OpenAI-compatible `/v1` base URL."""
+    port_file = tmp / "llm.port"
+    llm = stack.enter_context(
+        child(
+            [PYTHON, "-m", "bench.llm_server", str(port_file)], env=base_env(), log=tmp / "llm.log"
+        )
+    )
+    return llm, f"http://{HOST}:{await wait_file(port_file, llm)}/v1"
 
 
 def _read(path: Path) -> str | None:
