@@ -1,5 +1,6 @@
 """Per-member context kept between messages: the bot a member talked about last is the default
-subject of the next command ("set the model to gpt-4o" after creating `faq-bot` edits `faq-bot`)."""
+subject of the next command ("set the model to gpt-4o" after creating `faq-bot` edits `faq-bot`).
+It is read together with the member (`Members.visit`)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,6 @@ from storage.tables import StudioContext, utcnow
 class ContextStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    async def current_bot(self, team_id: int, identity: str) -> str | None:
-        async with self.db.read() as session:
-            row = await session.get(StudioContext, (team_id, identity))
-        return row.bot if row else None
 
     async def remember(self, team_id: int, identity: str, bot: str | None) -> None:
         async with self.db.write() as session:

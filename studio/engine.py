@@ -144,10 +144,9 @@ class Studio:
     async def answer(self, message: IncomingMessage) -> list[Answer]:
         """What the Studio says to `message`. Never raises: a problem is said, not thrown."""
         try:
-            caller = await self.members.caller(team_of(message.address), message.address.user)
-            turn = Turn(
-                caller, await self.context.current_bot(caller.team_id, caller.identity), message
-            )
+            visit = await self.members.visit(team_of(message.address), message.address.user)
+            caller = visit.caller
+            turn = Turn(caller, visit.current_bot, message)
             before = turn.current
             answers = await self._understand_and_run(turn)
             if turn.current != before:

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.audit import AuditRepository
 from storage.database import Database
-from storage.tables import Invite, Member, Team, utcnow
+from storage.tables import Invite, Member, StudioContext, Team, utcnow
 from storage.teams import TeamRepository
 from studio.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from studio.roles import Caller, Role
@@ -31,6 +31,12 @@ def _hash(code: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Visit:
+    caller: Caller
+    current_bot: str | None  # the default subject of the member's next command
+
+
+@dataclass(frozen=True, slots=True)
 class Joined:
     team: str
     role: Role
@@ -41,13 +47,19 @@ class Members:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def caller(self, team_id: int, identity: str) -> Caller:
-        """The member `identity` of the team, joining it if new: as owner when the team has no
-        members yet, else as a viewer."""
+    async def visit(self, team_id: int, identity: str) -> Visit:
+        """The member `identity` of the team and the bot they talked about last (one query),
+        joining the team if new: as owner when it has no members yet, else as a viewer."""
         query = (
-            select(Team.name, Member.role)
+            select(Team.name, Member.role, StudioContext.bot)
             .outerjoin(
                 Member, and_(col(Member.team_id) == Team.id, col(Member.identity) == identity)
+            )
+            .outerjoin(
+                StudioContext,
+                and_(
+                    col(StudioContext.team_id) == Team.id, col(StudioContext.identity) == identity
+                ),
             )
             .where(Team.id == team_id)
         )
@@ -55,9 +67,12 @@ class Members:
             row = (await session.exec(query)).first()
         if row is None:
             raise NotFoundError("this team no longer exists")
-        team_name, known_role = row
+        team_name, known_role, current = row
         if known_role is not None:
-            return Caller(team_id=team_id, team=team_name, identity=identity, role=Role(known_role))
+            caller = Caller(
+                team_id=team_id, team=team_name, identity=identity, role=Role(known_role)
+            )
+            return Visit(caller, current)
         async with self.db.write() as session:
             repo = TeamRepository(session)
             member = await repo.member(team_id, identity)
@@ -74,7 +89,8 @@ class Members:
                     target=identity,
                     after={"role": role.value},
                 )
-        return Caller(team_id=team_id, team=team_name, identity=identity, role=Role(member.role))
+        caller = Caller(team_id=team_id, team=team_name, identity=identity, role=Role(member.role))
+        return Visit(caller, current)
 
     async def role_of(self, team_id: int, identity: str) -> Role | None:
         async with self.db.read() as session:
@@ -108,6 +124,11 @@ class Members:
             raise InvalidError(str(exc)) from None
         async with self.db.write() as session:
             member = await _find_member(session, caller.team_id, user)
+            if member.identity.startswith("api:"):
+                raise InvalidError(
+                    "An API key keeps the role it was made with: create a key with the role you "
+                    "want (python main.py apikey create)"
+                )
             before = Role(member.role)
             if Role.OWNER in (before, wanted) and caller.role is not Role.OWNER:
                 raise ForbiddenError("Only an owner can make or unmake an owner.")

@@ -76,10 +76,12 @@ def _out(message: OutgoingMessage) -> MessageOut:
 
 
 async def _identity(who: Caller, user: str | None, svc: WebServices) -> str:
-    """The member a front speaks for. A key never speaks for someone who outranks it, so an
-    admin key cannot act as an owner."""
+    """The member a front speaks for: the key's own (whose role is the key's: `/role` leaves keys
+    alone), or `user`, who must not outrank the key, so an admin key cannot act as an owner."""
     who.require(Role.ADMIN, "Speaking for members of the team")
-    identity = f"http:{user}" if user else who.identity
+    if not user:
+        return who.identity
+    identity = f"http:{user}"
     role = await svc.studio.members.role_of(who.team_id, identity)
     if role is not None and role.rank > who.role.rank:
         raise ForbiddenError(

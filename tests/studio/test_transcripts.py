@@ -236,7 +236,7 @@ async def test_roles_invites_and_members(service: Service) -> None:
     assert "admin role" in await service.reply("/role alice admin", user="alice")
     assert "admin role" in await service.reply("/promote x-bot", user="alice")
 
-    assert "only owner" in await service.reply("/role api:owner viewer")
+    assert "keeps the role" in await service.reply("/role api:owner viewer")
     await service.reply("/role alice admin")
     assert "Only an owner" in await service.reply("/role alice owner", user="alice")
 
