@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from adapters.mailbox import Mailbox
+    from adapters.slack.app import SlackAdapter
     from runtime.runtime import Runtime
     from storage.database import Database
     from studio.engine import Studio
@@ -46,8 +47,11 @@ class Services:
     ops: Operations
     studio: Studio
     mailbox: Mailbox
+    slack: SlackAdapter | None = None
 
     async def close(self) -> None:
+        if self.slack is not None:
+            await self.slack.drain()
         await self.studio.drain(grace_s=SHUTDOWN_GRACE_S)
         await self.runtime.drain()
         await self.db.dispose()
@@ -113,6 +117,20 @@ async def build_services(settings: Settings) -> Services:
         judge_model=settings.effective_judge_model,
     )
     runtime.register_builtin(STUDIO_DEPLOYMENT, studio)
+    slack = None
+    if settings.slack_enabled:
+        from adapters.slack.app import SlackAdapter
+
+        assert settings.slack_bot_token and settings.slack_signing_secret
+        slack = SlackAdapter(
+            token=settings.slack_bot_token,
+            signing_secret=settings.slack_signing_secret,
+            api_url=settings.slack_api_url,
+            owners=settings.slack_owner_ids,
+            runtime=runtime,
+            members=studio.members,
+        )
+        channels.register(slack.channel)
     return Services(
         settings=settings,
         db=db,
@@ -121,6 +139,7 @@ async def build_services(settings: Settings) -> Services:
         ops=ops,
         studio=studio,
         mailbox=mailbox,
+        slack=slack,
     )
 
 
@@ -168,7 +187,12 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             housekeeping.cancel()
             await services.close()
 
-    return create_app(lifespan)
+    app = create_app(lifespan)
+    if settings.slack_enabled:
+        from adapters.slack.app import router as slack_router
+
+        app.include_router(slack_router())
+    return app
 
 
 class _ServeLock:

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.audit import AuditRepository
 from storage.database import Database
+from storage.errors import DuplicateError
 from storage.tables import Invite, Member, StudioContext, Team, utcnow
 from storage.teams import TeamRepository
 from studio.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
@@ -91,6 +92,34 @@ class Members:
                 )
         caller = Caller(team_id=team_id, team=team_name, identity=identity, role=Role(member.role))
         return Visit(caller, current)
+
+    async def workspace_team(self, name: str, *, owners: list[str]) -> int:
+        """The team of a chat workspace (a Slack workspace), created on first contact with
+        `owners` (identities) as its owners; without owners, its first member will own it."""
+        async with self.db.read() as session:
+            team = await TeamRepository(session).by_name(name)
+        if team is not None and team.id is not None:
+            return team.id
+        try:
+            async with self.db.write() as session:
+                repo = TeamRepository(session)
+                team = await repo.create(name)
+                assert team.id is not None
+                for owner in owners:
+                    await repo.add_member(team.id, owner, Role.OWNER)
+                await AuditRepository(session).record(
+                    team_id=team.id,
+                    actor="slack",
+                    action="team.create",
+                    target=name,
+                    after={"owners": owners},
+                )
+                return team.id
+        except DuplicateError:  # another delivery created it meanwhile
+            async with self.db.read() as session:
+                team = await TeamRepository(session).by_name(name)
+            assert team is not None and team.id is not None
+            return team.id
 
     async def role_of(self, team_id: int, identity: str) -> Role | None:
         async with self.db.read() as session:

@@ -588,6 +588,8 @@ class Operations:
             ) from None
         if channel == "web" and (target or token):
             raise InvalidError("a web deployment takes no target or token")
+        if channel == "slack" and not target:
+            raise InvalidError("name the Slack channel: /deploy BOT slack #channel")
         async with self.db.write() as session:
             bot = await self._bot(session, caller, name)
             assert bot.id is not None

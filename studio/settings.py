@@ -51,5 +51,14 @@ class Settings(BaseSettings):
         return self.judge_model or self.builder_model
 
     @property
+    def slack_enabled(self) -> bool:
+        """Both Slack credentials set: the Slack adapter is on."""
+        return bool(self.slack_bot_token and self.slack_signing_secret)
+
+    @property
+    def slack_owner_ids(self) -> list[str]:
+        return [o.strip() for o in (self.slack_owners or "").split(",") if o.strip()]
+
+    @property
     def uses_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.llm import FakeLLM
+from tests.fakes.slack import FakeSlack
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +27,18 @@ def llm(fake_llm: FakeLLM) -> FakeLLM:
     """The session's fake LLM, with no calls recorded and nothing scripted."""
     fake_llm.reset()
     return fake_llm
+
+
+@pytest.fixture(scope="session")
+def fake_slack() -> Iterator[FakeSlack]:
+    """The session's fake Slack Web API (started on first use)."""
+    server = FakeSlack().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def slack(fake_slack: FakeSlack) -> FakeSlack:
+    """The session's fake Slack, with no calls, scripts, channels, users or files."""
+    fake_slack.reset()
+    return fake_slack

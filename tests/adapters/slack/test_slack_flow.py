@@ -1,0 +1,209 @@
+"""Slack end to end: signed requests over real HTTP to `/slack/events`, the real slack-bolt and
+slack_sdk, and the fake Slack Web API recording what the service posts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import running_service, service_settings
+from tests.factories import Service
+from tests.fakes.slack import Call, FakeSlack
+from tests.fakes.slack_payloads import (
+    FORM,
+    JSON,
+    action_body,
+    event_body,
+    mention_event,
+    message_event,
+    new_ts,
+    sign,
+    slash_body,
+)
+
+SECRET = "slack-signing-secret"
+
+
+@pytest.fixture
+async def studio(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[Service]:
+    slack.add_channel("C0001", "support", member=True)
+    settings = service_settings(
+        tmp_path,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.base_url,
+    )
+    async with running_service(settings) as service:
+        yield service
+
+
+async def post(
+    service: Service, body: bytes, *, content_type: str = JSON, **headers: str
+) -> httpx.Response:
+    signed = {**sign(body, SECRET), "Content-Type": content_type, **headers}
+    return await service.client.post("/slack/events", content=body, headers=signed)
+
+
+async def posted(slack: FakeSlack, count: int = 1) -> list[Call]:
+    """Wait until chat.postMessage/chat.update were called `count` times in all."""
+    for _ in range(300):
+        found = slack.calls_to("chat.postMessage") + slack.calls_to("chat.update")
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"only {len(found)} posts: {[c.body.get('text') for c in found]}")
+
+
+async def dm(service: Service, slack: FakeSlack, text: str, *, user: str = "U0001") -> Call:
+    before = len(slack.calls_to("chat.postMessage"))
+    response = await post(service, event_body(message_event(text, user=user)))
+    assert response.status_code == 200, response.text
+    return (await posted(slack, before + 1))[-1]
+
+
+async def responded(slack: FakeSlack, name: str) -> dict[str, Any]:
+    for _ in range(300):
+        calls = slack.calls_to(f"response_url:{name}")
+        if calls:
+            return calls[-1].body
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"nothing posted to response_url {name}")
+
+
+def text_of(call: Call) -> str:
+    blocks = call.body.get("blocks") or []
+    parts = [str(call.body.get("text", ""))]
+    for block in blocks:
+        if block.get("type") == "section":
+            parts.append(block.get("text", {}).get("text", ""))
+            parts += [f["text"] for f in block.get("fields", [])]
+    return "\n".join(parts)
+
+
+async def test_build_deploy_and_answer_in_a_channel(studio: Service, slack: FakeSlack) -> None:
+    created = await dm(studio, slack, "newbot faq-bot")
+    assert "faq-bot" in text_of(created) and created.body["channel"] == "D0001"
+    assert "username" not in created.body  # the Studio speaks as the app
+    await dm(studio, slack, "set greeting Hello from faq-bot")
+    assert "v1" in text_of(await dm(studio, slack, "promote faq-bot"))
+
+    asked = await dm(studio, slack, "promote faq-bot production")
+    buttons = next(b for b in asked.body["blocks"] if b["type"] == "actions")["elements"]
+    assert [b["text"]["text"] for b in buttons] == ["Confirm", "Cancel"]
+    before = len(slack.calls_to("chat.postMessage"))
+    click = action_body(
+        buttons[0]["value"],
+        action_id=buttons[0]["action_id"],
+        message_ts=asked.body.get("ts", new_ts()),
+    )
+    assert (await post(studio, click, content_type=FORM)).status_code == 200
+    done = (await posted(slack, before + 1))[-1]
+    assert "production now runs v1" in text_of(done)
+
+    command = slash_body(
+        "/deploy", "faq-bot slack <#C0001|support>", response_url=slack.response_url("deploy")
+    )
+    started = time.perf_counter()
+    response = await post(studio, command, content_type=FORM)
+    assert response.status_code == 200 and time.perf_counter() - started < 3
+    deployed = await responded(slack, "deploy")
+    assert "live on slack" in deployed["text"] and deployed["response_type"] == "ephemeral"
+
+    # a colleague's message in the channel gets the bot's answer, in a thread, under its name
+    ts = new_ts()
+    before = len(slack.calls_to("chat.postMessage"))
+    question = message_event(
+        "How long do refunds take?", user="U0002", channel="C0001", channel_type="channel", ts=ts
+    )
+    assert (await post(studio, event_body(question))).status_code == 200
+    answer = (await posted(slack, before + 1))[-1]
+    assert answer.body["username"] == "faq-bot" and answer.body["thread_ts"] == ts
+    assert answer.body["channel"] == "C0001" and "can't answer that yet" in text_of(answer)
+
+    await post(
+        studio,
+        slash_body("/stats", "faq-bot 24h", response_url=slack.response_url("st")),
+        content_type=FORM,
+    )
+    stats = await responded(slack, "st")
+    assert "Turns" in str(stats["blocks"]) and "faq-bot" in stats["text"]
+
+
+async def test_one_answer_however_often_an_event_arrives(studio: Service, slack: FakeSlack) -> None:
+    ts = new_ts()
+    body = event_body(message_event("/bots", ts=ts))
+    for retry in ("", "1", "2"):
+        extra = (
+            {"X-Slack-Retry-Num": retry, "X-Slack-Retry-Reason": "http_timeout"} if retry else {}
+        )
+        assert (await post(studio, body, **extra)).status_code == 200
+    # the same message as an app_mention too
+    await post(studio, event_body(mention_event("<@UBOT> /bots", channel="D0001", ts=ts)))
+    await posted(slack, 1)
+    await asyncio.sleep(0.3)
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_forged_stale_or_unsigned_requests_are_refused(
+    studio: Service, slack: FakeSlack
+) -> None:
+    body = event_body(message_event("newbot evil-bot"))
+    forged = {**sign(body, "wrong-secret"), "Content-Type": JSON}
+    assert (
+        await studio.client.post("/slack/events", content=body, headers=forged)
+    ).status_code == 401
+    stale = {**sign(body, SECRET, timestamp=int(time.time()) - 600), "Content-Type": JSON}
+    assert (
+        await studio.client.post("/slack/events", content=body, headers=stale)
+    ).status_code == 401
+    bare = {"Content-Type": JSON}
+    assert (
+        await studio.client.post("/slack/events", content=body, headers=bare)
+    ).status_code == 401
+    await asyncio.sleep(0.2)
+    assert slack.calls_to("chat.postMessage") == []
+    assert (await studio.call("GET", "/api/v1/bots")) == []  # the local team: nothing happened
+
+
+async def test_bot_posts_edits_and_unknown_payloads_are_ignored(
+    studio: Service, slack: FakeSlack
+) -> None:
+    for event in (
+        message_event("newbot loop-bot", bot_id="BOTHER"),
+        message_event("newbot loop-bot", subtype="message_changed"),
+        message_event("newbot loop-bot", subtype="message_deleted"),
+        {"type": "reaction_added", "user": "U0001", "reaction": "tada"},
+    ):
+        assert (await post(studio, event_body(event))).status_code == 200
+    await asyncio.sleep(0.3)
+    assert slack.calls_to("chat.postMessage") == []
+
+
+async def test_deploying_to_a_channel_the_app_is_not_in(studio: Service, slack: FakeSlack) -> None:
+    slack.add_channel("C0002", "private-ish", member=False)
+    await dm(studio, slack, "newbot faq-bot")
+    await dm(studio, slack, "promote faq-bot")
+    asked = await dm(studio, slack, "promote faq-bot production")
+    await dm(studio, slack, "yes")
+    assert asked
+    refused = await dm(studio, slack, "deploy faq-bot slack C0002")
+    assert "invite" in text_of(refused)
+    unknown = await dm(studio, slack, "deploy faq-bot slack C0404")
+    assert "invite" in text_of(unknown)
+
+
+async def test_rate_limits_are_honoured(studio: Service, slack: FakeSlack) -> None:
+    slack.rate_limit("chat.postMessage", retry_after=1)
+    started = time.perf_counter()
+    assert (await post(studio, event_body(message_event("/bots")))).status_code == 200
+    first, retry = await posted(slack, 2)  # the 429, then the same post after Retry-After
+    assert time.perf_counter() - started >= 1.0
+    assert first.body["text"] == retry.body["text"] and "bots" in text_of(retry).lower()
+    await asyncio.sleep(0.2)
+    assert len(slack.calls_to("chat.postMessage")) == 2
