@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
+from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import Call, FakeSlack
 from tests.fakes.slack_payloads import (
     FORM,
@@ -51,9 +52,9 @@ async def post(
 
 
 async def posted(slack: FakeSlack, count: int = 1) -> list[Call]:
-    """Wait until chat.postMessage/chat.update were called `count` times in all."""
+    """Wait until chat.postMessage/chat.update were called `count` times in all; in order."""
     for _ in range(300):
-        found = slack.calls_to("chat.postMessage") + slack.calls_to("chat.update")
+        found = [c for c in slack.calls if c.method in ("chat.postMessage", "chat.update")]
         if len(found) >= count:
             return found
         await asyncio.sleep(0.02)
@@ -207,3 +208,93 @@ async def test_rate_limits_are_honoured(studio: Service, slack: FakeSlack) -> No
     assert first.body["text"] == retry.body["text"] and "bots" in text_of(retry).lower()
     await asyncio.sleep(0.2)
     assert len(slack.calls_to("chat.postMessage")) == 2
+
+
+async def _live_in_channel(studio: Service, channel: str = "C0001", **fields: Any) -> None:
+    """faq-bot imported, promoted to production and deployed to `channel` (by REST)."""
+    await studio.import_bot(**fields)
+    await studio.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": "staging"})
+    await studio.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": "production"})
+    await studio.call(
+        "POST", "/api/v1/bots/faq-bot/deployments", json={"channel": "slack", "target": channel}
+    )
+
+
+async def test_a_slow_answer_shows_thinking_then_replaces_it(
+    tmp_path: Path, slack: FakeSlack, llm: FakeLLM
+) -> None:
+    slack.add_channel("C0001", "support", member=True)
+    settings = service_settings(
+        tmp_path,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.base_url,
+        llm_api_base=llm.base_url,
+    )
+    async with running_service(settings) as studio:
+        await _live_in_channel(studio, model="openai/fake-model")
+        llm.stall(2.0, text="Refunds take 5 days.")
+        ts = new_ts()
+        question = message_event(
+            "Refunds?", user="U0002", channel="C0001", channel_type="channel", ts=ts
+        )
+        assert (await post(studio, event_body(question))).status_code == 200
+        thinking, answer = await posted(slack, 2)
+        assert thinking.method == "chat.postMessage" and "thinking" in thinking.body["text"]
+        assert thinking.body["username"] == "faq-bot" and thinking.body["thread_ts"] == ts
+        assert answer.method == "chat.update" and "Refunds take 5 days." in text_of(answer)
+
+        llm.reply("Quick one.")  # a fast answer costs one call
+        await post(
+            studio,
+            event_body(message_event("Hi", user="U0002", channel="C0001", channel_type="channel")),
+        )
+        fast = (await posted(slack, 3))[-1]
+        assert fast.method == "chat.postMessage" and "Quick one." in text_of(fast)
+        await asyncio.sleep(1.7)
+        assert len(slack.calls_to("chat.postMessage") + slack.calls_to("chat.update")) == 3
+
+
+async def test_a_send_that_fails_for_good_is_recorded(studio: Service, slack: FakeSlack) -> None:
+    await _live_in_channel(studio)
+    slack.fail("chat.postMessage", "not_in_channel")
+    await post(
+        studio,
+        event_body(message_event("Hi", user="U0002", channel="C0001", channel_type="channel")),
+    )
+    await slack.wait_for("chat.postMessage")
+    await studio.app.state.core.runtime.drain()
+    metrics = (await studio.client.get("/metrics")).text
+    assert 'studio_sends_total{channel="slack",outcome="failed"}' in metrics
+    async with studio.app.state.core.db.read_conn() as conn:
+        from sqlalchemy import text
+
+        rows = (await conn.execute(text("select status, error from outbox"))).all()
+    assert [(s, "invite" in (e or "")) for s, e in rows] == [("failed", True)]
+
+
+async def test_the_studio_keeps_its_channel_threads(studio: Service, slack: FakeSlack) -> None:
+    ts = new_ts()
+    await post(studio, event_body(mention_event("<@UBOT> newbot faq-bot", ts=ts)))
+    first = (await posted(slack, 1))[-1]
+    assert first.body["thread_ts"] == ts and "faq-bot" in text_of(first)
+    follow_up = message_event("show", channel="C0001", channel_type="channel", thread_ts=ts)
+    await post(studio, event_body(follow_up))
+    second = (await posted(slack, 2))[-1]
+    assert second.body["thread_ts"] == ts and "Model" in text_of(second)  # the current bot
+    # an ordinary message in a channel with no bot is nobody's business
+    await post(studio, event_body(message_event("lunch?", channel="C0001", channel_type="channel")))
+    await asyncio.sleep(0.3)
+    assert len(slack.calls_to("chat.postMessage")) == 2
+
+
+async def test_files_wait_for_knowledge(studio: Service, slack: FakeSlack) -> None:
+    shared = message_event(
+        "for faq-bot",
+        subtype="file_share",
+        files=[{"id": "F1", "name": "refunds.pdf", "mimetype": "application/pdf", "size": 10}],
+    )
+    await post(studio, event_body(shared))
+    note, answer = await posted(slack, 2)  # the file, then the words with it
+    assert "refunds.pdf" in text_of(note) and "not available yet" in text_of(note)
+    assert "understand" in text_of(answer)
