@@ -1,0 +1,215 @@
+"""A fake Slack Web API for benchmarks, in its own process, that counts answers.
+
+`python -m bench.slack_server PORT_FILE` binds 127.0.0.1 on a free port (port 0), writes the port
+to PORT_FILE and serves, under `/api/`: `auth.test`, `conversations.info` (every channel exists
+and the app is a member), `chat.postMessage` and `chat.update`. Posts are counted per bot token
+(each side of a comparison gets its own token) and per channel; a post or update whose text is
+`bench.llm_server.ANSWER` is an *answer*, counted per (token, thread) too.
+
+Read by the load generator:
+- `GET /count?token=T` (or `?channel=C`): `{"posts", "updates", "answers", "thinking", "other"}`.
+- `GET /wait?token=T&thread=TS&n=N&timeout=S`: answers once (token, thread) has at least N answers,
+  200 `{"count": c}`, or 504 with the same body after S seconds. The generator keeps a fixed number
+  of events in flight with it, without polling.
+
+A bare ASGI app (no framework), so its own cost stays small and equal for both sides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import socket
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import uvicorn
+
+from bench.llm_server import ANSWER
+
+THINKING = "_thinking…_"  # adapters.slack.channel.THINKING: a slow answer's placeholder
+TEAM_ID = "T0001"
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_KINDS = ("posts", "updates", "answers", "thinking", "other")
+_by_token: defaultdict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_KINDS, 0))
+_by_channel: defaultdict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_KINDS, 0))
+_answers: defaultdict[tuple[str, str], int] = defaultdict(int)
+_waiters: defaultdict[tuple[str, str], list[tuple[int, asyncio.Future[None]]]] = defaultdict(list)
+_thread_of: dict[str, str] = {}  # "thinking" placeholder ts -> the thread it was posted in
+_seq = itertools.count(1)
+
+
+def _ts() -> str:
+    return f"{int(time.time())}.{next(_seq):06d}"
+
+
+def _count(token: str, channel: str, kind: str) -> None:
+    _by_token[token][kind] += 1
+    _by_channel[channel][kind] += 1
+
+
+def _record(token: str, body: dict[str, Any], *, thread: str, update: bool) -> None:
+    channel = str(body.get("channel", ""))
+    text = body.get("text")
+    _count(token, channel, "updates" if update else "posts")
+    if text == ANSWER:
+        _count(token, channel, "answers")
+        key = (token, thread)
+        _answers[key] += 1
+        waiting = _waiters.get(key)
+        if waiting:
+            done = [w for w in waiting if w[0] <= _answers[key]]
+            for n, future in done:
+                waiting.remove((n, future))
+                if not future.done():
+                    future.set_result(None)
+    elif text == THINKING:
+        _count(token, channel, "thinking")
+    else:
+        _count(token, channel, "other")
+
+
+def _api(method: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    if method == "auth.test":
+        return {
+            "ok": True,
+            "url": "https://bench.slack.com/",
+            "team": "Bench",
+            "user": "studio",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+    if method == "conversations.info":
+        channel = str(body.get("channel", ""))
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": channel.lower(),
+                "is_channel": True,
+                "is_private": False,
+                "is_im": False,
+                "is_member": True,
+            },
+        }
+    if method == "chat.postMessage":
+        ts = _ts()
+        thread = str(body.get("thread_ts") or ts)
+        if body.get("text") == THINKING:
+            _thread_of[ts] = thread  # the answer will replace it: count it in that thread
+        _record(token, body, thread=thread, update=False)
+        return {"ok": True, "channel": body.get("channel"), "ts": ts, "message": {"ts": ts}}
+    if method == "chat.update":
+        ts = str(body.get("ts", ""))
+        _record(token, body, thread=_thread_of.pop(ts, ts), update=True)
+        return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
+    return {"ok": False, "error": "unknown_method"}
+
+
+async def _wait(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    key = (query.get("token", ""), query.get("thread", ""))
+    n = int(query.get("n", "1"))
+    if _answers[key] < n:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        _waiters[key].append((n, future))
+        try:
+            await asyncio.wait_for(future, timeout=float(query.get("timeout", "10")))
+        except TimeoutError:
+            if (n, future) in _waiters[key]:
+                _waiters[key].remove((n, future))
+            return 504, {"count": _answers[key]}
+    return 200, {"count": _answers[key]}
+
+
+def _body(scope: Scope, raw: bytes) -> dict[str, Any]:
+    body: dict[str, Any] = dict(parse_qsl(scope.get("query_string", b"").decode()))
+    if raw:
+        content_type = ""
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode()
+        if "json" in content_type:
+            parsed = json.loads(raw)
+            if isinstance(parsed, dict):
+                body.update(parsed)
+        else:
+            body.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    return body
+
+
+def _token(scope: Scope, body: dict[str, Any]) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value.decode().removeprefix("Bearer ").strip()
+    return str(body.get("token", ""))
+
+
+async def _respond(send: Send, status: int, data: dict[str, Any]) -> None:
+    body = json.dumps(data).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    path: str = scope["path"]
+    try:
+        body = _body(scope, b"".join(chunks))
+    except ValueError:
+        await _respond(send, 400, {"ok": False, "error": "invalid_json"})
+        return
+    if path.startswith("/api/"):
+        await _respond(send, 200, _api(path.removeprefix("/api/"), _token(scope, body), body))
+    elif path == "/count":
+        table, key = (_by_token, "token") if "token" in body else (_by_channel, "channel")
+        counts = table.get(str(body.get(key, ""))) or dict.fromkeys(_KINDS, 0)
+        await _respond(send, 200, dict(counts))
+    elif path == "/wait":
+        status, data = await _wait({k: str(v) for k, v in body.items()})
+        await _respond(send, status, data)
+    else:
+        await _respond(send, 404, {"ok": False, "error": "not_found"})
+
+
+def main(port_file: str) -> None:
+    # IPPROTO_TCP explicitly so asyncio sets TCP_NODELAY (see bench.llm_server).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    port = sock.getsockname()[1]
+    partial = Path(f"{port_file}.part")
+    partial.write_text(str(port))
+    os.replace(partial, port_file)  # the reader never sees half a number
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", backlog=2048
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
