@@ -51,7 +51,7 @@ class Services:
 
     async def close(self) -> None:
         if self.slack is not None:
-            await self.slack.drain()
+            await self.slack.close()
         await self.studio.drain(grace_s=SHUTDOWN_GRACE_S)
         await self.runtime.drain()
         await self.db.dispose()

@@ -160,15 +160,18 @@ class Side:
                 if response.status != 200:
                     waiting.cancel()
                     self.bad_acks += 1
-                    return self._failed(f"ack {response.status} {text[:200]}")
+                    self._failed(f"ack {response.status} {text[:200]}")
+                    return None
             if not await waiting:
                 self.missing += 1
-                return self._failed(f"no answer posted in thread {thread} within {ANSWER_WAIT_S} s")
+                self._failed(f"no answer posted in thread {thread} within {ANSWER_WAIT_S:g} s")
+                return None
             return ack * 1000, (time.perf_counter() - started) * 1000
         except (aiohttp.ClientError, TimeoutError) as exc:
             waiting.cancel()
             self.bad_acks += 1
-            return self._failed(f"{type(exc).__name__}: {exc}")
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return None
         finally:
             self.free.append(slot)
 
@@ -179,10 +182,13 @@ class Side:
             "n": str(self.answered[slot] + 1),
             "timeout": str(ANSWER_WAIT_S),
         }
-        async with http.get(f"{self.fake}/wait", params=params, timeout=TIMEOUT) as response:
-            data = await response.json(content_type=None)
-            self.answered[slot] = int(data["count"])  # a late answer does not shift later ones
-            return response.status == 200
+        try:
+            async with http.get(f"{self.fake}/wait", params=params, timeout=TIMEOUT) as resp:
+                data = await resp.json(content_type=None)
+                self.answered[slot] = int(data["count"])  # a late answer shifts no later one
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
+            return False
 
     async def answers(self, http: aiohttp.ClientSession) -> dict[str, int]:
         """What the fake Web API counted for this side's token so far."""
@@ -194,7 +200,6 @@ class Side:
         if not self.first_error:
             self.first_error = why
             print(f"# {self.name}: event failed: {why}", file=sys.stderr, flush=True)
-        return None
 
 
 async def _throughput(side: Side, http: aiohttp.ClientSession) -> None:

@@ -38,6 +38,7 @@ class SendError(Exception):
 @dataclass(frozen=True, slots=True)
 class DeploymentInfo:
     id: str
+    team_id: int
     channel: str
     env: str
     target: str

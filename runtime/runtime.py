@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
+from sqlmodel import select
 
 from builders.spec import BotSpec
 from runtime.channel import ChannelRegistry, SendError, UnknownChannelError
@@ -109,6 +110,7 @@ class Runtime:
         self._builtins: dict[str, BuiltinBot] = {}
         self._targets: dict[str, DeploymentTarget] = {}
         self._live: dict[tuple[int, str], LiveVersion] = {}
+        self._bindings: dict[tuple[str, str, int], str | None] = {}
         self.conversations = ConversationCache(db, size=conversation_cache_size)
         self.writes = WriteBatcher(db)
         self._tasks: set[asyncio.Task[Reply | None]] = set()
@@ -124,9 +126,32 @@ class Runtime:
             del self._live[key]
         for dep_id in [d for d, t in self._targets.items() if t.bot_id == bot_id]:
             del self._targets[dep_id]
+        self._bindings.clear()
 
     def forget_deployment(self, deployment_id: str) -> None:
         self._targets.pop(deployment_id, None)
+        self._bindings.clear()
+
+    def deployments_changed(self) -> None:
+        """A deployment was added: places looked up before may be bound now."""
+        self._bindings.clear()
+
+    async def deployment_at(self, channel: str, target: str, *, team_id: int) -> str | None:
+        """The deployment of `team_id` bound to `target` (a Slack channel, say) on `channel`,
+        production before staging; cached until deployments change."""
+        key = (channel, target, team_id)
+        if key in self._bindings:
+            return self._bindings[key]
+        query = select(Deployment.id, Deployment.env).where(
+            Deployment.channel == channel,
+            Deployment.target == target,
+            Deployment.team_id == team_id,
+        )
+        async with self.db.read() as session:
+            rows = list((await session.exec(query)).all())
+        found = min(rows, key=lambda row: row[1] != "production")[0] if rows else None
+        self._bindings[key] = found
+        return found
 
     async def target(self, deployment_id: str) -> DeploymentTarget:
         cached = self._targets.get(deployment_id)
@@ -401,6 +426,10 @@ class Runtime:
                 if exc.permanent:
                     break
                 await asyncio.sleep(0.5 * attempt)
+            except Exception as exc:  # a channel's bug must not leave the reply pending
+                logger.exception("send raised", extra={"outbox": outbox_id})
+                error = f"the {kind} channel failed: {type(exc).__name__}"
+                break
         status = "failed" if error else "sent"
 
         def mark(conn: Connection) -> None:

@@ -624,6 +624,7 @@ class Operations:
                     "target": where,
                 },
             )
+        self.runtime.deployments_changed()
         try:
             await port.setup(_info(deployment, name))
         except Exception as exc:
@@ -848,6 +849,7 @@ def _first_problem(exc: ValueError) -> str:
 def _info(deployment: Deployment, bot_name: str) -> DeploymentInfo:
     return DeploymentInfo(
         id=deployment.id,
+        team_id=deployment.team_id,
         channel=deployment.channel,
         env=deployment.env,
         target=deployment.target,

@@ -1,11 +1,14 @@
 """The Slack adapter: one slack-bolt `AsyncApp` behind `POST /slack/events` for events, slash
 commands and button clicks, verified by bolt with the signing secret.
 
-Routing: DMs, mentions of the app and the Studio's own threads reach the Studio; other channel
-messages reach the generated bot deployed to that channel, if any. Every message is recorded in
-the runtime's inbox (deduplicated by channel and message ts, since one message can arrive as both
-`message` and `app_mention`) before bolt acknowledges it (`process_before_response`); the answer
-follows through `SlackChannel.send`.
+The workspace that installed the app is one Chat Studio team; people from elsewhere (a Slack
+Connect channel) are not served. Routing: DMs, mentions of the app and the threads the Studio
+started reach the Studio; other channel messages reach the team's generated bot deployed to that
+channel, if any. Every message is recorded in the runtime's inbox (deduplicated by channel and
+message ts, since one message can arrive as both `message` and `app_mention`) before bolt
+acknowledges it (`process_before_response`); the answer follows through `SlackChannel.send`.
+Slash commands are answered to the caller alone (`response_url`); what the Studio says later
+about them goes to the caller's DM with the app.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 from collections import OrderedDict
 from typing import Any
 
+import aiohttp
 from fastapi import APIRouter, Request, Response
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
@@ -26,17 +30,19 @@ from adapters.slack.channel import SlackChannel, slack_thread
 from adapters.slack.render import blocks, fallback_text, mentions, plain
 from runtime.messages import Address, FileRef, IncomingMessage
 from runtime.runtime import Runtime
-from storage.deployments import DeploymentRepository
 from studio.address import studio_address
 from studio.members import Members
+from studio.roles import Role
 
 logger = logging.getLogger(__name__)
 
 # Message subtypes that are a person speaking (not edits, deletions, joins or bot posts).
 _SPOKEN = {None, "file_share", "thread_broadcast"}
-_STUDIO_THREADS = 10_000  # threads the Studio answered in, remembered so follow-ups reach it
+_STUDIO_THREADS = 10_000  # threads the Studio started, remembered so follow-ups reach it
 _COMMANDS = ("/deploy", "/stats", "/studio")
-_TARGETLESS_DEPLOY = re.compile(r"^\S+\s+slack\s*$")
+# `/deploy BOT slack [--env ENV]` typed in a channel: that channel is the target.
+_TARGETLESS_DEPLOY = re.compile(r"^(\S+\s+slack)(\s+--env[= ]\S+)?\s*$")
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class SlackAdapter:
@@ -52,10 +58,16 @@ class SlackAdapter:
     ) -> None:
         self.runtime = runtime
         self.members = members
-        self.owners = owners
-        self.client = AsyncWebClient(token=token, base_url=api_url)
+        self.owners = [f"slack:{o.removeprefix('slack:')}" for o in owners]
+        for owner in self.owners:
+            if not _SLACK_USER.match(owner.removeprefix("slack:")):
+                raise ValueError(f"STUDIO_SLACK_OWNERS: '{owner}' is not a Slack user id (U…)")
+        self.session = aiohttp.ClientSession()  # one connection pool for every Web API call
+        self.client = AsyncWebClient(
+            token=token, base_url=api_url.rstrip("/") + "/", session=self.session
+        )
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
-        self.channel = SlackChannel(self.client, bot_name=runtime.bot_name)
+        self.channel = SlackChannel(self.client, bot_name=runtime.bot_name, owns=self._owns)
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret,
@@ -63,7 +75,8 @@ class SlackAdapter:
             logger=logger,
         )
         self.handler = AsyncSlackRequestHandler(self.app)
-        self._teams: dict[str, int] = {}
+        self._home: tuple[str, int] | None = None  # (workspace id, team id)
+        self._dms: dict[str, str] = {}  # user -> the app's DM channel with them
         self._studio_threads: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self.app.event("message")(self._on_message)
@@ -81,24 +94,47 @@ class SlackAdapter:
 
     # -- who and where ----------------------------------------------------------------------
 
-    async def _team(self, slack_team: str) -> int:
-        cached = self._teams.get(slack_team)
-        if cached is None:
-            cached = await self.members.workspace_team(
-                f"slack-{slack_team.lower()}", owners=[f"slack:{o}" for o in self.owners]
+    async def _workspace(self) -> tuple[str, int]:
+        """The installing workspace (from `auth.test`) and its team, created on first contact
+        with the configured owners (added again at each start, in case the list grew)."""
+        if self._home is None:
+            auth = await self.client.auth_test()
+            workspace = str(auth["team_id"])
+            team_id = await self.members.workspace_team(
+                f"slack-{workspace.lower()}", owners=self.owners
             )
-            self._teams[slack_team] = cached
-        return cached
+            for owner in self.owners:
+                await self.members.admit(team_id, owner, Role.OWNER, actor="STUDIO_SLACK_OWNERS")
+            self._home = (workspace, team_id)
+        return self._home
 
-    async def _bound(self, channel: str) -> str | None:
-        """The deployment answering in `channel` (production before staging), if any."""
-        async with self.runtime.db.read() as session:
-            repo = DeploymentRepository(session)
-            for env in ("production", "staging"):
-                found = await repo.find(channel="slack", target=channel, env=env)
-                if found is not None:
-                    return found.id
-        return None
+    async def _team(
+        self, payload: dict[str, Any], event: dict[str, Any] | None = None
+    ) -> int | None:
+        """The team for a request from the installing workspace; None for anyone else."""
+        workspace, team_id = await self._workspace()
+        team = payload.get("team")
+        user = payload.get("user")
+        seen = {
+            payload.get("team_id"),
+            team.get("id") if isinstance(team, dict) else None,
+            user.get("team_id") if isinstance(user, dict) else None,
+            (event or {}).get("user_team"),
+        } - {None}
+        if seen - {workspace}:
+            logger.info("ignored a request from another workspace")
+            return None
+        return team_id
+
+    async def _owns(self, team_id: int) -> bool:
+        return (await self._workspace())[1] == team_id
+
+    async def _dm(self, user: str) -> str:
+        """The app's DM channel with `user` (where follow-ups of slash commands go)."""
+        if user not in self._dms:
+            opened = await self.client.conversations_open(users=user)
+            self._dms[user] = str(opened["channel"]["id"])
+        return self._dms[user]
 
     def _remember_studio_thread(self, channel: str, thread_ts: str) -> None:
         self._studio_threads[(channel, thread_ts)] = None
@@ -109,31 +145,37 @@ class SlackAdapter:
     # -- events ------------------------------------------------------------------------------
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
-        if event.get("subtype") not in _SPOKEN or event.get("bot_id") or not event.get("user"):
+        if not _spoken(event):
+            return
+        team_id = await self._team(body, event)
+        if team_id is None:
             return
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts")
-        text = event.get("text") or ""
         if event.get("channel_type") == "im":
-            await self._to_studio(event, body, context, reply_in=thread_ts)
-        elif mentions(text, context.get("bot_user_id")):
-            await self._to_studio(event, body, context, reply_in=thread_ts or ts)
+            await self._to_studio(team_id, event, context, reply_in=thread_ts)
+        elif mentions(event.get("text") or "", context.get("bot_user_id")):
+            await self._to_studio(team_id, event, context, reply_in=thread_ts or ts)
         elif thread_ts and (channel, thread_ts) in self._studio_threads:
-            await self._to_studio(event, body, context, reply_in=thread_ts)
+            await self._to_studio(team_id, event, context, reply_in=thread_ts)
         else:
-            deployment = await self._bound(channel)
+            deployment = await self.runtime.deployment_at("slack", channel, team_id=team_id)
             if deployment is not None:
                 await self._to_bot(deployment, event, reply_in=thread_ts or ts)
 
     async def _on_mention(self, event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
-        await self._to_studio(event, body, context, reply_in=event.get("thread_ts") or event["ts"])
+        if not _spoken(event):
+            return
+        team_id = await self._team(body, event)
+        if team_id is not None:
+            reply_in = event.get("thread_ts") or event["ts"]
+            await self._to_studio(team_id, event, context, reply_in=reply_in)
 
     async def _to_studio(
-        self, event: dict[str, Any], body: dict[str, Any], context: Any, *, reply_in: str | None
+        self, team_id: int, event: dict[str, Any], context: Any, *, reply_in: str | None
     ) -> None:
         channel = event["channel"]
-        team_id = await self._team(body.get("team_id") or event.get("team") or "")
-        if reply_in:
+        if reply_in is not None and reply_in == event["ts"]:  # the Studio starts this thread
             self._remember_studio_thread(channel, reply_in)
         address = studio_address(
             "slack", team_id, f"slack:{event['user']}", thread=slack_thread(channel, reply_in)
@@ -156,13 +198,12 @@ class SlackAdapter:
     # -- slash commands and buttons ------------------------------------------------------------
 
     async def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
-        """Acknowledged at once; the Studio's answer follows through `response_url`, to the
-        caller alone."""
+        """Acknowledged at once; the Studio's answer follows through `response_url`."""
         await ack()
         name = command["command"].lstrip("/")
         text = command.get("text", "").strip()
-        if name == "deploy" and _TARGETLESS_DEPLOY.match(text):
-            text += f" {command['channel_id']}"  # the channel the command was typed in
+        if name == "deploy":
+            text = _TARGETLESS_DEPLOY.sub(rf"\1 {command['channel_id']}\2", text)
         said = text if name == "studio" else f"{name} {text}".strip()
         self._spawn(self._answer_privately(command, plain(said), respond, None))
 
@@ -176,7 +217,9 @@ class SlackAdapter:
         if container.get("is_ephemeral") or not message:
             self._spawn(self._answer_privately(body, "", respond, action.get("value")))
             return
-        team_id = await self._team(body.get("team", {}).get("id", ""))
+        team_id = await self._team(body)
+        if team_id is None:
+            return
         is_dm = channel.startswith("D")
         reply_in = message.get("thread_ts") or (None if is_dm else message.get("ts"))
         address = studio_address(
@@ -192,23 +235,33 @@ class SlackAdapter:
     async def _answer_privately(
         self, payload: dict[str, Any], text: str, respond: Any, action: str | None
     ) -> None:
-        """A slash command or a click on an ephemeral message: answered through `response_url`."""
-        team = payload.get("team_id") or payload.get("team", {}).get("id", "")
-        user = payload.get("user_id") or payload.get("user", {}).get("id", "")
-        channel = payload.get("channel_id") or payload.get("channel", {}).get("id", "")
-        team_id = await self._team(team)
-        address = studio_address(
-            "slack", team_id, f"slack:{user}", thread=slack_thread(channel, None)
-        )
-        reply = await self.runtime.answer(
-            IncomingMessage(address=address, text=text, action=action)
-        )
-        for message in reply.messages:
+        """A slash command or a click on an ephemeral message: answered through `response_url`
+        to the caller alone; what comes later goes to their DM with the app."""
+        try:
+            team_id = await self._team(payload)
+            if team_id is None:
+                await respond(
+                    text="This app serves its own workspace only.", response_type="ephemeral"
+                )
+                return
+            user = payload.get("user_id") or payload.get("user", {}).get("id", "")
+            later = slack_thread(await self._dm(user), None)
+            address = studio_address("slack", team_id, f"slack:{user}", thread=later)
+            reply = await self.runtime.answer(
+                IncomingMessage(address=address, text=text, action=action)
+            )
+            for message in reply.messages:
+                await respond(
+                    text=fallback_text(message),
+                    blocks=blocks(message),
+                    response_type="ephemeral",
+                    replace_original=False,
+                )
+        except Exception:
+            logger.exception("a slash command failed")
             await respond(
-                text=fallback_text(message),
-                blocks=blocks(message),
+                text="Something went wrong on our side (it is logged). Please try again.",
                 response_type="ephemeral",
-                replace_original=False,
             )
 
     def _spawn(self, work: Any) -> None:
@@ -216,9 +269,17 @@ class SlackAdapter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def drain(self) -> None:
+    async def close(self) -> None:
+        """Finish answering slash commands, then let go of the connection pool."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.channel.close()
+        await self.session.close()
+
+
+def _spoken(event: dict[str, Any]) -> bool:
+    """A person said something (not a bot, an edit, a deletion or a join)."""
+    return event.get("subtype") in _SPOKEN and not event.get("bot_id") and bool(event.get("user"))
 
 
 def _incoming(address: Address, text: str, event: dict[str, Any]) -> IncomingMessage:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -36,6 +38,15 @@ _FIXES = {
     "token_revoked": "the Slack token was revoked (SLACK_BOT_TOKEN)",
     "missing_scope": "the Slack app lacks a scope: reinstall it from slack-manifest.yml",
 }
+# Slack answers most errors with HTTP 200 and `ok: false`; only these are worth a retry.
+_TRANSIENT = {
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+}
+_NETWORK = (aiohttp.ClientError, TimeoutError)
 
 
 def slack_thread(channel: str, thread_ts: str | None) -> str:
@@ -51,91 +62,121 @@ def parse_thread(address: Address) -> tuple[str, str | None]:
 
 def explain(error: SlackApiError) -> str:
     code = str(error.response.get("error", "")) if error.response is not None else ""
-    return _FIXES.get(code, f"Slack answered {code or error}")
+    return _FIXES.get(code, f"Slack answered {code or 'an error'}")
+
+
+def _failure(exc: Exception) -> SendError:
+    if isinstance(exc, SlackApiError):
+        code = exc.response.get("error") if exc.response is not None else None
+        return SendError(explain(exc), permanent=code not in _TRANSIENT)
+    return SendError(f"Slack could not be reached ({type(exc).__name__})", permanent=False)
+
+
+@dataclass(slots=True)
+class _Thinking:
+    """The "thinking…" placeholder of one pending answer: the timer, then the posted ts."""
+
+    task: asyncio.Task[str | None] | None = None
+    posting: bool = False  # past the wait: cancelling now could leave a placeholder behind
 
 
 class SlackChannel:
     kind: ClassVar[str] = "slack"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        buttons=True, threads=True, files=True, edits=True
-    )
+    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, threads=True, edits=True)
 
     def __init__(
-        self, client: AsyncWebClient, *, bot_name: Callable[[str], Awaitable[str]]
+        self,
+        client: AsyncWebClient,
+        *,
+        bot_name: Callable[[str], Awaitable[str]],
+        owns: Callable[[int], Awaitable[bool]],
     ) -> None:
         self.client = client
         self._bot_name = bot_name
-        self._thinking: dict[tuple[str, str], asyncio.Task[str | None]] = {}
+        self._owns = owns  # is a team the one of this Slack workspace?
+        self._names: dict[str, str] = {}
+        self._thinking: dict[tuple[str, str], _Thinking] = {}
 
     def expect_answer(self, address: Address) -> None:
         """A generated bot is about to answer at `address`: show "thinking…" if it is slow."""
         key = (address.deployment_id, address.thread or "")
         if key not in self._thinking:
-            self._thinking[key] = asyncio.create_task(self._think(address))
+            pending = _Thinking()
+            pending.task = asyncio.create_task(self._think(address, pending))
+            self._thinking[key] = pending
 
-    async def _think(self, address: Address) -> str | None:
+    async def _think(self, address: Address, pending: _Thinking) -> str | None:
         await asyncio.sleep(THINKING_AFTER_S)
+        pending.posting = True
         channel, thread_ts = parse_thread(address)
         try:
             response = await self.client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_ts,
-                text=THINKING,
-                **await self._identity(address),
+                channel=channel, thread_ts=thread_ts, text=THINKING, **await self._identity(address)
             )
-        except SlackApiError as exc:
-            logger.warning("could not post thinking: %s", explain(exc))
+            return str(response["ts"])
+        except (SlackApiError, *_NETWORK) as exc:
+            logger.warning("could not post thinking: %s", _failure(exc))
             return None
-        return str(response["ts"])
+
+    async def _placeholder(self, address: Address) -> str | None:
+        pending = self._thinking.pop((address.deployment_id, address.thread or ""), None)
+        if pending is None or pending.task is None:
+            return None
+        if not pending.posting:
+            pending.task.cancel()
+            return None
+        return await pending.task
 
     async def _identity(self, address: Address) -> dict[str, Any]:
-        if address.deployment_id == STUDIO_DEPLOYMENT:
+        deployment = address.deployment_id
+        if deployment == STUDIO_DEPLOYMENT:
             return {}
-        return {
-            "username": await self._bot_name(address.deployment_id),
-            "icon_emoji": ":robot_face:",
-        }
+        if deployment not in self._names:  # a deployment's bot never changes
+            self._names[deployment] = await self._bot_name(deployment)
+        return {"username": self._names[deployment], "icon_emoji": ":robot_face:"}
 
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         address = message.address
         channel, thread_ts = parse_thread(address)
-        thinking = self._thinking.pop((address.deployment_id, address.thread or ""), None)
-        placeholder: str | None = None
-        if thinking is not None:
-            if thinking.done():
-                placeholder = thinking.result()
-            else:
-                thinking.cancel()
         body: dict[str, Any] = {
             "channel": channel,
             "text": fallback_text(message),
             "blocks": blocks(message),
         }
         try:
+            placeholder = await self._placeholder(address)
             if placeholder is not None:
                 response = await self.client.chat_update(ts=placeholder, **body)
             else:
                 response = await self.client.chat_postMessage(
                     thread_ts=thread_ts, **body, **await self._identity(address)
                 )
-        except SlackApiError as exc:
-            code = exc.response.get("error") if exc.response is not None else None
-            status = exc.response.status_code if exc.response is not None else None
-            permanent = code in _FIXES or (
-                status is not None and 400 <= status < 500 and status != 429
-            )
-            raise SendError(explain(exc), permanent=permanent) from None
+        except (SlackApiError, *_NETWORK) as exc:
+            raise _failure(exc) from None
         return SendReceipt(platform_id=str(response.get("ts")))
 
     async def setup(self, deployment: DeploymentInfo) -> str | None:
-        """A channel deployment needs a channel the app is in; say how to fix it otherwise."""
+        """A channel of this workspace, deployed by its team, that the app is in; otherwise
+        say how to fix it."""
+        if not await self._owns(deployment.team_id):
+            raise SendError(
+                "only the team of this Slack workspace deploys to its channels: talk to the "
+                "Studio in Slack, or use an API key of that team",
+                permanent=True,
+            )
         try:
             info = await self.client.conversations_info(channel=deployment.target)
-        except SlackApiError as exc:
-            raise SendError(explain(exc), permanent=True) from None
+        except (SlackApiError, *_NETWORK) as exc:
+            raise _failure(exc) from None
         if info["channel"].get("is_member") is False:
             raise SendError(_FIXES["not_in_channel"], permanent=True)
         return None
 
     async def teardown(self, deployment: DeploymentInfo) -> None:
         return None
+
+    async def close(self) -> None:
+        for pending in self._thinking.values():
+            if pending.task is not None:
+                pending.task.cancel()
+        self._thinking.clear()

@@ -2,7 +2,8 @@
 
 The Studio's light markup (`*bold*`, `` `code` ``, fenced blocks) is already Slack mrkdwn, so
 text passes through; `&`, `<` and `>` are escaped as Slack requires. Fields become a fields
-section (at most 10 per section), buttons an actions block whose values carry the action.
+section (at most 10 per section), buttons an actions block whose values carry the action. Slack's
+limits hold: 3,000 characters a section (cut between lines), 50 blocks a message.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any
 from runtime.messages import OutgoingMessage
 
 SECTION_LIMIT = 3000  # characters of one section's text
+MAX_BLOCKS = 50
 TEXT_LIMIT = 40000  # characters of a message's `text`
 _FIELDS_PER_SECTION = 10
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
 _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-_LINK = re.compile(r"<(https?://[^|>]+)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]+)(?:\|([^>]*))?>")
 
 
 def escape(text: str) -> str:
@@ -35,62 +37,78 @@ def plain(text: str, *, bot_user: str | None = None) -> str:
         text = re.sub(rf"<@{re.escape(bot_user)}(?:\|[^>]*)?>", "", text)
     text = _CHANNEL.sub(r"\1", text)
     text = _USER.sub(r"\1", text)
-    text = _LINK.sub(r"\1", text)
+    text = _LINK.sub(_link_text, text)
     return unescape(text).strip()
+
+
+def _link_text(match: re.Match[str]) -> str:
+    """A web link as its URL; `mailto:`/`tel:` as what was typed (the label)."""
+    target, label = match.group(1), match.group(2)
+    return target if target.startswith("http") or not label else label
 
 
 def mentions(text: str, bot_user: str | None) -> bool:
     return bool(bot_user) and f"<@{bot_user}" in text
 
 
-def _chunks(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+def _sections(text: str) -> list[str]:
+    """`text` escaped, in pieces of at most SECTION_LIMIT characters, cut between lines where
+    possible (never inside an entity such as `&amp;`)."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        escaped = escape(line)
+        while len(escaped) > SECTION_LIMIT:  # one very long line: cut it, not an entity
+            cut = escaped.rfind("&", 0, SECTION_LIMIT)
+            cut = cut if cut > SECTION_LIMIT - 8 else SECTION_LIMIT
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(escaped[:cut])
+            escaped = escaped[cut:]
+        joined = f"{current}\n{escaped}" if current else escaped
+        if len(joined) > SECTION_LIMIT:
+            pieces.append(current)
+            joined = escaped
+        current = joined
+    if current:
+        pieces.append(current)
+    return pieces
 
 
 def blocks(message: OutgoingMessage) -> list[dict[str, Any]]:
-    """The message as Block Kit: text sections, a fields section, an actions block."""
-    out: list[dict[str, Any]] = []
-    if message.text:
-        for part in _chunks(escape(message.text), SECTION_LIMIT):
-            out.append({"type": "section", "text": {"type": "mrkdwn", "text": part}})
+    """The message as Block Kit: text sections, fields sections, an actions block."""
+    out: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": piece}}
+        for piece in _sections(message.text)
+    ]
     fields = list(message.fields)
     for start in range(0, len(fields), _FIELDS_PER_SECTION):
         out.append(
             {
                 "type": "section",
                 "fields": [
-                    {
-                        "type": "mrkdwn",
-                        "text": f"*{escape(f.label)}*\n{escape(f.value)}"[:2000],
-                    }
+                    {"type": "mrkdwn", "text": f"*{escape(f.label)}*\n{escape(f.value)}"[:2000]}
                     for f in fields[start : start + _FIELDS_PER_SECTION]
                 ],
             }
         )
-    if message.buttons:
-        elements = []
-        for number, button in enumerate(message.buttons[:25]):
-            element: dict[str, Any] = {
-                "type": "button",
-                "text": {"type": "plain_text", "text": button.label[:75]},
-                "action_id": f"studio-{number}",
-                "value": button.action[:2000],
-            }
-            if button.style in ("primary", "danger"):
-                element["style"] = button.style
-            elements.append(element)
-        out.append({"type": "actions", "elements": elements})
-    if message.file is not None:
-        content = message.file.content[: SECTION_LIMIT - 20]
-        out.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f"*{escape(message.file.name)}*\n```{content}```",
-                },
-            }
-        )
+    actions: list[dict[str, Any]] = []
+    for number, button in enumerate(message.buttons[:25]):
+        element: dict[str, Any] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": button.label[:75]},
+            "action_id": f"studio-{number}",
+            "value": button.action,  # the Studio's actions are short ids (confirm:c_...)
+        }
+        if button.style in ("primary", "danger"):
+            element["style"] = button.style
+        actions.append(element)
+    if len(out) >= MAX_BLOCKS:  # keep room for the buttons; the full text is in `text`
+        cut = {"type": "mrkdwn", "text": "(cut: too long for Slack)"}
+        out = [*out[: MAX_BLOCKS - 2], {"type": "context", "elements": [cut]}]
+    if actions:
+        out.append({"type": "actions", "elements": actions})
     return out
 
 

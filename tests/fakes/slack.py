@@ -448,8 +448,14 @@ class FakeSlack:
             ],
         }
 
+    def _conversations_open(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The app's DM with a user: `D` + the user id's tail (stable per user)."""
+        users = str(body.get("users", ""))
+        return {"ok": True, "channel": {"id": "D" + users.lstrip("UW"), "is_im": True}}
+
     _handlers = {
         "auth.test": _auth_test,
+        "conversations.open": _conversations_open,
         "chat.postMessage": _post_message,
         "chat.update": _update,
         "chat.postEphemeral": _post_ephemeral,

@@ -210,13 +210,26 @@ async def test_rate_limits_are_honoured(studio: Service, slack: FakeSlack) -> No
     assert len(slack.calls_to("chat.postMessage")) == 2
 
 
+async def workspace_key(studio: Service) -> str:
+    """An owner key of the Slack workspace's team (created on first contact, or here)."""
+    core = studio.app.state.core
+    await core.studio.members.workspace_team("slack-t0001", owners=[])
+    return str((await core.ops.create_api_key(team="slack-t0001", role="owner", name="ci")).key)
+
+
 async def _live_in_channel(studio: Service, channel: str = "C0001", **fields: Any) -> None:
-    """faq-bot imported, promoted to production and deployed to `channel` (by REST)."""
-    await studio.import_bot(**fields)
-    await studio.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": "staging"})
-    await studio.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": "production"})
+    """faq-bot imported, promoted to production and deployed to `channel` by the workspace's
+    team (by REST)."""
+    key = await workspace_key(studio)
+    spec = {"name": "faq-bot", "prompt": "You answer briefly.", **fields}
+    await studio.call("POST", "/api/v1/bots/import", json=spec, key=key)
+    for env in ("staging", "production"):
+        await studio.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env}, key=key)
     await studio.call(
-        "POST", "/api/v1/bots/faq-bot/deployments", json={"channel": "slack", "target": channel}
+        "POST",
+        "/api/v1/bots/faq-bot/deployments",
+        json={"channel": "slack", "target": channel},
+        key=key,
     )
 
 
@@ -298,3 +311,63 @@ async def test_files_wait_for_knowledge(studio: Service, slack: FakeSlack) -> No
     note, answer = await posted(slack, 2)  # the file, then the words with it
     assert "refunds.pdf" in text_of(note) and "not available yet" in text_of(note)
     assert "understand" in text_of(answer)
+
+
+async def test_only_the_workspaces_team_deploys_to_its_channels(
+    studio: Service, slack: FakeSlack
+) -> None:
+    await studio.import_bot()  # the `local` team's bot
+    await studio.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": "staging"})
+    await studio.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": "production"})
+    refused = await studio.client.post(
+        "/api/v1/bots/faq-bot/deployments",
+        headers=studio.auth(),
+        json={"channel": "slack", "target": "C0001"},
+    )
+    assert refused.status_code == 409 and "only the team of this Slack workspace" in refused.text
+    assert await studio.call("GET", "/api/v1/deployments") == []
+
+
+async def test_strangers_and_other_bots_are_not_served(studio: Service, slack: FakeSlack) -> None:
+    external = message_event("newbot spy-bot")
+    external["user_team"] = "T0OTHER"  # a Slack Connect user from another organisation
+    await post(studio, event_body(external))
+    bot_mention = mention_event("<@UBOT> newbot loop-bot")
+    bot_mention["bot_id"] = "BOTHER"
+    await post(studio, event_body(bot_mention))
+    await asyncio.sleep(0.3)
+    assert slack.calls_to("chat.postMessage") == []
+
+
+async def test_slash_command_follow_ups_go_to_the_callers_dm(
+    studio: Service, slack: FakeSlack
+) -> None:
+    await dm(studio, slack, "newbot faq-bot")
+    await dm(studio, slack, 'test faq-bot add "hi" expect contains "answer"')
+    await post(
+        studio,
+        slash_body(
+            "/studio", "test faq-bot", channel="C0001", response_url=slack.response_url("t")
+        ),
+        content_type=FORM,
+    )
+    started = await responded(slack, "t")
+    assert "Running 1 test" in started["text"] and started["response_type"] == "ephemeral"
+    for _ in range(200):
+        reports = [c for c in slack.calls_to("chat.postMessage") if "tests:" in text_of(c)]
+        if reports:
+            break
+        await asyncio.sleep(0.02)
+    assert [c.body["channel"] for c in reports] == ["D0001"]  # not the public channel
+
+
+async def test_deploy_typed_in_a_channel_targets_it(studio: Service, slack: FakeSlack) -> None:
+    await dm(studio, slack, "newbot faq-bot")
+    await dm(studio, slack, "promote faq-bot")
+    await post(
+        studio,
+        slash_body("/deploy", "faq-bot slack --env staging", response_url=slack.response_url("d")),
+        content_type=FORM,
+    )
+    deployed = await responded(slack, "d")
+    assert "staging" in deployed["text"] and "slack" in deployed["text"], deployed["text"]
