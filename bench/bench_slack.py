@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +43,7 @@ from bench.common import (
     wait_file,
     wait_http,
 )
+from bench.slack_server import TEAM_ID
 
 CONCURRENCY = 16  # events in flight per side: sent and not yet answered
 THREADS = 50  # threads (conversations) per side; one event in flight per thread at a time
@@ -282,19 +284,40 @@ async def _fake_slack(stack: ExitStack, tmp: Path) -> tuple[Child, str]:
     return fake, f"http://{HOST}:{await wait_file(port_file, fake)}"
 
 
+def _platform_env(tmp: Path) -> dict[str, str]:
+    data = tmp / "data"
+    return {
+        "STUDIO_DATA_DIR": str(data),
+        "STUDIO_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'studio.db'}",
+    }
+
+
+def _workspace_key(tmp: Path) -> str:
+    """The owner key of the fake workspace's team, made before `serve` starts: only that team
+    may deploy to the workspace's channels (the platform finds the team on first contact)."""
+    result = subprocess.run(
+        [PYTHON, str(ROOT / "main.py"), "team", "create", f"slack-{TEAM_ID.lower()}"],
+        cwd=tmp,
+        env=base_env(**_platform_env(tmp)),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return result.stdout.strip().splitlines()[-1]
+
+
 def _start(
     stack: ExitStack, tmp: Path, llm_base: str, slack_root: str
 ) -> tuple[Child, Child, int, int]:
     platform_port, baseline_port = free_port(), free_port()
-    data = tmp / "data"
     platform = stack.enter_context(
         child(
             [PYTHON, str(ROOT / "main.py"), "serve", "--port", str(platform_port)],
             cwd=tmp,  # no .env from the repository
             log=tmp / "platform.log",
             env=base_env(
-                STUDIO_DATA_DIR=str(data),
-                STUDIO_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'studio.db'}",
+                **_platform_env(tmp),
                 STUDIO_LLM_API_BASE=llm_base,
                 SLACK_BOT_TOKEN="xoxb-platform",
                 SLACK_SIGNING_SECRET=SECRET,
@@ -325,10 +348,10 @@ async def run() -> list[Figure]:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-slack-")))
         llm, llm_base = await model_server(stack, tmp)
         fake, slack_root = await _fake_slack(stack, tmp)
+        key = await asyncio.to_thread(_workspace_key, tmp)
         platform, baseline, platform_port, baseline_port = _start(stack, tmp, llm_base, slack_root)
         await wait_http(f"http://{HOST}:{platform_port}/healthz", platform)
         await wait_http(f"http://{HOST}:{baseline_port}/healthz", baseline)
-        key = (tmp / "data" / "local.key").read_text().strip()
         await _setup_platform(f"http://{HOST}:{platform_port}", key)
         a = Side(
             "platform",
