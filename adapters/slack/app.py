@@ -43,6 +43,7 @@ _COMMANDS = ("/deploy", "/stats", "/studio")
 # `/deploy BOT slack [--env ENV]` typed in a channel: that channel is the target.
 _TARGETLESS_DEPLOY = re.compile(r"^(\S+\s+slack)(\s+--env[= ]\S+)?\s*$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+WORKING_AFTER_S = 1.5  # a slash command's answer slower than this is preceded by "Working on it…"
 
 
 class SlackAdapter:
@@ -247,9 +248,13 @@ class SlackAdapter:
             user = payload.get("user_id") or payload.get("user", {}).get("id", "")
             later = slack_thread(await self._dm(user), None)
             address = studio_address("slack", team_id, f"slack:{user}", thread=later)
-            reply = await self.runtime.answer(
-                IncomingMessage(address=address, text=text, action=action)
+            answering = asyncio.ensure_future(
+                self.runtime.answer(IncomingMessage(address=address, text=text, action=action))
             )
+            done, _ = await asyncio.wait({answering}, timeout=WORKING_AFTER_S)
+            if not done:  # slow work (a deployment's set-up, say): say so, then answer
+                await respond(text="Working on it…", response_type="ephemeral")
+            reply = await answering
             for message in reply.messages:
                 await respond(
                     text=fallback_text(message),

@@ -371,3 +371,29 @@ async def test_deploy_typed_in_a_channel_targets_it(studio: Service, slack: Fake
     )
     deployed = await responded(slack, "d")
     assert "staging" in deployed["text"] and "slack" in deployed["text"], deployed["text"]
+
+
+async def test_a_slow_slash_command_says_it_is_working(
+    tmp_path: Path, slack: FakeSlack, llm: FakeLLM
+) -> None:
+    settings = service_settings(
+        tmp_path,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.base_url,
+        llm_api_base=llm.base_url,
+    )
+    async with running_service(settings) as studio:
+        await dm(studio, slack, "newbot faq-bot")
+        await dm(studio, slack, "set faq-bot model openai/fake-model")
+        llm.stall(2.0, text="Slow but sure.")
+        command = slash_body("/studio", "try faq-bot hi", response_url=slack.response_url("slow"))
+        started = time.perf_counter()
+        assert (await post(studio, command, content_type=FORM)).status_code == 200
+        assert time.perf_counter() - started < 1.0  # acked at once
+        for _ in range(300):
+            said = [c.body["text"] for c in slack.calls_to("response_url:slow")]
+            if len(said) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert said[0] == "Working on it…" and "Slow but sure." in said[1]
