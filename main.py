@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from adapters.mailbox import Mailbox
     from adapters.slack.app import SlackAdapter
+    from adapters.telegram.bots import TelegramBots
     from runtime.runtime import Runtime
     from storage.database import Database
     from studio.engine import Studio
@@ -47,9 +48,12 @@ class Services:
     ops: Operations
     studio: Studio
     mailbox: Mailbox
+    telegram: TelegramBots | None = None
     slack: SlackAdapter | None = None
 
     async def close(self) -> None:
+        if self.telegram is not None:
+            await self.telegram.close()
         if self.slack is not None:
             await self.slack.close()
         await self.studio.drain(grace_s=SHUTDOWN_GRACE_S)
@@ -117,6 +121,15 @@ async def build_services(settings: Settings) -> Services:
         judge_model=settings.effective_judge_model,
     )
     runtime.register_builtin(STUDIO_DEPLOYMENT, studio)
+    from adapters.telegram.bots import TelegramBots
+
+    telegram = TelegramBots(
+        runtime=runtime,
+        cipher=cipher,
+        api_url=settings.telegram_api_url,
+        public_url=settings.public_url,
+    )
+    channels.register(telegram)
     slack = None
     if settings.slack_enabled:
         from adapters.slack.app import SlackAdapter
@@ -139,6 +152,7 @@ async def build_services(settings: Settings) -> Services:
         ops=ops,
         studio=studio,
         mailbox=mailbox,
+        telegram=telegram,
         slack=slack,
     )
 
@@ -188,6 +202,9 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             await services.close()
 
     app = create_app(lifespan)
+    from adapters.telegram.bots import router as telegram_router
+
+    app.include_router(telegram_router())
     if settings.slack_enabled:
         from adapters.slack.app import router as slack_router
 

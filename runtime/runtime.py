@@ -37,6 +37,7 @@ from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer, utcn
 logger = logging.getLogger(__name__)
 
 RESET_COMMAND = "/reset"
+TEXT_ONLY = "Sorry, I only read text messages for now."
 START_COMMAND = "/start"
 _SEND_ATTEMPTS = 3
 # Platforms redeliver within minutes (Slack: up to ~5 min; Telegram: while unacknowledged), so
@@ -308,6 +309,9 @@ class Runtime:
         live = await self.live_version(target.bot_id, target.env)
         spec = live.spec
         text = message.text.strip()
+        if not text:  # a photo, a voice note, a file: bots read text only, for now
+            reply = OutgoingMessage(address=address, text=TEXT_ONLY, reply_to=address.thread)
+            return await self._finish(inbox_id, [reply], error=None, version=live.number)
         if text in (START_COMMAND, RESET_COMMAND):
             if text == RESET_COMMAND:
                 await self.reset(address)

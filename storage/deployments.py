@@ -68,6 +68,11 @@ class DeploymentRepository:
         )
         return (await self.session.exec(query)).first()
 
+    async def find_any(self, *, channel: str, target: str) -> Deployment | None:
+        """A deployment at `target` on `channel` in any environment."""
+        query = select(Deployment).where(Deployment.channel == channel, Deployment.target == target)
+        return (await self.session.exec(query)).first()
+
     async def delete(self, deployment: Deployment) -> None:
         await self.session.delete(deployment)
         await self.session.flush()

@@ -52,7 +52,7 @@ from studio.commands import (
 )
 from studio.confirmations import Confirmations
 from studio.context import ContextStore
-from studio.errors import InvalidError, OperationError
+from studio.errors import InvalidError, NotAvailableError, OperationError
 from studio.grammar import GrammarError, not_understood, parse
 from studio.members import Members
 from studio.operations import Expected, Operations
@@ -564,6 +564,12 @@ class Studio:
     async def _deploy(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Deploy)
         bot = turn.bot(command.bot)
+        if command.channel == "telegram":
+            raise NotAvailableError(
+                "Handing a bot's BotFather token to the Studio in a chat is not available yet; "
+                f"deploy {bot} to Telegram by REST: POST /api/v1/bots/{bot}/deployments with "
+                '{"channel": "telegram", "token": "..."} (STUDIO_PUBLIC_URL must be set)'
+            )
         view = await self.ops.deploy(
             turn.caller, bot, channel=command.channel, env=command.env, target=command.target
         )

@@ -590,6 +590,8 @@ class Operations:
             raise InvalidError("a web deployment takes no target or token")
         if channel == "slack" and not target:
             raise InvalidError("name the Slack channel: /deploy BOT slack #channel")
+        if channel == "telegram":
+            target = _telegram_bot_id(token)  # a token already deployed is recognised by it
         async with self.db.write() as session:
             bot = await self._bot(session, caller, name)
             assert bot.id is not None
@@ -604,13 +606,18 @@ class Operations:
                 if existing.bot_id != bot.id:
                     raise ConflictError(f"{channel} {where} already serves another bot in {env}")
                 return await self._deployment_view(existing, name, pointers[env].number)
+            if channel == "telegram" and await repo.find_any(channel=channel, target=where):
+                raise ConflictError(
+                    "that Telegram bot (token) already serves another deployment: make a new "
+                    "bot with @BotFather for this one"
+                )
             deployment = await repo.create(
                 team_id=caller.team_id,
                 bot_id=bot.id,
                 channel=channel,
                 env=env,
                 target=where,
-                credentials=self.cipher.encrypt(token) if token else None,
+                credentials=self.cipher.encrypt(token.strip()) if token else None,
             )
             await _audit(
                 session,
@@ -626,7 +633,7 @@ class Operations:
             )
         self.runtime.deployments_changed()
         try:
-            await port.setup(_info(deployment, name))
+            link = await port.setup(_info(deployment, name))
         except Exception as exc:
             async with self.db.write() as session:
                 row = await DeploymentRepository(session).get(deployment.id)
@@ -634,6 +641,13 @@ class Operations:
                     await DeploymentRepository(session).delete(row)
             logger.warning("deployment set-up failed: %s", exc, extra={"deployment": deployment.id})
             raise ConflictError(f"Could not set up the {channel} deployment: {exc}") from None
+        if link and channel != "web":  # where people find it (a t.me link), shown from now on
+            async with self.db.write() as session:
+                row = await DeploymentRepository(session).get(deployment.id)
+                if row is not None:
+                    row.public_ident = link[:200]
+                    session.add(row)
+                    deployment = row
         return await self._deployment_view(deployment, name, pointers[env].number)
 
     async def _deployment_view(
@@ -653,7 +667,7 @@ class Operations:
 
     def public_url(self, deployment: Deployment) -> str | None:
         if deployment.channel != "web":
-            return None
+            return deployment.public_ident
         base = (self.settings.public_url or "").rstrip("/")
         return f"{base}/chat/{deployment.id}"
 
@@ -833,6 +847,20 @@ async def _require_passing_tests(
             f"{name}'s tests did not pass on this draft ({run.passed} passed, {run.failed} "
             f"failed): fix the draft or the tests and run /test {name} (an owner may --force)"
         )
+
+
+_TELEGRAM_TOKEN = re.compile(r"^(\d{5,12}):[A-Za-z0-9_-]{30,64}$")
+
+
+def _telegram_bot_id(token: str | None) -> str:
+    """The bot id of a BotFather token (the digits before ':'), or a clear refusal."""
+    match = _TELEGRAM_TOKEN.fullmatch((token or "").strip())
+    if match is None:
+        raise InvalidError(
+            "give the bot's token from @BotFather (it looks like 123456789:AA...); "
+            "it is stored encrypted and never shown again"
+        )
+    return match.group(1)
 
 
 def _check_env(env: str) -> None:

@@ -43,6 +43,7 @@ _COMMANDS = ("/deploy", "/stats", "/studio")
 # `/deploy BOT slack [--env ENV]` typed in a channel: that channel is the target.
 _TARGETLESS_DEPLOY = re.compile(r"^(\S+\s+slack)(\s+--env[= ]\S+)?\s*$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_BOT_TOKEN = re.compile(r"\b\d{5,12}:[A-Za-z0-9_-]{30,64}\b")
 WORKING_AFTER_S = 1.5  # a slash command's answer slower than this is preceded by "Working on it…"
 
 
@@ -182,7 +183,7 @@ class SlackAdapter:
             "slack", team_id, f"slack:{event['user']}", thread=slack_thread(channel, reply_in)
         )
         text = plain(event.get("text") or "", bot_user=context.get("bot_user_id"))
-        await self.runtime.feed(_incoming(address, text, event))
+        await self.runtime.feed(_incoming(address, redact_tokens(text), event))
 
     async def _to_bot(self, deployment: str, event: dict[str, Any], *, reply_in: str) -> None:
         channel = event["channel"]
@@ -280,6 +281,11 @@ class SlackAdapter:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.channel.close()
         await self.session.close()
+
+
+def redact_tokens(text: str) -> str:
+    """A bot token pasted into a chat with the Studio is never stored or logged."""
+    return _BOT_TOKEN.sub("[token removed]", text)
 
 
 def _spoken(event: dict[str, Any]) -> bool:

@@ -397,3 +397,17 @@ async def test_a_slow_slash_command_says_it_is_working(
                 break
             await asyncio.sleep(0.02)
         assert said[0] == "Working on it…" and "Slow but sure." in said[1]
+
+
+async def test_a_token_pasted_to_the_studio_is_never_stored(
+    studio: Service, slack: FakeSlack
+) -> None:
+    token = "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
+    reply = await dm(studio, slack, f"deploy faq-bot telegram {token}")
+    assert token not in text_of(reply)
+    async with studio.app.state.core.db.read_conn() as conn:
+        from sqlalchemy import text
+
+        stored = [str(p) for (p,) in (await conn.execute(text("select payload from inbox"))).all()]
+    assert stored and all(token not in p for p in stored)
+    assert any("[token removed]" in p for p in stored)

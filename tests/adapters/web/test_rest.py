@@ -195,11 +195,17 @@ async def test_channels_not_built_yet_say_so(service: Service) -> None:
     await service.live_web_bot()
     response = await service.client.post(
         "/api/v1/bots/faq-bot/deployments",
+        json={"channel": "slack", "target": "C0001"},
+        headers=service.auth(),
+    )
+    assert response.status_code == 501  # Slack is off without SLACK_BOT_TOKEN and its secret
+    assert "not available" in response.json()["error"]
+    malformed = await service.client.post(
+        "/api/v1/bots/faq-bot/deployments",
         json={"channel": "telegram", "token": "123:abc"},
         headers=service.auth(),
     )
-    assert response.status_code == 501
-    assert "not available" in response.json()["error"]
+    assert malformed.status_code == 422 and "@BotFather" in malformed.json()["error"]
     later = await service.client.get("/api/v1/bots/faq-bot/knowledge", headers=service.auth())
     assert later.status_code == 501
 

@@ -1,0 +1,245 @@
+"""Generated bots on Telegram: one aiogram HTTP session, one `Bot` per deployed token, updates
+by webhook on `/telegram/bots/{deployment_id}` (checked against a secret derived from the
+service's key and the deployment id, so it survives restarts and is set once, at deploy time).
+
+aiogram is imported on first use, in a thread: it costs seconds, which `serve` does not pay at
+start. Replies go out as plain text (model Markdown breaks `parse_mode`), split at Telegram's
+4,096 characters, with its 429 `retry_after` honoured; a revoked token (401) fails for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from types import ModuleType
+from typing import Any, ClassVar
+
+from fastapi import APIRouter, Request, Response
+
+from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
+from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
+from runtime.runtime import Runtime, UnknownDeploymentError
+from storage.tables import Deployment
+from studio.secrets import Cipher
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 4096
+_RETRIES = 3
+_COMMANDS = (("start", "Start over and say hello"), ("reset", "Forget this conversation"))
+
+
+def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Pieces of at most `limit` characters, cut at a line break or a space where possible."""
+    pieces: list[str] = []
+    rest = text or " "
+    while len(rest) > limit:
+        cut = rest.rfind("\n", 0, limit)
+        if cut < limit // 2:
+            cut = rest.rfind(" ", 0, limit)
+        if cut < limit // 2:
+            cut = limit
+        pieces.append(rest[:cut])
+        rest = rest[cut:].lstrip("\n ")
+    pieces.append(rest)
+    return pieces
+
+
+def _import_aiogram() -> ModuleType:
+    import aiogram
+    import aiogram.client.session.aiohttp
+    import aiogram.client.telegram
+    import aiogram.exceptions
+    import aiogram.types
+
+    return aiogram
+
+
+class TelegramBots:
+    """The `telegram` channel for generated bots."""
+
+    kind: ClassVar[str] = "telegram"
+    capabilities: ClassVar[Capabilities] = Capabilities(edits=True)
+
+    def __init__(
+        self, *, runtime: Runtime, cipher: Cipher, api_url: str, public_url: str | None
+    ) -> None:
+        self.runtime = runtime
+        self.cipher = cipher
+        self.api_url = api_url.rstrip("/")
+        self.public_url = (public_url or "").rstrip("/") or None
+        self._lib: ModuleType | None = None
+        self._session: Any = None
+        self._bots: dict[str, Any] = {}  # deployment id -> aiogram Bot
+
+    # -- the library, the session, the bots -------------------------------------------------
+
+    async def _aiogram(self) -> ModuleType:
+        if self._lib is None:
+            self._lib = await asyncio.to_thread(_import_aiogram)
+            server = self._lib.client.telegram.TelegramAPIServer.from_base(self.api_url)
+            self._session = self._lib.client.session.aiohttp.AiohttpSession(api=server)
+        return self._lib
+
+    async def _bot_with(self, token: str) -> Any:
+        lib = await self._aiogram()
+        return lib.Bot(token, session=self._session)
+
+    async def _bot(self, deployment_id: str) -> Any:
+        bot = self._bots.get(deployment_id)
+        if bot is None:
+            async with self.runtime.db.read() as session:
+                row = await session.get(Deployment, deployment_id)
+            if row is None or row.credentials is None:
+                raise SendError(f"no Telegram token for deployment {deployment_id}", permanent=True)
+            bot = await self._bot_with(self.cipher.decrypt(row.credentials))
+            self._bots[deployment_id] = bot
+        return bot
+
+    def webhook_secret(self, deployment_id: str) -> str:
+        return self.cipher.derive(f"telegram-webhook:{deployment_id}", length=32)
+
+    # -- the Channel port ----------------------------------------------------------------------
+
+    async def setup(self, deployment: DeploymentInfo) -> str | None:
+        """Check the token with getMe, set the webhook, the commands and the description;
+        the bot's t.me link."""
+        if self.public_url is None:
+            raise SendError(
+                "Telegram bots need STUDIO_PUBLIC_URL (an HTTPS address Telegram can reach) "
+                "for their webhook; long polling for development is not available yet",
+                permanent=True,
+            )
+        if deployment.credentials is None:
+            raise SendError("a Telegram deployment needs the bot's token", permanent=True)
+        lib = await self._aiogram()
+        bot = await self._bot_with(self.cipher.decrypt(deployment.credentials))
+        try:
+            me = await bot.get_me()
+            await bot.set_webhook(
+                url=f"{self.public_url}/telegram/bots/{deployment.id}",
+                secret_token=self.webhook_secret(deployment.id),
+                allowed_updates=["message"],
+                drop_pending_updates=False,
+            )
+            await bot.set_my_commands(
+                [lib.types.BotCommand(command=c, description=d) for c, d in _COMMANDS]
+            )
+            await bot.set_my_short_description(short_description=deployment.bot_name[:120])
+        except lib.exceptions.TelegramUnauthorizedError:
+            raise SendError(
+                "Telegram refused that token: check it with @BotFather", permanent=True
+            ) from None
+        except lib.exceptions.TelegramAPIError as exc:
+            raise SendError(f"Telegram answered: {exc.message}", permanent=True) from None
+        self._bots[deployment.id] = bot
+        return f"https://t.me/{me.username}"
+
+    async def teardown(self, deployment: DeploymentInfo) -> None:
+        bot = self._bots.pop(deployment.id, None)
+        if bot is None and deployment.credentials is not None:
+            bot = await self._bot_with(self.cipher.decrypt(deployment.credentials))
+        if bot is not None:
+            lib = await self._aiogram()
+            try:
+                await bot.delete_webhook()
+            except lib.exceptions.TelegramAPIError as exc:
+                logger.warning("deleteWebhook failed: %s", exc.message)
+
+    async def send(self, message: OutgoingMessage) -> SendReceipt:
+        lib = await self._aiogram()
+        errors = lib.exceptions
+        bot = await self._bot(message.address.deployment_id)
+        chat_id = int(message.address.thread or message.address.conversation)
+        sent: Any = None
+        for piece in split_text(message.text):
+            for attempt in range(1, _RETRIES + 1):
+                try:
+                    sent = await bot.send_message(chat_id=chat_id, text=piece)
+                    break
+                except errors.TelegramRetryAfter as exc:
+                    if attempt == _RETRIES:
+                        raise SendError("Telegram kept rate-limiting") from None
+                    await asyncio.sleep(exc.retry_after)
+                except errors.TelegramUnauthorizedError:
+                    self._bots.pop(message.address.deployment_id, None)
+                    raise SendError(
+                        "Telegram refused the bot's token (revoked?): deploy it again with a "
+                        "new token from @BotFather",
+                        permanent=True,
+                    ) from None
+                except (errors.TelegramBadRequest, errors.TelegramForbiddenError) as exc:
+                    raise SendError(f"Telegram answered: {exc.message}", permanent=True) from None
+                except errors.TelegramAPIError as exc:  # network, server errors: worth a retry
+                    raise SendError(f"Telegram could not be reached: {exc.message}") from None
+        return SendReceipt(platform_id=str(sent.message_id) if sent is not None else None)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    # -- inbound -----------------------------------------------------------------------------
+
+    async def receive(self, deployment_id: str, secret: str, update: dict[str, Any]) -> int:
+        """An update for a deployment: recorded (deduplicated by update_id) before the 200.
+        Returns the HTTP status."""
+        try:
+            target = await self.runtime.target(deployment_id)
+        except UnknownDeploymentError:
+            return 404
+        if target.channel != self.kind:
+            return 404
+        if not hmac.compare_digest(secret, self.webhook_secret(deployment_id)):
+            return 401
+        lib = await self._aiogram()
+        try:
+            parsed = lib.types.Update.model_validate(update)
+        except ValueError:
+            logger.info("ignored a malformed Telegram update")
+            return 200
+        message = parsed.message
+        if message is None or message.from_user is None or message.from_user.is_bot:
+            return 200  # edits, channel posts, other bots: nothing to answer
+        chat = str(message.chat.id)
+        topic = f":{message.message_thread_id}" if message.message_thread_id else ""
+        address = Address(
+            channel=self.kind,
+            deployment_id=deployment_id,
+            conversation=chat + topic,
+            user=f"telegram:{message.from_user.id}",
+            thread=chat,
+        )
+        files: tuple[FileRef, ...] = ()
+        if message.document is not None:
+            files = (FileRef(name=message.document.file_name or "document"),)
+        elif message.photo:
+            files = (FileRef(name="photo"),)
+        await self.runtime.feed(
+            IncomingMessage(
+                address=address,
+                text=message.text or "",
+                files=files,
+                dedupe_key=f"telegram:{deployment_id}:{parsed.update_id}",
+            )
+        )
+        return 200
+
+
+def router() -> APIRouter:
+    """`POST /telegram/bots/{deployment_id}`: the webhook of every generated bot."""
+    routes = APIRouter()
+
+    @routes.post("/telegram/bots/{deployment_id}", include_in_schema=False)
+    async def telegram_update(deployment_id: str, request: Request) -> Response:
+        bots: TelegramBots = request.app.state.core.telegram
+        secret = request.headers.get("x-telegram-bot-api-secret-token", "")
+        try:
+            update = await request.json()
+        except ValueError:
+            return Response(status_code=400)
+        if not isinstance(update, dict):
+            return Response(status_code=400)
+        return Response(status_code=await bots.receive(deployment_id, secret, update))
+
+    return routes
