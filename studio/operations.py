@@ -602,15 +602,15 @@ class Operations:
             repo = DeploymentRepository(session)
             where = target or f"bot-{bot.id}"
             existing = await repo.find(channel=channel, target=where, env=env)
-            if existing is not None:
-                if existing.bot_id != bot.id:
-                    raise ConflictError(f"{channel} {where} already serves another bot in {env}")
+            if existing is not None and existing.bot_id == bot.id:
                 return await self._deployment_view(existing, name, pointers[env].number)
             if channel == "telegram" and await repo.find_any(channel=channel, target=where):
                 raise ConflictError(
                     "that Telegram bot (token) already serves another deployment: make a new "
                     "bot with @BotFather for this one"
                 )
+            if existing is not None:
+                raise ConflictError(f"{channel} {where} already serves another bot in {env}")
             deployment = await repo.create(
                 team_id=caller.team_id,
                 bot_id=bot.id,

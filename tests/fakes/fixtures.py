@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack
+from tests.fakes.telegram import FakeTelegram
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +43,18 @@ def slack(fake_slack: FakeSlack) -> FakeSlack:
     """The session's fake Slack, with no calls, scripts, channels, users or files."""
     fake_slack.reset()
     return fake_slack
+
+
+@pytest.fixture(scope="session")
+def fake_telegram() -> Iterator[FakeTelegram]:
+    """The session's fake Telegram Bot API (started on first use)."""
+    server = FakeTelegram().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def telegram(fake_telegram: FakeTelegram) -> FakeTelegram:
+    """The session's fake Telegram, with no calls, scripts, bots, webhooks, updates or files."""
+    fake_telegram.reset()
+    return fake_telegram

@@ -1,0 +1,210 @@
+"""Generated bots on Telegram, by webhook: the real aiogram against the fake Bot API, updates
+posted over real HTTP to `/telegram/bots/{deployment}` with the secret header."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import running_service, service_settings
+from tests.factories import Service
+from tests.fakes.llm import FakeLLM
+from tests.fakes.telegram import Call, FakeTelegram
+from tests.fakes.telegram_payloads import message_update, photo_update, secret_headers, token
+
+PUBLIC = "https://studio.example.com"
+
+
+@pytest.fixture
+async def studio(tmp_path: Path, telegram: FakeTelegram, llm: FakeLLM) -> AsyncIterator[Service]:
+    settings = service_settings(
+        tmp_path,
+        public_url=PUBLIC,
+        telegram_api_url=telegram.base_url,
+        llm_api_base=llm.base_url,
+    )
+    async with running_service(settings) as service:
+        yield service
+
+
+async def deploy(
+    studio: Service, telegram: FakeTelegram, n: int = 1, *, name: str = "faq-bot", **fields: Any
+) -> tuple[str, str]:
+    """A live bot deployed to Telegram with a fresh token: (deployment id, token)."""
+    bot_token = token(n)
+    telegram.add_bot(bot_token, username=f"{name.replace('-', '_')}_{n}_bot")
+    await studio.import_bot(name, **fields)
+    await studio.call("POST", f"/api/v1/bots/{name}/promote", json={"to": "staging"})
+    await studio.call("POST", f"/api/v1/bots/{name}/promote", json={"to": "production"})
+    deployed = await studio.call(
+        "POST",
+        f"/api/v1/bots/{name}/deployments",
+        json={"channel": "telegram", "token": bot_token},
+    )
+    return deployed["id"], bot_token
+
+
+def secret_of(telegram: FakeTelegram, bot_token: str) -> str:
+    hook = telegram.webhook(bot_token)
+    assert hook is not None
+    return str(hook["secret_token"])
+
+
+async def send_update(
+    studio: Service, deployment: str, update: dict[str, Any], secret: str
+) -> httpx.Response:
+    return await studio.client.post(
+        f"/telegram/bots/{deployment}", json=update, headers=secret_headers(secret)
+    )
+
+
+async def sent(telegram: FakeTelegram, bot_token: str, count: int = 1) -> list[Call]:
+    await telegram.wait_for("sendMessage", count, token=bot_token, timeout_s=15)
+    return telegram.calls_to("sendMessage", token=bot_token)
+
+
+async def test_deploy_sets_the_webhook_and_answers_end_users(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    deployment, bot_token = await deploy(studio, telegram, greeting="Hello! Ask me.")
+    hook = telegram.webhook(bot_token)
+    assert hook is not None and hook["url"] == f"{PUBLIC}/telegram/bots/{deployment}"
+    commands = telegram.commands(bot_token) or []
+    assert [c["command"] for c in commands] == ["start", "reset"]
+    listed = await studio.call("GET", "/api/v1/deployments")
+    assert listed[0]["url"] == "https://t.me/faq_bot_1_bot"
+    assert bot_token not in str(listed) and bot_token not in str(
+        await studio.call("GET", "/api/v1/audit")
+    )
+
+    secret = secret_of(telegram, bot_token)
+    ok = await send_update(studio, deployment, message_update("/start", chat_id=42), secret)
+    assert ok.status_code == 200
+    (greeting,) = await sent(telegram, bot_token)
+    assert greeting.body["chat_id"] in (42, "42") and greeting.body["text"] == "Hello! Ask me."
+    assert "parse_mode" not in greeting.body  # plain text: model Markdown must not break it
+
+    await send_update(studio, deployment, message_update("Refunds?", chat_id=42), secret)
+    answer = (await sent(telegram, bot_token, 2))[-1]
+    assert answer.body["text"] == "I can't answer that yet."
+    stats = await studio.call("GET", "/api/v1/bots/faq-bot/stats?period=24h")
+    assert stats["turns"] == 1
+
+
+async def test_a_redelivered_update_answers_once(studio: Service, telegram: FakeTelegram) -> None:
+    deployment, bot_token = await deploy(studio, telegram)
+    secret = secret_of(telegram, bot_token)
+    update = message_update("Hello?", chat_id=7)
+    for _ in range(3):
+        assert (await send_update(studio, deployment, update, secret)).status_code == 200
+    await sent(telegram, bot_token)
+    await studio.app.state.core.runtime.drain()
+    assert len(telegram.calls_to("sendMessage", token=bot_token)) == 1
+
+
+async def test_bad_secrets_unknown_deployments_and_non_text(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    deployment, bot_token = await deploy(studio, telegram)
+    update = message_update("hi")
+    assert (await send_update(studio, deployment, update, "wrong")).status_code == 401
+    assert (await send_update(studio, "d_unknown", update, "x")).status_code == 404
+    secret = secret_of(telegram, bot_token)
+    await send_update(studio, deployment, photo_update(chat_id=9), secret)
+    (polite,) = await sent(telegram, bot_token)
+    assert "only read text" in polite.body["text"]
+
+
+async def test_bad_tokens_change_nothing(studio: Service, telegram: FakeTelegram) -> None:
+    await deploy(studio, telegram, 1)
+    await studio.import_bot("other-bot")
+    for env in ("staging", "production"):
+        await studio.call("POST", "/api/v1/bots/other-bot/promote", json={"to": env})
+
+    async def attempt(body: dict[str, Any]) -> httpx.Response:
+        return await studio.client.post(
+            "/api/v1/bots/other-bot/deployments", headers=studio.auth(), json=body
+        )
+
+    malformed = await attempt({"channel": "telegram", "token": "not-a-token"})
+    assert malformed.status_code == 422 and "@BotFather" in malformed.text
+    refused = await attempt({"channel": "telegram", "token": token(99)})  # getMe says 401
+    assert refused.status_code == 409 and "refused that token" in refused.text
+    taken = await attempt({"channel": "telegram", "token": token(1)})
+    assert taken.status_code == 409 and "already serves another deployment" in taken.text
+    deployments = await studio.call("GET", "/api/v1/deployments")
+    assert [d["bot"] for d in deployments] == ["faq-bot"]
+
+
+async def test_without_a_public_url_deploying_says_why(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    settings = service_settings(tmp_path / "x", telegram_api_url=telegram.base_url)
+    async with running_service(settings) as studio:
+        bot_token = token(5)
+        telegram.add_bot(bot_token)
+        await studio.live_web_bot()
+        response = await studio.client.post(
+            "/api/v1/bots/faq-bot/deployments",
+            headers=studio.auth(),
+            json={"channel": "telegram", "token": bot_token},
+        )
+        assert response.status_code == 409 and "STUDIO_PUBLIC_URL" in response.text
+        assert telegram.webhook(bot_token) is None
+
+
+async def test_long_answers_split_and_rate_limits_wait(
+    studio: Service, telegram: FakeTelegram, llm: FakeLLM
+) -> None:
+    deployment, bot_token = await deploy(studio, telegram, model="openai/fake-model")
+    secret = secret_of(telegram, bot_token)
+    llm.reply(("A long answer line.\n" * 600).strip())  # ~11,400 characters
+    telegram.rate_limit("sendMessage", retry_after=1, token=bot_token)
+    await send_update(studio, deployment, message_update("Tell me everything", chat_id=5), secret)
+    calls = await sent(telegram, bot_token, 4)  # the 429, then three pieces
+    pieces = [c.body["text"] for c in calls[1:]]
+    assert all(len(p) <= 4096 for p in pieces) and len(pieces) == 3
+    assert "".join(pieces).count("A long answer line.") == 600
+
+
+async def test_a_revoked_token_fails_for_good_and_is_counted(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    deployment, bot_token = await deploy(studio, telegram)
+    secret = secret_of(telegram, bot_token)
+    telegram.revoke(bot_token)
+    await send_update(studio, deployment, message_update("hi"), secret)
+    await telegram.wait_for("sendMessage", token=bot_token)
+    await studio.app.state.core.runtime.drain()
+    metrics = (await studio.client.get("/metrics")).text
+    assert 'studio_sends_total{channel="telegram",outcome="failed"}' in metrics
+
+
+async def test_undeploy_deletes_the_webhook(studio: Service, telegram: FakeTelegram) -> None:
+    deployment, bot_token = await deploy(studio, telegram)
+    await studio.call("DELETE", f"/api/v1/deployments/{deployment}")
+    assert telegram.webhook(bot_token) is None
+    assert telegram.calls_to("deleteWebhook", token=bot_token)
+
+
+async def test_fifty_bots_answer_their_own_users(studio: Service, telegram: FakeTelegram) -> None:
+    bots = [
+        await deploy(studio, telegram, n, name=f"bot-{n}", fallback=f"I am bot {n}.")
+        for n in range(50)
+    ]
+    await asyncio.gather(
+        *[
+            send_update(
+                studio, d, message_update("who are you?", chat_id=1000 + n), secret_of(telegram, t)
+            )
+            for n, (d, t) in enumerate(bots)
+        ]
+    )
+    for n, (_, bot_token) in enumerate(bots):
+        (answer,) = await sent(telegram, bot_token)
+        assert answer.body["text"] == f"I am bot {n}." and int(answer.body["chat_id"]) == 1000 + n
