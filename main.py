@@ -178,6 +178,8 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             )
         await services.runtime.recover()
         await services.studio.tests.fail_unfinished()
+        if services.telegram is not None:
+            await services.telegram.start()
         housekeeping = asyncio.create_task(
             services.runtime.housekeeping(also=(services.mailbox.expire, confirmations.expire))
         )

@@ -1,6 +1,9 @@
-"""Generated bots on Telegram: one aiogram HTTP session, one `Bot` per deployed token, updates
-by webhook on `/telegram/bots/{deployment_id}` (checked against a secret derived from the
-service's key and the deployment id, so it survives restarts and is set once, at deploy time).
+"""Generated bots on Telegram: one aiogram HTTP session, one `Bot` per deployed token. Updates
+come by webhook on `/telegram/bots/{deployment_id}` (checked against a secret derived from the
+service's key and the deployment id, so it survives restarts and is set once, at deploy time),
+or, without `STUDIO_PUBLIC_URL` (development), through the project's own `getUpdates` loop: each
+batch is recorded in the inbox before the offset confirms it, so a crash loses nothing (aiogram's
+and python-telegram-bot's pollers confirm before their handlers finish).
 
 aiogram is imported on first use, in a thread: it costs seconds, which `serve` does not pay at
 start. Replies go out as plain text (model Markdown breaks `parse_mode`), split at Telegram's
@@ -16,6 +19,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from fastapi import APIRouter, Request, Response
+from sqlmodel import select
 
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
@@ -26,6 +30,7 @@ from studio.secrets import Cipher
 logger = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 4096
+POLL_TIMEOUT_S = 25  # long-poll wait of one getUpdates
 _RETRIES = 3
 _COMMANDS = (("start", "Start over and say hello"), ("reset", "Forget this conversation"))
 
@@ -71,7 +76,13 @@ class TelegramBots:
         self.public_url = (public_url or "").rstrip("/") or None
         self._lib: ModuleType | None = None
         self._session: Any = None
+        self._poll_session: Any = None  # long polls apart: they must not starve the sends
         self._bots: dict[str, Any] = {}  # deployment id -> aiogram Bot
+        self._pollers: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def polling(self) -> bool:
+        return self.public_url is None
 
     # -- the library, the session, the bots -------------------------------------------------
 
@@ -79,21 +90,26 @@ class TelegramBots:
         if self._lib is None:
             self._lib = await asyncio.to_thread(_import_aiogram)
             server = self._lib.client.telegram.TelegramAPIServer.from_base(self.api_url)
-            self._session = self._lib.client.session.aiohttp.AiohttpSession(api=server)
+            sessions = self._lib.client.session.aiohttp
+            self._session = sessions.AiohttpSession(api=server)
+            self._poll_session = sessions.AiohttpSession(api=server, limit=1000)
         return self._lib
 
     async def _bot_with(self, token: str) -> Any:
         lib = await self._aiogram()
         return lib.Bot(token, session=self._session)
 
+    async def _token(self, deployment_id: str) -> str:
+        async with self.runtime.db.read() as session:
+            row = await session.get(Deployment, deployment_id)
+        if row is None or row.credentials is None:
+            raise SendError(f"no Telegram token for deployment {deployment_id}", permanent=True)
+        return self.cipher.decrypt(row.credentials)
+
     async def _bot(self, deployment_id: str) -> Any:
         bot = self._bots.get(deployment_id)
         if bot is None:
-            async with self.runtime.db.read() as session:
-                row = await session.get(Deployment, deployment_id)
-            if row is None or row.credentials is None:
-                raise SendError(f"no Telegram token for deployment {deployment_id}", permanent=True)
-            bot = await self._bot_with(self.cipher.decrypt(row.credentials))
+            bot = await self._bot_with(await self._token(deployment_id))
             self._bots[deployment_id] = bot
         return bot
 
@@ -103,26 +119,23 @@ class TelegramBots:
     # -- the Channel port ----------------------------------------------------------------------
 
     async def setup(self, deployment: DeploymentInfo) -> str | None:
-        """Check the token with getMe, set the webhook, the commands and the description;
-        the bot's t.me link."""
-        if self.public_url is None:
-            raise SendError(
-                "Telegram bots need STUDIO_PUBLIC_URL (an HTTPS address Telegram can reach) "
-                "for their webhook; long polling for development is not available yet",
-                permanent=True,
-            )
+        """Check the token with getMe, set the webhook (or start polling), the commands and
+        the description; the bot's t.me link."""
         if deployment.credentials is None:
             raise SendError("a Telegram deployment needs the bot's token", permanent=True)
         lib = await self._aiogram()
         bot = await self._bot_with(self.cipher.decrypt(deployment.credentials))
         try:
             me = await bot.get_me()
-            await bot.set_webhook(
-                url=f"{self.public_url}/telegram/bots/{deployment.id}",
-                secret_token=self.webhook_secret(deployment.id),
-                allowed_updates=["message"],
-                drop_pending_updates=False,
-            )
+            if self.polling:
+                await bot.delete_webhook(drop_pending_updates=False)  # getUpdates needs none
+            else:
+                await bot.set_webhook(
+                    url=f"{self.public_url}/telegram/bots/{deployment.id}",
+                    secret_token=self.webhook_secret(deployment.id),
+                    allowed_updates=["message"],
+                    drop_pending_updates=False,
+                )
             await bot.set_my_commands(
                 [lib.types.BotCommand(command=c, description=d) for c, d in _COMMANDS]
             )
@@ -134,9 +147,14 @@ class TelegramBots:
         except lib.exceptions.TelegramAPIError as exc:
             raise SendError(f"Telegram answered: {exc.message}", permanent=True) from None
         self._bots[deployment.id] = bot
+        if self.polling:
+            self._poll(deployment.id)
         return f"https://t.me/{me.username}"
 
     async def teardown(self, deployment: DeploymentInfo) -> None:
+        poller = self._pollers.pop(deployment.id, None)
+        if poller is not None:
+            poller.cancel()
         bot = self._bots.pop(deployment.id, None)
         if bot is None and deployment.credentials is not None:
             bot = await self._bot_with(self.cipher.decrypt(deployment.credentials))
@@ -176,8 +194,66 @@ class TelegramBots:
         return SendReceipt(platform_id=str(sent.message_id) if sent is not None else None)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for poller in self._pollers.values():
+            poller.cancel()
+        await asyncio.gather(*self._pollers.values(), return_exceptions=True)
+        self._pollers.clear()
+        for session in (self._session, self._poll_session):
+            if session is not None:
+                await session.close()
+
+    # -- long polling (no public URL) ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """At start, in polling mode: every deployed bot joins the polling loop."""
+        if not self.polling:
+            return
+        query = select(Deployment.id).where(Deployment.channel == self.kind)
+        async with self.runtime.db.read() as session:
+            deployments = list((await session.exec(query)).all())
+        for deployment_id in deployments:
+            self._poll(deployment_id)
+
+    def _poll(self, deployment_id: str) -> None:
+        if deployment_id not in self._pollers:
+            self._pollers[deployment_id] = asyncio.create_task(self._poll_loop(deployment_id))
+
+    async def _poll_loop(self, deployment_id: str) -> None:
+        """getUpdates, record the batch in the inbox, and only then confirm it (the offset)."""
+        lib = await self._aiogram()
+        errors = lib.exceptions
+        try:
+            bot = lib.Bot(await self._token(deployment_id), session=self._poll_session)
+        except SendError:
+            return  # undeployed meanwhile
+        offset: int | None = None
+        pause = 1.0
+        while True:
+            try:
+                updates = await bot.get_updates(
+                    offset=offset,
+                    timeout=POLL_TIMEOUT_S,
+                    allowed_updates=["message"],
+                    request_timeout=POLL_TIMEOUT_S + 10,
+                )
+            except errors.TelegramUnauthorizedError:
+                logger.warning(
+                    "stopped polling: Telegram refused the token",
+                    extra={"deployment": deployment_id},
+                )
+                return
+            except errors.TelegramAPIError as exc:
+                logger.warning(
+                    "getUpdates failed: %s", exc.message, extra={"deployment": deployment_id}
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+                continue
+            pause = 1.0
+            for update in updates:
+                await self._record(deployment_id, update)
+            if updates:
+                offset = updates[-1].update_id + 1
 
     # -- inbound -----------------------------------------------------------------------------
 
@@ -198,9 +274,15 @@ class TelegramBots:
         except ValueError:
             logger.info("ignored a malformed Telegram update")
             return 200
+        await self._record(deployment_id, parsed)
+        return 200
+
+    async def _record(self, deployment_id: str, parsed: Any) -> None:
+        """An update (an aiogram `Update`) into the runtime: recorded, deduplicated by
+        `update_id`, answered in the background."""
         message = parsed.message
         if message is None or message.from_user is None or message.from_user.is_bot:
-            return 200  # edits, channel posts, other bots: nothing to answer
+            return  # edits, channel posts, other bots: nothing to answer
         chat = str(message.chat.id)
         topic = f":{message.message_thread_id}" if message.message_thread_id else ""
         address = Address(
@@ -223,7 +305,6 @@ class TelegramBots:
                 dedupe_key=f"telegram:{deployment_id}:{parsed.update_id}",
             )
         )
-        return 200
 
 
 def router() -> APIRouter:

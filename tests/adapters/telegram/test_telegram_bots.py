@@ -141,21 +141,28 @@ async def test_bad_tokens_change_nothing(studio: Service, telegram: FakeTelegram
     assert [d["bot"] for d in deployments] == ["faq-bot"]
 
 
-async def test_without_a_public_url_deploying_says_why(
+async def test_without_a_public_url_bots_poll_and_lose_nothing(
     tmp_path: Path, telegram: FakeTelegram
 ) -> None:
+    """Development mode: the project's own getUpdates loop records each batch before it
+    confirms it, so updates survive a restart and none is answered twice."""
     settings = service_settings(tmp_path / "x", telegram_api_url=telegram.base_url)
     async with running_service(settings) as studio:
-        bot_token = token(5)
-        telegram.add_bot(bot_token)
-        await studio.live_web_bot()
-        response = await studio.client.post(
-            "/api/v1/bots/faq-bot/deployments",
-            headers=studio.auth(),
-            json={"channel": "telegram", "token": bot_token},
-        )
-        assert response.status_code == 409 and "STUDIO_PUBLIC_URL" in response.text
+        deployment, bot_token = await deploy(studio, telegram, fallback="Polled answer.")
         assert telegram.webhook(bot_token) is None
+        telegram.push_update(bot_token, message_update("hello", chat_id=77))
+        (answer,) = await sent(telegram, bot_token)
+        assert answer.body["text"] == "Polled answer."
+        assert (
+            await send_update(studio, deployment, message_update("x"), "any")
+        ).status_code == 401
+    # the restart polls again from the last confirmed offset: nothing is answered twice
+    telegram.push_update(bot_token, message_update("again", chat_id=77))
+    async with running_service(settings) as studio:
+        await sent(telegram, bot_token, 2)
+        await asyncio.sleep(0.3)
+        texts = [c.body["text"] for c in telegram.calls_to("sendMessage", token=bot_token)]
+        assert texts == ["Polled answer.", "Polled answer."]
 
 
 async def test_long_answers_split_and_rate_limits_wait(
