@@ -29,14 +29,14 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.server import ServedFake
 
 COMPLETION_PATHS = ("/v1/chat/completions", "/chat/completions")
 
@@ -115,18 +115,17 @@ class Answer:
     raw: dict[str, Any] | None = None
 
 
-class FakeLLM:
+class FakeLLM(ServedFake):
     """The fake server. Scripting and reading `calls` are thread-safe; answers are popped in
     order, one per completion request."""
+
+    name = "LLM"
 
     def __init__(self) -> None:
         self._calls: list[Call] = []
         self._script: deque[Answer] = deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
         routes = [Route(path, self._complete, methods=["POST"]) for path in COMPLETION_PATHS]
         routes.append(
             Route(
@@ -301,54 +300,6 @@ class FakeLLM:
                 "total_tokens": answer.prompt_tokens + answer.completion_tokens,
             },
         }
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> FakeLLM:
-        """Serve on 127.0.0.1 at a free port, in a thread of its own; returns once listening."""
-        if self._thread is not None:
-            raise RuntimeError("the fake LLM is already started")
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="fake-llm", daemon=True)
-        self._server, self._thread = server, thread
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                self.stop()
-                raise RuntimeError("the fake LLM server did not start")
-            time.sleep(0.005)
-        self.port = server.servers[0].sockets[0].getsockname()[1]
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (answers still stalling are cut short)."""
-        if self._server is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread, self.port = None, None, 0
-
-    def __enter__(self) -> FakeLLM:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:

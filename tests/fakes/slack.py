@@ -36,15 +36,15 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import ServedFake
 
 TEAM_ID = "T0001"
 TEAM_NAME = "Acme"
@@ -101,9 +101,11 @@ class StoredFile:
     mimetype: str
 
 
-class FakeSlack:
+class FakeSlack(ServedFake):
     """The fake Web API. Scripting and reading `calls` are thread-safe; scripted answers are
     popped in order, per method, and an empty queue gives the normal answer."""
+
+    name = "Slack"
 
     def __init__(self) -> None:
         self._calls: list[Call] = []
@@ -114,9 +116,6 @@ class FakeSlack:
         self._lock = threading.Lock()
         # Never reset: ts and ids stay unique across the whole session.
         self._seq = itertools.count(101)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
         self.app = Starlette(
             routes=[
                 Route("/api/{method}", self._api, methods=["GET", "POST"]),
@@ -466,54 +465,6 @@ class FakeSlack:
         "files.getUploadURLExternal": _get_upload_url,
         "files.completeUploadExternal": _complete_upload,
     }
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> FakeSlack:
-        """Serve on 127.0.0.1 at a free port, in a thread of its own; returns once listening."""
-        if self._thread is not None:
-            raise RuntimeError("the fake Slack is already started")
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="fake-slack", daemon=True)
-        self._server, self._thread = server, thread
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                self.stop()
-                raise RuntimeError("the fake Slack server did not start")
-            time.sleep(0.005)
-        self.port = server.servers[0].sockets[0].getsockname()[1]
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (delayed answers are cut short)."""
-        if self._server is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread, self.port = None, None, 0
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _user(user_id: str, name: str, real_name: str) -> dict[str, Any]:

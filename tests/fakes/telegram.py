@@ -44,16 +44,16 @@ import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import ServedFake
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -156,10 +156,12 @@ def _description_getter(field_name: str) -> Handler:
     return handler
 
 
-class FakeTelegram:
+class FakeTelegram(ServedFake):
     """The fake Bot API. Scripting and reading `calls` are thread-safe; scripted answers are
     popped in order, per method (those given for one token first, then those for any token), and
     an empty queue gives the normal answer."""
+
+    name = "Telegram"
 
     def __init__(self) -> None:
         self._calls: list[Call] = []
@@ -179,9 +181,6 @@ class FakeTelegram:
             lambda: itertools.count(1)
         )
         self._seq = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
@@ -753,32 +752,9 @@ class FakeTelegram:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self) -> FakeTelegram:
-        """Serve on 127.0.0.1 at a free port, in a thread of its own; returns once listening."""
-        if self._thread is not None:
-            raise RuntimeError("the fake Telegram is already started")
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
+    def start(self) -> Self:
         self._closing.clear()
-        thread = threading.Thread(target=server.run, name="fake-telegram", daemon=True)
-        self._server, self._thread = server, thread
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                self.stop()
-                raise RuntimeError("the fake Telegram server did not start")
-            time.sleep(0.005)
-        self.port = server.servers[0].sockets[0].getsockname()[1]
-        return self
+        return super().start()
 
     def stop(self) -> None:
         """Stop serving: long polls answer what they have (usually `[]`) and delayed answers are
@@ -791,23 +767,7 @@ class FakeTelegram:
                     break
             time.sleep(0.005)
         time.sleep(0.02)  # let the answers go out
-        if self._server is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread, self.port = None, None, 0
-
-    def __enter__(self) -> FakeTelegram:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().stop()
 
 
 # -- helpers -------------------------------------------------------------------------------
