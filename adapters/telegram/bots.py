@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from fastapi import APIRouter, Request, Response
 from sqlmodel import select
 
+from adapters.telegram.pacing import ChatPacer
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime, UnknownDeploymentError
@@ -79,6 +80,7 @@ class TelegramBots:
         self._poll_session: Any = None  # long polls apart: they must not starve the sends
         self._bots: dict[str, Any] = {}  # deployment id -> aiogram Bot
         self._pollers: dict[str, asyncio.Task[None]] = {}
+        self.pacer = ChatPacer()
 
     @property
     def polling(self) -> bool:
@@ -172,6 +174,7 @@ class TelegramBots:
         chat_id = int(message.address.thread or message.address.conversation)
         sent: Any = None
         for piece in split_text(message.text):
+            await self.pacer.wait(chat_id)
             for attempt in range(1, _RETRIES + 1):
                 try:
                     sent = await bot.send_message(chat_id=chat_id, text=piece)
