@@ -52,12 +52,16 @@ class Services:
     slack: SlackAdapter | None = None
 
     async def close(self) -> None:
+        """Take no more work, finish what was accepted, then let go of connections."""
         if self.telegram is not None:
-            await self.telegram.close()
+            await self.telegram.stop_polling()
         if self.slack is not None:
-            await self.slack.close()
+            await self.slack.finish()
         await self.studio.drain(grace_s=SHUTDOWN_GRACE_S)
         await self.runtime.drain()
+        for adapter in (self.slack, self.telegram):
+            if adapter is not None:
+                await adapter.close()
         await self.db.dispose()
 
 

@@ -59,6 +59,7 @@ from studio.operations import Expected, Operations
 from studio.replies import CANCEL_PREFIX, CONFIRM_PREFIX, RUN_PREFIX, Answer
 from studio.roles import Caller, Role
 from studio.sandbox import Sandbox
+from studio.secrets import redact_tokens
 from studio.understanding import understand
 
 logger = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ class Studio:
                     "yet; nothing was stored."
                 )
             )
-        text = message.text.strip()
+        text = redact_tokens(message.text).strip()
         if text or not answers:
             answers += await self._text(turn, text)
         return answers
@@ -568,7 +569,7 @@ class Studio:
             raise NotAvailableError(
                 "Handing a bot's BotFather token to the Studio in a chat is not available yet; "
                 f"deploy {bot} to Telegram by REST: POST /api/v1/bots/{bot}/deployments with "
-                '{"channel": "telegram", "token": "..."} (STUDIO_PUBLIC_URL must be set)'
+                '{"channel": "telegram", "token": "..."}'
             )
         view = await self.ops.deploy(
             turn.caller, bot, channel=command.channel, env=command.env, target=command.target

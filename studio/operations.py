@@ -25,7 +25,7 @@ from builders.edit import apply_changes, coerce_field
 from builders.spec import BotSpec
 from builders.validation import SpecError, human_problems, parse_spec
 from builders.yaml_io import YamlError, spec_from_yaml, spec_to_yaml
-from runtime.channel import DeploymentInfo, UnknownChannelError
+from runtime.channel import DeploymentInfo, SendError, UnknownChannelError
 from runtime.models import check_model
 from runtime.pipeline import CompileError, compile_spec
 from runtime.runtime import Runtime
@@ -47,7 +47,7 @@ from studio.errors import (
     UnauthorizedError,
 )
 from studio.roles import Caller, Role
-from studio.secrets import Cipher
+from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
 from studio.settings import Settings
 from studio.views import (
     ApiKeyCreated,
@@ -603,34 +603,59 @@ class Operations:
             where = target or f"bot-{bot.id}"
             existing = await repo.find(channel=channel, target=where, env=env)
             if existing is not None and existing.bot_id == bot.id:
-                return await self._deployment_view(existing, name, pointers[env].number)
-            if channel == "telegram" and await repo.find_any(channel=channel, target=where):
-                raise ConflictError(
-                    "that Telegram bot (token) already serves another deployment: make a new "
-                    "bot with @BotFather for this one"
+                if not self._new_token(existing, token):
+                    return await self._deployment_view(existing, name, pointers[env].number)
+                # the same Telegram bot with a new token (BotFather /revoke): take it, set up again
+                assert token is not None
+                existing.credentials = self.cipher.encrypt(token.strip())
+                session.add(existing)
+                await _audit(
+                    session,
+                    caller,
+                    action="deploy.token",
+                    target=name,
+                    after={"deployment": existing.id, "token": "replaced"},
                 )
-            if existing is not None:
-                raise ConflictError(f"{channel} {where} already serves another bot in {env}")
-            deployment = await repo.create(
-                team_id=caller.team_id,
-                bot_id=bot.id,
-                channel=channel,
-                env=env,
-                target=where,
-                credentials=self.cipher.encrypt(token.strip()) if token else None,
-            )
-            await _audit(
-                session,
-                caller,
-                action="deploy",
-                target=name,
-                after={
-                    "deployment": deployment.id,
-                    "channel": channel,
-                    "env": env,
-                    "target": where,
-                },
-            )
+                renewed = existing
+            else:
+                renewed = None
+            if renewed is None:
+                if channel == "telegram" and await repo.find_any(channel=channel, target=where):
+                    raise ConflictError(
+                        "that Telegram bot (token) already serves another deployment: make a "
+                        "new bot with @BotFather for this one"
+                    )
+                if existing is not None:
+                    raise ConflictError(f"{channel} {where} already serves another bot in {env}")
+                deployment = await repo.create(
+                    team_id=caller.team_id,
+                    bot_id=bot.id,
+                    channel=channel,
+                    env=env,
+                    target=where,
+                    credentials=self.cipher.encrypt(token.strip()) if token else None,
+                )
+                await _audit(
+                    session,
+                    caller,
+                    action="deploy",
+                    target=name,
+                    after={
+                        "deployment": deployment.id,
+                        "channel": channel,
+                        "env": env,
+                        "target": where,
+                    },
+                )
+        if renewed is not None:
+            await self._teardown(renewed, name)
+            self.runtime.forget_deployment(renewed.id)
+            try:
+                await port.setup(_info(renewed, name))
+            except Exception as exc:
+                why = redact_tokens(str(exc)) if isinstance(exc, SendError) else "see the log"
+                raise ConflictError(f"Could not set up the {channel} deployment: {why}") from None
+            return await self._deployment_view(renewed, name, pointers[env].number)
         self.runtime.deployments_changed()
         try:
             link = await port.setup(_info(deployment, name))
@@ -639,8 +664,14 @@ class Operations:
                 row = await DeploymentRepository(session).get(deployment.id)
                 if row is not None:
                     await DeploymentRepository(session).delete(row)
-            logger.warning("deployment set-up failed: %s", exc, extra={"deployment": deployment.id})
-            raise ConflictError(f"Could not set up the {channel} deployment: {exc}") from None
+            logger.warning(
+                "deployment set-up failed: %s",
+                redact_tokens(str(exc)),
+                extra={"deployment": deployment.id},
+            )
+            self.runtime.forget_deployment(deployment.id)
+            why = redact_tokens(str(exc)) if isinstance(exc, SendError) else "see the service log"
+            raise ConflictError(f"Could not set up the {channel} deployment: {why}") from None
         if link and channel != "web":  # where people find it (a t.me link), shown from now on
             async with self.db.write() as session:
                 row = await DeploymentRepository(session).get(deployment.id)
@@ -649,6 +680,12 @@ class Operations:
                     session.add(row)
                     deployment = row
         return await self._deployment_view(deployment, name, pointers[env].number)
+
+    def _new_token(self, deployment: Deployment, token: str | None) -> bool:
+        """A Telegram deployment given a different token than the one it has."""
+        if deployment.channel != "telegram" or not token or deployment.credentials is None:
+            return False
+        return self.cipher.decrypt(deployment.credentials) != token.strip()
 
     async def _deployment_view(
         self, deployment: Deployment, bot_name: str, version: int | None
@@ -849,12 +886,9 @@ async def _require_passing_tests(
         )
 
 
-_TELEGRAM_TOKEN = re.compile(r"^(\d{5,12}):[A-Za-z0-9_-]{30,64}$")
-
-
 def _telegram_bot_id(token: str | None) -> str:
     """The bot id of a BotFather token (the digits before ':'), or a clear refusal."""
-    match = _TELEGRAM_TOKEN.fullmatch((token or "").strip())
+    match = BOT_TOKEN.fullmatch((token or "").strip())
     if match is None:
         raise InvalidError(
             "give the bot's token from @BotFather (it looks like 123456789:AA...); "

@@ -5,10 +5,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+
+# A Telegram bot token (BotFather's `123456789:AA…`): never stored, logged or echoed in clear.
+BOT_TOKEN = re.compile(r"\b(\d{5,12}):[A-Za-z0-9_-]{30,64}\b")
+
+
+def redact_tokens(text: str) -> str:
+    return BOT_TOKEN.sub("[token removed]", text)
 
 
 class Cipher:

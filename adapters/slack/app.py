@@ -33,6 +33,7 @@ from runtime.runtime import Runtime
 from studio.address import studio_address
 from studio.members import Members
 from studio.roles import Role
+from studio.secrets import redact_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ _COMMANDS = ("/deploy", "/stats", "/studio")
 # `/deploy BOT slack [--env ENV]` typed in a channel: that channel is the target.
 _TARGETLESS_DEPLOY = re.compile(r"^(\S+\s+slack)(\s+--env[= ]\S+)?\s*$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_BOT_TOKEN = re.compile(r"\b\d{5,12}:[A-Za-z0-9_-]{30,64}\b")
 WORKING_AFTER_S = 1.5  # a slash command's answer slower than this is preceded by "Working on it…"
 
 
@@ -183,7 +183,7 @@ class SlackAdapter:
             "slack", team_id, f"slack:{event['user']}", thread=slack_thread(channel, reply_in)
         )
         text = plain(event.get("text") or "", bot_user=context.get("bot_user_id"))
-        await self.runtime.feed(_incoming(address, redact_tokens(text), event))
+        await self.runtime.feed(_incoming(address, redact_tokens(text), event))  # never stored
 
     async def _to_bot(self, deployment: str, event: dict[str, Any], *, reply_in: str) -> None:
         channel = event["channel"]
@@ -275,17 +275,15 @@ class SlackAdapter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def close(self) -> None:
-        """Finish answering slash commands, then let go of the connection pool."""
+    async def finish(self) -> None:
+        """Wait for the slash commands being answered (shutdown)."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Let go of the connection pool (after the runtime sent what it had to send)."""
         await self.channel.close()
         await self.session.close()
-
-
-def redact_tokens(text: str) -> str:
-    """A bot token pasted into a chat with the Studio is never stored or logged."""
-    return _BOT_TOKEN.sub("[token removed]", text)
 
 
 def _spoken(event: dict[str, Any]) -> bool:

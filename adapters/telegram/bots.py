@@ -26,11 +26,12 @@ from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime, UnknownDeploymentError
 from storage.tables import Deployment
-from studio.secrets import Cipher
+from studio.secrets import Cipher, redact_tokens
 
 logger = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 4096
+MAX_RETRY_AFTER_S = 30.0  # a longer wait is not worth holding the conversation for
 POLL_TIMEOUT_S = 25  # long-poll wait of one getUpdates
 _RETRIES = 3
 _COMMANDS = (("start", "Start over and say hello"), ("reset", "Forget this conversation"))
@@ -50,6 +51,11 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
         rest = rest[cut:].lstrip("\n ")
     pieces.append(rest)
     return pieces
+
+
+def _said(exc: Any) -> str:
+    """What Telegram (or the network) said, without the token aiogram puts in request URLs."""
+    return redact_tokens(str(getattr(exc, "message", exc)))
 
 
 def _import_aiogram() -> ModuleType:
@@ -80,6 +86,7 @@ class TelegramBots:
         self._poll_session: Any = None  # long polls apart: they must not starve the sends
         self._bots: dict[str, Any] = {}  # deployment id -> aiogram Bot
         self._pollers: dict[str, asyncio.Task[None]] = {}
+        self._loading = asyncio.Lock()
         self.pacer = ChatPacer()
 
     @property
@@ -89,12 +96,14 @@ class TelegramBots:
     # -- the library, the session, the bots -------------------------------------------------
 
     async def _aiogram(self) -> ModuleType:
-        if self._lib is None:
-            self._lib = await asyncio.to_thread(_import_aiogram)
-            server = self._lib.client.telegram.TelegramAPIServer.from_base(self.api_url)
-            sessions = self._lib.client.session.aiohttp
-            self._session = sessions.AiohttpSession(api=server)
-            self._poll_session = sessions.AiohttpSession(api=server, limit=1000)
+        async with self._loading:  # one import, one pair of sessions, however many callers
+            if self._lib is None:
+                lib = await asyncio.to_thread(_import_aiogram)
+                server = lib.client.telegram.TelegramAPIServer.from_base(self.api_url)
+                sessions = lib.client.session.aiohttp
+                self._session = sessions.AiohttpSession(api=server)
+                self._poll_session = sessions.AiohttpSession(api=server, limit=1000)
+                self._lib = lib
         return self._lib
 
     async def _bot_with(self, token: str) -> Any:
@@ -147,7 +156,7 @@ class TelegramBots:
                 "Telegram refused that token: check it with @BotFather", permanent=True
             ) from None
         except lib.exceptions.TelegramAPIError as exc:
-            raise SendError(f"Telegram answered: {exc.message}", permanent=True) from None
+            raise SendError(f"Telegram answered: {_said(exc)}", permanent=True) from None
         self._bots[deployment.id] = bot
         if self.polling:
             self._poll(deployment.id)
@@ -157,6 +166,7 @@ class TelegramBots:
         poller = self._pollers.pop(deployment.id, None)
         if poller is not None:
             poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
         bot = self._bots.pop(deployment.id, None)
         if bot is None and deployment.credentials is not None:
             bot = await self._bot_with(self.cipher.decrypt(deployment.credentials))
@@ -165,7 +175,7 @@ class TelegramBots:
             try:
                 await bot.delete_webhook()
             except lib.exceptions.TelegramAPIError as exc:
-                logger.warning("deleteWebhook failed: %s", exc.message)
+                logger.warning("deleteWebhook failed: %s", _said(exc))
 
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         lib = await self._aiogram()
@@ -173,15 +183,19 @@ class TelegramBots:
         bot = await self._bot(message.address.deployment_id)
         chat_id = int(message.address.thread or message.address.conversation)
         sent: Any = None
-        for piece in split_text(message.text):
-            await self.pacer.wait(chat_id)
+        for number, piece in enumerate(split_text(message.text)):
+            # Once a piece is out, a retry of the whole reply would repeat it: fail for good.
+            permanent = number > 0
+            await self.pacer.wait((message.address.deployment_id, chat_id))
             for attempt in range(1, _RETRIES + 1):
                 try:
                     sent = await bot.send_message(chat_id=chat_id, text=piece)
                     break
                 except errors.TelegramRetryAfter as exc:
-                    if attempt == _RETRIES:
-                        raise SendError("Telegram kept rate-limiting") from None
+                    if attempt == _RETRIES or exc.retry_after > MAX_RETRY_AFTER_S:
+                        raise SendError(
+                            "Telegram kept rate-limiting", permanent=permanent
+                        ) from None
                     await asyncio.sleep(exc.retry_after)
                 except errors.TelegramUnauthorizedError:
                     self._bots.pop(message.address.deployment_id, None)
@@ -191,16 +205,22 @@ class TelegramBots:
                         permanent=True,
                     ) from None
                 except (errors.TelegramBadRequest, errors.TelegramForbiddenError) as exc:
-                    raise SendError(f"Telegram answered: {exc.message}", permanent=True) from None
+                    raise SendError(f"Telegram answered: {_said(exc)}", permanent=True) from None
                 except errors.TelegramAPIError as exc:  # network, server errors: worth a retry
-                    raise SendError(f"Telegram could not be reached: {exc.message}") from None
+                    raise SendError(
+                        f"Telegram could not be reached: {_said(exc)}", permanent=permanent
+                    ) from None
         return SendReceipt(platform_id=str(sent.message_id) if sent is not None else None)
 
-    async def close(self) -> None:
+    async def stop_polling(self) -> None:
+        """No more updates (shutdown): the pollers stop; what they recorded is answered."""
         for poller in self._pollers.values():
             poller.cancel()
         await asyncio.gather(*self._pollers.values(), return_exceptions=True)
         self._pollers.clear()
+
+    async def close(self) -> None:
+        await self.stop_polling()
         for session in (self._session, self._poll_session):
             if session is not None:
                 await session.close()
@@ -218,8 +238,11 @@ class TelegramBots:
             self._poll(deployment_id)
 
     def _poll(self, deployment_id: str) -> None:
-        if deployment_id not in self._pollers:
-            self._pollers[deployment_id] = asyncio.create_task(self._poll_loop(deployment_id))
+        running = self._pollers.get(deployment_id)
+        if running is None or running.done():
+            task = asyncio.create_task(self._poll_loop(deployment_id))
+            task.add_done_callback(_log_failure)
+            self._pollers[deployment_id] = task
 
     async def _poll_loop(self, deployment_id: str) -> None:
         """getUpdates, record the batch in the inbox, and only then confirm it (the offset)."""
@@ -247,14 +270,19 @@ class TelegramBots:
                 return
             except errors.TelegramAPIError as exc:
                 logger.warning(
-                    "getUpdates failed: %s", exc.message, extra={"deployment": deployment_id}
+                    "getUpdates failed: %s", _said(exc), extra={"deployment": deployment_id}
                 )
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
                 continue
             pause = 1.0
-            for update in updates:
-                await self._record(deployment_id, update)
+            try:
+                for update in updates:
+                    await self._record(deployment_id, update)
+            except Exception:  # not confirmed: the batch comes back, and the inbox dedupes it
+                logger.exception("recording updates failed", extra={"deployment": deployment_id})
+                await asyncio.sleep(pause)
+                continue
             if updates:
                 offset = updates[-1].update_id + 1
 
@@ -263,14 +291,14 @@ class TelegramBots:
     async def receive(self, deployment_id: str, secret: str, update: dict[str, Any]) -> int:
         """An update for a deployment: recorded (deduplicated by update_id) before the 200.
         Returns the HTTP status."""
+        if not hmac.compare_digest(secret.encode(), self.webhook_secret(deployment_id).encode()):
+            return 401  # checked first: costs no database read, tells nothing about the id
         try:
             target = await self.runtime.target(deployment_id)
         except UnknownDeploymentError:
             return 404
         if target.channel != self.kind:
             return 404
-        if not hmac.compare_digest(secret, self.webhook_secret(deployment_id)):
-            return 401
         lib = await self._aiogram()
         try:
             parsed = lib.types.Update.model_validate(update)
@@ -286,6 +314,12 @@ class TelegramBots:
         message = parsed.message
         if message is None or message.from_user is None or message.from_user.is_bot:
             return  # edits, channel posts, other bots: nothing to answer
+        text = message.text or message.caption or ""
+        if not (text or message.document or message.photo):
+            return  # joins, leaves, pins: service messages say nothing to the bot
+        if text.startswith("/"):  # `/start@some_bot` from a group's command menu
+            command, _, rest = text.partition(" ")
+            text = command.split("@", 1)[0] + (f" {rest}" if rest else "")
         chat = str(message.chat.id)
         topic = f":{message.message_thread_id}" if message.message_thread_id else ""
         address = Address(
@@ -303,11 +337,16 @@ class TelegramBots:
         await self.runtime.feed(
             IncomingMessage(
                 address=address,
-                text=message.text or "",
+                text=text if (message.text or not files) else "",
                 files=files,
                 dedupe_key=f"telegram:{deployment_id}:{parsed.update_id}",
             )
         )
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("a Telegram poller stopped", exc_info=task.exception())
 
 
 def router() -> APIRouter:

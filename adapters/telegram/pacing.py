@@ -22,20 +22,20 @@ class ChatPacer:
     ) -> None:
         self._clock = clock
         self._sleep = sleep
-        self._next: dict[int, float] = {}  # chat id -> when it may get its next message
+        self._next: dict[tuple[str, int], float] = {}  # (bot, chat) -> its next free slot
 
-    async def wait(self, chat_id: int) -> None:
-        """Return when a message may go to `chat_id`, and book that slot."""
+    async def wait(self, chat: tuple[str, int]) -> None:
+        """Return when a bot (its deployment) may send to a chat, and book that slot."""
         now = self._clock()
-        interval = GROUP_INTERVAL_S if chat_id < 0 else PRIVATE_INTERVAL_S  # groups are negative
-        slot = max(now, self._next.get(chat_id, now))
-        self._next[chat_id] = slot + interval
+        interval = GROUP_INTERVAL_S if chat[1] < 0 else PRIVATE_INTERVAL_S  # groups are negative
+        slot = max(now, self._next.get(chat, now))
+        self._next[chat] = slot + interval
         if len(self._next) > 10_000:
             self._forget(now)
         if slot > now:
             await self._sleep(slot - now)
 
     def _forget(self, now: float) -> None:
-        for chat, at in list(self._next.items()):
+        for key, at in list(self._next.items()):
             if at < now - _FORGET_AFTER_S:
-                del self._next[chat]
+                del self._next[key]

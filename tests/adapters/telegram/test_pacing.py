@@ -15,15 +15,16 @@ async def test_bursts_queue_per_chat_and_groups_wait_longer() -> None:
 
     pacer = ChatPacer(clock=lambda: now[0], sleep=sleep)
     for _ in range(3):
-        await pacer.wait(42)  # a private chat: one a second
+        await pacer.wait(("d1", 42))  # a private chat: one a second
     assert slept == [1.0, 1.0]
-    await pacer.wait(7)  # another chat is not held up
+    await pacer.wait(("d1", 7))  # another chat is not held up
+    await pacer.wait(("d2", 42))  # nor the same person talking to another bot
     assert slept == [1.0, 1.0]
     slept.clear()
-    await pacer.wait(-1001)
-    await pacer.wait(-1001)  # a group: twenty a minute
+    await pacer.wait(("d1", -1001))
+    await pacer.wait(("d1", -1001))  # a group: twenty a minute
     assert slept == [3.0]
     now[0] += 10
     slept.clear()
-    await pacer.wait(42)  # a quiet chat sends at once
+    await pacer.wait(("d1", 42))  # a quiet chat sends at once
     assert slept == []

@@ -113,7 +113,10 @@ async def test_bad_secrets_unknown_deployments_and_non_text(
     deployment, bot_token = await deploy(studio, telegram)
     update = message_update("hi")
     assert (await send_update(studio, deployment, update, "wrong")).status_code == 401
-    assert (await send_update(studio, "d_unknown", update, "x")).status_code == 404
+    # an undeployed bot whose webhook Telegram still calls (with the secret it was given)
+    gone = studio.app.state.core.telegram.webhook_secret("d_unknown")
+    assert (await send_update(studio, "d_unknown", update, gone)).status_code == 404
+    assert (await send_update(studio, "d_unknown", update, "x")).status_code == 401
     secret = secret_of(telegram, bot_token)
     await send_update(studio, deployment, photo_update(chat_id=9), secret)
     (polite,) = await sent(telegram, bot_token)
@@ -215,3 +218,41 @@ async def test_fifty_bots_answer_their_own_users(studio: Service, telegram: Fake
     for n, (_, bot_token) in enumerate(bots):
         (answer,) = await sent(telegram, bot_token)
         assert answer.body["text"] == f"I am bot {n}." and int(answer.body["chat_id"]) == 1000 + n
+
+
+async def test_a_new_token_for_the_same_bot_takes_over(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    deployment, old_token = await deploy(studio, telegram)
+    telegram.revoke(old_token)
+    new_token = old_token.split(":")[0] + ":BB" + "x" * 33  # BotFather's /revoke: same bot id
+    telegram.add_bot(new_token, username="faq_bot_1_bot")
+    again = await studio.call(
+        "POST",
+        "/api/v1/bots/faq-bot/deployments",
+        json={"channel": "telegram", "token": new_token},
+    )
+    assert again["id"] == deployment
+    secret = secret_of(telegram, new_token)
+    await send_update(studio, deployment, message_update("still there?", chat_id=3), secret)
+    (answer,) = await sent(telegram, new_token)
+    assert answer.body["text"] == "I can't answer that yet."
+    actions = [e["action"] for e in await studio.call("GET", "/api/v1/audit")]
+    assert "deploy.token" in actions
+
+
+async def test_groups_commands_with_the_bot_name_and_service_messages(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    deployment, bot_token = await deploy(studio, telegram, greeting="Hello group!")
+    secret = secret_of(telegram, bot_token)
+    joined = message_update("", chat_id=-100123, chat_type="supergroup")
+    del joined["message"]["text"]
+    joined["message"]["new_chat_members"] = [{"id": 5, "is_bot": False, "first_name": "Bo"}]
+    await send_update(studio, deployment, joined, secret)
+    start = message_update("/start@faq_bot_1_bot", chat_id=-100123, chat_type="supergroup")
+    await send_update(studio, deployment, start, secret)
+    (greeting,) = await sent(telegram, bot_token)
+    assert greeting.body["text"] == "Hello group!"
+    await studio.app.state.core.runtime.drain()
+    assert len(telegram.calls_to("sendMessage", token=bot_token)) == 1  # the join said nothing
