@@ -1,0 +1,771 @@
+"""Telegram channel: webhook-to-answer throughput and platform-added latency against a
+hand-written aiogram bot, and the memory of thousands of deployed Telegram bots.
+
+Processes on loopback: the zero-latency model (`bench.llm_server`), a fake Bot API
+(`bench.telegram_server`, counting answers per token with their arrival time), the platform
+(`main.py serve` in webhook mode, a bot with history 10 deployed with its own token) and
+`bench/baseline_telegram.py` (bare aiogram + litellm, no storage). An update is a private-chat
+text message posted to the side's webhook with its secret header; it is done when its answer
+reaches `sendMessage` at the fake. The sides take turns (ABBA...) so drift on a shared machine hits
+both. Then, in a fresh platform process, thousands of Telegram deployments (one token each) are
+created through the REST API and each answers one update, and the process's RSS is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import sys
+import tempfile
+import time
+from collections import deque
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.common import (
+    HOST,
+    PYTHON,
+    ROOT,
+    Child,
+    Figure,
+    base_env,
+    child,
+    free_port,
+    model_server,
+    percentile,
+    wait_file,
+    wait_http,
+)
+
+CONCURRENCY = 16  # updates in flight per side: sent and not yet answered
+CHATS = 128  # private chats (conversations) per side; one update in flight per chat at a time
+WARMUP_S = 1.0
+MEASURE_S = 4.0
+ORDER = "ABBAAB"  # A = platform, B = baseline: three phases each, linear drift cancels
+LOAD = 0.5  # the latency phase offers this fraction of the platform's saturation rate
+LAT_WARMUP = 30  # updates per side, not measured
+LAT_BLOCK = 10  # updates per block (~0.2 s): a stall of the machine hits both sides
+LAT_BLOCKS = 40  # blocks per side, alternating ABBA...: 400 measured updates per side
+HISTORY = 10
+MEMORY_STEPS = (1, 1_000, 10_000)  # deployments alive when RSS is read
+REST_DEPLOYS = 100  # the first ones are made through REST (and timed), the others directly
+DEPLOY_CONCURRENCY = 32  # REST deploys in flight
+FEED_BATCH = 100  # updates posted before waiting for their answers (memory phase)
+SECRET = "bench-webhook-secret"  # the baseline's; the platform's comes from its setWebhook
+PUBLIC_URL = "https://studio.bench.invalid"  # webhook mode; the fake never calls it
+ANSWER_WAIT_S = 10.0  # an answer not sent by then is missing
+TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+_update_ids = itertools.count(1)
+_message_ids = itertools.count(1)
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def bot_token(n: int) -> str:
+    """A well-formed, deterministic BotFather token; its bot id is 300000000 + n."""
+    digest = hashlib.sha512(f"bench-telegram-{n}".encode()).digest()
+    return f"{300000000 + n}:AA" + "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:33])
+
+
+def update(chat_id: int, text: str) -> bytes:
+    """A webhook update: a person's text message in their private chat with the bot."""
+    person = {"id": chat_id, "is_bot": False, "first_name": "Ann", "language_code": "en"}
+    return json.dumps(
+        {
+            "update_id": next(_update_ids),
+            "message": {
+                "message_id": next(_message_ids),
+                "from": person,
+                "chat": {"id": chat_id, "type": "private", "first_name": "Ann"},
+                "date": int(time.time()),
+                "text": text,
+            },
+        }
+    ).encode()
+
+
+def _headers(secret: str) -> dict[str, str]:
+    return {"X-Telegram-Bot-Api-Secret-Token": secret, "Content-Type": "application/json"}
+
+
+@dataclass(slots=True)
+class Side:
+    """One side of the comparison: its webhook, its token at the fake, and what it did."""
+
+    name: str
+    url: str
+    secret: str
+    token: str
+    proc: Child
+    fake: str  # the fake Bot API's root URL
+    chat_base: int
+    free: deque[int] = field(default_factory=deque)
+    answered: list[int] = field(default_factory=list)  # answers seen per chat
+    sent: int = 0
+    bad_acks: int = 0
+    missing: int = 0
+    not_offered: int = 0  # open loop: no idle chat at an update's time (none expected)
+    first_error: str = ""
+    rates: list[float] = field(default_factory=list)
+    cpu_ms_per_update: list[float] = field(default_factory=list)
+    ack_ms: list[float] = field(default_factory=list)  # latency phase
+    answer_ms: list[float] = field(default_factory=list)  # latency phase: sent -> at the fake
+    offered: list[float] = field(default_factory=list)  # achieved offered rate per block
+
+    def __post_init__(self) -> None:
+        self.answered = [0] * CHATS
+        self.free.extend(range(CHATS))
+
+    @property
+    def errors(self) -> int:
+        return self.bad_acks + self.missing
+
+    async def event(self, http: aiohttp.ClientSession) -> tuple[float, float] | None:
+        """One update in a chat with nothing in flight, until its answer reaches the fake:
+        (ack ms, answer ms), or None if the webhook did not answer 200 or no answer came."""
+        slot = self.free.popleft()
+        self.sent += 1
+        body = update(self.chat_base + slot, f"question {self.sent}: how do refunds work?")
+        # Ask the fake first, so the answer time is not stretched by a late question.
+        waiting = asyncio.create_task(self._answer(http, slot))
+        started = time.monotonic()
+        try:
+            async with http.post(
+                self.url, data=body, headers=_headers(self.secret), timeout=TIMEOUT
+            ) as response:
+                text = await response.text()
+                ack = time.monotonic() - started
+                if response.status != 200:
+                    waiting.cancel()
+                    self.bad_acks += 1
+                    self._failed(f"webhook {response.status} {text[:200]}")
+                    return None
+            at = await waiting
+            if at is None:
+                self.missing += 1
+                self._failed(f"no answer in chat {self.chat_base + slot} in {ANSWER_WAIT_S:g} s")
+                return None
+            return ack * 1000, (at - started) * 1000
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            waiting.cancel()
+            self.bad_acks += 1
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return None
+        finally:
+            self.free.append(slot)
+
+    async def _answer(self, http: aiohttp.ClientSession, slot: int) -> float | None:
+        """The fake's arrival time (time.monotonic) of the chat's next answer, or None."""
+        params = {
+            "token": self.token,
+            "chat": str(self.chat_base + slot),
+            "n": str(self.answered[slot] + 1),
+            "timeout": str(ANSWER_WAIT_S),
+        }
+        try:
+            async with http.get(f"{self.fake}/wait", params=params, timeout=TIMEOUT) as resp:
+                data = await resp.json(content_type=None)
+                self.answered[slot] = int(data["count"])  # a late answer shifts no later one
+                return float(data["at"]) if resp.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
+            return None
+
+    async def answers(self, http: aiohttp.ClientSession) -> dict[str, int]:
+        """What the fake Bot API counted for this side's token so far."""
+        return await _get(http, f"{self.fake}/count", token=self.token)
+
+    def _failed(self, why: str) -> None:
+        if not self.first_error:
+            self.first_error = why
+            print(f"# {self.name}: update failed: {why}", file=sys.stderr, flush=True)
+
+
+async def _get(http: aiohttp.ClientSession, url: str, **params: str) -> Any:
+    async with http.get(url, params=params, timeout=TIMEOUT) as response:
+        return await response.json(content_type=None)
+
+
+# -- throughput and latency ------------------------------------------------------------------
+
+
+async def _throughput(side: Side, http: aiohttp.ClientSession) -> None:
+    """CONCURRENCY updates in flight for WARMUP_S + MEASURE_S; answers sent per second measured
+    at the fake Bot API."""
+    stop = False
+
+    async def worker() -> None:
+        while not stop:
+            await side.event(http)
+
+    tasks = [asyncio.create_task(worker()) for _ in range(CONCURRENCY)]
+    try:
+        await asyncio.sleep(WARMUP_S)
+        before = (await side.answers(http))["answers"]
+        cpu_before = side.proc.cpu_seconds()
+        started = time.monotonic()
+        await asyncio.sleep(MEASURE_S)
+        after = (await side.answers(http))["answers"]
+        elapsed = time.monotonic() - started
+        cpu = side.proc.cpu_seconds() - cpu_before
+        stop = True
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+    done = after - before
+    side.rates.append(done / elapsed)
+    if done:
+        side.cpu_ms_per_update.append(cpu * 1000 / done)
+    print(f"# {side.name}: {done / elapsed:.1f} updates/s", file=sys.stderr, flush=True)
+
+
+async def _open_loop(
+    side: Side, http: aiohttp.ClientSession, rate: float, count: int, *, measured: bool
+) -> None:
+    """`count` updates at `rate` per second whatever the answers (open loop), each in an idle
+    chat; latencies recorded if `measured`."""
+    results: list[asyncio.Task[tuple[float, float] | None]] = []
+    started = time.monotonic()
+    for i in range(count):
+        delay = started + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if not side.free:
+            side.not_offered += 1
+            continue
+        results.append(asyncio.create_task(side.event(http)))
+    span = time.monotonic() - started
+    for result in await asyncio.gather(*results):
+        if result is not None and measured:
+            side.ack_ms.append(result[0])
+            side.answer_ms.append(result[1])
+    if measured and count > 1:
+        side.offered.append((count - 1) / span)
+
+
+async def _latency(a: Side, b: Side, http: aiohttp.ClientSession, rate: float) -> None:
+    """Blocks of LAT_BLOCK updates at `rate`, ABBA ABBA..., after a warm-up on each side."""
+    for side in (a, b):
+        await _open_loop(side, http, rate, LAT_WARMUP, measured=False)
+    for _ in range(LAT_BLOCKS // 2):
+        for side in (a, b, b, a):
+            await _open_loop(side, http, rate, LAT_BLOCK, measured=True)
+
+
+# -- the platform ------------------------------------------------------------------------------
+
+
+async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> Any:
+    async with http.post(url, data=json.dumps(body)) as response:
+        data = await response.json(content_type=None)
+        if response.status >= 300:
+            raise RuntimeError(f"POST {url}: {response.status} {data}")
+        return data
+
+
+def _api(key: str) -> aiohttp.ClientSession:
+    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+    return aiohttp.ClientSession(
+        headers=headers, timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=64)
+    )
+
+
+async def _make_bot(base: str, key: str) -> None:
+    """Import the bench bot and promote it to production (no deployment yet)."""
+    spec = {"name": "bench-bot", "model": "openai/fake", "history": HISTORY}
+    async with _api(key) as http:
+        await _post(http, f"{base}/api/v1/bots/import", spec)
+        for env in ("staging", "production"):
+            await _post(http, f"{base}/api/v1/bots/bench-bot/promote", {"to": env})
+
+
+async def _deploy(http: aiohttp.ClientSession, base: str, token: str) -> str:
+    body = {"channel": "telegram", "token": token}
+    return str((await _post(http, f"{base}/api/v1/bots/bench-bot/deployments", body))["id"])
+
+
+def _platform(
+    stack: ExitStack, tmp: Path, name: str, llm_base: str, fake: str
+) -> tuple[Child, str]:
+    port = free_port()
+    data = tmp / name
+    proc = stack.enter_context(
+        child(
+            [PYTHON, str(ROOT / "main.py"), "serve", "--port", str(port)],
+            cwd=tmp,  # no .env from the repository
+            log=tmp / f"{name}.log",
+            env=base_env(
+                STUDIO_DATA_DIR=str(data),
+                STUDIO_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'studio.db'}",
+                STUDIO_LLM_API_BASE=llm_base,
+                STUDIO_TELEGRAM_API_URL=fake,
+                STUDIO_PUBLIC_URL=PUBLIC_URL,
+                OPENAI_API_KEY="sk-bench",
+            ),
+        )
+    )
+    return proc, f"http://{HOST}:{port}"
+
+
+async def _fake_telegram(stack: ExitStack, tmp: Path) -> tuple[Child, str]:
+    port_file = tmp / "telegram.port"
+    fake = stack.enter_context(
+        child(
+            [PYTHON, "-m", "bench.telegram_server", str(port_file)],
+            env=base_env(),
+            log=tmp / "telegram.log",
+        )
+    )
+    return fake, f"http://{HOST}:{await wait_file(port_file, fake)}"
+
+
+async def _compare(tmp: Path, llm_base: str, fake_url: str) -> tuple[Side, Side, dict[str, Any]]:
+    """Throughput (ABBAAB) then latency at LOAD of the platform's saturation rate."""
+    with ExitStack() as stack:
+        platform, base = _platform(stack, tmp, "platform", llm_base, fake_url)
+        baseline_port = free_port()
+        baseline = stack.enter_context(
+            child(
+                [PYTHON, "-m", "bench.baseline_telegram", str(baseline_port)],
+                cwd=tmp,
+                log=tmp / "baseline.log",
+                env=base_env(
+                    BENCH_LLM_BASE=llm_base,
+                    BENCH_TELEGRAM_API=fake_url,
+                    BENCH_TELEGRAM_TOKEN=bot_token(0),
+                    BENCH_TELEGRAM_SECRET=SECRET,
+                    OPENAI_API_KEY="sk-bench",
+                ),
+            )
+        )
+        await wait_http(f"{base}/healthz", platform)
+        await wait_http(f"http://{HOST}:{baseline_port}/healthz", baseline)
+        key = (tmp / "platform" / "local.key").read_text().strip()
+        await _make_bot(base, key)
+        token = bot_token(1)
+        async with _api(key) as http:
+            deployment = await _deploy(http, base, token)
+            hook = await _get(http, f"{fake_url}/webhook", token=token)
+        if not hook.get("url", "").endswith(f"/telegram/bots/{deployment}"):
+            raise RuntimeError(f"the platform set no webhook for {deployment}: {hook}")
+        a = Side(
+            "platform",
+            f"{base}/telegram/bots/{deployment}",
+            hook["secret_token"],
+            token,
+            platform,
+            fake_url,
+            chat_base=100_000,
+        )
+        b = Side(
+            "baseline",
+            f"http://{HOST}:{baseline_port}/telegram/webhook",
+            SECRET,
+            bot_token(0),
+            baseline,
+            fake_url,
+            chat_base=200_000,
+        )
+        connector = aiohttp.TCPConnector(limit=CONCURRENCY * 4)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            for side in (a, b):  # both answer before anything is timed
+                if await side.event(http) is None:
+                    raise RuntimeError(
+                        f"{side.name} does not answer: {side.first_error}\n{side.proc.log_tail()}"
+                    )
+            for letter in ORDER:
+                await _throughput(a if letter == "A" else b, http)
+            rate = LOAD * sum(a.rates) / len(a.rates)
+            await _latency(a, b, http, rate)
+            counts = {side.name: await side.answers(http) for side in (a, b)}
+    return a, b, counts
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+def rss_mb(proc: Child) -> float:
+    """Resident set size of a process (VmRSS in /proc/PID/status), MB."""
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+@dataclass(slots=True)
+class Memory:
+    empty_mb: float = 0.0
+    rss_mb: dict[int, float] = field(default_factory=dict)  # deployments -> RSS, after /start
+    deployed_rss_mb: dict[int, float] = field(default_factory=dict)  # the same, before /start
+    rest_deploys: int = 0
+    rest_s: float = 0.0  # wall time of the REST deploys after the first
+    rest_cpu_s: float = 0.0  # platform CPU during them
+    direct: int = 0  # deployments written straight into the database
+    feeds: int = 0
+    feed_cpu_s: float = 0.0  # platform CPU answering the /start updates
+    feed_s: float = 0.0
+    errors: int = 0
+    first_error: str = ""
+
+
+async def _feed(
+    http: aiohttp.ClientSession, base: str, fake_url: str, hooks: list[tuple[str, str]]
+) -> int:
+    """A `/start` update to each (deployment id, webhook secret), FEED_BATCH at a time, each
+    batch answered (any sendMessage) before the next: how many were not answered in time."""
+    missing = 0
+    for start in range(0, len(hooks), FEED_BATCH):
+        batch = hooks[start : start + FEED_BATCH]
+        before = (await _get(http, f"{fake_url}/count"))["sends"]
+
+        async def one(deployment: str, secret: str, chat: int) -> None:
+            url = f"{base}/telegram/bots/{deployment}"
+            body = update(chat, "/start")
+            async with http.post(url, data=body, headers=_headers(secret)) as response:
+                if response.status != 200:
+                    raise RuntimeError(f"webhook {response.status}: {await response.text()}")
+
+        await asyncio.gather(*(one(d, s, 900_000 + start + i) for i, (d, s) in enumerate(batch)))
+        deadline = time.monotonic() + ANSWER_WAIT_S
+        while True:
+            got = (await _get(http, f"{fake_url}/count"))["sends"] - before
+            if got >= len(batch) or time.monotonic() > deadline:
+                missing += max(0, len(batch) - got)
+                break
+            await asyncio.sleep(0.005)
+    return missing
+
+
+async def _insert_rows(data_dir: Path, first: int, count: int) -> list[tuple[str, str]]:
+    """In a process of its own (`python -m bench.bench_telegram insert`): `count` Telegram
+    deployments of the bot that already has one, rows built as `DeploymentRepository.create`
+    builds them (token encrypted with the platform's own `Cipher` and key file), inserted in one
+    transaction; no audit row and no Bot API set-up. Their webhook secrets come from the
+    adapter's own `TelegramBots.webhook_secret`."""
+    from sqlmodel import select
+
+    from adapters.telegram.bots import TelegramBots
+    from storage.database import Database
+    from storage.deployments import new_deployment_id
+    from storage.tables import Deployment
+    from studio.secrets import Cipher, load_or_create_secret
+
+    cipher = Cipher(load_or_create_secret(data_dir / "secret.key"))
+    no_runtime: Any = None  # webhook_secret needs only the cipher
+    adapter = TelegramBots(runtime=no_runtime, cipher=cipher, api_url="", public_url=None)
+    db = Database(f"sqlite+aiosqlite:///{data_dir / 'studio.db'}")
+    made: list[tuple[str, str]] = []
+    try:
+        async with db.read() as session:
+            query = select(Deployment).where(Deployment.channel == "telegram")
+            model = (await session.exec(query)).first()
+        if model is None:
+            raise RuntimeError("no Telegram deployment to copy the team and bot from")
+        rows = []
+        for n in range(first, first + count):
+            token = bot_token(n)
+            bot_id = token.split(":", 1)[0]
+            rows.append(
+                Deployment(
+                    id=new_deployment_id(),
+                    team_id=model.team_id,
+                    bot_id=model.bot_id,
+                    channel="telegram",
+                    env=model.env,
+                    target=bot_id,
+                    credentials=cipher.encrypt(token),
+                    public_ident=f"https://t.me/bench_{bot_id}_bot",
+                )
+            )
+            made.append((rows[-1].id, adapter.webhook_secret(rows[-1].id)))
+        async with db.write() as session:  # one transaction
+            session.add_all(rows)
+    finally:
+        await db.dispose()
+    return made
+
+
+def _insert_main(data_dir: str, first: str, count: str, out: str) -> None:
+    made = asyncio.run(_insert_rows(Path(data_dir), int(first), int(count)))
+    Path(out).write_text(json.dumps(made))
+
+
+async def _insert(tmp: Path, data_dir: Path, first: int, count: int) -> list[tuple[str, str]]:
+    out = tmp / f"inserted-{first}.json"
+    args = [str(data_dir), str(first), str(count), str(out)]
+    with ExitStack() as stack:
+        helper = stack.enter_context(
+            child(
+                [PYTHON, "-m", "bench.bench_telegram", "insert", *args],
+                env=base_env(),
+                log=tmp / "insert.log",
+                cwd=tmp,
+            )
+        )
+        await asyncio.to_thread(helper.process.wait, 120)
+        if helper.process.returncode != 0:
+            raise RuntimeError(f"inserting deployments failed:\n{helper.log_tail()}")
+    return [(str(d), str(s)) for d, s in json.loads(out.read_text())]
+
+
+async def _memory(tmp: Path, platform: Child, base: str, fake_url: str) -> Memory:
+    """A platform that has served nothing yet: RSS, then with 1 and 1,000 Telegram deployments
+    made through REST and 10,000 (the last 9,000 written straight into its database), each RSS
+    read after every deployment has answered one /start update."""
+    m = Memory()
+    await wait_http(f"{base}/healthz", platform)
+    await asyncio.sleep(0.5)  # let start-up settle
+    m.empty_mb = rss_mb(platform)
+    key = (tmp / "memory" / "local.key").read_text().strip()
+    await _make_bot(base, key)
+    sem = asyncio.Semaphore(DEPLOY_CONCURRENCY)
+    async with _api(key) as http:
+
+        async def deploy(token: str) -> tuple[str, str]:
+            async with sem:
+                deployment = await _deploy(http, base, token)
+            hook = await _get(http, f"{fake_url}/webhook", token=token)
+            return deployment, str(hook["secret_token"])
+
+        done = 0
+        for target in MEMORY_STEPS:
+            hooks: list[tuple[str, str]] = []
+            rest = min(target, REST_DEPLOYS) - done
+            if rest > 0:  # through REST, DEPLOY_CONCURRENCY at a time
+                tokens = [bot_token(n) for n in range(1_000 + done, 1_000 + done + rest)]
+                cpu, started = platform.cpu_seconds(), time.monotonic()
+                hooks += await asyncio.gather(*(deploy(t) for t in tokens))
+                if done:  # the first deploy also imports aiogram: not timed
+                    m.rest_s += time.monotonic() - started
+                    m.rest_cpu_s += platform.cpu_seconds() - cpu
+                    m.rest_deploys += len(tokens)
+            if target > done + len(hooks):
+                first = done + len(hooks)
+                direct = await _insert(tmp, tmp / "memory", 1_000 + first, target - first)
+                m.direct += len(direct)
+                hooks += direct
+            await asyncio.sleep(0.3)
+            m.deployed_rss_mb[target] = rss_mb(platform)
+            cpu, started = platform.cpu_seconds(), time.monotonic()
+            missing = await _feed(http, base, fake_url, hooks)
+            m.feed_s += time.monotonic() - started
+            m.feed_cpu_s += platform.cpu_seconds() - cpu
+            m.feeds += len(hooks)
+            m.errors += missing
+            if missing and not m.first_error:
+                m.first_error = f"{missing} of {len(hooks)} /start not answered"
+            done = target
+            await asyncio.sleep(0.5)  # background sends marked, their tasks gone
+            m.rss_mb[target] = rss_mb(platform)
+            print(
+                f"# memory: {target} deployments, RSS {m.deployed_rss_mb[target]:.0f} MB "
+                f"deployed, {m.rss_mb[target]:.0f} MB after /start (empty "
+                f"{m.empty_mb:.0f} MB); REST {m.rest_deploys} in {m.rest_s:.1f} s, "
+                f"/start {m.feeds} in {m.feed_s:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return m
+
+
+# -- the module --------------------------------------------------------------------------------
+
+
+async def run() -> list[Figure]:
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-telegram-")))
+        llm, llm_base = await model_server(stack, tmp)
+        fake, fake_url = await _fake_telegram(stack, tmp)
+        # The memory phase's platform starts now, with the others, and idles until its turn.
+        idle, idle_base = _platform(stack, tmp, "memory", llm_base, fake_url)
+        started = time.monotonic()
+        a, b, counts = await _compare(tmp, llm_base, fake_url)
+        llm_cpu, fake_cpu = llm.cpu_seconds(), fake.cpu_seconds()
+        middle = time.monotonic()
+        memory = await _memory(tmp, idle, idle_base, fake_url)
+        print(
+            f"# comparison {middle - started:.0f} s, memory {time.monotonic() - middle:.0f} s",
+            file=sys.stderr,
+        )
+    print(
+        f"# CPU s during the comparison: llm {llm_cpu:.1f}, fake telegram {fake_cpu:.1f}; "
+        f"fake counts {counts}",
+        file=sys.stderr,
+    )
+    return _figures(a, b, counts) + _memory_figures(memory)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure]:
+    ups_a, ups_b = _mean(a.rates), _mean(b.rates)
+    rate = LOAD * ups_a
+    how_ups = (
+        f"{CONCURRENCY} webhook updates in flight (sent, not yet answered) over {CHATS} private "
+        f"chats per side, at most one per chat (bot history {HISTORY}, every turn stored; the "
+        "baseline, bare aiogram + litellm, sends system + user only and stores nothing); "
+        f"sendMessage answers counted at the fake Bot API per token, {WARMUP_S:g} s warm-up + "
+        f"{MEASURE_S:g} s measured per phase, phases {ORDER} (A platform, B baseline)"
+    )
+    how_lat = (
+        f"open loop at {rate:.0f} updates/s ({LOAD:g} x the platform's saturation rate), "
+        f"{LAT_BLOCK * LAT_BLOCKS} updates per side in blocks of {LAT_BLOCK} alternating "
+        f"ABBA after {LAT_WARMUP} warm-up; update POSTed -> its sendMessage at the fake "
+        "(time.monotonic in both processes)"
+    )
+    how_cpu = "server process user+sys CPU during measured throughput phases / answers sent"
+    q = {
+        (side.name, what, p): percentile(values, p)
+        for side in (a, b)
+        for what, values in (("ack", side.ack_ms), ("answer", side.answer_ms))
+        for p in (0.5, 0.99)
+    }
+    figures = [
+        Figure("telegram_throughput_ratio", round(ups_a / ups_b, 3), "", ">= 0.8", how_ups),
+        Figure(
+            "telegram_added_latency_p50_ms",
+            round(q["platform", "answer", 0.5] - q["baseline", "answer", 0.5], 2),
+            "ms",
+            "<= 3",
+            "p50(platform) - p50(baseline); " + how_lat,
+        ),
+        Figure(
+            "telegram_added_latency_p99_ms",
+            round(q["platform", "answer", 0.99] - q["baseline", "answer", 0.99], 2),
+            "ms",
+            "<= 10",
+            "p99(platform) - p99(baseline); " + how_lat,
+        ),
+    ]
+    for side in (a, b):
+        phases = ", ".join(f"{r:.1f}" for r in side.rates)
+        offered = f"offered {_mean(side.offered):.1f}/s achieved" if side.offered else ""
+        figures += [
+            Figure(
+                f"telegram_{side.name}_ups",
+                round(_mean(side.rates), 1),
+                "updates/s",
+                "",
+                f"saturation: answers sent per second, phases {phases}",
+            ),
+            Figure(
+                f"telegram_{side.name}_p50_ms",
+                round(q[side.name, "answer", 0.5], 2),
+                "ms",
+                "",
+                f"update POSTed -> answer at the fake, {offered}; " + how_lat,
+            ),
+            Figure(
+                f"telegram_{side.name}_p99_ms",
+                round(q[side.name, "answer", 0.99], 2),
+                "ms",
+                "",
+                "update POSTed -> answer at the fake; " + how_lat,
+            ),
+            Figure(
+                f"telegram_{side.name}_ack_p99_ms",
+                round(q[side.name, "ack", 0.99], 2),
+                "ms",
+                "",
+                "the webhook's HTTP response (platform: after the update is stored); " + how_lat,
+            ),
+        ]
+        if side.cpu_ms_per_update:
+            cpu = round(_mean(side.cpu_ms_per_update), 2)
+            name = f"telegram_{side.name}_cpu_ms_per_update"
+            figures.append(Figure(name, cpu, "ms", "", how_cpu))
+        seen = counts.get(side.name, {})
+        figures.append(
+            Figure(
+                f"telegram_{side.name}_errors",
+                side.errors,
+                "",
+                "<= 0",
+                f"{side.bad_acks} non-200 webhook answers + {side.missing} answers not sent "
+                f"within {ANSWER_WAIT_S:g} s, of {side.sent} updates sent ({side.not_offered} "
+                f"not offered for want of an idle chat); the fake saw {seen.get('sends', 0)} "
+                f"sendMessage, {seen.get('other', 0)} not the answer"
+                + (f"; first: {side.first_error[:120]}" if side.first_error else ""),
+            )
+        )
+    return figures
+
+
+def _memory_figures(m: Memory) -> list[Figure]:
+    rest_rate = m.rest_deploys / m.rest_s if m.rest_s else 0.0
+    rest_s = m.direct / rest_rate if rest_rate else 0.0
+    before = {n: f"{m.deployed_rss_mb[n] - m.empty_mb:.1f} MB" for n in m.deployed_rss_mb}
+    how = {
+        1: f"the same at the first deployment (it imports aiogram); {before.get(1)} before /start",
+        1_000: (
+            f"the same at {MEMORY_STEPS[1]:,} deployments, all made through REST; "
+            f"{before.get(1_000)} before their /start"
+        ),
+        10_000: (
+            f"platform RSS (VmRSS) above the same process started with no bots "
+            f"({m.empty_mb:.0f} MB), one bot with N Telegram deployments, a token each, after "
+            f"each answered one /start webhook update (its aiogram Bot built and cached; no model "
+            f"call); the first {MEMORY_STEPS[1]:,} made through POST .../deployments "
+            f"({DEPLOY_CONCURRENCY} at a time; getMe, setWebhook, setMyCommands, "
+            f"setMyShortDescription at the fake), the other {m.direct:,} inserted into its "
+            "database by a helper process (rows as DeploymentRepository.create builds them, token "
+            "encrypted with its Cipher and key; no audit row, no Bot API set-up, so the adapter "
+            f"builds their Bot on first use) since REST at {rest_rate:.0f}/s would take "
+            f"{rest_s:.0f} s; {before.get(10_000)} before their /start"
+        ),
+    }
+    names = {1: "bots_1_rss_mb", 1_000: "bots_1k_rss_mb", 10_000: "bots_10k_rss_mb"}
+    figures = [
+        Figure("bots_empty_rss_mb", round(m.empty_mb, 1), "MB", "", "platform RSS, no bots yet")
+    ]
+    for n, rss in m.rss_mb.items():
+        goal = "<= 200" if n == 10_000 else ""
+        figures.append(Figure(names[n], round(rss - m.empty_mb, 1), "MB", goal, how[n]))
+    if {1, 1_000, 10_000} <= m.rss_mb.keys():
+        rest_kb = (m.rss_mb[1_000] - m.rss_mb[1]) * 1024 / 999
+        direct_kb = (m.rss_mb[10_000] - m.rss_mb[1_000]) * 1024 / 9_000
+        figures.append(
+            Figure(
+                "bots_rss_kb_per_bot",
+                round(direct_kb, 1),
+                "KB",
+                "",
+                "(RSS at 10,000 - RSS at 1,000 deployments) / 9,000; for those made through REST, "
+                f"(RSS at 1,000 - RSS at 1) / 999 = {rest_kb:.1f} KB",
+            )
+        )
+    if m.rest_deploys:
+        figures.append(
+            Figure(
+                "telegram_deploys_per_s",
+                round(rest_rate, 1),
+                "deploys/s",
+                "",
+                f"{m.rest_deploys} REST deploys, {DEPLOY_CONCURRENCY} in flight, 4 Bot API calls "
+                f"each; platform CPU {m.rest_cpu_s * 1000 / m.rest_deploys:.1f} ms per deploy",
+            )
+        )
+    figures.append(
+        Figure(
+            "bots_memory_errors",
+            m.errors,
+            "",
+            "<= 0",
+            f"/start updates of the memory phase not answered within {ANSWER_WAIT_S:g} s, of "
+            f"{m.feeds} (platform CPU {m.feed_cpu_s * 1000 / max(1, m.feeds):.1f} ms each)"
+            + (f"; {m.first_error}" if m.first_error else ""),
+        )
+    )
+    return figures
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["insert"]:
+    _insert_main(*sys.argv[2:6])
