@@ -1,14 +1,19 @@
 """Telegram channel: webhook-to-answer throughput and platform-added latency against a
-hand-written aiogram bot, and the memory of thousands of deployed Telegram bots.
+hand-written aiogram bot, and the memory of 10,000 deployed Telegram bots.
 
 Processes on loopback: the zero-latency model (`bench.llm_server`), a fake Bot API
 (`bench.telegram_server`, counting answers per token with their arrival time), the platform
 (`main.py serve` in webhook mode, a bot with history 10 deployed with its own token) and
 `bench/baseline_telegram.py` (bare aiogram + litellm, no storage). An update is a private-chat
 text message posted to the side's webhook with its secret header; it is done when its answer
-reaches `sendMessage` at the fake. The sides take turns (ABBA...) so drift on a shared machine hits
-both. Then, in a fresh platform process, thousands of Telegram deployments (one token each) are
-created through the REST API and each answers one update, and the process's RSS is read.
+reaches `sendMessage` at the fake. The sides take turns (ABBA...) so drift on a shared machine
+hits both: first at saturation (a fixed number of updates in flight), then open loop at half the
+platform's saturation rate for the latency.
+
+Then a second platform process, started with the others and idle until then, gets 1, 1,000 and
+10,000 Telegram deployments (one token each; the first REST_DEPLOYS through the REST API, the
+others written into its database by `python -m bench.bench_telegram insert`, because REST
+deploys run at ~60/s here) and each answers one `/start` update, and its RSS is read.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ LAT_BLOCKS = 40  # blocks per side, alternating ABBA...: 400 measured updates pe
 HISTORY = 10
 MEMORY_STEPS = (1, 1_000, 10_000)  # deployments alive when RSS is read
 REST_DEPLOYS = 100  # the first ones are made through REST (and timed), the others directly
+REST_ONE_BY_ONE = 20  # of which these one at a time (after the first, which imports aiogram)
 DEPLOY_CONCURRENCY = 32  # REST deploys in flight
 FEED_BATCH = 100  # updates posted before waiting for their answers (memory phase)
 SECRET = "bench-webhook-secret"  # the baseline's; the platform's comes from its setWebhook
@@ -225,6 +231,19 @@ async def _throughput(side: Side, http: aiohttp.ClientSession) -> None:
     print(f"# {side.name}: {done / elapsed:.1f} updates/s", file=sys.stderr, flush=True)
 
 
+async def _prime(side: Side, http: aiohttp.ClientSession) -> None:
+    """One update in each chat, CONCURRENCY at a time (chats are taken in turn)."""
+    left = CHATS - 1  # the first update, sent before, went to chat 0
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await side.event(http)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+
+
 async def _open_loop(
     side: Side, http: aiohttp.ClientSession, rate: float, count: int, *, measured: bool
 ) -> None:
@@ -379,6 +398,8 @@ async def _compare(tmp: Path, llm_base: str, fake_url: str) -> tuple[Side, Side,
                     raise RuntimeError(
                         f"{side.name} does not answer: {side.first_error}\n{side.proc.log_tail()}"
                     )
+            for side in (a, b):  # every chat has its conversation before anything is timed
+                await _prime(side, http)
             for letter in ORDER:
                 await _throughput(a if letter == "A" else b, http)
             rate = LOAD * sum(a.rates) / len(a.rates)
@@ -403,8 +424,9 @@ class Memory:
     empty_mb: float = 0.0
     rss_mb: dict[int, float] = field(default_factory=dict)  # deployments -> RSS, after /start
     deployed_rss_mb: dict[int, float] = field(default_factory=dict)  # the same, before /start
-    rest_deploys: int = 0
-    rest_s: float = 0.0  # wall time of the REST deploys after the first
+    one_by_one_s: float = 0.0  # wall time of REST_ONE_BY_ONE deploys, one at a time
+    rest_deploys: int = 0  # the REST deploys made DEPLOY_CONCURRENCY at a time
+    rest_s: float = 0.0  # their wall time
     rest_cpu_s: float = 0.0  # platform CPU during them
     direct: int = 0  # deployments written straight into the database
     feeds: int = 0
@@ -515,9 +537,9 @@ async def _insert(tmp: Path, data_dir: Path, first: int, count: int) -> list[tup
 
 
 async def _memory(tmp: Path, platform: Child, base: str, fake_url: str) -> Memory:
-    """A platform that has served nothing yet: RSS, then with 1 and 1,000 Telegram deployments
-    made through REST and 10,000 (the last 9,000 written straight into its database), each RSS
-    read after every deployment has answered one /start update."""
+    """A platform that has served nothing yet: RSS, then with 1, 1,000 and 10,000 Telegram
+    deployments (the first REST_DEPLOYS through REST, the others written straight into its
+    database), each RSS read after every deployment has answered one /start update."""
     m = Memory()
     await wait_http(f"{base}/healthz", platform)
     await asyncio.sleep(0.5)  # let start-up settle
@@ -537,14 +559,21 @@ async def _memory(tmp: Path, platform: Child, base: str, fake_url: str) -> Memor
         for target in MEMORY_STEPS:
             hooks: list[tuple[str, str]] = []
             rest = min(target, REST_DEPLOYS) - done
-            if rest > 0:  # through REST, DEPLOY_CONCURRENCY at a time
+            if rest > 0:  # through REST
                 tokens = [bot_token(n) for n in range(1_000 + done, 1_000 + done + rest)]
-                cpu, started = platform.cpu_seconds(), time.monotonic()
-                hooks += await asyncio.gather(*(deploy(t) for t in tokens))
                 if done:  # the first deploy also imports aiogram: not timed
+                    started = time.monotonic()
+                    for token in tokens[:REST_ONE_BY_ONE]:
+                        hooks.append(await deploy(token))
+                    m.one_by_one_s = time.monotonic() - started
+                    tokens = tokens[REST_ONE_BY_ONE:]
+                    cpu, started = platform.cpu_seconds(), time.monotonic()
+                    hooks += await asyncio.gather(*(deploy(t) for t in tokens))
                     m.rest_s += time.monotonic() - started
                     m.rest_cpu_s += platform.cpu_seconds() - cpu
                     m.rest_deploys += len(tokens)
+                else:
+                    hooks += await asyncio.gather(*(deploy(t) for t in tokens))
             if target > done + len(hooks):
                 first = done + len(hooks)
                 direct = await _insert(tmp, tmp / "memory", 1_000 + first, target - first)
@@ -610,7 +639,8 @@ def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure
     rate = LOAD * ups_a
     how_ups = (
         f"{CONCURRENCY} webhook updates in flight (sent, not yet answered) over {CHATS} private "
-        f"chats per side, at most one per chat (bot history {HISTORY}, every turn stored; the "
+        f"chats per side, at most one per chat, each chat used once before (bot history "
+        f"{HISTORY}, every turn stored; the "
         "baseline, bare aiogram + litellm, sends system + user only and stores nothing); "
         f"sendMessage answers counted at the fake Bot API per token, {WARMUP_S:g} s warm-up + "
         f"{MEASURE_S:g} s measured per phase, phases {ORDER} (A platform, B baseline)"
@@ -647,7 +677,7 @@ def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure
     ]
     for side in (a, b):
         phases = ", ".join(f"{r:.1f}" for r in side.rates)
-        offered = f"offered {_mean(side.offered):.1f}/s achieved" if side.offered else ""
+        offered = f"{_mean(side.offered):.1f}/s offered" if side.offered else ""
         figures += [
             Figure(
                 f"telegram_{side.name}_ups",
@@ -661,21 +691,22 @@ def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure
                 round(q[side.name, "answer", 0.5], 2),
                 "ms",
                 "",
-                f"update POSTed -> answer at the fake, {offered}; " + how_lat,
+                f"update POSTed -> answer at the fake, {offered}; as the added latency",
             ),
             Figure(
                 f"telegram_{side.name}_p99_ms",
                 round(q[side.name, "answer", 0.99], 2),
                 "ms",
                 "",
-                "update POSTed -> answer at the fake; " + how_lat,
+                "update POSTed -> answer at the fake; as the added latency",
             ),
             Figure(
                 f"telegram_{side.name}_ack_p99_ms",
                 round(q[side.name, "ack", 0.99], 2),
                 "ms",
                 "",
-                "the webhook's HTTP response (platform: after the update is stored); " + how_lat,
+                "the webhook's HTTP response (platform: after the update is stored); as the added "
+                "latency",
             ),
         ]
         if side.cpu_ms_per_update:
@@ -701,25 +732,23 @@ def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure
 
 def _memory_figures(m: Memory) -> list[Figure]:
     rest_rate = m.rest_deploys / m.rest_s if m.rest_s else 0.0
-    rest_s = m.direct / rest_rate if rest_rate else 0.0
+    rest_s = MEMORY_STEPS[-1] / rest_rate if rest_rate else 0.0
+    one_rate = REST_ONE_BY_ONE / m.one_by_one_s if m.one_by_one_s else 0.0
     before = {n: f"{m.deployed_rss_mb[n] - m.empty_mb:.1f} MB" for n in m.deployed_rss_mb}
     how = {
         1: f"the same at the first deployment (it imports aiogram); {before.get(1)} before /start",
-        1_000: (
-            f"the same at {MEMORY_STEPS[1]:,} deployments, all made through REST; "
-            f"{before.get(1_000)} before their /start"
-        ),
+        1_000: f"the same at {MEMORY_STEPS[1]:,} deployments; {before.get(1_000)} before /start",
         10_000: (
             f"platform RSS (VmRSS) above the same process started with no bots "
-            f"({m.empty_mb:.0f} MB), one bot with N Telegram deployments, a token each, after "
-            f"each answered one /start webhook update (its aiogram Bot built and cached; no model "
-            f"call); the first {MEMORY_STEPS[1]:,} made through POST .../deployments "
-            f"({DEPLOY_CONCURRENCY} at a time; getMe, setWebhook, setMyCommands, "
-            f"setMyShortDescription at the fake), the other {m.direct:,} inserted into its "
-            "database by a helper process (rows as DeploymentRepository.create builds them, token "
-            "encrypted with its Cipher and key; no audit row, no Bot API set-up, so the adapter "
-            f"builds their Bot on first use) since REST at {rest_rate:.0f}/s would take "
-            f"{rest_s:.0f} s; {before.get(10_000)} before their /start"
+            f"({m.empty_mb:.0f} MB): one bot with N Telegram deployments, a token each, after each "
+            "answered one /start webhook update (its aiogram Bot built and cached; no model call); "
+            f"the first {REST_DEPLOYS} made through POST .../deployments (getMe, setWebhook, "
+            f"setMyCommands, setMyShortDescription at the fake), the other {m.direct:,} inserted "
+            "into its database by a helper process (rows as DeploymentRepository.create builds "
+            "them, token encrypted with its Cipher and key; no audit row, no Bot API set-up, so "
+            f"the adapter builds their Bot on first use): {MEMORY_STEPS[-1]:,} REST deploys would "
+            f"take {rest_s:.0f} s at {rest_rate:.0f}/s ({DEPLOY_CONCURRENCY} at a time; one at a "
+            f"time {one_rate:.0f}/s); {before.get(10_000)} before their /start"
         ),
     }
     names = {1: "bots_1_rss_mb", 1_000: "bots_1k_rss_mb", 10_000: "bots_10k_rss_mb"}
@@ -738,8 +767,8 @@ def _memory_figures(m: Memory) -> list[Figure]:
                 round(direct_kb, 1),
                 "KB",
                 "",
-                "(RSS at 10,000 - RSS at 1,000 deployments) / 9,000; for those made through REST, "
-                f"(RSS at 1,000 - RSS at 1) / 999 = {rest_kb:.1f} KB",
+                "(RSS at 10,000 - RSS at 1,000 deployments) / 9,000; (RSS at 1,000 - RSS at 1) / "
+                f"999 = {rest_kb:.1f} KB (with one-off warm-ups of the REST and first-use paths)",
             )
         )
     if m.rest_deploys:
@@ -750,7 +779,8 @@ def _memory_figures(m: Memory) -> list[Figure]:
                 "deploys/s",
                 "",
                 f"{m.rest_deploys} REST deploys, {DEPLOY_CONCURRENCY} in flight, 4 Bot API calls "
-                f"each; platform CPU {m.rest_cpu_s * 1000 / m.rest_deploys:.1f} ms per deploy",
+                f"each; platform CPU {m.rest_cpu_s * 1000 / m.rest_deploys:.1f} ms per deploy; "
+                f"one at a time: {one_rate:.1f}/s",
             )
         )
     figures.append(
