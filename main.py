@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from adapters.mailbox import Mailbox
     from adapters.slack.app import SlackAdapter
     from adapters.telegram.bots import TelegramBots
+    from adapters.telegram.studio import TelegramStudio
     from runtime.runtime import Runtime
     from storage.database import Database
     from studio.engine import Studio
@@ -49,17 +50,19 @@ class Services:
     studio: Studio
     mailbox: Mailbox
     telegram: TelegramBots | None = None
+    telegram_studio: TelegramStudio | None = None
     slack: SlackAdapter | None = None
 
     async def close(self) -> None:
         """Take no more work, finish what was accepted, then let go of connections."""
-        if self.telegram is not None:
-            await self.telegram.stop_polling()
+        for poller in (self.telegram, self.telegram_studio):
+            if poller is not None:
+                await poller.stop_polling()
         if self.slack is not None:
             await self.slack.finish()
         await self.studio.drain(grace_s=SHUTDOWN_GRACE_S)
         await self.runtime.drain()
-        for adapter in (self.slack, self.telegram):
+        for adapter in (self.slack, self.telegram, self.telegram_studio):
             if adapter is not None:
                 await adapter.close()
         await self.db.dispose()
@@ -134,6 +137,20 @@ async def build_services(settings: Settings) -> Services:
         public_url=settings.public_url,
     )
     channels.register(telegram)
+    telegram_studio = None
+    if settings.telegram_builder_token:
+        from adapters.telegram.studio import TelegramStudio
+
+        telegram_studio = TelegramStudio(
+            token=settings.telegram_builder_token,
+            api_url=settings.telegram_api_url,
+            public_url=settings.public_url,
+            open_signup=settings.telegram_open_signup,
+            runtime=runtime,
+            members=studio.members,
+            cipher=cipher,
+        )
+        channels.register(telegram_studio)
     slack = None
     if settings.slack_enabled:
         from adapters.slack.app import SlackAdapter
@@ -146,6 +163,7 @@ async def build_services(settings: Settings) -> Services:
             owners=settings.slack_owner_ids,
             runtime=runtime,
             members=studio.members,
+            cipher=cipher,
         )
         channels.register(slack.channel)
     return Services(
@@ -157,6 +175,7 @@ async def build_services(settings: Settings) -> Services:
         studio=studio,
         mailbox=mailbox,
         telegram=telegram,
+        telegram_studio=telegram_studio,
         slack=slack,
     )
 
@@ -184,6 +203,8 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         await services.studio.tests.fail_unfinished()
         if services.telegram is not None:
             await services.telegram.start()
+        if services.telegram_studio is not None:
+            services.telegram_studio.start()  # in the background: /healthz never waits on it
         housekeeping = asyncio.create_task(
             services.runtime.housekeeping(also=(services.mailbox.expire, confirmations.expire))
         )
@@ -209,8 +230,10 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
 
     app = create_app(lifespan)
     from adapters.telegram.bots import router as telegram_router
+    from adapters.telegram.studio import router as telegram_studio_router
 
     app.include_router(telegram_router())
+    app.include_router(telegram_studio_router())
     if settings.slack_enabled:
         from adapters.slack.app import router as slack_router
 
@@ -262,6 +285,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO, and Telegram's URLs carry the bot's token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app = build_app(settings, console_url=console)
     print(f"Chat Studio on {console}", flush=True)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", access_log=False)

@@ -129,6 +129,10 @@ class LlmGateway:
             self._litellm = await asyncio.to_thread(import_litellm)
         return self._litellm
 
+    async def warm(self) -> None:
+        """Import litellm now rather than at the first model call (timing-sensitive callers)."""
+        await self._lib()
+
     def _call_options(self, model: str) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if model.startswith("openai/") and self.api_base:

@@ -13,6 +13,8 @@ from runtime.messages import Address
 
 STUDIO_DEPLOYMENT = "studio"
 PULL_CHANNEL = "studio"
+TELEGRAM_STUDIO = "telegram-studio"  # the Studio's own Telegram bot (a DM: secrets may be sent)
+SLACK = "slack"  # Slack can open a private form (a modal) for a secret
 
 
 def studio_address(

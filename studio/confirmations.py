@@ -17,6 +17,10 @@ from storage.database import Database
 from storage.tables import Confirmation, utcnow
 
 TTL = timedelta(minutes=5)
+# The kind of a pending question is the prefix of its id: "yes" answers a question ("c_"), a
+# token handed over answers a token request ("t_"), never the other way round.
+QUESTION = "c_"
+TOKEN_REQUEST = "t_"
 _confirmation = Confirmation.__table__  # type: ignore[attr-defined]
 
 
@@ -39,10 +43,11 @@ class Confirmations:
         command: dict[str, Any],
         bot: str | None,
         revision: int | None,
+        kind: str = QUESTION,
     ) -> str:
         """Store a pending confirmation; its id goes into the buttons. Earlier unanswered ones of
         the same member lapse: "yes" always means the latest question."""
-        token = "c_" + secrets.token_urlsafe(12)
+        token = kind + secrets.token_urlsafe(12)
         now = utcnow()
         async with self.db.write() as session:
             await session.exec(_lapse(team_id, identity))
@@ -65,10 +70,14 @@ class Confirmations:
         update that matches nothing, through the one writer, costs less than a read first.)"""
         await self.db.run_write(lambda conn: conn.execute(_lapse(team_id, identity)))
 
-    async def claim(self, *, team_id: int, identity: str, token: str | None) -> Pending | None:
-        """Take the pending confirmation `token` (None: the member's latest) if it is this
-        member's, unused and unexpired; None otherwise. The update's row count decides, so two
-        clicks cannot both win."""
+    async def claim(
+        self, *, team_id: int, identity: str, token: str | None, kind: str = QUESTION
+    ) -> Pending | None:
+        """Take the pending confirmation `token` (None: the member's latest of `kind`) if it is
+        this member's, unused and unexpired; None otherwise. The update's row count decides, so
+        two clicks cannot both win."""
+        if token is not None and not token.startswith(kind):
+            return None
         now = utcnow()
         async with self.db.write() as session:
             query = select(Confirmation).where(
@@ -76,6 +85,7 @@ class Confirmations:
                 Confirmation.identity == identity,
                 col(Confirmation.used_at).is_(None),
                 col(Confirmation.expires_at) > now,
+                col(Confirmation.id).startswith(kind),
             )
             if token is not None:
                 query = query.where(Confirmation.id == token)

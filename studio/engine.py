@@ -19,7 +19,7 @@ from runtime.llm import LlmError, LlmGateway
 from runtime.messages import Address, Button, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
 from studio import presenters
-from studio.address import team_of
+from studio.address import SLACK, TELEGRAM_STUDIO, team_of
 from studio.bot_tests import BotTests, PreparedRun
 from studio.commands import (
     COMMANDS,
@@ -50,13 +50,20 @@ from studio.commands import (
     TryBot,
     Undeploy,
 )
-from studio.confirmations import Confirmations
+from studio.confirmations import TOKEN_REQUEST, Confirmations
 from studio.context import ContextStore
 from studio.errors import InvalidError, NotAvailableError, OperationError
 from studio.grammar import GrammarError, not_understood, parse
 from studio.members import Members
 from studio.operations import Expected, Operations
-from studio.replies import CANCEL_PREFIX, CONFIRM_PREFIX, RUN_PREFIX, Answer
+from studio.replies import (
+    CANCEL_PREFIX,
+    CONFIRM_PREFIX,
+    RUN_PREFIX,
+    TOKEN_FORM_PREFIX,
+    TOKEN_PREFIX,
+    Answer,
+)
 from studio.roles import Caller, Role
 from studio.sandbox import Sandbox
 from studio.secrets import redact_tokens
@@ -200,6 +207,8 @@ class Studio:
             accept = action.startswith(CONFIRM_PREFIX)
             token = action.split(":", 1)[1] or None
             return await self.run(turn, Confirm(accept=accept, token=token))
+        if action.startswith(TOKEN_PREFIX):
+            return await self._hand_over(turn, action.removeprefix(TOKEN_PREFIX))
         if action.startswith(RUN_PREFIX):
             text = action.removeprefix(RUN_PREFIX)
             turn.message = turn.message.model_copy(update={"text": text, "action": None})
@@ -566,14 +575,83 @@ class Studio:
         assert isinstance(command, Deploy)
         bot = turn.bot(command.bot)
         if command.channel == "telegram":
-            raise NotAvailableError(
-                "Handing a bot's BotFather token to the Studio in a chat is not available yet; "
-                f"deploy {bot} to Telegram by REST: POST /api/v1/bots/{bot}/deployments with "
-                '{"channel": "telegram", "token": "..."}'
-            )
+            return [await self._ask_token(turn, bot, command.env)]
         view = await self.ops.deploy(
             turn.caller, bot, channel=command.channel, env=command.env, target=command.target
         )
+        return [presenters.deployed(view)]
+
+    async def _ask_token(self, turn: Turn, bot: str, env: str) -> Answer:
+        """A Telegram deployment needs the bot's BotFather token: ask for it where it can be
+        given privately (the Studio's Telegram DM, a Slack form), then wait for it."""
+        caller = turn.caller
+        caller.require(Role.ADMIN, "Deploying")
+        view = await self.ops.get_bot(caller, bot)
+        if env not in view.environments:
+            step = "staging" if env == "staging" else "staging, then to production"
+            raise InvalidError(f"{bot} has no {env} version yet: promote it to {step} first")
+        front = turn.message.address.channel
+        if front not in (TELEGRAM_STUDIO, SLACK):
+            raise NotAvailableError(
+                f"A bot's token is never typed here. Give me {bot}'s token from @BotFather in a "
+                f"DM with the Studio's Telegram bot (/deploy {bot} telegram there), from Slack, "
+                f"or by REST: POST /api/v1/bots/{bot}/deployments with "
+                '{"channel": "telegram", "token": "..."}'
+            )
+        request = await self.confirmations.ask(
+            team_id=caller.team_id,
+            identity=caller.identity,
+            command={"type": "TelegramToken", "args": {"bot": bot, "env": env}},
+            bot=bot,
+            revision=None,
+            kind=TOKEN_REQUEST,
+        )
+        turn.current = bot
+        if front == SLACK:
+            return Answer(
+                f"To put *{bot}* ({env}) on Telegram I need its token from @BotFather. It goes "
+                "into a private form, never into a channel (within 5 minutes).",
+                buttons=(
+                    Button(
+                        label="Enter the token", action=TOKEN_FORM_PREFIX + request, style="primary"
+                    ),
+                ),
+            )
+        return Answer(
+            f"Send me *{bot}*'s token from @BotFather as your next message (within 5 minutes). "
+            "I delete that message at once, keep the token encrypted and never show it again."
+        )
+
+    async def _hand_over(self, turn: Turn, handed: str) -> list[Answer]:
+        """A token sealed by a front: deploy the bot it was asked for."""
+        caller = turn.caller
+        request, _, sealed = handed.partition(":")
+        pending = await self.confirmations.claim(
+            team_id=caller.team_id,
+            identity=caller.identity,
+            token=request or None,
+            kind=TOKEN_REQUEST,
+        )
+        if pending is None:
+            return [
+                Answer(
+                    "That looks like a bot token: I removed it and kept nothing. To put a bot on "
+                    "Telegram, say /deploy BOT telegram first, then send the token within 5 "
+                    "minutes."
+                )
+            ]
+        args = pending.command.get("args", {})
+        bot, env = str(args.get("bot")), str(args.get("env", "production"))
+        try:
+            token = self.ops.cipher.decrypt(sealed.encode())
+        except ValueError:
+            return [Answer("That token could not be read; nothing was deployed. Send it again.")]
+        try:
+            view = await self.ops.deploy(caller, bot, channel="telegram", env=env, token=token)
+        except OperationError as exc:
+            again = f"/deploy {bot} telegram" + (" --env staging" if env == "staging" else "")
+            return [Answer(f"{exc.message.rstrip('.')}. Nothing was deployed; {again} to retry.")]
+        turn.current = bot
         return [presenters.deployed(view)]
 
     async def _deployments(self, turn: Turn, command: Command) -> list[Answer]:

@@ -121,6 +121,45 @@ class Members:
             assert team is not None and team.id is not None
             return team.id
 
+    async def home_team(self, identity: str) -> int | None:
+        """The team an identity without a workspace (Telegram) talks to: the one it joined
+        last, so `/join` with a code from another team moves it there."""
+        query = (
+            select(Member.team_id)
+            .where(Member.identity == identity)
+            .order_by(col(Member.id).desc())
+            .limit(1)
+        )
+        async with self.db.read() as session:
+            return (await session.exec(query)).first()
+
+    async def personal_team(self, identity: str, *, name: str) -> int:
+        """A new team `name` owned by `identity` alone (open sign-up); an existing team of that
+        name is reused only when `identity` is already its member."""
+        try:
+            async with self.db.write() as session:
+                repo = TeamRepository(session)
+                team = await repo.create(name)
+                assert team.id is not None
+                await repo.add_member(team.id, identity, Role.OWNER)
+                await AuditRepository(session).record(
+                    team_id=team.id,
+                    actor=identity,
+                    action="team.create",
+                    target=name,
+                    after={"owners": [identity], "via": "open signup"},
+                )
+                return team.id
+        except DuplicateError:
+            async with self.db.read() as session:
+                existing = await TeamRepository(session).by_name(name)
+                member = None
+                if existing is not None and existing.id is not None:
+                    member = await TeamRepository(session).member(existing.id, identity)
+            if member is None:
+                raise ConflictError(f"a team named {name} exists already") from None
+            return member.team_id
+
     async def role_of(self, team_id: int, identity: str) -> Role | None:
         async with self.db.read() as session:
             member = await TeamRepository(session).member(team_id, identity)

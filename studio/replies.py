@@ -11,6 +11,10 @@ from runtime.messages import Attachment, Button, Field
 CONFIRM_PREFIX = "confirm:"  # + the confirmation's id
 CANCEL_PREFIX = "cancel:"
 RUN_PREFIX = "run:"  # + a command, e.g. "run:/show faq-bot"
+# A Telegram bot token handed over on a private path: "token:{request id or ''}:{ciphertext}".
+# Fronts seal the token with the service's cipher at once, so the inbox only ever holds it sealed.
+TOKEN_PREFIX = "token:"
+TOKEN_FORM_PREFIX = "token-form:"  # + a token request's id: a front opens a private form for it
 
 
 @dataclass(frozen=True, slots=True)

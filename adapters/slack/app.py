@@ -14,6 +14,7 @@ about them goes to the caller's DM with the app.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections import OrderedDict
@@ -32,8 +33,9 @@ from runtime.messages import Address, FileRef, IncomingMessage
 from runtime.runtime import Runtime
 from studio.address import studio_address
 from studio.members import Members
+from studio.replies import TOKEN_FORM_PREFIX, TOKEN_PREFIX
 from studio.roles import Role
-from studio.secrets import redact_tokens
+from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ _COMMANDS = ("/deploy", "/stats", "/studio")
 _TARGETLESS_DEPLOY = re.compile(r"^(\S+\s+slack)(\s+--env[= ]\S+)?\s*$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 WORKING_AFTER_S = 1.5  # a slash command's answer slower than this is preceded by "Working on it…"
+TOKEN_FORM = "studio-token"  # callback id of the modal that takes a Telegram bot's token
 
 
 class SlackAdapter:
@@ -57,9 +60,11 @@ class SlackAdapter:
         owners: list[str],
         runtime: Runtime,
         members: Members,
+        cipher: Cipher,
     ) -> None:
         self.runtime = runtime
         self.members = members
+        self.cipher = cipher
         self.owners = [f"slack:{o.removeprefix('slack:')}" for o in owners]
         for owner in self.owners:
             if not _SLACK_USER.match(owner.removeprefix("slack:")):
@@ -86,6 +91,7 @@ class SlackAdapter:
         for command in _COMMANDS:
             self.app.command(command)(self._on_command)
         self.app.action(re.compile(r"^studio-\d+$"))(self._on_action)
+        self.app.view(TOKEN_FORM)(self._on_token_form)
 
     async def handle(self, request: Request) -> Response:
         response = await self.handler.handle(request)
@@ -216,6 +222,21 @@ class SlackAdapter:
         container = body.get("container", {})
         channel = container.get("channel_id") or body.get("channel", {}).get("id", "")
         message = body.get("message") or {}
+        value = str(action.get("value") or "")
+        if value.startswith(TOKEN_FORM_PREFIX):
+            thread = message.get("thread_ts") or (
+                None if channel.startswith("D") else message.get("ts")
+            )
+            if container.get("is_ephemeral") or not message:  # answers go to the caller's DM
+                channel, thread = await self._dm(body["user"]["id"]), None
+            request = value.removeprefix(TOKEN_FORM_PREFIX)
+            if not await self._open_token_form(body.get("trigger_id"), request, channel, thread):
+                await respond(
+                    text="The form could not open; click the button again.",
+                    response_type="ephemeral",
+                    replace_original=False,
+                )
+            return
         if container.get("is_ephemeral") or not message:
             self._spawn(self._answer_privately(body, "", respond, action.get("value")))
             return
@@ -256,6 +277,11 @@ class SlackAdapter:
             if not done:  # slow work (a deployment's set-up, say): say so, then answer
                 await respond(text="Working on it…", response_type="ephemeral")
             reply = await answering
+            trigger = payload.get("trigger_id")
+            if trigger and _token_form(reply.messages):  # `/deploy BOT telegram`: the form at once
+                request = reply.messages[0].buttons[0].action.removeprefix(TOKEN_FORM_PREFIX)
+                if await self._open_token_form(trigger, request, later.partition(":")[0], None):
+                    return
             for message in reply.messages:
                 await respond(
                     text=fallback_text(message),
@@ -269,6 +295,88 @@ class SlackAdapter:
                 text="Something went wrong on our side (it is logged). Please try again.",
                 response_type="ephemeral",
             )
+
+    # -- a Telegram bot's token, through a private form ------------------------------------------
+
+    async def _open_token_form(
+        self, trigger_id: str | None, request: str, channel: str, thread: str | None
+    ) -> bool:
+        """The modal that takes a BotFather token (never typed into a channel). False when it
+        cannot open (no trigger, or the trigger's 3 seconds are over)."""
+        if not trigger_id:
+            return False
+        where = {"request": request, "channel": channel, "thread": thread}
+        view = {
+            "type": "modal",
+            "callback_id": TOKEN_FORM,
+            "private_metadata": json.dumps(where),
+            "title": {"type": "plain_text", "text": "Telegram bot token"},
+            "submit": {"type": "plain_text", "text": "Deploy"},
+            "close": {"type": "plain_text", "text": "Cancel"},
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": "token",
+                    "label": {"type": "plain_text", "text": "The bot's token from @BotFather"},
+                    "element": {
+                        "type": "plain_text_input",
+                        "action_id": "value",
+                        "placeholder": {"type": "plain_text", "text": "123456789:AA…"},
+                    },
+                },
+                {
+                    "type": "context",
+                    "elements": [
+                        {
+                            "type": "mrkdwn",
+                            "text": "Kept encrypted and never shown again. Make a bot with "
+                            "/newbot in a chat with @BotFather to get one.",
+                        }
+                    ],
+                },
+            ],
+        }
+        try:
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+        except Exception as exc:  # an expired trigger, say: the caller gets the button instead
+            logger.info("views.open failed: %s", exc)
+            return False
+        return True
+
+    async def _on_token_form(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """The form was submitted: the token is checked for shape, sealed with the service's
+        cipher and handed to the Studio (which checks it with Telegram and deploys)."""
+        given = (
+            view.get("state", {}).get("values", {}).get("token", {}).get("value", {}).get("value")
+        )
+        token = BOT_TOKEN.fullmatch(str(given or "").strip())
+        if token is None:
+            await ack(
+                response_action="errors",
+                errors={"token": "That is not a bot token; it looks like 123456789:AA…"},
+            )
+            return
+        await ack()
+        team_id = await self._team(body)
+        if team_id is None:
+            return
+        try:
+            where = json.loads(view.get("private_metadata") or "{}")
+            request, channel, thread = where["request"], where["channel"], where.get("thread")
+        except (ValueError, KeyError, TypeError):
+            logger.info("ignored a token form without its metadata")
+            return
+        address = studio_address(
+            "slack", team_id, f"slack:{body['user']['id']}", thread=slack_thread(channel, thread)
+        )
+        sealed = self.cipher.encrypt(token.group(0)).decode()
+        await self.runtime.feed(
+            IncomingMessage(
+                address=address,
+                action=f"{TOKEN_PREFIX}{request}:{sealed}",
+                dedupe_key=f"slack-view:{view.get('id')}",
+            )
+        )
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(work)
@@ -284,6 +392,15 @@ class SlackAdapter:
         """Let go of the connection pool (after the runtime sent what it had to send)."""
         await self.channel.close()
         await self.session.close()
+
+
+def _token_form(messages: Any) -> bool:
+    """The Studio's answer is only the button that opens the token form."""
+    return (
+        len(messages) == 1
+        and len(messages[0].buttons) == 1
+        and messages[0].buttons[0].action.startswith(TOKEN_FORM_PREFIX)
+    )
 
 
 def _spoken(event: dict[str, Any]) -> bool:

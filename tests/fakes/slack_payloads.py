@@ -235,3 +235,39 @@ def action_body(
 
 def _channel_name(channel: str) -> str:
     return "directmessage" if channel.startswith("D") else "support"
+
+
+def view_submission_body(
+    callback_id: str,
+    values: dict[str, dict[str, str]],
+    *,
+    private_metadata: str = "",
+    user: str = USER_ID,
+    team: str = TEAM_ID,
+    view_id: str | None = None,
+) -> bytes:
+    """A `view_submission` interaction (a modal's submit button), form-encoded as `payload=<JSON>`.
+    `values` maps block id -> action id -> the plain text typed into that input."""
+    state = {
+        block: {action: {"type": "plain_text_input", "value": text}}
+        for block, actions in values.items()
+        for action, text in actions.items()
+    }
+    payload: dict[str, Any] = {
+        "type": "view_submission",
+        "team": {"id": team, "domain": "acme"},
+        "user": {"id": user, "username": f"user-{user.lower()}", "team_id": team},
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "trigger_id": "T.view",
+        "view": {
+            "id": view_id or f"V{next(_seq):06d}",
+            "team_id": team,
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": private_metadata,
+            "state": {"values": state},
+            "hash": "h",
+        },
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode()

@@ -299,7 +299,7 @@ async def test_deploy_chat_and_stats(service: Service) -> None:
     assert deployment in await service.reply("/deployments")
     stats = await service.reply("/stats faq-bot 24h")
     assert "1" in stats and "faq-bot" in stats
-    assert "not available" in await service.reply("/deploy faq-bot telegram")
+    assert "never typed here" in await service.reply("/deploy faq-bot telegram")
     assert "off web" in await service.reply("/undeploy faq-bot web")
     assert (await service.chat(deployment, "Still there?")).status_code == 404
 

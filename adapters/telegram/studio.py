@@ -1,0 +1,467 @@
+"""The Studio's own Telegram bot: a python-telegram-bot `Application` (token
+`TELEGRAM_BUILDER_TOKEN`) whose handlers turn DMs and button clicks into the Studio's
+`IncomingMessage`s, and the `telegram-studio` channel that sends the Studio's answers back as
+escaped HTML with inline keyboards.
+
+Updates come by webhook on `/telegram/studio` (with a secret derived from the service's key) or,
+without `STUDIO_PUBLIC_URL`, through the project's own `getUpdates` loop, which confirms a batch
+only once it is recorded. The bot starts in the background, so `/healthz` never waits on Telegram.
+
+Telegram has no workspace: a person talks to the team they joined last with `/join CODE` (a code
+from `/invite` in any front). Strangers get an explanation and nothing else, unless
+`STUDIO_TELEGRAM_OPEN_SIGNUP` gives them a personal team on `/start`; their messages are never
+recorded. A BotFather token sent in the DM is deleted from the chat at once and handed to the
+Studio sealed with the service's cipher, so it is never stored or logged in clear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+from fastapi import APIRouter, Request, Response
+
+from adapters.telegram.bots import MAX_RETRY_AFTER_S, POLL_TIMEOUT_S, split_text
+from adapters.telegram.pacing import ChatPacer
+from adapters.telegram.render import fits_button, full_text, to_html
+from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
+from runtime.messages import FileRef, IncomingMessage, OutgoingMessage
+from runtime.runtime import Runtime
+from studio.address import TELEGRAM_STUDIO, studio_address
+from studio.commands import COMMANDS
+from studio.errors import OperationError
+from studio.members import Members
+from studio.replies import RUN_PREFIX, TOKEN_PREFIX
+from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
+
+logger = logging.getLogger(__name__)
+
+_RETRIES = 3
+_UPDATES = ["message", "callback_query"]
+_BUTTONS_PER_ROW = 2
+_STRANGER_UPDATES = 10_000
+_STRANGER = (
+    "Hi! I am the Chat Studio, where teams build and run chatbots. I only work for members of a "
+    "team: ask an admin of yours for an invite code (they get one with /invite) and send it "
+    "here as /join CODE."
+)
+
+
+def _import_ptb() -> Any:
+    import telegram
+    import telegram.error
+    import telegram.ext
+
+    return telegram
+
+
+class TelegramStudio:
+    """The Studio on Telegram: inbound (webhook or polling) and the `telegram-studio` channel."""
+
+    kind: ClassVar[str] = TELEGRAM_STUDIO
+    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, files=True, edits=True)
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        api_url: str,
+        public_url: str | None,
+        open_signup: bool,
+        runtime: Runtime,
+        members: Members,
+        cipher: Cipher,
+        pacer: ChatPacer | None = None,
+    ) -> None:
+        self.token = token
+        self.api_url = api_url.rstrip("/")
+        self.public_url = (public_url or "").rstrip("/") or None
+        self.open_signup = open_signup
+        self.runtime = runtime
+        self.members = members
+        self.cipher = cipher
+        self.pacer = pacer or ChatPacer()
+        self.username: str | None = None
+        self._ptb: Any = None
+        self._app: Any = None
+        self._ready = asyncio.Event()
+        self._starting: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        # Strangers' updates are never recorded; a redelivery of one is recognised here.
+        self._strangers_seen: OrderedDict[int, None] = OrderedDict()
+
+    @property
+    def secret(self) -> str:
+        return self.cipher.derive("telegram-webhook:studio", length=32)
+
+    # -- start and stop --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background (getMe, the command menu, the webhook or the poller)."""
+        self._starting = asyncio.create_task(self._start())
+        self._starting.add_done_callback(_log_failure)
+
+    async def _start(self) -> None:
+        ptb = self._ptb = await asyncio.to_thread(_import_ptb)
+        ext = ptb.ext
+        app = (
+            ext.Application.builder()
+            .token(self.token)
+            .base_url(f"{self.api_url}/bot")
+            .base_file_url(f"{self.api_url}/file/bot")
+            .updater(None)
+            .build()
+        )
+        app.add_handler(ext.CallbackQueryHandler(self._on_button))
+        app.add_handler(ext.MessageHandler(ext.filters.ChatType.PRIVATE, self._on_message))
+        delay = 1.0
+        while True:  # Telegram may be unreachable at start: keep trying, never block the rest
+            try:
+                await app.initialize()  # getMe
+                await app.bot.set_my_commands(_menu(ptb))
+                if self.public_url is None:
+                    await app.bot.delete_webhook(drop_pending_updates=False)
+                else:
+                    await app.bot.set_webhook(
+                        url=f"{self.public_url}/telegram/studio",
+                        secret_token=self.secret,
+                        allowed_updates=_UPDATES,
+                    )
+                break
+            except ptb.error.InvalidToken:
+                logger.error("TELEGRAM_BUILDER_TOKEN was refused by Telegram: check it")
+                return
+            except ptb.error.TelegramError as exc:
+                logger.warning("the Studio's Telegram bot could not start: %s", _said(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+        self._app = app
+        self.username = app.bot.username
+        self._ready.set()
+        if self.public_url is None:
+            self._poller = asyncio.create_task(self._poll())
+            self._poller.add_done_callback(_log_failure)
+
+    async def stop_polling(self) -> None:
+        for task in (self._starting, self._poller):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.stop_polling()
+        if self._app is not None:
+            await self._app.shutdown()
+
+    async def ready(self, timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- inbound ---------------------------------------------------------------------------------
+
+    async def receive(self, secret: str, update: dict[str, Any]) -> int:
+        """A webhook delivery: checked, recorded, acknowledged. Returns the HTTP status."""
+        if not hmac.compare_digest(secret.encode(), self.secret.encode()):
+            return 401
+        if self._app is None:
+            return 503  # still starting: Telegram delivers it again
+        try:
+            parsed = self._ptb.Update.de_json(update, self._app.bot)
+        except (KeyError, TypeError, ValueError):
+            logger.info("ignored a malformed Telegram update")
+            return 200
+        await self._app.process_update(parsed)
+        return 200
+
+    async def _poll(self) -> None:
+        """getUpdates, record the batch, and only then confirm it (the next offset)."""
+        assert self._app is not None
+        errors = self._ptb.error
+        offset: int | None = None
+        pause = 1.0
+        while True:
+            try:
+                updates = await self._app.bot.get_updates(
+                    offset=offset,
+                    timeout=POLL_TIMEOUT_S,
+                    read_timeout=POLL_TIMEOUT_S + 10,
+                    allowed_updates=_UPDATES,
+                )
+            except errors.InvalidToken:
+                logger.error("stopped polling: Telegram refused TELEGRAM_BUILDER_TOKEN")
+                return
+            except errors.TelegramError as exc:
+                logger.warning("getUpdates failed: %s", _said(exc))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+                continue
+            pause = 1.0
+            try:
+                for update in updates:
+                    await self._app.process_update(update)
+            except Exception:  # not confirmed: the batch comes back, and the inbox dedupes it
+                logger.exception("recording the Studio's updates failed")
+                await asyncio.sleep(pause)
+                continue
+            if updates:
+                offset = updates[-1].update_id + 1
+
+    async def _on_message(self, update: Any, context: Any) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or user.is_bot:
+            return
+        identity = f"telegram:{user.id}"
+        text = message.text or message.caption or ""
+        token = BOT_TOKEN.search(text)
+        if token is not None:  # out of the chat before anything else happens
+            await self._delete(message)
+        text = _command_text(text)
+        team_id = await self.members.home_team(identity)
+        if team_id is None:
+            if self._first_delivery(update.update_id):
+                await self._stranger(message, identity, user, text, handed=token is not None)
+            return
+        address = studio_address(TELEGRAM_STUDIO, team_id, identity, thread=str(message.chat_id))
+        dedupe = f"telegram-studio:{update.update_id}"
+        if token is not None:
+            sealed = self.cipher.encrypt(token.group(0)).decode()
+            incoming = IncomingMessage(
+                address=address, action=f"{TOKEN_PREFIX}:{sealed}", dedupe_key=dedupe
+            )
+        else:
+            incoming = IncomingMessage(
+                address=address,
+                text="help" if text == "/start" else redact_tokens(text),
+                files=_files(message),
+                dedupe_key=dedupe,
+            )
+        await self.runtime.feed(incoming)
+
+    async def _on_button(self, update: Any, context: Any) -> None:
+        query, user = update.callback_query, update.effective_user
+        if query is None or user is None:
+            return
+        await self._quietly(query.answer())  # stops the button's spinner
+        identity = f"telegram:{user.id}"
+        team_id = await self.members.home_team(identity)
+        message = query.message
+        if team_id is None or message is None or not query.data:
+            return
+        await self._quietly(message.edit_reply_markup(reply_markup=None))  # clicked once
+        address = studio_address(TELEGRAM_STUDIO, team_id, identity, thread=str(message.chat.id))
+        await self.runtime.feed(
+            IncomingMessage(
+                address=address,
+                action=query.data,
+                dedupe_key=f"telegram-studio:{update.update_id}",
+            )
+        )
+
+    def _first_delivery(self, update_id: int) -> bool:
+        if update_id in self._strangers_seen:
+            return False
+        self._strangers_seen[update_id] = None
+        if len(self._strangers_seen) > _STRANGER_UPDATES:
+            self._strangers_seen.popitem(last=False)
+        return True
+
+    async def _stranger(
+        self, message: Any, identity: str, user: Any, text: str, *, handed: bool
+    ) -> None:
+        """Someone in no team: `/join CODE`, open sign-up on `/start`, or an explanation."""
+        command, _, rest = text.partition(" ")
+        if command in ("/join", "join") and rest.strip():
+            try:
+                joined = await self.members.join(identity, rest.strip())
+            except OperationError as exc:
+                await self._say(message.chat_id, exc.message)
+                return
+            await self._say(
+                message.chat_id,
+                f"Welcome to *{joined.team}*! You joined as {joined.role.value}. "
+                "Say /help to see what I can do.",
+            )
+            return
+        if command == "/start" and self.open_signup:
+            name = f"telegram-{user.id}"
+            try:
+                await self.members.personal_team(identity, name=name)
+            except OperationError as exc:
+                await self._say(message.chat_id, exc.message)
+                return
+            await self._say(
+                message.chat_id,
+                f"Welcome! Your personal team *{name}* is ready and you own it. Create a bot "
+                "with `/newbot NAME`, or say /help. Someone's invite code (/join CODE) moves "
+                "you to their team.",
+            )
+            return
+        explanation = _STRANGER
+        if handed:
+            explanation += " (I deleted the token you sent; nothing was kept.)"
+        await self._say(message.chat_id, explanation)
+
+    # -- the channel port ---------------------------------------------------------------------
+
+    async def send(self, message: OutgoingMessage) -> SendReceipt:
+        if not await self.ready(30.0):
+            raise SendError("the Studio's Telegram bot is not connected yet")
+        ptb = self._ptb
+        chat_id = int(message.address.thread or 0)
+        pieces = split_text(full_text(message))
+        markup = _keyboard(ptb, message)
+        sent: Any = None
+        for number, piece in enumerate(pieces):
+            last = number == len(pieces) - 1
+            sent = await self._send(
+                chat_id,
+                lambda piece=piece, last=last: self._app.bot.send_message(
+                    chat_id=chat_id,
+                    text=to_html(piece),
+                    parse_mode="HTML",
+                    reply_markup=markup if last else None,
+                ),
+                permanent=number > 0,
+            )
+        if message.file is not None:
+            file = message.file
+            await self._send(
+                chat_id,
+                lambda: self._app.bot.send_document(
+                    chat_id=chat_id,
+                    document=ptb.InputFile(file.content.encode(), filename=file.name),
+                ),
+                permanent=True,
+            )
+        return SendReceipt(platform_id=str(sent.message_id) if sent is not None else None)
+
+    async def _send(self, chat_id: int, call: Any, *, permanent: bool) -> Any:
+        """One Bot API call, paced per chat, with Telegram's `retry_after` honoured."""
+        errors = self._ptb.error
+        for attempt in range(1, _RETRIES + 1):
+            await self.pacer.wait((TELEGRAM_STUDIO, chat_id))
+            try:
+                return await call()
+            except errors.RetryAfter as exc:
+                wait = _seconds(exc.retry_after)
+                if attempt == _RETRIES or wait > MAX_RETRY_AFTER_S:
+                    raise SendError("Telegram kept rate-limiting", permanent=permanent) from None
+                await asyncio.sleep(wait)
+            except (errors.BadRequest, errors.Forbidden, errors.InvalidToken) as exc:
+                raise SendError(f"Telegram answered: {_said(exc)}", permanent=True) from None
+            except errors.TelegramError as exc:  # network, server errors: worth a retry
+                raise SendError(
+                    f"Telegram could not be reached: {_said(exc)}", permanent=permanent
+                ) from None
+        raise AssertionError("unreachable")
+
+    async def setup(self, deployment: DeploymentInfo) -> str | None:
+        raise SendError("the Studio's Telegram bot hosts no deployments", permanent=True)
+
+    async def teardown(self, deployment: DeploymentInfo) -> None:
+        return None
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _say(self, chat_id: int, text: str) -> None:
+        """A direct answer to someone outside any team (nothing of theirs is recorded)."""
+        await self._quietly(
+            self._app.bot.send_message(chat_id=chat_id, text=to_html(text), parse_mode="HTML")
+        )
+
+    async def _delete(self, message: Any) -> None:
+        await self._quietly(message.delete())
+
+    async def _quietly(self, call: Any) -> None:
+        try:
+            await call
+        except self._ptb.error.TelegramError as exc:
+            logger.warning("a Telegram call failed: %s", _said(exc))
+
+
+def _command_text(text: str) -> str:
+    """`/newbot@studio_bot faq` (a command picked from the menu) as `/newbot faq`."""
+    if not text.startswith("/"):
+        return text
+    command, _, rest = text.partition(" ")
+    return command.split("@", 1)[0] + (f" {rest}" if rest else "")
+
+
+def _files(message: Any) -> tuple[FileRef, ...]:
+    document = message.document
+    if document is not None:
+        return (
+            FileRef(
+                name=document.file_name or "document",
+                url=f"telegram-file:{document.file_id}",
+                size=document.file_size,
+                mime=document.mime_type,
+            ),
+        )
+    if message.photo:
+        return (FileRef(name="photo", url=f"telegram-file:{message.photo[-1].file_id}"),)
+    return ()
+
+
+def _keyboard(ptb: Any, message: OutgoingMessage) -> Any:
+    """Buttons as an inline keyboard. A button whose action does not fit Telegram's 64 bytes of
+    callback data is left out when it runs a command (the text names the command)."""
+    buttons = [
+        ptb.InlineKeyboardButton(text=b.label, callback_data=b.action)
+        for b in message.buttons
+        if fits_button(b.action)
+    ]
+    dropped = [b for b in message.buttons if not fits_button(b.action)]
+    if dropped and not all(b.action.startswith(RUN_PREFIX) for b in dropped):
+        logger.warning("a Studio button's action is too long for Telegram: %s", dropped[0].label)
+    if not buttons:
+        return None
+    rows = [buttons[i : i + _BUTTONS_PER_ROW] for i in range(0, len(buttons), _BUTTONS_PER_ROW)]
+    return ptb.InlineKeyboardMarkup(rows)
+
+
+def _menu(ptb: Any) -> list[Any]:
+    """The command menu: every Studio command with its one-line summary."""
+    menu = [ptb.BotCommand(c.name, c.summary[:256]) for c in COMMANDS if c.name.isalnum()]
+    return menu[:100]
+
+
+def _seconds(value: Any) -> float:
+    """python-telegram-bot gives `retry_after` as seconds or as a timedelta (by version)."""
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
+
+
+def _said(exc: BaseException) -> str:
+    return redact_tokens(str(getattr(exc, "message", exc)))
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the Studio's Telegram bot stopped", exc_info=task.exception())
+
+
+def router() -> APIRouter:
+    """`POST /telegram/studio`: the webhook of the Studio's own bot."""
+    routes = APIRouter()
+
+    @routes.post("/telegram/studio", include_in_schema=False)
+    async def telegram_studio(request: Request) -> Response:
+        studio: TelegramStudio | None = request.app.state.core.telegram_studio
+        if studio is None:
+            return Response(status_code=404)
+        secret = request.headers.get("x-telegram-bot-api-secret-token", "")
+        try:
+            update = await request.json()
+        except ValueError:
+            return Response(status_code=400)
+        if not isinstance(update, dict):
+            return Response(status_code=400)
+        return Response(status_code=await studio.receive(secret, update))
+
+    return routes

@@ -1,0 +1,248 @@
+"""The Studio's own Telegram bot: the real python-telegram-bot against the fake Bot API, updates
+posted over real HTTP to `/telegram/studio` (webhook) or fetched by the project's own getUpdates
+loop (polling). A user builds a bot in a DM, hands over its token, and the bot answers end users
+from that token."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text as sql
+
+from adapters.telegram.pacing import ChatPacer
+from adapters.telegram.studio import TelegramStudio
+from tests.conftest import running_service, service_settings
+from tests.factories import Service
+from tests.fakes.telegram import Call, FakeTelegram
+from tests.fakes.telegram_payloads import callback_update, message_update, secret_headers, token
+
+PUBLIC = "https://studio.example.com"
+BUILDER = token(500)
+ALICE = 7001
+
+
+async def _no_wait(seconds: float) -> None:
+    return None
+
+
+@pytest.fixture
+async def studio(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[Service]:
+    telegram.add_bot(BUILDER, username="chat_studio_bot")
+    async with start(tmp_path, telegram, public_url=PUBLIC) as service:
+        yield service
+
+
+def start(tmp_path: Path, telegram: FakeTelegram, **overrides: Any) -> Any:
+    settings = service_settings(
+        tmp_path,
+        telegram_api_url=telegram.base_url,
+        telegram_builder_token=BUILDER,
+        **overrides,
+    )
+    return running_service(settings)
+
+
+async def connected(service: Service) -> TelegramStudio:
+    adapter: TelegramStudio = service.app.state.core.telegram_studio
+    adapter.pacer = ChatPacer(sleep=_no_wait)  # Telegram's pacing is tested on its own
+    assert await adapter.ready(10)
+    return adapter
+
+
+async def post(service: Service, update: dict[str, Any], secret: str | None = None) -> int:
+    adapter = await connected(service)
+    response = await service.client.post(
+        "/telegram/studio", json=update, headers=secret_headers(secret or adapter.secret)
+    )
+    return response.status_code
+
+
+async def said(telegram: FakeTelegram, count: int, chat: int = ALICE) -> list[Call]:
+    """The Studio's messages to `chat`, once there are at least `count`."""
+    deadline = time.monotonic() + 10
+    while True:
+        calls = [
+            c
+            for c in telegram.calls_to("sendMessage", token=BUILDER)
+            if str(c.body["chat_id"]) == str(chat)
+        ]
+        if len(calls) >= count:
+            return calls
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the Studio said {len(calls)} messages to {chat}, not {count}")
+        await asyncio.sleep(0.02)
+
+
+async def tell(
+    service: Service, telegram: FakeTelegram, text: str, *, user_id: int = ALICE
+) -> Call:
+    """Say `text` to the Studio in a DM; its answer."""
+    before = len(await said(telegram, 0, chat=user_id))
+    status = await post(service, message_update(text, chat_id=user_id, user_id=user_id))
+    assert status == 200
+    return (await said(telegram, before + 1, chat=user_id))[before]
+
+
+async def member_of_local_team(service: Service, telegram: FakeTelegram) -> None:
+    """Alice joins the local team with a code from REST, then an owner makes her admin."""
+    code = (await service.call("POST", "/api/v1/invites"))["code"]
+    welcome = await tell(service, telegram, f"/join {code}")
+    assert "Welcome to <b>local</b>" in welcome.body["text"]
+    await service.reply(f"/role telegram:{ALICE} admin")
+
+
+async def test_start_sets_the_menu_and_the_webhook(studio: Service, telegram: FakeTelegram) -> None:
+    adapter = await connected(studio)
+    hook = telegram.webhook(BUILDER)
+    assert hook is not None and hook["url"] == f"{PUBLIC}/telegram/studio"
+    assert hook["secret_token"] == adapter.secret
+    menu = [c["command"] for c in telegram.commands(BUILDER) or []]
+    assert {"newbot", "bots", "deploy", "stats", "join", "help"} <= set(menu)
+    assert await post(studio, message_update("hi"), secret="wrong") == 401
+    assert (await studio.client.get("/healthz")).status_code == 200
+
+
+async def test_strangers_get_an_explanation_and_nothing_is_kept(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    answer = await tell(studio, telegram, "/newbot sneaky")
+    assert "/join CODE" in answer.body["text"]
+    wrong = await tell(studio, telegram, "/join join-not-a-code")
+    assert "not valid" in wrong.body["text"]
+    members = await studio.call("GET", "/api/v1/members")
+    assert all(m["identity"] != f"telegram:{ALICE}" for m in members)
+    assert await studio.call("GET", "/api/v1/bots") == []
+
+
+async def test_open_signup_gives_a_personal_team(tmp_path: Path, telegram: FakeTelegram) -> None:
+    telegram.add_bot(BUILDER, username="chat_studio_bot")
+    async with start(tmp_path, telegram, public_url=PUBLIC, telegram_open_signup=True) as service:
+        welcome = await tell(service, telegram, "/start")
+        assert f"telegram-{ALICE}" in welcome.body["text"]
+        created = await tell(service, telegram, "/newbot mine")
+        assert "mine" in created.body["text"]
+        assert await service.call("GET", "/api/v1/bots") == []  # not in the local team
+
+
+async def test_build_confirm_and_hand_over_a_token_in_a_dm(
+    studio: Service, telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await member_of_local_team(studio, telegram)
+    created = await tell(studio, telegram, "/newbot@chat_studio_bot faq-bot Answers questions")
+    assert created.body["parse_mode"] == "HTML" and "<b>faq-bot</b>" in created.body["text"]
+    await tell(studio, telegram, "set greeting Hello from Telegram!")
+    await tell(studio, telegram, "/promote faq-bot")
+    question = await tell(studio, telegram, "/promote faq-bot production")
+    keyboard = question.body["reply_markup"]["inline_keyboard"]
+    confirm = keyboard[0][0]
+    assert confirm["text"] == "Confirm" and confirm["callback_data"].startswith("confirm:")
+
+    clicked = callback_update(confirm["callback_data"], chat_id=ALICE, user_id=ALICE)
+    before = len(await said(telegram, 0))
+    assert await post(studio, clicked) == 200
+    promoted = (await said(telegram, before + 1))[-1]
+    assert "production" in promoted.body["text"]
+    await telegram.wait_for("answerCallbackQuery", 1, token=BUILDER)
+    assert telegram.calls_to("editMessageReplyMarkup", token=BUILDER)
+
+    asked = await tell(studio, telegram, "/deploy faq-bot telegram")
+    assert "token from @BotFather" in asked.body["text"]
+    bot_token = token(501)
+    telegram.add_bot(bot_token, username="faq_helper_bot")
+    handed = message_update(bot_token, chat_id=ALICE, user_id=ALICE)
+    before = len(await said(telegram, 0))
+    assert await post(studio, handed) == 200
+    live = (await said(telegram, before + 1))[-1]
+    assert "t.me/faq_helper_bot" in live.body["text"]
+    deleted = telegram.calls_to("deleteMessage", token=BUILDER)
+    assert [int(c.body["message_id"]) for c in deleted] == [handed["message"]["message_id"]]
+    hook = telegram.webhook(bot_token)
+    assert hook is not None and hook["url"].startswith(f"{PUBLIC}/telegram/bots/")
+
+    # The token is nowhere in clear: not in the database, the audit, the answers or the logs.
+    await studio.app.state.core.runtime.drain()
+    db = studio.app.state.core.db
+    async with db.read() as session:
+        listing = sql("SELECT name FROM sqlite_master WHERE type = 'table'")
+        tables = (await session.exec(listing)).all()  # type: ignore[call-overload]
+        assert len(tables) > 10
+        for (table,) in tables:
+            rows = (await session.exec(sql(f'SELECT * FROM "{table}"'))).all()  # type: ignore[call-overload]
+            assert bot_token not in str(rows), table
+    assert bot_token not in caplog.text
+    assert all(bot_token not in str(c.body) for c in telegram.calls_to("sendMessage"))
+
+    # An end user of the new bot gets its answer from that token.
+    deployment = hook["url"].rsplit("/", 1)[-1]
+    response = await studio.client.post(
+        f"/telegram/bots/{deployment}",
+        json=message_update("/start", chat_id=42, user_id=42),
+        headers=secret_headers(hook["secret_token"]),
+    )
+    assert response.status_code == 200
+    (greeting,) = await telegram.wait_for("sendMessage", 1, token=bot_token, timeout_s=10)
+    assert greeting.body["text"] == "Hello from Telegram!"
+
+
+async def test_a_token_nobody_asked_for_is_deleted_and_refused(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    await member_of_local_team(studio, telegram)
+    stray = token(502)
+    answer = await tell(studio, telegram, f"here it is {stray}")
+    assert "kept nothing" in answer.body["text"] and stray not in answer.body["text"]
+    assert len(telegram.calls_to("deleteMessage", token=BUILDER)) == 1
+    assert await studio.call("GET", "/api/v1/deployments") == []
+
+
+async def test_a_refused_token_deploys_nothing(studio: Service, telegram: FakeTelegram) -> None:
+    await member_of_local_team(studio, telegram)
+    await studio.import_bot("faq-bot")
+    for env in ("staging", "production"):
+        await studio.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
+    await tell(studio, telegram, "/deploy faq-bot telegram")
+    refused = await tell(studio, telegram, token(503))  # getMe answers 401
+    assert "refused that token" in refused.body["text"]
+    assert "/deploy faq-bot telegram" in refused.body["text"]
+    assert await studio.call("GET", "/api/v1/deployments") == []
+
+
+async def test_a_redelivered_update_is_answered_once(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    await member_of_local_team(studio, telegram)
+    update = message_update("/bots", chat_id=ALICE, user_id=ALICE)
+    for _ in range(3):
+        assert await post(studio, update) == 200
+    await studio.app.state.core.runtime.drain()
+    answers = [c for c in await said(telegram, 1) if "bots" in c.body["text"].lower()]
+    assert len(answers) == 1
+
+
+async def test_long_polling_without_a_public_url(tmp_path: Path, telegram: FakeTelegram) -> None:
+    telegram.add_bot(BUILDER, username="chat_studio_bot")
+    async with start(tmp_path, telegram) as service:
+        await connected(service)
+        assert telegram.webhook(BUILDER) is None
+        update = message_update("/help", chat_id=ALICE, user_id=ALICE)
+        telegram.push_update(BUILDER, update)
+        telegram.push_update(BUILDER, update)  # delivered twice: answered once
+        (answer,) = await said(telegram, 1)
+        assert "/join CODE" in answer.body["text"]
+        code = (await service.call("POST", "/api/v1/invites"))["code"]
+        telegram.push_update(BUILDER, message_update(f"/join {code}", chat_id=ALICE, user_id=ALICE))
+        telegram.push_update(BUILDER, message_update("/help", chat_id=ALICE, user_id=ALICE))
+        helped = (await said(telegram, 3))[-1]
+        assert "/newbot" in helped.body["text"]
+
+
+async def test_unconfigured_service_has_no_studio_webhook(service: Service) -> None:
+    response = await service.client.post("/telegram/studio", json={"update_id": 1})
+    assert response.status_code == 404
