@@ -44,6 +44,7 @@ class DeploymentInfo:
     target: str
     bot_name: str
     credentials: bytes | None = None
+    description: str = ""  # the running version's description (a Telegram bot's profile)
 
 
 class Channel(Protocol):

@@ -35,7 +35,7 @@ from storage.bots import ENVIRONMENTS, BotRepository
 from storage.database import Database
 from storage.deployments import DeploymentRepository
 from storage.errors import DuplicateError, StaleRevisionError
-from storage.tables import Bot, Deployment, Team, utcnow
+from storage.tables import Bot, BotVersion, Deployment, Team, utcnow
 from storage.teams import TeamRepository
 from storage.test_runs import TestRunRepository, failure_reason
 from studio.errors import (
@@ -599,6 +599,8 @@ class Operations:
             if env not in pointers:
                 step = "staging" if env == "staging" else "staging, then to production"
                 raise ConflictError(f"{name} has no {env} version yet: promote it to {step} first")
+            running = await session.get(BotVersion, pointers[env].version_id)
+            description = str((running.spec if running else {}).get("description") or "")
             repo = DeploymentRepository(session)
             where = target or f"bot-{bot.id}"
             existing = await repo.find(channel=channel, target=where, env=env)
@@ -651,14 +653,14 @@ class Operations:
             await self._teardown(renewed, name)
             self.runtime.forget_deployment(renewed.id)
             try:
-                await port.setup(_info(renewed, name))
+                await port.setup(_info(renewed, name, description))
             except Exception as exc:
                 why = redact_tokens(str(exc)) if isinstance(exc, SendError) else "see the log"
                 raise ConflictError(f"Could not set up the {channel} deployment: {why}") from None
             return await self._deployment_view(renewed, name, pointers[env].number)
         self.runtime.deployments_changed()
         try:
-            link = await port.setup(_info(deployment, name))
+            link = await port.setup(_info(deployment, name, description))
         except Exception as exc:
             async with self.db.write() as session:
                 row = await DeploymentRepository(session).get(deployment.id)
@@ -908,8 +910,9 @@ def _first_problem(exc: ValueError) -> str:
     return str(exc)
 
 
-def _info(deployment: Deployment, bot_name: str) -> DeploymentInfo:
+def _info(deployment: Deployment, bot_name: str, description: str = "") -> DeploymentInfo:
     return DeploymentInfo(
+        description=description,
         id=deployment.id,
         team_id=deployment.team_id,
         channel=deployment.channel,

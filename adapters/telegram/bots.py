@@ -150,7 +150,10 @@ class TelegramBots:
             await bot.set_my_commands(
                 [lib.types.BotCommand(command=c, description=d) for c, d in _COMMANDS]
             )
-            await bot.set_my_short_description(short_description=deployment.bot_name[:120])
+            about = deployment.description or deployment.bot_name
+            await bot.set_my_short_description(short_description=about[:120])
+            if deployment.description:  # shown in the empty chat before /start
+                await bot.set_my_description(description=deployment.description[:512])
         except lib.exceptions.TelegramUnauthorizedError:
             raise SendError(
                 "Telegram refused that token: check it with @BotFather", permanent=True
@@ -182,6 +185,7 @@ class TelegramBots:
         errors = lib.exceptions
         bot = await self._bot(message.address.deployment_id)
         chat_id = int(message.address.thread or message.address.conversation)
+        topic = _topic(message.address.conversation)  # a forum topic answers in that topic
         sent: Any = None
         for number, piece in enumerate(split_text(message.text)):
             # Once a piece is out, a retry of the whole reply would repeat it: fail for good.
@@ -189,7 +193,9 @@ class TelegramBots:
             await self.pacer.wait((message.address.deployment_id, chat_id))
             for attempt in range(1, _RETRIES + 1):
                 try:
-                    sent = await bot.send_message(chat_id=chat_id, text=piece)
+                    sent = await bot.send_message(
+                        chat_id=chat_id, text=piece, message_thread_id=topic
+                    )
                     break
                 except errors.TelegramRetryAfter as exc:
                     if attempt == _RETRIES or exc.retry_after > MAX_RETRY_AFTER_S:
@@ -321,7 +327,8 @@ class TelegramBots:
             command, _, rest = text.partition(" ")
             text = command.split("@", 1)[0] + (f" {rest}" if rest else "")
         chat = str(message.chat.id)
-        topic = f":{message.message_thread_id}" if message.message_thread_id else ""
+        in_topic = message.is_topic_message and message.message_thread_id
+        topic = f":{message.message_thread_id}" if in_topic else ""
         address = Address(
             channel=self.kind,
             deployment_id=deployment_id,
@@ -342,6 +349,12 @@ class TelegramBots:
                 dedupe_key=f"telegram:{deployment_id}:{parsed.update_id}",
             )
         )
+
+
+def _topic(conversation: str) -> int | None:
+    """The forum topic of a conversation `"{chat}:{topic}"`; None for a chat as a whole."""
+    _, _, topic = conversation.partition(":")
+    return int(topic) if topic.isdigit() else None
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -256,3 +256,26 @@ async def test_groups_commands_with_the_bot_name_and_service_messages(
     assert greeting.body["text"] == "Hello group!"
     await studio.app.state.core.runtime.drain()
     assert len(telegram.calls_to("sendMessage", token=bot_token)) == 1  # the join said nothing
+
+
+async def test_forum_topics_are_conversations_answered_in_their_topic(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    deployment, bot_token = await deploy(studio, telegram, description="Answers refund questions.")
+    assert telegram.description(bot_token) == "Answers refund questions."
+    assert telegram.description(bot_token, short=True) == "Answers refund questions."
+    secret = secret_of(telegram, bot_token)
+    forum = {"chat_id": -100777, "chat_type": "supergroup"}
+    await send_update(
+        studio, deployment, message_update("Refunds?", message_thread_id=5, **forum), secret
+    )
+    await send_update(
+        studio, deployment, message_update("Refunds?", message_thread_id=9, **forum), secret
+    )
+    first, second = await sent(telegram, bot_token, 2)
+    assert {str(first.body["message_thread_id"]), str(second.body["message_thread_id"])} == {
+        "5",
+        "9",
+    }
+    conversations = await studio.call("GET", "/api/v1/bots/faq-bot/conversations")
+    assert len(conversations) == 2  # one per topic, not one for the whole group
