@@ -1,0 +1,1 @@
+"""Bot knowledge: sources, chunks, embeddings and retrieval."""

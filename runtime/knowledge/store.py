@@ -1,0 +1,300 @@
+"""The vector store: bot knowledge chunks in Qdrant, one collection per (bot, embedder, dimension).
+
+`location` is ":memory:" (tests), an http(s) URL (a Qdrant server) or a folder (embedded Qdrant,
+held by one process at a time). The client is the synchronous `QdrantClient`, opened lazily and
+called only from worker threads, never on the event loop.
+
+Thread-safety, checked in qdrant_client 1.20's `local/`: embedded mode has no locks at all. An
+upsert grows numpy arrays (`np.resize`, `np.append`) and mutates the dicts and lists that a
+concurrent query reads, and its SQLite connections use `check_same_thread` wherever SQLite is not
+built serialised (macOS). So an embedded client lives on one dedicated thread: every call is
+serialised and runs on the thread that opened it, and a cancelled caller cannot let the next call
+overlap the one still running (an asyncio.Lock around `to_thread` would). A server client is
+thread-safe (HTTP) and gets a few threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+T = TypeVar("T")
+
+# Point ids are uuid5(POINT_NAMESPACE, "source_id:position"): re-ingesting a source overwrites it.
+POINT_NAMESPACE = uuid.UUID("8f0d7c52-3c1e-4b7a-9a57-2f1e6b4d9c10")
+_UPSERT_BATCH = 256
+_SCROLL_PAGE = 1024
+# Queries over-fetch and filter by source in Python (a payload filter costs ~95 ms at 10k points in
+# embedded mode, the plain search ~6 ms); past this many candidates they fall back to the filter.
+_MAX_UNFILTERED_FETCH = 1024
+
+
+class KnowledgeStoreError(Exception):
+    """The vector store cannot be used (e.g. its folder is held by another process)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """One passage of a source as stored; `position` is its index within the source."""
+
+    text: str
+    source_name: str
+    position: int
+    page: int | None = None
+    heading: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A chunk found by a query; `score` is the cosine similarity."""
+
+    score: float
+    chunk: StoredChunk
+    source_id: str
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
+
+
+def _bot_prefix(bot_id: str) -> str:
+    # No "-" in the bot part, so that the prefix of bot "1" never matches bot "1-2"'s collections.
+    return f"bot-{_safe(bot_id).replace('-', '_')}-"
+
+
+def collection_name(bot_id: str, embedder_id: str, dimension: int) -> str:
+    """The collection holding one bot's chunks as embedded by one embedder."""
+    return f"{_bot_prefix(bot_id)}{_safe(embedder_id)}-{dimension}"
+
+
+def point_id(source_id: str, position: int) -> str:
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{source_id}:{position}"))
+
+
+def _hit(point: Any) -> Hit:
+    payload = point.payload or {}
+    chunk = StoredChunk(
+        text=payload.get("text", ""),
+        source_name=payload.get("source_name", ""),
+        position=int(payload.get("position", 0)),
+        page=payload.get("page"),
+        heading=payload.get("heading"),
+    )
+    return Hit(score=float(point.score), chunk=chunk, source_id=str(payload.get("source_id")))
+
+
+class VectorStore:
+    """Bot knowledge in Qdrant. Opened on first use (in a thread), so start-up is not held."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self._remote = location.startswith(("http://", "https://"))
+        self._client: QdrantClient | None = None
+        self._open_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def close(self) -> None:
+        """Close the client (releasing an embedded folder); a later call opens it again."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._close_client)
+        finally:
+            executor.shutdown(wait=False)
+
+    async def upsert(
+        self,
+        *,
+        bot_id: str,
+        embedder_id: str,
+        dimension: int,
+        source_id: str,
+        chunks: Sequence[StoredChunk],
+        vectors: Sequence[Sequence[float]],
+    ) -> None:
+        """Store a source's chunks with their vectors; the same source again overwrites them."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        name = collection_name(bot_id, embedder_id, dimension)
+
+        def work(client: QdrantClient) -> None:
+            from qdrant_client import models
+
+            if not client.collection_exists(name):
+                client.create_collection(
+                    name,
+                    vectors_config=models.VectorParams(
+                        size=dimension, distance=models.Distance.COSINE
+                    ),
+                )
+            points = [
+                models.PointStruct(
+                    id=point_id(source_id, chunk.position),
+                    vector=[float(x) for x in vector],
+                    payload={
+                        "source_id": source_id,
+                        "source_name": chunk.source_name,
+                        "position": chunk.position,
+                        "page": chunk.page,
+                        "heading": chunk.heading,
+                        "text": chunk.text,
+                    },
+                )
+                for chunk, vector in zip(chunks, vectors, strict=True)
+            ]
+            for start in range(0, len(points), _UPSERT_BATCH):
+                client.upsert(name, points=points[start : start + _UPSERT_BATCH], wait=True)
+
+        await self._run(work)
+
+    async def query(
+        self,
+        *,
+        bot_id: str,
+        embedder_id: str,
+        dimension: int,
+        vector: Sequence[float],
+        source_ids: frozenset[str],
+        limit: int,
+        score_threshold: float | None,
+    ) -> list[Hit]:
+        """The `limit` chunks of `source_ids` nearest to `vector`, best first.
+
+        Chunks of other sources (removed ones not yet swept) are skipped.
+        """
+        if not source_ids or limit < 1:
+            return []
+        name = collection_name(bot_id, embedder_id, dimension)
+        query = [float(x) for x in vector]
+
+        def work(client: QdrantClient) -> list[Hit]:
+            from qdrant_client import models
+
+            if not client.collection_exists(name):
+                return []
+            fetch = limit * 4
+            while True:
+                points = client.query_points(
+                    name, query=query, limit=fetch, score_threshold=score_threshold
+                ).points
+                hits = [hit for hit in map(_hit, points) if hit.source_id in source_ids]
+                if len(hits) >= limit or len(points) < fetch:
+                    return hits[:limit]
+                if fetch >= _MAX_UNFILTERED_FETCH:
+                    break
+                fetch = min(fetch * 4, _MAX_UNFILTERED_FETCH)
+            only_sources = models.Filter(
+                must=[
+                    models.FieldCondition(
+                        key="source_id", match=models.MatchAny(any=sorted(source_ids))
+                    )
+                ]
+            )
+            points = client.query_points(
+                name,
+                query=query,
+                query_filter=only_sources,
+                limit=limit,
+                score_threshold=score_threshold,
+            ).points
+            return [_hit(point) for point in points]
+
+        return await self._run(work)
+
+    async def delete_source(
+        self, *, bot_id: str, embedder_id: str, dimension: int, source_id: str
+    ) -> None:
+        """Remove every chunk of one source."""
+        name = collection_name(bot_id, embedder_id, dimension)
+
+        def work(client: QdrantClient) -> None:
+            from qdrant_client import models
+
+            if not client.collection_exists(name):
+                return
+            match = models.FieldCondition(key="source_id", match=models.MatchValue(value=source_id))
+            client.delete(
+                name,
+                points_selector=models.FilterSelector(filter=models.Filter(must=[match])),
+                wait=True,
+            )
+
+        await self._run(work)
+
+    async def source_ids(self, *, bot_id: str, embedder_id: str, dimension: int) -> set[str]:
+        """The ids of the sources present, e.g. to sweep those a bot no longer references."""
+        name = collection_name(bot_id, embedder_id, dimension)
+
+        def work(client: QdrantClient) -> set[str]:
+            found: set[str] = set()
+            if not client.collection_exists(name):
+                return found
+            offset: Any = None
+            while True:
+                records, offset = client.scroll(
+                    name, limit=_SCROLL_PAGE, offset=offset, with_payload=["source_id"]
+                )
+                found.update(str((r.payload or {}).get("source_id")) for r in records)
+                if offset is None:
+                    return found
+
+        return await self._run(work)
+
+    async def drop_bot(self, *, bot_id: str) -> None:
+        """Delete every collection of a bot, whatever its embedder."""
+        prefix = _bot_prefix(bot_id)
+
+        def work(client: QdrantClient) -> None:
+            for collection in client.get_collections().collections:
+                if collection.name.startswith(prefix):
+                    client.delete_collection(collection.name)
+
+        await self._run(work)
+
+    async def _run(self, work: Callable[[QdrantClient], T]) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=4 if self._remote else 1, thread_name_prefix="qdrant"
+            )
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: work(self._connected())
+        )
+
+    def _connected(self) -> QdrantClient:
+        with self._open_lock:
+            if self._client is None:
+                self._client = self._open()
+            return self._client
+
+    def _open(self) -> QdrantClient:
+        from qdrant_client import QdrantClient
+
+        if self.location == ":memory:":
+            return QdrantClient(":memory:")
+        if self._remote:
+            return QdrantClient(url=self.location)
+        try:
+            return QdrantClient(path=self.location)
+        except RuntimeError as exc:
+            if "already accessed by another instance" not in str(exc):
+                raise
+            raise KnowledgeStoreError(
+                f"the knowledge store at {self.location} is used by another process (a running "
+                "`serve`?): stop it, or go through the running service"
+            ) from None
+
+    def _close_client(self) -> None:
+        with self._open_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()

@@ -1,0 +1,218 @@
+"""The vector store, embedded in memory and in a folder (the same contract for both)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.knowledge.store import (
+    Hit,
+    KnowledgeStoreError,
+    StoredChunk,
+    VectorStore,
+    collection_name,
+)
+
+DIM = 8
+EMBEDDER = "test-embedder"
+SOURCE_A = "sha256:" + "a" * 64
+SOURCE_B = "sha256:" + "b" * 64
+
+
+def unit(*values: float) -> list[float]:
+    """A vector of DIM dimensions starting with `values`, normalised."""
+    vector = np.zeros(DIM)
+    vector[: len(values)] = values
+    return list(vector / np.linalg.norm(vector))
+
+
+def chunks(source_name: str, count: int) -> list[StoredChunk]:
+    return [
+        StoredChunk(
+            text=f"{source_name} passage {n}",
+            source_name=source_name,
+            position=n,
+            page=n + 1,
+            heading=f"Part {n}",
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.fixture(params=["memory", "folder"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorStore]:
+    location = ":memory:" if request.param == "memory" else str(tmp_path / "qdrant")
+    vector_store = VectorStore(location)
+    yield vector_store
+    await vector_store.close()
+
+
+async def put(
+    store: VectorStore,
+    source_id: str,
+    stored: Sequence[StoredChunk],
+    vectors: Sequence[Sequence[float]],
+    *,
+    bot_id: str = "1",
+) -> None:
+    await store.upsert(
+        bot_id=bot_id,
+        embedder_id=EMBEDDER,
+        dimension=DIM,
+        source_id=source_id,
+        chunks=stored,
+        vectors=vectors,
+    )
+
+
+async def ask(
+    store: VectorStore,
+    vector: Sequence[float],
+    sources: frozenset[str] = frozenset({SOURCE_A, SOURCE_B}),
+    *,
+    limit: int = 3,
+    score_threshold: float | None = None,
+    bot_id: str = "1",
+) -> list[Hit]:
+    return await store.query(
+        bot_id=bot_id,
+        embedder_id=EMBEDDER,
+        dimension=DIM,
+        vector=vector,
+        source_ids=sources,
+        limit=limit,
+        score_threshold=score_threshold,
+    )
+
+
+async def test_the_nearest_chunk_comes_first_with_its_payload(store: VectorStore) -> None:
+    await put(store, SOURCE_A, chunks("faq.md", 3), [unit(1, 0), unit(0, 1), unit(1, 1)])
+
+    hits = await ask(store, unit(0, 1, 0.1))
+
+    assert [hit.chunk.position for hit in hits] == [1, 2, 0]
+    assert hits[0].chunk == StoredChunk("faq.md passage 1", "faq.md", 1, 2, "Part 1")
+    assert hits[0].source_id == SOURCE_A
+    assert hits[0].score == pytest.approx(float(np.dot(unit(0, 1, 0.1), unit(0, 1))), abs=1e-5)
+    assert hits[0].score > hits[1].score > hits[2].score
+
+
+async def test_only_the_requested_sources_are_returned(store: VectorStore) -> None:
+    # 30 chunks of B all score higher than A's only chunk: the over-fetch must reach past them.
+    await put(store, SOURCE_B, chunks("b.md", 30), [unit(1, 0.01 * n) for n in range(30)])
+    await put(store, SOURCE_A, chunks("a.md", 1), [unit(1, 1)])
+
+    hits = await ask(store, unit(1, 0), frozenset({SOURCE_A}), limit=2)
+
+    assert [(hit.source_id, hit.chunk.text) for hit in hits] == [(SOURCE_A, "a.md passage 0")]
+
+
+async def test_a_source_buried_beyond_the_over_fetch_is_still_found(store: VectorStore) -> None:
+    rng = np.random.default_rng(7)
+    near = rng.normal(size=(1500, DIM)) * 0.05 + unit(1)  # 1500 chunks of B close to the query
+    await put(store, SOURCE_B, chunks("b.md", 1500), list(near))
+    await put(store, SOURCE_A, chunks("a.md", 2), [unit(0, 1), unit(-1, 1)])
+
+    hits = await ask(store, unit(1), frozenset({SOURCE_A}), limit=2)
+
+    assert [hit.chunk.position for hit in hits] == [0, 1]
+
+
+async def test_reingesting_a_source_is_idempotent(store: VectorStore) -> None:
+    vectors = [unit(1, n) for n in range(4)]
+    await put(store, SOURCE_A, chunks("a.md", 4), vectors)
+    await put(store, SOURCE_A, chunks("a.md", 4), vectors)
+
+    hits = await ask(store, unit(1), frozenset({SOURCE_A}), limit=10)
+
+    assert sorted(hit.chunk.position for hit in hits) == [0, 1, 2, 3]
+
+
+async def test_delete_source_removes_only_that_source(store: VectorStore) -> None:
+    await put(store, SOURCE_A, chunks("a.md", 2), [unit(1), unit(1, 1)])
+    await put(store, SOURCE_B, chunks("b.md", 2), [unit(0, 1), unit(1, 2)])
+
+    await store.delete_source(bot_id="1", embedder_id=EMBEDDER, dimension=DIM, source_id=SOURCE_A)
+
+    assert {hit.source_id for hit in await ask(store, unit(1), limit=10)} == {SOURCE_B}
+    assert await store.source_ids(bot_id="1", embedder_id=EMBEDDER, dimension=DIM) == {SOURCE_B}
+
+
+async def test_source_ids_lists_every_source_present(store: VectorStore) -> None:
+    rng = np.random.default_rng(3)
+    await put(store, SOURCE_A, chunks("a.md", 1100), list(rng.normal(size=(1100, DIM))))
+    await put(store, SOURCE_B, chunks("b.md", 1), [unit(1)])
+
+    found = await store.source_ids(bot_id="1", embedder_id=EMBEDDER, dimension=DIM)
+
+    assert found == {SOURCE_A, SOURCE_B}
+
+
+async def test_drop_bot_deletes_all_its_collections_and_no_others(store: VectorStore) -> None:
+    await put(store, SOURCE_A, chunks("a.md", 1), [unit(1)], bot_id="1")
+    await store.upsert(
+        bot_id="1",
+        embedder_id="other-embedder",
+        dimension=3,
+        source_id=SOURCE_A,
+        chunks=chunks("a.md", 1),
+        vectors=[[1.0, 0.0, 0.0]],
+    )
+    await put(store, SOURCE_A, chunks("a.md", 1), [unit(1)], bot_id="12")
+    await put(store, SOURCE_A, chunks("a.md", 1), [unit(1)], bot_id="1-2")
+
+    await store.drop_bot(bot_id="1")
+
+    assert await ask(store, unit(1), bot_id="1") == []
+    assert await store.source_ids(bot_id="1", embedder_id="other-embedder", dimension=3) == set()
+    assert len(await ask(store, unit(1), bot_id="12")) == 1
+    assert len(await ask(store, unit(1), bot_id="1-2")) == 1
+
+
+async def test_a_missing_collection_is_empty(store: VectorStore) -> None:
+    assert await ask(store, unit(1), bot_id="404") == []
+    assert await store.source_ids(bot_id="404", embedder_id=EMBEDDER, dimension=DIM) == set()
+    await store.delete_source(bot_id="404", embedder_id=EMBEDDER, dimension=DIM, source_id="x")
+    await store.drop_bot(bot_id="404")
+
+
+async def test_score_threshold_drops_weak_matches(store: VectorStore) -> None:
+    await put(store, SOURCE_A, chunks("a.md", 3), [unit(1), unit(1, 1), unit(0, 1)])
+
+    hits = await ask(store, unit(1), score_threshold=0.5)
+
+    assert [hit.chunk.position for hit in hits] == [0, 1]
+    assert all(hit.score >= 0.5 for hit in hits)
+
+
+async def test_mismatched_chunks_and_vectors_are_refused(store: VectorStore) -> None:
+    with pytest.raises(ValueError, match="2 chunks but 1 vectors"):
+        await put(store, SOURCE_A, chunks("a.md", 2), [unit(1)])
+
+
+def test_collection_names_are_safe_and_distinct() -> None:
+    assert collection_name("7", "minilm-l6-int8", 384) == "bot-7-minilm-l6-int8-384"
+    assert collection_name("a/../b", "x y", 3) == "bot-a____b-x_y-3"
+    assert collection_name("1-2", "e", 3) != collection_name("1", "2-e", 3)
+
+
+async def test_a_folder_held_by_another_client_is_refused(tmp_path: Path) -> None:
+    folder = str(tmp_path / "qdrant")
+    first = VectorStore(folder)
+    await put(first, SOURCE_A, chunks("a.md", 1), [unit(1)])
+    second = VectorStore(folder)
+    try:
+        with pytest.raises(KnowledgeStoreError, match="is used by another process"):
+            await ask(second, unit(1))
+    finally:
+        await second.close()
+        await first.close()
+
+    reopened = VectorStore(folder)  # closing released the folder, and the data persisted
+    try:
+        assert [hit.source_id for hit in await ask(reopened, unit(1))] == [SOURCE_A]
+    finally:
+        await reopened.close()
