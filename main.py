@@ -65,6 +65,8 @@ class Services:
         for adapter in (self.slack, self.telegram, self.telegram_studio):
             if adapter is not None:
                 await adapter.close()
+        if self.runtime.knowledge is not None:
+            await self.runtime.knowledge.close()
         await self.db.dispose()
 
 
@@ -97,6 +99,9 @@ async def build_services(settings: Settings) -> Services:
     from adapters.mailbox import Mailbox
     from adapters.web.channel import WebChannel
     from runtime.channel import ChannelRegistry
+    from runtime.knowledge.embedder import make_embedder
+    from runtime.knowledge.gateway import KnowledgeGateway
+    from runtime.knowledge.store import VectorStore
     from runtime.llm import LlmGateway, RetryPolicy
     from runtime.runtime import Runtime
     from storage.database import Database
@@ -118,7 +123,12 @@ async def build_services(settings: Settings) -> Services:
         deadline_s=max(settings.llm_deadline_s, settings.llm_timeout_s),
     )
     llm = LlmGateway(api_base=settings.llm_api_base, policy=policy)
-    runtime = Runtime(db=db, llm=llm, channels=channels)
+    knowledge = KnowledgeGateway(
+        store=VectorStore(settings.qdrant_url or str(settings.data_dir / "qdrant")),
+        embedder=make_embedder(model=settings.embedding_model, api_base=settings.llm_api_base),
+        allow_private_urls=settings.allow_private_urls,
+    )
+    runtime = Runtime(db=db, llm=llm, channels=channels, knowledge=knowledge)
     ops = Operations(db=db, runtime=runtime, settings=settings, cipher=cipher)
     studio = Studio(
         ops=ops,
@@ -201,6 +211,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             )
         await services.runtime.recover()
         await services.studio.tests.fail_unfinished()
+        sweeping = asyncio.create_task(_collect_orphans(services))
         if services.telegram is not None:
             await services.telegram.start()
         if services.telegram_studio is not None:
@@ -226,6 +237,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             yield
         finally:
             housekeeping.cancel()
+            sweeping.cancel()
             await services.close()
 
     app = create_app(lifespan)
@@ -239,6 +251,20 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
 
         app.include_router(slack_router())
     return app
+
+
+async def _collect_orphans(services: Services) -> None:
+    """Knowledge vectors nothing refers to (an ingest interrupted by a crash) go, in the
+    background: embedded Qdrant reads all its points when it opens."""
+    import logging
+
+    try:
+        removed = await services.studio.knowledge.collect_orphans()
+    except Exception:
+        logging.getLogger(__name__).exception("collecting unused knowledge failed")
+        return
+    if removed:
+        logging.getLogger(__name__).info("removed %d unused knowledge sources", removed)
 
 
 class _ServeLock:

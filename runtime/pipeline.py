@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from builders.spec import BotSpec, PipelineNode
 from runtime.llm import ChatMessage, LlmGateway
 from storage.conversations import TurnRecord
 
+if TYPE_CHECKING:
+    from runtime.knowledge.gateway import KnowledgeGateway
+
 
 @dataclass(slots=True)
 class TurnContext:
-    """What a node sees of a turn. `state` carries values between nodes (passages, extractions)."""
+    """What a node sees of a turn. `state` carries values between nodes (passages, extractions).
+    `knowledge` and `bot_id` are what the `retrieve` node searches (None: no knowledge here)."""
 
     spec: BotSpec
     text: str
     history: list[ChatMessage]
     llm: LlmGateway
     state: dict[str, Any] = field(default_factory=dict)
+    knowledge: KnowledgeGateway | None = None
+    bot_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +135,14 @@ class CompiledBot:
 
 
 def compile_spec(spec: BotSpec) -> CompiledBot:
-    """Build the node graph; an empty pipeline is the plain bot, one `llm` node."""
+    """Build the node graph; an empty pipeline is the plain bot: `retrieve -> llm` when it has
+    knowledge, else one `llm` node."""
     from runtime.nodes import NODE_KINDS
 
-    definitions = spec.pipeline or [PipelineNode(id="llm", kind="llm")]
+    plain = [PipelineNode(id="llm", kind="llm")]
+    if spec.knowledge:
+        plain.insert(0, PipelineNode(id="retrieve", kind="retrieve", next="llm"))
+    definitions = spec.pipeline or plain
     nodes: dict[str, Node] = {}
     for definition in definitions:
         factory = NODE_KINDS.get(definition.kind)

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection
 from sqlmodel import select
@@ -33,6 +33,9 @@ from storage import inbox as inbox_store
 from storage.batch import WriteBatcher
 from storage.database import Database
 from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer, utcnow
+
+if TYPE_CHECKING:
+    from runtime.knowledge.gateway import KnowledgeGateway
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +106,11 @@ class Runtime:
         channels: ChannelRegistry,
         locks: ConversationLocks | None = None,
         conversation_cache_size: int = 5_000,
+        knowledge: KnowledgeGateway | None = None,
     ) -> None:
         self.db = db
         self.llm = llm
+        self.knowledge = knowledge
         self.channels = channels
         self.locks: ConversationLocks = locks or LocalConversationLocks()
         self._builtins: dict[str, BuiltinBot] = {}
@@ -323,7 +328,14 @@ class Runtime:
         state = await self.conversations.load(key, spec.history)
         history = state.history(spec.history)
         output = await live.compiled.run(
-            TurnContext(spec=spec, text=message.text, history=history, llm=self.llm)
+            TurnContext(
+                spec=spec,
+                text=message.text,
+                history=history,
+                llm=self.llm,
+                knowledge=self.knowledge,
+                bot_id=target.bot_id,
+            )
         )
         latency_ms = (time.perf_counter() - started) * 1000
         reply = OutgoingMessage(address=address, text=output.reply, reply_to=address.thread)

@@ -106,7 +106,12 @@ class BotTests:
         """Run the prepared cases and store the outcome; a crash marks the run failed."""
         try:
             report = await run_cases(
-                prepared.spec, llm=self.llm, judge_model=self.judge_model, progress=progress
+                prepared.spec,
+                llm=self.llm,
+                judge_model=self.judge_model,
+                progress=progress,
+                knowledge=self.ops.runtime.knowledge,
+                bot_id=prepared.bot_id,
             )
         except BaseException as exc:  # cancelled at shutdown too: the run must not stay running
             why = "interrupted" if isinstance(exc, asyncio.CancelledError) else str(exc)[:300]

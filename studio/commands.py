@@ -120,6 +120,32 @@ class TestRemove(Command):
     number: Annotated[int, Field(ge=1)]
 
 
+class KnowledgeAdd(Command):
+    name: ClassVar[str] = "knowledge add"
+    usage: ClassVar[str] = "/knowledge BOT add TEXT|URL"
+    summary: ClassVar[str] = (
+        "add a note or a web page to the draft's knowledge (share a file to add a document: "
+        "txt, md, html, pdf, docx)"
+    )
+    bot: BotName | None = None
+    source: Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS)]
+
+
+class KnowledgeList(Command):
+    name: ClassVar[str] = "knowledge list"
+    usage: ClassVar[str] = "/knowledge BOT list"
+    summary: ClassVar[str] = "the draft's knowledge sources"
+    bot: BotName | None = None
+
+
+class KnowledgeRemove(Command):
+    name: ClassVar[str] = "knowledge remove"
+    usage: ClassVar[str] = "/knowledge BOT remove NAME"
+    summary: ClassVar[str] = "take a source out of the draft (versions keep theirs)"
+    bot: BotName | None = None
+    source: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
 class TestRun(Command):
     __test__ = False
     name: ClassVar[str] = "test"
@@ -281,6 +307,9 @@ COMMANDS: tuple[type[Command], ...] = (
     TestList,
     TestRemove,
     TestRun,
+    KnowledgeAdd,
+    KnowledgeList,
+    KnowledgeRemove,
     Promote,
     Rollback,
     Deploy,
@@ -298,7 +327,6 @@ COMMANDS: tuple[type[Command], ...] = (
 
 # Commands of SPEC §3 whose feature arrives with a later issue.
 NOT_YET: dict[str, str] = {
-    "knowledge": "Knowledge (documents a bot answers from)",
     "schedule": "Scheduled messages",
     "abtest": "A/B tests",
 }

@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
+from runtime.channel import SendError
+from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from runtime.llm import LlmError, LlmGateway
 from runtime.messages import Address, Button, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
@@ -33,6 +35,9 @@ from studio.commands import (
     History,
     Invite,
     Join,
+    KnowledgeAdd,
+    KnowledgeList,
+    KnowledgeRemove,
     ListBots,
     ListDeployments,
     NewBot,
@@ -54,6 +59,7 @@ from studio.confirmations import TOKEN_REQUEST, Confirmations
 from studio.context import ContextStore
 from studio.errors import InvalidError, NotAvailableError, OperationError
 from studio.grammar import GrammarError, not_understood, parse
+from studio.knowledge import KnowledgeOperations
 from studio.members import Members
 from studio.operations import Expected, Operations
 from studio.replies import (
@@ -70,6 +76,7 @@ from studio.secrets import redact_tokens
 from studio.understanding import understand
 
 logger = logging.getLogger(__name__)
+MAX_FILES = 3  # files read from one message
 
 
 class NoBotError(InvalidError):
@@ -112,7 +119,8 @@ class Studio:
         self.members = Members(db)
         self.confirmations = Confirmations(db)
         self.context = ContextStore(db)
-        self.sandbox = Sandbox(db=db, llm=llm)
+        self.sandbox = Sandbox(db=db, llm=llm, knowledge=runtime.knowledge)
+        self.knowledge = KnowledgeOperations(ops=ops, gateway=runtime.knowledge)
         self.tests = BotTests(db=db, ops=ops, llm=llm, judge_model=judge_model)
         self._jobs: set[asyncio.Task[None]] = set()
         self._watchers: dict[tuple[int, str], list[Address]] = {}  # running test runs
@@ -126,6 +134,9 @@ class Studio:
             TestAdd: self._test_add,
             TestList: self._test_list,
             TestRemove: self._test_remove,
+            KnowledgeAdd: self._knowledge_add,
+            KnowledgeList: self._knowledge_list,
+            KnowledgeRemove: self._knowledge_remove,
             TestRun: self._test_run,
             Promote: self._promote,
             Rollback: self._rollback,
@@ -172,19 +183,10 @@ class Studio:
         message = turn.message
         if message.action:
             return await self._action(turn, message.action)
-        answers: list[Answer] = []
-        if message.files:  # from the platforms that can send files (Slack, Telegram)
-            names = ", ".join(f.name for f in message.files[:3])
-            answers.append(
-                Answer(
-                    f"I got {names}, but files become a bot's knowledge, which is not available "
-                    "yet; nothing was stored."
-                )
-            )
         text = redact_tokens(message.text).strip()
-        if text or not answers:
-            answers += await self._text(turn, text)
-        return answers
+        if message.files:  # from the platforms that can send files (Slack, Telegram)
+            return await self._files(turn, text)
+        return await self._text(turn, text)
 
     async def _text(self, turn: Turn, text: str) -> list[Answer]:
         if not text:
@@ -454,6 +456,74 @@ class Studio:
         view = await self.tests.remove(turn.caller, bot, command.number)
         left = len(view.draft.tests)
         return [Answer(f"Removed test {command.number} from *{view.name}*; {left} left.")]
+
+    # -- knowledge ---------------------------------------------------------------------------------
+
+    async def _knowledge_add(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, KnowledgeAdd)
+        added = await self.knowledge.add_text(turn.caller, turn.bot(command.bot), command.source)
+        return [presenters.knowledge_added(added)]
+
+    async def _knowledge_list(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, KnowledgeList)
+        bot = turn.bot(command.bot)
+        return [presenters.knowledge_sources(bot, await self.knowledge.list(turn.caller, bot))]
+
+    async def _knowledge_remove(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, KnowledgeRemove)
+        bot = turn.bot(command.bot)
+        removed = await self.knowledge.remove(turn.caller, bot, command.source)
+        return [
+            Answer(
+                f"Removed {removed} from *{bot}*'s draft. Versions that use it keep it until "
+                "they are replaced."
+            )
+        ]
+
+    async def _files(self, turn: Turn, text: str) -> list[Answer]:
+        """Files shared with the Studio become the knowledge of the bot the message names, or
+        of the bot talked about last."""
+        bots = await self.ops.bot_names(turn.caller)
+        named = next((w for w in text.lower().replace(",", " ").split() if w in bots), None)
+        try:
+            bot = turn.bot(named)
+        except NoBotError:
+            return [
+                Answer(
+                    "Which bot should learn from this? Share the file again with the bot's name "
+                    "in the message (or talk about the bot first)."
+                )
+            ]
+        port = self.runtime.channels.get(turn.message.address.channel)
+        fetch = getattr(port, "fetch_file", None)
+        answers: list[Answer] = []
+        for file in turn.message.files[:MAX_FILES]:
+            if fetch is None:
+                answers.append(Answer(f"I cannot read files sent here; {file.name} was not added."))
+                continue
+            if file.size is not None and file.size > MAX_SOURCE_BYTES:
+                answers.append(
+                    Answer(
+                        f"{file.name} is {format_size(file.size)}; the limit is "
+                        f"{format_size(MAX_SOURCE_BYTES)}. Nothing was added."
+                    )
+                )
+                continue
+            try:
+                content = await fetch(file, MAX_SOURCE_BYTES)
+                added = await self.knowledge.add_file(
+                    turn.caller, bot, name=file.name, content=content, content_type=file.mime
+                )
+            except SendError as exc:
+                answers.append(Answer(f"I could not download {file.name}: {exc}"))
+                continue
+            except OperationError as exc:
+                answers.append(Answer(f"{file.name}: {exc.message}"))
+                continue
+            answers.append(presenters.knowledge_added(added))
+        if len(turn.message.files) > MAX_FILES:
+            answers.append(Answer(f"I read the first {MAX_FILES} files; share the rest again."))
+        return answers
 
     async def _test_run(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, TestRun)

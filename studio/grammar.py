@@ -41,6 +41,9 @@ from studio.commands import (
     History,
     Invite,
     Join,
+    KnowledgeAdd,
+    KnowledgeList,
+    KnowledgeRemove,
     ListBots,
     ListDeployments,
     NewBot,
@@ -76,6 +79,7 @@ _FIELD_ALIASES = {
 }
 _WORD_FIELDS = ("model", "temperature", "history")  # one-word values: no closing "." or "please"
 _TEST_ACTIONS = ("add", "list", "remove", "run")
+_KNOWLEDGE_ACTIONS = ("add", "list", "remove")
 _PRONOUNS = frozenset({"it", "this", "that", "this bot", "that bot", "the bot", "my bot"})
 # Typographic quotes (phones and Slack turn " and ' into these), spelt as escapes.
 _LDQ, _RDQ, _LSQ, _RSQ = "\u201c", "\u201d", "\u2018", "\u2019"
@@ -501,6 +505,27 @@ def _test(rest: str, bots: frozenset[str]) -> Command:
             raise _error(usages, f"I don't know the test action {_quote(action)}.")
 
 
+def _knowledge(rest: str, bots: frozenset[str]) -> Command:
+    bot, tail = _lead_bot(rest, bots, lambda word: word.lower() in _KNOWLEDGE_ACTIONS)
+    action, args = _first(tail)
+    match action.lower():
+        case "add":
+            if not args.strip():
+                raise _error(KnowledgeAdd.usage, "Give the text or the URL to add.")
+            return _build(KnowledgeAdd, bot=bot, source=_unquote(args))
+        case "" | "list":
+            if args.strip():
+                raise _unexpected(KnowledgeList.usage, _tokens(args))
+            return _build(KnowledgeList, bot=bot)
+        case "remove":
+            if not args.strip():
+                raise _error(KnowledgeRemove.usage, "Name the source, as /knowledge list shows it.")
+            return _build(KnowledgeRemove, bot=bot, source=_unquote(args))
+        case _:
+            usages = " | ".join(c.usage for c in (KnowledgeAdd, KnowledgeList, KnowledgeRemove))
+            raise _error(usages, f"I don't know the knowledge action {_quote(action)}.")
+
+
 def _test_add(bot: str | None, args: str) -> Command:
     match = _TEST_ADD.fullmatch(args.strip())
     if match is None:
@@ -622,6 +647,7 @@ _PARSERS: dict[str, _Parser] = {
     "set": _set,
     "try": _try,
     "test": _test,
+    "knowledge": _knowledge,
     "promote": _promote,
     "rollback": _rollback,
     "deploy": _deploy,

@@ -397,6 +397,8 @@ class Operations:
         self.runtime.invalidate_bot(bot.id)
         for deployment, _ in deployments:
             await self._teardown(deployment, name)
+        if self.runtime.knowledge is not None:  # its versions are gone: so is their knowledge
+            await self.runtime.knowledge.drop_bot(bot.id)
 
     # -- versions and environments -----------------------------------------------------------
 

@@ -20,6 +20,7 @@ from studio.commands import COMMANDS, NOT_YET, Command, RoleName, SettableField
 from studio.replies import CANCEL_PREFIX, CONFIRM_PREFIX, Answer
 from studio.test_report import CaseResult, TestReport
 from studio.views import (
+    Added,
     AuditView,
     BotListItem,
     BotView,
@@ -28,6 +29,7 @@ from studio.views import (
     DiffView,
     MemberView,
     PromoteResult,
+    SourceView,
     StatsView,
     VersionView,
 )
@@ -124,6 +126,7 @@ def _card_fields(view: BotView) -> tuple[Field, ...]:
         Field(label="Fallback", value=_value(draft.fallback, _PROMPT_PREVIEW)),
         Field(label="Prompt", value=_value(draft.prompt, _PROMPT_PREVIEW)),
         Field(label="Tests", value=str(len(draft.tests))),
+        Field(label="Knowledge", value=_plural(len(draft.knowledge), "source")),
         Field(label="Draft revision", value=str(view.revision)),
         Field(label="Staging", value=_version(view.environments.get("staging"))),
         Field(label="Production", value=_version(view.environments.get("production"))),
@@ -469,3 +472,25 @@ def render_text(message: OutgoingMessage | Answer) -> str:
     if message.file is not None:
         blocks.append(f"(file: {message.file.name})")
     return "\n\n".join(blocks)
+
+
+def knowledge_added(added: Added) -> Answer:
+    """A source went into a draft's knowledge (or was there already)."""
+    if added.unchanged:
+        return Answer(text=f"*{added.bot}* already knows {added.name}; nothing changed.")
+    verb = "Replaced" if added.replaced else "Added"
+    return Answer(
+        text=f"{verb} {added.name} in *{added.bot}*'s draft ({_plural(added.chunks, 'passage')}). "
+        f"Try it with `/try {added.bot} …`; `/promote {added.bot}` puts it in a version."
+    )
+
+
+def knowledge_sources(bot: str, sources: list[SourceView]) -> Answer:
+    """The sources of a draft's knowledge."""
+    if not sources:
+        return Answer(
+            text=f"*{bot}* knows nothing yet. `/knowledge {bot} add TEXT|URL`, or share a file "
+            "(txt, md, html, pdf, docx) with the bot's name."
+        )
+    rows = [f"{s.name} · {_plural(s.chunks, 'passage')} · `{s.id[7:19]}`" for s in sources]
+    return Answer(text=_lines(f"*{bot}* knowledge ({_plural(len(sources), 'source')}):", rows))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
@@ -16,6 +17,9 @@ from runtime.llm import ChatMessage, LlmGateway
 from runtime.pipeline import TurnContext, TurnOutput, compile_spec, turn_records
 from storage import conversations as conv_store
 from storage.database import Database
+
+if TYPE_CHECKING:
+    from runtime.knowledge.gateway import KnowledgeGateway
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +33,12 @@ def _key(team_id: int, identity: str, bot_id: int) -> str:
 
 
 class Sandbox:
-    def __init__(self, *, db: Database, llm: LlmGateway) -> None:
+    def __init__(
+        self, *, db: Database, llm: LlmGateway, knowledge: KnowledgeGateway | None = None
+    ) -> None:
         self.db = db
         self.llm = llm
+        self.knowledge = knowledge
 
     async def _active(self, key: str) -> int | None:
         async with self.db.read_conn() as conn:
@@ -49,7 +56,14 @@ class Sandbox:
             history = [ChatMessage(role, content) for role, content in pairs]
         started = time.perf_counter()
         output = await compile_spec(spec).run(
-            TurnContext(spec=spec, text=text, history=history, llm=self.llm)
+            TurnContext(
+                spec=spec,
+                text=text,
+                history=history,
+                llm=self.llm,
+                knowledge=self.knowledge,
+                bot_id=bot_id,
+            )
         )
         latency_ms = (time.perf_counter() - started) * 1000
         records = turn_records(text, output, version=None, latency_ms=latency_ms)

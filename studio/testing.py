@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import regex
 
@@ -19,6 +20,9 @@ from builders.spec import BotSpec, Expectation, TestCase
 from runtime.llm import ChatMessage, LlmError, LlmGateway
 from runtime.pipeline import CompiledBot, TurnContext, compile_spec
 from studio.test_report import CaseResult, Outcome, TestReport
+
+if TYPE_CHECKING:
+    from runtime.knowledge.gateway import KnowledgeGateway
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ async def run_cases(
     llm: LlmGateway,
     judge_model: str | None,
     progress: Progress | None = None,
+    knowledge: KnowledgeGateway | None = None,
+    bot_id: int | None = None,
 ) -> TestReport:
     """Run every case of `spec` (at most `MAX_CONCURRENT_CASES` at once), results in case order.
 
@@ -62,7 +68,9 @@ async def run_cases(
     async def one(number: int, case: TestCase) -> CaseResult:
         nonlocal done
         async with limit:
-            result = await _run_case(bot, number, case, llm=llm, judge_model=judge_model)
+            result = await _run_case(
+                bot, number, case, llm=llm, judge_model=judge_model, scope=(knowledge, bot_id)
+            )
         if progress is not None:
             async with reporting:  # one report at a time, so `done` arrives in order
                 done += 1
@@ -87,7 +95,13 @@ async def run_cases(
 
 
 async def _run_case(
-    bot: CompiledBot, number: int, case: TestCase, *, llm: LlmGateway, judge_model: str | None
+    bot: CompiledBot,
+    number: int,
+    case: TestCase,
+    *,
+    llm: LlmGateway,
+    judge_model: str | None,
+    scope: tuple[KnowledgeGateway | None, int | None],
 ) -> CaseResult:
     spec = bot.spec
     history: list[ChatMessage] = []
@@ -95,7 +109,16 @@ async def _run_case(
     for text in case.turns:
         # The same history window the runtime gives a live conversation.
         window = history[-2 * spec.history :] if spec.history > 0 else []
-        output = await bot.run(TurnContext(spec=spec, text=text, history=window, llm=llm))
+        output = await bot.run(
+            TurnContext(
+                spec=spec,
+                text=text,
+                history=window,
+                llm=llm,
+                knowledge=scope[0],
+                bot_id=scope[1],
+            )
+        )
         answer = output.reply
         if output.error:
             return _result(number, case, answer, "error", output.error)

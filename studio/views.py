@@ -110,3 +110,17 @@ class ApiKeyCreated(BaseModel):
     name: str
     role: str
     key: str
+
+
+class SourceView(BaseModel):
+    name: str
+    id: str
+    chunks: int
+
+
+class Added(BaseModel):
+    bot: str
+    name: str
+    chunks: int
+    replaced: bool  # a source of that name was there and now points to the new text
+    unchanged: bool  # the very same text was there already

@@ -153,6 +153,7 @@ def service_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "data_dir": tmp_path / "data",
         "web_rate_per_session": 10_000,
         "web_rate_per_address": 10_000,
+        "qdrant_url": ":memory:",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -20,12 +20,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import blocks, fallback_text
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
-from runtime.messages import Address, OutgoingMessage
+from runtime.messages import Address, FileRef, OutgoingMessage
 from studio.address import STUDIO_DEPLOYMENT
 
 logger = logging.getLogger(__name__)
 
 THINKING_AFTER_S = 1.5
+FILE_TIMEOUT_S = 60.0
 THINKING = "_thinking…_"
 # Errors that no retry can mend, and what the person who deployed should do about them.
 _FIXES = {
@@ -96,6 +97,28 @@ class SlackChannel:
         self._owns = owns  # is a team the one of this Slack workspace?
         self._names: dict[str, str] = {}
         self._thinking: dict[tuple[str, str], _Thinking] = {}
+
+    async def fetch_file(self, file: FileRef, limit: int) -> bytes:
+        """A file shared with the app (its `url_private`, read with the bot token)."""
+        if not file.url or self.client.session is None:
+            raise SendError("Slack gave no address for the file", permanent=True)
+        headers = {"Authorization": f"Bearer {self.client.token}"}
+        timeout = aiohttp.ClientTimeout(total=FILE_TIMEOUT_S)
+        try:
+            async with self.client.session.get(file.url, headers=headers, timeout=timeout) as got:
+                if got.status != 200:
+                    raise SendError(f"Slack answered {got.status}", permanent=True)
+                if got.content_type == "text/html" and not (file.mime or "").endswith("html"):
+                    # Slack's sign-in page: the token may not read files
+                    raise SendError("Slack did not hand over the file (is files:read granted?)")
+                content = bytearray()
+                async for piece in got.content.iter_chunked(65536):
+                    content += piece
+                    if len(content) > limit:
+                        raise SendError(f"the file is over {limit // (1024 * 1024)} MB")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SendError(f"Slack could not be reached ({type(exc).__name__})") from None
+        return bytes(content)
 
     def expect_answer(self, address: Address) -> None:
         """A generated bot is about to answer at `address`: show "thinking…" if it is slow."""

@@ -361,6 +361,21 @@ class TelegramStudio:
                 ) from None
         raise AssertionError("unreachable")
 
+    async def fetch_file(self, file: FileRef, limit: int) -> bytes:
+        """A document sent to the Studio's bot (Telegram serves bots files up to 20 MB)."""
+        if not await self.ready(10.0):
+            raise SendError("the Studio's Telegram bot is not connected yet")
+        file_id = (file.url or "").removeprefix("telegram-file:")
+        if not file_id or file_id == file.url:
+            raise SendError("Telegram gave no id for the file", permanent=True)
+        try:
+            found = await self._app.bot.get_file(file_id)
+            if found.file_size is not None and found.file_size > limit:
+                raise SendError(f"the file is over {limit // (1024 * 1024)} MB", permanent=True)
+            return bytes(await found.download_as_bytearray())
+        except self._ptb.error.TelegramError as exc:
+            raise SendError(f"Telegram answered: {_said(exc)}") from None
+
     async def setup(self, deployment: DeploymentInfo) -> str | None:
         raise SendError("the Studio's Telegram bot hosts no deployments", permanent=True)
 

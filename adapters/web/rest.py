@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from adapters.web.deps import WebServices, caller, services
-from studio.errors import BadRequestError, NotAvailableError, TooLargeError
+from studio.errors import BadRequestError, TooLargeError
 from studio.roles import Caller
 from studio.views import (
     AuditView,
@@ -189,24 +189,3 @@ async def audit(
 @router.get("/members", response_model=list[MemberView], tags=["team"])
 async def members(who: Who, svc: Services) -> list[MemberView]:
     return await svc.ops.members(who)
-
-
-_LATER = {
-    "/bots/{bot}/knowledge": "Knowledge arrives with the knowledge feature",
-}
-
-
-def _not_yet(message: str) -> Any:
-    async def handler(who: Who) -> None:
-        raise NotAvailableError(f"{message}; it is not available yet.")
-
-    return handler
-
-
-for _path, _message in _LATER.items():
-    router.add_api_route(
-        _path,
-        _not_yet(_message),
-        methods=["GET", "POST", "DELETE"],
-        include_in_schema=False,
-    )

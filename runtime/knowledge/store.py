@@ -250,6 +250,38 @@ class VectorStore:
 
         return await self._run(work)
 
+    async def counts(
+        self, *, bot_id: str, embedder_id: str, dimension: int, source_ids: Sequence[str]
+    ) -> dict[str, int]:
+        """The number of chunks stored for each of `source_ids` (0 when absent)."""
+        name = collection_name(bot_id, embedder_id, dimension)
+
+        def work(client: QdrantClient) -> dict[str, int]:
+            from qdrant_client import models
+
+            if not client.collection_exists(name):
+                return dict.fromkeys(source_ids, 0)
+            found: dict[str, int] = {}
+            for source in source_ids:
+                match = models.FieldCondition(
+                    key="source_id", match=models.MatchValue(value=source)
+                )
+                found[source] = client.count(
+                    name, count_filter=models.Filter(must=[match]), exact=True
+                ).count
+            return found
+
+        return await self._run(work)
+
+    async def has_bot(self, *, bot_id: str) -> bool:
+        """Whether any collection of the bot exists (any embedder)."""
+        prefix = _bot_prefix(bot_id)
+
+        def work(client: QdrantClient) -> bool:
+            return any(c.name.startswith(prefix) for c in client.get_collections().collections)
+
+        return await self._run(work)
+
     async def drop_bot(self, *, bot_id: str) -> None:
         """Delete every collection of a bot, whatever its embedder."""
         prefix = _bot_prefix(bot_id)

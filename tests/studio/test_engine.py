@@ -18,14 +18,18 @@ async def _message(service: Service, text: str = "", **fields: Any) -> IncomingM
     )
 
 
-async def test_files_are_not_stored_until_knowledge_exists(service: Service) -> None:
+async def test_files_need_a_bot_and_a_front_that_can_read_them(service: Service) -> None:
     runtime = service.app.state.core.runtime
     reply = await runtime.answer(await _message(service, files=(FileRef(name="policy.pdf"),)))
-    assert "policy.pdf" in reply.text and "not available yet" in reply.text
-    reply = await runtime.answer(
-        await _message(service, "/bots", files=(FileRef(name="a.txt"), FileRef(name="b.txt")))
-    )
-    assert len(reply.messages) == 2 and "a.txt, b.txt" in reply.messages[0].text
+    assert "Which bot should learn from this?" in reply.text
+    await service.reply("/newbot faq-bot")
+    await service.reply("/bots")  # the current bot is not what names the target here
+    files = (FileRef(name="a.txt"), FileRef(name="b.txt"))
+    reply = await runtime.answer(await _message(service, "for faq-bot", files=files))
+    assert [m.text for m in reply.messages] == [
+        "I cannot read files sent here; a.txt was not added.",
+        "I cannot read files sent here; b.txt was not added.",
+    ]
 
 
 async def test_unknown_buttons_and_button_commands(service: Service) -> None:

@@ -17,6 +17,9 @@ from studio.commands import (
     History,
     Invite,
     Join,
+    KnowledgeAdd,
+    KnowledgeList,
+    KnowledgeRemove,
     ListBots,
     ListDeployments,
     NewBot,
@@ -129,7 +132,20 @@ COMMAND_CASES: list[tuple[str, Command]] = [
     ("/help", Help()),
     ("/help set", Help(command="set")),
     ("/help /deploy", Help(command="deploy")),
-    ("/knowledge faq-bot add https://example.com", NotYet(feature=NOT_YET["knowledge"])),
+    (
+        "/knowledge faq-bot add https://example.com",
+        KnowledgeAdd(bot="faq-bot", source="https://example.com"),
+    ),
+    (
+        '/knowledge add "Refunds take 5 days."',
+        KnowledgeAdd(source="Refunds take 5 days."),
+    ),
+    ("/knowledge faq-bot list", KnowledgeList(bot="faq-bot")),
+    ("knowledge faq-bot", KnowledgeList(bot="faq-bot")),
+    (
+        "/knowledge faq-bot remove refund policy.pdf",
+        KnowledgeRemove(bot="faq-bot", source="refund policy.pdf"),
+    ),
     ('/schedule faq-bot "0 9 * * *" "hi"', NotYet(feature=NOT_YET["schedule"])),
     ("/abtest faq-bot v1 v2 50", NotYet(feature=NOT_YET["abtest"])),
 ]

@@ -89,6 +89,7 @@ def test_bot_card_snapshot() -> None:
         "Fallback:       I can't answer that yet.\n"
         "Prompt:         You are a helpful, concise assistant.\n"
         "Tests:          0\n"
+        "Knowledge:      0 sources\n"
         "Draft revision: 3\n"
         "Staging:        v2\n"
         "Production:     —"
@@ -407,7 +408,8 @@ def test_help_lists_every_command_and_the_ones_not_yet_available() -> None:
     text = presenters.help_text(None).text
     assert "`/newbot NAME [DESCRIPTION]` — create a draft bot" in text
     assert "`/help [COMMAND]`" in text
-    assert "`/knowledge` — Knowledge (documents a bot answers from) (not available yet)" in text
+    assert "`/knowledge BOT add TEXT|URL` — add a note or a web page" in text
+    assert "`/schedule` — Scheduled messages (not available yet)" in text
     assert "Commands work with or without the leading /." in text
     assert '"make faq-bot use gpt-4o-mini"' in text
 

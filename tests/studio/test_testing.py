@@ -306,7 +306,7 @@ async def test_cases_run_concurrently_but_bounded_and_keep_their_order(llm: Fake
 
 
 async def test_a_pipeline_that_cannot_compile_raises_before_any_case(llm: FakeLLM) -> None:
-    spec = bot(case("hi"), pipeline=[{"id": "find", "kind": "retrieve"}])
+    spec = bot(case("hi"), pipeline=[{"id": "find", "kind": "router"}])
     with pytest.raises(CompileError, match="find"):
         await run_cases(spec, llm=gateway(llm), judge_model=None)
     assert llm.calls == []

@@ -62,7 +62,8 @@ async def test_bad_input_gets_a_short_answer_and_changes_nothing(service: Servic
     keyless = await service.reply("/set faq-bot model gpt-4o-mini")
     assert "OPENAI_API_KEY" in keyless
     assert "/show" in await service.reply("/shwo faq-bot")
-    assert "not available yet" in await service.reply("/knowledge faq-bot list")
+    assert "knows nothing yet" in await service.reply("/knowledge faq-bot list")
+    assert "has no source 'nope'" in await service.reply("/knowledge faq-bot remove nope")
     assert "not available yet" in await service.reply("/schedule faq-bot list")
     assert "not available yet" in await service.reply("/abtest faq-bot v1 v2 50")
     assert "bots" in (await service.reply("blorp the zanzibar")).lower()

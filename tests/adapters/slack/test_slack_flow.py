@@ -302,16 +302,31 @@ async def test_the_studio_keeps_its_channel_threads(studio: Service, slack: Fake
     assert len(slack.calls_to("chat.postMessage")) == 2
 
 
-async def test_files_wait_for_knowledge(studio: Service, slack: FakeSlack) -> None:
-    shared = message_event(
-        "for faq-bot",
-        subtype="file_share",
-        files=[{"id": "F1", "name": "refunds.pdf", "mimetype": "application/pdf", "size": 10}],
+async def test_a_shared_file_becomes_the_named_bots_knowledge(
+    studio: Service, slack: FakeSlack
+) -> None:
+    await dm(studio, slack, "newbot faq-bot")
+    policy = slack.add_file(
+        "F1",
+        b"# Refunds\n\nRefunds take 5 business days after we receive the item.",
+        name="refunds.md",
+        mimetype="text/markdown",
     )
+    before = len(slack.calls_to("chat.postMessage"))
+    shared = message_event("for faq-bot", subtype="file_share", files=[policy])
     await post(studio, event_body(shared))
-    note, answer = await posted(slack, 2)  # the file, then the words with it
-    assert "refunds.pdf" in text_of(note) and "not available yet" in text_of(note)
-    assert "understand" in text_of(answer)
+    added = (await posted(slack, before + 1))[-1]
+    assert "Added refunds.md in *faq-bot*'s draft (1 passage)" in text_of(added)
+    download = slack.calls_to("download:F1")[-1]
+    assert download.token == "xoxb-test"  # read with the app's token
+    tried = await dm(studio, slack, "try faq-bot how long do refunds take?")
+    assert "5 business days" in text_of(tried) and "[1] refunds.md, Refunds" in text_of(tried)
+
+    missing = {**policy, "id": "F404", "url_private": policy["url_private"][:-2] + "404"}
+    before = len(slack.calls_to("chat.postMessage"))
+    await post(studio, event_body(message_event("", subtype="file_share", files=[missing])))
+    failed = (await posted(slack, before + 1))[-1]
+    assert "could not download refunds.md" in text_of(failed)
 
 
 async def test_only_the_workspaces_team_deploys_to_its_channels(

@@ -20,7 +20,13 @@ from adapters.telegram.studio import TelegramStudio
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.telegram import Call, FakeTelegram
-from tests.fakes.telegram_payloads import callback_update, message_update, secret_headers, token
+from tests.fakes.telegram_payloads import (
+    callback_update,
+    document_update,
+    message_update,
+    secret_headers,
+    token,
+)
 
 PUBLIC = "https://studio.example.com"
 BUILDER = token(500)
@@ -246,3 +252,28 @@ async def test_long_polling_without_a_public_url(tmp_path: Path, telegram: FakeT
 async def test_unconfigured_service_has_no_studio_webhook(service: Service) -> None:
     response = await service.client.post("/telegram/studio", json={"update_id": 1})
     assert response.status_code == 404
+
+
+async def test_a_document_becomes_the_bots_knowledge(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    await member_of_local_team(studio, telegram)
+    await tell(studio, telegram, "/newbot faq-bot")
+    telegram.add_file("doc-1", b"Refunds take 5 business days after we receive the item.")
+    before = len(await said(telegram, 0))
+    shared = document_update(
+        "refunds.txt", file_id="doc-1", file_size=57, chat_id=ALICE, user_id=ALICE
+    )
+    assert await post(studio, shared) == 200
+    added = (await said(telegram, before + 1))[-1]
+    assert "Added refunds.txt in <b>faq-bot</b>" in added.body["text"]
+    assert telegram.calls_to("getFile", token=BUILDER)
+
+    huge = document_update(
+        "huge.pdf", file_id="doc-2", file_size=25 * 1024 * 1024, chat_id=ALICE, user_id=ALICE
+    )
+    before = len(await said(telegram, 0))
+    assert await post(studio, huge) == 200
+    refused = (await said(telegram, before + 1))[-1]
+    assert "the limit is 20 MB" in refused.body["text"]
+    assert len(telegram.calls_to("getFile", token=BUILDER)) == 1  # never downloaded

@@ -1,0 +1,222 @@
+"""The knowledge gateway: the one way into a bot's knowledge, from a document to cited passages.
+
+A source is identified by the hash of its extracted text, so the same text always has the same
+id, and a version's spec pins exactly the sources it answers from. Vectors live per bot (a
+collection per bot and embedder); which of them a turn may use is decided by the spec's list,
+in Python, after the query (a payload filter is too slow in embedded Qdrant). Vectors are
+written before anything refers to them; `collect` removes the ones nothing refers to any more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from builders.spec import source_id
+from runtime.knowledge.chunking import chunk
+from runtime.knowledge.embedder import Embedder, EmbeddingError
+from runtime.knowledge.extract import MAX_SOURCE_BYTES, Document, KnowledgeInputError, extract
+from runtime.knowledge.fetch import fetch_url
+from runtime.knowledge.store import StoredChunk, VectorStore
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], Awaitable[None]]  # (chunks embedded, chunks in all)
+_EMBED_BATCH = 64  # chunks per embedding call and store write: the unit of progress
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A retrieved chunk, numbered as it is shown to the model and cited in the answer."""
+
+    number: int
+    text: str
+    source_name: str
+    page: int | None
+    heading: str | None
+    score: float
+
+    @property
+    def citation(self) -> str:
+        """`[1] refund-policy.pdf, p. 2` (or the section's heading where there are no pages)."""
+        where = f", p. {self.page}" if self.page else (f", {self.heading}" if self.heading else "")
+        return f"[{self.number}] {self.source_name}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    source_id: str
+    name: str
+    kind: str
+    chunks: int
+
+
+def document_id(document: Document) -> str:
+    """The content hash of a document's text: its immutable source id."""
+    text = "\n\n".join(section.text for section in document.sections)
+    return source_id(text.encode())
+
+
+class KnowledgeGateway:
+    def __init__(
+        self,
+        *,
+        store: VectorStore,
+        embedder: Embedder,
+        allow_private_urls: bool = False,
+        max_bytes: int = MAX_SOURCE_BYTES,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.allow_private_urls = allow_private_urls
+        self.max_bytes = max_bytes
+        self._http: httpx.AsyncClient | None = None
+
+    # -- reading sources ------------------------------------------------------------------------
+
+    async def read_file(
+        self, *, name: str, content: bytes, content_type: str | None = None
+    ) -> Document:
+        """A file's text (parsing runs in a thread); KnowledgeInputError for bad input."""
+        return await asyncio.to_thread(
+            extract,
+            name=name,
+            content=content,
+            content_type=content_type,
+            max_bytes=self.max_bytes,
+        )
+
+    async def read_url(self, url: str) -> Document:
+        if self._http is None:
+            self._http = httpx.AsyncClient(follow_redirects=False)
+        return await fetch_url(
+            url, client=self._http, allow_private=self.allow_private_urls, max_bytes=self.max_bytes
+        )
+
+    # -- writing and reading vectors ------------------------------------------------------------
+
+    async def ingest(
+        self, *, bot_id: int, document: Document, progress: Progress | None = None
+    ) -> Ingested:
+        """Chunk, embed and store a document's vectors (idempotent for the same text)."""
+        chunks = chunk(document)
+        if not chunks:
+            raise KnowledgeInputError(f"{document.name} has no text")
+        ident = document_id(document)
+        dimension = await self._dimension()
+        stored = [
+            StoredChunk(
+                text=c.text,
+                source_name=c.source_name,
+                position=c.position,
+                page=c.page,
+                heading=c.heading,
+            )
+            for c in chunks
+        ]
+        # A source written again (a retried upload) replaces its points: fewer chunks now must
+        # not leave stale ones behind.
+        await self.store.delete_source(
+            bot_id=str(bot_id), embedder_id=self.embedder.id, dimension=dimension, source_id=ident
+        )
+        for start in range(0, len(stored), _EMBED_BATCH):
+            batch = stored[start : start + _EMBED_BATCH]
+            vectors = await self._embed([c.text for c in batch])
+            await self.store.upsert(
+                bot_id=str(bot_id),
+                embedder_id=self.embedder.id,
+                dimension=dimension,
+                source_id=ident,
+                chunks=batch,
+                vectors=vectors,
+            )
+            if progress is not None:
+                await progress(start + len(batch), len(stored))
+        return Ingested(source_id=ident, name=document.name, kind=document.kind, chunks=len(chunks))
+
+    async def retrieve(
+        self,
+        *,
+        bot_id: int,
+        source_ids: frozenset[str],
+        text: str,
+        limit: int,
+        min_score: float,
+    ) -> list[Passage]:
+        """The passages of `source_ids` closest to `text`, best first, numbered from 1."""
+        if not source_ids or not text.strip():
+            return []
+        dimension = await self._dimension()
+        (vector,) = await self._embed([text])
+        hits = await self.store.query(
+            bot_id=str(bot_id),
+            embedder_id=self.embedder.id,
+            dimension=dimension,
+            vector=vector,
+            source_ids=source_ids,
+            limit=limit,
+            score_threshold=min_score,
+        )
+        return [
+            Passage(
+                number=number,
+                text=hit.chunk.text,
+                source_name=hit.chunk.source_name,
+                page=hit.chunk.page,
+                heading=hit.chunk.heading,
+                score=hit.score,
+            )
+            for number, hit in enumerate(hits, start=1)
+        ]
+
+    async def chunk_count(self, *, bot_id: int, source_ids: Sequence[str]) -> dict[str, int]:
+        """How many chunks each source has stored (for listings)."""
+        dimension = await self._dimension()
+        return await self.store.counts(
+            bot_id=str(bot_id),
+            embedder_id=self.embedder.id,
+            dimension=dimension,
+            source_ids=list(source_ids),
+        )
+
+    async def collect(self, *, bot_id: int, keep: set[str]) -> int:
+        """Delete the bot's sources that nothing (draft or version) refers to; how many."""
+        if not await self.store.has_bot(bot_id=str(bot_id)):
+            return 0  # nothing stored: no need to load the embedder to find out
+        dimension = await self._dimension()
+        stored = await self.store.source_ids(
+            bot_id=str(bot_id), embedder_id=self.embedder.id, dimension=dimension
+        )
+        orphans = stored - keep
+        for orphan in orphans:
+            await self.store.delete_source(
+                bot_id=str(bot_id),
+                embedder_id=self.embedder.id,
+                dimension=dimension,
+                source_id=orphan,
+            )
+        return len(orphans)
+
+    async def drop_bot(self, bot_id: int) -> None:
+        await self.store.drop_bot(bot_id=str(bot_id))
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        await self.store.close()
+
+    async def _dimension(self) -> int:
+        try:
+            return await self.embedder.ensure_ready()
+        except EmbeddingError as exc:
+            raise KnowledgeInputError(f"the embedding model failed: {exc}") from None
+
+    async def _embed(self, texts: list[str]) -> list[list[float]]:
+        try:
+            return await self.embedder.embed(texts)
+        except EmbeddingError as exc:
+            raise KnowledgeInputError(f"the embedding model failed: {exc}") from None

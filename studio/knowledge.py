@@ -1,0 +1,197 @@
+"""Knowledge operations: adding, listing and removing a bot's sources (chat and REST both call
+these). A source changes the draft only; a version answers from the sources it was promoted with.
+
+Adding writes the vectors first, then the draft's reference (what makes the source visible), so a
+crash in between leaves only vectors that nothing refers to, which `collect_orphans` removes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlmodel import select
+
+from builders.spec import BotSpec, KnowledgeRef
+from runtime.knowledge.extract import Document, KnowledgeInputError, from_text
+from runtime.knowledge.gateway import KnowledgeGateway, Progress, document_id
+from storage.tables import Bot, BotVersion
+from studio.errors import InvalidError, NotAvailableError, NotFoundError
+from studio.operations import Operations
+from studio.roles import Caller, Role
+from studio.views import Added, SourceView
+
+logger = logging.getLogger(__name__)
+
+_Reader = Callable[[], Awaitable[Document]]
+
+MAX_SOURCES = 200  # per draft
+_URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def note_name(text: str) -> str:
+    """The name of a source typed in chat: its first words ("refunds-take-5-days.txt")."""
+    words = _WORD.findall(text.lower())[:6]
+    return ("-".join(words) or "note")[:60] + ".txt"
+
+
+class KnowledgeOperations:
+    def __init__(self, *, ops: Operations, gateway: KnowledgeGateway | None) -> None:
+        self.ops = ops
+        self.gateway = gateway
+
+    def _gateway(self) -> KnowledgeGateway:
+        if self.gateway is None:
+            raise NotAvailableError("Knowledge is not available in this service")
+        return self.gateway
+
+    async def add_text(self, caller: Caller, bot: str, text: str) -> Added:
+        """`/knowledge BOT add TEXT|URL`: a URL is fetched, anything else is a note."""
+        text = text.strip()
+        if not text:
+            raise InvalidError("What should the bot know? /knowledge BOT add TEXT|URL")
+        if _URL.match(text):
+            return await self.add(caller, bot, lambda: self._gateway().read_url(text))
+        return await self.add(
+            caller, bot, lambda: _ready(from_text(name=note_name(text), text=text))
+        )
+
+    async def add_file(
+        self,
+        caller: Caller,
+        bot: str,
+        *,
+        name: str,
+        content: bytes,
+        content_type: str | None = None,
+        progress: Progress | None = None,
+    ) -> Added:
+        gateway = self._gateway()
+        return await self.add(
+            caller,
+            bot,
+            lambda: gateway.read_file(name=name, content=content, content_type=content_type),
+            progress=progress,
+        )
+
+    async def add(
+        self, caller: Caller, bot: str, read: _Reader, *, progress: Progress | None = None
+    ) -> Added:
+        """Read the source, store its vectors, then point the draft at it (same name: replaced).
+        Bad input is one line and changes nothing."""
+        caller.require(Role.EDITOR, "Adding knowledge")
+        gateway = self._gateway()
+        draft = await self.ops.draft(caller, bot)  # the bot exists before any work is done
+        try:
+            document = await read()
+        except KnowledgeInputError as exc:
+            raise InvalidError(str(exc)) from None
+        ident = document_id(document)
+        refs = list(draft.spec.knowledge)
+        same = next((r for r in refs if r.name == document.name), None)
+        if same is not None and same.id == ident:
+            chunks = (await gateway.chunk_count(bot_id=draft.bot_id, source_ids=[ident]))[ident]
+            return Added(
+                bot=draft.name, name=document.name, chunks=chunks, replaced=False, unchanged=True
+            )
+        if same is None and len(refs) >= MAX_SOURCES:
+            raise InvalidError(f"{draft.name} has {MAX_SOURCES} sources, the most it can have")
+        try:
+            ingested = await gateway.ingest(
+                bot_id=draft.bot_id, document=document, progress=progress
+            )
+        except KnowledgeInputError as exc:
+            raise InvalidError(str(exc)) from None
+        refs = [r for r in refs if r.name != document.name]
+        refs.append(KnowledgeRef(id=ingested.source_id, name=ingested.name[:200]))
+        await self.ops.edit_draft(
+            caller,
+            draft.name,
+            {"knowledge": [r.model_dump() for r in refs]},
+            revision=draft.revision,
+        )
+        return Added(
+            bot=draft.name,
+            name=document.name,
+            chunks=ingested.chunks,
+            replaced=same is not None,
+            unchanged=False,
+        )
+
+    async def list(self, caller: Caller, bot: str) -> list[SourceView]:
+        draft = await self.ops.draft(caller, bot)
+        refs = draft.spec.knowledge
+        if not refs:
+            return []
+        counts = await self._gateway().chunk_count(
+            bot_id=draft.bot_id, source_ids=[r.id for r in refs]
+        )
+        return [SourceView(name=r.name, id=r.id, chunks=counts.get(r.id, 0)) for r in refs]
+
+    async def remove(self, caller: Caller, bot: str, name: str) -> str:
+        """Take a source out of the draft (versions that use it keep it); the name removed."""
+        caller.require(Role.EDITOR, "Removing knowledge")
+        draft = await self.ops.draft(caller, bot)
+        refs = list(draft.spec.knowledge)
+        match = [r for r in refs if r.name == name] or [
+            r for r in refs if r.name.lower().startswith(name.lower())
+        ]
+        if not match:
+            known = ", ".join(r.name for r in refs[:10]) or "none"
+            raise NotFoundError(f"{draft.name} has no source '{name}'. Its sources: {known}")
+        if len(match) > 1:
+            raise InvalidError(f"'{name}' matches {len(match)} sources: give the full name")
+        gone = match[0]
+        await self.ops.edit_draft(
+            caller,
+            draft.name,
+            {"knowledge": [r.model_dump() for r in refs if r != gone]},
+            revision=draft.revision,
+        )
+        await self.collect(draft.bot_id)
+        return gone.name
+
+    async def collect(self, bot_id: int) -> int:
+        """Drop the vectors of sources that neither the draft nor any version refers to."""
+        if self.gateway is None:
+            return 0
+        async with self.ops.db.read() as session:
+            bot = await session.get(Bot, bot_id)
+            query = select(BotVersion.spec).where(BotVersion.bot_id == bot_id)
+            specs = list(await session.exec(query))
+        if bot is None:
+            await self.gateway.drop_bot(bot_id)
+            return 0
+        keep = _references([bot.draft, *(dict(spec) for spec in specs)])
+        return await self.gateway.collect(bot_id=bot_id, keep=keep)
+
+    async def collect_orphans(self) -> int:
+        """At start: every bot's unreferenced vectors go (an interrupted ingest leaves some)."""
+        if self.gateway is None:
+            return 0
+        async with self.ops.db.read() as session:
+            ids = [i for i in await session.exec(select(Bot.id)) if i is not None]
+        removed = 0
+        for bot_id in ids:
+            removed += await self.collect(bot_id)
+        return removed
+
+
+async def _ready(document: Document) -> Document:
+    return document
+
+
+def _references(specs: list[dict[str, Any]]) -> set[str]:
+    keep: set[str] = set()
+    for data in specs:
+        try:
+            keep.update(ref.id for ref in BotSpec.model_validate(data).knowledge)
+        except ValueError:
+            logger.warning("a stored spec no longer validates; its knowledge is kept")
+            knowledge = data.get("knowledge")
+            if isinstance(knowledge, list):
+                keep.update(str(k.get("id")) for k in knowledge if isinstance(k, dict))
+    return keep
