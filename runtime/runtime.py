@@ -249,6 +249,29 @@ class Runtime:
 
         await self._deliver(await self.writes.run(store), message)
 
+    async def show(self, message: OutgoingMessage) -> str | None:
+        """Send a passing status (a progress line) at once, not through the outbox: nothing is
+        lost if it never arrives. Its platform id, for `revise`; None where that is impossible."""
+        try:
+            port = self.channels.get(message.address.channel)
+        except UnknownChannelError:
+            return None
+        if not port.capabilities.edits or not hasattr(port, "edit"):
+            return None
+        try:
+            return (await port.send(message)).platform_id
+        except SendError as exc:
+            logger.info("a status message was not shown: %s", exc)
+            return None
+
+    async def revise(self, message: OutgoingMessage, platform_id: str) -> None:
+        """Replace a status shown with `show` (best effort, like the status itself)."""
+        port: Any = self.channels.get(message.address.channel)
+        try:
+            await port.edit(message, platform_id)
+        except SendError as exc:
+            logger.info("a status message was not updated: %s", exc)
+
     async def recover(self) -> None:
         """At start: send what was stored but not sent, then answer what was accepted."""
         async with self.db.read_conn() as conn:

@@ -62,6 +62,7 @@ from studio.grammar import GrammarError, not_understood, parse
 from studio.knowledge import KnowledgeOperations
 from studio.members import Members
 from studio.operations import Expected, Operations
+from studio.progress import ReadingProgress
 from studio.replies import (
     CANCEL_PREFIX,
     CONFIRM_PREFIX,
@@ -509,17 +510,25 @@ class Studio:
                     )
                 )
                 continue
+            progress = ReadingProgress(self.runtime, turn.message.address, file.name)
             try:
                 content = await fetch(file, MAX_SOURCE_BYTES)
                 added = await self.knowledge.add_file(
-                    turn.caller, bot, name=file.name, content=content, content_type=file.mime
+                    turn.caller,
+                    bot,
+                    name=file.name,
+                    content=content,
+                    content_type=file.mime,
+                    progress=progress.update,
                 )
             except SendError as exc:
                 answers.append(Answer(f"I could not download {file.name}: {exc}"))
                 continue
             except OperationError as exc:
+                await progress.finish(f"Reading {file.name} failed.")
                 answers.append(Answer(f"{file.name}: {exc.message}"))
                 continue
+            await progress.finish(f"Read {file.name}: {added.chunks} passages.")
             answers.append(presenters.knowledge_added(added))
         if len(turn.message.files) > MAX_FILES:
             answers.append(Answer(f"I read the first {MAX_FILES} files; share the rest again."))

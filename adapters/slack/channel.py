@@ -98,6 +98,16 @@ class SlackChannel:
         self._names: dict[str, str] = {}
         self._thinking: dict[tuple[str, str], _Thinking] = {}
 
+    async def edit(self, message: OutgoingMessage, platform_id: str) -> None:
+        """Replace the text of a message the app posted (a progress line)."""
+        channel, _ = parse_thread(message.address)
+        try:
+            await self.client.chat_update(
+                channel=channel, ts=platform_id, text=fallback_text(message), blocks=blocks(message)
+            )
+        except (SlackApiError, *_NETWORK) as exc:
+            raise _failure(exc) from None
+
     async def fetch_file(self, file: FileRef, limit: int) -> bytes:
         """A file shared with the app (its `url_private`, read with the bot token)."""
         if not file.url or self.client.session is None:

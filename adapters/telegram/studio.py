@@ -361,6 +361,18 @@ class TelegramStudio:
                 ) from None
         raise AssertionError("unreachable")
 
+    async def edit(self, message: OutgoingMessage, platform_id: str) -> None:
+        """Replace the text of a message the Studio sent (a progress line)."""
+        chat_id = int(message.address.thread or 0)
+        text = to_html(split_text(full_text(message))[0])
+        await self._send(
+            chat_id,
+            lambda: self._app.bot.edit_message_text(
+                chat_id=chat_id, message_id=int(platform_id), text=text, parse_mode="HTML"
+            ),
+            permanent=True,
+        )
+
     async def fetch_file(self, file: FileRef, limit: int) -> bytes:
         """A document sent to the Studio's bot (Telegram serves bots files up to 20 MB)."""
         if not await self.ready(10.0):

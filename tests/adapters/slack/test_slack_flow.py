@@ -427,3 +427,24 @@ async def test_a_token_pasted_to_the_studio_is_never_stored(
         stored = [str(p) for (p,) in (await conn.execute(text("select payload from inbox"))).all()]
     assert stored and all(token not in p for p in stored)
     assert any("[token removed]" in p for p in stored)
+
+
+async def test_a_large_file_shows_progress_in_one_updated_message(
+    studio: Service, slack: FakeSlack
+) -> None:
+    await dm(studio, slack, "newbot faq-bot")
+    body = "\n\n".join(f"Section {n}. " + "Refunds and returns explained. " * 30 for n in range(70))
+    big = slack.add_file("F2", body.encode(), name="handbook.md", mimetype="text/markdown")
+    before = len(slack.calls_to("chat.postMessage"))
+    await post(studio, event_body(message_event("faq-bot", subtype="file_share", files=[big])))
+    for _ in range(1500):  # embedding 70 passages on a busy machine takes a while
+        added = [c for c in slack.calls_to("chat.postMessage") if "Added handbook" in text_of(c)]
+        if added:
+            break
+        await asyncio.sleep(0.02)
+    assert added, [text_of(c) for c in slack.calls_to("chat.postMessage")]
+    status = slack.calls_to("chat.postMessage")[before]
+    assert text_of(status).startswith("Reading handbook.md: 0 of 70")
+    updates = [text_of(c) for c in slack.calls_to("chat.update")]
+    assert updates and "Read handbook.md: 70 passages." in updates[-1]
+    assert all(c.body["channel"] == "D0001" for c in slack.calls_to("chat.update"))
