@@ -146,6 +146,7 @@ async def build_services(settings: Settings) -> Services:
         api_url=settings.telegram_api_url,
         public_url=settings.public_url,
     )
+    telegram.on_revoked = studio.deployment_broken
     channels.register(telegram)
     telegram_studio = None
     if settings.telegram_builder_token:
@@ -444,14 +445,6 @@ async def _chat(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_not_yet(feature: str) -> Any:
-    def run(_: argparse.Namespace) -> int:
-        print(f"{feature} is not available yet.", file=sys.stderr)
-        return 2
-
-    return run
-
-
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="main.py", description="Chat Studio")
     sub = top.add_subparsers(dest="command", required=True)
@@ -495,8 +488,9 @@ def parser() -> argparse.ArgumentParser:
     imp.set_defaults(run=cmd_import)
 
     knowledge = sub.add_parser("knowledge", help="add documents to a bot's knowledge")
-    knowledge.add_argument("rest", nargs=argparse.REMAINDER)
-    knowledge.set_defaults(run=cmd_not_yet("Knowledge"))
+    from adapters.terminal.knowledge_upload import add_arguments as knowledge_arguments
+
+    knowledge_arguments(knowledge)
     return top
 
 

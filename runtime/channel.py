@@ -74,6 +74,9 @@ class ChannelRegistry:
     def register(self, channel: Channel) -> None:
         self._channels[channel.kind] = channel
 
+    def has(self, kind: str) -> bool:
+        return kind in self._channels
+
     def get(self, kind: str) -> Channel:
         try:
             return self._channels[kind]

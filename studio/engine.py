@@ -21,7 +21,7 @@ from runtime.llm import LlmError, LlmGateway
 from runtime.messages import Address, Button, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
 from studio import presenters
-from studio.address import SLACK, TELEGRAM_STUDIO, team_of
+from studio.address import PULL_CHANNEL, SLACK, TELEGRAM_STUDIO, studio_address, team_of
 from studio.bot_tests import BotTests, PreparedRun
 from studio.commands import (
     COMMANDS,
@@ -597,6 +597,33 @@ class Studio:
 
     async def _push(self, address: Address, answer: Answer) -> None:
         await self.runtime.push(_outgoing(address, answer))
+
+    async def deployment_broken(self, deployment_id: str, reason: str) -> None:
+        """A platform refused a deployment for good: mark it and tell the team's owners and
+        admins, once, wherever each of them talks to the Studio."""
+        marked = await self.ops.mark_broken(deployment_id, reason)
+        if marked is None:
+            return
+        team_id, bot = marked
+        text = (
+            f"*{bot}* stopped answering on Telegram: {reason} (deployment `{deployment_id}`). "
+            f"Deploy it again with a new token: `/deploy {bot} telegram`."
+        )
+        for identity in await self.members.leaders(team_id):
+            address = self._reachable(team_id, identity)
+            await self.runtime.push(OutgoingMessage(address=address, text=text))
+
+    def _reachable(self, team_id: int, identity: str) -> Address:
+        """Where a member can be told something unasked: their DM with the Studio on Telegram
+        or Slack (a user id as the channel opens the app's DM), else the pull channel that the
+        web console and the terminal read."""
+        platform, _, user = identity.partition(":")
+        channels = self.runtime.channels
+        if platform == "telegram" and channels.has(TELEGRAM_STUDIO):
+            return studio_address(TELEGRAM_STUDIO, team_id, identity, thread=user)
+        if platform == "slack" and channels.has(SLACK):
+            return studio_address(SLACK, team_id, identity, thread=f"{user}:")
+        return studio_address(PULL_CHANNEL, team_id, identity)
 
     async def drain(self, *, grace_s: float | None = None) -> None:
         """Wait for background test runs (tests); with `grace_s` (shutdown), cancel those still

@@ -160,6 +160,13 @@ class Members:
                 raise ConflictError(f"a team named {name} exists already") from None
             return member.team_id
 
+    async def leaders(self, team_id: int) -> list[str]:
+        """The identities of the team's owners and admins."""
+        async with self.db.read() as session:
+            members = await TeamRepository(session).members(team_id)
+        wanted = {Role.OWNER.value, Role.ADMIN.value}
+        return [m.identity for m in members if m.role in wanted]
+
     async def role_of(self, team_id: int, identity: str) -> Role | None:
         async with self.db.read() as session:
             member = await TeamRepository(session).member(team_id, identity)

@@ -612,6 +612,7 @@ class Operations:
                 # the same Telegram bot with a new token (BotFather /revoke): take it, set up again
                 assert token is not None
                 existing.credentials = self.cipher.encrypt(token.strip())
+                existing.status = "active"
                 session.add(existing)
                 await _audit(
                     session,
@@ -728,6 +729,26 @@ class Operations:
                     )
                 )
         return views
+
+    async def mark_broken(self, deployment_id: str, reason: str) -> tuple[int, str] | None:
+        """A deployment whose platform refuses it for good (a revoked token): marked `broken`
+        and audited. Its (team id, bot name) the first time; None when already marked or gone."""
+        async with self.db.write() as session:
+            deployment = await DeploymentRepository(session).get(deployment_id)
+            if deployment is None or deployment.status == "broken":
+                return None
+            bot = await BotRepository(session).by_id(deployment.bot_id)
+            deployment.status = "broken"
+            session.add(deployment)
+            name = bot.name if bot else "?"
+            await AuditRepository(session).record(
+                team_id=deployment.team_id,
+                actor=deployment.channel,
+                action="deploy.broken",
+                target=name,
+                after={"deployment": deployment.id, "reason": redact_tokens(reason)[:300]},
+            )
+            return deployment.team_id, name
 
     async def undeploy(self, caller: Caller, deployment_id: str) -> DeploymentView:
         caller.require(Role.ADMIN, "Undeploying")

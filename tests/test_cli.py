@@ -60,9 +60,13 @@ def test_bad_input_changes_nothing(workdir: Path, capsys: pytest.CaptureFixture[
     assert main.main(["import", "missing.yaml"]) == 1
 
 
-def test_features_not_built_yet_say_so(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main.main(["knowledge", "add", "faq-bot", "x.txt"]) == 2
-    assert "not available yet" in capsys.readouterr().err
+def test_knowledge_add_goes_through_a_running_service(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "x.txt").write_text("Refunds take five days.")
+    args = ["knowledge", "add", "faq-bot", "x.txt", "--url", "http://127.0.0.1:9", "--key", "k"]
+    assert main.main(args) == 2
+    assert "No service at http://127.0.0.1:9" in capsys.readouterr().err
 
 
 def test_chat_without_a_service_runs_the_studio_in_process(workdir: Path) -> None:

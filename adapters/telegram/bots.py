@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Callable, Coroutine
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -88,6 +89,10 @@ class TelegramBots:
         self._pollers: dict[str, asyncio.Task[None]] = {}
         self._loading = asyncio.Lock()
         self.pacer = ChatPacer()
+        # Told when Telegram refuses a deployment's token for good (the Studio marks it broken
+        # and tells its team); called in the background, never holding up a send.
+        self.on_revoked: Callable[[str, str], Coroutine[Any, Any, None]] | None = None
+        self._reports: set[asyncio.Task[None]] = set()
 
     @property
     def polling(self) -> bool:
@@ -205,6 +210,7 @@ class TelegramBots:
                     await asyncio.sleep(exc.retry_after)
                 except errors.TelegramUnauthorizedError:
                     self._bots.pop(message.address.deployment_id, None)
+                    self._revoked(message.address.deployment_id)
                     raise SendError(
                         "Telegram refused the bot's token (revoked?): deploy it again with a "
                         "new token from @BotFather",
@@ -217,6 +223,16 @@ class TelegramBots:
                         f"Telegram could not be reached: {_said(exc)}", permanent=permanent
                     ) from None
         return SendReceipt(platform_id=str(sent.message_id) if sent is not None else None)
+
+    def _revoked(self, deployment_id: str) -> None:
+        if self.on_revoked is None:
+            return
+        report = asyncio.create_task(
+            self.on_revoked(deployment_id, "Telegram refused its token (revoked at @BotFather?)")
+        )
+        report.add_done_callback(_log_failure)
+        self._reports.add(report)
+        report.add_done_callback(self._reports.discard)
 
     async def stop_polling(self) -> None:
         """No more updates (shutdown): the pollers stop; what they recorded is answered."""
@@ -273,6 +289,7 @@ class TelegramBots:
                     "stopped polling: Telegram refused the token",
                     extra={"deployment": deployment_id},
                 )
+                self._revoked(deployment_id)
                 return
             except errors.TelegramAPIError as exc:
                 logger.warning(

@@ -194,6 +194,32 @@ async def test_a_revoked_token_fails_for_good_and_is_counted(
     metrics = (await studio.client.get("/metrics")).text
     assert 'studio_sends_total{channel="telegram",outcome="failed"}' in metrics
 
+    # The deployment is marked broken and the team's owner is told, once.
+    await send_update(studio, deployment, message_update("again?"), secret)
+    for _ in range(200):
+        listed = await studio.call("GET", "/api/v1/deployments")
+        notices = await studio.notices()
+        if listed[0]["status"] == "broken" and notices:
+            break
+        await asyncio.sleep(0.02)
+    assert listed[0]["status"] == "broken"
+    await studio.app.state.core.runtime.drain()
+    notices = await studio.notices()
+    assert len(notices) == 1 and "stopped answering on Telegram" in notices[0]
+    assert "/deploy faq-bot telegram" in notices[0] and bot_token not in notices[0]
+    audit = await studio.call("GET", "/api/v1/audit")
+    assert any(event["action"] == "deploy.broken" for event in audit)
+
+    # A new token for the same bot (BotFather /revoke gives one) makes it active again.
+    renewed = bot_token.split(":")[0] + ":AA" + "z" * 33
+    telegram.add_bot(renewed, username="faq_bot_1_bot")
+    await studio.call(
+        "POST",
+        "/api/v1/bots/faq-bot/deployments",
+        json={"channel": "telegram", "token": renewed},
+    )
+    assert (await studio.call("GET", "/api/v1/deployments"))[0]["status"] == "active"
+
 
 async def test_undeploy_deletes_the_webhook(studio: Service, telegram: FakeTelegram) -> None:
     deployment, bot_token = await deploy(studio, telegram)
