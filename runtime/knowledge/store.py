@@ -16,6 +16,7 @@ thread-safe (HTTP) and gets a few threads.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import threading
 import uuid
@@ -55,7 +56,8 @@ class StoredChunk:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A chunk found by a query; `score` is the cosine similarity."""
+    """A chunk found by a query; `score` is the cosine similarity (a dot product of unit
+    vectors)."""
 
     score: float
     chunk: StoredChunk
@@ -74,6 +76,13 @@ def _bot_prefix(bot_id: str) -> str:
 def collection_name(bot_id: str, embedder_id: str, dimension: int) -> str:
     """The collection holding one bot's chunks as embedded by one embedder."""
     return f"{_bot_prefix(bot_id)}{_safe(embedder_id)}-{dimension}"
+
+
+def _unit(vector: Sequence[float]) -> list[float]:
+    """The vector scaled to length 1 (collections use DOT, which is the cosine of unit
+    vectors)."""
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [float(x) / norm for x in vector]
 
 
 def point_id(source_id: str, position: int) -> str:
@@ -134,13 +143,16 @@ class VectorStore:
                 client.create_collection(
                     name,
                     vectors_config=models.VectorParams(
-                        size=dimension, distance=models.Distance.COSINE
+                        # Embedders give unit vectors, so a dot product is the cosine; and
+                        # embedded Qdrant re-normalises every stored vector per COSINE query.
+                        size=dimension,
+                        distance=models.Distance.DOT,
                     ),
                 )
             points = [
                 models.PointStruct(
                     id=point_id(source_id, chunk.position),
-                    vector=[float(x) for x in vector],
+                    vector=_unit(vector),
                     payload={
                         "source_id": source_id,
                         "source_name": chunk.source_name,
@@ -175,7 +187,7 @@ class VectorStore:
         if not source_ids or limit < 1:
             return []
         name = collection_name(bot_id, embedder_id, dimension)
-        query = [float(x) for x in vector]
+        query = _unit(vector)
 
         def work(client: QdrantClient) -> list[Hit]:
             from qdrant_client import models
