@@ -85,7 +85,7 @@ class Confirmations:
                 Confirmation.identity == identity,
                 col(Confirmation.used_at).is_(None),
                 col(Confirmation.expires_at) > now,
-                col(Confirmation.id).startswith(kind),
+                col(Confirmation.id).startswith(kind, autoescape=True),
             )
             if token is not None:
                 query = query.where(Confirmation.id == token)

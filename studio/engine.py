@@ -484,6 +484,7 @@ class Studio:
     async def _files(self, turn: Turn, text: str) -> list[Answer]:
         """Files shared with the Studio become the knowledge of the bot the message names, or
         of the bot talked about last."""
+        turn.caller.require(Role.EDITOR, "Adding knowledge")  # before anything is downloaded
         bots = await self.ops.bot_names(turn.caller)
         named = next((w for w in text.lower().replace(",", " ").split() if w in bots), None)
         try:
@@ -732,6 +733,10 @@ class Studio:
         """A token sealed by a front: deploy the bot it was asked for."""
         caller = turn.caller
         request, _, sealed = handed.partition(":")
+        try:
+            token = self.ops.cipher.decrypt(sealed.encode())
+        except ValueError:  # not sealed by this service: the request stays open
+            return [Answer("That token could not be read; nothing was deployed. Send it again.")]
         pending = await self.confirmations.claim(
             team_id=caller.team_id,
             identity=caller.identity,
@@ -748,10 +753,6 @@ class Studio:
             ]
         args = pending.command.get("args", {})
         bot, env = str(args.get("bot")), str(args.get("env", "production"))
-        try:
-            token = self.ops.cipher.decrypt(sealed.encode())
-        except ValueError:
-            return [Answer("That token could not be read; nothing was deployed. Send it again.")]
         try:
             view = await self.ops.deploy(caller, bot, channel="telegram", env=env, token=token)
         except OperationError as exc:

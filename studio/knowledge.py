@@ -7,6 +7,7 @@ crash in between leaves only vectors that nothing refers to, which `collect_orph
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from builders.spec import BotSpec, KnowledgeRef
 from runtime.knowledge.extract import Document, KnowledgeInputError, from_text
 from runtime.knowledge.gateway import KnowledgeGateway, Progress, document_id
 from storage.tables import Bot, BotVersion
-from studio.errors import InvalidError, NotAvailableError, NotFoundError
+from studio.errors import ConflictError, InvalidError, NotAvailableError, NotFoundError
 from studio.operations import Operations
 from studio.roles import Caller, Role
 from studio.views import Added, SourceView
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 _Reader = Callable[[], Awaitable[Document]]
 
 MAX_SOURCES = 200  # per draft
+_ATTACH_ATTEMPTS = 3
 _URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -42,6 +44,11 @@ class KnowledgeOperations:
     def __init__(self, *, ops: Operations, gateway: KnowledgeGateway | None) -> None:
         self.ops = ops
         self.gateway = gateway
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def _lock(self, bot_id: int) -> asyncio.Lock:
+        """One change at a time to a bot's knowledge (adding, removing, sweeping)."""
+        return self._locks.setdefault(bot_id, asyncio.Lock())
 
     def _gateway(self) -> KnowledgeGateway:
         if self.gateway is None:
@@ -89,30 +96,30 @@ class KnowledgeOperations:
             document = await read()
         except KnowledgeInputError as exc:
             raise InvalidError(str(exc)) from None
-        ident = document_id(document)
-        refs = list(draft.spec.knowledge)
-        same = next((r for r in refs if r.name == document.name), None)
-        if same is not None and same.id == ident:
-            chunks = (await gateway.chunk_count(bot_id=draft.bot_id, source_ids=[ident]))[ident]
-            return Added(
-                bot=draft.name, name=document.name, chunks=chunks, replaced=False, unchanged=True
-            )
-        if same is None and len(refs) >= MAX_SOURCES:
-            raise InvalidError(f"{draft.name} has {MAX_SOURCES} sources, the most it can have")
-        try:
-            ingested = await gateway.ingest(
-                bot_id=draft.bot_id, document=document, progress=progress
-            )
-        except KnowledgeInputError as exc:
-            raise InvalidError(str(exc)) from None
-        refs = [r for r in refs if r.name != document.name]
-        refs.append(KnowledgeRef(id=ingested.source_id, name=ingested.name[:200]))
-        await self.ops.edit_draft(
-            caller,
-            draft.name,
-            {"knowledge": [r.model_dump() for r in refs]},
-            revision=draft.revision,
-        )
+        ident = await asyncio.to_thread(document_id, document)
+        async with self._lock(draft.bot_id):  # no sweep runs between the vectors and the ref
+            current = await self.ops.draft(caller, draft.name)
+            same = next((r for r in current.spec.knowledge if r.name == document.name), None)
+            if same is not None and same.id == ident:
+                stored = await gateway.chunk_count(bot_id=draft.bot_id, source_ids=[ident])
+                if stored[ident]:
+                    return Added(
+                        bot=draft.name,
+                        name=document.name,
+                        chunks=stored[ident],
+                        replaced=False,
+                        unchanged=True,
+                    )
+            if same is None and len(current.spec.knowledge) >= MAX_SOURCES:
+                raise InvalidError(f"{draft.name} has {MAX_SOURCES} sources, the most it can have")
+            try:
+                ingested = await gateway.ingest(
+                    bot_id=draft.bot_id, document=document, progress=progress
+                )
+            except KnowledgeInputError as exc:
+                raise InvalidError(str(exc)) from None
+            ref = KnowledgeRef(id=ingested.source_id, name=ingested.name[:200])
+            await self._attach(caller, draft.name, ref)
         return Added(
             bot=draft.name,
             name=document.name,
@@ -120,6 +127,24 @@ class KnowledgeOperations:
             replaced=same is not None,
             unchanged=False,
         )
+
+    async def _attach(self, caller: Caller, bot: str, ref: KnowledgeRef) -> None:
+        """Point the draft at `ref` (replacing a source of the same name). The draft may have
+        been edited while the file was read: adding a reference commutes, so read it again."""
+        for attempt in range(_ATTACH_ATTEMPTS):
+            draft = await self.ops.draft(caller, bot)
+            refs = [r for r in draft.spec.knowledge if r.name != ref.name] + [ref]
+            try:
+                await self.ops.edit_draft(
+                    caller,
+                    bot,
+                    {"knowledge": [r.model_dump() for r in refs]},
+                    revision=draft.revision,
+                )
+                return
+            except ConflictError:
+                if attempt == _ATTACH_ATTEMPTS - 1:
+                    raise
 
     async def list(self, caller: Caller, bot: str) -> list[SourceView]:
         draft = await self.ops.draft(caller, bot)
@@ -135,27 +160,32 @@ class KnowledgeOperations:
         """Take a source out of the draft (versions that use it keep it); the name removed."""
         caller.require(Role.EDITOR, "Removing knowledge")
         draft = await self.ops.draft(caller, bot)
-        refs = list(draft.spec.knowledge)
-        match = [r for r in refs if r.name == name] or [
-            r for r in refs if r.name.lower().startswith(name.lower())
-        ]
-        if not match:
-            known = ", ".join(r.name for r in refs[:10]) or "none"
-            raise NotFoundError(f"{draft.name} has no source '{name}'. Its sources: {known}")
-        if len(match) > 1:
-            raise InvalidError(f"'{name}' matches {len(match)} sources: give the full name")
-        gone = match[0]
-        await self.ops.edit_draft(
-            caller,
-            draft.name,
-            {"knowledge": [r.model_dump() for r in refs if r != gone]},
-            revision=draft.revision,
-        )
-        await self.collect(draft.bot_id)
+        async with self._lock(draft.bot_id):
+            refs = list(draft.spec.knowledge)
+            match = [r for r in refs if r.name == name] or [
+                r for r in refs if r.name.lower().startswith(name.lower())
+            ]
+            if not match:
+                known = ", ".join(r.name for r in refs[:10]) or "none"
+                raise NotFoundError(f"{draft.name} has no source '{name}'. Its sources: {known}")
+            if len(match) > 1:
+                raise InvalidError(f"'{name}' matches {len(match)} sources: give the full name")
+            gone = match[0]
+            await self.ops.edit_draft(
+                caller,
+                draft.name,
+                {"knowledge": [r.model_dump() for r in refs if r != gone]},
+                revision=draft.revision,
+            )
+            await self._collect(draft.bot_id)
         return gone.name
 
     async def collect(self, bot_id: int) -> int:
         """Drop the vectors of sources that neither the draft nor any version refers to."""
+        async with self._lock(bot_id):
+            return await self._collect(bot_id)
+
+    async def _collect(self, bot_id: int) -> int:
         if self.gateway is None:
             return 0
         async with self.ops.db.read() as session:

@@ -12,7 +12,8 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 # A Telegram bot token (BotFather's `123456789:AA…`): never stored, logged or echoed in clear.
-BOT_TOKEN = re.compile(r"\b(\d{5,12}):[A-Za-z0-9_-]{30,64}\b")
+# Not `\b`: a token may end in "-", after which `\b` cannot match.
+BOT_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(\d{5,12}):[A-Za-z0-9_-]{30,64}(?![A-Za-z0-9_-])")
 
 
 def redact_tokens(text: str) -> str:

@@ -408,11 +408,16 @@ def _spoken(event: dict[str, Any]) -> bool:
     return event.get("subtype") in _SPOKEN and not event.get("bot_id") and bool(event.get("user"))
 
 
+def _external(file: dict[str, Any]) -> bool:
+    """A file that lives elsewhere (a Drive link): not Slack's to hand over, never downloaded."""
+    return bool(file.get("is_external")) or file.get("mode") == "external"
+
+
 def _incoming(address: Address, text: str, event: dict[str, Any]) -> IncomingMessage:
     files = tuple(
         FileRef(
             name=str(f.get("name") or f.get("title") or "file"),
-            url=f.get("url_private"),
+            url=None if _external(f) else f.get("url_private"),
             size=f.get("size"),
             mime=f.get("mimetype"),
         )

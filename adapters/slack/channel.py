@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -112,6 +113,8 @@ class SlackChannel:
         """A file shared with the app (its `url_private`, read with the bot token)."""
         if not file.url or self.client.session is None:
             raise SendError("Slack gave no address for the file", permanent=True)
+        if not self._slack_hosted(file.url):  # the bot token goes to Slack's own hosts only
+            raise SendError("the file is not stored in Slack", permanent=True)
         headers = {"Authorization": f"Bearer {self.client.token}"}
         timeout = aiohttp.ClientTimeout(total=FILE_TIMEOUT_S)
         try:
@@ -129,6 +132,15 @@ class SlackChannel:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SendError(f"Slack could not be reached ({type(exc).__name__})") from None
         return bytes(content)
+
+    def _slack_hosted(self, url: str) -> bool:
+        """An https URL on slack.com (or on the Web API's own host, a local fake in tests)."""
+        where = urlsplit(url)
+        api = urlsplit(self.client.base_url)
+        if (where.scheme, where.netloc) == (api.scheme, api.netloc):
+            return True
+        host = where.hostname or ""
+        return where.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com"))
 
     def expect_answer(self, address: Address) -> None:
         """A generated bot is about to answer at `address`: show "thinking…" if it is slow."""

@@ -1,7 +1,7 @@
 """The Studio's own Telegram bot: a python-telegram-bot `Application` (token
-`TELEGRAM_BUILDER_TOKEN`) whose handlers turn DMs and button clicks into the Studio's
-`IncomingMessage`s, and the `telegram-studio` channel that sends the Studio's answers back as
-escaped HTML with inline keyboards.
+`TELEGRAM_BUILDER_TOKEN`; its bot, requests and lifecycle) whose updates this module turns into
+the Studio's `IncomingMessage`s, and the `telegram-studio` channel that sends the Studio's
+answers back as escaped HTML with inline keyboards.
 
 Updates come by webhook on `/telegram/studio` (with a secret derived from the service's key) or,
 without `STUDIO_PUBLIC_URL`, through the project's own `getUpdates` loop, which confirms a batch
@@ -115,8 +115,6 @@ class TelegramStudio:
             .updater(None)
             .build()
         )
-        app.add_handler(ext.CallbackQueryHandler(self._on_button))
-        app.add_handler(ext.MessageHandler(ext.filters.ChatType.PRIVATE, self._on_message))
         delay = 1.0
         while True:  # Telegram may be unreachable at start: keep trying, never block the rest
             try:
@@ -176,7 +174,7 @@ class TelegramStudio:
         except (KeyError, TypeError, ValueError):
             logger.info("ignored a malformed Telegram update")
             return 200
-        await self._app.process_update(parsed)
+        await self._dispatch(parsed)  # raises when it cannot be recorded: no 200, Telegram retries
         return 200
 
     async def _poll(self) -> None:
@@ -204,7 +202,7 @@ class TelegramStudio:
             pause = 1.0
             try:
                 for update in updates:
-                    await self._app.process_update(update)
+                    await self._dispatch(update)
             except Exception:  # not confirmed: the batch comes back, and the inbox dedupes it
                 logger.exception("recording the Studio's updates failed")
                 await asyncio.sleep(pause)
@@ -212,7 +210,15 @@ class TelegramStudio:
             if updates:
                 offset = updates[-1].update_id + 1
 
-    async def _on_message(self, update: Any, context: Any) -> None:
+    async def _dispatch(self, update: Any) -> None:
+        """Route an update to its handler. Not `Application.process_update`: that swallows a
+        handler's exception, and an update that could not be recorded must not be confirmed."""
+        if update.callback_query is not None:
+            await self._on_button(update)
+        elif update.effective_chat is not None and update.effective_chat.type == "private":
+            await self._on_message(update)
+
+    async def _on_message(self, update: Any) -> None:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or user.is_bot:
             return
@@ -243,7 +249,7 @@ class TelegramStudio:
             )
         await self.runtime.feed(incoming)
 
-    async def _on_button(self, update: Any, context: Any) -> None:
+    async def _on_button(self, update: Any) -> None:
         query, user = update.callback_query, update.effective_user
         if query is None or user is None:
             return
@@ -258,7 +264,7 @@ class TelegramStudio:
         await self.runtime.feed(
             IncomingMessage(
                 address=address,
-                action=query.data,
+                action=redact_tokens(query.data),  # a forged click is still never a stored token
                 dedupe_key=f"telegram-studio:{update.update_id}",
             )
         )

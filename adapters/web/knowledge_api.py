@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from adapters.web.deps import WebServices, caller, services
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from studio.errors import BadRequestError, TooLargeError
-from studio.roles import Caller
+from studio.roles import Caller, Role
 from studio.views import Added, SourceView
 
 router = APIRouter(prefix="/api/v1", tags=["knowledge"])
@@ -42,6 +42,7 @@ async def add_knowledge(
     svc: Services,
     name: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> Added:
+    who.require(Role.EDITOR, "Adding knowledge")  # before the body is read
     knowledge = svc.studio.knowledge
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":

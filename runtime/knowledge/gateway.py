@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from builders.spec import source_id
-from runtime.knowledge.chunking import chunk
+from runtime.knowledge.chunking import Chunk, chunk
 from runtime.knowledge.embedder import Embedder, EmbeddingError
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, Document, KnowledgeInputError, extract
 from runtime.knowledge.fetch import fetch_url
@@ -35,6 +35,7 @@ class Passage:
 
     number: int
     text: str
+    source_id: str
     source_name: str
     page: int | None
     heading: str | None
@@ -53,6 +54,10 @@ class Ingested:
     name: str
     kind: str
     chunks: int
+
+
+def _chunked(document: Document) -> tuple[list[Chunk], str]:
+    return chunk(document), document_id(document)
 
 
 def document_id(document: Document) -> str:
@@ -102,11 +107,11 @@ class KnowledgeGateway:
     async def ingest(
         self, *, bot_id: int, document: Document, progress: Progress | None = None
     ) -> Ingested:
-        """Chunk, embed and store a document's vectors (idempotent for the same text)."""
-        chunks = chunk(document)
+        """Chunk, embed and store a document's vectors (idempotent for the same text: the points
+        are overwritten in place, so a live version that uses them keeps answering)."""
+        chunks, ident = await asyncio.to_thread(_chunked, document)  # CPU work on 20 MB of text
         if not chunks:
             raise KnowledgeInputError(f"{document.name} has no text")
-        ident = document_id(document)
         dimension = await self._dimension()
         stored = [
             StoredChunk(
@@ -118,11 +123,6 @@ class KnowledgeGateway:
             )
             for c in chunks
         ]
-        # A source written again (a retried upload) replaces its points: fewer chunks now must
-        # not leave stale ones behind.
-        await self.store.delete_source(
-            bot_id=str(bot_id), embedder_id=self.embedder.id, dimension=dimension, source_id=ident
-        )
         for start in range(0, len(stored), _EMBED_BATCH):
             batch = stored[start : start + _EMBED_BATCH]
             vectors = await self._embed([c.text for c in batch])
@@ -136,6 +136,14 @@ class KnowledgeGateway:
             )
             if progress is not None:
                 await progress(start + len(batch), len(stored))
+        # The same text cut differently before (another chunker): no stale passages after ours.
+        await self.store.trim_source(
+            bot_id=str(bot_id),
+            embedder_id=self.embedder.id,
+            dimension=dimension,
+            source_id=ident,
+            keep=len(stored),
+        )
         return Ingested(source_id=ident, name=document.name, kind=document.kind, chunks=len(chunks))
 
     async def retrieve(
@@ -165,6 +173,7 @@ class KnowledgeGateway:
             Passage(
                 number=number,
                 text=hit.chunk.text,
+                source_id=hit.source_id,
                 source_name=hit.chunk.source_name,
                 page=hit.chunk.page,
                 heading=hit.chunk.heading,

@@ -243,6 +243,29 @@ class VectorStore:
 
         await self._run(work)
 
+    async def trim_source(
+        self, *, bot_id: str, embedder_id: str, dimension: int, source_id: str, keep: int
+    ) -> None:
+        """Remove a source's chunks at positions `keep` and beyond."""
+        name = collection_name(bot_id, embedder_id, dimension)
+
+        def work(client: QdrantClient) -> None:
+            from qdrant_client import models
+
+            if not client.collection_exists(name):
+                return
+            beyond = models.Filter(
+                must=[
+                    models.FieldCondition(
+                        key="source_id", match=models.MatchValue(value=source_id)
+                    ),
+                    models.FieldCondition(key="position", range=models.Range(gte=keep)),
+                ]
+            )
+            client.delete(name, points_selector=models.FilterSelector(filter=beyond), wait=True)
+
+        await self._run(work)
+
     async def source_ids(self, *, bot_id: str, embedder_id: str, dimension: int) -> set[str]:
         """The ids of the sources present, e.g. to sweep those a bot no longer references."""
         name = collection_name(bot_id, embedder_id, dimension)

@@ -3,12 +3,15 @@ node to answer from (and cite). Params: `top_k` (default 4), `min_score` (cosine
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from builders.spec import PipelineNode
 from runtime.knowledge.extract import KnowledgeInputError
 from runtime.pipeline import CompileError, NodeResult, TurnContext, Usage
+
+logger = logging.getLogger(__name__)
 
 PASSAGES = "passages"  # the state key the llm node reads
 DEFAULT_TOP_K = 4
@@ -41,19 +44,23 @@ class RetrieveNode:
         return cls(id=definition.id, next=definition.next, top_k=top_k, min_score=float(min_score))
 
     async def run(self, ctx: TurnContext) -> NodeResult:
-        sources = frozenset(ref.id for ref in ctx.spec.knowledge)
-        if ctx.knowledge is None or ctx.bot_id is None or not sources:
-            ctx.state[PASSAGES] = []
+        names = {ref.id: ref.name for ref in ctx.spec.knowledge}
+        ctx.state[PASSAGES] = []
+        if ctx.knowledge is None or ctx.bot_id is None or not names:
             return NodeResult(usage=Usage(0, 0, 0.0))
         try:
-            ctx.state[PASSAGES] = await ctx.knowledge.retrieve(
+            found = await ctx.knowledge.retrieve(
                 bot_id=ctx.bot_id,
-                source_ids=sources,
+                source_ids=frozenset(names),
                 text=ctx.text,
                 limit=self.top_k,
                 min_score=self.min_score,
             )
-        except KnowledgeInputError as exc:  # the embedding model failed: answer without
-            ctx.state[PASSAGES] = []
+        except KnowledgeInputError as exc:  # the embedding model failed: the fallback, counted
             return NodeResult(usage=Usage(0, 0, 0.0), error=f"knowledge: {exc}")
+        except Exception as exc:  # the vector store failed: the same, never a silent turn
+            logger.exception("knowledge retrieval failed", extra={"bot": ctx.bot_id})
+            return NodeResult(usage=Usage(0, 0, 0.0), error=f"knowledge: {type(exc).__name__}")
+        # Cited by the names this version knows them by, whatever a later upload called them.
+        ctx.state[PASSAGES] = [replace(p, source_name=names[p.source_id]) for p in found]
         return NodeResult(usage=Usage(0, 0, 0.0))

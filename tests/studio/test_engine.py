@@ -60,3 +60,10 @@ async def test_promotion_and_rollback_switch_a_live_deployment(service: Service)
     await service.say("/rollback faq-bot production")
     assert "v1" in await service.reply("yes")
     assert (await service.chat(deployment, "hi")).json()["reply"] == "First answer."
+
+
+async def test_a_token_not_sealed_by_this_service_is_refused(service: Service) -> None:
+    runtime = service.app.state.core.runtime
+    forged = await _message(service, action="token::not-a-ciphertext")
+    reply = await runtime.answer(forged)
+    assert reply.text == "That token could not be read; nothing was deployed. Send it again."

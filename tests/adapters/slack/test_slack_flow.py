@@ -328,6 +328,17 @@ async def test_a_shared_file_becomes_the_named_bots_knowledge(
     failed = (await posted(slack, before + 1))[-1]
     assert "could not download refunds.md" in text_of(failed)
 
+    # The app's token goes to Slack's own hosts only: not to a URL an event names elsewhere.
+    elsewhere = {**policy, "id": "F9", "url_private": "https://files.example.com/x.md"}
+    external = {**policy, "id": "F10", "is_external": True, "mode": "external"}
+    downloads = len([c for c in slack.calls if c.method.startswith("download:")])
+    before = len(slack.calls_to("chat.postMessage"))
+    await post(studio, event_body(message_event("", subtype="file_share", files=[elsewhere])))
+    await post(studio, event_body(message_event("", subtype="file_share", files=[external])))
+    refused = [text_of(c) for c in (await posted(slack, before + 2))[before:]]
+    assert "not stored in Slack" in refused[0] and "no address" in refused[1]
+    assert len([c for c in slack.calls if c.method.startswith("download:")]) == downloads
+
 
 async def test_only_the_workspaces_team_deploys_to_its_channels(
     studio: Service, slack: FakeSlack

@@ -305,3 +305,12 @@ async def test_forum_topics_are_conversations_answered_in_their_topic(
     }
     conversations = await studio.call("GET", "/api/v1/bots/faq-bot/conversations")
     assert len(conversations) == 2  # one per topic, not one for the whole group
+
+    # A reply thread in a group that is not a forum is not a topic: the group's conversation.
+    group = {"chat_id": -100888, "chat_type": "supergroup"}
+    reply = message_update("Refunds?", message_thread_id=77, **group)
+    reply["message"]["is_topic_message"] = False
+    reply["message"]["chat"]["is_forum"] = False
+    await send_update(studio, deployment, reply, secret)
+    third = (await sent(telegram, bot_token, 3))[-1]
+    assert "message_thread_id" not in third.body

@@ -277,3 +277,20 @@ async def test_a_document_becomes_the_bots_knowledge(
     refused = (await said(telegram, before + 1))[-1]
     assert "the limit is 20 MB" in refused.body["text"]
     assert len(telegram.calls_to("getFile", token=BUILDER)) == 1  # never downloaded
+
+
+class _Unrecordable:
+    """A runtime whose inbox cannot be written (a database that is down)."""
+
+    async def feed(self, message: object) -> bool:
+        raise RuntimeError("the database is down")
+
+
+async def test_an_update_that_cannot_be_recorded_is_not_acknowledged(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    await member_of_local_team(studio, telegram)
+    adapter = await connected(studio)
+    adapter.runtime = _Unrecordable()  # type: ignore[assignment]
+    with pytest.raises(RuntimeError, match="database is down"):  # no 200: Telegram retries
+        await post(studio, message_update("/bots", chat_id=ALICE, user_id=ALICE))
