@@ -185,6 +185,16 @@ class StudioContext(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class IdentityHome(SQLModel, table=True):
+    """The team an identity without a workspace (Telegram) talks to: the one it joined or
+    re-joined last with `/join`."""
+
+    __tablename__ = "identity_home"
+    identity: str = Field(primary_key=True, max_length=200)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE")
+    updated_at: datetime = _ts()
+
+
 class Confirmation(SQLModel, table=True):
     """A pending confirmation of a destructive or public command, bound to the member who asked,
     the command and the bot's draft revision. `used_at` is set once: a second click does nothing."""

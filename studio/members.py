@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.audit import AuditRepository
 from storage.database import Database
 from storage.errors import DuplicateError
-from storage.tables import Invite, Member, StudioContext, Team, utcnow
+from storage.tables import IdentityHome, Invite, Member, StudioContext, Team, utcnow
 from storage.teams import TeamRepository
 from studio.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from studio.roles import Caller, Role
@@ -122,16 +122,18 @@ class Members:
             return team.id
 
     async def home_team(self, identity: str) -> int | None:
-        """The team an identity without a workspace (Telegram) talks to: the one it joined
-        last, so `/join` with a code from another team moves it there."""
-        query = (
+        """The team an identity without a workspace (Telegram) talks to: the one it joined or
+        re-joined last with `/join` (else its latest membership)."""
+        home = select(IdentityHome.team_id).where(IdentityHome.identity == identity)
+        latest = (
             select(Member.team_id)
             .where(Member.identity == identity)
             .order_by(col(Member.id).desc())
             .limit(1)
         )
         async with self.db.read() as session:
-            return (await session.exec(query)).first()
+            team_id = (await session.exec(home)).first()
+            return team_id if team_id is not None else (await session.exec(latest)).first()
 
     async def personal_team(self, identity: str, *, name: str) -> int:
         """A new team `name` owned by `identity` alone (open sign-up); an existing team of that
@@ -149,6 +151,7 @@ class Members:
                     target=name,
                     after={"owners": [identity], "via": "open signup"},
                 )
+                await _make_home(session, identity, team.id)
                 return team.id
         except DuplicateError:
             async with self.db.read() as session:
@@ -267,7 +270,8 @@ class Members:
             assert team is not None
             repo = TeamRepository(session)
             member = await repo.member(invite.team_id, identity)
-            if member is not None:
+            if member is not None:  # a code of one's own team: talk to that team again
+                await _make_home(session, identity, invite.team_id)
                 return Joined(team=team.name, role=Role(member.role), already=True)
             claimed = await session.exec(
                 update(Invite)
@@ -277,6 +281,7 @@ class Members:
             if claimed.rowcount != 1:
                 raise InvalidError("That code was just used; ask an admin for a new one")
             await repo.add_member(invite.team_id, identity, invite.role)
+            await _make_home(session, identity, invite.team_id)
             await AuditRepository(session).record(
                 team_id=invite.team_id,
                 actor=identity,
@@ -285,6 +290,16 @@ class Members:
                 after={"role": invite.role, "via": "invite"},
             )
         return Joined(team=team.name, role=Role(invite.role), already=False)
+
+
+async def _make_home(session: AsyncSession, identity: str, team_id: int) -> None:
+    home = await session.get(IdentityHome, identity)
+    if home is None:
+        session.add(IdentityHome(identity=identity, team_id=team_id))
+    else:
+        home.team_id = team_id
+        home.updated_at = utcnow()
+        session.add(home)
 
 
 async def _find_member(session: AsyncSession, team_id: int, user: str) -> Member:

@@ -607,20 +607,22 @@ class Operations:
             where = target or f"bot-{bot.id}"
             existing = await repo.find(channel=channel, target=where, env=env)
             if existing is not None and existing.bot_id == bot.id:
-                if not self._new_token(existing, token):
+                fresh = self._new_token(existing, token)
+                if not fresh and existing.status != "broken":
                     return await self._deployment_view(existing, name, pointers[env].number)
-                # the same Telegram bot with a new token (BotFather /revoke): take it, set up again
-                assert token is not None
-                existing.credentials = self.cipher.encrypt(token.strip())
-                existing.status = "active"
-                session.add(existing)
-                await _audit(
-                    session,
-                    caller,
-                    action="deploy.token",
-                    target=name,
-                    after={"deployment": existing.id, "token": "replaced"},
-                )
+                # a new token for the same Telegram bot (BotFather /revoke), or a broken
+                # deployment deployed again: set it up again, active once that worked
+                if fresh:
+                    assert token is not None
+                    existing.credentials = self.cipher.encrypt(token.strip())
+                    session.add(existing)
+                    await _audit(
+                        session,
+                        caller,
+                        action="deploy.token",
+                        target=name,
+                        after={"deployment": existing.id, "token": "replaced"},
+                    )
                 renewed = existing
             else:
                 renewed = None
@@ -660,6 +662,12 @@ class Operations:
             except Exception as exc:
                 why = redact_tokens(str(exc)) if isinstance(exc, SendError) else "see the log"
                 raise ConflictError(f"Could not set up the {channel} deployment: {why}") from None
+            async with self.db.write() as session:
+                row = await DeploymentRepository(session).get(renewed.id)
+                if row is not None:
+                    row.status = "active"
+                    session.add(row)
+                    renewed = row
             return await self._deployment_view(renewed, name, pointers[env].number)
         self.runtime.deployments_changed()
         try:

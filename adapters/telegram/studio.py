@@ -309,6 +309,8 @@ class TelegramStudio:
             )
             return
         explanation = _STRANGER
+        if self.open_signup:
+            explanation += " Or send /start for a team of your own."
         if handed:
             explanation += " (I deleted the token you sent; nothing was kept.)"
         await self._say(message.chat_id, explanation)
@@ -404,6 +406,7 @@ class TelegramStudio:
 
     async def _say(self, chat_id: int, text: str) -> None:
         """A direct answer to someone outside any team (nothing of theirs is recorded)."""
+        await self.pacer.wait((TELEGRAM_STUDIO, chat_id))  # a flood queues, not 429s
         await self._quietly(
             self._app.bot.send_message(chat_id=chat_id, text=to_html(text), parse_mode="HTML")
         )

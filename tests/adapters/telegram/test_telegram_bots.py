@@ -210,6 +210,14 @@ async def test_a_revoked_token_fails_for_good_and_is_counted(
     audit = await studio.call("GET", "/api/v1/audit")
     assert any(event["action"] == "deploy.broken" for event in audit)
 
+    # Deployed again with the same token, once Telegram takes it again: active.
+    telegram.add_bot(bot_token, username="faq_bot_1_bot")
+    await studio.call(
+        "POST", "/api/v1/bots/faq-bot/deployments", json={"channel": "telegram", "token": bot_token}
+    )
+    assert (await studio.call("GET", "/api/v1/deployments"))[0]["status"] == "active"
+    telegram.revoke(bot_token)
+
     # A new token for the same bot (BotFather /revoke gives one) makes it active again.
     renewed = bot_token.split(":")[0] + ":AA" + "z" * 33
     telegram.add_bot(renewed, username="faq_bot_1_bot")

@@ -294,3 +294,20 @@ async def test_an_update_that_cannot_be_recorded_is_not_acknowledged(
     adapter.runtime = _Unrecordable()  # type: ignore[assignment]
     with pytest.raises(RuntimeError, match="database is down"):  # no 200: Telegram retries
         await post(studio, message_update("/bots", chat_id=ALICE, user_id=ALICE))
+
+
+async def test_join_moves_a_telegram_member_between_teams(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    await member_of_local_team(studio, telegram)
+    await tell(studio, telegram, "/newbot local-bot")
+    ops = studio.app.state.core.ops
+    acme = await ops.create_team("acme")
+    acme_owner = await ops.authenticate(acme.key)
+    code = await studio.app.state.core.studio.members.create_invite(acme_owner)
+    joined = await tell(studio, telegram, f"/join {code}")
+    assert "Welcome to <b>acme</b>" in joined.body["text"]
+    assert "no bots" in (await tell(studio, telegram, "/bots")).body["text"].lower()
+    back = (await studio.call("POST", "/api/v1/invites"))["code"]  # a local code: back home
+    assert "already" in (await tell(studio, telegram, f"/join {back}")).body["text"]
+    assert "local-bot" in (await tell(studio, telegram, "/bots")).body["text"]
