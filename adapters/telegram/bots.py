@@ -22,12 +22,13 @@ from typing import Any, ClassVar
 from fastapi import APIRouter, Request, Response
 from sqlmodel import select
 
+from adapters.telegram.common import delivery, log_failure, said
 from adapters.telegram.pacing import ChatPacer
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime, UnknownDeploymentError
 from storage.tables import Deployment
-from studio.secrets import Cipher, redact_tokens
+from studio.secrets import Cipher
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,6 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
         rest = rest[cut:].lstrip("\n ")
     pieces.append(rest)
     return pieces
-
-
-def _said(exc: Any) -> str:
-    """What Telegram (or the network) said, without the token aiogram puts in request URLs."""
-    return redact_tokens(str(getattr(exc, "message", exc)))
 
 
 def _import_aiogram() -> ModuleType:
@@ -164,7 +160,7 @@ class TelegramBots:
                 "Telegram refused that token: check it with @BotFather", permanent=True
             ) from None
         except lib.exceptions.TelegramAPIError as exc:
-            raise SendError(f"Telegram answered: {_said(exc)}", permanent=True) from None
+            raise SendError(f"Telegram answered: {said(exc)}", permanent=True) from None
         self._bots[deployment.id] = bot
         if self.polling:
             self._poll(deployment.id)
@@ -183,7 +179,7 @@ class TelegramBots:
             try:
                 await bot.delete_webhook()
             except lib.exceptions.TelegramAPIError as exc:
-                logger.warning("deleteWebhook failed: %s", _said(exc))
+                logger.warning("deleteWebhook failed: %s", said(exc))
 
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         lib = await self._aiogram()
@@ -217,10 +213,10 @@ class TelegramBots:
                         permanent=True,
                     ) from None
                 except (errors.TelegramBadRequest, errors.TelegramForbiddenError) as exc:
-                    raise SendError(f"Telegram answered: {_said(exc)}", permanent=True) from None
+                    raise SendError(f"Telegram answered: {said(exc)}", permanent=True) from None
                 except errors.TelegramAPIError as exc:  # network, server errors: worth a retry
                     raise SendError(
-                        f"Telegram could not be reached: {_said(exc)}", permanent=permanent
+                        f"Telegram could not be reached: {said(exc)}", permanent=permanent
                     ) from None
         return SendReceipt(platform_id=str(sent.message_id) if sent is not None else None)
 
@@ -230,7 +226,7 @@ class TelegramBots:
         report = asyncio.create_task(
             self.on_revoked(deployment_id, "Telegram refused its token (revoked at @BotFather?)")
         )
-        report.add_done_callback(_log_failure)
+        report.add_done_callback(log_failure(logger, "telling the Studio failed"))
         self._reports.add(report)
         report.add_done_callback(self._reports.discard)
 
@@ -263,7 +259,7 @@ class TelegramBots:
         running = self._pollers.get(deployment_id)
         if running is None or running.done():
             task = asyncio.create_task(self._poll_loop(deployment_id))
-            task.add_done_callback(_log_failure)
+            task.add_done_callback(log_failure(logger, "a Telegram poller stopped"))
             self._pollers[deployment_id] = task
 
     async def _poll_loop(self, deployment_id: str) -> None:
@@ -293,7 +289,7 @@ class TelegramBots:
                 return
             except errors.TelegramAPIError as exc:
                 logger.warning(
-                    "getUpdates failed: %s", _said(exc), extra={"deployment": deployment_id}
+                    "getUpdates failed: %s", said(exc), extra={"deployment": deployment_id}
                 )
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
@@ -374,11 +370,6 @@ def _topic(conversation: str) -> int | None:
     return int(topic) if topic.isdigit() else None
 
 
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("a Telegram poller stopped", exc_info=task.exception())
-
-
 def router() -> APIRouter:
     """`POST /telegram/bots/{deployment_id}`: the webhook of every generated bot."""
     routes = APIRouter()
@@ -386,12 +377,8 @@ def router() -> APIRouter:
     @routes.post("/telegram/bots/{deployment_id}", include_in_schema=False)
     async def telegram_update(deployment_id: str, request: Request) -> Response:
         bots: TelegramBots = request.app.state.core.telegram
-        secret = request.headers.get("x-telegram-bot-api-secret-token", "")
-        try:
-            update = await request.json()
-        except ValueError:
-            return Response(status_code=400)
-        if not isinstance(update, dict):
+        secret, update = await delivery(request)
+        if update is None:
             return Response(status_code=400)
         return Response(status_code=await bots.receive(deployment_id, secret, update))
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from fastapi import APIRouter, Request, Response
 
 from adapters.telegram.bots import MAX_RETRY_AFTER_S, POLL_TIMEOUT_S, split_text
+from adapters.telegram.common import delivery, log_failure, said
 from adapters.telegram.pacing import ChatPacer
 from adapters.telegram.render import fits_button, full_text, to_html
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
@@ -38,6 +39,7 @@ from studio.replies import RUN_PREFIX, TOKEN_PREFIX
 from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
 
 logger = logging.getLogger(__name__)
+_stopped = log_failure(logger, "the Studio's Telegram bot stopped")
 
 _RETRIES = 3
 _UPDATES = ["message", "callback_query"]
@@ -102,7 +104,7 @@ class TelegramStudio:
     def start(self) -> None:
         """Connect in the background (getMe, the command menu, the webhook or the poller)."""
         self._starting = asyncio.create_task(self._start())
-        self._starting.add_done_callback(_log_failure)
+        self._starting.add_done_callback(_stopped)
 
     async def _start(self) -> None:
         ptb = self._ptb = await asyncio.to_thread(_import_ptb)
@@ -133,7 +135,7 @@ class TelegramStudio:
                 logger.error("TELEGRAM_BUILDER_TOKEN was refused by Telegram: check it")
                 return
             except ptb.error.TelegramError as exc:
-                logger.warning("the Studio's Telegram bot could not start: %s", _said(exc))
+                logger.warning("the Studio's Telegram bot could not start: %s", said(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
         self._app = app
@@ -141,7 +143,7 @@ class TelegramStudio:
         self._ready.set()
         if self.public_url is None:
             self._poller = asyncio.create_task(self._poll())
-            self._poller.add_done_callback(_log_failure)
+            self._poller.add_done_callback(_stopped)
 
     async def stop_polling(self) -> None:
         for task in (self._starting, self._poller):
@@ -195,7 +197,7 @@ class TelegramStudio:
                 logger.error("stopped polling: Telegram refused TELEGRAM_BUILDER_TOKEN")
                 return
             except errors.TelegramError as exc:
-                logger.warning("getUpdates failed: %s", _said(exc))
+                logger.warning("getUpdates failed: %s", said(exc))
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
                 continue
@@ -362,10 +364,10 @@ class TelegramStudio:
                     raise SendError("Telegram kept rate-limiting", permanent=permanent) from None
                 await asyncio.sleep(wait)
             except (errors.BadRequest, errors.Forbidden, errors.InvalidToken) as exc:
-                raise SendError(f"Telegram answered: {_said(exc)}", permanent=True) from None
+                raise SendError(f"Telegram answered: {said(exc)}", permanent=True) from None
             except errors.TelegramError as exc:  # network, server errors: worth a retry
                 raise SendError(
-                    f"Telegram could not be reached: {_said(exc)}", permanent=permanent
+                    f"Telegram could not be reached: {said(exc)}", permanent=permanent
                 ) from None
         raise AssertionError("unreachable")
 
@@ -394,7 +396,7 @@ class TelegramStudio:
                 raise SendError(f"the file is over {limit // (1024 * 1024)} MB", permanent=True)
             return bytes(await found.download_as_bytearray())
         except self._ptb.error.TelegramError as exc:
-            raise SendError(f"Telegram answered: {_said(exc)}") from None
+            raise SendError(f"Telegram answered: {said(exc)}") from None
 
     async def setup(self, deployment: DeploymentInfo) -> str | None:
         raise SendError("the Studio's Telegram bot hosts no deployments", permanent=True)
@@ -418,7 +420,7 @@ class TelegramStudio:
         try:
             await call
         except self._ptb.error.TelegramError as exc:
-            logger.warning("a Telegram call failed: %s", _said(exc))
+            logger.warning("a Telegram call failed: %s", said(exc))
 
 
 def _command_text(text: str) -> str:
@@ -473,15 +475,6 @@ def _seconds(value: Any) -> float:
     return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
 
 
-def _said(exc: BaseException) -> str:
-    return redact_tokens(str(getattr(exc, "message", exc)))
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("the Studio's Telegram bot stopped", exc_info=task.exception())
-
-
 def router() -> APIRouter:
     """`POST /telegram/studio`: the webhook of the Studio's own bot."""
     routes = APIRouter()
@@ -491,12 +484,8 @@ def router() -> APIRouter:
         studio: TelegramStudio | None = request.app.state.core.telegram_studio
         if studio is None:
             return Response(status_code=404)
-        secret = request.headers.get("x-telegram-bot-api-secret-token", "")
-        try:
-            update = await request.json()
-        except ValueError:
-            return Response(status_code=400)
-        if not isinstance(update, dict):
+        secret, update = await delivery(request)
+        if update is None:
             return Response(status_code=400)
         return Response(status_code=await studio.receive(secret, update))
 
