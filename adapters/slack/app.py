@@ -224,6 +224,8 @@ class SlackAdapter:
         message = body.get("message") or {}
         value = str(action.get("value") or "")
         if value.startswith(TOKEN_FORM_PREFIX):
+            if await self._team(body) is None:
+                return
             thread = message.get("thread_ts") or (
                 None if channel.startswith("D") else message.get("ts")
             )
