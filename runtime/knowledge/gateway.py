@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from array import array
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], Awaitable[None]]  # (chunks embedded, chunks in all)
 _EMBED_BATCH = 64  # chunks per embedding call and store write: the unit of progress
+QUESTION_CACHE = 1_000  # recent questions' vectors (1.5 KB each with the default embedder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ class KnowledgeGateway:
         self.allow_private_urls = allow_private_urls
         self.max_bytes = max_bytes
         self._http: httpx.AsyncClient | None = None
+        self._questions: OrderedDict[str, array[float]] = OrderedDict()
 
     # -- reading sources ------------------------------------------------------------------------
 
@@ -159,7 +163,7 @@ class KnowledgeGateway:
         if not source_ids or not text.strip():
             return []
         dimension = await self._dimension()
-        (vector,) = await self._embed([text])
+        vector = await self._question(text)
         hits = await self.store.query(
             bot_id=str(bot_id),
             embedder_id=self.embedder.id,
@@ -223,6 +227,19 @@ class KnowledgeGateway:
             return await self.embedder.ensure_ready()
         except EmbeddingError as exc:
             raise KnowledgeInputError(f"the embedding model failed: {exc}") from None
+
+    async def _question(self, text: str) -> Sequence[float]:
+        """A question's vector; the same question again (FAQ traffic) is not embedded twice."""
+        key = " ".join(text.split()).lower()
+        vector = self._questions.get(key)
+        if vector is None:
+            (embedded,) = await self._embed([text])
+            vector = self._questions[key] = array("f", embedded)  # 4 bytes a number
+            if len(self._questions) > QUESTION_CACHE:
+                self._questions.popitem(last=False)
+        else:
+            self._questions.move_to_end(key)
+        return vector
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
         try:

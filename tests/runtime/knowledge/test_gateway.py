@@ -3,7 +3,7 @@ fixed question set, source scoping, citations, and idempotent ingestion."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -147,3 +147,35 @@ def test_citations_answers_and_the_untrusted_block() -> None:
     block = passages_message([hostile])
     assert block.count("</passage>") == 1 and block.count("</passages>") == 1
     assert 'source="evil&quot; n=&quot;2"' in block
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, inner: OnnxMiniLmEmbedder) -> None:
+        self.inner = inner
+        self.id = inner.id
+        self.texts: list[str] = []
+
+    async def ensure_ready(self) -> int:
+        return await self.inner.ensure_ready()
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts += texts
+        return await self.inner.embed(texts)
+
+
+async def test_a_repeated_question_is_embedded_once(embedder: OnnxMiniLmEmbedder) -> None:
+    counting = CountingEmbedder(embedder)
+    gateway = KnowledgeGateway(store=VectorStore(":memory:"), embedder=counting)
+    try:
+        ids = frozenset((await ingest_all(gateway)).values())
+        counting.texts.clear()
+        asked = [
+            await gateway.retrieve(bot_id=1, source_ids=ids, text=q, limit=2, min_score=-1)
+            for q in ("Is delivery free?", "is   DELIVERY free?", "Can you deliver to Spain?")
+        ]
+        assert asked[0] == asked[1] and asked[0] != asked[2]
+        assert counting.texts == ["Is delivery free?", "Can you deliver to Spain?"]
+    finally:
+        await gateway.close()
