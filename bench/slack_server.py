@@ -19,19 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import os
-import socket
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
-import uvicorn
-
+from bench.asgi_server import Receive, Scope, Send, fields, respond_json, serve
 from bench.llm_server import ANSWER
 
 THINKING = "_thinking…_"  # adapters.slack.channel.THINKING: a slow answer's placeholder
@@ -39,10 +32,6 @@ TEAM_ID = "T0001"
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _KINDS = ("posts", "updates", "answers", "thinking", "other")
 _by_token: defaultdict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_KINDS, 0))
@@ -137,34 +126,11 @@ async def _wait(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
     return 200, {"count": _answers[key]}
 
 
-def _body(scope: Scope, raw: bytes) -> dict[str, Any]:
-    body: dict[str, Any] = dict(parse_qsl(scope.get("query_string", b"").decode()))
-    if raw:
-        content_type = ""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode()
-        if "json" in content_type:
-            parsed = json.loads(raw)
-            if isinstance(parsed, dict):
-                body.update(parsed)
-        else:
-            body.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-    return body
-
-
 def _token(scope: Scope, body: dict[str, Any]) -> str:
     for name, value in scope["headers"]:
         if name == b"authorization":
             return value.decode().removeprefix("Bearer ").strip()
     return str(body.get("token", ""))
-
-
-async def _respond(send: Send, status: int, data: dict[str, Any]) -> None:
-    body = json.dumps(data).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -178,38 +144,22 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             break
     path: str = scope["path"]
     try:
-        body = _body(scope, b"".join(chunks))
+        body = fields(scope, b"".join(chunks))
     except ValueError:
-        await _respond(send, 400, {"ok": False, "error": "invalid_json"})
+        await respond_json(send, 400, {"ok": False, "error": "invalid_json"})
         return
     if path.startswith("/api/"):
-        await _respond(send, 200, _api(path.removeprefix("/api/"), _token(scope, body), body))
+        await respond_json(send, 200, _api(path.removeprefix("/api/"), _token(scope, body), body))
     elif path == "/count":
         table, key = (_by_token, "token") if "token" in body else (_by_channel, "channel")
         counts = table.get(str(body.get(key, ""))) or dict.fromkeys(_KINDS, 0)
-        await _respond(send, 200, dict(counts))
+        await respond_json(send, 200, dict(counts))
     elif path == "/wait":
         status, data = await _wait({k: str(v) for k, v in body.items()})
-        await _respond(send, status, data)
+        await respond_json(send, status, data)
     else:
-        await _respond(send, 404, {"ok": False, "error": "not_found"})
-
-
-def main(port_file: str) -> None:
-    # IPPROTO_TCP explicitly so asyncio sets TCP_NODELAY (see bench.llm_server).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(2048)
-    port = sock.getsockname()[1]
-    partial = Path(f"{port_file}.part")
-    partial.write_text(str(port))
-    os.replace(partial, port_file)  # the reader never sees half a number
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", backlog=2048
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+        await respond_json(send, 404, {"ok": False, "error": "not_found"})
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    serve(app, sys.argv[1])

@@ -24,25 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import os
-import socket
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
-import uvicorn
-
+from bench.asgi_server import Receive, Scope, Send, fields, respond_json, serve
 from bench.llm_server import ANSWER
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _KINDS = ("sends", "answers", "other", "calls")
 _by_token: defaultdict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_KINDS, 0))
@@ -134,52 +123,6 @@ async def _wait(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
     return 200, {"count": len(times), "at": times[n - 1]}
 
 
-def _multipart(raw: bytes, content_type: str) -> dict[str, Any]:
-    """Plain fields of a multipart/form-data body (file parts are kept as bytes)."""
-    boundary = content_type.split("boundary=", 1)[1].split(";")[0].strip().strip('"')
-    fields: dict[str, Any] = {}
-    for part in raw.split(b"--" + boundary.encode()):
-        head, sep, value = part.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        name = ""
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            if line.lower().startswith("content-disposition") and 'name="' in line:
-                name = line.split('name="', 1)[1].split('"', 1)[0]
-        if name:
-            data = value.removesuffix(b"\r\n")
-            try:
-                fields[name] = data.decode()
-            except UnicodeDecodeError:
-                fields[name] = data
-    return fields
-
-
-def _body(scope: Scope, raw: bytes) -> dict[str, Any]:
-    body: dict[str, Any] = dict(parse_qsl(scope.get("query_string", b"").decode()))
-    if raw:
-        content_type = ""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode()
-        if "json" in content_type:
-            parsed = json.loads(raw)
-            if isinstance(parsed, dict):
-                body.update(parsed)
-        elif "multipart" in content_type:
-            body.update(_multipart(raw, content_type))
-        else:
-            body.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-    return body
-
-
-async def _respond(send: Send, status: int, data: dict[str, Any]) -> None:
-    body = json.dumps(data).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
@@ -191,47 +134,31 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             break
     path: str = unquote(scope["path"])
     try:
-        body = _body(scope, b"".join(chunks))
+        body = fields(scope, b"".join(chunks))
     except (ValueError, IndexError):
-        await _respond(send, 400, {"ok": False, "error_code": 400, "description": "bad body"})
+        await respond_json(send, 400, {"ok": False, "error_code": 400, "description": "bad body"})
         return
     if path.startswith("/bot"):
         token, _, method = path.removeprefix("/bot").partition("/")
         data = _api(token, method, body)
-        await _respond(send, 200 if data["ok"] else 404, data)
+        await respond_json(send, 200 if data["ok"] else 404, data)
     elif path == "/count":
         if "token" in body:
             counts = _by_token.get(str(body["token"])) or dict.fromkeys(_KINDS, 0)
-            await _respond(send, 200, dict(counts))
+            await respond_json(send, 200, dict(counts))
         else:
             total = {k: sum(c[k] for c in _by_token.values()) for k in _KINDS}
-            await _respond(send, 200, {**total, "tokens": len(_by_token)})
+            await respond_json(send, 200, {**total, "tokens": len(_by_token)})
     elif path == "/webhooks":
-        await _respond(send, 200, _webhooks)
+        await respond_json(send, 200, _webhooks)
     elif path == "/webhook":
-        await _respond(send, 200, _webhooks.get(str(body.get("token", "")), {}))
+        await respond_json(send, 200, _webhooks.get(str(body.get("token", "")), {}))
     elif path == "/wait":
         status, data = await _wait({k: str(v) for k, v in body.items()})
-        await _respond(send, status, data)
+        await respond_json(send, status, data)
     else:
-        await _respond(send, 404, {"ok": False, "error_code": 404, "description": "Not Found"})
-
-
-def main(port_file: str) -> None:
-    # IPPROTO_TCP explicitly so asyncio sets TCP_NODELAY (see bench.llm_server).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(2048)
-    port = sock.getsockname()[1]
-    partial = Path(f"{port_file}.part")
-    partial.write_text(str(port))
-    os.replace(partial, port_file)  # the reader never sees half a number
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", backlog=2048
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+        await respond_json(send, 404, {"ok": False, "error_code": 404, "description": "Not Found"})
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    serve(app, sys.argv[1])

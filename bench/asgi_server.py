@@ -1,0 +1,88 @@
+"""What the benchmarks' fake servers share (the model, Slack, Telegram): serving a bare ASGI app
+on a free loopback port that is written to a file, reading a request's fields, answering JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import uvicorn
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def serve(app: App, port_file: str) -> None:
+    """Serve `app` on 127.0.0.1 at a free port, written to `port_file` once it listens."""
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # without it every answer waits ~40 ms for a delayed ACK (headers and body are two writes).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    port = sock.getsockname()[1]
+    partial = Path(f"{port_file}.part")
+    partial.write_text(str(port))
+    os.replace(partial, port_file)  # the reader never sees half a number
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", backlog=2048
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+async def respond(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def respond_json(send: Send, status: int, data: dict[str, Any]) -> None:
+    await respond(send, status, json.dumps(data).encode())
+
+
+def fields(scope: Scope, raw: bytes) -> dict[str, Any]:
+    """The query string and the body's fields: JSON, form-encoded or multipart (file parts as
+    bytes). Malformed JSON raises ValueError."""
+    body: dict[str, Any] = dict(parse_qsl(scope.get("query_string", b"").decode()))
+    if raw:
+        content_type = ""
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode()
+        if "json" in content_type:
+            parsed = json.loads(raw)
+            if isinstance(parsed, dict):
+                body.update(parsed)
+        elif "multipart" in content_type:
+            body.update(_multipart(raw, content_type))
+        else:
+            body.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    return body
+
+
+def _multipart(raw: bytes, content_type: str) -> dict[str, Any]:
+    boundary = content_type.split("boundary=", 1)[1].split(";")[0].strip().strip('"')
+    found: dict[str, Any] = {}
+    for part in raw.split(b"--" + boundary.encode()):
+        head, sep, value = part.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        name = ""
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            if line.lower().startswith("content-disposition") and 'name="' in line:
+                name = line.split('name="', 1)[1].split('"', 1)[0]
+        if name:
+            data = value.removesuffix(b"\r\n")
+            try:
+                found[name] = data.decode()
+            except UnicodeDecodeError:
+                found[name] = data
+    return found
