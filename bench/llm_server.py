@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from bench.asgi_server import Receive, Scope, Send, respond, serve
+from bench.asgi_server import Receive, Scope, Send, read_body, respond, serve
 
 ANSWER = "Refunds take 5 business days."
 PROMPT_TOKENS = 24
@@ -50,17 +50,12 @@ def _completion(model: str) -> bytes:
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
+    raw = await read_body(receive)
     if scope["method"] != "POST" or not scope["path"].endswith("/chat/completions"):
         await respond(send, 404, b'{"error": {"message": "not found"}}')
         return
     try:
-        model = str(json.loads(b"".join(chunks)).get("model", "fake"))
+        model = str(json.loads(raw).get("model", "fake"))
     except ValueError:
         await respond(send, 400, b'{"error": {"message": "body is not JSON"}}')
         return

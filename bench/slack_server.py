@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from bench.asgi_server import Receive, Scope, Send, fields, respond_json, serve
+from bench.asgi_server import Receive, Scope, Send, fields, read_body, respond_json, serve
 from bench.llm_server import ANSWER
 
 THINKING = "_thinking…_"  # adapters.slack.channel.THINKING: a slow answer's placeholder
@@ -136,15 +136,10 @@ def _token(scope: Scope, body: dict[str, Any]) -> str:
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
+    raw = await read_body(receive)
     path: str = scope["path"]
     try:
-        body = fields(scope, b"".join(chunks))
+        body = fields(scope, raw)
     except ValueError:
         await respond_json(send, 400, {"ok": False, "error": "invalid_json"})
         return

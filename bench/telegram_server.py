@@ -30,7 +30,7 @@ from collections import defaultdict
 from typing import Any
 from urllib.parse import unquote
 
-from bench.asgi_server import Receive, Scope, Send, fields, respond_json, serve
+from bench.asgi_server import Receive, Scope, Send, fields, read_body, respond_json, serve
 from bench.llm_server import ANSWER
 
 _KINDS = ("sends", "answers", "other", "calls")
@@ -126,15 +126,10 @@ async def _wait(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
+    raw = await read_body(receive)
     path: str = unquote(scope["path"])
     try:
-        body = fields(scope, b"".join(chunks))
+        body = fields(scope, raw)
     except (ValueError, IndexError):
         await respond_json(send, 400, {"ok": False, "error_code": 400, "description": "bad body"})
         return
