@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from fastapi import APIRouter, Request, Response
 from sqlmodel import select
 
-from adapters.telegram.common import delivery, log_failure, said
+from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
@@ -263,47 +263,38 @@ class TelegramBots:
             self._pollers[deployment_id] = task
 
     async def _poll_loop(self, deployment_id: str) -> None:
-        """getUpdates, record the batch in the inbox, and only then confirm it (the offset)."""
+        """The deployment's updates by long polling, until Telegram refuses its token."""
         lib = await self._aiogram()
         errors = lib.exceptions
         try:
             bot = lib.Bot(await self._token(deployment_id), session=self._poll_session)
         except SendError:
             return  # undeployed meanwhile
-        offset: int | None = None
-        pause = 1.0
-        while True:
-            try:
-                updates = await bot.get_updates(
+        extra = {"deployment": deployment_id}
+
+        async def fetch(offset: int | None) -> list[Any]:
+            return list(
+                await bot.get_updates(
                     offset=offset,
                     timeout=POLL_TIMEOUT_S,
                     allowed_updates=["message"],
                     request_timeout=POLL_TIMEOUT_S + 10,
                 )
-            except errors.TelegramUnauthorizedError:
-                logger.warning(
-                    "stopped polling: Telegram refused the token",
-                    extra={"deployment": deployment_id},
-                )
-                self._revoked(deployment_id)
-                return
-            except errors.TelegramAPIError as exc:
-                logger.warning(
-                    "getUpdates failed: %s", said(exc), extra={"deployment": deployment_id}
-                )
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 30.0)
-                continue
-            pause = 1.0
-            try:
-                for update in updates:
-                    await self._record(deployment_id, update)
-            except Exception:  # not confirmed: the batch comes back, and the inbox dedupes it
-                logger.exception("recording updates failed", extra={"deployment": deployment_id})
-                await asyncio.sleep(pause)
-                continue
-            if updates:
-                offset = updates[-1].update_id + 1
+            )
+
+        async def record(update: Any) -> None:
+            await self._record(deployment_id, update)
+
+        await poll_updates(
+            fetch,
+            record,
+            refused=errors.TelegramUnauthorizedError,
+            failed=errors.TelegramAPIError,
+            logger=logger,
+            extra=extra,
+        )
+        logger.warning("stopped polling: Telegram refused the token", extra=extra)
+        self._revoked(deployment_id)
 
     # -- inbound -----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from fastapi import APIRouter, Request, Response
 
 from adapters.telegram.bots import MAX_RETRY_AFTER_S, POLL_TIMEOUT_S, split_text
-from adapters.telegram.common import delivery, log_failure, said
+from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
 from adapters.telegram.render import fits_button, full_text, to_html
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
@@ -180,37 +180,29 @@ class TelegramStudio:
         return 200
 
     async def _poll(self) -> None:
-        """getUpdates, record the batch, and only then confirm it (the next offset)."""
-        assert self._app is not None
+        """The Studio's updates by long polling, until Telegram refuses its token."""
+        app = self._app
+        assert app is not None
         errors = self._ptb.error
-        offset: int | None = None
-        pause = 1.0
-        while True:
-            try:
-                updates = await self._app.bot.get_updates(
+
+        async def fetch(offset: int | None) -> list[Any]:
+            return list(
+                await app.bot.get_updates(
                     offset=offset,
                     timeout=POLL_TIMEOUT_S,
                     read_timeout=POLL_TIMEOUT_S + 10,
                     allowed_updates=_UPDATES,
                 )
-            except errors.InvalidToken:
-                logger.error("stopped polling: Telegram refused TELEGRAM_BUILDER_TOKEN")
-                return
-            except errors.TelegramError as exc:
-                logger.warning("getUpdates failed: %s", said(exc))
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 30.0)
-                continue
-            pause = 1.0
-            try:
-                for update in updates:
-                    await self._dispatch(update)
-            except Exception:  # not confirmed: the batch comes back, and the inbox dedupes it
-                logger.exception("recording the Studio's updates failed")
-                await asyncio.sleep(pause)
-                continue
-            if updates:
-                offset = updates[-1].update_id + 1
+            )
+
+        await poll_updates(
+            fetch,
+            self._dispatch,
+            refused=errors.InvalidToken,
+            failed=errors.TelegramError,
+            logger=logger,
+        )
+        logger.error("stopped polling: Telegram refused TELEGRAM_BUILDER_TOKEN")
 
     async def _dispatch(self, update: Any) -> None:
         """Route an update to its handler. Not `Application.process_update`: that swallows a
