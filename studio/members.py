@@ -93,9 +93,10 @@ class Members:
         caller = Caller(team_id=team_id, team=team_name, identity=identity, role=Role(member.role))
         return Visit(caller, current)
 
-    async def workspace_team(self, name: str, *, owners: list[str]) -> int:
-        """The team of a chat workspace (a Slack workspace), created on first contact with
-        `owners` (identities) as its owners; without owners, its first member will own it."""
+    async def workspace_team(self, name: str, *, owners: list[str], actor: str = "slack") -> int:
+        """The team of a chat workspace (a Slack workspace, or one person's own team), created
+        on first contact with `owners` (identities) as its owners; without owners, its first
+        member will own it."""
         async with self.db.read() as session:
             team = await TeamRepository(session).by_name(name)
         if team is not None and team.id is not None:
@@ -109,7 +110,7 @@ class Members:
                     await repo.add_member(team.id, owner, Role.OWNER)
                 await AuditRepository(session).record(
                     team_id=team.id,
-                    actor="slack",
+                    actor=actor,
                     action="team.create",
                     target=name,
                     after={"owners": owners},
@@ -136,32 +137,14 @@ class Members:
             return team_id if team_id is not None else (await session.exec(latest)).first()
 
     async def personal_team(self, identity: str, *, name: str) -> int:
-        """A new team `name` owned by `identity` alone (open sign-up); an existing team of that
-        name is reused only when `identity` is already its member."""
-        try:
-            async with self.db.write() as session:
-                repo = TeamRepository(session)
-                team = await repo.create(name)
-                assert team.id is not None
-                await repo.add_member(team.id, identity, Role.OWNER)
-                await AuditRepository(session).record(
-                    team_id=team.id,
-                    actor=identity,
-                    action="team.create",
-                    target=name,
-                    after={"owners": [identity], "via": "open signup"},
-                )
-                await _make_home(session, identity, team.id)
-                return team.id
-        except DuplicateError:
-            async with self.db.read() as session:
-                existing = await TeamRepository(session).by_name(name)
-                member = None
-                if existing is not None and existing.id is not None:
-                    member = await TeamRepository(session).member(existing.id, identity)
-            if member is None:
-                raise ConflictError(f"a team named {name} exists already") from None
-            return member.team_id
+        """A team `name` owned by `identity` alone (open sign-up), which it then talks to; an
+        existing team of that name is reused only when `identity` is already its member."""
+        team_id = await self.workspace_team(name, owners=[identity], actor=identity)
+        async with self.db.write() as session:
+            if await TeamRepository(session).member(team_id, identity) is None:
+                raise ConflictError(f"a team named {name} exists already")
+            await _make_home(session, identity, team_id)
+        return team_id
 
     async def leaders(self, team_id: int) -> list[str]:
         """The identities of the team's owners and admins."""
