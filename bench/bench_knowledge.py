@@ -9,9 +9,10 @@ a fixed-seed pool), read with `read_file` and cut by the real chunker (~640 char
 - Ingest: one manual through `KnowledgeGateway.ingest` into a folder on disk, every chunk's whole
   text embedded. Only INGEST_CHUNKS chunks: this CPU embeds ~25 such chunks a second, so 1,000
   would take a minute; the rate is per chunk either way.
-- Retrieve: `KnowledgeGateway.retrieve(limit=4, min_score=0.3)`, a different question each time,
-  after a warm-up: at 1k chunks (one source) and at 10k chunks (ten sources) with all sources
-  allowed, and at 10k with one source allowed (the store over-fetches and filters in Python).
+- Retrieve: `KnowledgeGateway.retrieve(limit=4, min_score=0.3)`, each time a question never asked
+  before (the gateway remembers the vectors of recent questions), after a warm-up: at 1k chunks
+  (one source) and at 10k chunks (ten sources) with all sources allowed, and at 10k with one
+  source allowed (the store over-fetches and filters in Python).
   The 1k and 10k bots are written with `VectorStore.upsert` into a folder in RAM (embedded Qdrant
   commits each point on its own, ~70 a second on this disk, and queries only its memory). And
   embedding 10,000 chunks would take minutes here, so a chunk's vector is the normalised,
@@ -269,8 +270,12 @@ def manual(number: int, chunks: int, pool: Sequence[str]) -> tuple[str, bytes]:
 
 
 def questions(count: int) -> list[str]:
+    """`count` different questions: the gateway remembers the vectors of recent ones."""
     rng = random.Random(SEED + 1)
-    return [_fill(rng, rng.choice(_QUESTIONS)) for _ in range(count)]
+    found: dict[str, None] = {}
+    while len(found) < count:
+        found[_fill(rng, rng.choice(_QUESTIONS))] = None
+    return list(found)
 
 
 _SENTENCE_END = re.compile(r"(?<=\.)\s+")
@@ -323,6 +328,16 @@ class Timing:
 
 def _log(text: str) -> None:
     print(f"# knowledge: {text}", file=sys.stderr, flush=True)
+
+
+# Each retrieval through the gateway asks its own questions, never asked before: the gateway keeps
+# the vectors of recent questions, and a remembered one skips the embedding. The parts (query
+# alone, embedding alone, bare Qdrant) use the 10k retrieval's questions.
+_ASKED_BY = ("1k", "10k", "10k_one")
+
+
+def _asked(name: str, i: int) -> int:
+    return i * len(_ASKED_BY) + _ASKED_BY.index(name)
 
 
 async def _interleaved(calls: dict[str, Callable[[int], Awaitable[int]]]) -> dict[str, Timing]:
@@ -384,7 +399,7 @@ class Measured:
 async def run() -> list[Figure]:
     started = time.perf_counter()
     embedder = OnnxMiniLmEmbedder()
-    asked = questions(WARMUP + QUERIES)
+    asked = questions((WARMUP + QUERIES) * len(_ASKED_BY))
     pool = sentence_pool()
     found = Measured()
     with (
@@ -461,12 +476,14 @@ async def _retrievals(
         vectors = await embedder.embed(asked)
         name_10k = collection_name(str(BOT_10K), embedder.id, DIMENSION)
 
-        def retrieve(bot_id: int, source_ids: frozenset[str]) -> Callable[[int], Awaitable[int]]:
+        def retrieve(
+            name: str, bot_id: int, source_ids: frozenset[str]
+        ) -> Callable[[int], Awaitable[int]]:
             async def call(i: int) -> int:
                 passages = await gateway.retrieve(
                     bot_id=bot_id,
                     source_ids=source_ids,
-                    text=asked[i],
+                    text=asked[_asked(name, i)],
                     limit=LIMIT,
                     min_score=MIN_SCORE,
                 )
@@ -479,7 +496,7 @@ async def _retrievals(
                 bot_id=str(BOT_10K),
                 embedder_id=embedder.id,
                 dimension=DIMENSION,
-                vector=vectors[i],
+                vector=vectors[_asked("10k", i)],
                 source_ids=every,
                 limit=LIMIT,
                 score_threshold=MIN_SCORE,
@@ -487,20 +504,20 @@ async def _retrievals(
             return len(hits)
 
         async def embed_only(i: int) -> int:
-            return len(await embedder.embed([asked[i]]))
+            return len(await embedder.embed([asked[_asked("10k", i)]]))
 
         async def raw(i: int) -> int:  # called on the loop: no thread hop
             points = bare.query_points(
-                name_10k, query=vectors[i], limit=LIMIT, score_threshold=MIN_SCORE
+                name_10k, query=vectors[_asked("10k", i)], limit=LIMIT, score_threshold=MIN_SCORE
             ).points
             return len(points)
 
         clock = time.perf_counter()
         found.timings = await _interleaved(
             {
-                "1k": retrieve(BOT_1K, frozenset({sources[0].source_id})),
-                "10k": retrieve(BOT_10K, every),
-                "10k_one": retrieve(BOT_10K, frozenset({sources[3].source_id})),
+                "1k": retrieve("1k", BOT_1K, frozenset({sources[0].source_id})),
+                "10k": retrieve("10k", BOT_10K, every),
+                "10k_one": retrieve("10k_one", BOT_10K, frozenset({sources[3].source_id})),
                 "query": query_only,
                 "embed": embed_only,
                 "raw": raw,

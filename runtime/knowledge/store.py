@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
@@ -187,13 +189,14 @@ class VectorStore:
         if not source_ids or limit < 1:
             return []
         name = collection_name(bot_id, embedder_id, dimension)
-        query = _unit(vector)
+        unit = np.asarray(_unit(vector), dtype=np.float32)
 
         def work(client: QdrantClient) -> list[Hit]:
             from qdrant_client import models
 
             if not client.collection_exists(name):
                 return []
+            query = self._nearest(unit)
             fetch = limit * 4
             while True:
                 points = client.query_points(
@@ -222,6 +225,20 @@ class VectorStore:
             return [_hit(point) for point in points]
 
         return await self._run(work)
+
+    def _nearest(self, unit: np.ndarray[Any, Any]) -> Any:
+        """The query for `query_points`.
+
+        Embedded Qdrant turns a list (or an array it is given, which the client makes a list)
+        into a float64 vector, so numpy converts the whole float32 matrix on every query: 2.6 ms
+        of a 3 ms search at 10k x 384. A float32 array inside an unvalidated `NearestQuery` goes
+        through to `np.dot` as it is (0.1 ms, the same scores). A server gets JSON: a list.
+        """
+        from qdrant_client import models
+
+        if self._remote:
+            return unit.tolist()
+        return models.NearestQuery.model_construct(nearest=unit)
 
     async def delete_source(
         self, *, bot_id: str, embedder_id: str, dimension: int, source_id: str
