@@ -579,8 +579,7 @@ def _figures(found: Measured) -> list[Figure]:
         f"goal met; {split}"
         if p50_10k <= 10
         else f"goal missed: {split}; a retrieve is the sum of the two parts: MiniLM on the CPU "
-        "for the question, then an exact search in embedded Qdrant, whose local cosine "
-        "re-normalises every stored vector on each query (numpy over 10k x 384)"
+        "for the question, then an exact search in embedded Qdrant (numpy over 10k x 384)"
     )
     return [
         Figure(
@@ -590,7 +589,8 @@ def _figures(found: Measured) -> list[Figure]:
             "",
             f"no goal; `KnowledgeGateway.ingest` of a generated markdown manual of "
             f"{found.ingested} chunks (~640 characters) in {found.ingest_s:.1f} s: chunking, "
-            "embedding every chunk's text with the default MiniLM (batches of 32), writing to "
+            f"embedding every chunk's text with the default MiniLM (batches of "
+            f"{OnnxMiniLmEmbedder.batch_size}), writing to "
             "embedded Qdrant in a folder on disk (a commit per point); the embedding is nearly "
             "all of it",
         ),
@@ -648,7 +648,8 @@ def _figures(found: Measured) -> list[Figure]:
             "",
             f"p50 of a bare `QdrantClient(path=...).query_points(limit={LIMIT}, "
             f"score_threshold={MIN_SCORE})` on a copy of the same collection with the same "
-            "question vectors, called directly on the loop (no gateway, no thread, no over-fetch): "
-            "the floor",
+            "question vectors as lists, called directly on the loop (no gateway, no thread, no "
+            "over-fetch); embedded Qdrant searches a list in float64, converting the whole float32 "
+            "matrix, which `VectorStore` avoids by passing a float32 array",
         ),
     ]
