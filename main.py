@@ -197,6 +197,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
     from adapters.web.deps import WebServices
     from adapters.web.rate_limit import RateLimiter
     from adapters.web.sessions import SessionIssuer
+    from runtime.memory import freeze_long_lived
     from studio import confirmations
 
     @asynccontextmanager
@@ -220,6 +221,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         housekeeping = asyncio.create_task(
             services.runtime.housekeeping(also=(services.mailbox.expire, confirmations.expire))
         )
+        freeze_long_lived()
         app.state.services = WebServices(
             settings=settings,
             ops=services.ops,

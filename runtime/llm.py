@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from builders.spec import OFFLINE_MODEL
+from runtime.memory import freeze_long_lived
 
 logger = logging.getLogger(__name__)
 
@@ -240,6 +241,7 @@ def import_litellm() -> ModuleType:
     litellm.telemetry = False
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)  # it logs every call at INFO
+    freeze_long_lived()  # its import made most of the process's lasting objects
     return litellm
 
 
