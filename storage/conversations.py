@@ -16,6 +16,7 @@ from storage.tables import Conversation, Message, utcnow
 
 _conv = Conversation.__table__  # type: ignore[attr-defined]
 _msg = Message.__table__  # type: ignore[attr-defined]
+_ADD_MESSAGES = insert(_msg)  # built once: the hot path runs it every turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def add_messages(
 ) -> None:
     now = utcnow()
     conn.execute(
-        insert(_msg),
+        _ADD_MESSAGES,
         [
             {
                 "conversation_id": conversation_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,28 +20,41 @@ _inbox = InboxItem.__table__  # type: ignore[attr-defined]
 _outbox = OutboxItem.__table__  # type: ignore[attr-defined]
 
 
+# The hot-path statements are built once, with bound parameters: building a statement with
+# literal values costs more CPU than SQLite takes to run it (measured: ~0.1 ms a statement).
+_RECORD = {
+    dialect.dialect.name: dialect.insert(_inbox)
+    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    .returning(_inbox.c.id)
+    for dialect in (sqlite, postgresql)
+}
+_SET_INBOX_STATUS = (
+    update(_inbox).where(_inbox.c.id == bindparam("b_id")).values(status=bindparam("b_status"))
+)
+_ADD_OUTBOUND = _outbox.insert()
+_MARK_OUTBOUND = (
+    update(_outbox)
+    .where(_outbox.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), error=bindparam("b_error"), sent_at=bindparam("b_at"))
+)
+
+
 def record_inbound(
     conn: Connection, *, dedupe_key: str, deployment_id: str, payload: dict[str, Any]
 ) -> int | None:
     """The new inbox row's id, or None when this key was seen before."""
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    statement = (
-        dialect.insert(_inbox)
-        .values(
-            dedupe_key=dedupe_key,
-            deployment_id=deployment_id,
-            payload=payload,
-            status="pending",
-            received_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(_inbox.c.id)
-    )
-    return (conn.execute(statement)).scalar()
+    row = {
+        "dedupe_key": dedupe_key,
+        "deployment_id": deployment_id,
+        "payload": payload,
+        "status": "pending",
+        "received_at": utcnow(),
+    }
+    return conn.execute(_RECORD[conn.dialect.name], row).scalar()
 
 
 def set_inbox_status(conn: Connection, item_id: int, status: str) -> None:
-    conn.execute(update(_inbox).where(_inbox.c.id == item_id).values(status=status))
+    conn.execute(_SET_INBOX_STATUS, {"b_id": item_id, "b_status": status})
 
 
 async def pending_inbox(conn: AsyncConnection) -> list[tuple[int, str, dict[str, Any]]]:
@@ -54,19 +67,20 @@ async def pending_inbox(conn: AsyncConnection) -> list[tuple[int, str, dict[str,
 
 
 def add_outbound(conn: Connection, *, deployment_id: str, payload: dict[str, Any]) -> int:
-    result = conn.execute(
-        _outbox.insert().values(
-            deployment_id=deployment_id, payload=payload, status="pending", created_at=utcnow()
-        )
-    )
+    row = {
+        "deployment_id": deployment_id,
+        "payload": payload,
+        "status": "pending",
+        "created_at": utcnow(),
+    }
+    result = conn.execute(_ADD_OUTBOUND, row)
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def mark_outbound(conn: Connection, item_id: int, *, status: str, error: str | None = None) -> None:
+    sent_at = utcnow() if status == "sent" else None
     conn.execute(
-        update(_outbox)
-        .where(_outbox.c.id == item_id)
-        .values(status=status, error=error, sent_at=utcnow() if status == "sent" else None)
+        _MARK_OUTBOUND, {"b_id": item_id, "b_status": status, "b_error": error, "b_at": sent_at}
     )
 
 
