@@ -162,6 +162,7 @@ async def build_services(settings: Settings) -> Services:
             cipher=cipher,
         )
         channels.register(telegram_studio)
+        studio.telegram_bot_link = telegram_studio.new_bot_link
     slack = None
     if settings.slack_enabled:
         from adapters.slack.app import SlackAdapter

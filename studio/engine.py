@@ -66,6 +66,7 @@ from studio.progress import ReadingProgress
 from studio.replies import (
     CANCEL_PREFIX,
     CONFIRM_PREFIX,
+    MANAGED_BOT,
     RUN_PREFIX,
     TOKEN_FORM_PREFIX,
     TOKEN_PREFIX,
@@ -124,6 +125,9 @@ class Studio:
         self.knowledge = KnowledgeOperations(ops=ops, gateway=runtime.knowledge)
         self.tests = BotTests(db=db, ops=ops, llm=llm, judge_model=judge_model)
         self._jobs: set[asyncio.Task[None]] = set()
+        # The Studio's Telegram bot's t.me/newbot link for a bot, when Telegram lets it manage
+        # bots (set by the composition root; None: only a pasted token deploys to Telegram).
+        self.telegram_bot_link: Callable[[str], str | None] | None = None
         self._watchers: dict[tuple[int, str], list[Address]] = {}  # running test runs
         self._revisions: dict[tuple[int, str], int] = {}  # the draft revision each one tests
         self._handlers: dict[type[Command], Callable[[Turn, Command], Awaitable[list[Answer]]]] = {
@@ -724,15 +728,23 @@ class Studio:
                     ),
                 ),
             )
-        return Answer(
+        text = (
             f"Send me *{bot}*'s token from @BotFather as your next message (within 5 minutes). "
             "I delete that message at once, keep the token encrypted and never show it again."
         )
+        link = self.telegram_bot_link(bot) if self.telegram_bot_link is not None else None
+        if link is not None:
+            text += (
+                f"\n\nOr create a new Telegram bot for it without any token: open {link} and "
+                "confirm (within 5 minutes); Telegram gives me its token directly."
+            )
+        return Answer(text)
 
     async def _hand_over(self, turn: Turn, handed: str) -> list[Answer]:
         """A token sealed by a front: deploy the bot it was asked for."""
         caller = turn.caller
         request, _, sealed = handed.partition(":")
+        managed = request == MANAGED_BOT  # created through the t.me/newbot link: the latest request
         try:
             token = self.ops.cipher.decrypt(sealed.encode())
         except ValueError:  # not sealed by this service: the request stays open
@@ -740,9 +752,11 @@ class Studio:
         pending = await self.confirmations.claim(
             team_id=caller.team_id,
             identity=caller.identity,
-            token=request or None,
+            token=None if managed else request or None,
             kind=TOKEN_REQUEST,
         )
+        if pending is None and managed:
+            return [await self._managed_unasked(turn, token)]
         if pending is None:
             return [
                 Answer(
@@ -760,6 +774,33 @@ class Studio:
             return [Answer(f"{exc.message.rstrip('.')}. Nothing was deployed; {again} to retry.")]
         turn.current = bot
         return [presenters.deployed(view)]
+
+    async def _managed_unasked(self, turn: Turn, token: str) -> Answer:
+        """A managed bot's token came with no request waiting: its token was replaced in
+        Telegram (the deployment using that bot takes the new one), or nothing asked for it."""
+        bot_id = token.partition(":")[0]
+        serving = [
+            d
+            for d in await self.ops.deployments(turn.caller, None)
+            if d.channel == "telegram" and d.target == bot_id
+        ]
+        if not serving:
+            return Answer(
+                "Telegram told me about a new bot you created with me, but no deployment was "
+                "waiting for one (a request lasts 5 minutes). Say /deploy BOT telegram, then "
+                "send me that bot's token from @BotFather."
+            )
+        used = serving[0]  # a Telegram bot serves one deployment at most
+        try:
+            view = await self.ops.deploy(
+                turn.caller, used.bot, channel="telegram", env=used.env, token=token
+            )
+        except OperationError as exc:
+            return Answer(f"The Telegram bot of *{used.bot}* has a new token, but: {exc.message}")
+        return Answer(
+            f"The Telegram bot of *{used.bot}* ({used.env}) has a new token; "
+            f"its deployment uses it now: {view.url}"
+        )
 
     async def _deployments(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, ListDeployments)

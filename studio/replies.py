@@ -14,6 +14,9 @@ RUN_PREFIX = "run:"  # + a command, e.g. "run:/show faq-bot"
 # A Telegram bot token handed over on a private path: "token:{request id or ''}:{ciphertext}".
 # Fronts seal the token with the service's cipher at once, so the inbox only ever holds it sealed.
 TOKEN_PREFIX = "token:"
+# In place of the request id: the token of a bot the member just created through the Studio's
+# t.me/newbot link (Telegram's managed bots), fetched by the Studio's bot itself.
+MANAGED_BOT = "managed"
 TOKEN_FORM_PREFIX = "token-form:"  # + a token request's id: a front opens a private form for it
 
 

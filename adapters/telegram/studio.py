@@ -12,6 +12,11 @@ from `/invite` in any front). Strangers get an explanation and nothing else, unl
 `STUDIO_TELEGRAM_OPEN_SIGNUP` gives them a personal team on `/start`; their messages are never
 recorded. A BotFather token sent in the DM is deleted from the chat at once and handed to the
 Studio sealed with the service's cipher, so it is never stored or logged in clear.
+
+When @BotFather lets the Studio's bot manage bots (Bot API 9.6), a token request also offers a
+`t.me/newbot/...` link: the member creates the bot in Telegram, the Studio's bot receives a
+`managed_bot` update, fetches the new bot's token with `getManagedBotToken` and hands it over
+sealed, like a pasted one. Nobody copies a token.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 from collections import OrderedDict
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 
@@ -35,14 +42,14 @@ from studio.address import TELEGRAM_STUDIO, studio_address
 from studio.commands import COMMANDS
 from studio.errors import OperationError
 from studio.members import Members
-from studio.replies import RUN_PREFIX, TOKEN_PREFIX
+from studio.replies import MANAGED_BOT, RUN_PREFIX, TOKEN_PREFIX
 from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
 
 logger = logging.getLogger(__name__)
 _stopped = log_failure(logger, "the Studio's Telegram bot stopped")
 
 _RETRIES = 3
-_UPDATES = ["message", "callback_query"]
+_UPDATES = ["message", "callback_query", "managed_bot"]
 _BUTTONS_PER_ROW = 2
 _STRANGER_UPDATES = 10_000
 _STRANGER = (
@@ -98,6 +105,13 @@ class TelegramStudio:
     @property
     def secret(self) -> str:
         return self.cipher.derive("telegram-webhook:studio", length=32)
+
+    def new_bot_link(self, bot: str) -> str | None:
+        """The t.me link that creates a Telegram bot for `bot`, managed by the Studio's bot (its
+        token then comes with a `managed_bot` update); None unless @BotFather allows that."""
+        if self._app is None or not self._app.bot.bot.can_manage_bots:
+            return None
+        return f"https://t.me/newbot/{self.username}/{suggested_username(bot)}?name={quote(bot)}"
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -209,6 +223,8 @@ class TelegramStudio:
         handler's exception, and an update that could not be recorded must not be confirmed."""
         if update.callback_query is not None:
             await self._on_button(update)
+        elif update.managed_bot is not None:
+            await self._on_managed_bot(update)
         elif update.effective_chat is not None and update.effective_chat.type == "private":
             await self._on_message(update)
 
@@ -259,6 +275,34 @@ class TelegramStudio:
             IncomingMessage(
                 address=address,
                 action=redact_tokens(query.data),  # a forged click is still never a stored token
+                dedupe_key=f"telegram-studio:{update.update_id}",
+            )
+        )
+
+    async def _on_managed_bot(self, update: Any) -> None:
+        """A member created a bot through the Studio's link (or its token changed): fetch its
+        token and hand it over sealed, as if they had pasted it. A transient failure raises, so
+        the update is not confirmed and comes again."""
+        creator, created = update.managed_bot.user, update.managed_bot.bot
+        identity = f"telegram:{creator.id}"
+        team_id = await self.members.home_team(identity)
+        if team_id is None:
+            logger.info("ignored a managed bot created by someone in no team")
+            return
+        errors = self._ptb.error
+        try:
+            token = await self._app.bot.get_managed_bot_token(user_id=created.id)
+        except (errors.BadRequest, errors.Forbidden) as exc:
+            await self._say(
+                creator.id, f"Telegram did not give me @{created.username}'s token: {said(exc)}"
+            )
+            return
+        sealed = self.cipher.encrypt(token).decode()
+        address = studio_address(TELEGRAM_STUDIO, team_id, identity, thread=str(creator.id))
+        await self.runtime.feed(
+            IncomingMessage(
+                address=address,
+                action=f"{TOKEN_PREFIX}{MANAGED_BOT}:{sealed}",
                 dedupe_key=f"telegram-studio:{update.update_id}",
             )
         )
@@ -413,6 +457,20 @@ class TelegramStudio:
             await call
         except self._ptb.error.TelegramError as exc:
             logger.warning("a Telegram call failed: %s", said(exc))
+
+
+def suggested_username(bot: str) -> str:
+    """A Telegram username for a Studio bot's name: 5 to 32 of [A-Za-z0-9_], starting with a
+    letter and ending in "bot", as Telegram requires (the member may change it before creating
+    the bot)."""
+    base = re.sub(r"[^A-Za-z0-9]+", "_", bot).strip("_")
+    if not base[:1].isalpha():
+        base = f"my_{base}".rstrip("_")
+    if not base.lower().endswith("bot"):
+        base = f"{base}_bot"
+    if len(base) > 32:
+        base = base[:28].rstrip("_") + "_bot"
+    return base
 
 
 def _command_text(text: str) -> str:

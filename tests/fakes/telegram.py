@@ -6,6 +6,7 @@ does not clash with function-scoped test loops.
 
     fake = FakeTelegram().start()
     fake.add_bot(TOKEN, username="faq_helper_bot")          # unknown tokens get 401 Unauthorized
+    fake.add_managed_bot(MANAGER, TOKEN2, username="x_bot") # MANAGER's getManagedBotToken gives it
     bot = aiogram.Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url)))
     bot = telegram.Bot(TOKEN, base_url=f"{fake.base_url}/bot")   # python-telegram-bot
     fake.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
@@ -167,6 +168,7 @@ class FakeTelegram(ServedFake):
         self._calls: list[Call] = []
         self._script: defaultdict[tuple[str, str | None], deque[Answer]] = defaultdict(deque)
         self._bots: dict[str, dict[str, Any]] = {}
+        self._managed: dict[tuple[str, int], str] = {}  # (manager token, bot id) -> its token
         self._webhooks: dict[str, dict[str, Any]] = {}
         self._updates: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self._commands: dict[str, list[dict[str, Any]]] = {}
@@ -211,9 +213,11 @@ class FakeTelegram(ServedFake):
         bot_id: int | None = None,
         username: str | None = None,
         first_name: str | None = None,
+        can_manage_bots: bool = False,
     ) -> dict[str, Any]:
         """Make `token` valid; returns the bot's User object (what getMe answers). The id is the
-        digits before ':' unless given; the username defaults to `bot{id}_bot`."""
+        digits before ':' unless given; the username defaults to `bot{id}_bot`.
+        `can_manage_bots`: other bots may be created to be managed by this one (Bot API 9.6)."""
         if bot_id is None:
             head = token.partition(":")[0]
             if not head.isdigit():
@@ -230,10 +234,19 @@ class FakeTelegram(ServedFake):
             "supports_inline_queries": False,
             "can_connect_to_business": False,
             "has_main_web_app": False,
+            "can_manage_bots": can_manage_bots,
         }
         with self._lock:
             self._bots[token] = user
         return dict(user)
+
+    def add_managed_bot(self, manager: str, token: str, *, username: str) -> dict[str, Any]:
+        """A bot someone created through `manager`'s t.me/newbot link: `token` becomes valid
+        and `getManagedBotToken` called with `manager`'s token gives it. Returns its User."""
+        created = self.add_bot(token, username=username)
+        with self._lock:
+            self._managed[(manager, created["id"])] = token
+        return created
 
     def revoke(self, token: str) -> None:
         """Make `token` invalid (what @BotFather's /revoke does): every call gets 401."""
@@ -385,12 +398,13 @@ class FakeTelegram(ServedFake):
         self.script(method, *[Answer(body=dict(body), status=status)] * times, token=token)
 
     def reset(self) -> None:
-        """Forget calls, scripted answers, bots, webhooks, queued updates, commands,
-        descriptions, files and messages (ids keep increasing)."""
+        """Forget calls, scripted answers, bots (managed ones too), webhooks, queued updates,
+        commands, descriptions, files and messages (ids keep increasing)."""
         with self._lock:
             self._calls.clear()
             self._script.clear()
             self._bots.clear()
+            self._managed.clear()
             self._webhooks.clear()
             self._updates.clear()
             self._commands.clear()
@@ -501,6 +515,14 @@ class FakeTelegram(ServedFake):
 
     def _get_me(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
         return me
+
+    def _get_managed_bot_token(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
+        bot_id = _int(body.get("user_id"))
+        with self._lock:
+            managed = self._managed.get((token, bot_id)) if bot_id is not None else None
+        if managed is None:
+            raise _Refused(400, "Bad Request: the bot is not managed by this bot")
+        return managed
 
     def _send_message(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
         _require_chat(body)
@@ -746,6 +768,7 @@ class FakeTelegram(ServedFake):
         "getmydescription": _description_getter("description"),
         "getmyshortdescription": _description_getter("short_description"),
         "getfile": _get_file,
+        "getmanagedbottoken": _get_managed_bot_token,
         "logout": _true,
         "close": _true,
     }

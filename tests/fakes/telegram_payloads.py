@@ -133,6 +133,14 @@ def message_update(
     return _update("message", message, update_id)
 
 
+def managed_bot_update(
+    bot: dict[str, Any], *, user_id: int = 1001, update_id: int | None = None
+) -> dict[str, Any]:
+    """A `managed_bot` update (Bot API 9.6): the user `user_id` created `bot` (a User object) to
+    be managed by the receiving bot, or its token or owner changed."""
+    return _update("managed_bot", {"user": user(user_id), "bot": dict(bot)}, update_id)
+
+
 def callback_update(
     data: str,
     *,

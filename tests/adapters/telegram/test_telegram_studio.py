@@ -16,13 +16,14 @@ import pytest
 from sqlalchemy import text as sql
 
 from adapters.telegram.pacing import ChatPacer
-from adapters.telegram.studio import TelegramStudio
+from adapters.telegram.studio import TelegramStudio, suggested_username
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.telegram import Call, FakeTelegram
 from tests.fakes.telegram_payloads import (
     callback_update,
     document_update,
+    managed_bot_update,
     message_update,
     secret_headers,
     token,
@@ -110,6 +111,7 @@ async def test_start_sets_the_menu_and_the_webhook(studio: Service, telegram: Fa
     assert hook["secret_token"] == adapter.secret
     menu = [c["command"] for c in telegram.commands(BUILDER) or []]
     assert {"newbot", "bots", "deploy", "stats", "join", "help"} <= set(menu)
+    assert hook["allowed_updates"] == ["message", "callback_query", "managed_bot"]
     assert await post(studio, message_update("hi"), secret="wrong") == 401
     assert (await studio.client.get("/healthz")).status_code == 200
 
@@ -160,6 +162,7 @@ async def test_build_confirm_and_hand_over_a_token_in_a_dm(
 
     asked = await tell(studio, telegram, "/deploy faq-bot telegram")
     assert "token from @BotFather" in asked.body["text"]
+    assert "t.me/newbot" not in asked.body["text"]  # @BotFather does not let it manage bots
     bot_token = token(501)
     telegram.add_bot(bot_token, username="faq_helper_bot")
     handed = message_update(bot_token, chat_id=ALICE, user_id=ALICE)
@@ -311,3 +314,73 @@ async def test_join_moves_a_telegram_member_between_teams(
     back = (await studio.call("POST", "/api/v1/invites"))["code"]  # a local code: back home
     assert "already" in (await tell(studio, telegram, f"/join {back}")).body["text"]
     assert "local-bot" in (await tell(studio, telegram, "/bots")).body["text"]
+
+
+async def test_a_bot_created_through_the_studios_link_is_deployed_without_a_token(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    telegram.add_bot(BUILDER, username="chat_studio_bot", can_manage_bots=True)
+    async with start(tmp_path, telegram, public_url=PUBLIC) as service:
+        await member_of_local_team(service, telegram)
+        await service.import_bot("faq-bot")
+        for env in ("staging", "production"):
+            await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
+
+        asked = await tell(service, telegram, "/deploy faq-bot telegram")
+        assert "https://t.me/newbot/chat_studio_bot/faq_bot?name=faq-bot" in asked.body["text"]
+        created = telegram.add_managed_bot(BUILDER, token(504), username="faq_helper_2_bot")
+        update = managed_bot_update(created, user_id=ALICE)
+        before = len(await said(telegram, 0))
+        assert await post(service, update) == 200
+        live = (await said(telegram, before + 1))[-1]
+        assert "t.me/faq_helper_2_bot" in live.body["text"]
+        (fetched,) = telegram.calls_to("getManagedBotToken", token=BUILDER)
+        assert int(fetched.body["user_id"]) == created["id"]
+        hook = telegram.webhook(token(504))
+        assert hook is not None and hook["url"].startswith(f"{PUBLIC}/telegram/bots/")
+        assert await post(service, update) == 200  # redelivered: deployed once
+        await service.app.state.core.runtime.drain()
+        deployments = await service.call("GET", "/api/v1/deployments")
+        assert [(d["channel"], d["env"]) for d in deployments] == [("telegram", "production")]
+        assert all(token(504) not in str(c.body) for c in telegram.calls_to("sendMessage"))
+
+        # Its token is replaced in Telegram: the deployment takes the new one.
+        replaced = f"{created['id']}:{token(507).partition(':')[2]}"
+        telegram.revoke(token(504))
+        telegram.add_managed_bot(BUILDER, replaced, username="faq_helper_2_bot")
+        before = len(await said(telegram, 0))
+        assert await post(service, managed_bot_update(created, user_id=ALICE)) == 200
+        renewed = (await said(telegram, before + 1))[-1]
+        assert "has a new token" in renewed.body["text"]
+        hook = telegram.webhook(replaced)
+        assert hook is not None and hook["url"].startswith(f"{PUBLIC}/telegram/bots/")
+        assert len(await service.call("GET", "/api/v1/deployments")) == 1
+
+        # Nothing was waiting for this one: it is not deployed, and the member is told why.
+        other = telegram.add_managed_bot(BUILDER, token(505), username="other_helper_bot")
+        before = len(await said(telegram, 0))
+        assert await post(service, managed_bot_update(other, user_id=ALICE)) == 200
+        unasked = (await said(telegram, before + 1))[-1]
+        assert "no deployment was waiting" in unasked.body["text"]
+        assert telegram.webhook(token(505)) is None
+
+        # A bot this bot does not manage: Telegram refuses its token, and the member hears it.
+        await tell(service, telegram, "/deploy faq-bot telegram --env staging")
+        stranger = telegram.add_bot(token(506), username="not_mine_bot")
+        before = len(await said(telegram, 0))
+        assert await post(service, managed_bot_update(stranger, user_id=ALICE)) == 200
+        refused = (await said(telegram, before + 1))[-1]
+        assert "did not give me @not_mine_bot's token" in refused.body["text"]
+        assert telegram.webhook(token(506)) is None
+
+
+def test_suggested_usernames_follow_telegrams_rules() -> None:
+    assert suggested_username("faq-bot") == "faq_bot"
+    assert suggested_username("support") == "support_bot"
+    assert suggested_username("42") == "my_42_bot"
+    long = suggested_username("a-very-long-bot-name-for-the-refunds-team")
+    assert len(long) == 32 and long.endswith("_bot")
+    for name in ("faq-bot", "support", "42", "x", "été"):
+        made = suggested_username(name)
+        assert 5 <= len(made) <= 32 and made[0].isalpha() and made.lower().endswith("bot")
+        assert all(c.isascii() and (c.isalnum() or c == "_") for c in made), made
