@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_SOURCE_BYTES = 20 * 1024 * 1024
+# A DOCX is a zip that python-docx unpacks whole into memory: a small file may unpack to gigabytes.
+MAX_DOCX_UNPACKED_BYTES = 5 * MAX_SOURCE_BYTES
 
 _EXTENSION_KINDS = {
     "txt": "text",
@@ -347,6 +350,7 @@ def _pdf(name: str, content: bytes, _content_type: str | None) -> list[Section]:
 def _docx(name: str, content: bytes, _content_type: str | None) -> list[Section]:
     import docx  # imported on use: it costs every importer 0.2 s
 
+    _check_unpacked_size(name, content)
     try:
         blocks = list(_docx_blocks(docx.Document(io.BytesIO(content))))
     except Exception as exc:  # python-docx raises zip, XML and key errors on damaged files
@@ -355,6 +359,23 @@ def _docx(name: str, content: bytes, _content_type: str | None) -> list[Section]
             f"{name} could not be read as a Word document (it looks damaged)"
         ) from exc
     return _sections(blocks, joiner="\n\n")
+
+
+def _check_unpacked_size(name: str, content: bytes) -> None:
+    """Refuse a DOCX whose parts unpack to more than MAX_DOCX_UNPACKED_BYTES. The sizes declared
+    in the zip's directory are a bound: zipfile never unpacks a member past its declared size."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            unpacked = sum(item.file_size for item in archive.infolist())
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise KnowledgeInputError(
+            f"{name} could not be read as a Word document (it looks damaged)"
+        ) from exc
+    if unpacked > MAX_DOCX_UNPACKED_BYTES:
+        raise KnowledgeInputError(
+            f"{name} unpacks to {format_size(unpacked)}, over the limit of "
+            f"{format_size(MAX_DOCX_UNPACKED_BYTES)} for a Word document"
+        )
 
 
 def _docx_blocks(document: DocxDocument) -> Iterator[_Heading | str]:

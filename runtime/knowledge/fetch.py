@@ -154,8 +154,13 @@ async def _resolve(target: httpx.URL, shown: str) -> list[_IPAddress]:
 
 
 def _is_public(address: _IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv4 carried inside IPv6 (mapped, 6to4, Teredo) is judged as the IPv4 it reaches.
+        if address.ipv4_mapped:
+            return _is_public(address.ipv4_mapped)
+        carried = [address.sixtofour, *(address.teredo or ())]
+        if any(inner is not None and not _is_public(inner) for inner in carried):
+            return False
     special = (
         address.is_private
         or address.is_loopback

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import zipfile
 
 import docx
 import pytest
 from fpdf import FPDF
 
 from runtime.knowledge.extract import (
+    MAX_DOCX_UNPACKED_BYTES,
     Document,
     KnowledgeInputError,
     Section,
@@ -114,6 +116,25 @@ def test_a_damaged_docx_is_refused() -> None:
     with pytest.raises(KnowledgeInputError) as caught:
         extract(name="notes.docx", content=content[: len(content) // 2])
     assert str(caught.value) == "notes.docx could not be read as a Word document (it looks damaged)"
+
+
+def test_a_docx_that_unpacks_too_large_is_refused_before_it_is_unpacked() -> None:
+    """A zip bomb: a few hundred KB of zeros that unpack past the limit, inside a real DOCX."""
+    packed = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(make_docx())) as source,
+        zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as bomb,
+    ):
+        for item in source.infolist():
+            bomb.writestr(item, source.read(item.filename))
+        bomb.writestr("word/media/padding.bin", bytes(MAX_DOCX_UNPACKED_BYTES + 1))
+    content = packed.getvalue()
+    assert len(content) < MAX_DOCX_UNPACKED_BYTES // 100
+    with pytest.raises(KnowledgeInputError) as caught:
+        extract(name="bomb.docx", content=content)
+    message = str(caught.value)
+    assert message.startswith("bomb.docx unpacks to ")
+    assert message.endswith(", over the limit of 100 MB for a Word document")
 
 
 def test_markdown_headings_make_a_path_and_code_fences_are_not_headings() -> None:

@@ -137,6 +137,8 @@ async def test_loopback_is_refused_by_default_before_any_request(
         "240.0.0.1",
         "[::1]",
         "[::ffff:127.0.0.1]",
+        "[2002:7f00:1::]",  # 6to4 around 127.0.0.1
+        "[2002:a9fe:a9fe::1]",  # 6to4 around the cloud metadata address
         "[fe80::1]",
         "[fd00::1]",
     ],
