@@ -183,10 +183,11 @@ class SlackChannel:
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         address = message.address
         channel, thread_ts = parse_thread(address)
+        markdown = address.deployment_id != STUDIO_DEPLOYMENT  # a bot's answer: a model's Markdown
         body: dict[str, Any] = {
             "channel": channel,
-            "text": fallback_text(message),
-            "blocks": blocks(message),
+            "text": fallback_text(message, markdown=markdown),
+            "blocks": blocks(message, markdown=markdown),
         }
         try:
             placeholder = await self._placeholder(address)

@@ -1,7 +1,8 @@
 """Neutral replies as Slack Block Kit, and Slack's message text as plain commands.
 
 The Studio's light markup (`*bold*`, `` `code` ``, fenced blocks) is already Slack mrkdwn, so
-text passes through; `&`, `<` and `>` are escaped as Slack requires. Fields become a fields
+it passes through; a bot's answer (a model's Markdown) is converted to mrkdwn first. `&`, `<` and
+`>` are escaped as Slack requires. Fields become a fields
 section (at most 10 per section), buttons an actions block whose values carry the action. Slack's
 limits hold: 3,000 characters a section (cut between lines), 50 blocks a message.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from adapters.slack.markdown import escape, to_mrkdwn
 from runtime.messages import OutgoingMessage
 
 SECTION_LIMIT = 3000  # characters of one section's text
@@ -20,10 +22,6 @@ _FIELDS_PER_SECTION = 10
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
 _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]+)(?:\|([^>]*))?>")
-
-
-def escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def unescape(text: str) -> str:
@@ -52,35 +50,35 @@ def mentions(text: str, bot_user: str | None) -> bool:
 
 
 def _sections(text: str) -> list[str]:
-    """`text` escaped, in pieces of at most SECTION_LIMIT characters, cut between lines where
+    """Escaped `text` in pieces of at most SECTION_LIMIT characters, cut between lines where
     possible (never inside an entity such as `&amp;`)."""
     pieces: list[str] = []
     current = ""
     for line in text.split("\n"):
-        escaped = escape(line)
-        while len(escaped) > SECTION_LIMIT:  # one very long line: cut it, not an entity
-            cut = escaped.rfind("&", 0, SECTION_LIMIT)
+        while len(line) > SECTION_LIMIT:  # one very long line: cut it, not an entity
+            cut = line.rfind("&", 0, SECTION_LIMIT)
             cut = cut if cut > SECTION_LIMIT - 8 else SECTION_LIMIT
             if current:
                 pieces.append(current)
                 current = ""
-            pieces.append(escaped[:cut])
-            escaped = escaped[cut:]
-        joined = f"{current}\n{escaped}" if current else escaped
+            pieces.append(line[:cut])
+            line = line[cut:]
+        joined = f"{current}\n{line}" if current else line
         if len(joined) > SECTION_LIMIT:
             pieces.append(current)
-            joined = escaped
+            joined = line
         current = joined
     if current:
         pieces.append(current)
     return pieces
 
 
-def blocks(message: OutgoingMessage) -> list[dict[str, Any]]:
-    """The message as Block Kit: text sections, fields sections, an actions block."""
+def blocks(message: OutgoingMessage, *, markdown: bool = False) -> list[dict[str, Any]]:
+    """The message as Block Kit: text sections, fields sections, an actions block. `markdown`:
+    the text is a model's Markdown, converted to mrkdwn (the Studio's own text already is)."""
+    text = to_mrkdwn(message.text) if markdown else escape(message.text)
     out: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": piece}}
-        for piece in _sections(message.text)
+        {"type": "section", "text": {"type": "mrkdwn", "text": piece}} for piece in _sections(text)
     ]
     fields = list(message.fields)
     for start in range(0, len(fields), _FIELDS_PER_SECTION):
@@ -112,7 +110,8 @@ def blocks(message: OutgoingMessage) -> list[dict[str, Any]]:
     return out
 
 
-def fallback_text(message: OutgoingMessage) -> str:
+def fallback_text(message: OutgoingMessage, *, markdown: bool = False) -> str:
     """The notification text (and what screen readers say)."""
-    lines = [message.text, *(f"{f.label}: {f.value}" for f in message.fields)]
-    return escape("\n".join(line for line in lines if line))[:TEXT_LIMIT] or " "
+    fields = escape("\n".join(f"{f.label}: {f.value}" for f in message.fields))
+    text = to_mrkdwn(message.text) if markdown else escape(message.text)
+    return "\n".join(part for part in (text, fields) if part)[:TEXT_LIMIT] or " "

@@ -258,13 +258,14 @@ async def test_a_slow_answer_shows_thinking_then_replaces_it(
         assert thinking.body["username"] == "faq-bot" and thinking.body["thread_ts"] == ts
         assert answer.method == "chat.update" and "Refunds take 5 days." in text_of(answer)
 
-        llm.reply("Quick one.")  # a fast answer costs one call
+        llm.reply("**Quick** one.")  # a fast answer costs one call; Markdown becomes mrkdwn
         await post(
             studio,
             event_body(message_event("Hi", user="U0002", channel="C0001", channel_type="channel")),
         )
         fast = (await posted(slack, 3))[-1]
-        assert fast.method == "chat.postMessage" and "Quick one." in text_of(fast)
+        assert fast.method == "chat.postMessage" and "*Quick* one." in text_of(fast)
+        assert "**" not in text_of(fast)
         await asyncio.sleep(1.7)
         assert len(slack.calls_to("chat.postMessage") + slack.calls_to("chat.update")) == 3
 
