@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 
+from adapters.markup import around
+
 
 def escape(text: str) -> str:
     """`&`, `<` and `>` as the entities Slack requires in message text."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-# Marks that must survive the later passes: placeholders outside any text a model writes.
+# Marks that must survive the later passes (control characters, removed from the input first).
 _BOLD_MARK = "\x01"
 _LINK_MARK = "\x02"
 
@@ -34,28 +36,18 @@ _MARKED_LINK = re.compile(f"{_LINK_MARK}(\\d+){_LINK_MARK}")
 
 def to_mrkdwn(text: str) -> str:
     """`text` (Markdown) as escaped Slack mrkdwn."""
-    pieces: list[str] = []
-    position = 0
-    for fence in _FENCE.finditer(text):
-        pieces.append(_prose(text[position : fence.start()]))
-        pieces.append(f"```{escape(fence.group(1).rstrip())}```")  # the language tag is dropped
-        position = fence.end()
-    pieces.append(_prose(text[position:]))
-    return "".join(pieces)
+    text = text.replace(_BOLD_MARK, "").replace(_LINK_MARK, "")  # never taken for a mark
+    return around(  # a fence's language tag is dropped: Slack would show it as code
+        _FENCE, text, outside=_prose, inside=lambda m: f"```{escape(m.group(1).rstrip())}```"
+    )
 
 
 def _prose(text: str) -> str:
     """Text outside fenced code: lines first (headings, list items), then inline marks."""
     text = _HEADING.sub(lambda m: f"{_BOLD_MARK}{m.group(1)}{_BOLD_MARK}", text)
     text = _BULLET.sub(lambda m: f"{m.group(1)}• ", text)
-    pieces: list[str] = []
-    position = 0
-    for code in _CODE.finditer(text):
-        pieces.append(_inline(text[position : code.start()]))
-        pieces.append(escape(code.group(0)))
-        position = code.end()
-    pieces.append(_inline(text[position:]))
-    return "".join(pieces).replace(_BOLD_MARK, "*")
+    marked = around(_CODE, text, outside=_inline, inside=lambda m: escape(m.group(0)))
+    return marked.replace(_BOLD_MARK, "*")
 
 
 def _inline(text: str) -> str:

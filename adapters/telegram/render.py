@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 
+from adapters.markup import around
 from runtime.messages import OutgoingMessage
 
 CALLBACK_DATA_LIMIT = 64  # bytes of a button's callback_data
@@ -21,25 +22,21 @@ _BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
 
 def to_html(text: str) -> str:
     """Light markup to Telegram HTML, everything else escaped."""
-    out: list[str] = []
-    last = 0
-    for fence in _FENCE.finditer(text):
-        out.append(_inline(text[last : fence.start()]))
-        out.append(f"<pre>{html.escape(fence.group(1).rstrip(), quote=False)}</pre>")
-        last = fence.end()
-    out.append(_inline(text[last:]))
-    return "".join(out)
+    return around(
+        _FENCE,
+        text,
+        outside=_inline,
+        inside=lambda m: f"<pre>{html.escape(m.group(1).rstrip(), quote=False)}</pre>",
+    )
 
 
 def _inline(text: str) -> str:
-    out: list[str] = []
-    last = 0
-    for code in _CODE.finditer(text):
-        out.append(_bold(text[last : code.start()]))
-        out.append(f"<code>{html.escape(code.group(1), quote=False)}</code>")
-        last = code.end()
-    out.append(_bold(text[last:]))
-    return "".join(out)
+    return around(
+        _CODE,
+        text,
+        outside=_bold,
+        inside=lambda m: f"<code>{html.escape(m.group(1), quote=False)}</code>",
+    )
 
 
 def _bold(text: str) -> str:

@@ -33,6 +33,7 @@ from runtime.messages import Address, OutgoingMessage
         ("**unclosed and *half", "**unclosed and *half"),
         ("snake_case_name stays", "snake_case_name stays"),
         ("<!channel> <@U123>", "&lt;!channel&gt; &lt;@U123&gt;"),  # no mentions from a model
+        ("\x027\x02 and \x01x\x01", "7 and x"),  # the converter's own marks are not input
     ],
 )
 def test_markdown_becomes_mrkdwn(markdown: str, mrkdwn: str) -> None:
