@@ -199,6 +199,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
     from adapters.web.rate_limit import RateLimiter
     from adapters.web.sessions import SessionIssuer
     from runtime.memory import freeze_long_lived
+    from storage import studio_threads
     from studio import confirmations
 
     @asynccontextmanager
@@ -220,7 +221,9 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         if services.telegram_studio is not None:
             services.telegram_studio.start()  # in the background: /healthz never waits on it
         housekeeping = asyncio.create_task(
-            services.runtime.housekeeping(also=(services.mailbox.expire, confirmations.expire))
+            services.runtime.housekeeping(
+                also=(services.mailbox.expire, confirmations.expire, studio_threads.expire)
+            )
         )
         freeze_long_lived()
         app.state.services = WebServices(

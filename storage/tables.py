@@ -195,6 +195,16 @@ class IdentityHome(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class StudioThread(SQLModel, table=True):
+    """A channel thread the Studio talks in (Slack): follow-ups there reach the Studio, not a bot
+    deployed in the channel, across restarts. Forgotten by housekeeping once idle."""
+
+    __tablename__ = "studio_thread"
+    key: str = Field(primary_key=True, max_length=120)  # "{channel}:{thread ts}"
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE")
+    last_at: datetime = _ts()
+
+
 class Confirmation(SQLModel, table=True):
     """A pending confirmation of a destructive or public command, bound to the member who asked,
     the command and the bot's draft revision. `used_at` is set once: a second click does nothing."""

@@ -3,10 +3,11 @@ commands and button clicks, verified by bolt with the signing secret.
 
 The workspace that installed the app is one Chat Studio team; people from elsewhere (a Slack
 Connect channel) are not served. Routing: DMs, mentions of the app and the threads the Studio
-started reach the Studio; other channel messages reach the team's generated bot deployed to that
-channel, if any. Every message is recorded in the runtime's inbox (deduplicated by channel and
-message ts, since one message can arrive as both `message` and `app_mention`) before bolt
-acknowledges it (`process_before_response`); the answer follows through `SlackChannel.send`.
+started (stored, so a restart keeps them) reach the Studio; other channel messages reach the
+team's generated bot deployed to that channel, if any. Every message is recorded in the
+runtime's inbox (deduplicated by channel and message ts, since one message can arrive as both
+`message` and `app_mention`) before bolt acknowledges it (`process_before_response`); the answer
+follows through `SlackChannel.send`.
 Slash commands are answered to the caller alone (`response_url`); what the Studio says later
 about them goes to the caller's DM with the app.
 """
@@ -31,6 +32,7 @@ from adapters.slack.channel import SlackChannel, slack_thread
 from adapters.slack.render import blocks, fallback_text, mentions, plain
 from runtime.messages import Address, FileRef, IncomingMessage
 from runtime.runtime import Runtime
+from storage import studio_threads
 from studio.address import studio_address
 from studio.members import Members
 from studio.replies import TOKEN_FORM_PREFIX, TOKEN_PREFIX
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 # Message subtypes that are a person speaking (not edits, deletions, joins or bot posts).
 _SPOKEN = {None, "file_share", "thread_broadcast"}
-_STUDIO_THREADS = 10_000  # threads the Studio started, remembered so follow-ups reach it
+_STUDIO_THREADS = 10_000  # channel threads the Studio talks in, cached (all of them are stored)
 _COMMANDS = ("/deploy", "/stats", "/studio")
 # `/deploy BOT slack [--env ENV]` typed in a channel: that channel is the target.
 _TARGETLESS_DEPLOY = re.compile(r"^(\S+\s+slack)(\s+--env[= ]\S+)?\s*$")
@@ -144,7 +146,24 @@ class SlackAdapter:
             self._dms[user] = str(opened["channel"]["id"])
         return self._dms[user]
 
-    def _remember_studio_thread(self, channel: str, thread_ts: str) -> None:
+    async def _remember_studio_thread(self, team_id: int, channel: str, thread_ts: str) -> None:
+        """The Studio talks in this channel thread (stored, so a restart still knows it)."""
+        self._cache_studio_thread(channel, thread_ts)
+        key = f"{channel}:{thread_ts}"
+        await self.runtime.writes.run(
+            lambda conn: studio_threads.remember(conn, key=key, team_id=team_id)
+        )
+
+    async def _is_studio_thread(self, channel: str, thread_ts: str) -> bool:
+        if (channel, thread_ts) in self._studio_threads:
+            return True
+        async with self.runtime.db.read_conn() as conn:
+            found = await studio_threads.known(conn, f"{channel}:{thread_ts}")
+        if found:
+            self._cache_studio_thread(channel, thread_ts)
+        return found
+
+    def _cache_studio_thread(self, channel: str, thread_ts: str) -> None:
         self._studio_threads[(channel, thread_ts)] = None
         self._studio_threads.move_to_end((channel, thread_ts))
         while len(self._studio_threads) > _STUDIO_THREADS:
@@ -164,7 +183,8 @@ class SlackAdapter:
             await self._to_studio(team_id, event, context, reply_in=thread_ts)
         elif mentions(event.get("text") or "", context.get("bot_user_id")):
             await self._to_studio(team_id, event, context, reply_in=thread_ts or ts)
-        elif thread_ts and (channel, thread_ts) in self._studio_threads:
+        elif thread_ts and await self._is_studio_thread(channel, thread_ts):
+            await self._remember_studio_thread(team_id, channel, thread_ts)  # still in use
             await self._to_studio(team_id, event, context, reply_in=thread_ts)
         else:
             deployment = await self.runtime.deployment_at("slack", channel, team_id=team_id)
@@ -184,7 +204,7 @@ class SlackAdapter:
     ) -> None:
         channel = event["channel"]
         if reply_in is not None and reply_in == event["ts"]:  # the Studio starts this thread
-            self._remember_studio_thread(channel, reply_in)
+            await self._remember_studio_thread(team_id, channel, reply_in)
         address = studio_address(
             "slack", team_id, f"slack:{event['user']}", thread=slack_thread(channel, reply_in)
         )

@@ -303,6 +303,35 @@ async def test_the_studio_keeps_its_channel_threads(studio: Service, slack: Fake
     assert len(slack.calls_to("chat.postMessage")) == 2
 
 
+async def test_the_studios_threads_outlive_a_restart(tmp_path: Path, slack: FakeSlack) -> None:
+    """A bot is deployed in the channel: after a restart, a follow-up in the Studio's thread still
+    reaches the Studio, and a new message in the channel still reaches the bot."""
+    slack.add_channel("C0001", "support", member=True)
+    settings = service_settings(
+        tmp_path,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.base_url,
+    )
+    ts = new_ts()
+    async with running_service(settings) as studio:
+        await _live_in_channel(studio)
+        await post(studio, event_body(mention_event("<@UBOT> bots", ts=ts)))
+        assert "faq-bot" in text_of((await posted(slack, 1))[-1])
+    async with running_service(settings) as studio:
+        follow_up = message_event(
+            "show faq-bot", channel="C0001", channel_type="channel", thread_ts=ts
+        )
+        await post(studio, event_body(follow_up))
+        shown = (await posted(slack, 2))[-1]
+        assert shown.body["thread_ts"] == ts and "Model" in text_of(shown)
+        assert "username" not in shown.body  # the Studio spoke, not faq-bot
+        question = message_event("Refunds?", channel="C0001", channel_type="channel")
+        await post(studio, event_body(question))
+        answer = (await posted(slack, 3))[-1]
+        assert answer.body["username"] == "faq-bot"
+
+
 async def test_a_shared_file_becomes_the_named_bots_knowledge(
     studio: Service, slack: FakeSlack
 ) -> None:
