@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from studio.settings import Settings
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.llm import FakeLLM
@@ -31,15 +32,21 @@ from tests.fakes.slack_payloads import (
 SECRET = "slack-signing-secret"
 
 
-@pytest.fixture
-async def studio(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[Service]:
-    slack.add_channel("C0001", "support", member=True)
-    settings = service_settings(
+def slack_settings(tmp_path: Path, slack: FakeSlack, **overrides: Any) -> Settings:
+    """A service with the Slack app configured against the fake Slack."""
+    return service_settings(
         tmp_path,
         slack_bot_token="xoxb-test",
         slack_signing_secret=SECRET,
         slack_api_url=slack.base_url,
+        **overrides,
     )
+
+
+@pytest.fixture
+async def studio(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[Service]:
+    slack.add_channel("C0001", "support", member=True)
+    settings = slack_settings(tmp_path, slack)
     async with running_service(settings) as service:
         yield service
 
@@ -237,13 +244,7 @@ async def test_a_slow_answer_shows_thinking_then_replaces_it(
     tmp_path: Path, slack: FakeSlack, llm: FakeLLM
 ) -> None:
     slack.add_channel("C0001", "support", member=True)
-    settings = service_settings(
-        tmp_path,
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=slack.base_url,
-        llm_api_base=llm.base_url,
-    )
+    settings = slack_settings(tmp_path, slack, llm_api_base=llm.base_url)
     async with running_service(settings) as studio:
         await _live_in_channel(studio, model="openai/fake-model")
         await studio.app.state.core.runtime.llm.warm()  # its import is not what is timed here
@@ -307,12 +308,7 @@ async def test_the_studios_threads_outlive_a_restart(tmp_path: Path, slack: Fake
     """A bot is deployed in the channel: after a restart, a follow-up in the Studio's thread still
     reaches the Studio, and a new message in the channel still reaches the bot."""
     slack.add_channel("C0001", "support", member=True)
-    settings = service_settings(
-        tmp_path,
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=slack.base_url,
-    )
+    settings = slack_settings(tmp_path, slack)
     ts = new_ts()
     async with running_service(settings) as studio:
         await _live_in_channel(studio)
@@ -433,13 +429,7 @@ async def test_deploy_typed_in_a_channel_targets_it(studio: Service, slack: Fake
 async def test_a_slow_slash_command_says_it_is_working(
     tmp_path: Path, slack: FakeSlack, llm: FakeLLM
 ) -> None:
-    settings = service_settings(
-        tmp_path,
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=slack.base_url,
-        llm_api_base=llm.base_url,
-    )
+    settings = slack_settings(tmp_path, slack, llm_api_base=llm.base_url)
     async with running_service(settings) as studio:
         await dm(studio, slack, "newbot faq-bot")
         await dm(studio, slack, "set faq-bot model openai/fake-model")
