@@ -43,7 +43,9 @@ logger = logging.getLogger(__name__)
 
 # Message subtypes that are a person speaking (not edits, deletions, joins or bot posts).
 _SPOKEN = {None, "file_share", "thread_broadcast"}
-_STUDIO_THREADS = 10_000  # channel threads the Studio talks in, cached (all of them are stored)
+# Channel threads known to be the Studio's (or not), cached: the Studio's are stored, and whether a
+# thread is the Studio's is settled when its first message is handled, so a "no" stays true.
+_KNOWN_THREADS = 20_000
 _COMMANDS = ("/deploy", "/stats", "/studio")
 # `/deploy BOT slack [--env ENV]` typed in a channel: that channel is the target.
 _TARGETLESS_DEPLOY = re.compile(r"^(\S+\s+slack)(\s+--env[= ]\S+)?\s*$")
@@ -86,7 +88,7 @@ class SlackAdapter:
         self.handler = AsyncSlackRequestHandler(self.app)
         self._home: tuple[str, int] | None = None  # (workspace id, team id)
         self._dms: dict[str, str] = {}  # user -> the app's DM channel with them
-        self._studio_threads: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._threads: OrderedDict[tuple[str, str], bool] = OrderedDict()  # -> the Studio's?
         self._tasks: set[asyncio.Task[None]] = set()
         self.app.event("message")(self._on_message)
         self.app.event("app_mention")(self._on_mention)
@@ -148,26 +150,27 @@ class SlackAdapter:
 
     async def _remember_studio_thread(self, team_id: int, channel: str, thread_ts: str) -> None:
         """The Studio talks in this channel thread (stored, so a restart still knows it)."""
-        self._cache_studio_thread(channel, thread_ts)
+        self._know_thread(channel, thread_ts, studio=True)
         key = f"{channel}:{thread_ts}"
         await self.runtime.writes.run(
             lambda conn: studio_threads.remember(conn, key=key, team_id=team_id)
         )
 
     async def _is_studio_thread(self, channel: str, thread_ts: str) -> bool:
-        if (channel, thread_ts) in self._studio_threads:
-            return True
-        async with self.runtime.db.read_conn() as conn:
-            found = await studio_threads.known(conn, f"{channel}:{thread_ts}")
-        if found:
-            self._cache_studio_thread(channel, thread_ts)
-        return found
+        """Whether a thread is the Studio's: asked of the database once per thread (a bot's
+        conversation threads are asked about on every message)."""
+        known = self._threads.get((channel, thread_ts))
+        if known is None:
+            async with self.runtime.db.read_conn() as conn:
+                known = await studio_threads.known(conn, f"{channel}:{thread_ts}")
+            self._know_thread(channel, thread_ts, studio=known)
+        return known
 
-    def _cache_studio_thread(self, channel: str, thread_ts: str) -> None:
-        self._studio_threads[(channel, thread_ts)] = None
-        self._studio_threads.move_to_end((channel, thread_ts))
-        while len(self._studio_threads) > _STUDIO_THREADS:
-            self._studio_threads.popitem(last=False)
+    def _know_thread(self, channel: str, thread_ts: str, *, studio: bool) -> None:
+        self._threads[(channel, thread_ts)] = studio
+        self._threads.move_to_end((channel, thread_ts))
+        while len(self._threads) > _KNOWN_THREADS:
+            self._threads.popitem(last=False)
 
     # -- events ------------------------------------------------------------------------------
 
