@@ -225,7 +225,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
                 also=(services.mailbox.expire, confirmations.expire, studio_threads.expire)
             )
         )
-        freeze_long_lived()
+        freeze_long_lived(after="start")
         app.state.services = WebServices(
             settings=settings,
             ops=services.ops,

@@ -241,7 +241,7 @@ def import_litellm() -> ModuleType:
     litellm.telemetry = False
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)  # it logs every call at INFO
-    freeze_long_lived()  # its import made most of the process's lasting objects
+    freeze_long_lived(after="litellm")  # its import made most of the lasting objects
     return litellm
 
 

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import gc
 
+_frozen: set[str] = set()
 
-def freeze_long_lived() -> None:
-    """Freeze what exists now; call it once a large set of lasting objects (imports) is made."""
+
+def freeze_long_lived(after: str) -> None:
+    """Freeze what exists now, once per process for each `after` (what made the lasting objects:
+    the service's start, litellm's import). Once, because what is frozen is never collected: a
+    process that starts several services (the tests) must not keep each one's leftovers."""
+    if after in _frozen:
+        return
+    _frozen.add(after)
     gc.collect(1)  # the young garbage of the moment is collected, not kept for good
     gc.freeze()
