@@ -374,6 +374,27 @@ async def test_a_bot_created_through_the_studios_link_is_deployed_without_a_toke
         assert telegram.webhook(token(506)) is None
 
 
+async def test_a_managed_bot_comes_by_long_polling_too(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    telegram.add_bot(BUILDER, username="chat_studio_bot", can_manage_bots=True)
+    async with start(tmp_path, telegram) as service:  # no public URL: the Studio's bot polls
+        await member_of_local_team(service, telegram)
+        await service.import_bot("faq-bot")
+        for env in ("staging", "production"):
+            await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
+        asked = await tell(service, telegram, "/deploy faq-bot telegram")
+        assert "https://t.me/newbot/chat_studio_bot/" in asked.body["text"]
+        created = telegram.add_managed_bot(BUILDER, token(508), username="polled_helper_bot")
+        before = len(await said(telegram, 0))
+        telegram.push_update(BUILDER, managed_bot_update(created, user_id=ALICE))
+        live = (await said(telegram, before + 1))[-1]
+        assert "t.me/polled_helper_bot" in live.body["text"]
+        assert telegram.webhook(token(508)) is None  # the new bot polls as well
+        (deployment,) = await service.call("GET", "/api/v1/deployments")
+        assert deployment["channel"] == "telegram" and deployment["status"] == "active"
+
+
 def test_suggested_usernames_follow_telegrams_rules() -> None:
     assert suggested_username("faq-bot") == "faq_bot"
     assert suggested_username("support") == "support_bot"
