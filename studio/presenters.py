@@ -493,4 +493,10 @@ def knowledge_sources(bot: str, sources: list[SourceView]) -> Answer:
             "(txt, md, html, pdf, docx) with the bot's name."
         )
     rows = [f"{s.name} · {_plural(s.chunks, 'passage')} · `{s.id[7:19]}`" for s in sources]
+    if any(s.chunks == 0 for s in sources):  # every source read has at least one passage
+        rows.append(
+            "A source with 0 passages is not searched: the knowledge store has none of its "
+            "passages for the current embedding model (STUDIO_EMBEDDING_MODEL changed, or the "
+            "store was reset). Add the same file or text again to index it."
+        )
     return Answer(text=_lines(f"*{bot}* knowledge ({_plural(len(sources), 'source')}):", rows))

@@ -228,3 +228,23 @@ async def test_orphaned_vectors_are_collected_and_deleted_bots_forgotten(
     assert "five business days" in await service.reply("/try faq-bot refunds?")
     await service.call("DELETE", "/api/v1/bots/faq-bot")
     assert not await gateway.store.has_bot(bot_id=str(bot_id))
+
+
+async def test_a_source_lost_from_the_store_is_explained_and_added_again(
+    service: Service,
+) -> None:
+    """What a changed STUDIO_EMBEDDING_MODEL (or a reset store) looks like: the draft names the
+    source, the store has none of its passages. Adding the same file again indexes it."""
+    core: Any = service.app.state.core
+    await service.import_bot("faq-bot")
+    assert (await upload(service, "policy.pdf", policy_pdf())).status_code == 201
+    bot_id = (await core.ops.draft(await core.ops.authenticate(service.key), "faq-bot")).bot_id
+    await core.runtime.knowledge.drop_bot(bot_id)
+
+    listed = await service.reply("/knowledge faq-bot list")
+    assert "policy.pdf · 0 passages" in listed and "Add the same file or text again" in listed
+    again = await upload(service, "policy.pdf", policy_pdf())
+    assert again.status_code == 201, again.text
+    listed = await service.reply("/knowledge faq-bot list")
+    assert "policy.pdf · 2 passages" in listed and "not searched" not in listed
+    assert "five business days" in await service.reply("/try faq-bot how long do refunds take?")

@@ -20,6 +20,7 @@ from studio.views import (
     DiffView,
     MemberView,
     PromoteResult,
+    SourceView,
     StatsView,
     VersionView,
 )
@@ -473,3 +474,12 @@ def test_render_text_of_an_outgoing_message_with_other_buttons_and_a_file() -> N
     assert presenters.render_text(message) == (
         "Here is the spec.\n\n[Show]\n\n(file: faq-bot.yaml)"
     )
+
+
+def test_a_source_missing_from_the_store_is_explained() -> None:
+    indexed = SourceView(name="refunds.pdf", id="sha256:" + "a" * 64, chunks=12)
+    lost = SourceView(name="faq.md", id="sha256:" + "b" * 64, chunks=0)
+    assert "not searched" not in presenters.knowledge_sources("faq-bot", [indexed]).text
+    listed = presenters.knowledge_sources("faq-bot", [indexed, lost]).text
+    assert "faq.md · 0 passages" in listed
+    assert "not searched" in listed and "Add the same file or text again" in listed
