@@ -104,6 +104,15 @@ async def member_of_local_team(service: Service, telegram: FakeTelegram) -> None
     await service.reply(f"/role telegram:{ALICE} admin")
 
 
+async def admin_with_a_live_bot(service: Service, telegram: FakeTelegram) -> None:
+    """Alice is an admin of the local team, whose faq-bot has a staging and a production
+    version."""
+    await member_of_local_team(service, telegram)
+    await service.import_bot("faq-bot")
+    for env in ("staging", "production"):
+        await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
+
+
 async def test_start_sets_the_menu_and_the_webhook(studio: Service, telegram: FakeTelegram) -> None:
     adapter = await connected(studio)
     hook = telegram.webhook(BUILDER)
@@ -212,10 +221,7 @@ async def test_a_token_nobody_asked_for_is_deleted_and_refused(
 
 
 async def test_a_refused_token_deploys_nothing(studio: Service, telegram: FakeTelegram) -> None:
-    await member_of_local_team(studio, telegram)
-    await studio.import_bot("faq-bot")
-    for env in ("staging", "production"):
-        await studio.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
+    await admin_with_a_live_bot(studio, telegram)
     await tell(studio, telegram, "/deploy faq-bot telegram")
     refused = await tell(studio, telegram, token(503))  # getMe answers 401
     assert "refused that token" in refused.body["text"]
@@ -321,10 +327,7 @@ async def test_a_bot_created_through_the_studios_link_is_deployed_without_a_toke
 ) -> None:
     telegram.add_bot(BUILDER, username="chat_studio_bot", can_manage_bots=True)
     async with start(tmp_path, telegram, public_url=PUBLIC) as service:
-        await member_of_local_team(service, telegram)
-        await service.import_bot("faq-bot")
-        for env in ("staging", "production"):
-            await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
+        await admin_with_a_live_bot(service, telegram)
 
         asked = await tell(service, telegram, "/deploy faq-bot telegram")
         assert "https://t.me/newbot/chat_studio_bot/faq_bot?name=faq-bot" in asked.body["text"]
@@ -379,10 +382,7 @@ async def test_a_managed_bot_comes_by_long_polling_too(
 ) -> None:
     telegram.add_bot(BUILDER, username="chat_studio_bot", can_manage_bots=True)
     async with start(tmp_path, telegram) as service:  # no public URL: the Studio's bot polls
-        await member_of_local_team(service, telegram)
-        await service.import_bot("faq-bot")
-        for env in ("staging", "production"):
-            await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
+        await admin_with_a_live_bot(service, telegram)
         asked = await tell(service, telegram, "/deploy faq-bot telegram")
         assert "https://t.me/newbot/chat_studio_bot/" in asked.body["text"]
         created = telegram.add_managed_bot(BUILDER, token(508), username="polled_helper_bot")
