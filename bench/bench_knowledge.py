@@ -44,11 +44,11 @@ from typing import Any
 import numpy as np
 
 from bench.common import Figure, percentile
-from runtime.knowledge.chunking import chunk
+from runtime.knowledge.chunking import Chunk, chunk
 from runtime.knowledge.embedder import OnnxMiniLmEmbedder
 from runtime.knowledge.extract import Document, Section, extract
 from runtime.knowledge.gateway import KnowledgeGateway, document_id
-from runtime.knowledge.store import StoredChunk, VectorStore, collection_name
+from runtime.knowledge.store import VectorStore, collection_name
 
 SEED = 6
 POOL = 800  # distinct sentences the manuals are written with
@@ -313,7 +313,7 @@ class Source:
     """A manual as stored: its id, chunks and their vectors."""
 
     source_id: str
-    chunks: list[StoredChunk]
+    chunks: list[Chunk]
     vectors: list[list[float]]
 
 
@@ -361,16 +361,7 @@ async def _interleaved(calls: dict[str, Callable[[int], Awaitable[int]]]) -> dic
 def _source(number: int, pool: Sequence[str], approximate: Approximation) -> Source:
     name, content = manual(number, CHUNKS_PER_MANUAL, pool)
     document = extract(name=name, content=content)
-    chunks = [
-        StoredChunk(
-            text=c.text,
-            source_name=c.source_name,
-            position=c.position,
-            page=c.page,
-            heading=c.heading,
-        )
-        for c in chunk(document)
-    ]
+    chunks = chunk(document)
     return Source(document_id(document), chunks, [approximate(c.text) for c in chunks])
 
 

@@ -24,13 +24,14 @@ _WORD_BREAK = re.compile(r"\s+")
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A passage of a source, small enough to embed, with where it came from."""
+    """A passage of a source, small enough to embed, with where it came from; also what the
+    vector store keeps (`position` is its index within the source)."""
 
     text: str
     source_name: str
     position: int
-    page: int | None
-    heading: str | None
+    page: int | None = None
+    heading: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

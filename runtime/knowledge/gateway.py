@@ -23,7 +23,7 @@ from runtime.knowledge.chunking import Chunk, chunk
 from runtime.knowledge.embedder import Embedder, EmbeddingError
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, Document, KnowledgeInputError, extract
 from runtime.knowledge.fetch import fetch_url
-from runtime.knowledge.store import StoredChunk, VectorStore
+from runtime.knowledge.store import VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -117,18 +117,8 @@ class KnowledgeGateway:
         if not chunks:
             raise KnowledgeInputError(f"{document.name} has no text")
         dimension = await self._dimension()
-        stored = [
-            StoredChunk(
-                text=c.text,
-                source_name=c.source_name,
-                position=c.position,
-                page=c.page,
-                heading=c.heading,
-            )
-            for c in chunks
-        ]
-        for start in range(0, len(stored), _EMBED_BATCH):
-            batch = stored[start : start + _EMBED_BATCH]
+        for start in range(0, len(chunks), _EMBED_BATCH):
+            batch = chunks[start : start + _EMBED_BATCH]
             vectors = await self._embed([c.text for c in batch])
             await self.store.upsert(
                 bot_id=str(bot_id),
@@ -139,14 +129,14 @@ class KnowledgeGateway:
                 vectors=vectors,
             )
             if progress is not None:
-                await progress(start + len(batch), len(stored))
+                await progress(start + len(batch), len(chunks))
         # The same text cut differently before (another chunker): no stale passages after ours.
         await self.store.trim_source(
             bot_id=str(bot_id),
             embedder_id=self.embedder.id,
             dimension=dimension,
             source_id=ident,
-            keep=len(stored),
+            keep=len(chunks),
         )
         return Ingested(source_id=ident, name=document.name, kind=document.kind, chunks=len(chunks))
 

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from runtime.knowledge.chunking import Chunk
+
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
@@ -46,23 +48,12 @@ class KnowledgeStoreError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class StoredChunk:
-    """One passage of a source as stored; `position` is its index within the source."""
-
-    text: str
-    source_name: str
-    position: int
-    page: int | None = None
-    heading: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Hit:
     """A chunk found by a query; `score` is the cosine similarity (a dot product of unit
     vectors)."""
 
     score: float
-    chunk: StoredChunk
+    chunk: Chunk
     source_id: str
 
 
@@ -93,7 +84,7 @@ def point_id(source_id: str, position: int) -> str:
 
 def _hit(point: Any) -> Hit:
     payload = point.payload or {}
-    chunk = StoredChunk(
+    chunk = Chunk(
         text=payload.get("text", ""),
         source_name=payload.get("source_name", ""),
         position=int(payload.get("position", 0)),
@@ -130,7 +121,7 @@ class VectorStore:
         embedder_id: str,
         dimension: int,
         source_id: str,
-        chunks: Sequence[StoredChunk],
+        chunks: Sequence[Chunk],
         vectors: Sequence[Sequence[float]],
     ) -> None:
         """Store a source's chunks with their vectors; the same source again overwrites them."""

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.knowledge.chunking import Chunk
 from runtime.knowledge.store import (
     Hit,
     KnowledgeStoreError,
-    StoredChunk,
     VectorStore,
     collection_name,
 )
@@ -29,9 +29,9 @@ def unit(*values: float) -> list[float]:
     return list(vector / np.linalg.norm(vector))
 
 
-def chunks(source_name: str, count: int) -> list[StoredChunk]:
+def chunks(source_name: str, count: int) -> list[Chunk]:
     return [
-        StoredChunk(
+        Chunk(
             text=f"{source_name} passage {n}",
             source_name=source_name,
             position=n,
@@ -53,7 +53,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 async def put(
     store: VectorStore,
     source_id: str,
-    stored: Sequence[StoredChunk],
+    stored: Sequence[Chunk],
     vectors: Sequence[Sequence[float]],
     *,
     bot_id: str = "1",
@@ -94,7 +94,7 @@ async def test_the_nearest_chunk_comes_first_with_its_payload(store: VectorStore
     hits = await ask(store, unit(0, 1, 0.1))
 
     assert [hit.chunk.position for hit in hits] == [1, 2, 0]
-    assert hits[0].chunk == StoredChunk("faq.md passage 1", "faq.md", 1, 2, "Part 1")
+    assert hits[0].chunk == Chunk("faq.md passage 1", "faq.md", 1, 2, "Part 1")
     assert hits[0].source_id == SOURCE_A
     assert hits[0].score == pytest.approx(float(np.dot(unit(0, 1, 0.1), unit(0, 1))), abs=1e-5)
     assert hits[0].score > hits[1].score > hits[2].score
