@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.messages import Attachment, Button, Field
+from studio.secrets import Cipher
 
 # What a button's action says: answer a stored confirmation, or run a command.
 CONFIRM_PREFIX = "confirm:"  # + the confirmation's id
@@ -18,6 +19,12 @@ TOKEN_PREFIX = "token:"
 # t.me/newbot link (Telegram's managed bots), fetched by the Studio's bot itself.
 MANAGED_BOT = "managed"
 TOKEN_FORM_PREFIX = "token-form:"  # + a token request's id: a front opens a private form for it
+
+
+def token_action(cipher: Cipher, token: str, *, request: str = "") -> str:
+    """The action that hands `token` to the Studio for `request` ('' for the member's latest),
+    sealed with the service's cipher."""
+    return f"{TOKEN_PREFIX}{request}:{cipher.encrypt(token).decode()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from runtime.runtime import Runtime
 from storage import studio_threads
 from studio.address import studio_address
 from studio.members import Members
-from studio.replies import TOKEN_FORM_PREFIX, TOKEN_PREFIX
+from studio.replies import TOKEN_FORM_PREFIX, token_action
 from studio.roles import Role
 from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
 
@@ -394,11 +394,10 @@ class SlackAdapter:
         address = studio_address(
             "slack", team_id, f"slack:{body['user']['id']}", thread=slack_thread(channel, thread)
         )
-        sealed = self.cipher.encrypt(token.group(0)).decode()
         await self.runtime.feed(
             IncomingMessage(
                 address=address,
-                action=f"{TOKEN_PREFIX}{request}:{sealed}",
+                action=token_action(self.cipher, token.group(0), request=request),
                 dedupe_key=f"slack-view:{view.get('id')}",
             )
         )

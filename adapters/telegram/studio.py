@@ -42,7 +42,7 @@ from studio.address import TELEGRAM_STUDIO, studio_address
 from studio.commands import COMMANDS
 from studio.errors import OperationError
 from studio.members import Members
-from studio.replies import MANAGED_BOT, RUN_PREFIX, TOKEN_PREFIX
+from studio.replies import MANAGED_BOT, RUN_PREFIX, token_action
 from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
 
 logger = logging.getLogger(__name__)
@@ -246,9 +246,8 @@ class TelegramStudio:
         address = studio_address(TELEGRAM_STUDIO, team_id, identity, thread=str(message.chat_id))
         dedupe = f"telegram-studio:{update.update_id}"
         if token is not None:
-            sealed = self.cipher.encrypt(token.group(0)).decode()
             incoming = IncomingMessage(
-                address=address, action=f"{TOKEN_PREFIX}:{sealed}", dedupe_key=dedupe
+                address=address, action=token_action(self.cipher, token.group(0)), dedupe_key=dedupe
             )
         else:
             incoming = IncomingMessage(
@@ -297,12 +296,11 @@ class TelegramStudio:
                 creator.id, f"Telegram did not give me @{created.username}'s token: {said(exc)}"
             )
             return
-        sealed = self.cipher.encrypt(token).decode()
         address = studio_address(TELEGRAM_STUDIO, team_id, identity, thread=str(creator.id))
         await self.runtime.feed(
             IncomingMessage(
                 address=address,
-                action=f"{TOKEN_PREFIX}{MANAGED_BOT}:{sealed}",
+                action=token_action(self.cipher, token, request=MANAGED_BOT),
                 dedupe_key=f"telegram-studio:{update.update_id}",
             )
         )
