@@ -1,30 +1,51 @@
 # Chat Studio. `make run` serves the embedded defaults; `make test` runs the whole suite.
+# Every install comes from uv.lock (the whole dependency tree, hashed); `make lock` refreshes it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+HOST ?= 127.0.0.1
+PORT ?= 8000
 export LITELLM_LOCAL_MODEL_COST_MAP := True
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint bench install dev clean migration
+.PHONY: run test lint lock lock-check bench install dev clean migration
 
-$(VENV)/bin/python:
+$(UV):
+	@echo "==> Creating $(VENV) with $$($(PYTHON) --version)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	@echo "==> Installing uv $(UV_VERSION), which installs exactly what uv.lock lists"
+	$(PY) -m pip install --disable-pip-version-check "uv==$(UV_VERSION)"
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e .
+$(VENV)/.installed: uv.lock pyproject.toml | $(UV)
+	@echo "==> Installing the locked dependencies (first time: about a minute, ~550 MB)"
+	$(UV) sync --frozen --inexact
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e ".[dev]"
+$(VENV)/.installed-dev: uv.lock pyproject.toml | $(UV)
+	@echo "==> Installing the locked dependencies with the dev extras"
+	$(UV) sync --frozen --inexact --extra dev
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
 run: $(VENV)/.installed
-	$(PY) main.py serve
+	@echo "==> Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops)"
+	$(PY) main.py serve --host $(HOST) --port $(PORT)
 
-lint: $(VENV)/.installed-dev
+# uv.lock must describe pyproject.toml: a dependency changed in one and not the other fails here.
+lock-check: | $(UV)
+	@$(UV) lock --check --offline >/dev/null 2>&1 || $(UV) lock --check || { \
+		echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock"; exit 1; }
+
+# Refresh the lock on purpose: newest versions within pyproject.toml's ranges.
+lock: | $(UV)
+	$(UV) lock --upgrade
+
+lint: lock-check $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy builders storage runtime studio adapters main.py
@@ -40,4 +61,4 @@ migration: $(VENV)/.installed-dev  # make migration m="what changed"
 	$(VENV)/bin/ruff format -q storage/migrations
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -79,14 +79,19 @@ class RetryPolicy:
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    try:
-        return float(headers.get("retry-after"))
-    except (TypeError, ValueError):
-        return None
+    """The provider's Retry-After: litellm keeps the response's headers apart from the
+    exception's own `response` (which it rebuilds without them for rate limits)."""
+    for headers in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ):
+        if not headers:
+            continue
+        try:
+            return float(headers.get("retry-after"))
+        except (TypeError, ValueError):
+            continue
+    return None
 
 
 def _classify(exc: BaseException, litellm: ModuleType) -> tuple[str, bool]:
