@@ -27,10 +27,11 @@ def coerce_field(field: str, raw: str) -> str | int | float:
     if kind is None:
         return raw
     try:
-        return kind(raw)
+        value: int | float = kind(raw)
     except ValueError:
         noun = "a number" if kind is float else "a whole number"
         raise SpecError([f"{field}: must be {noun}, got '{raw}'"]) from None
+    return value
 
 
 def apply_changes(spec: BotSpec, changes: dict[str, Any]) -> BotSpec:

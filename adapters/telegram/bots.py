@@ -71,7 +71,7 @@ def _import_aiogram() -> ModuleType:
     from aiogram.methods.base import Response
 
     _RESPONSE_TYPES[:] = [
-        Response[method.__returning__]  # type: ignore[misc,name-defined]
+        Response[method.__returning__]  # type: ignore[name-defined]
         for method in (SendMessage, GetUpdates, GetMe, SetWebhook)  # SetWebhook: every bool
     ]
     return aiogram

@@ -222,7 +222,8 @@ def _import_litellm() -> ModuleType:
     # DEFAULT_MAX_RETRIES`), so the SDK would retry twice. Only that path and Azure's read it, and
     # every call of this project passes max_retries=0 anyway.
     litellm.DEFAULT_MAX_RETRIES = 0
-    return litellm
+    module: ModuleType = litellm
+    return module
 
 
 def _short(exc: BaseException) -> str:
