@@ -73,13 +73,17 @@ class Services:
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and `.env`; `.env` provider keys are exported for litellm."""
     from dotenv import dotenv_values
+    from pydantic import ValidationError
 
-    from studio.settings import Settings
+    from studio.settings import Settings, describe_invalid
 
     for name, value in dotenv_values(".env").items():
         if value is not None and name.isupper() and name.endswith(("_API_KEY", "_API_BASE")):
             os.environ.setdefault(name, value)
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise StartupError(describe_invalid(exc)) from None
 
 
 def _secret(settings: Settings) -> str:
@@ -275,13 +279,18 @@ async def _collect_orphans(services: Services) -> None:
 
 
 class _ServeLock:
-    """One `serve` per embedded store: the SQLite file and embedded Qdrant belong to one process."""
+    """One process per embedded store: the SQLite file and embedded Qdrant belong to one process.
+
+    The lock is an open file with an exclusive `flock`, so it lasts exactly as long as the
+    process keeps the file open (the holder must stay referenced) and dies with the process,
+    even after `kill -9`. The file names its holder: pid, and the URL it serves on if any.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._handle: Any = None
 
-    def acquire(self) -> None:
+    def acquire(self, *, url: str | None = None) -> _ServeLock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -290,18 +299,36 @@ class _ServeLock:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            owner = handle.read().strip() or "another process"
+            pid, _, holder_url = handle.read().strip().partition(" ")
             handle.close()
-            raise StartupError(
-                f"Another `serve` (pid {owner}) is already using {self.path.parent}. "
-                "Stop it first; "
-                "to run several processes use PostgreSQL (STUDIO_DATABASE_URL) and a Qdrant "
-                "server (STUDIO_QDRANT_URL)."
-            ) from None
+            raise HeldError(self.path.parent, pid=pid or None, url=holder_url or None) from None
         handle.truncate(0)
-        handle.write(str(os.getpid()))
+        handle.write(f"{os.getpid()} {url or ''}".strip())
         handle.flush()
         self._handle = handle
+        return self
+
+
+class HeldError(StartupError):
+    """Another process holds the data folder."""
+
+    def __init__(self, folder: Path, *, pid: str | None, url: str | None) -> None:
+        self.folder, self.pid, self.url = folder, pid, url
+        who = f"`serve` (pid {pid})" if pid else "process"
+        super().__init__(
+            f"Another {who} is already using {folder}. Stop it first; "
+            "to run several processes use PostgreSQL (STUDIO_DATABASE_URL) and a Qdrant "
+            "server (STUDIO_QDRANT_URL)."
+        )
+
+
+_held: list[_ServeLock] = []  # the data folder locks this process holds until it exits
+
+
+def _hold_data(settings: Settings, *, url: str | None = None) -> None:
+    """Take the data folder for the rest of this process when it holds embedded stores."""
+    if settings.uses_sqlite or settings.qdrant_url is None:
+        _held.append(_ServeLock(settings.data_dir / "serve.lock").acquire(url=url))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -309,20 +336,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from runtime.logs import configure_logging
+
     settings = load_settings()
-    if settings.uses_sqlite or settings.qdrant_url is None:
-        _ServeLock(settings.data_dir / "serve.lock").acquire()
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     console = f"http://{shown_host}:{args.port}/"
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _hold_data(settings, url=console)
+    configure_logging(settings.log_format)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # httpx logs every request URL at INFO, and Telegram's URLs carry the bot's token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = build_app(settings, console_url=console)
     print(f"Chat Studio on {console}", flush=True)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
     uvicorn.Server(config).run()
     return 0
 
@@ -434,8 +460,18 @@ async def _chat(args: argparse.Namespace) -> int:
                 raise StartupError(f"the service at {args.url} refused: {exc}") from None
             await chat_in_terminal(link)
             return 0
-    if settings.uses_sqlite or settings.qdrant_url is None:
-        _ServeLock(settings.data_dir / "serve.lock").acquire()
+    try:
+        _hold_data(settings)
+    except HeldError as held:
+        if held.url:
+            raise StartupError(
+                f"nothing answers at {args.url}, and `serve` (pid {held.pid}) holds "
+                f"{held.folder}: talk to it with python main.py chat --url {held.url}"
+            ) from None
+        raise StartupError(
+            f"nothing answers at {args.url}, and another process (pid {held.pid or '?'}) holds "
+            f"{held.folder}: stop it, or give the address it serves on with --url"
+        ) from None
     services = await build_services(settings)
     try:
         await services.studio.tests.fail_unfinished()  # we hold the data, like `serve`
@@ -451,8 +487,22 @@ async def _chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """The installed distribution's version, else the one pyproject.toml beside us declares."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("chat-studio")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        with open(Path(__file__).with_name("pyproject.toml"), "rb") as handle:
+            return str(tomllib.load(handle)["project"]["version"])
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="main.py", description="Chat Studio")
+    top.add_argument("--version", action="version", version=f"chat-studio {_version()}")
     sub = top.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the whole service (HTTP, channels, runtime)")

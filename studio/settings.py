@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./data"), validation_alias=_env("STUDIO_DATA_DIR"))
     web_rate_per_session: float = Field(30, validation_alias=_env("STUDIO_WEB_RATE_PER_SESSION"))
     web_rate_per_address: float = Field(300, validation_alias=_env("STUDIO_WEB_RATE_PER_ADDRESS"))
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("STUDIO_LOG_FORMAT"))
 
     @property
     def effective_judge_model(self) -> str | None:
@@ -62,3 +64,23 @@ class Settings(BaseSettings):
     @property
     def uses_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line naming each bad variable, its value and what it should be."""
+    by_alias: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            upper = str(alias.choices[0])
+            by_alias.update({name: upper, upper: upper, upper.lower(): upper})
+    problems: list[str] = []
+    for error in exc.errors():
+        where = str(error["loc"][0]) if error["loc"] else "settings"
+        variable = by_alias.get(where, where)
+        value = error.get("input")
+        secret = any(word in variable for word in ("TOKEN", "SECRET", "KEY"))
+        short = isinstance(value, str | int | float) and len(str(value)) < 80
+        shown = f"={value}" if short and not secret else ""
+        problems.append(f"{variable}{shown}: {error['msg']}")
+    return "invalid setting " + "; ".join(problems)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -119,6 +124,71 @@ def test_serve_refuses_a_second_process(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "already using" in result.stderr
     assert "PostgreSQL" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_holds_its_data_until_it_exits_and_chat_is_sent_to_it(workdir: Path) -> None:
+    """The lock lives as long as `serve` (it was once dropped at once), and `chat` with no
+    service at --url says where the running one answers instead of opening the data too."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "serve", "--port", str(port)],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("serve did not answer /healthz")
+        gc.collect()  # a lock kept only by a dropped object would be released here
+        with pytest.raises(main.HeldError, match="already using"):
+            main._ServeLock(workdir / "data" / "serve.lock").acquire()
+        chat = subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), "chat", "--url", "http://127.0.0.1:9"],
+            input="/bots\n",
+            capture_output=True,
+            text=True,
+            cwd=workdir,
+            timeout=60,
+        )
+        assert chat.returncode == 1
+        assert f"python main.py chat --url http://127.0.0.1:{port}/" in chat.stderr
+        assert len(chat.stderr.strip().splitlines()) == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STUDIO_LOG_FORMAT", "xml")
+    monkeypatch.setenv("STUDIO_LLM_TIMEOUT_S", "soon")
+    assert main.main(["serve"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "STUDIO_LOG_FORMAT=xml" in err and "'text' or 'json'" in err
+    assert "STUDIO_LLM_TIMEOUT_S=soon" in err
+    assert not (workdir / "data" / "serve.lock").exists()  # refused before taking anything
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main.main(["--version"])
+    assert done.value.code == 0
+    assert re.fullmatch(r"chat-studio \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
 
 
 def test_help_is_cheap() -> None:
