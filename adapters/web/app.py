@@ -20,7 +20,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.web import chat, knowledge_api, rest, studio_api
+from adapters.web import (
+    chat,
+    keys_api,
+    knowledge_api,
+    rest,
+    studio_api,
+)
 from studio.errors import OperationError
 
 logger = logging.getLogger(__name__)
@@ -101,4 +107,5 @@ def create_app(
     app.include_router(rest.router)
     app.include_router(studio_api.router)
     app.include_router(knowledge_api.router)
+    app.include_router(keys_api.router)
     return app
