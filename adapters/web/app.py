@@ -24,6 +24,7 @@ from adapters.web import (
     chat,
     keys_api,
     knowledge_api,
+    readiness,
     rest,
     studio_api,
 )
@@ -108,4 +109,5 @@ def create_app(
     app.include_router(studio_api.router)
     app.include_router(knowledge_api.router)
     app.include_router(keys_api.router)
+    app.include_router(readiness.router)
     return app
