@@ -24,9 +24,11 @@ from adapters.web import (
     chat,
     keys_api,
     knowledge_api,
+    members_api,
     readiness,
     rest,
     studio_api,
+    try_api,
 )
 from studio.errors import OperationError
 
@@ -108,6 +110,8 @@ def create_app(
     app.include_router(rest.router)
     app.include_router(studio_api.router)
     app.include_router(knowledge_api.router)
+    app.include_router(try_api.router)
     app.include_router(keys_api.router)
+    app.include_router(members_api.router)
     app.include_router(readiness.router)
     return app
