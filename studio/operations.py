@@ -47,6 +47,7 @@ from studio.errors import (
     NotFoundError,
     UnauthorizedError,
 )
+from studio.members import aware
 from studio.roles import Caller, Role
 from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
 from studio.settings import Settings
@@ -982,7 +983,7 @@ def _key_view(row: ApiKey, caller: Caller) -> ApiKeyView:
         name=row.name,
         role=row.role,
         prefix=row.prefix,
-        created_at=row.created_at,
+        created_at=aware(row.created_at),
         current=row.id == caller.key_id,
     )
 

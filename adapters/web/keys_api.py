@@ -22,7 +22,7 @@ Services = Annotated[WebServices, Depends(services)]
 
 
 class KeyIn(BaseModel):
-    name: str = Field(max_length=80, description="who or what uses the key: letters, digits, _.@-")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,80}$", description="who or what uses the key")
     role: Role
 
 
@@ -33,7 +33,10 @@ async def list_keys(who: Who, svc: Services) -> list[ApiKeyView]:
 
 
 @router.post(
-    "/keys", response_model=ApiKeyCreated, status_code=201, responses=errors(401, 403, 409, 422)
+    "/keys",
+    response_model=ApiKeyCreated,
+    status_code=201,
+    responses=errors(400, 401, 403, 409, 422),
 )
 async def create_key(body: KeyIn, who: Who, svc: Services) -> ApiKeyCreated:
     """A new key with a role; `key` is in this answer only."""

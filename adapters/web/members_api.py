@@ -27,7 +27,9 @@ class RoleOut(BaseModel):
     before: Role
 
 
-@router.put("/members/{user}", response_model=RoleOut, responses=errors(401, 403, 404, 409, 422))
+@router.put(
+    "/members/{user}", response_model=RoleOut, responses=errors(400, 401, 403, 404, 409, 422)
+)
 async def set_role(
     user: Annotated[str, PathParam(min_length=1, max_length=200)],
     body: RoleIn,

@@ -35,7 +35,7 @@ class TryOut(BaseModel):
     new_conversation: bool  # this message started a sandbox conversation
 
 
-@router.post("/bots/{bot}/try", response_model=TryOut, responses=errors(401, 403, 404, 422))
+@router.post("/bots/{bot}/try", response_model=TryOut, responses=errors(400, 401, 403, 404, 422))
 async def try_draft(bot: str, body: TryIn, who: Who, svc: Services) -> TryOut:
     """Say something to the bot's draft in your own sandbox conversation (editors and up;
     never counted in stats)."""
