@@ -393,6 +393,28 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apikey_list(args: argparse.Namespace) -> int:
+    async def work(services: Services) -> None:
+        keys = await services.ops.api_keys(await _team_caller(services, args.team))
+        print(f"{'ID':>4}  {'NAME':<20} {'ROLE':<7} {'STARTS':<11} CREATED")
+        for key in keys:
+            created = key.created_at.strftime("%Y-%m-%d %H:%M")
+            print(f"{key.id:>4}  {key.name:<20} {key.role:<7} {key.prefix + '…':<11} {created}")
+
+    asyncio.run(_with_services(work))
+    return 0
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    async def work(services: Services) -> None:
+        caller = await _team_caller(services, args.team)
+        revoked = await services.ops.revoke_api_key(caller, args.id)
+        print(f"Revoked key {revoked.id} ({revoked.name}, {revoked.role}) in '{caller.team}'.")
+
+    asyncio.run(_with_services(work))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     async def work(services: Services) -> None:
         caller = await _team_caller(services, args.team)
@@ -529,6 +551,13 @@ def parser() -> argparse.ArgumentParser:
     key_create.add_argument("--role", required=True, help="owner, admin, editor or viewer")
     key_create.add_argument("--name", required=True, help="who or what uses the key")
     key_create.set_defaults(run=cmd_apikey_create)
+    key_list = apikey.add_parser("list", help="list the team's keys (never the keys themselves)")
+    key_list.add_argument("--team", default="local")
+    key_list.set_defaults(run=cmd_apikey_list)
+    key_revoke = apikey.add_parser("revoke", help="revoke a key: it stops working at once")
+    key_revoke.add_argument("id", type=int, help="the key's id, from apikey list")
+    key_revoke.add_argument("--team", default="local")
+    key_revoke.set_defaults(run=cmd_apikey_revoke)
 
     export = sub.add_parser("export", help="print a bot's draft as YAML")
     export.add_argument("bot")

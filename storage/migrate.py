@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from storage.database import Database
 
@@ -26,6 +30,23 @@ async def migrate(db: Database) -> None:
 
     async with db.write_conn() as conn:
         await conn.run_sync(_upgrade)
+
+
+async def revisions(db: Database) -> tuple[str | None, str | None]:
+    """The database's migration revision and the code's head (equal when up to date)."""
+
+    def _current(connection: Any) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with db.read_conn() as conn:
+        current = await conn.run_sync(_current)
+    return current, await asyncio.to_thread(_head)
+
+
+@functools.cache
+def _head() -> str | None:
+    """Read once: the migration scripts do not change while the process runs."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def autogenerate(db: Database, message: str) -> None:

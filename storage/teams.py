@@ -58,6 +58,21 @@ class TeamRepository:
         await self.session.flush()
         return plain, row
 
+    async def api_keys(self, team_id: int, *, name: str | None = None) -> list[ApiKey]:
+        """The team's keys (those named `name` when given), oldest first."""
+        query = select(ApiKey).where(ApiKey.team_id == team_id)
+        if name is not None:
+            query = query.where(ApiKey.name == name)
+        return list((await self.session.exec(query.order_by(col(ApiKey.id)))).all())
+
+    async def api_key(self, team_id: int, key_id: int) -> ApiKey | None:
+        key = await self.session.get(ApiKey, key_id)
+        return key if key is not None and key.team_id == team_id else None
+
+    async def delete(self, row: ApiKey | Member) -> None:
+        await self.session.delete(row)
+        await self.session.flush()
+
     async def find_api_key(self, plain: str) -> ApiKey | None:
         query = select(ApiKey).where(ApiKey.key_hash == hash_key(plain))
         return (await self.session.exec(query)).first()

@@ -121,7 +121,7 @@ class Studio:
         self.members = Members(db)
         self.confirmations = Confirmations(db)
         self.context = ContextStore(db)
-        self.sandbox = Sandbox(db=db, llm=llm, knowledge=runtime.knowledge)
+        self.sandbox = Sandbox(ops=ops, llm=llm, knowledge=runtime.knowledge)
         self.knowledge = KnowledgeOperations(ops=ops, gateway=runtime.knowledge)
         self.tests = BotTests(db=db, ops=ops, llm=llm, judge_model=judge_model)
         self._jobs: set[asyncio.Task[None]] = set()
@@ -408,26 +408,15 @@ class Studio:
 
     async def _try(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, TryBot)
-        caller = turn.caller
-        caller.require(Role.EDITOR, "Trying a draft")
-        draft = await self.ops.draft(caller, turn.bot(command.bot))
-        if command.new:
-            await self.sandbox.restart(
-                team_id=caller.team_id, identity=caller.identity, bot_id=draft.bot_id
-            )
-            if not command.message:
-                return [Answer(f"Started a new conversation with *{draft.name}*'s draft.")]
-        if not command.message:
-            raise InvalidError(f"What should I say to {draft.name}? /try {draft.name} MESSAGE")
-        turn_ = await self.sandbox.send(
-            team_id=caller.team_id,
-            identity=caller.identity,
-            bot_id=draft.bot_id,
-            spec=draft.spec,
-            text=command.message,
+        tried = await self.sandbox.try_draft(
+            turn.caller, turn.bot(command.bot), command.message, new=command.new
         )
-        output = turn_.output
-        text = f"*{draft.name}* (draft): {output.reply}"
+        if tried.turn is None:
+            if command.new:
+                return [Answer(f"Started a new conversation with *{tried.bot}*'s draft.")]
+            raise InvalidError(f"What should I say to {tried.bot}? /try {tried.bot} MESSAGE")
+        output = tried.turn.output
+        text = f"*{tried.bot}* (draft): {output.reply}"
         if output.error:
             text += (
                 f"\n\nThe model failed: {output.error}. End users would get the fallback "

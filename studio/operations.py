@@ -35,22 +35,25 @@ from storage.bots import ENVIRONMENTS, BotRepository
 from storage.database import Database
 from storage.deployments import DeploymentRepository
 from storage.errors import DuplicateError, StaleRevisionError
-from storage.tables import Bot, BotVersion, Deployment, Team, utcnow
+from storage.tables import ApiKey, Bot, BotVersion, Deployment, Team, utcnow
 from storage.teams import TeamRepository
 from storage.test_runs import TestRunRepository, failure_reason
 from studio.errors import (
     BadRequestError,
     ConflictError,
+    ForbiddenError,
     InvalidError,
     NotAvailableError,
     NotFoundError,
     UnauthorizedError,
 )
+from studio.members import aware
 from studio.roles import Caller, Role
 from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
 from studio.settings import Settings
 from studio.views import (
     ApiKeyCreated,
+    ApiKeyView,
     AuditView,
     BotListItem,
     BotView,
@@ -102,6 +105,7 @@ PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta
 CHANNELS = ("web", "slack", "telegram")
 LOCAL_TEAM = "local"
 _TEAM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+_MAX_ID = 2**31 - 1  # the largest id a PostgreSQL integer column holds
 
 
 def _problems(exc: SpecError) -> InvalidError:
@@ -139,7 +143,11 @@ class Operations:
         if row is None or team is None or team.id is None:
             raise UnauthorizedError("invalid API key")
         return Caller(
-            team_id=team.id, team=team.name, identity=f"api:{row.name}", role=Role(row.role)
+            team_id=team.id,
+            team=team.name,
+            identity=f"api:{row.name}",
+            role=Role(row.role),
+            key_id=row.id,
         )
 
     async def create_team(self, name: str) -> ApiKeyCreated:
@@ -153,36 +161,72 @@ class Operations:
             except DuplicateError as exc:
                 raise ConflictError(str(exc)) from None
             assert team.id is not None
-            key, _ = await repo.create_api_key(team.id, "owner", Role.OWNER)
+            key, row = await repo.create_api_key(team.id, "owner", Role.OWNER)
+            assert row.id is not None
             await repo.add_member(team.id, "api:owner", Role.OWNER)
             await AuditRepository(session).record(
                 team_id=team.id, actor="cli", action="team.create", target=name
             )
-        return ApiKeyCreated(team=name, name="owner", role=Role.OWNER, key=key)
+        return ApiKeyCreated(id=row.id, team=name, name="owner", role=Role.OWNER, key=key)
 
     async def create_api_key(self, *, team: str, role: str, name: str) -> ApiKeyCreated:
-        try:
-            parsed = Role.parse(role)
-        except ValueError as exc:
-            raise InvalidError(str(exc)) from None
-        if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,80}", name):
-            raise InvalidError("key name: 1-80 letters, digits or _ . @ -")
+        """A key made on the command line, which acts for whoever holds the data."""
+        parsed = _key_request(name, role)
         async with self.db.write() as session:
-            repo = TeamRepository(session)
-            row = await repo.by_name(team)
+            row = await TeamRepository(session).by_name(team)
             if row is None or row.id is None:
                 raise NotFoundError(f"no team named '{team}'")
-            key, _ = await repo.create_api_key(row.id, name, parsed)
-            if await repo.member(row.id, f"api:{name}") is None:
-                await repo.add_member(row.id, f"api:{name}", parsed)
-            await AuditRepository(session).record(
-                team_id=row.id,
-                actor="cli",
-                action="apikey.create",
-                target=f"api:{name}",
-                after={"role": parsed.value},
+            key_id, key = await _add_key(session, row.id, actor="cli", name=name, role=parsed)
+        return ApiKeyCreated(id=key_id, team=team, name=name, role=parsed, key=key)
+
+    async def issue_api_key(self, caller: Caller, *, name: str, role: str) -> ApiKeyCreated:
+        """A key made by an admin or owner of the team (only owners make owner keys)."""
+        caller.require(Role.ADMIN, "Managing API keys")
+        parsed = _key_request(name, role)
+        if parsed is Role.OWNER and caller.role is not Role.OWNER:
+            raise ForbiddenError("Only an owner can create an owner key.")
+        async with self.db.write() as session:
+            key_id, key = await _add_key(
+                session, caller.team_id, actor=caller.identity, name=name, role=parsed
             )
-        return ApiKeyCreated(team=team, name=name, role=parsed, key=key)
+        return ApiKeyCreated(id=key_id, team=caller.team, name=name, role=parsed, key=key)
+
+    async def api_keys(self, caller: Caller) -> list[ApiKeyView]:
+        caller.require(Role.ADMIN, "Managing API keys")
+        async with self.db.read() as session:
+            rows = await TeamRepository(session).api_keys(caller.team_id)
+        return [_key_view(row, caller) for row in rows]
+
+    async def revoke_api_key(self, caller: Caller, key_id: int) -> ApiKeyView:
+        """Delete a key: requests with it get 401 from now on. Not the caller's own key, and
+        only owners revoke owner keys. The key's member goes with its last key of that name."""
+        caller.require(Role.ADMIN, "Managing API keys")
+        async with self.db.write() as session:
+            repo = TeamRepository(session)
+            row = await repo.api_key(caller.team_id, key_id) if 0 < key_id <= _MAX_ID else None
+            if row is None or row.id is None:
+                raise NotFoundError(f"No API key with id {key_id} in this team.")
+            if row.id == caller.key_id:
+                raise ConflictError(
+                    "That is the key you are calling with: revoke it with another admin or owner "
+                    "key, or on the command line (python main.py apikey revoke ID)."
+                )
+            if row.role == Role.OWNER.value and caller.role is not Role.OWNER:
+                raise ForbiddenError("Only an owner can revoke an owner key.")
+            view = _key_view(row, caller)
+            await repo.delete(row)
+            identity = f"api:{row.name}"
+            member = await repo.member(caller.team_id, identity)
+            if member is not None and not await repo.api_keys(caller.team_id, name=row.name):
+                await repo.delete(member)
+            await _audit(
+                session,
+                caller,
+                action="apikey.revoke",
+                target=identity,
+                before={"id": row.id, "role": row.role},
+            )
+        return view
 
     async def ensure_local_team(self, key_file: Path) -> ApiKeyCreated | None:
         """On an empty database: the `local` team, its owner key written to `key_file` (0600)."""
@@ -891,6 +935,56 @@ async def _audit(
         target=target,
         before=before,
         after=after,
+    )
+
+
+def _key_request(name: str, role: str) -> Role:
+    """The role of a key asked for, once its name and role are known to be well-formed."""
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,80}", name):
+        raise InvalidError("key name: 1-80 letters, digits or _ . @ -")
+    try:
+        return Role.parse(role)
+    except ValueError as exc:
+        raise InvalidError(str(exc)) from None
+
+
+async def _add_key(
+    session: AsyncSession, team_id: int, *, actor: str, name: str, role: Role
+) -> tuple[int, str]:
+    """A new key of the team (its id and plain text) and its member `api:NAME` with its role,
+    audited. One key per name (revoking it removes the member), so the member the Studio knows
+    for a key always has the key's role."""
+    repo = TeamRepository(session)
+    taken = await repo.api_keys(team_id, name=name)
+    if taken:
+        raise ConflictError(
+            f"A key named '{name}' exists (id {taken[0].id}, {taken[0].role}): pick another "
+            "name, or revoke that key first."
+        )
+    key, row = await repo.create_api_key(team_id, name, role)
+    assert row.id is not None
+    identity = f"api:{name}"
+    if await repo.member(team_id, identity) is None:
+        await repo.add_member(team_id, identity, role)
+    await AuditRepository(session).record(
+        team_id=team_id,
+        actor=actor,
+        action="apikey.create",
+        target=identity,
+        after={"id": row.id, "role": role.value},
+    )
+    return row.id, key
+
+
+def _key_view(row: ApiKey, caller: Caller) -> ApiKeyView:
+    assert row.id is not None
+    return ApiKeyView(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        prefix=row.prefix,
+        created_at=aware(row.created_at),
+        current=row.id == caller.key_id,
     )
 
 

@@ -38,6 +38,7 @@ class Caller:
     team: str
     identity: str
     role: Role
+    key_id: int | None = None  # the API key it calls with, when it calls with one
 
     def require(self, needed: Role, doing: str) -> None:
         if self.role.rank < needed.rank:

@@ -16,7 +16,8 @@ from builders.spec import BotSpec
 from runtime.llm import ChatMessage, LlmGateway
 from runtime.pipeline import TurnContext, TurnOutput, compile_spec, turn_records
 from storage import conversations as conv_store
-from storage.database import Database
+from studio.operations import Operations
+from studio.roles import Caller, Role
 
 if TYPE_CHECKING:
     from runtime.knowledge.gateway import KnowledgeGateway
@@ -28,17 +29,44 @@ class SandboxTurn:
     fresh: bool  # this message started a new sandbox conversation
 
 
+@dataclass(frozen=True, slots=True)
+class Tried:
+    bot: str  # the bot's name as stored
+    turn: SandboxTurn | None  # None: nothing was said (the conversation was only restarted)
+
+
 def _key(team_id: int, identity: str, bot_id: int) -> str:
     return f"try:{team_id}:{bot_id}:{identity}"
 
 
 class Sandbox:
     def __init__(
-        self, *, db: Database, llm: LlmGateway, knowledge: KnowledgeGateway | None = None
+        self, *, ops: Operations, llm: LlmGateway, knowledge: KnowledgeGateway | None = None
     ) -> None:
-        self.db = db
+        self.ops = ops
+        self.db = ops.db
         self.llm = llm
         self.knowledge = knowledge
+
+    async def try_draft(self, caller: Caller, bot: str, text: str, *, new: bool = False) -> Tried:
+        """Say `text` (unless empty) to the draft of `bot` in the caller's sandbox conversation,
+        a new one when `new` (`/try` and REST `POST /bots/{bot}/try`)."""
+        caller.require(Role.EDITOR, "Trying a draft")
+        draft = await self.ops.draft(caller, bot)
+        if new:
+            await self.restart(
+                team_id=caller.team_id, identity=caller.identity, bot_id=draft.bot_id
+            )
+        if not text:
+            return Tried(draft.name, None)
+        turn = await self.send(
+            team_id=caller.team_id,
+            identity=caller.identity,
+            bot_id=draft.bot_id,
+            spec=draft.spec,
+            text=text,
+        )
+        return Tried(draft.name, turn)
 
     async def _active(self, key: str) -> int | None:
         async with self.db.read_conn() as conn:

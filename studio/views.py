@@ -106,10 +106,20 @@ class MemberView(BaseModel):
 
 
 class ApiKeyCreated(BaseModel):
+    id: int
     team: str
     name: str
     role: str
-    key: str
+    key: str  # shown this once: only its hash is stored
+
+
+class ApiKeyView(BaseModel):
+    id: int
+    name: str
+    role: str
+    prefix: str  # the key's first characters, to tell keys apart
+    created_at: datetime
+    current: bool  # the key this request was made with
 
 
 class SourceView(BaseModel):

@@ -65,6 +65,27 @@ def test_bad_input_changes_nothing(workdir: Path, capsys: pytest.CaptureFixture[
     assert main.main(["import", "missing.yaml"]) == 1
 
 
+def test_apikey_list_and_revoke(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.main(["team", "create", "local"]) == 0
+    assert main.main(["apikey", "create", "--role", "editor", "--name", "ci"]) == 0
+    key = capsys.readouterr().out.split()[-1]
+    assert main.main(["apikey", "list"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [row[:3] for row in rows] == [["1", "owner", "owner"], ["2", "ci", "editor"]]
+    assert key[:10] + "…" == rows[1][3] and key not in str(rows)
+
+    assert main.main(["apikey", "revoke", "2"]) == 0
+    assert "Revoked key 2 (ci, editor) in 'local'." in capsys.readouterr().out
+    assert main.main(["apikey", "revoke", "2"]) == 1
+    assert "No API key with id 2" in capsys.readouterr().err
+    assert main.main(["apikey", "revoke", str(2**64)]) == 1
+    assert "No API key" in capsys.readouterr().err
+    assert main.main(["apikey", "list", "--team", "nope"]) == 1
+    assert "no team named 'nope'" in capsys.readouterr().err
+    assert main.main(["apikey", "list"]) == 0
+    assert "ci" not in capsys.readouterr().out
+
+
 def test_knowledge_add_goes_through_a_running_service(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,7 +20,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.web import chat, knowledge_api, rest, studio_api
+from adapters.web import (
+    chat,
+    keys_api,
+    knowledge_api,
+    members_api,
+    readiness,
+    rest,
+    studio_api,
+    try_api,
+)
 from studio.errors import OperationError
 
 logger = logging.getLogger(__name__)
@@ -101,4 +110,8 @@ def create_app(
     app.include_router(rest.router)
     app.include_router(studio_api.router)
     app.include_router(knowledge_api.router)
+    app.include_router(try_api.router)
+    app.include_router(keys_api.router)
+    app.include_router(members_api.router)
+    app.include_router(readiness.router)
     return app

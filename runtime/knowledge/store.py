@@ -325,6 +325,10 @@ class VectorStore:
 
         return await self._run(work)
 
+    async def collection_count(self) -> int:
+        """How many collections the store holds: a cheap call that shows it answers (/readyz)."""
+        return await self._run(lambda client: len(client.get_collections().collections))
+
     async def drop_bot(self, *, bot_id: str) -> None:
         """Delete every collection of a bot, whatever its embedder."""
         prefix = _bot_prefix(bot_id)

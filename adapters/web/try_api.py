@@ -1,0 +1,50 @@
+"""`POST /api/v1/bots/{bot}/try`: the Studio's `/try` over REST.
+
+The caller's sandbox conversation with the bot's draft is the one `/try` uses for the same member
+(an API key's member is `api:NAME`), so either front continues it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, StringConstraints
+
+from adapters.web.deps import WebServices, caller, services
+from adapters.web.error_docs import errors
+from studio.commands import MAX_INPUT_CHARS
+from studio.roles import Caller
+
+router = APIRouter(prefix="/api/v1", tags=["bots"])
+Who = Annotated[Caller, Depends(caller)]
+Services = Annotated[WebServices, Depends(services)]
+
+
+class TryIn(BaseModel):
+    text: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_INPUT_CHARS)
+    ]
+    new: bool = False  # start a new sandbox conversation with this message
+
+
+class TryOut(BaseModel):
+    bot: str
+    reply: str  # what end users would get
+    model_error: str | None  # why the model failed, when it did (`reply` is then the fallback)
+    new_conversation: bool  # this message started a sandbox conversation
+
+
+@router.post("/bots/{bot}/try", response_model=TryOut, responses=errors(400, 401, 403, 404, 422))
+async def try_draft(bot: str, body: TryIn, who: Who, svc: Services) -> TryOut:
+    """Say something to the bot's draft in your own sandbox conversation (editors and up;
+    never counted in stats)."""
+    tried = await svc.studio.sandbox.try_draft(who, bot, body.text, new=body.new)
+    assert tried.turn is not None  # there was text
+    output = tried.turn.output
+    return TryOut(
+        bot=tried.bot,
+        reply=output.reply,
+        model_error=output.error,
+        new_conversation=tried.turn.fresh,
+    )
