@@ -255,15 +255,17 @@ class Operations:
         caller.require(Role.EDITOR, "Importing a bot")
         try:
             data = read_yaml(source) if isinstance(source, str) else source
-            if isinstance(data, dict) and "model" not in data:
-                data = {**data, "model": self.settings.default_model}  # as a created bot has
+            named = not isinstance(data, dict) or "model" in data
+            if not named:  # the default model, as a created bot has
+                data = {**data, "model": self.settings.default_model}
             spec = parse_spec(data)
         except YamlError as exc:
             raise BadRequestError(str(exc)) from None
         except SpecError as exc:
             raise _problems(exc) from None
         self._runnable(spec)
-        await self._usable_model(spec.model)
+        if named:  # checked like `/set model`
+            await self._usable_model(spec.model)
         if not replace:
             return await self._create(caller, spec, action="bot.import")
         async with self.db.write() as session:

@@ -46,6 +46,13 @@ async def test_an_imported_spec_without_a_model_gets_the_default_model(
         assert named["draft"]["model"] == "offline"
 
 
+async def test_a_default_model_is_given_unchecked_as_to_a_created_bot(tmp_path: Path) -> None:
+    async with running_service(service_settings(tmp_path, default_model="gpt-4o-mini")) as service:
+        created = await service.call("POST", "/api/v1/bots", json={"name": "made-bot"})
+        imported = await service.import_bot()
+        assert imported["draft"]["model"] == created["draft"]["model"] == "gpt-4o-mini"
+
+
 @pytest.mark.parametrize(
     ("model", "says"),
     [
