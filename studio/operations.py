@@ -557,7 +557,7 @@ class Operations:
                 digits = ref.removeprefix("v")
                 if not (digits.isascii() and digits.isdigit()):
                     raise InvalidError(
-                        f"'{ref}' is not a version: use v3, draft, staging or production"
+                        f"'{ref[:30]}' is not a version: use v3, draft, staging or production"
                     )
                 number = _version_number(digits)
                 version = await repo.version(bot.id, number)  # type: ignore[arg-type]
