@@ -21,6 +21,16 @@ DEFAULT_FALLBACK = "I can't answer that yet."
 DEFAULT_GREETING = "Hi! How can I help?"
 DEFAULT_PROMPT = "You are a helpful, concise assistant."
 OFFLINE_MODEL = "offline"
+# Limits that hold wherever a spec changes (import, edits, tests, knowledge).
+MAX_TESTS = 500
+MAX_TURNS = 20  # per test
+MAX_TURN_CHARS = 4000  # what a person can send in one message
+MAX_SOURCES = 200
+MAX_NODES = 32
+MAX_PARAM_CHARS = 20000
+MAX_BLOCKED_TERMS = 200
+MAX_TERM_CHARS = 200
+MAX_VERSION = 2**31 - 1  # version numbers are 32-bit integers in the database
 
 SourceId = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 
@@ -40,9 +50,11 @@ class ToolSpec(_Model):
     """An allow-listed HTTP tool described by OpenAPI (used by the `http_tool` node)."""
 
     name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-    description: str = ""
-    openapi_url: str
-    operations: list[str] = Field(default_factory=list)
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    openapi_url: Annotated[str, StringConstraints(max_length=2000)]
+    operations: Annotated[
+        list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=100)
+    ] = Field(default_factory=list)
 
 
 NodeKind = Literal["llm", "retrieve", "router", "template", "extract", "http_tool", "handoff"]
@@ -53,8 +65,21 @@ class PipelineNode(_Model):
 
     id: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
     kind: NodeKind
-    params: dict[str, str | int | float | bool | list[str]] = Field(default_factory=dict)
+    params: Annotated[dict[str, str | int | float | bool | list[str]], Field(max_length=50)] = (
+        Field(default_factory=dict)
+    )
     next: str | None = None
+
+    @field_validator("params")
+    @classmethod
+    def _bounded(cls, params: dict[str, object]) -> dict[str, object]:
+        for key, value in params.items():
+            items = value if isinstance(value, list) else [value]
+            if len(items) > 100 or any(len(str(item)) > MAX_PARAM_CHARS for item in items):
+                raise ValueError(
+                    f"'{key}' is too long (at most {MAX_PARAM_CHARS} characters, 100 items)"
+                )
+        return params
 
 
 class Expectation(_Model):
@@ -75,20 +100,26 @@ class TestCase(_Model):
     """A conversation to replay against the bot; the last reply is checked against `expect`."""
 
     __test__ = False  # not a pytest class
-    turns: Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=1)]
+    turns: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_TURN_CHARS)]],
+        Field(min_length=1, max_length=MAX_TURNS),
+    ]
     expect: Expectation
 
 
 class Schedule(_Model):
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]
-    cron: str
+    cron: Annotated[str, StringConstraints(max_length=100)]
     message: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
     channel: str | None = None
 
 
 class Guardrails(_Model):
     max_input_chars: Annotated[int, Field(ge=1, le=4000)] = 4000
-    blocked_terms: list[str] = Field(default_factory=list)
+    blocked_terms: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_TERM_CHARS)]],
+        Field(max_length=MAX_BLOCKED_TERMS),
+    ] = Field(default_factory=list)
 
 
 class BotSpec(_Model):
@@ -102,11 +133,15 @@ class BotSpec(_Model):
     greeting: Annotated[str, StringConstraints(max_length=4000)] = DEFAULT_GREETING
     fallback: Annotated[str, StringConstraints(min_length=1, max_length=4000)] = DEFAULT_FALLBACK
     history: Annotated[int, Field(ge=0, le=100)] = 10
-    knowledge: list[KnowledgeRef] = Field(default_factory=list)
-    tools: list[ToolSpec] = Field(default_factory=list)
-    pipeline: list[PipelineNode] = Field(default_factory=list)
-    tests: list[TestCase] = Field(default_factory=list)
-    schedules: list[Schedule] = Field(default_factory=list)
+    knowledge: Annotated[list[KnowledgeRef], Field(max_length=MAX_SOURCES)] = Field(
+        default_factory=list
+    )
+    tools: Annotated[list[ToolSpec], Field(max_length=50)] = Field(default_factory=list)
+    pipeline: Annotated[list[PipelineNode], Field(max_length=MAX_NODES)] = Field(
+        default_factory=list
+    )
+    tests: Annotated[list[TestCase], Field(max_length=MAX_TESTS)] = Field(default_factory=list)
+    schedules: Annotated[list[Schedule], Field(max_length=50)] = Field(default_factory=list)
     guardrails: Guardrails = Field(default_factory=Guardrails)
 
     @field_validator("name")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 from builders.spec import BotSpec
-from builders.validation import SpecError, parse_spec
+from builders.validation import NOT_YET, SpecError, parse_spec
 
 
 class YamlError(ValueError):
@@ -13,12 +15,19 @@ class YamlError(ValueError):
 
 
 def spec_to_yaml(spec: BotSpec) -> str:
-    data = spec.model_dump(mode="json", exclude_defaults=False)
+    """Every field, defaults too, except the unused ones of features not built yet (an export
+    never presents them as working)."""
+    data = spec.model_dump(mode="json")
+    default = BotSpec(name=spec.name).model_dump(mode="json")
+    for name in NOT_YET:
+        if data[name] == default[name]:
+            del data[name]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
-def spec_from_yaml(text: str) -> BotSpec:
-    """Parse YAML into a spec. Raises `YamlError` for bad syntax, `SpecError` for a bad spec."""
+def read_yaml(text: str) -> Any:
+    """The document in `text`, not yet checked as a spec. Raises `YamlError` for bad syntax,
+    `SpecError` for an empty document."""
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -27,6 +36,13 @@ def spec_from_yaml(text: str) -> BotSpec:
         raise YamlError(f"malformed YAML at {line}: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise YamlError(f"malformed YAML: {exc}") from None
+    except RecursionError:
+        raise YamlError("the YAML is nested too deeply to be a bot spec") from None
     if data is None:
         raise SpecError(["spec: the document is empty"])
-    return parse_spec(data)
+    return data
+
+
+def spec_from_yaml(text: str) -> BotSpec:
+    """Parse YAML into a spec. Raises `YamlError` for bad syntax, `SpecError` for a bad spec."""
+    return parse_spec(read_yaml(text))

@@ -12,6 +12,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from builders.spec import MAX_VERSION
+
 Env = Literal["staging", "production"]
 ChannelName = Literal["web", "slack", "telegram"]
 Period = Literal["24h", "7d", "30d"]
@@ -179,7 +181,7 @@ class Rollback(Command):
     confirm: ClassVar[bool] = True
     bot: BotName | None = None
     env: Env = "production"
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Annotated[int, Field(ge=1, le=MAX_VERSION)] | None = None
 
 
 class Deploy(Command):

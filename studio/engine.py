@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
+from builders.spec import OFFLINE_MODEL, BotSpec
+from builders.tokens import REDACTED, TOKEN_REFUSAL
 from runtime.channel import SendError
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from runtime.llm import LlmError, LlmGateway
@@ -189,6 +191,13 @@ class Studio:
         if message.action:
             return await self._action(turn, message.action)
         text = redact_tokens(message.text).strip()
+        if REDACTED in text:  # a front may have removed it already: refused all the same
+            return [
+                Answer(
+                    f"{TOKEN_REFUSAL[0].upper()}{TOKEN_REFUSAL[1:]}. Nothing was changed; to put "
+                    "a bot on Telegram, say /deploy BOT telegram and I'll ask for its token."
+                )
+            ]
         if message.files:  # from the platforms that can send files (Slack, Telegram)
             return await self._files(turn, text)
         return await self._text(turn, text)
@@ -421,6 +430,14 @@ class Studio:
             text += (
                 f"\n\nThe model failed: {output.error}. End users would get the fallback "
                 "message above; /stats counts such errors."
+            )
+        elif _only_falls_back(draft.spec, output.reply):
+            name = draft.name
+            text += (
+                f"\n\n{name} can only give its fallback: it has the offline model and no "
+                "knowledge. To make it answer, add knowledge with "
+                f"`/knowledge {name} add TEXT|URL`, or set a model whose provider key is "
+                f"configured, e.g. `/set {name} model gpt-4o-mini` with OPENAI_API_KEY set."
             )
         return [Answer(text)]
 
@@ -844,6 +861,12 @@ class Studio:
     async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, NotYet)
         return [Answer(f"{command.feature} is not available yet; it comes in a later release.")]
+
+
+def _only_falls_back(spec: BotSpec, reply: str) -> bool:
+    """A fresh offline bot: without knowledge (or a pipeline) its fallback is all it can say."""
+    plain = spec.model == OFFLINE_MODEL and not spec.knowledge and not spec.pipeline
+    return plain and reply == spec.fallback
 
 
 def _not_run(first: int, last: int) -> str:

@@ -26,6 +26,7 @@ from typing import TypeVar, get_args
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from builders.spec import NAME_PATTERN
 from studio.commands import (
     COMMANDS,
     MAX_INPUT_CHARS,
@@ -197,6 +198,14 @@ def _bot_name(word: str, bots: frozenset[str]) -> str | None:
     return None if name in _PRONOUNS and name not in bots else name
 
 
+def _near_bot(name: str, bots: frozenset[str]) -> bool:
+    """`name` looks like a mistyped bot name (`fqa-bot` for `faq-bot`): where a bot is optional it
+    is taken as the bot, so the engine suggests the one meant instead of messaging the last."""
+    return bool(NAME_PATTERN.fullmatch(name)) and bool(
+        difflib.get_close_matches(name, bots, n=1, cutoff=0.75)
+    )
+
+
 def _field(word: str) -> str:
     name = " ".join(word.lower().split())
     return _FIELD_ALIASES.get(name, name)
@@ -251,6 +260,8 @@ def _problem(error: ErrorDetails) -> str:
             return f"{name} must be a number, not {given}."
         case "greater_than_equal":
             return f"{name} must be at least {ctx['ge']}."
+        case "less_than_equal":
+            return f"{name} must be at most {ctx['le']}."
         case "missing" | "string_too_short":
             return f"{name} is missing."
         case "string_too_long":
@@ -403,7 +414,8 @@ def _phrased(text: str, bots: frozenset[str]) -> Command | None:
         if phrase.command is SetField:
             fields["value"] = _value(str(fields["field"]), match["value"])
         bot = fields.get("bot")
-        if phrase.known_bot and bots and bot is not None and bot not in bots:
+        known = bot is None or bot in bots or _near_bot(str(bot), bots)
+        if phrase.known_bot and bots and not known:
             continue
         return _build(phrase.command, **fields)
     return None
@@ -470,7 +482,9 @@ def _try(rest: str, bots: frozenset[str]) -> Command:
     if name == "--new":
         return TryBot(new=True)
     # With the team's bots known, only one of them is a bot; else the grammar's BOT MESSAGE.
-    is_bot = name in bots or (not bots and bool(tail) and name not in _PRONOUNS)
+    is_bot = (
+        name in bots or _near_bot(name, bots) or (not bots and bool(tail) and name not in _PRONOUNS)
+    )
     bot, message = (name, tail) if is_bot else (None, rest.strip())
     if message.lower() == "--new":
         return _build(TryBot, bot=bot, new=True)
@@ -496,7 +510,7 @@ def _test(rest: str, bots: frozenset[str]) -> Command:
             return _build(TestList, bot=bot)
         case "remove":
             number = " ".join(more).lstrip("#")
-            if not number.isdigit():
+            if not (number.isascii() and number.isdigit()):
                 given = f", not {_quote(number)}" if number else ""
                 raise _error(TestRemove.usage, f"N must be a number from /test list{given}.")
             return _build(TestRemove, bot=bot, number=int(number))

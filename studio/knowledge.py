@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlmodel import select
 
-from builders.spec import BotSpec, KnowledgeRef
+from builders.spec import MAX_SOURCES, BotSpec, KnowledgeRef
+from builders.tokens import TOKEN_REFUSAL, has_token
 from runtime.knowledge.extract import Document, KnowledgeInputError, from_text
 from runtime.knowledge.gateway import KnowledgeGateway, Progress, document_id
 from storage.tables import Bot, BotVersion
@@ -28,9 +29,11 @@ logger = logging.getLogger(__name__)
 
 _Reader = Callable[[], Awaitable[Document]]
 
-MAX_SOURCES = 200  # per draft
 _ATTACH_ATTEMPTS = 3
 _URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
+# One word that names another scheme (`file:///etc/passwd`, `ftp://…`, `javascript:…`): a link
+# that is not fetched, never kept as a note either.
+_OTHER_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|(?:javascript|data|file|vbscript):)\S*$", re.I)
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -60,11 +63,21 @@ class KnowledgeOperations:
         text = text.strip()
         if not text:
             raise InvalidError("What should the bot know? /knowledge BOT add TEXT|URL")
-        if _URL.match(text):
-            return await self.add(caller, bot, lambda: self._gateway().read_url(text))
+        if _URL.match(text) or _OTHER_URL.match(text):
+            return await self.add_url(caller, bot, text)
         return await self.add(
             caller, bot, lambda: _ready(from_text(name=note_name(text), text=text))
         )
+
+    async def add_url(self, caller: Caller, bot: str, url: str) -> Added:
+        """A web page (http or https only) fetched into the bot's knowledge."""
+        url = url.strip()
+        if not _URL.match(url):
+            raise InvalidError(
+                f"only http:// and https:// links can be added, not '{url[:60]}'; "
+                "to add text, send it as text"
+            )
+        return await self.add(caller, bot, lambda: self._gateway().read_url(url))
 
     async def add_file(
         self,
@@ -96,7 +109,7 @@ class KnowledgeOperations:
             document = await read()
         except KnowledgeInputError as exc:
             raise InvalidError(str(exc)) from None
-        ident = await asyncio.to_thread(document_id, document)
+        ident = await asyncio.to_thread(_storable_id, document)
         async with self._lock(draft.bot_id):  # no sweep runs between the vectors and the ref
             current = await self.ops.draft(caller, draft.name)
             same = next((r for r in current.spec.knowledge if r.name == document.name), None)
@@ -208,6 +221,14 @@ class KnowledgeOperations:
         for bot_id in ids:
             removed += await self.collect(bot_id)
         return removed
+
+
+def _storable_id(document: Document) -> str:
+    """The document's id; a document holding a bot token is refused before it is stored."""
+    texts = (text for s in document.sections for text in (s.text, s.heading or ""))
+    if any(has_token(text) for text in texts):
+        raise InvalidError(f"{document.name}: {TOKEN_REFUSAL}")
+    return document_id(document)
 
 
 async def _ready(document: Document) -> Document:

@@ -22,9 +22,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builders.diff import diff_specs
 from builders.edit import apply_changes, coerce_field
-from builders.spec import BotSpec
-from builders.validation import SpecError, human_problems, parse_spec
-from builders.yaml_io import YamlError, spec_from_yaml, spec_to_yaml
+from builders.spec import MAX_VERSION, BotSpec
+from builders.validation import SpecError, human_problems, not_storable, parse_spec
+from builders.yaml_io import YamlError, read_yaml, spec_to_yaml
 from runtime.channel import DeploymentInfo, SendError, UnknownChannelError
 from runtime.models import check_model
 from runtime.pipeline import CompileError, compile_spec
@@ -45,6 +45,7 @@ from studio.errors import (
     InvalidError,
     NotAvailableError,
     NotFoundError,
+    OperationError,
     UnauthorizedError,
 )
 from studio.members import aware
@@ -258,10 +259,18 @@ class Operations:
 
     @staticmethod
     def _runnable(spec: BotSpec) -> None:
+        problems = not_storable(spec)
+        if problems:
+            raise InvalidError("; ".join(problems))
         try:
             compile_spec(spec)
         except CompileError as exc:
             raise InvalidError(str(exc)) from None
+
+    async def _usable_model(self, model: str) -> None:
+        problem = await check_model(model, api_base=self.settings.llm_api_base)
+        if problem:
+            raise InvalidError(f"model: {problem}")
 
     async def _view(self, session: AsyncSession, bot: Bot) -> BotView:
         assert bot.id is not None
@@ -280,6 +289,7 @@ class Operations:
             spec = BotSpec(name=name, description=description, model=self.settings.default_model)
         except ValueError as exc:
             raise InvalidError(_first_problem(exc)) from None
+        self._runnable(spec)
         return await self._create(caller, spec, action="bot.create")
 
     async def import_bot(
@@ -288,12 +298,18 @@ class Operations:
         """Import a spec given as YAML text or as a JSON mapping."""
         caller.require(Role.EDITOR, "Importing a bot")
         try:
-            spec = spec_from_yaml(source) if isinstance(source, str) else parse_spec(source)
+            data = read_yaml(source) if isinstance(source, str) else source
+            named = not isinstance(data, dict) or "model" in data
+            if not named:  # the default model, as a created bot has
+                data = {**data, "model": self.settings.default_model}
+            spec = parse_spec(data)
         except YamlError as exc:
             raise BadRequestError(str(exc)) from None
         except SpecError as exc:
             raise _problems(exc) from None
         self._runnable(spec)
+        if named:  # checked like `/set model`
+            await self._usable_model(spec.model)
         if not replace:
             return await self._create(caller, spec, action="bot.import")
         async with self.db.write() as session:
@@ -390,9 +406,7 @@ class Operations:
                 raise _problems(exc) from None
             self._runnable(updated)
             if updated.model != current.model:
-                problem = await check_model(updated.model, api_base=self.settings.llm_api_base)
-                if problem:
-                    raise InvalidError(f"model: {problem}")
+                await self._usable_model(updated.model)
             expected = bot.revision if revision is None else revision
             before = current.model_dump(mode="json")
             after = updated.model_dump(mode="json")
@@ -531,6 +545,8 @@ class Operations:
         """Point `env` back at `version` (default: the version before the current one)."""
         caller.require(Role.ADMIN, "Rolling back")
         _check_env(env)
+        if version is not None:
+            _version_number(version)
         async with self.db.write() as session:
             bot = await self._bot(session, caller, name)
             assert bot.id is not None
@@ -583,11 +599,12 @@ class Operations:
                 if ref in pointers:
                     ref = str(pointers[ref].number)
                 digits = ref.removeprefix("v")
-                if not digits.isdigit():
+                if not (digits.isascii() and digits.isdigit()):
                     raise InvalidError(
-                        f"'{ref}' is not a version: use v3, draft, staging or production"
+                        f"'{ref[:30]}' is not a version: use v3, draft, staging or production"
                     )
-                version = await repo.version(bot.id, int(digits))  # type: ignore[arg-type]
+                number = _version_number(digits)
+                version = await repo.version(bot.id, number)  # type: ignore[arg-type]
                 if version is None:
                     raise NotFoundError(f"{name} has no version v{digits}")
                 return f"v{version.number}", BotSpec.model_validate(version.spec)
@@ -629,9 +646,7 @@ class Operations:
         try:
             port = self.runtime.channels.get(channel)
         except UnknownChannelError:
-            raise NotAvailableError(
-                f"Deploying to {channel} is not available in this service yet"
-            ) from None
+            raise self._not_configured(channel) from None
         if channel == "web" and (target or token):
             raise InvalidError("a web deployment takes no target or token")
         if channel == "slack" and not target:
@@ -737,6 +752,23 @@ class Operations:
                     session.add(row)
                     deployment = row
         return await self._deployment_view(deployment, name, pointers[env].number)
+
+    def _not_configured(self, channel: str) -> OperationError:
+        """A channel that is built but off here: which settings turn it on."""
+        if channel != "slack":
+            return NotAvailableError(f"Deploying to {channel} is not available in this service yet")
+        settings = self.settings
+        missing = [
+            name
+            for name, value in (
+                ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+                ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+            )
+            if not value
+        ]
+        return ConflictError(
+            f"Slack is not configured here: set {' and '.join(missing)} and restart."
+        )
 
     def _new_token(self, deployment: Deployment, token: str | None) -> bool:
         """A Telegram deployment given a different token than the one it has."""
@@ -1022,6 +1054,16 @@ def _telegram_bot_id(token: str | None) -> str:
             "it is stored encrypted and never shown again"
         )
     return match.group(1)
+
+
+def _version_number(value: int | str) -> int:
+    """A version number in range, or a one-line refusal: a huge one never reaches the database
+    (nor `int()`, which refuses thousands of digits)."""
+    short = isinstance(value, int) or len(value) <= len(str(MAX_VERSION))
+    number = int(value) if short else 0
+    if not 1 <= number <= MAX_VERSION:
+        raise InvalidError(f"no such version: version numbers go from v1 to v{MAX_VERSION}")
+    return number
 
 
 def _check_env(env: str) -> None:

@@ -43,8 +43,18 @@ class Caller:
     def require(self, needed: Role, doing: str) -> None:
         if self.role.rank < needed.rank:
             raise ForbiddenError(
-                f"{doing} needs the {needed.value} role; you are {_article(self.role)} {self.role}."
+                f"{doing} needs the {needed.value} role; you are {_article(self.role)} "
+                f"{self.role}. {self._who_can_change(needed)}"
             )
+
+    def _who_can_change(self, needed: Role) -> str:
+        if self.identity.startswith("api:"):  # a key keeps the role it was made with
+            return (
+                "An API key keeps its role: use a key made with `python main.py apikey create "
+                f"--team {self.team} --role {needed.value} --name NAME`."
+            )
+        who = "An owner" if needed is Role.OWNER else "An owner or admin"
+        return f"{who} can change that with `/role {self.identity} {needed.value}`."
 
 
 def _article(role: Role) -> str:

@@ -5,19 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import re
 import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-# A Telegram bot token (BotFather's `123456789:AA…`): never stored, logged or echoed in clear.
-# Not `\b`: a token may end in "-", after which `\b` cannot match.
-BOT_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(\d{5,12}):[A-Za-z0-9_-]{30,64}(?![A-Za-z0-9_-])")
+# Bot tokens are never stored, logged or echoed in clear.
+from builders.tokens import BOT_TOKEN, redact_tokens
 
-
-def redact_tokens(text: str) -> str:
-    return BOT_TOKEN.sub("[token removed]", text)
+__all__ = ["BOT_TOKEN", "Cipher", "load_or_create_secret", "redact_tokens"]
 
 
 class Cipher:

@@ -53,7 +53,9 @@ async def add_knowledge(
             raise BadRequestError('send {"text": "..."} or {"url": "https://..."}') from None
         if bool(given.text) == bool(given.url):
             raise BadRequestError('send either {"text": "..."} or {"url": "https://..."}')
-        return await knowledge.add_text(who, bot, given.url or given.text or "")
+        if given.url:
+            return await knowledge.add_url(who, bot, given.url)
+        return await knowledge.add_text(who, bot, given.text or "")
     if name is None:
         raise BadRequestError("name the file: POST …/knowledge?name=refund-policy.pdf")
     content = await _body(request, limit=MAX_SOURCE_BYTES)

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from builders.edit import SETTABLE_FIELDS, apply_changes, coerce_field
 from builders.spec import DEFAULT_PROMPT, OFFLINE_MODEL, BotSpec, source_id
-from builders.validation import SpecError, parse_spec
+from builders.validation import SpecError, not_storable, parse_spec
 from tests.factories import spec_data
 
 NAME_RULE = "name: use 2-40 characters: lowercase letters, digits and '-', not starting with '-'"
@@ -354,3 +354,67 @@ def test_an_edit_then_back_restores_the_hash() -> None:
     back = apply_changes(there, {"prompt": RICH["prompt"]})
     assert there.content_hash() != spec.content_hash()
     assert back == spec and back.content_hash() == spec.content_hash()
+
+
+# -- what may be stored ---------------------------------------------------------------------
+
+
+def test_a_spec_using_features_not_built_yet_is_not_storable() -> None:
+    assert not_storable(parse_spec(with_fields())) == []
+    assert not_storable(parse_spec(RICH)) == [
+        "tools are not available yet (issue: Actions)",
+        "schedules are not available yet (issue: Schedules)",
+        "guardrails are not available yet (issue: Pipelines)",
+    ]
+    assert not_storable(parse_spec(with_fields(tools=[], guardrails={}))) == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0",
+        "xoxb-1234567890-0987654321-AbCdEfGhIjKl",
+        "xoxp-1234567890-0987654321-AbCdEfGhIjKl",
+        "xapp-1-A0123ABC-4567-abcdef0123",
+        "xoxe-1-My0xLTEyMzQ1Njc4OTAtMTIz",
+    ],
+)
+def test_a_bot_token_anywhere_in_a_specs_text_is_not_storable(token: str) -> None:
+    case = {"turns": ["hi", f"use {token}"], "expect": {"kind": "contains", "value": "ok"}}
+    spec = parse_spec(with_fields(greeting=f"Hi ({token})", tests=[case]))
+    refusal = "that looks like a bot token: secrets are never stored in a bot's text"
+    assert not_storable(spec) == [f"greeting: {refusal}", f"tests: {refusal}"]
+
+
+def test_text_that_only_resembles_a_token_is_storable() -> None:
+    spec = parse_spec(with_fields(prompt="Open 9:30 to 17:00; ask for xoxo-hugs; ticket 12:34"))
+    assert not_storable(spec) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        (
+            {"tests": [{"turns": ["hi"], "expect": {"kind": "contains", "value": "x"}}] * 501},
+            "tests: has too many items (at most 500)",
+        ),
+        (
+            {"tests": [{"turns": ["x" * 4001], "expect": {"kind": "contains", "value": "x"}}]},
+            "tests[0].turns[0]: is too long (at most 4000 characters)",
+        ),
+        (
+            {"tests": [{"turns": ["x"] * 21, "expect": {"kind": "contains", "value": "x"}}]},
+            "tests[0].turns: has too many items (at most 20)",
+        ),
+        (
+            {"guardrails": {"blocked_terms": ["x" * 10_000_000]}},
+            "guardrails.blocked_terms[0]: is too long (at most 200 characters)",
+        ),
+        (
+            {"pipeline": [{"id": "t", "kind": "template", "params": {"text": "x" * 20_001}}]},
+            "pipeline[0].params: 'text' is too long (at most 20000 characters, 100 items)",
+        ),
+    ],
+)
+def test_spec_limits(fields: dict[str, Any], problem: str) -> None:
+    assert problem in problems(with_fields(**fields))

@@ -132,3 +132,16 @@ def test_valid_yaml_with_a_bad_spec_names_the_fields() -> None:
 def test_a_non_text_name_is_a_spec_error() -> None:
     with pytest.raises(SpecError, match=r"^name: "):
         spec_from_yaml("name: 10\n")
+
+
+def test_the_export_leaves_out_unused_features_not_built_yet() -> None:
+    text = spec_to_yaml(BotSpec(name="faq-bot"))
+    assert list(yaml.safe_load(text)) == [
+        name for name in BotSpec.model_fields if name not in ("tools", "schedules", "guardrails")
+    ]
+    assert spec_from_yaml(text) == BotSpec(name="faq-bot")
+
+
+def test_yaml_nested_too_deeply_is_a_yaml_error() -> None:
+    with pytest.raises(YamlError, match="nested too deeply"):
+        spec_from_yaml("name: faq-bot\nprompt: " + "[" * 5000 + "]" * 5000 + "\n")

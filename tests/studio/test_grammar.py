@@ -318,6 +318,34 @@ def test_ask_takes_a_bot_only_when_the_team_has_it() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/try fqa-bot hello", TryBot(bot="fqa-bot", message="hello")),
+        ("try fqa-bot: hello", TryBot(bot="fqa-bot", message="hello")),
+        ("ask sales-bto how much?", TryBot(bot="sales-bto", message="how much?")),
+        ("/try refunds are slow", TryBot(message="refunds are slow")),
+        ("/try bot hello", TryBot(message="bot hello")),
+    ],
+)
+def test_a_near_miss_bot_name_is_taken_as_the_bot(text: str, expected: Command) -> None:
+    """Not swallowed into the message to the last bot: the engine then suggests the name."""
+    assert parse(text, bots=BOTS) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("/rollback faq-bot production v99999999999999999999999", "vN must be at most"),
+        ("/test faq-bot remove ²", "N must be a number"),
+    ],
+)
+def test_out_of_range_numbers_are_one_line(text: str, says: str) -> None:
+    with pytest.raises(GrammarError) as caught:
+        parse(text, bots=BOTS)
+    assert caught.value.message.startswith(says)
+
+
+@pytest.mark.parametrize(
     ("text", "accept"),
     [
         ("yes", True),

@@ -24,3 +24,8 @@ def test_longer_words_are_not_tokens() -> None:
     assert BOT_TOKEN.search("x" + TOKEN) is None
     assert BOT_TOKEN.search(TOKEN + "Z" * 40) is None  # more than 64 after the colon
     assert redact_tokens("version 2:30 at noon") == "version 2:30 at noon"
+
+
+def test_slack_tokens_are_redacted_too() -> None:
+    text = "bot xoxb-1234567890-0987654321-AbCdEf and app xapp-1-A0123-4567-abcdef0123"
+    assert redact_tokens(text) == "bot [token removed] and app [token removed]"

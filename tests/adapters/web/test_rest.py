@@ -198,8 +198,8 @@ async def test_channels_not_built_yet_say_so(service: Service) -> None:
         json={"channel": "slack", "target": "C0001"},
         headers=service.auth(),
     )
-    assert response.status_code == 501  # Slack is off without SLACK_BOT_TOKEN and its secret
-    assert "not available" in response.json()["error"]
+    assert response.status_code == 409  # Slack is off without SLACK_BOT_TOKEN and its secret
+    assert "SLACK_BOT_TOKEN" in response.json()["error"]
     malformed = await service.client.post(
         "/api/v1/bots/faq-bot/deployments",
         json={"channel": "telegram", "token": "123:abc"},

@@ -1,0 +1,25 @@
+"""Bot tokens recognised in text: one definition for refusing them in a spec and for redacting
+them from logs, audit and stored messages."""
+
+from __future__ import annotations
+
+import re
+
+# A Telegram bot token (BotFather's `123456789:AA…`). Not `\b`: a token may end in "-", after
+# which `\b` cannot match.
+BOT_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(\d{5,12}):[A-Za-z0-9_-]{30,64}(?![A-Za-z0-9_-])")
+# Slack bot, user, app-level and refreshable tokens.
+SLACK_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(?:xox[bpe]|xapp)-[A-Za-z0-9-]{10,}")
+TOKENS = (BOT_TOKEN, SLACK_TOKEN)
+TOKEN_REFUSAL = "that looks like a bot token: secrets are never stored in a bot's text"
+REDACTED = "[token removed]"
+
+
+def has_token(text: str) -> bool:
+    return any(pattern.search(text) for pattern in TOKENS)
+
+
+def redact_tokens(text: str) -> str:
+    for pattern in TOKENS:
+        text = pattern.sub(REDACTED, text)
+    return text
