@@ -431,8 +431,8 @@ class Studio:
                 f"\n\nThe model failed: {output.error}. End users would get the fallback "
                 "message above; /stats counts such errors."
             )
-        elif _only_falls_back(draft.spec, output.reply):
-            name = draft.name
+        elif _only_falls_back(tried.spec, output.reply):
+            name = tried.bot
             text += (
                 f"\n\n{name} can only give its fallback: it has the offline model and no "
                 "knowledge. To make it answer, add knowledge with "

@@ -32,6 +32,7 @@ class SandboxTurn:
 @dataclass(frozen=True, slots=True)
 class Tried:
     bot: str  # the bot's name as stored
+    spec: BotSpec  # the draft that answered
     turn: SandboxTurn | None  # None: nothing was said (the conversation was only restarted)
 
 
@@ -58,7 +59,7 @@ class Sandbox:
                 team_id=caller.team_id, identity=caller.identity, bot_id=draft.bot_id
             )
         if not text:
-            return Tried(draft.name, None)
+            return Tried(draft.name, draft.spec, None)
         turn = await self.send(
             team_id=caller.team_id,
             identity=caller.identity,
@@ -66,7 +67,7 @@ class Sandbox:
             spec=draft.spec,
             text=text,
         )
-        return Tried(draft.name, turn)
+        return Tried(draft.name, draft.spec, turn)
 
     async def _active(self, key: str) -> int | None:
         async with self.db.read_conn() as conn:
