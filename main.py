@@ -217,7 +217,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
                 f"{settings.data_dir / 'local.key'}):\n  {created.key}\nOpen {where} and enter it.",
                 flush=True,
             )
-        await services.runtime.recover()
+        await services.runtime.recover()  # queues the backlog: answered in the background
         await services.studio.tests.fail_unfinished()
         sweeping = asyncio.create_task(_collect_orphans(services))
         if services.telegram is not None:

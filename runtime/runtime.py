@@ -15,12 +15,14 @@ import uuid
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection
 from sqlmodel import select
 
 from builders.spec import BotSpec
+from runtime.backlog import Backlog, Job
 from runtime.channel import ChannelRegistry, SendError, UnknownChannelError
 from runtime.conversation_cache import ConversationCache
 from runtime.llm import ChatMessage, LlmGateway
@@ -46,6 +48,9 @@ _SEND_ATTEMPTS = 3
 # Platforms redeliver within minutes (Slack: up to ~5 min; Telegram: while unacknowledged), so
 # two days of delivery rows is ample for deduplication.
 KEEP_DELIVERIES = timedelta(days=2)
+# Jobs of the restart backlog running at once (conversations answered side by side): enough to
+# work off hundreds of updates in seconds, few enough not to flood the model provider.
+RECOVERY_CONCURRENCY = 32
 
 
 class UnknownDeploymentError(LookupError):
@@ -107,6 +112,7 @@ class Runtime:
         locks: ConversationLocks | None = None,
         conversation_cache_size: int = 5_000,
         knowledge: KnowledgeGateway | None = None,
+        recovery_concurrency: int = RECOVERY_CONCURRENCY,
     ) -> None:
         self.db = db
         self.llm = llm
@@ -120,6 +126,7 @@ class Runtime:
         self.conversations = ConversationCache(db, size=conversation_cache_size)
         self.writes = WriteBatcher(db)
         self._tasks: set[asyncio.Task[Reply | None]] = set()
+        self.backlog = Backlog(concurrency=recovery_concurrency)
 
     # -- wiring and caches ------------------------------------------------------------------
 
@@ -223,7 +230,11 @@ class Runtime:
         inbox_id = await self.accept(message)
         if inbox_id is None:
             return False
-        self._spawn(self.process(inbox_id, message))
+        # After a restart, a conversation with a backlog answers this after it.
+        if not self.backlog or not self.backlog.join(
+            message.address, partial(self.process, inbox_id, message)
+        ):
+            self._spawn(self.process(inbox_id, message))
         return True
 
     async def process(self, inbox_id: int, message: IncomingMessage) -> Reply | None:
@@ -273,17 +284,25 @@ class Runtime:
             logger.info("a status message was not updated: %s", exc)
 
     async def recover(self) -> None:
-        """At start: send what was stored but not sent, then answer what was accepted."""
+        """At start: queue what was stored but not sent, then what was accepted but not
+        answered, and answer it in the background (`backlog`). Returns once it is queued, so
+        call it before taking messages: a new one then waits for its conversation's backlog."""
         async with self.db.read_conn() as conn:
             unsent = await inbox_store.pending_outbox(conn)
             pending = await inbox_store.pending_inbox(conn)
+        jobs: list[tuple[Address, Job]] = []
         for outbox_id, _deployment, payload in unsent:
-            await self._deliver(outbox_id, OutgoingMessage.model_validate(payload))
+            reply = OutgoingMessage.model_validate(payload)
+            jobs.append((reply.address, partial(self._deliver, outbox_id, reply)))
         for inbox_id, _deployment, payload in pending:
-            await self.process(inbox_id, IncomingMessage.model_validate(payload))
-        if unsent or pending:
+            message = IncomingMessage.model_validate(payload)
+            jobs.append((message.address, partial(self.process, inbox_id, message)))
+        self.backlog.start(jobs)
+        if jobs:
             logger.info(
-                "recovered %d unsent replies, %d pending messages", len(unsent), len(pending)
+                "answering %d unsent replies and %d pending messages in the background",
+                len(unsent),
+                len(pending),
             )
 
     async def housekeeping(
@@ -310,7 +329,9 @@ class Runtime:
             await asyncio.sleep(every_s)
 
     async def drain(self) -> None:
-        """Wait for background turns (shutdown, tests)."""
+        """Wait for background turns (shutdown, tests); the restart backlog stops at its running
+        turns, the rest stays pending for the next start."""
+        await self.backlog.stop()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.writes.flush()

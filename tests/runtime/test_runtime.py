@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import text
@@ -52,11 +52,18 @@ class World:
     deployment_id: str
     bot_id: int
 
-    def fresh_runtime(self) -> Runtime:
+    def fresh_runtime(self, **options: Any) -> Runtime:
         """Another process on the same database, as after a restart."""
         channels = ChannelRegistry()
         channels.register(self.channel)
-        return Runtime(db=self.db, llm=LlmGateway(), channels=channels)
+        return Runtime(db=self.db, llm=LlmGateway(), channels=channels, **options)
+
+    async def restart(self) -> Runtime:
+        """A fresh runtime that has worked off the backlog it found."""
+        runtime = self.fresh_runtime()
+        await runtime.recover()
+        await runtime.backlog.wait()
+        return runtime
 
     def message(self, text: str, *, key: str | None = None, chat: str = "c1") -> IncomingMessage:
         address = Address(
@@ -130,12 +137,107 @@ async def test_a_redelivered_message_is_answered_once(world: World) -> None:
 async def test_an_accepted_message_is_answered_after_a_restart(world: World) -> None:
     assert await world.runtime.accept(world.message("before the crash", key="k1")) is not None
     # the process dies here: recorded and acknowledged, never answered
-    restarted = world.fresh_runtime()
-    await restarted.recover()
+    restarted = await world.restart()
     assert [m.text for m in world.channel.sent] == ["v1 says hi"]
-    await world.fresh_runtime().recover()  # a second restart repeats nothing
+    await world.restart()  # a second restart repeats nothing
     assert len(world.channel.sent) == 1
     assert await restarted.feed(world.message("before the crash", key="k1")) is False
+
+
+class GatedBot:
+    """Echoes each message; the conversations in `gated` wait until `opened` is set."""
+
+    def __init__(self, *gated: str) -> None:
+        self.gated = set(gated)
+        self.opened = asyncio.Event()
+        self.running = 0
+        self.most = 0  # the most turns seen running at once
+
+    async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        if message.address.conversation in self.gated:
+            await self.opened.wait()
+        await asyncio.sleep(0)
+        self.running -= 1
+        return [OutgoingMessage(address=message.address, text=message.text)]
+
+
+def _texts(world: World, chat: str) -> list[str]:
+    return [m.text for m in world.channel.sent if m.address.conversation == chat]
+
+
+async def test_a_restart_serves_new_messages_while_the_backlog_waits_its_turn(
+    world: World,
+) -> None:
+    stored = OutgoingMessage(address=world.message("x", chat="a").address, text="stored")
+    payload = stored.model_dump(mode="json")
+    await world.db.run_write(
+        lambda conn: inbox_store.add_outbound(
+            conn, deployment_id=world.deployment_id, payload=payload
+        )
+    )
+    for i in range(3):
+        for chat in ("a", "b"):
+            await world.runtime.accept(world.message(f"{chat}{i}", key=f"{chat}{i}", chat=chat))
+    restarted = world.fresh_runtime()
+    bot = GatedBot("a", "b")
+    restarted.register_builtin(world.deployment_id, bot)
+    await asyncio.wait_for(restarted.recover(), 5)  # returns with the backlog to answer
+    assert await restarted.feed(world.message("new a", key="new-a", chat="a"))
+    assert await restarted.feed(world.message("idle", key="idle", chat="idle"))
+    for _ in range(500):  # the idle chat is answered while a and b wait
+        if _texts(world, "idle"):
+            break
+        await asyncio.sleep(0.01)
+    assert _texts(world, "idle") == ["idle"]
+    assert _texts(world, "a") == ["stored"] and _texts(world, "b") == []
+
+    bot.opened.set()
+    await restarted.backlog.wait()
+    await restarted.drain()
+    assert _texts(world, "a") == ["stored", "a0", "a1", "a2", "new a"]
+    assert _texts(world, "b") == ["b0", "b1", "b2"]
+    assert await _count(world.db, "select count(*) from inbox where status != 'done'") == 0
+    await world.restart()  # nothing is answered or sent twice
+    assert len(world.channel.sent) == 9
+
+
+async def test_the_backlog_runs_conversations_side_by_side_within_its_bound(
+    world: World,
+) -> None:
+    for chat in "abcdef":
+        for i in range(2):
+            await world.runtime.accept(world.message(f"{chat}{i}", key=f"{chat}{i}", chat=chat))
+    restarted = world.fresh_runtime(recovery_concurrency=3)
+    bot = GatedBot()
+    restarted.register_builtin(world.deployment_id, bot)
+    await restarted.recover()
+    await restarted.backlog.wait()
+    assert bot.most == 3
+    assert all(_texts(world, chat) == [f"{chat}0", f"{chat}1"] for chat in "abcdef")
+
+
+async def test_shutdown_leaves_the_rest_of_the_backlog_for_the_next_start(world: World) -> None:
+    for i in range(3):
+        await world.runtime.accept(world.message(f"a{i}", key=f"a{i}", chat="a"))
+    restarted = world.fresh_runtime()
+    bot = GatedBot("a")
+    restarted.register_builtin(world.deployment_id, bot)
+    await asyncio.wait_for(restarted.recover(), 5)
+    await restarted.feed(world.message("new a", key="new-a", chat="a"))
+    await asyncio.sleep(0.01)  # a0 is running, held at the gate
+    stopping = asyncio.create_task(restarted.drain())
+    bot.opened.set()
+    await stopping
+    assert _texts(world, "a") == ["a0"]  # the running turn finished; the rest waits
+    assert await _count(world.db, "select count(*) from inbox where status = 'pending'") == 3
+
+    again = world.fresh_runtime()
+    again.register_builtin(world.deployment_id, GatedBot())
+    await again.recover()
+    await again.backlog.wait()
+    assert _texts(world, "a") == ["a0", "a1", "a2", "new a"]
 
 
 async def test_a_stored_reply_is_sent_after_a_restart_and_never_twice(world: World) -> None:
@@ -146,8 +248,8 @@ async def test_a_stored_reply_is_sent_after_a_restart_and_never_twice(world: Wor
             conn, deployment_id=world.deployment_id, payload=payload
         )
     )
-    await world.fresh_runtime().recover()
-    await world.fresh_runtime().recover()
+    await world.restart()
+    await world.restart()
     assert [m.text for m in world.channel.sent] == ["stored, not sent"]
 
 
