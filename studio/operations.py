@@ -921,16 +921,15 @@ async def _require_passing_tests(
     if not spec.tests:
         return
     run = await TestRunRepository(session).latest(bot_id, spec.content_hash())
+    # Without a finished run, `needs_test_run` has the promotion run them first: these are races.
     if run is None or run.status == "running":
         why = "are still running" if run else "have not been run on this draft"
-        raise ConflictError(
-            f"{name}'s tests {why}: run /test {name} and promote when they pass "
-            "(an owner may --force)"
-        )
+        then = "when they finish" if run else "to run them"
+        raise ConflictError(f"{name}'s tests {why}: promote again {then} (an owner may --force)")
     if run.status == "failed":
         raise ConflictError(
             f"{name}'s last test run did not finish ({failure_reason(run) or 'interrupted'}): "
-            f"run /test {name} again"
+            "promote again to run them"
         )
     if run.failed:
         raise ConflictError(

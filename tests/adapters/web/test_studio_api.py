@@ -83,6 +83,27 @@ async def test_promote_runs_the_drafts_tests_first(service: Service) -> None:
     assert promoted == {"version": 2, "env": "staging", "created": True}  # after a passing run
 
 
+async def test_promote_during_a_studio_run_waits_for_its_report(
+    tmp_path: Path, llm: FakeLLM
+) -> None:
+    async with running_service(service_settings(tmp_path, llm_api_base=llm.base_url)) as service:
+        case = {"turns": ["hi"], "expect": {"kind": "contains", "value": "answer"}}
+        await service.import_bot(model="openai/fake-model", tests=[case])
+        llm.stall(0.5, text="The answer.")
+        await service.reply("/test faq-bot")
+        refused = await service.client.post(
+            "/api/v1/bots/faq-bot/promote", headers=service.auth(), json={"to": "staging"}
+        )
+        assert refused.status_code == 409
+        assert refused.json()["error"] == (
+            "faq-bot's tests are still running: promote again when they finish "
+            "(an owner may --force)"
+        )
+        await service.app.state.core.studio.drain()
+        promoted = await service.call("POST", "/api/v1/bots/faq-bot/promote", json={})
+        assert promoted["version"] == 1 and len(llm.calls) == 1  # that run, not another
+
+
 async def test_yaml_tests_and_bad_cases(service: Service) -> None:
     text = spec_yaml(
         tests=[{"turns": ["hi", "again"], "expect": {"kind": "contains", "value": "can't"}}]
