@@ -558,9 +558,8 @@ class Studio:
         if watchers is not None:  # one run per bot at a time; everyone who asked hears of it
             if address not in watchers:
                 watchers.append(address)
-            promotions = self._promotions.setdefault(key, [])
-            if promote and all(asked != address for _, asked in promotions):
-                promotions.append((caller, address))
+            if promote and all(asked != address for _, asked in self._promotions.get(key, [])):
+                self._promotions.setdefault(key, []).append((caller, address))
             revision = self._revisions.get(key)
             of = f" (draft revision {revision}; later edits need another /test)" if revision else ""
             running = f"{bot}'s tests are already running{of}"
