@@ -1,7 +1,9 @@
 """A bot's test cases: adding, listing and removing them (they live in the draft), and runs.
 
 A run tests the draft as it is when the run starts and is stored under the draft's content hash,
-so a promotion knows whether exactly what it freezes passed (see `Operations.promote`).
+so a promotion knows whether exactly what it freezes passed (see `Operations.promote`); a promotion
+that finds no such run starts one (`promote` here for REST, the Studio's `/promote` in the
+background).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from builders.validation import human_problems
 from runtime.llm import LlmGateway
 from storage.database import Database
 from storage.test_runs import TestRunRepository
-from studio.errors import InvalidError
+from studio import presenters
+from studio.errors import ConflictError, InvalidError
 from studio.operations import Operations
 from studio.roles import Caller, Role
 from studio.test_report import TestReport
 from studio.testing import Progress, run_cases
-from studio.views import BotView
+from studio.views import BotView, PromoteResult
 
 logger = logging.getLogger(__name__)
 
@@ -138,3 +141,12 @@ class BotTests:
     async def run(self, caller: Caller, bot: str) -> TestReport:
         """Run the draft's tests now and wait for the report (REST)."""
         return await self.execute(await self.prepare(caller, bot))
+
+    async def promote(self, caller: Caller, bot: str, *, to: str, force: bool) -> PromoteResult:
+        """Promote, first running the draft's tests when the promotion needs a run of exactly
+        this draft and has none; waits for the run, and refuses (409) when a case fails."""
+        if await self.ops.needs_test_run(caller, bot, to=to, force=force):
+            report = await self.run(caller, bot)
+            if not report.ok:
+                raise ConflictError(presenters.not_promoted(report))
+        return await self.ops.promote(caller, bot, to=to, force=force)

@@ -77,6 +77,7 @@ from studio.replies import (
 from studio.roles import Caller, Role
 from studio.sandbox import Sandbox
 from studio.secrets import redact_tokens
+from studio.test_report import TestReport
 from studio.understanding import understand
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,8 @@ class Studio:
         self.telegram_bot_link: Callable[[str], str | None] | None = None
         self._watchers: dict[tuple[int, str], list[Address]] = {}  # running test runs
         self._revisions: dict[tuple[int, str], int] = {}  # the draft revision each one tests
+        # who said /promote for a running run: promoted to staging for them when it passes
+        self._promotions: dict[tuple[int, str], list[tuple[Caller, Address]]] = {}
         self._handlers: dict[type[Command], Callable[[Turn, Command], Awaitable[list[Answer]]]] = {
             NewBot: self._newbot,
             ListBots: self._bots,
@@ -547,27 +550,39 @@ class Studio:
 
     async def _test_run(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, TestRun)
+        turn.caller.require(Role.EDITOR, "Running tests")
+        return await self._start_tests(turn, turn.bot(command.bot))
+
+    async def _start_tests(self, turn: Turn, bot: str, *, promote: bool = False) -> list[Answer]:
+        """Run the draft's tests in the background (one run per bot at a time: who asks meanwhile
+        joins it); with `promote`, promote the draft to staging for the caller if they pass."""
         caller = turn.caller
-        caller.require(Role.EDITOR, "Running tests")
-        bot = turn.bot(command.bot)
         key = (caller.team_id, bot)
         address = turn.message.address
+        then = " and promote it if they pass" if promote else ""
         watchers = self._watchers.get(key)
         if watchers is not None:  # one run per bot at a time; everyone who asked hears of it
             if address not in watchers:
                 watchers.append(address)
+            if promote and all(asked != address for _, asked in self._promotions.get(key, [])):
+                self._promotions.setdefault(key, []).append((caller, address))
             revision = self._revisions.get(key)
             of = f" (draft revision {revision}; later edits need another /test)" if revision else ""
-            return [Answer(f"{bot}'s tests are already running{of}. I'll report when they finish.")]
+            running = f"{bot}'s tests are already running{of}"
+            return [Answer(f"{running}. I'll report when they finish{then}.")]
         self._watchers[key] = [address]  # taken before the first await: no second run slips in
+        if promote:
+            self._promotions[key] = [(caller, address)]
         try:
             prepared = await self.tests.prepare(caller, bot)
         except OperationError as exc:
+            self._promotions.pop(key, None)
             for other in self._watchers.pop(key)[1:]:  # who joined meanwhile was promised news
                 await self._push(other, Answer(f"The tests of {bot} did not start: {exc.message}"))
             raise
         except BaseException:
             del self._watchers[key]
+            self._promotions.pop(key, None)
             raise
         self._revisions[key] = prepared.revision
         task = asyncio.create_task(self._test_job(prepared, key))
@@ -577,7 +592,8 @@ class Studio:
         return [
             Answer(
                 f"Running {count} test(s) of *{prepared.bot}* against draft revision "
-                f"{prepared.revision} in the background. I'll report here; carry on meanwhile."
+                f"{prepared.revision} in the background. I'll report here{then}; carry on "
+                "meanwhile."
             )
         ]
 
@@ -594,6 +610,7 @@ class Studio:
                 for address in self._watchers.get(key, []):
                     await self._push(address, Answer(f"{prepared.bot}: {done}/{total} tests run…"))
 
+        report: TestReport | None = None
         try:
             report = await self.tests.execute(prepared, progress)
             answer = presenters.test_report(report)
@@ -602,9 +619,27 @@ class Studio:
             answer = Answer(f"The test run of {prepared.bot} failed on our side (it is logged).")
         finally:
             watchers = self._watchers.pop(key, [])
+            promotions = self._promotions.pop(key, [])
             self._revisions.pop(key, None)
         for address in watchers:
             await self._push(address, answer)
+        for caller, address in promotions:
+            await self._push(address, await self._promote_tested(caller, prepared.bot, report))
+
+    async def _promote_tested(self, caller: Caller, bot: str, report: TestReport | None) -> Answer:
+        """The end of a /promote that waited for a test run: promoted if the run passed."""
+        if report is None:
+            return Answer(f"I did not promote {bot}: its test run did not finish.")
+        if not report.ok:
+            return Answer(presenters.not_promoted(report))
+        try:
+            result = await self.ops.promote(caller, bot, to="staging")
+        except OperationError as exc:  # e.g. the draft changed during the run
+            return Answer(exc.message)
+        except Exception:
+            logger.exception("promotion after a test run failed", extra={"bot": bot})
+            return Answer(f"Promoting {bot} failed on our side (it is logged).")
+        return presenters.promoted(bot, result, tests_passed=report.passed)
 
     async def _push(self, address: Address, answer: Answer) -> None:
         await self.runtime.push(_outgoing(address, answer))
@@ -649,8 +684,15 @@ class Studio:
     # -- versions and environments ---------------------------------------------------------------
 
     async def _promote(self, turn: Turn, command: Command) -> list[Answer]:
+        """To staging, a draft with tests waits for a passing run of exactly this draft: one
+        running here is joined, and when there is none the promotion starts one."""
         assert isinstance(command, Promote)
         bot = turn.bot(command.bot)
+        caller = turn.caller
+        needs = await self.ops.needs_test_run(caller, bot, to=command.to, force=command.force)
+        gated = command.to == "staging" and not command.force
+        if needs or (gated and (caller.team_id, bot) in self._watchers):
+            return await self._start_tests(turn, bot, promote=True)
         result = await self.ops.promote(
             turn.caller, bot, to=command.to, force=command.force, expect=turn.expect
         )

@@ -533,6 +533,26 @@ class Operations:
         self.runtime.invalidate_bot(bot.id)
         return PromoteResult(version=number, env=to, created=created)
 
+    async def needs_test_run(self, caller: Caller, name: str, *, to: str, force: bool) -> bool:
+        """Whether this promotion must first run the draft's tests: to staging, unforced, a draft
+        with tests that is not frozen yet, and no run of exactly this draft (or only one that did
+        not finish). A run still going is waited for, not repeated (`promote` says so)."""
+        caller.require(Role.ADMIN, "Promoting")
+        if to != "staging" or force:
+            return False
+        async with self.db.read() as session:
+            bot = await self._bot(session, caller, name)
+            assert bot.id is not None
+            spec = BotSpec.model_validate(bot.draft)
+            if not spec.tests:
+                return False
+            self._runnable(spec)
+            latest = await BotRepository(session).latest_version(bot.id)
+            if latest is not None and latest.spec_hash == spec.content_hash():
+                return False
+            run = await TestRunRepository(session).latest(bot.id, spec.content_hash())
+        return run is None or run.status == "failed"
+
     async def rollback(
         self,
         caller: Caller,
@@ -1027,21 +1047,20 @@ async def _require_passing_tests(
     if not spec.tests:
         return
     run = await TestRunRepository(session).latest(bot_id, spec.content_hash())
+    # Without a finished run, `needs_test_run` has the promotion run them first: these are races.
     if run is None or run.status == "running":
         why = "are still running" if run else "have not been run on this draft"
-        raise ConflictError(
-            f"{name}'s tests {why}: run /test {name} and promote when they pass "
-            "(an owner may --force)"
-        )
+        then = "when they finish" if run else "to run them"
+        raise ConflictError(f"{name}'s tests {why}: promote again {then} (an owner may --force)")
     if run.status == "failed":
         raise ConflictError(
             f"{name}'s last test run did not finish ({failure_reason(run) or 'interrupted'}): "
-            f"run /test {name} again"
+            "promote again to run them"
         )
     if run.failed:
         raise ConflictError(
             f"{name}'s tests did not pass on this draft ({run.passed} passed, {run.failed} "
-            f"failed): fix the draft or the tests and run /test {name} (an owner may --force)"
+            f"failed): fix the draft or the tests and promote again (an owner may --force)"
         )
 
 

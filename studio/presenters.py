@@ -216,6 +216,21 @@ def test_report(report: TestReport) -> Answer:
     return Answer(text=_lines(header, rows), fields=fields)
 
 
+def not_promoted(report: TestReport) -> str:
+    """Why a promotion that ran the draft's tests stopped: the failing cases, on one line."""
+    failing = [r for r in report.results if r.outcome != "pass"]
+    named = "; ".join(
+        f"{r.number}. {_quoted(r.input, _VALUE_PREVIEW)}: {_one_line(r.reason, _INPUT_PREVIEW)}"
+        for r in failing[:3]
+    )
+    more = f"; {len(failing) - 3} more" if len(failing) > 3 else ""
+    return (
+        f"Not promoted: {report.bot}'s tests did not pass on this draft ({report.passed} passed, "
+        f"{report.failed} failed: {named}{more}). Fix the draft or the tests and promote again "
+        "(an owner may --force)."
+    )
+
+
 def test_cases(bot: str, cases: list[TestCase]) -> Answer:
     """The draft's test cases, numbered as `/test BOT remove N` expects."""
     if not cases:
@@ -373,12 +388,15 @@ def history(bot: str, events: list[AuditView]) -> Answer:
     return Answer(text=_lines(f"*{bot}* history:", rows))
 
 
-def promoted(bot: str, result: PromoteResult) -> Answer:
-    """A promotion: staging froze a new version, or an environment now runs an existing one."""
+def promoted(bot: str, result: PromoteResult, *, tests_passed: int = 0) -> Answer:
+    """A promotion: staging froze a new version, or an environment now runs an existing one;
+    `tests_passed`: the promotion ran the draft's tests first, and they passed."""
     if result.created:
         text = f"Froze the draft of *{bot}* into v{result.version}; {result.env} runs it now."
     else:
         text = f"*{bot}* {result.env} now runs v{result.version}."
+    if tests_passed:
+        text = f"The tests passed ({tests_passed} of {tests_passed}). {text}"
     if result.env == "staging":
         text += f"\nNext: `/promote {bot} production`."
     else:

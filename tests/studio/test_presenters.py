@@ -225,6 +225,20 @@ def test_test_report_truncates_a_long_answer() -> None:
     assert len(answer_line) < 320
 
 
+def test_not_promoted_names_the_first_failing_cases_on_one_line() -> None:
+    results = [CaseResult(1, "hi", "contains 'hello'", "pass", "hello")] + [
+        CaseResult(n, f"question\n{n}", "contains 'x'", "fail", "no", "missing 'x'")
+        for n in range(2, 7)
+    ]
+    text = presenters.not_promoted(TestReport(bot="b", spec_hash=HASH, results=tuple(results)))
+    assert "\n" not in text
+    assert text.startswith(
+        "Not promoted: b's tests did not pass on this draft (1 passed, 5 failed: "
+        "2. \"question 2\": missing 'x'; 3. \"question 3\": missing 'x'; "
+        "4. \"question 4\": missing 'x'; 2 more). "
+    )
+
+
 def test_test_report_without_cases_hints_at_adding_one() -> None:
     answer = presenters.test_report(TestReport(bot="faq-bot", spec_hash=HASH, results=()))
     assert '/test faq-bot add "INPUT" expect contains "VALUE"' in answer.text

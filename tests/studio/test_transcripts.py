@@ -143,21 +143,33 @@ async def test_tests_gate_promotion(service: Service) -> None:
     listed = await service.reply("/test faq-bot list")
     assert "1." in listed and "3." in listed and "never said" in listed
 
-    refused = await service.reply("/promote faq-bot")
-    assert "have not been run" in refused
-
-    started = await service.say("/test faq-bot")
-    assert "Running 3 test(s)" in started["reply"]
-    report = await wait_for_notice(service, "tests:")
+    started = await service.reply("/promote faq-bot")  # no run of this draft: it runs them
+    assert "Running 3 test(s)" in started and "promote it if they pass" in started
+    await service.app.state.core.studio.drain()
+    *_, report, refused = await service.notices()
     assert "2 passed, 1 failed" in report and "never said" in report
-    assert "did not pass" in await service.reply("/promote faq-bot")
+    assert refused.startswith("Not promoted: faq-bot's tests did not pass")
+    assert "3. \"x\": expected it to contain 'never said'" in refused
+    assert "did not pass" in await service.reply("/promote faq-bot")  # that run stands
+    assert await service.call("GET", "/api/v1/bots/faq-bot/versions") == []
 
     assert "Removed test 3" in await service.reply("/test faq-bot remove 3")
-    assert "have not been run" in await service.reply("/promote faq-bot")  # a new draft hash
-    await service.reply("/test faq-bot")
+    await service.reply("/test faq-bot")  # a run of this draft passed: /promote freezes at once
     await wait_for_notice(service, "2 passed, 0 failed")
     assert "v1" in await service.reply("/promote faq-bot")
     assert "say a number from 1 to 2" in await service.reply("/test faq-bot remove 9")
+
+
+async def test_promote_runs_the_tests_and_promotes_when_they_pass(service: Service) -> None:
+    await service.reply("/newbot faq-bot")
+    await service.reply('/test faq-bot add "hello" expect contains "answer that"')
+    assert "Running 1 test(s)" in await service.reply("/promote faq-bot")
+    await service.app.state.core.studio.drain()
+    *_, report, promoted = await service.notices()
+    assert "1 passed, 0 failed" in report
+    assert promoted.startswith("The tests passed (1 of 1). Froze the draft of *faq-bot* into v1")
+    assert "staging runs it now" in promoted
+    assert (await service.call("GET", "/api/v1/bots/faq-bot"))["environments"] == {"staging": 1}
 
 
 async def test_force_is_for_owners_and_audited(service: Service) -> None:
@@ -166,7 +178,9 @@ async def test_force_is_for_owners_and_audited(service: Service) -> None:
     await service.reply("/bots", user="ada")
     await service.reply("/role ada admin")
     assert "owner role" in await service.reply("/promote faq-bot --force", user="ada")
-    assert "have not been run" in await service.reply("/promote faq-bot", user="ada")
+    assert "Running 1 test(s)" in await service.reply("/promote faq-bot", user="ada")
+    await service.app.state.core.studio.drain()
+    assert "Not promoted" in (await service.notices(user="ada"))[-1]
 
     forced = await service.reply("/promote faq-bot staging --force")
     assert "v1" in forced
@@ -415,6 +429,24 @@ async def test_one_test_run_per_bot_and_everyone_hears(tmp_path: Path, llm: Fake
         assert any("1 passed" in t for t in await service.notices(user="eve"))
 
 
+async def test_promote_during_a_run_waits_for_it(tmp_path: Path, llm: FakeLLM) -> None:
+    async with running_service(service_settings(tmp_path, llm_api_base=llm.base_url)) as service:
+        await service.reply("/newbot faq-bot")
+        await service.reply("/set faq-bot model openai/fake-model")
+        await service.reply('/test faq-bot add "hi" expect contains "answer"')
+        await service.reply("/bots", user="ada")
+        await service.reply("/role ada admin")
+        llm.stall(0.5, text="The answer.")
+        await service.reply("/test faq-bot")
+        joined = await service.reply("/promote faq-bot", user="ada")
+        assert "already running" in joined and "promote it if they pass" in joined
+        await service.app.state.core.studio.drain()
+        assert len(llm.calls) == 1  # the run was not repeated
+        *_, report, promoted = await service.notices(user="ada")
+        assert "1 passed" in report and "Froze the draft of *faq-bot* into v1" in promoted
+        assert not any("v1" in t for t in await service.notices())  # only who asked hears it
+
+
 async def test_a_long_run_reports_progress_then_the_report(service: Service) -> None:
     await service.reply("/newbot faq-bot")
     for n in range(8):
@@ -436,13 +468,11 @@ async def test_an_interrupted_run_is_marked_and_blocks_nothing(
         llm.stall(5.0, text="The answer.")
         await service.reply("/test faq-bot")
         await service.app.state.core.studio.drain(grace_s=0.2)  # as at shutdown
-        refused = await service.reply("/promote faq-bot")
-        assert "did not finish (interrupted)" in refused
         llm.reset()
         llm.reply("The answer.")
-        await service.reply("/test faq-bot")
+        assert "Running 1 test(s)" in await service.reply("/promote faq-bot")  # runs it again
         await service.app.state.core.studio.drain()
-        assert "v1" in await service.reply("/promote faq-bot")
+        assert "into v1" in (await service.notices())[-1]
 
 
 async def test_force_means_nothing_for_production(service: Service) -> None:

@@ -39,11 +39,6 @@ async def test_multi_turn_cases_by_rest_run_and_gate(tmp_path: Path, llm: FakeLL
         listed = await service.call("GET", "/api/v1/bots/faq-bot/tests")
         assert listed == [case]
 
-        refused = await service.client.post(
-            "/api/v1/bots/faq-bot/promote", headers=service.auth(), json={"to": "staging"}
-        )
-        assert refused.status_code == 409 and "/test faq-bot" in refused.json()["error"]
-
         llm.reply("Noted.")
         llm.reply("It was 42.")
         report = await service.call("POST", "/api/v1/bots/faq-bot/tests/run")
@@ -63,6 +58,50 @@ async def test_multi_turn_cases_by_rest_run_and_gate(tmp_path: Path, llm: FakeLL
         assert await service.call("GET", "/api/v1/bots/faq-bot/tests") == []
         gone = await service.client.delete("/api/v1/bots/faq-bot/tests/1", headers=service.auth())
         assert gone.status_code == 422
+
+
+async def test_promote_runs_the_drafts_tests_first(service: Service) -> None:
+    failing = {"turns": ["hello"], "expect": {"kind": "contains", "value": "5 days"}}
+    await service.import_bot(tests=[failing])
+    refused = await service.client.post(
+        "/api/v1/bots/faq-bot/promote", headers=service.auth(), json={"to": "staging"}
+    )
+    assert refused.status_code == 409
+    assert refused.json()["error"].startswith(
+        "Not promoted: faq-bot's tests did not pass on this draft (0 passed, 1 failed: "
+        "1. \"hello\": expected it to contain '5 days')"
+    )
+    assert await service.call("GET", "/api/v1/bots/faq-bot/versions") == []
+    assert "did not pass" in await service.reply("/promote faq-bot")  # the run was stored
+
+    forced = {"to": "staging", "force": True}  # owners still may
+    assert (await service.call("POST", "/api/v1/bots/faq-bot/promote", json=forced))["version"] == 1
+
+    passing = {"turns": ["hello"], "expect": {"kind": "contains", "value": "answer that"}}
+    await service.call("PATCH", "/api/v1/bots/faq-bot", json={"tests": [passing]})
+    promoted = await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": "staging"})
+    assert promoted == {"version": 2, "env": "staging", "created": True}  # after a passing run
+
+
+async def test_promote_during_a_studio_run_waits_for_its_report(
+    tmp_path: Path, llm: FakeLLM
+) -> None:
+    async with running_service(service_settings(tmp_path, llm_api_base=llm.base_url)) as service:
+        case = {"turns": ["hi"], "expect": {"kind": "contains", "value": "answer"}}
+        await service.import_bot(model="openai/fake-model", tests=[case])
+        llm.stall(0.5, text="The answer.")
+        await service.reply("/test faq-bot")
+        refused = await service.client.post(
+            "/api/v1/bots/faq-bot/promote", headers=service.auth(), json={"to": "staging"}
+        )
+        assert refused.status_code == 409
+        assert refused.json()["error"] == (
+            "faq-bot's tests are still running: promote again when they finish "
+            "(an owner may --force)"
+        )
+        await service.app.state.core.studio.drain()
+        promoted = await service.call("POST", "/api/v1/bots/faq-bot/promote", json={})
+        assert promoted["version"] == 1 and len(llm.calls) == 1  # that run, not another
 
 
 async def test_yaml_tests_and_bad_cases(service: Service) -> None:
