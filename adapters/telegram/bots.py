@@ -25,7 +25,7 @@ from sqlmodel import select
 
 from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
-from adapters.telegram.render import MESSAGE_LIMIT, markdown_to_html, plain_text, split_html
+from adapters.telegram.render import markdown_to_html, plain_text, split_html
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime, UnknownDeploymentError
@@ -43,22 +43,6 @@ _UNPARSABLE = "can't parse entities"  # Telegram's words for HTML it refuses
 
 class _UnparsableError(Exception):
     """Telegram refused a message's HTML."""
-
-
-def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Pieces of at most `limit` characters, cut at a line break or a space where possible."""
-    pieces: list[str] = []
-    rest = text or " "
-    while len(rest) > limit:
-        cut = rest.rfind("\n", 0, limit)
-        if cut < limit // 2:
-            cut = rest.rfind(" ", 0, limit)
-        if cut < limit // 2:
-            cut = limit
-        pieces.append(rest[:cut])
-        rest = rest[cut:].lstrip("\n ")
-    pieces.append(rest)
-    return pieces
 
 
 # aiogram parametrises `Response[T]` with each method's result type on every call, and pydantic
