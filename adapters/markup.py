@@ -1,9 +1,20 @@
-"""Text rewriting shared by the platforms' renderers: code is never rewritten like prose."""
+"""Text rewriting shared by the platforms' renderers: code is never rewritten like prose, and a
+model's Markdown is read by one library (markdown-it-py), never by hand."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+
+from markdown_it import MarkdownIt
+
+
+def markdown_parser(*, tables: bool = False) -> MarkdownIt:
+    """A CommonMark parser for a model's answers: raw HTML in them is text, never markup;
+    `~~struck~~` is read, and tables where the output can show them (they cost parse time)."""
+    return MarkdownIt("commonmark", {"html": False}).enable(
+        ["strikethrough", "table"] if tables else ["strikethrough"]
+    )
 
 
 def around(

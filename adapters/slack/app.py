@@ -1,5 +1,6 @@
 """The Slack adapter: one slack-bolt `AsyncApp` behind `POST /slack/events` for events, slash
-commands and button clicks, verified by bolt with the signing secret.
+commands and button clicks. Each request is verified with the signing secret before bolt sees it
+(a failed check answers 401 and is logged without the body, which may hold a token).
 
 The workspace that installed the app is one Chat Studio team; people from elsewhere (a Slack
 Connect channel) are not served. Routing: DMs, mentions of the app and the threads the Studio
@@ -8,13 +9,15 @@ team's generated bot deployed to that channel, if any. Every message is recorded
 runtime's inbox (deduplicated by channel and message ts, since one message can arrive as both
 `message` and `app_mention`) before bolt acknowledges it (`process_before_response`); the answer
 follows through `SlackChannel.send`.
-Slash commands are answered to the caller alone (`response_url`); what the Studio says later
+Slash commands are recorded in the inbox too (deduplicated by Slack's trigger id, so a replay
+does nothing), then answered to the caller alone (`response_url`); what the Studio says later
 about them goes to the caller's DM with the app.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -23,16 +26,18 @@ from typing import Any
 
 import aiohttp
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.channel import SlackChannel, slack_thread
 from adapters.slack.render import blocks, fallback_text, mentions, plain
 from runtime.messages import Address, FileRef, IncomingMessage
 from runtime.runtime import Runtime
-from storage import studio_threads
+from storage import inbox, studio_threads
 from studio.address import studio_address
 from studio.members import Members
 from studio.replies import TOKEN_FORM_PREFIX, token_action
@@ -50,8 +55,10 @@ _COMMANDS = ("/deploy", "/stats", "/studio")
 # `/deploy BOT slack [--env ENV]` typed in a channel: that channel is the target.
 _TARGETLESS_DEPLOY = re.compile(r"^(\S+\s+slack)(\s+--env[= ]\S+)?\s*$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds, as Slack sends them (int() takes far more)
 WORKING_AFTER_S = 1.5  # a slash command's answer slower than this is preceded by "Working on it…"
 TOKEN_FORM = "studio-token"  # callback id of the modal that takes a Telegram bot's token
+_FAILED = "Something went wrong on our side (it is logged). Please try again."
 
 
 class SlackAdapter:
@@ -79,11 +86,13 @@ class SlackAdapter:
         )
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         self.channel = SlackChannel(self.client, bot_name=runtime.bot_name, owns=self._owns)
+        self.verifier = SignatureVerifier(signing_secret)
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret,
             process_before_response=True,  # record before the 200, then answer in the background
             logger=logger,
+            request_verification_enabled=False,  # `handle` verifies, before bolt reads the body
         )
         self.handler = AsyncSlackRequestHandler(self.app)
         self._home: tuple[str, int] | None = None  # (workspace id, team id)
@@ -98,11 +107,26 @@ class SlackAdapter:
         self.app.view(TOKEN_FORM)(self._on_token_form)
 
     async def handle(self, request: Request) -> Response:
+        if not self._verified(await request.body(), request):
+            # Never with the body: bolt's own check logged it whole, a token form's token included.
+            logger.info("refused a Slack request that failed verification")
+            return JSONResponse({"error": "invalid request"}, status_code=401)
         response = await self.handler.handle(request)
         if response.status_code == 404:  # bolt's "unhandled request": known to us, not acted on
             logger.info("ignored a Slack payload nobody handles")
             return Response(status_code=200)
         return response
+
+    def _verified(self, body: bytes, request: Request) -> bool:
+        """Signed with the signing secret in the last five minutes; a malformed timestamp or
+        signature header is a failed check (slack_sdk raises on them)."""
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        return (
+            _TIMESTAMP.fullmatch(timestamp) is not None
+            and signature.isascii()
+            and self.verifier.is_valid(body, timestamp, signature)
+        )
 
     # -- who and where ----------------------------------------------------------------------
 
@@ -236,7 +260,7 @@ class SlackAdapter:
         if name == "deploy":
             text = _TARGETLESS_DEPLOY.sub(rf"\1 {command['channel_id']}\2", text)
         said = text if name == "studio" else f"{name} {text}".strip()
-        self._spawn(self._answer_privately(command, plain(said), respond, None))
+        await self._privately(command, plain(said), None, respond)
 
     async def _on_action(
         self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any
@@ -263,7 +287,7 @@ class SlackAdapter:
                 )
             return
         if container.get("is_ephemeral") or not message:
-            self._spawn(self._answer_privately(body, "", respond, action.get("value")))
+            await self._privately(body, "", action.get("value"), respond)
             return
         team_id = await self._team(body)
         if team_id is None:
@@ -280,11 +304,13 @@ class SlackAdapter:
         )
         await self.runtime.feed(clicked)
 
-    async def _answer_privately(
-        self, payload: dict[str, Any], text: str, respond: Any, action: str | None
+    async def _privately(
+        self, payload: dict[str, Any], text: str, action: str | None, respond: Any
     ) -> None:
-        """A slash command or a click on an ephemeral message: answered through `response_url`
-        to the caller alone; what comes later goes to their DM with the app."""
+        """A slash command or a click on an ephemeral message: recorded in the inbox before
+        Slack's 200, like events (a replayed request is a duplicate and does nothing), then
+        answered in the background to the caller alone (`response_url`); what comes later goes
+        to their DM with the app."""
         try:
             team_id = await self._team(payload)
             if team_id is None:
@@ -294,32 +320,54 @@ class SlackAdapter:
                 return
             user = payload.get("user_id") or payload.get("user", {}).get("id", "")
             later = slack_thread(await self._dm(user), None)
-            address = studio_address("slack", team_id, f"slack:{user}", thread=later)
-            answering = asyncio.ensure_future(
-                self.runtime.answer(IncomingMessage(address=address, text=text, action=action))
+            message = IncomingMessage(
+                address=studio_address("slack", team_id, f"slack:{user}", thread=later),
+                text=redact_tokens(text),  # stored: never with a token
+                action=action,
+                dedupe_key=_once(payload),
             )
+            inbox_id = await self.runtime.accept(message)
+        except Exception:
+            logger.exception("a slash command failed")
+            await respond(text=_FAILED, response_type="ephemeral")
+            return
+        if inbox_id is not None:
+            self._spawn(self._answer_privately(payload, inbox_id, message, respond))
+
+    async def _answer_privately(
+        self, payload: dict[str, Any], inbox_id: int, message: IncomingMessage, respond: Any
+    ) -> None:
+        try:
+            answering = asyncio.ensure_future(self.runtime.answer(message))
             done, _ = await asyncio.wait({answering}, timeout=WORKING_AFTER_S)
             if not done:  # slow work (a deployment's set-up, say): say so, then answer
                 await respond(text="Working on it…", response_type="ephemeral")
             reply = await answering
-            trigger = payload.get("trigger_id")
-            if trigger and _token_form(reply.messages):  # `/deploy BOT telegram`: the form at once
-                request = reply.messages[0].buttons[0].action.removeprefix(TOKEN_FORM_PREFIX)
-                if await self._open_token_form(trigger, request, later.partition(":")[0], None):
-                    return
-            for message in reply.messages:
+        except Exception:
+            logger.exception("a slash command failed")
+            await self._settle(inbox_id, "failed")
+            await respond(text=_FAILED, response_type="ephemeral")
+            return
+        await self._settle(inbox_id, "done")  # answered: a restart does not answer it again
+        trigger = payload.get("trigger_id")
+        if trigger and _token_form(reply.messages):  # `/deploy BOT telegram`: the form at once
+            request = reply.messages[0].buttons[0].action.removeprefix(TOKEN_FORM_PREFIX)
+            where = (message.address.thread or "").partition(":")[0]
+            if await self._open_token_form(trigger, request, where, None):
+                return
+        try:
+            for said in reply.messages:
                 await respond(
-                    text=fallback_text(message),
-                    blocks=blocks(message),
+                    text=fallback_text(said),
+                    blocks=blocks(said),
                     response_type="ephemeral",
                     replace_original=False,
                 )
         except Exception:
-            logger.exception("a slash command failed")
-            await respond(
-                text="Something went wrong on our side (it is logged). Please try again.",
-                response_type="ephemeral",
-            )
+            logger.exception("a slash command's answer could not be posted")
+
+    async def _settle(self, inbox_id: int, status: str) -> None:
+        await self.runtime.writes.run(lambda conn: inbox.set_inbox_status(conn, inbox_id, status))
 
     # -- a Telegram bot's token, through a private form ------------------------------------------
 
@@ -416,6 +464,16 @@ class SlackAdapter:
         """Let go of the connection pool (after the runtime sent what it had to send)."""
         await self.channel.close()
         await self.session.close()
+
+
+def _once(payload: dict[str, Any]) -> str:
+    """The dedupe key of a slash command or click: Slack's trigger id, new for each invocation
+    and the same in a replay (a digest of the payload, should one come without it)."""
+    trigger = (
+        payload.get("trigger_id")
+        or hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    )
+    return f"slack-command:{trigger}"
 
 
 def _token_form(messages: Any) -> bool:

@@ -6,8 +6,9 @@ batch is recorded in the inbox before the offset confirms it, so a crash loses n
 and python-telegram-bot's pollers confirm before their handlers finish).
 
 aiogram is imported on first use, in a thread: it costs seconds, which `serve` does not pay at
-start. Replies go out as plain text (model Markdown breaks `parse_mode`), split at Telegram's
-4,096 characters, with its 429 `retry_after` honoured; a revoked token (401) fails for good.
+start. Replies (a model's Markdown) go out as Telegram HTML, split at Telegram's 4,096 characters
+(a piece whose HTML Telegram cannot parse goes again once, as plain text), with its 429
+`retry_after` honoured; a revoked token (401) fails for good.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlmodel import select
 
 from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
+from adapters.telegram.render import markdown_to_html, plain_text, split_html
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime, UnknownDeploymentError
@@ -32,27 +34,15 @@ from studio.secrets import Cipher
 
 logger = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 4096
 MAX_RETRY_AFTER_S = 30.0  # a longer wait is not worth holding the conversation for
 POLL_TIMEOUT_S = 25  # long-poll wait of one getUpdates
 _RETRIES = 3
 _COMMANDS = (("start", "Start over and say hello"), ("reset", "Forget this conversation"))
+_UNPARSABLE = "can't parse entities"  # Telegram's words for HTML it refuses
 
 
-def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Pieces of at most `limit` characters, cut at a line break or a space where possible."""
-    pieces: list[str] = []
-    rest = text or " "
-    while len(rest) > limit:
-        cut = rest.rfind("\n", 0, limit)
-        if cut < limit // 2:
-            cut = rest.rfind(" ", 0, limit)
-        if cut < limit // 2:
-            cut = limit
-        pieces.append(rest[:cut])
-        rest = rest[cut:].lstrip("\n ")
-    pieces.append(rest)
-    return pieces
+class _UnparsableError(Exception):
+    """Telegram refused a message's HTML."""
 
 
 # aiogram parametrises `Response[T]` with each method's result type on every call, and pydantic
@@ -196,20 +186,18 @@ class TelegramBots:
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         lib = await self._aiogram()
         errors = lib.exceptions
-        bot = await self._bot(message.address.deployment_id)
+        deployment = message.address.deployment_id
+        bot = await self._bot(deployment)
         chat_id = int(message.address.thread or message.address.conversation)
         topic = _topic(message.address.conversation)  # a forum topic answers in that topic
-        sent: Any = None
-        for number, piece in enumerate(split_text(message.text)):
-            # Once a piece is out, a retry of the whole reply would repeat it: fail for good.
-            permanent = number > 0
-            await self.pacer.wait((message.address.deployment_id, chat_id))
+
+        async def deliver(text: str, parse_mode: str | None, permanent: bool) -> Any:
+            await self.pacer.wait((deployment, chat_id))
             for attempt in range(1, _RETRIES + 1):
                 try:
-                    sent = await bot.send_message(
-                        chat_id=chat_id, text=piece, message_thread_id=topic
+                    return await bot.send_message(
+                        chat_id=chat_id, text=text, parse_mode=parse_mode, message_thread_id=topic
                     )
-                    break
                 except errors.TelegramRetryAfter as exc:
                     if attempt == _RETRIES or exc.retry_after > MAX_RETRY_AFTER_S:
                         raise SendError(
@@ -217,19 +205,32 @@ class TelegramBots:
                         ) from None
                     await asyncio.sleep(exc.retry_after)
                 except errors.TelegramUnauthorizedError:
-                    self._bots.pop(message.address.deployment_id, None)
-                    self._revoked(message.address.deployment_id)
+                    self._bots.pop(deployment, None)
+                    self._revoked(deployment)
                     raise SendError(
                         "Telegram refused the bot's token (revoked?): deploy it again with a "
                         "new token from @BotFather",
                         permanent=True,
                     ) from None
                 except (errors.TelegramBadRequest, errors.TelegramForbiddenError) as exc:
+                    if parse_mode and _UNPARSABLE in said(exc):
+                        raise _UnparsableError from None
                     raise SendError(f"Telegram answered: {said(exc)}", permanent=True) from None
                 except errors.TelegramAPIError as exc:  # network, server errors: worth a retry
                     raise SendError(
                         f"Telegram could not be reached: {said(exc)}", permanent=permanent
                     ) from None
+            raise AssertionError("unreachable")
+
+        sent: Any = None
+        for number, piece in enumerate(split_html(markdown_to_html(message.text))):
+            # Once a piece is out, a retry of the whole reply would repeat it: fail for good.
+            permanent = number > 0
+            try:
+                sent = await deliver(piece, "HTML", permanent)
+            except _UnparsableError:  # once, as the plain text it shows
+                logger.warning("Telegram refused a reply's HTML; sent as plain text")
+                sent = await deliver(plain_text(piece), None, permanent)
         return SendReceipt(platform_id=str(sent.message_id) if sent is not None else None)
 
     def _revoked(self, deployment_id: str) -> None:

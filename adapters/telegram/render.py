@@ -1,19 +1,26 @@
-"""The Studio's neutral replies as Telegram HTML.
+"""Replies as Telegram HTML (`parse_mode=HTML`), in messages Telegram accepts.
 
-The light markup (`*bold*`, `` `code` ``, fenced blocks) becomes `<b>`, `<code>` and `<pre>`;
-everything else is escaped, so that no text (a bot's prompt, a model's answer) can break
-`parse_mode=HTML`. Fields become `label: value` lines. Each piece of a long reply is rendered on
-its own, so a split never cuts a tag in two.
+Two sources: the Studio's light markup (`*bold*`, `` `code` ``, fenced blocks become `<b>`,
+`<code>` and `<pre>`; fields become `label: value` lines), and a generated bot's answer, a model's
+Markdown, read by markdown-it-py and written with the tags Telegram allows (b, i, s, a, code, pre,
+blockquote; headings bold, list items as `•` or numbered lines). Everything else is escaped, so no
+text can break the parse mode. `split_html` cuts a long reply at 4,096 characters, between
+paragraphs or lines where it can, closing the tags open at a cut and opening them again after it.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from bisect import bisect_right
+from collections.abc import Sequence
 
-from adapters.markup import around
+from markdown_it.token import Token
+
+from adapters.markup import around, markdown_parser
 from runtime.messages import OutgoingMessage
 
+MESSAGE_LIMIT = 4096  # characters of one message
 CALLBACK_DATA_LIMIT = 64  # bytes of a button's callback_data
 _FENCE = re.compile(r"```(?:[a-z]*\n)?(.*?)```", re.DOTALL)
 _CODE = re.compile(r"`([^`\n]+)`")
@@ -53,3 +60,222 @@ def full_text(message: OutgoingMessage) -> str:
 
 def fits_button(action: str) -> bool:
     return len(action.encode()) <= CALLBACK_DATA_LIMIT
+
+
+# -- a model's Markdown ------------------------------------------------------------------------
+
+_MARKDOWN = markdown_parser()
+_MARKS = {"strong": "b", "em": "i", "s": "s"}
+_LINKS = ("https://", "http://", "tg://", "mailto:")  # what Telegram takes in a link
+
+
+def markdown_to_html(text: str) -> str:
+    """A model's Markdown as Telegram HTML."""
+    writer = _Writer()
+    writer.blocks(_MARKDOWN.parse(text))
+    return "".join(writer.out)
+
+
+class _Writer:
+    """Telegram HTML from markdown-it tokens. Line breaks wait until more text follows, so no
+    message starts or ends with blank lines and a closing tag follows its text directly."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.breaks = 0  # line breaks owed before the next text
+        self.lists: list[int | None] = []  # per open list: the next number, None for bullets
+        self.quotes = 0  # Telegram refuses a blockquote inside another: only the outer one is
+        self.links: list[bool] = []  # per open link: written as <a> (a URL Telegram takes)
+
+    def text(self, text: str) -> None:
+        if text:
+            self.tag(html.escape(text, quote=False))
+
+    def tag(self, markup: str) -> None:
+        """Opening tags and text: the owed line breaks come first."""
+        if self.breaks and self.out:
+            self.out.append("\n" * self.breaks)
+        self.breaks = 0
+        self.out.append(markup)
+
+    def end(self, markup: str = "", *, breaks: int = 0) -> None:
+        """A closing tag, then at least `breaks` line breaks owed."""
+        if markup:
+            self.out.append(markup)
+        self.breaks = max(self.breaks, breaks)
+
+    def blocks(self, tokens: Sequence[Token]) -> None:
+        for token in tokens:
+            kind = token.type
+            if kind == "inline":
+                self.inline(token.children or [])
+            elif kind == "paragraph_close":
+                self.end(breaks=1 if token.hidden else 2)  # hidden: an item of a tight list
+            elif kind == "heading_open":
+                self.tag("<b>")
+            elif kind == "heading_close":
+                self.end("</b>", breaks=2)
+            elif kind in ("bullet_list_open", "ordered_list_open"):
+                start = token.attrGet("start")
+                self.lists.append(None if kind == "bullet_list_open" else int(start or 1))
+                self.breaks = max(self.breaks, 1)
+            elif kind in ("bullet_list_close", "ordered_list_close"):
+                self.lists.pop()
+                self.end(breaks=1 if self.lists else 2)
+            elif kind == "list_item_open":
+                self.item()
+            elif kind == "blockquote_open":
+                self.quotes += 1
+                if self.quotes == 1:
+                    self.tag("<blockquote>")
+            elif kind == "blockquote_close":
+                self.quotes -= 1
+                self.breaks = 0 if self.quotes == 0 else self.breaks
+                self.end("</blockquote>" if self.quotes == 0 else "", breaks=2)
+            elif kind in ("fence", "code_block"):
+                self.code_block(token)
+            elif kind == "hr":
+                self.text("———")
+                self.end(breaks=2)
+
+    def item(self) -> None:
+        number = self.lists[-1]
+        if number is not None:
+            self.lists[-1] = number + 1
+        self.breaks = max(self.breaks, 1)
+        indent = "   " * (len(self.lists) - 1)
+        self.text(f"{indent}• " if number is None else f"{indent}{number}. ")
+
+    def code_block(self, token: Token) -> None:
+        language = token.info.split(maxsplit=1)[0] if token.info.strip() else ""
+        self.tag("<pre>")
+        if language:
+            self.tag(f'<code class="language-{html.escape(language)}">')
+        self.text(token.content.rstrip("\n") or " ")
+        self.end("</code></pre>" if language else "</pre>", breaks=2)
+
+    def inline(self, children: Sequence[Token]) -> None:
+        for child in children:
+            kind = child.type
+            if kind in ("softbreak", "hardbreak"):
+                self.text("\n")
+            elif kind.endswith("_open") and kind[:-5] in _MARKS:
+                self.tag(f"<{_MARKS[kind[:-5]]}>")
+            elif kind.endswith("_close") and kind[:-6] in _MARKS:
+                self.end(f"</{_MARKS[kind[:-6]]}>")
+            elif kind == "code_inline" and not any(self.links):
+                self.tag("<code>")  # (Telegram takes no code inside a link: there, it is text)
+                self.text(child.content)
+                self.end("</code>")
+            elif kind == "link_open":
+                self.link_open(str(child.attrGet("href") or ""))
+            elif kind == "link_close":
+                self.end("</a>" if self.links.pop() else "")
+            elif kind == "image":  # a link to it, named by its description
+                self.link_open(str(child.attrGet("src") or ""))
+                self.text(child.content or "image")
+                self.end("</a>" if self.links.pop() else "")
+            else:
+                self.text(child.content)
+
+    def link_open(self, url: str) -> None:
+        usable = url.startswith(_LINKS) and not any(self.links)
+        self.links.append(usable)
+        if usable:
+            self.tag(f'<a href="{html.escape(url)}">')
+
+
+# -- long replies --------------------------------------------------------------------------------
+
+
+def split_html(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Telegram HTML in messages of at most `limit` characters: cut after a blank line, a line or
+    a word where possible (in the second half of a message), never inside a tag or an entity;
+    the tags open at a cut are closed before it and opened again after it."""
+    if len(text) <= limit:
+        return [text] if text.strip() else []
+    tags = _Tags(text)
+    messages: list[str] = []
+    start, reopen = 0, ""
+    while start < len(text):
+        end = min(len(text), start + limit - len(reopen))
+        while True:
+            cut = end if end == len(text) else _cut(text, start, end, tags)
+            closing = tags.closing_at(cut)
+            if len(reopen) + cut - start + len(closing) <= limit or end <= start + 1:
+                break
+            end -= len(reopen) + cut - start + len(closing) - limit
+        piece = reopen + text[start:cut] + closing
+        if plain_text(piece).strip():
+            messages.append(piece)
+        start, reopen = cut, tags.opening_at(cut)
+    return messages
+
+
+def plain_text(text: str) -> str:
+    """What Telegram HTML shows, as plain text (sent when Telegram refuses the HTML)."""
+    parts: list[str] = []
+    position = 0
+    while (tag := text.find("<", position)) != -1 and (close := text.find(">", tag)) != -1:
+        parts.append(text[position:tag])
+        position = close + 1
+    parts.append(text[position:])
+    return html.unescape("".join(parts))
+
+
+class _Tags:
+    """Where the tags of a well-formed fragment are, and which are open at any position (text
+    is escaped, so every `<` starts a tag)."""
+
+    def __init__(self, text: str) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.open: list[tuple[str, ...]] = []  # the opening tags in force after each tag
+        stack: list[str] = []
+        position = 0
+        while (start := text.find("<", position)) != -1:
+            position = text.find(">", start) + 1
+            if position == 0:
+                break
+            tag = text[start:position]
+            if tag.startswith("</"):
+                stack.pop()
+            else:
+                stack.append(tag)
+            self.starts.append(start)
+            self.ends.append(position)
+            self.open.append(tuple(stack))
+
+    def _at(self, position: int) -> tuple[str, ...]:
+        index = bisect_right(self.ends, position)
+        return self.open[index - 1] if index else ()
+
+    def opening_at(self, position: int) -> str:
+        return "".join(self._at(position))
+
+    def closing_at(self, position: int) -> str:
+        names = (tag[1:-1].split(" ", 1)[0] for tag in reversed(self._at(position)))
+        return "".join(f"</{name}>" for name in names)
+
+    def inside(self, position: int) -> int | None:
+        """The start of the tag that `position` falls strictly inside, if any."""
+        index = bisect_right(self.starts, position - 1) - 1
+        if index >= 0 and self.starts[index] < position < self.ends[index]:
+            return self.starts[index]
+        return None
+
+
+def _cut(text: str, start: int, end: int, tags: _Tags) -> int:
+    """Where a message running from `start` to at most `end` ends."""
+    for low in (start + (end - start) // 2, start + 1):
+        for separator in ("\n\n", "\n", " "):
+            found = text.rfind(separator, low, end)
+            while found != -1 and tags.inside(found) is not None:
+                found = text.rfind(separator, low, tags.inside(found))
+            if found != -1:
+                return found + len(separator)
+    cut = tags.inside(end) or end  # no break at all: cut before the tag or the entity
+    entity = text.rfind("&", max(start, cut - 10), cut)
+    if entity > start and ";" not in text[entity:cut]:
+        cut = entity
+    return cut if cut > start else end

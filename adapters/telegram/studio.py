@@ -31,10 +31,10 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 
-from adapters.telegram.bots import MAX_RETRY_AFTER_S, POLL_TIMEOUT_S, split_text
+from adapters.telegram.bots import MAX_RETRY_AFTER_S, POLL_TIMEOUT_S
 from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
-from adapters.telegram.render import fits_button, full_text, to_html
+from adapters.telegram.render import fits_button, full_text, split_html, to_html
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.messages import FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
@@ -358,7 +358,7 @@ class TelegramStudio:
             raise SendError("the Studio's Telegram bot is not connected yet")
         ptb = self._ptb
         chat_id = int(message.address.thread or 0)
-        pieces = split_text(full_text(message))
+        pieces = split_html(to_html(full_text(message))) or [" "]
         markup = _keyboard(ptb, message)
         sent: Any = None
         for number, piece in enumerate(pieces):
@@ -367,7 +367,7 @@ class TelegramStudio:
                 chat_id,
                 lambda piece=piece, last=last: self._app.bot.send_message(
                     chat_id=chat_id,
-                    text=to_html(piece),
+                    text=piece,
                     parse_mode="HTML",
                     reply_markup=markup if last else None,
                 ),
@@ -408,7 +408,7 @@ class TelegramStudio:
     async def edit(self, message: OutgoingMessage, platform_id: str) -> None:
         """Replace the text of a message the Studio sent (a progress line)."""
         chat_id = int(message.address.thread or 0)
-        text = to_html(split_text(full_text(message))[0])
+        text = (split_html(to_html(full_text(message))) or [" "])[0]
         await self._send(
             chat_id,
             lambda: self._app.bot.edit_message_text(

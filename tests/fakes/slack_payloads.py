@@ -39,6 +39,11 @@ def new_ts() -> str:
     return f"{int(time.time())}.{next(_seq):06d}"
 
 
+def new_trigger() -> str:
+    """A fresh trigger id (Slack gives one to each slash command and click)."""
+    return f"{next(_seq)}.trig"
+
+
 def sign(body: bytes | str, secret: str, timestamp: int | None = None) -> dict[str, str]:
     """`X-Slack-Request-Timestamp` and `X-Slack-Signature` (`v0=` + HMAC-SHA256 of
     `v0:{ts}:{body}`) for `body`; now unless `timestamp` is given. The caller adds the
@@ -154,9 +159,10 @@ def slash_body(
     channel: str = "C0001",
     team: str = TEAM_ID,
     response_url: str,
-    trigger_id: str = "T.trig",
+    trigger_id: str | None = None,
 ) -> bytes:
-    """A slash command, form-encoded as Slack posts it (give `fake.response_url(name)`)."""
+    """A slash command, form-encoded as Slack posts it (give `fake.response_url(name)`); its
+    trigger id is new unless given, as each of Slack's is."""
     fields = {
         "token": VERIFICATION_TOKEN,
         "team_id": team,
@@ -170,7 +176,7 @@ def slash_body(
         "api_app_id": APP_ID,
         "is_enterprise_install": "false",
         "response_url": response_url,
-        "trigger_id": trigger_id,
+        "trigger_id": trigger_id or new_trigger(),
     }
     return urlencode(fields).encode()
 
@@ -185,9 +191,10 @@ def action_body(
     thread_ts: str | None = None,
     team: str = TEAM_ID,
     response_url: str | None = None,
+    trigger_id: str | None = None,
 ) -> bytes:
     """A `block_actions` interaction (a button click on a bot message), form-encoded as
-    `payload=<JSON>` as Slack posts it."""
+    `payload=<JSON>` as Slack posts it; its trigger id is new unless given."""
     container: dict[str, Any] = {
         "type": "message",
         "message_ts": message_ts,
@@ -210,7 +217,7 @@ def action_body(
         "api_app_id": APP_ID,
         "token": VERIFICATION_TOKEN,
         "container": container,
-        "trigger_id": "T.trig",
+        "trigger_id": trigger_id or new_trigger(),
         "team": {"id": team, "domain": "acme"},
         "enterprise": None,
         "is_enterprise_install": False,

@@ -73,7 +73,7 @@ async def test_a_dm_offers_a_button_that_opens_the_form(
     assert "private form" in text_of(asked)
     (button,) = next(b for b in asked.body["blocks"] if b["type"] == "actions")["elements"]
     assert button["text"]["text"] == "Enter the token"
-    click = action_body(button["value"], action_id=button["action_id"])
+    click = action_body(button["value"], action_id=button["action_id"], trigger_id="T.trig")
     assert (await post(studio, click, content_type=FORM)).status_code == 200
     form = await opened_form(slack)
     assert form["trigger_id"] == "T.trig"
@@ -101,7 +101,9 @@ async def test_a_dm_offers_a_button_that_opens_the_form(
 async def test_the_slash_command_opens_the_form_at_once(
     studio: Service, slack: FakeSlack, telegram: FakeTelegram
 ) -> None:
-    command = slash_body("/deploy", "faq-bot telegram", response_url=slack.response_url("tg"))
+    command = slash_body(
+        "/deploy", "faq-bot telegram", response_url=slack.response_url("tg"), trigger_id="T.trig"
+    )
     assert (await post(studio, command, content_type=FORM)).status_code == 200
     form = await opened_form(slack)
     assert form["trigger_id"] == "T.trig"

@@ -87,7 +87,7 @@ async def test_deploy_sets_the_webhook_and_answers_end_users(
     assert ok.status_code == 200
     (greeting,) = await sent(telegram, bot_token)
     assert greeting.body["chat_id"] in (42, "42") and greeting.body["text"] == "Hello! Ask me."
-    assert "parse_mode" not in greeting.body  # plain text: model Markdown must not break it
+    assert greeting.body["parse_mode"] == "HTML"
 
     await send_update(studio, deployment, message_update("Refunds?", chat_id=42), secret)
     answer = (await sent(telegram, bot_token, 2))[-1]
@@ -180,6 +180,43 @@ async def test_long_answers_split_and_rate_limits_wait(
     pieces = [c.body["text"] for c in calls[1:]]
     assert all(len(p) <= 4096 for p in pieces) and len(pieces) == 3
     assert "".join(pieces).count("A long answer line.") == 600
+
+
+async def test_a_models_markdown_arrives_as_telegram_html(
+    studio: Service, telegram: FakeTelegram, llm: FakeLLM
+) -> None:
+    deployment, bot_token = await deploy(studio, telegram, model="openai/fake-model")
+    secret = secret_of(telegram, bot_token)
+    llm.reply("**Refunds** take 5 days <b>really</b>:\n\n- ask [us](https://example.com)")
+    await send_update(studio, deployment, message_update("Refunds?", chat_id=9), secret)
+    (answer,) = await sent(telegram, bot_token)
+    assert answer.body["parse_mode"] == "HTML"
+    assert answer.body["text"] == (  # and the fake, like Telegram, could parse it
+        "<b>Refunds</b> take 5 days &lt;b&gt;really&lt;/b&gt;:\n\n"
+        '• ask <a href="https://example.com">us</a>'
+    )
+
+
+async def test_html_telegram_refuses_goes_again_once_as_plain_text(
+    studio: Service, telegram: FakeTelegram, llm: FakeLLM
+) -> None:
+    deployment, bot_token = await deploy(studio, telegram, model="openai/fake-model")
+    secret = secret_of(telegram, bot_token)
+    refused = 'Bad Request: can\'t parse entities: Unsupported start tag "b" at byte offset 0'
+    telegram.fail("sendMessage", 400, refused, token=bot_token)
+    llm.reply("**Refunds** take 5 days & more")
+    await send_update(studio, deployment, message_update("Refunds?", chat_id=9), secret)
+    first, again = await sent(telegram, bot_token, 2)
+    assert first.body["parse_mode"] == "HTML" and first.body["text"].startswith("<b>Refunds</b>")
+    assert "parse_mode" not in again.body and again.body["text"] == "Refunds take 5 days & more"
+    await studio.app.state.core.runtime.drain()
+    assert len(telegram.calls_to("sendMessage", token=bot_token)) == 2
+
+    telegram.fail("sendMessage", 400, refused, times=2, token=bot_token)  # plain refused too
+    await send_update(studio, deployment, message_update("Again?", chat_id=9), secret)
+    await sent(telegram, bot_token, 4)
+    await studio.app.state.core.runtime.drain()
+    assert len(telegram.calls_to("sendMessage", token=bot_token)) == 4  # once, not a loop
 
 
 async def test_a_revoked_token_fails_for_good_and_is_counted(

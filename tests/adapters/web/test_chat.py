@@ -99,7 +99,7 @@ async def test_chat_page_is_served_escaped(service: Service) -> None:
 
 async def test_replies_are_sanitised_html(service: Service) -> None:
     deployment = await service.live_web_bot(
-        fallback="<script>x</script> **ok** see https://a.example"
+        fallback="<script>x</script> **ok** see [a](https://a.example)"
     )
     body = (await service.chat(deployment, "hi")).json()
     assert "<script>" not in body["html"]
