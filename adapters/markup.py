@@ -11,10 +11,14 @@ from markdown_it import MarkdownIt
 
 def markdown_parser(*, tables: bool = False) -> MarkdownIt:
     """A CommonMark parser for a model's answers: raw HTML in them is text, never markup;
-    `~~struck~~` is read, and tables where the output can show them (they cost parse time)."""
-    return MarkdownIt("commonmark", {"html": False}).enable(
-        ["strikethrough", "table"] if tables else ["strikethrough"]
+    `~~struck~~` is read, bare `https://…` URLs become links, and tables where the
+    output can show them (they cost parse time)."""
+    parser = MarkdownIt("commonmark", {"html": False, "linkify": True}).enable(
+        ["strikethrough", "linkify", "table"] if tables else ["strikethrough", "linkify"]
     )
+    assert parser.linkify is not None  # linkify-it-py is a dependency
+    parser.linkify.set({"fuzzy_link": False})  # `main.py` is a file name, not a Paraguayan site
+    return parser
 
 
 def around(

@@ -94,5 +94,13 @@ def test_lines_are_kept_whole_where_a_line_ends() -> None:
     assert sum(plain_text(m).count("A long answer line.") for m in messages) == 600
 
 
+def test_bare_urls_become_links() -> None:
+    html = markdown_to_html("See https://acme.example/refunds?a=1&b=2 or notes.md")
+    assert html == (
+        'See <a href="https://acme.example/refunds?a=1&amp;b=2">'
+        "https://acme.example/refunds?a=1&amp;b=2</a> or notes.md"
+    )
+
+
 def test_an_empty_answer_is_no_message() -> None:
     assert split_html(markdown_to_html("")) == [] and split_html(markdown_to_html(" \n ")) == []

@@ -88,6 +88,12 @@ def test_images_become_links_and_links_open_safely() -> None:
     assert html.count('rel="noopener noreferrer"') == 2
 
 
+def test_bare_urls_become_links_and_file_names_stay_text() -> None:
+    html = to_html("Policy: https://acme.example/refunds. Edit main.py or README.md.")
+    assert '<a href="https://acme.example/refunds" target="_blank"' in html
+    assert html.count("<a ") == 1 and "main.py" in html and "README.md" in html
+
+
 async def test_the_api_keeps_the_text_and_adds_the_html(service: Service) -> None:
     deployment = await service.live_web_bot(fallback="See **docs** <b>now</b>")
     body = (await service.chat(deployment, "hi")).json()
