@@ -35,7 +35,7 @@ async def test_import_promote_deploy_chat_restart_stats_audit(tmp_path: Path, ll
         assert second.json() == {
             "session": session,
             "reply": "Yes, by card too.",
-            "html": "Yes, by card too.",
+            "html": "<p>Yes, by card too.</p>\n",
         }
         sent = llm.calls[-1].messages
         assert [(m["role"], m["content"]) for m in sent] == [
