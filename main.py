@@ -62,6 +62,9 @@ class Services:
             await self.slack.finish()
         await self.studio.drain(grace_s=SHUTDOWN_GRACE_S)
         await self.runtime.drain()
+        from runtime.llm import stop_litellm_logging
+
+        await stop_litellm_logging()
         for adapter in (self.slack, self.telegram, self.telegram_studio):
             if adapter is not None:
                 await adapter.close()

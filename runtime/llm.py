@@ -250,6 +250,27 @@ def import_litellm() -> ModuleType:
     return litellm
 
 
+async def stop_litellm_logging(*, grace_s: float = 5.0) -> None:
+    """End litellm's logging worker on this event loop (shutdown).
+
+    litellm queues a logging callback per call on a worker task of the running loop. Left
+    running, the task outlives the service: the loop's own shutdown then cancels it, and its
+    cancellation runs the queued callbacks, which can wait forever (or, with a new loop in the
+    same process, the queue is carried over to it). Let the queue empty, then stop the worker.
+    """
+    import sys
+
+    if "litellm" not in sys.modules:
+        return  # never imported: nothing was queued
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+    try:
+        await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), grace_s)
+    except TimeoutError:
+        logger.warning("litellm's logging callbacks did not finish within %.0f s", grace_s)
+    await GLOBAL_LOGGING_WORKER.stop()
+
+
 def _tool_call(call: Any, n: int) -> ToolCall:
     """A `ToolCall` from one of litellm's (`.id`, `.function.name`, `.function.arguments`).
 

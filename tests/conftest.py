@@ -167,11 +167,18 @@ async def running_service(settings: Settings) -> AsyncIterator[Service]:
     from main import build_app
 
     app = build_app(settings)
+    before = asyncio.all_tasks()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://studio.test") as client:
             key = (settings.data_dir / "local.key").read_text().strip()
             yield Service(app=app, client=client, key=key, settings=settings)
+    # Shutdown leaves nothing running: a task that outlives the service's loop hangs its close.
+    started = asyncio.all_tasks() - before - {asyncio.current_task()}
+    if started:
+        await asyncio.wait(started, timeout=2)
+    left = [task for task in started if not task.done()]
+    assert not left, f"tasks still running after the service stopped: {left}"
 
 
 @pytest.fixture
