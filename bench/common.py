@@ -64,9 +64,9 @@ class Report:
 
     A module adds its figures as each phase ends, so that the harness keeps them if a later
     phase fails or runs out of time. The limit starts from the module's `BUDGET_S` (what it
-    takes on an unloaded machine); work of a fixed size (10,000 deployments, priming chats, a
-    model warm-up) is timed on a first part, and `needs` moves the limit to fit the rest at
-    that pace: a slow machine gets slower figures, not missing ones."""
+    takes on an unloaded machine); work of a fixed size (10,000 deployments, priming 1,024
+    chats, writing 10k vectors) is timed on a first part, and `needs` moves the limit to fit the
+    rest at that pace: a slow machine gets slower figures, not missing ones."""
 
     limit_s: float
     started: float = field(default_factory=time.monotonic)
