@@ -43,6 +43,7 @@ from bench.common import (
     base_env,
     calibrated,
     child,
+    connections,
     free_port,
     model_server,
     percentile,
@@ -405,7 +406,7 @@ async def run(report: Report) -> None:
             prefix=2,
         )
 
-        connector = aiohttp.TCPConnector(limit=CONCURRENCY * 4)
+        connector = connections(CONCURRENCY * 4)
         async with aiohttp.ClientSession(connector=connector) as http:
             for side in (a, b):  # both answer before anything is timed
                 if await side.event(http, FIRST_ANSWER_S) is None:

@@ -50,6 +50,7 @@ from bench.common import (
     base_env,
     calibrated,
     child,
+    connections,
     free_port,
     model_server,
     percentile,
@@ -345,9 +346,7 @@ async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> 
 
 def _api(key: str) -> aiohttp.ClientSession:
     headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
-    return aiohttp.ClientSession(
-        headers=headers, timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=64)
-    )
+    return aiohttp.ClientSession(headers=headers, timeout=TIMEOUT, connector=connections(64))
 
 
 async def _make_bot(base: str, key: str) -> None:
@@ -447,7 +446,7 @@ async def _compare(tmp: Path, llm_base: str, fake_url: str, report: Report) -> N
             fake_url,
             chat_base=200_000,
         )
-        connector = aiohttp.TCPConnector(limit=CONCURRENCY * 4)
+        connector = connections(CONCURRENCY * 4)
         async with aiohttp.ClientSession(connector=connector) as http:
             for side in (a, b):  # both answer before anything is timed
                 if await side.event(http, FIRST_ANSWER_S) is None:

@@ -34,6 +34,7 @@ from bench.common import (
     base_env,
     calibrated,
     child,
+    connections,
     free_port,
     model_server,
     percentile,
@@ -227,7 +228,7 @@ async def run(report: Report) -> None:
         a = Side("platform", f"http://{HOST}:{platform_port}/api/v1/chat/{deployment}", platform)
         b = Side("baseline", f"http://{HOST}:{baseline_port}/chat", baseline)
 
-        connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
+        connector = connections(CONCURRENCY * 2)
         async with aiohttp.ClientSession(connector=connector) as http:
             for side in (a, b):  # both answer before anything is timed
                 if not await side.send(http):

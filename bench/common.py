@@ -24,6 +24,10 @@ PYTHON = sys.executable
 HOST = "127.0.0.1"
 # A request's own limit: only against a hang, so that a loaded machine gives slow samples.
 TIMEOUT = aiohttp.ClientTimeout(total=120)
+# Pooled connections idle longer than this are not reused: below uvicorn's keep-alive of 5 s, so
+# that a request never goes out on a connection the server is closing (on a loaded machine that
+# race lost a whole phase to "Server disconnected").
+KEEPALIVE_S = 2.0
 # The first message a side answers imports and builds what later ones reuse: on a loaded machine
 # that can take tens of seconds.
 FIRST_ANSWER_S = 60.0
@@ -110,6 +114,12 @@ def calibrated(budget_s: float, each_s: float, *, least: int, most: int) -> int:
     [least, most]: on an unloaded machine `most`, on a slow one fewer samples of the same kind."""
     fits = int(budget_s / each_s) if each_s > 0 else most
     return max(least, min(most, fits))
+
+
+def connections(limit: int) -> aiohttp.TCPConnector:
+    """A client connection pool of at most `limit`, never reusing a connection the server may be
+    closing."""
+    return aiohttp.TCPConnector(limit=limit, keepalive_timeout=KEEPALIVE_S)
 
 
 def free_port() -> int:
