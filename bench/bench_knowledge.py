@@ -6,9 +6,10 @@ sequentially on the event loop (embedding and Qdrant run in their threads, as in
 Text: generated help-center manuals in markdown (headings, paragraphs and lists of sentences from
 a fixed-seed pool), read with `read_file` and cut by the real chunker (~640 characters a chunk).
 
-- Ingest: one manual through `KnowledgeGateway.ingest` into a folder on disk, every chunk's whole
-  text embedded. Only INGEST_CHUNKS chunks: this CPU embeds ~25 such chunks a second, so 1,000
-  would take a minute; the rate is per chunk either way.
+- Ingest: manuals of INGEST_CHUNKS chunks through `KnowledgeGateway.ingest` into a folder on
+  disk, every chunk's whole text embedded, one after the other while INGEST_BUDGET_S lasts (at
+  most INGEST_MANUALS): this CPU embeds ~50 such chunks a second, so 1,000 would take 20 s; the
+  rate is per chunk either way.
 - Retrieve: `KnowledgeGateway.retrieve(limit=4, min_score=0.3)`, each time a question never asked
   before (the gateway remembers the vectors of recent questions), after a warm-up: at 1k chunks
   (one source) and at 10k chunks (ten sources) with all sources allowed, and at 10k with one
@@ -24,7 +25,11 @@ a fixed-seed pool), read with `read_file` and cut by the real chunker (~640 char
   beforehand), and a bare `QdrantClient(path=...).query_points(limit=4, score_threshold=0.3)` on
   a copy of the folder with the same question vectors (no gateway, no thread).
 - The six are timed interleaved (per question each once, rotating order, 2 ms idle before each),
-  so that the whole and its parts see the same load on this shared machine.
+  so that the whole and its parts see the same load on this shared machine; as many questions as
+  fit in RETRIEVE_BUDGET_S at the warm-up's pace (QUERIES on an unloaded machine).
+
+Writing the 1k and 10k bots is fixed work: the first manual's time tells how long the rest takes,
+and the module's limit moves to fit it.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import Figure, percentile
+from bench.common import Figure, Report, calibrated, percentile
 from runtime.knowledge.chunking import Chunk, chunk
 from runtime.knowledge.embedder import OnnxMiniLmEmbedder
 from runtime.knowledge.extract import Document, Section, extract
@@ -52,18 +57,33 @@ from runtime.knowledge.store import VectorStore, collection_name
 
 SEED = 6
 POOL = 800  # distinct sentences the manuals are written with
-INGEST_CHUNKS = 150
+INGEST_CHUNKS = 50  # per manual
+INGEST_MANUALS = 3  # at most
+INGEST_BUDGET_S = 4.0  # no manual starts after this (unloaded: 3 manuals in ~3 s)
 CHUNKS_PER_MANUAL = 1000
 MANUALS_10K = 10
 WARMUP = 10
 GAP_S = 0.002  # idle before each timed call: requests do not come back to back
-QUERIES = 200
+QUERIES = 200  # at most
+QUERIES_LEAST = 100  # however slow the machine
+RETRIEVE_BUDGET_S = 8.0  # the timed questions (about 7 s unloaded)
 LIMIT = 4
 MIN_SCORE = 0.3
 BOT_INGEST = 1
 BOT_1K = 2
 BOT_10K = 3
 DIMENSION = OnnxMiniLmEmbedder.dimension
+BUDGET_S = 10 + INGEST_BUDGET_S + RETRIEVE_BUDGET_S  # model, sentences and 10k points ~10 s
+FIGURES = (
+    "ingest_chunks_per_s",
+    "retrieve_p50_ms_1k",
+    "retrieve_p99_ms_1k",
+    "retrieve_p50_ms_10k",
+    "retrieve_p99_ms_10k",
+    "retrieve_p50_ms_10k_one_source",
+    "retrieve_query_only_p50_ms_10k",
+    "retrieve_raw_qdrant_p50_ms_10k",
+)
 # The 1k and 10k bots live in a RAM folder: embedded Qdrant commits every point on its own, ~70 a
 # second on this disk, and reads nothing from the folder after opening it.
 _RAM = "/dev/shm" if Path("/dev/shm").is_dir() else None
@@ -322,6 +342,9 @@ class Timing:
     samples_ms: list[float]
     hits: int
 
+    def per_question(self) -> float:
+        return self.hits / len(self.samples_ms)
+
     def p(self, fraction: float) -> float:
         return round(percentile(self.samples_ms, fraction), 2)
 
@@ -340,21 +363,34 @@ def _asked(name: str, i: int) -> int:
     return i * len(_ASKED_BY) + _ASKED_BY.index(name)
 
 
-async def _interleaved(calls: dict[str, Callable[[int], Awaitable[int]]]) -> dict[str, Timing]:
+async def _interleaved(
+    calls: dict[str, Callable[[int], Awaitable[int]]], report: Report
+) -> dict[str, Timing]:
     """For each question i, every call once (each `call(i)` returns its hit count), the order
-    rotating, a short idle gap before each: WARMUP rounds untimed, then QUERIES timed. Taken
-    together, the parts and the whole see the same load on a shared machine."""
+    rotating, a short idle gap before each: WARMUP rounds untimed, then as many timed as fit in
+    RETRIEVE_BUDGET_S at the warm-up's pace. Taken together, the parts and the whole see the
+    same load on a shared machine."""
     timings = {name: Timing([], 0) for name in calls}
     names = list(calls)
-    for i in range(WARMUP + QUERIES):
+
+    async def one_round(i: int, *, timed: bool) -> None:
         for name in names[i % len(names) :] + names[: i % len(names)]:
             await asyncio.sleep(GAP_S)
             started = time.perf_counter()
             found = await calls[name](i)
             elapsed_ms = (time.perf_counter() - started) * 1000
-            if i >= WARMUP:
+            if timed:
                 timings[name].samples_ms.append(elapsed_ms)
                 timings[name].hits += found
+
+    started = time.perf_counter()
+    for i in range(WARMUP):
+        await one_round(i, timed=False)
+    each_s = (time.perf_counter() - started) / WARMUP
+    count = calibrated(RETRIEVE_BUDGET_S, each_s, least=QUERIES_LEAST, most=QUERIES)
+    report.needs(count * each_s, f"a question's round took {each_s * 1000:.0f} ms")
+    for i in range(WARMUP, WARMUP + count):
+        await one_round(i, timed=True)
     return timings
 
 
@@ -379,7 +415,8 @@ async def _write(store: VectorStore, embedder_id: str, bot_id: int, sources: lis
 
 @dataclass(slots=True)
 class Measured:
-    ingested: int = 0
+    manuals: int = 0  # ingested
+    ingested: int = 0  # chunks
     ingest_s: float = 0.0
     chunks_1k: int = 0
     chunks_10k: int = 0
@@ -387,7 +424,7 @@ class Measured:
     timings: dict[str, Timing] = field(default_factory=dict)
 
 
-async def run() -> list[Figure]:
+async def run(report: Report) -> None:
     started = time.perf_counter()
     embedder = OnnxMiniLmEmbedder()
     asked = questions((WARMUP + QUERIES) * len(_ASKED_BY))
@@ -400,7 +437,10 @@ async def run() -> list[Figure]:
         await embedder.ensure_ready()
         await embedder.embed(asked[:8])  # warm: the first inferences are slow
         ingest_folder = Path(disk) / "qdrant"
+        report.begin("the ingestion")
         await _ingest(embedder, ingest_folder, pool, found)
+        report.add(_ingest_figure(found))
+        report.begin("embedding the sentences")
         by_length = sorted(pool, key=len)  # batches padded to about their own length
         clock = time.perf_counter()
         approximate = Approximation(by_length, await embedder.embed(by_length))
@@ -410,24 +450,27 @@ async def run() -> list[Figure]:
             f"vectors vs the true ones of the ingested chunks: mean cosine {found.fidelity:.3f}"
         )
         folder = Path(ram) / "qdrant"
-        await _retrievals(embedder, folder, pool, approximate, asked, found)
+        await _retrievals(embedder, folder, pool, approximate, asked, found, report)
     _log(f"took {time.perf_counter() - started:.1f} s")
-    return _figures(found)
+    report.add(*_retrieve_figures(found))
 
 
 async def _ingest(
     embedder: OnnxMiniLmEmbedder, folder: Path, pool: Sequence[str], found: Measured
 ) -> None:
-    """Time `KnowledgeGateway.ingest` of one manual into a folder on disk, as the service's."""
+    """Time `KnowledgeGateway.ingest` of manuals into a folder on disk, as the service's: one,
+    then more while INGEST_BUDGET_S lasts."""
     gateway = KnowledgeGateway(store=VectorStore(str(folder)), embedder=embedder)
     try:
         await gateway.store.has_bot(bot_id="0")  # opens embedded Qdrant
-        name, content = manual(99, INGEST_CHUNKS, pool)
-        document = await gateway.read_file(name=name, content=content)
-        clock = time.perf_counter()
-        ingested = await gateway.ingest(bot_id=BOT_INGEST, document=document)
-        found.ingest_s = time.perf_counter() - clock
-        found.ingested = ingested.chunks
+        while found.manuals < INGEST_MANUALS and found.ingest_s < INGEST_BUDGET_S:
+            name, content = manual(99 - found.manuals, INGEST_CHUNKS, pool)
+            document = await gateway.read_file(name=name, content=content)
+            clock = time.perf_counter()
+            ingested = await gateway.ingest(bot_id=BOT_INGEST, document=document)
+            found.ingest_s += time.perf_counter() - clock
+            found.ingested += ingested.chunks
+            found.manuals += 1
     finally:
         await gateway.close()
     _log(f"ingested {found.ingested} chunks in {found.ingest_s:.1f} s")
@@ -440,20 +483,29 @@ async def _retrievals(
     approximate: Approximation,
     asked: list[str],
     found: Measured,
+    report: Report,
 ) -> None:
-    """Write the 1k and 10k bots, then time the retrievals and their parts."""
+    """Write the 1k and 10k bots (the first manual's time calibrates the limit for the rest),
+    then time the retrievals and their parts."""
     from qdrant_client import QdrantClient
 
+    report.begin("writing the 1k and 10k bots")
     clock = time.perf_counter()
-    sources = [_source(n, pool, approximate) for n in range(MANUALS_10K)]
-    found.chunks_1k = len(sources[0].chunks)
-    found.chunks_10k = sum(len(s.chunks) for s in sources)
     store = VectorStore(str(folder))
     gateway = KnowledgeGateway(store=store, embedder=embedder)
     bare: Any = None
     try:
-        await _write(store, embedder.id, BOT_1K, sources[:1])
-        await _write(store, embedder.id, BOT_10K, sources)
+        sources: list[Source] = []
+        for n in range(MANUALS_10K):
+            sources.append(_source(n, pool, approximate))
+            await _write(store, embedder.id, BOT_10K, sources[-1:])
+            if n == 0:
+                await _write(store, embedder.id, BOT_1K, sources[-1:])
+                each = time.perf_counter() - clock  # twice the points of the others
+                rest = each * (MANUALS_10K - 1) + RETRIEVE_BUDGET_S
+                report.needs(rest, f"the first manual took {each:.1f} s")
+        found.chunks_1k = len(sources[0].chunks)
+        found.chunks_10k = sum(len(s.chunks) for s in sources)
         # The bare client gets a copy: an embedded folder is held by one client at a time.
         copy = folder.with_name("bare")
         await asyncio.to_thread(shutil.copytree, folder, copy)
@@ -464,7 +516,8 @@ async def _retrievals(
             "left out of the means)"
         )
         every = frozenset(s.source_id for s in sources)
-        vectors = await embedder.embed(asked)
+        # The parts ask the 10k retrieval's questions: vectors[i] is question i's.
+        vectors = await embedder.embed([asked[_asked("10k", i)] for i in range(WARMUP + QUERIES)])
         name_10k = collection_name(str(BOT_10K), embedder.id, DIMENSION)
 
         def retrieve(
@@ -487,7 +540,7 @@ async def _retrievals(
                 bot_id=str(BOT_10K),
                 embedder_id=embedder.id,
                 dimension=DIMENSION,
-                vector=vectors[_asked("10k", i)],
+                vector=vectors[i],
                 source_ids=every,
                 limit=LIMIT,
                 score_threshold=MIN_SCORE,
@@ -499,10 +552,11 @@ async def _retrievals(
 
         async def raw(i: int) -> int:  # called on the loop: no thread hop
             points = bare.query_points(
-                name_10k, query=vectors[_asked("10k", i)], limit=LIMIT, score_threshold=MIN_SCORE
+                name_10k, query=vectors[i], limit=LIMIT, score_threshold=MIN_SCORE
             ).points
             return len(points)
 
+        report.begin("the retrievals")
         clock = time.perf_counter()
         found.timings = await _interleaved(
             {
@@ -512,7 +566,8 @@ async def _retrievals(
                 "query": query_only,
                 "embed": embed_only,
                 "raw": raw,
-            }
+            },
+            report,
         )
         _log(
             f"timed the retrievals in {time.perf_counter() - clock:.1f} s; question embedding "
@@ -545,13 +600,28 @@ async def _fidelity(folder: Path, approximate: Approximation) -> float:
     )
 
 
-def _figures(found: Measured) -> list[Figure]:
+def _ingest_figure(found: Measured) -> Figure:
+    return Figure(
+        "ingest_chunks_per_s",
+        round(found.ingested / found.ingest_s, 1),
+        "chunks/s",
+        "",
+        f"no goal; `KnowledgeGateway.ingest` of {found.manuals} generated markdown manuals, "
+        f"{found.ingested} chunks (~640 characters) in all, in {found.ingest_s:.1f} s: chunking, "
+        f"embedding every chunk's text with the default MiniLM (batches of "
+        f"{OnnxMiniLmEmbedder.batch_size}), writing to "
+        "embedded Qdrant in a folder on disk (a commit per point); the embedding is nearly "
+        "all of it",
+    )
+
+
+def _retrieve_figures(found: Measured) -> list[Figure]:
     t = found.timings
     how = (
         f"`KnowledgeGateway.retrieve(limit={LIMIT}, min_score={MIN_SCORE})` on the event loop, "
         "default MiniLM embedder, embedded Qdrant in a RAM folder; "
-        f"{QUERIES} varied questions after {WARMUP} warm-up, one at a time, interleaved with the "
-        "other retrieval figures (rotating order, 2 ms idle before each)"
+        f"{len(t['10k'].samples_ms)} varied questions after {WARMUP} warm-up, one at a time, "
+        "interleaved with the other retrieval figures (rotating order, 2 ms idle before each)"
     )
     vectors = (
         f"chunk vectors = mean of their sentences' real embeddings (cosine "
@@ -559,7 +629,7 @@ def _figures(found: Measured) -> list[Figure]:
     )
 
     def hits(timing: Timing) -> str:
-        return f"{timing.hits / QUERIES:.1f} passages per question"
+        return f"{timing.per_question():.1f} passages per question"
 
     p50_10k = t["10k"].p(0.5)
     split = (
@@ -573,18 +643,6 @@ def _figures(found: Measured) -> list[Figure]:
         "for the question, then an exact search in embedded Qdrant (numpy over 10k x 384)"
     )
     return [
-        Figure(
-            "ingest_chunks_per_s",
-            round(found.ingested / found.ingest_s, 1),
-            "chunks/s",
-            "",
-            f"no goal; `KnowledgeGateway.ingest` of a generated markdown manual of "
-            f"{found.ingested} chunks (~640 characters) in {found.ingest_s:.1f} s: chunking, "
-            f"embedding every chunk's text with the default MiniLM (batches of "
-            f"{OnnxMiniLmEmbedder.batch_size}), writing to "
-            "embedded Qdrant in a folder on disk (a commit per point); the embedding is nearly "
-            "all of it",
-        ),
         Figure(
             "retrieve_p50_ms_1k",
             t["1k"].p(0.5),

@@ -7,6 +7,8 @@ history 10 deployed on Slack channel C0BENCH) and `bench/baseline_slack.py` (bar
 litellm). Events are signed `message` events in C0BENCH, each a reply in one of many threads, so
 each thread is a conversation. An event is done when its answer reaches `chat.postMessage`; the
 load generator alternates between the sides so drift on a shared machine hits both.
+Throughput phases last a fixed time; the number of sequential events is what fits in
+ACK_BUDGET_S at the pace of the warm-up (ACK_EVENTS on an unloaded machine).
 """
 
 from __future__ import annotations
@@ -30,13 +32,18 @@ from typing import Any
 import aiohttp
 
 from bench.common import (
+    FIRST_ANSWER_S,
     HOST,
     PYTHON,
     ROOT,
+    TIMEOUT,
     Child,
     Figure,
+    Report,
     base_env,
+    calibrated,
     child,
+    connections,
     free_port,
     model_server,
     percentile,
@@ -51,14 +58,35 @@ WARMUP_S = 1.5
 MEASURE_S = 6.0
 ORDER = "ABBAAB"  # A = platform, B = baseline: three phases each, linear drift cancels
 ACK_WARMUP = 30
-ACK_EVENTS = 300
+ACK_EVENTS = 300  # per side, at most
+ACK_LEAST = 100  # per side, however slow the machine
+ACK_BUDGET_S = 6.0  # both sides' sequential events (about 3.5 s unloaded)
 HISTORY = 10
 CHANNEL = "C0BENCH"
 TEAM = "T0001"
 USER = "U0001"
 SECRET = "bench-signing-secret"
 ANSWER_WAIT_S = 10.0  # an answer not posted by then is missing
-TIMEOUT = aiohttp.ClientTimeout(total=30)
+BUDGET_S = len(ORDER) * (WARMUP_S + MEASURE_S) + ACK_BUDGET_S + 10  # start-up ~6 s
+FIGURES = (
+    "slack_throughput_ratio",
+    "slack_platform_eps",
+    "slack_platform_ack_p99_loaded_ms",
+    "slack_platform_cpu_ms_per_event",
+    "slack_baseline_eps",
+    "slack_baseline_ack_p99_loaded_ms",
+    "slack_baseline_cpu_ms_per_event",
+    "slack_ack_p99_ms",
+    "slack_ack_p50_ms",
+    "slack_platform_answer_p50_ms",
+    "slack_platform_answer_p99_ms",
+    "slack_baseline_ack_p50_ms",
+    "slack_baseline_ack_p99_ms",
+    "slack_baseline_answer_p50_ms",
+    "slack_baseline_answer_p99_ms",
+    "slack_platform_errors",
+    "slack_baseline_errors",
+)
 
 _seq = itertools.count(1)
 
@@ -143,7 +171,9 @@ class Side:
     def errors(self) -> int:
         return self.bad_acks + self.missing
 
-    async def event(self, http: aiohttp.ClientSession) -> tuple[float, float] | None:
+    async def event(
+        self, http: aiohttp.ClientSession, wait_s: float = ANSWER_WAIT_S
+    ) -> tuple[float, float] | None:
         """One event in a thread nobody else is using, until its answer is posted: (ack ms,
         answer ms), or None if the ack was not a 200 or no answer came."""
         slot = self.free.popleft()
@@ -151,7 +181,7 @@ class Side:
         thread = self.threads[slot]
         body = event_body(f"question {self.sent}: how do refunds work?", thread_ts=thread)
         # Ask the fake first, so the answer time is not stretched by a late question.
-        waiting = asyncio.create_task(self._answer(http, slot))
+        waiting = asyncio.create_task(self._answer(http, slot, wait_s))
         started = time.perf_counter()
         try:
             async with http.post(
@@ -166,7 +196,7 @@ class Side:
                     return None
             if not await waiting:
                 self.missing += 1
-                self._failed(f"no answer posted in thread {thread} within {ANSWER_WAIT_S:g} s")
+                self._failed(f"no answer posted in thread {thread} within {wait_s:g} s")
                 return None
             return ack * 1000, (time.perf_counter() - started) * 1000
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -177,12 +207,12 @@ class Side:
         finally:
             self.free.append(slot)
 
-    async def _answer(self, http: aiohttp.ClientSession, slot: int) -> bool:
+    async def _answer(self, http: aiohttp.ClientSession, slot: int, wait_s: float) -> bool:
         params = {
             "token": self.token,
             "thread": self.threads[slot],
             "n": str(self.answered[slot] + 1),
-            "timeout": str(ANSWER_WAIT_S),
+            "timeout": str(wait_s),
         }
         try:
             async with http.get(f"{self.fake}/wait", params=params, timeout=TIMEOUT) as resp:
@@ -238,18 +268,24 @@ async def _throughput(side: Side, http: aiohttp.ClientSession) -> None:
     print(f"# {side.name}: {done / elapsed:.1f} events/s", file=sys.stderr, flush=True)
 
 
-async def _sequential(a: Side, b: Side, http: aiohttp.ClientSession) -> None:
+async def _sequential(a: Side, b: Side, http: aiohttp.ClientSession, report: Report) -> int:
     """One event at a time, each after the previous one was answered, alternating sides event
-    by event (ABBA...)."""
+    by event (ABBA...), as many per side as fit in ACK_BUDGET_S at the warm-up's pace: how
+    many."""
+    started = time.perf_counter()
     for _ in range(ACK_WARMUP):
         await a.event(http)
         await b.event(http)
-    for i in range(ACK_EVENTS):
+    pair_s = (time.perf_counter() - started) / ACK_WARMUP
+    count = calibrated(ACK_BUDGET_S, pair_s, least=ACK_LEAST, most=ACK_EVENTS)
+    report.needs(count * pair_s, f"an event to each side took {pair_s * 1000:.0f} ms")
+    for i in range(count):
         for side in (a, b) if i % 2 == 0 else (b, a):
             result = await side.event(http)
             if result is not None:
                 side.ack_ms.append(result[0])
                 side.answer_ms.append(result[1])
+    return count
 
 
 async def _setup_platform(base: str, key: str) -> str:
@@ -343,7 +379,7 @@ def _start(
     return platform, baseline, platform_port, baseline_port
 
 
-async def run() -> list[Figure]:
+async def run(report: Report) -> None:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-slack-")))
         llm, llm_base = await model_server(stack, tmp)
@@ -370,30 +406,34 @@ async def run() -> list[Figure]:
             prefix=2,
         )
 
-        connector = aiohttp.TCPConnector(limit=CONCURRENCY * 4)
+        connector = connections(CONCURRENCY * 4)
         async with aiohttp.ClientSession(connector=connector) as http:
             for side in (a, b):  # both answer before anything is timed
-                if await side.event(http) is None:
+                if await side.event(http, FIRST_ANSWER_S) is None:
                     raise RuntimeError(
                         f"{side.name} does not answer: {side.first_error}\n{side.proc.log_tail()}"
                     )
+            report.begin("the throughput phases")
             for letter in ORDER:
                 await _throughput(a if letter == "A" else b, http)
-            await _sequential(a, b, http)
+            report.add(*_throughput_figures(a, b))
+            report.begin("the sequential events")
+            count = await _sequential(a, b, http, report)
+            report.add(*_sequential_figures(a, b, count))
             counts = {side.name: await side.answers(http) for side in (a, b)}
         print(
             f"# CPU s: llm {llm.cpu_seconds():.1f}, fake slack {fake.cpu_seconds():.1f}; "
             f"fake counts {counts}",
             file=sys.stderr,
         )
-    return _figures(a, b, counts)
+    report.add(*(_errors(side, counts.get(side.name, {})) for side in (a, b)))
 
 
-def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure]:
-    def mean(values: list[float]) -> float:
-        return sum(values) / len(values)
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
-    eps_a, eps_b = mean(a.rates), mean(b.rates)
+
+def _throughput_figures(a: Side, b: Side) -> list[Figure]:
     how_eps = (
         f"{CONCURRENCY} signed message events in flight (sent, not yet answered) over "
         f"{THREADS} threads of one channel (bot history {HISTORY}; the baseline, bare slack-bolt "
@@ -401,11 +441,41 @@ def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure
         f"chat.postMessage per token; {WARMUP_S:g} s warm-up + {MEASURE_S:g} s measured per "
         f"phase, phases {ORDER} (A platform, B baseline); mean of phases"
     )
+    how_cpu = "server process user+sys CPU during measured phases / answers posted"
+    ratio = round(_mean(a.rates) / _mean(b.rates), 3)
+    figures = [Figure("slack_throughput_ratio", ratio, "", ">= 0.8", how_eps)]
+    for side in (a, b):
+        phases = ", ".join(f"{r:.1f}" for r in side.rates)
+        figures.append(
+            Figure(
+                f"slack_{side.name}_eps",
+                round(_mean(side.rates), 1),
+                "events/s",
+                "",
+                f"answers posted per second, phases {phases}",
+            )
+        )
+        if side.loaded_ack_ms:
+            figures.append(
+                Figure(
+                    f"slack_{side.name}_ack_p99_loaded_ms",
+                    round(percentile(side.loaded_ack_ms, 0.99), 2),
+                    "ms",
+                    "",
+                    f"p99 ack during the measured throughput phases ({CONCURRENCY} in flight)",
+                )
+            )
+        if side.cpu_ms_per_event:
+            cpu = round(_mean(side.cpu_ms_per_event), 2)
+            figures.append(Figure(f"slack_{side.name}_cpu_ms_per_event", cpu, "ms", "", how_cpu))
+    return figures
+
+
+def _sequential_figures(a: Side, b: Side, count: int) -> list[Figure]:
     how_seq = (
-        f"concurrency 1, {ACK_EVENTS} events per side after {ACK_WARMUP} warm-up, each sent "
+        f"concurrency 1, {count} events per side after {ACK_WARMUP} warm-up, each sent "
         "after the previous was answered, sides alternating event by event; client-side wall time"
     )
-    how_cpu = "server process user+sys CPU during measured phases / answers posted"
     q = {
         (side.name, what, p): percentile(values, p)
         for side in (a, b)
@@ -427,19 +497,8 @@ def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure
             "",
             "p50 of the platform's ack; " + how_seq,
         ),
-        Figure("slack_throughput_ratio", round(eps_a / eps_b, 3), "", ">= 0.8", how_eps),
     ]
     for side in (a, b):
-        phases = ", ".join(f"{r:.1f}" for r in side.rates)
-        figures.append(
-            Figure(
-                f"slack_{side.name}_eps",
-                round(mean(side.rates), 1),
-                "events/s",
-                "",
-                f"answers posted per second, phases {phases}",
-            )
-        )
         if side is b:
             figures += [
                 Figure(
@@ -473,36 +532,23 @@ def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure
                 "event sent -> its answer at chat.postMessage; " + how_seq,
             ),
         ]
-        if side.loaded_ack_ms:
-            figures.append(
-                Figure(
-                    f"slack_{side.name}_ack_p99_loaded_ms",
-                    round(percentile(side.loaded_ack_ms, 0.99), 2),
-                    "ms",
-                    "",
-                    f"p99 ack during the measured throughput phases ({CONCURRENCY} in flight)",
-                )
-            )
-        if side.cpu_ms_per_event:
-            cpu = round(mean(side.cpu_ms_per_event), 2)
-            figures.append(Figure(f"slack_{side.name}_cpu_ms_per_event", cpu, "ms", "", how_cpu))
-        seen = counts.get(side.name, {})
-        extra = ""
-        if seen.get("thinking") or seen.get("other"):
-            extra = (
-                f"; also {seen.get('thinking', 0)} 'thinking' placeholders and "
-                f"{seen.get('other', 0)} other posts"
-            )
-        figures.append(
-            Figure(
-                f"slack_{side.name}_errors",
-                side.errors,
-                "",
-                "<= 0",
-                f"{side.bad_acks} non-200 acks + {side.missing} answers not posted within "
-                f"{ANSWER_WAIT_S:g} s, of {side.sent} events sent"
-                + extra
-                + (f"; first: {side.first_error[:120]}" if side.first_error else ""),
-            )
-        )
     return figures
+
+
+def _errors(side: Side, seen: dict[str, int]) -> Figure:
+    extra = ""
+    if seen.get("thinking") or seen.get("other"):
+        extra = (
+            f"; also {seen.get('thinking', 0)} 'thinking' placeholders and "
+            f"{seen.get('other', 0)} other posts"
+        )
+    return Figure(
+        f"slack_{side.name}_errors",
+        side.errors,
+        "",
+        "<= 0",
+        f"{side.bad_acks} non-200 acks + {side.missing} answers not posted within "
+        f"{ANSWER_WAIT_S:g} s, of {side.sent} events sent"
+        + extra
+        + (f"; first: {side.first_error[:120]}" if side.first_error else ""),
+    )

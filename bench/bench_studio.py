@@ -4,7 +4,8 @@ One `main.py serve` on a temporary data directory, with the zero-latency fake mo
 `/try`. A bot is made through the Studio itself (`/newbot`, `/set ... model openai/fake`), then each
 command is sent sequentially (concurrency 1) to `POST /api/v1/studio/messages` with the owner key,
 the way a front (the web console, the terminal) uses it; client-side wall time with aiohttp.
-`GET /healthz` is timed the same way as the HTTP floor.
+`GET /healthz` is timed the same way as the HTTP floor. The number of timed rounds is what fits in
+ROUNDS_BUDGET_S at the pace of the warm-up (REQUESTS on an unloaded machine).
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from bench.common import (
     HOST,
     PYTHON,
     ROOT,
+    TIMEOUT,
     Child,
     Figure,
+    Report,
     base_env,
+    calibrated,
     child,
     free_port,
     model_server,
@@ -37,9 +41,21 @@ from bench.llm_server import ANSWER
 
 BOT = "bench-bot"
 WARMUP = 30
-REQUESTS = 300
+REQUESTS = 300  # rounds (a /show, a /set and a /try each) at most, and GET /healthz
+REQUESTS_LEAST = 100  # rounds, however slow the machine
+ROUNDS_BUDGET_S = 10.0  # the timed rounds (about 7 s unloaded)
 TRY_RESET_EVERY = 20  # `/try BOT --new` (untimed) keeps the try conversation's history bounded
-TIMEOUT = aiohttp.ClientTimeout(total=30)
+BUDGET_S = ROUNDS_BUDGET_S + 5  # start-up and warm-up ~4 s, /healthz ~0.1 s
+FIGURES = (
+    "studio_show_p50_ms",
+    "studio_show_p99_ms",
+    "studio_set_p50_ms",
+    "studio_set_p99_ms",
+    "studio_try_p50_ms",
+    "studio_try_p99_ms",
+    "studio_healthz_p50_ms",
+    "studio_errors",
+)
 
 Check = Callable[[str], bool]
 
@@ -157,7 +173,7 @@ def _start(stack: ExitStack, tmp: Path, llm_base: str) -> tuple[Child, int]:
     return platform, port
 
 
-async def run() -> list[Figure]:
+async def run(report: Report) -> None:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-studio-")))
         _, llm_base = await model_server(stack, tmp)
@@ -169,10 +185,17 @@ async def run() -> list[Figure]:
         async with aiohttp.ClientSession(headers=headers, timeout=TIMEOUT) as http:
             client = Client(http, f"{base}/api/v1/studio/messages")
             await _setup(client)
+            report.begin("the Studio commands")
+            started = time.perf_counter()
             for i in range(WARMUP):
                 await _round(client, i, timed=False)
-            for i in range(REQUESTS):
+            each_s = (time.perf_counter() - started) / WARMUP
+            rounds = calibrated(ROUNDS_BUDGET_S, each_s, least=REQUESTS_LEAST, most=REQUESTS)
+            report.needs(rounds * each_s, f"a round of commands took {each_s * 1000:.0f} ms")
+            for i in range(rounds):
                 await _round(client, i, timed=True)
+            report.add(*_command_figures(client, rounds))
+            report.begin("GET /healthz")
             healthz = await _healthz(http, f"{base}/healthz", client)
         if client.errors:
             print(f"# studio server log tail:\n{platform.log_tail()}", file=sys.stderr)
@@ -184,12 +207,12 @@ async def run() -> list[Figure]:
                 f"of last 50 {percentile(tail, 0.5):.2f} ms",
                 file=sys.stderr,
             )
-    return _figures(client, healthz)
+    report.add(*_healthz_figures(client, healthz))
 
 
-def _figures(client: Client, healthz: list[float]) -> list[Figure]:
+def _command_figures(client: Client, rounds: int) -> list[Figure]:
     how = (
-        f"POST /api/v1/studio/messages with the owner key, concurrency 1, {REQUESTS} requests "
+        f"POST /api/v1/studio/messages with the owner key, concurrency 1, {rounds} requests "
         f"after {WARMUP} warm-up, commands interleaved show/set/try; client-side wall time"
     )
     what = {
@@ -213,7 +236,11 @@ def _figures(client: Client, healthz: list[float]) -> list[Figure]:
                     f"{label} of {what[name]}; {how} ({len(samples)} ok)",
                 )
             )
-    figures.append(
+    return figures
+
+
+def _healthz_figures(client: Client, healthz: list[float]) -> list[Figure]:
+    return [
         Figure(
             "studio_healthz_p50_ms",
             round(percentile(healthz, 0.5), 2) if healthz else float("nan"),
@@ -221,9 +248,7 @@ def _figures(client: Client, healthz: list[float]) -> list[Figure]:
             "",
             f"p50 of GET /healthz on the same server, concurrency 1, {REQUESTS} after "
             f"{WARMUP} warm-up: the HTTP floor",
-        )
-    )
-    figures.append(
+        ),
         Figure(
             "studio_errors",
             client.errors,
@@ -232,6 +257,5 @@ def _figures(client: Client, healthz: list[float]) -> list[Figure]:
             f"non-200 or wrong replies of {client.sent} requests (a right reply: /show names the "
             "bot and its model, /set says 'temperature is now `V`', /try has the model's answer)"
             + (f"; first: {client.first_error[:120]}" if client.first_error else ""),
-        )
-    )
-    return figures
+        ),
+    ]

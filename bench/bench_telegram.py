@@ -14,6 +14,11 @@ Then a second platform process, started with the others and idle until then, get
 10,000 Telegram deployments (one token each; the first REST_DEPLOYS through the REST API, the
 others written into its database by `python -m bench.bench_telegram insert`, because REST
 deploys run at ~60/s here) and each answers one `/start` update, and its RSS is read.
+
+On a slow machine the throughput phases still last their fixed time and the latency phase gets
+fewer blocks (what fits in LAT_BUDGET_S at its rate); the fixed-size work (priming every chat,
+10,000 deployments) is timed as it starts and the module's limit moves to fit the rest. Figures
+are reported as each phase ends.
 """
 
 from __future__ import annotations
@@ -34,13 +39,18 @@ from typing import Any
 import aiohttp
 
 from bench.common import (
+    FIRST_ANSWER_S,
     HOST,
     PYTHON,
     ROOT,
+    TIMEOUT,
     Child,
     Figure,
+    Report,
     base_env,
+    calibrated,
     child,
+    connections,
     free_port,
     model_server,
     percentile,
@@ -60,9 +70,15 @@ ORDER = "ABBAAB"  # A = platform, B = baseline: three phases each, linear drift 
 LOAD = 0.5  # the latency phase offers this fraction of the platform's saturation rate
 LAT_WARMUP = 30  # updates per side, not measured
 LAT_BLOCK = 10  # updates per block (~0.2 s): a stall of the machine hits both sides
-LAT_BLOCKS = 40  # blocks per side, alternating ABBA...: 400 measured updates per side
+LAT_BLOCKS = 40  # blocks per side at most, alternating ABBA...: 400 measured updates per side
+LAT_LEAST = 10  # blocks per side, however slow the machine: 100 measured updates per side
+LAT_BUDGET_S = 8.0  # the measured blocks of both sides (about 7 s unloaded)
 HISTORY = 10
 MEMORY_STEPS = (1, 1_000, 10_000)  # deployments alive when RSS is read
+# The memory phase's work in webhook updates, for its first estimate: a /start to each deployment
+# of each step (a /start costs the platform about what a chat turn does; most deployments are
+# written straight into its database, which costs little).
+MEMORY_UPDATES = sum(MEMORY_STEPS)
 REST_DEPLOYS = 100  # the first ones are made through REST (and timed), the others directly
 REST_ONE_BY_ONE = 20  # of which these one at a time (after the first, which imports aiogram)
 DEPLOY_CONCURRENCY = 32  # REST deploys in flight
@@ -70,7 +86,32 @@ FEED_BATCH = 100  # updates posted before waiting for their answers (memory phas
 SECRET = "bench-webhook-secret"  # the baseline's; the platform's comes from its setWebhook
 PUBLIC_URL = "https://studio.bench.invalid"  # webhook mode; the fake never calls it
 ANSWER_WAIT_S = 10.0  # an answer not sent by then is missing
-TIMEOUT = aiohttp.ClientTimeout(total=30)
+# Unloaded: start-up ~10 s, priming 2 x ~4 s, throughput 30 s, latency ~8 s, memory ~45 s.
+BUDGET_S = 10 + 8 + len(ORDER) * (WARMUP_S + MEASURE_S) + LAT_BUDGET_S + 45
+FIGURES = (
+    "telegram_throughput_ratio",
+    "telegram_platform_ups",
+    "telegram_platform_cpu_ms_per_update",
+    "telegram_baseline_ups",
+    "telegram_baseline_cpu_ms_per_update",
+    "telegram_added_latency_p50_ms",
+    "telegram_added_latency_p99_ms",
+    "telegram_platform_p50_ms",
+    "telegram_platform_p99_ms",
+    "telegram_platform_ack_p99_ms",
+    "telegram_baseline_p50_ms",
+    "telegram_baseline_p99_ms",
+    "telegram_baseline_ack_p99_ms",
+    "telegram_platform_errors",
+    "telegram_baseline_errors",
+    "bots_empty_rss_mb",
+    "bots_1_rss_mb",
+    "bots_1k_rss_mb",
+    "telegram_deploys_per_s",
+    "bots_10k_rss_mb",
+    "bots_rss_kb_per_bot",
+    "bots_memory_errors",
+)
 
 _update_ids = itertools.count(1)
 _message_ids = itertools.count(1)
@@ -136,14 +177,16 @@ class Side:
     def errors(self) -> int:
         return self.bad_acks + self.missing
 
-    async def event(self, http: aiohttp.ClientSession) -> tuple[float, float] | None:
+    async def event(
+        self, http: aiohttp.ClientSession, wait_s: float = ANSWER_WAIT_S
+    ) -> tuple[float, float] | None:
         """One update in a chat with nothing in flight, until its answer reaches the fake:
         (ack ms, answer ms), or None if the webhook did not answer 200 or no answer came."""
         slot = self.free.popleft()
         self.sent += 1
         body = update(self.chat_base + slot, f"question {self.sent}: how do refunds work?")
         # Ask the fake first, so the answer time is not stretched by a late question.
-        waiting = asyncio.create_task(self._answer(http, slot))
+        waiting = asyncio.create_task(self._answer(http, slot, wait_s))
         started = time.monotonic()
         try:
             async with http.post(
@@ -159,7 +202,7 @@ class Side:
             at = await waiting
             if at is None:
                 self.missing += 1
-                self._failed(f"no answer in chat {self.chat_base + slot} in {ANSWER_WAIT_S:g} s")
+                self._failed(f"no answer in chat {self.chat_base + slot} in {wait_s:g} s")
                 return None
             return ack * 1000, (at - started) * 1000
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -170,13 +213,13 @@ class Side:
         finally:
             self.free.append(slot)
 
-    async def _answer(self, http: aiohttp.ClientSession, slot: int) -> float | None:
+    async def _answer(self, http: aiohttp.ClientSession, slot: int, wait_s: float) -> float | None:
         """The fake's arrival time (time.monotonic) of the chat's next answer, or None."""
         params = {
             "token": self.token,
             "chat": str(self.chat_base + slot),
             "n": str(self.answered[slot] + 1),
-            "timeout": str(ANSWER_WAIT_S),
+            "timeout": str(wait_s),
         }
         try:
             async with http.get(f"{self.fake}/wait", params=params, timeout=TIMEOUT) as resp:
@@ -272,13 +315,22 @@ async def _open_loop(
         side.offered.append((count - 1) / span)
 
 
-async def _latency(a: Side, b: Side, http: aiohttp.ClientSession, rate: float) -> None:
-    """Blocks of LAT_BLOCK updates at `rate`, ABBA ABBA..., after a warm-up on each side."""
+async def _latency(
+    a: Side, b: Side, http: aiohttp.ClientSession, rate: float, report: Report, then_s: float
+) -> int:
+    """Blocks of LAT_BLOCK updates at `rate`, ABBA ABBA..., after a warm-up on each side, as
+    many as fit in LAT_BUDGET_S at the warm-up's pace (`then_s`: what the module does after):
+    how many blocks per side."""
+    started = time.monotonic()
     for side in (a, b):
         await _open_loop(side, http, rate, LAT_WARMUP, measured=False)
-    for _ in range(LAT_BLOCKS // 2):
+    abba_s = (time.monotonic() - started) / (2 * LAT_WARMUP) * 4 * LAT_BLOCK
+    rounds = calibrated(LAT_BUDGET_S, abba_s, least=LAT_LEAST // 2, most=LAT_BLOCKS // 2)
+    report.needs(rounds * abba_s + then_s, f"latency blocks at {rate:.0f} updates/s")
+    for _ in range(rounds):
         for side in (a, b, b, a):
             await _open_loop(side, http, rate, LAT_BLOCK, measured=True)
+    return 2 * rounds
 
 
 # -- the platform ------------------------------------------------------------------------------
@@ -294,9 +346,7 @@ async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> 
 
 def _api(key: str) -> aiohttp.ClientSession:
     headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
-    return aiohttp.ClientSession(
-        headers=headers, timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=64)
-    )
+    return aiohttp.ClientSession(headers=headers, timeout=TIMEOUT, connector=connections(64))
 
 
 async def _make_bot(base: str, key: str) -> None:
@@ -348,8 +398,9 @@ async def _fake_telegram(stack: ExitStack, tmp: Path) -> tuple[Child, str]:
     return fake, f"http://{HOST}:{await wait_file(port_file, fake)}"
 
 
-async def _compare(tmp: Path, llm_base: str, fake_url: str) -> tuple[Side, Side, dict[str, Any]]:
-    """Throughput (ABBAAB) then latency at LOAD of the platform's saturation rate."""
+async def _compare(tmp: Path, llm_base: str, fake_url: str, report: Report) -> None:
+    """Throughput (ABBAAB) then latency at LOAD of the platform's saturation rate; the
+    platform's priming calibrates the limit for the rest of the module."""
     with ExitStack() as stack:
         platform, base = _platform(stack, tmp, "platform", llm_base, fake_url)
         baseline_port = free_port()
@@ -395,21 +446,31 @@ async def _compare(tmp: Path, llm_base: str, fake_url: str) -> tuple[Side, Side,
             fake_url,
             chat_base=200_000,
         )
-        connector = aiohttp.TCPConnector(limit=CONCURRENCY * 4)
+        connector = connections(CONCURRENCY * 4)
         async with aiohttp.ClientSession(connector=connector) as http:
             for side in (a, b):  # both answer before anything is timed
-                if await side.event(http) is None:
+                if await side.event(http, FIRST_ANSWER_S) is None:
                     raise RuntimeError(
                         f"{side.name} does not answer: {side.first_error}\n{side.proc.log_tail()}"
                     )
-            for side in (a, b):  # every chat has its conversation before anything is timed
-                await _prime(side, http)
+            report.begin("priming the chats")
+            started = time.monotonic()
+            await _prime(a, http)  # every chat has its conversation before anything is timed
+            ups = CHATS / (time.monotonic() - started)
+            rest = CHATS / ups + len(ORDER) * (WARMUP_S + MEASURE_S) + LAT_BUDGET_S
+            report.needs(rest + MEMORY_UPDATES / ups, f"the platform primed {ups:.0f} chats/s")
+            await _prime(b, http)
+            report.begin("the throughput phases")
             for letter in ORDER:
                 await _throughput(a if letter == "A" else b, http)
-            rate = LOAD * sum(a.rates) / len(a.rates)
-            await _latency(a, b, http, rate)
+            report.add(*_throughput_figures(a, b))
+            report.begin("the latency blocks")
+            rate = LOAD * _mean(a.rates)
+            memory_s = MEMORY_UPDATES / _mean(a.rates)
+            blocks = await _latency(a, b, http, rate, report, memory_s)
+            report.add(*_latency_figures(a, b, rate, blocks))
             counts = {side.name: await side.answers(http) for side in (a, b)}
-    return a, b, counts
+    report.add(*(_errors(side, counts.get(side.name, {})) for side in (a, b)))
 
 
 # -- memory ------------------------------------------------------------------------------------
@@ -441,10 +502,14 @@ class Memory:
 
 
 async def _feed(
-    http: aiohttp.ClientSession, base: str, fake_url: str, hooks: list[tuple[str, str]]
+    http: aiohttp.ClientSession,
+    base: str,
+    fake_url: str,
+    hooks: list[tuple[str, str]],
+    wait_s: float,
 ) -> int:
     """A `/start` update to each (deployment id, webhook secret), FEED_BATCH at a time, each
-    batch answered (any sendMessage) before the next: how many were not answered in time."""
+    batch answered (any sendMessage) within `wait_s` before the next: how many were not."""
     missing = 0
     for start in range(0, len(hooks), FEED_BATCH):
         batch = hooks[start : start + FEED_BATCH]
@@ -458,7 +523,7 @@ async def _feed(
                     raise RuntimeError(f"webhook {response.status}: {await response.text()}")
 
         await asyncio.gather(*(one(d, s, 900_000 + start + i) for i, (d, s) in enumerate(batch)))
-        deadline = time.monotonic() + ANSWER_WAIT_S
+        deadline = time.monotonic() + wait_s
         while True:
             got = (await _get(http, f"{fake_url}/count"))["sends"] - before
             if got >= len(batch) or time.monotonic() > deadline:
@@ -534,20 +599,24 @@ async def _insert(tmp: Path, data_dir: Path, first: int, count: int) -> list[tup
                 cwd=tmp,
             )
         )
-        await asyncio.to_thread(helper.process.wait, 120)
+        await asyncio.to_thread(helper.process.wait)  # bounded by the module's limit
         if helper.process.returncode != 0:
             raise RuntimeError(f"inserting deployments failed:\n{helper.log_tail()}")
     return [(str(d), str(s)) for d, s in json.loads(out.read_text())]
 
 
-async def _memory(tmp: Path, platform: Child, base: str, fake_url: str) -> Memory:
+async def _memory(tmp: Path, platform: Child, base: str, fake_url: str, report: Report) -> None:
     """A platform that has served nothing yet: RSS, then with 1, 1,000 and 10,000 Telegram
     deployments (the first REST_DEPLOYS through REST, the others written straight into its
-    database), each RSS read after every deployment has answered one /start update."""
+    database), each RSS read after every deployment has answered one /start update. Each step's
+    pace calibrates the limit for the next."""
     m = Memory()
     await wait_http(f"{base}/healthz", platform)
     await asyncio.sleep(0.5)  # let start-up settle
     m.empty_mb = rss_mb(platform)
+    report.add(
+        Figure("bots_empty_rss_mb", round(m.empty_mb, 1), "MB", "", "platform RSS, no bots yet")
+    )
     key = (tmp / "memory" / "local.key").read_text().strip()
     await _make_bot(base, key)
     sem = asyncio.Semaphore(DEPLOY_CONCURRENCY)
@@ -559,8 +628,10 @@ async def _memory(tmp: Path, platform: Child, base: str, fake_url: str) -> Memor
             hook = await _get(http, f"{fake_url}/webhook", token=token)
             return deployment, str(hook["secret_token"])
 
-        done = 0
+        done = previous = 0
         for target in MEMORY_STEPS:
+            report.begin(f"the memory step to {target:,} deployments")
+            step_started = time.monotonic()
             hooks: list[tuple[str, str]] = []
             rest = min(target, REST_DEPLOYS) - done
             if rest > 0:  # through REST
@@ -586,7 +657,8 @@ async def _memory(tmp: Path, platform: Child, base: str, fake_url: str) -> Memor
             await asyncio.sleep(0.3)
             m.deployed_rss_mb[target] = rss_mb(platform)
             cpu, started = platform.cpu_seconds(), time.monotonic()
-            missing = await _feed(http, base, fake_url, hooks)
+            wait_s = ANSWER_WAIT_S if done else FIRST_ANSWER_S  # the first builds a Bot
+            missing = await _feed(http, base, fake_url, hooks, wait_s)
             m.feed_s += time.monotonic() - started
             m.feed_cpu_s += platform.cpu_seconds() - cpu
             m.feeds += len(hooks)
@@ -604,13 +676,19 @@ async def _memory(tmp: Path, platform: Child, base: str, fake_url: str) -> Memor
                 file=sys.stderr,
                 flush=True,
             )
-    return m
+            report.add(*_memory_figures(m, target))
+            if done > 1 and done < MEMORY_STEPS[-1]:  # the first step is mostly one-off costs
+                each = (time.monotonic() - step_started) / (done - previous)
+                report.needs(
+                    each * (MEMORY_STEPS[-1] - done), f"memory at {each * 1000:.1f} ms a bot"
+                )
+            previous = done
 
 
 # -- the module --------------------------------------------------------------------------------
 
 
-async def run() -> list[Figure]:
+async def run(report: Report) -> None:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-telegram-")))
         llm, llm_base = await model_server(stack, tmp)
@@ -618,29 +696,25 @@ async def run() -> list[Figure]:
         # The memory phase's platform starts now, with the others, and idles until its turn.
         idle, idle_base = _platform(stack, tmp, "memory", llm_base, fake_url)
         started = time.monotonic()
-        a, b, counts = await _compare(tmp, llm_base, fake_url)
-        llm_cpu, fake_cpu = llm.cpu_seconds(), fake.cpu_seconds()
+        await _compare(tmp, llm_base, fake_url, report)
+        print(
+            f"# CPU s during the comparison: llm {llm.cpu_seconds():.1f}, fake telegram "
+            f"{fake.cpu_seconds():.1f}",
+            file=sys.stderr,
+        )
         middle = time.monotonic()
-        memory = await _memory(tmp, idle, idle_base, fake_url)
+        await _memory(tmp, idle, idle_base, fake_url, report)
         print(
             f"# comparison {middle - started:.0f} s, memory {time.monotonic() - middle:.0f} s",
             file=sys.stderr,
         )
-    print(
-        f"# CPU s during the comparison: llm {llm_cpu:.1f}, fake telegram {fake_cpu:.1f}; "
-        f"fake counts {counts}",
-        file=sys.stderr,
-    )
-    return _figures(a, b, counts) + _memory_figures(memory)
 
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure]:
-    ups_a, ups_b = _mean(a.rates), _mean(b.rates)
-    rate = LOAD * ups_a
+def _throughput_figures(a: Side, b: Side) -> list[Figure]:
     how_ups = (
         f"{CONCURRENCY} webhook updates in flight (sent, not yet answered) over {CHATS} private "
         f"chats per side, at most one per chat, each chat used once before (bot history "
@@ -649,13 +723,34 @@ def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure
         f"sendMessage answers counted at the fake Bot API per token, {WARMUP_S:g} s warm-up + "
         f"{MEASURE_S:g} s measured per phase, phases {ORDER} (A platform, B baseline)"
     )
+    how_cpu = "server process user+sys CPU during measured throughput phases / answers sent"
+    ratio = round(_mean(a.rates) / _mean(b.rates), 3)
+    figures = [Figure("telegram_throughput_ratio", ratio, "", ">= 0.8", how_ups)]
+    for side in (a, b):
+        phases = ", ".join(f"{r:.1f}" for r in side.rates)
+        figures.append(
+            Figure(
+                f"telegram_{side.name}_ups",
+                round(_mean(side.rates), 1),
+                "updates/s",
+                "",
+                f"saturation: answers sent per second, phases {phases}",
+            )
+        )
+        if side.cpu_ms_per_update:
+            cpu = round(_mean(side.cpu_ms_per_update), 2)
+            name = f"telegram_{side.name}_cpu_ms_per_update"
+            figures.append(Figure(name, cpu, "ms", "", how_cpu))
+    return figures
+
+
+def _latency_figures(a: Side, b: Side, rate: float, blocks: int) -> list[Figure]:
     how_lat = (
         f"open loop at {rate:.0f} updates/s ({LOAD:g} x the platform's saturation rate), "
-        f"{LAT_BLOCK * LAT_BLOCKS} updates per side in blocks of {LAT_BLOCK} alternating "
+        f"{LAT_BLOCK * blocks} updates per side in blocks of {LAT_BLOCK} alternating "
         f"ABBA after {LAT_WARMUP} warm-up; update POSTed -> its sendMessage at the fake "
         "(time.monotonic in both processes)"
     )
-    how_cpu = "server process user+sys CPU during measured throughput phases / answers sent"
     q = {
         (side.name, what, p): percentile(values, p)
         for side in (a, b)
@@ -663,7 +758,6 @@ def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure
         for p in (0.5, 0.99)
     }
     figures = [
-        Figure("telegram_throughput_ratio", round(ups_a / ups_b, 3), "", ">= 0.8", how_ups),
         Figure(
             "telegram_added_latency_p50_ms",
             round(q["platform", "answer", 0.5] - q["baseline", "answer", 0.5], 2),
@@ -680,16 +774,8 @@ def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure
         ),
     ]
     for side in (a, b):
-        phases = ", ".join(f"{r:.1f}" for r in side.rates)
         offered = f"{_mean(side.offered):.1f}/s offered" if side.offered else ""
         figures += [
-            Figure(
-                f"telegram_{side.name}_ups",
-                round(_mean(side.rates), 1),
-                "updates/s",
-                "",
-                f"saturation: answers sent per second, phases {phases}",
-            ),
             Figure(
                 f"telegram_{side.name}_p50_ms",
                 round(q[side.name, "answer", 0.5], 2),
@@ -713,81 +799,80 @@ def _figures(a: Side, b: Side, counts: dict[str, dict[str, int]]) -> list[Figure
                 "latency",
             ),
         ]
-        if side.cpu_ms_per_update:
-            cpu = round(_mean(side.cpu_ms_per_update), 2)
-            name = f"telegram_{side.name}_cpu_ms_per_update"
-            figures.append(Figure(name, cpu, "ms", "", how_cpu))
-        seen = counts.get(side.name, {})
-        figures.append(
-            Figure(
-                f"telegram_{side.name}_errors",
-                side.errors,
-                "",
-                "<= 0",
-                f"{side.bad_acks} non-200 webhook answers + {side.missing} answers not sent "
-                f"within {ANSWER_WAIT_S:g} s, of {side.sent} updates sent ({side.not_offered} "
-                f"not offered for want of an idle chat); the fake saw {seen.get('sends', 0)} "
-                f"sendMessage, {seen.get('other', 0)} not the answer"
-                + (f"; first: {side.first_error[:120]}" if side.first_error else ""),
-            )
-        )
     return figures
 
 
-def _memory_figures(m: Memory) -> list[Figure]:
+def _errors(side: Side, seen: dict[str, int]) -> Figure:
+    return Figure(
+        f"telegram_{side.name}_errors",
+        side.errors,
+        "",
+        "<= 0",
+        f"{side.bad_acks} non-200 webhook answers + {side.missing} answers not sent "
+        f"within {ANSWER_WAIT_S:g} s, of {side.sent} updates sent ({side.not_offered} "
+        f"not offered for want of an idle chat); the fake saw {seen.get('sends', 0)} "
+        f"sendMessage, {seen.get('other', 0)} not the answer"
+        + (f"; first: {side.first_error[:120]}" if side.first_error else ""),
+    )
+
+
+def _memory_figures(m: Memory, target: int) -> list[Figure]:
+    """The figures that the step to `target` deployments completes."""
     rest_rate = m.rest_deploys / m.rest_s if m.rest_s else 0.0
-    rest_s = MEMORY_STEPS[-1] / rest_rate if rest_rate else 0.0
     one_rate = REST_ONE_BY_ONE / m.one_by_one_s if m.one_by_one_s else 0.0
-    before = {n: f"{m.deployed_rss_mb[n] - m.empty_mb:.1f} MB" for n in m.deployed_rss_mb}
-    how = {
-        1: f"the same at the first deployment (it imports aiogram); {before.get(1)} before /start",
-        1_000: f"the same at {MEMORY_STEPS[1]:,} deployments; {before.get(1_000)} before /start",
-        10_000: (
-            f"platform RSS (VmRSS) above the same process started with no bots "
-            f"({m.empty_mb:.0f} MB): one bot with N Telegram deployments, a token each, after each "
-            "answered one /start webhook update (its aiogram Bot built and cached; no model call); "
-            f"the first {REST_DEPLOYS} made through POST .../deployments (getMe, setWebhook, "
-            f"setMyCommands, setMyShortDescription at the fake), the other {m.direct:,} inserted "
-            "into its database by a helper process (rows as DeploymentRepository.create builds "
-            "them, token encrypted with its Cipher and key; no audit row, no Bot API set-up, so "
-            f"the adapter builds their Bot on first use): {MEMORY_STEPS[-1]:,} REST deploys would "
-            f"take {rest_s:.0f} s at {rest_rate:.0f}/s ({DEPLOY_CONCURRENCY} at a time; one at a "
-            f"time {one_rate:.0f}/s); {before.get(10_000)} before their /start"
+    before = f"{m.deployed_rss_mb[target] - m.empty_mb:.1f} MB"
+    rss = round(m.rss_mb[target] - m.empty_mb, 1)
+    if target == 1:
+        how = f"the same at the first deployment (it imports aiogram); {before} before /start"
+        return [Figure("bots_1_rss_mb", rss, "MB", "", how)]
+    if target == 1_000:
+        figures = [
+            Figure(
+                "bots_1k_rss_mb",
+                rss,
+                "MB",
+                "",
+                f"the same at 1,000 deployments; {before} before /start",
+            )
+        ]
+        if m.rest_deploys:
+            figures.append(
+                Figure(
+                    "telegram_deploys_per_s",
+                    round(rest_rate, 1),
+                    "deploys/s",
+                    "",
+                    f"{m.rest_deploys} REST deploys, {DEPLOY_CONCURRENCY} in flight, 4 Bot API "
+                    f"calls each; platform CPU {m.rest_cpu_s * 1000 / m.rest_deploys:.1f} ms per "
+                    f"deploy; one at a time: {one_rate:.1f}/s",
+                )
+            )
+        return figures
+    rest_s = target / rest_rate if rest_rate else 0.0
+    how = (
+        f"platform RSS (VmRSS) above the same process started with no bots "
+        f"({m.empty_mb:.0f} MB): one bot with N Telegram deployments, a token each, after each "
+        "answered one /start webhook update (its aiogram Bot built and cached; no model call); "
+        f"the first {REST_DEPLOYS} made through POST .../deployments (getMe, setWebhook, "
+        f"setMyCommands, setMyShortDescription at the fake), the other {m.direct:,} inserted "
+        "into its database by a helper process (rows as DeploymentRepository.create builds "
+        "them, token encrypted with its Cipher and key; no audit row, no Bot API set-up, so "
+        f"the adapter builds their Bot on first use): {target:,} REST deploys would "
+        f"take {rest_s:.0f} s at {rest_rate:.0f}/s ({DEPLOY_CONCURRENCY} at a time; one at a "
+        f"time {one_rate:.0f}/s); {before} before their /start"
+    )
+    rest_kb = (m.rss_mb[1_000] - m.rss_mb[1]) * 1024 / 999
+    direct_kb = (m.rss_mb[10_000] - m.rss_mb[1_000]) * 1024 / 9_000
+    return [
+        Figure("bots_10k_rss_mb", rss, "MB", "<= 200", how),
+        Figure(
+            "bots_rss_kb_per_bot",
+            round(direct_kb, 1),
+            "KB",
+            "",
+            "(RSS at 10,000 - RSS at 1,000 deployments) / 9,000; (RSS at 1,000 - RSS at 1) / "
+            f"999 = {rest_kb:.1f} KB (with one-off warm-ups of the REST and first-use paths)",
         ),
-    }
-    names = {1: "bots_1_rss_mb", 1_000: "bots_1k_rss_mb", 10_000: "bots_10k_rss_mb"}
-    figures = [
-        Figure("bots_empty_rss_mb", round(m.empty_mb, 1), "MB", "", "platform RSS, no bots yet")
-    ]
-    for n, rss in m.rss_mb.items():
-        goal = "<= 200" if n == 10_000 else ""
-        figures.append(Figure(names[n], round(rss - m.empty_mb, 1), "MB", goal, how[n]))
-    if {1, 1_000, 10_000} <= m.rss_mb.keys():
-        rest_kb = (m.rss_mb[1_000] - m.rss_mb[1]) * 1024 / 999
-        direct_kb = (m.rss_mb[10_000] - m.rss_mb[1_000]) * 1024 / 9_000
-        figures.append(
-            Figure(
-                "bots_rss_kb_per_bot",
-                round(direct_kb, 1),
-                "KB",
-                "",
-                "(RSS at 10,000 - RSS at 1,000 deployments) / 9,000; (RSS at 1,000 - RSS at 1) / "
-                f"999 = {rest_kb:.1f} KB (with one-off warm-ups of the REST and first-use paths)",
-            )
-        )
-    if m.rest_deploys:
-        figures.append(
-            Figure(
-                "telegram_deploys_per_s",
-                round(rest_rate, 1),
-                "deploys/s",
-                "",
-                f"{m.rest_deploys} REST deploys, {DEPLOY_CONCURRENCY} in flight, 4 Bot API calls "
-                f"each; platform CPU {m.rest_cpu_s * 1000 / m.rest_deploys:.1f} ms per deploy; "
-                f"one at a time: {one_rate:.1f}/s",
-            )
-        )
-    figures.append(
         Figure(
             "bots_memory_errors",
             m.errors,
@@ -796,9 +881,8 @@ def _memory_figures(m: Memory) -> list[Figure]:
             f"/start updates of the memory phase not answered within {ANSWER_WAIT_S:g} s, of "
             f"{m.feeds} (platform CPU {m.feed_cpu_s * 1000 / max(1, m.feeds):.1f} ms each)"
             + (f"; {m.first_error}" if m.first_error else ""),
-        )
-    )
-    return figures
+        ),
+    ]
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["insert"]:

@@ -4,6 +4,8 @@ Both sides run at once, each as its own uvicorn process with the same settings, 
 zero-latency fake model server: the platform (`main.py serve`, a bot with history 10 deployed on
 the web channel) and `bench/baseline_web.py` (one FastAPI endpoint making the same litellm call).
 The load generator alternates between them so drift on a shared machine hits both sides.
+Throughput phases last a fixed time; the number of sequential latency requests is what fits in
+LATENCY_BUDGET_S at the pace of the warm-up (LATENCY_REQUESTS on an unloaded machine).
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ from bench.common import (
     HOST,
     PYTHON,
     ROOT,
+    TIMEOUT,
     Child,
     Figure,
+    Report,
     base_env,
+    calibrated,
     child,
+    connections,
     free_port,
     model_server,
     percentile,
@@ -42,9 +48,26 @@ MEASURE_S = 8.0
 ORDER = "ABBAAB"  # A = platform, B = baseline: three phases each, linear drift cancels
 SESSIONS = 50
 LATENCY_WARMUP = 50
-LATENCY_REQUESTS = 400
+LATENCY_REQUESTS = 400  # per side, at most
+LATENCY_LEAST = 100  # per side, however slow the machine
+LATENCY_BUDGET_S = 6.0  # both sides' sequential requests (about 3.6 s unloaded)
 HISTORY = 10
-TIMEOUT = aiohttp.ClientTimeout(total=30)
+BUDGET_S = len(ORDER) * (WARMUP_S + MEASURE_S) + LATENCY_BUDGET_S + 10  # start-up ~5 s
+FIGURES = (
+    "web_throughput_ratio",
+    "web_platform_rps",
+    "web_platform_cpu_ms_per_req",
+    "web_baseline_rps",
+    "web_baseline_cpu_ms_per_req",
+    "web_added_latency_p50_ms",
+    "web_added_latency_p99_ms",
+    "web_platform_p50_ms",
+    "web_platform_p99_ms",
+    "web_baseline_p50_ms",
+    "web_baseline_p99_ms",
+    "web_platform_errors",
+    "web_baseline_errors",
+)
 
 
 @dataclass(slots=True)
@@ -125,17 +148,23 @@ async def _throughput(side: Side, http: aiohttp.ClientSession) -> None:
     print(f"# {side.name}: {done / elapsed:.1f} req/s", file=sys.stderr, flush=True)
 
 
-async def _latencies(a: Side, b: Side, http: aiohttp.ClientSession) -> None:
-    """Sequential requests (concurrency 1), alternating sides request by request (ABBA...)."""
+async def _latencies(a: Side, b: Side, http: aiohttp.ClientSession, report: Report) -> int:
+    """Sequential requests (concurrency 1), alternating sides request by request (ABBA...), as
+    many per side as fit in LATENCY_BUDGET_S at the warm-up's pace: how many."""
+    started = time.perf_counter()
     for _ in range(LATENCY_WARMUP):
         await a.send(http)
         await b.send(http)
-    for i in range(LATENCY_REQUESTS):
+    pair_s = (time.perf_counter() - started) / LATENCY_WARMUP
+    count = calibrated(LATENCY_BUDGET_S, pair_s, least=LATENCY_LEAST, most=LATENCY_REQUESTS)
+    report.needs(count * pair_s, f"a request to each side took {pair_s * 1000:.0f} ms")
+    for i in range(count):
         for side in (a, b) if i % 2 == 0 else (b, a):
             started = time.perf_counter()
             ok = await side.send(http)
             if ok:
                 side.latencies_ms.append((time.perf_counter() - started) * 1000)
+    return count
 
 
 async def _setup_platform(base: str, key: str) -> str:
@@ -187,7 +216,7 @@ def _start(stack: ExitStack, tmp: Path, llm_base: str) -> tuple[Child, Child, in
     return platform, baseline, platform_port, baseline_port
 
 
-async def run() -> list[Figure]:
+async def run(report: Report) -> None:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-web-")))
         llm, llm_base = await model_server(stack, tmp)
@@ -199,14 +228,18 @@ async def run() -> list[Figure]:
         a = Side("platform", f"http://{HOST}:{platform_port}/api/v1/chat/{deployment}", platform)
         b = Side("baseline", f"http://{HOST}:{baseline_port}/chat", baseline)
 
-        connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
+        connector = connections(CONCURRENCY * 2)
         async with aiohttp.ClientSession(connector=connector) as http:
             for side in (a, b):  # both answer before anything is timed
                 if not await side.send(http):
                     raise RuntimeError(f"{side.name} does not answer: {side.first_error}")
+            report.begin("the throughput phases")
             for letter in ORDER:
                 await _throughput(a if letter == "A" else b, http)
-            await _latencies(a, b, http)
+            report.add(*_throughput_figures(a, b))
+            report.begin("the latency requests")
+            count = await _latencies(a, b, http, report)
+            report.add(*_latency_figures(a, b, count))
         llm_cpu = llm.cpu_seconds()
         for side in (a, b):
             if side.errors > side.sent // 100:
@@ -215,28 +248,44 @@ async def run() -> list[Figure]:
                     f"first: {side.first_error}\n{side.proc.log_tail()}"
                 )
     print(f"# llm server CPU {llm_cpu:.1f} s", file=sys.stderr)
-    return _figures(a, b)
+    report.add(*(_errors(side) for side in (a, b)))
 
 
-def _figures(a: Side, b: Side) -> list[Figure]:
-    def mean(values: list[float]) -> float:
-        return sum(values) / len(values)
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
-    rps_a, rps_b = mean(a.rates), mean(b.rates)
+
+def _throughput_figures(a: Side, b: Side) -> list[Figure]:
     how_rps = (
         f"aiohttp client, {CONCURRENCY} concurrent requests, {SESSIONS} sessions reused "
         f"(bot history {HISTORY}; the baseline sends system + user only); "
         f"{WARMUP_S:.0f} s warm-up + {MEASURE_S:.0f} s measured per phase, phases {ORDER} "
         "(A platform, B baseline); completed 200s per second, mean of phases"
     )
+    how_cpu = "server process user+sys CPU during measured phases / completed requests"
+    figures = [
+        Figure(
+            "web_throughput_ratio", round(_mean(a.rates) / _mean(b.rates), 3), "", ">= 0.8", how_rps
+        )
+    ]
+    for side in (a, b):
+        phases = ", ".join(f"{r:.1f}" for r in side.rates)
+        figures.append(
+            Figure(f"web_{side.name}_rps", round(_mean(side.rates), 1), "req/s", "", phases)
+        )
+        if side.cpu_ms_per_request:
+            cpu = round(_mean(side.cpu_ms_per_request), 2)
+            figures.append(Figure(f"web_{side.name}_cpu_ms_per_req", cpu, "ms", "", how_cpu))
+    return figures
+
+
+def _latency_figures(a: Side, b: Side, count: int) -> list[Figure]:
     how_lat = (
-        f"concurrency 1, {LATENCY_REQUESTS} requests per side after {LATENCY_WARMUP} warm-up, "
+        f"concurrency 1, {count} requests per side after {LATENCY_WARMUP} warm-up, "
         "sides alternating request by request; client-side wall time"
     )
-    how_cpu = "server process user+sys CPU during measured phases / completed requests"
     p = {(side.name, q): percentile(side.latencies_ms, q) for side in (a, b) for q in (0.5, 0.99)}
     figures = [
-        Figure("web_throughput_ratio", round(rps_a / rps_b, 3), "", ">= 0.8", how_rps),
         Figure(
             "web_added_latency_p50_ms",
             round(p["platform", 0.5] - p["baseline", 0.5], 2),
@@ -253,23 +302,19 @@ def _figures(a: Side, b: Side) -> list[Figure]:
         ),
     ]
     for side in (a, b):
-        phases = ", ".join(f"{r:.1f}" for r in side.rates)
         figures += [
-            Figure(f"web_{side.name}_rps", round(mean(side.rates), 1), "req/s", "", phases),
             Figure(f"web_{side.name}_p50_ms", round(p[side.name, 0.5], 2), "ms", "", how_lat),
             Figure(f"web_{side.name}_p99_ms", round(p[side.name, 0.99], 2), "ms", "", how_lat),
         ]
-        if side.cpu_ms_per_request:
-            cpu = round(mean(side.cpu_ms_per_request), 2)
-            figures.append(Figure(f"web_{side.name}_cpu_ms_per_req", cpu, "ms", "", how_cpu))
-        figures.append(
-            Figure(
-                f"web_{side.name}_errors",
-                side.errors,
-                "",
-                "<= 0",
-                f"failed requests of {side.sent} sent"
-                + (f"; first: {side.first_error[:120]}" if side.first_error else ""),
-            )
-        )
     return figures
+
+
+def _errors(side: Side) -> Figure:
+    return Figure(
+        f"web_{side.name}_errors",
+        side.errors,
+        "",
+        "<= 0",
+        f"failed requests of {side.sent} sent"
+        + (f"; first: {side.first_error[:120]}" if side.first_error else ""),
+    )

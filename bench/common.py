@@ -1,4 +1,5 @@
-"""What the benchmarks share: figures, child processes on loopback, waiting, percentiles."""
+"""What the benchmarks share: figures and the report they go to, time budgets, child processes on
+loopback, waiting, percentiles."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +22,15 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 HOST = "127.0.0.1"
+# A request's own limit: only against a hang, so that a loaded machine gives slow samples.
+TIMEOUT = aiohttp.ClientTimeout(total=120)
+# Pooled connections idle longer than this are not reused: below uvicorn's keep-alive of 5 s, so
+# that a request never goes out on a connection the server is closing (on a loaded machine that
+# race lost a whole phase to "Server disconnected").
+KEEPALIVE_S = 2.0
+# The first message a side answers imports and builds what later ones reuse: on a loaded machine
+# that can take tens of seconds.
+FIRST_ANSWER_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,73 @@ class Figure:
         if op == "<=":
             return self.value <= float(bound)
         raise ValueError(f"{self.name}: cannot read the goal {self.goal!r}")
+
+
+# A module may take LIMIT_FACTOR x what it expects plus LIMIT_SLACK_S (process start-up and
+# teardown), never more than MAX_LIMIT_S.
+LIMIT_FACTOR = 3.0
+LIMIT_SLACK_S = 60.0
+MAX_LIMIT_S = 3600.0
+
+
+@dataclass(slots=True)
+class Report:
+    """What a benchmark module has measured so far, and until when it may run.
+
+    A module adds its figures as each phase ends, so that the harness keeps them if a later
+    phase fails or runs out of time. The limit starts from the module's `BUDGET_S` (what it
+    takes on an unloaded machine); work of a fixed size (10,000 deployments, priming 1,024
+    chats, writing 10k vectors) is timed on a first part, and `needs` moves the limit to fit the
+    rest at that pace: a slow machine gets slower figures, not missing ones."""
+
+    limit_s: float
+    started: float = field(default_factory=time.monotonic)
+    phase: str = "start-up"
+    figures: list[Figure] = field(default_factory=list)
+
+    @classmethod
+    def for_budget(cls, budget_s: float) -> Report:
+        return cls(min(MAX_LIMIT_S, LIMIT_FACTOR * budget_s + LIMIT_SLACK_S))
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.limit_s
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def add(self, *figures: Figure) -> None:
+        self.figures.extend(figures)
+
+    def begin(self, phase: str) -> None:
+        """Name what runs now (said if the limit is reached during it)."""
+        self.phase = phase
+        print(f"# {self.elapsed():.0f} s: {phase}", file=sys.stderr, flush=True)
+
+    def needs(self, seconds: float, what: str) -> None:
+        """Calibration found that the rest takes about `seconds` on this machine now."""
+        limit = min(MAX_LIMIT_S, self.elapsed() + LIMIT_FACTOR * seconds + LIMIT_SLACK_S)
+        if limit > self.limit_s:
+            print(
+                f"# {what}: about {seconds:.0f} s left at this pace; limit now {limit:.0f} s "
+                f"(was {self.limit_s:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.limit_s = limit
+
+
+def calibrated(budget_s: float, each_s: float, *, least: int, most: int) -> int:
+    """How many repetitions of `each_s` seconds (timed in a warm-up) fit in `budget_s`, within
+    [least, most]: on an unloaded machine `most`, on a slow one fewer samples of the same kind."""
+    fits = int(budget_s / each_s) if each_s > 0 else most
+    return max(least, min(most, fits))
+
+
+def connections(limit: int) -> aiohttp.TCPConnector:
+    """A client connection pool of at most `limit`, never reusing a connection the server may be
+    closing."""
+    return aiohttp.TCPConnector(limit=limit, keepalive_timeout=KEEPALIVE_S)
 
 
 def free_port() -> int:
@@ -138,7 +215,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-async def wait_http(url: str, proc: Child, timeout_s: float = 60.0) -> float:
+async def wait_http(url: str, proc: Child, timeout_s: float = 2 * FIRST_ANSWER_S) -> float:
     """Seconds until GET `url` answers 200; raises with the child's output if it never does."""
     started = time.perf_counter()
     async with aiohttp.ClientSession() as http:
@@ -155,7 +232,7 @@ async def wait_http(url: str, proc: Child, timeout_s: float = 60.0) -> float:
     raise RuntimeError(f"{url} not answering 200 after {timeout_s:.0f} s:\n{proc.log_tail()}")
 
 
-async def wait_file(path: Path, proc: Child, timeout_s: float = 30.0) -> str:
+async def wait_file(path: Path, proc: Child, timeout_s: float = FIRST_ANSWER_S) -> str:
     """The content of `path` once a child has written it."""
     deadline = time.perf_counter() + timeout_s
     while time.perf_counter() < deadline:
