@@ -10,11 +10,13 @@ from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
 
-# Attributes every LogRecord has; anything else on a record came from `extra`.
+# Attributes every LogRecord has; anything else on a record came from `extra` (but uvicorn's
+# `color_message`, the same message with terminal colour codes).
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
     "taskName",
+    "color_message",
 }
 
 

@@ -43,6 +43,7 @@ def test_text_appends_the_context() -> None:
     line = TextFormatter().format(_record(inbox=42))
     assert line.endswith("runtime.runtime: turn x inbox=42")
     assert TextFormatter().format(_record()).endswith("turn x")
+    assert TextFormatter().format(_record(color_message="\x1b[36mturn\x1b[0m")).endswith("turn x")
 
 
 def test_configure_logging_json_reaches_stderr(capsys: pytest.CaptureFixture[str]) -> None:
