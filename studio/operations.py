@@ -214,10 +214,16 @@ class Operations:
                 )
             if row.role == Role.OWNER.value and caller.role is not Role.OWNER:
                 raise ForbiddenError("Only an owner can revoke an owner key.")
-            view = _key_view(row, caller)
-            await repo.delete(row)
             identity = f"api:{row.name}"
             member = await repo.member(caller.team_id, identity)
+            owners = [m for m in await repo.members(caller.team_id) if m.role == Role.OWNER.value]
+            if member is not None and owners == [member]:
+                raise ConflictError(
+                    "That is the key of the team's only owner: create another owner key first "
+                    "(python main.py apikey create --role owner --name NAME)."
+                )
+            view = _key_view(row, caller)
+            await repo.delete(row)
             if member is not None and not await repo.api_keys(caller.team_id, name=row.name):
                 await repo.delete(member)
             await _audit(
@@ -536,7 +542,8 @@ class Operations:
     async def needs_test_run(self, caller: Caller, name: str, *, to: str, force: bool) -> bool:
         """Whether this promotion must first run the draft's tests: to staging, unforced, a draft
         with tests that is not frozen yet, and no run of exactly this draft (or only one that did
-        not finish). A run still going is waited for, not repeated (`promote` says so)."""
+        not finish). A run still going is never repeated: the Studio's `/promote` waits for its
+        own, REST answers 409 until it ends."""
         caller.require(Role.ADMIN, "Promoting")
         if to != "staging" or force:
             return False

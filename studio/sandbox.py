@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from builders.spec import BotSpec
+from builders.tokens import TOKEN_REFUSAL, has_token
 from runtime.llm import ChatMessage, LlmGateway
 from runtime.pipeline import TurnContext, TurnOutput, compile_spec, turn_records
 from storage import conversations as conv_store
+from studio.errors import InvalidError
 from studio.operations import Operations
 from studio.roles import Caller, Role
 
@@ -53,6 +55,8 @@ class Sandbox:
         """Say `text` (unless empty) to the draft of `bot` in the caller's sandbox conversation,
         a new one when `new` (`/try` and REST `POST /bots/{bot}/try`)."""
         caller.require(Role.EDITOR, "Trying a draft")
+        if has_token(text):  # it would be stored with the conversation and sent to the model
+            raise InvalidError(f"{TOKEN_REFUSAL[0].upper()}{TOKEN_REFUSAL[1:]}; nothing was sent")
         draft = await self.ops.draft(caller, bot)
         if new:
             await self.restart(

@@ -84,6 +84,10 @@ def test_apikey_list_and_revoke(workdir: Path, capsys: pytest.CaptureFixture[str
     assert "no team named 'nope'" in capsys.readouterr().err
     assert main.main(["apikey", "list"]) == 0
     assert "ci" not in capsys.readouterr().out
+    assert main.main(["apikey", "revoke", "1"]) == 1  # the team would have no owner left
+    assert "only owner: create another owner key first" in capsys.readouterr().err
+    assert main.main(["apikey", "create", "--role", "owner", "--name", "root"]) == 0
+    assert main.main(["apikey", "revoke", "1"]) == 0
 
 
 def test_knowledge_add_goes_through_a_running_service(

@@ -8,6 +8,8 @@ from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.llm import FakeLLM
 
+TOKEN = "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
+
 
 async def test_rest_try_continues_the_studios_sandbox_conversation(
     tmp_path: Path, llm: FakeLLM
@@ -50,6 +52,7 @@ async def test_try_refuses_viewers_unknown_bots_and_empty_text(service: Service)
         ({"text": "   "}, "faq-bot", None, 422, "text: "),
         ({"text": "x" * 4001}, "faq-bot", None, 422, "text: "),
         ({}, "faq-bot", None, 422, "text: Field required"),
+        ({"text": f"use {TOKEN}"}, "faq-bot", None, 422, "That looks like a bot token"),
     ]
     for body, bot, key, status, message in cases:
         response = await service.client.post(
