@@ -21,6 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.web import chat, knowledge_api, rest, studio_api
+from adapters.web.body_limit import MAX_BODY_BYTES, BodyLimit
+from runtime.knowledge.extract import MAX_SOURCE_BYTES
 from studio.errors import OperationError
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,11 @@ def create_app(
         summary="Build, test, promote and run LLM chatbots.",
         lifespan=lifespan,
     )
+    app.add_middleware(
+        BodyLimit,
+        default=MAX_BODY_BYTES,
+        limits=[(knowledge_api.UPLOAD_PATH, MAX_SOURCE_BYTES)],
+    )
 
     @app.exception_handler(OperationError)
     async def _operation_error(_: Request, exc: OperationError) -> JSONResponse:
@@ -77,7 +84,10 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        detail = str(exc.detail)
+        if isinstance(exc.__cause__, RecursionError):  # FastAPI's parse of a body nested too deep
+            detail = "malformed JSON: nested too deeply"
+        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

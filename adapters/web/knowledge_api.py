@@ -19,6 +19,8 @@ from studio.errors import BadRequestError, TooLargeError
 from studio.roles import Caller, Role
 from studio.views import Added, SourceView
 
+UPLOAD_PATH = r"/api/v1/bots/[^/]+/knowledge"  # its body cap is the file limit, not the usual one
+
 router = APIRouter(prefix="/api/v1", tags=["knowledge"])
 Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
