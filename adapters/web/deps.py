@@ -16,6 +16,8 @@ from studio.operations import Operations
 from studio.roles import Caller
 from studio.settings import Settings
 
+MAX_DB_INT = 2**31 - 1  # the largest whole number every supported database stores (PostgreSQL)
+
 
 @dataclass(slots=True)
 class WebServices:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import MAX_DB_INT, WebServices, caller, services
 from builders.spec import TestCase
 from runtime.messages import Attachment, Button, IncomingMessage, OutgoingMessage
 from runtime.messages import Field as ReplyField
@@ -112,7 +112,7 @@ async def studio_message(body: StudioIn, who: Who, svc: Services) -> StudioOut:
 async def studio_notices(
     who: Who,
     svc: Services,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
     user: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.@-]{1,80}$")] = None,
 ) -> NoticesOut:
     """What the Studio said later (progress and reports of background test runs)."""
@@ -141,7 +141,9 @@ async def add_test(bot: str, case: TestCase, who: Who, svc: Services) -> dict[st
 
 
 @router.delete("/bots/{bot}/tests/{number}", status_code=204, tags=["tests"])
-async def remove_test(bot: str, number: int, who: Who, svc: Services) -> Response:
+async def remove_test(
+    bot: str, number: Annotated[int, Path(ge=1, le=MAX_DB_INT)], who: Who, svc: Services
+) -> Response:
     await svc.studio.tests.remove(who, bot, number)
     return Response(status_code=204)
 
