@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
+from adapters.web.errors import error_responses
 from adapters.web.deps import WebServices, services
 from adapters.web.render import to_html
 from runtime.messages import Address, IncomingMessage
@@ -20,7 +21,7 @@ from studio.errors import NotFoundError, OperationError, TooLargeError
 MAX_TEXT = 4000
 _PAGE = (Path(__file__).parent / "static" / "chat.html").read_text()
 
-router = APIRouter()
+router = APIRouter(responses=error_responses(400, 404, 413, 422, 429))
 Services = Annotated[WebServices, Depends(services)]
 
 

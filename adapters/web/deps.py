@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from adapters.mailbox import Mailbox
 from adapters.web.rate_limit import RateLimiter
@@ -36,9 +38,19 @@ async def services(request: Request) -> WebServices:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-async def caller(request: Request) -> Caller:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+_bearer = HTTPBearer(
+    auto_error=False,  # our own 401, in our error shape
+    scheme_name="bearerAuth",
+    description="A team API key (`python main.py apikey create`): `Authorization: Bearer KEY`",
+)
+
+
+async def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """The caller behind the request's key; declares the bearer scheme in the OpenAPI document."""
+    key = credentials.credentials.strip() if credentials is not None else ""
+    if not key:
         raise UnauthorizedError("missing API key: send 'Authorization: Bearer KEY'")
-    return await (await services(request)).ops.authenticate(key.strip())
+    return await (await services(request)).ops.authenticate(key)

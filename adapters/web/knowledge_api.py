@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
+from adapters.web.errors import API_ERRORS
 from adapters.web.deps import WebServices, caller, services
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from studio.errors import BadRequestError, TooLargeError
@@ -21,7 +22,7 @@ from studio.views import Added, SourceView
 
 UPLOAD_PATH = r"/api/v1/bots/[^/]+/knowledge"  # its body cap is the file limit, not the usual one
 
-router = APIRouter(prefix="/api/v1", tags=["knowledge"])
+router = APIRouter(prefix="/api/v1", tags=["knowledge"], responses=API_ERRORS)
 Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 
@@ -36,7 +37,20 @@ async def list_knowledge(bot: str, who: Who, svc: Services) -> list[SourceView]:
     return await svc.studio.knowledge.list(who, bot)
 
 
-@router.post("/bots/{bot}/knowledge", response_model=Added, status_code=201)
+@router.post(
+    "/bots/{bot}/knowledge",
+    response_model=Added,
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": KnowledgeIn.model_json_schema()},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
 async def add_knowledge(
     bot: str,
     request: Request,

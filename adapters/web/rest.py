@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from adapters.web.errors import API_ERRORS, error_responses
 from adapters.web.deps import MAX_DB_INT, WebServices, caller, services
 from builders.yaml_io import YamlError, load_yaml
 from studio.errors import BadRequestError
@@ -26,7 +27,7 @@ from studio.views import (
     VersionView,
 )
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=API_ERRORS)
 Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 
@@ -68,7 +69,21 @@ async def create_bot(body: CreateBot, who: Who, svc: Services) -> BotView:
     return await svc.ops.create_bot(who, body.name, body.description)
 
 
-@router.post("/bots/import", response_model=BotView, status_code=201, tags=["bots"])
+@router.post(
+    "/bots/import",
+    response_model=BotView,
+    status_code=201,
+    tags=["bots"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/yaml": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def import_bot(request: Request, who: Who, svc: Services, replace: bool = False) -> BotView:
     """A YAML body (any text type) or a JSON spec (`application/json`)."""
     try:
@@ -113,7 +128,12 @@ async def delete_bot(bot: str, who: Who, svc: Services) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/bots/{bot}/export", tags=["bots"])
+@router.get(
+    "/bots/{bot}/export",
+    tags=["bots"],
+    response_class=Response,
+    responses={200: {"content": {"application/yaml": {"schema": {"type": "string"}}}}},
+)
 async def export_bot(bot: str, who: Who, svc: Services) -> Response:
     text = await svc.ops.export_bot(who, bot)
     return Response(text, media_type="application/yaml")
@@ -146,7 +166,13 @@ async def rollback(bot: str, body: RollbackIn, who: Who, svc: Services) -> Promo
     return await svc.ops.rollback(who, bot, env=body.env, version=body.version)
 
 
-@router.post("/bots/{bot}/deployments", response_model=DeployOut, status_code=201, tags=["deploy"])
+@router.post(
+    "/bots/{bot}/deployments",
+    response_model=DeployOut,
+    status_code=201,
+    tags=["deploy"],
+    responses=error_responses(501),
+)
 async def deploy(bot: str, body: DeployIn, who: Who, svc: Services) -> DeployOut:
     view = await svc.ops.deploy(
         who, bot, channel=body.channel, env=body.env, target=body.target, token=body.token

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
+from adapters.web.errors import API_ERRORS
 from adapters.web.deps import MAX_DB_INT, WebServices, caller, services
 from builders.spec import TestCase
 from runtime.messages import Attachment, Button, IncomingMessage, OutgoingMessage
@@ -25,7 +26,7 @@ from studio.presenters import render_text
 from studio.roles import Caller, Role
 from studio.test_report import CaseResult
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=API_ERRORS)
 Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 
