@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import yaml
 
 from builders.spec import BotSpec
@@ -19,23 +17,16 @@ def spec_to_yaml(spec: BotSpec) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
-def load_yaml(text: str) -> Any:
-    """The YAML document as data. Raises `YamlError` for bad syntax or nesting too deep."""
+def spec_from_yaml(text: str) -> BotSpec:
+    """Parse YAML into a spec. Raises `YamlError` for bad syntax, `SpecError` for a bad spec."""
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f"line {mark.line + 1}" if mark is not None else "somewhere"
         raise YamlError(f"malformed YAML at {line}: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise YamlError(f"malformed YAML: {exc}") from None
-    except RecursionError:
-        raise YamlError("malformed YAML: nested too deeply") from None
-
-
-def spec_from_yaml(text: str) -> BotSpec:
-    """Parse YAML into a spec. Raises `YamlError` for bad syntax, `SpecError` for a bad spec."""
-    data = load_yaml(text)
     if data is None:
         raise SpecError(["spec: the document is empty"])
     return parse_spec(data)

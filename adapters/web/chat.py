@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from adapters.web.errors import error_responses
 from adapters.web.deps import WebServices, services
+from adapters.web.errors import error_responses
 from adapters.web.render import to_html
 from runtime.messages import Address, IncomingMessage
 from runtime.runtime import RESET_COMMAND, NotLiveError, UnknownDeploymentError

@@ -82,8 +82,8 @@ async def test_a_huge_revision_or_test_number_is_4xx(service: Service) -> None:
 @pytest.mark.parametrize(
     ("content_type", "body", "error"),
     [
-        ("application/json", DEEP_JSON, "malformed JSON: nested too deeply"),
-        ("application/yaml", DEEP_YAML, "malformed YAML: nested too deeply"),
+        ("application/json", DEEP_JSON, "the spec is nested too deeply"),
+        ("application/yaml", DEEP_YAML, "the spec is nested too deeply"),
     ],
 )
 async def test_a_spec_nested_5000_deep_is_400(
