@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from adapters.web.deps import WebServices, services
-from adapters.web.errors import error_responses
+from adapters.web.error_docs import errors
 from adapters.web.render import to_html
 from runtime.messages import Address, IncomingMessage
 from runtime.runtime import RESET_COMMAND, NotLiveError, UnknownDeploymentError
@@ -21,7 +21,7 @@ from studio.errors import NotFoundError, OperationError, TooLargeError
 MAX_TEXT = 4000
 _PAGE = (Path(__file__).parent / "static" / "chat.html").read_text()
 
-router = APIRouter(responses=error_responses(400, 404, 413, 422, 429))
+router = APIRouter(responses=errors(400, 404, 413, 422, 429))
 Services = Annotated[WebServices, Depends(services)]
 
 

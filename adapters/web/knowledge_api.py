@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from adapters.web.deps import WebServices, caller, services
-from adapters.web.errors import API_ERRORS
+from adapters.web.error_docs import API_ERRORS
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from studio.errors import BadRequestError, TooLargeError
 from studio.roles import Caller, Role

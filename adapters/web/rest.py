@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from adapters.web.deps import MAX_DB_INT, WebServices, caller, services
-from adapters.web.errors import API_ERRORS, error_responses
+from adapters.web.error_docs import API_ERRORS, errors
 from studio.errors import BadRequestError
 from studio.roles import Caller
 from studio.views import (
@@ -175,7 +175,7 @@ async def rollback(bot: str, body: RollbackIn, who: Who, svc: Services) -> Promo
     response_model=DeployOut,
     status_code=201,
     tags=["deploy"],
-    responses=error_responses(501),
+    responses=errors(501),
 )
 async def deploy(bot: str, body: DeployIn, who: Who, svc: Services) -> DeployOut:
     view = await svc.ops.deploy(

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from adapters.web.deps import MAX_DB_INT, WebServices, caller, services
-from adapters.web.errors import API_ERRORS
+from adapters.web.error_docs import API_ERRORS
 from builders.spec import TestCase
 from runtime.messages import Attachment, Button, IncomingMessage, OutgoingMessage
 from runtime.messages import Field as ReplyField
