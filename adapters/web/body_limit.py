@@ -1,8 +1,8 @@
 """Request bodies are capped before they are read.
 
 A declared `Content-Length` over the route's cap is answered 413 at once, before routing and
-authentication, so such a body is never read; a body without one (chunked) is counted as it
-arrives and refused as soon as it passes the cap. Starlette's own limiter checks only when the
+authentication, so no route ever reads such a body; a body without one (chunked) is counted as
+it arrives and refused as soon as it passes the cap. Starlette's own limiter checks only when the
 route reads the body, which is after authentication, and answers in plain text.
 """
 
@@ -24,9 +24,9 @@ class _Refused(Exception):
 
 
 def _too_large(message: str) -> JSONResponse:
-    # No `Connection: close`: the server drops the rest of the body unread after this answer and
-    # keeps the connection, so a client that sends its whole body before reading gets the 413
-    # (closing with unread data would reset the connection under it).
+    # No `Connection: close`: after this answer uvicorn discards the rest of the body as it comes
+    # (never buffering it) and keeps the connection, so a client that sends its whole body before
+    # reading still gets the 413; closing with unread data would reset the connection under it.
     return JSONResponse({"error": message}, status_code=413)
 
 
