@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.web import chat, knowledge_api, rest, studio_api
-from adapters.web.body_limit import MAX_BODY_BYTES, BodyLimit
+from adapters.web.request_limits import MAX_BODY_BYTES, RequestLimits
 from runtime.knowledge.extract import MAX_SOURCE_BYTES
 from studio.errors import OperationError
 
@@ -68,7 +68,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(
-        BodyLimit,
+        RequestLimits,
         default=MAX_BODY_BYTES,
         limits=[(knowledge_api.UPLOAD_PATH, MAX_SOURCE_BYTES)],
     )

@@ -27,6 +27,8 @@ from studio.views import (
     VersionView,
 )
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL stores no NUL in text
+
 router = APIRouter(prefix="/api/v1", responses=API_ERRORS)
 Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
@@ -50,8 +52,8 @@ class RollbackIn(BaseModel):
 class DeployIn(BaseModel):
     channel: Literal["web", "slack", "telegram"]
     env: Literal["staging", "production"] = "production"
-    target: str | None = Field(default=None, max_length=200)
-    token: str | None = Field(default=None, max_length=400)
+    target: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    token: str | None = Field(default=None, max_length=400, pattern=NO_NUL)
 
 
 class DeployOut(BaseModel):

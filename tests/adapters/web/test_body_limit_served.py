@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 
-from adapters.web.body_limit import MAX_BODY_BYTES
+from adapters.web.request_limits import MAX_BODY_BYTES
 from main import build_app
 from tests.conftest import service_settings
 

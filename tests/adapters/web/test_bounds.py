@@ -121,3 +121,32 @@ async def test_a_json_body_nested_5000_deep_is_400(
     assert response.status_code == 400
     assert _one_line_error(response.json()) == "malformed JSON: nested too deeply"
     assert (await service.call("GET", "/api/v1/bots/faq-bot"))["revision"] == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/chat/d%00x/history",
+        "/api/v1/bots/faq%00bot",
+        "/api/v1/deployments?bot=faq%00bot",
+        "/api/v1/bots/faq-bot/knowledge?name=a%00b",
+    ],
+)
+async def test_a_nul_in_the_path_or_query_is_400(service: Service, path: str) -> None:
+    response = await service.client.get(path, headers=service.auth())
+    assert response.status_code == 400
+    assert _one_line_error(response.json()) == "the path or query holds a NUL character (%00)"
+
+
+async def test_nul_in_a_chat_message_or_a_deployment_target_is_refused(service: Service) -> None:
+    deployment = await service.live_web_bot()
+    chat = await service.chat(deployment, "hi\x00there")
+    assert chat.status_code == 400
+    assert _one_line_error(chat.json()) == "the message holds a NUL character"
+    deploy = await service.client.post(
+        "/api/v1/bots/faq-bot/deployments",
+        json={"channel": "slack", "target": "#a\x00b"},
+        headers=service.auth(),
+    )
+    assert deploy.status_code == 422
+    assert "target" in _one_line_error(deploy.json())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from adapters.web.body_limit import MAX_BODY_BYTES
+from adapters.web.request_limits import MAX_BODY_BYTES
 from runtime.knowledge.extract import MAX_SOURCE_BYTES
 from tests.factories import Service
 

@@ -1,4 +1,5 @@
-"""Request bodies are capped before they are read.
+"""What every request must respect before it reaches a route: a body cap, and no NUL character
+in the path or query (PostgreSQL refuses NUL in text, so such a lookup would fail with a 500).
 
 A declared `Content-Length` over the route's cap is answered 413 at once, before routing and
 authentication, so no route ever reads such a body; a body without one (chunked) is counted as
@@ -23,11 +24,11 @@ class _Refused(Exception):
     """Raised into the app when a streamed body passes its cap (the 413 is already sent)."""
 
 
-def _too_large(message: str) -> JSONResponse:
+def _refusal(status: int, message: str) -> JSONResponse:
     # No `Connection: close`: after this answer uvicorn discards the rest of the body as it comes
     # (never buffering it) and keeps the connection, so a client that sends its whole body before
     # reading still gets the 413; closing with unread data would reset the connection under it.
-    return JSONResponse({"error": message}, status_code=413)
+    return JSONResponse({"error": message}, status_code=status)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -37,7 +38,7 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-class BodyLimit:
+class RequestLimits:
     """`limits`: (path pattern, cap in bytes) for routes that take more than `default`."""
 
     def __init__(
@@ -57,13 +58,17 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if b"%00" in (scope.get("raw_path") or b"") or b"%00" in scope["query_string"]:
+            message = "the path or query holds a NUL character (%00)"
+            await _refusal(400, message)(scope, receive, send)
+            return
         cap = self.cap(scope["path"])
         declared = _content_length(scope)
         if declared is None:
             await self._counted(scope, receive, send, cap)
         elif declared > cap:
             message = f"the body is {format_size(declared)}; the limit is {format_size(cap)}"
-            await _too_large(message)(scope, receive, send)
+            await _refusal(413, message)(scope, receive, send)
         else:  # the server delivers no more than the declared length
             await self.app(scope, receive, send)
 
@@ -80,7 +85,7 @@ class BodyLimit:
                     if not started:
                         refused = True
                         text = f"the body is over the limit of {format_size(cap)}"
-                        await _too_large(text)(scope, receive, send)
+                        await _refusal(413, text)(scope, receive, send)
                     raise _Refused
             return message
 
