@@ -13,12 +13,18 @@ from adapters.web.rate_limit import RateLimiter
 from adapters.web.sessions import SessionIssuer
 from runtime.runtime import Runtime
 from studio.engine import Studio
-from studio.errors import UnauthorizedError
+from studio.errors import BadRequestError, UnauthorizedError
 from studio.operations import Operations
 from studio.roles import Caller
 from studio.settings import Settings
 
 MAX_DB_INT = 2**31 - 1  # the largest whole number every supported database stores (PostgreSQL)
+
+
+def refuse_nul(text: str) -> None:
+    """PostgreSQL stores no NUL character in text: a message holding one is refused up front."""
+    if "\x00" in text:
+        raise BadRequestError("the message holds a NUL character")
 
 
 @dataclass(slots=True)

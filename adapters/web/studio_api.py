@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from adapters.web.deps import MAX_DB_INT, WebServices, caller, services
+from adapters.web.deps import MAX_DB_INT, WebServices, caller, refuse_nul, services
 from adapters.web.error_docs import API_ERRORS
 from builders.spec import TestCase
 from runtime.messages import Attachment, Button, IncomingMessage, OutgoingMessage
@@ -96,6 +96,7 @@ async def studio_message(body: StudioIn, who: Who, svc: Services) -> StudioOut:
     """Say something to the Studio (text, or a button's `action`) as `user`."""
     if len(body.text) > MAX_INPUT_CHARS:
         raise TooLargeError(f"message too long: at most {MAX_INPUT_CHARS} characters")
+    refuse_nul(body.text)
     identity = await _identity(who, body.user, svc)
     message = IncomingMessage(
         address=studio_address(PULL_CHANNEL, who.team_id, identity),

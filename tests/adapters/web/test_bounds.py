@@ -138,11 +138,16 @@ async def test_a_nul_in_the_path_or_query_is_400(service: Service, path: str) ->
     assert _one_line_error(response.json()) == "the path or query holds a NUL character (%00)"
 
 
-async def test_nul_in_a_chat_message_or_a_deployment_target_is_refused(service: Service) -> None:
+async def test_nul_in_a_message_or_a_deployment_target_is_refused(service: Service) -> None:
     deployment = await service.live_web_bot()
     chat = await service.chat(deployment, "hi\x00there")
     assert chat.status_code == 400
     assert _one_line_error(chat.json()) == "the message holds a NUL character"
+    studio = await service.client.post(
+        "/api/v1/studio/messages", json={"text": "/try faq-bot hi\x00"}, headers=service.auth()
+    )
+    assert studio.status_code == 400
+    assert _one_line_error(studio.json()) == "the message holds a NUL character"
     deploy = await service.client.post(
         "/api/v1/bots/faq-bot/deployments",
         json={"channel": "slack", "target": "#a\x00b"},
