@@ -28,7 +28,12 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     server = uvicorn.Server(
-        uvicorn.Config(build_app(settings), log_level="warning", access_log=False)
+        uvicorn.Config(
+            build_app(settings),
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,  # never wait on a connection a test left open
+        )
     )
     serving = asyncio.create_task(server.serve(sockets=[listener]))
     while not server.started:
@@ -73,6 +78,7 @@ async def test_an_unauthenticated_10_mb_post_gets_the_413_before_it_is_sent(
     status, _, body = await _response(reader)
     assert (status, json.loads(body)) == (200, {"status": "ok"})
     writer.close()
+    await writer.wait_closed()
 
 
 async def test_a_client_sending_the_whole_body_first_still_reads_the_413(
@@ -110,3 +116,5 @@ async def test_healthz_answers_while_near_limit_bodies_are_arriving(
         status, _, body = await _response(reader)
         assert status == 404, body  # read, parsed and answered: no such bot
         writer.close()
+        await writer.wait_closed()
+    await writer.wait_closed()
