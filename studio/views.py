@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from builders.spec import BotSpec
+
+# SQLite gives back naive times (stored in UTC); REST sends them with their offset (RFC 3339).
+Timestamp = Annotated[datetime, AfterValidator(lambda at: at.replace(tzinfo=at.tzinfo or UTC))]
 
 
 class BotView(BaseModel):
@@ -15,7 +18,7 @@ class BotView(BaseModel):
     revision: int
     draft: BotSpec
     environments: dict[str, int]  # env -> version number
-    updated_at: datetime
+    updated_at: Timestamp
 
 
 class BotListItem(BaseModel):
@@ -30,7 +33,7 @@ class VersionView(BaseModel):
     number: int
     spec_hash: str
     created_by: str
-    created_at: datetime
+    created_at: Timestamp
     environments: list[str]
 
 
@@ -49,7 +52,7 @@ class DeploymentView(BaseModel):
     status: str
     url: str | None
     version: int | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ChangeView(BaseModel):
@@ -67,7 +70,7 @@ class DiffView(BaseModel):
 
 
 class AuditView(BaseModel):
-    at: datetime
+    at: Timestamp
     actor: str
     action: str
     target: str
@@ -95,14 +98,14 @@ class ConversationView(BaseModel):
     id: int
     channel: str
     user: str
-    started_at: datetime
+    started_at: Timestamp
     messages: int
 
 
 class MemberView(BaseModel):
     identity: str
     role: str
-    joined_at: datetime
+    joined_at: Timestamp
 
 
 class ApiKeyCreated(BaseModel):

@@ -30,6 +30,8 @@ from adapters.web import (
     studio_api,
     try_api,
 )
+from adapters.web.request_limits import MAX_BODY_BYTES, RequestLimits
+from runtime.knowledge.extract import MAX_SOURCE_BYTES
 from studio.errors import OperationError
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,11 @@ def create_app(
         summary="Build, test, promote and run LLM chatbots.",
         lifespan=lifespan,
     )
+    app.add_middleware(
+        RequestLimits,
+        default=MAX_BODY_BYTES,
+        limits=[(knowledge_api.UPLOAD_PATH, MAX_SOURCE_BYTES)],
+    )
 
     @app.exception_handler(OperationError)
     async def _operation_error(_: Request, exc: OperationError) -> JSONResponse:
@@ -86,7 +93,10 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        detail = str(exc.detail)
+        if isinstance(exc.__cause__, RecursionError):  # FastAPI's parse of a body nested too deep
+            detail = "malformed JSON: nested too deeply"
+        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

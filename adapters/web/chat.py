@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from adapters.web.deps import WebServices, services
+from adapters.web.deps import WebServices, refuse_nul, services
+from adapters.web.error_docs import errors
 from adapters.web.render import to_html
 from runtime.messages import Address, IncomingMessage
 from runtime.runtime import RESET_COMMAND, NotLiveError, UnknownDeploymentError
@@ -20,7 +21,7 @@ from studio.errors import NotFoundError, OperationError, TooLargeError
 MAX_TEXT = 4000
 _PAGE = (Path(__file__).parent / "static" / "chat.html").read_text()
 
-router = APIRouter()
+router = APIRouter(responses=errors(400, 404, 413, 422, 429))
 Services = Annotated[WebServices, Depends(services)]
 
 
@@ -53,6 +54,7 @@ async def chat(deployment_id: str, body: ChatIn, request: Request, svc: Services
     """Send a message to a web deployment; the answer comes back with the session to reuse."""
     if len(body.text) > MAX_TEXT:
         raise TooLargeError(f"message too long: at most {MAX_TEXT} characters")
+    refuse_nul(body.text)
     await _web_deployment(svc, deployment_id)
     client = request.client.host if request.client else "unknown"
     if not svc.address_limiter.allow(client):

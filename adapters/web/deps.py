@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from adapters.mailbox import Mailbox
 from adapters.web.rate_limit import RateLimiter
 from adapters.web.sessions import SessionIssuer
 from runtime.runtime import Runtime
 from studio.engine import Studio
-from studio.errors import UnauthorizedError
+from studio.errors import BadRequestError, UnauthorizedError
 from studio.operations import Operations
 from studio.roles import Caller
 from studio.settings import Settings
+
+MAX_DB_INT = 2**31 - 1  # the largest whole number every supported database stores (PostgreSQL)
+
+
+def refuse_nul(text: str) -> None:
+    """PostgreSQL stores no NUL character in text: a message holding one is refused up front."""
+    if "\x00" in text:
+        raise BadRequestError("the message holds a NUL character")
 
 
 @dataclass(slots=True)
@@ -34,9 +44,19 @@ async def services(request: Request) -> WebServices:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-async def caller(request: Request) -> Caller:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+_bearer = HTTPBearer(
+    auto_error=False,  # our own 401, in our error shape
+    scheme_name="bearerAuth",
+    description="A team API key (`python main.py apikey create`): `Authorization: Bearer KEY`",
+)
+
+
+async def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """The caller behind the request's key; declares the bearer scheme in the OpenAPI document."""
+    key = credentials.credentials.strip() if credentials is not None else ""
+    if not key:
         raise UnauthorizedError("missing API key: send 'Authorization: Bearer KEY'")
-    return await (await services(request)).ops.authenticate(key.strip())
+    return await (await services(request)).ops.authenticate(key)

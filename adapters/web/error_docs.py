@@ -14,6 +14,8 @@ _MEANING = {
     409: "Refused as things stand (the message says why)",
     413: "Too large",
     422: "A field is invalid (the message names it)",
+    429: "Too many messages; wait a moment",
+    501: "Not available in this service",
 }
 
 
@@ -24,3 +26,7 @@ class ErrorOut(BaseModel):
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route that can answer with these error statuses."""
     return {code: {"model": ErrorOut, "description": _MEANING[code]} for code in codes}
+
+
+API_ERRORS = errors(400, 401, 403, 404, 409, 413, 422)
+"""What any route acting with an API key may answer besides its success."""

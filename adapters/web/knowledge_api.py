@@ -14,12 +14,15 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from adapters.web.deps import WebServices, caller, services
+from adapters.web.error_docs import API_ERRORS
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from studio.errors import BadRequestError, TooLargeError
 from studio.roles import Caller, Role
 from studio.views import Added, SourceView
 
-router = APIRouter(prefix="/api/v1", tags=["knowledge"])
+UPLOAD_PATH = r"/api/v1/bots/[^/]+/knowledge"  # its body cap is the file limit, not the usual one
+
+router = APIRouter(prefix="/api/v1", tags=["knowledge"], responses=API_ERRORS)
 Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 
@@ -34,7 +37,20 @@ async def list_knowledge(bot: str, who: Who, svc: Services) -> list[SourceView]:
     return await svc.studio.knowledge.list(who, bot)
 
 
-@router.post("/bots/{bot}/knowledge", response_model=Added, status_code=201)
+@router.post(
+    "/bots/{bot}/knowledge",
+    response_model=Added,
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": KnowledgeIn.model_json_schema()},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
 async def add_knowledge(
     bot: str,
     request: Request,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any, Literal
 
+import yaml
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from adapters.web.deps import WebServices, caller, services
-from studio.errors import BadRequestError, TooLargeError
+from adapters.web.deps import MAX_DB_INT, WebServices, caller, services
+from adapters.web.error_docs import API_ERRORS, errors
+from studio.errors import BadRequestError
 from studio.roles import Caller
 from studio.views import (
     AuditView,
@@ -24,9 +27,9 @@ from studio.views import (
     VersionView,
 )
 
-MAX_SPEC_BYTES = 1_000_000
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL stores no NUL in text
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=API_ERRORS)
 Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 
@@ -43,14 +46,14 @@ class PromoteIn(BaseModel):
 
 class RollbackIn(BaseModel):
     env: Literal["staging", "production"]
-    version: int | None = None
+    version: int | None = Field(default=None, ge=1, le=MAX_DB_INT)
 
 
 class DeployIn(BaseModel):
     channel: Literal["web", "slack", "telegram"]
     env: Literal["staging", "production"] = "production"
-    target: str | None = Field(default=None, max_length=200)
-    token: str | None = Field(default=None, max_length=400)
+    target: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    token: str | None = Field(default=None, max_length=400, pattern=NO_NUL)
 
 
 class DeployOut(BaseModel):
@@ -68,23 +71,44 @@ async def create_bot(body: CreateBot, who: Who, svc: Services) -> BotView:
     return await svc.ops.create_bot(who, body.name, body.description)
 
 
-@router.post("/bots/import", response_model=BotView, status_code=201, tags=["bots"])
+@router.post(
+    "/bots/import",
+    response_model=BotView,
+    status_code=201,
+    tags=["bots"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/yaml": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def import_bot(request: Request, who: Who, svc: Services, replace: bool = False) -> BotView:
     """A YAML body (any text type) or a JSON spec (`application/json`)."""
-    raw = await request.body()
-    if len(raw) > MAX_SPEC_BYTES:
-        raise TooLargeError(f"spec too large: at most {MAX_SPEC_BYTES // 1000} kB")
     try:
-        text = raw.decode("utf-8")
+        text = (await request.body()).decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequestError("the spec must be UTF-8 text") from None
-    source: str | dict[str, Any] = text
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            source = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BadRequestError(f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
-    return await svc.ops.import_bot(who, source, replace=replace)
+    as_json = request.headers.get("content-type", "").startswith("application/json")
+    data = await asyncio.to_thread(_document, text, as_json=as_json)
+    # Anything but a mapping goes as text: the Studio names what is wrong with it.
+    return await svc.ops.import_bot(who, data if isinstance(data, dict) else text, replace=replace)
+
+
+def _document(text: str, *, as_json: bool) -> Any:
+    """The body as data, parsed off the event loop (a megabyte of YAML takes about a second).
+    Malformed YAML gives None, and the Studio's own parse of the text names the line."""
+    try:
+        return json.loads(text) if as_json else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    except yaml.YAMLError:
+        return None
+    except RecursionError:
+        raise BadRequestError("the spec is nested too deeply") from None
 
 
 @router.get("/bots/{bot}", response_model=BotView, tags=["bots"])
@@ -97,8 +121,8 @@ async def edit_bot(bot: str, body: dict[str, Any], who: Who, svc: Services) -> B
     """Edit draft fields; include `revision` to refuse the edit (409) if the draft changed."""
     changes = dict(body)
     revision = changes.pop("revision", None)
-    if revision is not None and not isinstance(revision, int):
-        raise BadRequestError("revision must be a whole number")
+    if revision is not None and (type(revision) is not int or not 0 <= revision <= MAX_DB_INT):
+        raise BadRequestError(f"revision must be a whole number from 0 to {MAX_DB_INT}")
     return await svc.ops.edit_draft(who, bot, changes, revision=revision)
 
 
@@ -108,7 +132,14 @@ async def delete_bot(bot: str, who: Who, svc: Services) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/bots/{bot}/export", tags=["bots"])
+@router.get(
+    "/bots/{bot}/export",
+    tags=["bots"],
+    response_class=Response,
+    responses={
+        200: {"content": {"application/yaml": {"schema": {"$ref": "#/components/schemas/BotSpec"}}}}
+    },
+)
 async def export_bot(bot: str, who: Who, svc: Services) -> Response:
     text = await svc.ops.export_bot(who, bot)
     return Response(text, media_type="application/yaml")
@@ -143,7 +174,13 @@ async def rollback(bot: str, body: RollbackIn, who: Who, svc: Services) -> Promo
     return await svc.ops.rollback(who, bot, env=body.env, version=body.version)
 
 
-@router.post("/bots/{bot}/deployments", response_model=DeployOut, status_code=201, tags=["deploy"])
+@router.post(
+    "/bots/{bot}/deployments",
+    response_model=DeployOut,
+    status_code=201,
+    tags=["deploy"],
+    responses=errors(501),
+)
 async def deploy(bot: str, body: DeployIn, who: Who, svc: Services) -> DeployOut:
     view = await svc.ops.deploy(
         who, bot, channel=body.channel, env=body.env, target=body.target, token=body.token

@@ -20,7 +20,7 @@ class SessionIssuer:
         return f"{nonce}.{self._mac(deployment_id, nonce)}"
 
     def valid(self, deployment_id: str, session: str | None) -> bool:
-        if not session or session.count(".") != 1 or len(session) > 100:
+        if not session or session.count(".") != 1 or len(session) > 100 or not session.isascii():
             return False
         nonce, mac = session.split(".")
         return hmac.compare_digest(mac, self._mac(deployment_id, nonce))

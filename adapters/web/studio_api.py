@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import MAX_DB_INT, WebServices, caller, refuse_nul, services
+from adapters.web.error_docs import API_ERRORS
 from builders.spec import TestCase
 from runtime.messages import Attachment, Button, IncomingMessage, OutgoingMessage
 from runtime.messages import Field as ReplyField
@@ -25,7 +26,7 @@ from studio.presenters import render_text
 from studio.roles import Caller, Role
 from studio.test_report import CaseResult
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=API_ERRORS)
 Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 
@@ -95,6 +96,7 @@ async def studio_message(body: StudioIn, who: Who, svc: Services) -> StudioOut:
     """Say something to the Studio (text, or a button's `action`) as `user`."""
     if len(body.text) > MAX_INPUT_CHARS:
         raise TooLargeError(f"message too long: at most {MAX_INPUT_CHARS} characters")
+    refuse_nul(body.text)
     identity = await _identity(who, body.user, svc)
     message = IncomingMessage(
         address=studio_address(PULL_CHANNEL, who.team_id, identity),
@@ -112,7 +114,7 @@ async def studio_message(body: StudioIn, who: Who, svc: Services) -> StudioOut:
 async def studio_notices(
     who: Who,
     svc: Services,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
     user: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.@-]{1,80}$")] = None,
 ) -> NoticesOut:
     """What the Studio said later (progress and reports of background test runs)."""
@@ -141,7 +143,9 @@ async def add_test(bot: str, case: TestCase, who: Who, svc: Services) -> dict[st
 
 
 @router.delete("/bots/{bot}/tests/{number}", status_code=204, tags=["tests"])
-async def remove_test(bot: str, number: int, who: Who, svc: Services) -> Response:
+async def remove_test(
+    bot: str, number: Annotated[int, Path(ge=1, le=MAX_DB_INT)], who: Who, svc: Services
+) -> Response:
     await svc.studio.tests.remove(who, bot, number)
     return Response(status_code=204)
 
