@@ -30,7 +30,8 @@ MAX_NODES = 32
 MAX_PARAM_CHARS = 20000
 MAX_BLOCKED_TERMS = 200
 MAX_TERM_CHARS = 200
-MAX_VERSION = 2**31 - 1  # version numbers are 32-bit integers in the database
+MAX_DB_INT = 2**31 - 1  # the largest whole number every supported database stores (PostgreSQL)
+MAX_VERSION = MAX_DB_INT  # version numbers are integers in the database
 
 SourceId = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 

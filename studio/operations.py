@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builders.diff import diff_specs
 from builders.edit import apply_changes, coerce_field
-from builders.spec import MAX_VERSION, BotSpec
+from builders.spec import MAX_DB_INT, MAX_VERSION, BotSpec
 from builders.validation import SpecError, human_problems, not_storable, parse_spec
 from builders.yaml_io import YamlError, read_yaml, spec_to_yaml
 from runtime.channel import DeploymentInfo, SendError, UnknownChannelError
@@ -106,7 +106,6 @@ PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta
 CHANNELS = ("web", "slack", "telegram")
 LOCAL_TEAM = "local"
 _TEAM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
-_MAX_ID = 2**31 - 1  # the largest id a PostgreSQL integer column holds
 
 
 def _problems(exc: SpecError) -> InvalidError:
@@ -204,7 +203,7 @@ class Operations:
         caller.require(Role.ADMIN, "Managing API keys")
         async with self.db.write() as session:
             repo = TeamRepository(session)
-            row = await repo.api_key(caller.team_id, key_id) if 0 < key_id <= _MAX_ID else None
+            row = await repo.api_key(caller.team_id, key_id) if 0 < key_id <= MAX_DB_INT else None
             if row is None or row.id is None:
                 raise NotFoundError(f"No API key with id {key_id} in this team.")
             if row.id == caller.key_id:

@@ -18,8 +18,6 @@ from studio.operations import Operations
 from studio.roles import Caller
 from studio.settings import Settings
 
-MAX_DB_INT = 2**31 - 1  # the largest whole number every supported database stores (PostgreSQL)
-
 
 def refuse_nul(text: str) -> None:
     """PostgreSQL stores no NUL character in text: a message holding one is refused up front."""

@@ -10,8 +10,9 @@ import yaml
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from adapters.web.deps import MAX_DB_INT, WebServices, caller, services
+from adapters.web.deps import WebServices, caller, services
 from adapters.web.error_docs import API_ERRORS, errors
+from builders.spec import MAX_DB_INT
 from studio.errors import BadRequestError
 from studio.roles import Caller
 from studio.views import (

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from adapters.web.deps import MAX_DB_INT, WebServices, caller, refuse_nul, services
+from adapters.web.deps import WebServices, caller, refuse_nul, services
 from adapters.web.error_docs import API_ERRORS
-from builders.spec import TestCase
+from builders.spec import MAX_DB_INT, TestCase
 from runtime.messages import Attachment, Button, IncomingMessage, OutgoingMessage
 from runtime.messages import Field as ReplyField
 from studio.address import PULL_CHANNEL, studio_address
