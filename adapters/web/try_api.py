@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, StringConstraints
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import WebServices, caller, refuse_nul, services
 from adapters.web.error_docs import errors
 from studio.commands import MAX_INPUT_CHARS
 from studio.roles import Caller
@@ -39,6 +39,7 @@ class TryOut(BaseModel):
 async def try_draft(bot: str, body: TryIn, who: Who, svc: Services) -> TryOut:
     """Say something to the bot's draft in your own sandbox conversation (editors and up;
     never counted in stats)."""
+    refuse_nul(body.text)
     tried = await svc.studio.sandbox.try_draft(who, bot, body.text, new=body.new)
     assert tried.turn is not None  # there was text
     output = tried.turn.output

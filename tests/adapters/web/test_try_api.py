@@ -53,6 +53,7 @@ async def test_try_refuses_viewers_unknown_bots_and_empty_text(service: Service)
         ({"text": "x" * 4001}, "faq-bot", None, 422, "text: "),
         ({}, "faq-bot", None, 422, "text: Field required"),
         ({"text": f"use {TOKEN}"}, "faq-bot", None, 422, "That looks like a bot token"),
+        ({"text": "a\x00b"}, "faq-bot", None, 400, "NUL character"),
     ]
     for body, bot, key, status, message in cases:
         response = await service.client.post(
