@@ -52,6 +52,7 @@ class Services:
     telegram: TelegramBots | None = None
     telegram_studio: TelegramStudio | None = None
     slack: SlackAdapter | None = None
+    warming: asyncio.Task[None] | None = None  # imports for the first answers (see _warm_up)
 
     async def close(self) -> None:
         """Take no more work, finish what was accepted, then let go of connections."""
@@ -223,6 +224,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         await services.runtime.recover()  # queues the backlog: answered in the background
         await services.studio.tests.fail_unfinished()
         sweeping = asyncio.create_task(_collect_orphans(services))
+        services.warming = asyncio.create_task(_warm_up(services))
         if services.telegram is not None:
             await services.telegram.start()
         if services.telegram_studio is not None:
@@ -252,6 +254,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         finally:
             housekeeping.cancel()
             sweeping.cancel()
+            services.warming.cancel()
             await services.close()
 
     app = create_app(lifespan)
@@ -265,6 +268,28 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
 
         app.include_router(slack_router())
     return app
+
+
+async def _warm_up(services: Services) -> None:
+    """Import what the first answers after a start will need while nothing is asked yet (each
+    import takes seconds): litellm when a deployed version uses a provider's model, aiogram when
+    bots are deployed to Telegram (in polling mode the pollers load it anyway)."""
+    import logging
+
+    from builders.spec import OFFLINE_MODEL
+    from storage.deployments import DeploymentRepository
+
+    try:
+        async with services.db.read() as session:
+            live = await DeploymentRepository(session).live_sample(limit=200)
+        work = []
+        if any(model not in (None, OFFLINE_MODEL) for _, model in live):
+            work.append(services.runtime.llm.warm())
+        if services.telegram is not None and any(channel == "telegram" for channel, _ in live):
+            work.append(services.telegram.warm())
+        await asyncio.gather(*work)
+    except Exception:
+        logging.getLogger(__name__).exception("warming up failed (the first answers load it)")
 
 
 async def _collect_orphans(services: Services) -> None:

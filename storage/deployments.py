@@ -8,7 +8,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.errors import add_unique
-from storage.tables import Bot, Deployment
+from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer
 
 
 def new_deployment_id() -> str:
@@ -72,6 +72,23 @@ class DeploymentRepository:
         """A deployment at `target` on `channel` in any environment."""
         query = select(Deployment).where(Deployment.channel == channel, Deployment.target == target)
         return (await self.session.exec(query)).first()
+
+    async def live_sample(self, *, limit: int) -> list[tuple[str, str | None]]:
+        """(channel, model) of up to `limit` deployments whose environment runs a version: what
+        the first answers after a start will need."""
+        query = (
+            select(Deployment.channel, BotVersion.spec)
+            .join(
+                EnvironmentPointer,
+                (col(EnvironmentPointer.bot_id) == Deployment.bot_id)
+                & (col(EnvironmentPointer.env) == Deployment.env),
+            )
+            .join(BotVersion, col(BotVersion.id) == EnvironmentPointer.version_id)
+            .where(Deployment.status == "active")
+            .limit(limit)
+        )
+        rows = (await self.session.exec(query)).all()
+        return [(channel, spec.get("model")) for channel, spec in rows]
 
     async def delete(self, deployment: Deployment) -> None:
         await self.session.delete(deployment)

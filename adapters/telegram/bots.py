@@ -109,6 +109,10 @@ class TelegramBots:
                 self._lib = lib
         return self._lib
 
+    async def warm(self) -> None:
+        """Load aiogram and open the sessions now, so the first update does not wait on them."""
+        await self._aiogram()
+
     async def _bot_with(self, token: str) -> Any:
         lib = await self._aiogram()
         return lib.Bot(token, session=self._session)

@@ -81,3 +81,30 @@ async def test_a_restart_serves_at_once_and_answers_the_backlog_in_order_per_cha
             if chat == CHATS[0]:
                 expected.append("echo: after the restart")
             assert _answers(telegram, bot_token, chat) == expected
+
+
+async def test_a_start_loads_what_deployed_bots_will_need_before_they_are_asked(
+    tmp_path: Path, telegram: FakeTelegram, llm: FakeLLM
+) -> None:
+    """The first answer after a restart does not wait on imports of seconds: litellm for a
+    provider's model and aiogram for Telegram load in the background at start."""
+    settings = service_settings(
+        tmp_path, public_url=PUBLIC, telegram_api_url=telegram.base_url, llm_api_base=llm.base_url
+    )
+    async with running_service(settings) as before:
+        await deploy(before, telegram, model="openai/fake-model")
+    async with running_service(settings) as after:
+        core = after.app.state.core
+        await asyncio.wait_for(core.warming, 120)  # nobody has said anything yet
+        assert core.runtime.llm._litellm is not None and core.telegram._lib is not None
+        assert llm.calls == [] and telegram.calls_to("sendMessage") == []
+
+
+async def test_offline_bots_on_the_web_load_nothing_extra(tmp_path: Path) -> None:
+    settings = service_settings(tmp_path)
+    async with running_service(settings) as before:
+        await before.live_web_bot()
+    async with running_service(settings) as after:
+        core = after.app.state.core
+        await asyncio.wait_for(core.warming, 30)
+        assert core.runtime.llm._litellm is None and core.telegram._lib is None
