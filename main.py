@@ -288,6 +288,10 @@ async def _warm_up(services: Services) -> None:
         if services.telegram is not None and any(channel == "telegram" for channel, _ in live):
             work.append(services.telegram.warm())
         await asyncio.gather(*work)
+        if work:  # they made most of the lasting objects (see runtime.memory)
+            from runtime.memory import freeze_long_lived
+
+            freeze_long_lived(after="warm-up")
     except Exception:
         logging.getLogger(__name__).exception("warming up failed (the first answers load it)")
 
