@@ -346,7 +346,8 @@ class HeldError(StartupError):
 
     def __init__(self, folder: Path, *, pid: str | None, url: str | None) -> None:
         self.folder, self.pid, self.url = folder, pid, url
-        who = f"`serve` (pid {pid})" if pid else "process"
+        who = "`serve`" if url else "process"  # only `serve` gives a URL (`chat` holds it too)
+        who += f" (pid {pid})" if pid else ""
         super().__init__(
             f"Another {who} is already using {folder}. Stop it first; "
             "to run several processes use PostgreSQL (STUDIO_DATABASE_URL) and a Qdrant "
