@@ -106,6 +106,7 @@ PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta
 CHANNELS = ("web", "slack", "telegram")
 LOCAL_TEAM = "local"
 _TEAM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+KEY_NAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,80}$"  # an API key's name (REST checks it with this too)
 
 
 def _problems(exc: SpecError) -> InvalidError:
@@ -998,7 +999,7 @@ async def _audit(
 
 def _key_request(name: str, role: str) -> Role:
     """The role of a key asked for, once its name and role are known to be well-formed."""
-    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,80}", name):
+    if not re.fullmatch(KEY_NAME_PATTERN, name):
         raise InvalidError("key name: 1-80 letters, digits or _ . @ -")
     try:
         return Role.parse(role)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from adapters.web.deps import WebServices, caller, services
 from adapters.web.error_docs import errors
+from studio.operations import KEY_NAME_PATTERN
 from studio.roles import Caller, Role
 from studio.views import ApiKeyCreated, ApiKeyView
 
@@ -22,7 +23,7 @@ Services = Annotated[WebServices, Depends(services)]
 
 
 class KeyIn(BaseModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,80}$", description="who or what uses the key")
+    name: str = Field(pattern=KEY_NAME_PATTERN, description="who or what uses the key")
     role: Role
 
 
