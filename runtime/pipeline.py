@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from builders.spec import BotSpec, PipelineNode
 from runtime.llm import ChatMessage, LlmGateway
+from runtime.participant import ParticipantMemory, uses_memory
 from storage.conversations import TurnRecord
 
 if TYPE_CHECKING:
     from runtime.knowledge.gateway import KnowledgeGateway
 
 
+TurnMode = Literal["live", "try", "test"]  # end users, a builder's sandbox, a test case
+
+
+class BotAsker(Protocol):
+    """Asks another bot of the same team (its production version) on behalf of a turn (the `bot`
+    node); `depth` is how many bots deep the question already is."""
+
+    async def __call__(self, *, bot: str, text: str, depth: int) -> TurnOutput: ...
+
+
 @dataclass(slots=True)
 class TurnContext:
     """What a node sees of a turn. `state` carries values between nodes (passages, extractions).
-    `knowledge` and `bot_id` are what the `retrieve` node searches (None: no knowledge here)."""
+    `knowledge` and `bot_id` are what the `retrieve` node searches (None: no knowledge here).
+
+    `text` is what the pipeline reads (a guardrail may mask it); `stored_text`, when set, is what
+    the transcript keeps instead of the words as said. `participant` is the end user's memory
+    (`user` names them); `ask_bot` reaches the team's other bots (None: not from here)."""
 
     spec: BotSpec
     text: str
@@ -25,6 +40,13 @@ class TurnContext:
     state: dict[str, Any] = field(default_factory=dict)
     knowledge: KnowledgeGateway | None = None
     bot_id: int | None = None
+    team_id: int | None = None
+    user: str = ""
+    participant: ParticipantMemory = field(default_factory=ParticipantMemory)
+    mode: TurnMode = "live"
+    stored_text: str | None = None
+    ask_bot: BotAsker | None = None
+    depth: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +90,11 @@ class Node(Protocol):
     @property
     def next(self) -> str | None: ...
 
+    @property
+    def uses_memory(self) -> bool:
+        """True when the node reads or writes participant memory (the turn loads it only then)."""
+        ...
+
     async def run(self, ctx: TurnContext) -> NodeResult: ...
 
 
@@ -77,9 +104,15 @@ class CompileError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class TurnOutput:
+    """A turn's answer. `step` is the step whose reply ended the turn (None: the fallback, or a
+    turn step such as a guardrail answered: `blocked` names it); `path` the steps run, in order."""
+
     reply: str
     usage: Usage
     error: str | None
+    step: str | None = None
+    path: tuple[str, ...] = ()
+    blocked: str | None = None
 
 
 _MAX_STEPS = 32
@@ -112,26 +145,37 @@ class CompiledBot:
     spec: BotSpec
     nodes: dict[str, Node]
     entry: str
+    uses_memory: bool = False  # some step (or the prompt) reads or writes participant memory
 
     async def run(self, ctx: TurnContext) -> TurnOutput:
         usage = Usage(0, 0, 0.0)
         replies: list[str] = []
         error: str | None = None
+        answered: str | None = None
+        path: list[str] = []
         current: str | None = self.entry
         for _ in range(_MAX_STEPS):
             if current is None:
                 break
             node = self.nodes[current]
+            path.append(current)
             result = await node.run(ctx)
             usage = usage + result.usage
             if result.reply:
                 replies.append(result.reply)
+                answered = current
             if result.error:
                 error = result.error
                 break
             current = result.next or node.next
         reply = "\n\n".join(replies) if replies else self.spec.fallback
-        return TurnOutput(reply=reply, usage=usage, error=error)
+        return TurnOutput(
+            reply=reply,
+            usage=usage,
+            error=error,
+            step=answered if replies else None,
+            path=tuple(path),
+        )
 
 
 def compile_spec(spec: BotSpec) -> CompiledBot:
@@ -152,4 +196,5 @@ def compile_spec(spec: BotSpec) -> CompiledBot:
                 f"the '{definition.kind}' node is not available yet"
             )
         nodes[definition.id] = factory(definition)
-    return CompiledBot(spec=spec, nodes=nodes, entry=definitions[0].id)
+    memory = uses_memory(spec.prompt) or any(node.uses_memory for node in nodes.values())
+    return CompiledBot(spec=spec, nodes=nodes, entry=definitions[0].id, uses_memory=memory)

@@ -266,3 +266,16 @@ class StudioNotice(SQLModel, table=True):
     identity: str = Field(max_length=200)
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts()
+
+
+class Participant(SQLModel, table=True):
+    """What a bot remembers about one end user (participant memory): typed values by key.
+    `channel` and `user` are the address the person talks from (`sandbox` for `/try`)."""
+
+    __table_args__ = (UniqueConstraint("bot_id", "channel", "user"),)
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE", index=True)
+    channel: str = Field(max_length=16)
+    user: str = Field(max_length=200)
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = _ts()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 from builders.spec import OFFLINE_MODEL, PipelineNode
 from runtime.llm import ChatMessage, LlmError
 from runtime.nodes.retrieve import PASSAGES
+from runtime.participant import fill_placeholders
 from runtime.pipeline import CompileError, NodeResult, TurnContext, Usage
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class LlmNode:
     kind: ClassVar[str] = "llm"
     id: str
     next: str | None = None
+    uses_memory: ClassVar[bool] = False
 
     @classmethod
     def from_definition(cls, definition: PipelineNode) -> LlmNode:
@@ -75,7 +77,8 @@ class LlmNode:
         passages: list[Passage] | None = ctx.state.get(PASSAGES)
         if spec.model == OFFLINE_MODEL and passages is not None:
             return NodeResult(reply=offline_answer(passages, spec.fallback), usage=Usage(0, 0, 0.0))
-        messages = [ChatMessage("system", spec.prompt), *ctx.history]
+        prompt = fill_placeholders(spec.prompt, ctx.participant)
+        messages = [ChatMessage("system", prompt), *ctx.history]
         if passages:
             messages.append(ChatMessage("user", passages_message(passages)))
         messages.append(ChatMessage("user", ctx.text))

@@ -24,6 +24,7 @@ class RetrieveNode:
     kind: ClassVar[str] = "retrieve"
     id: str
     next: str | None = None
+    uses_memory: ClassVar[bool] = False
     top_k: int = DEFAULT_TOP_K
     min_score: float = DEFAULT_MIN_SCORE
 

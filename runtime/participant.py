@@ -1,0 +1,77 @@
+"""Participant memory: what a bot remembers about one end user, as typed values by key.
+
+Nodes read it (`template`, `router`, the `llm` prompt's `{participant.KEY}`) and write it
+(`extract`); the turn stores what changed with the turn's messages, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+Scalar = str | int | float | bool
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_KEYS = 100
+MAX_VALUE_CHARS = 1000
+_PLACEHOLDER = re.compile(r"\{participant\.([a-z][a-z0-9_]{0,39})\}")
+
+
+class MemoryValueError(ValueError):
+    """A value that cannot be remembered; the message says why, in one line."""
+
+
+def check_value(key: str, value: object) -> Scalar:
+    """`value` as it may be stored under `key`, or `MemoryValueError`."""
+    if not KEY_PATTERN.fullmatch(key):
+        raise MemoryValueError(
+            f"'{key[:40]}' is not a memory key: "
+            "use 1-40 of a-z, 0-9 and '_', starting with a letter"
+        )
+    if not isinstance(value, str | int | float | bool):
+        raise MemoryValueError(f"'{key}' must be text, a number or true/false")
+    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+        raise MemoryValueError(f"'{key}' is too long (at most {MAX_VALUE_CHARS} characters)")
+    return value
+
+
+@dataclass(slots=True)
+class ParticipantMemory:
+    """One end user's memory during a turn; `changed` is True once a node wrote to it."""
+
+    values: dict[str, Scalar] = field(default_factory=dict)
+    changed: bool = False
+
+    def get(self, key: str) -> Scalar | None:
+        return self.values.get(key)
+
+    def set(self, key: str, value: object) -> None:
+        checked = check_value(key, value)
+        if key not in self.values and len(self.values) >= MAX_KEYS:
+            raise MemoryValueError(f"at most {MAX_KEYS} values are remembered per person")
+        if self.values.get(key) != checked:
+            self.values[key] = checked
+            self.changed = True
+
+    def view(self) -> Mapping[str, Scalar]:
+        return dict(self.values)
+
+
+def fill_placeholders(text: str, memory: ParticipantMemory) -> str:
+    """`{participant.KEY}` in `text` replaced by the remembered value ('' when unknown). Only
+    this form is replaced: a prompt's other braces are left as written."""
+    if "{participant." not in text:
+        return text
+    return _PLACEHOLDER.sub(lambda m: _as_text(memory.get(m[1])), text)
+
+
+def uses_memory(text: str) -> bool:
+    return _PLACEHOLDER.search(text) is not None
+
+
+def _as_text(value: Scalar | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

@@ -1,0 +1,43 @@
+"""Participant memory rows: one per bot and end user (channel + user id)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.tables import Participant, utcnow
+
+_part = Participant.__table__  # type: ignore[attr-defined]
+
+
+async def load(conn: AsyncConnection, *, bot_id: int, channel: str, user: str) -> dict[str, Any]:
+    query = select(_part.c.data).where(
+        _part.c.bot_id == bot_id, _part.c.channel == channel, _part.c.user == user
+    )
+    data = (await conn.execute(query)).scalar()
+    return dict(data) if data else {}
+
+
+def save(conn: Connection, *, bot_id: int, channel: str, user: str, data: dict[str, Any]) -> None:
+    """Replace the person's memory with `data` (an upsert: the row is made on first write)."""
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    now = utcnow()
+    statement = dialect.insert(_part).values(
+        bot_id=bot_id, channel=channel, user=user, data=data, updated_at=now
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["bot_id", "channel", "user"], set_={"data": data, "updated_at": now}
+        )
+    )
+
+
+def forget(conn: Connection, *, bot_id: int, channel: str | None, user: str) -> int:
+    """Delete the person's memory (on one channel, or on every channel when None); the count."""
+    query = delete(_part).where(_part.c.bot_id == bot_id, _part.c.user == user)
+    if channel is not None:
+        query = query.where(_part.c.channel == channel)
+    return int(conn.execute(query).rowcount or 0)
