@@ -20,7 +20,7 @@ Period = Literal["24h", "7d", "30d"]
 SettableField = Literal[
     "prompt", "model", "temperature", "greeting", "fallback", "description", "history"
 ]
-ExpectKind = Literal["contains", "regex", "judge"]
+ExpectKind = Literal["contains", "regex", "judge", "step"]
 RoleName = Literal["owner", "admin", "editor", "viewer"]
 BotName = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 MAX_INPUT_CHARS = 4000
@@ -94,10 +94,11 @@ class TryBot(Command):
 class TestAdd(Command):
     __test__ = False  # not a pytest class
     name: ClassVar[str] = "test add"
-    usage: ClassVar[str] = '/test BOT add "INPUT" expect contains|regex|judge "VALUE"'
+    usage: ClassVar[str] = '/test BOT add "INPUT" expect contains|regex|judge|step "VALUE"'
     summary: ClassVar[str] = (
         "add a test case to the draft: the bot's answer to INPUT must contain VALUE, match the "
-        "regex VALUE, or satisfy the rubric VALUE (graded by the judge model)"
+        "regex VALUE, satisfy the rubric VALUE (graded by the judge model), or come from the "
+        "pipeline step VALUE"
     )
     bot: BotName | None = None
     input: Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS)]

@@ -124,9 +124,9 @@ class Studio:
         self.members = Members(db)
         self.confirmations = Confirmations(db)
         self.context = ContextStore(db)
-        self.sandbox = Sandbox(ops=ops, llm=llm, knowledge=runtime.knowledge)
+        self.sandbox = Sandbox(ops=ops, runner=runtime.runner)
         self.knowledge = KnowledgeOperations(ops=ops, gateway=runtime.knowledge)
-        self.tests = BotTests(db=db, ops=ops, llm=llm, judge_model=judge_model)
+        self.tests = BotTests(db=db, ops=ops, runner=runtime.runner, judge_model=judge_model)
         self._jobs: set[asyncio.Task[None]] = set()
         # The Studio's Telegram bot's t.me/newbot link for a bot, when Telegram lets it manage
         # bots (set by the composition root; None: only a pasted token deploys to Telegram).

@@ -237,6 +237,7 @@ def test_cases(bot: str, cases: list[TestCase]) -> Answer:
         return Answer(text=f"*{bot}* has no test cases yet. {_add_test_hint(bot)}")
     rows = (
         f"{n}. {' / '.join(_quoted(turn) for turn in case.turns)} → {_expectation(case.expect)}"
+        + (f" from step '{case.step}'" if case.step else "")
         for n, case in enumerate(cases, start=1)
     )
     return Answer(text=_lines(f"*{bot}* has {_plural(len(cases), 'test case')}:", rows))
@@ -273,6 +274,7 @@ def _stats_fields(view: StatsView) -> tuple[Field, ...]:
         Field(label="Conversations", value=f"{view.conversations:,}"),
         Field(label="Users", value=f"{view.users:,}"),
         Field(label="Errors", value=_errors(view)),
+        *((Field(label="Blocked", value=f"{view.blocked:,}"),) if view.blocked else ()),
         Field(
             label="Latency p50/p95",
             value=f"{_ms(view.latency_p50_ms)} / {_ms(view.latency_p95_ms)} ms",
@@ -292,6 +294,7 @@ def _stats_line(view: StatsView) -> str:
         _plural(view.turns, "turn"),
         _plural(view.users, "user"),
         f"{_plural(view.errors, 'error')} ({view.error_rate:.1%})",
+        *((f"{view.blocked:,} blocked",) if view.blocked else ()),
         f"p95 {_ms(view.latency_p95_ms)} ms",
         f"cost {_cost(view)}",
     )
