@@ -40,7 +40,7 @@ async def participant_memory(bot: str, user: User, who: Who, svc: Services) -> P
 @router.put(
     _PATH + "/memory/{key}",
     response_model=ChannelMemory,
-    responses=errors(401, 403, 404, 422),
+    responses=errors(400, 401, 403, 404, 413, 422),
 )
 async def set_memory(
     bot: str, user: User, key: str, body: ValueIn, who: Who, svc: Services

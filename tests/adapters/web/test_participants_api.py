@@ -159,4 +159,4 @@ async def test_the_routes_are_documented(service: Service) -> None:
     memory = paths["/api/v1/bots/{bot}/participants/{user}/memory"]
     assert set(memory["delete"]["responses"]) == {"204", "401", "403", "404", "422"}
     value = paths["/api/v1/bots/{bot}/participants/{user}/memory/{key}"]["put"]
-    assert set(value["responses"]) == {"200", "401", "403", "404", "422"}
+    assert set(value["responses"]) == {"200", "400", "401", "403", "404", "413", "422"}
