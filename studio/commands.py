@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from builders.spec import MAX_VERSION
+from runtime.participant import MAX_VALUE_CHARS
 
 Env = Literal["staging", "production"]
 ChannelName = Literal["web", "slack", "telegram"]
@@ -240,6 +241,43 @@ class History(Command):
     bot: BotName | None = None
 
 
+EndUser = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class MemoryShow(Command):
+    name: ClassVar[str] = "memory"
+    usage: ClassVar[str] = "/memory BOT USER"
+    summary: ClassVar[str] = (
+        "what the bot remembers about one end user, per channel (USER: CHANNEL:ID such as "
+        "telegram:12345, or ID on every channel; editors and up)"
+    )
+    bot: BotName | None = None
+    user: EndUser
+
+
+class MemorySet(Command):
+    name: ClassVar[str] = "memory set"
+    usage: ClassVar[str] = "/memory BOT USER set KEY VALUE"
+    summary: ClassVar[str] = (
+        "remember VALUE under KEY about an end user: a number, true/false, or text "
+        '(quote it, "42", to keep a number as text)'
+    )
+    bot: BotName | None = None
+    user: EndUser
+    key: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    # as typed: quotes keep a number as text (`studio.participants.typed_value`)
+    value: Annotated[str, StringConstraints(min_length=1, max_length=MAX_VALUE_CHARS + 2)]
+
+
+class MemoryForget(Command):
+    name: ClassVar[str] = "memory forget"
+    usage: ClassVar[str] = "/memory BOT USER forget"
+    summary: ClassVar[str] = "forget what the bot remembers about an end user (messages stay)"
+    confirm: ClassVar[bool] = True
+    bot: BotName | None = None
+    user: EndUser
+
+
 class Delete(Command):
     name: ClassVar[str] = "delete"
     usage: ClassVar[str] = "/delete BOT"
@@ -321,6 +359,9 @@ COMMANDS: tuple[type[Command], ...] = (
     Stats,
     Diff,
     History,
+    MemoryShow,
+    MemorySet,
+    MemoryForget,
     Delete,
     SetRole,
     Invite,
