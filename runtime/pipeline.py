@@ -252,7 +252,7 @@ def _check_graph(nodes: dict[str, Node], entry: str) -> None:
             )
         if not node.successors and not node.answers:
             raise CompileError(
-                f"step '{step}': a {node.kind} step does not answer, so it needs a next step"
+                f"step '{step}': {node.kind} steps do not answer, so it needs a next step"
             )
     ends = [step for step, node in nodes.items() if not node.successors]
     before: dict[str, list[str]] = {step: [] for step in nodes}
@@ -260,9 +260,13 @@ def _check_graph(nodes: dict[str, Node], entry: str) -> None:
         for _, target in node.successors:
             before[target].append(step)
     way_out = _reachable(ends, lambda step: before[step])
-    for step in nodes:
-        if step not in way_out:
-            raise CompileError(f"step '{step}': it goes round {_trap(nodes, step)} with no way out")
+    trapped = [step for step in nodes if step not in way_out]
+    if trapped:
+        loop = _trap(nodes, trapped[0])
+        first = min(loop, key=list(nodes).index)  # named by its first step in the pipeline
+        at = loop.index(first)
+        shown = " -> ".join([*loop[at:], *loop[:at], first])
+        raise CompileError(f"step '{first}': it goes round {shown} with no way out")
 
 
 def _reachable(starts: Iterable[str], onward: Callable[[str], Iterable[str]]) -> set[str]:
@@ -276,10 +280,10 @@ def _reachable(starts: Iterable[str], onward: Callable[[str], Iterable[str]]) ->
     return seen
 
 
-def _trap(nodes: dict[str, Node], step: str) -> str:
-    """The loop a step without a way out falls into, shown "a -> b -> a" (every successor of such
-    a step has no way out either, so following the first one always comes back round)."""
+def _trap(nodes: dict[str, Node], step: str) -> list[str]:
+    """The loop a step without a way out falls into, each step once. Every successor of such a
+    step has no way out either, so following the first one always comes back round."""
     path = [step]
-    while path.count(path[-1]) < 2:
-        path.append(nodes[path[-1]].successors[0][1])
-    return " -> ".join(path[path.index(path[-1]) :])
+    while (following := nodes[path[-1]].successors[0][1]) not in path:
+        path.append(following)
+    return path[path.index(following) :]

@@ -2,7 +2,8 @@
 
 `fields` is a small JSON schema object: `{type: object, properties: {KEY: FIELD, ...},
 required: [KEY, ...]}`, each FIELD `{type: string|number|integer|boolean, description, pattern,
-format: email|phone, enum: [...]}` (pattern and format for strings only). A model that is not
+format: email|phone, enum: [...]}` (pattern and format for strings only; a pattern's first
+group, when it has one, is the value: `order #?([0-9]+)`). A model that is not
 `offline` is asked, at temperature 0, for a JSON object of the values the person stated; the
 `offline` model finds them in the person's latest text with the fields' enums, patterns, formats
 and types (a field it has no way to find is refused when the spec is saved). Either way, only
@@ -59,7 +60,8 @@ MAX_NUMBER = 10**15  # larger "numbers" in a chat are identifiers, not quantitie
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"\+?\(?\d[\d\s().-]{5,20}\d")
-_NUMBER = re.compile(r"(?<![\w.,-])-?\d+(?:\.\d+)?(?![\w]|[.,]\d)")
+# A number standing alone: not part of a word, a date, a time or an id such as #123.
+_NUMBER = re.compile(r"(?<![\w.,#/:-])-?\d+(?:\.\d+)?(?!\w|[.,/:]\d)")
 _YES = re.compile(r"\b(?:yes|yeah|yep|yup|sure|ok|okay|true|correct|of course)\b")
 _NO = re.compile(r"\b(?:no|nope|nah|false|not really)\b")
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -164,8 +166,9 @@ class _Field:
         return f"{line}. {self.description}".rstrip() if self.description else line
 
     def value(self, raw: Any, *, shaped: bool = False) -> Scalar | None:
-        """`raw` as this field's value, or None when it does not pass the field's checks.
-        `shaped`: it was found by the field's own pattern (not checked against it again)."""
+        """`raw` as this field's value, or None when it does not pass the field's checks. A
+        pattern must match in it, and its first group, when it has one, is the value. `shaped`:
+        it is already what the field's own pattern found."""
         value = _typed(self.type, raw)
         if value is None:
             return None
@@ -176,8 +179,12 @@ class _Field:
                 return None
             if self.format == "phone" and not _is_phone(value):
                 return None
-            if self.pattern is not None and not shaped and search(self.pattern, value) is None:
-                return None
+            if self.pattern is not None and not shaped:
+                match = search(self.pattern, value)
+                if match is None:
+                    return None
+                if self.pattern.groups and match[1]:
+                    return match[1]
         return value
 
     def find(self, text: str, folded: str) -> Scalar | None:

@@ -171,11 +171,13 @@ class RouterNode:
             raise step_error(definition.id, "a router goes on by its routes and default, not next")
         intents = tuple(route.intent for route in params.routes if route.intent is not None)
         if intents and (params.model or spec.model) == OFFLINE_MODEL:
-            whose = "its model" if params.model else "the bot's model"
+            why = (
+                "the router's model is offline"
+                if params.model
+                else "the bot's model is offline: give the router a model"
+            )
             raise step_error(
-                definition.id,
-                f"intent routes need a model that is not offline ({whose} is offline: "
-                "set the router's model)",
+                definition.id, f"intent routes need a model that is not offline ({why})"
             )
         if params.model is not None and not intents:
             raise step_error(definition.id, "model is only used by intent routes")

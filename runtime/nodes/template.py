@@ -70,7 +70,7 @@ class TemplateNode:
 
 
 def plain(state: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the JSON-like values of `state` (others, such as passages, are left out)."""
+    """A copy of the JSON-like values of `state`; others (such as passages) are left out."""
     return {key: copied for key, value in state.items() if (copied := _copy(value)) is not _SKIP}
 
 
@@ -78,10 +78,13 @@ _SKIP = object()
 
 
 def _copy(value: Any) -> Any:
+    """A copy of a JSON-like value, or `_SKIP` when it holds anything else."""
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, Mapping):
-        return {str(k): c for k, v in value.items() if (c := _copy(v)) is not _SKIP}
+        items = {str(key): _copy(item) for key, item in value.items()}
+        return _SKIP if any(item is _SKIP for item in items.values()) else items
     if isinstance(value, list | tuple):
-        return [c for v in value if (c := _copy(v)) is not _SKIP]
+        copied = [_copy(item) for item in value]
+        return _SKIP if any(item is _SKIP for item in copied) else copied
     return _SKIP
