@@ -183,8 +183,9 @@ class _Field:
                 match = search(self.pattern, value)
                 if match is None:
                     return None
-                if self.pattern.groups and match[1]:
-                    return match[1]
+                group: str | None = match[1] if self.pattern.groups else None
+                if group:
+                    return group
         return value
 
     def find(self, text: str, folded: str) -> Scalar | None:

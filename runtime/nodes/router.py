@@ -217,7 +217,7 @@ class RouterNode:
                     hit = matcher.matches(text, folded, memory)
                 except PatternTimeoutError as exc:
                     return NodeResult(
-                        usage=usage, error=f"router: step '{self.id}' routes[{n}]: {exc}"
+                        usage=usage, error=f"router: step '{self.id}': routes[{n}]: {exc}"
                     )
             if hit:
                 ctx.state[ROUTE] = {"step": self.id, "branch": n, "to": to}

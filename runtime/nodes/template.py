@@ -2,8 +2,9 @@
 
 The template sees `participant` (what the bot remembers about the person), `state` (what earlier
 steps of the turn left: `state.route`, `state.extracted`, `state.missing`) and `input` (the
-person's text), as plain copies. It is compiled and checked when the spec is saved (see
-`runtime.nodes.jinja_sandbox`); a render that breaks a bound is the turn's error.
+person's text), as plain copies; a value not known shows as nothing, true/false as yes/no. It is
+compiled and checked when the spec is saved (see `runtime.nodes.jinja_sandbox`); a render that
+breaks a bound is the turn's error.
 """
 
 from __future__ import annotations
@@ -75,16 +76,25 @@ def plain(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _SKIP = object()
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _copy(value: Any) -> Any:
     """A copy of a JSON-like value, or `_SKIP` when it holds anything else."""
-    if value is None or isinstance(value, str | int | float | bool):
+    if type(value) in _SCALARS:
         return value
-    if isinstance(value, Mapping):
-        items = {str(key): _copy(item) for key, item in value.items()}
-        return _SKIP if any(item is _SKIP for item in items.values()) else items
+    if isinstance(value, dict):
+        mapping = {}
+        for key, item in value.items():
+            if (copied := _copy(item)) is _SKIP:
+                return _SKIP
+            mapping[str(key)] = copied
+        return mapping
     if isinstance(value, list | tuple):
-        copied = [_copy(item) for item in value]
-        return _SKIP if any(item is _SKIP for item in copied) else copied
+        items = []
+        for item in value:
+            if (copied := _copy(item)) is _SKIP:
+                return _SKIP
+            items.append(copied)
+        return items
     return _SKIP

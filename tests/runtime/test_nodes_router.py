@@ -183,7 +183,7 @@ async def test_a_backtracking_regex_stops_with_the_turns_error() -> None:
     output, _ = await turn(bot, "x" * 4000)
     assert time.monotonic() - started < 1
     assert output.error == (
-        "router: step 'triage' routes[0]: the pattern '(x+x+)+y' took over 0.05 s; simplify it"
+        "router: step 'triage': routes[0]: the pattern '(x+x+)+y' took over 0.05 s; simplify it"
     )
     assert output.reply == bot.spec.fallback and output.path == ("triage",)
 
