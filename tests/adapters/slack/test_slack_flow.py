@@ -479,3 +479,27 @@ async def test_a_large_file_shows_progress_in_one_updated_message(
     updates = [text_of(c) for c in slack.calls_to("chat.update")]
     assert updates and "Read handbook.md: 70 passages." in updates[-1]
     assert all(c.body["channel"] == "D0001" for c in slack.calls_to("chat.update"))
+
+
+async def test_a_flow_answers_each_branch_and_remembers_the_person_across_threads(
+    studio: Service, slack: FakeSlack
+) -> None:
+    from tests.scenarios.test_pipeline_flow import SUPPORT
+
+    await _live_in_channel(studio, **{k: v for k, v in SUPPORT.items() if k != "name"})
+    said = 0
+
+    async def say(text: str, ts: str | None = None, thread_ts: str | None = None) -> str:
+        nonlocal said
+        said += 1
+        event = message_event(
+            text, user="U0002", channel="C0001", channel_type="channel", ts=ts, thread_ts=thread_ts
+        )
+        assert (await post(studio, event_body(event))).status_code == 200
+        return text_of((await posted(slack, said))[-1])
+
+    assert "Billing help for you" in await say("a question about my bill")
+    thread = new_ts()
+    assert "What's your name?" in await say("hello", thread)
+    assert "Thanks, Cy!" in await say("my name is Cy", thread_ts=thread)
+    assert "Welcome back, Cy!" in await say("hi again")  # a new thread: a new conversation
