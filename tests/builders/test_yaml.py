@@ -145,3 +145,13 @@ def test_the_export_leaves_out_unused_features_not_built_yet() -> None:
 def test_yaml_nested_too_deeply_is_a_yaml_error() -> None:
     with pytest.raises(YamlError, match="nested too deeply"):
         spec_from_yaml("name: faq-bot\nprompt: " + "[" * 5000 + "]" * 5000 + "\n")
+
+
+def test_a_flow_with_every_step_kind_and_path_tests_round_trips() -> None:
+    from tests.scenarios.test_pipeline_flow import SUPPORT
+
+    spec = parse_spec(SUPPORT)
+    text = spec_to_yaml(spec)
+    assert spec_from_yaml(text) == spec
+    assert spec_from_yaml(text).content_hash() == spec.content_hash()
+    assert "step: ask" in text and "kind: step" in text and "step: null" not in text
