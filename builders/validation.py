@@ -37,7 +37,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
 _MESSAGES = {
     "extra_forbidden": "unknown field",
     "missing": "is required",
-    "greater_than": "must be more than {gt}",
+    "greater_than": "must be more than {gt:g}",
     "greater_than_equal": "must be at least {ge}",
     "less_than_equal": "must be at most {le}",
     "string_too_long": "is too long (at most {max_length} characters)",
