@@ -215,13 +215,21 @@ def _change(change: ChangeView) -> str:
     if change.lines:
         return "\n".join([f"{change.field}:", "```", *change.lines, "```"])
     before, after = change.before, change.after
-    if isinstance(before, dict) and isinstance(after, dict):  # guardrails, budget: per setting
-        keys = [key for key in after if before.get(key) != after[key]]
+    if isinstance(before, dict | None) and isinstance(after, dict | None):  # per setting
+        before, after = before or {}, after or {}  # a budget left out when unset is None
+        keys = [key for key in {**before, **after} if before.get(key) != after.get(key)]
         return "\n".join(
-            f"{change.field}.{key}: {_value(before.get(key))} → {_value(after[key])}"
+            f"{change.field}.{key}: {_setting(before.get(key))} → {_setting(after.get(key))}"
             for key in keys
         )
     return f"{change.field}: {_value(before)} → {_value(after)}"
+
+
+def _setting(value: Any) -> str:
+    """A guardrail or budget setting: one left out (unset, or false) is off."""
+    if value is None or isinstance(value, bool):
+        return "on" if value else "off"
+    return _value(value)
 
 
 def diff(view: DiffView) -> Answer:

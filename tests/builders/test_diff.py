@@ -89,9 +89,8 @@ def test_list_and_nested_fields_are_compared_as_data() -> None:
     changes = diff_specs(before, after)
     assert [c.field for c in changes] == ["knowledge", "guardrails"]
     assert (changes[0].before, changes[0].after) == ([doc], [])
-    unguarded = {"max_input_chars": 4000, "blocked_terms": [], "pii": False, "moderation": False}
-    assert changes[1].before == unguarded
-    assert changes[1].after == {**unguarded, "blocked_terms": ["password"]}
+    assert changes[1].before == {"max_input_chars": 4000, "blocked_terms": []}
+    assert changes[1].after == {"max_input_chars": 4000, "blocked_terms": ["password"]}
     assert all(c.lines == () for c in changes)
 
 

@@ -393,6 +393,17 @@ def test_a_spec_using_features_not_built_yet_is_not_storable() -> None:
     assert not_storable(parse_spec(with_fields(tools=[], schedules=[]))) == []
 
 
+def test_unused_guardrails_and_budget_leave_the_spec_and_its_hash_as_they_were() -> None:
+    data = BotSpec(name="faq-bot").model_dump(mode="json")
+    assert "budget" not in data
+    assert data["guardrails"] == {"max_input_chars": 4000, "blocked_terms": []}
+    used = parse_spec(with_fields(guardrails={"pii": True}, budget={"monthly_usd": 5}))
+    dumped = used.model_dump(mode="json")
+    assert dumped["guardrails"]["pii"] is True and "moderation" not in dumped["guardrails"]
+    assert dumped["budget"] == {"monthly_usd": 5.0}
+    assert parse_spec(dumped) == used
+
+
 def test_guardrails_and_budgets_are_storable_but_moderation_needs_a_provider_model() -> None:
     guarded = {"blocked_terms": ["password"], "pii": True, "max_input_chars": 500}
     budget = {"monthly_usd": 20, "per_user_per_minute": 5}

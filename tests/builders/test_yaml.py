@@ -140,10 +140,10 @@ def test_a_non_text_name_is_a_spec_error() -> None:
         spec_from_yaml("name: 10\n")
 
 
-def test_the_export_leaves_out_unused_features_not_built_yet() -> None:
+def test_the_export_leaves_out_unused_features_not_built_yet_and_an_unset_budget() -> None:
     text = spec_to_yaml(BotSpec(name="faq-bot"))
     assert list(yaml.safe_load(text)) == [
-        name for name in BotSpec.model_fields if name not in ("tools", "schedules")
+        name for name in BotSpec.model_fields if name not in ("tools", "schedules", "budget")
     ]
     assert spec_from_yaml(text) == BotSpec(name="faq-bot")
 

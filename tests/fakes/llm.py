@@ -13,6 +13,7 @@ clash with function-scoped test loops.
     ...                                                      # empty queue: "echo: <last user text>"
     fake.flag("harassment")                                  # the next moderation: flagged
     fake.moderation_fail(500)                                # the next moderation: a 500
+    fake.moderation_stall(1.0)                               # the next moderation: after 1 s
     ...                                                      # empty queue: not flagged
     fake.calls[-1].body["messages"], fake.calls[-1].authorization
     fake.stop()
@@ -138,11 +139,12 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """One scripted moderation answer: flagged categories, or an HTTP error."""
+    """One scripted moderation answer: flagged categories, or an HTTP error, after `delay_s`."""
 
     categories: tuple[str, ...] = ()
     status: int = 200
     error: str = "scripted error"
+    delay_s: float = 0.0
 
     @property
     def flagged(self) -> bool:
@@ -281,6 +283,11 @@ class FakeLLM(ServedFake):
         with self._lock:
             self._verdicts.extend([Verdict(status=status, error=error)] * times)
 
+    def moderation_stall(self, delay_s: float, *, times: int = 1) -> None:
+        """Queue `times` moderation verdicts (not flagged) that come only after `delay_s`."""
+        with self._lock:
+            self._verdicts.extend([Verdict(delay_s=delay_s)] * times)
+
     def reset(self) -> None:
         """Forget the recorded calls and any answers or verdicts still queued."""
         with self._lock:
@@ -333,6 +340,8 @@ class FakeLLM(ServedFake):
             return _error(400, "expected a JSON object with an input")
         with self._lock:
             verdict = self._verdicts.popleft() if self._verdicts else Verdict()
+        if verdict.delay_s > 0:
+            await _pause(request, verdict.delay_s)
         if verdict.status >= 400:
             return _error(verdict.status, verdict.error)
         categories = {name: name in verdict.categories for name in MODERATION_CATEGORIES}
