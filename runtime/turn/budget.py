@@ -1,5 +1,6 @@
 """The budget step: a bot's monthly cost budget and its per-user rate limit, for live turns only
-(`/try` and tests are never limited), as the spec's `budget` says.
+(`/try` and tests are never limited), as the spec's `budget` says. A bot asked by another bot
+(`depth` > 0) is not limited: its answer is part of the asking bot's turn, and cost.
 
 The month's spend (calendar month, UTC) is read from the messages table once per bot, then kept
 in memory: each turn's cost is added as it finishes, and the total is read again every
@@ -173,7 +174,7 @@ class BudgetStep:
     async def __call__(self, ctx: TurnContext, call_next: Handler) -> TurnOutput:
         limits = ctx.spec.budget
         bot_id = ctx.bot_id
-        if ctx.mode != "live" or bot_id is None:
+        if ctx.mode != "live" or bot_id is None or ctx.depth:  # an asked bot: the asker pays
             return await call_next(ctx)
         per_minute, monthly = limits.per_user_per_minute, limits.monthly_usd
         if per_minute is None and monthly is None:

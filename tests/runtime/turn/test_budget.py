@@ -137,6 +137,14 @@ async def test_try_and_tests_are_never_limited(setup: Setup, mode: TurnMode) -> 
     assert setup.notifier.told == []
 
 
+async def test_a_bot_asked_by_another_is_never_limited(setup: Setup) -> None:
+    await spend(setup.db, setup.bot_id, 50.0)
+    for _ in range(3):
+        ctx = setup.ctx(monthly_usd=1, per_user_per_minute=1)
+        ctx.depth = 1
+        assert (await setup.chain(ctx)).reply == "ok"
+
+
 async def test_each_end_user_gets_so_many_messages_a_minute(setup: Setup) -> None:
     limit = {"per_user_per_minute": 2}
     assert (await setup.turn(**limit)).reply == "ok"
