@@ -86,7 +86,10 @@ class PipelineNode(_Model):
 
 
 class Expectation(_Model):
-    kind: Literal["contains", "regex", "judge"]
+    """What the last answer must do: contain a text, match a regex, satisfy a rubric (judge),
+    or come from a given step of the pipeline (`step`: its id)."""
+
+    kind: Literal["contains", "regex", "judge", "step"]
     value: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
     @model_validator(mode="after")
@@ -108,6 +111,17 @@ class TestCase(_Model):
         Field(min_length=1, max_length=MAX_TURNS),
     ]
     expect: Expectation
+    # Also required: the step (its id) whose reply is the last answer, so each path of a router
+    # is testable together with the text it gives.
+    # Left out when unset, so a case without it keeps its YAML and its spec's content hash (the
+    # key of stored test runs) as they were before steps existed.
+    step: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = Field(
+        default=None, exclude_if=lambda value: value is None
+    )
+
+    def steps_named(self) -> set[str]:
+        named = {self.step} if self.step else set()
+        return named | ({self.expect.value} if self.expect.kind == "step" else set())
 
 
 class Schedule(_Model):
@@ -195,6 +209,18 @@ class BotSpec(_Model):
             if node.next is not None and node.next not in ids:
                 raise ValueError(f"node '{node.id}' points to unknown node '{node.next}'")
         return nodes
+
+    @model_validator(mode="after")
+    def _tests_name_steps(self) -> BotSpec:
+        steps = {node.id for node in self.pipeline} or {"llm", "retrieve"}
+        for number, case in enumerate(self.tests, start=1):
+            missing = sorted(case.steps_named() - steps)
+            if missing:
+                raise ValueError(
+                    f"test {number} expects step '{missing[0]}', which is not a step of the "
+                    f"pipeline ({', '.join(sorted(steps))})"
+                )
+        return self
 
     def content_hash(self) -> str:
         """A stable hash of the whole definition: equal specs have equal hashes."""

@@ -12,6 +12,7 @@ from storage.conversations import TurnRecord
 
 if TYPE_CHECKING:
     from runtime.knowledge.gateway import KnowledgeGateway
+    from runtime.turn.session import TurnSession
 
 
 TurnMode = Literal["live", "try", "test"]  # end users, a builder's sandbox, a test case
@@ -47,6 +48,11 @@ class TurnContext:
     stored_text: str | None = None
     ask_bot: BotAsker | None = None
     depth: int = 0
+    # Set by the turn engine (`runtime.turn.runner`): what runs and where the turn is kept.
+    compiled: CompiledBot | None = None
+    session: TurnSession | None = None
+    channel: str = ""
+    version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +127,11 @@ _MAX_STEPS = 32
 def turn_records(
     text: str, output: TurnOutput, *, version: int | None, latency_ms: float
 ) -> list[TurnRecord]:
-    """The two stored messages of a turn. A failed turn marks both: neither is history for the
-    next turn."""
+    """The two stored messages of a turn. A failed turn marks both, and so does a turn a guard
+    answered (`blocked: NAME`): neither is history for the next turn."""
+    error = output.error or (f"blocked: {output.blocked}" if output.blocked else None)
     return [
-        TurnRecord(role="user", text=text, version=version, error=output.error),
+        TurnRecord(role="user", text=text, version=version, error=error),
         TurnRecord(
             role="assistant",
             text=output.reply,
@@ -133,7 +140,7 @@ def turn_records(
             prompt_tokens=output.usage.prompt_tokens,
             completion_tokens=output.usage.completion_tokens,
             cost_usd=output.usage.cost_usd,
-            error=output.error,
+            error=error,
         ),
     ]
 

@@ -1,16 +1,17 @@
 """`Runtime`: one runtime answers every deployed bot.
 
-A turn: record in the inbox (dedupe) -> lock the conversation -> the version its environment
-points at -> history -> pipeline -> store both messages, the outbox row and the inbox status in one
-transaction -> send -> mark sent. Synchronous channels (web) skip the inbox and outbox: their
-response is the acknowledgement, so nothing is acknowledged before the turn is stored.
+A message: record in the inbox (dedupe) -> lock the conversation -> the version its environment
+points at -> the turn engine (`runtime.turn.runner.BotRunner`: guards, history, memory, pipeline)
+-> store both messages, the memory it changed, the outbox row and the inbox status in one
+transaction (`_LiveSession.record`) -> send -> mark sent. Synchronous channels (web) skip the
+inbox and outbox: their response is the acknowledgement, so nothing is acknowledged before the
+turn is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
@@ -24,14 +25,18 @@ from sqlmodel import select
 from builders.spec import BotSpec
 from runtime.backlog import Backlog, Job
 from runtime.channel import ChannelRegistry, SendError, UnknownChannelError
-from runtime.conversation_cache import ConversationCache
+from runtime.conversation_cache import ConversationCache, ConversationState
 from runtime.llm import ChatMessage, LlmGateway
 from runtime.locks import ConversationLocks, LocalConversationLocks
 from runtime.messages import Address, IncomingMessage, OutgoingMessage, Reply
-from runtime.metrics import DUPLICATES, LLM_ERRORS, SENDS, TURN_SECONDS, TURNS
-from runtime.pipeline import CompiledBot, TurnContext, compile_spec, turn_records
+from runtime.metrics import DUPLICATES, SENDS
+from runtime.participant import Scalar
+from runtime.participant_cache import ParticipantCache
+from runtime.pipeline import CompiledBot, TurnContext, TurnOutput, compile_spec, turn_records
+from runtime.turn.runner import BotRunner
 from storage import conversations as conv_store
 from storage import inbox as inbox_store
+from storage import participants as participant_store
 from storage.batch import WriteBatcher
 from storage.database import Database
 from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer, utcnow
@@ -78,6 +83,7 @@ class TurnRows:
     conversation_id: int | None
     new: conv_store.NewConversation | None
     records: list[conv_store.TurnRecord]
+    memory: tuple[str, str, dict[str, Scalar]] | None = None  # (channel, user, values) changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,9 @@ class Runtime:
         self._live: dict[tuple[int, str], LiveVersion] = {}
         self._bindings: dict[tuple[str, str, int], str | None] = {}
         self.conversations = ConversationCache(db, size=conversation_cache_size)
+        self.participants = ParticipantCache(db, size=conversation_cache_size)
+        self._bot_ids: dict[tuple[int, str], int] = {}
+        self.runner = BotRunner(llm=llm, knowledge=knowledge, versions=self)
         self.writes = WriteBatcher(db)
         self._tasks: set[asyncio.Task[Reply | None]] = set()
         self.backlog = Backlog(concurrency=recovery_concurrency)
@@ -139,6 +148,8 @@ class Runtime:
             del self._live[key]
         for dep_id in [d for d, t in self._targets.items() if t.bot_id == bot_id]:
             del self._targets[dep_id]
+        for name in [n for n, i in self._bot_ids.items() if i == bot_id]:
+            del self._bot_ids[name]
         self._bindings.clear()
 
     def forget_deployment(self, deployment_id: str) -> None:
@@ -366,50 +377,36 @@ class Runtime:
                 await self.reset(address)
             reply = OutgoingMessage(address=address, text=spec.greeting or spec.fallback)
             return await self._finish(inbox_id, [reply], error=None, version=live.number)
-
-        started = time.perf_counter()
-        key = (address.deployment_id, address.conversation)
-        state = await self.conversations.load(key, spec.history)
-        history = state.history(spec.history)
-        output = await live.compiled.run(
-            TurnContext(
-                spec=spec,
-                text=message.text,
-                history=history,
-                llm=self.llm,
-                knowledge=self.knowledge,
-                bot_id=target.bot_id,
-            )
-        )
-        latency_ms = (time.perf_counter() - started) * 1000
-        reply = OutgoingMessage(address=address, text=output.reply, reply_to=address.thread)
-        records = turn_records(message.text, output, version=live.number, latency_ms=latency_ms)
-        new = None
-        if state.id is None:
-            new = conv_store.NewConversation(
-                bot_id=target.bot_id,
-                deployment_id=target.id,
-                channel=address.channel,
-                key=address.conversation,
-                user=address.user,
-            )
-        result = await self._finish(
-            inbox_id,
-            [reply],
-            error=output.error,
+        session = _LiveSession(self, target, message, inbox_id, live.number)
+        await self.runner.run(
+            live.compiled,
+            text=message.text,
+            session=session,
+            mode="live",
+            bot_id=target.bot_id,
+            team_id=target.team_id,
+            user=address.user,
+            channel=address.channel,
             version=live.number,
-            rows=TurnRows(target.bot_id, state.id, new, records),
         )
-        if result.conversation_id is not None:
-            state.id = result.conversation_id
-            if not output.error:
-                turn = [ChatMessage("user", message.text), ChatMessage("assistant", output.reply)]
-                self.conversations.record(key, state, turn)
-        TURNS.labels(address.channel, "error" if output.error else "ok").inc()
-        TURN_SECONDS.labels(address.channel).observe(latency_ms / 1000)
-        if output.error:
-            LLM_ERRORS.labels(output.error.split(":", 1)[0]).inc()
-        return result
+        assert session.reply is not None
+        return session.reply
+
+    async def production_of(self, *, team_id: int, bot: str) -> tuple[int, CompiledBot] | None:
+        """The production version of the team's bot called `bot` (the `bot` step asks it)."""
+        bot_id = self._bot_ids.get((team_id, bot))
+        if bot_id is None:
+            query = select(Bot.id).where(Bot.team_id == team_id, Bot.name == bot)
+            async with self.db.read() as session:
+                bot_id = (await session.exec(query)).first()
+            if bot_id is None:
+                return None
+            self._bot_ids[(team_id, bot)] = bot_id
+        try:
+            live = await self.live_version(bot_id, "production")
+        except NotLiveError:
+            return None
+        return bot_id, live.compiled
 
     async def _finish(
         self,
@@ -435,6 +432,11 @@ class Runtime:
                 conv_store.add_messages(
                     conn, conversation_id=conversation_id, bot_id=rows.bot_id, records=rows.records
                 )
+                if rows.memory is not None:
+                    channel, user, values = rows.memory
+                    participant_store.save(
+                        conn, bot_id=rows.bot_id, channel=channel, user=user, data=values
+                    )
             if inbox_id is not None:
                 for reply in replies:
                     outbox_ids.append(
@@ -499,3 +501,75 @@ class Runtime:
         SENDS.labels(kind, "failed" if error else "ok").inc()
         if error:
             logger.warning("send failed for good: %s", error, extra={"outbox": outbox_id})
+
+
+class _LiveSession:
+    """An end user's conversation on a deployment: history from the conversation cache, memory
+    from the participant cache, and the turn kept in one transaction with its outbox row and
+    inbox status (`Runtime._finish`), then sent. `reply` is what was sent."""
+
+    __slots__ = ("inbox_id", "message", "reply", "runtime", "state", "target", "version")
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        target: DeploymentTarget,
+        message: IncomingMessage,
+        inbox_id: int | None,
+        version: int,
+    ) -> None:
+        self.runtime = runtime
+        self.target = target
+        self.message = message
+        self.inbox_id = inbox_id
+        self.version = version
+        self.state: ConversationState | None = None
+        self.reply: Reply | None = None
+
+    @property
+    def _key(self) -> tuple[str, str]:
+        return (self.target.id, self.message.address.conversation)
+
+    async def history(self, turns: int) -> list[ChatMessage]:
+        self.state = await self.runtime.conversations.load(self._key, turns)
+        return self.state.history(turns)
+
+    async def memory(self) -> dict[str, Scalar]:
+        address = self.message.address
+        return await self.runtime.participants.load(
+            (self.target.bot_id, address.channel, address.user)
+        )
+
+    async def record(
+        self, ctx: TurnContext, output: TurnOutput, *, text: str, latency_ms: float
+    ) -> None:
+        runtime, address, target = self.runtime, self.message.address, self.target
+        state = self.state or await runtime.conversations.load(self._key, ctx.spec.history)
+        reply = OutgoingMessage(address=address, text=output.reply, reply_to=address.thread)
+        records = turn_records(text, output, version=self.version, latency_ms=latency_ms)
+        new = None
+        if state.id is None:
+            new = conv_store.NewConversation(
+                bot_id=target.bot_id,
+                deployment_id=target.id,
+                channel=address.channel,
+                key=address.conversation,
+                user=address.user,
+            )
+        memory = None
+        if ctx.participant.changed:
+            memory = (address.channel, address.user, dict(ctx.participant.values))
+        self.reply = await runtime._finish(
+            self.inbox_id,
+            [reply],
+            error=output.error,
+            version=self.version,
+            rows=TurnRows(target.bot_id, state.id, new, records, memory),
+        )
+        if memory is not None:
+            runtime.participants.keep((target.bot_id, memory[0], memory[1]), memory[2])
+        if self.reply.conversation_id is not None:
+            state.id = self.reply.conversation_id
+            if not output.error and not output.blocked:
+                turn = [ChatMessage("user", text), ChatMessage("assistant", output.reply)]
+                runtime.conversations.record(self._key, state, turn)

@@ -49,7 +49,8 @@ class StatsRow:
     turns: int
     conversations: int
     users: int
-    errors: int
+    errors: int  # failed turns (a guard's refusal is `blocked`, not an error)
+    blocked: int
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
@@ -146,6 +147,7 @@ async def stats(conn: AsyncConnection, bot_id: int, since: datetime) -> StatsRow
                 func.count(func.distinct(_msg.c.conversation_id)),
                 func.count(func.distinct(_conv.c.user)),
                 func.count(_msg.c.error),
+                func.count().filter(_msg.c.error.like("blocked:%")),
                 func.coalesce(func.sum(_msg.c.prompt_tokens), 0),
                 func.coalesce(func.sum(_msg.c.completion_tokens), 0),
                 func.coalesce(func.sum(_msg.c.cost_usd), 0.0),
@@ -168,11 +170,12 @@ async def stats(conn: AsyncConnection, bot_id: int, since: datetime) -> StatsRow
         turns=totals[0],
         conversations=totals[1],
         users=totals[2],
-        errors=totals[3],
-        prompt_tokens=int(totals[4]),
-        completion_tokens=int(totals[5]),
-        cost_usd=float(totals[6]),
-        unknown_cost_turns=totals[7],
+        errors=totals[3] - totals[4],
+        blocked=totals[4],
+        prompt_tokens=int(totals[5]),
+        completion_tokens=int(totals[6]),
+        cost_usd=float(totals[7]),
+        unknown_cost_turns=totals[8],
         latencies_ms=sorted(float(x) for x in latencies),
     )
 

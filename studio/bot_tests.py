@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from builders.spec import BotSpec, Expectation, TestCase
 from builders.validation import human_problems
-from runtime.llm import LlmGateway
+from runtime.turn.runner import BotRunner
 from storage.database import Database
 from storage.test_runs import TestRunRepository
 from studio import presenters
@@ -36,6 +36,7 @@ class PreparedRun:
 
     run_id: int
     bot_id: int
+    team_id: int
     bot: str
     revision: int
     spec: BotSpec
@@ -43,11 +44,11 @@ class PreparedRun:
 
 class BotTests:
     def __init__(
-        self, *, db: Database, ops: Operations, llm: LlmGateway, judge_model: str | None
+        self, *, db: Database, ops: Operations, runner: BotRunner, judge_model: str | None
     ) -> None:
         self.db = db
         self.ops = ops
-        self.llm = llm
+        self.runner = runner
         self.judge_model = judge_model
 
     async def cases(self, caller: Caller, bot: str) -> list[TestCase]:
@@ -103,18 +104,20 @@ class BotTests:
                 draft.bot_id, draft.spec.content_hash(), len(draft.spec.tests), caller.identity
             )
         assert run.id is not None
-        return PreparedRun(run.id, draft.bot_id, draft.name, draft.revision, draft.spec)
+        return PreparedRun(
+            run.id, draft.bot_id, caller.team_id, draft.name, draft.revision, draft.spec
+        )
 
     async def execute(self, prepared: PreparedRun, progress: Progress | None = None) -> TestReport:
         """Run the prepared cases and store the outcome; a crash marks the run failed."""
         try:
             report = await run_cases(
                 prepared.spec,
-                llm=self.llm,
+                runner=self.runner,
                 judge_model=self.judge_model,
                 progress=progress,
-                knowledge=self.ops.runtime.knowledge,
                 bot_id=prepared.bot_id,
+                team_id=prepared.team_id,
             )
         except BaseException as exc:  # cancelled at shutdown too: the run must not stay running
             why = "interrupted" if isinstance(exc, asyncio.CancelledError) else str(exc)[:300]

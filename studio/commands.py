@@ -19,6 +19,7 @@ from builders.spec import (
     MAX_TURN_CHARS,
     MAX_VERSION,
 )
+from runtime.participant import MAX_VALUE_CHARS
 
 Env = Literal["staging", "production"]
 ChannelName = Literal["web", "slack", "telegram"]
@@ -26,7 +27,7 @@ Period = Literal["24h", "7d", "30d"]
 SettableField = Literal[
     "prompt", "model", "temperature", "greeting", "fallback", "description", "history"
 ]
-ExpectKind = Literal["contains", "regex", "judge"]
+ExpectKind = Literal["contains", "regex", "judge", "step"]
 RoleName = Literal["owner", "admin", "editor", "viewer"]
 BotName = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 MAX_INPUT_CHARS = 4000
@@ -100,10 +101,11 @@ class TryBot(Command):
 class TestAdd(Command):
     __test__ = False  # not a pytest class
     name: ClassVar[str] = "test add"
-    usage: ClassVar[str] = '/test BOT add "INPUT" expect contains|regex|judge "VALUE"'
+    usage: ClassVar[str] = '/test BOT add "INPUT" expect contains|regex|judge|step "VALUE"'
     summary: ClassVar[str] = (
         "add a test case to the draft: the bot's answer to INPUT must contain VALUE, match the "
-        "regex VALUE, or satisfy the rubric VALUE (graded by the judge model)"
+        "regex VALUE, satisfy the rubric VALUE (graded by the judge model), or come from the "
+        "pipeline step VALUE"
     )
     bot: BotName | None = None
     input: Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS)]
@@ -243,6 +245,43 @@ class History(Command):
     usage: ClassVar[str] = "/history BOT"
     summary: ClassVar[str] = "who changed the bot, when, and how"
     bot: BotName | None = None
+
+
+EndUser = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class MemoryShow(Command):
+    name: ClassVar[str] = "memory"
+    usage: ClassVar[str] = "/memory BOT USER"
+    summary: ClassVar[str] = (
+        "what the bot remembers about one end user, per channel (USER: CHANNEL:ID such as "
+        "telegram:12345, or ID on every channel; editors and up)"
+    )
+    bot: BotName | None = None
+    user: EndUser
+
+
+class MemorySet(Command):
+    name: ClassVar[str] = "memory set"
+    usage: ClassVar[str] = "/memory BOT USER set KEY VALUE"
+    summary: ClassVar[str] = (
+        "remember VALUE under KEY about an end user: a number, true/false, or text "
+        '(quote it, "42", to keep a number as text)'
+    )
+    bot: BotName | None = None
+    user: EndUser
+    key: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    # as typed: quotes keep a number as text (`studio.participants.typed_value`)
+    value: Annotated[str, StringConstraints(min_length=1, max_length=MAX_VALUE_CHARS + 2)]
+
+
+class MemoryForget(Command):
+    name: ClassVar[str] = "memory forget"
+    usage: ClassVar[str] = "/memory BOT USER forget"
+    summary: ClassVar[str] = "forget what the bot remembers about an end user (messages stay)"
+    confirm: ClassVar[bool] = True
+    bot: BotName | None = None
+    user: EndUser
 
 
 class Delete(Command):
@@ -392,6 +431,9 @@ COMMANDS: tuple[type[Command], ...] = (
     BudgetSet,
     Diff,
     History,
+    MemoryShow,
+    MemorySet,
+    MemoryForget,
     Delete,
     SetRole,
     Invite,

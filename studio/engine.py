@@ -42,6 +42,9 @@ from studio.commands import (
     KnowledgeRemove,
     ListBots,
     ListDeployments,
+    MemoryForget,
+    MemorySet,
+    MemoryShow,
     NewBot,
     NotYet,
     Promote,
@@ -65,6 +68,7 @@ from studio.guard import GUARD_COMMANDS, GuardFeature
 from studio.knowledge import KnowledgeOperations
 from studio.members import Members
 from studio.operations import Expected, Operations
+from studio.participants import Participants, typed_value
 from studio.progress import ReadingProgress
 from studio.replies import (
     CANCEL_PREFIX,
@@ -125,9 +129,10 @@ class Studio:
         self.members = Members(db)
         self.confirmations = Confirmations(db)
         self.context = ContextStore(db)
-        self.sandbox = Sandbox(ops=ops, llm=llm, knowledge=runtime.knowledge)
+        self.sandbox = Sandbox(ops=ops, runner=runtime.runner)
         self.knowledge = KnowledgeOperations(ops=ops, gateway=runtime.knowledge)
-        self.tests = BotTests(db=db, ops=ops, llm=llm, judge_model=judge_model)
+        self.tests = BotTests(db=db, ops=ops, runner=runtime.runner, judge_model=judge_model)
+        self.participants = Participants(ops)
         self.guard = GuardFeature(ops=ops)
         self._jobs: set[asyncio.Task[None]] = set()
         # The Studio's Telegram bot's t.me/newbot link for a bot, when Telegram lets it manage
@@ -158,6 +163,9 @@ class Studio:
             Stats: self._stats,
             Diff: self._diff,
             History: self._history,
+            MemoryShow: self._memory,
+            MemorySet: self._memory_set,
+            MemoryForget: self._memory_forget,
             Delete: self._delete,
             SetRole: self._role,
             Invite: self._invite,
@@ -311,7 +319,7 @@ class Studio:
     async def _ask(self, turn: Turn, command: Command) -> Answer:
         """Check what can be checked now, then store the question and offer the buttons."""
         caller = turn.caller
-        caller.require(Role.ADMIN, _DOING[type(command)])
+        caller.require(_NEEDS.get(type(command), Role.ADMIN), _DOING[type(command)])
         bot = turn.bot(getattr(command, "bot", None))
         command, facts, question = await self._facts(
             caller, command.model_copy(update={"bot": bot})
@@ -327,7 +335,7 @@ class Studio:
             bot=bot,
             revision=facts.get("revision"),
         )
-        style = "danger" if isinstance(command, Delete) else "primary"
+        style = "danger" if isinstance(command, Delete | MemoryForget) else "primary"
         return Answer(
             f"{question} Confirm within 5 minutes (or reply yes); otherwise nothing happens.",
             buttons=(
@@ -344,6 +352,11 @@ class Studio:
         view = await self.ops.get_bot(caller, bot)
         draft = await self.ops.draft(caller, bot)
         facts = {"bot_id": draft.bot_id}
+        if isinstance(command, MemoryForget):
+            remembered = await self.participants.memory(caller, bot, command.user)
+            if not remembered.memory:
+                raise InvalidError(presenters.participant_memory(remembered).text)
+            return command, facts, presenters.forget_question(remembered)
         if isinstance(command, Promote):
             staging = view.environments.get("staging")
             if staging is None:
@@ -736,6 +749,30 @@ class Studio:
         turn.current = None
         return [Answer(f"Deleted *{bot}*.")]
 
+    # -- participant memory ----------------------------------------------------------------------
+
+    async def _memory(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, MemoryShow)
+        bot = turn.bot(command.bot)
+        view = await self.participants.memory(turn.caller, bot, command.user)
+        return [presenters.participant_memory(view)]
+
+    async def _memory_set(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, MemorySet)
+        bot = turn.bot(command.bot)
+        memory = await self.participants.set_memory(
+            turn.caller, bot, command.user, command.key, typed_value(command.value)
+        )
+        return [presenters.remembered(bot, command.user, command.key, memory)]
+
+    async def _memory_forget(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, MemoryForget)
+        bot = turn.bot(command.bot)
+        forgotten = await self.participants.forget_memory(
+            turn.caller, bot, command.user, expect=turn.expect
+        )
+        return [presenters.memory_forgotten(forgotten)]
+
     # -- deployments and insight -----------------------------------------------------------------
 
     async def _deploy(self, turn: Turn, command: Command) -> list[Answer]:
@@ -949,4 +986,7 @@ _DOING: dict[type[Command], str] = {
     Promote: "Promoting to production",
     Rollback: "Rolling back",
     Delete: "Deleting a bot",
+    MemoryForget: "Forgetting what a bot remembers about someone",
 }
+# The role a confirmable command needs (default: admin).
+_NEEDS: dict[type[Command], Role] = {MemoryForget: Role.EDITOR}

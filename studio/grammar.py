@@ -51,6 +51,9 @@ from studio.commands import (
     KnowledgeRemove,
     ListBots,
     ListDeployments,
+    MemoryForget,
+    MemorySet,
+    MemoryShow,
     NewBot,
     NotYet,
     Promote,
@@ -85,6 +88,7 @@ _FIELD_ALIASES = {
 _WORD_FIELDS = ("model", "temperature", "history")  # one-word values: no closing "." or "please"
 _TEST_ACTIONS = ("add", "list", "remove", "run")
 _KNOWLEDGE_ACTIONS = ("add", "list", "remove")
+_MEMORY_ACTIONS = ("set", "forget")
 _PRONOUNS = frozenset({"it", "this", "that", "this bot", "that bot", "the bot", "my bot"})
 # Typographic quotes (phones and Slack turn " and ' into these), spelt as escapes.
 _LDQ, _RDQ, _LSQ, _RSQ = "\u201c", "\u201d", "\u2018", "\u2019"
@@ -646,6 +650,35 @@ def _diff(rest: str, bots: frozenset[str]) -> Command:
     return _build(Diff, bot=bot, **dict(zip(("a", "b"), refs, strict=False)))
 
 
+def _memory(rest: str, bots: frozenset[str]) -> Command:
+    """/memory [BOT] USER [set KEY VALUE | forget]: USER is required, so a first word followed
+    by something other than an action is the bot."""
+    usages = " | ".join(c.usage for c in (MemoryShow, MemorySet, MemoryForget))
+    first, tail = _first(rest)
+    second, after = _first(tail)
+    if _name(first) in bots or (second and second.lower() not in _MEMORY_ACTIONS):
+        bot, user, tail = _bot_name(first, bots), _unquote(second), after
+    else:
+        bot, user = None, _unquote(first)
+    if not user or user.lower() in _MEMORY_ACTIONS:
+        raise _error(usages, "Name the end user: CHANNEL:ID (e.g. telegram:12345) or ID.")
+    action, args = _first(tail)
+    match action.lower():
+        case "":
+            return _build(MemoryShow, bot=bot, user=user)
+        case "set":
+            key, value = _first(args)
+            if not value.strip():
+                raise _error(MemorySet.usage, "Give the KEY and the VALUE to remember.")
+            return _build(MemorySet, bot=bot, user=user, key=key, value=value.strip())
+        case "forget":
+            if _tokens(args):
+                raise _unexpected(MemoryForget.usage, _tokens(args))
+            return _build(MemoryForget, bot=bot, user=user)
+        case _:
+            raise _error(usages, f"I don't know the memory action {_quote(action)}.")
+
+
 def _role(rest: str, bots: frozenset[str]) -> Command:
     words = [word for word in _tokens(rest) if word.lower() not in ("to", "as")]
     if len(words) != 2:
@@ -746,6 +779,7 @@ _PARSERS: dict[str, _Parser] = {
     "budget": _budget,
     "diff": _diff,
     "history": _one_bot(History),
+    "memory": _memory,
     "delete": _one_bot(Delete),
     "role": _role,
     "invite": _bare(Invite),

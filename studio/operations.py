@@ -941,6 +941,7 @@ class Operations:
                         users=row.users,
                         errors=row.errors,
                         error_rate=round(row.errors / row.turns, 4) if row.turns else 0.0,
+                        blocked=row.blocked,
                         latency_p50_ms=_percentile(row.latencies_ms, 0.5),
                         latency_p95_ms=_percentile(row.latencies_ms, 0.95),
                         prompt_tokens=row.prompt_tokens,

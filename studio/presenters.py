@@ -17,6 +17,7 @@ from typing import Any, get_args
 from builders.spec import BotSpec, Budget, Expectation, Guardrails, TestCase
 from runtime.messages import Field, OutgoingMessage
 from studio.commands import COMMANDS, NOT_YET, Command, RoleName, SettableField
+from studio.participants import SANDBOX, ChannelMemory, ParticipantView
 from studio.replies import CANCEL_PREFIX, CONFIRM_PREFIX, Answer
 from studio.test_report import CaseResult, TestReport
 from studio.views import (
@@ -290,6 +291,7 @@ def test_cases(bot: str, cases: list[TestCase]) -> Answer:
         return Answer(text=f"*{bot}* has no test cases yet. {_add_test_hint(bot)}")
     rows = (
         f"{n}. {' / '.join(_quoted(turn) for turn in case.turns)} → {_expectation(case.expect)}"
+        + (f" from step '{case.step}'" if case.step else "")
         for n, case in enumerate(cases, start=1)
     )
     return Answer(text=_lines(f"*{bot}* has {_plural(len(cases), 'test case')}:", rows))
@@ -326,6 +328,7 @@ def _stats_fields(view: StatsView) -> tuple[Field, ...]:
         Field(label="Conversations", value=f"{view.conversations:,}"),
         Field(label="Users", value=f"{view.users:,}"),
         Field(label="Errors", value=_errors(view)),
+        *((Field(label="Blocked", value=f"{view.blocked:,}"),) if view.blocked else ()),
         Field(
             label="Latency p50/p95",
             value=f"{_ms(view.latency_p50_ms)} / {_ms(view.latency_p95_ms)} ms",
@@ -345,6 +348,7 @@ def _stats_line(view: StatsView) -> str:
         _plural(view.turns, "turn"),
         _plural(view.users, "user"),
         f"{_plural(view.errors, 'error')} ({view.error_rate:.1%})",
+        *((f"{view.blocked:,} blocked",) if view.blocked else ()),
         f"p95 {_ms(view.latency_p95_ms)} ms",
         f"cost {_cost(view)}",
     )
@@ -571,3 +575,60 @@ def knowledge_sources(bot: str, sources: list[SourceView]) -> Answer:
             "store was reset). Add the same file or text again to index it."
         )
     return Answer(text=_lines(f"*{bot}* knowledge ({_plural(len(sources), 'source')}):", rows))
+
+
+# -- participant memory ----------------------------------------------------------------------
+
+
+def _remembered(value: bool | int | float | str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _value(value, _PROMPT_PREVIEW) if isinstance(value, str) else str(value)
+
+
+def _place(memory: ChannelMemory, user: str) -> str:
+    """Where a memory row is, said the way `/memory` reads it back."""
+    if memory.channel == SANDBOX:
+        return f"{SANDBOX} ({memory.user}'s /try)"
+    return memory.channel if memory.user == user else f"{memory.channel} ({memory.user})"
+
+
+def participant_memory(view: ParticipantView) -> Answer:
+    """What a bot remembers about one end user, per channel (`/memory BOT USER`)."""
+    if not view.memory:
+        return Answer(text=f"*{view.bot}* remembers nothing about {view.user}.")
+    rows: list[str] = []
+    for memory in view.memory:
+        rows.append(f"On {_place(memory, view.user)}:")
+        rows += (f"  {key}: {_remembered(v)}" for key, v in sorted(memory.values.items()))
+    return Answer(text=_lines(f"*{view.bot}* remembers about {view.user}:", rows))
+
+
+def remembered(bot: str, user: str, key: str, memory: ChannelMemory) -> Answer:
+    """One value set by a builder (`/memory BOT USER set KEY VALUE`)."""
+    value = _remembered(memory.values[key])
+    return Answer(
+        text=f"*{bot}* now remembers {key}: {value} about {user} (on {_place(memory, user)})."
+    )
+
+
+def forget_question(view: ParticipantView) -> str:
+    """What `/memory BOT USER forget` asks before it forgets."""
+    keys = sorted({key for memory in view.memory for key in memory.values})
+    places = ", ".join(_place(m, view.user) for m in view.memory)
+    return (
+        f"Forget what *{view.bot}* remembers about {view.user} ({_plural(len(keys), 'value')}: "
+        f"{_one_line(', '.join(keys), _PROMPT_PREVIEW)}; on {places})? Their messages stay."
+    )
+
+
+def memory_forgotten(view: ParticipantView) -> Answer:
+    """What `/memory BOT USER forget` forgot."""
+    if not view.memory:
+        return Answer(text=f"*{view.bot}* remembered nothing about {view.user}; nothing changed.")
+    keys = sorted({key for memory in view.memory for key in memory.values})
+    places = ", ".join(_place(m, view.user) for m in view.memory)
+    return Answer(
+        text=f"*{view.bot}* forgot what it remembered about {view.user}: "
+        f"{_one_line(', '.join(keys), _PROMPT_PREVIEW)} (on {places}). Their messages are kept."
+    )

@@ -6,23 +6,24 @@ until `/try BOT --new`. It runs the draft as it is now, so an edit shows on the 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
 from builders.spec import BotSpec
 from builders.tokens import TOKEN_REFUSAL, has_token
-from runtime.llm import ChatMessage, LlmGateway
+from runtime.llm import ChatMessage
+from runtime.participant import Scalar
 from runtime.pipeline import TurnContext, TurnOutput, compile_spec, turn_records
+from runtime.turn.runner import BotRunner
 from storage import conversations as conv_store
+from storage import participants as participant_store
+from storage.database import Database
 from studio.errors import InvalidError
 from studio.operations import Operations
 from studio.roles import Caller, Role
 
-if TYPE_CHECKING:
-    from runtime.knowledge.gateway import KnowledgeGateway
+SANDBOX = "sandbox"  # the channel of sandbox conversations, and of the memory they keep
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +44,10 @@ def _key(team_id: int, identity: str, bot_id: int) -> str:
 
 
 class Sandbox:
-    def __init__(
-        self, *, ops: Operations, llm: LlmGateway, knowledge: KnowledgeGateway | None = None
-    ) -> None:
+    def __init__(self, *, ops: Operations, runner: BotRunner) -> None:
         self.ops = ops
         self.db = ops.db
-        self.llm = llm
-        self.knowledge = knowledge
+        self.runner = runner
 
     async def try_draft(self, caller: Caller, bot: str, text: str, *, new: bool = False) -> Tried:
         """Say `text` (unless empty) to the draft of `bot` in the caller's sandbox conversation,
@@ -81,42 +79,18 @@ class Sandbox:
         self, *, team_id: int, identity: str, bot_id: int, spec: BotSpec, text: str
     ) -> SandboxTurn:
         key = _key(team_id, identity, bot_id)
-        conversation = await self._active(key)
-        history: list[ChatMessage] = []
-        if conversation is not None:
-            async with self.db.read_conn() as conn:
-                pairs = await conv_store.history(conn, conversation, spec.history)
-            history = [ChatMessage(role, content) for role, content in pairs]
-        started = time.perf_counter()
-        output = await compile_spec(spec).run(
-            TurnContext(
-                spec=spec,
-                text=text,
-                history=history,
-                llm=self.llm,
-                knowledge=self.knowledge,
-                bot_id=bot_id,
-            )
-        )
-        latency_ms = (time.perf_counter() - started) * 1000
-        records = turn_records(text, output, version=None, latency_ms=latency_ms)
-        new = conv_store.NewConversation(
+        session = _SandboxSession(self.db, key, bot_id, identity, await self._active(key))
+        output = await self.runner.run(
+            compile_spec(spec),
+            text=text,
+            session=session,
+            mode="try",
             bot_id=bot_id,
-            deployment_id=None,
-            channel="sandbox",
-            key=key,
+            team_id=team_id,
             user=identity,
-            sandbox=True,
+            channel=SANDBOX,
         )
-
-        def store(conn: Connection) -> None:
-            conversation_id = conversation or conv_store.start_conversation(conn, new)
-            conv_store.add_messages(
-                conn, conversation_id=conversation_id, bot_id=bot_id, records=records
-            )
-
-        await self.db.run_write(store)
-        return SandboxTurn(output=output, fresh=conversation is None)
+        return SandboxTurn(output=output, fresh=session.conversation is None)
 
     async def restart(self, *, team_id: int, identity: str, bot_id: int) -> bool:
         """End the member's sandbox conversation with the bot; False if there was none."""
@@ -125,3 +99,56 @@ class Sandbox:
             return False
         await self.db.run_write(lambda conn: conv_store.end_conversation(conn, conversation))
         return True
+
+
+class _SandboxSession:
+    """A member's sandbox conversation with a draft: kept like a live one (marked `sandbox`), with
+    the member's own participant memory on the `sandbox` channel."""
+
+    def __init__(
+        self, db: Database, key: str, bot_id: int, identity: str, conversation: int | None
+    ) -> None:
+        self.db = db
+        self.key = key
+        self.bot_id = bot_id
+        self.identity = identity
+        self.conversation = conversation
+
+    async def history(self, turns: int) -> list[ChatMessage]:
+        if self.conversation is None:
+            return []
+        async with self.db.read_conn() as conn:
+            pairs = await conv_store.history(conn, self.conversation, turns)
+        return [ChatMessage(role, content) for role, content in pairs]
+
+    async def memory(self) -> dict[str, Scalar]:
+        async with self.db.read_conn() as conn:
+            return await participant_store.load(
+                conn, bot_id=self.bot_id, channel=SANDBOX, user=self.identity
+            )
+
+    async def record(
+        self, ctx: TurnContext, output: TurnOutput, *, text: str, latency_ms: float
+    ) -> None:
+        records = turn_records(text, output, version=None, latency_ms=latency_ms)
+        new = conv_store.NewConversation(
+            bot_id=self.bot_id,
+            deployment_id=None,
+            channel=SANDBOX,
+            key=self.key,
+            user=self.identity,
+            sandbox=True,
+        )
+        memory = dict(ctx.participant.values) if ctx.participant.changed else None
+
+        def store(conn: Connection) -> None:
+            conversation_id = self.conversation or conv_store.start_conversation(conn, new)
+            conv_store.add_messages(
+                conn, conversation_id=conversation_id, bot_id=self.bot_id, records=records
+            )
+            if memory is not None:
+                participant_store.save(
+                    conn, bot_id=self.bot_id, channel=SANDBOX, user=self.identity, data=memory
+                )
+
+        await self.db.run_write(store)

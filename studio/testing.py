@@ -12,17 +12,15 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import regex
 
 from builders.spec import BotSpec, Expectation, TestCase
 from runtime.llm import ChatMessage, LlmError, LlmGateway
-from runtime.pipeline import CompiledBot, TurnContext, compile_spec
+from runtime.pipeline import CompiledBot, TurnOutput, compile_spec
+from runtime.turn.runner import BotRunner
+from runtime.turn.session import EphemeralSession
 from studio.test_report import CaseResult, Outcome, TestReport
-
-if TYPE_CHECKING:
-    from runtime.knowledge.gateway import KnowledgeGateway
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +45,18 @@ Progress = Callable[[int, int], Awaitable[None]]
 async def run_cases(
     spec: BotSpec,
     *,
-    llm: LlmGateway,
+    runner: BotRunner,
     judge_model: str | None,
     progress: Progress | None = None,
-    knowledge: KnowledgeGateway | None = None,
     bot_id: int | None = None,
+    team_id: int | None = None,
 ) -> TestReport:
     """Run every case of `spec` (at most `MAX_CONCURRENT_CASES` at once), results in case order.
 
     `progress(done, total)` is awaited after each case, in increasing order of `done`; a progress
-    reporter that raises is logged and does not stop the run. Any other exception (a bug in a node)
-    cancels the remaining cases and propagates.
+    reporter that raises is logged and does not stop the run. A bug in a step is that case's
+    error (the turn engine's error boundary, as for live traffic); any other exception cancels
+    the remaining cases and propagates.
     """
     bot = compile_spec(spec)
     total = len(spec.tests)
@@ -69,7 +68,7 @@ async def run_cases(
         nonlocal done
         async with limit:
             result = await _run_case(
-                bot, number, case, llm=llm, judge_model=judge_model, scope=(knowledge, bot_id)
+                bot, number, case, runner=runner, judge_model=judge_model, ids=(bot_id, team_id)
             )
         if progress is not None:
             async with reporting:  # one report at a time, so `done` arrives in order
@@ -99,32 +98,28 @@ async def _run_case(
     number: int,
     case: TestCase,
     *,
-    llm: LlmGateway,
+    runner: BotRunner,
     judge_model: str | None,
-    scope: tuple[KnowledgeGateway | None, int | None],
+    ids: tuple[int | None, int | None],
 ) -> CaseResult:
-    spec = bot.spec
-    history: list[ChatMessage] = []
-    answer = ""
+    """The case's turns in a conversation of its own (history and memory kept in memory, as a
+    live conversation would keep them), then its expectations checked on the last answer."""
+    session = EphemeralSession()
+    output: TurnOutput | None = None
     for text in case.turns:
-        # The same history window the runtime gives a live conversation.
-        window = history[-2 * spec.history :] if spec.history > 0 else []
-        output = await bot.run(
-            TurnContext(
-                spec=spec,
-                text=text,
-                history=window,
-                llm=llm,
-                knowledge=scope[0],
-                bot_id=scope[1],
-            )
+        output = await runner.run(
+            bot, text=text, session=session, mode="test", bot_id=ids[0], team_id=ids[1]
         )
-        answer = output.reply
         if output.error:
-            return _result(number, case, answer, "error", output.error)
-        history += [ChatMessage("user", text), ChatMessage("assistant", answer)]
-
+            return _result(number, case, output.reply, "error", output.error)
+    assert output is not None  # a case has at least one turn
+    answer = output.reply
+    for wanted in sorted(case.steps_named()):
+        if output.step != wanted:
+            return _result(number, case, answer, "fail", _wrong_step(wanted, output))
     expect = case.expect
+    if expect.kind == "step":
+        return _result(number, case, answer, "pass")
     if expect.kind == "contains":
         if expect.value.casefold() in answer.casefold():
             return _result(number, case, answer, "pass")
@@ -142,7 +137,19 @@ async def _run_case(
         return _result(number, case, answer, "fail", f"expected a match for {_quoted(expect)}")
     if judge_model is None:
         return _result(number, case, answer, "error", NO_JUDGE_MODEL)
-    return await _judge(number, case, answer, llm=llm, judge_model=judge_model)
+    return await _judge(number, case, answer, llm=runner.llm, judge_model=judge_model)
+
+
+def _wrong_step(wanted: str, output: TurnOutput) -> str:
+    answered = (
+        f"step '{output.step}' did"
+        if output.step
+        else f"the {output.blocked} guard did"
+        if output.blocked
+        else "the fallback did"
+    )
+    path = " → ".join(output.path)
+    return f"expected step '{wanted}' to answer; {answered}" + (f" (path: {path})" if path else "")
 
 
 async def _search(pattern: str, text: str) -> bool:
@@ -188,7 +195,8 @@ def _result(
     return CaseResult(
         number=number,
         input=case.turns[-1],
-        expect=f"{case.expect.kind} {_quoted(case.expect)}",
+        expect=f"{case.expect.kind} {_quoted(case.expect)}"
+        + (f" from step '{case.step}'" if case.step else ""),
         outcome=outcome,
         answer=_clip(answer, _ANSWER_CHARS),
         reason=reason,

@@ -86,6 +86,7 @@ class StatsView(BaseModel):
     users: int
     errors: int
     error_rate: float
+    blocked: int  # turns a guardrail or budget answered instead of the bot
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     prompt_tokens: int

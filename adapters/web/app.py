@@ -25,6 +25,7 @@ from adapters.web import (
     keys_api,
     knowledge_api,
     members_api,
+    participants_api,
     readiness,
     rest,
     studio_api,
@@ -123,5 +124,6 @@ def create_app(
     app.include_router(try_api.router)
     app.include_router(keys_api.router)
     app.include_router(members_api.router)
+    app.include_router(participants_api.router)
     app.include_router(readiness.router)
     return app

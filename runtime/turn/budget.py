@@ -8,7 +8,8 @@ in memory: each turn's cost is added as it finishes, and the total is read again
 no query. Turns running at the same moment may each pass just below the budget, so a bot can
 overshoot it by the cost of its concurrent turns.
 
-The rate limit is a sliding window of one minute per bot and end user, in memory (per process).
+The rate limit is a sliding window of one minute per bot and end user (channel and user id), in
+memory (per process).
 Refused messages do not count towards it.
 
 The bot's owners are told when the spend reaches 80% and 100% of the budget, once each per
@@ -127,10 +128,10 @@ class UserRate:
 
     def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._monotonic = monotonic
-        self._hits: dict[tuple[int, str], deque[float]] = {}
+        self._hits: dict[tuple[int, str, str], deque[float]] = {}
         self._swept = monotonic()
 
-    def allow(self, key: tuple[int, str], limit: int) -> bool:
+    def allow(self, key: tuple[int, str, str], limit: int) -> bool:
         """True (and counted) when `key` sent fewer than `limit` messages in the window."""
         now = self._monotonic()
         if now - self._swept >= WINDOW_S:
@@ -179,7 +180,8 @@ class BudgetStep:
         per_minute, monthly = limits.per_user_per_minute, limits.monthly_usd
         if per_minute is None and monthly is None:
             return await call_next(ctx)
-        if per_minute is not None and not self.rate.allow((bot_id, ctx.user), per_minute):
+        person = (bot_id, ctx.channel, ctx.user)
+        if per_minute is not None and not self.rate.allow(person, per_minute):
             return refusal(TOO_FAST_REPLY, "rate_limit")
         if monthly is None:
             return await call_next(ctx)

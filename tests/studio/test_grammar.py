@@ -384,7 +384,11 @@ def test_anything_else_is_not_a_command(text: str) -> None:
         ("/test faq-bot remove abc", "/test BOT remove N", "N must be a number"),
         ("/test faq-bot remove 0", "/test BOT remove N", "N must be at least 1"),
         ("/test faq-bot add hi expect contains hello", "/test BOT add", "quotes"),
-        ('/test add "hi" expect equals "hello"', "/test BOT add", "'contains', 'regex' or 'judge'"),
+        (
+            '/test add "hi" expect equals "hello"',
+            "/test BOT add",
+            "'contains', 'regex', 'judge' or 'step'",
+        ),
         ("/test faq-bot frobnicate", "/test BOT | /test BOT list", "'frobnicate'"),
         ("/role bob king", "/role USER", "'owner', 'admin', 'editor' or 'viewer'"),
         ("/role bob", "/role USER", "role"),

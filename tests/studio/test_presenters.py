@@ -45,6 +45,7 @@ def stats_view(**changes: Any) -> StatsView:
         "users": 14,
         "errors": 2,
         "error_rate": 0.0167,
+        "blocked": 0,
         "latency_p50_ms": 820.4,
         "latency_p95_ms": 2100.0,
         "prompt_tokens": 12000,

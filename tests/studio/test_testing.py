@@ -15,6 +15,7 @@ import pytest
 from builders.spec import BotSpec, Expectation, TestCase
 from runtime.llm import LlmAnswer, LlmGateway, RetryPolicy, import_litellm
 from runtime.pipeline import CompileError
+from runtime.turn.runner import BotRunner
 from studio.test_report import CaseResult
 from studio.testing import MAX_CONCURRENT_CASES, NO_JUDGE_MODEL, run_cases
 from tests.fakes.llm import FakeLLM
@@ -55,7 +56,7 @@ def bot(*cases: TestCase, model: str = MODEL, **fields: Any) -> BotSpec:
 
 
 async def run_one(spec: BotSpec, llm: FakeLLM, judge_model: str | None = None) -> CaseResult:
-    report = await run_cases(spec, llm=gateway(llm), judge_model=judge_model)
+    report = await run_cases(spec, runner=BotRunner(llm=gateway(llm)), judge_model=judge_model)
     assert len(report.results) == 1
     return report.results[0]
 
@@ -69,7 +70,7 @@ async def test_contains_is_case_insensitive(llm: FakeLLM) -> None:
         case("How do REFUNDS work?", value="refunds"),
         case("and returns?", value="store credit"),
     )
-    report = await run_cases(spec, llm=gateway(llm), judge_model=None)
+    report = await run_cases(spec, runner=BotRunner(llm=gateway(llm)), judge_model=None)
     first, second = report.results
     assert first == CaseResult(
         number=1,
@@ -91,7 +92,9 @@ async def test_regex_searches_the_answer(llm: FakeLLM) -> None:
     )
     llm.reply("It is #1234.")
     llm.reply("It is #1234.")
-    passed, failed = (await run_cases(spec, llm=gateway(llm), judge_model=None)).results
+    passed, failed = (
+        await run_cases(spec, runner=BotRunner(llm=gateway(llm)), judge_model=None)
+    ).results
     assert passed.outcome == "pass" and passed.expect == r"regex '#\d{4}\b'"
     assert failed.outcome == "fail" and failed.reason == r"expected a match for '^\d+$'"
 
@@ -146,7 +149,7 @@ async def test_a_multi_turn_case_sends_the_history_and_checks_the_last_answer(
 
 async def test_each_case_starts_a_fresh_conversation(llm: FakeLLM) -> None:
     spec = bot(case("one", value="one"), case("two", value="two"))
-    report = await run_cases(spec, llm=gateway(llm), judge_model=None)
+    report = await run_cases(spec, runner=BotRunner(llm=gateway(llm)), judge_model=None)
     assert [r.outcome for r in report.results] == ["pass", "pass"]  # the fake echoes the input
     assert sorted(len(call.messages) for call in llm.calls) == [2, 2]
 
@@ -254,7 +257,7 @@ async def test_progress_is_reported_after_each_case_in_order(llm: FakeLLM) -> No
     async def progress(done: int, total: int) -> None:
         seen.append((done, total))
 
-    await run_cases(spec, llm=gateway(llm), judge_model=None, progress=progress)
+    await run_cases(spec, runner=BotRunner(llm=gateway(llm)), judge_model=None, progress=progress)
     assert seen == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
 
 
@@ -267,7 +270,9 @@ async def test_a_broken_progress_reporter_does_not_stop_the_run(
         raise RuntimeError("chat gone")
 
     with caplog.at_level(logging.ERROR, logger="studio.testing"):
-        report = await run_cases(spec, llm=gateway(llm), judge_model=None, progress=progress)
+        report = await run_cases(
+            spec, runner=BotRunner(llm=gateway(llm)), judge_model=None, progress=progress
+        )
     assert report.passed == 2
     assert [r.message for r in caplog.records] == ["test progress reporter failed"] * 2
 
@@ -278,7 +283,9 @@ async def test_no_cases_is_an_empty_report(llm: FakeLLM) -> None:
     async def progress(done: int, total: int) -> None:
         calls.append(done)
 
-    report = await run_cases(bot(), llm=gateway(llm), judge_model=None, progress=progress)
+    report = await run_cases(
+        bot(), runner=BotRunner(llm=gateway(llm)), judge_model=None, progress=progress
+    )
     assert report.results == () and report.ok and calls == []
 
 
@@ -288,7 +295,7 @@ async def test_cases_run_concurrently_but_bounded_and_keep_their_order(llm: Fake
     cases = [case("hold on", "still there?", "first", value="echo: first")]
     cases += [case(f"case {i}", value=f"echo: case {i}") for i in range(2, count + 1)]
     spec = bot(*cases)
-    run = asyncio.create_task(run_cases(spec, llm=gateway(llm), judge_model=None))
+    run = asyncio.create_task(run_cases(spec, runner=BotRunner(llm=gateway(llm)), judge_model=None))
     llm.stall(0.4, times=MAX_CONCURRENT_CASES, text="slow")  # the first wave holds its slots
     calls = await llm.wait_for_calls(MAX_CONCURRENT_CASES)
     await asyncio.sleep(0.15)
@@ -308,7 +315,7 @@ async def test_cases_run_concurrently_but_bounded_and_keep_their_order(llm: Fake
 async def test_a_pipeline_that_cannot_compile_raises_before_any_case(llm: FakeLLM) -> None:
     spec = bot(case("hi"), pipeline=[{"id": "find", "kind": "router"}])
     with pytest.raises(CompileError, match="find"):
-        await run_cases(spec, llm=gateway(llm), judge_model=None)
+        await run_cases(spec, runner=BotRunner(llm=gateway(llm)), judge_model=None)
     assert llm.calls == []
 
 
@@ -319,10 +326,11 @@ class BrokenGateway(LlmGateway):
         raise RuntimeError("a bug")
 
 
-async def test_a_bug_propagates_as_itself_not_as_a_group() -> None:
+async def test_a_bug_in_a_step_is_each_case_s_error_as_it_would_be_live() -> None:
     spec = bot(case("a"), case("b"), case("c"))
-    with pytest.raises(RuntimeError, match="a bug"):
-        await run_cases(spec, llm=BrokenGateway(), judge_model=None)
+    report = await run_cases(spec, runner=BotRunner(llm=BrokenGateway()), judge_model=None)
+    assert [r.outcome for r in report.results] == ["error"] * 3
+    assert {r.reason for r in report.results} == {"internal: RuntimeError"}
 
 
 async def test_a_catastrophic_regex_times_out_as_an_error() -> None:
@@ -331,7 +339,7 @@ async def test_a_catastrophic_regex_times_out_as_an_error() -> None:
         fallback="a" * 40 + "!",
         tests=[TestCase(turns=["hi"], expect=Expectation(kind="regex", value="(a|aa)+$"))],
     )
-    report = await run_cases(spec, llm=LlmGateway(), judge_model=None)
+    report = await run_cases(spec, runner=BotRunner(llm=LlmGateway()), judge_model=None)
     (result,) = report.results
     assert result.outcome == "error" and "took over" in result.reason
 
@@ -346,6 +354,53 @@ async def test_a_regex_only_re_accepts_is_an_error_not_a_crash() -> None:
             TestCase(turns=["hi"], expect=Expectation(kind="contains", value="answer")),
         ],
     )
-    report = await run_cases(spec, llm=LlmGateway(), judge_model=None)
+    report = await run_cases(spec, runner=BotRunner(llm=LlmGateway()), judge_model=None)
     assert [r.outcome for r in report.results] == ["error", "pass"]
     assert "does not compile" in report.results[0].reason
+
+
+# -- which step answered ----------------------------------------------------------------------
+
+
+async def test_a_case_can_require_the_step_that_answers() -> None:
+    spec = BotSpec(
+        name="plain-bot",
+        fallback="No idea.",
+        tests=[
+            TestCase(turns=["hi"], expect=Expectation(kind="step", value="llm")),
+            TestCase(turns=["hi"], expect=Expectation(kind="contains", value="idea"), step="llm"),
+        ],
+    )
+    report = await run_cases(spec, runner=BotRunner(llm=LlmGateway()), judge_model=None)
+    assert [r.outcome for r in report.results] == ["pass", "pass"]
+    assert report.results[0].expect == "step 'llm'"
+    assert report.results[1].expect == "contains 'idea' from step 'llm'"
+
+
+async def test_a_case_fails_when_another_step_answers() -> None:
+    pipeline = [
+        {"id": "retrieve", "kind": "retrieve", "next": "llm"},
+        {"id": "llm", "kind": "llm"},
+    ]
+    spec = BotSpec.model_validate(
+        {
+            "name": "plain-bot",
+            "pipeline": pipeline,
+            "tests": [{"turns": ["hi"], "expect": {"kind": "step", "value": "retrieve"}}],
+        }
+    )
+    (result,) = (
+        await run_cases(spec, runner=BotRunner(llm=LlmGateway()), judge_model=None)
+    ).results
+    assert result.outcome == "fail"
+    assert (
+        result.reason == "expected step 'retrieve' to answer; step 'llm' did (path: retrieve → llm)"
+    )
+
+
+def test_a_case_may_only_name_a_step_of_the_pipeline() -> None:
+    with pytest.raises(ValueError, match="test 1 expects step 'refunds', which is not a step"):
+        BotSpec(
+            name="plain-bot",
+            tests=[TestCase(turns=["hi"], expect=Expectation(kind="step", value="refunds"))],
+        )
