@@ -22,7 +22,7 @@ class SpecError(ValueError):
         self.problems = problems
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
+def _location(loc: tuple[int | str, ...], root: str = "spec") -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
@@ -31,7 +31,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
             parts.append(item)
         else:
             parts.append(f".{item}")
-    return "".join(parts) or "spec"
+    return "".join(parts) or root
 
 
 _MESSAGES = {
@@ -51,10 +51,11 @@ _MESSAGES = {
 }
 
 
-def human_problems(error: ValidationError) -> list[str]:
+def human_problems(error: ValidationError, *, root: str = "spec") -> list[str]:
+    """One line per problem, each naming where it is (`root` names the validated value itself)."""
     problems = []
     for item in error.errors(include_url=False):
-        where = _location(tuple(item["loc"]))
+        where = _location(tuple(item["loc"]), root)
         template = _MESSAGES.get(item["type"])
         ctx = item.get("ctx") or {}
         if template is not None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
-from builders.spec import BotSpec, PipelineNode
+from builders.spec import MAX_NODES, BotSpec, PipelineNode
 from runtime.llm import ChatMessage, LlmGateway
 from runtime.participant import ParticipantMemory, uses_memory
 from storage.conversations import TurnRecord
@@ -86,9 +87,13 @@ class NodeResult:
 
 
 class Node(Protocol):
-    """One step of a pipeline; `next` is the node that follows unless the result says otherwise."""
+    """One step of a pipeline; `next` is the node that follows unless the result says otherwise.
+
+    `answers`: the kind replies (a step with no way on must). `successors`: every step the node
+    may go on to, as (where the spec names it, step id), e.g. ("routes[1].to", "refunds")."""
 
     kind: ClassVar[str]
+    answers: ClassVar[bool]
 
     @property
     def id(self) -> str: ...
@@ -97,11 +102,17 @@ class Node(Protocol):
     def next(self) -> str | None: ...
 
     @property
+    def successors(self) -> tuple[tuple[str, str], ...]: ...
+
+    @property
     def uses_memory(self) -> bool:
         """True when the node reads or writes participant memory (the turn loads it only then)."""
         ...
 
     async def run(self, ctx: TurnContext) -> NodeResult: ...
+
+
+NodeFactory = Callable[[PipelineNode, BotSpec], Node]
 
 
 class CompileError(ValueError):
@@ -121,7 +132,7 @@ class TurnOutput:
     blocked: str | None = None
 
 
-_MAX_STEPS = 32
+MAX_TURN_STEPS = 32  # steps run in one turn, loops included
 
 
 def turn_records(
@@ -160,10 +171,8 @@ class CompiledBot:
         error: str | None = None
         answered: str | None = None
         path: list[str] = []
-        current: str | None = self.entry
-        for _ in range(_MAX_STEPS):
-            if current is None:
-                break
+        current = self.entry
+        for _ in range(MAX_TURN_STEPS):
             node = self.nodes[current]
             path.append(current)
             result = await node.run(ctx)
@@ -174,7 +183,15 @@ class CompiledBot:
             if result.error:
                 error = result.error
                 break
-            current = result.next or node.next
+            following = result.next or node.next
+            if following is None:
+                break
+            current = following
+        else:
+            error = (
+                f"pipeline: the turn ran {MAX_TURN_STEPS} steps without ending "
+                f"(it goes round {_cycle(path)})"
+            )
         reply = "\n\n".join(replies) if replies else self.spec.fallback
         return TurnOutput(
             reply=reply,
@@ -185,23 +202,95 @@ class CompiledBot:
         )
 
 
-def compile_spec(spec: BotSpec) -> CompiledBot:
-    """Build the node graph; an empty pipeline is the plain bot: `retrieve -> llm` when it has
-    knowledge, else one `llm` node."""
-    from runtime.nodes import NODE_KINDS
+def _cycle(path: list[str]) -> str:
+    """The loop a turn ended in, from the last step back to its previous visit: "a -> b -> a"."""
+    last = path[-1]
+    start = max((n for n, step in enumerate(path[:-1]) if step == last), default=0)
+    return " -> ".join(path[start:])
 
+
+def plain_pipeline(spec: BotSpec) -> list[PipelineNode]:
+    """The pipeline of a bot without one: `retrieve -> llm` with knowledge, else one `llm`."""
     plain = [PipelineNode(id="llm", kind="llm")]
     if spec.knowledge:
         plain.insert(0, PipelineNode(id="retrieve", kind="retrieve", next="llm"))
-    definitions = spec.pipeline or plain
+    return plain
+
+
+def compile_spec(spec: BotSpec) -> CompiledBot:
+    """Build and check the node graph (`CompileError`: one line naming the step).
+
+    Each kind checks its own params; then the graph rules: unique ids, every reference names a
+    step, every step reachable from the first, no dead end (a step with no way on answers), no
+    loop without a way out, at most `MAX_NODES` steps."""
+    from runtime.nodes import NODE_KINDS, NOT_YET
+
+    definitions = spec.pipeline or plain_pipeline(spec)
+    if len(definitions) > MAX_NODES:
+        raise CompileError(f"pipeline: at most {MAX_NODES} steps (this one has {len(definitions)})")
     nodes: dict[str, Node] = {}
     for definition in definitions:
+        if definition.id in nodes:
+            raise CompileError(f"step '{definition.id}': two steps have this id")
         factory = NODE_KINDS.get(definition.kind)
         if factory is None:
+            issue = NOT_YET.get(definition.kind, "Pipelines")
             raise CompileError(
-                f"pipeline node '{definition.id}': "
-                f"the '{definition.kind}' node is not available yet"
+                f"step '{definition.id}': {definition.kind} steps are not available yet "
+                f"(issue: {issue})"
             )
-        nodes[definition.id] = factory(definition)
+        nodes[definition.id] = factory(definition, spec)
+    entry = definitions[0].id
+    _check_graph(nodes, entry)
     memory = uses_memory(spec.prompt) or any(node.uses_memory for node in nodes.values())
-    return CompiledBot(spec=spec, nodes=nodes, entry=definitions[0].id, uses_memory=memory)
+    return CompiledBot(spec=spec, nodes=nodes, entry=entry, uses_memory=memory)
+
+
+def _check_graph(nodes: dict[str, Node], entry: str) -> None:
+    for node in nodes.values():
+        for where, target in node.successors:
+            if target not in nodes:
+                raise CompileError(f"step '{node.id}': {where} names no step '{target}'")
+    reached = _reachable([entry], lambda step: (t for _, t in nodes[step].successors))
+    for step, node in nodes.items():
+        if step not in reached:
+            raise CompileError(
+                f"step '{step}': no step leads to it (the pipeline starts at '{entry}')"
+            )
+        if not node.successors and not node.answers:
+            raise CompileError(
+                f"step '{step}': {node.kind} steps do not answer, so it needs a next step"
+            )
+    ends = [step for step, node in nodes.items() if not node.successors]
+    before: dict[str, list[str]] = {step: [] for step in nodes}
+    for step, node in nodes.items():
+        for _, target in node.successors:
+            before[target].append(step)
+    way_out = _reachable(ends, lambda step: before[step])
+    trapped = [step for step in nodes if step not in way_out]
+    if trapped:
+        loop = _trap(nodes, trapped[0])
+        first = min(loop, key=list(nodes).index)  # named by its first step in the pipeline
+        at = loop.index(first)
+        shown = " -> ".join([*loop[at:], *loop[:at], first])
+        raise CompileError(f"step '{first}': it goes round {shown} with no way out")
+
+
+def _reachable(starts: Iterable[str], onward: Callable[[str], Iterable[str]]) -> set[str]:
+    seen = set(starts)
+    todo = list(seen)
+    while todo:
+        for step in onward(todo.pop()):
+            if step not in seen:
+                seen.add(step)
+                todo.append(step)
+    return seen
+
+
+def _trap(nodes: dict[str, Node], step: str) -> list[str]:
+    """The loop a step without a way out falls into, each step once. Every successor of such a
+    step has no way out either, so following the first one always comes back round."""
+    path = [step]
+    while (following := nodes[path[-1]].successors[0][1]) not in path:
+        path.append(following)
+    return path[path.index(following) :]

@@ -273,6 +273,19 @@ class Operations:
         except CompileError as exc:
             raise InvalidError(str(exc)) from None
 
+    async def _askable(self, caller: Caller, spec: BotSpec) -> None:
+        """Every `bot` step asks another bot of the caller's team (never the bot itself)."""
+        asked = {str(n.params.get("bot")) for n in spec.pipeline if n.kind == "bot"}
+        if not asked:
+            return
+        if spec.name in asked:
+            raise InvalidError(f"a bot step of {spec.name} asks {spec.name} itself")
+        async with self.db.read() as session:
+            names = set(await BotRepository(session).names(caller.team_id))
+        missing = sorted(asked - names)
+        if missing:
+            raise InvalidError(f"a bot step asks '{missing[0]}', which is not a bot of this team")
+
     async def _usable_model(self, model: str) -> None:
         problem = await check_model(model, api_base=self.settings.llm_api_base)
         if problem:
@@ -314,6 +327,9 @@ class Operations:
         except SpecError as exc:
             raise _problems(exc) from None
         self._runnable(spec)
+        await self._askable(caller, spec)
+        for model in _step_models(spec):
+            await self._usable_model(model)
         if named:  # checked like `/set model`
             await self._usable_model(spec.model)
         if not replace:
@@ -411,6 +427,10 @@ class Operations:
             except SpecError as exc:
                 raise _problems(exc) from None
             self._runnable(updated)
+            if updated.pipeline != current.pipeline:
+                await self._askable(caller, updated)
+                for model in _step_models(updated) - _step_models(current):
+                    await self._usable_model(model)
             if updated.model != current.model:
                 await self._usable_model(updated.model)
             expected = bot.revision if revision is None else revision
@@ -976,6 +996,11 @@ class Operations:
         async with self.db.read() as session:
             rows = await AuditRepository(session).events(caller.team_id, limit=limit)
         return [_audit_view(row) for row in rows]
+
+
+def _step_models(spec: BotSpec) -> set[str]:
+    """The models steps name for themselves (a router's intents, an extract's fields)."""
+    return {str(n.params["model"]) for n in spec.pipeline if n.params.get("model")}
 
 
 async def _audit(

@@ -5,44 +5,45 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from builders.spec import PipelineNode
+from pydantic import Field
+
+from builders.spec import BotSpec, PipelineNode
 from runtime.knowledge.extract import KnowledgeInputError
-from runtime.pipeline import CompileError, NodeResult, TurnContext, Usage
+from runtime.nodes.base import NodeParams, onward, parse_params
+from runtime.pipeline import NodeResult, TurnContext, Usage
 
 logger = logging.getLogger(__name__)
 
 PASSAGES = "passages"  # the state key the llm node reads
-DEFAULT_TOP_K = 4
-DEFAULT_MIN_SCORE = 0.3
-_PARAMS = frozenset({"top_k", "min_score"})
+
+
+class Params(NodeParams):
+    top_k: Annotated[int, Field(ge=1, le=20)] = 4
+    min_score: Annotated[float, Field(ge=-1, le=1)] = 0.3
 
 
 @dataclass(frozen=True, slots=True)
 class RetrieveNode:
     kind: ClassVar[str] = "retrieve"
+    answers: ClassVar[bool] = False
+    uses_memory: ClassVar[bool] = False
     id: str
     next: str | None = None
-    uses_memory: ClassVar[bool] = False
-    top_k: int = DEFAULT_TOP_K
-    min_score: float = DEFAULT_MIN_SCORE
+    top_k: int = 4
+    min_score: float = 0.3
 
     @classmethod
-    def from_definition(cls, definition: PipelineNode) -> RetrieveNode:
-        params = definition.params
-        unknown = set(params) - _PARAMS
-        if unknown:
-            raise CompileError(
-                f"pipeline node '{definition.id}': unknown parameters {', '.join(sorted(unknown))}"
-            )
-        top_k = params.get("top_k", DEFAULT_TOP_K)
-        min_score = params.get("min_score", DEFAULT_MIN_SCORE)
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 20:
-            raise CompileError(f"pipeline node '{definition.id}': top_k must be 1 to 20")
-        if not isinstance(min_score, int | float) or not -1 <= float(min_score) <= 1:
-            raise CompileError(f"pipeline node '{definition.id}': min_score must be -1 to 1")
-        return cls(id=definition.id, next=definition.next, top_k=top_k, min_score=float(min_score))
+    def from_definition(cls, definition: PipelineNode, spec: BotSpec) -> RetrieveNode:
+        params = parse_params(Params, definition)
+        return cls(
+            id=definition.id, next=definition.next, top_k=params.top_k, min_score=params.min_score
+        )
+
+    @property
+    def successors(self) -> tuple[tuple[str, str], ...]:
+        return onward(self.next)
 
     async def run(self, ctx: TurnContext) -> NodeResult:
         names = {ref.id: ref.name for ref in ctx.spec.knowledge}

@@ -458,9 +458,82 @@ def test_text_that_only_resembles_a_token_is_storable() -> None:
         ),
         (
             {"pipeline": [{"id": "t", "kind": "template", "params": {"text": "x" * 20_001}}]},
-            "pipeline[0].params: 'text' is too long (at most 20000 characters, 100 items)",
+            "pipeline[0].params: too long: 20012 characters (at most 20000 in all)",
         ),
     ],
 )
 def test_spec_limits(fields: dict[str, Any], problem: str) -> None:
     assert problem in problems(with_fields(**fields))
+
+
+# -- pipeline step params ---------------------------------------------------------------------
+
+
+def one_step(**fields: Any) -> dict[str, Any]:
+    return with_fields(pipeline=[{"id": "s", "kind": "template", **fields}])
+
+
+def test_step_params_hold_json_values() -> None:
+    params = {
+        "text": "hi",
+        "n": 3,
+        "score": 0.5,
+        "on": True,
+        "none": None,
+        "routes": [{"keyword": "refund", "to": "s"}, {"intent": "billing", "to": "s"}],
+        "fields": {"properties": {"plan": {"type": "string", "enum": ["basic", "pro"]}}},
+    }
+    spec = parse_spec(one_step(params=params))
+    assert spec.pipeline[0].params == params
+    assert BotSpec.model_validate(spec.model_dump(mode="json")) == spec
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        (
+            {"text": "x" * 19_990},
+            "pipeline[0].params: too long: 20001 characters (at most 20000 in all)",
+        ),
+        (
+            {"routes": [{"keyword": "x" * 100, "to": "s"}] * 200},
+            "pipeline[0].params: too long: 24812 characters (at most 20000 in all)",
+        ),
+        (
+            {"a": [[[[[[[["too deep"]]]]]]]]},
+            "pipeline[0].params: nested too deeply (at most 8 levels)",
+        ),
+        ({"score": float("nan")}, "pipeline[0].params: numbers must be finite"),
+        ({"score": float("inf")}, "pipeline[0].params: numbers must be finite"),
+        (
+            {"when": {1, 2}},
+            "pipeline[0].params: 'set' is not allowed: use text, numbers, true/false, null, "
+            "lists and mappings",
+        ),
+        ({"map": {1: "one"}}, "pipeline[0].params: keys must be text, not 1"),
+        ({f"k{i}": i for i in range(51)}, "pipeline[0].params: has too many items (at most 50)"),
+    ],
+)
+def test_step_params_are_bounded_json(params: dict[str, Any], problem: str) -> None:
+    assert problems(one_step(params=params)) == [problem]
+
+
+def test_a_very_deep_value_is_one_short_refusal() -> None:
+    deep: dict[str, Any] = {}
+    inner = deep
+    for _ in range(10_000):
+        inner["a"] = {}
+        inner = inner["a"]
+    assert problems(one_step(params=deep)) == [
+        "pipeline[0].params: nested too deeply (at most 8 levels)"
+    ]
+
+
+def test_params_that_are_not_a_mapping_are_refused() -> None:
+    [found] = problems(one_step(params=["text"]))
+    assert found.startswith("pipeline[0].params: ")
+
+
+@pytest.mark.parametrize("kind", ["llm", "retrieve", "router", "template", "extract", "bot"])
+def test_every_node_kind_is_a_kind(kind: str) -> None:
+    assert parse_spec(one_step(kind=kind)).pipeline[0].kind == kind
