@@ -242,9 +242,16 @@ class LlmGateway:
         where = (options.get("api_base"), key)
         client = self._moderation_clients.get(where)
         if client is None:
-            from openai import AsyncOpenAI
+            from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
-            client = AsyncOpenAI(api_key=key, base_url=where[0], max_retries=0)
+            # Its HTTP client given, not the SDK's own: that one closes itself on whatever loop
+            # runs when it is collected, which fails once its own loop is gone.
+            client = AsyncOpenAI(
+                api_key=key,
+                base_url=where[0],
+                max_retries=0,
+                http_client=DefaultAsyncHttpxClient(),
+            )
             self._moderation_clients[where] = client
         return client
 
