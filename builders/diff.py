@@ -25,7 +25,7 @@ def diff_specs(before: BotSpec, after: BotSpec) -> list[FieldChange]:
     new = after.model_dump(mode="json")
     changes = []
     for name in BotSpec.model_fields:
-        if old[name] == new[name]:
+        if old.get(name) == new.get(name):  # a field left out when unset (budget) is None
             continue
         lines: tuple[str, ...] = ()
         if name in _TEXT_FIELDS:
@@ -35,5 +35,7 @@ def diff_specs(before: BotSpec, after: BotSpec) -> list[FieldChange]:
             # Skip the two file headers by position: a removed "---" or "-- x" line of the
             # text itself also starts with "---" (and an added "++ x" with "+++").
             lines = tuple(itertools.islice(diff, 2, None))
-        changes.append(FieldChange(field=name, before=old[name], after=new[name], lines=lines))
+        changes.append(
+            FieldChange(field=name, before=old.get(name), after=new.get(name), lines=lines)
+        )
     return changes

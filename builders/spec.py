@@ -32,6 +32,8 @@ MAX_NODES = 32
 MAX_PARAM_CHARS = 20000
 MAX_BLOCKED_TERMS = 200
 MAX_TERM_CHARS = 200
+MAX_MONTHLY_USD = 1_000_000
+MAX_PER_MINUTE = 1000
 MAX_DB_INT = 2**31 - 1  # the largest whole number every supported database stores (PostgreSQL)
 MAX_VERSION = MAX_DB_INT  # version numbers are integers in the database
 
@@ -162,12 +164,40 @@ class Schedule(_Model):
     channel: str | None = None
 
 
+def _is_off(value: object) -> bool:
+    return value is None or value is False
+
+
 class Guardrails(_Model):
-    max_input_chars: Annotated[int, Field(ge=1, le=4000)] = 4000
+    """Checks on what an end user sends, before the bot answers (`runtime.turn.guardrails`).
+    `pii` masks emails, phone numbers and card numbers before the model sees them and in the
+    stored transcript; `moderation` asks the provider's moderation endpoint first."""
+
+    max_input_chars: Annotated[int, Field(ge=1, le=MAX_TURN_CHARS)] = MAX_TURN_CHARS
     blocked_terms: Annotated[
         list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_TERM_CHARS)]],
         Field(max_length=MAX_BLOCKED_TERMS),
     ] = Field(default_factory=list)
+    # Left out when off, as the budget is when unset: specs that use neither keep their YAML
+    # and their content hash (the key of stored test runs) as they were before these existed.
+    pii: bool = Field(default=False, exclude_if=_is_off)
+    moderation: bool = Field(default=False, exclude_if=_is_off)
+
+
+class Budget(_Model):
+    """Limits on live traffic (`runtime.turn.budget`); None: no limit. `monthly_usd` is the cost
+    of a calendar month (UTC); `per_user_per_minute` the messages one end user may send a minute."""
+
+    monthly_usd: Annotated[float, Field(gt=0, le=MAX_MONTHLY_USD)] | None = Field(
+        default=None, exclude_if=_is_off
+    )
+    per_user_per_minute: Annotated[int, Field(ge=1, le=MAX_PER_MINUTE)] | None = Field(
+        default=None, exclude_if=_is_off
+    )
+
+
+def _no_budget(budget: Budget) -> bool:
+    return budget.monthly_usd is None and budget.per_user_per_minute is None
 
 
 class BotSpec(_Model):
@@ -191,6 +221,7 @@ class BotSpec(_Model):
     tests: Annotated[list[TestCase], Field(max_length=MAX_TESTS)] = Field(default_factory=list)
     schedules: Annotated[list[Schedule], Field(max_length=50)] = Field(default_factory=list)
     guardrails: Guardrails = Field(default_factory=Guardrails)
+    budget: Budget = Field(default_factory=Budget, exclude_if=_no_budget)
 
     @field_validator("name")
     @classmethod

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from builders.spec import OFFLINE_MODEL
 from runtime.memory import freeze_long_lived
@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch prices at import
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+# The provider's moderation model (OpenAI's, or STUDIO_LLM_API_BASE's server for `openai/`).
+MODERATION_MODEL = "openai/omni-moderation-latest"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,14 @@ class LlmAnswer:
     completion_tokens: int | None = None
     cost_usd: float | None = None  # None: the price of this model is unknown
     tool_calls: tuple[ToolCall, ...] = ()  # in the order the model gave them
+
+
+@dataclass(frozen=True, slots=True)
+class Moderation:
+    """A moderation verdict; `categories` are the ones the provider flagged, sorted."""
+
+    flagged: bool
+    categories: tuple[str, ...] = ()
 
 
 class LlmError(Exception):
@@ -96,16 +107,20 @@ def _retry_after(exc: BaseException) -> float | None:
 
 def _classify(exc: BaseException, litellm: ModuleType) -> tuple[str, bool]:
     """(kind, retryable) for an exception raised by a litellm call."""
-    if isinstance(exc, asyncio.TimeoutError | litellm.Timeout):
+    import openai
+
+    if isinstance(exc, asyncio.TimeoutError | litellm.Timeout | openai.APITimeoutError):
         return "timeout", True
     if isinstance(exc, litellm.RateLimitError):
         return "rate_limit", True
     if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError):
         return "auth", False
-    if isinstance(exc, litellm.APIConnectionError):
+    if isinstance(exc, litellm.APIConnectionError | openai.APIConnectionError):
         return "provider", True
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
+        if status == 429:  # the openai SDK's own error (moderation): not mapped by litellm
+            return "rate_limit", True
         if status in _RETRYABLE_STATUS:
             return "provider", True
         if status in (401, 403):  # litellm maps a 403 of an OpenAI-compatible server to APIError
@@ -127,6 +142,7 @@ class LlmGateway:
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._litellm: ModuleType | None = None
+        self._moderation_clients: dict[tuple[str | None, str], Any] = {}
 
     async def _lib(self) -> ModuleType:
         """litellm, imported on first use in a thread: the import takes seconds and must not
@@ -175,47 +191,101 @@ class LlmGateway:
         tools: Sequence[Mapping[str, Any]] | None,
     ) -> LlmAnswer:
         litellm = await self._lib()
-        policy = self.policy
-        started = time.monotonic()
         payload = [{"role": m.role, "content": m.content} for m in messages]
         options = self._call_options(model)
         if tools:
             options["tools"] = [dict(tool) for tool in tools]
             options["tool_choice"] = "auto"
-        attempt = 0
+
+        async def attempt(limit_s: float) -> LlmAnswer:
+            response = await litellm.acompletion(
+                model=model,
+                messages=payload,
+                temperature=temperature,
+                timeout=limit_s,
+                num_retries=0,
+                max_retries=0,
+                drop_params=True,
+                **options,
+            )
+            return self._answer(model, response)
+
+        return await self._retrying(model, litellm, attempt)
+
+    async def moderate(self, text: str, *, model: str = MODERATION_MODEL) -> Moderation:
+        """The provider's moderation verdict on `text`, or `LlmError` after retries.
+
+        Through `litellm.amoderation` with an OpenAI client of our own: litellm's default one
+        has no timeout and retries by itself. `STUDIO_LLM_API_BASE` serves `openai/` models as
+        it does for completions."""
+        if model == OFFLINE_MODEL:
+            raise LlmError("bad_request", "moderation needs a provider model, not offline")
+        litellm = await self._lib()
+        client = self._moderation_client(model)
+
+        async def attempt(limit_s: float) -> Moderation:
+            timed = client.with_options(timeout=limit_s)
+            response = await litellm.amoderation(
+                input=text, model=model, client=timed, num_retries=0, max_retries=0
+            )
+            return _moderation(response)
+
+        return await self._retrying(model, litellm, attempt)
+
+    def _moderation_client(self, model: str) -> Any:
+        """An OpenAI client for `model`'s server, kept (its connections are reused), without
+        the SDK's own retries."""
+        options = self._call_options(model)
+        key = options.get("api_key") or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            raise LlmError("auth", "moderation needs OPENAI_API_KEY (or STUDIO_LLM_API_BASE)")
+        where = (options.get("api_base"), key)
+        client = self._moderation_clients.get(where)
+        if client is None:
+            from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+            # Its HTTP client given, not the SDK's own: that one closes itself on whatever loop
+            # runs when it is collected, which fails once its own loop is gone.
+            client = AsyncOpenAI(
+                api_key=key,
+                base_url=where[0],
+                max_retries=0,
+                http_client=DefaultAsyncHttpxClient(),
+            )
+            self._moderation_clients[where] = client
+        return client
+
+    async def _retrying(
+        self, model: str, litellm: ModuleType, attempt: Callable[[float], Awaitable[_T]]
+    ) -> _T:
+        """`attempt(seconds)` until it answers, under the policy's attempts, backoff and
+        deadline; a failure that cannot be retried (or the last one) raises `LlmError`."""
+        policy = self.policy
+        started = time.monotonic()
+        tries = 0
         while True:
-            attempt += 1
+            tries += 1
             remaining = policy.deadline_s - (time.monotonic() - started)
             timeout = max(0.05, min(policy.attempt_timeout_s, remaining))
             try:
-                # A guard over litellm's own timeout; asyncio.timeout spawns no task.
+                # A guard over the library's own timeout; asyncio.timeout spawns no task.
                 async with asyncio.timeout(timeout + 1.0):
-                    response = await litellm.acompletion(
-                        model=model,
-                        messages=payload,
-                        temperature=temperature,
-                        timeout=timeout,
-                        num_retries=0,
-                        max_retries=0,
-                        drop_params=True,
-                        **options,
-                    )
-                return self._answer(model, response)
+                    return await attempt(timeout)
             except Exception as exc:
                 kind, retryable = _classify(exc, litellm)
                 message = _short(exc)
                 elapsed = time.monotonic() - started
-                delay = min(policy.max_backoff_s, policy.backoff_s * 2 ** (attempt - 1))
+                delay = min(policy.max_backoff_s, policy.backoff_s * 2 ** (tries - 1))
                 delay *= 0.8 + 0.4 * random.random()
                 # The server's Retry-After is a floor: jitter must not bring the retry earlier.
                 delay = max(delay, _retry_after(exc) or 0.0)
                 if (
                     not retryable
-                    or attempt >= policy.attempts
+                    or tries >= policy.attempts
                     or elapsed + delay >= policy.deadline_s
                 ):
                     logger.warning(
-                        "llm call failed", extra={"model": model, "kind": kind, "attempts": attempt}
+                        "llm call failed", extra={"model": model, "kind": kind, "attempts": tries}
                     )
                     raise LlmError(kind, message) from None
                 await self._sleep(delay)
@@ -290,6 +360,17 @@ def _tool_call(call: Any, n: int) -> ToolCall:
         name=str(name or ""),
         arguments=arguments,
     )
+
+
+def _moderation(response: Any) -> Moderation:
+    """A `Moderation` from litellm's response: flagged when any result is."""
+    flagged = False
+    categories: set[str] = set()
+    for result in getattr(response, "results", None) or ():
+        flagged = flagged or bool(getattr(result, "flagged", False))
+        marked = getattr(result, "categories", None) or {}
+        categories.update(name for name, on in marked.items() if on)
+    return Moderation(flagged=flagged, categories=tuple(sorted(categories)))
 
 
 def _short(exc: BaseException) -> str:

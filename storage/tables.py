@@ -279,3 +279,16 @@ class Participant(SQLModel, table=True):
     user: str = Field(max_length=200)
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     updated_at: datetime = _ts()
+
+
+class BudgetNotice(SQLModel, table=True):
+    """A bot's owners were told its monthly budget reached `level` percent in `month` (YYYY-MM,
+    UTC). The constraint makes the telling once only, across restarts and workers."""
+
+    __tablename__ = "budget_notice"
+    __table_args__ = (UniqueConstraint("bot_id", "month", "level"),)
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
+    month: str = Field(max_length=7)
+    level: int
+    created_at: datetime = _ts()

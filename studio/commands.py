@@ -10,9 +10,15 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from builders.spec import MAX_VERSION
+from builders.spec import (
+    MAX_MONTHLY_USD,
+    MAX_PER_MINUTE,
+    MAX_TERM_CHARS,
+    MAX_TURN_CHARS,
+    MAX_VERSION,
+)
 from runtime.participant import MAX_VALUE_CHARS
 
 Env = Literal["staging", "production"]
@@ -308,6 +314,68 @@ class Join(Command):
     code: Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
+class GuardShow(Command):
+    name: ClassVar[str] = "guard"
+    usage: ClassVar[str] = "/guard BOT"
+    summary: ClassVar[str] = (
+        "the draft's guardrails: message length, blocked terms, personal data masking, moderation"
+    )
+    bot: BotName | None = None
+
+
+class GuardSet(Command):
+    name: ClassVar[str] = "guard set"
+    usage: ClassVar[str] = (
+        '/guard BOT pii on|off | block "TERM" | unblock "TERM" | max-input N | moderation on|off'
+    )
+    summary: ClassVar[str] = (
+        "change the draft's guardrails: mask emails, phone and card numbers (pii), refuse "
+        "messages with a term (whole words, any case), limit a message's length, check messages "
+        "with the provider's moderation (not with the offline model)"
+    )
+    bot: BotName | None = None
+    pii: bool | None = None
+    block: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TERM_CHARS)] | None = None
+    unblock: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TERM_CHARS)] | None = (
+        None
+    )
+    max_input: Annotated[int, Field(ge=1, le=MAX_TURN_CHARS)] | None = None
+    moderation: bool | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> GuardSet:
+        if not self.model_dump(exclude={"bot"}, exclude_none=True):
+            raise ValueError("say what to change: pii, block, unblock, max-input or moderation")
+        return self
+
+
+class BudgetShow(Command):
+    name: ClassVar[str] = "budget"
+    usage: ClassVar[str] = "/budget BOT"
+    summary: ClassVar[str] = "the bot's spend this month (UTC) against its budget and rate limit"
+    bot: BotName | None = None
+
+
+class BudgetSet(Command):
+    name: ClassVar[str] = "budget set"
+    usage: ClassVar[str] = "/budget BOT $N per month | N per minute per user | off"
+    summary: ClassVar[str] = (
+        "limit the draft's live spend a calendar month (owners and admins are told at 80% and "
+        "100%), or the messages one end user may send a minute; off removes both"
+    )
+    bot: BotName | None = None
+    monthly_usd: Annotated[float, Field(gt=0, le=MAX_MONTHLY_USD)] | None = None
+    per_user_per_minute: Annotated[int, Field(ge=1, le=MAX_PER_MINUTE)] | None = None
+    off: bool = False
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> BudgetSet:
+        limits = self.monthly_usd is not None or self.per_user_per_minute is not None
+        if limits == self.off:
+            raise ValueError("give $N per month and/or N per minute per user, or off alone")
+        return self
+
+
 class Help(Command):
     name: ClassVar[str] = "help"
     usage: ClassVar[str] = "/help [COMMAND]"
@@ -357,6 +425,10 @@ COMMANDS: tuple[type[Command], ...] = (
     ListDeployments,
     Undeploy,
     Stats,
+    GuardShow,
+    GuardSet,
+    BudgetShow,
+    BudgetSet,
     Diff,
     History,
     MemoryShow,

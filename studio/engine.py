@@ -64,6 +64,7 @@ from studio.confirmations import TOKEN_REQUEST, Confirmations
 from studio.context import ContextStore
 from studio.errors import InvalidError, NotAvailableError, OperationError
 from studio.grammar import GrammarError, not_understood, parse
+from studio.guard import GUARD_COMMANDS, GuardFeature
 from studio.knowledge import KnowledgeOperations
 from studio.members import Members
 from studio.operations import Expected, Operations
@@ -132,6 +133,7 @@ class Studio:
         self.knowledge = KnowledgeOperations(ops=ops, gateway=runtime.knowledge)
         self.tests = BotTests(db=db, ops=ops, runner=runtime.runner, judge_model=judge_model)
         self.participants = Participants(ops)
+        self.guard = GuardFeature(ops=ops)
         self._jobs: set[asyncio.Task[None]] = set()
         # The Studio's Telegram bot's t.me/newbot link for a bot, when Telegram lets it manage
         # bots (set by the composition root; None: only a pasted token deploys to Telegram).
@@ -172,6 +174,7 @@ class Studio:
             NotYet: self._not_yet,
             Confirm: self._confirm,
         }
+        self._handlers.update({kind: self._guard for kind in GUARD_COMMANDS})
 
     # -- the runtime's entry point -----------------------------------------------------------
 
@@ -668,6 +671,11 @@ class Studio:
             f"*{bot}* stopped answering on Telegram: {reason} (deployment `{deployment_id}`). "
             f"Deploy it again with a new token: `/deploy {bot} telegram`."
         )
+        await self.tell_leaders(team_id, text)
+
+    async def tell_leaders(self, team_id: int, text: str) -> None:
+        """Tell the team's owners and admins something unasked, wherever each of them talks to
+        the Studio (`_reachable`)."""
         for identity in await self.members.leaders(team_id):
             address = self._reachable(team_id, identity)
             await self.runtime.push(OutgoingMessage(address=address, text=text))
@@ -936,6 +944,11 @@ class Studio:
     async def _help(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Help)
         return [presenters.help_text(command.command)]
+
+    async def _guard(self, turn: Turn, command: Command) -> list[Answer]:
+        """`/guard` and `/budget` (`studio.guard`)."""
+        bot = turn.bot(getattr(command, "bot", None))
+        return [await self.guard.run(turn.caller, bot, command)]
 
     async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, NotYet)

@@ -31,6 +31,8 @@ from studio.commands import (
     COMMANDS,
     MAX_INPUT_CHARS,
     NOT_YET,
+    BudgetSet,
+    BudgetShow,
     ChannelName,
     Command,
     Confirm,
@@ -38,6 +40,8 @@ from studio.commands import (
     Deploy,
     Diff,
     Env,
+    GuardSet,
+    GuardShow,
     Help,
     History,
     Invite,
@@ -248,7 +252,16 @@ def _unexpected(usage: str, words: Collection[str]) -> GrammarError:
     return _error(usage, f"I didn't expect {_quote(' '.join(words))}.")
 
 
-_PLACEHOLDERS = {"number": "N", "version": "vN", "a": "vA", "b": "vB", "to": "ENV"}
+_PLACEHOLDERS = {
+    "number": "N",
+    "version": "vN",
+    "a": "vA",
+    "b": "vB",
+    "to": "ENV",
+    "max_input": "N",
+    "monthly_usd": "$N",
+    "per_user_per_minute": "N",
+}
 
 
 def _problem(error: ErrorDetails) -> str:
@@ -262,6 +275,8 @@ def _problem(error: ErrorDetails) -> str:
             return f"{name} must be {ctx['expected']}, not {given}."
         case "int_parsing":
             return f"{name} must be a number, not {given}."
+        case "greater_than":
+            return f"{name} must be more than {ctx['gt']:g}."
         case "greater_than_equal":
             return f"{name} must be at least {ctx['ge']}."
         case "less_than_equal":
@@ -678,6 +693,65 @@ def _join(rest: str, bots: frozenset[str]) -> Command:
     return _build(Join, code=words[0])
 
 
+_GUARD_SWITCHES = ("pii", "moderation")
+_GUARD_TERMS = ("block", "unblock")
+_GUARD_LIMIT = "max-input"
+_GUARD_WORDS = (*_GUARD_SWITCHES, *_GUARD_TERMS, _GUARD_LIMIT)
+_ON_OFF = {"on": True, "off": False}
+_MONTHLY = re.compile(
+    r"\$?\s*(?P<amount>\d+(?:\.\d+)?)\s*(?:\$|usd|dollars?)?\s*"
+    r"(?:(?:per|a|an|/|each)\s*month|monthly)",
+    re.I,
+)
+_PER_MINUTE = re.compile(
+    r"(?P<count>\d+)\s*(?:messages?\s*)?(?:per|a|an|/|each)\s*min(?:ute)?"
+    r"(?:\s*(?:per|a|an|/|each|for each)\s*(?:end\s*)?user)?",
+    re.I,
+)
+
+
+def _guard(rest: str, bots: frozenset[str]) -> Command:
+    bot, tail = _lead_bot(rest, bots, lambda word: word in _GUARD_WORDS)
+    setting, value = _first(tail)
+    setting = setting.lower()
+    if not setting:
+        return _build(GuardShow, bot=bot)
+    if setting in _GUARD_SWITCHES:
+        words = [word.lower() for word in _tokens(value)]
+        if len(words) != 1 or words[0] not in _ON_OFF:
+            raise _error(GuardSet.usage, f"Say {setting} on or {setting} off.")
+        return _build(GuardSet, bot=bot, **{setting: _ON_OFF[words[0]]})
+    if setting in _GUARD_TERMS:
+        term = " ".join(_unquote(value).split())
+        if not term:
+            raise _error(GuardSet.usage, f'Give the term to {setting} in quotes, e.g. "password".')
+        return _build(GuardSet, bot=bot, **{setting: term})
+    if setting == _GUARD_LIMIT:
+        number = " ".join(_tokens(value))
+        if not (number.isascii() and number.isdigit()):
+            given = f", not {_quote(number)}" if number else ""
+            raise _error(GuardSet.usage, f"N must be a number of characters{given}.")
+        return _build(GuardSet, bot=bot, max_input=int(number))
+    known = _one_of(_GUARD_WORDS)
+    raise _error(GuardSet.usage, f"I don't know the guardrail {_quote(setting)}; use {known}.")
+
+
+def _budget(rest: str, bots: frozenset[str]) -> Command:
+    bot, tail = _lead_bot(
+        rest, bots, lambda word: word == "off" or word[:1] == "$" or word[:1].isdigit()
+    )
+    said = " ".join(_tokens(tail))
+    if not said:
+        return _build(BudgetShow, bot=bot)
+    if said.lower() == "off":
+        return _build(BudgetSet, bot=bot, off=True)
+    if monthly := _MONTHLY.fullmatch(said):
+        return _build(BudgetSet, bot=bot, monthly_usd=float(monthly["amount"]))
+    if per_minute := _PER_MINUTE.fullmatch(said):
+        return _build(BudgetSet, bot=bot, per_user_per_minute=int(per_minute["count"]))
+    raise _error(BudgetSet.usage, f"I didn't understand {_quote(said)} as a budget.")
+
+
 def _help(rest: str, bots: frozenset[str]) -> Command:
     topic = " ".join(_tokens(rest)).lower().lstrip("/")
     if not topic:
@@ -701,6 +775,8 @@ _PARSERS: dict[str, _Parser] = {
     "deployments": _one_bot(ListDeployments),
     "undeploy": _undeploy,
     "stats": _stats,
+    "guard": _guard,
+    "budget": _budget,
     "diff": _diff,
     "history": _one_bot(History),
     "memory": _memory,

@@ -448,8 +448,8 @@ class Operations:
                 caller,
                 action="bot.edit",
                 target=name,
-                before={k: before[k] for k in before if before[k] != after[k]},
-                after={k: after[k] for k in after if before[k] != after[k]},
+                before={k: before[k] for k in before if before[k] != after.get(k)},
+                after={k: after[k] for k in after if before.get(k) != after[k]},
             )
             return await self._view(session, bot)
 

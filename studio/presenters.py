@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from builders.spec import Expectation, TestCase
+from builders.spec import BotSpec, Budget, Expectation, Guardrails, TestCase
 from runtime.messages import Field, OutgoingMessage
 from studio.commands import COMMANDS, NOT_YET, Command, RoleName, SettableField
 from studio.participants import SANDBOX, ChannelMemory, ParticipantView
@@ -117,6 +117,43 @@ def _lines(header: str, rows: Iterable[str]) -> str:
 # -- bots ------------------------------------------------------------------------------------
 
 
+def usd(amount: float) -> str:
+    """Dollars with cents; a fraction of a cent with four decimals."""
+    return f"${amount:.4f}" if 0 < amount < 0.01 else f"${amount:,.2f}"
+
+
+def _guardrails(guard: Guardrails) -> str:
+    parts = []
+    if guard.max_input_chars != Guardrails().max_input_chars:
+        parts.append(f"messages up to {guard.max_input_chars:,} characters")
+    if guard.blocked_terms:
+        parts.append(_plural(len(guard.blocked_terms), "blocked term"))
+    if guard.pii:
+        parts.append("personal data masked")
+    if guard.moderation:
+        parts.append("moderation")
+    return " · ".join(parts)
+
+
+def _budget(limits: Budget) -> str:
+    parts = []
+    if limits.monthly_usd is not None:
+        parts.append(f"{usd(limits.monthly_usd)} a month")
+    if limits.per_user_per_minute is not None:
+        parts.append(f"{limits.per_user_per_minute:,} messages a minute per user")
+    return " · ".join(parts)
+
+
+def _limits_fields(draft: BotSpec) -> tuple[Field, ...]:
+    """Guardrails and budget, when the draft sets any (`/show`)."""
+    fields = []
+    if draft.guardrails != Guardrails():
+        fields.append(Field(label="Guardrails", value=_guardrails(draft.guardrails)))
+    if draft.budget != Budget():
+        fields.append(Field(label="Budget", value=_budget(draft.budget)))
+    return tuple(fields)
+
+
 def _card_fields(view: BotView) -> tuple[Field, ...]:
     draft = view.draft
     return (
@@ -128,6 +165,7 @@ def _card_fields(view: BotView) -> tuple[Field, ...]:
         Field(label="Prompt", value=_value(draft.prompt, _PROMPT_PREVIEW)),
         Field(label="Tests", value=str(len(draft.tests))),
         Field(label="Knowledge", value=_plural(len(draft.knowledge), "source")),
+        *_limits_fields(draft),
         Field(label="Draft revision", value=str(view.revision)),
         Field(label="Staging", value=_version(view.environments.get("staging"))),
         Field(label="Production", value=_version(view.environments.get("production"))),
@@ -177,7 +215,22 @@ def edited(view: BotView, field: str) -> Answer:
 def _change(change: ChangeView) -> str:
     if change.lines:
         return "\n".join([f"{change.field}:", "```", *change.lines, "```"])
-    return f"{change.field}: {_value(change.before)} → {_value(change.after)}"
+    before, after = change.before, change.after
+    if isinstance(before, dict | None) and isinstance(after, dict | None):  # per setting
+        before, after = before or {}, after or {}  # a budget left out when unset is None
+        keys = [key for key in {**before, **after} if before.get(key) != after.get(key)]
+        return "\n".join(
+            f"{change.field}.{key}: {_setting(before.get(key))} → {_setting(after.get(key))}"
+            for key in keys
+        )
+    return f"{change.field}: {_value(before)} → {_value(after)}"
+
+
+def _setting(value: Any) -> str:
+    """A guardrail or budget setting: one left out (unset, or false) is off."""
+    if value is None or isinstance(value, bool):
+        return "on" if value else "off"
+    return _value(value)
 
 
 def diff(view: DiffView) -> Answer:

@@ -170,6 +170,28 @@ def test_guardrails_bounds() -> None:
     assert problems(with_fields(guardrails={"max_input_chars": 0})) == [
         "guardrails.max_input_chars: must be at least 1"
     ]
+    assert problems(with_fields(guardrails={"max_input_chars": 4001})) == [
+        "guardrails.max_input_chars: must be at most 4000"
+    ]
+
+
+def test_budget_bounds() -> None:
+    assert problems(with_fields(budget={"monthly_usd": 0})) == [
+        "budget.monthly_usd: must be more than 0"
+    ]
+    assert problems(with_fields(budget={"monthly_usd": 2_000_000})) == [
+        "budget.monthly_usd: must be at most 1000000.0"
+    ]
+    assert problems(with_fields(budget={"per_user_per_minute": 0})) == [
+        "budget.per_user_per_minute: must be at least 1"
+    ]
+    assert problems(with_fields(budget={"per_user_per_minute": 2.5})) == [
+        "budget.per_user_per_minute: must be a whole number"
+    ]
+    assert problems(with_fields(budget={"daily_usd": 3})) == ["budget.daily_usd: unknown field"]
+    spec = parse_spec(with_fields(budget={"monthly_usd": 12.5, "per_user_per_minute": 10}))
+    assert (spec.budget.monthly_usd, spec.budget.per_user_per_minute) == (12.5, 10)
+    assert BotSpec(name="faq-bot").budget.monthly_usd is None
 
 
 def test_specs_are_values() -> None:
@@ -245,6 +267,9 @@ CHANGES: list[tuple[str, Any]] = [
     ("tests", [{"turns": ["refund?"], "expect": {"kind": "regex", "value": "days"}}]),
     ("schedules", [{"id": "daily", "cron": "0 10 * * *", "message": "Good morning"}]),
     ("guardrails", {"max_input_chars": 500, "blocked_terms": []}),
+    ("guardrails", {"max_input_chars": 500, "blocked_terms": ["password"], "pii": True}),
+    ("budget", {"monthly_usd": 5}),
+    ("budget", {"per_user_per_minute": 3}),
 ]
 
 
@@ -364,9 +389,30 @@ def test_a_spec_using_features_not_built_yet_is_not_storable() -> None:
     assert not_storable(parse_spec(RICH)) == [
         "tools are not available yet (issue: Actions)",
         "schedules are not available yet (issue: Schedules)",
-        "guardrails are not available yet (issue: Pipelines)",
     ]
-    assert not_storable(parse_spec(with_fields(tools=[], guardrails={}))) == []
+    assert not_storable(parse_spec(with_fields(tools=[], schedules=[]))) == []
+
+
+def test_unused_guardrails_and_budget_leave_the_spec_and_its_hash_as_they_were() -> None:
+    data = BotSpec(name="faq-bot").model_dump(mode="json")
+    assert "budget" not in data
+    assert data["guardrails"] == {"max_input_chars": 4000, "blocked_terms": []}
+    used = parse_spec(with_fields(guardrails={"pii": True}, budget={"monthly_usd": 5}))
+    dumped = used.model_dump(mode="json")
+    assert dumped["guardrails"]["pii"] is True and "moderation" not in dumped["guardrails"]
+    assert dumped["budget"] == {"monthly_usd": 5.0}
+    assert parse_spec(dumped) == used
+
+
+def test_guardrails_and_budgets_are_storable_but_moderation_needs_a_provider_model() -> None:
+    guarded = {"blocked_terms": ["password"], "pii": True, "max_input_chars": 500}
+    budget = {"monthly_usd": 20, "per_user_per_minute": 5}
+    assert not_storable(parse_spec(with_fields(guardrails=guarded, budget=budget))) == []
+    moderated = with_fields(guardrails={"moderation": True})
+    assert not_storable(parse_spec({**moderated, "model": OFFLINE_MODEL})) == [
+        "guardrails.moderation: moderation needs a provider model (this bot's model is offline)"
+    ]
+    assert not_storable(parse_spec({**moderated, "model": "openai/gpt-4o-mini"})) == []
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,13 @@ FULL = BotSpec.model_validate(
         ],
         "tests": [{"turns": ["hi", "refunds?"], "expect": {"kind": "regex", "value": r"\d+ days"}}],
         "schedules": [{"id": "daily", "cron": "0 9 * * 1-5", "message": "Good morning"}],
-        "guardrails": {"max_input_chars": 500, "blocked_terms": ["password", "yes", "no"]},
+        "guardrails": {
+            "max_input_chars": 500,
+            "blocked_terms": ["password", "yes", "no"],
+            "pii": True,
+            "moderation": True,
+        },
+        "budget": {"monthly_usd": 12.5, "per_user_per_minute": 10},
     }
 )
 
@@ -134,10 +140,10 @@ def test_a_non_text_name_is_a_spec_error() -> None:
         spec_from_yaml("name: 10\n")
 
 
-def test_the_export_leaves_out_unused_features_not_built_yet() -> None:
+def test_the_export_leaves_out_unused_features_not_built_yet_and_an_unset_budget() -> None:
     text = spec_to_yaml(BotSpec(name="faq-bot"))
     assert list(yaml.safe_load(text)) == [
-        name for name in BotSpec.model_fields if name not in ("tools", "schedules", "guardrails")
+        name for name in BotSpec.model_fields if name not in ("tools", "schedules", "budget")
     ]
     assert spec_from_yaml(text) == BotSpec(name="faq-bot")
 

@@ -11,12 +11,17 @@ clash with function-scoped test loops.
     fake.stall(1.0)                                          # then an answer after 1 s
     fake.tool_calls(("lookup", {"q": "refunds"}))            # then an OpenAI `tool_calls` reply
     ...                                                      # empty queue: "echo: <last user text>"
+    fake.flag("harassment")                                  # the next moderation: flagged
+    fake.moderation_fail(500)                                # the next moderation: a 500
+    fake.moderation_stall(1.0)                               # the next moderation: after 1 s
+    ...                                                      # empty queue: not flagged
     fake.calls[-1].body["messages"], fake.calls[-1].authorization
     fake.stop()
 
 Only non-streaming chat completions are served (`POST /v1/chat/completions` and
-`POST /chat/completions`); a request for a stream gets a 400 saying so. Any other path is recorded
-too and answered 404, so a test can see a request that went to the wrong place.
+`POST /chat/completions`); a request for a stream gets a 400 saying so. Moderations
+(`POST /v1/moderations`) have their own queue of verdicts. Any other path is recorded too and
+answered 404, so a test can see a request that went to the wrong place.
 """
 
 from __future__ import annotations
@@ -39,6 +44,23 @@ from starlette.routing import Route
 from tests.fakes.server import ServedFake
 
 COMPLETION_PATHS = ("/v1/chat/completions", "/chat/completions")
+MODERATION_PATHS = ("/v1/moderations", "/moderations")
+# The categories OpenAI's moderation reports, each true or false in a result.
+MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -115,6 +137,20 @@ class Answer:
     raw: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One scripted moderation answer: flagged categories, or an HTTP error, after `delay_s`."""
+
+    categories: tuple[str, ...] = ()
+    status: int = 200
+    error: str = "scripted error"
+    delay_s: float = 0.0
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.categories)
+
+
 class FakeLLM(ServedFake):
     """The fake server. Scripting and reading `calls` are thread-safe; answers are popped in
     order, one per completion request."""
@@ -124,9 +160,11 @@ class FakeLLM(ServedFake):
     def __init__(self) -> None:
         self._calls: list[Call] = []
         self._script: deque[Answer] = deque()
+        self._verdicts: deque[Verdict] = deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         routes = [Route(path, self._complete, methods=["POST"]) for path in COMPLETION_PATHS]
+        routes += [Route(path, self._moderate, methods=["POST"]) for path in MODERATION_PATHS]
         routes.append(
             Route(
                 "/{rest:path}",
@@ -230,11 +268,32 @@ class FakeLLM(ServedFake):
         `{"name": ..., "arguments": ...}` (arguments as a JSON string or a mapping)."""
         self.script(Answer(text=text, tool_calls=tuple(tool_call(c) for c in calls)))
 
+    def flag(self, *categories: str) -> None:
+        """Queue a moderation verdict flagging `categories` (at least one, e.g. "harassment")."""
+        unknown = set(categories) - set(MODERATION_CATEGORIES)
+        if not categories or unknown:
+            raise ValueError(f"flag one or more of {MODERATION_CATEGORIES}, not {unknown or '()'}")
+        with self._lock:
+            self._verdicts.append(Verdict(categories=tuple(categories)))
+
+    def moderation_fail(
+        self, status: int, *, times: int = 1, error: str = "scripted error"
+    ) -> None:
+        """Queue `times` moderation answers that are HTTP errors."""
+        with self._lock:
+            self._verdicts.extend([Verdict(status=status, error=error)] * times)
+
+    def moderation_stall(self, delay_s: float, *, times: int = 1) -> None:
+        """Queue `times` moderation verdicts (not flagged) that come only after `delay_s`."""
+        with self._lock:
+            self._verdicts.extend([Verdict(delay_s=delay_s)] * times)
+
     def reset(self) -> None:
-        """Forget the recorded calls and any answers still queued."""
+        """Forget the recorded calls and any answers or verdicts still queued."""
         with self._lock:
             self._calls.clear()
             self._script.clear()
+            self._verdicts.clear()
 
     # -- serving --------------------------------------------------------------------------
 
@@ -273,6 +332,32 @@ class FakeLLM(ServedFake):
             return _error(answer.status, answer.error, answer.headers)
         return JSONResponse(
             self._completion(body, answer), status_code=answer.status, headers=answer.headers
+        )
+
+    async def _moderate(self, request: Request) -> JSONResponse:
+        _, body = await self._record(request)
+        if body is None or not isinstance(body.get("input"), str | list):
+            return _error(400, "expected a JSON object with an input")
+        with self._lock:
+            verdict = self._verdicts.popleft() if self._verdicts else Verdict()
+        if verdict.delay_s > 0:
+            await _pause(request, verdict.delay_s)
+        if verdict.status >= 400:
+            return _error(verdict.status, verdict.error)
+        categories = {name: name in verdict.categories for name in MODERATION_CATEGORIES}
+        scores = {name: 0.9 if on else 0.001 for name, on in categories.items()}
+        result = {
+            "flagged": verdict.flagged,
+            "categories": categories,
+            "category_scores": scores,
+            "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
+        }
+        return JSONResponse(
+            {
+                "id": f"modr-{next(self._ids)}",
+                "model": body.get("model", "fake-moderation"),
+                "results": [result],
+            }
         )
 
     def _completion(self, body: Mapping[str, Any], answer: Answer) -> dict[str, Any]:

@@ -78,7 +78,6 @@ async def test_an_imported_model_is_checked_like_set_model(
     [
         ("tools", [{"name": "orders", "openapi_url": "https://x.test/o.json"}], "Actions"),
         ("schedules", [{"id": "daily", "cron": "0 9 * * *", "message": "Hi"}], "Schedules"),
-        ("guardrails", {"blocked_terms": ["password"]}, "Pipelines"),
     ],
 )
 async def test_features_not_built_yet_are_refused_not_ignored(
@@ -97,7 +96,6 @@ async def test_features_not_built_yet_are_refused_not_ignored(
     await _unchanged(service, bot)
     exported = await service.call("GET", "/api/v1/bots/faq-bot/export")
     assert "tools" not in exported and "schedules" not in exported
-    assert "guardrails" not in exported
     shown = await service.reply("/show faq-bot")
     assert field not in shown.lower()
 
