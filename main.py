@@ -112,9 +112,12 @@ async def build_services(settings: Settings) -> Services:
     from runtime.knowledge.store import VectorStore
     from runtime.llm import LlmGateway, RetryPolicy
     from runtime.runtime import Runtime
+    from runtime.turn.budget import BudgetStep
+    from runtime.turn.guardrails import GuardrailStep
     from storage.database import Database
     from storage.migrate import migrate
     from studio.address import STUDIO_DEPLOYMENT
+    from studio.budget_notices import StudioBudgetNotifier
     from studio.engine import Studio
     from studio.operations import Operations
     from studio.secrets import Cipher
@@ -146,6 +149,10 @@ async def build_services(settings: Settings) -> Services:
         judge_model=settings.effective_judge_model,
     )
     runtime.register_builtin(STUDIO_DEPLOYMENT, studio)
+    runtime.runner.add_steps(
+        GuardrailStep(),
+        BudgetStep(db=db, notifier=StudioBudgetNotifier(db=db, tell=studio.tell_leaders)),
+    )
     from adapters.telegram.bots import TelegramBots
 
     telegram = TelegramBots(

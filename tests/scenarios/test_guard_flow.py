@@ -1,5 +1,6 @@
 """Guardrails and budgets on live traffic: a web deployment answered by the service's turn engine
-with the guard steps in place, the fake LLM as the provider (priced as gpt-4o-mini)."""
+with the guard steps `main.py` puts in place, the fake LLM as the provider (priced as
+gpt-4o-mini)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,11 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from runtime.turn.budget import OVER_BUDGET_REPLY, TOO_FAST_REPLY, BudgetStep
-from runtime.turn.guardrails import BLOCKED_REPLY, GuardrailStep
+from runtime.turn.budget import OVER_BUDGET_REPLY, TOO_FAST_REPLY
+from runtime.turn.guardrails import BLOCKED_REPLY
 from storage.tables import Message
-from studio.budget_notices import StudioBudgetNotifier
 from tests.conftest import running_service, service_settings
-from tests.factories import Service
 from tests.fakes.llm import FakeLLM
-
-
-def guarded(service: Service) -> Any:
-    """The service, with the guard steps on its turn engine as `main.py` puts them (added here
-    when it does not yet)."""
-    core: Any = service.app.state.core
-    runner = core.runtime.runner
-    if not any(isinstance(step, GuardrailStep) for step in runner._steps):
-        notifier = StudioBudgetNotifier(db=core.db, tell=core.studio.tell_leaders)
-        runner.add_steps(GuardrailStep(), BudgetStep(db=core.db, notifier=notifier))
-    return core
 
 
 async def stored(core: Any) -> list[tuple[str, str, str | None]]:
@@ -36,7 +24,7 @@ async def stored(core: Any) -> list[tuple[str, str, str | None]]:
 
 async def test_guardrails_mask_refuse_and_limit_live_turns(tmp_path: Path, llm: FakeLLM) -> None:
     async with running_service(service_settings(tmp_path, llm_api_base=llm.base_url)) as service:
-        core = guarded(service)
+        core: Any = service.app.state.core
         deployment = await service.live_web_bot(
             model="openai/fake-model",
             guardrails={"pii": True, "blocked_terms": ["password"]},
@@ -76,7 +64,6 @@ async def test_a_monthly_budget_stops_the_bot_and_tells_the_owner(
     tmp_path: Path, llm: FakeLLM
 ) -> None:
     async with running_service(service_settings(tmp_path, llm_api_base=llm.base_url)) as service:
-        guarded(service)
         await service.reply("/bots")  # the owner talks to the Studio (the web console)
         # gpt-4o-mini's price: 1,000 + 1,000 tokens cost $0.00075 a turn
         deployment = await service.live_web_bot(
