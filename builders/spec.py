@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Annotated, Literal
 
@@ -11,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     field_validator,
     model_validator,
@@ -58,29 +60,60 @@ class ToolSpec(_Model):
     ] = Field(default_factory=list)
 
 
-NodeKind = Literal["llm", "retrieve", "router", "template", "extract", "http_tool", "handoff"]
+NodeKind = Literal[
+    "llm", "retrieve", "router", "template", "extract", "bot", "http_tool", "handoff"
+]
+MAX_PARAM_DEPTH = 8  # levels of lists and mappings in a step's params
 
 
 class PipelineNode(_Model):
-    """One node of a bot's pipeline graph; the node kind validates `params` when compiled."""
+    """One node of a bot's pipeline graph; the node kind validates `params` when compiled.
+
+    `params` are JSON values, bounded: at most `MAX_PARAM_CHARS` characters as JSON in all and
+    `MAX_PARAM_DEPTH` levels deep (checked before pydantic walks them, so a deep or huge value
+    is one short refusal)."""
 
     id: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
     kind: NodeKind
-    params: Annotated[dict[str, str | int | float | bool | list[str]], Field(max_length=50)] = (
-        Field(default_factory=dict)
-    )
+    params: Annotated[dict[str, JsonValue], Field(max_length=50)] = Field(default_factory=dict)
     next: str | None = None
 
-    @field_validator("params")
+    @field_validator("params", mode="before")
     @classmethod
-    def _bounded(cls, params: dict[str, object]) -> dict[str, object]:
-        for key, value in params.items():
-            items = value if isinstance(value, list) else [value]
-            if len(items) > 100 or any(len(str(item)) > MAX_PARAM_CHARS for item in items):
-                raise ValueError(
-                    f"'{key}' is too long (at most {MAX_PARAM_CHARS} characters, 100 items)"
-                )
+    def _bounded(cls, params: object) -> object:
+        if not isinstance(params, dict):
+            return params  # pydantic refuses it with its own message
+        _check_json(params, depth=1)
+        size = len(json.dumps(params, ensure_ascii=False, separators=(",", ":")))
+        if size > MAX_PARAM_CHARS:
+            raise ValueError(f"too long: {size} characters (at most {MAX_PARAM_CHARS} in all)")
         return params
+
+
+def _check_json(value: object, depth: int) -> None:
+    """`ValueError` unless `value` is plain JSON at most `MAX_PARAM_DEPTH` levels deep."""
+    if isinstance(value, str | bool | int) or value is None:
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite")
+        return
+    if depth > MAX_PARAM_DEPTH:
+        raise ValueError(f"nested too deeply (at most {MAX_PARAM_DEPTH} levels)")
+    if isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"keys must be text, not {key!r}"[:200])
+            _check_json(item, depth + 1)
+        return
+    raise ValueError(
+        f"'{type(value).__name__}' is not allowed: use text, numbers, true/false, null, lists "
+        "and mappings"
+    )
 
 
 class Expectation(_Model):

@@ -33,6 +33,12 @@ from studio.commands import (
     Delete,
     Deploy,
     Diff,
+    FlowAdd,
+    FlowAsk,
+    FlowLink,
+    FlowRemove,
+    FlowSet,
+    FlowShow,
     Help,
     History,
     Invite,
@@ -46,6 +52,7 @@ from studio.commands import (
     NotYet,
     Promote,
     Rollback,
+    Route,
     SetField,
     SetRole,
     ShowBot,
@@ -60,6 +67,7 @@ from studio.commands import (
 from studio.confirmations import TOKEN_REQUEST, Confirmations
 from studio.context import ContextStore
 from studio.errors import InvalidError, NotAvailableError, OperationError
+from studio.flow import Flows
 from studio.grammar import GrammarError, not_understood, parse
 from studio.knowledge import KnowledgeOperations
 from studio.members import Members
@@ -127,6 +135,7 @@ class Studio:
         self.sandbox = Sandbox(ops=ops, llm=llm, knowledge=runtime.knowledge)
         self.knowledge = KnowledgeOperations(ops=ops, gateway=runtime.knowledge)
         self.tests = BotTests(db=db, ops=ops, llm=llm, judge_model=judge_model)
+        self.flows = Flows(ops)
         self._jobs: set[asyncio.Task[None]] = set()
         # The Studio's Telegram bot's t.me/newbot link for a bot, when Telegram lets it manage
         # bots (set by the composition root; None: only a pasted token deploys to Telegram).
@@ -163,6 +172,13 @@ class Studio:
             Help: self._help,
             NotYet: self._not_yet,
             Confirm: self._confirm,
+            FlowShow: self.flows.show,
+            FlowAdd: self.flows.add,
+            FlowSet: self.flows.set,
+            FlowLink: self.flows.link,
+            FlowRemove: self.flows.remove,
+            FlowAsk: self.flows.ask,
+            Route: self.flows.route,
         }
 
     # -- the runtime's entry point -----------------------------------------------------------
