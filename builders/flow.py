@@ -559,14 +559,16 @@ def add_route(
     routes: list[JsonValue] = [r for r in _routes(chosen) if _same(r) != _same(route)]
     routes.append(route)  # a route with the same condition is replaced
     steps = _replace(steps, _params(chosen, routes=routes))
+    detach = answers(target) and target.next is not None
+    if detach:
+        steps = _detached(steps, target)
     if created:
         said.append(f"Added router `{chosen.id}` at the start.")
     said.append(
         f"Messages matching {condition(route)} now go to `{target.id}`; the rest go on to "
-        f"`{_default(chosen)}`."
+        f"`{_default(_find(steps, chosen.id))}`."
     )
-    if answers(target) and target.next:
-        steps = _detached(steps, target)
+    if detach:
         said.append(f"`{target.id}` now answers only what is routed to it.")
     return _with(spec, steps, " ".join(said))
 
