@@ -7,7 +7,9 @@ goes, when no place is named:
 - a router goes first, and messages none of its routes match go on to the old first step;
 - any other step goes just before the step that answers at the end of the main line (the line
   from the entry through each step's `next` and each router's default).
-`after STEP` puts a step between STEP and what followed it.
+`after STEP` puts a step between STEP and what followed it. A route goes into the first router
+on the main line that reads the message (keyword, regex or intent), else into a new router put
+first.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ END = "end"  # `link STEP end`: STEP goes on to nothing (it answers last)
 _FORMATS = {"email": "email", "phone": "phone"}  # fields the offline model extracts by format
 _FIELD_WORDS = {"email": "email address", "phone": "phone number"}
 _DEFAULT_ROUTER = "router"
+_BY_MESSAGE = ("keyword", "regex", "intent")  # route kinds that read the message's text
 _FIELD = re.compile(r"[a-z][a-z0-9_]{0,29}")
 
 
@@ -528,9 +531,10 @@ def add_route(
 ) -> FlowEdit:
     """Send the messages `match` matches (`{"keyword": ...}`, `{"regex": ...}`, `{"intent": ...}`
     or `{"participant": KEY, "is"|"equals": ...}`) to step `to`, or to a `bot` step asking
-    `ask_bot` (created unless one asks that bot already). The router is `router`, else the one at
-    the start, else a new one put at the start (its default: the old first step). A step that
-    answers and went on to another leaves that line: it then answers only what is routed to it."""
+    `ask_bot` (created unless one asks that bot already). The router is `router`, else the first
+    one on the main line that routes by the message's text, else a new one put at the start (its
+    default: the old first step). A step that answers and went on to another leaves that line:
+    it then answers only what is routed to it."""
     steps = steps_of(spec)
     said: list[str] = []
     if ask_bot == spec.name:
@@ -586,8 +590,9 @@ def _router(
         if chosen.kind != "router":
             raise FlowError(f"`{named}` is a {chosen.kind} step, not a router")
         return chosen, steps, False
-    if steps[0].kind == "router":
-        return steps[0], steps, False
+    for step in _main_line(steps):  # the first router that routes by what the message says
+        if step.kind == "router" and any(k in r for r in _routes(step) for k in _BY_MESSAGE):
+            return step, steps, False
     router = _step(
         "router",
         _unique(_DEFAULT_ROUTER, (s.id for s in steps)),

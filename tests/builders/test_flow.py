@@ -399,3 +399,18 @@ def test_a_flow_built_by_edits_survives_a_yaml_round_trip() -> None:
     spec = flow.ask_for(with_refunds(), "email").spec
     spec = flow.add_route(spec, {"regex": r"order\s+\d+"}, ask_bot="orders-bot").spec
     assert spec_from_yaml(spec_to_yaml(spec)) == spec
+
+
+def test_routes_go_into_the_first_router_on_the_main_line_that_reads_the_message() -> None:
+    spec = flow.ask_for(with_refunds(), "email").spec  # the email check comes first now
+    spec = flow.add_route(spec, {"keyword": "invoice"}, "llm").spec
+    assert [s.id for s in spec.pipeline if s.kind == "router"] == ["check-email", "router"]
+    assert graph(spec)["router"]["params"]["routes"] == [
+        {"keyword": "refund", "to": "refunds"},
+        {"keyword": "invoice", "to": "llm"},
+    ]
+    gated = flow.ask_for(plain(), "email").spec  # only a check of memory: a new router goes first
+    routed = flow.add_route(gated, {"keyword": "refund"}, "llm").spec
+    assert routed.pipeline[0].id == "router"
+    assert graph(routed)["router"]["params"]["default"] == "remember-email"
+    assert_runs(routed)
