@@ -165,9 +165,7 @@ class TestRun(Command):
 class FlowShow(Command):
     name: ClassVar[str] = "flow"
     usage: ClassVar[str] = "/flow BOT"
-    summary: ClassVar[str] = (
-        "the draft's flow (the steps a message goes through) as a picture and as text"
-    )
+    summary: ClassVar[str] = "the draft's flow of steps, as a picture and as text"
     bot: BotName | None = None
 
 
@@ -175,8 +173,8 @@ class FlowAdd(Command):
     name: ClassVar[str] = "flow add"
     usage: ClassVar[str] = "/flow BOT add KIND ID [key=value ...] [after STEP]"
     summary: ClassVar[str] = (
-        "add a step (llm, retrieve, router, template, extract, bot) to the draft's flow: just "
-        "before the step that answers at the end, a router at the start, or after STEP"
+        "add a step (llm, retrieve, router, template, extract, bot): before the step that "
+        "answers at the end, a router first, or after STEP"
     )
     bot: BotName | None = None
     kind: StepKind
@@ -189,8 +187,8 @@ class FlowSet(Command):
     name: ClassVar[str] = "flow set"
     usage: ClassVar[str] = "/flow BOT set ID key=value ..."
     summary: ClassVar[str] = (
-        "change settings of a step (template text=..., llm prompt=..., extract fields=email, "
-        "router default=STEP, bot bot=NAME, retrieve top_k=N); key= with no value removes one"
+        'change a step\'s settings, e.g. text="..." prompt="..." fields=email '
+        "default=STEP bot=NAME top_k=N (key= removes one)"
     )
     bot: BotName | None = None
     id: StepId
@@ -200,7 +198,7 @@ class FlowSet(Command):
 class FlowLink(Command):
     name: ClassVar[str] = "flow link"
     usage: ClassVar[str] = "/flow BOT link ID NEXT|end"
-    summary: ClassVar[str] = "make step ID go on to step NEXT (end: ID answers last)"
+    summary: ClassVar[str] = "make step ID go on to NEXT (end: it answers last)"
     bot: BotName | None = None
     id: StepId
     next: StepId
@@ -217,9 +215,7 @@ class FlowRemove(Command):
 class FlowAsk(Command):
     name: ClassVar[str] = "flow ask"
     usage: ClassVar[str] = '/flow BOT ask FIELD ["QUESTION"]'
-    summary: ClassVar[str] = (
-        "ask each person for FIELD (email, phone, ...) until they give it, and remember it"
-    )
+    summary: ClassVar[str] = "ask each person for FIELD (email, phone, ...) and remember it"
     bot: BotName | None = None
     field: Annotated[str, StringConstraints(min_length=1, max_length=30)]
     question: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
@@ -231,8 +227,8 @@ class Route(Command):
         '/route BOT "KEYWORD" | /REGEX/ | intent "DESCRIPTION" to STEP|BOT [in ROUTER]'
     )
     summary: ClassVar[str] = (
-        "send the messages that hold KEYWORD, match REGEX or have that intent to a step, or to "
-        "another bot of the team (a router is added at the start when there is none)"
+        "send messages with KEYWORD, matching REGEX or of that intent to a step or another "
+        "bot of the team (adds a router first if there is none)"
     )
     bot: BotName | None = None
     match: RouteMatch = "keyword"
