@@ -412,7 +412,7 @@ def test_text_that_only_resembles_a_token_is_storable() -> None:
         ),
         (
             {"pipeline": [{"id": "t", "kind": "template", "params": {"text": "x" * 20_001}}]},
-            "pipeline[0].params: 'text' is too long (at most 20000 characters, 100 items)",
+            "pipeline[0].params: too long: 20012 characters (at most 20000 in all)",
         ),
     ],
 )
