@@ -822,6 +822,8 @@ def _flow(rest: str, bots: frozenset[str]) -> Command:
             return _flow_add(bot, args)
         case "set":
             words, params = _step_words(FlowSet.usage, args)
+            if len(words) > 1 and params:
+                raise _stray(FlowSet.usage, words[1:], params)
             if len(words) != 1:
                 raise _error(FlowSet.usage, "Name one step, then its key=value settings.")
             if not params:
@@ -846,6 +848,17 @@ def _flow(rest: str, bots: frozenset[str]) -> Command:
             raise _error(usages, f"I don't know the flow action {_quote(action)}.")
 
 
+def _stray(usage: str, words: list[str], params: dict[str, ParamValue]) -> GrammarError:
+    """Words left over on a /flow line: with settings given, most likely an unquoted value."""
+    if not params:
+        return _unexpected(usage, words)
+    return _error(
+        usage,
+        f"I didn't expect {_quote(' '.join(words))}: put a value with spaces in quotes "
+        '(text="Thanks for asking").',
+    )
+
+
 def _flow_add(bot: str | None, args: str) -> Command:
     words, params = _step_words(FlowAdd.usage, args)
     after = None
@@ -854,7 +867,7 @@ def _flow_add(bot: str | None, args: str) -> Command:
     if len(words) < 2:
         raise _error(FlowAdd.usage, "Give the kind of step, then its id (e.g. template thanks).")
     if len(words) > 2:
-        raise _unexpected(FlowAdd.usage, words[2:])
+        raise _stray(FlowAdd.usage, words[2:], params)
     return _build(FlowAdd, bot=bot, kind=words[0], id=words[1], params=params, after=after)
 
 
