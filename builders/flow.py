@@ -26,7 +26,6 @@ from builders.spec import MAX_NODES, BotSpec, PipelineNode
 from builders.validation import human_problems
 
 ANSWERING = frozenset({"llm", "template", "bot"})  # the kinds whose step answers
-ROUTE_KEYS = ("keyword", "regex", "intent", "participant")
 END = "end"  # `link STEP end`: STEP goes on to nothing (it answers last)
 _FORMATS = {"email": "email", "phone": "phone"}  # fields the offline model extracts by format
 _FIELD_WORDS = {"email": "email address", "phone": "phone number"}

@@ -29,7 +29,7 @@ from studio.commands import (
     Route,
 )
 from studio.errors import InvalidError
-from studio.flow_picture import FlowPicture, flow_picture
+from studio.flow_picture import flow_picture
 from studio.operations import Operations
 from studio.replies import Answer
 from studio.roles import Caller, Role
@@ -56,9 +56,6 @@ class Flows:
     async def spec(self, caller: Caller, bot: str) -> BotSpec:
         """The draft (any member of the team may look at it)."""
         return (await self.ops.draft(caller, bot)).spec
-
-    async def picture(self, caller: Caller, bot: str) -> FlowPicture:
-        return await flow_picture(outline(await self.spec(caller, bot)))
 
     # -- the commands ---------------------------------------------------------------------------
 
