@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic import Field as ModelField
+
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 
 
 class _Value(BaseModel):
@@ -44,12 +55,53 @@ class Field(_Value):
     value: str
 
 
+def _from_base64(value: object) -> object:
+    """Bytes as they are; text (what JSON carries, in the outbox or over HTTP) as base64."""
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("data must be base64") from None
+    return value
+
+
+def _to_base64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+# Bytes in Python; base64 text in JSON (so a message with a picture is stored and served as JSON).
+Base64Data = Annotated[
+    bytes,
+    BeforeValidator(_from_base64),
+    PlainSerializer(_to_base64, return_type=str, when_used="json"),
+    ModelField(max_length=MAX_ATTACHMENT_BYTES),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}, mode="serialization"),
+]
+
+
 class Attachment(_Value):
-    """A small text file sent with a reply (an exported spec, say)."""
+    """A small file sent with a reply: text in `content` (an exported spec), or bytes in `data`
+    (a PNG picture of a flow, `mime="image/png"`)."""
 
     name: str
-    content: str
+    content: str = ""
+    data: Base64Data | None = None
     mime: str = "text/plain"
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Attachment:
+        if self.data is not None and self.content:
+            raise ValueError("an attachment holds text (content) or bytes (data), not both")
+        return self
+
+    @property
+    def payload(self) -> bytes:
+        """The file's bytes, whichever way it holds them."""
+        return self.data if self.data is not None else self.content.encode()
+
+    @property
+    def is_image(self) -> bool:
+        return self.data is not None and self.mime.startswith("image/")
 
 
 class IncomingMessage(_Value):

@@ -31,6 +31,12 @@ ExpectKind = Literal["contains", "regex", "judge", "step"]
 RoleName = Literal["owner", "admin", "editor", "viewer"]
 BotName = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 MAX_INPUT_CHARS = 4000
+StepKind = Literal["llm", "retrieve", "router", "template", "extract", "bot"]
+StepId = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+RouteMatch = Literal["keyword", "regex", "intent"]
+# A step's settings as `key=value` words give them, or as a tool's JSON (None: remove the key).
+ParamValue = str | int | float | bool | list[Any] | dict[str, Any] | None
+StepParams = Annotated[dict[str, ParamValue], Field(max_length=50)]
 
 
 class Command(BaseModel):
@@ -162,6 +168,81 @@ class TestRun(Command):
     usage: ClassVar[str] = "/test BOT"
     summary: ClassVar[str] = "run the draft's tests in the background and report pass/fail per case"
     bot: BotName | None = None
+
+
+class FlowShow(Command):
+    name: ClassVar[str] = "flow"
+    usage: ClassVar[str] = "/flow BOT"
+    summary: ClassVar[str] = "the draft's flow of steps, as a picture and as text"
+    bot: BotName | None = None
+
+
+class FlowAdd(Command):
+    name: ClassVar[str] = "flow add"
+    usage: ClassVar[str] = "/flow BOT add KIND ID [key=value ...] [after STEP]"
+    summary: ClassVar[str] = (
+        "add a step (llm, retrieve, router, template, extract, bot): before the step that "
+        "answers at the end, a router first, or after STEP"
+    )
+    bot: BotName | None = None
+    kind: StepKind
+    id: StepId
+    params: StepParams = Field(default_factory=dict)
+    after: StepId | None = None
+
+
+class FlowSet(Command):
+    name: ClassVar[str] = "flow set"
+    usage: ClassVar[str] = "/flow BOT set ID key=value ..."
+    summary: ClassVar[str] = (
+        'change a step\'s settings, e.g. text="..." prompt="..." fields=email '
+        "default=STEP bot=NAME top_k=N (key= removes one)"
+    )
+    bot: BotName | None = None
+    id: StepId
+    params: StepParams
+
+
+class FlowLink(Command):
+    name: ClassVar[str] = "flow link"
+    usage: ClassVar[str] = "/flow BOT link ID NEXT|end"
+    summary: ClassVar[str] = "make step ID go on to NEXT (end: it answers last)"
+    bot: BotName | None = None
+    id: StepId
+    next: StepId
+
+
+class FlowRemove(Command):
+    name: ClassVar[str] = "flow remove"
+    usage: ClassVar[str] = "/flow BOT remove ID"
+    summary: ClassVar[str] = "remove a step; what led to it goes on to where it went"
+    bot: BotName | None = None
+    id: StepId
+
+
+class FlowAsk(Command):
+    name: ClassVar[str] = "flow ask"
+    usage: ClassVar[str] = '/flow BOT ask FIELD ["QUESTION"]'
+    summary: ClassVar[str] = "ask each person for FIELD (email, phone, ...) and remember it"
+    bot: BotName | None = None
+    field: Annotated[str, StringConstraints(min_length=1, max_length=30)]
+    question: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+
+
+class Route(Command):
+    name: ClassVar[str] = "route"
+    usage: ClassVar[str] = (
+        '/route BOT "KEYWORD" | /REGEX/ | intent "DESCRIPTION" to STEP|BOT [in ROUTER]'
+    )
+    summary: ClassVar[str] = (
+        "send messages with KEYWORD, matching REGEX or of that intent to a step or another "
+        "bot of the team (adds a router first if there is none)"
+    )
+    bot: BotName | None = None
+    match: RouteMatch = "keyword"
+    value: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    step: StepId
+    router: StepId | None = None
 
 
 class Promote(Command):
@@ -419,6 +500,13 @@ COMMANDS: tuple[type[Command], ...] = (
     KnowledgeAdd,
     KnowledgeList,
     KnowledgeRemove,
+    FlowShow,
+    FlowAdd,
+    FlowSet,
+    FlowLink,
+    FlowRemove,
+    FlowAsk,
+    Route,
     Promote,
     Rollback,
     Deploy,

@@ -33,6 +33,12 @@ from studio.commands import (
     Delete,
     Deploy,
     Diff,
+    FlowAdd,
+    FlowAsk,
+    FlowLink,
+    FlowRemove,
+    FlowSet,
+    FlowShow,
     Help,
     History,
     Invite,
@@ -49,6 +55,7 @@ from studio.commands import (
     NotYet,
     Promote,
     Rollback,
+    Route,
     SetField,
     SetRole,
     ShowBot,
@@ -63,6 +70,7 @@ from studio.commands import (
 from studio.confirmations import TOKEN_REQUEST, Confirmations
 from studio.context import ContextStore
 from studio.errors import InvalidError, NotAvailableError, OperationError
+from studio.flow import Flows
 from studio.grammar import GrammarError, not_understood, parse
 from studio.guard import GUARD_COMMANDS, GuardFeature
 from studio.knowledge import KnowledgeOperations
@@ -134,6 +142,7 @@ class Studio:
         self.tests = BotTests(db=db, ops=ops, runner=runtime.runner, judge_model=judge_model)
         self.participants = Participants(ops)
         self.guard = GuardFeature(ops=ops)
+        self.flows = Flows(ops)
         self._jobs: set[asyncio.Task[None]] = set()
         # The Studio's Telegram bot's t.me/newbot link for a bot, when Telegram lets it manage
         # bots (set by the composition root; None: only a pasted token deploys to Telegram).
@@ -173,6 +182,13 @@ class Studio:
             Help: self._help,
             NotYet: self._not_yet,
             Confirm: self._confirm,
+            FlowShow: self.flows.show,
+            FlowAdd: self.flows.add,
+            FlowSet: self.flows.set,
+            FlowLink: self.flows.link,
+            FlowRemove: self.flows.remove,
+            FlowAsk: self.flows.ask,
+            Route: self.flows.route,
         }
         self._handlers.update({kind: self._guard for kind in GUARD_COMMANDS})
 

@@ -18,6 +18,7 @@ command the value is the rest of the line verbatim (`/set faq-bot prompt To the 
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,12 @@ from studio.commands import (
     Deploy,
     Diff,
     Env,
+    FlowAdd,
+    FlowAsk,
+    FlowLink,
+    FlowRemove,
+    FlowSet,
+    FlowShow,
     GuardSet,
     GuardShow,
     Help,
@@ -56,8 +63,10 @@ from studio.commands import (
     MemoryShow,
     NewBot,
     NotYet,
+    ParamValue,
     Promote,
     Rollback,
+    Route,
     SetField,
     SetRole,
     SettableField,
@@ -342,6 +351,11 @@ _MESSAGE = "(?P<message>.+)"
 _VERSION_NUMBER = r"(?:v|version )?(?P<version>\d+)"
 _END = r"(?:,?\s*please)?\s*[?.!]*"  # a greedy value keeps its own "." and "please"
 _TEXT_GROUPS = ("value", "message", "description")
+_ASK_FOR = (
+    r"ask (?:(?:them|people|users|everyone|each person|the user|customers) )?for "
+    r"(?:their |the |an? |your )?"
+)
+_REMEMBER = r",? and (?:remember|save|store|keep|note) (?:it|that|them)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +412,28 @@ _PHRASES = (
     _phrase(rf"how(?: is|{_S}) {_BOT} doing", Stats),
     _phrase(r"how are (?:my|our|the|all(?: my)?) bots doing", Stats),
     _phrase(rf"(?:show (?:me )?)?(?:the )?stats (?:for|of|on) {_BOT}", Stats),
+    _phrase(
+        r"(?:when|if|whenever) (?:someone|somebody|anyone|people|they|a user|the user|users"
+        r"|a customer|customers|a person|the person) (?:asks?|talks?|writes?|says?|mentions?"
+        r"|wants?|needs?|types?)(?: about| for)? (?P<value>.+?),? (?:then )?(?:send|route|pass"
+        r"|forward|hand|transfer|direct) (?:them|it|those|that|these|the message)(?: over| on)? "
+        rf"to (?:the )?{_Q}(?P<step>[a-z][\w-]*){_Q}(?: step| bot)?(?: (?:in|for|on) {_BOT})?",
+        Route,
+        match="keyword",
+    ),
+    _phrase(
+        rf"{_ASK_FOR}(?P<field>e-?mail(?: address)?|phone(?: number)?)(?:{_REMEMBER})?"
+        rf"(?: (?:in|for|on) {_BOT})?",
+        FlowAsk,
+    ),
+    _phrase(rf"{_ASK_FOR}(?P<field>[a-z]\w*){_REMEMBER}(?: (?:in|for|on) {_BOT})?", FlowAsk),
+    _phrase(
+        r"(?:(?:show|draw|display)(?: me)? |what(?: is|'s|\u2019s) )?(?:the |its )?"
+        rf"(?:flow|pipeline|steps) (?:of|for|in) {_BOT}",
+        FlowShow,
+    ),
+    _phrase(rf"(?:(?:show|draw|display)(?: me)? )?{_BOT}{_S} (?:flow|pipeline|steps)", FlowShow),
+    _phrase(r"(?:show|draw|display)(?: me)? (?:the |its )?(?:flow|pipeline|steps)", FlowShow),
     _phrase(rf"show me {_BOT}", ShowBot),
     _phrase(rf"what does {_BOT} look like", ShowBot),
     _phrase(rf"describe {_BOT}", ShowBot),
@@ -432,6 +468,10 @@ def _phrased(text: str, bots: frozenset[str]) -> Command | None:
                 fields[key] = _unquote(value) if key in _TEXT_GROUPS else value.lower()
         if phrase.command is SetField:
             fields["value"] = _value(str(fields["field"]), match["value"])
+        if phrase.command is FlowAsk:
+            fields["field"] = _ask_field(match["field"])
+        if phrase.command is Route:
+            fields["step"] = _name(match["step"])
         bot = fields.get("bot")
         known = bot is None or bot in bots or _near_bot(str(bot), bots)
         if phrase.known_bot and bots and not known:
@@ -761,6 +801,252 @@ def _help(rest: str, bots: frozenset[str]) -> Command:
     return Help()  # "help me with this": the overview
 
 
+# -- flows ------------------------------------------------------------------------------------
+
+_FLOW_ACTIONS = ("add", "set", "link", "remove", "ask")
+_PARAM_KEY = re.compile(r"[a-z_][a-z0-9_]{0,39}", re.I)
+_INT = re.compile(r"[+-]?\d{1,15}")
+_FLOAT = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+)")
+_ASK_FIELDS = {"e-mail": "email", "email address": "email", "phone number": "phone"}
+_ROUTE_TAIL = re.compile(
+    rf"\s*to\s+{_Q}(?P<step>[^\s{_QUOTES}]+){_Q}(?:\s+in\s+(?P<router>\S+?))?{_END}", re.I
+)
+_ROUTE_REGEX = re.compile(r"/(?P<value>.+)/(?P<tail>\s+to\s+.*)", re.S)
+_ROUTE_BARE = re.compile(r"(?P<value>.+?)(?P<tail>\s+to\s+\S+(?:\s+in\s+\S+)?\s*)", re.I | re.S)
+
+
+def _ask_field(text: str) -> str:
+    field = " ".join(text.lower().split())
+    return _ASK_FIELDS.get(field, field)
+
+
+def _enclosed(text: str, start: int) -> int:
+    """The index just past the quoted part or the bracketed JSON opening at `start`."""
+    opener = text[start]
+    if opener in _QUOTE_PAIRS:
+        closer = _QUOTE_PAIRS[opener]
+        at = start + 1
+        while True:
+            at = text.find(closer, at)
+            if at < 0:
+                raise GrammarError(f"A quote opened at {_quote(text[start:])} is not closed.")
+            if text[at - 1] != "\\":
+                return at + 1
+            at += 1
+    depth, at, in_string = 0, start, False
+    while at < len(text):
+        char = text[at]
+        if in_string:
+            in_string = not (char == '"' and text[at - 1] != "\\")
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return at + 1
+        at += 1
+    raise GrammarError(f"A bracket opened at {_quote(text[start:])} is not closed.")
+
+
+def _words(text: str) -> list[str]:
+    """`text` split at whitespace; a quoted part or bracketed JSON at the start of a word or
+    right after its `=` stays whole (`text="Hi there"`, `routes=[{"keyword": "a", ...}]`)."""
+    words: list[str] = []
+    current = ""
+    at = 0
+    while at < len(text):
+        char = text[at]
+        if char.isspace():
+            if current:
+                words.append(current)
+            current, at = "", at + 1
+        elif (not current or current.endswith("=")) and (char in _QUOTE_PAIRS or char in "[{"):
+            end = _enclosed(text, at)
+            current, at = current + text[at:end], end
+        else:
+            current, at = current + char, at + 1
+    if current:
+        words.append(current)
+    return words
+
+
+def _param_value(raw: str) -> ParamValue:
+    """A typed value: quoted text as it is, JSON in brackets, true/false, numbers, else text;
+    nothing at all (`key=`) is None (the key is removed)."""
+    if not raw:
+        return None
+    if len(raw) >= 2 and _QUOTE_PAIRS.get(raw[0]) == raw[-1]:
+        inner = raw[1:-1]
+        return inner.replace('\\"', '"') if raw[0] == '"' else inner
+    if raw[0] in "[{":
+        try:
+            value: ParamValue = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError):
+            if raw[0] == "{" or raw[-1] != "]":
+                raise GrammarError(f"{_quote(raw)} is not valid JSON.") from None
+            return [_param_value(item.strip()) for item in raw[1:-1].split(",") if item.strip()]
+        return value
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    if _INT.fullmatch(raw):
+        return int(raw)
+    if _FLOAT.fullmatch(raw):
+        return float(raw)
+    return raw
+
+
+def _step_words(usage: str, text: str) -> tuple[list[str], dict[str, ParamValue]]:
+    """The plain words (lower-cased names) and the `key=value` settings of a /flow line."""
+    plain: list[str] = []
+    params: dict[str, ParamValue] = {}
+    try:
+        words = _words(text)
+    except GrammarError as exc:
+        raise _error(usage, exc.message) from None
+    for word in words:
+        key, equals, raw = word.partition("=")
+        if equals and _PARAM_KEY.fullmatch(key):
+            try:
+                params[key.lower()] = _param_value(raw)
+            except GrammarError as exc:
+                raise _error(usage, exc.message) from None
+        elif equals:
+            raise _error(usage, f"{_quote(key)} is not a setting name (letters, digits and _).")
+        else:
+            plain.append(_name(word))
+    return plain, params
+
+
+def _flow(rest: str, bots: frozenset[str]) -> Command:
+    bot, tail = _lead_bot(rest, bots, lambda word: word in _FLOW_ACTIONS)
+    action, args = _first(tail)
+    match action.lower():
+        case "":
+            return _build(FlowShow, bot=bot)
+        case "add":
+            return _flow_add(bot, args)
+        case "set":
+            words, params = _step_words(FlowSet.usage, args)
+            if len(words) > 1 and params:
+                raise _stray(FlowSet.usage, words[1:], params)
+            if len(words) != 1:
+                raise _error(FlowSet.usage, "Name one step, then its key=value settings.")
+            if not params:
+                raise _error(FlowSet.usage, "Give key=value settings after the step's id.")
+            return _build(FlowSet, bot=bot, id=words[0], params=params)
+        case "link":
+            words = [w for w in (_name(word) for word in _tokens(args)) if w != "to"]
+            if len(words) != 2:
+                raise _error(FlowLink.usage, "Name the step, then the step it goes on to.")
+            return _build(FlowLink, bot=bot, id=words[0], next=words[1])
+        case "remove":
+            words = [_name(word) for word in _tokens(args)]
+            if len(words) != 1:
+                raise _error(FlowRemove.usage, "Name the one step to remove.")
+            return _build(FlowRemove, bot=bot, id=words[0])
+        case "ask":
+            return _flow_ask(bot, args)
+        case _:
+            usages = " | ".join(
+                c.usage for c in (FlowShow, FlowAdd, FlowSet, FlowLink, FlowRemove, FlowAsk)
+            )
+            raise _error(usages, f"I don't know the flow action {_quote(action)}.")
+
+
+def _stray(usage: str, words: list[str], params: dict[str, ParamValue]) -> GrammarError:
+    """Words left over on a /flow line: with settings given, most likely an unquoted value."""
+    if not params:
+        return _unexpected(usage, words)
+    return _error(
+        usage,
+        f"I didn't expect {_quote(' '.join(words))}: put a value with spaces in quotes "
+        '(text="Thanks for asking").',
+    )
+
+
+def _flow_add(bot: str | None, args: str) -> Command:
+    words, params = _step_words(FlowAdd.usage, args)
+    after = None
+    if len(words) >= 2 and words[-2] == "after":
+        after, words = words[-1], words[:-2]
+    if len(words) < 2:
+        raise _error(FlowAdd.usage, "Give the kind of step, then its id (e.g. template thanks).")
+    if len(words) > 2:
+        raise _stray(FlowAdd.usage, words[2:], params)
+    return _build(FlowAdd, bot=bot, kind=words[0], id=words[1], params=params, after=after)
+
+
+def _flow_ask(bot: str | None, args: str) -> Command:
+    try:
+        words = _words(args)
+    except GrammarError as exc:
+        raise _error(FlowAsk.usage, exc.message) from None
+    if not words:
+        raise _error(FlowAsk.usage, "Name what to ask for, e.g. email.")
+    two = _ask_field(" ".join(words[:2]))
+    taken = 2 if two in _ASK_FIELDS.values() and len(words) > 1 else 1
+    field = two if taken == 2 else _ask_field(words[0])
+    question = _unquote(" ".join(words[taken:])) or None
+    return _build(FlowAsk, bot=bot, field=field, question=question)
+
+
+def _route(rest: str, bots: frozenset[str]) -> Command:
+    text = rest.strip()
+    word, tail = _first(text)
+    bot: str | None = None
+    if word and not _opens_condition(text):
+        name = _name(word)
+        pronoun = _LEADING_PRONOUN.match(text)
+        if pronoun and name not in bots:
+            text = text[pronoun.end() :].strip()
+        elif (
+            name in bots
+            or _opens_condition(tail)
+            or (not bots and not _ROUTE_TAIL.fullmatch(" " + tail))
+        ):
+            bot, text = name, tail.strip()
+    match, value, after = _route_condition(text)
+    found = _ROUTE_TAIL.fullmatch(after)
+    if not value.strip():
+        raise _error(Route.usage, 'Say what to match: "KEYWORD", /REGEX/ or intent "DESCRIPTION".')
+    if found is None:
+        raise _error(Route.usage, "Say where the messages go: to STEP (or to another bot).")
+    router = _name(found["router"]) if found["router"] else None
+    return _build(
+        Route, bot=bot, match=match, value=value, step=_name(found["step"]), router=router
+    )
+
+
+def _opens_condition(text: str) -> bool:
+    """`text` starts with a route's condition: a quote, a /regex/ or the word intent."""
+    return text[:1] in _QUOTES or text.startswith("/") or _first(text)[0].lower() == "intent"
+
+
+def _route_condition(text: str) -> tuple[str, str, str]:
+    """(keyword|regex|intent, what to match, the rest: `to STEP ...`)."""
+    match = "keyword"
+    word, tail = _first(text)
+    if word.lower() == "intent":
+        match, text = "intent", tail
+    if text[:1] in _QUOTE_PAIRS:
+        try:
+            end = _enclosed(text, 0)
+        except GrammarError as exc:
+            raise _error(Route.usage, exc.message) from None
+        return match, text[1 : end - 1], text[end:]
+    if text.startswith("/") and match == "keyword":
+        regex = _ROUTE_REGEX.fullmatch(text)
+        if regex is None:
+            raise _error(Route.usage, "Close the regular expression with / before `to STEP`.")
+        return "regex", regex["value"], regex["tail"]
+    bare = _ROUTE_BARE.fullmatch(text)
+    if bare is None:
+        return match, text, ""
+    return match, bare["value"], bare["tail"]
+
+
 _PARSERS: dict[str, _Parser] = {
     "newbot": _newbot,
     "bots": _bare(ListBots),
@@ -785,4 +1071,6 @@ _PARSERS: dict[str, _Parser] = {
     "invite": _bare(Invite),
     "join": _join,
     "help": _help,
+    "flow": _flow,
+    "route": _route,
 }

@@ -275,16 +275,21 @@ class Operations:
 
     async def _askable(self, caller: Caller, spec: BotSpec) -> None:
         """Every `bot` step asks another bot of the caller's team (never the bot itself)."""
-        asked = {str(n.params.get("bot")) for n in spec.pipeline if n.kind == "bot"}
-        if not asked:
+        steps = [step for step in spec.pipeline if step.kind == "bot"]
+        if not steps:
             return
-        if spec.name in asked:
-            raise InvalidError(f"a bot step of {spec.name} asks {spec.name} itself")
         async with self.db.read() as session:
-            names = set(await BotRepository(session).names(caller.team_id))
-        missing = sorted(asked - names)
-        if missing:
-            raise InvalidError(f"a bot step asks '{missing[0]}', which is not a bot of this team")
+            team = await BotRepository(session).names(caller.team_id)
+        for step in steps:
+            asked = str(step.params.get("bot"))
+            if asked == spec.name:
+                raise InvalidError(f"step '{step.id}' would ask {spec.name} itself")
+            if asked not in team:
+                close = difflib.get_close_matches(asked, team, n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise InvalidError(
+                    f"step '{step.id}' asks '{asked}', which is no bot of this team{hint}"
+                )
 
     async def _usable_model(self, model: str) -> None:
         problem = await check_model(model, api_base=self.settings.llm_api_base)

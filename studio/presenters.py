@@ -213,6 +213,8 @@ def edited(view: BotView, field: str) -> Answer:
 
 
 def _change(change: ChangeView) -> str:
+    if change.field == "pipeline" and change.lines:  # step by step, one line each
+        return "\n".join(["flow (pipeline):", *(f"  {line}" for line in change.lines)])
     if change.lines:
         return "\n".join([f"{change.field}:", "```", *change.lines, "```"])
     before, after = change.before, change.after

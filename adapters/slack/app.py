@@ -363,6 +363,10 @@ class SlackAdapter:
                     response_type="ephemeral",
                     replace_original=False,
                 )
+                if said.file is not None:  # no file goes through response_url: to their DM
+                    await self.runtime.push(
+                        said.model_copy(update={"text": "", "fields": (), "buttons": ()})
+                    )
         except Exception:
             logger.exception("a slash command's answer could not be posted")
 

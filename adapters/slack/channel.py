@@ -16,12 +16,12 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import blocks, fallback_text
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
-from runtime.messages import Address, FileRef, OutgoingMessage
+from runtime.messages import Address, Attachment, FileRef, OutgoingMessage
 from studio.address import STUDIO_DEPLOYMENT
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,9 @@ class _Thinking:
 
 class SlackChannel:
     kind: ClassVar[str] = "slack"
-    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, threads=True, edits=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        buttons=True, threads=True, edits=True, files=True
+    )
 
     def __init__(
         self,
@@ -181,8 +183,13 @@ class SlackChannel:
         return {"username": self._names[deployment], "icon_emoji": ":robot_face:"}
 
     async def send(self, message: OutgoingMessage) -> SendReceipt:
+        """The text (with its fields and buttons), then the file, if any, in the same thread; a
+        message that is only a file is only the upload."""
         address = message.address
         channel, thread_ts = parse_thread(address)
+        if message.file is not None and not (message.text.strip() or message.fields):
+            await self._upload(message.file, channel, thread_ts, posted=False)
+            return SendReceipt(platform_id=None)
         markdown = address.deployment_id != STUDIO_DEPLOYMENT  # a bot's answer: a model's Markdown
         body: dict[str, Any] = {
             "channel": channel,
@@ -199,7 +206,31 @@ class SlackChannel:
                 )
         except (SlackApiError, *_NETWORK) as exc:
             raise _failure(exc) from None
+        if message.file is not None:
+            await self._upload(message.file, channel, thread_ts, posted=True)
         return SendReceipt(platform_id=str(response.get("ts")))
+
+    async def _upload(
+        self, file: Attachment, channel: str, thread_ts: str | None, *, posted: bool
+    ) -> None:
+        """`files_upload_v2`: an upload URL, the bytes, then the file shared where the message
+        goes. Once the text is `posted`, a failure is not worth a retry of the whole message
+        (the text would be posted twice)."""
+        try:
+            await self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                file=file.payload,
+                filename=file.name,
+                title=file.name,
+            )
+        except SlackRequestError as exc:  # the upload URL refused the bytes
+            raise SendError(f"Slack refused the file {file.name}: {exc}", permanent=True) from None
+        except (SlackApiError, *_NETWORK) as exc:
+            failure = _failure(exc)
+            raise SendError(
+                f"{failure} (file {file.name})", permanent=posted or failure.permanent
+            ) from None
 
     async def setup(self, deployment: DeploymentInfo) -> str | None:
         """A channel of this workspace, deployed by its team, that the app is in; otherwise

@@ -358,7 +358,7 @@ class TelegramStudio:
             raise SendError("the Studio's Telegram bot is not connected yet")
         ptb = self._ptb
         chat_id = int(message.address.thread or 0)
-        pieces = split_html(to_html(full_text(message))) or [" "]
+        pieces = split_html(to_html(full_text(message))) or ([] if message.file else [" "])
         markup = _keyboard(ptb, message)
         sent: Any = None
         for number, piece in enumerate(pieces):
@@ -375,14 +375,16 @@ class TelegramStudio:
             )
         if message.file is not None:
             file = message.file
-            await self._send(
+            upload = ptb.InputFile(file.payload, filename=file.name)
+            bot = self._app.bot
+            shared = await self._send(
                 chat_id,
-                lambda: self._app.bot.send_document(
-                    chat_id=chat_id,
-                    document=ptb.InputFile(file.content.encode(), filename=file.name),
-                ),
-                permanent=True,
+                (lambda: bot.send_photo(chat_id=chat_id, photo=upload))
+                if file.is_image
+                else (lambda: bot.send_document(chat_id=chat_id, document=upload)),
+                permanent=sent is not None,  # after the text, a retry would send it twice
             )
+            sent = sent or shared
         return SendReceipt(platform_id=str(sent.message_id) if sent is not None else None)
 
     async def _send(self, chat_id: int, call: Any, *, permanent: bool) -> Any:

@@ -9,13 +9,16 @@ plain text; what the Studio says later (test reports) is printed as it arrives.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from runtime.messages import Attachment, Button, Field, IncomingMessage
+from runtime.messages import Attachment, Button, Field, IncomingMessage, OutgoingMessage
 from studio.address import PULL_CHANNEL, studio_address
 from studio.presenters import render_text
 from studio.replies import Answer
@@ -23,6 +26,8 @@ from studio.replies import Answer
 if TYPE_CHECKING:
     from main import Services
 
+# Where a file the Studio sends (a flow's picture) is written when no data folder is at hand.
+FILES_DIR = Path(tempfile.gettempdir()) / "chat-studio"
 PROMPT = "you> "
 GOODBYE = ("exit", "quit", "/exit", "/quit")
 POLL_S = 1.0
@@ -50,11 +55,30 @@ def _answer(data: dict[str, Any]) -> Answer:
     )
 
 
+def _save(folder: Path, file: Attachment) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (re.sub(r"[^A-Za-z0-9._-]", "_", file.name).lstrip(".")[:100] or "file")
+    path.write_bytes(file.payload)
+    return path
+
+
+async def shown(message: Answer | OutgoingMessage, folder: Path) -> str:
+    """A reply as plain text; the file it carries (a picture) is written into `folder` and the
+    text says where."""
+    text = render_text(message)
+    file = message.file
+    if file is None:
+        return text
+    path = await asyncio.to_thread(_save, folder, file)
+    return text.removesuffix(f"(file: {file.name})") + f"(file: {file.name}, saved as {path})"
+
+
 class HttpLink:
     """The Studio of a running service, through `POST|GET /api/v1/studio/messages`."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, *, folder: Path = FILES_DIR) -> None:
         self.client = client
+        self.folder = folder
         self.after = 0
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -78,12 +102,12 @@ class HttpLink:
 
     async def say(self, text: str) -> list[str]:
         data = await self._call("POST", "/api/v1/studio/messages", json={"text": text})
-        return [render_text(_answer(m)) for m in data["messages"]]
+        return [await shown(_answer(m), self.folder) for m in data["messages"]]
 
     async def later(self) -> list[str]:
         data = await self._call("GET", "/api/v1/studio/messages", params={"after": self.after})
         self.after = int(data["last"])
-        return [render_text(_answer(m)) for m in data["messages"]]
+        return [await shown(_answer(m), self.folder) for m in data["messages"]]
 
     async def settle(self) -> None:
         return None
@@ -96,6 +120,7 @@ class LocalLink:
         self.services = services
         self.team_id = team_id
         self.identity = identity
+        self.folder = services.settings.data_dir / "files"
         self.after = 0
 
     async def start(self) -> None:
@@ -106,13 +131,13 @@ class LocalLink:
             address=studio_address(PULL_CHANNEL, self.team_id, self.identity), text=text
         )
         reply = await self.services.runtime.answer(message)
-        return [render_text(m) for m in reply.messages]
+        return [await shown(m, self.folder) for m in reply.messages]
 
     async def later(self) -> list[str]:
         found = await self.services.mailbox.fetch(self.team_id, self.identity, after=self.after)
         if found:
             self.after = found[-1][0]
-        return [render_text(m) for _, m in found]
+        return [await shown(m, self.folder) for _, m in found]
 
     async def settle(self) -> None:
         await self.services.studio.drain()

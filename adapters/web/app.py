@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.web import (
     chat,
+    flow_api,
     keys_api,
     knowledge_api,
     members_api,
@@ -126,4 +127,5 @@ def create_app(
     app.include_router(members_api.router)
     app.include_router(participants_api.router)
     app.include_router(readiness.router)
+    app.include_router(flow_api.router)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from builders import flow
 from builders.diff import FieldChange, diff_specs
 from builders.edit import apply_changes
 from builders.spec import BotSpec, source_id
@@ -102,3 +103,52 @@ def test_diff_is_directional() -> None:
     assert (forward["temperature"].before, backward["temperature"].before) == (0.1, 0.2)
     assert forward["prompt"].lines[1:] == ("-one", "+two")
     assert backward["prompt"].lines[1:] == ("-two", "+one")
+
+
+def _pipeline_lines(before: BotSpec, after: BotSpec) -> tuple[str, ...]:
+    [change] = [c for c in diff_specs(before, after) if c.field == "pipeline"]
+    return change.lines
+
+
+def test_a_flow_change_is_listed_step_by_step() -> None:
+    plain = BotSpec(name="faq-bot")
+    routed = flow.add_step(plain, "template", "refunds", {"text": "5 days."}).spec
+    routed = flow.add_route(routed, {"keyword": "refund"}, "refunds").spec
+    assert _pipeline_lines(plain, routed) == (
+        "~ starts at `router` (was `llm`)",
+        '+ `router` router "refund" → `refunds`, default → `llm`',
+        '+ `refunds` template "5 days."',
+    )  # `llm` was there already (implicitly): not listed
+    changed = flow.add_step(routed, "retrieve", "kb", {"top_k": 3}).spec
+    changed = flow.set_params(changed, "kb", {"top_k": 5}).spec
+    changed = flow.add_route(changed, {"regex": "order"}, "kb").spec
+    assert _pipeline_lines(routed, changed) == (
+        "~ `router` route /order/ → `kb` added",
+        "~ `router` default: `llm` → `kb`",
+        "+ `kb` retrieve top_k=5 → `llm`",
+    )
+    removed = flow.remove_step(routed, "refunds").spec
+    assert _pipeline_lines(routed, removed) == (
+        "~ starts at `llm` (was `router`)",
+        "- `router` router",
+        "- `refunds` template",
+    )
+
+
+def test_links_and_routes_moved() -> None:
+    spec = flow.add_step(BotSpec(name="faq-bot"), "template", "a", {"text": "A"}, after="llm").spec
+    spec = flow.add_route(spec, {"keyword": "x"}, "a").spec
+    spec = flow.add_route(spec, {"keyword": "y"}, "a").spec
+    unlinked = flow.link(spec, "llm", "end").spec
+    assert _pipeline_lines(spec, unlinked) == ("~ `llm` next: `a` → —",)
+    data = unlinked.model_dump(mode="json")
+    data["pipeline"][0]["params"]["routes"].reverse()
+    reordered = BotSpec.model_validate(data)
+    assert _pipeline_lines(unlinked, reordered) == ('~ `router` routes reordered: "y", "x"',)
+
+
+def test_writing_out_the_implicit_flow_says_so() -> None:
+    plain = BotSpec(name="faq-bot")
+    written = plain.model_copy(update={"pipeline": flow.implicit_steps(plain)})
+    assert _pipeline_lines(plain, written) == ("~ the same steps, now written out",)
+    assert _pipeline_lines(written, plain) == ("~ back to plain",)

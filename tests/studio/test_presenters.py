@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from builders import flow
 from builders.diff import diff_specs
 from builders.spec import BotSpec, Expectation, TestCase
 from runtime.messages import Address, Attachment, Button, Field, OutgoingMessage
@@ -168,6 +169,27 @@ def test_diff_shows_prompt_lines_in_a_code_block_and_scalars_inline() -> None:
         text.text
     )
     assert "temperature: 0.7 → 1.2" in text.text
+
+
+def test_diff_shows_the_flow_step_by_step() -> None:
+    before = flow.add_step(BotSpec(name="faq-bot"), "template", "refunds", {"text": "5 days."}).spec
+    before = flow.add_route(before, {"keyword": "refund"}, "refunds").spec
+    after = flow.set_params(before, "refunds", {"text": "3 days."}).spec
+    after = flow.add_route(after, {"intent": "billing"}, ask_bot="billing-bot").spec
+    changes = [
+        ChangeView(field=c.field, before=c.before, after=c.after, lines=list(c.lines))
+        for c in diff_specs(before, after)
+    ]
+    view = DiffView(bot="faq-bot", before="v1", after="draft", changes=changes)
+    assert presenters.diff(view).text == "\n".join(
+        [
+            "*faq-bot*: v1 → draft",
+            "flow (pipeline):",
+            '  ~ `router` route intent "billing" → `billing-bot` added',
+            '  ~ `refunds` text: "5 days." → "3 days."',
+            "  + `billing-bot` bot asks billing-bot",
+        ]
+    )
 
 
 def test_diff_lists_by_size() -> None:

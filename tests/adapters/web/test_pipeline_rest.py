@@ -26,7 +26,7 @@ async def test_a_bot_step_must_ask_a_bot_of_the_team(service: Service) -> None:
     missing = await _patch(service, "faq-bot", {"pipeline": ASKS_BILLING})
     assert missing.status_code == 422
     assert missing.json() == {
-        "error": "a bot step asks 'billing-bot', which is not a bot of this team"
+        "error": "step 'billing' asks 'billing-bot', which is no bot of this team"
     }
     await service.import_bot(name="billing-bot")
     saved = await _patch(service, "faq-bot", {"pipeline": ASKS_BILLING})
@@ -39,7 +39,7 @@ async def test_a_bot_step_cannot_ask_its_own_bot(service: Service) -> None:
     itself = [{**ASKS_BILLING[1], "params": {"bot": "faq-bot"}, "id": "again"}]
     response = await _patch(service, "faq-bot", {"pipeline": itself})
     assert response.status_code == 422
-    assert response.json() == {"error": "a bot step of faq-bot asks faq-bot itself"}
+    assert response.json() == {"error": "step 'again' would ask faq-bot itself"}
 
 
 async def test_a_step_s_own_model_is_checked_like_the_bot_s(service: Service) -> None:
