@@ -58,3 +58,19 @@ def telegram(fake_telegram: FakeTelegram) -> FakeTelegram:
     """The session's fake Telegram, with no calls, scripts, bots, webhooks, updates or files."""
     fake_telegram.reset()
     return fake_telegram
+
+
+@pytest.fixture(scope="session")
+def litellm_imported() -> None:
+    """Pay litellm's import (~3 s) once, in setup, rather than inside the first test that calls
+    a model (use with `pytestmark = pytest.mark.usefixtures(...)`)."""
+    from runtime.llm import import_litellm
+
+    import_litellm()
+
+
+@pytest.fixture
+def no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's keys must not change what is sent (or let a call leave the machine)."""
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OLLAMA_API_BASE", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,26 +21,13 @@ from runtime.llm import (
     RetryPolicy,
     ToolCall,
     _tool_call,
-    import_litellm,
 )
 from tests.fakes.llm import Answer, FakeLLM
 
+pytestmark = pytest.mark.usefixtures("litellm_imported", "no_provider_keys")
+
 MODEL = "openai/fake-model"
 HELLO = [ChatMessage("system", "Be brief."), ChatMessage("user", "hello")]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _litellm_imported() -> Iterator[None]:
-    """Pay litellm's import (~3 s) once, in setup, rather than inside the first test."""
-    import_litellm()
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's keys must not change what is sent (or let a call leave the machine)."""
-    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OLLAMA_API_BASE", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def gateway(

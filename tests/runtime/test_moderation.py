@@ -3,8 +3,6 @@ server, under the gateway's retry policy (backoff sleeps recorded, not slept; ti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from runtime.llm import (
@@ -12,21 +10,10 @@ from runtime.llm import (
     LlmGateway,
     Moderation,
     RetryPolicy,
-    import_litellm,
 )
 from tests.fakes.llm import FakeLLM
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _litellm_imported() -> Iterator[None]:
-    import_litellm()
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("litellm_imported", "no_provider_keys")
 
 
 def gateway(
@@ -86,6 +73,7 @@ async def test_server_errors_are_retried_with_backoff(llm: FakeLLM) -> None:
 async def test_failures_are_classified_like_completions(
     llm: FakeLLM, status: int, kind: str, requests: int
 ) -> None:
+
     llm.moderation_fail(status, times=3)
     error = await moderation_error(gateway(llm.base_url))
     assert error.kind == kind

@@ -19,11 +19,7 @@ from tests.fakes.llm import FakeLLM
 from tests.runtime.turn.steps import context
 from tests.storage.spend import spend
 
-
-@pytest.fixture(autouse=True)
-def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_provider_keys")
 
 
 async def draft(service: Service) -> dict[str, Any]:
@@ -110,6 +106,7 @@ async def test_moderation_needs_a_model_it_can_reach(tmp_path: Path, llm: FakeLL
 async def test_moderation_is_refused_without_a_provider_key(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+
     monkeypatch.setenv("OLLAMA_API_BASE", "http://127.0.0.1:9")  # a model that needs no key
     await service.reply("/newbot faq-bot")
     assert "model is now" in await service.reply("/set faq-bot model ollama/llama3")

@@ -7,34 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import pytest
 
 from builders.spec import BotSpec, Expectation, TestCase
-from runtime.llm import LlmAnswer, LlmGateway, RetryPolicy, import_litellm
+from runtime.llm import LlmAnswer, LlmGateway, RetryPolicy
 from runtime.pipeline import CompileError
 from runtime.turn.runner import BotRunner
 from studio.test_report import CaseResult
 from studio.testing import MAX_CONCURRENT_CASES, NO_JUDGE_MODEL, run_cases
 from tests.fakes.llm import FakeLLM
 
+pytestmark = pytest.mark.usefixtures("litellm_imported", "no_provider_keys")
+
 MODEL = "openai/fake-model"
 JUDGE = "openai/fake-judge"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _litellm_imported() -> Iterator[None]:
-    """Pay litellm's import (~3 s) once, in setup, rather than inside the first test."""
-    import_litellm()
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def gateway(llm: FakeLLM, *, attempts: int = 2) -> LlmGateway:
@@ -264,6 +252,7 @@ async def test_progress_is_reported_after_each_case_in_order(llm: FakeLLM) -> No
 async def test_a_broken_progress_reporter_does_not_stop_the_run(
     llm: FakeLLM, caplog: pytest.LogCaptureFixture
 ) -> None:
+
     spec = bot(case("a", value="can't"), case("b", value="can't"), model="offline")
 
     async def progress(done: int, total: int) -> None:

@@ -3,11 +3,9 @@ over real HTTP through litellm."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from runtime.llm import LlmGateway, RetryPolicy, import_litellm
+from runtime.llm import LlmGateway, RetryPolicy
 from runtime.pipeline import TurnContext, TurnOutput, Usage
 from runtime.turn.chain import build_chain
 from runtime.turn.guardrails import (
@@ -19,6 +17,8 @@ from runtime.turn.guardrails import (
 )
 from tests.fakes.llm import FakeLLM
 from tests.runtime.turn.steps import Endpoint, context, spec
+
+pytestmark = pytest.mark.usefixtures("litellm_imported", "no_provider_keys")
 
 
 async def run(ctx: TurnContext, endpoint: Endpoint | None = None) -> tuple[TurnOutput, Endpoint]:
@@ -118,18 +118,6 @@ async def test_a_refused_message_is_still_stored_masked() -> None:
 
 
 # -- moderation, over real HTTP ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _litellm_imported() -> Iterator[None]:
-    import_litellm()
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def moderated(llm: FakeLLM, text: str, **guardrails: object) -> TurnContext:
