@@ -154,6 +154,13 @@ def _limits_fields(draft: BotSpec) -> tuple[Field, ...]:
     return tuple(fields)
 
 
+def _flow(bot: str, draft: BotSpec) -> str:
+    if not draft.pipeline:
+        return f"plain (one answering step; /flow {bot} add … builds on it)"
+    kinds = ", ".join(sorted({step.kind for step in draft.pipeline}))
+    return f"{_plural(len(draft.pipeline), 'step')} ({kinds}): /flow {bot} shows it"
+
+
 def _card_fields(view: BotView) -> tuple[Field, ...]:
     draft = view.draft
     return (
@@ -165,6 +172,7 @@ def _card_fields(view: BotView) -> tuple[Field, ...]:
         Field(label="Prompt", value=_value(draft.prompt, _PROMPT_PREVIEW)),
         Field(label="Tests", value=str(len(draft.tests))),
         Field(label="Knowledge", value=_plural(len(draft.knowledge), "source")),
+        Field(label="Flow", value=_flow(view.name, draft)),
         *_limits_fields(draft),
         Field(label="Draft revision", value=str(view.revision)),
         Field(label="Staging", value=_version(view.environments.get("staging"))),

@@ -93,10 +93,25 @@ def test_bot_card_snapshot() -> None:
         "Prompt:         You are a helpful, concise assistant.\n"
         "Tests:          0\n"
         "Knowledge:      0 sources\n"
+        "Flow:           plain (one answering step; /flow faq-bot add … builds on it)\n"
         "Draft revision: 3\n"
         "Staging:        v2\n"
         "Production:     —"
     )
+
+
+def test_bot_card_counts_a_flow_s_steps_and_kinds() -> None:
+    pipeline = [
+        {
+            "id": "triage",
+            "kind": "router",
+            "params": {"routes": [{"keyword": "x", "to": "a"}], "default": "b"},
+        },
+        {"id": "a", "kind": "template", "params": {"text": "A"}},
+        {"id": "b", "kind": "llm"},
+    ]
+    flow = fields(presenters.bot_card(bot_view(pipeline=pipeline)))["Flow"]
+    assert flow == "3 steps (llm, router, template): /flow faq-bot shows it"
 
 
 def test_bot_card_shows_the_start_of_a_long_prompt_on_one_line() -> None:
