@@ -58,6 +58,9 @@ async def test_guardrails_mask_refuse_and_limit_live_turns(tmp_path: Path, llm: 
             ("user", "hello again", "blocked: rate_limit"),
             ("assistant", TOO_FAST_REPLY, "blocked: rate_limit"),
         ]
+        stats = await service.call("GET", "/api/v1/bots/faq-bot/stats?period=24h")
+        assert (stats["turns"], stats["errors"], stats["blocked"]) == (4, 0, 2)
+        assert "Blocked:         2" in await service.reply("/stats faq-bot")
 
 
 async def test_a_monthly_budget_stops_the_bot_and_tells_the_owner(
