@@ -349,8 +349,9 @@ _SET = "(?:set|change|update)"
 _VALUE = "(?P<value>.+)"
 _MESSAGE = "(?P<message>.+)"
 _VERSION_NUMBER = r"(?:v|version )?(?P<version>\d+)"
+_END_USER = rf"(?P<user>[^\s{_QUOTES}]*[^\s{_QUOTES}?.!,])"  # telegram:42, not its "?"
 _END = r"(?:,?\s*please)?\s*[?.!]*"  # a greedy value keeps its own "." and "please"
-_TEXT_GROUPS = ("value", "message", "description")
+_TEXT_GROUPS = ("value", "message", "description", "user")  # kept as typed
 _ASK_FOR = (
     r"ask (?:(?:them|people|users|everyone|each person|the user|customers) )?for "
     r"(?:their |the |an? |your )?"
@@ -438,6 +439,10 @@ _PHRASES = (
     _phrase(rf"what does {_BOT} look like", ShowBot),
     _phrase(rf"describe {_BOT}", ShowBot),
     _phrase(rf"(?:show (?:me )?)?(?:the )?history (?:of|for) {_BOT}", History),
+    _phrase(
+        rf"what does {_BOT} (?:remember|know) about {_Q}{_END_USER}{_Q}",
+        MemoryShow,
+    ),
     _phrase(rf"remove {_BOT}", Delete),
     _phrase(rf"run (?:the |all )?tests(?: (?:of|for|on) {_BOT})?", TestRun),
     _phrase(rf"try {_BOT}: {_MESSAGE}", TryBot, known_bot=True),

@@ -22,6 +22,7 @@ from studio.commands import (
     KnowledgeRemove,
     ListBots,
     ListDeployments,
+    MemoryShow,
     NewBot,
     NotYet,
     Promote,
@@ -458,3 +459,17 @@ def test_not_understood_always_offers_help(text: str) -> None:
     assert "/help" in reply
     assert "Traceback" not in reply
     assert len(reply) < 200
+
+
+@pytest.mark.parametrize(
+    ("text", "bot", "user"),
+    [
+        ("what does faq-bot remember about slack:U123?", "faq-bot", "slack:U123"),
+        ('What does it know about "telegram:42"', None, "telegram:42"),
+        ("what does faq-bot know about web:3f2a.", "faq-bot", "web:3f2a"),
+    ],
+)
+def test_asking_what_a_bot_remembers_keeps_the_user_as_typed(
+    text: str, bot: str | None, user: str
+) -> None:
+    assert parse(text, bots=BOTS) == MemoryShow(bot=bot, user=user)
