@@ -143,7 +143,10 @@ class Runtime:
         self._builtins[deployment_id] = bot
 
     def invalidate_bot(self, bot_id: int) -> None:
-        """A pointer moved or the bot was deleted: the next turn loads (hot-swaps) its version."""
+        """A pointer moved or the bot was deleted: the next turn loads (hot-swaps) its version,
+        and reads its participants' memory afresh (SQLite may give a deleted bot's id to a new
+        one)."""
+        self.participants.forget(bot_id)
         for key in [k for k in self._live if k[0] == bot_id]:
             del self._live[key]
         for dep_id in [d for d, t in self._targets.items() if t.bot_id == bot_id]:

@@ -162,3 +162,38 @@ async def test_a_path_that_answers_from_the_wrong_step_stops_the_promotion(
     assert response.status_code == 409
     assert "expected step 'welcome' to answer; step 'billing' did" in response.json()["error"]
     assert await service.call("GET", "/api/v1/bots/support-bot/versions") == []
+
+
+async def test_a_deleted_bot_s_remembered_people_are_not_a_new_bot_s(
+    service: Service, telegram: FakeTelegram
+) -> None:
+    """SQLite gives a deleted bot's id to the next bot: nothing the old one remembered (in the
+    database or in the runtime's cache) reaches the new one's end users."""
+    bot_token = token(8)
+    telegram.add_bot(bot_token, username="support_bot")
+    said = 0
+
+    async def say(deployment: str, text: str) -> str:
+        nonlocal said
+        said += 1
+        hook = telegram.webhook(bot_token)
+        assert hook is not None
+        response = await service.client.post(
+            f"/telegram/bots/{deployment}",
+            json=message_update(text, chat_id=56, user_id=56),
+            headers=secret_headers(str(hook["secret_token"])),
+        )
+        assert response.status_code == 200
+        await telegram.wait_for("sendMessage", said, token=bot_token, timeout_s=15)
+        return str(telegram.calls_to("sendMessage", token=bot_token)[-1].body["text"])
+
+    runtime = service.app.state.core.runtime
+    await service.call("POST", "/api/v1/bots/import", json=SUPPORT)
+    first = (await go_live(service, channel="telegram", token=bot_token))["id"]
+    assert await say(first, "my name is Bo") == "Thanks, Bo!"
+    old_id = (await runtime.target(first)).bot_id
+    await service.call("DELETE", "/api/v1/bots/support-bot")
+    await service.call("POST", "/api/v1/bots/import", json=SUPPORT)
+    again = (await go_live(service, channel="telegram", token=bot_token))["id"]
+    assert (await runtime.target(again)).bot_id == old_id  # the case this guards against
+    assert await say(again, "hello") == "What's your name?"
