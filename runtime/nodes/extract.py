@@ -57,6 +57,7 @@ EXTRACTED = "extracted"  # state: what this turn remembered
 MISSING = "missing"  # state: the required keys still unknown
 MAX_FIELDS = 30
 MAX_NUMBER = 10**15  # larger "numbers" in a chat are identifiers, not quantities
+_NUMBER_CHARS = 40  # longer digit strings are no quantity (and int() refuses over 4,300 digits)
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"\+?\(?\d[\d\s().-]{5,20}\d")
@@ -328,7 +329,7 @@ def _typed(kind: FieldType, raw: Any) -> Scalar | None:
     number: float
     if isinstance(raw, int | float):
         number = raw
-    elif isinstance(raw, str) and _NUMBER.fullmatch(raw.strip()):
+    elif isinstance(raw, str) and len(raw) <= _NUMBER_CHARS and _NUMBER.fullmatch(raw.strip()):
         number = float(raw) if "." in raw else int(raw)
     else:
         return None

@@ -58,6 +58,7 @@ _EACH = "_sandbox_each"  # wraps every loop's iterable (the loop steps check the
 _CONCAT = "_sandbox_concat"  # replaces `~` (its result is bounded)
 
 _SIZED = (str, list, tuple)
+_NESTED = (str, list, tuple, dict)
 _DEADLINE: ContextVar[float] = ContextVar("template_deadline", default=math.inf)
 
 
@@ -70,8 +71,26 @@ def _tick() -> None:
         raise TemplateLimitError(f"the template took over {RENDER_TIME_S * 1000:g} ms")
 
 
+def _weight(value: Any, limit: int = MAX_VALUE_CHARS) -> int:
+    """How big `value` is, nested values included (a string's characters, one per other item),
+    counted only up to just past `limit`: `[[1] * 20000] * 2000` is short on the outside and
+    40 million items inside, which one `str()` would build in a single call."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if not isinstance(value, list | tuple):
+        return 1
+    total = 0
+    for item in value:
+        total += _weight(item, limit - total) if isinstance(item, _NESTED) else 1
+        if total > limit:
+            break
+    return total
+
+
 def _bounded(value: Any) -> Any:
-    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_VALUE_CHARS:
+    if isinstance(value, _NESTED) and _weight(value) > MAX_VALUE_CHARS:
         raise TemplateLimitError(f"the template made a value over {MAX_VALUE_CHARS} long")
     if isinstance(value, int) and value.bit_length() > MAX_NUMBER_BITS:
         raise TemplateLimitError("the template made a number too large")
@@ -83,11 +102,11 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
     if operator == "%" and isinstance(left, str):
         raise SecurityError("'%' formatting is not available in a template: use filters")
     if operator == "+" and isinstance(left, _SIZED) and isinstance(right, _SIZED):
-        _bounded_length(len(left) + len(right))
+        _bounded_length(_weight(left) + _weight(right))
     elif operator == "*" and isinstance(left, _SIZED) and isinstance(right, int):
-        _bounded_length(len(left) * right)
+        _bounded_length(_weight(left) * right)
     elif operator == "*" and isinstance(right, _SIZED) and isinstance(left, int):
-        _bounded_length(len(right) * left)
+        _bounded_length(_weight(right) * left)
     elif operator in ("*", "**") and isinstance(left, int) and isinstance(right, int):
         if operator == "*":
             bits = left.bit_length() + right.bit_length()

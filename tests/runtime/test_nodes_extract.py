@@ -158,6 +158,12 @@ async def test_numbers_and_the_same_value_twice() -> None:
     assert ctx.participant.values == {"amount": 12.5, "email": "a@b.co"}
 
 
+async def test_a_huge_number_is_no_value_and_no_crash() -> None:
+    fields = {"amount": {"type": "integer"}}
+    output, ctx = await run(extract(**fields), "my order is " + "9" * 5000)
+    assert output.error is None and ctx.participant.values == {}
+
+
 async def test_missing_lists_the_required_keys_still_unknown() -> None:
     ask = extract(email=FIELDS["email"], age=FIELDS["age"], required=["email", "age"])
     _, ctx = await run(ask, "I am 42", memory={"email": "known@b.co"})

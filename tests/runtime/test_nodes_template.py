@@ -198,6 +198,9 @@ def test_bad_params_are_refused(params: dict[str, Any], message: str) -> None:
             "{% for i in range(1000) %}{{ input }}{% endfor %}",
             f"the template's text is over {MAX_OUTPUT_CHARS} characters",
         ),
+        ("{{ [[1] * 20000] * 2000 }}", "the template made a value over 20000 long"),
+        ("{{ [[input] * 20000] * 20000 }}", "the template made a value over 20000 long"),
+        ("{% set a = [[1] * 20000] %}{{ a + a }}", "the template made a value over 20000 long"),
         ("{{ 1 / 0 }}", "ZeroDivisionError: division by zero"),
     ],
 )
