@@ -37,10 +37,16 @@ def check_value(key: str, value: object) -> Scalar:
 
 @dataclass(slots=True)
 class ParticipantMemory:
-    """One end user's memory during a turn; `changed` is True once a node wrote to it."""
+    """One end user's memory during a turn; `written` holds what nodes changed in it (what the
+    turn stores: merged into the stored memory, so two turns of the same person at once, or a
+    builder's edit meanwhile, lose nothing the other wrote)."""
 
     values: dict[str, Scalar] = field(default_factory=dict)
-    changed: bool = False
+    written: dict[str, Scalar] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.written)
 
     def get(self, key: str) -> Scalar | None:
         return self.values.get(key)
@@ -51,7 +57,7 @@ class ParticipantMemory:
             raise MemoryValueError(f"at most {MAX_KEYS} values are remembered per person")
         if self.values.get(key) != checked:
             self.values[key] = checked
-            self.changed = True
+            self.written[key] = checked
 
     def view(self) -> Mapping[str, Scalar]:
         return dict(self.values)

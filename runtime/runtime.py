@@ -83,7 +83,7 @@ class TurnRows:
     conversation_id: int | None
     new: conv_store.NewConversation | None
     records: list[conv_store.TurnRecord]
-    memory: tuple[str, str, dict[str, Scalar]] | None = None  # (channel, user, values) changed
+    memory: tuple[str, str, dict[str, Scalar]] | None = None  # (channel, user, what changed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,9 +436,9 @@ class Runtime:
                     conn, conversation_id=conversation_id, bot_id=rows.bot_id, records=rows.records
                 )
                 if rows.memory is not None:
-                    channel, user, values = rows.memory
-                    participant_store.save(
-                        conn, bot_id=rows.bot_id, channel=channel, user=user, data=values
+                    channel, user, changes = rows.memory
+                    participant_store.merge(
+                        conn, bot_id=rows.bot_id, channel=channel, user=user, changes=changes
                     )
             if inbox_id is not None:
                 for reply in replies:
@@ -561,7 +561,7 @@ class _LiveSession:
             )
         memory = None
         if ctx.participant.changed:
-            memory = (address.channel, address.user, dict(ctx.participant.values))
+            memory = (address.channel, address.user, dict(ctx.participant.written))
         self.reply = await runtime._finish(
             self.inbox_id,
             [reply],
@@ -569,8 +569,8 @@ class _LiveSession:
             version=self.version,
             rows=TurnRows(target.bot_id, state.id, new, records, memory),
         )
-        if memory is not None:
-            runtime.participants.keep((target.bot_id, memory[0], memory[1]), memory[2])
+        if memory is not None:  # the stored memory may hold more than this turn knew
+            runtime.participants.forget(target.bot_id, address.user)
         if self.reply.conversation_id is not None:
             state.id = self.reply.conversation_id
             if not output.error and not output.blocked:

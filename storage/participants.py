@@ -35,6 +35,21 @@ def save(conn: Connection, *, bot_id: int, channel: str, user: str, data: dict[s
     )
 
 
+def merge(
+    conn: Connection, *, bot_id: int, channel: str, user: str, changes: dict[str, Any]
+) -> None:
+    """Write `changes` into the person's memory, keeping the keys they do not name (read in the
+    write transaction, the row locked on PostgreSQL: what another turn or a builder wrote
+    meanwhile stays)."""
+    query = select(_part.c.data).where(
+        _part.c.bot_id == bot_id, _part.c.channel == channel, _part.c.user == user
+    )
+    if conn.dialect.name != "sqlite":  # SQLite's write transaction already excludes others
+        query = query.with_for_update()
+    current = conn.execute(query).scalar()
+    save(conn, bot_id=bot_id, channel=channel, user=user, data={**(current or {}), **changes})
+
+
 def forget(conn: Connection, *, bot_id: int, channel: str | None, user: str) -> int:
     """Delete the person's memory (on one channel, or on every channel when None); the count."""
     query = delete(_part).where(_part.c.bot_id == bot_id, _part.c.user == user)

@@ -139,16 +139,16 @@ class _SandboxSession:
             user=self.identity,
             sandbox=True,
         )
-        memory = dict(ctx.participant.values) if ctx.participant.changed else None
+        memory = dict(ctx.participant.written)
 
         def store(conn: Connection) -> None:
             conversation_id = self.conversation or conv_store.start_conversation(conn, new)
             conv_store.add_messages(
                 conn, conversation_id=conversation_id, bot_id=self.bot_id, records=records
             )
-            if memory is not None:
-                participant_store.save(
-                    conn, bot_id=self.bot_id, channel=SANDBOX, user=self.identity, data=memory
+            if memory:
+                participant_store.merge(
+                    conn, bot_id=self.bot_id, channel=SANDBOX, user=self.identity, changes=memory
                 )
 
         await self.db.run_write(store)

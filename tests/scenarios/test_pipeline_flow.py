@@ -197,3 +197,26 @@ async def test_a_deleted_bot_s_remembered_people_are_not_a_new_bot_s(
     again = (await go_live(service, channel="telegram", token=bot_token))["id"]
     assert (await runtime.target(again)).bot_id == old_id  # the case this guards against
     assert await say(again, "hello") == "What's your name?"
+
+
+async def test_a_turn_stores_only_what_it_changed_in_a_person_s_memory(service: Service) -> None:
+    """What another writer put in the memory while a turn ran (a builder's edit, the same
+    person's turn in another thread) is kept: the turn merges its own changes into the row."""
+    from storage import participants as participant_store
+
+    await service.call("POST", "/api/v1/bots/import", json=SUPPORT)
+    deployment = (await go_live(service, channel="web"))["id"]
+    first = (await service.chat(deployment, "hello")).json()
+    assert first["reply"] == "What's your name?"  # the runtime has read (and cached) no name
+    core = service.app.state.core
+    user = (await service.call("GET", "/api/v1/bots/support-bot/conversations"))[0]["user"]
+    bot_id = (await core.runtime.target(deployment)).bot_id
+
+    def elsewhere(conn: Any) -> None:  # a write the runtime's cache has not seen
+        participant_store.save(conn, bot_id=bot_id, channel="web", user=user, data={"plan": "pro"})
+
+    await core.db.run_write(elsewhere)
+    told = await service.chat(deployment, "my name is Ana", first["session"])
+    assert told.json()["reply"] == "Thanks, Ana!"
+    remembered = await service.call("GET", f"/api/v1/bots/support-bot/participants/{user}")
+    assert remembered["memory"][0]["values"] == {"plan": "pro", "name": "Ana"}
