@@ -7,6 +7,7 @@ import pytest
 
 from builders.spec import BotSpec, source_id
 from runtime.llm import ChatMessage
+from runtime.participant import MEMORY_RULE
 from runtime.pipeline import MAX_TURN_STEPS, compile_spec
 from tests.fakes.llm import FakeLLM
 from tests.runtime.flows import MODEL, compiled, gateway, refusal, router, says, step, turn
@@ -152,7 +153,7 @@ async def test_a_five_step_flow_runs_end_to_end(llm: FakeLLM) -> None:
     system = llm.calls[2].messages[0]
     assert system == {
         "role": "system",
-        "content": "Answer about refunds. The customer: ann@example.com",
+        "content": f"Answer about refunds. The customer: «ann@example.com»\n\n{MEMORY_RULE}",
     }
     assert [m["content"] for m in llm.calls[2].messages[1:]] == [
         "hi",
