@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from builders.flow import describe, edges_of, steps_of
+from builders.flow import describe, edges_of
 from builders.spec import BotSpec, PipelineNode
 
 _TEXT_FIELDS = ("prompt", "greeting", "fallback", "description")
@@ -50,7 +50,7 @@ def pipeline_lines(before: BotSpec, after: BotSpec) -> tuple[str, ...]:
     """The flow's changes, one line each: `+` a step added, `-` removed, `~` changed (a setting,
     where it goes on to, a router's routes and default). A plain bot's implicit flow counts as
     its steps, so writing it out changes nothing by itself."""
-    old, new = steps_of(before), steps_of(after)
+    old, new = before.steps(), after.steps()
     lines: list[str] = []
     if old[0].id != new[0].id:
         lines.append(f"~ starts at `{new[0].id}` (was `{old[0].id}`)")

@@ -72,19 +72,6 @@ class Outline:
 # -- reading a flow ---------------------------------------------------------------------------
 
 
-def implicit_steps(spec: BotSpec) -> list[PipelineNode]:
-    """What an empty pipeline runs: `retrieve -> llm` with knowledge, else one `llm` step."""
-    answer = PipelineNode(id="llm", kind="llm")
-    if spec.knowledge:
-        return [PipelineNode(id="retrieve", kind="retrieve", next="llm"), answer]
-    return [answer]
-
-
-def steps_of(spec: BotSpec) -> list[PipelineNode]:
-    """The steps the bot runs: its own pipeline, or the implicit one."""
-    return list(spec.pipeline) or implicit_steps(spec)
-
-
 def answers(step: PipelineNode) -> bool:
     return step.kind in ANSWERING
 
@@ -141,7 +128,7 @@ def _depths(steps: list[PipelineNode]) -> dict[str, int]:
 
 
 def outline(spec: BotSpec) -> Outline:
-    steps = steps_of(spec)
+    steps = spec.steps()
     depth = _depths(steps)
     order = {s.id: n for n, s in enumerate(steps)}
     ordered = sorted(steps, key=lambda s: (depth.get(s.id, len(steps)), order[s.id]))
@@ -352,7 +339,7 @@ def add_step(
     after: str | None = None,
 ) -> FlowEdit:
     """A new step, placed as the module docstring says (or after `after`)."""
-    steps = steps_of(spec)
+    steps = spec.steps()
     if any(s.id == step_id for s in steps):
         raise FlowError(f"there already is a step `{step_id}`: /flow set {step_id} changes it")
     given = normalise(kind, params or {})
@@ -422,7 +409,7 @@ def _add_after(
 
 def set_params(spec: BotSpec, step_id: str, params: Mapping[str, JsonValue | None]) -> FlowEdit:
     """Change some of a step's params; a None value removes that param."""
-    steps = steps_of(spec)
+    steps = spec.steps()
     step = _find(steps, step_id)
     if not params:
         raise FlowError("say what to change: key=value after the step's id")
@@ -439,7 +426,7 @@ def set_params(spec: BotSpec, step_id: str, params: Mapping[str, JsonValue | Non
 
 def link(spec: BotSpec, step_id: str, target: str) -> FlowEdit:
     """Make a step go on to `target` (`end`: to nothing; the step then answers last)."""
-    steps = steps_of(spec)
+    steps = spec.steps()
     step = _find(steps, step_id)
     if step.kind == "router":
         raise FlowError(
@@ -461,7 +448,7 @@ def remove_step(spec: BotSpec, step_id: str) -> FlowEdit:
     """Remove a step: what led to it goes on to where it went (a router: to its default); a
     route to a step that ended the flow goes away with it, and a router left with no route
     goes too."""
-    steps = steps_of(spec)
+    steps = spec.steps()
     step = _find(steps, step_id)
     if answers(step) and not any(answers(s) for s in steps if s.id != step_id):
         raise FlowError(f"`{step_id}` is the last step that answers: add another one first")
@@ -534,7 +521,7 @@ def add_route(
     one on the main line that routes by the message's text, else a new one put at the start (its
     default: the old first step). A step that answers and went on to another leaves that line:
     it then answers only what is routed to it."""
-    steps = steps_of(spec)
+    steps = spec.steps()
     said: list[str] = []
     if ask_bot == spec.name:
         raise FlowError(f"{spec.name} cannot route messages to itself")
@@ -622,7 +609,7 @@ def ask_for(spec: BotSpec, field: str, question: str | None = None) -> FlowEdit:
             f"'{field[:40]}' is not a field name: use up to 30 lowercase letters, digits and "
             "'_', starting with a letter"
         )
-    steps = steps_of(spec)
+    steps = spec.steps()
     for step in steps:
         if step.kind == "extract" and field in field_names(step.params.get("fields")):
             raise FlowError(f"`{step.id}` already remembers {field}")

@@ -255,6 +255,16 @@ class BotSpec(_Model):
                 )
         return self
 
+    def steps(self) -> list[PipelineNode]:
+        """The steps the bot runs: its own pipeline, or the plain bot's implicit one
+        (`retrieve -> llm` with knowledge, else one `llm` step)."""
+        if self.pipeline:
+            return list(self.pipeline)
+        answer = PipelineNode(id="llm", kind="llm")
+        if self.knowledge:
+            return [PipelineNode(id="retrieve", kind="retrieve", next="llm"), answer]
+        return [answer]
+
     def content_hash(self) -> str:
         """A stable hash of the whole definition: equal specs have equal hashes."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

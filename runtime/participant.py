@@ -7,7 +7,6 @@ Nodes read it (`template`, `router`, the `llm` prompt's `{participant.KEY}`) and
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 Scalar = str | int | float | bool
@@ -63,9 +62,6 @@ class ParticipantMemory:
         if self.values.get(key) != checked:
             self.values[key] = checked
             self.written[key] = checked
-
-    def view(self) -> Mapping[str, Scalar]:
-        return dict(self.values)
 
 
 def fill_placeholders(text: str, memory: ParticipantMemory) -> str:

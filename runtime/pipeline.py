@@ -209,14 +209,6 @@ def _cycle(path: list[str]) -> str:
     return " -> ".join(path[start:])
 
 
-def plain_pipeline(spec: BotSpec) -> list[PipelineNode]:
-    """The pipeline of a bot without one: `retrieve -> llm` with knowledge, else one `llm`."""
-    plain = [PipelineNode(id="llm", kind="llm")]
-    if spec.knowledge:
-        plain.insert(0, PipelineNode(id="retrieve", kind="retrieve", next="llm"))
-    return plain
-
-
 def compile_spec(spec: BotSpec) -> CompiledBot:
     """Build and check the node graph (`CompileError`: one line naming the step).
 
@@ -225,7 +217,7 @@ def compile_spec(spec: BotSpec) -> CompiledBot:
     loop without a way out, at most `MAX_NODES` steps."""
     from runtime.nodes import NODE_KINDS, NOT_YET
 
-    definitions = spec.pipeline or plain_pipeline(spec)
+    definitions = spec.steps()
     if len(definitions) > MAX_NODES:
         raise CompileError(f"pipeline: at most {MAX_NODES} steps (this one has {len(definitions)})")
     nodes: dict[str, Node] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,11 +48,3 @@ def merge(
         query = query.with_for_update()
     current = conn.execute(query).scalar()
     save(conn, bot_id=bot_id, channel=channel, user=user, data={**(current or {}), **changes})
-
-
-def forget(conn: Connection, *, bot_id: int, channel: str | None, user: str) -> int:
-    """Delete the person's memory (on one channel, or on every channel when None); the count."""
-    query = delete(_part).where(_part.c.bot_id == bot_id, _part.c.user == user)
-    if channel is not None:
-        query = query.where(_part.c.channel == channel)
-    return int(conn.execute(query).rowcount or 0)

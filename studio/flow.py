@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import JsonValue
 
 from builders import flow
-from builders.flow import FlowEdit, FlowError, outline, outline_text, steps_of
+from builders.flow import FlowEdit, FlowError, outline, outline_text
 from builders.spec import BotSpec
 from runtime.messages import Attachment
 from studio.commands import (
@@ -117,11 +117,11 @@ class Flows:
         target = command.step.lower()
 
         def change(spec: BotSpec, team: list[str]) -> FlowEdit:
-            if any(step.id == target for step in steps_of(spec)):
+            if any(step.id == target for step in spec.steps()):
                 return flow.add_route(spec, match, target, router=command.router)
             if target in team:
                 return flow.add_route(spec, match, ask_bot=target, router=command.router)
-            ids = [step.id for step in steps_of(spec)]
+            ids = [step.id for step in spec.steps()]
             close = difflib.get_close_matches(target, [*ids, *team], n=1, cutoff=0.6)
             hint = f"; did you mean `{close[0]}`?" if close else ""
             raise FlowError(

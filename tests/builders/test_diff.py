@@ -149,6 +149,6 @@ def test_links_and_routes_moved() -> None:
 
 def test_writing_out_the_implicit_flow_says_so() -> None:
     plain = BotSpec(name="faq-bot")
-    written = plain.model_copy(update={"pipeline": flow.implicit_steps(plain)})
+    written = plain.model_copy(update={"pipeline": plain.steps()})
     assert _pipeline_lines(plain, written) == ("~ the same steps, now written out",)
     assert _pipeline_lines(written, plain) == ("~ back to plain",)

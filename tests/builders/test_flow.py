@@ -82,7 +82,7 @@ def test_a_plain_bot_gets_its_implicit_flow_written_out_first() -> None:
 
 def test_with_knowledge_the_implicit_flow_is_retrieve_then_llm() -> None:
     spec = plain(knowledge=KNOWLEDGE)
-    assert [s.id for s in flow.steps_of(spec)] == ["retrieve", "llm"]
+    assert [s.id for s in spec.steps()] == ["retrieve", "llm"]
     edited = flow.add_step(spec, "extract", "contact", {"fields": ["email", "phone"]}).spec
     assert [(s.id, s.next) for s in edited.pipeline] == [
         ("retrieve", "contact"),
