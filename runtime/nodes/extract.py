@@ -52,6 +52,7 @@ from runtime.participant import (
     check_value,
 )
 from runtime.pipeline import NodeResult, TurnContext, Usage
+from runtime.turn.pii import EMAIL_PATTERN
 
 EXTRACTED = "extracted"  # state: what this turn remembered
 MISSING = "missing"  # state: the required keys still unknown
@@ -59,7 +60,6 @@ MAX_FIELDS = 30
 MAX_NUMBER = 10**15  # larger "numbers" in a chat are identifiers, not quantities
 _NUMBER_CHARS = 40  # longer digit strings are no quantity (and int() refuses over 4,300 digits)
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"\+?\(?\d[\d\s().-]{5,20}\d")
 # A number standing alone: not part of a word, a date, a time or an id such as #123.
 _NUMBER = re.compile(r"(?<![\w.,#/:-])-?\d+(?:\.\d+)?(?!\w|[.,/:]\d)")
@@ -176,7 +176,7 @@ class _Field:
         if self.enum:
             return next((known for _, known in self.enum if _same(known, value)), None)
         if isinstance(value, str):
-            if self.format == "email" and not _EMAIL.fullmatch(value):
+            if self.format == "email" and not EMAIL_PATTERN.fullmatch(value):
                 return None
             if self.format == "phone" and not _is_phone(value):
                 return None
@@ -202,7 +202,7 @@ class _Field:
                 return None
             return self.value(match[1] if self.pattern.groups else match[0], shaped=True)
         if self.format == "email":
-            return self.value(_only(_EMAIL.findall(text)))
+            return self.value(_only(EMAIL_PATTERN.findall(text)))
         if self.format == "phone":
             return self.value(_only(m.strip() for m in _PHONE.findall(text) if _is_phone(m)))
         if self.type in ("number", "integer"):

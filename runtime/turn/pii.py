@@ -14,7 +14,10 @@ EMAIL = "[email]"
 CARD = "[card]"
 PHONE = "[phone]"
 
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+# An email address standing alone (what masking hides and an `extract` step's email field finds).
+EMAIL_PATTERN = re.compile(
+    r"(?<![\w.%+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
+)
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _PHONE = re.compile(r"(?<![\w+])(?:\+|\(\+?)?\d(?:[ .()-]{0,2}\d){6,16}(?![\w])\)?")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
@@ -47,6 +50,6 @@ def _phone(match: re.Match[str]) -> str:
 
 def mask_pii(text: str) -> str:
     """`text` with emails, card numbers and phone numbers replaced by their placeholders."""
-    text = _EMAIL.sub(EMAIL, text)
+    text = EMAIL_PATTERN.sub(EMAIL, text)
     text = _CARD.sub(_card, text)
     return _PHONE.sub(_phone, text)
