@@ -22,11 +22,11 @@ if TYPE_CHECKING:
     from adapters.slack.app import SlackAdapter
     from adapters.telegram.bots import TelegramBots
     from adapters.telegram.studio import TelegramStudio
+    from runtime.cipher import Cipher
     from runtime.runtime import Runtime
     from storage.database import Database
     from studio.engine import Studio
     from studio.operations import Operations
-    from studio.secrets import Cipher
     from studio.settings import Settings
 
 
@@ -91,7 +91,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def _secret(settings: Settings) -> str:
-    from studio.secrets import load_or_create_secret
+    from runtime.cipher import load_or_create_secret
 
     if settings.secret_key:
         return settings.secret_key
@@ -107,6 +107,7 @@ async def build_services(settings: Settings) -> Services:
     from adapters.mailbox import Mailbox
     from adapters.web.channel import WebChannel
     from runtime.channel import ChannelRegistry
+    from runtime.cipher import Cipher
     from runtime.knowledge.embedder import make_embedder
     from runtime.knowledge.gateway import KnowledgeGateway
     from runtime.knowledge.store import VectorStore
@@ -120,7 +121,6 @@ async def build_services(settings: Settings) -> Services:
     from studio.budget_notices import StudioBudgetNotifier
     from studio.engine import Studio
     from studio.operations import Operations
-    from studio.secrets import Cipher
 
     cipher = Cipher(_secret(settings))
     db = Database(settings.database_url)

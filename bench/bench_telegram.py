@@ -542,10 +542,10 @@ async def _insert_rows(data_dir: Path, first: int, count: int) -> list[tuple[str
     from sqlmodel import select
 
     from adapters.telegram.bots import TelegramBots
+    from runtime.cipher import Cipher, load_or_create_secret
     from storage.database import Database
     from storage.deployments import new_deployment_id
     from storage.tables import Deployment
-    from studio.secrets import Cipher, load_or_create_secret
 
     cipher = Cipher(load_or_create_secret(data_dir / "secret.key"))
     no_runtime: Any = None  # webhook_secret needs only the cipher

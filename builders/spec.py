@@ -51,19 +51,82 @@ class KnowledgeRef(_Model):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class ToolSpec(_Model):
-    """An allow-listed HTTP tool described by OpenAPI (used by the `http_tool` node)."""
+SECRET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+SecretName = Annotated[str, StringConstraints(pattern=SECRET_NAME.pattern)]
+# What the model calls a tool: OpenAI's rule for function names.
+FunctionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+ArgumentPlace = Literal["path", "query", "header", "body"]
+MAX_TOOL_TIMEOUT_S = 60.0
 
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+def _no_arguments() -> dict[str, JsonValue]:
+    return {"type": "object", "properties": {}}
+
+
+class ToolOperation(_Model):
+    """One callable of a tool, frozen into the spec when the tool is added (so a version calls
+    what was checked then): an OpenAPI operation or an MCP tool.
+
+    `function` is the name the model calls it by (unique in the bot); `id` the name the service
+    knows (operationId, MCP tool name); `parameters` the JSON schema of its arguments (an object).
+    OpenAPI only: `method`, `path` (with `{name}` placeholders) and `places` (where each argument
+    goes). `changes`: it changes something (POST/PUT/PATCH/DELETE, an MCP tool not marked
+    read-only); such an operation runs only when `allowed`."""
+
+    function: FunctionName
+    id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
-    openapi_url: Annotated[str, StringConstraints(max_length=2000)]
-    operations: Annotated[
-        list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=100)
-    ] = Field(default_factory=list)
+    parameters: Annotated[dict[str, JsonValue], Field(max_length=50)] = Field(
+        default_factory=_no_arguments
+    )
+    method: HttpMethod | None = Field(default=None, exclude_if=lambda value: value is None)
+    path: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = Field(
+        default=None, exclude_if=lambda value: value is None
+    )
+    places: dict[str, ArgumentPlace] = Field(
+        default_factory=dict, exclude_if=lambda value: not value
+    )
+    changes: bool = False
+    allowed: bool = Field(default=False, exclude_if=lambda value: not value)
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _bounded(cls, parameters: object) -> object:
+        return _bounded_json(parameters)
+
+
+class ToolSpec(_Model):
+    """A tool the bot may call: operations of an OpenAPI service (`kind: openapi`, `url` the
+    document, `base_url` where operations are called, on the document's host) or tools of an
+    MCP server (`kind: mcp`, `url` its streamable-HTTP endpoint). `auth` names a team secret,
+    sent as `Authorization: Bearer VALUE`, or as the value of `auth_header` when the service
+    takes a key in a header of its own. The secret's value is never in the spec."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+    kind: Literal["openapi", "mcp"] = "openapi"
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    base_url: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = Field(
+        default=None, exclude_if=lambda value: value is None
+    )
+    auth: SecretName | None = Field(default=None, exclude_if=lambda value: value is None)
+    auth_header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,100}$")] | None = Field(
+        default=None, exclude_if=lambda value: value is None
+    )
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    operations: Annotated[list[ToolOperation], Field(min_length=1, max_length=100)]
+    timeout_s: Annotated[float, Field(gt=0, le=MAX_TOOL_TIMEOUT_S)] = 10.0
+
+    @model_validator(mode="after")
+    def _unique_functions(self) -> ToolSpec:
+        names = [operation.function for operation in self.operations]
+        if len(set(names)) != len(names):
+            raise ValueError("operations must have unique function names")
+        return self
 
 
 NodeKind = Literal[
-    "llm", "retrieve", "router", "template", "extract", "bot", "http_tool", "handoff"
+    "llm", "retrieve", "router", "template", "extract", "bot", "tool", "http_tool", "handoff"
 ]
 MAX_PARAM_DEPTH = 8  # levels of lists and mappings in a step's params
 
@@ -83,13 +146,18 @@ class PipelineNode(_Model):
     @field_validator("params", mode="before")
     @classmethod
     def _bounded(cls, params: object) -> object:
-        if not isinstance(params, dict):
-            return params  # pydantic refuses it with its own message
-        _check_json(params, depth=1)
-        size = len(json.dumps(params, ensure_ascii=False, separators=(",", ":")))
-        if size > MAX_PARAM_CHARS:
-            raise ValueError(f"too long: {size} characters (at most {MAX_PARAM_CHARS} in all)")
-        return params
+        return _bounded_json(params)
+
+
+def _bounded_json(value: object) -> object:
+    """`value` when it is a mapping of plain JSON within the size and depth limits."""
+    if not isinstance(value, dict):
+        return value  # pydantic refuses it with its own message
+    _check_json(value, depth=1)
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    if size > MAX_PARAM_CHARS:
+        raise ValueError(f"too long: {size} characters (at most {MAX_PARAM_CHARS} in all)")
+    return value
 
 
 def _check_json(value: object, depth: int) -> None:
@@ -242,6 +310,30 @@ class BotSpec(_Model):
             if node.next is not None and node.next not in ids:
                 raise ValueError(f"node '{node.id}' points to unknown node '{node.next}'")
         return nodes
+
+    @model_validator(mode="after")
+    def _unique_tools(self) -> BotSpec:
+        names = [tool.name for tool in self.tools]
+        if len(set(names)) != len(names):
+            raise ValueError("tool names must be unique")
+        seen: dict[str, str] = {}
+        for tool in self.tools:
+            for operation in tool.operations:
+                other = seen.setdefault(operation.function, tool.name)
+                if other != tool.name:
+                    raise ValueError(
+                        f"tools '{other}' and '{tool.name}' both have an operation called "
+                        f"'{operation.function}'"
+                    )
+        return self
+
+    def operation(self, function: str) -> tuple[ToolSpec, ToolOperation] | None:
+        """The tool and operation the model calls `function`, if the bot has one."""
+        for tool in self.tools:
+            for operation in tool.operations:
+                if operation.function == function:
+                    return tool, operation
+        return None
 
     @model_validator(mode="after")
     def _tests_name_steps(self) -> BotSpec:

@@ -10,7 +10,7 @@ from builders.spec import OFFLINE_MODEL, BotSpec
 from builders.tokens import TOKEN_REFUSAL, has_token
 
 # Spec fields whose feature is not built yet: a spec using them is refused, never half-run.
-NOT_YET = {"tools": "Actions", "schedules": "Schedules"}
+NOT_YET = {"schedules": "Schedules"}
 MODERATION_NEEDS_MODEL = "moderation needs a provider model (this bot's model is offline)"
 
 

@@ -36,12 +36,6 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
-class ChatMessage:
-    role: str
-    content: str
-
-
-@dataclass(frozen=True, slots=True)
 class ToolCall:
     """A tool the model asked to call. `arguments` is the JSON string the model produced, kept
     verbatim even when malformed: parsing and validating it is the caller's job."""
@@ -49,6 +43,34 @@ class ToolCall:
     id: str
     name: str
     arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message to the model. In a tool-call loop, the model's own turn carries the
+    `tool_calls` it asked for, and each result answers one of them (`role="tool"`,
+    `tool_call_id`)."""
+
+    role: str
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """The message as the OpenAI chat format has it."""
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +213,7 @@ class LlmGateway:
         tools: Sequence[Mapping[str, Any]] | None,
     ) -> LlmAnswer:
         litellm = await self._lib()
-        payload = [{"role": m.role, "content": m.content} for m in messages]
+        payload = [message.payload() for message in messages]
         options = self._call_options(model)
         if tools:
             options["tools"] = [dict(tool) for tool in tools]

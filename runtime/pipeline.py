@@ -13,6 +13,8 @@ from storage.conversations import TurnRecord
 
 if TYPE_CHECKING:
     from runtime.knowledge.gateway import KnowledgeGateway
+    from runtime.tools.base import ToolCallRecord
+    from runtime.tools.gateway import ToolGateway
     from runtime.turn.session import TurnSession
 
 
@@ -33,7 +35,8 @@ class TurnContext:
 
     `text` is what the pipeline reads (a guardrail may mask it); `stored_text`, when set, is what
     the transcript keeps instead of the words as said. `participant` is the end user's memory
-    (`user` names them); `ask_bot` reaches the team's other bots (None: not from here)."""
+    (`user` names them); `ask_bot` reaches the team's other bots (None: not from here).
+    `tools` calls the bot's tools (None: no tools here); each call is added to `tool_calls`."""
 
     spec: BotSpec
     text: str
@@ -54,6 +57,8 @@ class TurnContext:
     session: TurnSession | None = None
     channel: str = ""
     version: int | None = None
+    tools: ToolGateway | None = None
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +127,8 @@ class CompileError(ValueError):
 @dataclass(frozen=True, slots=True)
 class TurnOutput:
     """A turn's answer. `step` is the step whose reply ended the turn (None: the fallback, or a
-    turn step such as a guardrail answered: `blocked` names it); `path` the steps run, in order."""
+    turn step such as a guardrail answered: `blocked` names it); `path` the steps run, in order;
+    `tool_calls` the tools called, in order."""
 
     reply: str
     usage: Usage
@@ -130,6 +136,7 @@ class TurnOutput:
     step: str | None = None
     path: tuple[str, ...] = ()
     blocked: str | None = None
+    tool_calls: tuple[ToolCallRecord, ...] = ()
 
 
 MAX_TURN_STEPS = 32  # steps run in one turn, loops included
@@ -199,6 +206,7 @@ class CompiledBot:
             error=error,
             step=answered if replies else None,
             path=tuple(path),
+            tool_calls=tuple(ctx.tool_calls),
         )
 
 

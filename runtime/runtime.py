@@ -43,6 +43,7 @@ from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer, utcn
 
 if TYPE_CHECKING:
     from runtime.knowledge.gateway import KnowledgeGateway
+    from runtime.tools.gateway import ToolGateway
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class Runtime:
         conversation_cache_size: int = 5_000,
         knowledge: KnowledgeGateway | None = None,
         recovery_concurrency: int = RECOVERY_CONCURRENCY,
+        tools: ToolGateway | None = None,
     ) -> None:
         self.db = db
         self.llm = llm
@@ -132,7 +134,7 @@ class Runtime:
         self.conversations = ConversationCache(db, size=conversation_cache_size)
         self.participants = ParticipantCache(db, size=conversation_cache_size)
         self._bot_ids: dict[tuple[int, str], int] = {}
-        self.runner = BotRunner(llm=llm, knowledge=knowledge, versions=self)
+        self.runner = BotRunner(llm=llm, knowledge=knowledge, versions=self, tools=tools)
         self.writes = WriteBatcher(db)
         self._tasks: set[asyncio.Task[Reply | None]] = set()
         self.backlog = Backlog(concurrency=recovery_concurrency)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from builders.spec import OFFLINE_MODEL, BotSpec
 from builders.tokens import REDACTED, TOKEN_REFUSAL
 from runtime.channel import SendError
+from runtime.cipher import redact_tokens
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from runtime.llm import LlmError, LlmGateway
 from runtime.messages import Address, Button, IncomingMessage, OutgoingMessage
@@ -89,7 +90,6 @@ from studio.replies import (
 )
 from studio.roles import Caller, Role
 from studio.sandbox import Sandbox
-from studio.secrets import redact_tokens
 from studio.test_report import TestReport
 from studio.understanding import understand
 

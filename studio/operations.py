@@ -26,6 +26,7 @@ from builders.spec import MAX_DB_INT, MAX_VERSION, BotSpec
 from builders.validation import SpecError, human_problems, not_storable, parse_spec
 from builders.yaml_io import YamlError, read_yaml, spec_to_yaml
 from runtime.channel import DeploymentInfo, SendError, UnknownChannelError
+from runtime.cipher import BOT_TOKEN, Cipher, redact_tokens
 from runtime.models import check_model
 from runtime.pipeline import CompileError, compile_spec
 from runtime.runtime import Runtime
@@ -50,7 +51,6 @@ from studio.errors import (
 )
 from studio.members import aware
 from studio.roles import Caller, Role
-from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
 from studio.settings import Settings
 from studio.views import (
     ApiKeyCreated,

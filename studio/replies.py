@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtime.cipher import Cipher
 from runtime.messages import Attachment, Button, Field
-from studio.secrets import Cipher
 
 # What a button's action says: answer a stored confirmation, or run a command.
 CONFIRM_PREFIX = "confirm:"  # + the confirmation's id

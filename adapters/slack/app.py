@@ -35,6 +35,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.channel import SlackChannel, slack_thread
 from adapters.slack.render import blocks, fallback_text, mentions, plain
+from runtime.cipher import BOT_TOKEN, Cipher, redact_tokens
 from runtime.messages import Address, FileRef, IncomingMessage
 from runtime.runtime import Runtime
 from storage import inbox, studio_threads
@@ -42,7 +43,6 @@ from studio.address import studio_address
 from studio.members import Members
 from studio.replies import TOKEN_FORM_PREFIX, token_action
 from studio.roles import Role
-from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
 
 logger = logging.getLogger(__name__)
 

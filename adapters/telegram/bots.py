@@ -27,10 +27,10 @@ from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
 from adapters.telegram.render import markdown_to_html, plain_text, split_html
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
+from runtime.cipher import Cipher
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime, UnknownDeploymentError
 from storage.tables import Deployment
-from studio.secrets import Cipher
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import Request
 
-from studio.secrets import redact_tokens
+from runtime.cipher import redact_tokens
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 MAX_POLL_PAUSE_S = 30.0

@@ -36,6 +36,7 @@ from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
 from adapters.telegram.render import fits_button, full_text, split_html, to_html
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
+from runtime.cipher import BOT_TOKEN, Cipher, redact_tokens
 from runtime.messages import FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
 from studio.address import TELEGRAM_STUDIO, studio_address
@@ -43,7 +44,6 @@ from studio.commands import COMMANDS
 from studio.errors import OperationError
 from studio.members import Members
 from studio.replies import MANAGED_BOT, RUN_PREFIX, token_action
-from studio.secrets import BOT_TOKEN, Cipher, redact_tokens
 
 logger = logging.getLogger(__name__)
 _stopped = log_failure(logger, "the Studio's Telegram bot stopped")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from studio.secrets import Cipher
+from runtime.cipher import Cipher
 
 
 class SessionIssuer:

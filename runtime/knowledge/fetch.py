@@ -1,18 +1,11 @@
-"""Fetch a web page or file as a knowledge source, refusing private network addresses.
-
-The risk is server-side request forgery: a user pointing the service at 127.0.0.1, the LAN or a
-cloud metadata address. Unless private addresses are allowed, each hop's host is resolved without
-blocking, every address it resolves to must be public, and the request is then sent to the first
-checked address itself (the Host header and TLS SNI keep the name, so certificates are still
-verified against it). A DNS answer that changes between check and connect (rebinding) therefore
-cannot slip through. Redirects are followed by hand, each target checked the same way.
+"""Fetch a web page or file as a knowledge source, refusing private network addresses
+(`runtime.net`: each hop's host is checked and the request pinned to the checked address).
+Redirects are followed by hand, each target checked the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 
 import httpx
 
@@ -25,11 +18,9 @@ from runtime.knowledge.extract import (
     kind_from_content_type,
     kind_from_name,
 )
+from runtime.net import UnsafeUrlError, parse_url, pinned_request, transport_reason
 
 MAX_REDIRECTS = 5
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 async def fetch_url(
@@ -57,7 +48,9 @@ async def fetch_url(
     except (TimeoutError, httpx.TimeoutException) as exc:
         raise KnowledgeInputError(f"{url} timed out after {timeout_s:g} s") from exc
     except httpx.RequestError as exc:  # connection, protocol (a bad Location too), decoding
-        raise KnowledgeInputError(f"{url} could not be reached ({_reason(exc)})") from exc
+        raise KnowledgeInputError(f"{url} could not be reached ({transport_reason(exc)})") from exc
+    except UnsafeUrlError as exc:
+        raise KnowledgeInputError(str(exc)) from None
     return await asyncio.to_thread(
         extract,
         name=_document_name(final),
@@ -74,9 +67,9 @@ async def _download(
     """The final URL, its Content-Type and its body, after at most MAX_REDIRECTS redirects."""
     current = url
     for _ in range(MAX_REDIRECTS + 1):
-        target = _parse(current)
-        request = await _request(
-            client, target, current, allow_private=allow_private, timeout_s=timeout_s
+        target = parse_url(current)
+        request = await pinned_request(
+            client, "GET", target, allow_private=allow_private, timeout_s=timeout_s, shown=current
         )
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
@@ -90,86 +83,6 @@ async def _download(
         finally:
             await response.aclose()
     raise KnowledgeInputError(f"{url} redirects more than {MAX_REDIRECTS} times")
-
-
-def _parse(url: str) -> httpx.URL:
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise KnowledgeInputError(f"{url} is not a valid URL") from exc
-    if parsed.scheme not in _DEFAULT_PORTS:
-        raise KnowledgeInputError(f"{url}: only http and https URLs can be added")
-    if not parsed.host:
-        raise KnowledgeInputError(f"{url} is not a valid URL: it names no host")
-    return parsed
-
-
-async def _request(
-    client: httpx.AsyncClient,
-    target: httpx.URL,
-    shown: str,
-    *,
-    allow_private: bool,
-    timeout_s: float,
-) -> httpx.Request:
-    """A GET for `target`; unless private addresses are allowed, aimed at its checked address."""
-    if allow_private:
-        return client.build_request("GET", target, timeout=timeout_s)
-    address = await _public_address(target, shown)
-    return client.build_request(
-        "GET",
-        target.copy_with(host=address),
-        headers={"Host": target.netloc.decode("ascii")},
-        extensions={"sni_hostname": target.raw_host.decode("ascii")},
-        timeout=timeout_s,
-    )
-
-
-async def _public_address(target: httpx.URL, shown: str) -> str:
-    """The first address the host resolves to, once every one of them has proved public."""
-    addresses = await _resolve(target, shown)
-    for address in addresses:
-        if not _is_public(address):
-            raise KnowledgeInputError(
-                f"{shown} points to a private address ({address}): "
-                "only public web addresses can be added"
-            )
-    return str(addresses[0])
-
-
-async def _resolve(target: httpx.URL, shown: str) -> list[_IPAddress]:
-    try:
-        return [ipaddress.ip_address(target.host)]
-    except ValueError:  # a name, not an address literal
-        pass
-    port = target.port or _DEFAULT_PORTS[target.scheme]
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(target.raw_host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise KnowledgeInputError(f"{shown}: the host {target.host} was not found") from exc
-    if not infos:
-        raise KnowledgeInputError(f"{shown}: the host {target.host} was not found")
-    return [ipaddress.ip_address(str(info[4][0])) for info in infos]
-
-
-def _is_public(address: _IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address):
-        # IPv4 carried inside IPv6 (mapped, 6to4, Teredo) is judged as the IPv4 it reaches.
-        if address.ipv4_mapped:
-            return _is_public(address.ipv4_mapped)
-        carried = [address.sixtofour, *(address.teredo or ())]
-        if any(inner is not None and not _is_public(inner) for inner in carried):
-            return False
-    special = (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_multicast
-        or address.is_unspecified
-    )
-    return address.is_global and not special  # is_global also excludes shared (CGNAT) space
 
 
 async def _read(shown: str, response: httpx.Response, max_bytes: int) -> bytes:
@@ -190,9 +103,3 @@ async def _read(shown: str, response: httpx.Response, max_bytes: int) -> bytes:
 def _document_name(url: httpx.URL) -> str:
     segments = [segment for segment in url.path.split("/") if segment]
     return f"{url.host}/{segments[-1]}" if segments else url.host
-
-
-def _reason(exc: Exception) -> str:
-    """One line about a transport error (some have an empty or multi-line message)."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -26,6 +26,7 @@ from runtime.turn.session import EphemeralSession, TurnSession
 if TYPE_CHECKING:
     from runtime.knowledge.gateway import KnowledgeGateway
     from runtime.llm import LlmGateway
+    from runtime.tools.gateway import ToolGateway
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +50,11 @@ class BotRunner:
         knowledge: KnowledgeGateway | None = None,
         versions: BotVersions | None = None,
         steps: Sequence[Step] = (),
+        tools: ToolGateway | None = None,
     ) -> None:
         self.llm = llm
         self.knowledge = knowledge
+        self.tools = tools  # None: bots with tools answer that tools are not available here
         self.versions = versions
         self._steps = tuple(steps)
         self._chain = self._compose()
@@ -100,6 +103,7 @@ class BotRunner:
             session=session,
             channel=channel,
             version=version,
+            tools=self.tools,
         )
         return await self._chain(ctx)
 
@@ -180,6 +184,7 @@ async def _error_boundary(ctx: TurnContext, call_next: Handler) -> TurnOutput:
             reply=ctx.spec.fallback,
             usage=Usage(None, None, None),
             error=f"internal: {type(exc).__name__}",
+            tool_calls=tuple(ctx.tool_calls),
         )
 
 

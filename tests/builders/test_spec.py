@@ -212,7 +212,13 @@ RICH: dict[str, Any] = {
     "fallback": "Ask a human.",
     "history": 5,
     "knowledge": [{"id": source_id(b"refunds"), "name": "refunds.pdf"}],
-    "tools": [{"name": "orders", "openapi_url": "http://orders.test/openapi.json"}],
+    "tools": [
+        {
+            "name": "orders",
+            "url": "https://orders.test/openapi.json",
+            "operations": [{"function": "getOrder", "id": "getOrder", "method": "GET"}],
+        }
+    ],
     "pipeline": [
         {"id": "find", "kind": "retrieve", "params": {"k": 3, "min": 0.5}, "next": "say"},
         {"id": "say", "kind": "llm"},
@@ -387,7 +393,6 @@ def test_an_edit_then_back_restores_the_hash() -> None:
 def test_a_spec_using_features_not_built_yet_is_not_storable() -> None:
     assert not_storable(parse_spec(with_fields())) == []
     assert not_storable(parse_spec(RICH)) == [
-        "tools are not available yet (issue: Actions)",
         "schedules are not available yet (issue: Schedules)",
     ]
     assert not_storable(parse_spec(with_fields(tools=[], schedules=[]))) == []

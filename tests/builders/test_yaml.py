@@ -25,8 +25,31 @@ FULL = BotSpec.model_validate(
             {
                 "name": "orders",
                 "description": "Order status",
-                "openapi_url": "http://orders.test/openapi.json",
-                "operations": ["getOrder"],
+                "url": "https://orders.test/openapi.json",
+                "base_url": "https://orders.test",
+                "auth": "orders-key",
+                "operations": [
+                    {
+                        "function": "getOrder",
+                        "id": "getOrder",
+                        "method": "GET",
+                        "path": "/orders/{id}",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"id": {"type": "string"}},
+                            "required": ["id"],
+                        },
+                        "places": {"id": "path"},
+                    },
+                    {
+                        "function": "createTicket",
+                        "id": "createTicket",
+                        "method": "POST",
+                        "path": "/tickets",
+                        "changes": True,
+                        "allowed": True,
+                    },
+                ],
             }
         ],
         "pipeline": [
@@ -143,7 +166,7 @@ def test_a_non_text_name_is_a_spec_error() -> None:
 def test_the_export_leaves_out_unused_features_not_built_yet_and_an_unset_budget() -> None:
     text = spec_to_yaml(BotSpec(name="faq-bot"))
     assert list(yaml.safe_load(text)) == [
-        name for name in BotSpec.model_fields if name not in ("tools", "schedules", "budget")
+        name for name in BotSpec.model_fields if name not in ("schedules", "budget")
     ]
     assert spec_from_yaml(text) == BotSpec(name="faq-bot")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.secrets import BOT_TOKEN, redact_tokens
+from runtime.cipher import BOT_TOKEN, redact_tokens
 
 TOKEN = "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
 

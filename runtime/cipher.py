@@ -1,4 +1,4 @@
-"""Encryption of stored channel credentials with the service's secret key."""
+"""Encryption of stored credentials (channel tokens, team secrets) with the service's secret key."""
 
 from __future__ import annotations
 

@@ -1,0 +1,186 @@
+"""The tool gateway: every tool call goes through here (principle: one gateway per external
+service), whatever its kind.
+
+A call is checked before anything leaves: the function must be one of the bot's, its arguments
+must be JSON that fits the operation's schema, an operation that changes something must be
+allowed by the spec, and the secret it needs must be set. Then the kind's executor calls it
+under the tool's timeout. The result that goes back to the model has the secret's value masked
+and is cut to `MAX_MODEL_CHARS`; the turn keeps a `ToolCallRecord` of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+from pydantic import JsonValue
+
+from builders.spec import BotSpec, ToolOperation, ToolSpec
+from runtime.tools.base import (
+    SecretSource,
+    ToolCallRecord,
+    ToolExecutor,
+    ToolResult,
+    ToolSetupError,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_MODEL_CHARS = 16_000  # of one result, as the model reads it
+MASK = "[secret]"
+
+
+class ToolGateway:
+    def __init__(self, executors: Sequence[ToolExecutor], *, secrets: SecretSource) -> None:
+        self._executors = {executor.kind: executor for executor in executors}
+        self._secrets = secrets
+
+    def _executor(self, kind: str) -> ToolExecutor:
+        executor = self._executors.get(kind)
+        if executor is None:
+            raise ToolSetupError(f"{kind} tools are not available in this service")
+        return executor
+
+    async def describe(
+        self,
+        *,
+        kind: str,
+        name: str,
+        url: str,
+        wanted: Sequence[str],
+        auth: str | None,
+        team_id: int,
+    ) -> ToolSpec:
+        """The tool `url` offers (the operations or tools `wanted`, all when none), read now;
+        `ToolSetupError` with a one-line reason otherwise."""
+        secret = await self._reveal(team_id, auth)
+        tool = await self._executor(kind).describe(
+            name=name, url=url, wanted=wanted, auth=auth, secret=secret
+        )
+        for operation in tool.operations:
+            problem = schema_problem(operation)
+            if problem:
+                raise ToolSetupError(f"{operation.id}: {problem}")
+        return tool
+
+    async def call(
+        self, spec: BotSpec, function: str, arguments: str, *, team_id: int | None
+    ) -> tuple[ToolResult, ToolCallRecord]:
+        """Run the model's call of `function` with `arguments` (its JSON, verbatim)."""
+        started = time.perf_counter()
+        result, secret = await self._call(spec, function, arguments, team_id=team_id)
+        content = _masked(result.content, secret)
+        if len(content) > MAX_MODEL_CHARS:
+            content = content[:MAX_MODEL_CHARS] + f"\n[cut: {len(content)} characters in all]"
+        result = ToolResult(result.status, content, result.size, result.http_status)
+        record = ToolCallRecord(
+            function=function,
+            arguments=_masked(arguments, secret)[:2000],
+            status=result.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+            size=result.size,
+            detail=_detail(result),
+        )
+        return result, record
+
+    async def _call(
+        self, spec: BotSpec, function: str, arguments: str, *, team_id: int | None
+    ) -> tuple[ToolResult, str | None]:
+        found = spec.operation(function)
+        if found is None:
+            known = ", ".join(op.function for tool in spec.tools for op in tool.operations)
+            return _refused(
+                f"there is no tool called '{function}' (tools: {known or 'none'})"
+            ), None
+        tool, operation = found
+        parsed = _arguments(arguments, operation)
+        if isinstance(parsed, ToolResult):
+            return parsed, None
+        if operation.changes and not operation.allowed:
+            return _refused(
+                f"'{function}' changes something and this bot is not allowed to run it"
+            ), None
+        if tool.auth is not None and team_id is None:
+            return _refused(
+                f"'{function}' needs the secret '{tool.auth}', not available here"
+            ), None
+        secret = await self._reveal(team_id, tool.auth) if team_id is not None else None
+        if tool.auth is not None and secret is None:
+            return _refused(f"the secret '{tool.auth}' is not set for this team"), None
+        executor = self._executors.get(tool.kind)
+        if executor is None:
+            return _refused(f"{tool.kind} tools are not available in this service"), secret
+        try:
+            # A guard over the executor's own timeouts: nothing a service does may hang a turn.
+            async with asyncio.timeout(tool.timeout_s + 1.0):
+                return await executor.call(tool, operation, parsed, secret=secret), secret
+        except TimeoutError:
+            return ToolResult("timeout", f"no answer within {tool.timeout_s:g} s"), secret
+        except Exception:  # a bug in an executor: the turn goes on, the log has it
+            logger.exception("tool call failed", extra={"tool": tool.name, "function": function})
+            return ToolResult("error", "the tool failed on our side"), secret
+
+    async def _reveal(self, team_id: int, name: str | None) -> str | None:
+        return None if name is None else await self._secrets.reveal(team_id, name)
+
+    async def close(self) -> None:
+        for executor in self._executors.values():
+            await executor.close()
+
+
+def _refused(reason: str) -> ToolResult:
+    return ToolResult("refused", reason)
+
+
+def _arguments(arguments: str, operation: ToolOperation) -> dict[str, JsonValue] | ToolResult:
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return _refused("the arguments are not valid JSON")
+    if not isinstance(parsed, dict):
+        return _refused("the arguments must be a JSON object")
+    validator = _validator(json.dumps(operation.parameters, sort_keys=True))
+    error = next(iter(validator.iter_errors(parsed)), None)
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "arguments"
+        return _refused(f"{where}: {error.message}"[:300])
+    return parsed
+
+
+@lru_cache(maxsize=1024)
+def _validator(schema: str) -> Any:
+    """A compiled validator per schema (kept: validation runs on every call)."""
+    loaded = json.loads(schema)
+    return validator_for(loaded)(loaded)
+
+
+def schema_problem(operation: ToolOperation) -> str | None:
+    """Why an operation's parameters are not a usable JSON schema of an object (None: usable)."""
+    schema = operation.parameters
+    if schema.get("type", "object") != "object":
+        return "its arguments must be an object"
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        return f"its argument schema is invalid ({exc.message})"[:300]
+    return None
+
+
+def _masked(text: str, secret: str | None) -> str:
+    return text.replace(secret, MASK) if secret else text
+
+
+def _detail(result: ToolResult) -> str:
+    if result.status == "ok":
+        return f"HTTP {result.http_status}" if result.http_status else ""
+    reason = result.content.splitlines()[0][:200] if result.content else ""
+    if result.http_status:
+        return f"HTTP {result.http_status}"
+    return reason
