@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from builders.spec import OFFLINE_MODEL
 from runtime.memory import freeze_long_lived
@@ -193,17 +193,19 @@ class LlmGateway:
         temperature: float,
         fallback: str,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Literal["auto", "none"] = "auto",
     ) -> LlmAnswer:
         """The model's answer, or `LlmError` after retries. `fallback` is `offline`'s answer.
 
-        `tools` (OpenAI tool definitions) are offered with `tool_choice="auto"`: the answer then
-        has text, tool calls or both. `offline` ignores them and answers `fallback`, no tool calls.
+        `tools` (OpenAI tool definitions) are offered with `tool_choice` ("auto": the answer then
+        has text, tool calls or both; "none": the model must answer in text, though the
+        conversation holds tool calls). `offline` ignores them and answers `fallback`.
         """
         if model == OFFLINE_MODEL:
             return LlmAnswer(
                 text=fallback, model=model, prompt_tokens=0, completion_tokens=0, cost_usd=0.0
             )
-        return await self._with_retries(model, messages, temperature, tools)
+        return await self._with_retries(model, messages, temperature, tools, tool_choice)
 
     async def _with_retries(
         self,
@@ -211,13 +213,14 @@ class LlmGateway:
         messages: Sequence[ChatMessage],
         temperature: float,
         tools: Sequence[Mapping[str, Any]] | None,
+        tool_choice: str = "auto",
     ) -> LlmAnswer:
         litellm = await self._lib()
         payload = [message.payload() for message in messages]
         options = self._call_options(model)
         if tools:
             options["tools"] = [dict(tool) for tool in tools]
-            options["tool_choice"] = "auto"
+            options["tool_choice"] = tool_choice
 
         async def attempt(limit_s: float) -> LlmAnswer:
             response = await litellm.acompletion(

@@ -9,6 +9,7 @@ from runtime.nodes.llm import LlmNode
 from runtime.nodes.retrieve import RetrieveNode
 from runtime.nodes.router import RouterNode
 from runtime.nodes.template import TemplateNode
+from runtime.nodes.tool import ToolNode
 from runtime.pipeline import NodeFactory
 
 NODE_KINDS: dict[str, NodeFactory] = {
@@ -18,6 +19,8 @@ NODE_KINDS: dict[str, NodeFactory] = {
     TemplateNode.kind: TemplateNode.from_definition,
     ExtractNode.kind: ExtractNode.from_definition,
     BotNode.kind: BotNode.from_definition,
+    ToolNode.kind: ToolNode.from_definition,
+    "http_tool": ToolNode.from_definition,  # SPEC's first name for it: the same step
 }
 # Kinds a spec may name that are not built yet, and the issue that builds them.
-NOT_YET = {"http_tool": "Actions", "handoff": "Actions"}
+NOT_YET = {"handoff": "Actions"}

@@ -52,14 +52,8 @@ class TemplateNode:
         return onward(self.next)
 
     async def run(self, ctx: TurnContext) -> NodeResult:
-        names = self.template.names
-        values: dict[str, Any] = {"input": ctx.text}
-        if "participant" in names:
-            values["participant"] = dict(ctx.participant.values)
-        if "state" in names:
-            values["state"] = plain(ctx.state)
         try:
-            text = self.template.render(values).strip()
+            text = self.template.render(template_values(self.template, ctx)).strip()
         except (TemplateLimitError, TemplateError) as exc:  # SecurityError is a TemplateError
             return self._failed(str(exc))
         except Exception as exc:  # the builder's template failed: the turn's error, not a crash
@@ -68,6 +62,16 @@ class TemplateNode:
 
     def _failed(self, reason: str) -> NodeResult:
         return NodeResult(usage=NO_USAGE, error=f"template: step '{self.id}': {reason}"[:500])
+
+
+def template_values(template: SandboxedTemplate, ctx: TurnContext) -> dict[str, Any]:
+    """What a template sees of the turn (only the names it uses are copied)."""
+    values: dict[str, Any] = {"input": ctx.text}
+    if "participant" in template.names:
+        values["participant"] = dict(ctx.participant.values)
+    if "state" in template.names:
+        values["state"] = plain(ctx.state)
+    return values
 
 
 def plain(state: Mapping[str, Any]) -> dict[str, Any]:
