@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from builders.flow import describe, edges_of
-from builders.spec import BotSpec, PipelineNode
+from builders.spec import BotSpec, PipelineNode, ToolOperation
 
 _TEXT_FIELDS = ("prompt", "greeting", "fallback", "description")
 
@@ -40,10 +40,34 @@ def diff_specs(before: BotSpec, after: BotSpec) -> list[FieldChange]:
             lines = tuple(itertools.islice(diff, 2, None))
         if name == "pipeline":
             lines = pipeline_lines(before, after)
+        if name == "tools":
+            lines = tool_lines(before, after)
         changes.append(
             FieldChange(field=name, before=old.get(name), after=new.get(name), lines=lines)
         )
     return changes
+
+
+def tool_lines(before: BotSpec, after: BotSpec) -> tuple[str, ...]:
+    """The tools' changes, one line each: `+` added, `-` removed, `~` changed (its operations,
+    what it may change, its address or credentials)."""
+    old = {tool.name: tool for tool in before.tools}
+    new = {tool.name: tool for tool in after.tools}
+    lines = []
+    for name, tool in new.items():
+        functions = ", ".join(_operation(op) for op in tool.operations)
+        if name not in old:
+            lines.append(f"+ tool `{name}` ({tool.kind} {tool.url}): {functions}")
+        elif old[name] != tool:
+            lines.append(f"~ tool `{name}`: {functions}")
+    lines += [f"- tool `{name}`" for name in old if name not in new]
+    return tuple(lines)
+
+
+def _operation(operation: ToolOperation) -> str:
+    if not operation.changes:
+        return operation.function
+    return f"{operation.function} (changes{'' if operation.allowed else ', not allowed'})"
 
 
 def pipeline_lines(before: BotSpec, after: BotSpec) -> tuple[str, ...]:

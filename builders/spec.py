@@ -7,6 +7,7 @@ import json
 import math
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -55,9 +56,14 @@ SECRET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 SecretName = Annotated[str, StringConstraints(pattern=SECRET_NAME.pattern)]
 # What the model calls a tool: OpenAI's rule for function names.
 FunctionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+HANDOFF_FUNCTION = "handoff"  # the model's own tool to hand a conversation to a person
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ArgumentPlace = Literal["path", "query", "header", "body"]
 MAX_TOOL_TIMEOUT_S = 60.0
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
 
 
 def _no_arguments() -> dict[str, JsonValue]:
@@ -95,6 +101,13 @@ class ToolOperation(_Model):
     def _bounded(cls, parameters: object) -> object:
         return _bounded_json(parameters)
 
+    @model_validator(mode="after")
+    def _changes_follow_the_method(self) -> ToolOperation:
+        # A spec written by hand (YAML, REST) cannot call a POST a read to skip `allowed`.
+        if self.method not in (None, "GET") and not self.changes:
+            raise ValueError(f"a {self.method} operation changes something: set changes: true")
+        return self
+
 
 class ToolSpec(_Model):
     """A tool the bot may call: operations of an OpenAPI service (`kind: openapi`, `url` the
@@ -116,6 +129,16 @@ class ToolSpec(_Model):
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
     operations: Annotated[list[ToolOperation], Field(min_length=1, max_length=100)]
     timeout_s: Annotated[float, Field(gt=0, le=MAX_TOOL_TIMEOUT_S)] = 10.0
+
+    @model_validator(mode="after")
+    def _one_host(self) -> ToolSpec:
+        # Only the document's host is called, whoever wrote the spec.
+        if self.base_url is not None and _host(self.base_url) != _host(self.url):
+            raise ValueError(
+                f"base_url must be on the host of url ({_host(self.url)}): only the "
+                "document's host is called"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_functions(self) -> ToolSpec:
@@ -319,6 +342,11 @@ class BotSpec(_Model):
         seen: dict[str, str] = {}
         for tool in self.tools:
             for operation in tool.operations:
+                if operation.function == HANDOFF_FUNCTION:
+                    raise ValueError(
+                        f"tool '{tool.name}': the name '{HANDOFF_FUNCTION}' is kept for handing "
+                        "over to a person"
+                    )
                 other = seen.setdefault(operation.function, tool.name)
                 if other != tool.name:
                     raise ValueError(

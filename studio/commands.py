@@ -18,6 +18,7 @@ from builders.spec import (
     MAX_TERM_CHARS,
     MAX_TURN_CHARS,
     MAX_VERSION,
+    SECRET_NAME,
 )
 from runtime.participant import MAX_VALUE_CHARS
 
@@ -31,7 +32,7 @@ ExpectKind = Literal["contains", "regex", "judge", "step"]
 RoleName = Literal["owner", "admin", "editor", "viewer"]
 BotName = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 MAX_INPUT_CHARS = 4000
-StepKind = Literal["llm", "retrieve", "router", "template", "extract", "bot"]
+StepKind = Literal["llm", "retrieve", "router", "template", "extract", "bot", "tool"]
 StepId = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 RouteMatch = Literal["keyword", "regex", "intent"]
 # A step's settings as `key=value` words give them, or as a tool's JSON (None: remove the key).
@@ -181,7 +182,7 @@ class FlowAdd(Command):
     name: ClassVar[str] = "flow add"
     usage: ClassVar[str] = "/flow BOT add KIND ID [key=value ...] [after STEP]"
     summary: ClassVar[str] = (
-        "add a step (llm, retrieve, router, template, extract, bot): before the step that "
+        "add a step (llm, retrieve, router, template, extract, bot, tool): before the step that "
         "answers at the end, a router first, or after STEP"
     )
     bot: BotName | None = None
@@ -243,6 +244,66 @@ class Route(Command):
     value: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     step: StepId
     router: StepId | None = None
+
+
+ToolUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+ToolWanted = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=200)]], Field(max_length=100)
+]
+ToolSetName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+SecretRef = Annotated[str, StringConstraints(pattern=SECRET_NAME.pattern)]
+
+
+class ToolAdd(Command):
+    name: ClassVar[str] = "tool add"
+    usage: ClassVar[str] = (
+        "/tool BOT add OPENAPI-URL [OPERATION ...] [--auth SECRET] [--allow-changes] [--name NAME]"
+    )
+    summary: ClassVar[str] = (
+        "give the bot operations of an HTTP service described by OpenAPI (chosen by id; the "
+        "credentials are a team secret; operations that change something run only with "
+        "--allow-changes)"
+    )
+    bot: BotName | None = None
+    url: ToolUrl
+    operations: ToolWanted = Field(default_factory=list)
+    auth: SecretRef | None = None
+    allow_changes: bool = False
+    tool_name: ToolSetName | None = None
+
+
+class ToolAddMcp(Command):
+    name: ClassVar[str] = "tool add-mcp"
+    usage: ClassVar[str] = (
+        "/tool BOT add-mcp URL [TOOL ...] [--auth SECRET] [--allow-changes] [--name NAME]"
+    )
+    summary: ClassVar[str] = (
+        "give the bot tools of an MCP server (streamable HTTP; all of them unless named; tools "
+        "not marked read-only run only with --allow-changes)"
+    )
+    bot: BotName | None = None
+    url: ToolUrl
+    operations: ToolWanted = Field(default_factory=list)
+    auth: SecretRef | None = None
+    allow_changes: bool = False
+    tool_name: ToolSetName | None = None
+
+
+class ToolList(Command):
+    name: ClassVar[str] = "tool list"
+    usage: ClassVar[str] = "/tool BOT list"
+    summary: ClassVar[str] = (
+        "the bot's tools: each one's host, operations and whether it may change things"
+    )
+    bot: BotName | None = None
+
+
+class ToolRemove(Command):
+    name: ClassVar[str] = "tool remove"
+    usage: ClassVar[str] = "/tool BOT remove NAME"
+    summary: ClassVar[str] = "remove one of the bot's tools from its draft"
+    bot: BotName | None = None
+    tool_name: ToolSetName
 
 
 class Promote(Command):
@@ -507,6 +568,10 @@ COMMANDS: tuple[type[Command], ...] = (
     FlowRemove,
     FlowAsk,
     Route,
+    ToolAdd,
+    ToolAddMcp,
+    ToolList,
+    ToolRemove,
     Promote,
     Rollback,
     Deploy,

@@ -65,6 +65,10 @@ from studio.commands import (
     TestList,
     TestRemove,
     TestRun,
+    ToolAdd,
+    ToolAddMcp,
+    ToolList,
+    ToolRemove,
     TryBot,
     Undeploy,
 )
@@ -91,6 +95,7 @@ from studio.replies import (
 from studio.roles import Caller, Role
 from studio.sandbox import Sandbox
 from studio.test_report import TestReport
+from studio.tools import Tools
 from studio.understanding import understand
 
 logger = logging.getLogger(__name__)
@@ -143,6 +148,7 @@ class Studio:
         self.participants = Participants(ops)
         self.guard = GuardFeature(ops=ops)
         self.flows = Flows(ops)
+        self.tools = Tools(ops, runtime.runner.tools)
         self._jobs: set[asyncio.Task[None]] = set()
         # The Studio's Telegram bot's t.me/newbot link for a bot, when Telegram lets it manage
         # bots (set by the composition root; None: only a pasted token deploys to Telegram).
@@ -189,6 +195,10 @@ class Studio:
             FlowRemove: self.flows.remove,
             FlowAsk: self.flows.ask,
             Route: self.flows.route,
+            ToolAdd: self.tools.add,
+            ToolAddMcp: self.tools.add,
+            ToolList: self.tools.show,
+            ToolRemove: self.tools.remove,
         }
         self._handlers.update({kind: self._guard for kind in GUARD_COMMANDS})
 
@@ -461,9 +471,12 @@ class Studio:
             raise InvalidError(f"What should I say to {tried.bot}? /try {tried.bot} MESSAGE")
         output = tried.turn.output
         text = f"*{tried.bot}* (draft): {output.reply}"
+        if output.tool_calls:
+            text += "\n\n" + presenters.tool_calls(output.tool_calls)
         if output.error:
+            failed = "A step failed" if output.error.startswith("tool") else "The model failed"
             text += (
-                f"\n\nThe model failed: {output.error}. End users would get the fallback "
+                f"\n\n{failed}: {output.error}. End users would get the fallback "
                 "message above; /stats counts such errors."
             )
         elif _only_falls_back(tried.spec, output.reply):

@@ -76,6 +76,10 @@ from studio.commands import (
     TestList,
     TestRemove,
     TestRun,
+    ToolAdd,
+    ToolAddMcp,
+    ToolList,
+    ToolRemove,
     TryBot,
     Undeploy,
 )
@@ -960,6 +964,60 @@ def _flow(rest: str, bots: frozenset[str]) -> Command:
             raise _error(usages, f"I don't know the flow action {_quote(action)}.")
 
 
+# -- tools ----------------------------------------------------------------------------------
+
+_TOOL_ACTIONS = ("add", "add-mcp", "list", "remove")
+_TOOL_FLAGS = ("--auth", "--name")
+
+
+def _tool(rest: str, bots: frozenset[str]) -> Command:
+    bot, tail = _lead_bot(rest, bots, lambda word: word in _TOOL_ACTIONS)
+    action, args = _first(tail)
+    words = _tokens(args)
+    match action.lower():
+        case "" | "list":
+            if words:
+                raise _unexpected(ToolList.usage, words)
+            return _build(ToolList, bot=bot)
+        case "remove":
+            if len(words) != 1:
+                raise _error(ToolRemove.usage, "Name the one tool to remove (see /tool BOT list).")
+            return _build(ToolRemove, bot=bot, tool_name=_name(words[0]))
+        case "add" | "add-mcp" as adding:
+            command: type[ToolAdd | ToolAddMcp] = ToolAdd if adding == "add" else ToolAddMcp
+            return _tool_add(command, bot, words)
+        case _:
+            usages = " | ".join(c.usage for c in (ToolAdd, ToolAddMcp, ToolList, ToolRemove))
+            raise _error(usages, f"I don't know the tool action {_quote(action)}.")
+
+
+def _tool_add(command: type[ToolAdd | ToolAddMcp], bot: str | None, words: list[str]) -> Command:
+    if not words:
+        what = "its OpenAPI document" if command is ToolAdd else "its MCP endpoint"
+        raise _error(command.usage, f"Give the URL of {what}.")
+    url, *rest = words
+    fields: dict[str, object] = {}
+    wanted: list[str] = []
+    at = 0
+    while at < len(rest):
+        word = rest[at]
+        if word.lower() in _TOOL_FLAGS:
+            if at + 1 >= len(rest):
+                raise _error(command.usage, f"Give a value after {word}.")
+            key = "auth" if word.lower() == "--auth" else "tool_name"
+            fields[key] = _name(rest[at + 1])
+            at += 2
+            continue
+        if word.lower() == "--allow-changes":
+            fields["allow_changes"] = True
+        elif word.startswith("--"):
+            raise _error(command.usage, f"I don't know the option {_quote(word)}.")
+        else:
+            wanted.append(word.strip(_QUOTES).rstrip(","))
+        at += 1
+    return _build(command, bot=bot, url=_unquote(url).strip("<>"), operations=wanted, **fields)
+
+
 def _stray(usage: str, words: list[str], params: dict[str, ParamValue]) -> GrammarError:
     """Words left over on a /flow line: with settings given, most likely an unquoted value."""
     if not params:
@@ -1078,4 +1136,6 @@ _PARSERS: dict[str, _Parser] = {
     "help": _help,
     "flow": _flow,
     "route": _route,
+    "tool": _tool,
+    "tools": _tool,
 }

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, get_args
+from urllib.parse import urlsplit
 
-from builders.spec import BotSpec, Budget, Expectation, Guardrails, TestCase
+from builders.spec import (
+    BotSpec,
+    Budget,
+    Expectation,
+    Guardrails,
+    TestCase,
+    ToolOperation,
+    ToolSpec,
+)
 from runtime.messages import Field, OutgoingMessage
+from runtime.tools.base import ToolCallRecord
 from studio.commands import COMMANDS, NOT_YET, Command, RoleName, SettableField
 from studio.participants import SANDBOX, ChannelMemory, ParticipantView
 from studio.replies import CANCEL_PREFIX, CONFIRM_PREFIX, Answer
@@ -161,6 +171,13 @@ def _flow(bot: str, draft: BotSpec) -> str:
     return f"{_plural(len(draft.pipeline), 'step')} ({kinds}): /flow {bot} shows it"
 
 
+def _tools_field(bot: str, draft: BotSpec) -> tuple[Field, ...]:
+    if not draft.tools:
+        return ()
+    names = ", ".join(f"{tool.name} ({len(tool.operations)})" for tool in draft.tools)
+    return (Field(label="Tools", value=f"{names}: /tool {bot} list"),)
+
+
 def _card_fields(view: BotView) -> tuple[Field, ...]:
     draft = view.draft
     return (
@@ -173,6 +190,7 @@ def _card_fields(view: BotView) -> tuple[Field, ...]:
         Field(label="Tests", value=str(len(draft.tests))),
         Field(label="Knowledge", value=_plural(len(draft.knowledge), "source")),
         Field(label="Flow", value=_flow(view.name, draft)),
+        *_tools_field(view.name, draft),
         *_limits_fields(draft),
         Field(label="Draft revision", value=str(view.revision)),
         Field(label="Staging", value=_version(view.environments.get("staging"))),
@@ -220,9 +238,12 @@ def edited(view: BotView, field: str) -> Answer:
 # -- diffs, tests ----------------------------------------------------------------------------
 
 
+_LISTED = {"pipeline": "flow (pipeline)", "tools": "tools"}
+
+
 def _change(change: ChangeView) -> str:
-    if change.field == "pipeline" and change.lines:  # step by step, one line each
-        return "\n".join(["flow (pipeline):", *(f"  {line}" for line in change.lines)])
+    if change.field in _LISTED and change.lines:  # one line per step or tool
+        return "\n".join([f"{_LISTED[change.field]}:", *(f"  {line}" for line in change.lines)])
     if change.lines:
         return "\n".join([f"{change.field}:", "```", *change.lines, "```"])
     before, after = change.before, change.after
@@ -642,3 +663,71 @@ def memory_forgotten(view: ParticipantView) -> Answer:
         text=f"*{view.bot}* forgot what it remembered about {view.user}: "
         f"{_one_line(', '.join(keys), _PROMPT_PREVIEW)} (on {places}). Their messages are kept."
     )
+
+
+# -- tools ----------------------------------------------------------------------------------
+
+
+def _host(url: str | None) -> str:
+    return (urlsplit(url).netloc if url else "") or "?"
+
+
+def _operation_line(operation: ToolOperation) -> str:
+    if not operation.changes:
+        what = "reads"
+    elif operation.allowed:
+        what = "changes things: allowed"
+    else:
+        what = "changes things: not allowed"
+    line = f"`{operation.function}` ({what})"
+    if operation.description:
+        line += f": {_one_line(operation.description, 80)}"
+    return line
+
+
+def _tool_lines(tool: ToolSpec) -> list[str]:
+    kind = "OpenAPI" if tool.kind == "openapi" else "MCP"
+    where = _host(tool.base_url or tool.url)
+    auth = f"secret `{tool.auth}`" if tool.auth else "no credentials"
+    lines = [f"*{tool.name}* — {kind} at {where} · {auth} · {tool.timeout_s:g} s timeout"]
+    lines += [f"  • {_operation_line(op)}" for op in tool.operations]
+    return lines
+
+
+def tool_added(bot: str, tool: ToolSpec, *, replaced: bool, revision: int) -> Answer:
+    """What `/tool add` gave the draft, and what the bot may not do yet."""
+    verb = "Updated" if replaced else "Added"
+    count = _plural(len(tool.operations), "operation")
+    rows = _tool_lines(tool)
+    barred = [op.function for op in tool.operations if op.changes and not op.allowed]
+    if barred:
+        rows.append(
+            f"The bot may not run {', '.join(barred)} (they change things): add the tool again "
+            "with --allow-changes to let it."
+        )
+    rows.append(f"Try it with /try {bot} …; end users get it once the draft is promoted.")
+    return Answer(
+        _lines(f"{verb} the tool with {count} on *{bot}*'s draft (revision {revision}):", rows)
+    )
+
+
+def tool_list(bot: str, tools: Sequence[ToolSpec]) -> Answer:
+    """The draft's tools (`/tool BOT list`)."""
+    if not tools:
+        return Answer(
+            f"*{bot}* has no tools. Add one with `/tool {bot} add OPENAPI-URL OPERATION ...` "
+            f"or `/tool {bot} add-mcp URL`."
+        )
+    rows = [line for tool in tools for line in _tool_lines(tool)]
+    return Answer(_lines(f"*{bot}*'s tools (draft):", rows))
+
+
+def tool_calls(records: Sequence[ToolCallRecord]) -> str:
+    """The calls of a turn, one line each (arguments as sent, secrets masked)."""
+    lines = []
+    for record in records:
+        detail = f"{record.status}" + (f": {record.detail}" if record.detail else "")
+        size = f", {record.size} B" if record.size else ""
+        arguments = _one_line(record.arguments, 120)
+        lines.append(f"• `{record.function}` {arguments} → {detail} ({record.ms:.0f} ms{size})")
+    return "Tool calls:\n" + "\n".join(lines)

@@ -28,11 +28,21 @@ class TryIn(BaseModel):
     new: bool = False  # start a new sandbox conversation with this message
 
 
+class ToolCallOut(BaseModel):
+    function: str
+    arguments: str  # as JSON, secrets masked
+    status: str  # ok, error, timeout, unreachable, too_large, refused
+    ms: float
+    size: int  # bytes received
+    detail: str  # the HTTP status or the reason
+
+
 class TryOut(BaseModel):
     bot: str
     reply: str  # what end users would get
     model_error: str | None  # why the model failed, when it did (`reply` is then the fallback)
     new_conversation: bool  # this message started a sandbox conversation
+    tool_calls: list[ToolCallOut]  # the tools the turn called, in order
 
 
 @router.post("/bots/{bot}/try", response_model=TryOut, responses=errors(400, 401, 403, 404, 422))
@@ -48,4 +58,15 @@ async def try_draft(bot: str, body: TryIn, who: Who, svc: Services) -> TryOut:
         reply=output.reply,
         model_error=output.error,
         new_conversation=tried.turn.fresh,
+        tool_calls=[
+            ToolCallOut(
+                function=r.function,
+                arguments=r.arguments,
+                status=r.status,
+                ms=r.ms,
+                size=r.size,
+                detail=r.detail,
+            )
+            for r in output.tool_calls
+        ],
     )

@@ -61,6 +61,10 @@ class ToolGateway:
         """The tool `url` offers (the operations or tools `wanted`, all when none), read now;
         `ToolSetupError` with a one-line reason otherwise."""
         secret = await self._reveal(team_id, auth)
+        if auth is not None and secret is None:
+            raise ToolSetupError(
+                f"the secret '{auth}' is not set for this team: /secret set {auth} first"
+            )
         tool = await self._executor(kind).describe(
             name=name, url=url, wanted=wanted, auth=auth, secret=secret
         )

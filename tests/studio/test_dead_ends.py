@@ -76,7 +76,6 @@ async def test_an_imported_model_is_checked_like_set_model(
 @pytest.mark.parametrize(
     ("field", "value", "issue"),
     [
-        ("tools", [{"name": "orders", "openapi_url": "https://x.test/o.json"}], "Actions"),
         ("schedules", [{"id": "daily", "cron": "0 9 * * *", "message": "Hi"}], "Schedules"),
     ],
 )
@@ -95,7 +94,7 @@ async def test_features_not_built_yet_are_refused_not_ignored(
     assert patched.status_code == 422 and patched.json()["error"] == said
     await _unchanged(service, bot)
     exported = await service.call("GET", "/api/v1/bots/faq-bot/export")
-    assert "tools" not in exported and "schedules" not in exported
+    assert "schedules" not in exported
     shown = await service.reply("/show faq-bot")
     assert field not in shown.lower()
 

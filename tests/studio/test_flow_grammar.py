@@ -155,7 +155,7 @@ def test_phrasings_that_are_not_flows(text: str, expected: Any) -> None:
     ("text", "usage", "says"),
     [
         ("/flow faq-bot add", "/flow BOT add KIND ID", "Give the kind of step, then its id"),
-        ("/flow add wizard x", "/flow BOT add KIND ID", "'bot', not 'wizard'"),
+        ("/flow add wizard x", "/flow BOT add KIND ID", "'tool', not 'wizard'"),
         ("/flow add template a b c", "/flow BOT add KIND ID", "I didn't expect 'b c'."),
         ("/flow add template a after", "/flow BOT add KIND ID", "'after'"),
         (

@@ -93,7 +93,7 @@ async def test_bad_flow_edits_say_why_and_change_nothing(service: Service) -> No
         "/flow faq-bot set kb top_k=99": "Nothing was changed:",
         "/flow faq-bot add retrieve 2fast": "'2fast' is not a step id",
         "/flow faq-bot add wizard x": "KIND must be 'llm', 'retrieve', 'router', 'template', "
-        "'extract' or 'bot', not 'wizard'.",
+        "'extract', 'bot' or 'tool', not 'wizard'.",
         '/flow faq-bot set kb text="unclosed': "is not closed",
         '/route faq-bot "refund" to nowhere': "faq-bot has no step `nowhere` and the team has "
         "no bot 'nowhere'",
