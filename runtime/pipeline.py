@@ -146,7 +146,8 @@ def turn_records(
     text: str, output: TurnOutput, *, version: int | None, latency_ms: float
 ) -> list[TurnRecord]:
     """The two stored messages of a turn. A failed turn marks both, and so does a turn a guard
-    answered (`blocked: NAME`): neither is history for the next turn."""
+    answered (`blocked: NAME`): neither is history for the next turn. The answer keeps the
+    turn's tool calls (time, outcome, size) as its parts."""
     error = output.error or (f"blocked: {output.blocked}" if output.blocked else None)
     return [
         TurnRecord(role="user", text=text, version=version, error=error),
@@ -159,8 +160,22 @@ def turn_records(
             completion_tokens=output.usage.completion_tokens,
             cost_usd=output.usage.cost_usd,
             error=error,
+            parts=[tool_call_part(record) for record in output.tool_calls] or None,
         ),
     ]
+
+
+def tool_call_part(record: ToolCallRecord) -> dict[str, Any]:
+    """A tool call as the stored answer keeps it (a part of the assistant's message)."""
+    return {
+        "type": "tool_call",
+        "function": record.function,
+        "arguments": record.arguments,
+        "status": record.status,
+        "ms": record.ms,
+        "size": record.size,
+        "detail": record.detail,
+    }
 
 
 @dataclass(frozen=True, slots=True)
