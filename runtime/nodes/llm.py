@@ -5,6 +5,7 @@ data in a user message before the question (never with the system prompt's autho
 answer lists the sources it cites.
 The `offline` model answers with the best passage itself, cited, or the fallback message.
 
+Results of earlier `tool` steps go to the model the same way as its own calls' results.
 With tools (the bot's `tools`), the model may ask for calls: the platform runs each through the
 tool gateway and gives the result back, as delimited untrusted data, until the model answers in
 text or `MAX_TOOL_ROUNDS` rounds have run (then it must answer without calling more).
@@ -24,6 +25,7 @@ from builders.spec import OFFLINE_MODEL, BotSpec, PipelineNode
 from runtime.llm import ChatMessage, LlmAnswer, LlmError, ToolCall
 from runtime.nodes.base import NO_USAGE, UNKNOWN_USAGE, NodeParams, onward, parse_params
 from runtime.nodes.retrieve import PASSAGES
+from runtime.nodes.tool import TOOL_RESULTS, StepResult
 from runtime.participant import fill_placeholders, uses_memory
 from runtime.pipeline import NodeResult, TurnContext, Usage
 from runtime.tools.base import ToolResult, function_definitions
@@ -66,10 +68,10 @@ def with_sources(reply: str, passages: Sequence[Passage]) -> str:
     return f"{reply}\n\n" + "\n".join(used) if used else reply
 
 
-def tool_result_message(call: ToolCall, result: ToolResult) -> str:
+def tool_result_message(function: str, result: ToolResult) -> str:
     """A result as the model reads it: delimited, escaped so it cannot close its tag."""
     text = html.escape(result.content, quote=False)
-    name = html.escape(call.name)
+    name = html.escape(function)
     return f'<tool_result name="{name}" status="{result.status}">\n{text}\n</tool_result>'
 
 
@@ -124,15 +126,19 @@ class LlmNode:
             return NodeResult(reply=offline_answer(passages, spec.fallback), usage=Usage(0, 0, 0.0))
         prompt = fill_placeholders(self.prompt or spec.prompt, ctx.participant)
         tools = function_definitions(spec.tools)
-        if tools:
-            if ctx.tools is None:
-                return NodeResult(
-                    reply=spec.fallback, usage=NO_USAGE, error="tools: not available here"
-                )
+        if tools and ctx.tools is None:
+            return NodeResult(
+                reply=spec.fallback, usage=NO_USAGE, error="tools: not available here"
+            )
+        stepped: list[StepResult] = ctx.state.get(TOOL_RESULTS) or []
+        if tools or stepped:
             prompt = f"{prompt}\n\n{TOOL_RULES}"
         messages = [ChatMessage("system", prompt), *ctx.history]
         if passages:
             messages.append(ChatMessage("user", passages_message(passages)))
+        messages += [
+            ChatMessage("user", tool_result_message(done.function, done.result)) for done in stepped
+        ]
         messages.append(ChatMessage("user", ctx.text))
         usage = NO_USAGE
         for round_ in range(MAX_TOOL_ROUNDS + 1):
@@ -172,6 +178,6 @@ class LlmNode:
             else:
                 result = ToolResult("refused", f"not run: at most {MAX_CALLS_PER_ROUND} at once")
             results.append(
-                ChatMessage("tool", tool_result_message(call, result), tool_call_id=call.id)
+                ChatMessage("tool", tool_result_message(call.name, result), tool_call_id=call.id)
             )
         return results

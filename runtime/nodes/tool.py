@@ -1,7 +1,8 @@
 """The `tool` node: calls one of the bot's tools without the model, its arguments from the
 step's params (text values are sandboxed templates over `input`, `participant` and `state`),
 and leaves the result in `state[into]` (parsed JSON when the tool answers JSON) for the steps
-that follow: a `template` shows it (`{{ state.order.status }}`), an `llm` step reads it.
+that follow: a `template` shows it (`{{ state.order.status }}`); an `llm` step is given it as
+untrusted data.
 
 A call that does not succeed (refused, error, timeout, too large) ends the turn with the
 fallback; the turn keeps the call's record either way.
@@ -22,8 +23,19 @@ from runtime.nodes.base import NO_USAGE, NodeParams, onward, parse_params, step_
 from runtime.nodes.jinja_sandbox import SandboxedTemplate, TemplateLimitError, compile_template
 from runtime.nodes.template import template_values
 from runtime.pipeline import NodeResult, TurnContext
+from runtime.tools.base import ToolResult
 
 StateKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+TOOL_RESULTS = "tool_results"  # state: the `StepResult`s of the turn's tool steps, in order
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """A tool step's result, for an `llm` step that follows (it reads them as untrusted data;
+    templates see only `state[into]`)."""
+
+    function: str
+    result: ToolResult
 
 
 class Params(NodeParams):
@@ -103,6 +115,7 @@ class ToolNode:
         if result.status != "ok":
             return self._failed(f"{self.function} {result.status}: {record.detail}")
         ctx.state[self.into] = _parsed(result.content)
+        ctx.state.setdefault(TOOL_RESULTS, []).append(StepResult(self.function, result))
         return NodeResult(usage=NO_USAGE)
 
     def _arguments(self, ctx: TurnContext) -> dict[str, Any]:

@@ -177,3 +177,22 @@ def test_a_tool_step_does_not_answer_so_it_needs_a_next_step() -> None:
     assert refusal(lonely, model=MODEL, tools=[shop()]) == (
         "step 'lookup': tool steps do not answer, so it needs a next step"
     )
+
+
+async def test_an_llm_step_after_a_tool_step_reads_its_result_as_data(llm: FakeLLM) -> None:
+    llm.reply("It is packing.")
+    bot = compiled(
+        lookup(arguments={"id": "{{ input }}"}, into="order"),
+        step("say", "llm"),
+        model=MODEL,
+        tools=[shop()],
+    )
+    output, _ = await turn(
+        bot, "B-2", llm=gateway(llm), tools=tool_gateway(shop_key=SECRET), team_id=1
+    )
+    assert output.reply == "It is packing."
+    (call,) = llm.calls
+    assert call.messages[0]["content"].endswith(TOOL_RULES)
+    given = call.messages[-2]["content"]
+    assert given.startswith('<tool_result name="getOrder" status="ok">')
+    assert '"status": "packing"' in given and call.messages[-1]["content"] == "B-2"
