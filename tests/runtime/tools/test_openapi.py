@@ -620,3 +620,52 @@ async def test_the_secret_is_masked_in_what_the_model_and_the_record_see(
     _, record = await gateway.call(bot(tool), "listOrders", arguments, team_id=1)
     assert SECRET not in record.arguments and MASK in record.arguments
     assert openapi.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
+async def test_an_argument_without_a_place_is_refused(
+    executor: OpenApiExecutor, shop: ToolSpec, openapi: FakeOpenApi
+) -> None:
+    result = await call(executor, shop, "getOrder", {"id": "A1", "admin": True})
+    assert result == ToolResult("refused", "'admin' is not an argument of 'getOrder' (id)")
+    assert openapi.requests == []
+
+
+async def test_a_service_that_is_down_is_unreachable(
+    executor: OpenApiExecutor, shop: ToolSpec
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    down = shop.model_copy(
+        update={"url": f"http://127.0.0.1:{port}/openapi.json", "base_url": None}
+    )
+    result = await call(executor, down, "getOrder", {"id": "A1"})
+    assert result.status == "unreachable"
+    assert result.content.startswith("the service could not be reached (")
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "body"),
+    [(303, "GET", b""), (302, "GET", b""), (307, "POST", b'{"subject":"Lid"}')],
+)
+async def test_a_redirected_post_goes_on_as_browsers_do(
+    shop: ToolSpec, status: int, method: str, body: bytes
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.url.path == "/tickets":
+            return httpx.Response(status, headers={"Location": "/tickets/T-1"})
+        return httpx.Response(200, json={"id": "T-1"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        mocked = OpenApiExecutor(client=http, allow_private=True)
+        result = await call(mocked, shop, "createTicket", {"subject": "Lid"}, secret=SECRET)
+    assert result == ToolResult("ok", '{"id":"T-1"}', 12, 200)
+    assert [(r.method, r.url.path) for r in sent] == [
+        ("POST", "/tickets"),
+        (method, "/tickets/T-1"),
+    ]
+    assert sent[1].content.replace(b" ", b"") == body
+    assert sent[1].headers["authorization"] == f"Bearer {SECRET}"  # the same host
