@@ -6,7 +6,8 @@ cloud metadata address. Unless private addresses are allowed, the host is resolv
 blocking, every address it resolves to must be public, and the request is then sent to the first
 checked address itself (the Host header and TLS SNI keep the name, so certificates are still
 verified against it). A DNS answer that changes between check and connect (rebinding) therefore
-cannot slip through. Callers follow redirects by hand and check each target the same way.
+cannot slip through. Redirects are followed by hand (`open_followed`), each target checked the
+same way; bodies are read up to a size limit (`read_capped`); `download` does both for a GET.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+_BODY_OPTIONS = ("content", "data", "files", "json")  # what a redirect to GET leaves behind
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -26,6 +29,24 @@ _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 class UnsafeUrlError(ValueError):
     """A URL that may not be requested: malformed, not http(s), unknown host or a private
     address. The message is one line a person can act on."""
+
+
+class DownloadError(ValueError):
+    """A URL that could not be read (unreachable, timed out, an error status, too many
+    redirects, too big). The message is one line a person can act on."""
+
+
+class RedirectError(DownloadError):
+    """More redirects than allowed."""
+
+
+class TooLargeError(DownloadError):
+    """A body over the size limit; `size` is what it declared or what was read before it was
+    cut off."""
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
 
 
 def parse_url(url: str, *, verb: str = "added") -> httpx.URL:
@@ -65,6 +86,132 @@ async def pinned_request(
         timeout=timeout_s,
         **options,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A response once its redirects are followed: the URL that answered (`shown` as it was
+    written) and the response, streamed: the caller reads and closes it."""
+
+    url: httpx.URL
+    shown: str
+    response: httpx.Response
+
+
+async def open_followed(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    allow_private: bool,
+    timeout_s: float,
+    max_redirects: int,
+    stay_on: httpx.URL | None = None,
+    verb: str = "added",
+    headers: dict[str, str] | None = None,
+    **options: Any,
+) -> Opened:
+    """Send `method` to `url`, following at most `max_redirects` redirects by hand, each target
+    checked like the first (`UnsafeUrlError`); with `stay_on`, every target must be on that
+    service (`same_service`). A 303, or a 301/302 after a POST, goes on as a GET without the
+    body, as browsers do. `RedirectError` past the limit."""
+    current = url
+    for _ in range(max_redirects + 1):
+        target = parse_url(current, verb=verb)
+        if stay_on is not None and not same_service(stay_on, target):
+            raise UnsafeUrlError(
+                f"{current} is not on {stay_on.host}: only {stay_on.host} is called"
+            )
+        request = await pinned_request(
+            client,
+            method,
+            target,
+            allow_private=allow_private,
+            timeout_s=timeout_s,
+            shown=current,
+            headers=headers,
+            **options,
+        )
+        response = await client.send(request, stream=True, follow_redirects=False)
+        if not response.is_redirect:
+            return Opened(target, current, response)
+        await response.aclose()
+        current = str(target.join(response.headers["location"]))
+        status = response.status_code
+        if method != "GET" and (status == 303 or (status in (301, 302) and method == "POST")):
+            method = "GET"
+            options = {k: v for k, v in options.items() if k not in _BODY_OPTIONS}
+    raise RedirectError(f"{url} redirects more than {max_redirects} times")
+
+
+def same_service(origin: httpx.URL, target: httpx.URL) -> bool:
+    """Whether `target` is on `origin`'s host: the same scheme and port, or http moved up to
+    https (on its default port or the same one)."""
+    if target.host != origin.host or {origin.scheme, target.scheme} - DEFAULT_PORTS.keys():
+        return False
+    if target.scheme == origin.scheme:
+        return _port(target) == _port(origin)
+    upgraded = origin.scheme == "http" and target.scheme == "https"
+    return upgraded and target.port in (None, origin.port)
+
+
+def _port(url: httpx.URL) -> int:
+    return url.port or DEFAULT_PORTS[url.scheme]
+
+
+async def read_capped(response: httpx.Response, max_bytes: int, *, shown: str) -> bytes:
+    """The (decoded) body, refused (`TooLargeError`) as soon as it or its declared length is
+    over `max_bytes`: nothing more is read."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise TooLargeError(
+            f"{shown} is {format_size(int(declared))}; the limit is {format_size(max_bytes)}",
+            size=int(declared),
+        )
+    body = bytearray()
+    async for part in response.aiter_bytes():
+        body += part
+        if len(body) > max_bytes:
+            raise TooLargeError(
+                f"{shown} is over the {format_size(max_bytes)} limit", size=len(body)
+            )
+    return bytes(body)
+
+
+async def download(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    allow_private: bool,
+    max_bytes: int,
+    timeout_s: float,
+    max_redirects: int = 5,
+) -> tuple[httpx.URL, str | None, bytes]:
+    """GET `url`: the URL that answered, its Content-Type and its body. `timeout_s` bounds the
+    whole of it, redirects included; every failure is a one-line `DownloadError`."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            opened = await open_followed(
+                client,
+                "GET",
+                url,
+                allow_private=allow_private,
+                timeout_s=timeout_s,
+                max_redirects=max_redirects,
+            )
+            try:
+                if not opened.response.is_success:
+                    raise DownloadError(f"{opened.shown} answered {opened.response.status_code}")
+                body = await read_capped(opened.response, max_bytes, shown=opened.shown)
+                return opened.url, opened.response.headers.get("content-type"), body
+            finally:
+                await opened.response.aclose()
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        raise DownloadError(f"{url} timed out after {timeout_s:g} s") from exc
+    except httpx.RequestError as exc:  # connection, protocol (a bad Location too), decoding
+        raise DownloadError(f"{url} could not be reached ({transport_reason(exc)})") from exc
+    except UnsafeUrlError as exc:
+        raise DownloadError(str(exc)) from None
 
 
 async def public_address(target: httpx.URL, shown: str) -> str:
@@ -118,3 +265,11 @@ def transport_reason(exc: Exception) -> str:
     """One line about a transport error (some have an empty or multi-line message)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def format_size(size: int) -> str:
+    """A byte count for people: "25.3 MB", "20 MB", "512 bytes"."""
+    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 
+from runtime.net import format_size as format_size  # re-exported: sizes in messages
+
 if TYPE_CHECKING:
     from docx.document import Document as DocxDocument
     from docx.table import Table
@@ -86,14 +88,6 @@ def kind_from_content_type(content_type: str | None) -> str | None:
     if not content_type:
         return None
     return _CONTENT_TYPE_KINDS.get(content_type.partition(";")[0].strip().lower())
-
-
-def format_size(size: int) -> str:
-    """A byte count for people: "25.3 MB", "20 MB", "512 bytes"."""
-    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
-        if size >= scale:
-            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
-    return f"{size} bytes"
 
 
 def extract(

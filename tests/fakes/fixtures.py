@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.llm import FakeLLM
+from tests.fakes.openapi import FakeOpenApi
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 
@@ -58,6 +59,21 @@ def telegram(fake_telegram: FakeTelegram) -> FakeTelegram:
     """The session's fake Telegram, with no calls, scripts, bots, webhooks, updates or files."""
     fake_telegram.reset()
     return fake_telegram
+
+
+@pytest.fixture(scope="session")
+def fake_openapi() -> Iterator[FakeOpenApi]:
+    """The session's fake HTTP service described by OpenAPI (started on first use)."""
+    server = FakeOpenApi().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def openapi(fake_openapi: FakeOpenApi) -> FakeOpenApi:
+    """The session's fake OpenAPI service, with no requests recorded and its defaults back."""
+    fake_openapi.reset()
+    return fake_openapi
 
 
 @pytest.fixture(scope="session")
