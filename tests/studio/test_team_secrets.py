@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.messages import IncomingMessage
-from studio.address import PULL_CHANNEL, studio_address
+from studio.address import PULL_CHANNEL, TELEGRAM_STUDIO, studio_address
 from studio.presenters import render_text
 from studio.replies import SECRET_FORM_PREFIX, secret_action, secret_form
+from studio.roles import Role
 from tests.factories import Service, spec_data
 
 VALUE = "sk-live-T3stV4lue"
@@ -128,3 +129,19 @@ async def test_viewers_see_nothing_editors_list_admins_change(service: Service) 
     await service.reply("/role http:bob admin")
     assert "privately" in await service.reply("set the secret other", user="bob")
     assert "Removed" in await service.reply("/secret remove acme-crm", user="bob")
+
+
+async def test_telegram_asks_for_a_value_only_in_a_direct_message(service: Service) -> None:
+    core = service.app.state.core
+    team = (await core.ops.authenticate(service.key)).team_id
+    await core.studio.members.admit(team, "telegram:7", Role.ADMIN, actor="test")
+
+    async def said(thread: str) -> str:
+        address = studio_address(TELEGRAM_STUDIO, team, "telegram:7", thread=thread)
+        reply = await core.runtime.answer(
+            IncomingMessage(address=address, text="/secret set acme-crm")
+        )
+        return "\n".join(render_text(m) for m in reply.messages)
+
+    assert "only in a direct message" in await said("-100200300")  # a group chat
+    assert "as your next message" in await said("7")  # the member's own chat
