@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from adapters.telegram.studio import TelegramStudio
     from runtime.cipher import Cipher
     from runtime.runtime import Runtime
+    from runtime.secrets import SecretVault
     from storage.database import Database
     from studio.engine import Studio
     from studio.operations import Operations
@@ -49,6 +50,7 @@ class Services:
     ops: Operations
     studio: Studio
     mailbox: Mailbox
+    secrets: SecretVault  # team secrets: the tool gateway's `SecretSource`
     telegram: TelegramBots | None = None
     telegram_studio: TelegramStudio | None = None
     slack: SlackAdapter | None = None
@@ -113,6 +115,7 @@ async def build_services(settings: Settings) -> Services:
     from runtime.knowledge.store import VectorStore
     from runtime.llm import LlmGateway, RetryPolicy
     from runtime.runtime import Runtime
+    from runtime.secrets import SecretVault
     from runtime.turn.budget import BudgetStep
     from runtime.turn.guardrails import GuardrailStep
     from storage.database import Database
@@ -125,6 +128,7 @@ async def build_services(settings: Settings) -> Services:
     cipher = Cipher(_secret(settings))
     db = Database(settings.database_url)
     await migrate(db)
+    secrets = SecretVault(db, cipher)
     channels = ChannelRegistry()
     channels.register(WebChannel(settings.public_url))
     mailbox = Mailbox(db)
@@ -147,6 +151,7 @@ async def build_services(settings: Settings) -> Services:
         llm=llm,
         builder_model=settings.builder_model,
         judge_model=settings.effective_judge_model,
+        secrets=secrets,
     )
     runtime.register_builtin(STUDIO_DEPLOYMENT, studio)
     runtime.runner.add_steps(
@@ -201,6 +206,7 @@ async def build_services(settings: Settings) -> Services:
         ops=ops,
         studio=studio,
         mailbox=mailbox,
+        secrets=secrets,
         telegram=telegram,
         telegram_studio=telegram_studio,
         slack=slack,

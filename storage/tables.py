@@ -292,3 +292,18 @@ class BudgetNotice(SQLModel, table=True):
     month: str = Field(max_length=7)
     level: int
     created_at: datetime = _ts()
+
+
+class TeamSecret(SQLModel, table=True):
+    """A team secret (a tool's credential), referenced by name from bots' tools. Only its
+    ciphertext is stored (`runtime.cipher`); `updated_by` is who set it last."""
+
+    __tablename__ = "team_secret"
+    __table_args__ = (UniqueConstraint("team_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    ciphertext: bytes = Field(sa_type=LargeBinary)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    updated_by: str = Field(max_length=200)

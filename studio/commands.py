@@ -19,6 +19,7 @@ from builders.spec import (
     MAX_TURN_CHARS,
     MAX_VERSION,
     SECRET_NAME,
+    SecretName,
 )
 from runtime.participant import MAX_VALUE_CHARS
 
@@ -518,6 +519,32 @@ class BudgetSet(Command):
         return self
 
 
+class SecretSet(Command):
+    name: ClassVar[str] = "secret set"
+    usage: ClassVar[str] = "/secret set NAME"
+    summary: ClassVar[str] = (
+        "set a team secret (a tool's credential): I ask for its value privately and never "
+        "show it again (admins)"
+    )
+    # Only the name: the value never travels through a command (nor through the builder model).
+    name_: SecretName = Field(alias="name")
+
+
+class SecretList(Command):
+    name: ClassVar[str] = "secret list"
+    usage: ClassVar[str] = "/secret list"
+    summary: ClassVar[str] = "the team's secrets (names only), who set them and which bots use them"
+
+
+class SecretRemove(Command):
+    name: ClassVar[str] = "secret remove"
+    usage: ClassVar[str] = "/secret remove NAME"
+    summary: ClassVar[str] = (
+        "delete a team secret; tools that use it are refused until it is set again (admins)"
+    )
+    name_: SecretName = Field(alias="name")
+
+
 class Help(Command):
     name: ClassVar[str] = "help"
     usage: ClassVar[str] = "/help [COMMAND]"
@@ -591,6 +618,9 @@ COMMANDS: tuple[type[Command], ...] = (
     SetRole,
     Invite,
     Join,
+    SecretSet,
+    SecretList,
+    SecretRemove,
     Help,
 )
 

@@ -21,6 +21,7 @@ TTL = timedelta(minutes=5)
 # token handed over answers a token request ("t_"), never the other way round.
 QUESTION = "c_"
 TOKEN_REQUEST = "t_"
+SECRET_REQUEST = "s_"  # a team secret's value, asked for privately
 _confirmation = Confirmation.__table__  # type: ignore[attr-defined]
 
 
@@ -69,6 +70,24 @@ class Confirmations:
         later "yes" cannot confirm something asked minutes and several commands ago. (An
         update that matches nothing, through the one writer, costs less than a read first.)"""
         await self.db.run_write(lambda conn: conn.execute(_lapse(team_id, identity)))
+
+    async def waiting(self, *, team_id: int, identity: str, kind: str) -> str | None:
+        """The id of the member's latest open request of `kind` (a front asks before it
+        records a message that may answer it); None when there is none."""
+        query = (
+            select(Confirmation.id)
+            .where(
+                Confirmation.team_id == team_id,
+                Confirmation.identity == identity,
+                col(Confirmation.used_at).is_(None),
+                col(Confirmation.expires_at) > utcnow(),
+                col(Confirmation.id).startswith(kind, autoescape=True),
+            )
+            .order_by(col(Confirmation.created_at).desc())
+            .limit(1)
+        )
+        async with self.db.read() as session:
+            return (await session.exec(query)).first()
 
     async def claim(
         self, *, team_id: int, identity: str, token: str | None, kind: str = QUESTION

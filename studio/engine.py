@@ -23,6 +23,7 @@ from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from runtime.llm import LlmError, LlmGateway
 from runtime.messages import Address, Button, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
+from runtime.secrets import SecretVault
 from studio import presenters
 from studio.address import PULL_CHANNEL, SLACK, TELEGRAM_STUDIO, studio_address, team_of
 from studio.bot_tests import BotTests, PreparedRun
@@ -88,12 +89,15 @@ from studio.replies import (
     CONFIRM_PREFIX,
     MANAGED_BOT,
     RUN_PREFIX,
+    SECRET_PREFIX,
     TOKEN_FORM_PREFIX,
     TOKEN_PREFIX,
     Answer,
+    secret_form,
 )
 from studio.roles import Caller, Role
 from studio.sandbox import Sandbox
+from studio.team_secrets import SECRET_COMMANDS, TeamSecrets
 from studio.test_report import TestReport
 from studio.tools import Tools
 from studio.understanding import understand
@@ -133,6 +137,7 @@ class Studio:
         llm: LlmGateway,
         builder_model: str | None,
         judge_model: str | None,
+        secrets: SecretVault | None = None,
     ) -> None:
         self.ops = ops
         self.runtime = runtime
@@ -149,6 +154,13 @@ class Studio:
         self.guard = GuardFeature(ops=ops)
         self.flows = Flows(ops)
         self.tools = Tools(ops, runtime.runner.tools)
+        # The same vault the tool gateway reveals from, so a write here reaches its cache at once.
+        self.secrets = TeamSecrets(
+            db=db,
+            vault=secrets or SecretVault(db, ops.cipher),
+            confirmations=self.confirmations,
+            cipher=ops.cipher,
+        )
         self._jobs: set[asyncio.Task[None]] = set()
         # The Studio's Telegram bot's t.me/newbot link for a bot, when Telegram lets it manage
         # bots (set by the composition root; None: only a pasted token deploys to Telegram).
@@ -201,6 +213,7 @@ class Studio:
             ToolRemove: self.tools.remove,
         }
         self._handlers.update({kind: self._guard for kind in GUARD_COMMANDS})
+        self._handlers.update({kind: self._secret for kind in SECRET_COMMANDS})
 
     # -- the runtime's entry point -----------------------------------------------------------
 
@@ -265,6 +278,11 @@ class Studio:
             return await self.run(turn, Confirm(accept=accept, token=token))
         if action.startswith(TOKEN_PREFIX):
             return await self._hand_over(turn, action.removeprefix(TOKEN_PREFIX))
+        if action.startswith(SECRET_PREFIX):
+            return [await self.secrets.hand_over(turn.caller, action.removeprefix(SECRET_PREFIX))]
+        form = secret_form(action)
+        if form is not None:
+            return [self.secrets.form_clicked(form[1])]
         if action.startswith(RUN_PREFIX):
             text = action.removeprefix(RUN_PREFIX)
             turn.message = turn.message.model_copy(update={"text": text, "action": None})
@@ -978,6 +996,10 @@ class Studio:
         """`/guard` and `/budget` (`studio.guard`)."""
         bot = turn.bot(getattr(command, "bot", None))
         return [await self.guard.run(turn.caller, bot, command)]
+
+    async def _secret(self, turn: Turn, command: Command) -> list[Answer]:
+        """`/secret` (`studio.team_secrets`)."""
+        return [await self.secrets.run(turn.caller, command, turn.message.address)]
 
     async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, NotYet)

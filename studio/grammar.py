@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from builders.spec import NAME_PATTERN
+from runtime.secrets import name_problem
 from studio.commands import (
     COMMANDS,
     MAX_INPUT_CHARS,
@@ -67,6 +68,9 @@ from studio.commands import (
     Promote,
     Rollback,
     Route,
+    SecretList,
+    SecretRemove,
+    SecretSet,
     SetField,
     SetRole,
     SettableField,
@@ -393,6 +397,20 @@ _PHRASES = (
         r"(?:list|show)(?: me)?(?: all)?(?: (?:of )?(?:my|our|the))? bots"
         r"|(?:what|which) bots (?:do|have) (?:i|we)(?: have| got)?|my bots",
         ListBots,
+    ),
+    _phrase(
+        rf"(?:set|add|save|store|enter) (?:the |a |my |our )?(?:team )?secret "
+        rf"(?:called |named )?{_Q}(?P<name>[a-z0-9][\w-]*){_Q}",
+        SecretSet,
+    ),
+    _phrase(
+        r"(?:list|show)(?: me)?(?: all)?(?: (?:of )?(?:my|our|the))?(?: team)? secrets"
+        r"|(?:what|which) secrets (?:do|have) (?:i|we)(?: have| got)?",
+        SecretList,
+    ),
+    _phrase(
+        rf"(?:remove|delete|forget) (?:the )?(?:team )?secret {_Q}(?P<name>[a-z0-9][\w-]*){_Q}",
+        SecretRemove,
     ),
     _phrase(rf"make {_BOT} use (?:the )?(?:model )?{_MODEL}", SetField, field="model"),
     _phrase(rf"use {_MODEL} (?:for|in|with|on) {_BOT}", SetField, field="model"),
@@ -740,6 +758,42 @@ def _join(rest: str, bots: frozenset[str]) -> Command:
     if len(words) != 1:
         raise _error(Join.usage, "Give the code from /invite, and nothing else.")
     return _build(Join, code=words[0])
+
+
+_SECRET_ACTIONS: dict[str, type[SecretSet | SecretRemove]] = {
+    "set": SecretSet,
+    "remove": SecretRemove,
+    "delete": SecretRemove,
+}
+_SECRET_USAGES = " | ".join(c.usage for c in (SecretSet, SecretList, SecretRemove))
+
+
+def _secret(rest: str, bots: frozenset[str]) -> Command:
+    """`/secret set NAME | list | remove NAME`. Nothing typed after the command is echoed: a
+    value typed by mistake must not come back in the answer."""
+    action, *words = rest.split()[:3] or [""]
+    action = action.lower()
+    if action in ("", "list"):
+        if words:
+            raise _error(SecretList.usage, "/secret list takes nothing more.")
+        return SecretList()
+    command = _SECRET_ACTIONS.get(action)
+    if command is None:
+        raise _error(_SECRET_USAGES, "I know these secret actions only:")
+    if not words:
+        raise _error(command.usage, "Name the secret, e.g. acme-crm.")
+    if len(words) > 1:
+        if command is SecretSet:
+            raise GrammarError(
+                "Never type a secret's value in a chat: /secret set NAME alone, and I ask for "
+                "the value privately. Nothing was saved; if that was a real value, replace it "
+                "where it was issued."
+            )
+        raise _error(command.usage, "Give only the secret's name.")
+    problem = name_problem(words[0])
+    if problem:
+        raise _error(command.usage, f"{problem[0].upper()}{problem[1:]}.")
+    return command(name=words[0])
 
 
 _GUARD_SWITCHES = ("pii", "moderation")
@@ -1133,6 +1187,8 @@ _PARSERS: dict[str, _Parser] = {
     "role": _role,
     "invite": _bare(Invite),
     "join": _join,
+    "secret": _secret,
+    "secrets": _secret,
     "help": _help,
     "flow": _flow,
     "route": _route,

@@ -33,15 +33,15 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import forms
 from adapters.slack.channel import SlackChannel, slack_thread
 from adapters.slack.render import blocks, fallback_text, mentions, plain
-from runtime.cipher import BOT_TOKEN, Cipher, redact_tokens
+from runtime.cipher import Cipher, redact_tokens
 from runtime.messages import Address, FileRef, IncomingMessage
 from runtime.runtime import Runtime
 from storage import inbox, studio_threads
 from studio.address import studio_address
 from studio.members import Members
-from studio.replies import TOKEN_FORM_PREFIX, token_action
 from studio.roles import Role
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ _TARGETLESS_DEPLOY = re.compile(r"^(\S+\s+slack)(\s+--env[= ]\S+)?\s*$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds, as Slack sends them (int() takes far more)
 WORKING_AFTER_S = 1.5  # a slash command's answer slower than this is preceded by "Working on it…"
-TOKEN_FORM = "studio-token"  # callback id of the modal that takes a Telegram bot's token
+TOKEN_FORM = forms.TOKEN_MODAL.callback_id  # the modal that takes a Telegram bot's token
+SECRET_FORM = forms.SECRET_MODAL.callback_id  # the modal that takes a team secret's value
 _FAILED = "Something went wrong on our side (it is logged). Please try again."
 
 
@@ -104,7 +105,8 @@ class SlackAdapter:
         for command in _COMMANDS:
             self.app.command(command)(self._on_command)
         self.app.action(re.compile(r"^studio-\d+$"))(self._on_action)
-        self.app.view(TOKEN_FORM)(self._on_token_form)
+        for form in forms.FORMS:
+            self.app.view(form.callback_id)(self._on_form)
 
     async def handle(self, request: Request) -> Response:
         if not self._verified(await request.body(), request):
@@ -270,7 +272,7 @@ class SlackAdapter:
         channel = container.get("channel_id") or body.get("channel", {}).get("id", "")
         message = body.get("message") or {}
         value = str(action.get("value") or "")
-        if value.startswith(TOKEN_FORM_PREFIX):
+        if forms.form_for(value) is not None:
             if await self._team(body) is None:
                 return
             thread = message.get("thread_ts") or (
@@ -278,8 +280,7 @@ class SlackAdapter:
             )
             if container.get("is_ephemeral") or not message:  # answers go to the caller's DM
                 channel, thread = await self._dm(body["user"]["id"]), None
-            request = value.removeprefix(TOKEN_FORM_PREFIX)
-            if not await self._open_token_form(body.get("trigger_id"), request, channel, thread):
+            if not await self._open_form(body.get("trigger_id"), value, channel, thread):
                 await respond(
                     text="The form could not open; click the button again.",
                     response_type="ephemeral",
@@ -350,10 +351,10 @@ class SlackAdapter:
             return
         await self._settle(inbox_id, "done")  # answered: a restart does not answer it again
         trigger = payload.get("trigger_id")
-        if trigger and _token_form(reply.messages):  # `/deploy BOT telegram`: the form at once
-            request = reply.messages[0].buttons[0].action.removeprefix(TOKEN_FORM_PREFIX)
+        opens = _form_button(reply.messages)
+        if trigger and opens:  # `/deploy BOT telegram`, `/secret set NAME`: the form at once
             where = (message.address.thread or "").partition(":")[0]
-            if await self._open_token_form(trigger, request, where, None):
+            if await self._open_form(trigger, opens, where, None):
                 return
         try:
             for said in reply.messages:
@@ -373,65 +374,37 @@ class SlackAdapter:
     async def _settle(self, inbox_id: int, status: str) -> None:
         await self.runtime.writes.run(lambda conn: inbox.set_inbox_status(conn, inbox_id, status))
 
-    # -- a Telegram bot's token, through a private form ------------------------------------------
+    # -- what is never typed into a channel, through a private form (`adapters.slack.forms`) -----
 
-    async def _open_token_form(
-        self, trigger_id: str | None, request: str, channel: str, thread: str | None
+    async def _open_form(
+        self, trigger_id: str | None, action: str, channel: str, thread: str | None
     ) -> bool:
-        """The modal that takes a BotFather token (never typed into a channel). False when it
-        cannot open (no trigger, or the trigger's 3 seconds are over)."""
-        if not trigger_id:
+        """The modal that `action` (a form button's) asks for. False when it cannot open (no
+        trigger, or the trigger's 3 seconds are over)."""
+        found = forms.form_for(action)
+        if not trigger_id or found is None:
             return False
-        where = {"request": request, "channel": channel, "thread": thread}
-        view = {
-            "type": "modal",
-            "callback_id": TOKEN_FORM,
-            "private_metadata": json.dumps(where),
-            "title": {"type": "plain_text", "text": "Telegram bot token"},
-            "submit": {"type": "plain_text", "text": "Deploy"},
-            "close": {"type": "plain_text", "text": "Cancel"},
-            "blocks": [
-                {
-                    "type": "input",
-                    "block_id": "token",
-                    "label": {"type": "plain_text", "text": "The bot's token from @BotFather"},
-                    "element": {
-                        "type": "plain_text_input",
-                        "action_id": "value",
-                        "placeholder": {"type": "plain_text", "text": "123456789:AA…"},
-                    },
-                },
-                {
-                    "type": "context",
-                    "elements": [
-                        {
-                            "type": "mrkdwn",
-                            "text": "Kept encrypted and never shown again. Make a bot with "
-                            "/newbot in a chat with @BotFather to get one.",
-                        }
-                    ],
-                },
-            ],
-        }
+        form, request = found
         try:
-            await self.client.views_open(trigger_id=trigger_id, view=view)
+            await self.client.views_open(
+                trigger_id=trigger_id,
+                view=forms.view(form, request, channel=channel, thread=thread),
+            )
         except Exception as exc:  # an expired trigger, say: the caller gets the button instead
             logger.info("views.open failed: %s", exc)
             return False
         return True
 
-    async def _on_token_form(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        """The form was submitted: the token is checked for shape, sealed with the service's
-        cipher and handed to the Studio (which checks it with Telegram and deploys)."""
-        given = (
-            view.get("state", {}).get("values", {}).get("token", {}).get("value", {}).get("value")
-        )
-        token = BOT_TOKEN.fullmatch(str(given or "").strip())
-        if token is None:
-            await ack(
-                response_action="errors",
-                errors={"token": "That is not a bot token; it looks like 123456789:AA…"},
-            )
+    async def _on_form(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """A form was submitted: what was typed is checked, sealed with the service's cipher
+        and handed to the Studio (which acts on it: deploys, stores the secret)."""
+        form = forms.form_by_callback(str(view.get("callback_id")))
+        if form is None:
+            await ack()
+            return
+        value, problem = form.read(forms.typed(form, view))
+        if value is None:
+            await ack(response_action="errors", errors={form.block: problem})
             return
         await ack()
         team_id = await self._team(body)
@@ -441,7 +414,7 @@ class SlackAdapter:
             where = json.loads(view.get("private_metadata") or "{}")
             request, channel, thread = where["request"], where["channel"], where.get("thread")
         except (ValueError, KeyError, TypeError):
-            logger.info("ignored a token form without its metadata")
+            logger.info("ignored a private form without its metadata")
             return
         address = studio_address(
             "slack", team_id, f"slack:{body['user']['id']}", thread=slack_thread(channel, thread)
@@ -449,7 +422,7 @@ class SlackAdapter:
         await self.runtime.feed(
             IncomingMessage(
                 address=address,
-                action=token_action(self.cipher, token.group(0), request=request),
+                action=form.seal(self.cipher, value, str(request)),
                 dedupe_key=f"slack-view:{view.get('id')}",
             )
         )
@@ -480,13 +453,13 @@ def _once(payload: dict[str, Any]) -> str:
     return f"slack-command:{trigger}"
 
 
-def _token_form(messages: Any) -> bool:
-    """The Studio's answer is only the button that opens the token form."""
-    return (
-        len(messages) == 1
-        and len(messages[0].buttons) == 1
-        and messages[0].buttons[0].action.startswith(TOKEN_FORM_PREFIX)
-    )
+def _form_button(messages: Any) -> str | None:
+    """The action of the button that opens a private form, when the Studio's answer is only
+    that button (a token or a secret asked for)."""
+    if len(messages) != 1 or len(messages[0].buttons) != 1:
+        return None
+    action = str(messages[0].buttons[0].action)
+    return action if forms.form_for(action) is not None else None
 
 
 def _spoken(event: dict[str, Any]) -> bool:

@@ -11,7 +11,9 @@ Telegram has no workspace: a person talks to the team they joined last with `/jo
 from `/invite` in any front). Strangers get an explanation and nothing else, unless
 `STUDIO_TELEGRAM_OPEN_SIGNUP` gives them a personal team on `/start`; their messages are never
 recorded. A BotFather token sent in the DM is deleted from the chat at once and handed to the
-Studio sealed with the service's cipher, so it is never stored or logged in clear.
+Studio sealed with the service's cipher, so it is never stored or logged in clear. So is the
+next text after `/secret set NAME`: while a member's secret request is open, their next DM is the
+secret's value (deleted from the chat, sealed, handed over), never a message to record.
 
 When @BotFather lets the Studio's bot manage bots (Bot API 9.6), a token request also offers a
 `t.me/newbot/...` link: the member creates the bot in Telegram, the Studio's bot receives a
@@ -41,9 +43,10 @@ from runtime.messages import FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
 from studio.address import TELEGRAM_STUDIO, studio_address
 from studio.commands import COMMANDS
+from studio.confirmations import SECRET_REQUEST, Confirmations
 from studio.errors import OperationError
 from studio.members import Members
-from studio.replies import MANAGED_BOT, RUN_PREFIX, token_action
+from studio.replies import MANAGED_BOT, RUN_PREFIX, secret_action, token_action
 
 logger = logging.getLogger(__name__)
 _stopped = log_failure(logger, "the Studio's Telegram bot stopped")
@@ -91,6 +94,7 @@ class TelegramStudio:
         self.open_signup = open_signup
         self.runtime = runtime
         self.members = members
+        self.requests = Confirmations(runtime.db)  # open secret requests
         self.cipher = cipher
         self.pacer = pacer or ChatPacer()
         self.username: str | None = None
@@ -245,7 +249,16 @@ class TelegramStudio:
             return
         address = studio_address(TELEGRAM_STUDIO, team_id, identity, thread=str(message.chat_id))
         dedupe = f"telegram-studio:{update.update_id}"
-        if token is not None:
+        request = await self._secret_request(team_id, identity, message)
+        if request is not None:  # the value of a secret: out of the chat, sealed, never recorded
+            if token is None:
+                await self._delete(message)
+            incoming = IncomingMessage(
+                address=address,
+                action=secret_action(self.cipher, message.text, request=request),
+                dedupe_key=dedupe,
+            )
+        elif token is not None:
             incoming = IncomingMessage(
                 address=address, action=token_action(self.cipher, token.group(0)), dedupe_key=dedupe
             )
@@ -257,6 +270,12 @@ class TelegramStudio:
                 dedupe_key=dedupe,
             )
         await self.runtime.feed(incoming)
+
+    async def _secret_request(self, team_id: int, identity: str, message: Any) -> str | None:
+        """The open secret request a DM's text answers (None: an ordinary message)."""
+        if not message.text or message.chat.type != "private":
+            return None
+        return await self.requests.waiting(team_id=team_id, identity=identity, kind=SECRET_REQUEST)
 
     async def _on_button(self, update: Any) -> None:
         query, user = update.callback_query, update.effective_user

@@ -3,12 +3,15 @@
 When a service is running (`--url`), the terminal speaks to it over HTTP with a team key, so the
 running service stays the one owner of the embedded stores and its caches. Without one, the
 Studio runs in this process on the same data. Either way it is the same engine, rendered as
-plain text; what the Studio says later (test reports) is printed as it arrives.
+plain text; what the Studio says later (test reports) is printed as it arrives. A secret's
+value (`/secret set NAME`) is asked for with a prompt that does not echo, and goes to the Studio
+sealed (in this process) or to `PUT /api/v1/secrets/NAME` (a running service).
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import re
 import sys
 import tempfile
@@ -21,7 +24,8 @@ import httpx
 from runtime.messages import Attachment, Button, Field, IncomingMessage, OutgoingMessage
 from studio.address import PULL_CHANNEL, studio_address
 from studio.presenters import render_text
-from studio.replies import Answer
+from studio.replies import Answer, secret_action, secret_form
+from studio.team_secrets import SecretSaved, saved
 
 if TYPE_CHECKING:
     from main import Services
@@ -34,9 +38,15 @@ POLL_S = 1.0
 
 
 class StudioLink(Protocol):
-    """Where the terminal's words go: a running service, or the Studio in this process."""
+    """Where the terminal's words go: a running service, or the Studio in this process.
+    `secret_form`: the private form the Studio's last answer offers (a secret's value to give
+    with `give_secret`), or None."""
+
+    secret_form: str | None
 
     async def say(self, text: str) -> list[str]: ...
+
+    async def give_secret(self, form: str, value: str) -> list[str]: ...
 
     async def later(self) -> list[str]: ...
 
@@ -53,6 +63,10 @@ def _answer(data: dict[str, Any]) -> Answer:
         buttons=tuple(Button.model_validate(b) for b in data.get("buttons", [])),
         file=Attachment.model_validate(file) if file else None,
     )
+
+
+def _secret_form(buttons: list[Button]) -> str | None:
+    return next((b.action for b in buttons if secret_form(b.action) is not None), None)
 
 
 def _save(folder: Path, file: Attachment) -> Path:
@@ -80,6 +94,7 @@ class HttpLink:
         self.client = client
         self.folder = folder
         self.after = 0
+        self.secret_form: str | None = None
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """The JSON answer, or `LinkError` with a message a person can act on."""
@@ -102,7 +117,16 @@ class HttpLink:
 
     async def say(self, text: str) -> list[str]:
         data = await self._call("POST", "/api/v1/studio/messages", json={"text": text})
-        return [await shown(_answer(m), self.folder) for m in data["messages"]]
+        answers = [_answer(m) for m in data["messages"]]
+        self.secret_form = _secret_form([b for a in answers for b in a.buttons])
+        return [await shown(answer, self.folder) for answer in answers]
+
+    async def give_secret(self, form: str, value: str) -> list[str]:
+        """Through REST, with the link's key (the Studio's request lapses unused)."""
+        found = secret_form(form)
+        assert found is not None
+        data = await self._call("PUT", f"/api/v1/secrets/{found[1]}", json={"value": value})
+        return [render_text(saved(SecretSaved.model_validate(data)))]
 
     async def later(self) -> list[str]:
         data = await self._call("GET", "/api/v1/studio/messages", params={"after": self.after})
@@ -122,15 +146,29 @@ class LocalLink:
         self.identity = identity
         self.folder = services.settings.data_dir / "files"
         self.after = 0
+        self.secret_form: str | None = None
 
     async def start(self) -> None:
         self.after = await self.services.mailbox.latest_id(self.team_id, self.identity)
 
     async def say(self, text: str) -> list[str]:
+        return await self._answer(text=text)
+
+    async def give_secret(self, form: str, value: str) -> list[str]:
+        """Sealed at once, like a front that takes a value privately, for the form's request."""
+        found = secret_form(form)
+        assert found is not None
+        cipher = self.services.cipher
+        return await self._answer(action=secret_action(cipher, value, request=found[0]))
+
+    async def _answer(self, *, text: str = "", action: str | None = None) -> list[str]:
         message = IncomingMessage(
-            address=studio_address(PULL_CHANNEL, self.team_id, self.identity), text=text
+            address=studio_address(PULL_CHANNEL, self.team_id, self.identity),
+            text=text,
+            action=action,
         )
         reply = await self.services.runtime.answer(message)
+        self.secret_form = _secret_form([b for m in reply.messages for b in m.buttons])
         return [await shown(m, self.folder) for m in reply.messages]
 
     async def later(self) -> list[str]:
@@ -153,9 +191,11 @@ async def converse(
     read: Callable[[], str],
     write: Callable[[str], None],
     interactive: bool,
+    hidden: Callable[[str], str] | None = None,
 ) -> None:
     """Read lines until EOF or `exit`, print the Studio's answers and, meanwhile, what it says
-    later. `read` blocks, so it runs in a thread."""
+    later. `read` blocks, so it runs in a thread; so does `hidden`, the prompt that does not
+    echo (None: the terminal cannot hide what is typed, and a secret's value is set by REST)."""
 
     async def later() -> list[str]:
         try:
@@ -185,6 +225,8 @@ async def converse(
             try:
                 for answer in await link.say(text):
                     write(f"{answer}\n\n")
+                if link.secret_form is not None and hidden is not None:
+                    await _give_secret(link, link.secret_form, hidden, write)
             except LinkError as exc:
                 write(f"error: {exc}\n\n")
     finally:
@@ -192,6 +234,20 @@ async def converse(
     await link.settle()
     for text in await later():
         write(f"{text}\n\n")
+
+
+async def _give_secret(
+    link: StudioLink, form: str, hidden: Callable[[str], str], write: Callable[[str], None]
+) -> None:
+    """Ask for a secret's value without echoing it, and hand it over."""
+    found = secret_form(form)
+    assert found is not None
+    value = await asyncio.to_thread(hidden, f"Value of {found[1]} (not shown; Enter to cancel): ")
+    if not value:
+        write("Nothing was saved.\n\n")
+        return
+    for answer in await link.give_secret(form, value):
+        write(f"{answer}\n\n")
 
 
 async def chat_in_terminal(link: StudioLink) -> None:
@@ -204,4 +260,10 @@ async def chat_in_terminal(link: StudioLink) -> None:
 
     if interactive:
         write("Chat Studio: talk to the Studio (/help for the commands, exit to leave).\n\n")
-    await converse(link, read=sys.stdin.readline, write=write, interactive=interactive)
+    await converse(
+        link,
+        read=sys.stdin.readline,
+        write=write,
+        interactive=interactive,
+        hidden=getpass.getpass if interactive else None,
+    )

@@ -29,6 +29,7 @@ from adapters.web import (
     participants_api,
     readiness,
     rest,
+    secrets_api,
     studio_api,
     try_api,
 )
@@ -128,4 +129,5 @@ def create_app(
     app.include_router(participants_api.router)
     app.include_router(readiness.router)
     app.include_router(flow_api.router)
+    app.include_router(secrets_api.router)
     return app

@@ -87,7 +87,7 @@ class OpenApiExecutor:
             tool_from_document,
             document,
             name=name,
-            url=url,
+            url=str(final),  # where the document was found: its host is the one called
             document_url=final,
             wanted=wanted,
             auth=auth,

@@ -159,3 +159,37 @@ async def test_a_wrong_key_is_refused_with_the_servers_message(
         assert not await page.is_visible("#text")
         assert await page.evaluate(f"localStorage.getItem({KEY_ITEM!r})") is None
         await browser.close()
+
+
+async def test_a_secret_goes_into_a_password_field_never_into_a_message(
+    chromium: str, live_service: tuple[str, str]
+) -> None:
+    import httpx
+    from playwright.async_api import async_playwright
+
+    base, key = live_service
+    value = "sk-live-C0nsoleV4lue"
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = await browser.new_page()
+        await page.goto(base + "/")
+        await page.fill("#key", key)
+        await page.press("#key", "Enter")
+        await page.wait_for_selector("#text", state="visible")
+
+        asked = await _say(page, "/secret set console-crm")
+        assert "PUT /api/v1/secrets/console-crm" in asked
+        await page.locator("#log .msg.bot button", has_text="Enter the value").click()
+        field = page.locator("#log form.secret input")
+        assert await field.get_attribute("type") == "password"
+        await field.fill(value)
+        await field.press("Enter")
+        await page.wait_for_selector("#log .msg.user.action")
+        saved = await _answer_after(page, ".msg.user.action")
+        assert "Secret console-crm saved" in saved, saved
+        assert await page.locator("#log form.secret").count() == 0  # gone once sent
+        assert value not in await page.content()
+        await browser.close()
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}) as c:
+        listed = (await c.get("/api/v1/secrets")).json()
+    assert [s["name"] for s in listed] == ["console-crm"]

@@ -1,0 +1,263 @@
+"""Team secrets by conversation and by REST: `/secret set NAME | list | remove NAME` and
+`/api/v1/secrets`. A secret is a tool's credential (`ToolSpec.auth` names it), kept encrypted by
+`runtime.secrets.SecretVault`.
+
+A value never travels through a command. `/secret set NAME` opens a request (stored, 5 minutes,
+like a token request) and says how to give the value privately on the front it was said on: the
+next message in the Studio's Telegram DM (the front deletes it and hands it over sealed), a
+Slack form, a hidden prompt in the terminal or the web console, or `PUT /api/v1/secrets/NAME`.
+The value is then checked, stored and answered with its name only; the audit trail records that
+it changed. Listing is for editors and up, setting and removing for admins and up.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from runtime.cipher import Cipher
+from runtime.messages import Address, Button, Field
+from runtime.secrets import SecretVault, name_problem, value_problem
+from storage.database import Database
+from storage.secrets import SecretRepository
+from studio.address import PULL_CHANNEL, SLACK, TELEGRAM_STUDIO
+from studio.commands import COMMANDS, NOT_YET, Command, SecretList, SecretRemove, SecretSet
+from studio.confirmations import SECRET_REQUEST, Confirmations
+from studio.errors import InvalidError, NotFoundError
+from studio.presenters import _when
+from studio.replies import SECRET_FORM_PREFIX, Answer
+from studio.roles import Caller, Role
+from studio.views import Timestamp
+
+SECRET_COMMANDS: tuple[type[Command], ...] = (SecretSet, SecretList, SecretRemove)
+_SETTING = "Setting a team secret"
+_REMOVING = "Removing a team secret"
+_SEEING = "Seeing the team's secrets"
+# A reply that is a command, not a value: the member changed their mind.
+_CANCEL_WORDS = frozenset({"cancel"} | {c.name.split()[0] for c in COMMANDS} | set(NOT_YET))
+
+
+class SecretView(BaseModel):
+    """A secret as listed (never its value): `used_by` names the bots whose tools use it."""
+
+    name: str
+    updated_at: Timestamp
+    updated_by: str
+    used_by: list[str]
+
+
+class SecretSaved(BaseModel):
+    name: str
+    created: bool  # False: it replaced the value the secret had
+    updated_at: Timestamp
+    used_by: list[str]
+
+
+class SecretRemoved(BaseModel):
+    name: str
+    used_by: list[str]  # bots whose tools are now refused until the secret is set again
+
+
+def rest_hint(name: str) -> str:
+    return f'`PUT /api/v1/secrets/{name}` with `{{"value": "..."}}` and an admin key'
+
+
+class TeamSecrets:
+    """What `/secret` and `/api/v1/secrets` do."""
+
+    def __init__(
+        self, *, db: Database, vault: SecretVault, confirmations: Confirmations, cipher: Cipher
+    ) -> None:
+        self.db = db
+        self.vault = vault
+        self.confirmations = confirmations
+        self.cipher = cipher
+
+    # -- operations (REST and chat) ---------------------------------------------------------------
+
+    async def listed(self, caller: Caller) -> list[SecretView]:
+        caller.require(Role.EDITOR, _SEEING)
+        rows = await self.vault.listed(caller.team_id)
+        users = await self._used_by(caller.team_id)
+        return [
+            SecretView(
+                name=row.name,
+                updated_at=row.updated_at,
+                updated_by=row.updated_by,
+                used_by=users.get(row.name, []),
+            )
+            for row in rows
+        ]
+
+    async def set(self, caller: Caller, name: str, value: str) -> SecretSaved:
+        caller.require(Role.ADMIN, _SETTING)
+        problem = name_problem(name) or value_problem(value)
+        if problem:
+            raise InvalidError(f"Nothing was saved: {problem}.")
+        stored = await self.vault.store(caller.team_id, name, value, actor=caller.identity)
+        return SecretSaved(
+            name=name,
+            created=stored.created,
+            updated_at=stored.updated_at,
+            used_by=(await self._used_by(caller.team_id)).get(name, []),
+        )
+
+    async def remove(self, caller: Caller, name: str) -> SecretRemoved:
+        caller.require(Role.ADMIN, _REMOVING)
+        problem = name_problem(name)
+        if problem:
+            raise InvalidError(f"Nothing was removed: {problem}.")
+        if not await self.vault.remove(caller.team_id, name, actor=caller.identity):
+            raise NotFoundError(f"There is no secret called {name} (/secret list shows them).")
+        return SecretRemoved(name=name, used_by=(await self._used_by(caller.team_id)).get(name, []))
+
+    async def _used_by(self, team_id: int) -> dict[str, list[str]]:
+        async with self.db.read() as session:
+            return await SecretRepository(session).used_by(team_id)
+
+    # -- chat ------------------------------------------------------------------------------------
+
+    async def run(self, caller: Caller, command: Command, address: Address) -> Answer:
+        if isinstance(command, SecretList):
+            return secret_list(await self.listed(caller))
+        if isinstance(command, SecretRemove):
+            return removed(await self.remove(caller, command.name_))
+        assert isinstance(command, SecretSet)
+        return await self._ask(caller, command.name_, address)
+
+    async def _ask(self, caller: Caller, name: str, address: Address) -> Answer:
+        """Open a request for the value and say how to give it privately on this front."""
+        caller.require(Role.ADMIN, _SETTING)
+        problem = name_problem(name)
+        if problem:
+            raise InvalidError(f"Nothing was saved: {problem}.")
+        front = address.channel
+        if front == TELEGRAM_STUDIO and not _direct(address):
+            raise InvalidError(
+                "I ask for a secret's value only in a direct message: say "
+                f"/secret set {name} to me there, or use {rest_hint(name)}."
+            )
+        if front not in (TELEGRAM_STUDIO, SLACK, PULL_CHANNEL):
+            return Answer(f"Set the value of *{name}* privately: {rest_hint(name)}.")
+        request = await self.confirmations.ask(
+            team_id=caller.team_id,
+            identity=caller.identity,
+            command={"type": "SecretValue", "args": {"name": name}},
+            bot=None,
+            revision=None,
+            kind=SECRET_REQUEST,
+        )
+        if front == TELEGRAM_STUDIO:
+            return Answer(
+                f"Send me the value of the secret *{name}* as your next message (within 5 "
+                "minutes). I delete that message at once, keep the value encrypted and never "
+                "show it again. /cancel to stop."
+            )
+        form = Button(
+            label="Enter the value", action=f"{SECRET_FORM_PREFIX}{request}:{name}", style="primary"
+        )
+        if front == SLACK:
+            return Answer(
+                f"The value of the secret *{name}* goes into a private form, never into a "
+                "channel (within 5 minutes).",
+                buttons=(form,),
+            )
+        return Answer(
+            f"Give me the value of the secret *{name}* privately, never in a chat: the terminal "
+            "and the web console ask for it in a hidden field (within 5 minutes); or set it "
+            f"with {rest_hint(name)}.",
+            buttons=(form,),
+        )
+
+    async def hand_over(self, caller: Caller, handed: str) -> Answer:
+        """A value a front sealed (`secret:{request}:{ciphertext}`, the prefix removed): stored
+        for the request it answers. The answer names the secret, never the value."""
+        request, _, sealed = handed.partition(":")
+        try:
+            value = self.cipher.decrypt(sealed.encode())
+        except ValueError:  # not sealed by this service: the request stays open
+            return Answer("That value could not be read; nothing was saved. Send it again.")
+        team, identity = caller.team_id, caller.identity
+        if _is_command(value):  # "/cancel", or a command: the member moved on
+            await self.confirmations.claim(
+                team_id=team, identity=identity, token=request or None, kind=SECRET_REQUEST
+            )
+            return Answer(
+                "Cancelled: no secret was saved. (Say the command again if you meant one.)"
+            )
+        problem = value_problem(value)
+        if problem:  # the request stays open for a better value
+            return Answer(
+                f"Nothing was saved: {problem}. Send the value again (within 5 minutes of asking)."
+            )
+        pending = await self.confirmations.claim(
+            team_id=team, identity=identity, token=request or None, kind=SECRET_REQUEST
+        )
+        name = str((pending.command.get("args") or {}).get("name", "")) if pending else ""
+        if not name:
+            return Answer(
+                "No secret was waiting for a value (a request lasts 5 minutes, until your next "
+                "command); nothing was saved. Say /secret set NAME first."
+            )
+        return saved(await self.set(caller, name, value))
+
+    def form_clicked(self, name: str) -> Answer:
+        """The private form's button reached the Studio itself: this front cannot take the
+        value privately."""
+        return Answer(f"This front cannot take a secret's value privately; use {rest_hint(name)}.")
+
+
+def _direct(address: Address) -> bool:
+    """A Telegram DM: the chat is the member's own (group chats have other ids)."""
+    return address.thread == address.user.partition(":")[2]
+
+
+def _is_command(value: str) -> bool:
+    if not value.startswith("/"):
+        return False
+    word = value[1:].split(None, 1)[0] if value[1:].strip() else ""
+    return word.split("@", 1)[0].lower() in _CANCEL_WORDS
+
+
+# -- presenters ----------------------------------------------------------------------------------
+
+
+def _used(bots: list[str]) -> str:
+    return f"used by {', '.join(bots)}" if bots else "no bot's tools use it"
+
+
+def secret_list(views: list[SecretView]) -> Answer:
+    if not views:
+        return Answer(
+            "The team has no secrets yet. An admin sets one with /secret set NAME (I ask for "
+            "the value privately); a tool uses it with --auth NAME."
+        )
+    return Answer(
+        "Team secrets (values are never shown):",
+        fields=tuple(
+            Field(
+                label=view.name,
+                value=f"set {_when(view.updated_at)} by {view.updated_by} · {_used(view.used_by)}",
+            )
+            for view in views
+        ),
+    )
+
+
+def saved(view: SecretSaved) -> Answer:
+    replaced = "" if view.created else " (it replaces the old value)"
+    text = f"Secret *{view.name}* saved{replaced}; its value is never shown again."
+    if view.used_by:
+        text += f" Tools of {', '.join(view.used_by)} use it from their next call."
+    else:
+        text += f" A tool uses it with `--auth {view.name}`."
+    return Answer(text)
+
+
+def removed(view: SecretRemoved) -> Answer:
+    text = f"Removed the secret *{view.name}*."
+    if view.used_by:
+        text += (
+            f" The tools of {', '.join(view.used_by)} that use it are now refused until "
+            f"/secret set {view.name} gives it a value again."
+        )
+    return Answer(text)
