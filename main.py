@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from runtime.cipher import Cipher
     from runtime.runtime import Runtime
     from runtime.secrets import SecretVault
+    from runtime.tools.gateway import ToolGateway
     from storage.database import Database
     from studio.engine import Studio
     from studio.operations import Operations
@@ -73,6 +74,8 @@ class Services:
                 await adapter.close()
         if self.runtime.knowledge is not None:
             await self.runtime.knowledge.close()
+        if self.runtime.runner.tools is not None:
+            await self.runtime.runner.tools.close()
         await self.db.dispose()
 
 
@@ -102,6 +105,15 @@ def _secret(settings: Settings) -> str:
             "STUDIO_SECRET_KEY is required with a server database: every worker needs the same key"
         )
     return load_or_create_secret(settings.data_dir / "secret.key")
+
+
+def _tools(settings: Settings, secrets: SecretVault) -> ToolGateway:
+    """The gateway every tool call goes through, with each kind of tool."""
+    from runtime.tools.gateway import ToolGateway
+    from runtime.tools.openapi import OpenApiExecutor
+
+    allow_private = settings.allow_private_urls
+    return ToolGateway([OpenApiExecutor(allow_private=allow_private)], secrets=secrets)
 
 
 async def build_services(settings: Settings) -> Services:
@@ -143,7 +155,9 @@ async def build_services(settings: Settings) -> Services:
         embedder=make_embedder(model=settings.embedding_model, api_base=settings.llm_api_base),
         allow_private_urls=settings.allow_private_urls,
     )
-    runtime = Runtime(db=db, llm=llm, channels=channels, knowledge=knowledge)
+    runtime = Runtime(
+        db=db, llm=llm, channels=channels, knowledge=knowledge, tools=_tools(settings, secrets)
+    )
     ops = Operations(db=db, runtime=runtime, settings=settings, cipher=cipher)
     studio = Studio(
         ops=ops,

@@ -104,13 +104,13 @@ class ToolGateway:
                 f"there is no tool called '{function}' (tools: {known or 'none'})"
             ), None
         tool, operation = found
-        parsed = _arguments(arguments, operation)
-        if isinstance(parsed, ToolResult):
-            return parsed, None
         if operation.changes and not operation.allowed:
             return _refused(
                 f"'{function}' changes something and this bot is not allowed to run it"
             ), None
+        parsed = _arguments(arguments, operation)
+        if isinstance(parsed, ToolResult):
+            return parsed, None
         if tool.auth is not None and team_id is None:
             return _refused(
                 f"'{function}' needs the secret '{tool.auth}', not available here"

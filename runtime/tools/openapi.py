@@ -56,8 +56,11 @@ _TEXT_TYPES = ("json", "xml", "yaml", "javascript", "x-www-form-urlencoded", "gr
 class OpenApiExecutor:
     kind: ClassVar[str] = "openapi"
 
-    def __init__(self, *, client: httpx.AsyncClient, allow_private: bool) -> None:
-        self._client = client
+    def __init__(self, *, allow_private: bool, client: httpx.AsyncClient | None = None) -> None:
+        """`client`: the caller's (it closes it); without one, the executor makes its own (no
+        proxy from the environment: a call goes to the address that was checked) and closes it."""
+        self._own = client is None
+        self._client = client or httpx.AsyncClient(trust_env=False)
         self._allow_private = allow_private
 
     async def describe(
@@ -154,7 +157,8 @@ class OpenApiExecutor:
         return ToolResult("ok", text or f"HTTP {status} (no content)", len(body), status)
 
     async def close(self) -> None:
-        """The client is the caller's: it closes it."""
+        if self._own:
+            await self._client.aclose()
 
 
 @dataclass(frozen=True, slots=True)
