@@ -7,12 +7,16 @@ test's event loop; the function-scoped fixtures hand it over reset.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
+
+if TYPE_CHECKING:
+    from tests.fakes.mcp import FakeMcp
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +62,23 @@ def telegram(fake_telegram: FakeTelegram) -> FakeTelegram:
     """The session's fake Telegram, with no calls, scripts, bots, webhooks, updates or files."""
     fake_telegram.reset()
     return fake_telegram
+
+
+@pytest.fixture(scope="session")
+def fake_mcp() -> Iterator[FakeMcp]:
+    """The session's fake MCP server (started on first use; the SDK's import, ~3 s, only then)."""
+    from tests.fakes.mcp import FakeMcp
+
+    server = FakeMcp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mcp_server(fake_mcp: FakeMcp) -> FakeMcp:
+    """The session's fake MCP server, with no requests or calls recorded and its defaults."""
+    fake_mcp.reset()
+    return fake_mcp
 
 
 @pytest.fixture(scope="session")
