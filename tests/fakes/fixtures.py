@@ -7,6 +7,7 @@ test's event loop; the function-scoped fixtures hand it over reset.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +15,9 @@ from tests.fakes.llm import FakeLLM
 from tests.fakes.openapi import FakeOpenApi
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
+
+if TYPE_CHECKING:
+    from tests.fakes.mcp import FakeMcp
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +78,23 @@ def openapi(fake_openapi: FakeOpenApi) -> FakeOpenApi:
     """The session's fake OpenAPI service, with no requests recorded and its defaults back."""
     fake_openapi.reset()
     return fake_openapi
+
+
+@pytest.fixture(scope="session")
+def fake_mcp() -> Iterator[FakeMcp]:
+    """The session's fake MCP server (started on first use; the SDK's import, ~3 s, only then)."""
+    from tests.fakes.mcp import FakeMcp
+
+    server = FakeMcp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mcp_server(fake_mcp: FakeMcp) -> FakeMcp:
+    """The session's fake MCP server, with no requests or calls recorded and its defaults."""
+    fake_mcp.reset()
+    return fake_mcp
 
 
 @pytest.fixture(scope="session")

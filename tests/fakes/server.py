@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import uvicorn
 
@@ -15,6 +15,8 @@ class ServedFake:
     """Subclasses set `name` and `app` (an ASGI app); `start()` serves it, `stop()` ends it."""
 
     name: ClassVar[str]
+    # "on" for an app that needs its lifespan run (an MCP server's session manager).
+    lifespan: ClassVar[Literal["on", "off"]] = "off"
     app: Any
     port: int = 0
     _server: uvicorn.Server | None = None
@@ -30,7 +32,7 @@ class ServedFake:
             port=0,
             log_level="warning",
             access_log=False,
-            lifespan="off",
+            lifespan=self.lifespan,
             timeout_graceful_shutdown=1,
         )
         server = uvicorn.Server(config)

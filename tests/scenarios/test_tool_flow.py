@@ -62,7 +62,7 @@ async def test_a_bot_looks_up_an_order_and_answers_end_users_with_its_status(
     (lookup,) = openapi.requests
     assert (lookup.method, lookup.path) == ("GET", "/orders/B2")
     assert lookup.headers["authorization"] == f"Bearer {SECRET}"
-    given = [m for m in llm.calls[-1].messages if m["role"] == "tool"][0]["content"]
+    given = next(m for m in llm.calls[-1].messages if m["role"] == "tool")["content"]
     assert "shipped" in given and SECRET not in json.dumps(llm.calls[-1].body)
 
     await service.call("POST", "/api/v1/bots/shop-bot/promote", json={"to": "staging"})
