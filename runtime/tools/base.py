@@ -3,13 +3,14 @@ secrets come from, and the executor each kind (OpenAPI over HTTP, MCP) implement
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
 from pydantic import JsonValue
 
-from builders.spec import ToolOperation, ToolSpec
+from builders.spec import HANDOFF_FUNCTION, ToolOperation, ToolSpec
 
 # ok: the service answered with success. error: it answered with a failure (HTTP 4xx/5xx, an
 # MCP error). timeout, unreachable (connection, DNS, protocol), too_large (over the size cap),
@@ -17,6 +18,7 @@ from builders.spec import ToolOperation, ToolSpec
 # private address, a secret that is not set).
 ToolStatus = Literal["ok", "error", "timeout", "unreachable", "too_large", "refused"]
 MAX_RESPONSE_BYTES = 1_000_000  # what one call may answer (HTTP body, MCP content)
+_NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +100,19 @@ class ToolExecutor(Protocol):
     ) -> ToolResult: ...
 
     async def close(self) -> None: ...
+
+
+def function_names(names: Iterable[str]) -> list[str]:
+    """A name the model can call (OpenAI's `^[A-Za-z0-9_-]{1,64}$`) for each of a service's
+    names, in order, each unique: other characters become `_`, a repeat gets `_2`, `_3`..."""
+    taken = {HANDOFF_FUNCTION}  # the model's own tool to hand over to a person
+    functions: list[str] = []
+    for name in names:
+        base = _NOT_IN_NAMES.sub("_", name).strip("_")[:64] or "tool"
+        function, n = base, 1
+        while function in taken:
+            n += 1
+            function = f"{base[: 64 - len(str(n)) - 1]}_{n}"
+        taken.add(function)
+        functions.append(function)
+    return functions

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import JsonValue
@@ -26,8 +25,6 @@ if TYPE_CHECKING:
 DESCRIBE_TIMEOUT_S = 15.0  # reading a server's tools, all pages included
 MAX_PAGES = 20  # of a tools/list answer
 MAX_TOOLS = 100  # one tool's operations (`ToolSpec.operations`)
-_NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_-]+")
-_RESERVED = frozenset({"handoff"})  # the model's own tool to hand over to a person
 
 
 class McpExecutor:
@@ -80,19 +77,3 @@ class McpExecutor:
             await self.ready()
         assert self._sdk is not None
         return self._sdk
-
-
-def function_names(names: Iterable[str]) -> list[str]:
-    """A name the model can call (OpenAI's `^[A-Za-z0-9_-]{1,64}$`) for each of a service's
-    names, in order, each unique: other characters become `_`, a repeat gets `_2`, `_3`..."""
-    taken = set(_RESERVED)
-    functions: list[str] = []
-    for name in names:
-        base = _NOT_IN_NAMES.sub("_", name).strip("_")[:64] or "tool"
-        function, n = base, 1
-        while function in taken:
-            n += 1
-            function = f"{base[: 64 - len(str(n)) - 1]}_{n}"
-        taken.add(function)
-        functions.append(function)
-    return functions

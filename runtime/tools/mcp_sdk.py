@@ -54,8 +54,14 @@ from pydantic import JsonValue, ValidationError
 from builders.spec import ToolOperation, ToolSpec
 from runtime.knowledge.extract import format_size
 from runtime.net import UnsafeUrlError, parse_url, public_address
-from runtime.tools.base import MAX_RESPONSE_BYTES, ToolResult, ToolSetupError, ToolStatus
-from runtime.tools.mcp import DESCRIBE_TIMEOUT_S, MAX_PAGES, MAX_TOOLS, function_names
+from runtime.tools.base import (
+    MAX_RESPONSE_BYTES,
+    ToolResult,
+    ToolSetupError,
+    ToolStatus,
+    function_names,
+)
+from runtime.tools.mcp import DESCRIBE_TIMEOUT_S, MAX_PAGES, MAX_TOOLS
 
 MAX_DESCRIPTION = 2000
 _HEADER_KEY = '"x-mcp-header"'  # an input schema's mark of an argument mirrored in a header

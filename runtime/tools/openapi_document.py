@@ -22,7 +22,7 @@ from pydantic import JsonValue, ValidationError
 
 from builders.spec import ArgumentPlace, HttpMethod, ToolOperation, ToolSpec
 from runtime.net import UnsafeUrlError, parse_url, same_service
-from runtime.tools.base import ToolSetupError
+from runtime.tools.base import ToolSetupError, function_names
 from runtime.tools.openapi_schema import MAX_SCHEMA_DESCRIPTION, Reader, Schemas, read_only
 
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
@@ -51,7 +51,6 @@ REFUSED_HEADERS = frozenset(
 )
 IGNORED_HEADERS = frozenset({"accept", "content-type"})  # OpenAPI: "SHALL be ignored"
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,100}$")  # what ToolSpec.auth_header allows too
-RESERVED_FUNCTIONS = frozenset({"handoff"})  # the model's own handoff tool
 BODY = "body"  # the argument holding the whole request body, when it is not flattened
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")  # `{name}` in a path or a server's URL
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -118,15 +117,15 @@ def tool_from_document(
     chosen = _chosen(reader, wanted)
     base = _server(reader, document.get("servers"), document_url)
     auth_header = _auth_header(reader, chosen, auth)
-    taken = set(RESERVED_FUNCTIONS)
+    functions = function_names(str(found.id) for found in chosen)
     operations = []
-    for found in chosen:
+    for found, function in zip(chosen, functions, strict=True):
         own = found.operation.get("servers") or found.item.get("servers")
         if own and _server(reader, own, document_url) != base:
             raise ToolSetupError(
                 f"'{found.id}' is served from another address than the document's first server"
             )
-        operations.append(_operation(reader, found, taken, auth_header))
+        operations.append(_operation(reader, found, function, auth_header))
     info = reader.follow(document.get("info"))
     info = info if isinstance(info, dict) else {}
     description = "\n\n".join(_texts(info, "title", "description"))[:MAX_DESCRIPTION]
@@ -328,7 +327,7 @@ def _scheme_name(scheme: Any) -> str:
 
 
 def _operation(
-    reader: Reader, found: _Found, taken: set[str], auth_header: str | None
+    reader: Reader, found: _Found, function: str, auth_header: str | None
 ) -> ToolOperation:
     operation_id = str(found.id)
     schemas = Schemas(reader, operation_id)
@@ -396,7 +395,7 @@ def _operation(
         parameters["required"] = list(dict.fromkeys(required))
     try:
         return ToolOperation(
-            function=_function_name(operation_id, taken),
+            function=function,
             id=operation_id,
             description="\n\n".join(_texts(found.operation, "summary", "description"))[
                 :MAX_DESCRIPTION
@@ -495,17 +494,6 @@ def _flattened(reader: Reader, schema: Any) -> tuple[dict[str, Any], list[str]] 
     if isinstance(names, list):
         required += [name for name in names if isinstance(name, str)]
     return (properties, required) if properties else None
-
-
-def _function_name(operation_id: str, taken: set[str]) -> str:
-    """`operation_id` as a name a model can call (^[A-Za-z0-9_-]{1,64}$), not yet `taken`."""
-    base = re.sub(r"[^A-Za-z0-9_-]", "_", operation_id)[:64]
-    name, number = base, 2
-    while name in taken:
-        suffix = f"_{number}"
-        name, number = base[: 64 - len(suffix)] + suffix, number + 1
-    taken.add(name)
-    return name
 
 
 def _texts(node: dict[str, Any], *keys: str) -> list[str]:

@@ -20,9 +20,9 @@ import pytest
 import runtime.net
 from builders.spec import BotSpec, ToolSpec
 from runtime.tools import mcp_sdk
-from runtime.tools.base import MAX_RESPONSE_BYTES, ToolSetupError
+from runtime.tools.base import MAX_RESPONSE_BYTES, ToolSetupError, function_names
 from runtime.tools.gateway import MASK, ToolGateway
-from runtime.tools.mcp import McpExecutor, function_names
+from runtime.tools.mcp import McpExecutor
 from tests.fakes.mcp import FakeMcp
 
 PUBLIC = "93.184.216.34"
