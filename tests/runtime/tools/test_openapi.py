@@ -333,7 +333,7 @@ def test_a_deep_body_is_offered_within_the_spec_limits() -> None:
         }
     }
     [operation] = tool_of(document(paths)).operations
-    assert operation.function == "deep_op_"
+    assert operation.function == "deep_op"
     assert json.dumps(operation.parameters).count('"properties"') == 3  # deeper: types only
     assert operation.changes
 
