@@ -109,11 +109,17 @@ def _secret(settings: Settings) -> str:
 
 def _tools(settings: Settings, secrets: SecretVault) -> ToolGateway:
     """The gateway every tool call goes through, with each kind of tool."""
+    from runtime.tools.base import ToolExecutor
     from runtime.tools.gateway import ToolGateway
+    from runtime.tools.mcp import McpExecutor
     from runtime.tools.openapi import OpenApiExecutor
 
     allow_private = settings.allow_private_urls
-    return ToolGateway([OpenApiExecutor(allow_private=allow_private)], secrets=secrets)
+    executors: list[ToolExecutor] = [
+        OpenApiExecutor(allow_private=allow_private),
+        McpExecutor(allow_private=allow_private),
+    ]
+    return ToolGateway(executors, secrets=secrets)
 
 
 async def build_services(settings: Settings) -> Services:

@@ -80,6 +80,10 @@ class ToolExecutor(Protocol):
 
     kind: ClassVar[str]
 
+    async def ready(self) -> None:
+        """Load what calls need (an SDK's import) now, outside any call's time limit."""
+        ...
+
     async def describe(
         self,
         *,

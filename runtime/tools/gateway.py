@@ -121,6 +121,7 @@ class ToolGateway:
         executor = self._executors.get(tool.kind)
         if executor is None:
             return _refused(f"{tool.kind} tools are not available in this service"), secret
+        await executor.ready()  # a first use's import does not count against the tool's time
         try:
             # A guard over the executor's own timeouts: nothing a service does may hang a turn.
             async with asyncio.timeout(tool.timeout_s + 1.0):

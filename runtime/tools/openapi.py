@@ -63,6 +63,9 @@ class OpenApiExecutor:
         self._client = client or httpx.AsyncClient(trust_env=False)
         self._allow_private = allow_private
 
+    async def ready(self) -> None:
+        return None  # httpx is loaded already
+
     async def describe(
         self,
         *,

@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +17,9 @@ from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.llm import FakeLLM
 from tests.fakes.openapi import FakeOpenApi
+
+if TYPE_CHECKING:
+    from tests.fakes.mcp import FakeMcp  # the SDK's import (~3 s) only with the fixture
 
 pytestmark = pytest.mark.usefixtures("litellm_imported", "no_provider_keys")
 SECRET = "crm-key-7f3a9b2c-do-not-leak"
@@ -135,3 +139,31 @@ async def test_a_private_address_is_refused_without_the_setting(
         answer = await service.reply(f"/tool shop-bot add {openapi.url}/openapi.json getOrder")
     assert "private address" in answer and answer.startswith("Nothing was changed")
     assert openapi.requests == []
+
+
+async def test_an_mcp_tool_added_by_chat_answers_through_the_same_loop(
+    service: Service, mcp_server: FakeMcp, llm: FakeLLM
+) -> None:
+    await service.call("POST", "/api/v1/bots/import", json={"name": "shop-bot", "model": MODEL})
+    added = await service.reply(f"/tool shop-bot add-mcp {mcp_server.url} get_weather create_note")
+    assert (
+        "`get_weather` (reads)" in added and "`create_note` (changes things: not allowed)" in added
+    )
+    assert "MCP at 127.0.0.1" in await service.reply("/tool shop-bot list")
+
+    llm.tool_calls(("get_weather", {"city": "Lisbon"}), ("create_note", {"text": "hi"}))
+    llm.reply("Sunny in Lisbon.")
+    tried = await service.reply("/try shop-bot weather in Lisbon?")
+    assert tried.startswith("*shop-bot* (draft): Sunny in Lisbon.")
+    assert '• `get_weather` {"city": "Lisbon"} → ok' in tried
+    assert "• `create_note`" in tried and "→ refused: 'create_note' changes something" in tried
+    assert [call.name for call in mcp_server.calls] == ["get_weather"]
+    results = [m["content"] for m in llm.calls[-1].messages if m["role"] == "tool"]
+    assert "Lisbon" in results[0] and 'status="refused"' in results[1]
+
+
+async def test_an_mcp_server_that_is_down_is_said_plainly(service: Service) -> None:
+    await service.call("POST", "/api/v1/bots/import", json={"name": "shop-bot", "model": MODEL})
+    answer = await service.reply("/tool shop-bot add-mcp http://127.0.0.1:9/mcp")
+    assert answer.startswith("Nothing was changed: http://127.0.0.1:9/mcp could not be reached")
+    assert "Tools" not in await service.reply("/show shop-bot")

@@ -67,6 +67,9 @@ class TableTools:
     echo_secret: bool = False
     delay_s: float = 0.0
 
+    async def ready(self) -> None:
+        return None
+
     async def describe(
         self, *, name: str, url: str, wanted: Sequence[str], auth: str | None, secret: str | None
     ) -> ToolSpec:
