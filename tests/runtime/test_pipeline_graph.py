@@ -78,9 +78,6 @@ def test_a_loop_with_a_way_out_is_accepted() -> None:
 
 
 def test_not_yet_available_kinds_are_refused() -> None:
-    assert refusal(step("call", "http_tool")) == (
-        "step 'call': http_tool steps are not available yet (issue: Actions)"
-    )
     assert refusal(step("human", "handoff")) == (
         "step 'human': handoff steps are not available yet (issue: Actions)"
     )

@@ -92,7 +92,7 @@ async def test_patch_refuses_bad_values_and_models_without_keys(service: Service
         ({"history": -1}, "history"),
         ({"name": "other"}, "renamed"),
         ({"model": "gpt-4o-mini"}, "OPENAI_API_KEY"),
-        ({"pipeline": [{"id": "r", "kind": "http_tool"}]}, "not available yet"),
+        ({"pipeline": [{"id": "r", "kind": "tool"}]}, "step 'r': tool: is required"),
     ]:
         response = await service.client.patch(
             "/api/v1/bots/faq-bot", json=body, headers=service.auth()

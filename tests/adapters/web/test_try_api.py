@@ -23,6 +23,7 @@ async def test_rest_try_continues_the_studios_sandbox_conversation(
             "reply": "Five days.",
             "model_error": None,
             "new_conversation": True,
+            "tool_calls": [],
         }
         llm.reply("By card too.")
         assert "By card too." in await service.reply("/try faq-bot And by card?")
