@@ -115,6 +115,7 @@ async def build_services(settings: Settings) -> Services:
     from runtime.runtime import Runtime
     from runtime.turn.budget import BudgetStep
     from runtime.turn.guardrails import GuardrailStep
+    from runtime.turn.handoff import relay_to_people
     from storage.database import Database
     from storage.migrate import migrate
     from studio.address import STUDIO_DEPLOYMENT
@@ -151,6 +152,7 @@ async def build_services(settings: Settings) -> Services:
     runtime.register_builtin(STUDIO_DEPLOYMENT, studio)
     runtime.runner.add_steps(
         GuardrailStep(),
+        relay_to_people,  # a conversation people of the team have: relayed, not answered
         BudgetStep(db=db, notifier=StudioBudgetNotifier(db=db, tell=studio.tell_leaders)),
     )
     from adapters.telegram.bots import TelegramBots
@@ -193,6 +195,7 @@ async def build_services(settings: Settings) -> Services:
             cipher=cipher,
         )
         channels.register(slack.channel)
+        runtime.handoffs.add_rooms(slack.rooms)
     return Services(
         settings=settings,
         db=db,
@@ -228,6 +231,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
                 f"{settings.data_dir / 'local.key'}):\n  {created.key}\nOpen {where} and enter it.",
                 flush=True,
             )
+        await services.runtime.handoffs.load()  # before any turn asks whether it is handed over
         await services.runtime.recover()  # queues the backlog: answered in the background
         await services.studio.tests.fail_unfinished()
         sweeping = asyncio.create_task(_collect_orphans(services))
@@ -241,6 +245,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
                 also=(services.mailbox.expire, confirmations.expire, studio_threads.expire)
             )
         )
+        handoff_timeouts = asyncio.create_task(services.runtime.handoffs.watch())
         freeze_long_lived(after="start")
         app.state.services = WebServices(
             settings=settings,
@@ -260,6 +265,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             yield
         finally:
             housekeeping.cancel()
+            handoff_timeouts.cancel()
             sweeping.cancel()
             services.warming.cancel()
             await services.close()

@@ -55,6 +55,7 @@ from studio.commands import (
     NewBot,
     NotYet,
     Promote,
+    Resume,
     Rollback,
     Route,
     SetField,
@@ -74,6 +75,7 @@ from studio.errors import InvalidError, NotAvailableError, OperationError
 from studio.flow import Flows
 from studio.grammar import GrammarError, not_understood, parse
 from studio.guard import GUARD_COMMANDS, GuardFeature
+from studio.handoff import HANDOFF_COMMANDS, RESUME_HERE, HandoffFeature
 from studio.knowledge import KnowledgeOperations
 from studio.members import Members
 from studio.operations import Expected, Operations
@@ -142,6 +144,7 @@ class Studio:
         self.tests = BotTests(db=db, ops=ops, runner=runtime.runner, judge_model=judge_model)
         self.participants = Participants(ops)
         self.guard = GuardFeature(ops=ops)
+        self.handoff = HandoffFeature(ops=ops, desk=runtime.handoffs)
         self.flows = Flows(ops)
         self._jobs: set[asyncio.Task[None]] = set()
         # The Studio's Telegram bot's t.me/newbot link for a bot, when Telegram lets it manage
@@ -191,6 +194,7 @@ class Studio:
             Route: self.flows.route,
         }
         self._handlers.update({kind: self._guard for kind in GUARD_COMMANDS})
+        self._handlers.update({kind: self._handoff for kind in HANDOFF_COMMANDS})
 
     # -- the runtime's entry point -----------------------------------------------------------
 
@@ -465,6 +469,11 @@ class Studio:
             text += (
                 f"\n\nThe model failed: {output.error}. End users would get the fallback "
                 "message above; /stats counts such errors."
+            )
+        elif output.handed_over:
+            text += (
+                f"\n\nHanded over to {output.handed_over} (not in /try: nobody was asked). End "
+                "users would wait for a person of the team there."
             )
         elif _only_falls_back(tried.spec, output.reply):
             name = tried.bot
@@ -965,6 +974,13 @@ class Studio:
         """`/guard` and `/budget` (`studio.guard`)."""
         bot = turn.bot(getattr(command, "bot", None))
         return [await self.guard.run(turn.caller, bot, command)]
+
+    async def _handoff(self, turn: Turn, command: Command) -> list[Answer]:
+        """`/handoff` (`studio.handoff`); `/resume` here was said outside a handoff's thread."""
+        if isinstance(command, Resume):
+            return [Answer(RESUME_HERE)]
+        bot = turn.bot(getattr(command, "bot", None))
+        return [await self.handoff.run(turn.caller, bot, command, turn.message.address)]
 
     async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, NotYet)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from runtime.nodes.bot import BotNode
 from runtime.nodes.extract import ExtractNode
+from runtime.nodes.handoff import HandoffNode
 from runtime.nodes.llm import LlmNode
 from runtime.nodes.retrieve import RetrieveNode
 from runtime.nodes.router import RouterNode
@@ -18,6 +19,7 @@ NODE_KINDS: dict[str, NodeFactory] = {
     TemplateNode.kind: TemplateNode.from_definition,
     ExtractNode.kind: ExtractNode.from_definition,
     BotNode.kind: BotNode.from_definition,
+    HandoffNode.kind: HandoffNode.from_definition,
 }
 # Kinds a spec may name that are not built yet, and the issue that builds them.
-NOT_YET = {"http_tool": "Actions", "handoff": "Actions"}
+NOT_YET = {"http_tool": "Actions"}
