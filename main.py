@@ -180,6 +180,7 @@ async def build_services(settings: Settings) -> Services:
         )
         channels.register(telegram_studio)
         studio.telegram_bot_link = telegram_studio.new_bot_link
+        runtime.handoffs.add_rooms(telegram_studio.rooms)
     slack = None
     if settings.slack_enabled:
         from adapters.slack.app import SlackAdapter

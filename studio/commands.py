@@ -233,11 +233,12 @@ class FlowAsk(Command):
 class Route(Command):
     name: ClassVar[str] = "route"
     usage: ClassVar[str] = (
-        '/route BOT "KEYWORD" | /REGEX/ | intent "DESCRIPTION" to STEP|BOT [in ROUTER]'
+        '/route BOT "KEYWORD" | /REGEX/ | intent "DESCRIPTION" to STEP|BOT|human [in ROUTER]'
     )
     summary: ClassVar[str] = (
-        "send messages with KEYWORD, matching REGEX or of that intent to a step or another "
-        "bot of the team (adds a router first if there is none)"
+        "send messages with KEYWORD, matching REGEX or of that intent to a step, another "
+        "bot of the team, or (human) people of the team through a handoff step (adds a router "
+        "first if there is none)"
     )
     bot: BotName | None = None
     match: RouteMatch = "keyword"
