@@ -273,7 +273,9 @@ class SlackAdapter:
             user=f"slack:{event['user']}",
             thread=slack_thread(channel, reply_in),
         )
-        if await self.runtime.feed(_incoming(address, plain(event.get("text") or ""), event)):
+        fed = await self.runtime.feed(_incoming(address, plain(event.get("text") or ""), event))
+        # No "thinking…" while people of the team have the conversation: the bot says nothing.
+        if fed and not self.runtime.handoffs.is_open(deployment, address.conversation):
             self.channel.expect_answer(address)
 
     # -- slash commands and buttons ------------------------------------------------------------

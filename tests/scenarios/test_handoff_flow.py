@@ -5,6 +5,7 @@ answers reaching the web page, the bot silent until `/resume`; stats count it.""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from adapters.telegram.pacing import ChatPacer
 from runtime.handoff_desk import NOBODY_CAME as NOBODY
 from storage import handoffs as handoff_store
-from tests.adapters.slack.test_slack_flow import post, slack_settings
+from tests.adapters.slack.test_slack_flow import dm, post, responded, slack_settings
 from tests.adapters.telegram.test_telegram_studio import (
     ALICE,
     BUILDER,
@@ -27,7 +28,7 @@ from tests.adapters.telegram.test_telegram_studio import post as post_telegram_s
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.slack import Call, FakeSlack
-from tests.fakes.slack_payloads import event_body, message_event
+from tests.fakes.slack_payloads import FORM, event_body, message_event, new_ts, slash_body
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram_payloads import message_update, secret_headers, token
 
@@ -59,7 +60,9 @@ async def service(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[Service]:
 async def eventually(check: Callable[[], Any], what: str) -> Any:
     """`check()` once it is truthy (polling the service's background work)."""
     for _ in range(250):
-        found = await check() if asyncio.iscoroutinefunction(check) else check()
+        found = check()
+        if inspect.isawaitable(found):
+            found = await found
         if found:
             return found
         await asyncio.sleep(0.02)
@@ -424,3 +427,63 @@ async def test_a_route_to_a_human_is_built_by_conversation(
     assert "step 'human': a handoff step needs somewhere to hand over" in kept
     assert "#support (Slack)" in await service.reply("/show faq-bot")  # nothing changed
     assert not slack.calls_to("chat.postMessage")  # /try asked nobody
+
+
+async def test_a_slack_end_user_and_the_team_in_another_channel(
+    service: Service, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Built, promoted and deployed from Slack; the end user in #general, the team in #support.
+    The team's answer reaches the end user's thread under the bot's name, and while people have
+    the conversation no "thinking…" appears for the bot."""
+    monkeypatch.setattr("adapters.slack.channel.THINKING_AFTER_S", 0.01)
+    slack.add_channel("C0003", "general", member=True)
+    for said in (
+        "newbot desk-bot",
+        "handoff desk-bot to #support",
+        'route desk-bot "human" to human',
+        "promote desk-bot",
+        "promote desk-bot production",
+        "yes",
+    ):
+        await dm(service, slack, said)
+    deploy = slash_body("/deploy", "desk-bot slack C0003", response_url=slack.response_url("d"))
+    assert (await post(service, deploy, content_type=FORM)).status_code == 200
+    assert "live on slack" in (await responded(slack, "d"))["text"]
+
+    ts = new_ts()
+    asked = message_event(
+        "A human, please", user="U0002", channel="C0003", channel_type="channel", ts=ts
+    )
+    assert (await post(service, event_body(asked))).status_code == 200
+
+    def in_user_thread() -> list[Call]:
+        sent = ("chat.postMessage", "chat.update")
+        return [c for c in slack.calls if c.method in sent and c.body["channel"] == "C0003"]
+
+    await eventually(
+        lambda: [c for c in in_user_thread() if c.body["text"] == ASKED], "the bot's word"
+    )
+    thread = await eventually(lambda: the_open_thread(service), "the handoff")
+    before = len(in_user_thread())  # the word, and the "thinking…" it replaced, if shown
+    answer = message_event(
+        "On it!", user="U0009", channel="C0001", channel_type="channel", thread_ts=thread
+    )
+    assert (await post(service, event_body(answer))).status_code == 200
+    (answered,) = await eventually(lambda: in_user_thread()[before:], "the team's answer")
+    assert answered.method == "chat.postMessage" and answered.body["thread_ts"] == ts
+    assert answered.body == {**answered.body, "text": "On it!", "username": "desk-bot"}
+
+    again = message_event(
+        "Thanks", user="U0002", channel="C0003", channel_type="channel", thread_ts=ts
+    )
+    assert (await post(service, event_body(again))).status_code == 200
+    relayed = await eventually(lambda: thread_posts(slack, thread), "the relay")
+    assert relayed[0].body["text"] == "slack:U0002: Thanks"
+    await asyncio.sleep(0.1)  # long enough for a "thinking…" to show, were there one
+    assert len(in_user_thread()) == before + 1
+
+
+async def the_open_thread(service: Service) -> str | None:
+    async with service.app.state.core.db.read_conn() as conn:
+        found = await handoff_store.open_handoffs(conn)
+    return found[0].thread if found else None
