@@ -136,6 +136,7 @@ async def build_services(settings: Settings) -> Services:
     from runtime.secrets import SecretVault
     from runtime.turn.budget import BudgetStep
     from runtime.turn.guardrails import GuardrailStep
+    from runtime.turn.handoff import relay_to_people
     from storage.database import Database
     from storage.migrate import migrate
     from studio.address import STUDIO_DEPLOYMENT
@@ -176,6 +177,7 @@ async def build_services(settings: Settings) -> Services:
     runtime.register_builtin(STUDIO_DEPLOYMENT, studio)
     runtime.runner.add_steps(
         GuardrailStep(),
+        relay_to_people,  # a conversation people of the team have: relayed, not answered
         BudgetStep(db=db, notifier=StudioBudgetNotifier(db=db, tell=studio.tell_leaders)),
     )
     from adapters.telegram.bots import TelegramBots
@@ -203,6 +205,7 @@ async def build_services(settings: Settings) -> Services:
         )
         channels.register(telegram_studio)
         studio.telegram_bot_link = telegram_studio.new_bot_link
+        runtime.handoffs.add_rooms(telegram_studio.rooms)
     slack = None
     if settings.slack_enabled:
         from adapters.slack.app import SlackAdapter
@@ -218,6 +221,7 @@ async def build_services(settings: Settings) -> Services:
             cipher=cipher,
         )
         channels.register(slack.channel)
+        runtime.handoffs.add_rooms(slack.rooms)
     return Services(
         settings=settings,
         db=db,
@@ -254,6 +258,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
                 f"{settings.data_dir / 'local.key'}):\n  {created.key}\nOpen {where} and enter it.",
                 flush=True,
             )
+        await services.runtime.handoffs.load()  # before any turn asks whether it is handed over
         await services.runtime.recover()  # queues the backlog: answered in the background
         await services.studio.tests.fail_unfinished()
         sweeping = asyncio.create_task(_collect_orphans(services))
@@ -267,6 +272,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
                 also=(services.mailbox.expire, confirmations.expire, studio_threads.expire)
             )
         )
+        handoff_timeouts = asyncio.create_task(services.runtime.handoffs.watch())
         freeze_long_lived(after="start")
         app.state.services = WebServices(
             settings=settings,
@@ -286,6 +292,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             yield
         finally:
             housekeeping.cancel()
+            handoff_timeouts.cancel()
             sweeping.cancel()
             services.warming.cancel()
             await services.close()

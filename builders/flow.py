@@ -25,7 +25,8 @@ from pydantic import JsonValue, ValidationError
 from builders.spec import MAX_NODES, BotSpec, PipelineNode
 from builders.validation import human_problems
 
-ANSWERING = frozenset({"llm", "template", "bot"})  # the kinds whose step answers
+ANSWERING = frozenset({"llm", "template", "bot", "handoff"})  # the kinds whose step answers
+PEOPLE_STEP = "human"  # the handoff step `/route … to human` adds
 END = "end"  # `link STEP end`: STEP goes on to nothing (it answers last)
 _FORMATS = {"email": "email", "phone": "phone"}  # fields the offline model extracts by format
 _FIELD_WORDS = {"email": "email address", "phone": "phone number"}
@@ -514,15 +515,24 @@ def add_route(
     *,
     ask_bot: str | None = None,
     router: str | None = None,
+    people: bool = False,
 ) -> FlowEdit:
     """Send the messages `match` matches (`{"keyword": ...}`, `{"regex": ...}`, `{"intent": ...}`
     or `{"participant": KEY, "is"|"equals": ...}`) to step `to`, or to a `bot` step asking
     `ask_bot` (created unless one asks that bot already). The router is `router`, else the first
     one on the main line that routes by the message's text, else a new one put at the start (its
     default: the old first step). A step that answers and went on to another leaves that line:
-    it then answers only what is routed to it."""
+    it then answers only what is routed to it. `people`: to the flow's handoff step (one is
+    added, `human`, when it has none), which hands the conversation to people of the team."""
     steps = spec.steps()
     said: list[str] = []
+    if people:
+        handing = next((s for s in steps if s.kind == "handoff"), None)
+        if handing is None:
+            handing = _step("handoff", _unique(PEOPLE_STEP, (s.id for s in steps)), {})
+            steps.append(handing)
+            said.append(f"Added handoff step `{handing.id}` (it hands the conversation over).")
+        to = handing.id
     if ask_bot == spec.name:
         raise FlowError(f"{spec.name} cannot route messages to itself")
     if ask_bot is not None:

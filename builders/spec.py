@@ -291,6 +291,36 @@ def _no_budget(budget: Budget) -> bool:
     return budget.monthly_usd is None and budget.per_user_per_minute is None
 
 
+MAX_HANDOFF_MINUTES = 7 * 24 * 60
+SLACK_ROOM = re.compile(r"^[CG][A-Z0-9]{2,20}$")  # a public or private Slack channel's id
+TELEGRAM_ROOM = re.compile(r"^-[0-9]{1,20}$")  # a Telegram group's or supergroup's chat id
+
+
+class Handoff(_Model):
+    """Where the bot hands a conversation to people of the team (`runtime.handoff`): a Slack
+    channel (`channel: slack`, `target` its id) or a Telegram group the Studio's bot is in
+    (`channel: telegram`, `target` its chat id); `name` is how it is shown (#support). A
+    handoff without a human message for `timeout_minutes` ends by itself. `tool`: the model may
+    hand over itself (it is offered a `handoff` function)."""
+
+    channel: Literal["slack", "telegram"]
+    target: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    timeout_minutes: Annotated[int, Field(ge=1, le=MAX_HANDOFF_MINUTES)] = 60
+    tool: bool = True
+
+    @model_validator(mode="after")
+    def _target_fits_channel(self) -> Handoff:
+        pattern, what = (
+            (SLACK_ROOM, "a Slack channel id (C…)")
+            if self.channel == "slack"
+            else (TELEGRAM_ROOM, "a Telegram group's chat id (-…)")
+        )
+        if not pattern.fullmatch(self.target):
+            raise ValueError(f"target '{self.target[:40]}' is not {what}")
+        return self
+
+
 class BotSpec(_Model):
     """Everything that defines a bot. Frozen: edits return a new spec."""
 
@@ -313,6 +343,8 @@ class BotSpec(_Model):
     schedules: Annotated[list[Schedule], Field(max_length=50)] = Field(default_factory=list)
     guardrails: Guardrails = Field(default_factory=Guardrails)
     budget: Budget = Field(default_factory=Budget, exclude_if=_no_budget)
+    # Last, and left out when unset: specs without it keep their content hash.
+    handoff: Handoff | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @field_validator("name")
     @classmethod

@@ -12,6 +12,7 @@ from runtime.participant import ParticipantMemory, uses_memory
 from storage.conversations import TurnRecord
 
 if TYPE_CHECKING:
+    from runtime.handoff import Handover
     from runtime.knowledge.gateway import KnowledgeGateway
     from runtime.tools.base import ToolCallRecord
     from runtime.tools.gateway import ToolGateway
@@ -36,7 +37,9 @@ class TurnContext:
     `text` is what the pipeline reads (a guardrail may mask it); `stored_text`, when set, is what
     the transcript keeps instead of the words as said. `participant` is the end user's memory
     (`user` names them); `ask_bot` reaches the team's other bots (None: not from here).
-    `tools` calls the bot's tools (None: no tools here); each call is added to `tool_calls`."""
+    `tools` calls the bot's tools (None: no tools here); each call is added to `tool_calls`.
+    `handover` hands the live conversation to the team (None: not from here); `handed_over`
+    names where a step handed it (`runtime.handoff`)."""
 
     spec: BotSpec
     text: str
@@ -59,6 +62,8 @@ class TurnContext:
     version: int | None = None
     tools: ToolGateway | None = None
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    handover: Handover | None = None
+    handed_over: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +133,9 @@ class CompileError(ValueError):
 class TurnOutput:
     """A turn's answer. `step` is the step whose reply ended the turn (None: the fallback, or a
     turn step such as a guardrail answered: `blocked` names it); `path` the steps run, in order;
-    `tool_calls` the tools called, in order."""
+    `tool_calls` the tools called, in order. `handed_over`: the turn handed the conversation to
+    the team's room of that name; `silent`: a person of the team has the conversation, so the
+    bot said nothing (only the user's message is kept)."""
 
     reply: str
     usage: Usage
@@ -137,6 +144,8 @@ class TurnOutput:
     path: tuple[str, ...] = ()
     blocked: str | None = None
     tool_calls: tuple[ToolCallRecord, ...] = ()
+    handed_over: str | None = None
+    silent: bool = False
 
 
 MAX_TURN_STEPS = 32  # steps run in one turn, loops included
@@ -149,8 +158,11 @@ def turn_records(
     answered (`blocked: NAME`): neither is history for the next turn. The answer keeps the
     turn's tool calls (time, outcome, size) as its parts."""
     error = output.error or (f"blocked: {output.blocked}" if output.blocked else None)
+    said = TurnRecord(role="user", text=text, version=version, error=error)
+    if output.silent:
+        return [said]
     return [
-        TurnRecord(role="user", text=text, version=version, error=error),
+        said,
         TurnRecord(
             role="assistant",
             text=output.reply,
@@ -222,6 +234,7 @@ class CompiledBot:
             step=answered if replies else None,
             path=tuple(path),
             tool_calls=tuple(ctx.tool_calls),
+            handed_over=ctx.handed_over,
         )
 
 
@@ -238,7 +251,7 @@ def compile_spec(spec: BotSpec) -> CompiledBot:
     Each kind checks its own params; then the graph rules: unique ids, every reference names a
     step, every step reachable from the first, no dead end (a step with no way on answers), no
     loop without a way out, at most `MAX_NODES` steps."""
-    from runtime.nodes import NODE_KINDS, NOT_YET
+    from runtime.nodes import NODE_KINDS
 
     definitions = spec.steps()
     if len(definitions) > MAX_NODES:
@@ -247,14 +260,7 @@ def compile_spec(spec: BotSpec) -> CompiledBot:
     for definition in definitions:
         if definition.id in nodes:
             raise CompileError(f"step '{definition.id}': two steps have this id")
-        factory = NODE_KINDS.get(definition.kind)
-        if factory is None:
-            issue = NOT_YET.get(definition.kind, "Pipelines")
-            raise CompileError(
-                f"step '{definition.id}': {definition.kind} steps are not available yet "
-                f"(issue: {issue})"
-            )
-        nodes[definition.id] = factory(definition, spec)
+        nodes[definition.id] = NODE_KINDS[definition.kind](definition, spec)
     entry = definitions[0].id
     _check_graph(nodes, entry)
     memory = uses_memory(spec.prompt) or any(node.uses_memory for node in nodes.values())

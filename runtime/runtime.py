@@ -26,6 +26,7 @@ from builders.spec import BotSpec
 from runtime.backlog import Backlog, Job
 from runtime.channel import ChannelRegistry, SendError, UnknownChannelError
 from runtime.conversation_cache import ConversationCache, ConversationState
+from runtime.handoff_desk import HANDOFF_DESK, HandoffDesk
 from runtime.llm import ChatMessage, LlmGateway
 from runtime.locks import ConversationLocks, LocalConversationLocks
 from runtime.messages import Address, IncomingMessage, OutgoingMessage, Reply
@@ -138,6 +139,11 @@ class Runtime:
         self.writes = WriteBatcher(db)
         self._tasks: set[asyncio.Task[Reply | None]] = set()
         self.backlog = Backlog(concurrency=recovery_concurrency)
+        # Conversations handed to people of the team: their rooms' messages come in as the
+        # built-in deployment `handoff`, and the desk is the channel that posts in the rooms.
+        self.handoffs = HandoffDesk(self)
+        self.register_builtin(HANDOFF_DESK, self.handoffs)
+        channels.register(self.handoffs)
 
     # -- wiring and caches ------------------------------------------------------------------
 
@@ -393,6 +399,7 @@ class Runtime:
             user=address.user,
             channel=address.channel,
             version=live.number,
+            handover=self.handoffs.bind(target, address),
         )
         assert session.reply is not None
         return session.reply
@@ -468,7 +475,9 @@ class Runtime:
         )
 
     async def reset(self, address: Address) -> None:
-        """End the conversation at this address; the next message starts a new one."""
+        """End the conversation at this address (and its handoff); the next message starts a
+        new one. The caller holds the conversation's lock."""
+        await self.handoffs.started_over(address)
         key = (address.deployment_id, address.conversation)
         state = await self.conversations.load(key, 0)
         self.conversations.forget(key)
@@ -566,7 +575,7 @@ class _LiveSession:
             memory = (address.channel, address.user, dict(ctx.participant.written))
         self.reply = await runtime._finish(
             self.inbox_id,
-            [reply],
+            [] if output.silent else [reply],
             error=output.error,
             version=self.version,
             rows=TurnRows(target.bot_id, state.id, new, records, memory),
@@ -575,6 +584,6 @@ class _LiveSession:
             runtime.participants.forget(target.bot_id, address.user)
         if self.reply.conversation_id is not None:
             state.id = self.reply.conversation_id
-            if not output.error and not output.blocked:
+            if not output.error and not output.blocked and not output.silent:
                 turn = [ChatMessage("user", text), ChatMessage("assistant", output.reply)]
                 runtime.conversations.record(self._key, state, turn)

@@ -17,6 +17,7 @@ from storage.tables import Conversation, Message, utcnow
 _conv = Conversation.__table__  # type: ignore[attr-defined]
 _msg = Message.__table__  # type: ignore[attr-defined]
 _ADD_MESSAGES = insert(_msg)  # built once: the hot path runs it every turn
+_ASSISTANT = {"human": "assistant"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,8 @@ class NewConversation:
 
 @dataclass(frozen=True, slots=True)
 class TurnRecord:
-    """One stored message; `role` is `user` or `assistant`."""
+    """One stored message; `role` is `user`, `assistant`, or `human` (a person of the team
+    answering during a handoff)."""
 
     role: str
     text: str
@@ -83,7 +85,8 @@ async def history(conn: AsyncConnection, conversation_id: int, turns: int) -> li
         .limit(turns * 2)
     )
     rows = (await conn.execute(query)).all()
-    return [(role, text) for role, text in reversed(rows)]
+    # The team's answers during a handoff (`human`) are the bot's side of the conversation.
+    return [(_ASSISTANT.get(role, role), text) for role, text in reversed(rows)]
 
 
 def start_conversation(conn: Connection, new: NewConversation) -> int:

@@ -307,3 +307,40 @@ class TeamSecret(SQLModel, table=True):
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     updated_by: str = Field(max_length=200)
+
+
+class HandoffRecord(SQLModel, table=True):
+    """A conversation handed to people of the team (`runtime.handoff`): where the end user is
+    (`address`, the runtime's `Address` as JSON) and the room the team answers in (a Slack
+    channel's thread, a Telegram group's replies). Open while `closed_at` is unset; `expires_at`
+    moves on with each human answer."""
+
+    __tablename__ = "handoff"
+    __table_args__ = (Index("ix_handoff_open", "closed_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE", index=True)
+    deployment_id: str = Field(max_length=40)
+    conversation_key: str = Field(max_length=200)
+    address: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    room_kind: str = Field(max_length=16)
+    room: str = Field(max_length=40)
+    room_name: str = Field(max_length=200)
+    thread: str = Field(max_length=40)
+    reason: str = Field(max_length=500)
+    timeout_minutes: int
+    opened_at: datetime = _ts()
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    first_answer_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    closed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    closed_by: str | None = Field(default=None, max_length=200)
+
+
+class HandoffPost(SQLModel, table=True):
+    """A message posted in a handoff's room (the first post, and on Telegram each relayed one):
+    a reply to it belongs to that handoff."""
+
+    __tablename__ = "handoff_post"
+    room_kind: str = Field(primary_key=True, max_length=16)
+    room: str = Field(primary_key=True, max_length=40)
+    message_id: str = Field(primary_key=True, max_length=40)
+    handoff_id: int = Field(foreign_key="handoff.id", ondelete="CASCADE", index=True)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from builders.spec import (
+    MAX_HANDOFF_MINUTES,
     MAX_MONTHLY_USD,
     MAX_PER_MINUTE,
     MAX_TERM_CHARS,
@@ -234,11 +235,12 @@ class FlowAsk(Command):
 class Route(Command):
     name: ClassVar[str] = "route"
     usage: ClassVar[str] = (
-        '/route BOT "KEYWORD" | /REGEX/ | intent "DESCRIPTION" to STEP|BOT [in ROUTER]'
+        '/route BOT "KEYWORD" | /REGEX/ | intent "DESCRIPTION" to STEP|BOT|human [in ROUTER]'
     )
     summary: ClassVar[str] = (
-        "send messages with KEYWORD, matching REGEX or of that intent to a step or another "
-        "bot of the team (adds a router first if there is none)"
+        "send messages with KEYWORD, matching REGEX or of that intent to a step, another "
+        "bot of the team, or (human) people of the team through a handoff step (adds a router "
+        "first if there is none)"
     )
     bot: BotName | None = None
     match: RouteMatch = "keyword"
@@ -545,6 +547,52 @@ class SecretRemove(Command):
     name_: SecretName = Field(alias="name")
 
 
+class HandoffShow(Command):
+    name: ClassVar[str] = "handoff"
+    usage: ClassVar[str] = "/handoff BOT"
+    summary: ClassVar[str] = "where the draft hands conversations to people of the team"
+    bot: BotName | None = None
+
+
+class HandoffSet(Command):
+    name: ClassVar[str] = "handoff set"
+    usage: ClassVar[str] = (
+        "/handoff BOT to #CHANNEL|here [timeout MINUTES] [tool on|off] | timeout MINUTES | "
+        "tool on|off | off"
+    )
+    summary: ClassVar[str] = (
+        "where the draft hands a conversation to people of the team: a Slack channel the app is "
+        "in, or (here, said in it) a Telegram group with the Studio's bot; they answer in a "
+        "thread there and say /resume to give it back. timeout: minutes without their answer "
+        "before it goes back by itself (default 60); tool: the model may hand over by itself "
+        "(default on); off: no handoff"
+    )
+    bot: BotName | None = None
+    target: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    timeout_minutes: Annotated[int, Field(ge=1, le=MAX_HANDOFF_MINUTES)] | None = None
+    by_model: bool | None = None  # `tool on|off` (a command's `tool` says whether it is one)
+    off: bool = False
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> HandoffSet:
+        changes = self.model_dump(exclude={"bot", "off"}, exclude_none=True)
+        if bool(changes) == self.off:
+            raise ValueError("say where (to #CHANNEL), a timeout, tool on|off, or off alone")
+        return self
+
+
+class Resume(Command):
+    """`/resume` said to the Studio: it belongs in a handoff's thread (the adapters route it)."""
+
+    name: ClassVar[str] = "resume"
+    usage: ClassVar[str] = "/resume [MESSAGE]"
+    summary: ClassVar[str] = (
+        "said in a handed-over conversation's thread (Slack) or as a reply to its message "
+        "(Telegram group): the bot answers again; MESSAGE goes to the person first"
+    )
+    tool: ClassVar[bool] = False
+
+
 class Help(Command):
     name: ClassVar[str] = "help"
     usage: ClassVar[str] = "/help [COMMAND]"
@@ -609,6 +657,9 @@ COMMANDS: tuple[type[Command], ...] = (
     GuardSet,
     BudgetShow,
     BudgetSet,
+    HandoffShow,
+    HandoffSet,
+    Resume,
     Diff,
     History,
     MemoryShow,

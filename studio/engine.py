@@ -56,6 +56,7 @@ from studio.commands import (
     NewBot,
     NotYet,
     Promote,
+    Resume,
     Rollback,
     Route,
     SetField,
@@ -79,6 +80,7 @@ from studio.errors import InvalidError, NotAvailableError, OperationError
 from studio.flow import Flows
 from studio.grammar import GrammarError, not_understood, parse
 from studio.guard import GUARD_COMMANDS, GuardFeature
+from studio.handoff import HANDOFF_COMMANDS, RESUME_HERE, HandoffFeature
 from studio.knowledge import KnowledgeOperations
 from studio.members import Members
 from studio.operations import Expected, Operations
@@ -152,6 +154,7 @@ class Studio:
         self.tests = BotTests(db=db, ops=ops, runner=runtime.runner, judge_model=judge_model)
         self.participants = Participants(ops)
         self.guard = GuardFeature(ops=ops)
+        self.handoff = HandoffFeature(ops=ops, desk=runtime.handoffs)
         self.flows = Flows(ops)
         self.tools = Tools(ops, runtime.runner.tools)
         # The same vault the tool gateway reveals from, so a write here reaches its cache at once.
@@ -214,6 +217,7 @@ class Studio:
         }
         self._handlers.update({kind: self._guard for kind in GUARD_COMMANDS})
         self._handlers.update({kind: self._secret for kind in SECRET_COMMANDS})
+        self._handlers.update({kind: self._handoff for kind in HANDOFF_COMMANDS})
 
     # -- the runtime's entry point -----------------------------------------------------------
 
@@ -496,6 +500,11 @@ class Studio:
             text += (
                 f"\n\n{failed}: {output.error}. End users would get the fallback "
                 "message above; /stats counts such errors."
+            )
+        elif output.handed_over:
+            text += (
+                f"\n\nHanded over to {output.handed_over} (not in /try: nobody was asked). End "
+                "users would wait for a person of the team there."
             )
         elif _only_falls_back(tried.spec, output.reply):
             name = tried.bot
@@ -1000,6 +1009,13 @@ class Studio:
     async def _secret(self, turn: Turn, command: Command) -> list[Answer]:
         """`/secret` (`studio.team_secrets`)."""
         return [await self.secrets.run(turn.caller, command, turn.message.address)]
+
+    async def _handoff(self, turn: Turn, command: Command) -> list[Answer]:
+        """`/handoff` (`studio.handoff`); `/resume` here was said outside a handoff's thread."""
+        if isinstance(command, Resume):
+            return [Answer(RESUME_HERE)]
+        bot = turn.bot(getattr(command, "bot", None))
+        return [await self.handoff.run(turn.caller, bot, command, turn.message.address)]
 
     async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, NotYet)

@@ -119,6 +119,8 @@ class Flows:
         def change(spec: BotSpec, team: list[str]) -> FlowEdit:
             if any(step.id == target for step in spec.steps()):
                 return flow.add_route(spec, match, target, router=command.router)
+            if target == flow.PEOPLE_STEP:  # to people of the team: a handoff step
+                return flow.add_route(spec, match, people=True, router=command.router)
             if target in team:
                 return flow.add_route(spec, match, ask_bot=target, router=command.router)
             ids = [step.id for step in spec.steps()]

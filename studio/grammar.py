@@ -50,6 +50,8 @@ from studio.commands import (
     FlowShow,
     GuardSet,
     GuardShow,
+    HandoffSet,
+    HandoffShow,
     Help,
     History,
     Invite,
@@ -66,6 +68,7 @@ from studio.commands import (
     NotYet,
     ParamValue,
     Promote,
+    Resume,
     Rollback,
     Route,
     SecretList,
@@ -855,6 +858,46 @@ def _budget(rest: str, bots: frozenset[str]) -> Command:
     raise _error(BudgetSet.usage, f"I didn't understand {_quote(said)} as a budget.")
 
 
+_HANDOFF_WORDS = ("to", "timeout", "tool", "off")
+_MINUTE_WORDS = ("m", "min", "mins", "minute", "minutes")
+_MINUTES = re.compile(r"(?P<count>\d{1,6})\s*(?:m|min|mins|minutes?)?", re.I)
+
+
+def _handoff(rest: str, bots: frozenset[str]) -> Command:
+    """`/handoff BOT [to TARGET] [timeout N] [tool on|off]`, `/handoff BOT off`."""
+    bot, tail = _lead_bot(rest, bots, lambda word: word in _HANDOFF_WORDS)
+    words = _tokens(tail)
+    if not words:
+        return _build(HandoffShow, bot=bot)
+    if [word.lower() for word in words] == ["off"]:
+        return _build(HandoffSet, bot=bot, off=True)
+    fields: dict[str, object] = {"bot": bot}
+    while words:
+        word = words.pop(0).lower()
+        if word == "to" and words and words[0].lower() not in _HANDOFF_WORDS:
+            fields["target"] = words.pop(0)
+        elif word == "timeout" and words and (minutes := _MINUTES.fullmatch(words[0])):
+            words.pop(0)
+            if words and words[0].lower() in _MINUTE_WORDS:
+                words.pop(0)
+            fields["timeout_minutes"] = int(minutes["count"])
+        elif word == "tool" and words and words[0].lower() in _ON_OFF:
+            fields["by_model"] = _ON_OFF[words.pop(0).lower()]
+        else:
+            hints = {
+                "to": "Say where: to #CHANNEL, or to here in a Telegram group.",
+                "timeout": "Say timeout N, N in minutes.",
+                "tool": "Say tool on or tool off.",
+            }
+            raise _error(HandoffSet.usage, hints.get(word, f"I didn't expect {_quote(word)}."))
+    return _build(HandoffSet, **fields)
+
+
+def _resume(rest: str, bots: frozenset[str]) -> Command:
+    """`/resume` that reaches the Studio was said outside a handoff's thread."""
+    return Resume()
+
+
 def _help(rest: str, bots: frozenset[str]) -> Command:
     topic = " ".join(_tokens(rest)).lower().lstrip("/")
     if not topic:
@@ -1180,6 +1223,8 @@ _PARSERS: dict[str, _Parser] = {
     "stats": _stats,
     "guard": _guard,
     "budget": _budget,
+    "handoff": _handoff,
+    "resume": _resume,
     "diff": _diff,
     "history": _one_bot(History),
     "memory": _memory,

@@ -31,6 +31,7 @@ from runtime.models import check_model
 from runtime.pipeline import CompileError, compile_spec
 from runtime.runtime import Runtime
 from storage import conversations as conv_store
+from storage import handoffs as handoff_store
 from storage.audit import AuditRepository
 from storage.bots import ENVIRONMENTS, BotRepository
 from storage.database import Database
@@ -956,6 +957,7 @@ class Operations:
             for bot in bots:
                 assert bot.id is not None
                 row = await conv_store.stats(conn, bot.id, since)
+                handed = await handoff_store.stats(conn, bot.id, since)
                 priced = row.turns - row.errors - row.unknown_cost_turns
                 views.append(
                     StatsView(
@@ -973,6 +975,8 @@ class Operations:
                         completion_tokens=row.completion_tokens,
                         cost_usd=round(row.cost_usd, 6) if priced > 0 or not row.turns else None,
                         unknown_cost_turns=row.unknown_cost_turns,
+                        handoffs=handed.count,
+                        handoff_first_answer_p50_s=_percentile(handed.first_answer_s, 0.5),
                     )
                 )
         return views

@@ -20,6 +20,7 @@ from builders.spec import (
     Budget,
     Expectation,
     Guardrails,
+    Handoff,
     TestCase,
     ToolOperation,
     ToolSpec,
@@ -164,6 +165,14 @@ def _limits_fields(draft: BotSpec) -> tuple[Field, ...]:
     return tuple(fields)
 
 
+def handoff_summary(handoff: Handoff) -> str:
+    """One line: where, the timeout, whether the model may hand over (`/show`, `/diff`)."""
+    minutes = handoff.timeout_minutes
+    model = "the model may hand over" if handoff.tool else "only handoff steps hand over"
+    where = "Slack" if handoff.channel == "slack" else "Telegram"
+    return f"{handoff.name} ({where}) · back to the bot after {minutes} min · {model}"
+
+
 def _flow(bot: str, draft: BotSpec) -> str:
     if not draft.pipeline:
         return f"plain (one answering step; /flow {bot} add … builds on it)"
@@ -192,6 +201,11 @@ def _card_fields(view: BotView) -> tuple[Field, ...]:
         Field(label="Flow", value=_flow(view.name, draft)),
         *_tools_field(view.name, draft),
         *_limits_fields(draft),
+        *(
+            (Field(label="Handoff", value=handoff_summary(draft.handoff)),)
+            if draft.handoff is not None
+            else ()
+        ),
         Field(label="Draft revision", value=str(view.revision)),
         Field(label="Staging", value=_version(view.environments.get("staging"))),
         Field(label="Production", value=_version(view.environments.get("production"))),
@@ -247,6 +261,11 @@ def _change(change: ChangeView) -> str:
     if change.lines:
         return "\n".join([f"{change.field}:", "```", *change.lines, "```"])
     before, after = change.before, change.after
+    if change.field == "handoff":  # one line each side: where, timeout, the model's tool
+        shown = [
+            handoff_summary(Handoff.model_validate(v)) if v else "none" for v in (before, after)
+        ]
+        return f"handoff: {shown[0]} → {shown[1]}"
     if isinstance(before, dict | None) and isinstance(after, dict | None):  # per setting
         before, after = before or {}, after or {}  # a budget left out when unset is None
         keys = [key for key in {**before, **after} if before.get(key) != after.get(key)]
@@ -369,7 +388,24 @@ def _stats_fields(view: StatsView) -> tuple[Field, ...]:
             value=f"{view.prompt_tokens:,} prompt / {view.completion_tokens:,} completion",
         ),
         Field(label="Cost", value=_cost(view)),
+        *((Field(label="Handoffs", value=_handoffs(view)),) if view.handoffs else ()),
     )
+
+
+def _handoffs(view: StatsView) -> str:
+    """How many were handed to people, and their median wait for a first answer."""
+    wait = view.handoff_first_answer_p50_s
+    if wait is None:
+        return f"{view.handoffs:,} (none answered yet)"
+    return f"{view.handoffs:,} (median first answer after {_duration(wait)})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _stats_line(view: StatsView) -> str:
@@ -380,6 +416,7 @@ def _stats_line(view: StatsView) -> str:
         _plural(view.users, "user"),
         f"{_plural(view.errors, 'error')} ({view.error_rate:.1%})",
         *((f"{view.blocked:,} blocked",) if view.blocked else ()),
+        *((_plural(view.handoffs, "handoff"),) if view.handoffs else ()),
         f"p95 {_ms(view.latency_p95_ms)} ms",
         f"cost {_cost(view)}",
     )

@@ -93,6 +93,8 @@ class StatsView(BaseModel):
     completion_tokens: int
     cost_usd: float | None  # None: every answered turn had an unknown price
     unknown_cost_turns: int
+    handoffs: int = 0  # conversations handed to people of the team
+    handoff_first_answer_p50_s: float | None = None  # their median wait for a first answer
 
 
 class ConversationView(BaseModel):

@@ -36,6 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import forms
 from adapters.slack.channel import SlackChannel, slack_thread
 from adapters.slack.render import blocks, fallback_text, mentions, plain
+from adapters.slack.rooms import SlackRooms
 from runtime.cipher import Cipher, redact_tokens
 from runtime.messages import Address, FileRef, IncomingMessage
 from runtime.runtime import Runtime
@@ -87,6 +88,7 @@ class SlackAdapter:
         )
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         self.channel = SlackChannel(self.client, bot_name=runtime.bot_name, owns=self._owns)
+        self.rooms = SlackRooms(self.client)  # channels that take handed-over conversations
         self.verifier = SignatureVerifier(signing_secret)
         self.app = AsyncApp(
             client=self.client,
@@ -208,6 +210,8 @@ class SlackAdapter:
             return
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts")
+        if await self._to_handoff(event, context):
+            return
         if event.get("channel_type") == "im":
             await self._to_studio(team_id, event, context, reply_in=thread_ts)
         elif mentions(event.get("text") or "", context.get("bot_user_id")):
@@ -224,9 +228,31 @@ class SlackAdapter:
         if not _spoken(event):
             return
         team_id = await self._team(body, event)
-        if team_id is not None:
+        if team_id is not None and not self._in_handoff(event):  # the message event has it
             reply_in = event.get("thread_ts") or event["ts"]
             await self._to_studio(team_id, event, context, reply_in=reply_in)
+
+    def _in_handoff(self, event: dict[str, Any]) -> bool:
+        """A reply in the thread of a handed-over conversation (the team answering)."""
+        thread_ts = event.get("thread_ts")
+        return bool(thread_ts) and self.runtime.handoffs.in_room(
+            "slack", event["channel"], str(thread_ts)
+        )
+
+    async def _to_handoff(self, event: dict[str, Any], context: Any) -> bool:
+        """The team's answer (or `/resume`) to the handoff desk, recorded before Slack's 200."""
+        if event.get("channel_type") == "im" or not self._in_handoff(event):
+            return False
+        channel = event["channel"]
+        await self.runtime.handoffs.from_team(
+            kind="slack",
+            room=channel,
+            thread=event["thread_ts"],
+            user=f"slack:{event['user']}",
+            text=plain(event.get("text") or "", bot_user=context.get("bot_user_id")),
+            dedupe_key=f"slack:{channel}:{event['ts']}",
+        )
+        return True
 
     async def _to_studio(
         self, team_id: int, event: dict[str, Any], context: Any, *, reply_in: str | None
@@ -249,7 +275,9 @@ class SlackAdapter:
             user=f"slack:{event['user']}",
             thread=slack_thread(channel, reply_in),
         )
-        if await self.runtime.feed(_incoming(address, plain(event.get("text") or ""), event)):
+        fed = await self.runtime.feed(_incoming(address, plain(event.get("text") or ""), event))
+        # No "thinking…" while people of the team have the conversation: the bot says nothing.
+        if fed and not self.runtime.handoffs.is_open(deployment, address.conversation):
             self.channel.expect_answer(address)
 
     # -- slash commands and buttons ------------------------------------------------------------

@@ -37,14 +37,17 @@ from adapters.telegram.bots import MAX_RETRY_AFTER_S, POLL_TIMEOUT_S
 from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
 from adapters.telegram.render import fits_button, full_text, split_html, to_html
+from adapters.telegram.rooms import TelegramRooms
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.cipher import BOT_TOKEN, Cipher, redact_tokens
+from runtime.handoff import RESUME
 from runtime.messages import FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
 from studio.address import TELEGRAM_STUDIO, studio_address
 from studio.commands import COMMANDS
 from studio.confirmations import SECRET_REQUEST, Confirmations
 from studio.errors import OperationError
+from studio.handoff import RESUME_HERE
 from studio.members import Members
 from studio.replies import MANAGED_BOT, RUN_PREFIX, secret_action, token_action
 
@@ -53,6 +56,11 @@ _stopped = log_failure(logger, "the Studio's Telegram bot stopped")
 
 _RETRIES = 3
 _UPDATES = ["message", "callback_query", "managed_bot"]
+_GROUPS = ("group", "supergroup")
+_NOT_A_MEMBER = (
+    "Only members of a team can set where a bot hands over: send me /join CODE in a private "
+    "chat first (an admin gets a code with /invite)."
+)
 _BUTTONS_PER_ROW = 2
 _STRANGER_UPDATES = 10_000
 _STRANGER = (
@@ -105,6 +113,22 @@ class TelegramStudio:
         self._poller: asyncio.Task[None] | None = None
         # Strangers' updates are never recorded; a redelivery of one is recognised here.
         self._strangers_seen: OrderedDict[int, None] = OrderedDict()
+        self.rooms = TelegramRooms(self)  # groups that take handed-over conversations
+
+    @property
+    def bot(self) -> Any:
+        """python-telegram-bot's `Bot` (once `ready`)."""
+        return self._app.bot
+
+    @property
+    def ptb(self) -> Any:
+        """The python-telegram-bot package (once `ready`)."""
+        return self._ptb
+
+    @property
+    def errors(self) -> Any:
+        """python-telegram-bot's error classes (once `ready`)."""
+        return self._ptb.error
 
     @property
     def secret(self) -> str:
@@ -231,6 +255,8 @@ class TelegramStudio:
             await self._on_managed_bot(update)
         elif update.effective_chat is not None and update.effective_chat.type == "private":
             await self._on_message(update)
+        elif update.effective_chat is not None and update.effective_chat.type in _GROUPS:
+            await self._on_group_message(update)
 
     async def _on_message(self, update: Any) -> None:
         message, user = update.effective_message, update.effective_user
@@ -276,6 +302,53 @@ class TelegramStudio:
         if not message.text or message.chat.type != "private":
             return None
         return await self.requests.waiting(team_id=team_id, identity=identity, kind=SECRET_REQUEST)
+
+    async def _on_group_message(self, update: Any) -> None:
+        """In a group the Studio's bot is in: a reply to one of a handoff's messages (the team
+        answering, or `/resume`), or `/handoff BOT to here` by a member of a team. The rest of
+        the group's talk is not the Studio's business."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or user.is_bot:
+            return
+        text = _command_text(message.text or message.caption or "")
+        chat = str(message.chat_id)
+        replied = message.reply_to_message
+        desk = self.runtime.handoffs
+        if replied is not None and desk.in_room("telegram", chat, str(replied.message_id)):
+            await desk.from_team(
+                kind="telegram",
+                room=chat,
+                thread=str(replied.message_id),
+                user=f"telegram:{user.id}",
+                text=redact_tokens(text),
+                dedupe_key=f"telegram-studio:{update.update_id}",
+            )
+            return
+        command = text.split(None, 1)[0].lower() if text else ""
+        if command == RESUME[0]:
+            if self._first_delivery(update.update_id):
+                await self._say(message.chat_id, RESUME_HERE)
+            return
+        if command != "/handoff":
+            return
+        identity = f"telegram:{user.id}"
+        team_id = await self.members.home_team(identity)
+        if team_id is None:
+            if self._first_delivery(update.update_id):
+                await self._say(message.chat_id, _NOT_A_MEMBER)
+            return
+        address = studio_address(TELEGRAM_STUDIO, team_id, identity, thread=chat)
+        await self.runtime.feed(
+            IncomingMessage(
+                address=address,
+                text=redact_tokens(text),
+                dedupe_key=f"telegram-studio:{update.update_id}",
+            )
+        )
+
+    async def send_paced(self, chat_id: int, call: Any, *, permanent: bool) -> Any:
+        """One Bot API call in `chat_id`, paced and with rate limits honoured (`_send`)."""
+        return await self._send(chat_id, call, permanent=permanent)
 
     async def _on_button(self, update: Any) -> None:
         query, user = update.callback_query, update.effective_user

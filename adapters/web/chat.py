@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -32,8 +32,11 @@ class ChatIn(BaseModel):
 
 class ChatOut(BaseModel):
     session: str
-    reply: str
+    reply: str  # empty while a person of the team has the conversation (the bot is silent)
     html: str
+    # A person of the team has the conversation: their answers arrive by polling the history
+    # (`after`), not in this response.
+    handoff: bool = False
 
 
 class RateLimitedError(OperationError):
@@ -74,30 +77,43 @@ async def chat(deployment_id: str, body: ChatIn, request: Request, svc: Services
         raise NotFoundError("this bot has no live version") from None
     if body.text.strip() == RESET_COMMAND:
         session = svc.sessions.issue(deployment_id)  # the old conversation has ended
-    return ChatOut(session=session, reply=reply.text, html=to_html(reply.text))
+    handoff = svc.runtime.handoffs.is_open(deployment_id, session)
+    return ChatOut(session=session, reply=reply.text, html=to_html(reply.text), handoff=handoff)
 
 
 class HistoryOut(BaseModel):
     greeting: str
     messages: list[dict[str, str]]
+    total: int = 0  # messages in the conversation: ask again with `after=total`
+    handoff: bool = False  # a person of the team has the conversation: ask again for answers
 
 
 @router.get("/api/v1/chat/{deployment_id}/history", response_model=HistoryOut, tags=["chat"])
-async def chat_history(deployment_id: str, svc: Services, session: str | None = None) -> HistoryOut:
-    """The greeting and the messages of a session so far (the page shows them on reload)."""
+async def chat_history(
+    deployment_id: str,
+    svc: Services,
+    session: str | None = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+) -> HistoryOut:
+    """The greeting and the messages of a session so far (the page shows them on reload), or
+    those after the first `after` (the page polls while a person of the team answers: role
+    `human`)."""
     await _web_deployment(svc, deployment_id)
     try:
         greeting = await svc.runtime.greeting(deployment_id)
     except NotLiveError:
         raise NotFoundError("this bot has no live version") from None
     messages: list[dict[str, str]] = []
+    total, handoff = 0, False
     if svc.sessions.valid(deployment_id, session):
         async with svc.runtime.db.read_conn() as conn:
             conversation = await conv_store.active_conversation(conn, deployment_id, session or "")
             if conversation is not None:
                 rows = await conv_store.transcript(conn, conversation)
-                messages = [{"role": r, "text": t, "html": to_html(t)} for r, t in rows]
-    return HistoryOut(greeting=greeting, messages=messages)
+                total = len(rows)
+                messages = [{"role": r, "text": t, "html": to_html(t)} for r, t in rows[after:]]
+        handoff = svc.runtime.handoffs.is_open(deployment_id, session or "")
+    return HistoryOut(greeting=greeting, messages=messages, total=total, handoff=handoff)
 
 
 @router.get("/chat/{deployment_id}", response_class=HTMLResponse, include_in_schema=False)

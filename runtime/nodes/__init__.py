@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from runtime.nodes.bot import BotNode
 from runtime.nodes.extract import ExtractNode
+from runtime.nodes.handoff import HandoffNode
 from runtime.nodes.llm import LlmNode
 from runtime.nodes.retrieve import RetrieveNode
 from runtime.nodes.router import RouterNode
@@ -21,6 +22,5 @@ NODE_KINDS: dict[str, NodeFactory] = {
     BotNode.kind: BotNode.from_definition,
     ToolNode.kind: ToolNode.from_definition,
     "http_tool": ToolNode.from_definition,  # SPEC's first name for it: the same step
+    HandoffNode.kind: HandoffNode.from_definition,
 }
-# Kinds a spec may name that are not built yet, and the issue that builds them.
-NOT_YET = {"handoff": "Actions"}

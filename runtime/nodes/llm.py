@@ -14,14 +14,16 @@ text or `MAX_TOOL_ROUNDS` rounds have run (then it must answer without calling m
 from __future__ import annotations
 
 import html
+import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, ClassVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import StringConstraints
 
-from builders.spec import OFFLINE_MODEL, BotSpec, PipelineNode
+from builders.spec import HANDOFF_FUNCTION, OFFLINE_MODEL, BotSpec, PipelineNode
+from runtime.handoff import handoff_definition, start_handoff
 from runtime.llm import ChatMessage, LlmAnswer, LlmError, ToolCall
 from runtime.nodes.base import NO_USAGE, UNKNOWN_USAGE, NodeParams, onward, parse_params
 from runtime.nodes.retrieve import PASSAGES
@@ -75,6 +77,19 @@ def tool_result_message(function: str, result: ToolResult) -> str:
     return f'<tool_result name="{name}" status="{result.status}">\n{text}\n</tool_result>'
 
 
+def _handoff_call(calls: Sequence[ToolCall]) -> str | None:
+    """The reason the model gave when one of its calls hands the conversation over (None:
+    none does). A reason that cannot be read still hands over: the person asked for one."""
+    for call in calls:
+        if call.name == HANDOFF_FUNCTION:
+            try:
+                reason = json.loads(call.arguments).get("reason")
+            except (ValueError, AttributeError):
+                reason = None
+            return str(reason)[:500] if reason else "the model handed over"
+    return None
+
+
 def _usage(answer: LlmAnswer) -> Usage:
     return Usage(answer.prompt_tokens, answer.completion_tokens, answer.cost_usd)
 
@@ -125,11 +140,14 @@ class LlmNode:
         if spec.model == OFFLINE_MODEL and passages is not None:
             return NodeResult(reply=offline_answer(passages, spec.fallback), usage=Usage(0, 0, 0.0))
         prompt = fill_placeholders(self.prompt or spec.prompt, ctx.participant)
-        tools = function_definitions(spec.tools)
+        tools: list[Mapping[str, Any]] = [*function_definitions(spec.tools)]
         if tools and ctx.tools is None:
             return NodeResult(
                 reply=spec.fallback, usage=NO_USAGE, error="tools: not available here"
             )
+        handing = handoff_definition(spec)
+        if handing is not None:
+            tools.append(handing)
         stepped: list[StepResult] = ctx.state.get(TOOL_RESULTS) or []
         if tools or stepped:
             prompt = f"{prompt}\n\n{TOOL_RULES}"
@@ -156,6 +174,11 @@ class LlmNode:
             usage = usage + _usage(answer)
             if not (tools and answer.tool_calls) or round_ == MAX_TOOL_ROUNDS:
                 break
+            if handing is not None:
+                handoff = _handoff_call(answer.tool_calls)
+                if handoff is not None:
+                    handed = await start_handoff(ctx, reason=handoff)
+                    return replace(handed, usage=usage + handed.usage)
             messages.append(ChatMessage("assistant", answer.text, tool_calls=answer.tool_calls))
             messages += await self._call_tools(ctx, answer.tool_calls)
         reply = answer.text or spec.fallback

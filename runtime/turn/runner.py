@@ -24,6 +24,7 @@ from runtime.turn.chain import Handler, Step, build_chain
 from runtime.turn.session import EphemeralSession, TurnSession
 
 if TYPE_CHECKING:
+    from runtime.handoff import Handover
     from runtime.knowledge.gateway import KnowledgeGateway
     from runtime.llm import LlmGateway
     from runtime.tools.gateway import ToolGateway
@@ -82,8 +83,10 @@ class BotRunner:
         channel: str = "",
         version: int | None = None,
         depth: int = 0,
+        handover: Handover | None = None,
     ) -> TurnOutput:
-        """Answer `text` with `bot` in `session` and keep the turn there."""
+        """Answer `text` with `bot` in `session` and keep the turn there (`handover`: a live
+        conversation's way to the team, `runtime.handoff`)."""
         asker = None
         if team_id is not None and self.versions is not None:
             asker = _Asker(self, team_id=team_id, mode=mode, user=user, channel=channel)
@@ -104,6 +107,7 @@ class BotRunner:
             channel=channel,
             version=version,
             tools=self.tools,
+            handover=handover,
         )
         return await self._chain(ctx)
 

@@ -70,6 +70,7 @@ FULL = BotSpec.model_validate(
             "moderation": True,
         },
         "budget": {"monthly_usd": 12.5, "per_user_per_minute": 10},
+        "handoff": {"channel": "slack", "target": "C0001", "name": "#support", "tool": False},
     }
 )
 
@@ -166,7 +167,7 @@ def test_a_non_text_name_is_a_spec_error() -> None:
 def test_the_export_leaves_out_unused_features_not_built_yet_and_an_unset_budget() -> None:
     text = spec_to_yaml(BotSpec(name="faq-bot"))
     assert list(yaml.safe_load(text)) == [
-        name for name in BotSpec.model_fields if name not in ("schedules", "budget")
+        name for name in BotSpec.model_fields if name not in ("schedules", "budget", "handoff")
     ]
     assert spec_from_yaml(text) == BotSpec(name="faq-bot")
 

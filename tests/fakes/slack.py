@@ -6,7 +6,7 @@ session-scoped fake does not clash with function-scoped test loops.
 
     fake = FakeSlack().start()
     client = AsyncWebClient(token="xoxb-test", base_url=fake.base_url)   # trailing slash included
-    fake.add_channel("C0001", "support", member=True)      # conversations.info knows it
+    fake.add_channel("C0001", "support", member=True)      # conversations.info and .list know it
     fake.fail("chat.postMessage", "channel_not_found")     # then a 200 {"ok": false, "error": ...}
     fake.rate_limit("chat.postMessage", retry_after=1)     # then a 429 with `Retry-After: 1`
     fake.delay("chat.update", 0.5)                         # then a normal answer after 0.5 s
@@ -406,6 +406,22 @@ class FakeSlack(ServedFake):
             },
         }
 
+    def _conversations_list(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Every channel added with `add_channel`, in one page."""
+        with self._lock:
+            channels = list(self._channels.values())
+        listed = [
+            {
+                "id": c.id,
+                "name": c.name,
+                "is_channel": True,
+                "is_private": c.private,
+                "is_member": c.member,
+            }
+            for c in channels
+        ]
+        return {"ok": True, "channels": listed, "response_metadata": {"next_cursor": ""}}
+
     def _users_info(self, body: dict[str, Any]) -> dict[str, Any]:
         user_id = str(body.get("user", ""))
         with self._lock:
@@ -460,6 +476,7 @@ class FakeSlack(ServedFake):
         "chat.postEphemeral": _post_ephemeral,
         "views.open": _views_open,
         "conversations.info": _conversations_info,
+        "conversations.list": _conversations_list,
         "users.info": _users_info,
         "files.info": _files_info,
         "files.getUploadURLExternal": _get_upload_url,

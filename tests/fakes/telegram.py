@@ -516,6 +516,11 @@ class FakeTelegram(ServedFake):
     def _get_me(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
         return me
 
+    def _get_chat(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
+        """Any chat exists (as `sendMessage` assumes); script `fail` for one that does not."""
+        _require_chat(body)
+        return {**_chat(body.get("chat_id")), "accent_color_id": 0, "max_reaction_count": 11}
+
     def _get_managed_bot_token(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
         bot_id = _int(body.get("user_id"))
         with self._lock:
@@ -750,6 +755,7 @@ class FakeTelegram(ServedFake):
 
     _handlers: dict[str, Handler] = {
         "getme": _get_me,
+        "getchat": _get_chat,
         "sendmessage": _send_message,
         "senddocument": _send_document,
         "sendphoto": _send_photo,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from runtime.handoff import DEFAULT_MESSAGE
 from runtime.nodes.llm import MAX_TOOL_ROUNDS, TOOL_RULES
 from tests.fakes.llm import FakeLLM
 from tests.runtime.flows import MODEL, compiled, gateway, refusal, says, step, turn
@@ -196,3 +197,41 @@ async def test_an_llm_step_after_a_tool_step_reads_its_result_as_data(llm: FakeL
     given = call.messages[-2]["content"]
     assert given.startswith('<tool_result name="getOrder" status="ok">')
     assert '"status": "packing"' in given and call.messages[-1]["content"] == "B-2"
+
+
+# -- the model's own handoff tool ----------------------------------------------------------------
+
+SUPPORT = {"channel": "slack", "target": "C0SUPPORT", "name": "#support"}
+
+
+async def test_the_model_is_offered_handoff_and_handing_over_ends_the_turn(llm: FakeLLM) -> None:
+    tools = TableTools()
+    llm.tool_calls(
+        ("handoff", {"reason": "asks for a refund exception"}), ("getOrder", {"id": "A-1"})
+    )
+    bot = tool_bot(handoff=SUPPORT)
+    output, ctx = await turn(
+        bot,
+        "I want a human",
+        llm=gateway(llm),
+        tools=tool_gateway(tools, shop_key=SECRET),
+        team_id=1,
+        mode="try",
+    )
+    offered = [tool["function"]["name"] for tool in llm.calls[0].body["tools"]]
+    assert offered == ["getOrder", "createTicket", "handoff"]
+    assert output.reply == DEFAULT_MESSAGE and output.error is None
+    assert ctx.handed_over == "#support"
+    assert tools.calls == [] and len(llm.calls) == 1  # nothing else runs once handed over
+
+
+async def test_without_the_handoff_tool_the_model_is_not_offered_it(llm: FakeLLM) -> None:
+    llm.reply("ok")
+    await turn(
+        tool_bot(handoff={**SUPPORT, "tool": False}),
+        "hi",
+        llm=gateway(llm),
+        tools=tool_gateway(shop_key=SECRET),
+        team_id=1,
+    )
+    assert "handoff" not in json.dumps(llm.calls[0].body["tools"])

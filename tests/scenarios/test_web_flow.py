@@ -36,6 +36,7 @@ async def test_import_promote_deploy_chat_restart_stats_audit(tmp_path: Path, ll
             "session": session,
             "reply": "Yes, by card too.",
             "html": "<p>Yes, by card too.</p>\n",
+            "handoff": False,  # no person of the team has this conversation
         }
         sent = llm.calls[-1].messages
         assert [(m["role"], m["content"]) for m in sent] == [

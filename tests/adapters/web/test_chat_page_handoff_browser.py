@@ -1,0 +1,131 @@
+"""The chat page while a person of the team has the conversation, in a real headless Chromium:
+their answers from a Slack thread (signed events to a real `serve`, the fake Slack Web API)
+appear without a reload, and the bot stays silent."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.adapters.web.conftest import CHROMIUM_ARGS, ROOT
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_payloads import JSON, event_body, message_event, sign
+
+pytestmark = pytest.mark.browser
+SECRET = "slack-signing-secret"
+SPEC = {
+    "name": "desk-bot",
+    "greeting": "Hi!",
+    "handoff": {"channel": "slack", "target": "C0001", "name": "#support"},
+    "pipeline": [{"id": "human", "kind": "handoff"}],
+}
+
+
+@pytest.fixture(scope="module")
+def slack_service(
+    tmp_path_factory: pytest.TempPathFactory, fake_slack: FakeSlack
+) -> Iterator[tuple[str, str, Path]]:
+    """`main.py serve` with Slack on (against the fake): (base URL, owner key, database)."""
+    tmp = tmp_path_factory.mktemp("handoff")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDIO_", "SLACK_"))}
+    env |= {
+        "STUDIO_DATA_DIR": str(tmp / "data"),
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "STUDIO_SLACK_API_URL": fake_slack.base_url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "serve", "--port", str(port)],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, "serve did not start"
+            time.sleep(0.05)
+        key = (tmp / "data" / "local.key").read_text().strip()
+        yield base, key, tmp / "data" / "studio.db"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _deploy(base: str, key: str) -> str:
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=f"{base}/api/v1", headers=headers) as api:
+        for path, body in [
+            ("/bots/import", SPEC),
+            ("/bots/desk-bot/promote", {"to": "staging"}),
+            ("/bots/desk-bot/promote", {"to": "production"}),
+            ("/bots/desk-bot/deployments", {"channel": "web"}),
+        ]:
+            response = api.post(path, json=body)
+            assert response.status_code < 300, response.text
+    return str(response.json()["url"])
+
+
+def _thread(database: Path) -> str:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        (thread,) = conn.execute("SELECT thread FROM handoff WHERE closed_at IS NULL").fetchone()
+    return str(thread)
+
+
+async def test_the_team_s_answers_appear_on_the_page(
+    chromium: str, slack_service: tuple[str, str, Path], fake_slack: FakeSlack
+) -> None:
+    from playwright.async_api import async_playwright
+
+    fake_slack.reset()
+    fake_slack.add_channel("C0001", "support", member=True)
+    base, key, database = slack_service
+    url = base + _deploy(base, key)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = await browser.new_page()
+        await page.goto(url)
+        await page.wait_for_selector(".msg.bot")
+        await page.fill("#text", "I need a person")
+        await page.press("#text", "Enter")
+        await page.wait_for_function("document.body.innerText.includes('asked a person')")
+        body = event_body(
+            message_event(
+                "Hello, **Sam** here.",
+                user="U0009",
+                channel="C0001",
+                channel_type="channel",
+                thread_ts=_thread(database),
+            )
+        )
+        headers = {**sign(body, SECRET), "Content-Type": JSON}
+        async with httpx.AsyncClient() as client:
+            answered = await client.post(f"{base}/slack/events", content=body, headers=headers)
+        assert answered.status_code == 200
+        await page.wait_for_function("document.body.innerText.includes('Sam here')")
+        await page.fill("#text", "Thanks!")
+        await page.press("#text", "Enter")
+        await page.wait_for_function("document.querySelectorAll('.msg').length === 5")
+        bubbles = [await m.inner_html() for m in await page.query_selector_all(".msg")]
+        assert bubbles[3].strip() == "<p>Hello, <strong>Sam</strong> here.</p>"  # as the bot
+        assert bubbles[4] == "Thanks!"  # and the bot said nothing after it
+        await browser.close()
