@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -41,15 +42,15 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """`main.py serve` on a free port with an empty data dir: (base URL, owner key)."""
-    tmp = tmp_path_factory.mktemp("live")
+@contextmanager
+def serving(tmp: Path, **env_vars: str) -> Iterator[str]:
+    """`main.py serve` on a free port with its data in `tmp/data` (and `env_vars` set, none of the
+    developer's STUDIO_ or SLACK_ settings): its base URL, once `/healthz` answers."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}
-    env["STUDIO_DATA_DIR"] = str(tmp / "data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDIO_", "SLACK_"))}
+    env |= {"STUDIO_DATA_DIR": str(tmp / "data"), **env_vars}
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "serve", "--port", str(port)],
         cwd=tmp,
@@ -68,7 +69,15 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
                 pass
             assert time.monotonic() < deadline and process.poll() is None, "serve did not start"
             time.sleep(0.05)
-        yield base, (tmp / "data" / "local.key").read_text().strip()
+        yield base
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """`main.py serve` on a free port with an empty data dir: (base URL, owner key)."""
+    tmp = tmp_path_factory.mktemp("live")
+    with serving(tmp) as base:
+        yield base, (tmp / "data" / "local.key").read_text().strip()

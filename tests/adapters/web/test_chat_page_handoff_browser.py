@@ -4,19 +4,14 @@ appear without a reload, and the bot stays silent."""
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.adapters.web.conftest import CHROMIUM_ARGS, ROOT
+from tests.adapters.web.conftest import CHROMIUM_ARGS, serving
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_payloads import JSON, event_body, message_event, sign
 
@@ -36,39 +31,14 @@ def slack_service(
 ) -> Iterator[tuple[str, str, Path]]:
     """`main.py serve` with Slack on (against the fake): (base URL, owner key, database)."""
     tmp = tmp_path_factory.mktemp("handoff")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDIO_", "SLACK_"))}
-    env |= {
-        "STUDIO_DATA_DIR": str(tmp / "data"),
+    slack = {
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": SECRET,
         "STUDIO_SLACK_API_URL": fake_slack.base_url,
     }
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "serve", "--port", str(port)],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and process.poll() is None, "serve did not start"
-            time.sleep(0.05)
+    with serving(tmp, **slack) as base:
         key = (tmp / "data" / "local.key").read_text().strip()
         yield base, key, tmp / "data" / "studio.db"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _deploy(base: str, key: str) -> str:
