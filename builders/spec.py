@@ -66,6 +66,20 @@ def _host(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+def _local_refs(value: object) -> None:
+    """`ValueError` when a schema refers (`$ref`) to anything but a part of itself (`#/...`):
+    nothing outside a tool's spec is ever fetched to check arguments."""
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            raise ValueError(f"$ref must point inside the schema (#/...), not to {ref[:100]!r}")
+        for item in value.values():
+            _local_refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            _local_refs(item)
+
+
 def _no_arguments() -> dict[str, JsonValue]:
     return {"type": "object", "properties": {}}
 
@@ -99,7 +113,18 @@ class ToolOperation(_Model):
     @field_validator("parameters", mode="before")
     @classmethod
     def _bounded(cls, parameters: object) -> object:
-        return _bounded_json(parameters)
+        bounded = _bounded_json(parameters)
+        _local_refs(bounded)
+        return bounded
+
+    @model_validator(mode="before")
+    @classmethod
+    def _changes_unless_said(cls, data: object) -> object:
+        # An MCP tool (no method) written by hand without `changes` is taken to change things:
+        # only a server's read-only mark, read when the tool is added, makes it a read.
+        if isinstance(data, dict) and data.get("method") is None and "changes" not in data:
+            return {**data, "changes": True}
+        return data
 
     @model_validator(mode="after")
     def _changes_follow_the_method(self) -> ToolOperation:

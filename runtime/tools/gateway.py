@@ -14,15 +14,19 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
-from jsonschema import SchemaError
+from jsonschema import SchemaError, validators
+from jsonschema import ValidationError as SchemaViolation
 from jsonschema.validators import validator_for
 from pydantic import JsonValue
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from builders.spec import BotSpec, ToolOperation, ToolSpec
+from runtime.nodes.patterns import PatternTimeoutError, compile_pattern, search
 from runtime.tools.base import (
     SecretSource,
     ToolCallRecord,
@@ -152,18 +156,53 @@ def _arguments(arguments: str, operation: ToolOperation) -> dict[str, JsonValue]
     if not isinstance(parsed, dict):
         return _refused("the arguments must be a JSON object")
     validator = _validator(json.dumps(operation.parameters, sort_keys=True))
-    error = next(iter(validator.iter_errors(parsed)), None)
+    try:
+        error = next(iter(validator.iter_errors(parsed)), None)
+    except Unresolvable:
+        return _refused("the operation's argument schema refers outside itself")
+    except RecursionError:
+        return _refused("the operation's argument schema nests too deeply")
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "arguments"
         return _refused(f"{where}: {error.message}"[:300])
     return parsed
 
 
+# A `$ref` outside the schema itself is never fetched (jsonschema's default would fetch any URL,
+# blocking, past the address checks): an empty registry leaves it unresolvable.
+_NOWHERE: Registry[Any] = Registry()
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[SchemaViolation]:
+    """`pattern` checked with the time limit builders' patterns have (`runtime.nodes.patterns`):
+    a service's schema must not stall the event loop on the model's arguments."""
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        found = search(_compiled(pattern), instance)
+    except (ValueError, PatternTimeoutError) as exc:
+        yield SchemaViolation(f"the pattern cannot be checked ({exc})"[:200])
+        return
+    if found is None:
+        yield SchemaViolation(f"{instance[:100]!r} does not match {pattern[:100]!r}")
+
+
+@lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> Any:
+    return compile_pattern(pattern)
+
+
+@lru_cache(maxsize=16)
+def _checking(base: Any) -> Any:
+    """`base` (a jsonschema validator class) with time-limited patterns."""
+    return validators.extend(base, {"pattern": _pattern})
+
+
 @lru_cache(maxsize=1024)
 def _validator(schema: str) -> Any:
     """A compiled validator per schema (kept: validation runs on every call)."""
     loaded = json.loads(schema)
-    return validator_for(loaded)(loaded)
+    return _checking(validator_for(loaded))(loaded, registry=_NOWHERE)
 
 
 def schema_problem(operation: ToolOperation) -> str | None:

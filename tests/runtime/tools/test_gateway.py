@@ -125,3 +125,37 @@ async def test_a_long_result_is_cut_for_the_model() -> None:
     )
     assert len(result.content) < MAX_MODEL_CHARS + 100
     assert result.content.endswith(f"[cut: {MAX_MODEL_CHARS + 10} characters in all]")
+
+
+def test_a_schema_may_only_refer_to_itself() -> None:
+    from pydantic import ValidationError
+
+    remote = {"type": "object", "properties": {"x": {"$ref": "http://169.254.169.254/x.json"}}}
+    with pytest.raises(ValidationError, match=r"\$ref must point inside the schema"):
+        GET_ORDER.model_validate({**GET_ORDER.model_dump(), "parameters": remote})
+
+
+async def test_a_reference_outside_the_schema_is_never_fetched() -> None:
+    # A spec built without validation (as from an old store) still cannot make the gateway fetch.
+    tools = TableTools()
+    remote = {"type": "object", "properties": {"id": {"$ref": "file:///etc/hostname"}}}
+    spec = bot(
+        auth=None,
+        operations=[GET_ORDER.model_construct(**{**dict(GET_ORDER), "parameters": remote})],
+    )
+    result, _ = await tool_gateway(tools).call(spec, "getOrder", '{"id": "A-1"}', team_id=1)
+    assert (result.status, result.content) == (
+        "refused",
+        "the operation's argument schema refers outside itself",
+    )
+    assert tools.calls == []
+
+
+async def test_a_pattern_that_backtracks_is_cut_short() -> None:
+    slow = {"type": "object", "properties": {"id": {"type": "string", "pattern": "^(a|aa)+$"}}}
+    spec = bot(auth=None, operations=[GET_ORDER.model_copy(update={"parameters": slow})])
+    result, record = await tool_gateway().call(
+        spec, "getOrder", json.dumps({"id": "a" * 40 + "!"}), team_id=1
+    )
+    assert result.status == "refused" and "the pattern cannot be checked" in result.content
+    assert record.ms < 1000
