@@ -37,14 +37,21 @@ def name_problem(name: str) -> str | None:
 
 
 def value_problem(value: str) -> str | None:
-    """Why `value` cannot be a secret's value (None: it can): 1 to `MAX_SECRET_CHARS`
-    characters on one line, anything else allowed. Never quotes the value."""
+    """Why `value` cannot be a secret's value (None: it can). Spaces around it do not count
+    (`store` drops them: a pasted value often ends in a tab or newline); the rest is 1 to
+    `MAX_SECRET_CHARS` visible ASCII characters, as credentials sent in an HTTP header are (a
+    header cannot carry others, and an error echoing one would show it escaped, past the mask).
+    Never quotes the value."""
+    value = value.strip()
     if not value:
         return "the value is empty"
     if len(value) > MAX_SECRET_CHARS:
         return f"the value is too long: at most {MAX_SECRET_CHARS} characters"
-    if "\n" in value or "\r" in value:
-        return "the value must be one line"
+    if not all("!" <= char <= "~" for char in value):
+        return (
+            "the value may hold only visible ASCII characters, without spaces or line breaks "
+            "(it is sent in an HTTP header)"
+        )
     return None
 
 
@@ -111,7 +118,7 @@ class SecretVault:
         problem = name_problem(name) or value_problem(value)
         if problem:
             raise ValueError(problem)
-        sealed = self._cipher.encrypt(value)
+        sealed = self._cipher.encrypt(value.strip())
         async with self._db.write() as session:
             stored = await SecretRepository(session).set(team_id, name, sealed, by=actor)
             await AuditRepository(session).record(

@@ -68,7 +68,7 @@ async def test_a_value_handed_over_privately_is_saved_and_never_echoed(service: 
 
 async def test_a_bad_value_keeps_the_request_open(service: Service) -> None:
     form = await _form(service)
-    assert "must be one line" in await _hand_over(service, form, "two\nlines")
+    assert "only visible ASCII characters" in await _hand_over(service, form, "two\nlines")
     assert "is too long" in await _hand_over(service, form, "x" * 4097)
     assert "could not be read" in await _hand_over(service, form, VALUE, sealed=False)
     assert await _secrets(service) == []

@@ -55,7 +55,8 @@ async def test_a_bad_value_is_asked_again_and_cancel_stops(
     await member_of_local_team(studio, telegram)
     await tell(studio, telegram, "/secret set acme-crm")
     again = await tell(studio, telegram, "two\nlines")
-    assert "must be one line" in again.body["text"] and "Send the value again" in again.body["text"]
+    said = again.body["text"]
+    assert "only visible ASCII characters" in said and "Send the value again" in said
     cancelled = await tell(studio, telegram, "/cancel")
     assert "Cancelled: no secret was saved" in cancelled.body["text"]
     assert len(telegram.calls_to("deleteMessage", token=BUILDER)) == 2
