@@ -61,6 +61,15 @@ def function_definitions(tools: Sequence[ToolSpec]) -> list[dict[str, JsonValue]
     ]
 
 
+MASK = "[secret]"
+
+
+def masked(text: str, secret: str | None) -> str:
+    """`text` with the secret's value replaced by `MASK` (do it before cutting text short: a
+    cut through the value would leave part of it)."""
+    return text.replace(secret, MASK) if secret else text
+
+
 class ToolSetupError(ValueError):
     """A tool cannot be added: its document or server is unreachable, malformed, or lacks what
     was asked for. The message is one line for the builder."""

@@ -33,12 +33,12 @@ from runtime.tools.base import (
     ToolExecutor,
     ToolResult,
     ToolSetupError,
+    masked,
 )
 
 logger = logging.getLogger(__name__)
 
 MAX_MODEL_CHARS = 16_000  # of one result, as the model reads it
-MASK = "[secret]"
 
 
 class ToolGateway:
@@ -84,13 +84,13 @@ class ToolGateway:
         """Run the model's call of `function` with `arguments` (its JSON, verbatim)."""
         started = time.perf_counter()
         result, secret = await self._call(spec, function, arguments, team_id=team_id)
-        content = _masked(result.content, secret)
+        content = masked(result.content, secret)
         if len(content) > MAX_MODEL_CHARS:
             content = content[:MAX_MODEL_CHARS] + f"\n[cut: {len(content)} characters in all]"
         result = ToolResult(result.status, content, result.size, result.http_status)
         record = ToolCallRecord(
             function=function,
-            arguments=_masked(arguments, secret)[:2000],
+            arguments=masked(arguments, secret)[:2000],
             status=result.status,
             ms=round((time.perf_counter() - started) * 1000, 2),
             size=result.size,
@@ -215,10 +215,6 @@ def schema_problem(operation: ToolOperation) -> str | None:
     except SchemaError as exc:
         return f"its argument schema is invalid ({exc.message})"[:300]
     return None
-
-
-def _masked(text: str, secret: str | None) -> str:
-    return text.replace(secret, MASK) if secret else text
 
 
 def _detail(result: ToolResult) -> str:

@@ -36,7 +36,7 @@ from runtime.net import (
     same_service,
     transport_reason,
 )
-from runtime.tools.base import MAX_RESPONSE_BYTES, ToolResult, ToolSetupError
+from runtime.tools.base import MAX_RESPONSE_BYTES, ToolResult, ToolSetupError, masked
 from runtime.tools.openapi_document import (
     BODY,
     MAX_DOCUMENT_BYTES,
@@ -112,19 +112,21 @@ class OpenApiExecutor:
             return request
         try:
             async with asyncio.timeout(tool.timeout_s):
-                return await self._send(tool, request)
+                return await self._send(tool, request, secret)
         except (TimeoutError, httpx.TimeoutException):
             return ToolResult("timeout", f"no answer within {tool.timeout_s:g} s")
         except UnsafeUrlError as exc:
             return ToolResult("refused", str(exc))
         except RedirectError as exc:
             return ToolResult("error", str(exc))
+        except httpx.LocalProtocolError:  # its message quotes the offending header, maybe ours
+            return ToolResult("refused", "the request could not be sent (a header is not valid)")
         except httpx.RequestError as exc:  # connection, protocol (a bad Location too)
             return ToolResult(
                 "unreachable", f"the service could not be reached ({transport_reason(exc)})"
             )
 
-    async def _send(self, tool: ToolSpec, request: _Request) -> ToolResult:
+    async def _send(self, tool: ToolSpec, request: _Request, secret: str | None) -> ToolResult:
         opened = await open_followed(
             self._client,
             request.method,
@@ -156,7 +158,8 @@ class OpenApiExecutor:
         if "json" in content_type:
             text = _compact(text)
         if status >= 400:
-            return ToolResult("error", f"HTTP {status}: {text[:ERROR_SNIPPET]}", len(body), status)
+            snippet = masked(text, secret)[:ERROR_SNIPPET]
+            return ToolResult("error", f"HTTP {status}: {snippet}", len(body), status)
         return ToolResult("ok", text or f"HTTP {status} (no content)", len(body), status)
 
     async def close(self) -> None:

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from builders.spec import BotSpec
-from runtime.tools.gateway import MASK, MAX_MODEL_CHARS
+from runtime.tools.base import MASK
+from runtime.tools.gateway import MAX_MODEL_CHARS
 from tests.runtime.tools.kit import CREATE_TICKET, GET_ORDER, TableTools, shop, tool_gateway
 
 SECRET = "sk-live-0123456789"

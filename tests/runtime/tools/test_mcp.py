@@ -20,8 +20,8 @@ import pytest
 import runtime.net
 from builders.spec import BotSpec, ToolSpec
 from runtime.tools import mcp_sdk
-from runtime.tools.base import MAX_RESPONSE_BYTES, ToolSetupError, function_names
-from runtime.tools.gateway import MASK, ToolGateway
+from runtime.tools.base import MASK, MAX_RESPONSE_BYTES, ToolSetupError, function_names
+from runtime.tools.gateway import ToolGateway
 from runtime.tools.mcp import McpExecutor
 from tests.fakes.mcp import FakeMcp
 

@@ -16,8 +16,8 @@ import pytest
 from pydantic import JsonValue
 
 from builders.spec import BotSpec, ToolSpec
-from runtime.tools.base import MAX_RESPONSE_BYTES, ToolResult, ToolSetupError
-from runtime.tools.gateway import MASK, ToolGateway
+from runtime.tools.base import MASK, MAX_RESPONSE_BYTES, ToolResult, ToolSetupError
+from runtime.tools.gateway import ToolGateway
 from runtime.tools.openapi import OpenApiExecutor
 from runtime.tools.openapi_document import tool_from_document
 from tests.fakes.openapi import CHUNK, HUGE_BYTES, FakeOpenApi
