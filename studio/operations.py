@@ -274,6 +274,14 @@ class Operations:
         except CompileError as exc:
             raise InvalidError(str(exc)) from None
 
+    @staticmethod
+    def _secrets_sent(caller: Caller, before: BotSpec | None, after: BotSpec) -> None:
+        """Sending a team secret somewhere new (a tool that uses one added, or its address or
+        secret changed) is for admins, who set secrets: an editor could otherwise send one to
+        a host of their choosing."""
+        if _secret_uses(after) - (_secret_uses(before) if before is not None else set()):
+            caller.require(Role.ADMIN, SENDING_SECRETS)
+
     async def _askable(self, caller: Caller, spec: BotSpec) -> None:
         """Every `bot` step asks another bot of the caller's team (never the bot itself)."""
         steps = [step for step in spec.pipeline if step.kind == "bot"]
@@ -333,6 +341,7 @@ class Operations:
         except SpecError as exc:
             raise _problems(exc) from None
         self._runnable(spec)
+        self._secrets_sent(caller, None, spec)
         await self._askable(caller, spec)
         for model in _step_models(spec):
             await self._usable_model(model)
@@ -433,6 +442,7 @@ class Operations:
             except SpecError as exc:
                 raise _problems(exc) from None
             self._runnable(updated)
+            self._secrets_sent(caller, current, updated)
             if updated.pipeline != current.pipeline:
                 await self._askable(caller, updated)
                 for model in _step_models(updated) - _step_models(current):
@@ -1005,6 +1015,14 @@ class Operations:
         async with self.db.read() as session:
             rows = await AuditRepository(session).events(caller.team_id, limit=limit)
         return [_audit_view(row) for row in rows]
+
+
+SENDING_SECRETS = "Giving a tool a team secret"
+
+
+def _secret_uses(spec: BotSpec) -> set[tuple[str, str, str, str | None]]:
+    """Where the spec's tools send secrets: (secret, kind, address, base address)."""
+    return {(tool.auth, tool.kind, tool.url, tool.base_url) for tool in spec.tools if tool.auth}
 
 
 def _step_models(spec: BotSpec) -> set[str]:

@@ -15,7 +15,7 @@ from runtime.tools.base import ToolSetupError
 from studio import presenters
 from studio.commands import Command, ToolAdd, ToolAddMcp, ToolList, ToolRemove
 from studio.errors import InvalidError, NotAvailableError
-from studio.operations import Operations
+from studio.operations import SENDING_SECRETS, Operations
 from studio.replies import Answer
 from studio.roles import Role
 from studio.views import BotView
@@ -49,6 +49,8 @@ class Tools:
         bot = turn.bot(command.bot)
         caller = turn.caller
         caller.require(Role.EDITOR, "Adding a tool")
+        if command.auth is not None:  # reading the service sends it the secret already
+            caller.require(Role.ADMIN, SENDING_SECRETS)
         if self.gateway is None:
             raise NotAvailableError("Tools are not available in this service.")
         draft = await self.ops.draft(caller, bot)

@@ -167,3 +167,36 @@ async def test_an_mcp_server_that_is_down_is_said_plainly(service: Service) -> N
     answer = await service.reply("/tool shop-bot add-mcp http://127.0.0.1:9/mcp")
     assert answer.startswith("Nothing was changed: http://127.0.0.1:9/mcp could not be reached")
     assert "Tools" not in await service.reply("/show shop-bot")
+
+
+async def test_only_admins_send_a_team_secret_to_a_tool(
+    service: Service, openapi: FakeOpenApi
+) -> None:
+    await shop_bot(service, openapi)  # by the owner
+    made = await service.call("POST", "/api/v1/keys", json={"name": "ed", "role": "editor"})
+    editor = made["key"]
+    draft = (await service.call("GET", "/api/v1/bots/shop-bot"))["draft"]
+    moved = [{**draft["tools"][0], "url": "https://elsewhere.example/openapi.json"}]
+    moved[0].pop("base_url")
+    for attempt in (
+        service.client.patch(
+            "/api/v1/bots/shop-bot", json={"tools": moved}, headers=service.auth(editor)
+        ),
+        service.client.post(
+            "/api/v1/bots/import",
+            json={"name": "copy-bot", "model": MODEL, "tools": draft["tools"]},
+            headers=service.auth(editor),
+        ),
+    ):
+        response = await attempt
+        assert response.status_code == 403, response.text
+        assert response.json()["error"].startswith(
+            "Giving a tool a team secret needs the admin role"
+        )
+    assert (await service.call("GET", "/api/v1/bots/shop-bot"))["draft"]["tools"] == draft["tools"]
+    # An editor may still change what does not send the secret elsewhere.
+    described = [{**draft["tools"][0], "description": "The CRM"}]
+    edited = await service.client.patch(
+        "/api/v1/bots/shop-bot", json={"tools": described}, headers=service.auth(editor)
+    )
+    assert edited.status_code == 200, edited.text
