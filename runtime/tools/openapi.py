@@ -57,10 +57,13 @@ class OpenApiExecutor:
     kind: ClassVar[str] = "openapi"
 
     def __init__(self, *, allow_private: bool, client: httpx.AsyncClient | None = None) -> None:
-        """`client`: the caller's (it closes it); without one, the executor makes its own (no
-        proxy from the environment: a call goes to the address that was checked) and closes it."""
-        self._own = client is None
-        self._client = client or httpx.AsyncClient(trust_env=False)
+        """`client`: the caller's, used for every host (it closes it); without one, the executor
+        makes its own, one per host (no proxy from the environment, so a call goes to the address
+        that was checked) and closes them. One per host because a pinned request names the
+        address, not the host: a shared pool would hand one host's TLS connection (its name
+        checked, its certificate) to another host behind the same address."""
+        self._given = client
+        self._clients: dict[str, httpx.AsyncClient] = {}
         self._allow_private = allow_private
 
     async def ready(self) -> None:
@@ -79,7 +82,7 @@ class OpenApiExecutor:
         (it only ever goes to the operations, once the host they are on is known)."""
         try:
             final, _, content = await download(
-                self._client,
+                self._client(url),
                 url,
                 allow_private=self._allow_private,
                 max_bytes=MAX_DOCUMENT_BYTES,
@@ -128,7 +131,7 @@ class OpenApiExecutor:
 
     async def _send(self, tool: ToolSpec, request: _Request, secret: str | None) -> ToolResult:
         opened = await open_followed(
-            self._client,
+            self._client(request.base),
             request.method,
             str(request.url),
             allow_private=self._allow_private,
@@ -162,9 +165,22 @@ class OpenApiExecutor:
             return ToolResult("error", f"HTTP {status}: {snippet}", len(body), status)
         return ToolResult("ok", text or f"HTTP {status} (no content)", len(body), status)
 
+    def _client(self, url: str | httpx.URL) -> httpx.AsyncClient:
+        if self._given is not None:
+            return self._given
+        try:
+            host = httpx.URL(url).host
+        except httpx.InvalidURL:
+            host = ""  # refused where it is read, with its reason
+        client = self._clients.get(host)
+        if client is None:
+            client = self._clients[host] = httpx.AsyncClient(trust_env=False)
+        return client
+
     async def close(self) -> None:
-        if self._own:
-            await self._client.aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
 
 
 @dataclass(frozen=True, slots=True)

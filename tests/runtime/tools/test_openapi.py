@@ -669,3 +669,15 @@ async def test_a_redirected_post_goes_on_as_browsers_do(
     ]
     assert sent[1].content.replace(b" ", b"") == body
     assert sent[1].headers["authorization"] == f"Bearer {SECRET}"  # the same host
+
+
+async def test_each_host_has_its_own_connections() -> None:
+    # A pinned request names the checked address: hosts behind one address must not share a
+    # pooled TLS connection made (and its certificate checked) for the other.
+    executor = OpenApiExecutor(allow_private=False)
+    try:
+        a, b = executor._client("https://a.example/x"), executor._client("https://b.example/y")
+        assert a is not b and executor._client("https://a.example/other") is a
+    finally:
+        await executor.close()
+    assert a.is_closed and b.is_closed
