@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
@@ -50,6 +51,9 @@ TOOL_RULES = (
 )
 MAX_TOOL_ROUNDS = 5  # answers of the model that ask for tools, in one step
 MAX_CALLS_PER_ROUND = 8
+# After this long calling tools, the model answers with what it has (no more calls): a turn
+# holds its conversation's turn, and a person waits.
+TOOLS_DEADLINE_S = 60.0
 
 
 def passages_message(passages: Sequence[Passage]) -> str:
@@ -159,7 +163,9 @@ class LlmNode:
         ]
         messages.append(ChatMessage("user", ctx.text))
         usage = NO_USAGE
+        deadline = time.monotonic() + TOOLS_DEADLINE_S
         for round_ in range(MAX_TOOL_ROUNDS + 1):
+            last = round_ == MAX_TOOL_ROUNDS or time.monotonic() > deadline
             try:
                 answer = await ctx.llm.complete(
                     model=spec.model,
@@ -167,12 +173,12 @@ class LlmNode:
                     temperature=spec.temperature,
                     fallback=spec.fallback,
                     tools=tools or None,
-                    tool_choice="auto" if round_ < MAX_TOOL_ROUNDS else "none",
+                    tool_choice="none" if last else "auto",
                 )
             except LlmError as exc:
                 return NodeResult(reply=spec.fallback, usage=usage + UNKNOWN_USAGE, error=str(exc))
             usage = usage + _usage(answer)
-            if not (tools and answer.tool_calls) or round_ == MAX_TOOL_ROUNDS:
+            if not (tools and answer.tool_calls) or last:
                 break
             if handing is not None:
                 handoff = _handoff_call(answer.tool_calls)

@@ -235,3 +235,17 @@ async def test_without_the_handoff_tool_the_model_is_not_offered_it(llm: FakeLLM
         team_id=1,
     )
     assert "handoff" not in json.dumps(llm.calls[0].body["tools"])
+
+
+async def test_after_the_tools_deadline_the_model_answers_without_more_calls(
+    llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runtime.nodes.llm.TOOLS_DEADLINE_S", 0.2)
+    llm.tool_calls(("getOrder", {"id": "A-1"}))
+    llm.reply("It shipped.")
+    tools = TableTools(delay_s=0.3)  # the first call alone outlasts the deadline
+    output, _ = await turn(
+        tool_bot(), "hi", llm=gateway(llm), tools=tool_gateway(tools, shop_key=SECRET), team_id=1
+    )
+    assert output.reply == "It shipped."
+    assert [c.body.get("tool_choice") for c in llm.calls] == ["auto", "none"]
