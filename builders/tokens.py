@@ -1,5 +1,6 @@
 """Bot tokens recognised in text: one definition for refusing them in a spec and for redacting
-them from logs, audit and stored messages."""
+them from logs, audit and stored messages. Also a secret's value typed right after `/secret set
+NAME` (the Studio asks for it privately instead): removed the same way, before it is stored."""
 
 from __future__ import annotations
 
@@ -13,13 +14,20 @@ SLACK_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(?:xox[bpe]|xapp)-[A-Za-z0-9-]{10,}
 TOKENS = (BOT_TOKEN, SLACK_TOKEN)
 TOKEN_REFUSAL = "that looks like a bot token: secrets are never stored in a bot's text"
 REDACTED = "[token removed]"
+# `/secret set NAME VALUE`, also as Telegram's `/secret@Bot`, after a Slack mention, in a message.
+SECRET_TYPED = re.compile(r"(?is)^(\s*(?:<@\w+>\s*)?/?secrets?(?:@\w+)?\s+set\s+\S+)\s+\S.*")
+VALUE_REDACTED = "[value removed]"
 
 
 def has_token(text: str) -> bool:
     return any(pattern.search(text) for pattern in TOKENS)
 
 
+def typed_secret(text: str) -> bool:
+    return SECRET_TYPED.match(text) is not None
+
+
 def redact_tokens(text: str) -> str:
     for pattern in TOKENS:
         text = pattern.sub(REDACTED, text)
-    return text
+    return SECRET_TYPED.sub(rf"\1 {VALUE_REDACTED}", text)

@@ -38,6 +38,7 @@ from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
 from adapters.telegram.render import fits_button, full_text, split_html, to_html
 from adapters.telegram.rooms import TelegramRooms
+from builders.tokens import typed_secret
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.cipher import BOT_TOKEN, Cipher, redact_tokens
 from runtime.handoff import RESUME
@@ -265,7 +266,7 @@ class TelegramStudio:
         identity = f"telegram:{user.id}"
         text = message.text or message.caption or ""
         token = BOT_TOKEN.search(text)
-        if token is not None:  # out of the chat before anything else happens
+        if token is not None or typed_secret(text):  # out of the chat before anything else
             await self._delete(message)
         text = _command_text(text)
         team_id = await self.members.home_team(identity)

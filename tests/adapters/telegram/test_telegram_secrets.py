@@ -4,6 +4,8 @@ against the fake Bot API, updates posted to the webhook)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.adapters.telegram.test_telegram_studio import (
     ALICE,
     BUILDER,
@@ -73,3 +75,19 @@ async def test_a_viewer_is_refused_and_nothing_waits_for_a_value(
     ordinary = await tell(studio, telegram, "/bots")
     assert "No bots yet" in ordinary.body["text"]
     assert not telegram.calls_to("deleteMessage", token=BUILDER)
+
+
+async def test_a_value_typed_after_the_name_is_deleted_and_never_stored(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    await member_of_local_team(studio, telegram)
+    typed = message_update(f"/secret set acme-crm {VALUE}", chat_id=ALICE, user_id=ALICE)
+    before = len(await said(telegram, 0))
+    assert await post(studio, typed) == 200
+    answer = (await said(telegram, before + 1))[-1]
+    assert "Never type a secret's value in a chat" in answer.body["text"]
+    deleted = telegram.calls_to("deleteMessage", token=BUILDER)
+    assert [int(c.body["message_id"]) for c in deleted] == [typed["message"]["message_id"]]
+    database = studio.settings.database_url.split("///", 1)[1]
+    for stored in Path(database).parent.glob(Path(database).name + "*"):
+        assert VALUE.encode() not in stored.read_bytes()
