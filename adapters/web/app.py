@@ -31,6 +31,7 @@ from adapters.web import (
     rest,
     secrets_api,
     studio_api,
+    tools_api,
     try_api,
 )
 from adapters.web.request_limits import MAX_BODY_BYTES, RequestLimits
@@ -130,4 +131,5 @@ def create_app(
     app.include_router(readiness.router)
     app.include_router(flow_api.router)
     app.include_router(secrets_api.router)
+    app.include_router(tools_api.router)
     return app

@@ -200,3 +200,44 @@ async def test_only_admins_send_a_team_secret_to_a_tool(
         "/api/v1/bots/shop-bot", json={"tools": described}, headers=service.auth(editor)
     )
     assert edited.status_code == 200, edited.text
+
+
+async def test_tools_by_rest(service: Service, openapi: FakeOpenApi) -> None:
+    await service.call("PUT", "/api/v1/secrets/acme-crm", json={"value": SECRET})
+    await service.call("POST", "/api/v1/bots/import", json={"name": "shop-bot", "model": MODEL})
+    body = {
+        "url": f"{openapi.url}/openapi.json",
+        "operations": ["getOrder", "createTicket"],
+        "auth": "acme-crm",
+        "allow_changes": True,
+        "name": "crm",
+    }
+    added = await service.call("POST", "/api/v1/bots/shop-bot/tools", json=body)
+    assert (added["replaced"], added["tool"]["name"], added["tool"]["auth"]) == (
+        False,
+        "crm",
+        "acme-crm",
+    )
+    allowed = [op.get("allowed", False) for op in added["tool"]["operations"]]
+    assert allowed == [False, True]  # the GET needs no leave; the POST was allowed
+    listed = await service.call("GET", "/api/v1/bots/shop-bot/tools")
+    assert [t["name"] for t in listed["tools"]] == ["crm"] and SECRET not in json.dumps(listed)
+
+    bad = await service.client.post(
+        "/api/v1/bots/shop-bot/tools",
+        json={**body, "operations": ["nope"]},
+        headers=service.auth(),
+    )
+    assert bad.status_code == 422 and bad.json()["error"].startswith("Nothing was changed:")
+    viewer = (await service.call("POST", "/api/v1/keys", json={"name": "v", "role": "viewer"}))[
+        "key"
+    ]
+    refused = await service.client.delete(
+        "/api/v1/bots/shop-bot/tools/crm", headers=service.auth(viewer)
+    )
+    assert refused.status_code == 403
+    gone = await service.client.delete("/api/v1/bots/shop-bot/tools/crm", headers=service.auth())
+    assert gone.status_code == 204
+    missing = await service.client.delete("/api/v1/bots/shop-bot/tools/crm", headers=service.auth())
+    assert missing.status_code == 404
+    assert (await service.call("GET", "/api/v1/bots/shop-bot/tools"))["tools"] == []
