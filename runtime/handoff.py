@@ -48,9 +48,10 @@ class TeamRooms(Protocol):
     threads: ClassVar[bool]
     hint: ClassVar[str]
 
-    async def find(self, target: str) -> Room:
-        """The room `target` names (an id, or `#name` on Slack), checked usable by the Studio;
-        `RoomError` otherwise."""
+    async def find(self, target: str, *, by: str) -> Room:
+        """The room `target` names (an id, or `#name` on Slack), checked usable by the Studio
+        and by `by` (the identity of the team member who sets it: a Telegram group takes only
+        what its administrators set); `RoomError` otherwise."""
         ...
 
     async def post(self, room: str, text: str, *, thread: str | None = None) -> str:

@@ -244,6 +244,10 @@ async def test_telegram_end_user_and_a_team_group(
 
     assert await post_studio(service, in_group("/handoff@chat_studio_bot support-bot to here"))
     told = await eventually(lambda: sent(telegram, BUILDER, GROUP), "the Studio's answer")
+    assert f"only an administrator of Group {GROUP} can hand conversations" in told[-1].body["text"]
+    telegram.set_chat_member(GROUP, ALICE, "administrator")
+    assert await post_studio(service, in_group("/handoff@chat_studio_bot support-bot to here"))
+    told = await eventually(lambda: sent(telegram, BUILDER, GROUP)[1:], "the Studio's answer")
     assert f"hands conversations over to Group {GROUP}" in told[-1].body["text"]
     await service.call("PATCH", "/api/v1/bots/support-bot", json={"pipeline": flow})
     for env in ("staging", "production"):
@@ -268,7 +272,7 @@ async def test_telegram_end_user_and_a_team_group(
     await end_user_says("I need a human")
     asked = await eventually(lambda: sent(telegram, SUPPORT_TOKEN, END_USER), "the bot's word")
     assert asked[-1].body["text"] == ASKED
-    posted = await eventually(lambda: sent(telegram, BUILDER, GROUP)[1:], "the handoff post")
+    posted = await eventually(lambda: sent(telegram, BUILDER, GROUP)[2:], "the handoff post")
     assert "support-bot hands a conversation over to you" in posted[0].body["text"]
     assert "Who: telegram:55, on Telegram" in posted[0].body["text"]
     async with service.app.state.core.db.read_conn() as conn:
@@ -286,7 +290,7 @@ async def test_telegram_end_user_and_a_team_group(
 
     # the end user's next message goes to the group as a reply to the post; the bot is silent
     await end_user_says("My order is late")
-    relayed = await eventually(lambda: sent(telegram, BUILDER, GROUP)[2:], "the relay")
+    relayed = await eventually(lambda: sent(telegram, BUILDER, GROUP)[3:], "the relay")
     assert relayed[0].body["text"] == "telegram:55: My order is late"
     assert relayed[0].body["reply_parameters"]["message_id"] == int(handoff.thread)
     async with service.app.state.core.db.read_conn() as conn:
@@ -296,7 +300,7 @@ async def test_telegram_end_user_and_a_team_group(
     # /resume as a reply to the relayed message ends it, with a last word to the end user
     resume = in_group("/resume Glad to help!", user_id=8001, reply_to=int(relay_id))
     assert await post_studio(service, resume)
-    back = await eventually(lambda: sent(telegram, BUILDER, GROUP)[3:], "the group told")
+    back = await eventually(lambda: sent(telegram, BUILDER, GROUP)[4:], "the group told")
     assert "handed the conversation back: support-bot answers again" in back[0].body["text"]
     farewell = await eventually(lambda: sent(telegram, SUPPORT_TOKEN, END_USER)[2:], "goodbye")
     assert farewell[0].body["text"] == "Glad to help!"
@@ -306,8 +310,42 @@ async def test_telegram_end_user_and_a_team_group(
 
     # /resume in the group that replies to nothing of a handoff: a short answer
     assert await post_studio(service, in_group("/resume"))
-    hint = await eventually(lambda: sent(telegram, BUILDER, GROUP)[4:], "the hint")
+    hint = await eventually(lambda: sent(telegram, BUILDER, GROUP)[5:], "the hint")
     assert "gives a handed-over conversation back to its bot" in hint[0].body["text"]
+
+
+async def test_a_group_takes_only_what_its_administrators_set(
+    tg_service: Service, telegram: FakeTelegram
+) -> None:
+    """Being in a team and knowing a group's chat id is not enough: only an administrator of
+    the group (checked with Telegram) routes conversations into it, however it is set."""
+    service = tg_service
+    await member_of_local_team(service, telegram)
+    await service.import_bot("faq-bot")
+    other = -1009999999999  # another team's group, whose id someone learnt
+    refused = await tell(service, telegram, f"/handoff faq-bot to {other}")
+    assert f"only an administrator of Group {other} can hand conversations" in refused.body["text"]
+    telegram.set_chat_member(other, ALICE, "creator")
+    taken = await tell(service, telegram, f"/handoff faq-bot to {other}")
+    assert f"hands conversations over to Group {other}" in taken.body["text"]
+
+    # REST and YAML import check a changed target the same way; an API key is nobody on Telegram
+    target = {"channel": "telegram", "target": str(GROUP), "name": "Team"}
+    for method, path, body in (
+        ("PATCH", "/api/v1/bots/faq-bot", {"handoff": target}),
+        ("POST", "/api/v1/bots/import", {"name": "other-bot", "handoff": target}),
+    ):
+        response = await service.client.request(method, path, json=body, headers=service.auth())
+        assert response.status_code == 422, response.text
+        assert "say /handoff" in response.text and "to here in the group" in response.text
+    shown = await service.call("GET", "/api/v1/bots/faq-bot")
+    assert shown["draft"]["handoff"]["target"] == str(other)  # nothing changed
+    kept = await service.call(
+        "PATCH",
+        "/api/v1/bots/faq-bot",
+        json={"handoff": {**target, "target": str(other), "timeout_minutes": 5}},
+    )
+    assert kept["draft"]["handoff"]["timeout_minutes"] == 5  # the same target: not asked again
 
 
 async def post_studio(service: Service, update: dict[str, Any]) -> bool:
@@ -379,6 +417,11 @@ async def test_handoff_targets_are_checked(service: Service, slack: FakeSlack) -
     assert "Say which channel" in await service.reply("/handoff faq-bot to here")
     assert "Say where first" in await service.reply("/handoff faq-bot timeout 5")
     assert "hands nothing over" in await service.reply("/handoff faq-bot")
+    elsewhere = {"channel": "slack", "target": "C0002", "name": "#support"}
+    patched = await service.client.patch(
+        "/api/v1/bots/faq-bot", json={"handoff": elsewhere}, headers=service.auth()
+    )
+    assert patched.status_code == 422 and "the app is not in #elsewhere" in patched.text
     said = await service.reply("/handoff faq-bot to C0001 tool off")
     assert "hands conversations over to #support" in said and "Nothing hands over yet" in said
     shown = await service.say("/show faq-bot")
