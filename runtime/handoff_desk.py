@@ -116,6 +116,14 @@ class HandoffDesk:
         """`message_id` in `room` is one of an open handoff's posts (its thread on Slack)."""
         return (kind, room, message_id) in self._posts
 
+    async def team_in_room(self, kind: str, room: str, message_id: str) -> int | None:
+        """The team whose bot's open handoff `message_id` in `room` is one of the posts of (its
+        thread on Slack); None when it is no open handoff's. Only that team's members answer."""
+        handoff = self._by_id.get(self._posts.get((kind, room, message_id), -1))
+        if handoff is None:
+            return None
+        return (await self.runtime.target(handoff.deployment_id)).team_id
+
     def bind(self, target: DeploymentTarget, address: Address) -> _Binding:
         return _Binding(self, target, address)
 

@@ -150,6 +150,14 @@ async def test_web_to_a_slack_thread_and_back(service: Service, slack: FakeSlack
     relayed = await eventually(lambda: thread_posts(slack, thread), "the relay in the thread")
     assert relayed[-1].body["text"] == f"web:{session[:12]}: It is 42"
 
+    slackbot = message_event(
+        "Reminder: lunch",
+        user="USLACKBOT",
+        channel="C0001",
+        channel_type="channel",
+        thread_ts=thread,
+    )
+    assert (await post(service, event_body(slackbot))).status_code == 200  # not a person: dropped
     later = message_event(
         "Found it: it ships today.",
         user="U0009",
@@ -279,7 +287,17 @@ async def test_telegram_end_user_and_a_team_group(
         (handoff,) = await handoff_store.open_handoffs(conn)
     assert (handoff.room_kind, handoff.room) == ("telegram", str(GROUP))
 
+    # someone in the group but not in the team replies: not passed on, told so once
+    outsider = [in_group(said, user_id=8002, reply_to=int(handoff.thread)) for said in "ab"]
+    for update in outsider:
+        assert await post_studio(service, update)
+    (no,) = await eventually(lambda: sent(telegram, BUILDER, GROUP)[3:], "the outsider told")
+    assert "Only members of the bot's team in Chat Studio can answer here" in no.body["text"]
+    assert no.body["reply_parameters"]["message_id"] == outsider[0]["message"]["message_id"]
+
     # a person of the team replies to the post: the end user gets it from the bot
+    code = (await service.call("POST", "/api/v1/invites"))["code"]
+    assert "Welcome" in (await tell(service, telegram, f"/join {code}", user_id=8001)).body["text"]
     assert await post_studio(
         service, in_group("Sam here, how can I help?", user_id=8001, reply_to=int(handoff.thread))
     )
@@ -290,7 +308,7 @@ async def test_telegram_end_user_and_a_team_group(
 
     # the end user's next message goes to the group as a reply to the post; the bot is silent
     await end_user_says("My order is late")
-    relayed = await eventually(lambda: sent(telegram, BUILDER, GROUP)[3:], "the relay")
+    relayed = await eventually(lambda: sent(telegram, BUILDER, GROUP)[4:], "the relay")
     assert relayed[0].body["text"] == "telegram:55: My order is late"
     assert relayed[0].body["reply_parameters"]["message_id"] == int(handoff.thread)
     async with service.app.state.core.db.read_conn() as conn:
@@ -300,7 +318,7 @@ async def test_telegram_end_user_and_a_team_group(
     # /resume as a reply to the relayed message ends it, with a last word to the end user
     resume = in_group("/resume Glad to help!", user_id=8001, reply_to=int(relay_id))
     assert await post_studio(service, resume)
-    back = await eventually(lambda: sent(telegram, BUILDER, GROUP)[4:], "the group told")
+    back = await eventually(lambda: sent(telegram, BUILDER, GROUP)[5:], "the group told")
     assert "handed the conversation back: support-bot answers again" in back[0].body["text"]
     farewell = await eventually(lambda: sent(telegram, SUPPORT_TOKEN, END_USER)[2:], "goodbye")
     assert farewell[0].body["text"] == "Glad to help!"
@@ -310,7 +328,7 @@ async def test_telegram_end_user_and_a_team_group(
 
     # /resume in the group that replies to nothing of a handoff: a short answer
     assert await post_studio(service, in_group("/resume"))
-    hint = await eventually(lambda: sent(telegram, BUILDER, GROUP)[5:], "the hint")
+    hint = await eventually(lambda: sent(telegram, BUILDER, GROUP)[6:], "the hint")
     assert "gives a handed-over conversation back to its bot" in hint[0].body["text"]
 
 
