@@ -10,8 +10,8 @@
   of the built-in deployment `handoff`: recorded in the inbox (a redelivery is a duplicate),
   then handled here (`handle`): stored in the end user's conversation as the team's answer and
   sent to them through the outbox, under the bot's name. A web end user's page fetches it.
-- It ends with `/resume` in the room, the end user's `/reset`, or `timeout_minutes` without a
-  human answer (`watch`).
+- It ends with `resume` or `/resume` (the whole message) in the room, the end user's `/reset`,
+  or `timeout_minutes` without a human answer (`watch`).
 """
 
 from __future__ import annotations
@@ -160,6 +160,7 @@ class HandoffDesk:
             reason=reason,
             transcript=[*ctx.history, ChatMessage("user", ctx.text)],
             hint=rooms.hint,
+            give_back=rooms.give_back,
             timeout=wanted.timeout_minutes,
         )
         try:
@@ -236,11 +237,10 @@ class HandoffDesk:
 
     async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         """A message from the team's room (the runtime calls this for the `handoff`
-        deployment, in order per handoff): `/resume [words]`, or an answer for the end user."""
+        deployment, in order per handoff): `resume`, or an answer for the end user."""
         handoff = self._by_id.get(int(message.address.conversation))
         text = message.text.strip()
-        command, _, rest = text.partition(" ")
-        resume = command.lower() in RESUME
+        resume = text.lower() in RESUME  # the whole message: "Resume your order…" is an answer
         if handoff is None:
             spot = _Spot.parse(message.address.thread)
             said = "That conversation is no longer handed over"
@@ -250,9 +250,7 @@ class HandoffDesk:
             if handoff.id not in self._by_id:  # ended while this waited
                 return []
             if resume:
-                return await self._end(
-                    handoff, by=message.address.user, farewell=rest.strip() or None
-                )
+                return await self._end(handoff, by=message.address.user)
             if not text:
                 return []
             return await self._answer(handoff, text, by=message.address.user)
@@ -310,13 +308,12 @@ class HandoffDesk:
         handoff: store.OpenHandoff,
         *,
         by: str,
-        farewell: str | None = None,
         notice: str | None = None,
         note: str | None = None,
     ) -> list[OutgoingMessage]:
         """Close it (the caller holds the conversation's lock): the bot answers again. The room
-        is told (`note`, or who handed it back); the end user gets `farewell` (the team's last
-        word) or `notice` (the bot's), when given."""
+        is told (`note`, or who handed it back); the end user gets `notice` (the bot's word),
+        when given."""
         closed = await self.runtime.writes.run(
             lambda conn: store.close(conn, handoff.id, at=utcnow(), by=by)
         )
@@ -328,9 +325,7 @@ class HandoffDesk:
         bot = await self.runtime.bot_name(handoff.deployment_id)
         said = note or f"{by} handed the conversation back: {bot} answers again."
         messages = [self._to_room(handoff, said)]
-        if farewell:
-            messages += await self._to_user(handoff, farewell, role="human", by=by)
-        elif notice:
+        if notice:
             messages += await self._to_user(handoff, notice, role="assistant")
         return messages
 
@@ -472,6 +467,7 @@ def _announcement(
     reason: str,
     transcript: Sequence[ChatMessage],
     hint: str,
+    give_back: str,
     timeout: int,
 ) -> str:
     """The first post in the room: who, where, why, the recent messages, and how to answer."""
@@ -485,7 +481,7 @@ def _announcement(
         speaker = who if said.role == "user" else bot
         lines.append(f"» {speaker}: {_quote(said.content)}")
     lines.append(
-        f"{hint} to answer them as {bot}; say /resume there to give the conversation back "
+        f"{hint} to answer them as {bot}; {give_back} to give the conversation back "
         f"(it goes back by itself after {_minutes(timeout)} without an answer)."
     )
     return "\n".join(lines)

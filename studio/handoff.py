@@ -31,8 +31,9 @@ _SETTINGS = {
     "telegram": "TELEGRAM_BUILDER_TOKEN",
 }
 RESUME_HERE = (
-    f"{RESUME[0]} gives a handed-over conversation back to its bot: say it in that "
-    "conversation's thread in Slack, or as a reply to one of its messages in the Telegram group."
+    f"{RESUME[0]} gives a handed-over conversation back to its bot: in Slack type "
+    f"{RESUME[1]} (the whole message) in that conversation's thread; in the Telegram group "
+    f"reply {RESUME[0]} to one of its messages."
 )
 
 
@@ -86,11 +87,13 @@ class HandoffFeature:
         view = await self.ops.edit_draft(caller, name, {"handoff": data}, revision=draft.revision)
         handoff = view.draft.handoff
         assert handoff is not None
+        rooms = self.desk.rooms(handoff.channel)
+        give_back = rooms.give_back if rooms is not None else f"say {RESUME[0]}"
         text = (
             f"*{name}* hands conversations over to {handoff.name} (draft revision "
-            f"{view.revision}). People answer in the thread there, under {name}'s name, and say "
-            f"/resume to give it back (or it goes back after {handoff.timeout_minutes} minutes "
-            "without an answer)."
+            f"{view.revision}). People answer there, under {name}'s name, and {give_back} to "
+            f"give it back (or it goes back after {handoff.timeout_minutes} minutes without an "
+            "answer)."
         )
         if handoff.tool:
             text += " The model may hand over by itself when it cannot help."

@@ -22,6 +22,7 @@ class SlackRooms:
     kind: ClassVar[str] = "slack"
     threads: ClassVar[bool] = True
     hint: ClassVar[str] = "Reply in this thread"
+    give_back: ClassVar[str] = "type resume in the thread"  # Slack refuses a `/resume` message
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client

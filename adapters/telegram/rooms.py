@@ -23,6 +23,7 @@ class TelegramRooms:
     kind: ClassVar[str] = "telegram"
     threads: ClassVar[bool] = False
     hint: ClassVar[str] = "Reply to this message (or to a later one of mine about it)"
+    give_back: ClassVar[str] = "reply /resume to one of them"
 
     def __init__(self, studio: TelegramStudio) -> None:
         self.studio = studio
