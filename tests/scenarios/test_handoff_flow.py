@@ -386,6 +386,24 @@ async def handed_over(service: Service, slack: FakeSlack) -> tuple[str, str, str
     return deployment, handed["session"], await the_thread(service)
 
 
+async def test_the_team_reads_what_a_guard_would_refuse(service: Service, slack: FakeSlack) -> None:
+    """During a handoff the end user's words reach the team even when a guardrail would refuse
+    them the bot (personal data masked still), named as the bot remembers them."""
+    deployment, session, thread = await handed_over(service, slack)
+    guard = {"guardrails": {"pii": True, "blocked_terms": ["refund"]}}
+    await service.call("PATCH", "/api/v1/bots/support-bot", json=guard)
+    for env in ("staging", "production"):
+        await service.call("POST", "/api/v1/bots/support-bot/promote", json={"to": env})
+    user = f"web:{session[:12]}"
+    assert "Ana" in await service.reply(f"/memory support-bot {user} set name Ana")
+    said = (await service.chat(deployment, "A refund! Mail me at ana@example.com", session)).json()
+    assert said == {**said, "reply": "", "handoff": True}
+    (relayed,) = await eventually(lambda: thread_posts(slack, thread), "the relay")
+    assert relayed.body["text"] == f"Ana ({user}): A refund! Mail me at [email]"
+    data = await history(service, deployment, session)
+    assert data["messages"][-1]["text"] == "A refund! Mail me at [email]"
+
+
 async def test_a_handoff_nobody_answers_ends_by_itself(service: Service, slack: FakeSlack) -> None:
     from storage.tables import utcnow
 
