@@ -253,14 +253,18 @@ class HandoffDesk:
                 return await self._end(handoff, by=message.address.user)
             if not text:
                 return []
-            return await self._answer(handoff, text, by=message.address.user)
+            return await self._answer(
+                handoff, text, by=message.address.user, key=message.dedupe_key
+            )
 
     async def _answer(
-        self, handoff: store.OpenHandoff, text: str, *, by: str
+        self, handoff: store.OpenHandoff, text: str, *, by: str, key: str | None
     ) -> list[OutgoingMessage]:
         now = utcnow()
         expires = now + timedelta(minutes=handoff.timeout_minutes)
-        reply = await self._to_user(handoff, text, role="human", by=by, answered=(now, expires))
+        reply = await self._to_user(
+            handoff, text, role="human", by=by, answered=(now, expires), key=key
+        )
         handoff.answered = True
         handoff.expires_at = expires
         return reply
@@ -273,11 +277,14 @@ class HandoffDesk:
         role: str,
         by: str | None = None,
         answered: tuple[datetime, datetime] | None = None,
+        key: str | None = None,
     ) -> list[OutgoingMessage]:
         """Keep `text` in the end user's conversation (as `role`: the team's answer, or the
-        bot's word) and the message that sends it (none on the web: the page fetches it)."""
+        bot's word) and the message that sends it (none on the web: the page fetches it).
+        `key`: the inbox item it answers, so a run again after a crash keeps it once (the
+        message out is stored with the item's status, after this)."""
         address = Address.model_validate(handoff.address)
-        parts = [{"type": "handoff", "by": by}] if by else None
+        parts = [{"type": "handoff", "by": by, "key": key}] if by else None
         record = conv_store.TurnRecord(role=role, text=text, parts=parts)
         new = conv_store.NewConversation(
             bot_id=handoff.bot_id,
@@ -288,7 +295,7 @@ class HandoffDesk:
         )
 
         def keep(conn: Connection) -> None:
-            store.add_to_conversation(conn, new, record)
+            store.add_to_conversation(conn, new, record, key=key)
             if answered is not None:
                 store.answered(conn, handoff.id, at=answered[0], expires_at=answered[1])
 

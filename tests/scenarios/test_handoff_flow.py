@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from adapters.telegram.pacing import ChatPacer
 from runtime.handoff_desk import NOBODY_CAME as NOBODY
+from runtime.messages import IncomingMessage
 from storage import handoffs as handoff_store
+from storage.tables import InboxItem
 from tests.adapters.slack.test_slack_flow import dm, post, responded, slack_settings
 from tests.adapters.telegram.test_telegram_studio import (
     ALICE,
@@ -45,6 +48,7 @@ SUPPORT: dict[str, Any] = {
         {"id": "human", "kind": "handoff", "params": {"reason": "they asked for a person"}},
     ],
 }
+_inbox = InboxItem.__table__  # type: ignore[attr-defined]
 ASKED = "I've asked a person from the team to help; they'll answer here."
 SUPPORT_TOKEN = token(31)
 
@@ -144,6 +148,14 @@ async def test_web_to_a_slack_thread_and_back(service: Service, slack: FakeSlack
         return data["messages"] if data["messages"][-1]["role"] == "human" else None
 
     await eventually(answered, "the team's answer on the web page")
+
+    # that inbox item handled again (as after a crash before it was marked done): kept once
+    key = f"handoff:slack:C0001:{answer['ts']}"
+    async with service.app.state.core.db.read_conn() as conn:
+        item = (await conn.execute(select(_inbox).where(_inbox.c.dedupe_key == key))).one()
+    kept = (await history(service, deployment, session))["total"]
+    await service.app.state.core.runtime.process(item.id, IncomingMessage(**item.payload))
+    assert (await history(service, deployment, session))["total"] == kept
 
     # the end user writes again: relayed to the thread, and the bot says nothing
     again = (await service.chat(deployment, "It is 42", session)).json()
