@@ -66,6 +66,7 @@ _NOT_THE_TEAM = (
     "Only members of the bot's team in Chat Studio can answer here: what you write is not "
     "passed on."
 )
+_TEXT_ONLY = "Only text is passed on to the person: write it in words, please."
 _BUTTONS_PER_ROW = 2
 _STRANGER_UPDATES = 10_000
 _STRANGER = (
@@ -327,6 +328,10 @@ class TelegramStudio:
             if await self.members.role_of(team, f"telegram:{user.id}") is None:
                 if self._first_delivery(("outsider", chat, user.id)):  # told once, not each time
                     await self._say(message.chat_id, _NOT_THE_TEAM, reply_to=message.message_id)
+                return
+            if not text.strip():  # a sticker, a photo: nothing to pass on, and they should know
+                if self._first_delivery(update.update_id):
+                    await self._say(message.chat_id, _TEXT_ONLY, reply_to=message.message_id)
                 return
             await desk.from_team(
                 kind="telegram",

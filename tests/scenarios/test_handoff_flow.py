@@ -324,9 +324,18 @@ async def test_telegram_end_user_and_a_team_group(
     )
     assert answered[0].body["text"] == "Sam here, how can I help?"
 
+    # a photo (no text) as a reply: not passed on, and Sam is told so
+    photo = in_group("", user_id=8001, reply_to=int(handoff.thread))
+    del photo["message"]["text"]
+    photo["message"]["photo"] = [{"file_id": "p1", "file_unique_id": "u1", "width": 9, "height": 9}]
+    assert await post_studio(service, photo)
+    (only,) = await eventually(lambda: sent(telegram, BUILDER, GROUP)[4:], "text only")
+    assert only.body["text"].startswith("Only text is passed on")
+    assert only.body["reply_parameters"]["message_id"] == photo["message"]["message_id"]
+
     # the end user's next message goes to the group as a reply to the post; the bot is silent
     await end_user_says("My order is late")
-    relayed = await eventually(lambda: sent(telegram, BUILDER, GROUP)[4:], "the relay")
+    relayed = await eventually(lambda: sent(telegram, BUILDER, GROUP)[5:], "the relay")
     assert relayed[0].body["text"] == "telegram:55: My order is late"
     assert relayed[0].body["reply_parameters"]["message_id"] == int(handoff.thread)
     async with service.app.state.core.db.read_conn() as conn:
@@ -336,7 +345,7 @@ async def test_telegram_end_user_and_a_team_group(
     # /resume (the whole message) as a reply to the relayed message ends it
     resume = in_group("/resume", user_id=8001, reply_to=int(relay_id))
     assert await post_studio(service, resume)
-    back = await eventually(lambda: sent(telegram, BUILDER, GROUP)[5:], "the group told")
+    back = await eventually(lambda: sent(telegram, BUILDER, GROUP)[6:], "the group told")
     assert "handed the conversation back: support-bot answers again" in back[0].body["text"]
     await end_user_says("hello")
     again = await eventually(lambda: sent(telegram, SUPPORT_TOKEN, END_USER)[2:], "the bot")
@@ -344,7 +353,7 @@ async def test_telegram_end_user_and_a_team_group(
 
     # /resume in the group that replies to nothing of a handoff: a short answer
     assert await post_studio(service, in_group("/resume"))
-    hint = await eventually(lambda: sent(telegram, BUILDER, GROUP)[6:], "the hint")
+    hint = await eventually(lambda: sent(telegram, BUILDER, GROUP)[7:], "the hint")
     assert "gives a handed-over conversation back to its bot" in hint[0].body["text"]
 
 
