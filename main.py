@@ -176,8 +176,8 @@ async def build_services(settings: Settings) -> Services:
     )
     runtime.register_builtin(STUDIO_DEPLOYMENT, studio)
     runtime.runner.add_steps(
+        relay_to_people,  # people of the team have it: relayed, not answered (nor guarded)
         GuardrailStep(),
-        relay_to_people,  # a conversation people of the team have: relayed, not answered
         BudgetStep(db=db, notifier=StudioBudgetNotifier(db=db, tell=studio.tell_leaders)),
     )
     from adapters.telegram.bots import TelegramBots

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from runtime.pipeline import TurnContext
 
 DEFAULT_MESSAGE = "I've asked a person from the team to help; they'll answer here."
-RESUME = ("/resume", "resume")  # said in a handoff's room: the bot has the conversation again
+# A whole message in a handoff's room that gives the conversation back to the bot (Slack takes
+# no unregistered `/` command, so there it is `resume`); anything longer is an answer.
+RESUME = ("/resume", "resume")
 FRONTS = {"slack": "Slack", "telegram": "the Studio's Telegram bot"}
 
 
@@ -42,15 +44,17 @@ class Room:
 class TeamRooms(Protocol):
     """One platform's rooms (an adapter implements it). `threads`: replies stay in the thread of
     the first post (Slack); otherwise each of the handoff's posts can be replied to (Telegram).
-    `hint` tells people in the room how to answer."""
+    `hint` tells people in the room how to answer, `give_back` how to end the handoff."""
 
     kind: ClassVar[str]
     threads: ClassVar[bool]
     hint: ClassVar[str]
+    give_back: ClassVar[str]
 
-    async def find(self, target: str) -> Room:
-        """The room `target` names (an id, or `#name` on Slack), checked usable by the Studio;
-        `RoomError` otherwise."""
+    async def find(self, target: str, *, by: str) -> Room:
+        """The room `target` names (an id, or `#name` on Slack), checked usable by the Studio
+        and by `by` (the identity of the team member who sets it: a Telegram group takes only
+        what its administrators set); `RoomError` otherwise."""
         ...
 
     async def post(self, room: str, text: str, *, thread: str | None = None) -> str:

@@ -10,8 +10,8 @@
   of the built-in deployment `handoff`: recorded in the inbox (a redelivery is a duplicate),
   then handled here (`handle`): stored in the end user's conversation as the team's answer and
   sent to them through the outbox, under the bot's name. A web end user's page fetches it.
-- It ends with `/resume` in the room, the end user's `/reset`, or `timeout_minutes` without a
-  human answer (`watch`).
+- It ends with `resume` or `/resume` (the whole message) in the room, the end user's `/reset`,
+  or `timeout_minutes` without a human answer (`watch`).
 """
 
 from __future__ import annotations
@@ -116,6 +116,14 @@ class HandoffDesk:
         """`message_id` in `room` is one of an open handoff's posts (its thread on Slack)."""
         return (kind, room, message_id) in self._posts
 
+    async def team_in_room(self, kind: str, room: str, message_id: str) -> int | None:
+        """The team whose bot's open handoff `message_id` in `room` is one of the posts of (its
+        thread on Slack); None when it is no open handoff's. Only that team's members answer."""
+        handoff = self._by_id.get(self._posts.get((kind, room, message_id), -1))
+        if handoff is None:
+            return None
+        return (await self.runtime.target(handoff.deployment_id)).team_id
+
     def bind(self, target: DeploymentTarget, address: Address) -> _Binding:
         return _Binding(self, target, address)
 
@@ -152,6 +160,7 @@ class HandoffDesk:
             reason=reason,
             transcript=[*ctx.history, ChatMessage("user", ctx.text)],
             hint=rooms.hint,
+            give_back=rooms.give_back,
             timeout=wanted.timeout_minutes,
         )
         try:
@@ -228,11 +237,10 @@ class HandoffDesk:
 
     async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         """A message from the team's room (the runtime calls this for the `handoff`
-        deployment, in order per handoff): `/resume [words]`, or an answer for the end user."""
+        deployment, in order per handoff): `resume`, or an answer for the end user."""
         handoff = self._by_id.get(int(message.address.conversation))
         text = message.text.strip()
-        command, _, rest = text.partition(" ")
-        resume = command.lower() in RESUME
+        resume = text.lower() in RESUME  # the whole message: "Resume your order…" is an answer
         if handoff is None:
             spot = _Spot.parse(message.address.thread)
             said = "That conversation is no longer handed over"
@@ -242,19 +250,21 @@ class HandoffDesk:
             if handoff.id not in self._by_id:  # ended while this waited
                 return []
             if resume:
-                return await self._end(
-                    handoff, by=message.address.user, farewell=rest.strip() or None
-                )
+                return await self._end(handoff, by=message.address.user)
             if not text:
                 return []
-            return await self._answer(handoff, text, by=message.address.user)
+            return await self._answer(
+                handoff, text, by=message.address.user, key=message.dedupe_key
+            )
 
     async def _answer(
-        self, handoff: store.OpenHandoff, text: str, *, by: str
+        self, handoff: store.OpenHandoff, text: str, *, by: str, key: str | None
     ) -> list[OutgoingMessage]:
         now = utcnow()
         expires = now + timedelta(minutes=handoff.timeout_minutes)
-        reply = await self._to_user(handoff, text, role="human", by=by, answered=(now, expires))
+        reply = await self._to_user(
+            handoff, text, role="human", by=by, answered=(now, expires), key=key
+        )
         handoff.answered = True
         handoff.expires_at = expires
         return reply
@@ -267,11 +277,14 @@ class HandoffDesk:
         role: str,
         by: str | None = None,
         answered: tuple[datetime, datetime] | None = None,
+        key: str | None = None,
     ) -> list[OutgoingMessage]:
         """Keep `text` in the end user's conversation (as `role`: the team's answer, or the
-        bot's word) and the message that sends it (none on the web: the page fetches it)."""
+        bot's word) and the message that sends it (none on the web: the page fetches it).
+        `key`: the inbox item it answers, so a run again after a crash keeps it once (the
+        message out is stored with the item's status, after this)."""
         address = Address.model_validate(handoff.address)
-        parts = [{"type": "handoff", "by": by}] if by else None
+        parts = [{"type": "handoff", "by": by, "key": key}] if by else None
         record = conv_store.TurnRecord(role=role, text=text, parts=parts)
         new = conv_store.NewConversation(
             bot_id=handoff.bot_id,
@@ -282,7 +295,7 @@ class HandoffDesk:
         )
 
         def keep(conn: Connection) -> None:
-            store.add_to_conversation(conn, new, record)
+            store.add_to_conversation(conn, new, record, key=key)
             if answered is not None:
                 store.answered(conn, handoff.id, at=answered[0], expires_at=answered[1])
 
@@ -302,13 +315,12 @@ class HandoffDesk:
         handoff: store.OpenHandoff,
         *,
         by: str,
-        farewell: str | None = None,
         notice: str | None = None,
         note: str | None = None,
     ) -> list[OutgoingMessage]:
         """Close it (the caller holds the conversation's lock): the bot answers again. The room
-        is told (`note`, or who handed it back); the end user gets `farewell` (the team's last
-        word) or `notice` (the bot's), when given."""
+        is told (`note`, or who handed it back); the end user gets `notice` (the bot's word),
+        when given."""
         closed = await self.runtime.writes.run(
             lambda conn: store.close(conn, handoff.id, at=utcnow(), by=by)
         )
@@ -320,9 +332,7 @@ class HandoffDesk:
         bot = await self.runtime.bot_name(handoff.deployment_id)
         said = note or f"{by} handed the conversation back: {bot} answers again."
         messages = [self._to_room(handoff, said)]
-        if farewell:
-            messages += await self._to_user(handoff, farewell, role="human", by=by)
-        elif notice:
+        if notice:
             messages += await self._to_user(handoff, notice, role="assistant")
         return messages
 
@@ -464,6 +474,7 @@ def _announcement(
     reason: str,
     transcript: Sequence[ChatMessage],
     hint: str,
+    give_back: str,
     timeout: int,
 ) -> str:
     """The first post in the room: who, where, why, the recent messages, and how to answer."""
@@ -477,7 +488,7 @@ def _announcement(
         speaker = who if said.role == "user" else bot
         lines.append(f"» {speaker}: {_quote(said.content)}")
     lines.append(
-        f"{hint} to answer them as {bot}; say /resume there to give the conversation back "
+        f"{hint} to answer them as {bot}; {give_back} to give the conversation back "
         f"(it goes back by itself after {_minutes(timeout)} without an answer)."
     )
     return "\n".join(lines)

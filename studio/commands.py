@@ -563,9 +563,9 @@ class HandoffSet(Command):
     summary: ClassVar[str] = (
         "where the draft hands a conversation to people of the team: a Slack channel the app is "
         "in, or (here, said in it) a Telegram group with the Studio's bot; they answer in a "
-        "thread there and say /resume to give it back. timeout: minutes without their answer "
-        "before it goes back by itself (default 60); tool: the model may hand over by itself "
-        "(default on); off: no handoff"
+        "thread there and say resume (Slack) or /resume (Telegram) to give it back. timeout: "
+        "minutes without their answer before it goes back by itself (default 60); tool: the "
+        "model may hand over by itself (default on); off: no handoff"
     )
     bot: BotName | None = None
     target: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
@@ -585,10 +585,10 @@ class Resume(Command):
     """`/resume` said to the Studio: it belongs in a handoff's thread (the adapters route it)."""
 
     name: ClassVar[str] = "resume"
-    usage: ClassVar[str] = "/resume [MESSAGE]"
+    usage: ClassVar[str] = "/resume"
     summary: ClassVar[str] = (
-        "said in a handed-over conversation's thread (Slack) or as a reply to its message "
-        "(Telegram group): the bot answers again; MESSAGE goes to the person first"
+        "said alone in a handed-over conversation's thread (Slack: type resume) or as a reply "
+        "to its message (Telegram group): the bot answers again"
     )
     tool: ClassVar[bool] = False
 

@@ -3,7 +3,9 @@
 The target is part of the draft (`BotSpec.handoff`), so it is versioned, audited, shown by
 `/show` and `/diff`, and reaches end users once promoted. A target is checked when it is set:
 a Slack channel the app is in (`#support`, or the channel id Slack gives for a picked one), or
-the Telegram group the command is said in (`here`), which has the Studio's Telegram bot.
+the Telegram group the command is said in (`here`, or its chat id), which has the Studio's
+Telegram bot and whose administrator the caller is. A target set by REST or YAML import is
+checked the same way (`HandoffFeature.checked`, the hook `Operations` calls).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ _SETTINGS = {
     "telegram": "TELEGRAM_BUILDER_TOKEN",
 }
 RESUME_HERE = (
-    f"{RESUME[0]} gives a handed-over conversation back to its bot: say it in that "
-    "conversation's thread in Slack, or as a reply to one of its messages in the Telegram group."
+    f"{RESUME[0]} gives a handed-over conversation back to its bot: in Slack type "
+    f"{RESUME[1]} (the whole message) in that conversation's thread; in the Telegram group "
+    f"reply {RESUME[0]} to one of its messages."
 )
 
 
@@ -40,6 +43,7 @@ class HandoffFeature:
     def __init__(self, *, ops: Operations, desk: HandoffDesk) -> None:
         self.ops = ops
         self.desk = desk
+        ops.handoff_check = self.checked  # a target changed by REST or YAML is checked too
 
     async def run(self, caller: Caller, bot: str, command: Command, where: Address) -> Answer:
         draft = await self.ops.draft(caller, bot)
@@ -66,7 +70,7 @@ class HandoffFeature:
             )
         data: dict[str, Any]
         if command.target is not None:
-            room = await self._room(command.target, where, name)
+            room = await self._room(command.target, where, name, by=caller.identity)
             data = {"channel": room.kind, "target": room.id, "name": room.name}
             if current is not None:
                 data |= {"timeout_minutes": current.timeout_minutes, "tool": current.tool}
@@ -83,11 +87,13 @@ class HandoffFeature:
         view = await self.ops.edit_draft(caller, name, {"handoff": data}, revision=draft.revision)
         handoff = view.draft.handoff
         assert handoff is not None
+        rooms = self.desk.rooms(handoff.channel)
+        give_back = rooms.give_back if rooms is not None else f"say {RESUME[0]}"
         text = (
             f"*{name}* hands conversations over to {handoff.name} (draft revision "
-            f"{view.revision}). People answer in the thread there, under {name}'s name, and say "
-            f"/resume to give it back (or it goes back after {handoff.timeout_minutes} minutes "
-            "without an answer)."
+            f"{view.revision}). People answer there, under {name}'s name, and {give_back} to "
+            f"give it back (or it goes back after {handoff.timeout_minutes} minutes without an "
+            "answer)."
         )
         if handoff.tool:
             text += " The model may hand over by itself when it cannot help."
@@ -98,9 +104,12 @@ class HandoffFeature:
             )
         return Answer(f"{text} /try shows it; end users get it once you promote it.")
 
-    async def _room(self, target: str, where: Address, bot: str) -> Room:
-        """The room `target` names, checked with its platform."""
+    async def _room(self, target: str, where: Address, bot: str, *, by: str) -> Room:
+        """The room `target` names, checked with its platform for `by`."""
         kind, wanted = self._kind(target, where, bot)
+        return await self._found(kind, wanted, bot, by=by)
+
+    async def _found(self, kind: str, target: str, bot: str, *, by: str) -> Room:
         rooms = self.desk.rooms(kind)
         if rooms is None:
             raise NotAvailableError(
@@ -108,9 +117,14 @@ class HandoffFeature:
                 "nothing can be handed over there"
             )
         try:
-            return await rooms.find(wanted)
+            return await rooms.find(target, by=by)
         except RoomError as exc:
-            raise InvalidError(str(exc)) from None
+            raise InvalidError(str(exc).replace("/handoff BOT", f"/handoff {bot}")) from None
+
+    async def checked(self, caller: Caller, bot: str, handoff: Handoff) -> None:
+        """A target set by REST or YAML import (`Operations.handoff_check`): the same checks as
+        `/handoff BOT to ...`, so no way in skips them."""
+        await self._found(handoff.channel, handoff.target, bot, by=caller.identity)
 
     def _kind(self, target: str, where: Address, bot: str) -> tuple[str, str]:
         """Which platform `target` is on, and the room as that platform names it."""

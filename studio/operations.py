@@ -11,6 +11,7 @@ import difflib
 import logging
 import os
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builders.diff import diff_specs
 from builders.edit import apply_changes, coerce_field
-from builders.spec import MAX_DB_INT, MAX_VERSION, BotSpec
+from builders.spec import MAX_DB_INT, MAX_VERSION, BotSpec, Handoff
 from builders.validation import SpecError, human_problems, not_storable, parse_spec
 from builders.yaml_io import YamlError, read_yaml, spec_to_yaml
 from runtime.channel import DeploymentInfo, SendError, UnknownChannelError
@@ -121,6 +122,11 @@ def _percentile(values: list[float], fraction: float) -> float | None:
     return round(values[index], 1)
 
 
+# Checks a handoff target as `/handoff BOT to ...` does (who, bot, target): set by the handoff
+# feature, so a target set by REST or YAML import skips nothing.
+HandoffCheck = Callable[[Caller, str, Handoff], Awaitable[None]]
+
+
 class Operations:
     def __init__(
         self,
@@ -134,6 +140,7 @@ class Operations:
         self.runtime = runtime
         self.settings = settings
         self.cipher = cipher
+        self.handoff_check: HandoffCheck | None = None
 
     # -- teams, keys, members ---------------------------------------------------------------
 
@@ -300,6 +307,17 @@ class Operations:
                     f"step '{step.id}' asks '{asked}', which is no bot of this team{hint}"
                 )
 
+    async def _handoff_target(self, caller: Caller, before: BotSpec | None, spec: BotSpec) -> None:
+        """A handoff target that `spec` changes is checked like `/handoff BOT to ...`."""
+        new, old = spec.handoff, before.handoff if before is not None else None
+        if new is None:
+            return
+        if old is not None and (old.channel, old.target) == (new.channel, new.target):
+            return
+        if self.handoff_check is None:
+            raise InvalidError(f"handoff: set where {spec.name} hands over with /handoff")
+        await self.handoff_check(caller, spec.name, new)
+
     async def _usable_model(self, model: str) -> None:
         problem = await check_model(model, api_base=self.settings.llm_api_base)
         if problem:
@@ -348,15 +366,18 @@ class Operations:
         if named:  # checked like `/set model`
             await self._usable_model(spec.model)
         if not replace:
+            await self._handoff_target(caller, None, spec)
             return await self._create(caller, spec, action="bot.import")
         async with self.db.write() as session:
             repo = BotRepository(session)
             bot = await repo.get(caller.team_id, spec.name)
+            before = None if bot is None else bot.draft
+            await self._handoff_target(
+                caller, None if before is None else BotSpec.model_validate(before), spec
+            )
             if bot is None:
                 bot = await repo.create(caller.team_id, spec)
-                before = None
             else:
-                before = bot.draft
                 await repo.save_draft(bot, spec, expected_revision=bot.revision)
             await _audit(
                 session,
@@ -449,6 +470,7 @@ class Operations:
                     await self._usable_model(model)
             if updated.model != current.model:
                 await self._usable_model(updated.model)
+            await self._handoff_target(caller, current, updated)
             expected = bot.revision if revision is None else revision
             before = current.model_dump(mode="json")
             after = updated.model_dump(mode="json")

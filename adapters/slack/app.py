@@ -240,9 +240,13 @@ class SlackAdapter:
         )
 
     async def _to_handoff(self, event: dict[str, Any], context: Any) -> bool:
-        """The team's answer (or `/resume`) to the handoff desk, recorded before Slack's 200."""
+        """The team's answer (or `resume`) to the handoff desk, recorded before Slack's 200.
+        The workspace is the team, so anyone in the channel answers for it, but only a person:
+        not a bot, not Slackbot (what is not a person's is dropped)."""
         if event.get("channel_type") == "im" or not self._in_handoff(event):
             return False
+        if not _person(str(event["user"])):
+            return True
         channel = event["channel"]
         await self.runtime.handoffs.from_team(
             kind="slack",
@@ -493,6 +497,11 @@ def _form_button(messages: Any) -> str | None:
 def _spoken(event: dict[str, Any]) -> bool:
     """A person said something (not a bot, an edit, a deletion or a join)."""
     return event.get("subtype") in _SPOKEN and not event.get("bot_id") and bool(event.get("user"))
+
+
+def _person(user: str) -> bool:
+    """A Slack user id of a person (Slackbot, `USLACKBOT`, posts reminders as itself)."""
+    return _SLACK_USER.match(user) is not None and user != "USLACKBOT"
 
 
 def _external(file: dict[str, Any]) -> bool:

@@ -22,13 +22,15 @@ class SlackRooms:
     kind: ClassVar[str] = "slack"
     threads: ClassVar[bool] = True
     hint: ClassVar[str] = "Reply in this thread"
+    give_back: ClassVar[str] = "type resume in the thread"  # Slack refuses a `/resume` message
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
-    async def find(self, target: str) -> Room:
+    async def find(self, target: str, *, by: str) -> Room:
         """A channel by id (`C123`, what Slack makes of `#support` picked from the list) or by
-        name (`#support`), which the app must be in."""
+        name (`#support`), which the app must be in. Anyone may set it (`by`): the workspace is
+        one team, and every channel the app is in is that team's."""
         name = target.strip().lstrip("#")
         try:
             if SLACK_ROOM.fullmatch(target.strip()):

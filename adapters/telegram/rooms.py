@@ -16,18 +16,28 @@ if TYPE_CHECKING:
 
 MAX_TEXT = 4096  # Telegram's limit for one message
 _GROUPS = ("group", "supergroup")
+_ADMINS = ("administrator", "creator")
 
 
 class TelegramRooms:
     kind: ClassVar[str] = "telegram"
     threads: ClassVar[bool] = False
     hint: ClassVar[str] = "Reply to this message (or to a later one of mine about it)"
+    give_back: ClassVar[str] = "reply /resume to one of them"
 
     def __init__(self, studio: TelegramStudio) -> None:
         self.studio = studio
 
-    async def find(self, target: str) -> Room:
-        """A group (by chat id) that the Studio's bot is in."""
+    async def find(self, target: str, *, by: str) -> Room:
+        """A group (by chat id) that the Studio's bot is in, whose administrator (or creator)
+        `by` is: being in a team and able to reach the group's id is not enough, or one team
+        could route its conversations into another's group."""
+        user = by.removeprefix("telegram:")
+        if user == by or not user.isdigit():
+            raise RoomError(
+                "only an administrator of a Telegram group can hand conversations to it: say "
+                "/handoff BOT to here in the group"
+            )
         studio = self.studio
         if not await studio.ready(10.0):
             raise RoomError("the Studio's Telegram bot is not connected yet; try again shortly")
@@ -40,7 +50,17 @@ class TelegramRooms:
             ) from None
         if chat.type not in _GROUPS:
             raise RoomError("only a Telegram group can take handed-over conversations")
-        return Room(kind=self.kind, id=str(chat.id), name=chat.title or str(chat.id))
+        name = chat.title or str(chat.id)
+        try:
+            member = await studio.bot.get_chat_member(chat_id=chat.id, user_id=int(user))
+        except studio.errors.TelegramError as exc:
+            raise RoomError(f"Telegram would not say who you are in {name} ({said(exc)})") from None
+        if member.status not in _ADMINS:
+            raise RoomError(
+                f"only an administrator of {name} can hand conversations to it: ask one of "
+                "them to say /handoff BOT to here there"
+            )
+        return Room(kind=self.kind, id=str(chat.id), name=name)
 
     async def post(self, room: str, text: str, *, thread: str | None = None) -> str:
         studio = self.studio

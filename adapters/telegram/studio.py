@@ -28,6 +28,7 @@ import hmac
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -62,6 +63,11 @@ _NOT_A_MEMBER = (
     "Only members of a team can set where a bot hands over: send me /join CODE in a private "
     "chat first (an admin gets a code with /invite)."
 )
+_NOT_THE_TEAM = (
+    "Only members of the bot's team in Chat Studio can answer here: what you write is not "
+    "passed on."
+)
+_TEXT_ONLY = "Only text is passed on to the person: write it in words, please."
 _BUTTONS_PER_ROW = 2
 _STRANGER_UPDATES = 10_000
 _STRANGER = (
@@ -112,8 +118,9 @@ class TelegramStudio:
         self._ready = asyncio.Event()
         self._starting: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
-        # Strangers' updates are never recorded; a redelivery of one is recognised here.
-        self._strangers_seen: OrderedDict[int, None] = OrderedDict()
+        # Strangers' updates are never recorded; a redelivery of one is recognised here (and
+        # people outside a team who reply in a handoff's group, told once).
+        self._strangers_seen: OrderedDict[Hashable, None] = OrderedDict()
         self.rooms = TelegramRooms(self)  # groups that take handed-over conversations
 
     @property
@@ -315,7 +322,18 @@ class TelegramStudio:
         chat = str(message.chat_id)
         replied = message.reply_to_message
         desk = self.runtime.handoffs
-        if replied is not None and desk.in_room("telegram", chat, str(replied.message_id)):
+        team = None
+        if replied is not None:
+            team = await desk.team_in_room("telegram", chat, str(replied.message_id))
+        if team is not None:
+            if await self.members.role_of(team, f"telegram:{user.id}") is None:
+                if self._first_delivery(("outsider", chat, user.id)):  # told once, not each time
+                    await self._say(message.chat_id, _NOT_THE_TEAM, reply_to=message.message_id)
+                return
+            if not text.strip():  # a sticker, a photo: nothing to pass on, and they should know
+                if self._first_delivery(update.update_id):
+                    await self._say(message.chat_id, _TEXT_ONLY, reply_to=message.message_id)
+                return
             await desk.from_team(
                 kind="telegram",
                 room=chat,
@@ -398,7 +416,8 @@ class TelegramStudio:
             )
         )
 
-    def _first_delivery(self, update_id: int) -> bool:
+    def _first_delivery(self, update_id: Hashable) -> bool:
+        """The first time an update (or another key) is seen of the last few thousand."""
         if update_id in self._strangers_seen:
             return False
         self._strangers_seen[update_id] = None
@@ -535,11 +554,17 @@ class TelegramStudio:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    async def _say(self, chat_id: int, text: str) -> None:
-        """A direct answer to someone outside any team (nothing of theirs is recorded)."""
+    async def _say(self, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
+        """A direct answer to someone outside any team (nothing of theirs is recorded), as a
+        reply to their message `reply_to` when given."""
         await self.pacer.wait((TELEGRAM_STUDIO, chat_id))  # a flood queues, not 429s
+        reply = None
+        if reply_to is not None:
+            reply = self._ptb.ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
         await self._quietly(
-            self._app.bot.send_message(chat_id=chat_id, text=to_html(text), parse_mode="HTML")
+            self._app.bot.send_message(
+                chat_id=chat_id, text=to_html(text), parse_mode="HTML", reply_parameters=reply
+            )
         )
 
     async def _delete(self, message: Any) -> None:

@@ -19,7 +19,7 @@ from functools import lru_cache
 from runtime.llm import MODERATION_MODEL, LlmError
 from runtime.pipeline import TurnContext, TurnOutput, Usage
 from runtime.turn.chain import Handler
-from runtime.turn.pii import mask_pii
+from runtime.turn.pii import mask_turn
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +56,7 @@ class GuardrailStep:
     async def __call__(self, ctx: TurnContext, call_next: Handler) -> TurnOutput:
         guard = ctx.spec.guardrails
         said = ctx.text
-        if guard.pii:
-            masked = mask_pii(said)
-            if masked != said:
-                ctx.text = masked
-                ctx.stored_text = masked
+        mask_turn(ctx)
         if len(said) > guard.max_input_chars:
             return refusal(too_long_reply(guard.max_input_chars), "too_long")
         if guard.blocked_terms and blocked_pattern(tuple(guard.blocked_terms)).search(said):

@@ -9,6 +9,10 @@ groupings, so dates, prices and short codes stay; IPv4 addresses are left alone.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runtime.pipeline import TurnContext
 
 EMAIL = "[email]"
 CARD = "[card]"
@@ -53,3 +57,13 @@ def mask_pii(text: str) -> str:
     text = EMAIL_PATTERN.sub(EMAIL, text)
     text = _CARD.sub(_card, text)
     return _PHONE.sub(_phone, text)
+
+
+def mask_turn(ctx: TurnContext) -> None:
+    """When the bot's guardrails say `pii`: the end user's message masked for the rest of the
+    turn and in the transcript (the guardrails step, and a message relayed to the team)."""
+    if ctx.spec.guardrails.pii:
+        masked = mask_pii(ctx.text)
+        if masked != ctx.text:
+            ctx.text = masked
+            ctx.stored_text = masked

@@ -12,6 +12,7 @@ does not clash with function-scoped test loops.
     fake.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
     fake.rate_limit("sendMessage", retry_after=1)           # then a 429 with parameters.retry_after
     fake.delay("sendMessage", 0.5)                          # then a normal answer after 0.5 s
+    fake.set_chat_member(GROUP_ID, USER_ID, "administrator")  # getChatMember (default "member")
     fake.push_update(TOKEN, message_update("hi"))           # for getUpdates (long polling)
     await fake.wait_for("sendMessage")                      # polls; AssertionError on timeout
     fake.calls_to("sendMessage")[-1].body["reply_markup"]   # JSON-string fields come decoded
@@ -175,6 +176,7 @@ class FakeTelegram(ServedFake):
         self._descriptions: dict[tuple[str, str], str] = {}
         self._files: dict[str, StoredFile] = {}
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self._statuses: dict[tuple[int, int], str] = {}  # (chat id, user id) -> getChatMember
         self._lock = threading.Lock()
         self._closing = threading.Event()  # set by stop(): long polls and delays answer now
         self._waiting = 0  # requests inside a long poll or a scripted delay
@@ -247,6 +249,12 @@ class FakeTelegram(ServedFake):
         with self._lock:
             self._managed[(manager, created["id"])] = token
         return created
+
+    def set_chat_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """What getChatMember says of `user_id` in `chat_id`: "creator", "administrator",
+        "member", "left" or "kicked" (unset: "member")."""
+        with self._lock:
+            self._statuses[(chat_id, user_id)] = status
 
     def revoke(self, token: str) -> None:
         """Make `token` invalid (what @BotFather's /revoke does): every call gets 401."""
@@ -411,6 +419,7 @@ class FakeTelegram(ServedFake):
             self._descriptions.clear()
             self._files.clear()
             self._messages.clear()
+            self._statuses.clear()
 
     # -- serving --------------------------------------------------------------------------
 
@@ -520,6 +529,26 @@ class FakeTelegram(ServedFake):
         """Any chat exists (as `sendMessage` assumes); script `fail` for one that does not."""
         _require_chat(body)
         return {**_chat(body.get("chat_id")), "accent_color_id": 0, "max_reaction_count": 11}
+
+    def _get_chat_member(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
+        """A ChatMember with the status set by `set_chat_member` ("member" by default)."""
+        _require_chat(body)
+        chat, user = _int(body.get("chat_id")), _int(body.get("user_id"))
+        if chat is None or user is None:
+            raise _Refused(400, "Bad Request: invalid user_id specified")
+        with self._lock:
+            status = self._statuses.get((chat, user), "member")
+        member: dict[str, Any] = {
+            "status": status,
+            "user": {"id": user, "is_bot": False, "first_name": f"User {user}"},
+        }
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            member |= {"is_anonymous": False} | dict.fromkeys(_ADMIN_RIGHTS, True)
+        elif status == "kicked":
+            member["until_date"] = 0
+        return member
 
     def _get_managed_bot_token(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
         bot_id = _int(body.get("user_id"))
@@ -775,6 +804,7 @@ class FakeTelegram(ServedFake):
         "getmyshortdescription": _description_getter("short_description"),
         "getfile": _get_file,
         "getmanagedbottoken": _get_managed_bot_token,
+        "getchatmember": _get_chat_member,
         "logout": _true,
         "close": _true,
     }
@@ -852,6 +882,21 @@ def _bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"true", "1", "yes"}
     return bool(value)
+
+
+_ADMIN_RIGHTS = (
+    "can_be_edited",
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+)
 
 
 def _require_chat(body: Mapping[str, Any]) -> None:

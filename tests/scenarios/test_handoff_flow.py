@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from adapters.telegram.pacing import ChatPacer
 from runtime.handoff_desk import NOBODY_CAME as NOBODY
+from runtime.messages import IncomingMessage
 from storage import handoffs as handoff_store
+from storage.tables import InboxItem
 from tests.adapters.slack.test_slack_flow import dm, post, responded, slack_settings
 from tests.adapters.telegram.test_telegram_studio import (
     ALICE,
@@ -45,6 +48,7 @@ SUPPORT: dict[str, Any] = {
         {"id": "human", "kind": "handoff", "params": {"reason": "they asked for a person"}},
     ],
 }
+_inbox = InboxItem.__table__  # type: ignore[attr-defined]
 ASKED = "I've asked a person from the team to help; they'll answer here."
 SUPPORT_TOKEN = token(31)
 
@@ -124,6 +128,7 @@ async def test_web_to_a_slack_thread_and_back(service: Service, slack: FakeSlack
     assert "Why: they asked for a person" in text
     assert "» web:" in text and ": hello" in text and "I am a bot." in text
     assert "I want a human &lt;!channel&gt;" in text  # escaped: it pings nobody
+    assert "type resume in the thread to give the conversation back" in text  # no /resume: Slack
     thread = await the_thread(service)
 
     # a person answers in the thread; a redelivery of that event is not passed on again
@@ -144,12 +149,28 @@ async def test_web_to_a_slack_thread_and_back(service: Service, slack: FakeSlack
 
     await eventually(answered, "the team's answer on the web page")
 
+    # that inbox item handled again (as after a crash before it was marked done): kept once
+    key = f"handoff:slack:C0001:{answer['ts']}"
+    async with service.app.state.core.db.read_conn() as conn:
+        item = (await conn.execute(select(_inbox).where(_inbox.c.dedupe_key == key))).one()
+    kept = (await history(service, deployment, session))["total"]
+    await service.app.state.core.runtime.process(item.id, IncomingMessage(**item.payload))
+    assert (await history(service, deployment, session))["total"] == kept
+
     # the end user writes again: relayed to the thread, and the bot says nothing
     again = (await service.chat(deployment, "It is 42", session)).json()
     assert again == {**again, "reply": "", "handoff": True}
     relayed = await eventually(lambda: thread_posts(slack, thread), "the relay in the thread")
     assert relayed[-1].body["text"] == f"web:{session[:12]}: It is 42"
 
+    slackbot = message_event(
+        "Reminder: lunch",
+        user="USLACKBOT",
+        channel="C0001",
+        channel_type="channel",
+        thread_ts=thread,
+    )
+    assert (await post(service, event_body(slackbot))).status_code == 200  # not a person: dropped
     later = message_event(
         "Found it: it ships today.",
         user="U0009",
@@ -167,11 +188,12 @@ async def test_web_to_a_slack_thread_and_back(service: Service, slack: FakeSlack
     humans = await eventually(both_answers, "both answers on the web page")
     assert humans == ["Hi, I'm Sam. What's your order number?", "Found it: it ships today."]
 
-    # /resume in the thread: the thread is told, and the bot answers again
-    resume = message_event(
-        "/resume", user="U0009", channel="C0001", channel_type="channel", thread_ts=thread
-    )
-    assert (await post(service, event_body(resume))).status_code == 200
+    # only the whole message "resume" ends it (Slack sends no `/resume`): this is an answer
+    for said in ("Resume your order from the cart page", " Resume "):
+        event = message_event(
+            said, user="U0009", channel="C0001", channel_type="channel", thread_ts=thread
+        )
+        assert (await post(service, event_body(event))).status_code == 200
 
     async def handed_back() -> bool:
         return not (await history(service, deployment, session))["handoff"]
@@ -182,6 +204,9 @@ async def test_web_to_a_slack_thread_and_back(service: Service, slack: FakeSlack
         "the thread told",
     )
     assert told[-1].body["text"].startswith("slack:U0009 handed the conversation back")
+    data = await history(service, deployment, session)
+    humans = [m["text"] for m in data["messages"] if m["role"] == "human"]
+    assert humans[-1] == "Resume your order from the cart page"
     after = (await service.chat(deployment, "hello again", session)).json()
     assert after["reply"] == "I am a bot." and after["handoff"] is False
 
@@ -244,7 +269,12 @@ async def test_telegram_end_user_and_a_team_group(
 
     assert await post_studio(service, in_group("/handoff@chat_studio_bot support-bot to here"))
     told = await eventually(lambda: sent(telegram, BUILDER, GROUP), "the Studio's answer")
+    assert f"only an administrator of Group {GROUP} can hand conversations" in told[-1].body["text"]
+    telegram.set_chat_member(GROUP, ALICE, "administrator")
+    assert await post_studio(service, in_group("/handoff@chat_studio_bot support-bot to here"))
+    told = await eventually(lambda: sent(telegram, BUILDER, GROUP)[1:], "the Studio's answer")
     assert f"hands conversations over to Group {GROUP}" in told[-1].body["text"]
+    assert "reply /resume to one of them to give it back" in told[-1].body["text"]
     await service.call("PATCH", "/api/v1/bots/support-bot", json={"pipeline": flow})
     for env in ("staging", "production"):
         await service.call("POST", "/api/v1/bots/support-bot/promote", json={"to": env})
@@ -268,14 +298,24 @@ async def test_telegram_end_user_and_a_team_group(
     await end_user_says("I need a human")
     asked = await eventually(lambda: sent(telegram, SUPPORT_TOKEN, END_USER), "the bot's word")
     assert asked[-1].body["text"] == ASKED
-    posted = await eventually(lambda: sent(telegram, BUILDER, GROUP)[1:], "the handoff post")
+    posted = await eventually(lambda: sent(telegram, BUILDER, GROUP)[2:], "the handoff post")
     assert "support-bot hands a conversation over to you" in posted[0].body["text"]
     assert "Who: telegram:55, on Telegram" in posted[0].body["text"]
     async with service.app.state.core.db.read_conn() as conn:
         (handoff,) = await handoff_store.open_handoffs(conn)
     assert (handoff.room_kind, handoff.room) == ("telegram", str(GROUP))
 
+    # someone in the group but not in the team replies: not passed on, told so once
+    outsider = [in_group(said, user_id=8002, reply_to=int(handoff.thread)) for said in "ab"]
+    for update in outsider:
+        assert await post_studio(service, update)
+    (no,) = await eventually(lambda: sent(telegram, BUILDER, GROUP)[3:], "the outsider told")
+    assert "Only members of the bot's team in Chat Studio can answer here" in no.body["text"]
+    assert no.body["reply_parameters"]["message_id"] == outsider[0]["message"]["message_id"]
+
     # a person of the team replies to the post: the end user gets it from the bot
+    code = (await service.call("POST", "/api/v1/invites"))["code"]
+    assert "Welcome" in (await tell(service, telegram, f"/join {code}", user_id=8001)).body["text"]
     assert await post_studio(
         service, in_group("Sam here, how can I help?", user_id=8001, reply_to=int(handoff.thread))
     )
@@ -284,30 +324,71 @@ async def test_telegram_end_user_and_a_team_group(
     )
     assert answered[0].body["text"] == "Sam here, how can I help?"
 
+    # a photo (no text) as a reply: not passed on, and Sam is told so
+    photo = in_group("", user_id=8001, reply_to=int(handoff.thread))
+    del photo["message"]["text"]
+    photo["message"]["photo"] = [{"file_id": "p1", "file_unique_id": "u1", "width": 9, "height": 9}]
+    assert await post_studio(service, photo)
+    (only,) = await eventually(lambda: sent(telegram, BUILDER, GROUP)[4:], "text only")
+    assert only.body["text"].startswith("Only text is passed on")
+    assert only.body["reply_parameters"]["message_id"] == photo["message"]["message_id"]
+
     # the end user's next message goes to the group as a reply to the post; the bot is silent
     await end_user_says("My order is late")
-    relayed = await eventually(lambda: sent(telegram, BUILDER, GROUP)[2:], "the relay")
+    relayed = await eventually(lambda: sent(telegram, BUILDER, GROUP)[5:], "the relay")
     assert relayed[0].body["text"] == "telegram:55: My order is late"
     assert relayed[0].body["reply_parameters"]["message_id"] == int(handoff.thread)
     async with service.app.state.core.db.read_conn() as conn:
         (handoff,) = await handoff_store.open_handoffs(conn)
     (relay_id,) = [post for post in handoff.posts if post != handoff.thread]
 
-    # /resume as a reply to the relayed message ends it, with a last word to the end user
-    resume = in_group("/resume Glad to help!", user_id=8001, reply_to=int(relay_id))
+    # /resume (the whole message) as a reply to the relayed message ends it
+    resume = in_group("/resume", user_id=8001, reply_to=int(relay_id))
     assert await post_studio(service, resume)
-    back = await eventually(lambda: sent(telegram, BUILDER, GROUP)[3:], "the group told")
+    back = await eventually(lambda: sent(telegram, BUILDER, GROUP)[6:], "the group told")
     assert "handed the conversation back: support-bot answers again" in back[0].body["text"]
-    farewell = await eventually(lambda: sent(telegram, SUPPORT_TOKEN, END_USER)[2:], "goodbye")
-    assert farewell[0].body["text"] == "Glad to help!"
     await end_user_says("hello")
-    again = await eventually(lambda: sent(telegram, SUPPORT_TOKEN, END_USER)[3:], "the bot")
+    again = await eventually(lambda: sent(telegram, SUPPORT_TOKEN, END_USER)[2:], "the bot")
     assert again[0].body["text"] == "I am a bot."
 
     # /resume in the group that replies to nothing of a handoff: a short answer
     assert await post_studio(service, in_group("/resume"))
-    hint = await eventually(lambda: sent(telegram, BUILDER, GROUP)[4:], "the hint")
+    hint = await eventually(lambda: sent(telegram, BUILDER, GROUP)[7:], "the hint")
     assert "gives a handed-over conversation back to its bot" in hint[0].body["text"]
+
+
+async def test_a_group_takes_only_what_its_administrators_set(
+    tg_service: Service, telegram: FakeTelegram
+) -> None:
+    """Being in a team and knowing a group's chat id is not enough: only an administrator of
+    the group (checked with Telegram) routes conversations into it, however it is set."""
+    service = tg_service
+    await member_of_local_team(service, telegram)
+    await service.import_bot("faq-bot")
+    other = -1009999999999  # another team's group, whose id someone learnt
+    refused = await tell(service, telegram, f"/handoff faq-bot to {other}")
+    assert f"only an administrator of Group {other} can hand conversations" in refused.body["text"]
+    telegram.set_chat_member(other, ALICE, "creator")
+    taken = await tell(service, telegram, f"/handoff faq-bot to {other}")
+    assert f"hands conversations over to Group {other}" in taken.body["text"]
+
+    # REST and YAML import check a changed target the same way; an API key is nobody on Telegram
+    target = {"channel": "telegram", "target": str(GROUP), "name": "Team"}
+    for method, path, body in (
+        ("PATCH", "/api/v1/bots/faq-bot", {"handoff": target}),
+        ("POST", "/api/v1/bots/import", {"name": "other-bot", "handoff": target}),
+    ):
+        response = await service.client.request(method, path, json=body, headers=service.auth())
+        assert response.status_code == 422, response.text
+        assert "say /handoff" in response.text and "to here in the group" in response.text
+    shown = await service.call("GET", "/api/v1/bots/faq-bot")
+    assert shown["draft"]["handoff"]["target"] == str(other)  # nothing changed
+    kept = await service.call(
+        "PATCH",
+        "/api/v1/bots/faq-bot",
+        json={"handoff": {**target, "target": str(other), "timeout_minutes": 5}},
+    )
+    assert kept["draft"]["handoff"]["timeout_minutes"] == 5  # the same target: not asked again
 
 
 async def post_studio(service: Service, update: dict[str, Any]) -> bool:
@@ -324,6 +405,24 @@ async def handed_over(service: Service, slack: FakeSlack) -> tuple[str, str, str
     handed = (await service.chat(deployment, "a human please")).json()
     assert handed["handoff"] is True
     return deployment, handed["session"], await the_thread(service)
+
+
+async def test_the_team_reads_what_a_guard_would_refuse(service: Service, slack: FakeSlack) -> None:
+    """During a handoff the end user's words reach the team even when a guardrail would refuse
+    them the bot (personal data masked still), named as the bot remembers them."""
+    deployment, session, thread = await handed_over(service, slack)
+    guard = {"guardrails": {"pii": True, "blocked_terms": ["refund"]}}
+    await service.call("PATCH", "/api/v1/bots/support-bot", json=guard)
+    for env in ("staging", "production"):
+        await service.call("POST", "/api/v1/bots/support-bot/promote", json={"to": env})
+    user = f"web:{session[:12]}"
+    assert "Ana" in await service.reply(f"/memory support-bot {user} set name Ana")
+    said = (await service.chat(deployment, "A refund! Mail me at ana@example.com", session)).json()
+    assert said == {**said, "reply": "", "handoff": True}
+    (relayed,) = await eventually(lambda: thread_posts(slack, thread), "the relay")
+    assert relayed.body["text"] == f"Ana ({user}): A refund! Mail me at [email]"
+    data = await history(service, deployment, session)
+    assert data["messages"][-1]["text"] == "A refund! Mail me at [email]"
 
 
 async def test_a_handoff_nobody_answers_ends_by_itself(service: Service, slack: FakeSlack) -> None:
@@ -379,6 +478,11 @@ async def test_handoff_targets_are_checked(service: Service, slack: FakeSlack) -
     assert "Say which channel" in await service.reply("/handoff faq-bot to here")
     assert "Say where first" in await service.reply("/handoff faq-bot timeout 5")
     assert "hands nothing over" in await service.reply("/handoff faq-bot")
+    elsewhere = {"channel": "slack", "target": "C0002", "name": "#support"}
+    patched = await service.client.patch(
+        "/api/v1/bots/faq-bot", json={"handoff": elsewhere}, headers=service.auth()
+    )
+    assert patched.status_code == 422 and "the app is not in #elsewhere" in patched.text
     said = await service.reply("/handoff faq-bot to C0001 tool off")
     assert "hands conversations over to #support" in said and "Nothing hands over yet" in said
     shown = await service.say("/show faq-bot")

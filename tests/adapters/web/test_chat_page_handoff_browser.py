@@ -31,6 +31,7 @@ def slack_service(
 ) -> Iterator[tuple[str, str, Path]]:
     """`main.py serve` with Slack on (against the fake): (base URL, owner key, database)."""
     tmp = tmp_path_factory.mktemp("handoff")
+    fake_slack.add_channel("C0001", "support")  # the import's handoff target is checked
     slack = {
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": SECRET,
