@@ -51,10 +51,11 @@ class TeamRooms(Protocol):
     hint: ClassVar[str]
     give_back: ClassVar[str]
 
-    async def find(self, target: str, *, by: str) -> Room:
+    async def find(self, target: str, *, by: str, team_id: int) -> Room:
         """The room `target` names (an id, or `#name` on Slack), checked usable by the Studio
-        and by `by` (the identity of the team member who sets it: a Telegram group takes only
-        what its administrators set); `RoomError` otherwise."""
+        and by `by` of team `team_id` (the member who sets it: a Telegram group takes only what
+        its administrators set; a Slack channel, only its workspace's team); `RoomError`
+        otherwise."""
         ...
 
     async def post(self, room: str, text: str, *, thread: str | None = None) -> str:

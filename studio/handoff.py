@@ -70,7 +70,7 @@ class HandoffFeature:
             )
         data: dict[str, Any]
         if command.target is not None:
-            room = await self._room(command.target, where, name, by=caller.identity)
+            room = await self._room(command.target, where, name, by=caller)
             data = {"channel": room.kind, "target": room.id, "name": room.name}
             if current is not None:
                 data |= {"timeout_minutes": current.timeout_minutes, "tool": current.tool}
@@ -104,12 +104,12 @@ class HandoffFeature:
             )
         return Answer(f"{text} /try shows it; end users get it once you promote it.")
 
-    async def _room(self, target: str, where: Address, bot: str, *, by: str) -> Room:
+    async def _room(self, target: str, where: Address, bot: str, *, by: Caller) -> Room:
         """The room `target` names, checked with its platform for `by`."""
         kind, wanted = self._kind(target, where, bot)
         return await self._found(kind, wanted, bot, by=by)
 
-    async def _found(self, kind: str, target: str, bot: str, *, by: str) -> Room:
+    async def _found(self, kind: str, target: str, bot: str, *, by: Caller) -> Room:
         rooms = self.desk.rooms(kind)
         if rooms is None:
             raise NotAvailableError(
@@ -117,14 +117,14 @@ class HandoffFeature:
                 "nothing can be handed over there"
             )
         try:
-            return await rooms.find(target, by=by)
+            return await rooms.find(target, by=by.identity, team_id=by.team_id)
         except RoomError as exc:
             raise InvalidError(str(exc).replace("/handoff BOT", f"/handoff {bot}")) from None
 
     async def checked(self, caller: Caller, bot: str, handoff: Handoff) -> None:
         """A target set by REST or YAML import (`Operations.handoff_check`): the same checks as
         `/handoff BOT to ...`, so no way in skips them."""
-        await self._found(handoff.channel, handoff.target, bot, by=caller.identity)
+        await self._found(handoff.channel, handoff.target, bot, by=caller)
 
     def _kind(self, target: str, where: Address, bot: str) -> tuple[str, str]:
         """Which platform `target` is on, and the room as that platform names it."""

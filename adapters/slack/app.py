@@ -88,7 +88,8 @@ class SlackAdapter:
         )
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         self.channel = SlackChannel(self.client, bot_name=runtime.bot_name, owns=self._owns)
-        self.rooms = SlackRooms(self.client)  # channels that take handed-over conversations
+        # Channels that take handed-over conversations (the workspace's team's only).
+        self.rooms = SlackRooms(self.client, owns=self._owns)
         self.verifier = SignatureVerifier(signing_secret)
         self.app = AsyncApp(
             client=self.client,

@@ -4,6 +4,7 @@ with Slack's entities escaped, so an end user's words can never ping a channel."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from slack_sdk.errors import SlackApiError
@@ -24,13 +25,20 @@ class SlackRooms:
     hint: ClassVar[str] = "Reply in this thread"
     give_back: ClassVar[str] = "type resume in the thread"  # Slack refuses a `/resume` message
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, *, owns: Callable[[int], Awaitable[bool]]) -> None:
         self.client = client
+        self._owns = owns  # whether a team is the installing workspace's
 
-    async def find(self, target: str, *, by: str) -> Room:
+    async def find(self, target: str, *, by: str, team_id: int) -> Room:
         """A channel by id (`C123`, what Slack makes of `#support` picked from the list) or by
-        name (`#support`), which the app must be in. Anyone may set it (`by`): the workspace is
-        one team, and every channel the app is in is that team's."""
+        name (`#support`), which the app must be in. Any member of the workspace's team may set
+        it (`by`): the workspace is that team, and every channel the app is in is its; another
+        team (on Telegram, by API key) may not."""
+        if not await self._owns(team_id):
+            raise RoomError(
+                "the Slack workspace this service is installed in is another team's: hand over "
+                "to a room of your own team"
+            )
         name = target.strip().lstrip("#")
         try:
             if SLACK_ROOM.fullmatch(target.strip()):

@@ -28,7 +28,7 @@ class TelegramRooms:
     def __init__(self, studio: TelegramStudio) -> None:
         self.studio = studio
 
-    async def find(self, target: str, *, by: str) -> Room:
+    async def find(self, target: str, *, by: str, team_id: int) -> Room:
         """A group (by chat id) that the Studio's bot is in, whose administrator (or creator)
         `by` is: being in a team and able to reach the group's id is not enough, or one team
         could route its conversations into another's group."""

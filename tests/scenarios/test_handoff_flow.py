@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,21 @@ SUPPORT_TOKEN = token(31)
 async def service(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[Service]:
     slack.add_channel("C0001", "support", member=True)
     slack.add_channel("C0002", "elsewhere", member=False)
-    async with running_service(slack_settings(tmp_path, slack)) as running:
-        yield running
+    # U0001 owns the workspace's team (made here, before anyone talks to the Studio).
+    settings = slack_settings(tmp_path, slack, slack_owners="U0001")
+    async with running_service(settings) as running:
+        yield await as_the_workspace(running)
+
+
+async def as_the_workspace(service: Service) -> Service:
+    """The service, its client acting with an owner key of the Slack workspace's team: only
+    that team may hand conversations over to the workspace's channels."""
+    core = service.app.state.core
+    workspace, _ = await core.slack._workspace()
+    made = await core.ops.create_api_key(
+        team=f"slack-{workspace.lower()}", role="owner", name="tests"
+    )
+    return replace(service, key=made.key)
 
 
 async def eventually(check: Callable[[], Any], what: str) -> Any:
@@ -591,3 +605,12 @@ async def the_open_thread(service: Service) -> str | None:
     async with service.app.state.core.db.read_conn() as conn:
         found = await handoff_store.open_handoffs(conn)
     return found[0].thread if found else None
+
+
+async def test_another_team_cannot_hand_over_to_the_workspaces_channels(service: Service) -> None:
+    local = (service.settings.data_dir / "local.key").read_text().strip()  # the `local` team
+    other = replace(service, key=local)
+    await other.call("POST", "/api/v1/bots/import", json={**SUPPORT, "pipeline": []})
+    said = await other.reply("/handoff support-bot to #support")
+    assert "the Slack workspace this service is installed in is another team's" in said
+    assert "handoff" not in (await other.call("GET", "/api/v1/bots/support-bot"))["draft"]
