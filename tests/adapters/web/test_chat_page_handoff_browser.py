@@ -4,7 +4,9 @@ appear without a reload, and the bot stays silent."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,43 +19,49 @@ from tests.fakes.slack_payloads import JSON, event_body, message_event, sign
 
 pytestmark = pytest.mark.browser
 SECRET = "slack-signing-secret"
-SPEC = {
-    "name": "desk-bot",
-    "greeting": "Hi!",
-    "handoff": {"channel": "slack", "target": "C0001", "name": "#support"},
-    "pipeline": [{"id": "human", "kind": "handoff"}],
-}
+OWNER = "U0001"
 
 
 @pytest.fixture(scope="module")
 def slack_service(
     tmp_path_factory: pytest.TempPathFactory, fake_slack: FakeSlack
-) -> Iterator[tuple[str, str, Path]]:
-    """`main.py serve` with Slack on (against the fake): (base URL, owner key, database)."""
+) -> Iterator[tuple[str, Path]]:
+    """`main.py serve` with Slack on (against the fake): (base URL, database)."""
     tmp = tmp_path_factory.mktemp("handoff")
-    fake_slack.add_channel("C0001", "support")  # the import's handoff target is checked
     slack = {
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": SECRET,
         "STUDIO_SLACK_API_URL": fake_slack.base_url,
+        "STUDIO_SLACK_OWNERS": OWNER,
     }
     with serving(tmp, **slack) as base:
-        key = (tmp / "data" / "local.key").read_text().strip()
-        yield base, key, tmp / "data" / "studio.db"
+        yield base, tmp / "data" / "studio.db"
 
 
-def _deploy(base: str, key: str) -> str:
-    headers = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=f"{base}/api/v1", headers=headers) as api:
-        for path, body in [
-            ("/bots/import", SPEC),
-            ("/bots/desk-bot/promote", {"to": "staging"}),
-            ("/bots/desk-bot/promote", {"to": "production"}),
-            ("/bots/desk-bot/deployments", {"channel": "web"}),
-        ]:
-            response = api.post(path, json=body)
-            assert response.status_code < 300, response.text
-    return str(response.json()["url"])
+def _deploy(base: str, fake_slack: FakeSlack) -> str:
+    """The bot built in the Studio's Slack DM by the workspace's owner (only the workspace's
+    team hands over to its channels), live on the web: its chat page's path."""
+    for said in (
+        "newbot desk-bot",
+        "handoff desk-bot to #support",
+        'route desk-bot "person" to human',
+        "promote desk-bot",
+        "promote desk-bot production",
+        "yes",
+        "deploy desk-bot web",
+    ):
+        before = len(fake_slack.calls_to("chat.postMessage"))
+        body = event_body(message_event(said, user=OWNER))
+        headers = {**sign(body, SECRET), "Content-Type": JSON}
+        assert httpx.post(f"{base}/slack/events", content=body, headers=headers).is_success
+        deadline = time.monotonic() + 10
+        while len(fake_slack.calls_to("chat.postMessage")) == before:
+            assert time.monotonic() < deadline, f"no answer to {said!r}"
+            time.sleep(0.02)
+    answer = str(fake_slack.calls_to("chat.postMessage")[-1].body.get("text"))
+    found = re.search(r"/chat/[A-Za-z0-9_-]+", answer)
+    assert found is not None, answer
+    return found.group(0)
 
 
 def _thread(database: Path) -> str:
@@ -63,14 +71,14 @@ def _thread(database: Path) -> str:
 
 
 async def test_the_team_s_answers_appear_on_the_page(
-    chromium: str, slack_service: tuple[str, str, Path], fake_slack: FakeSlack
+    chromium: str, slack_service: tuple[str, Path], fake_slack: FakeSlack
 ) -> None:
     from playwright.async_api import async_playwright
 
     fake_slack.reset()
     fake_slack.add_channel("C0001", "support", member=True)
-    base, key, database = slack_service
-    url = base + _deploy(base, key)
+    base, database = slack_service
+    url = base + _deploy(base, fake_slack)
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = await browser.new_page()
