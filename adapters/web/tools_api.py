@@ -41,7 +41,7 @@ class ToolsOut(BaseModel):
     tools: list[ToolSpec]
 
 
-@router.get("/bots/{bot}/tools", response_model=ToolsOut, responses=errors(401, 404, 422))
+@router.get("/bots/{bot}/tools", response_model=ToolsOut, responses=errors(401, 403, 404, 422))
 async def list_tools(bot: str, who: Who, svc: Services) -> ToolsOut:
     """The draft's tools: each one's address, secret name, operations and what they may do."""
     name, tools = await svc.studio.tools.tools(who, bot)
