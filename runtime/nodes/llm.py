@@ -196,10 +196,11 @@ class LlmNode:
     async def _call_tools(ctx: TurnContext, calls: Sequence[ToolCall]) -> list[ChatMessage]:
         """The results of the model's calls, in its order (each call answered, even the ones
         over the limit: the model is told they did not run)."""
-        assert ctx.tools is not None
         results = []
         for number, call in enumerate(calls):
-            if number < MAX_CALLS_PER_ROUND:
+            if ctx.tools is None:  # only the handoff function was offered: nothing else runs
+                result = ToolResult("refused", f"there is no tool called '{call.name}'")
+            elif number < MAX_CALLS_PER_ROUND:
                 result, record = await ctx.tools.call(
                     ctx.spec, call.name, call.arguments, team_id=ctx.team_id
                 )
