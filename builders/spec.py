@@ -68,8 +68,12 @@ def _host(url: str) -> str:
 
 def _local_refs(value: object) -> None:
     """`ValueError` when a schema refers (`$ref`) to anything but a part of itself (`#/...`):
-    nothing outside a tool's spec is ever fetched to check arguments."""
+    nothing outside a tool's spec is ever fetched to check arguments. Nor may it match argument
+    names with `patternProperties`: those regexes would run without the time limit the checker
+    gives `pattern` (`runtime.tools.gateway`), on names the model chooses."""
     if isinstance(value, dict):
+        if "patternProperties" in value:
+            raise ValueError("patternProperties is not supported in a tool's argument schema")
         ref = value.get("$ref")
         if isinstance(ref, str) and not ref.startswith("#"):
             raise ValueError(f"$ref must point inside the schema (#/...), not to {ref[:100]!r}")

@@ -14,8 +14,13 @@ SLACK_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(?:xox[bpe]|xapp)-[A-Za-z0-9-]{10,}
 TOKENS = (BOT_TOKEN, SLACK_TOKEN)
 TOKEN_REFUSAL = "that looks like a bot token: secrets are never stored in a bot's text"
 REDACTED = "[token removed]"
-# `/secret set NAME VALUE`, also as Telegram's `/secret@Bot`, after a Slack mention, in a message.
-SECRET_TYPED = re.compile(r"(?is)^(\s*(?:<@\w+>\s*)?/?secrets?(?:@\w+)?\s+set\s+\S+)\s+\S.*")
+# `/secret set NAME VALUE`, also as Telegram's `/secret@Bot`, after a Slack mention, `/studio`
+# or a polite word (as the Studio's grammar reads them), anywhere in a message.
+SECRET_TYPED = re.compile(
+    r"(?is)^(\s*(?:<@\w+>\s*)?(?:/?studio(?:@\S+)?\s+)?"
+    r"(?:(?:please|pls|kindly|can\s+you|could\s+you|would\s+you)[\s,]+)*"
+    r"/?secrets?(?:@\w+)?\s+set\s+\S+)\s+\S.*"
+)
 VALUE_REDACTED = "[value removed]"
 
 
@@ -30,4 +35,10 @@ def typed_secret(text: str) -> bool:
 def redact_tokens(text: str) -> str:
     for pattern in TOKENS:
         text = pattern.sub(REDACTED, text)
-    return SECRET_TYPED.sub(rf"\1 {VALUE_REDACTED}", text)
+    return text
+
+
+def redact_studio_input(text: str) -> str:
+    """What is said to the Studio, as it may be stored: bot tokens and a secret's value typed
+    after `/secret set NAME` removed (the Studio refuses both, and asks for them privately)."""
+    return SECRET_TYPED.sub(rf"\1 {VALUE_REDACTED}", redact_tokens(text))

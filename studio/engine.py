@@ -16,9 +16,8 @@ from dataclasses import dataclass, replace
 from pydantic import ValidationError
 
 from builders.spec import OFFLINE_MODEL, BotSpec
-from builders.tokens import REDACTED, TOKEN_REFUSAL
+from builders.tokens import REDACTED, TOKEN_REFUSAL, redact_studio_input
 from runtime.channel import SendError
-from runtime.cipher import redact_tokens
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from runtime.llm import LlmError, LlmGateway
 from runtime.messages import Address, Button, IncomingMessage, OutgoingMessage
@@ -247,7 +246,7 @@ class Studio:
         message = turn.message
         if message.action:
             return await self._action(turn, message.action)
-        text = redact_tokens(message.text).strip()
+        text = redact_studio_input(message.text).strip()
         if REDACTED in text:  # a front may have removed it already: refused all the same
             return [
                 Answer(

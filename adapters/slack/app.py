@@ -37,7 +37,8 @@ from adapters.slack import forms
 from adapters.slack.channel import SlackChannel, slack_thread
 from adapters.slack.render import blocks, fallback_text, mentions, plain
 from adapters.slack.rooms import SlackRooms
-from runtime.cipher import Cipher, redact_tokens
+from builders.tokens import redact_studio_input
+from runtime.cipher import Cipher
 from runtime.messages import Address, FileRef, IncomingMessage
 from runtime.runtime import Runtime
 from storage import inbox, studio_threads
@@ -269,7 +270,8 @@ class SlackAdapter:
             "slack", team_id, f"slack:{event['user']}", thread=slack_thread(channel, reply_in)
         )
         text = plain(event.get("text") or "", bot_user=context.get("bot_user_id"))
-        await self.runtime.feed(_incoming(address, redact_tokens(text), event))  # never stored
+        # Stored: never with a token or a secret's value typed after `/secret set NAME`.
+        await self.runtime.feed(_incoming(address, redact_studio_input(text), event))
 
     async def _to_bot(self, deployment: str, event: dict[str, Any], *, reply_in: str) -> None:
         channel = event["channel"]
@@ -356,7 +358,7 @@ class SlackAdapter:
             later = slack_thread(await self._dm(user), None)
             message = IncomingMessage(
                 address=studio_address("slack", team_id, f"slack:{user}", thread=later),
-                text=redact_tokens(text),  # stored: never with a token
+                text=redact_studio_input(text),  # stored: never with a token or a secret
                 action=action,
                 dedupe_key=_once(payload),
             )

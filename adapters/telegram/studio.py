@@ -39,7 +39,7 @@ from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
 from adapters.telegram.render import fits_button, full_text, split_html, to_html
 from adapters.telegram.rooms import TelegramRooms
-from builders.tokens import typed_secret
+from builders.tokens import redact_studio_input, typed_secret
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.cipher import BOT_TOKEN, Cipher, redact_tokens
 from runtime.handoff import RESUME
@@ -299,7 +299,7 @@ class TelegramStudio:
         else:
             incoming = IncomingMessage(
                 address=address,
-                text="help" if text == "/start" else redact_tokens(text),
+                text="help" if text == "/start" else redact_studio_input(text),
                 files=_files(message),
                 dedupe_key=dedupe,
             )
@@ -360,7 +360,7 @@ class TelegramStudio:
         await self.runtime.feed(
             IncomingMessage(
                 address=address,
-                text=redact_tokens(text),
+                text=redact_studio_input(text),
                 dedupe_key=f"telegram-studio:{update.update_id}",
             )
         )

@@ -160,3 +160,11 @@ async def test_a_pattern_that_backtracks_is_cut_short() -> None:
     )
     assert result.status == "refused" and "the pattern cannot be checked" in result.content
     assert record.ms < 1000
+
+
+def test_argument_names_are_never_matched_by_a_schemas_regex() -> None:
+    from pydantic import ValidationError
+
+    names = {"type": "object", "patternProperties": {"^(a+)+$": {}}}
+    with pytest.raises(ValidationError, match="patternProperties is not supported"):
+        GET_ORDER.model_validate({**GET_ORDER.model_dump(), "parameters": names})
