@@ -359,22 +359,24 @@ class Operations:
         except SpecError as exc:
             raise _problems(exc) from None
         self._runnable(spec)
-        self._secrets_sent(caller, None, spec)
         await self._askable(caller, spec)
         for model in _step_models(spec):
             await self._usable_model(model)
         if named:  # checked like `/set model`
             await self._usable_model(spec.model)
+        was: BotSpec | None = None
+        if replace:  # checked against the draft it replaces, before the write (see edit_draft)
+            async with self.db.read() as session:
+                found = await BotRepository(session).get(caller.team_id, spec.name)
+            was = None if found is None else BotSpec.model_validate(found.draft)
+        self._secrets_sent(caller, was, spec)
+        await self._handoff_target(caller, was, spec)
         if not replace:
-            await self._handoff_target(caller, None, spec)
             return await self._create(caller, spec, action="bot.import")
         async with self.db.write() as session:
             repo = BotRepository(session)
             bot = await repo.get(caller.team_id, spec.name)
             before = None if bot is None else bot.draft
-            await self._handoff_target(
-                caller, None if before is None else BotSpec.model_validate(before), spec
-            )
             if bot is None:
                 bot = await repo.create(caller.team_id, spec)
             else:
@@ -455,25 +457,29 @@ class Operations:
         caller.require(Role.EDITOR, "Editing a bot")
         if not changes:
             raise InvalidError("nothing to change: give at least one field")
+        # Checked before the write: some checks ask a platform (a handoff room) and must not
+        # hold the database's write lock; the revision check keeps the edit whole.
+        async with self.db.read() as session:
+            read = await self._bot(session, caller, name)
+        current = BotSpec.model_validate(read.draft)
+        try:
+            updated = apply_changes(current, changes)
+        except SpecError as exc:
+            raise _problems(exc) from None
+        self._runnable(updated)
+        self._secrets_sent(caller, current, updated)
+        if updated.pipeline != current.pipeline:
+            await self._askable(caller, updated)
+            for model in _step_models(updated) - _step_models(current):
+                await self._usable_model(model)
+        if updated.model != current.model:
+            await self._usable_model(updated.model)
+        await self._handoff_target(caller, current, updated)
+        expected = read.revision if revision is None else revision
+        before = current.model_dump(mode="json")
+        after = updated.model_dump(mode="json")
         async with self.db.write() as session:
             bot = await self._bot(session, caller, name)
-            current = BotSpec.model_validate(bot.draft)
-            try:
-                updated = apply_changes(current, changes)
-            except SpecError as exc:
-                raise _problems(exc) from None
-            self._runnable(updated)
-            self._secrets_sent(caller, current, updated)
-            if updated.pipeline != current.pipeline:
-                await self._askable(caller, updated)
-                for model in _step_models(updated) - _step_models(current):
-                    await self._usable_model(model)
-            if updated.model != current.model:
-                await self._usable_model(updated.model)
-            await self._handoff_target(caller, current, updated)
-            expected = bot.revision if revision is None else revision
-            before = current.model_dump(mode="json")
-            after = updated.model_dump(mode="json")
             try:
                 await BotRepository(session).save_draft(bot, updated, expected_revision=expected)
             except StaleRevisionError as exc:

@@ -186,20 +186,24 @@ class LlmNode:
                     handed = await start_handoff(ctx, reason=handoff)
                     return replace(handed, usage=usage + handed.usage)
             messages.append(ChatMessage("assistant", answer.text, tool_calls=answer.tool_calls))
-            messages += await self._call_tools(ctx, answer.tool_calls)
+            messages += await self._call_tools(ctx, answer.tool_calls, deadline)
         reply = answer.text or spec.fallback
         if passages and answer.text:
             reply = with_sources(reply, passages)
         return NodeResult(reply=reply, usage=usage)
 
     @staticmethod
-    async def _call_tools(ctx: TurnContext, calls: Sequence[ToolCall]) -> list[ChatMessage]:
+    async def _call_tools(
+        ctx: TurnContext, calls: Sequence[ToolCall], deadline: float
+    ) -> list[ChatMessage]:
         """The results of the model's calls, in its order (each call answered, even the ones
-        over the limit: the model is told they did not run)."""
+        over the limit or past the deadline: the model is told they did not run)."""
         results = []
         for number, call in enumerate(calls):
             if ctx.tools is None:  # only the handoff function was offered: nothing else runs
                 result = ToolResult("refused", f"there is no tool called '{call.name}'")
+            elif time.monotonic() > deadline:
+                result = ToolResult("refused", "not run: the time for tools is up")
             elif number < MAX_CALLS_PER_ROUND:
                 result, record = await ctx.tools.call(
                     ctx.spec, call.name, call.arguments, team_id=ctx.team_id

@@ -3,10 +3,13 @@ secrets come from, and the executor each kind (OpenAPI over HTTP, MCP) implement
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
+from urllib.parse import quote, quote_plus
 
 from pydantic import JsonValue
 
@@ -65,9 +68,21 @@ MASK = "[secret]"
 
 
 def masked(text: str, secret: str | None) -> str:
-    """`text` with the secret's value replaced by `MASK` (do it before cutting text short: a
-    cut through the value would leave part of it)."""
-    return text.replace(secret, MASK) if secret else text
+    """`text` with the secret's value replaced by `MASK`, also as a service may echo it back
+    escaped (in JSON, HTML or a URL). Do it before cutting text short: a cut through the value
+    would leave part of it."""
+    if not secret:
+        return text
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        html.escape(secret),
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+    }
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    return text
 
 
 class ToolSetupError(ValueError):

@@ -16,6 +16,8 @@ import asyncio
 import codecs
 import contextlib
 import json
+import ssl
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -24,7 +26,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import JsonValue
 
-from builders.spec import ToolOperation, ToolSpec
+from builders.spec import MAX_TOOL_TIMEOUT_S, ToolOperation, ToolSpec
 from runtime.net import (
     DownloadError,
     RedirectError,
@@ -49,6 +51,7 @@ from runtime.tools.openapi_document import (
 DOCUMENT_TIMEOUT_S = 15.0
 DOCUMENT_REDIRECTS = 5
 MAX_REDIRECTS = 3  # of one call
+MAX_HOSTS = 64  # hosts with connections kept (each host's own pool: see `_client`)
 ERROR_SNIPPET = 1000  # characters of an error answer the model sees
 _TEXT_TYPES = ("json", "xml", "yaml", "javascript", "x-www-form-urlencoded", "graphql", "csv")
 
@@ -63,7 +66,9 @@ class OpenApiExecutor:
         address, not the host: a shared pool would hand one host's TLS connection (its name
         checked, its certificate) to another host behind the same address."""
         self._given = client
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
+        self._retiring: dict[asyncio.Task[None], httpx.AsyncClient] = {}
+        self._tls: ssl.SSLContext | None = None  # made once (~30 ms), shared by every client
         self._allow_private = allow_private
 
     async def ready(self) -> None:
@@ -173,14 +178,34 @@ class OpenApiExecutor:
         except httpx.InvalidURL:
             host = ""  # refused where it is read, with its reason
         client = self._clients.get(host)
-        if client is None:
-            client = self._clients[host] = httpx.AsyncClient(trust_env=False)
+        if client is not None:
+            self._clients.move_to_end(host)
+            return client
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        client = self._clients[host] = httpx.AsyncClient(trust_env=False, verify=self._tls)
+        if len(self._clients) > MAX_HOSTS:  # the least recently used host's, closed once idle
+            _, retired = self._clients.popitem(last=False)
+            task = asyncio.get_running_loop().create_task(_close_idle(retired))
+            self._retiring[task] = retired
+            task.add_done_callback(self._retiring.pop)
         return client
 
     async def close(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
+        clients, self._clients = list(self._clients.values()), OrderedDict()
         for client in clients:
             await client.aclose()
+        retiring, self._retiring = dict(self._retiring), {}
+        for task, client in retiring.items():
+            task.cancel()
+            await client.aclose()
+        await asyncio.gather(*retiring, return_exceptions=True)
+
+
+async def _close_idle(client: httpx.AsyncClient) -> None:
+    """Close a retired client after its calls could have ended (the longest a call may last)."""
+    await asyncio.sleep(MAX_TOOL_TIMEOUT_S + 1)
+    await client.aclose()
 
 
 @dataclass(frozen=True, slots=True)

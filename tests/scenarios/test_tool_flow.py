@@ -241,3 +241,18 @@ async def test_tools_by_rest(service: Service, openapi: FakeOpenApi) -> None:
     missing = await service.client.delete("/api/v1/bots/shop-bot/tools/crm", headers=service.auth())
     assert missing.status_code == 404
     assert (await service.call("GET", "/api/v1/bots/shop-bot/tools"))["tools"] == []
+
+
+async def test_an_editor_may_reimport_a_bot_whose_tool_uses_a_secret(
+    service: Service, openapi: FakeOpenApi
+) -> None:
+    await shop_bot(service, openapi)  # by the owner
+    made = await service.call("POST", "/api/v1/keys", json={"name": "ed", "role": "editor"})
+    exported = await service.call("GET", "/api/v1/bots/shop-bot/export")
+    again = await service.client.post(
+        "/api/v1/bots/import?replace=true",
+        content=exported.replace("prompt:", "prompt: Be kind.\n#", 1),
+        headers={**service.auth(made["key"]), "Content-Type": "application/yaml"},
+    )
+    assert again.status_code == 201, again.text
+    assert again.json()["draft"]["prompt"] == "Be kind."

@@ -3,12 +3,14 @@ record a turn keeps."""
 
 from __future__ import annotations
 
+import html
 import json
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 from builders.spec import BotSpec
-from runtime.tools.base import MASK
+from runtime.tools.base import MASK, masked
 from runtime.tools.gateway import MAX_MODEL_CHARS
 from tests.runtime.tools.kit import CREATE_TICKET, GET_ORDER, TableTools, shop, tool_gateway
 
@@ -168,3 +170,20 @@ def test_argument_names_are_never_matched_by_a_schemas_regex() -> None:
     names = {"type": "object", "patternProperties": {"^(a+)+$": {}}}
     with pytest.raises(ValidationError, match="patternProperties is not supported"):
         GET_ORDER.model_validate({**GET_ORDER.model_dump(), "parameters": names})
+
+
+SLY = 'tok\\"en&x+/'  # a backslash, a quote, an ampersand, a plus and a slash
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        SLY,
+        json.dumps(SLY)[1:-1],  # in a JSON string
+        html.escape(SLY),  # in HTML
+        quote(SLY, safe=""),  # in a URL
+        quote_plus(SLY, safe=""),  # in a form
+    ],
+)
+def test_a_secret_echoed_back_escaped_is_masked_too(echoed: str) -> None:
+    assert masked(f"key={echoed}!", SLY) == f"key={MASK}!"

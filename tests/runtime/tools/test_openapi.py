@@ -671,13 +671,18 @@ async def test_a_redirected_post_goes_on_as_browsers_do(
     assert sent[1].headers["authorization"] == f"Bearer {SECRET}"  # the same host
 
 
-async def test_each_host_has_its_own_connections() -> None:
+async def test_each_host_has_its_own_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     # A pinned request names the checked address: hosts behind one address must not share a
-    # pooled TLS connection made (and its certificate checked) for the other.
+    # pooled TLS connection made (and its certificate checked) for the other. Hosts are kept
+    # up to a limit; the least recently used one's client is closed once its calls are over.
+    monkeypatch.setattr("runtime.tools.openapi.MAX_HOSTS", 2)
     executor = OpenApiExecutor(allow_private=False)
     try:
         a, b = executor._client("https://a.example/x"), executor._client("https://b.example/y")
         assert a is not b and executor._client("https://a.example/other") is a
+        c = executor._client("https://c.example/")  # b is the least recently used
+        assert executor._client("https://a.example/") is a and c not in (a, b)
+        assert executor._client("https://b.example/") is not b
     finally:
         await executor.close()
-    assert a.is_closed and b.is_closed
+    assert a.is_closed and b.is_closed and c.is_closed
