@@ -186,22 +186,7 @@ class HandoffDesk:
             expires_at=now + timedelta(minutes=wanted.timeout_minutes),
         )
         handoff_id = await self.runtime.writes.run(lambda conn: store.open_handoff(conn, new))
-        self._remember(
-            store.OpenHandoff(
-                id=handoff_id,
-                bot_id=new.bot_id,
-                deployment_id=new.deployment_id,
-                conversation_key=new.conversation_key,
-                address=new.address,
-                room_kind=new.room_kind,
-                room=new.room,
-                room_name=new.room_name,
-                thread=thread,
-                timeout_minutes=new.timeout_minutes,
-                expires_at=new.expires_at,
-                posts=[thread],
-            )
-        )
+        self._remember(new.opened(handoff_id))
         ctx.handed_over = wanted.name
         return NodeResult(reply=message)
 

@@ -37,6 +37,23 @@ class NewHandoff:
     opened_at: datetime
     expires_at: datetime
 
+    def opened(self, handoff_id: int) -> OpenHandoff:
+        """This handoff as the runtime keeps it once recorded (`open_handoff` gave its id)."""
+        return OpenHandoff(
+            id=handoff_id,
+            bot_id=self.bot_id,
+            deployment_id=self.deployment_id,
+            conversation_key=self.conversation_key,
+            address=self.address,
+            room_kind=self.room_kind,
+            room=self.room,
+            room_name=self.room_name,
+            thread=self.thread,
+            timeout_minutes=self.timeout_minutes,
+            expires_at=self.expires_at,
+            posts=[self.thread],
+        )
+
 
 @dataclass(slots=True)
 class OpenHandoff:

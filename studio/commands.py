@@ -257,7 +257,19 @@ ToolSetName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$
 SecretRef = Annotated[str, StringConstraints(pattern=SECRET_NAME.pattern)]
 
 
-class ToolAdd(Command):
+class _ToolAdding(Command):
+    """What adding a tool takes, of either kind: the service's URL, the operations (or MCP
+    tools) wanted, the secret for its credentials, and whether changes may run."""
+
+    bot: BotName | None = None
+    url: ToolUrl
+    operations: ToolWanted = Field(default_factory=list)
+    auth: SecretRef | None = None
+    allow_changes: bool = False
+    tool_name: ToolSetName | None = None
+
+
+class ToolAdd(_ToolAdding):
     name: ClassVar[str] = "tool add"
     usage: ClassVar[str] = (
         "/tool BOT add OPENAPI-URL [OPERATION ...] [--auth SECRET] [--allow-changes] [--name NAME]"
@@ -267,15 +279,9 @@ class ToolAdd(Command):
         "credentials are a team secret; operations that change something run only with "
         "--allow-changes)"
     )
-    bot: BotName | None = None
-    url: ToolUrl
-    operations: ToolWanted = Field(default_factory=list)
-    auth: SecretRef | None = None
-    allow_changes: bool = False
-    tool_name: ToolSetName | None = None
 
 
-class ToolAddMcp(Command):
+class ToolAddMcp(_ToolAdding):
     name: ClassVar[str] = "tool add-mcp"
     usage: ClassVar[str] = (
         "/tool BOT add-mcp URL [TOOL ...] [--auth SECRET] [--allow-changes] [--name NAME]"
@@ -284,12 +290,6 @@ class ToolAddMcp(Command):
         "give the bot tools of an MCP server (streamable HTTP; all of them unless named; tools "
         "not marked read-only run only with --allow-changes)"
     )
-    bot: BotName | None = None
-    url: ToolUrl
-    operations: ToolWanted = Field(default_factory=list)
-    auth: SecretRef | None = None
-    allow_changes: bool = False
-    tool_name: ToolSetName | None = None
 
 
 class ToolList(Command):
