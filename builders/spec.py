@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from builders.cron import CronError, trigger
+
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 DEFAULT_FALLBACK = "I can't answer that yet."
 DEFAULT_GREETING = "Hi! How can I help?"
@@ -277,11 +279,85 @@ class TestCase(_Model):
         return named | ({self.expect.value} if self.expect.kind == "step" else set())
 
 
+ScheduleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+ProactiveText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TURN_CHARS)
+]
+PROMPT_PREFIX = "prompt:"
+# Where a schedule sends: a Slack channel, a Telegram chat, or a web chat session of the bot.
+SCHEDULE_TARGET = re.compile(
+    r"^(slack:C[A-Z0-9]{2,30}|telegram:-?[0-9]{1,20}|web:[A-Za-z0-9_-]{8,80})$"
+)
+MAX_SCHEDULES = 100
+MAX_FOLLOWUPS = 5
+MAX_FOLLOWUP_MINUTES = 30 * 24 * 60
+
+
+def proactive_prompt(message: str) -> str | None:
+    """The prompt of a message the bot writes itself (`prompt: summarise yesterday's
+    questions`); None when `message` is fixed text, sent as it is."""
+    head = message[: len(PROMPT_PREFIX)]
+    if head.lower() != PROMPT_PREFIX:
+        return None
+    return message[len(PROMPT_PREFIX) :].strip() or None
+
+
+def _check_prompt(message: str) -> None:
+    if message[: len(PROMPT_PREFIX)].lower() == PROMPT_PREFIX and proactive_prompt(message) is None:
+        raise ValueError("message: say what the bot should write after 'prompt:'")
+
+
 class Schedule(_Model):
-    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]
-    cron: Annotated[str, StringConstraints(max_length=100)]
-    message: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
-    channel: str | None = None
+    """A message the bot sends on a cron schedule (`builders.cron`), in time zone `tz`: to one
+    place (`to`: `slack:CHANNEL_ID`, `telegram:CHAT_ID`, `web:SESSION`; `to_name` is how people
+    name it) or, without `to`, to each end user of the environment that runs the version. A run
+    missed while the service was down is sent up to `grace_minutes` late, else skipped."""
+
+    id: ScheduleId
+    cron: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    tz: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
+    message: ProactiveText
+    to: str | None = None
+    to_name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    grace_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 60
+
+    @model_validator(mode="after")
+    def _valid(self) -> Schedule:
+        try:
+            trigger(self.cron, self.tz)
+        except CronError as exc:
+            raise ValueError(str(exc)) from None
+        if self.to is not None and not SCHEDULE_TARGET.fullmatch(self.to):
+            raise ValueError(
+                f"to '{self.to[:60]}' is not a place: slack:CHANNEL_ID, telegram:CHAT_ID or "
+                "web:SESSION (or leave it out: each end user)"
+            )
+        _check_prompt(self.message)
+        return self
+
+    @property
+    def prompt(self) -> str | None:
+        return proactive_prompt(self.message)
+
+
+class FollowUp(_Model):
+    """A message the bot sends when an end user has said nothing for `after_minutes` since its
+    last answer, up to `times` times (each `after_minutes` apart); the end user's next message
+    cancels what is left."""
+
+    id: ScheduleId
+    after_minutes: Annotated[int, Field(ge=1, le=MAX_FOLLOWUP_MINUTES)]
+    message: ProactiveText
+    times: Annotated[int, Field(ge=1, le=10)] = 1
+
+    @model_validator(mode="after")
+    def _valid(self) -> FollowUp:
+        _check_prompt(self.message)
+        return self
+
+    @property
+    def prompt(self) -> str | None:
+        return proactive_prompt(self.message)
 
 
 def _is_off(value: object) -> bool:
@@ -369,11 +445,16 @@ class BotSpec(_Model):
         default_factory=list
     )
     tests: Annotated[list[TestCase], Field(max_length=MAX_TESTS)] = Field(default_factory=list)
-    schedules: Annotated[list[Schedule], Field(max_length=50)] = Field(default_factory=list)
+    schedules: Annotated[list[Schedule], Field(max_length=MAX_SCHEDULES)] = Field(
+        default_factory=list
+    )
     guardrails: Guardrails = Field(default_factory=Guardrails)
     budget: Budget = Field(default_factory=Budget, exclude_if=_no_budget)
-    # Last, and left out when unset: specs without it keep their content hash.
+    # Last, and left out when unset: specs without them keep their content hash.
     handoff: Handoff | None = Field(default=None, exclude_if=lambda value: value is None)
+    followups: Annotated[list[FollowUp], Field(max_length=MAX_FOLLOWUPS)] = Field(
+        default_factory=list, exclude_if=lambda value: not value
+    )
 
     @field_validator("name")
     @classmethod
@@ -394,6 +475,14 @@ class BotSpec(_Model):
             if node.next is not None and node.next not in ids:
                 raise ValueError(f"node '{node.id}' points to unknown node '{node.next}'")
         return nodes
+
+    @model_validator(mode="after")
+    def _unique_schedules(self) -> BotSpec:
+        for kind, items in (("schedule", self.schedules), ("follow-up", self.followups)):
+            ids = [item.id for item in items]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"{kind} ids must be unique")
+        return self
 
     @model_validator(mode="after")
     def _unique_tools(self) -> BotSpec:

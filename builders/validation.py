@@ -9,8 +9,6 @@ from pydantic import ValidationError
 from builders.spec import OFFLINE_MODEL, BotSpec
 from builders.tokens import TOKEN_REFUSAL, has_token
 
-# Spec fields whose feature is not built yet: a spec using them is refused, never half-run.
-NOT_YET = {"schedules": "Schedules"}
 MODERATION_NEEDS_MODEL = "moderation needs a provider model (this bot's model is offline)"
 
 
@@ -80,18 +78,12 @@ def parse_spec(data: Any) -> BotSpec:
 
 
 def not_storable(spec: BotSpec) -> list[str]:
-    """Why a valid spec may still not be stored: it uses a feature that is not built yet, asks
-    for moderation without a provider model, or its text holds a bot token. One line per field;
-    empty when it may be stored."""
-    default = BotSpec(name=spec.name)
-    problems = [
-        f"{name} are not available yet (issue: {issue})"
-        for name, issue in NOT_YET.items()
-        if getattr(spec, name) != getattr(default, name)
-    ]
+    """Why a valid spec may still not be stored: it asks for moderation without a provider
+    model, or its text holds a bot token. One line per field; empty when it may be stored."""
+    problems: list[str] = []
     if spec.guardrails.moderation and spec.model == OFFLINE_MODEL:
         problems.append(f"guardrails.moderation: {MODERATION_NEEDS_MODEL}")
-    data = spec.model_dump(mode="json", exclude=set(NOT_YET))
+    data = spec.model_dump(mode="json")
     problems += [f"{name}: {TOKEN_REFUSAL}" for name, value in data.items() if _has_token(value)]
     return problems
 

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from builders.spec import BotSpec
-from builders.validation import NOT_YET, SpecError, parse_spec
+from builders.validation import SpecError, parse_spec
 
 
 class YamlError(ValueError):
@@ -15,13 +15,8 @@ class YamlError(ValueError):
 
 
 def spec_to_yaml(spec: BotSpec) -> str:
-    """Every field, defaults too, except the unused ones of features not built yet (an export
-    never presents them as working)."""
+    """Every field, defaults too (those left out when unset stay out)."""
     data = spec.model_dump(mode="json")
-    default = BotSpec(name=spec.name).model_dump(mode="json")
-    for name in NOT_YET:
-        if data[name] == default[name]:
-            del data[name]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 

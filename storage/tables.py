@@ -344,3 +344,82 @@ class HandoffPost(SQLModel, table=True):
     room: str = Field(primary_key=True, max_length=40)
     message_id: str = Field(primary_key=True, max_length=40)
     handoff_id: int = Field(foreign_key="handoff.id", ondelete="CASCADE", index=True)
+
+
+class ScheduleRun(SQLModel, table=True):
+    """One occurrence of a schedule (`schedule_id`) of a bot's environment, due at `due_at`.
+    The unique key makes an occurrence fire once, across restarts and workers: whoever inserts
+    the row sends it. `status`: sending (a fan-out under way; `cursor` is the last conversation
+    id queued), sent, failed, skipped (missed beyond its grace, or paused). Studio reports use
+    `env = "studio"` and the report's id."""
+
+    __tablename__ = "schedule_run"
+    __table_args__ = (
+        UniqueConstraint("bot_id", "env", "schedule_id", "due_at"),
+        Index("ix_schedule_run_latest", "bot_id", "schedule_id", "id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
+    env: str = Field(max_length=16)
+    schedule_id: str = Field(max_length=40)
+    due_at: datetime = Field(sa_type=DateTime(timezone=True))
+    status: str = Field(default="sending", max_length=16, index=True)
+    sent: int = 0
+    failed: int = 0
+    cursor: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+    started_at: datetime = _ts()
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class SchedulePause(SQLModel, table=True):
+    """A bot's schedule paused now, in every environment (a pause is operational, not part of
+    a version): its runs are skipped until it is resumed."""
+
+    __tablename__ = "schedule_pause"
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE", primary_key=True)
+    schedule_id: str = Field(primary_key=True, max_length=40)
+    paused_by: str = Field(max_length=200)
+    paused_at: datetime = _ts()
+
+
+class FollowUpDue(SQLModel, table=True):
+    """A follow-up armed in one conversation: `message` goes to `address` (the runtime's
+    `Address` as JSON) at `due_at` unless the end user speaks first; `sent` of `times` so far.
+    What the follow-up says is copied from the version that armed it."""
+
+    __tablename__ = "followup_due"
+    __table_args__ = (
+        UniqueConstraint("deployment_id", "conversation_key", "followup_id"),
+        Index("ix_followup_due_at", "due_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE", index=True)
+    deployment_id: str = Field(max_length=40)
+    conversation_key: str = Field(max_length=200)
+    address: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    followup_id: str = Field(max_length=40)
+    message: str
+    after_minutes: int
+    times: int
+    sent: int = 0
+    version: int | None = None
+    due_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class StatsReport(SQLModel, table=True):
+    """`/stats BOT daily at 9:00 in #ops`: the Studio posts a bot's stats on a cron schedule
+    to a place of the team (`address`: a Studio address as JSON; `place` names it)."""
+
+    __tablename__ = "stats_report"
+    __table_args__ = (UniqueConstraint("bot_id", "place"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE", index=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
+    cron: str = Field(max_length=100)
+    tz: str = Field(max_length=64)
+    period: str = Field(default="24h", max_length=8)
+    address: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    place: str = Field(max_length=200)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _ts()
