@@ -390,12 +390,9 @@ def test_an_edit_then_back_restores_the_hash() -> None:
 # -- what may be stored ---------------------------------------------------------------------
 
 
-def test_a_spec_using_features_not_built_yet_is_not_storable() -> None:
+def test_a_spec_with_every_feature_is_storable() -> None:
     assert not_storable(parse_spec(with_fields())) == []
-    assert not_storable(parse_spec(RICH)) == [
-        "schedules are not available yet (issue: Schedules)",
-    ]
-    assert not_storable(parse_spec(with_fields(tools=[], schedules=[]))) == []
+    assert not_storable(parse_spec(RICH)) == []
 
 
 def test_unused_guardrails_and_budget_leave_the_spec_and_its_hash_as_they_were() -> None:

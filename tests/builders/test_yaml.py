@@ -62,7 +62,19 @@ FULL = BotSpec.model_validate(
             {"id": "say", "kind": "llm", "params": {"style": "null"}},
         ],
         "tests": [{"turns": ["hi", "refunds?"], "expect": {"kind": "regex", "value": r"\d+ days"}}],
-        "schedules": [{"id": "daily", "cron": "0 9 * * 1-5", "message": "Good morning"}],
+        "schedules": [
+            {"id": "daily", "cron": "0 9 * * 1-5", "message": "Good morning"},
+            {
+                "id": "digest",
+                "cron": "30 17 * * FRI",
+                "tz": "Europe/Lisbon",
+                "message": "prompt: sum up the week",
+                "to": "slack:C0001",
+                "to_name": "#general",
+                "grace_minutes": 0,
+            },
+        ],
+        "followups": [{"id": "nudge", "after_minutes": 30, "message": "Still there?", "times": 2}],
         "guardrails": {
             "max_input_chars": 500,
             "blocked_terms": ["password", "yes", "no"],
@@ -164,10 +176,10 @@ def test_a_non_text_name_is_a_spec_error() -> None:
         spec_from_yaml("name: 10\n")
 
 
-def test_the_export_leaves_out_unused_features_not_built_yet_and_an_unset_budget() -> None:
+def test_the_export_leaves_out_an_unset_budget_handoff_and_follow_ups() -> None:
     text = spec_to_yaml(BotSpec(name="faq-bot"))
     assert list(yaml.safe_load(text)) == [
-        name for name in BotSpec.model_fields if name not in ("schedules", "budget", "handoff")
+        name for name in BotSpec.model_fields if name not in ("budget", "handoff", "followups")
     ]
     assert spec_from_yaml(text) == BotSpec(name="faq-bot")
 
