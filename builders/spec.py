@@ -286,7 +286,7 @@ ProactiveText = Annotated[
 PROMPT_PREFIX = "prompt:"
 # Where a schedule sends: a Slack channel, a Telegram chat, or a web chat session of the bot.
 SCHEDULE_TARGET = re.compile(
-    r"^(slack:C[A-Z0-9]{2,30}|telegram:-?[0-9]{1,20}|web:[A-Za-z0-9_-]{8,80})$"
+    r"^(slack:C[A-Z0-9]{2,30}|telegram:-?[0-9]{1,20}|web:[A-Za-z0-9_.-]{8,120})$"
 )
 MAX_SCHEDULES = 100
 MAX_FOLLOWUPS = 5
