@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from builders.cron import CronError, next_fire
+from builders.cron import CronError, next_fire, time_zone
 from builders.spec import Schedule
 from runtime.scheduler.types import Report
 from storage import schedules as store
@@ -65,6 +65,24 @@ class Entry:
         return f"schedule:{self.bot_id}:{self.env}:{self.run_id}"
 
 
+def next_due(cron: str, tz: str, after: datetime) -> datetime | None:
+    """The first occurrence strictly after `after`. When clocks go back, a schedule at set
+    hours fires once, at the first of the two times its hour happens (as cron does); one that
+    runs every hour keeps running by the hour."""
+    fire = next_fire(cron, tz, after)
+    while fire is not None and _repeated(fire, cron, tz):
+        fire = next_fire(cron, tz, fire)
+    return fire
+
+
+def _repeated(fire: datetime, cron: str, tz: str) -> bool:
+    local = fire.astimezone(time_zone(tz))
+    if not local.fold or local.replace(fold=0).utcoffset() == local.utcoffset():
+        return False  # not the second pass through a wall-clock hour
+    hours = cron.split()[1]
+    return "*" not in hours and "/" not in hours
+
+
 def latest_due(cron: str, tz: str, *, after: datetime, now: datetime) -> datetime | None:
     """The latest occurrence strictly after `after` and at or before `now` (None: none)."""
     if now <= after:
@@ -72,10 +90,10 @@ def latest_due(cron: str, tz: str, *, after: datetime, now: datetime) -> datetim
     for window in _WINDOWS:
         start = max(after, now - window)
         found: datetime | None = None
-        fire = next_fire(cron, tz, start)
+        fire = next_due(cron, tz, start)
         while fire is not None and fire <= now:
             found = fire
-            fire = next_fire(cron, tz, fire)
+            fire = next_due(cron, tz, fire)
         if found is not None or start == after:
             return found
     return None

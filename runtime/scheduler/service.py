@@ -21,7 +21,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from builders.cron import next_fire, time_zone
+from builders.cron import time_zone
 from builders.cron import trigger as cron_trigger
 from builders.spec import PROMPT_PREFIX, Schedule, proactive_prompt
 from runtime.messages import Address
@@ -31,6 +31,7 @@ from runtime.scheduler.book import (
     Book,
     Entry,
     latest_due,
+    next_due,
     report_run_id,
     schedules_of,
 )
@@ -550,7 +551,7 @@ _JOB_OPTIONS: dict[str, Any] = {"coalesce": True, "misfire_grace_time": None, "m
 
 
 def _next(expression: str, tz: str, after: datetime) -> datetime | None:
-    fire = next_fire(expression, tz, after)
+    fire = next_due(expression, tz, after)
     return fire.astimezone(time_zone(tz)) if fire is not None else None
 
 
