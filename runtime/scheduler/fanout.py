@@ -69,18 +69,22 @@ class FanOut:
         save: Callable[[Callable[[Connection], object]], Awaitable[object]],
         rate_of: Callable[[str], float | None],
         pacer: Pacer,
+        halted: Callable[[], bool],
         batch: int = BATCH,
     ) -> None:
+        self._halted = halted
         self._read = read
         self._save = save
         self._rate_of = rate_of
         self._pacer = pacer
         self._batch = batch
 
-    async def run(self, run: store.RunRow, send: Send, *, resumed: bool) -> Tally:
+    async def run(self, run: store.RunRow, send: Send, *, resumed: bool) -> Tally | None:
         """From the run's cursor to the end; `send(recipient, address, once)` raises
         ProactiveError when one cannot be reached. `resumed`: the run was under way before
-        (its first batch here may have been sent in part)."""
+        (its first batch here may have been sent in part). None: halted (shutdown, another
+        leader) before the end; sends under way finish, the batch is not saved, so the next
+        leader goes on from the last saved one, with `once`."""
         tally = Tally(sent=run.sent, failed=run.failed)
         cursor = run.cursor or 0
         gate = asyncio.Semaphore(CONCURRENCY)
@@ -89,6 +93,8 @@ class FanOut:
             address = address_of(recipient)
             async with gate:
                 await self._pacer.wait(recipient.deployment_id, self._rate_of(recipient.channel))
+                if self._halted():
+                    return
                 try:
                     went = await send(recipient, address, once)
                 except ProactiveError as exc:
@@ -104,6 +110,8 @@ class FanOut:
                 return tally
             once = first and resumed
             await asyncio.gather(*(one(recipient, once) for recipient in recipients))
+            if self._halted():
+                return None
             first = False
             cursor = recipients[-1].conversation_id
             await self._save(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from runtime.messages import Address
@@ -25,9 +26,17 @@ CONCURRENCY = 16
 
 
 class FollowUps:
-    def __init__(self, runtime: Runtime, proactive: Proactive, *, batch: int = BATCH) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        proactive: Proactive,
+        *,
+        halted: Callable[[], bool],
+        batch: int = BATCH,
+    ) -> None:
         self.runtime = runtime
         self.proactive = proactive
+        self.halted = halted  # stopping, or no longer the leader: no new sends
         self.batch = batch
 
     async def run_due(self, now: datetime) -> int:
@@ -38,6 +47,8 @@ class FollowUps:
 
         async def one(row: store.FollowUpRow) -> bool:
             async with gate:
+                if self.halted():
+                    return False
                 try:
                     return await self._fire(row, now)
                 except Exception:

@@ -59,6 +59,7 @@ LEADERSHIP_EVERY_S = 10
 # A run this late is on time, whatever its grace (the loop was busy, the poll came late); later
 # than that and later than its grace, it was missed while the service was down.
 ON_TIME = timedelta(minutes=1)
+STOP_GRACE_S = 10.0
 _CHANNELS = {"slack": "Slack", "telegram": "Telegram", "web": "the web"}
 
 
@@ -80,11 +81,12 @@ class Scheduler:
         self.report_poster: Callable[[Report], Awaitable[None]] | None = None
         self.book = Book(runtime.db)
         self.proactive = Proactive(runtime)
-        self.followups = FollowUps(runtime, self.proactive)
+        self.followups = FollowUps(runtime, self.proactive, halted=self._halted)
         self._fanout_batch = batch
         self._pacer = Pacer()
         self._checked: dict[tuple[int, str, str], datetime] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._halt = False  # stopping: sends under way finish, no new ones start
         self._claiming = asyncio.Lock()
         self._refreshing = asyncio.Lock()
         self._dirty = True
@@ -113,18 +115,22 @@ class Scheduler:
         aps.start()
         self._spawn(self.run_due(self.clock()))
 
-    async def stop(self) -> None:
-        """Before the runtime drains: no new work; a fan-out under way stops (its cursor is
-        saved with each batch, and the next start goes on from there)."""
+    async def stop(self, *, grace_s: float = STOP_GRACE_S) -> None:
+        """Before the runtime drains: no new work; sends under way finish (a fan-out stops
+        after them: its cursor is saved with each batch, and the next start goes on from
+        there). What is still running after `grace_s` is cancelled."""
+        self._halt = True
         if self._aps is not None:
             self._aps.shutdown(wait=False)
             self._aps = None
             self._jobs.clear()
             await asyncio.sleep(0)  # the shutdown runs on the loop
         pending = [*self._tasks, *self._running.values()]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         if self.bot_changed in self.runtime.bot_listeners:
             self.runtime.bot_listeners.remove(self.bot_changed)
         await self.leadership.release()
@@ -140,7 +146,7 @@ class Scheduler:
     async def run_due(self, now: datetime) -> None:
         """Everything due up to `now` (the leader only): each schedule's latest occurrence
         not considered yet, runs left unfinished, follow-ups. Returns when they are done."""
-        if not self.leadership.leader:
+        if self._halted():
             return
         started: list[asyncio.Task[None]] = []
         async with self._claiming:
@@ -155,7 +161,8 @@ class Scheduler:
                     if task is not None:
                         started.append(task)
             started += await self._resume_unfinished(now)
-        await self.followups.run_due(now)
+        if not self._halted():
+            await self.followups.run_due(now)
         if started:
             await asyncio.gather(*started, return_exceptions=True)
 
@@ -223,6 +230,10 @@ class Scheduler:
             started.append(self._start_run(entry, row, resumed=True))
         return started
 
+    def _halted(self) -> bool:
+        """Stopping, or another process leads now: no new sends."""
+        return self._halt or not self.leadership.leader
+
     def _start_run(self, entry: Entry, row: store.RunRow, *, resumed: bool) -> asyncio.Task[None]:
         task = asyncio.ensure_future(self._send_run(entry, row, resumed=resumed))
         self._running[row.id] = task
@@ -230,6 +241,7 @@ class Scheduler:
         return task
 
     async def _send_run(self, entry: Entry, row: store.RunRow, *, resumed: bool) -> None:
+        tally: Tally | None
         try:
             if entry.report is not None:
                 tally = await self._post_report(entry.report)
@@ -241,7 +253,8 @@ class Scheduler:
         except Exception as exc:  # a bug must not leave the run `sending` for ever
             logger.exception("a schedule run failed", extra={"bot": entry.bot_id})
             tally = Tally(row.sent, row.failed + 1, f"internal: {type(exc).__name__}")
-        await self._finish(row, tally, self.clock())
+        if tally is not None:  # None: halted, left `sending` for the next leader
+            await self._finish(row, tally, self.clock())
 
     async def _finish(self, row: store.RunRow, tally: Tally, now: datetime) -> None:
         status = "failed" if tally.failed and not tally.sent else "sent"
@@ -262,7 +275,7 @@ class Scheduler:
 
     async def _send_schedule(
         self, entry: Entry, schedule: Schedule, row: store.RunRow, *, resumed: bool
-    ) -> Tally:
+    ) -> Tally | None:
         live = await self.runtime.live_version(entry.bot_id, entry.env)
         if not any(item.id == schedule.id for item in live.spec.schedules):
             raise ProactiveError(f"{schedule.id} is no longer in the version {entry.env} runs")
@@ -295,6 +308,7 @@ class Scheduler:
             save=self.runtime.writes.run,
             rate_of=rate_of(self.runtime.channels),
             pacer=self._pacer,
+            halted=self._halted,
             batch=self._fanout_batch,
         )
         return await fanout.run(row, to_one, resumed=resumed)
@@ -532,9 +546,8 @@ class Scheduler:
         now = await self.leadership.check()
         if now and not was:  # taken over: what the old leader missed or left half done
             await self._wake()
-        elif was and not now:  # another process leads now: it goes on from the cursors
-            for task in list(self._running.values()):
-                task.cancel()
+        # Lost: fan-outs under way halt after their sends in flight (`_halted`), and the new
+        # leader goes on from their cursors.
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
