@@ -14,7 +14,7 @@ from sqlalchemy import text, update
 
 from builders.spec import BotSpec
 from runtime.channel import Capabilities, ChannelRegistry, DeploymentInfo, SendReceipt
-from runtime.llm import LlmGateway
+from runtime.llm import LlmGateway, RetryPolicy
 from runtime.messages import Address, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
 from runtime.scheduler.leader import Leadership, LocalLeadership
@@ -67,6 +67,7 @@ class World:
     runtime: Runtime = field(init=False)
     scheduler: Scheduler = field(init=False)
     extra_channels: list[Any] = field(default_factory=list)
+    llm_api_base: str | None = None  # the fake LLM's, for bots that use a model
 
     def process(
         self, *, leadership: Leadership | None = None, batch: int = 500
@@ -75,7 +76,11 @@ class World:
         channels = ChannelRegistry()
         for channel in (self.channel, *self.extra_channels):
             channels.register(channel)
-        runtime = Runtime(db=self.db, llm=LlmGateway(), channels=channels)
+        llm = LlmGateway(
+            api_base=self.llm_api_base,
+            policy=RetryPolicy(attempts=1, attempt_timeout_s=10, deadline_s=10),
+        )
+        runtime = Runtime(db=self.db, llm=llm, channels=channels)
         scheduler = Scheduler(
             runtime=runtime, leadership=leadership or LocalLeadership(), batch=batch
         )
