@@ -4,7 +4,7 @@ the tests move by hand (`Scheduler.run_due(now)`)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -66,7 +66,8 @@ class World:
     deployment_id: str
     runtime: Runtime = field(init=False)
     scheduler: Scheduler = field(init=False)
-    extra_channels: list[Any] = field(default_factory=list)
+    # More channels, each made for the process's runtime (a platform adapter needs it).
+    extra_channels: list[Callable[[Runtime], Any]] = field(default_factory=list)
     llm_api_base: str | None = None  # the fake LLM's, for bots that use a model
 
     def process(
@@ -74,13 +75,12 @@ class World:
     ) -> tuple[Runtime, Scheduler]:
         """Another process on the same database (a restart, a second `serve`)."""
         channels = ChannelRegistry()
-        for channel in (self.channel, *self.extra_channels):
-            channels.register(channel)
-        llm = LlmGateway(
-            api_base=self.llm_api_base,
-            policy=RetryPolicy(attempts=1, attempt_timeout_s=10, deadline_s=10),
-        )
+        channels.register(self.channel)
+        policy = RetryPolicy(attempts=1, attempt_timeout_s=10, deadline_s=10)
+        llm = LlmGateway(api_base=self.llm_api_base, policy=policy)
         runtime = Runtime(db=self.db, llm=llm, channels=channels)
+        for make in self.extra_channels:
+            channels.register(make(runtime))
         scheduler = Scheduler(
             runtime=runtime, leadership=leadership or LocalLeadership(), batch=batch
         )
