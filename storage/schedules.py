@@ -434,7 +434,8 @@ def claim_followup(conn: Connection, row: FollowUpRow, *, now: datetime) -> bool
     """Take one sending of a follow-up as it was read (`row.sent`): the next one becomes due
     `after_minutes` from `now`, or the row goes after its last. False: another process took it,
     or the end user spoke meanwhile (the row was replaced)."""
-    same = and_(_due.c.id == row.id, _due.c.sent == row.sent)
+    # The due time too: SQLite may give a re-armed row the id of the one it replaced.
+    same = and_(_due.c.id == row.id, _due.c.sent == row.sent, _due.c.due_at == row.due_at)
     if row.sent + 1 >= row.times:
         return bool(conn.execute(delete(_due).where(same)).rowcount)
     result = conn.execute(
