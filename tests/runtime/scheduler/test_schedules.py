@@ -11,8 +11,10 @@ from tests.runtime.scheduler.conftest import World
 MORNING = {"id": "morning", "cron": "0 9 * * *", "tz": "Europe/Lisbon", "message": "Good morning!"}
 
 
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def at(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def morning(**changes: Any) -> dict[str, Any]:
