@@ -1,0 +1,97 @@
+"""Two `serve` processes on one PostgreSQL: one leads (an advisory lock on its own connection)
+and fires each occurrence once; when the leader's connection dies the other takes over."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from runtime.scheduler.leader import LEADER_LOCK, LocalLeadership, PostgresLeadership
+from storage.database import Database
+from storage.migrate import migrate
+from tests.conftest import drop_postgres_database, fresh_postgres_database
+from tests.runtime.scheduler.conftest import World, make_world
+
+pytestmark = pytest.mark.postgres
+
+NINE = datetime(2030, 3, 30, 9, tzinfo=UTC)
+DAY = datetime(2030, 3, 31, 9, tzinfo=UTC)
+MORNING = {"id": "morning", "cron": "0 9 * * *", "message": "Good morning!"}
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[Database]:
+    url = await fresh_postgres_database(postgres_url)
+    db = Database(url)
+    await migrate(db)
+    yield db
+    await db.dispose()
+    await drop_postgres_database(postgres_url, url)
+
+
+async def kill_leader(db: Database) -> None:
+    """The leader's connection dies (its process crashed, the network dropped it)."""
+    async with db.read_conn() as conn:
+        killed = await conn.execute(
+            text(
+                "select pg_terminate_backend(pid) from pg_locks "
+                "where locktype = 'advisory' and objid = :k and granted"
+            ),
+            {"k": LEADER_LOCK},
+        )
+        assert killed.scalars().all() == [True]
+
+
+async def test_the_other_process_takes_over_when_the_leaders_connection_dies(
+    pg: Database,
+) -> None:
+    first, second = PostgresLeadership(pg.url), PostgresLeadership(pg.url)
+    try:
+        assert await first.check() and await first.check()
+        assert not await second.check() and not second.leader
+        await kill_leader(pg)
+        assert await second.check()
+        assert not await first.check() and not first.leader  # and it cannot take it back
+        await second.release()
+        assert await first.check()  # released at shutdown: taken at the next poll
+    finally:
+        await first.release()
+        await second.release()
+
+
+async def test_two_processes_fire_each_occurrence_once(pg: Database) -> None:
+    world: World = await make_world(pg)
+    await world.talk("ana")
+    await world.talk("rui")
+    world.channel.sent.clear()
+    await world.promote(schedules=[MORNING], at=datetime(2030, 3, 29, tzinfo=UTC))
+    leaders = [PostgresLeadership(pg.url), PostgresLeadership(pg.url)]
+    processes = [world.process(leadership=leader) for leader in leaders]
+    try:
+        assert [await leader.check() for leader in leaders] == [True, False]
+        for _, scheduler in processes:
+            await scheduler.run_due(NINE)
+        assert sorted(m.address.user for m in world.channel.sent) == ["test:ana", "test:rui"]
+
+        await kill_leader(pg)  # the leader dies; the other takes over at its next poll
+        assert [await leader.check() for leader in reversed(leaders)] == [True, False]
+        for _, scheduler in reversed(processes):
+            await scheduler.run_due(DAY)
+        assert len(world.channel.sent) == 4
+
+        # Even two processes that both think they lead send an occurrence once: the run's
+        # unique row decides.
+        both = [world.process(leadership=LocalLeadership()) for _ in range(2)]
+        for _, scheduler in both:
+            await scheduler.run_due(datetime(2030, 4, 1, 9, tzinfo=UTC))
+        assert len(world.channel.sent) == 6
+        statuses = [status for _, _, _, status, *_ in await world.runs()]
+        assert statuses == ["sent"] * 3
+    finally:
+        for runtime, scheduler in processes:
+            await scheduler.stop()
+            await runtime.drain()
+        await world.runtime.drain()
