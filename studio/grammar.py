@@ -1345,7 +1345,7 @@ def _minutes(text: str, usage: str) -> int:
     found = _DURATION.fullmatch(text.strip())
     if found is None:
         raise _error(
-            usage, f"DURATION is a number and m, h or d (30m, 2h, 1d), not {_quote(text)}."
+            usage, f"DURATION is a number with m, h or d (30m, 2h, 1d), not {_quote(text)}."
         )
     minutes = int(found["count"]) * _UNIT_MINUTES[found["unit"][0].lower()]
     if not 1 <= minutes <= MAX_FOLLOWUP_MINUTES:
