@@ -153,13 +153,15 @@ def test_the_builder_model_gets_them_as_tools() -> None:
 
 def test_show_and_diff_show_a_line_each() -> None:
     before = BotSpec(name="faq-bot")
-    after = BotSpec(
-        name="faq-bot",
-        schedules=[
-            {"id": "s1", "cron": MORNING, "tz": "Europe/Lisbon", "message": "Good morning!"},
-            {"id": "s2", "cron": "0 * * * *", "message": "prompt: news", "to": "slack:C0001"},
-        ],
-        followups=[{"id": "f1", "after_minutes": 90, "message": "Still there?", "times": 2}],
+    after = BotSpec.model_validate(
+        {
+            "name": "faq-bot",
+            "schedules": [
+                {"id": "s1", "cron": MORNING, "tz": "Europe/Lisbon", "message": "Good morning!"},
+                {"id": "s2", "cron": "0 * * * *", "message": "prompt: news", "to": "slack:C0001"},
+            ],
+            "followups": [{"id": "f1", "after_minutes": 90, "message": "Still there?", "times": 2}],
+        }
     )
     card = presenters.bot_card(
         BotView(name="faq-bot", revision=3, draft=after, environments={}, updated_at=utcnow())
