@@ -83,7 +83,7 @@ NOT_RUNNING = (
     "be set or shown here; use the service that runs `serve`."
 )
 _TELEGRAM_CHAT = re.compile(r"^(?:telegram:)?(?P<chat>-?[0-9]{1,20})$")
-_WEB = re.compile(r"^web:[A-Za-z0-9_-]{8,80}$")
+_WEB = re.compile(r"^web:[A-Za-z0-9_.-]{8,100}$")
 _DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu"}
 _DAYS |= {"friday": "fri", "saturday": "sat", "sunday": "sun"}
 _PERIOD_OF = {"daily": "24h", "weekly": "7d"}
