@@ -227,3 +227,19 @@ async def test_a_trigger_reaches_a_telegram_end_user(
     telegram.fail("sendMessage", 403, "Forbidden: bot was blocked by the user", token=bot_token)
     blocked = await refused(service, "POST", TRIGGER, 502, json=body)
     assert "blocked" in blocked
+
+
+async def test_a_target_set_by_patch_or_import_is_checked_too(service: Service) -> None:
+    await service.live_web_bot()
+    unreachable = {"id": "s1", "cron": "0 9 * * *", "message": "hi", "to": "web:nobody-there"}
+    said = await refused(
+        service, "PATCH", "/api/v1/bots/faq-bot", 422, json={"schedules": [unreachable]}
+    )
+    assert said.startswith("schedule 's1': ")
+    fresh = {"name": "new-bot", "schedules": [unreachable]}
+    said = await refused(service, "POST", "/api/v1/bots/import", 422, json=fresh)
+    assert "new-bot is new, so no deployment of it reaches web:nobody-there yet" in said
+    assert [b["name"] for b in await service.call("GET", "/api/v1/bots")] == ["faq-bot"]
+    everyone = {"id": "s1", "cron": "0 9 * * *", "message": "hi"}  # no target: nothing to check
+    patched = await service.call("PATCH", "/api/v1/bots/faq-bot", json={"schedules": [everyone]})
+    assert patched["draft"]["schedules"][0]["to"] is None
