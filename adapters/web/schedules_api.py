@@ -114,7 +114,9 @@ class TriggerOut(BaseModel):
     user: str
 
 
-@router.get("/bots/{bot}/schedules", response_model=SchedulesOut, responses=errors(401, 404, 501))
+@router.get(
+    "/bots/{bot}/schedules", response_model=SchedulesOut, responses=errors(401, 403, 404, 422, 501)
+)
 async def list_schedules(bot: str, who: Who, svc: Services) -> SchedulesOut:
     """The draft's schedules and, per live environment, each one's next run (in its time
     zone), last run and whether it is paused."""
@@ -168,7 +170,7 @@ async def remove_schedule(bot: str, schedule_id: str, who: Who, svc: Services) -
 @router.post(
     "/bots/{bot}/schedules/{schedule_id}/pause",
     response_model=PausedOut,
-    responses=errors(401, 403, 404, 501),
+    responses=errors(401, 403, 404, 422, 501),
 )
 async def pause_schedule(bot: str, schedule_id: str, who: Who, svc: Services) -> PausedOut:
     """Stop a schedule at once in every environment (editors), until resumed."""
@@ -179,7 +181,7 @@ async def pause_schedule(bot: str, schedule_id: str, who: Who, svc: Services) ->
 @router.post(
     "/bots/{bot}/schedules/{schedule_id}/resume",
     response_model=PausedOut,
-    responses=errors(401, 403, 404, 501),
+    responses=errors(401, 403, 404, 422, 501),
 )
 async def resume_schedule(bot: str, schedule_id: str, who: Who, svc: Services) -> PausedOut:
     """Run a paused schedule again in every environment (editors)."""
@@ -187,7 +189,9 @@ async def resume_schedule(bot: str, schedule_id: str, who: Who, svc: Services) -
     return PausedOut(id=schedule_id, paused=False, changed=changed)
 
 
-@router.get("/bots/{bot}/followups", response_model=FollowUpsOut, responses=errors(401, 404))
+@router.get(
+    "/bots/{bot}/followups", response_model=FollowUpsOut, responses=errors(401, 403, 404, 422)
+)
 async def list_followups(bot: str, who: Who, svc: Services) -> FollowUpsOut:
     """The draft's follow-ups."""
     draft = await svc.ops.draft(who, bot)
