@@ -13,6 +13,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from builders.spec import (
+    MAX_DB_INT,
+    MAX_FOLLOWUP_MINUTES,
     MAX_HANDOFF_MINUTES,
     MAX_MONTHLY_USD,
     MAX_PER_MINUTE,
@@ -593,6 +595,128 @@ class Resume(Command):
     tool: ClassVar[bool] = False
 
 
+ScheduleRef = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+Proactive = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TURN_CHARS)]
+Place = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class ScheduleAdd(Command):
+    name: ClassVar[str] = "schedule"
+    usage: ClassVar[str] = '/schedule BOT "CRON" "MESSAGE" [to TARGET] [--tz ZONE]'
+    summary: ClassVar[str] = (
+        "add a scheduled message to the draft: CRON is five fields (minute hour day month "
+        'weekday, e.g. "0 9 * * MON-FRI"), in time zone ZONE (default UTC); a MESSAGE starting '
+        "with prompt: is written by the bot from that prompt; TARGET: #channel (Slack), here, a "
+        "Telegram chat id or web:SESSION; without it, each end user"
+    )
+    bot: BotName | None = None
+    cron: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    message: Proactive
+    to: Place | None = None
+    tz: ZoneName | None = None
+
+
+class ScheduleList(Command):
+    name: ClassVar[str] = "schedule list"
+    usage: ClassVar[str] = "/schedule BOT list"
+    summary: ClassVar[str] = (
+        "the draft's schedules and, per live environment, each one's next run (in its time "
+        "zone), last run and whether it is paused"
+    )
+    bot: BotName | None = None
+
+
+class SchedulePause(Command):
+    name: ClassVar[str] = "schedule pause"
+    usage: ClassVar[str] = "/schedule BOT pause ID"
+    summary: ClassVar[str] = "stop a schedule at once, in every environment, until resumed"
+    bot: BotName | None = None
+    id: ScheduleRef
+
+
+class ScheduleResume(Command):
+    name: ClassVar[str] = "schedule resume"
+    usage: ClassVar[str] = "/schedule BOT resume ID"
+    summary: ClassVar[str] = "run a paused schedule again, in every environment"
+    bot: BotName | None = None
+    id: ScheduleRef
+
+
+class ScheduleRemove(Command):
+    name: ClassVar[str] = "schedule remove"
+    usage: ClassVar[str] = "/schedule BOT remove ID"
+    summary: ClassVar[str] = "remove a schedule from the draft (end users once promoted)"
+    bot: BotName | None = None
+    id: ScheduleRef
+
+
+class FollowUpAdd(Command):
+    name: ClassVar[str] = "followup"
+    usage: ClassVar[str] = '/followup BOT after DURATION "MESSAGE" [times N]'
+    summary: ClassVar[str] = (
+        "when an end user says nothing for DURATION (30m, 2h, 1d: 1 minute to 30 days) after "
+        "the bot's answer, the bot sends MESSAGE (prompt: ... is written by the bot), up to N "
+        "times (default 1); their next message cancels it"
+    )
+    bot: BotName | None = None
+    after_minutes: Annotated[int, Field(ge=1, le=MAX_FOLLOWUP_MINUTES)]
+    message: Proactive
+    times: Annotated[int, Field(ge=1, le=10)] = 1
+
+
+class FollowUpList(Command):
+    name: ClassVar[str] = "followup list"
+    usage: ClassVar[str] = "/followup BOT list"
+    summary: ClassVar[str] = "the draft's follow-ups"
+    bot: BotName | None = None
+
+
+class FollowUpRemove(Command):
+    name: ClassVar[str] = "followup remove"
+    usage: ClassVar[str] = "/followup BOT remove ID"
+    summary: ClassVar[str] = "remove a follow-up from the draft"
+    bot: BotName | None = None
+    id: ScheduleRef
+
+
+class StatsReportAdd(Command):
+    name: ClassVar[str] = "stats report"
+    usage: ClassVar[str] = "/stats BOT daily|weekly on DAY at HH:MM [in #CHANNEL|here] [--tz ZONE]"
+    summary: ClassVar[str] = (
+        "post the bot's stats (daily: the last 24 hours; weekly: the last 7 days) in a Slack "
+        "channel, the Telegram group it is said in (here), or, without in, to you"
+    )
+    bot: BotName | None = None
+    every: Literal["daily", "weekly"]
+    day: Weekday | None = None  # weekly only (default monday)
+    at: Annotated[str, StringConstraints(pattern=r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$")]
+    place: Place | None = None
+    tz: ZoneName | None = None
+
+    @model_validator(mode="after")
+    def _day_is_weekly(self) -> StatsReportAdd:
+        if self.day is not None and self.every == "daily":
+            raise ValueError("a daily report has no day: say weekly on DAY")
+        return self
+
+
+class StatsReports(Command):
+    name: ClassVar[str] = "stats reports"
+    usage: ClassVar[str] = "/stats BOT reports"
+    summary: ClassVar[str] = "the bot's scheduled stats reports: where, when, next and last run"
+    bot: BotName | None = None
+
+
+class StatsReportRemove(Command):
+    name: ClassVar[str] = "stats reports remove"
+    usage: ClassVar[str] = "/stats BOT reports remove ID"
+    summary: ClassVar[str] = "stop a scheduled stats report"
+    bot: BotName | None = None
+    id: Annotated[int, Field(ge=1, le=MAX_DB_INT)]
+
+
 class Help(Command):
     name: ClassVar[str] = "help"
     usage: ClassVar[str] = "/help [COMMAND]"
@@ -653,6 +777,17 @@ COMMANDS: tuple[type[Command], ...] = (
     ListDeployments,
     Undeploy,
     Stats,
+    StatsReportAdd,
+    StatsReports,
+    StatsReportRemove,
+    ScheduleAdd,
+    ScheduleList,
+    SchedulePause,
+    ScheduleResume,
+    ScheduleRemove,
+    FollowUpAdd,
+    FollowUpList,
+    FollowUpRemove,
     GuardShow,
     GuardSet,
     BudgetShow,
@@ -677,7 +812,6 @@ COMMANDS: tuple[type[Command], ...] = (
 
 # Commands of SPEC §3 whose feature arrives with a later issue.
 NOT_YET: dict[str, str] = {
-    "schedule": "Scheduled messages",
     "abtest": "A/B tests",
 }
 

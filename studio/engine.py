@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -98,10 +99,15 @@ from studio.replies import (
 )
 from studio.roles import Caller, Role
 from studio.sandbox import Sandbox
+from studio.schedules import SCHEDULE_COMMANDS, ScheduleFeature
 from studio.team_secrets import SECRET_COMMANDS, TeamSecrets
 from studio.test_report import TestReport
 from studio.tools import Tools
 from studio.understanding import understand
+
+if TYPE_CHECKING:
+    from runtime.scheduler.service import Scheduler
+    from runtime.scheduler.types import Report
 
 logger = logging.getLogger(__name__)
 MAX_FILES = 3  # files read from one message
@@ -139,6 +145,7 @@ class Studio:
         builder_model: str | None,
         judge_model: str | None,
         secrets: SecretVault | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.ops = ops
         self.runtime = runtime
@@ -154,6 +161,12 @@ class Studio:
         self.participants = Participants(ops)
         self.guard = GuardFeature(ops=ops)
         self.handoff = HandoffFeature(ops=ops, desk=runtime.handoffs)
+        self.scheduler = scheduler
+        self.schedules = ScheduleFeature(
+            ops=ops, desk=runtime.handoffs, scheduler=scheduler, reachable=self._reachable
+        )
+        if scheduler is not None:
+            scheduler.report_poster = self.post_report
         self.flows = Flows(ops)
         self.tools = Tools(ops, runtime.runner.tools)
         # The same vault the tool gateway reveals from, so a write here reaches its cache at once.
@@ -217,6 +230,7 @@ class Studio:
         self._handlers.update({kind: self._guard for kind in GUARD_COMMANDS})
         self._handlers.update({kind: self._secret for kind in SECRET_COMMANDS})
         self._handlers.update({kind: self._handoff for kind in HANDOFF_COMMANDS})
+        self._handlers.update({kind: self._schedule for kind in SCHEDULE_COMMANDS})
 
     # -- the runtime's entry point -----------------------------------------------------------
 
@@ -1015,6 +1029,19 @@ class Studio:
             return [Answer(RESUME_HERE)]
         bot = turn.bot(getattr(command, "bot", None))
         return [await self.handoff.run(turn.caller, bot, command, turn.message.address)]
+
+    async def _schedule(self, turn: Turn, command: Command) -> list[Answer]:
+        """`/schedule`, `/followup` and `/stats BOT daily|weekly|reports` (`studio.schedules`)."""
+        bot = turn.bot(getattr(command, "bot", None))
+        return [await self.schedules.run(turn.caller, bot, command, turn.message.address)]
+
+    async def post_report(self, report: Report) -> None:
+        """A scheduled stats report (the scheduler's `report_poster`): what `/stats BOT PERIOD`
+        says, posted where the report was asked for."""
+        view = await self.ops.bot_stats(report.team_id, report.bot_id, report.period)
+        if view is None:  # the bot was deleted meanwhile
+            return
+        await self._push(Address.model_validate(report.address), presenters.stats([view]))
 
     async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, NotYet)

@@ -43,3 +43,9 @@ class NotAvailableError(OperationError):
     """A feature that is not built yet; said plainly, never faked."""
 
     status = 501
+
+
+class UpstreamError(OperationError):
+    """A platform refused what was asked of it (the message says why)."""
+
+    status = 502

@@ -27,7 +27,7 @@ from typing import TypeVar, get_args
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from builders.spec import NAME_PATTERN
+from builders.spec import MAX_FOLLOWUP_MINUTES, NAME_PATTERN
 from runtime.secrets import name_problem
 from studio.commands import (
     COMMANDS,
@@ -48,6 +48,9 @@ from studio.commands import (
     FlowRemove,
     FlowSet,
     FlowShow,
+    FollowUpAdd,
+    FollowUpList,
+    FollowUpRemove,
     GuardSet,
     GuardShow,
     HandoffSet,
@@ -71,6 +74,11 @@ from studio.commands import (
     Resume,
     Rollback,
     Route,
+    ScheduleAdd,
+    ScheduleList,
+    SchedulePause,
+    ScheduleRemove,
+    ScheduleResume,
     SecretList,
     SecretRemove,
     SecretSet,
@@ -79,6 +87,9 @@ from studio.commands import (
     SettableField,
     ShowBot,
     Stats,
+    StatsReportAdd,
+    StatsReportRemove,
+    StatsReports,
     TestAdd,
     TestList,
     TestRemove,
@@ -439,6 +450,26 @@ _PHRASES = (
     _phrase(r"how are (?:my|our|the|all(?: my)?) bots doing", Stats),
     _phrase(rf"(?:show (?:me )?)?(?:the )?stats (?:for|of|on) {_BOT}", Stats),
     _phrase(
+        rf"(?:(?:list|show)(?: me)?|what are) (?:the |its )?(?:scheduled messages|schedules)"
+        rf"(?: (?:of|for) {_BOT})?",
+        ScheduleList,
+    ),
+    _phrase(
+        rf"(?:list|show)(?: me)? (?:the |its )?follow-?ups(?: (?:of|for) {_BOT})?", FollowUpList
+    ),
+    _phrase(
+        rf"(?:list|show)(?: me)? (?:the |its )?stats reports(?: (?:of|for) {_BOT})?", StatsReports
+    ),
+    _phrase(
+        rf"pause (?:the )?schedule {_Q}(?P<id>[a-z0-9][\w-]*){_Q}(?: (?:of|for|on|in) {_BOT})?",
+        SchedulePause,
+    ),
+    _phrase(
+        rf"(?:resume|unpause) (?:the )?schedule {_Q}(?P<id>[a-z0-9][\w-]*){_Q}"
+        rf"(?: (?:of|for|on|in) {_BOT})?",
+        ScheduleResume,
+    ),
+    _phrase(
         r"(?:when|if|whenever) (?:someone|somebody|anyone|people|they|a user|the user|users"
         r"|a customer|customers|a person|the person) (?:asks?|talks?|writes?|says?|mentions?"
         r"|wants?|needs?|types?)(?: about| for)? (?P<value>.+?),? (?:then )?(?:send|route|pass"
@@ -698,8 +729,12 @@ def _undeploy(rest: str, bots: frozenset[str]) -> Command:
 
 
 def _stats(rest: str, bots: frozenset[str]) -> Command:
-    bot, tail = _lead_bot(rest, bots, lambda w: bool(_PERIOD_LIKE.fullmatch(w)))
+    bot, tail = _lead_bot(
+        rest, bots, lambda w: bool(_PERIOD_LIKE.fullmatch(w)) or w in _REPORT_WORDS
+    )
     words = _tokens(tail)
+    if words and words[0].lower() in _REPORT_WORDS:
+        return _stats_report(bot, words)
     if len(words) > 1:
         raise _unexpected(Stats.usage, words[1:])
     period = {"period": words[0].lower()} if words else {}
@@ -1207,6 +1242,218 @@ def _route_condition(text: str) -> tuple[str, str, str]:
     return match, bare["value"], bare["tail"]
 
 
+# -- schedules, follow-ups, stats reports ------------------------------------------------------
+
+_SCHEDULE_ACTIONS: dict[str, type[SchedulePause | ScheduleResume | ScheduleRemove]] = {
+    "pause": SchedulePause,
+    "resume": ScheduleResume,
+    "remove": ScheduleRemove,
+    "delete": ScheduleRemove,
+}
+_SCHEDULE_USAGES = " | ".join(
+    c.usage for c in (ScheduleAdd, ScheduleList, SchedulePause, ScheduleResume, ScheduleRemove)
+)
+_FOLLOWUP_USAGES = " | ".join(c.usage for c in (FollowUpAdd, FollowUpList, FollowUpRemove))
+_REPORT_USAGES = " | ".join(c.usage for c in (StatsReportAdd, StatsReports, StatsReportRemove))
+_DURATION = re.compile(
+    r"(?P<count>\d{1,6})\s*(?P<unit>m|mins?|minutes?|h|hrs?|hours?|d|days?)", re.I
+)
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 24 * 60}
+_REPORT_WORDS = ("daily", "weekly", "report", "reports")
+_CLOCK = re.compile(r"(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))?\s*(?P<half>am|pm)?", re.I)
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _quoted_word(word: str) -> str | None:
+    """The inside of a word that is quoted whole (as `_words` keeps it), else None."""
+    if len(word) >= 2 and _QUOTE_PAIRS.get(word[0]) == word[-1]:
+        return word[1:-1].replace('\\"', '"') if word[0] == '"' else word[1:-1]
+    return None
+
+
+def _split_words(usage: str, text: str) -> list[str]:
+    try:
+        return _words(text)
+    except GrammarError as exc:
+        raise _error(usage, exc.message) from None
+
+
+def _flag_tz(usage: str, words: list[str]) -> tuple[list[str], str | None]:
+    """`words` without a `--tz ZONE` (or `--tz=ZONE`), and the zone."""
+    kept: list[str] = []
+    zone: str | None = None
+    at = 0
+    while at < len(words):
+        word = words[at]
+        if word.lower() == "--tz":
+            if at + 1 >= len(words):
+                raise _error(usage, "Give a time zone after --tz, e.g. --tz Europe/Lisbon.")
+            zone, at = words[at + 1], at + 2
+            continue
+        if word.lower().startswith("--tz="):
+            zone = word[len("--tz=") :]
+        elif word.startswith("--"):
+            raise _error(usage, f"I don't know the option {_quote(word)}.")
+        else:
+            kept.append(word)
+        at += 1
+    return kept, zone
+
+
+def _schedule(rest: str, bots: frozenset[str]) -> Command:
+    """`/schedule BOT "CRON" "MESSAGE" [to TARGET] [--tz ZONE]`, `/schedule BOT list`,
+    `pause ID`, `resume ID`, `remove ID`."""
+    text = rest.strip()
+    if text[:1] in _QUOTES:
+        bot: str | None = None
+    else:
+        bot, text = _lead_bot(text, bots, lambda w: w in _SCHEDULE_ACTIONS or w == "list")
+    action, args = _first(text)
+    command = _SCHEDULE_ACTIONS.get(action.lower())
+    if command is not None:
+        words = _tokens(args)
+        if len(words) != 1:
+            raise _error(command.usage, "Name the one schedule (its id, from /schedule BOT list).")
+        return _build(command, bot=bot, id=_name(words[0]))
+    if action.lower() in ("", "list"):
+        if _tokens(args):
+            raise _unexpected(ScheduleList.usage, _tokens(args))
+        return _build(ScheduleList, bot=bot)
+    words, zone = _flag_tz(ScheduleAdd.usage, _split_words(ScheduleAdd.usage, text))
+    quoted = [_quoted_word(word) for word in words[:2]]
+    if len(words) < 2 or quoted[0] is None or quoted[1] is None:
+        if action[:1] not in (*_QUOTES, "*") and not action[:1].isdigit():
+            raise _error(_SCHEDULE_USAGES, f"I don't know the schedule action {_quote(action)}.")
+        raise _error(
+            ScheduleAdd.usage,
+            'Put the CRON and the MESSAGE in quotes: "0 9 * * MON-FRI" "Good morning!"',
+        )
+    fields: dict[str, object] = {"bot": bot, "cron": quoted[0], "message": quoted[1], "tz": zone}
+    tail = words[2:]
+    if tail and tail[0].lower() == "to":
+        if len(tail) < 2:
+            raise _error(ScheduleAdd.usage, "Say where after to: #channel, here, a chat id.")
+        fields["to"] = _unquote(tail[1])
+        tail = tail[2:]
+    if tail:
+        raise _unexpected(ScheduleAdd.usage, tail)
+    return _build(ScheduleAdd, **fields)
+
+
+def _minutes(text: str, usage: str) -> int:
+    """A DURATION (30m, 2h, 1d, 90 minutes) in minutes, from 1 minute to 30 days."""
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        raise _error(
+            usage, f"DURATION is a number with m, h or d (30m, 2h, 1d), not {_quote(text)}."
+        )
+    minutes = int(found["count"]) * _UNIT_MINUTES[found["unit"][0].lower()]
+    if not 1 <= minutes <= MAX_FOLLOWUP_MINUTES:
+        raise _error(usage, "DURATION must be from 1 minute to 30 days.")
+    return minutes
+
+
+def _followup(rest: str, bots: frozenset[str]) -> Command:
+    """`/followup BOT after DURATION "MESSAGE" [times N]`, `list`, `remove ID`."""
+    bot, text = _lead_bot(rest, bots, lambda w: w in ("after", "list", "remove", "delete"))
+    action, args = _first(text)
+    match action.lower():
+        case "" | "list":
+            if _tokens(args):
+                raise _unexpected(FollowUpList.usage, _tokens(args))
+            return _build(FollowUpList, bot=bot)
+        case "remove" | "delete":
+            words = _tokens(args)
+            if len(words) != 1:
+                raise _error(FollowUpRemove.usage, "Name the one follow-up (its id).")
+            return _build(FollowUpRemove, bot=bot, id=_name(words[0]))
+        case "after":
+            return _followup_add(bot, args)
+        case _:
+            raise _error(_FOLLOWUP_USAGES, f"I don't know the follow-up action {_quote(action)}.")
+
+
+def _followup_add(bot: str | None, args: str) -> Command:
+    usage = FollowUpAdd.usage
+    words = _split_words(usage, args)
+    quoted = next((at for at, word in enumerate(words) if _quoted_word(word) is not None), None)
+    if quoted is None or quoted == 0:
+        raise _error(
+            usage, 'Give the DURATION, then the MESSAGE in quotes: after 30m "Still there?"'
+        )
+    minutes = _minutes(" ".join(words[:quoted]), usage)
+    fields: dict[str, object] = {
+        "bot": bot,
+        "after_minutes": minutes,
+        "message": _quoted_word(words[quoted]),
+    }
+    tail = [word.lower() for word in words[quoted + 1 :]]
+    if tail and tail[0] == "times" and len(tail) == 2:
+        fields["times"] = tail[1]
+    elif len(tail) == 2 and tail[1] == "times":  # "2 times"
+        fields["times"] = tail[0]
+    elif tail:
+        raise _unexpected(usage, tail)
+    return _build(FollowUpAdd, **fields)
+
+
+def _stats_report(bot: str | None, words: list[str]) -> Command:
+    """`/stats BOT daily|weekly [on DAY] at HH:MM [in PLACE] [--tz ZONE]`, `reports`,
+    `reports remove ID`."""
+    first = words[0].lower()
+    if first in ("report", "reports"):
+        rest = [word.lower() for word in words[1:]]
+        if not rest:
+            return _build(StatsReports, bot=bot)
+        if rest[0] in ("remove", "delete", "stop") and len(rest) == 2:
+            number = rest[1].lstrip("#")
+            if not (number.isascii() and number.isdigit()):
+                raise _error(StatsReportRemove.usage, "ID is the number /stats BOT reports shows.")
+            return _build(StatsReportRemove, bot=bot, id=int(number))
+        raise _error(_REPORT_USAGES, f"I didn't expect {_quote(' '.join(rest))}.")
+    usage = StatsReportAdd.usage
+    rest, zone = _flag_tz(usage, words[1:])
+    fields: dict[str, object] = {"bot": bot, "every": first, "tz": zone}
+    while rest:
+        word = rest.pop(0).lower()
+        if word == "on" and rest and first == "weekly":
+            fields["day"] = _weekday(rest.pop(0), usage)
+        elif word == "at" and rest:
+            fields["at"] = _clock(rest, usage)
+        elif word == "in" and rest:
+            fields["place"] = rest.pop(0)
+        elif word == "here":
+            fields["place"] = word
+        else:
+            raise _unexpected(usage, [word, *rest])
+    if "at" not in fields:
+        raise _error(usage, "Say when: at 9:00 (24-hour clock, or 9am).")
+    return _build(StatsReportAdd, **fields)
+
+
+def _weekday(word: str, usage: str) -> str:
+    name = word.lower().rstrip("s,")
+    found = [day for day in _WEEKDAYS if len(name) >= 3 and day.startswith(name)]
+    if len(found) != 1:
+        raise _error(usage, f"DAY is a day of the week (monday … sunday), not {_quote(word)}.")
+    return found[0]
+
+
+def _clock(words: list[str], usage: str) -> str:
+    """HH:MM from `9:00`, `9`, `9am`, `9 pm` (taken off the front of `words`)."""
+    text = words.pop(0)
+    if words and words[0].lower() in ("am", "pm"):
+        text += words.pop(0)
+    found = _CLOCK.fullmatch(text)
+    hour = int(found["hour"]) if found else 99
+    minute = int(found["minute"] or 0) if found else 99
+    if found and found["half"]:
+        hour = hour % 12 + (12 if found["half"].lower() == "pm" else 0) if hour <= 12 else 99
+    if hour > 23 or minute > 59:
+        raise _error(usage, f"Say the time as HH:MM (9:00, 17:30) or 9am, not {_quote(text)}.")
+    return f"{hour:02d}:{minute:02d}"
+
+
 _PARSERS: dict[str, _Parser] = {
     "newbot": _newbot,
     "bots": _bare(ListBots),
@@ -1239,4 +1486,9 @@ _PARSERS: dict[str, _Parser] = {
     "route": _route,
     "tool": _tool,
     "tools": _tool,
+    "schedule": _schedule,
+    "schedules": _schedule,
+    "followup": _followup,
+    "followups": _followup,
+    "follow-up": _followup,
 }

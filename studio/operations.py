@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builders.diff import diff_specs
 from builders.edit import apply_changes, coerce_field
-from builders.spec import MAX_DB_INT, MAX_VERSION, BotSpec, Handoff
+from builders.spec import MAX_DB_INT, MAX_VERSION, BotSpec, Handoff, Schedule
 from builders.validation import SpecError, human_problems, not_storable, parse_spec
 from builders.yaml_io import YamlError, read_yaml, spec_to_yaml
 from runtime.channel import DeploymentInfo, SendError, UnknownChannelError
@@ -125,6 +125,9 @@ def _percentile(values: list[float], fraction: float) -> float | None:
 # Checks a handoff target as `/handoff BOT to ...` does (who, bot, target): set by the handoff
 # feature, so a target set by REST or YAML import skips nothing.
 HandoffCheck = Callable[[Caller, str, Handoff], Awaitable[None]]
+# Checks a schedule's target as `/schedule BOT ... to TARGET` does (who, bot, its id when it
+# exists, the schedule): set by the schedules feature, for REST and YAML import.
+ScheduleCheck = Callable[[Caller, str, int | None, Schedule], Awaitable[None]]
 
 
 class Operations:
@@ -141,6 +144,7 @@ class Operations:
         self.settings = settings
         self.cipher = cipher
         self.handoff_check: HandoffCheck | None = None
+        self.schedule_check: ScheduleCheck | None = None
 
     # -- teams, keys, members ---------------------------------------------------------------
 
@@ -318,6 +322,22 @@ class Operations:
             raise InvalidError(f"handoff: set where {spec.name} hands over with /handoff")
         await self.handoff_check(caller, spec.name, new)
 
+    async def _schedule_targets(
+        self, caller: Caller, bot_id: int | None, before: BotSpec | None, spec: BotSpec
+    ) -> None:
+        """Each schedule target that `spec` adds is checked like `/schedule BOT ... to ...`."""
+        checked = {s.to for s in before.schedules} if before is not None else set()
+        for schedule in spec.schedules:
+            if schedule.to is None or schedule.to in checked:
+                continue
+            if self.schedule_check is None:
+                raise InvalidError(
+                    f"schedule '{schedule.id}': schedules are not running in this process, so "
+                    "its target cannot be checked"
+                )
+            await self.schedule_check(caller, spec.name, bot_id, schedule)
+            checked.add(schedule.to)
+
     async def _usable_model(self, model: str) -> None:
         problem = await check_model(model, api_base=self.settings.llm_api_base)
         if problem:
@@ -365,12 +385,15 @@ class Operations:
         if named:  # checked like `/set model`
             await self._usable_model(spec.model)
         was: BotSpec | None = None
+        was_id: int | None = None
         if replace:  # checked against the draft it replaces, before the write (see edit_draft)
             async with self.db.read() as session:
                 found = await BotRepository(session).get(caller.team_id, spec.name)
-            was = None if found is None else BotSpec.model_validate(found.draft)
+            if found is not None:
+                was, was_id = BotSpec.model_validate(found.draft), found.id
         self._secrets_sent(caller, was, spec)
         await self._handoff_target(caller, was, spec)
+        await self._schedule_targets(caller, was_id, was, spec)
         if not replace:
             return await self._create(caller, spec, action="bot.import")
         async with self.db.write() as session:
@@ -475,6 +498,7 @@ class Operations:
         if updated.model != current.model:
             await self._usable_model(updated.model)
         await self._handoff_target(caller, current, updated)
+        await self._schedule_targets(caller, read.id, current, updated)
         expected = read.revision if revision is None else revision
         before = current.model_dump(mode="json")
         after = updated.model_dump(mode="json")
@@ -984,12 +1008,25 @@ class Operations:
         """Per bot: turns, users, errors, latency, tokens and cost over `period`."""
         if period not in PERIODS:
             raise InvalidError(f"period must be one of {', '.join(PERIODS)}, not '{period}'")
-        since = utcnow() - PERIODS[period]
         async with self.db.read() as session:
             if name is not None:
                 bots = [await self._bot(session, caller, name)]
             else:
                 bots = await BotRepository(session).for_team(caller.team_id)
+        return await self._stats_of(bots, period)
+
+    async def bot_stats(self, team_id: int, bot_id: int, period: str) -> StatsView | None:
+        """What `/stats BOT PERIOD` tells of one bot of team `team_id`, for a scheduled report
+        (None: the bot is gone)."""
+        async with self.db.read() as session:
+            bot = await session.get(Bot, bot_id)
+        if bot is None or bot.team_id != team_id:
+            return None
+        (view,) = await self._stats_of([bot], period)
+        return view
+
+    async def _stats_of(self, bots: list[Bot], period: str) -> list[StatsView]:
+        since = utcnow() - PERIODS[period]
         views = []
         async with self.db.read_conn() as conn:
             for bot in bots:

@@ -19,8 +19,10 @@ from builders.spec import (
     BotSpec,
     Budget,
     Expectation,
+    FollowUp,
     Guardrails,
     Handoff,
+    Schedule,
     TestCase,
     ToolOperation,
     ToolSpec,
@@ -173,6 +175,68 @@ def handoff_summary(handoff: Handoff) -> str:
     return f"{handoff.name} ({where}) · back to the bot after {minutes} min · {model}"
 
 
+def duration(minutes: int) -> str:
+    """Minutes the way people say them: 30m, 2h, 1d, 1h30m."""
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else ""]
+    return "".join(parts) or "0m"
+
+
+def _proactive(message: str) -> str:
+    return _quoted(message, _INPUT_PREVIEW)
+
+
+def schedule_summary(schedule: Schedule) -> str:
+    """One line: when (cron and time zone), where, what (`/show`, `/diff`, `/schedule list`)."""
+    where = schedule.to_name or schedule.to or "each end user"
+    return f"`{schedule.cron}` {schedule.tz} → {where}: {_proactive(schedule.message)}"
+
+
+def followup_summary(followup: FollowUp) -> str:
+    times = "" if followup.times == 1 else f", up to {followup.times} times"
+    quiet = duration(followup.after_minutes)
+    return f"after {quiet} of silence{times}: {_proactive(followup.message)}"
+
+
+_SHOWN_SCHEDULES = 10
+
+
+def _proactive_fields(bot: str, draft: BotSpec) -> tuple[Field, ...]:
+    """Schedules and follow-ups, a line each, when the draft has any (`/show`)."""
+    fields = []
+    if draft.schedules:
+        rows = [f"{s.id}: {schedule_summary(s)}" for s in draft.schedules[:_SHOWN_SCHEDULES]]
+        more = len(draft.schedules) - _SHOWN_SCHEDULES
+        if more > 0:
+            rows.append(f"and {more} more: /schedule {bot} list")
+        fields.append(Field(label="Schedules", value="\n".join(rows)))
+    if draft.followups:
+        rows = [f"{f.id}: {followup_summary(f)}" for f in draft.followups]
+        fields.append(Field(label="Follow-ups", value="\n".join(rows)))
+    return tuple(fields)
+
+
+def _proactive_lines(field: str, before: Any, after: Any) -> list[str]:
+    """The schedules' or follow-ups' changes, one line each: `+` added, `-` removed, `~`
+    changed (as it is now)."""
+    model: type[Schedule | FollowUp] = Schedule if field == "schedules" else FollowUp
+    old = {item["id"]: item for item in before or []}
+    new = {item["id"]: item for item in after or []}
+    lines = []
+    for key, item in new.items():
+        parsed = model.model_validate(item)
+        summary = (
+            schedule_summary(parsed) if isinstance(parsed, Schedule) else followup_summary(parsed)
+        )
+        if key not in old:
+            lines.append(f"+ {key}: {summary}")
+        elif old[key] != item:
+            lines.append(f"~ {key}: {summary}")
+    lines += [f"- {key}" for key in old if key not in new]
+    return lines
+
+
 def _flow(bot: str, draft: BotSpec) -> str:
     if not draft.pipeline:
         return f"plain (one answering step; /flow {bot} add … builds on it)"
@@ -200,6 +264,7 @@ def _card_fields(view: BotView) -> tuple[Field, ...]:
         Field(label="Knowledge", value=_plural(len(draft.knowledge), "source")),
         Field(label="Flow", value=_flow(view.name, draft)),
         *_tools_field(view.name, draft),
+        *_proactive_fields(view.name, draft),
         *_limits_fields(draft),
         *(
             (Field(label="Handoff", value=handoff_summary(draft.handoff)),)
@@ -260,6 +325,9 @@ def _change(change: ChangeView) -> str:
         return "\n".join([f"{_LISTED[change.field]}:", *(f"  {line}" for line in change.lines)])
     if change.lines:
         return "\n".join([f"{change.field}:", "```", *change.lines, "```"])
+    if change.field in ("schedules", "followups"):
+        lines = _proactive_lines(change.field, change.before, change.after)
+        return "\n".join([f"{change.field}:", *(f"  {line}" for line in lines)])
     before, after = change.before, change.after
     if change.field == "handoff":  # one line each side: where, timeout, the model's tool
         shown = [

@@ -29,6 +29,7 @@ from adapters.web import (
     participants_api,
     readiness,
     rest,
+    schedules_api,
     secrets_api,
     studio_api,
     tools_api,
@@ -132,4 +133,5 @@ def create_app(
     app.include_router(flow_api.router)
     app.include_router(secrets_api.router)
     app.include_router(tools_api.router)
+    app.include_router(schedules_api.router)
     return app

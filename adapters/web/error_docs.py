@@ -16,6 +16,7 @@ _MEANING = {
     422: "A field is invalid (the message names it)",
     429: "Too many messages; wait a moment",
     501: "Not available in this service",
+    502: "The platform refused the message (the message says why)",
 }
 
 

@@ -73,32 +73,6 @@ async def test_an_imported_model_is_checked_like_set_model(
     assert (await service.reply(f"/set faq-bot model {model}")).startswith(says)
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "issue"),
-    [
-        ("schedules", [{"id": "daily", "cron": "0 9 * * *", "message": "Hi"}], "Schedules"),
-    ],
-)
-async def test_features_not_built_yet_are_refused_not_ignored(
-    service: Service, field: str, value: Any, issue: str
-) -> None:
-    said = f"{field} are not available yet (issue: {issue})"
-    imported = await service.client.post(
-        "/api/v1/bots/import", json=spec_data(**{field: value}), headers=service.auth()
-    )
-    assert imported.status_code == 422 and imported.json()["error"] == said
-    bot = await service.import_bot()
-    patched = await service.client.patch(
-        "/api/v1/bots/faq-bot", json={field: value}, headers=service.auth()
-    )
-    assert patched.status_code == 422 and patched.json()["error"] == said
-    await _unchanged(service, bot)
-    exported = await service.call("GET", "/api/v1/bots/faq-bot/export")
-    assert "schedules" not in exported
-    shown = await service.reply("/show faq-bot")
-    assert field not in shown.lower()
-
-
 # -- bot tokens ------------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ from studio.commands import (
     NotYet,
     Promote,
     Rollback,
+    ScheduleAdd,
     SetField,
     SetRole,
     ShowBot,
@@ -147,7 +148,10 @@ COMMAND_CASES: list[tuple[str, Command]] = [
         "/knowledge faq-bot remove refund policy.pdf",
         KnowledgeRemove(bot="faq-bot", source="refund policy.pdf"),
     ),
-    ('/schedule faq-bot "0 9 * * *" "hi"', NotYet(feature=NOT_YET["schedule"])),
+    (
+        '/schedule faq-bot "0 9 * * *" "hi"',
+        ScheduleAdd(bot="faq-bot", cron="0 9 * * *", message="hi"),
+    ),
     ("/abtest faq-bot v1 v2 50", NotYet(feature=NOT_YET["abtest"])),
 ]
 

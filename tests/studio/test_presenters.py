@@ -462,7 +462,7 @@ def test_help_lists_every_command_and_the_ones_not_yet_available() -> None:
     assert "`/newbot NAME [DESCRIPTION]` — create a draft bot" in text
     assert "`/help [COMMAND]`" in text
     assert "`/knowledge BOT add TEXT|URL` — add a note or a web page" in text
-    assert "`/schedule` — Scheduled messages (not available yet)" in text
+    assert "`/abtest` — A/B tests (not available yet)" in text
     assert "Commands work with or without the leading /." in text
     assert '"make faq-bot use gpt-4o-mini"' in text
 
@@ -473,7 +473,7 @@ def test_help_for_one_command() -> None:
     assert "Fields: prompt, model, temperature, greeting, fallback, description, history." in text
     assert "confirmation" in presenters.help_text("/delete").text
     assert "/test BOT remove N" in presenters.help_text("test").text
-    assert "not available yet" in presenters.help_text("schedule").text
+    assert "not available yet" in presenters.help_text("abtest").text
 
 
 def test_help_for_an_unknown_command_names_the_closest() -> None:

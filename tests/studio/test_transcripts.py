@@ -64,7 +64,7 @@ async def test_bad_input_gets_a_short_answer_and_changes_nothing(service: Servic
     assert "/show" in await service.reply("/shwo faq-bot")
     assert "knows nothing yet" in await service.reply("/knowledge faq-bot list")
     assert "has no source 'nope'" in await service.reply("/knowledge faq-bot remove nope")
-    assert "not available yet" in await service.reply("/schedule faq-bot list")
+    assert "has no schedule 'nope'" in await service.reply("/schedule faq-bot pause nope")
     assert "not available yet" in await service.reply("/abtest faq-bot v1 v2 50")
     assert "bots" in (await service.reply("blorp the zanzibar")).lower()
 

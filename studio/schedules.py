@@ -1,0 +1,610 @@
+"""`/schedule`, `/followup` and scheduled `/stats` reports: bots (and the Studio) that speak first.
+
+Schedules and follow-ups are part of the draft (`BotSpec.schedules`, `.followups`), edited
+through `Operations.edit_draft`, so they are versioned, audited, shown by `/show` and `/diff`,
+and reach end users once promoted; each environment runs those of the version it points at.
+Pausing acts at once in every environment, outside versions. A schedule's target is checked
+when it is set: a Slack channel the app is in (`#general` or its id), the Telegram chat or
+Slack channel the command is said in (`here`), a Telegram chat id or a web session; then the
+scheduler says whether a deployment of the bot reaches it. A target set by REST or YAML import
+is checked the same way (`ScheduleFeature.checked`, the hook `Operations` calls). Stats
+reports are the Studio's own: the scheduler posts them through `Studio.post_report`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from builders.cron import CronError, next_fire, time_zone, trigger
+from builders.spec import MAX_FOLLOWUPS, MAX_SCHEDULES, SLACK_ROOM, FollowUp, Schedule
+from runtime.handoff import FRONTS, Room, RoomError
+from runtime.handoff_desk import HandoffDesk
+from runtime.messages import Address
+from runtime.runtime import NotLiveError
+from runtime.scheduler.types import (
+    LastRun,
+    ProactiveError,
+    ReportInfo,
+    ScheduleStatus,
+    Sent,
+    UnknownEndUserError,
+)
+from storage.tables import utcnow
+from studio.address import SLACK, TELEGRAM_STUDIO, studio_address
+from studio.commands import (
+    Command,
+    FollowUpAdd,
+    FollowUpList,
+    FollowUpRemove,
+    ScheduleAdd,
+    ScheduleList,
+    SchedulePause,
+    ScheduleRemove,
+    ScheduleResume,
+    StatsReportAdd,
+    StatsReportRemove,
+    StatsReports,
+)
+from studio.errors import (
+    ConflictError,
+    InvalidError,
+    NotAvailableError,
+    NotFoundError,
+    UpstreamError,
+)
+from studio.operations import DraftRef, Operations
+from studio.presenters import followup_summary, schedule_summary
+from studio.replies import Answer
+from studio.roles import Caller, Role
+from studio.views import BotView
+
+if TYPE_CHECKING:
+    from runtime.scheduler.service import Scheduler
+
+SCHEDULE_COMMANDS: tuple[type[Command], ...] = (
+    ScheduleAdd,
+    ScheduleList,
+    SchedulePause,
+    ScheduleResume,
+    ScheduleRemove,
+    FollowUpAdd,
+    FollowUpList,
+    FollowUpRemove,
+    StatsReportAdd,
+    StatsReports,
+    StatsReportRemove,
+)
+NOT_RUNNING = (
+    "Schedules are not running in this process (it has no scheduler), so nothing about them can "
+    "be set or shown here; use the service that runs `serve`."
+)
+_TELEGRAM_CHAT = re.compile(r"^(?:telegram:)?(?P<chat>-?[0-9]{1,20})$")
+_WEB = re.compile(r"^web:[A-Za-z0-9_.-]{8,100}$")
+_DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu"}
+_DAYS |= {"friday": "fri", "saturday": "sat", "sunday": "sun"}
+_PERIOD_OF = {"daily": "24h", "weekly": "7d"}
+_PERIOD_WORDS = {"24h": "the last 24 hours", "7d": "the last 7 days", "30d": "the last 30 days"}
+_SETTINGS = "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"
+
+# Where a member can be told something unasked (`Studio._reachable`).
+Reachable = Callable[[int, str], Address]
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """A schedule or follow-up added to the draft, and the draft's revision after it."""
+
+    item: Schedule | FollowUp
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Statuses:
+    """A bot's draft schedules and how each runs in each live environment."""
+
+    draft: DraftRef
+    live: list[ScheduleStatus]
+
+
+def when(at: datetime) -> str:
+    """An instant in its own time zone: `Mon 2025-03-03 09:00 WET`."""
+    return at.strftime("%a %Y-%m-%d %H:%M %Z").strip()
+
+
+def _last(run: LastRun | None) -> str:
+    if run is None:
+        return "not run yet"
+    shown = f"last {when(run.due_at)}: {run.status}"
+    if run.sent or run.failed:
+        shown += f" ({run.sent:,} sent, {run.failed:,} failed)"
+    if run.error:
+        shown += f": {run.error}"
+    return shown
+
+
+def _first_free(prefix: str, taken: Sequence[str]) -> str:
+    number = 1
+    while f"{prefix}{number}" in taken:
+        number += 1
+    return f"{prefix}{number}"
+
+
+class ScheduleFeature:
+    """What `/schedule`, `/followup` and `/stats … daily` do, for the engine (which resolves
+    the bot) and for REST (`adapters/web/schedules_api.py`)."""
+
+    def __init__(
+        self,
+        *,
+        ops: Operations,
+        desk: HandoffDesk,
+        scheduler: Scheduler | None,
+        reachable: Reachable,
+    ) -> None:
+        self.ops = ops
+        self.desk = desk
+        self.scheduler = scheduler
+        self.reachable = reachable
+        ops.schedule_check = self.checked  # a target set by REST or YAML is checked too
+
+    def _running(self) -> Scheduler:
+        if self.scheduler is None:
+            raise NotAvailableError(NOT_RUNNING)
+        return self.scheduler
+
+    async def run(self, caller: Caller, bot: str, command: Command, where: Address) -> Answer:
+        self._running()
+        match command:
+            case ScheduleAdd():
+                return await self._add_schedule(caller, bot, command, where)
+            case ScheduleList():
+                return _schedule_list(await self.statuses(caller, bot))
+            case SchedulePause():
+                return await self._pause(caller, bot, command.id, pause=True)
+            case ScheduleResume():
+                return await self._pause(caller, bot, command.id, pause=False)
+            case ScheduleRemove():
+                view = await self.remove_schedule(caller, bot, command.id)
+                return Answer(
+                    f"Removed schedule {command.id} from *{bot}*'s draft (revision "
+                    f"{view.revision}); environments that run it keep it until you promote."
+                )
+            case FollowUpAdd():
+                return await self._add_followup(caller, bot, command)
+            case FollowUpList():
+                return _followup_list(await self.ops.draft(caller, bot))
+            case FollowUpRemove():
+                view = await self.remove_followup(caller, bot, command.id)
+                return Answer(
+                    f"Removed follow-up {command.id} from *{bot}*'s draft (revision "
+                    f"{view.revision}); end users keep getting it until you promote."
+                )
+            case StatsReportAdd():
+                return await self._add_report(caller, bot, command, where)
+            case StatsReports():
+                return await self._reports(caller, bot)
+            case StatsReportRemove():
+                return await self._remove_report(caller, bot, command.id)
+        raise AssertionError(f"not a schedule command: {command!r}")
+
+    # -- schedules (chat and REST) ---------------------------------------------------------------
+
+    async def add_schedule(
+        self,
+        caller: Caller,
+        bot: str,
+        *,
+        cron: str,
+        message: str,
+        to: str | None = None,
+        tz: str | None = None,
+        schedule_id: str | None = None,
+        grace_minutes: int | None = None,
+        where: Address | None = None,
+    ) -> Added:
+        """Add a schedule to the draft: its cron and time zone checked, its target resolved
+        (`#general`, `here`, a chat id, `web:SESSION`) and reachable by the bot."""
+        caller.require(Role.EDITOR, "Adding a schedule")
+        self._running()
+        draft = await self.ops.draft(caller, bot)
+        taken = [s.id for s in draft.spec.schedules]
+        if len(taken) >= MAX_SCHEDULES:
+            raise InvalidError(
+                f"{draft.name} has {MAX_SCHEDULES} schedules, the most a bot may have: remove "
+                f"one first (/schedule {draft.name} remove ID)"
+            )
+        if schedule_id is not None and schedule_id in taken:
+            raise ConflictError(f"{draft.name} has a schedule '{schedule_id}' already")
+        zone = tz or "UTC"
+        _fires(cron, zone)
+        data: dict[str, Any] = {
+            "id": schedule_id or _first_free("s", taken),
+            "cron": cron,
+            "tz": zone,
+            "message": message,
+        }
+        if grace_minutes is not None:
+            data["grace_minutes"] = grace_minutes
+        if to is not None:
+            data["to"], data["to_name"] = await self._place(caller, draft, to, where)
+        schedules = [s.model_dump(mode="json") for s in draft.spec.schedules]
+        view = await self.ops.edit_draft(
+            caller, draft.name, {"schedules": [*schedules, data]}, revision=draft.revision
+        )
+        added = next(s for s in view.draft.schedules if s.id == data["id"])
+        return Added(item=added, revision=view.revision)
+
+    async def remove_schedule(self, caller: Caller, bot: str, schedule_id: str) -> BotView:
+        caller.require(Role.EDITOR, "Removing a schedule")
+        draft = await self.ops.draft(caller, bot)
+        kept = [s.model_dump(mode="json") for s in draft.spec.schedules if s.id != schedule_id]
+        if len(kept) == len(draft.spec.schedules):
+            raise NotFoundError(_unknown("schedule", draft.name, schedule_id, draft.spec.schedules))
+        return await self.ops.edit_draft(
+            caller, draft.name, {"schedules": kept}, revision=draft.revision
+        )
+
+    async def statuses(self, caller: Caller, bot: str) -> Statuses:
+        scheduler = self._running()
+        draft = await self.ops.draft(caller, bot)
+        return Statuses(draft=draft, live=await scheduler.statuses(draft.bot_id))
+
+    async def pause(self, caller: Caller, bot: str, schedule_id: str, *, pause: bool) -> bool:
+        """Pause (or resume) a schedule at once in every environment; False: it was already."""
+        caller.require(Role.EDITOR, "Pausing a schedule" if pause else "Resuming a schedule")
+        known = await self.statuses(caller, bot)
+        ids = [s.id for s in known.draft.spec.schedules] + [s.schedule_id for s in known.live]
+        if schedule_id not in ids:
+            raise NotFoundError(
+                _unknown("schedule", known.draft.name, schedule_id, known.draft.spec.schedules)
+            )
+        scheduler = self._running()
+        bot_id = known.draft.bot_id
+        if pause:
+            return await scheduler.pause(bot_id, schedule_id, by=caller.identity)
+        return await scheduler.resume(bot_id, schedule_id)
+
+    async def _add_schedule(
+        self, caller: Caller, bot: str, command: ScheduleAdd, where: Address
+    ) -> Answer:
+        added = await self.add_schedule(
+            caller,
+            bot,
+            cron=command.cron,
+            message=command.message,
+            to=command.to,
+            tz=command.tz,
+            where=where,
+        )
+        schedule = added.item
+        assert isinstance(schedule, Schedule)
+        fire = next_fire(schedule.cron, schedule.tz, utcnow())
+        where_to = schedule.to_name or schedule.to or "each end user of the environment"
+        what = "a message the bot writes from that prompt" if schedule.prompt else "the message"
+        return Answer(
+            f"Scheduled {schedule.id} on *{bot}*'s draft (revision {added.revision}): {what} "
+            f"goes to {where_to} at `{schedule.cron}` ({schedule.tz}), next "
+            f"{when(fire) if fire else 'never'}. End users get it once you promote the draft "
+            f"(/promote {bot}, then /promote {bot} production); /schedule {bot} list shows "
+            "its runs."
+        )
+
+    async def _pause(self, caller: Caller, bot: str, schedule_id: str, *, pause: bool) -> Answer:
+        changed = await self.pause(caller, bot, schedule_id, pause=pause)
+        if pause:
+            if not changed:
+                return Answer(f"Nothing changed: schedule {schedule_id} of *{bot}* is paused.")
+            return Answer(
+                f"Paused schedule {schedule_id} of *{bot}* in every environment, at once; "
+                f"/schedule {bot} resume {schedule_id} runs it again."
+            )
+        if not changed:
+            return Answer(f"Nothing changed: schedule {schedule_id} of *{bot}* is not paused.")
+        return Answer(f"Schedule {schedule_id} of *{bot}* runs again in every environment.")
+
+    # -- follow-ups (chat and REST) ------------------------------------------------------------
+
+    async def add_followup(
+        self,
+        caller: Caller,
+        bot: str,
+        *,
+        after_minutes: int,
+        message: str,
+        times: int = 1,
+        followup_id: str | None = None,
+    ) -> Added:
+        caller.require(Role.EDITOR, "Adding a follow-up")
+        self._running()
+        draft = await self.ops.draft(caller, bot)
+        taken = [f.id for f in draft.spec.followups]
+        if len(taken) >= MAX_FOLLOWUPS:
+            raise InvalidError(
+                f"{draft.name} has {MAX_FOLLOWUPS} follow-ups, the most a bot may have: remove "
+                f"one first (/followup {draft.name} remove ID)"
+            )
+        if followup_id is not None and followup_id in taken:
+            raise ConflictError(f"{draft.name} has a follow-up '{followup_id}' already")
+        data = {
+            "id": followup_id or _first_free("f", taken),
+            "after_minutes": after_minutes,
+            "message": message,
+            "times": times,
+        }
+        followups = [f.model_dump(mode="json") for f in draft.spec.followups]
+        view = await self.ops.edit_draft(
+            caller, draft.name, {"followups": [*followups, data]}, revision=draft.revision
+        )
+        added = next(f for f in view.draft.followups if f.id == data["id"])
+        return Added(item=added, revision=view.revision)
+
+    async def remove_followup(self, caller: Caller, bot: str, followup_id: str) -> BotView:
+        caller.require(Role.EDITOR, "Removing a follow-up")
+        draft = await self.ops.draft(caller, bot)
+        kept = [f.model_dump(mode="json") for f in draft.spec.followups if f.id != followup_id]
+        if len(kept) == len(draft.spec.followups):
+            raise NotFoundError(
+                _unknown("follow-up", draft.name, followup_id, draft.spec.followups)
+            )
+        return await self.ops.edit_draft(
+            caller, draft.name, {"followups": kept}, revision=draft.revision
+        )
+
+    async def _add_followup(self, caller: Caller, bot: str, command: FollowUpAdd) -> Answer:
+        added = await self.add_followup(
+            caller,
+            bot,
+            after_minutes=command.after_minutes,
+            message=command.message,
+            times=command.times,
+        )
+        followup = added.item
+        assert isinstance(followup, FollowUp)
+        return Answer(
+            f"Added follow-up {followup.id} to *{bot}*'s draft (revision {added.revision}): "
+            f"{followup_summary(followup)}. The end user's next message cancels what is left. "
+            f"End users get it once you promote the draft (/promote {bot}, then /promote {bot} "
+            "production)."
+        )
+
+    # -- the end user a trigger names (REST) ---------------------------------------------------
+
+    async def trigger(
+        self, caller: Caller, bot: str, *, env: str, channel: str, user: str, message: str
+    ) -> Sent:
+        """The bot messages a known end user now (`POST /api/v1/bots/{bot}/trigger`)."""
+        caller.require(Role.EDITOR, "Triggering a message")
+        scheduler = self._running()
+        draft = await self.ops.draft(caller, bot)
+        try:
+            return await scheduler.trigger(
+                bot_id=draft.bot_id, env=env, channel=channel, user=user, message=message
+            )
+        except UnknownEndUserError as exc:
+            raise NotFoundError(str(exc)) from None
+        except NotLiveError:
+            raise ConflictError(
+                f"{draft.name} has no {env} version yet: promote it to {env} first"
+            ) from None
+        except ProactiveError as exc:
+            raise UpstreamError(str(exc)) from None
+
+    # -- targets -------------------------------------------------------------------------------
+
+    async def _place(
+        self, caller: Caller, draft: DraftRef, target: str, where: Address | None
+    ) -> tuple[str, str]:
+        """A schedule's target as stored (`slack:C…`, `telegram:CHAT`, `web:SESSION`) and as
+        people name it, from what was typed."""
+        said = target.strip()
+        if said.lower() == "here":
+            return await self._here(caller, draft.name, where)
+        if _WEB.fullmatch(said):
+            return said, f"web session {said.removeprefix('web:')[:8]}…"
+        chat = _TELEGRAM_CHAT.fullmatch(said)
+        if chat is not None:
+            return f"telegram:{chat['chat']}", f"Telegram chat {chat['chat']}"
+        room = said.removeprefix("slack:")
+        if room.startswith("#") or SLACK_ROOM.fullmatch(room):
+            found = await self._slack_room(caller, room, draft.name)
+            return f"slack:{found.id}", found.name
+        raise InvalidError(
+            f"'{said[:60]}' is not a place: #channel (Slack), here, a Telegram chat id or "
+            "web:SESSION (or leave `to` out: each end user)"
+        )
+
+    async def _here(self, caller: Caller, bot: str, where: Address | None) -> tuple[str, str]:
+        if where is not None and where.channel == TELEGRAM_STUDIO and where.thread:
+            return f"telegram:{where.thread}", f"Telegram chat {where.thread}"
+        if where is not None and where.channel == SLACK:
+            channel = (where.thread or "").partition(":")[0]
+            if channel and not channel.startswith("D"):
+                found = await self._slack_room(caller, channel, bot)
+                return f"slack:{found.id}", found.name
+            raise InvalidError(f"A DM is no place for a schedule: /schedule {bot} ... to #channel")
+        raise InvalidError(
+            "here means the Slack channel or Telegram chat this is said in: name the place "
+            "instead (#channel, a Telegram chat id or web:SESSION)"
+        )
+
+    async def _slack_room(self, caller: Caller, target: str, bot: str) -> Room:
+        return await self._room("slack", target, caller, bot)
+
+    async def _room(self, kind: str, target: str, caller: Caller, bot: str) -> Room:
+        rooms = self.desk.rooms(kind)
+        if rooms is None:
+            settings = _SETTINGS if kind == "slack" else "TELEGRAM_BUILDER_TOKEN"
+            raise NotAvailableError(
+                f"{FRONTS[kind]} is not configured here (set {settings} and restart)"
+            )
+        try:
+            return await rooms.find(target, by=caller.identity, team_id=caller.team_id)
+        except RoomError as exc:
+            said = str(exc).replace("/handoff BOT to here", f"/stats {bot} daily at 9:00 here")
+            raise InvalidError(said.replace("hand conversations to it", "post there")) from None
+
+    async def checked(
+        self, caller: Caller, bot: str, bot_id: int | None, schedule: Schedule
+    ) -> None:
+        """A target set by REST or YAML import, or by `/schedule` (`Operations.schedule_check`):
+        a Slack channel must have the app, and a deployment of the bot must reach it."""
+        scheduler = self._running()
+        to = schedule.to
+        assert to is not None
+        if to.startswith("slack:"):
+            await self._slack_room(caller, to.removeprefix("slack:"), bot)
+        if bot_id is None:
+            raise InvalidError(
+                f"schedule '{schedule.id}': {bot} is new, so no deployment of it reaches "
+                f"{schedule.to_name or to} yet: import it without `to`, deploy it, then set it"
+            )
+        problem = await scheduler.problem_with(bot_id, to)
+        if problem is not None:
+            raise InvalidError(f"schedule '{schedule.id}': {problem}")
+
+    # -- stats reports ---------------------------------------------------------------------------
+
+    async def _add_report(
+        self, caller: Caller, bot: str, command: StatsReportAdd, where: Address
+    ) -> Answer:
+        caller.require(Role.EDITOR, "Scheduling a stats report")
+        scheduler = self._running()
+        draft = await self.ops.draft(caller, bot)
+        zone = command.tz or "UTC"
+        hour, minute = (int(part) for part in command.at.split(":"))
+        day = _DAYS[command.day or "monday"] if command.every == "weekly" else "*"
+        cron = f"{minute} {hour} * * {day}"
+        _fires(cron, zone)
+        address, place = await self._report_place(caller, draft.name, command.place, where)
+        period = _PERIOD_OF[command.every]
+        report = await scheduler.add_report(
+            team_id=caller.team_id,
+            bot_id=draft.bot_id,
+            cron=cron,
+            tz=zone,
+            period=period,
+            address=address.model_dump(mode="json"),
+            place=place,
+            by=caller.identity,
+        )
+        every = "Every day" if command.every == "daily" else f"Every {command.day or 'monday'}"
+        return Answer(
+            f"{every} at {command.at} ({zone}) I post *{draft.name}*'s stats for "
+            f"{_PERIOD_WORDS[period]} in {place} (report {report.id}; next "
+            f"{when(report.next_run) if report.next_run else 'never'}). /stats {draft.name} "
+            "reports lists them."
+        )
+
+    async def _report_place(
+        self, caller: Caller, bot: str, place: str | None, where: Address
+    ) -> tuple[Address, str]:
+        """The Studio address a report is posted to, and how people name that place."""
+        team, identity = caller.team_id, caller.identity
+        if place is not None and place.lower() == "here":
+            if where.channel == TELEGRAM_STUDIO and (where.thread or "").startswith("-"):
+                chat = where.thread or ""
+                return studio_address(TELEGRAM_STUDIO, team, identity, thread=chat), (
+                    f"Telegram group {chat}"
+                )
+            channel = (where.thread or "").partition(":")[0]
+            if where.channel == SLACK and channel and not channel.startswith("D"):
+                place = channel
+            else:
+                place = None  # a DM: where the member talks to the Studio
+        if place is None:
+            return self.reachable(team, identity), f"DM of {identity}"
+        if _TELEGRAM_CHAT.fullmatch(place):
+            room = await self._room("telegram", place.removeprefix("telegram:"), caller, bot)
+            return studio_address(TELEGRAM_STUDIO, team, identity, thread=room.id), room.name
+        room = await self._slack_room(caller, place.removeprefix("slack:"), bot)
+        return studio_address(SLACK, team, identity, thread=f"{room.id}:"), room.name
+
+    async def _reports(self, caller: Caller, bot: str) -> Answer:
+        draft = await self.ops.draft(caller, bot)
+        reports = await self._running().reports(draft.bot_id)
+        if not reports:
+            return Answer(
+                f"*{draft.name}* has no scheduled stats reports. /stats {draft.name} daily at "
+                "9:00 in #channel posts one every day."
+            )
+        rows = [_report_line(report) for report in reports]
+        return Answer("\n".join([f"*{draft.name}*'s stats reports:", *rows]))
+
+    async def _remove_report(self, caller: Caller, bot: str, report_id: int) -> Answer:
+        caller.require(Role.EDITOR, "Stopping a stats report")
+        draft = await self.ops.draft(caller, bot)
+        if not await self._running().remove_report(bot_id=draft.bot_id, report_id=report_id):
+            raise NotFoundError(
+                f"{draft.name} has no stats report {report_id}: /stats {draft.name} reports "
+                "lists them"
+            )
+        return Answer(f"Stopped stats report {report_id} of *{draft.name}*.")
+
+
+def _fires(cron: str, zone: str) -> None:
+    """`cron` in `zone` is a valid five-field schedule that fires some day."""
+    try:
+        time_zone(zone)
+        trigger(cron, zone)
+    except CronError as exc:
+        raise InvalidError(str(exc)) from None
+    if next_fire(cron, zone, utcnow()) is None:
+        raise InvalidError(f"'{cron}' never fires")
+
+
+def _unknown(kind: str, bot: str, wanted: str, items: Sequence[Schedule | FollowUp]) -> str:
+    ids = ", ".join(item.id for item in items) or "none"
+    return f"{bot} has no {kind} '{wanted[:40]}'; its {kind}s: {ids}"
+
+
+def _report_line(report: ReportInfo) -> str:
+    nxt = when(report.next_run) if report.next_run else "never"
+    return (
+        f"{report.id}. `{report.cron}` {report.tz} → {report.place}: stats of "
+        f"{_PERIOD_WORDS.get(report.period, report.period)} · next {nxt} · {_last(report.last_run)}"
+    )
+
+
+def _schedule_list(statuses: Statuses) -> Answer:
+    draft = statuses.draft
+    name = draft.name
+    by_id: dict[str, list[ScheduleStatus]] = {}
+    for status in statuses.live:
+        by_id.setdefault(status.schedule_id, []).append(status)
+    if not draft.spec.schedules and not by_id:
+        return Answer(
+            f'*{name}* has no schedules. /schedule {name} "0 9 * * MON-FRI" "Good morning!" '
+            "to #channel adds one."
+        )
+    rows = [f"*{name}*'s schedules (draft revision {draft.revision}):"]
+    for schedule in draft.spec.schedules:
+        rows.append(f"• {schedule.id}: {schedule_summary(schedule)}")
+        rows += [_status_line(status) for status in by_id.pop(schedule.id, [])]
+        if not any(s.schedule_id == schedule.id for s in statuses.live):
+            rows.append("  not live yet: end users get it once you promote the draft")
+    for schedule_id, live in by_id.items():  # removed from the draft, still in a version
+        rows.append(f"• {schedule_id}: not in the draft any more (live until you promote)")
+        rows += [_status_line(status) for status in live]
+    return Answer("\n".join(rows))
+
+
+def _status_line(status: ScheduleStatus) -> str:
+    if status.paused:
+        nxt = "paused"
+    else:
+        nxt = f"next {when(status.next_run)}" if status.next_run else "never again"
+    return f"  {status.env} v{status.version}: {nxt} · {_last(status.last_run)}"
+
+
+def _followup_list(draft: DraftRef) -> Answer:
+    name = draft.name
+    if not draft.spec.followups:
+        return Answer(
+            f'*{name}* has no follow-ups. /followup {name} after 30m "Still there?" adds one.'
+        )
+    rows = [f"• {f.id}: {followup_summary(f)}" for f in draft.spec.followups]
+    return Answer("\n".join([f"*{name}*'s follow-ups (draft revision {draft.revision}):", *rows]))
