@@ -117,6 +117,7 @@ class Call:
     method: str
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    at: float = field(default=0.0, compare=False, repr=False)  # arrival, on the fake's `clock`
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,7 +477,7 @@ class FakeTelegram(ServedFake):
             if isinstance(body[key], str):
                 with contextlib.suppress(ValueError):
                     body[key] = json.loads(body[key])
-        call = Call(token, method, body, dict(request.headers))
+        call = Call(token, method, body, dict(request.headers), self.clock())
         with self._lock:
             self._calls.append(call)
         return call
