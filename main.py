@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from adapters.telegram.studio import TelegramStudio
     from runtime.cipher import Cipher
     from runtime.runtime import Runtime
+    from runtime.scheduler.leader import Leadership
+    from runtime.scheduler.service import Scheduler
     from runtime.secrets import SecretVault
     from runtime.tools.gateway import ToolGateway
     from storage.database import Database
@@ -52,6 +54,7 @@ class Services:
     studio: Studio
     mailbox: Mailbox
     secrets: SecretVault  # team secrets: the tool gateway's `SecretSource`
+    scheduler: Scheduler
     telegram: TelegramBots | None = None
     telegram_studio: TelegramStudio | None = None
     slack: SlackAdapter | None = None
@@ -64,6 +67,7 @@ class Services:
                 await poller.stop_polling()
         if self.slack is not None:
             await self.slack.finish()
+        await self.scheduler.stop()
         await self.studio.drain(grace_s=SHUTDOWN_GRACE_S)
         await self.runtime.drain()
         from runtime.llm import stop_litellm_logging
@@ -133,6 +137,7 @@ async def build_services(settings: Settings) -> Services:
     from runtime.knowledge.store import VectorStore
     from runtime.llm import LlmGateway, RetryPolicy
     from runtime.runtime import Runtime
+    from runtime.scheduler.service import Scheduler
     from runtime.secrets import SecretVault
     from runtime.turn.budget import BudgetStep
     from runtime.turn.guardrails import GuardrailStep
@@ -166,6 +171,7 @@ async def build_services(settings: Settings) -> Services:
         db=db, llm=llm, channels=channels, knowledge=knowledge, tools=_tools(settings, secrets)
     )
     ops = Operations(db=db, runtime=runtime, settings=settings, cipher=cipher)
+    scheduler = Scheduler(runtime=runtime, leadership=_leadership(db))
     studio = Studio(
         ops=ops,
         runtime=runtime,
@@ -173,6 +179,7 @@ async def build_services(settings: Settings) -> Services:
         builder_model=settings.builder_model,
         judge_model=settings.effective_judge_model,
         secrets=secrets,
+        scheduler=scheduler,
     )
     runtime.register_builtin(STUDIO_DEPLOYMENT, studio)
     runtime.runner.add_steps(
@@ -231,10 +238,19 @@ async def build_services(settings: Settings) -> Services:
         studio=studio,
         mailbox=mailbox,
         secrets=secrets,
+        scheduler=scheduler,
         telegram=telegram,
         telegram_studio=telegram_studio,
         slack=slack,
     )
+
+
+def _leadership(db: Database) -> Leadership:
+    """Who runs the scheduler's due work: this process with SQLite (it alone serves the data
+    folder); with PostgreSQL, whichever process holds the database lock."""
+    from runtime.scheduler.leader import LocalLeadership, PostgresLeadership
+
+    return LocalLeadership() if db.is_sqlite else PostgresLeadership(db.url)
 
 
 def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
@@ -260,6 +276,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             )
         await services.runtime.handoffs.load()  # before any turn asks whether it is handed over
         await services.runtime.recover()  # queues the backlog: answered in the background
+        await services.scheduler.start()  # catches up on what was missed, in the background
         await services.studio.tests.fail_unfinished()
         sweeping = asyncio.create_task(_collect_orphans(services))
         services.warming = asyncio.create_task(_warm_up(services))

@@ -8,7 +8,7 @@ the day-of-week field is turned into day names here first: `0 9 * * 1-5` is Mond
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -65,10 +65,11 @@ def trigger(expression: str, zone: str) -> CronTrigger:
 
 def next_fire(expression: str, zone: str, after: datetime) -> datetime | None:
     """The first instant strictly after `after` at which the schedule fires (None: never)."""
-    # Fire times are whole minutes: from the next second on, `after` itself is never one.
-    fire: datetime | None = trigger(expression, zone).get_next_fire_time(
-        None, after.replace(microsecond=0) + timedelta(seconds=1)
-    )
+    # Fire times are whole minutes: from the next second on, `after` itself is never one. In
+    # UTC: arithmetic on a local time drops its `fold`, so the second pass through an hour when
+    # clocks go back would become the first again (and the same fire time come back for ever).
+    start = after.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    fire: datetime | None = trigger(expression, zone).get_next_fire_time(None, start)
     return fire
 
 

@@ -20,6 +20,9 @@ class Capabilities:
     # The reply travels back in the response to the inbound request (web): the response itself
     # is the acknowledgement, so nothing is acknowledged before the whole turn is stored.
     synchronous: bool = False
+    # Proactive messages a deployment may send a second to different people (a schedule's
+    # fan-out is paced to it); None: no platform limit to keep to.
+    broadcast_per_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

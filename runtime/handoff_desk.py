@@ -280,7 +280,9 @@ class HandoffDesk:
         )
 
         def keep(conn: Connection) -> None:
-            store.add_to_conversation(conn, new, record, key=key)
+            conv_store.add_to_conversation(
+                conn, new, record, once=None if key is None else {"key": key}
+            )
             if answered is not None:
                 store.answered(conn, handoff.id, at=answered[0], expires_at=answered[1])
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -38,6 +38,7 @@ from runtime.turn.runner import BotRunner
 from storage import conversations as conv_store
 from storage import inbox as inbox_store
 from storage import participants as participant_store
+from storage import schedules as schedule_store
 from storage.batch import WriteBatcher
 from storage.database import Database
 from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer, utcnow
@@ -86,6 +87,7 @@ class TurnRows:
     new: conv_store.NewConversation | None
     records: list[conv_store.TurnRecord]
     memory: tuple[str, str, dict[str, Scalar]] | None = None  # (channel, user, what changed)
+    followups: schedule_store.Arming | None = None  # armed (or cancelled) with the turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,8 @@ class Runtime:
         self.runner = BotRunner(llm=llm, knowledge=knowledge, versions=self, tools=tools)
         self.writes = WriteBatcher(db)
         self._tasks: set[asyncio.Task[Reply | None]] = set()
+        # Told (with the bot's id) when a bot's pointers move or it goes (the scheduler).
+        self.bot_listeners: list[Callable[[int], None]] = []
         self.backlog = Backlog(concurrency=recovery_concurrency)
         # Conversations handed to people of the team: their rooms' messages come in as the
         # built-in deployment `handoff`, and the desk is the channel that posts in the rooms.
@@ -162,6 +166,8 @@ class Runtime:
         for name in [n for n, i in self._bot_ids.items() if i == bot_id]:
             del self._bot_ids[name]
         self._bindings.clear()
+        for listener in self.bot_listeners:
+            listener(bot_id)
 
     def forget_deployment(self, deployment_id: str) -> None:
         self._targets.pop(deployment_id, None)
@@ -280,7 +286,7 @@ class Runtime:
                 conn, deployment_id=message.address.deployment_id, payload=payload
             )
 
-        await self._deliver(await self.writes.run(store), message)
+        await self.deliver(await self.writes.run(store), message)
 
     async def show(self, message: OutgoingMessage) -> str | None:
         """Send a passing status (a progress line) at once, not through the outbox: nothing is
@@ -315,7 +321,7 @@ class Runtime:
         jobs: list[tuple[Address, Job]] = []
         for outbox_id, _deployment, payload in unsent:
             reply = OutgoingMessage.model_validate(payload)
-            jobs.append((reply.address, partial(self._deliver, outbox_id, reply)))
+            jobs.append((reply.address, partial(self.deliver, outbox_id, reply)))
         for inbox_id, _deployment, payload in pending:
             message = IncomingMessage.model_validate(payload)
             jobs.append((message.address, partial(self.process, inbox_id, message)))
@@ -388,7 +394,7 @@ class Runtime:
                 await self.reset(address)
             reply = OutgoingMessage(address=address, text=spec.greeting or spec.fallback)
             return await self._finish(inbox_id, [reply], error=None, version=live.number)
-        session = _LiveSession(self, target, message, inbox_id, live.number)
+        session = _LiveSession(self, target, message, inbox_id, live)
         await self.runner.run(
             live.compiled,
             text=message.text,
@@ -449,6 +455,8 @@ class Runtime:
                     participant_store.merge(
                         conn, bot_id=rows.bot_id, channel=channel, user=user, changes=changes
                     )
+                if rows.followups is not None:
+                    schedule_store.arm(conn, rows.followups)
             if inbox_id is not None:
                 for reply in replies:
                     outbox_ids.append(
@@ -466,7 +474,7 @@ class Runtime:
         conversation_id, outbox_ids = await self.writes.run(store)
         if outbound:
             for outbox_id, reply in zip(outbox_ids, replies, strict=True):
-                await self._deliver(outbox_id, reply)
+                await self.deliver(outbox_id, reply)
         return Reply(
             messages=tuple(replies),
             error=error,
@@ -483,10 +491,16 @@ class Runtime:
         self.conversations.forget(key)
         if state.id is not None:
             ended = state.id
-            await self.db.run_write(lambda conn: conv_store.end_conversation(conn, ended))
 
-    async def _deliver(self, outbox_id: int, message: OutgoingMessage) -> None:
-        """Send a stored reply and mark it; a reply marked sent is never sent again."""
+            def end(conn: Connection) -> None:
+                conv_store.end_conversation(conn, ended)
+                schedule_store.cancel_followups(conn, deployment_id=key[0], conversation_key=key[1])
+
+            await self.db.run_write(end)
+
+    async def deliver(self, outbox_id: int, message: OutgoingMessage) -> str | None:
+        """Send a stored reply and mark it; a reply marked sent is never sent again. Returns
+        why it failed for good, or None once sent."""
         kind = message.address.channel
         error: str | None = None
         for attempt in range(1, _SEND_ATTEMPTS + 1):
@@ -515,6 +529,7 @@ class Runtime:
         SENDS.labels(kind, "failed" if error else "ok").inc()
         if error:
             logger.warning("send failed for good: %s", error, extra={"outbox": outbox_id})
+        return error
 
 
 class _LiveSession:
@@ -522,7 +537,7 @@ class _LiveSession:
     from the participant cache, and the turn kept in one transaction with its outbox row and
     inbox status (`Runtime._finish`), then sent. `reply` is what was sent."""
 
-    __slots__ = ("inbox_id", "message", "reply", "runtime", "state", "target", "version")
+    __slots__ = ("inbox_id", "live", "message", "reply", "runtime", "state", "target", "version")
 
     def __init__(
         self,
@@ -530,13 +545,14 @@ class _LiveSession:
         target: DeploymentTarget,
         message: IncomingMessage,
         inbox_id: int | None,
-        version: int,
+        live: LiveVersion,
     ) -> None:
         self.runtime = runtime
         self.target = target
         self.message = message
         self.inbox_id = inbox_id
-        self.version = version
+        self.live = live
+        self.version = live.number
         self.state: ConversationState | None = None
         self.reply: Reply | None = None
 
@@ -573,12 +589,15 @@ class _LiveSession:
         memory = None
         if ctx.participant.changed:
             memory = (address.channel, address.user, dict(ctx.participant.written))
+        followups = None
+        if self.live.spec.followups:  # bots without follow-ups pay nothing here
+            followups = self._followups(output)
         self.reply = await runtime._finish(
             self.inbox_id,
             [] if output.silent else [reply],
             error=output.error,
             version=self.version,
-            rows=TurnRows(target.bot_id, state.id, new, records, memory),
+            rows=TurnRows(target.bot_id, state.id, new, records, memory, followups),
         )
         if memory is not None:  # the stored memory may hold more than this turn knew
             runtime.participants.forget(target.bot_id, address.user)
@@ -587,3 +606,18 @@ class _LiveSession:
             if not output.error and not output.blocked and not output.silent:
                 turn = [ChatMessage("user", text), ChatMessage("assistant", output.reply)]
                 runtime.conversations.record(self._key, state, turn)
+
+    def _followups(self, output: TurnOutput) -> schedule_store.Arming:
+        """After an answer: the follow-ups start again from now. A turn that handed the
+        conversation over (or said nothing, a person having it) cancels them."""
+        address = self.message.address
+        quiet = output.silent or output.handed_over is not None
+        return schedule_store.Arming(
+            bot_id=self.target.bot_id,
+            deployment_id=self.target.id,
+            conversation_key=address.conversation,
+            address=address.model_dump(mode="json"),
+            version=self.version,
+            followups=() if quiet else tuple(self.live.spec.followups),
+            at=utcnow(),
+        )

@@ -104,6 +104,53 @@ def start_conversation(conn: Connection, new: NewConversation) -> int:
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
+def add_to_conversation(
+    conn: Connection,
+    new: NewConversation,
+    record: TurnRecord,
+    *,
+    once: dict[str, Any] | None = None,
+) -> int | None:
+    """A message said outside a turn (the team's answer, the bot's notice, a proactive
+    message) in the end user's conversation: the open one at that place, or a new one when the
+    end user started over; the conversation's id. `once`: a part that marks this message (the
+    inbox item it answers, the schedule run that sends it); when the open conversation's recent
+    messages of that role hold it already (kept by a run that stopped before it finished), it
+    is not kept twice and None is returned."""
+    found = conn.execute(
+        select(_conv.c.id)
+        .where(
+            _conv.c.deployment_id == new.deployment_id,
+            _conv.c.key == new.key,
+            _conv.c.ended_at.is_(None),
+        )
+        .order_by(desc(_conv.c.id))
+        .limit(1)
+    ).scalar()
+    if found is not None and once is not None and _kept(conn, found, record.role, once):
+        return None
+    conversation_id = found if found is not None else start_conversation(conn, new)
+    add_messages(conn, conversation_id=conversation_id, bot_id=new.bot_id, records=[record])
+    return int(conversation_id)
+
+
+_KEPT_WINDOW = 50  # recent messages searched for a mark: a message kept twice would be recent
+
+
+def _kept(conn: Connection, conversation_id: int, role: str, mark: dict[str, Any]) -> bool:
+    query = (
+        select(_msg.c.parts)
+        .where(_msg.c.conversation_id == conversation_id, _msg.c.role == role)
+        .order_by(desc(_msg.c.id))
+        .limit(_KEPT_WINDOW)
+    )
+    return any(
+        isinstance(part, dict) and all(part.get(k) == v for k, v in mark.items())
+        for parts in conn.execute(query).scalars()
+        for part in parts or []
+    )
+
+
 def end_conversation(conn: Connection, conversation_id: int) -> None:
     conn.execute(update(_conv).where(_conv.c.id == conversation_id).values(ended_at=utcnow()))
 

@@ -9,17 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, desc, insert, select, update
+from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import conversations as conv_store
-from storage.tables import Conversation, HandoffPost, HandoffRecord, Message
+from storage.tables import HandoffPost, HandoffRecord
 
 _handoff = HandoffRecord.__table__  # type: ignore[attr-defined]
 _post = HandoffPost.__table__  # type: ignore[attr-defined]
-_conv = Conversation.__table__  # type: ignore[attr-defined]
-_message = Message.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,47 +119,6 @@ def answered(conn: Connection, handoff_id: int, *, at: datetime, expires_at: dat
         .values(first_answer_at=at)
     )
     conn.execute(update(_handoff).where(_handoff.c.id == handoff_id).values(expires_at=expires_at))
-
-
-def add_to_conversation(
-    conn: Connection,
-    new: conv_store.NewConversation,
-    record: conv_store.TurnRecord,
-    *,
-    key: str | None = None,
-) -> None:
-    """A message said outside a turn (the team's answer, the bot's notice) in the end user's
-    conversation: the open one at that place, or a new one when the end user started over.
-    `key` (the inbox item's dedupe key, kept in its parts): a message kept already, by a run
-    that stopped before its inbox item was done, is not kept twice."""
-    found = conn.execute(
-        select(_conv.c.id)
-        .where(
-            _conv.c.deployment_id == new.deployment_id,
-            _conv.c.key == new.key,
-            _conv.c.ended_at.is_(None),
-        )
-        .order_by(desc(_conv.c.id))
-        .limit(1)
-    ).scalar()
-    if found is not None and key is not None and _kept(conn, found, key):
-        return
-    conversation_id = found if found is not None else conv_store.start_conversation(conn, new)
-    conv_store.add_messages(
-        conn, conversation_id=conversation_id, bot_id=new.bot_id, records=[record]
-    )
-
-
-def _kept(conn: Connection, conversation_id: int, key: str) -> bool:
-    """The conversation has the team's message of inbox item `key` (its answers are few)."""
-    query = select(_message.c.parts).where(
-        _message.c.conversation_id == conversation_id, _message.c.role == "human"
-    )
-    return any(
-        isinstance(part, dict) and part.get("key") == key
-        for parts in conn.execute(query).scalars()
-        for part in parts or []
-    )
 
 
 def close(conn: Connection, handoff_id: int, *, at: datetime, by: str) -> bool:

@@ -85,7 +85,7 @@ class _Thinking:
 class SlackChannel:
     kind: ClassVar[str] = "slack"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        buttons=True, threads=True, edits=True, files=True
+        buttons=True, threads=True, edits=True, files=True, broadcast_per_s=1.0
     )
 
     def __init__(

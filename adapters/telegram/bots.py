@@ -71,7 +71,7 @@ class TelegramBots:
     """The `telegram` channel for generated bots."""
 
     kind: ClassVar[str] = "telegram"
-    capabilities: ClassVar[Capabilities] = Capabilities(edits=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(edits=True, broadcast_per_s=25.0)
 
     def __init__(
         self, *, runtime: Runtime, cipher: Cipher, api_url: str, public_url: str | None

@@ -58,3 +58,18 @@ class ReportInfo:
     place: str
     next_run: datetime | None
     last_run: LastRun | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A stats report as the Studio posts it: `address` is the Studio address (JSON) of the
+    place (`place` names it: `#ops`, a Telegram group, a member's DM)."""
+
+    id: int
+    team_id: int
+    bot_id: int
+    cron: str
+    tz: str
+    period: str  # 24h, 7d, 30d
+    address: dict[str, object]
+    place: str

@@ -1,0 +1,95 @@
+"""Follow-ups after inactivity: a conversation's armed follow-ups (`storage.schedules.arm`,
+in the turn's transaction) are sent when due, `times` times, `after_minutes` apart.
+
+Each sending is claimed by a conditional update of its row under the conversation's lock, so a
+reply that re-armed the row meanwhile, or another process, wins; an open handoff, a deployment
+gone, or a version that no longer has the follow-up drops the row instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from runtime.messages import Address
+from runtime.runtime import NotLiveError, Runtime, UnknownDeploymentError
+from runtime.scheduler.proactive import Place, Proactive
+from runtime.scheduler.types import ProactiveError
+from storage import schedules as store
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+CONCURRENCY = 16
+
+
+class FollowUps:
+    def __init__(
+        self,
+        runtime: Runtime,
+        proactive: Proactive,
+        *,
+        halted: Callable[[], bool],
+        batch: int = BATCH,
+    ) -> None:
+        self.runtime = runtime
+        self.proactive = proactive
+        self.halted = halted  # stopping, or no longer the leader: no new sends
+        self.batch = batch
+
+    async def run_due(self, now: datetime) -> int:
+        """Send every follow-up due at `now`; how many went out."""
+        gate = asyncio.Semaphore(CONCURRENCY)
+        seen: set[tuple[int, int]] = set()
+        sent = 0
+
+        async def one(row: store.FollowUpRow) -> bool:
+            async with gate:
+                if self.halted():
+                    return False
+                try:
+                    return await self._fire(row, now)
+                except Exception:
+                    logger.exception("a follow-up failed", extra={"bot": row.bot_id})
+                    return False
+
+        while True:
+            async with self.runtime.db.read_conn() as conn:
+                rows = await store.due_followups(conn, now=now, limit=self.batch)
+            fresh = [row for row in rows if (row.id, row.sent) not in seen]
+            if not fresh:  # nothing due, or only rows that could not be handled just now
+                return sent
+            seen.update((row.id, row.sent) for row in fresh)
+            sent += sum(await asyncio.gather(*(one(row) for row in fresh)))
+
+    async def _fire(self, row: store.FollowUpRow, now: datetime) -> bool:
+        runtime = self.runtime
+        try:
+            target = await runtime.target(row.deployment_id)
+            live = await runtime.live_version(target.bot_id, target.env)
+        except (UnknownDeploymentError, NotLiveError):
+            await self._drop(row)
+            return False
+        if not any(item.id == row.followup_id for item in live.spec.followups):
+            await self._drop(row)  # the version running now has no such follow-up
+            return False
+        place = Place(target, Address.model_validate(row.address))
+        async with runtime.locks.hold(place.lock_key):
+            if runtime.handoffs.is_open(row.deployment_id, row.conversation_key):
+                await self._drop(row)  # people of the team have the conversation
+                return False
+            if not await runtime.writes.run(lambda conn: store.claim_followup(conn, row, now=now)):
+                return False  # the end user spoke meanwhile, or another process sent it
+            try:
+                await self.proactive.send_locked(
+                    place, row.message, live=live, origin="followup", ident=row.followup_id
+                )
+            except ProactiveError as exc:
+                logger.warning("a follow-up was not sent: %s", exc, extra={"bot": row.bot_id})
+                return False
+        return True
+
+    async def _drop(self, row: store.FollowUpRow) -> None:
+        await self.runtime.writes.run(lambda conn: store.drop_followup(conn, row.id))
