@@ -231,7 +231,8 @@ class Side:
 
     async def answers(self, http: aiohttp.ClientSession) -> dict[str, int]:
         """What the fake Bot API counted for this side's token so far."""
-        return await _get(http, f"{self.fake}/count", token=self.token)
+        counts: dict[str, int] = await _get(http, f"{self.fake}/count", token=self.token)
+        return counts
 
     def _failed(self, why: str) -> None:
         if not self.first_error:
