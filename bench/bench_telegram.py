@@ -231,7 +231,8 @@ class Side:
 
     async def answers(self, http: aiohttp.ClientSession) -> dict[str, int]:
         """What the fake Bot API counted for this side's token so far."""
-        return await _get(http, f"{self.fake}/count", token=self.token)
+        counts: dict[str, int] = await _get(http, f"{self.fake}/count", token=self.token)
+        return counts
 
     def _failed(self, why: str) -> None:
         if not self.first_error:
@@ -476,14 +477,6 @@ async def _compare(tmp: Path, llm_base: str, fake_url: str, report: Report) -> N
 # -- memory ------------------------------------------------------------------------------------
 
 
-def rss_mb(proc: Child) -> float:
-    """Resident set size of a process (VmRSS in /proc/PID/status), MB."""
-    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
 @dataclass(slots=True)
 class Memory:
     empty_mb: float = 0.0
@@ -613,7 +606,7 @@ async def _memory(tmp: Path, platform: Child, base: str, fake_url: str, report: 
     m = Memory()
     await wait_http(f"{base}/healthz", platform)
     await asyncio.sleep(0.5)  # let start-up settle
-    m.empty_mb = rss_mb(platform)
+    m.empty_mb = platform.rss_mb()
     report.add(
         Figure("bots_empty_rss_mb", round(m.empty_mb, 1), "MB", "", "platform RSS, no bots yet")
     )
@@ -655,7 +648,7 @@ async def _memory(tmp: Path, platform: Child, base: str, fake_url: str, report: 
                 m.direct += len(direct)
                 hooks += direct
             await asyncio.sleep(0.3)
-            m.deployed_rss_mb[target] = rss_mb(platform)
+            m.deployed_rss_mb[target] = platform.rss_mb()
             cpu, started = platform.cpu_seconds(), time.monotonic()
             wait_s = ANSWER_WAIT_S if done else FIRST_ANSWER_S  # the first builds a Bot
             missing = await _feed(http, base, fake_url, hooks, wait_s)
@@ -667,7 +660,7 @@ async def _memory(tmp: Path, platform: Child, base: str, fake_url: str, report: 
                 m.first_error = f"{missing} of {len(hooks)} /start not answered"
             done = target
             await asyncio.sleep(0.5)  # background sends marked, their tasks gone
-            m.rss_mb[target] = rss_mb(platform)
+            m.rss_mb[target] = platform.rss_mb()
             print(
                 f"# memory: {target} deployments, RSS {m.deployed_rss_mb[target]:.0f} MB "
                 f"deployed, {m.rss_mb[target]:.0f} MB after /start (empty "

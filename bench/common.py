@@ -175,6 +175,13 @@ class Child:
         except OSError:
             return ""
 
+    def rss_mb(self) -> float:
+        """Resident set size (VmRSS in /proc/PID/status), MB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
+
     def cpu_seconds(self) -> float:
         """User + system CPU time used so far (Linux /proc; 0.0 where unavailable)."""
         try:

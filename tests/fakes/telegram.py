@@ -12,6 +12,9 @@ does not clash with function-scoped test loops.
     fake.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
     fake.rate_limit("sendMessage", retry_after=1)           # then a 429 with parameters.retry_after
     fake.delay("sendMessage", 0.5)                          # then a normal answer after 0.5 s
+    fake.per_bot_per_s = 30                                 # Telegram's limits (off by default):
+    fake.per_chat_per_s = 1                                 # beyond them a send gets a 429
+    fake.throttled                                          # the sends it refused so
     fake.set_chat_member(GROUP_ID, USER_ID, "administrator")  # getChatMember (default "member")
     fake.push_update(TOKEN, message_update("hi"))           # for getUpdates (long polling)
     await fake.wait_for("sendMessage")                      # polls; AssertionError on timeout
@@ -30,6 +33,13 @@ Like Telegram, the fake refuses: text that is empty or longer than 4,096 charact
 an edit that changes nothing ("message is not modified"), a malformed webhook `secret_token` or bot
 command, getUpdates while a webhook is set (409), and getFile of an unknown file_id. It is lenient
 about the rest: any chat exists, and editing or deleting a message it does not know succeeds.
+
+Pacing, when set (`FakeTelegram(per_bot_per_s=30, per_chat_per_s=1)` or the attributes of the
+same names; `reset()` turns it off): a send (sendMessage, sendPhoto, sendDocument) beyond
+`per_bot_per_s` of one token in any second, or beyond `per_chat_per_s` to one private chat, gets
+Telegram's HTTP 429 "Too Many Requests: retry after N" with `parameters.retry_after` N (whole
+seconds until the window has room again), as a broadcast faster than Telegram allows does. The
+windows are read on `clock` (time.monotonic unless given), so a test can hold time still.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ import contextlib
 import html
 import itertools
 import json
+import math
 import re
 import threading
 import time
@@ -59,6 +70,8 @@ from tests.fakes.server import ServedFake
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+PACED = frozenset({"sendmessage", "sendphoto", "senddocument"})  # what Telegram's limits count
+WINDOW_S = 1.0
 
 # Fields clients send as JSON strings in form bodies; recorded decoded.
 JSON_FIELDS = frozenset(
@@ -104,6 +117,7 @@ class Call:
     method: str
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    at: float = field(default=0.0, compare=False, repr=False)  # arrival, on the fake's `clock`
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +179,18 @@ class FakeTelegram(ServedFake):
 
     name = "Telegram"
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        per_bot_per_s: int | None = None,
+        per_chat_per_s: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_bot_per_s = per_bot_per_s
+        self.per_chat_per_s = per_chat_per_s
+        self.clock = clock
+        self._sent_at: defaultdict[tuple[str, int | None], deque[float]] = defaultdict(deque)
+        self._throttled: list[Call] = []
         self._calls: list[Call] = []
         self._script: defaultdict[tuple[str, str | None], deque[Answer]] = defaultdict(deque)
         self._bots: dict[str, dict[str, Any]] = {}
@@ -329,6 +354,12 @@ class FakeTelegram(ServedFake):
         ]
 
     @property
+    def throttled(self) -> list[Call]:
+        """The sends refused with a 429 by the pacing (`per_bot_per_s`, `per_chat_per_s`)."""
+        with self._lock:
+            return list(self._throttled)
+
+    @property
     def pending(self) -> int:
         """How many scripted answers have not been used yet (all methods)."""
         with self._lock:
@@ -420,6 +451,10 @@ class FakeTelegram(ServedFake):
             self._files.clear()
             self._messages.clear()
             self._statuses.clear()
+            self._sent_at.clear()
+            self._throttled.clear()
+        self.per_bot_per_s = self.per_chat_per_s = None
+        self.clock = time.monotonic
 
     # -- serving --------------------------------------------------------------------------
 
@@ -442,7 +477,7 @@ class FakeTelegram(ServedFake):
             if isinstance(body[key], str):
                 with contextlib.suppress(ValueError):
                     body[key] = json.loads(body[key])
-        call = Call(token, method, body, dict(request.headers))
+        call = Call(token, method, body, dict(request.headers), self.clock())
         with self._lock:
             self._calls.append(call)
         return call
@@ -471,6 +506,16 @@ class FakeTelegram(ServedFake):
             if answer.body is not None:
                 return JSONResponse(answer.body, status_code=answer.status)
         name = method.lower()
+        if name in PACED and (retry_after := self._over_limit(token, call.body)):
+            with self._lock:
+                self._throttled.append(call)
+            body = {
+                "ok": False,
+                "error_code": 429,
+                "description": f"Too Many Requests: retry after {retry_after}",
+                "parameters": {"retry_after": retry_after},
+            }
+            return JSONResponse(body, status_code=429)
         try:
             if name == "getupdates":
                 result = await self._get_updates(request, token, call.body)
@@ -483,6 +528,30 @@ class FakeTelegram(ServedFake):
             body = {"ok": False, "error_code": refused.status, "description": refused.description}
             return JSONResponse(body, status_code=refused.status)
         return JSONResponse({"ok": True, "result": result})
+
+    def _over_limit(self, token: str, body: Mapping[str, Any]) -> int:
+        """0 when a send fits in its bot's and its private chat's windows (and is counted);
+        else the whole seconds until it would fit."""
+        chat = _int(body.get("chat_id"))
+        windows: list[tuple[tuple[str, int | None], int]] = []
+        if self.per_bot_per_s is not None:
+            windows.append(((token, None), self.per_bot_per_s))
+        if self.per_chat_per_s is not None and chat is not None and chat > 0:
+            windows.append(((token, chat), self.per_chat_per_s))
+        now = self.clock()
+        with self._lock:
+            wait = 0.0
+            for key, limit in windows:
+                sent = self._sent_at[key]
+                while sent and sent[0] <= now - WINDOW_S:
+                    sent.popleft()
+                if len(sent) >= limit:
+                    wait = max(wait, sent[-limit] + WINDOW_S - now)
+            if wait > 0:
+                return max(1, math.ceil(wait))
+            for key, _ in windows:
+                self._sent_at[key].append(now)
+        return 0
 
     async def _download(self, request: Request) -> Response:
         token = request.path_params["token"]

@@ -220,6 +220,54 @@ async def test_scripted_errors_unknown_tokens_and_methods(telegram: FakeTelegram
     assert (status, body["description"]) == (401, "Unauthorized")
 
 
+async def test_pacing_answers_429_beyond_telegrams_limits(telegram: FakeTelegram) -> None:
+    telegram.add_bot(TOKEN)
+    now = [100.0]
+    telegram.clock = lambda: now[0]  # time held still: every send lands in the same second
+    telegram.per_bot_per_s, telegram.per_chat_per_s = 3, 1
+    async with aiogram_bot(telegram) as bot:
+        for chat in (1, 2, 3):
+            await bot.send_message(chat_id=chat, text="news")
+        with pytest.raises(TelegramRetryAfter) as caught:
+            await bot.send_message(chat_id=4, text="news")  # the bot's 4th in one second
+        assert caught.value.retry_after == 1
+        assert await bot.send_chat_action(chat_id=4, action="typing") is True  # not a message
+        now[0] += 0.5
+        with pytest.raises(TelegramRetryAfter, match="Too Many Requests: retry after 1"):
+            await bot.send_message(chat_id=4, text="news")  # half a second later: still full
+        now[0] += 0.5
+        await bot.send_message(chat_id=4, text="news")  # the first three left the window
+        with pytest.raises(TelegramRetryAfter):
+            await bot.send_message(chat_id=4, text="again")  # that private chat's 2nd
+        await bot.send_message(chat_id=-100123, text="group")  # groups: only the bot's limit
+        now[0] += 1.0
+        await bot.send_message(chat_id=4, text="again")
+    refused = telegram.throttled
+    assert [(c.body["chat_id"], c.body["text"]) for c in refused] == [
+        ("4", "news"),
+        ("4", "news"),
+        ("4", "again"),
+    ]
+    assert len(telegram.calls_to("sendMessage")) == 9  # refused sends are recorded too
+
+    status, body = await post(telegram, f"/bot{TOKEN}/sendMessage", chat_id="4", text="x")
+    assert (status, body) == (
+        429,
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 1",
+            "parameters": {"retry_after": 1},
+        },
+    )
+    telegram.reset()  # pacing off again, as every other test expects
+    telegram.add_bot(TOKEN)
+    async with aiogram_bot(telegram) as bot:
+        for _ in range(5):
+            await bot.send_message(chat_id=4, text="unpaced")
+    assert telegram.throttled == []
+
+
 async def test_text_checks_like_telegram(telegram: FakeTelegram) -> None:
     telegram.add_bot(TOKEN)
     async with aiogram_bot(telegram) as bot:

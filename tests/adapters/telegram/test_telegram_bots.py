@@ -182,6 +182,29 @@ async def test_long_answers_split_and_rate_limits_wait(
     assert "".join(pieces).count("A long answer line.") == 600
 
 
+async def test_a_send_beyond_the_bots_limit_waits_telegrams_retry_after(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    deployment, bot_token = await deploy(studio, telegram)
+    secret = secret_of(telegram, bot_token)
+    now = [0.0]
+    telegram.clock = lambda: now[0]  # the fake's second ends when the test says so
+    telegram.per_bot_per_s = 1
+    await send_update(studio, deployment, message_update("hi", chat_id=5), secret)
+    await sent(telegram, bot_token)
+    await send_update(studio, deployment, message_update("hi", chat_id=6), secret)
+    deadline = asyncio.get_running_loop().time() + 15
+    while not telegram.throttled:  # the bot's 2nd send in that second: a 429, retry after 1
+        assert asyncio.get_running_loop().time() < deadline, "no send was refused"
+        await asyncio.sleep(0.01)
+    now[0] += 1.0  # the second passes; the channel sends again once retry_after has passed
+    first, refused, again = await sent(telegram, bot_token, 3)
+    assert [c.body["chat_id"] for c in (first, refused, again)] == ["5", "6", "6"]
+    assert telegram.throttled == [refused] and again.body["text"] == refused.body["text"]
+    await studio.app.state.core.runtime.drain()
+    assert len(telegram.calls_to("sendMessage", token=bot_token)) == 3
+
+
 async def test_a_models_markdown_arrives_as_telegram_html(
     studio: Service, telegram: FakeTelegram, llm: FakeLLM
 ) -> None:
