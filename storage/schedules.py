@@ -284,6 +284,9 @@ class Recipient:
     user: str
 
 
+# The `user` of a conversation a schedule opens in a channel (a Slack post to `#general`): a
+# place, so never one of the end users a schedule without `to` sends to.
+PLACE_USER = "place:"
 _RECIPIENT = (_conv.c.id, _conv.c.deployment_id, _conv.c.channel, _conv.c.key, _conv.c.user)
 
 
@@ -300,6 +303,7 @@ async def audience(
             _conv.c.deployment_id.in_(list(deployment_ids)),
             _conv.c.ended_at.is_(None),
             _conv.c.sandbox.is_(False),
+            _conv.c.user.not_like(f"{PLACE_USER}%"),
         )
         .group_by(_conv.c.deployment_id, _conv.c.user)
         .having(func.max(_conv.c.id) > after)

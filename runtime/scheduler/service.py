@@ -350,7 +350,7 @@ class Scheduler:
                     channel="slack",
                     deployment_id=chosen.id,
                     conversation=f"{ident}:",
-                    user=f"slack:{ident}",
+                    user=f"{store.PLACE_USER}{ident}",  # a channel, not an end user
                     thread=f"{ident}:",
                 )
             else:

@@ -80,7 +80,13 @@ def test_a_schedule_checks_its_cron_zone_target_and_prompt() -> None:
     ok = Schedule(id="s1", cron="0 9 * * 1-5", tz="Europe/Lisbon", message="Morning!")
     assert ok.prompt is None and ok.to is None
     assert Schedule(id="s2", cron="0 9 * * *", message="Prompt: sum up").prompt == "sum up"
-    for to in ("slack:C0123ABC", "telegram:-1001234", "telegram:42", "web:abcdef123456", "web:Zx9_-a.f00d1e"):
+    for to in (
+        "slack:C0123ABC",
+        "telegram:-1001234",
+        "telegram:42",
+        "web:abcdef123456",
+        "web:Zx9_-a.f00d1e",
+    ):
         assert Schedule(id="s3", cron="0 9 * * *", message="hi", to=to).to == to
     for bad, says in [
         ({"cron": "0 9 * *"}, "five fields"),

@@ -58,11 +58,6 @@ def texts_to(telegram: FakeTelegram, chat: int) -> list[str]:
     return [str(c.body["text"]) for c in calls if str(c.body["chat_id"]) == str(chat)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime.scheduler: the conversation a post to #general opens (user slack:C0003) is "
-    "then taken for an end user, so a schedule to each end user posts there too",
-)
 async def test_a_team_schedules_by_chatting_and_each_arrives_once(
     service: Service, slack: FakeSlack, telegram: FakeTelegram
 ) -> None:

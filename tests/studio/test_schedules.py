@@ -282,10 +282,6 @@ async def test_a_schedule_is_added_listed_paused_and_removed_in_chat(service: Se
     assert "- s1" in await service.reply("/diff faq-bot")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="builders.spec.SCHEDULE_TARGET refuses the '.' that every issued web session has",
-)
 async def test_a_schedule_goes_to_a_web_session(service: Service) -> None:
     _, session = await live_web_session(service)
     added = await service.reply(f'/schedule faq-bot "0 9 * * *" "Hi" to web:{session}')
