@@ -436,6 +436,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # httpx logs every request URL at INFO, and Telegram's URLs carry the bot's token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # APScheduler logs each wake-up (every few seconds) at INFO; the scheduler logs what it sends.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     app = build_app(settings, console_url=console)
     print(f"Chat Studio on {console}", flush=True)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)

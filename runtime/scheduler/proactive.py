@@ -170,6 +170,9 @@ class Proactive:
         problem = output.error or (f"blocked: {output.blocked}" if output.blocked else None)
         if problem is None and not output.reply.strip():
             problem = "it wrote nothing"
+        elif problem is None and output.reply.strip() == live.spec.fallback.strip():
+            # What a bot says when it cannot answer is no message to send anyone unasked.
+            problem = "it could only give its fallback answer"
         if problem is not None:
             raise ProactiveError(f"the bot could not write the message ({problem})")
         return output.reply, output.usage, round(session.latency_ms, 2)
