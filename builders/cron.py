@@ -10,11 +10,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_ANY = ("*", "?")
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})  # files, not places
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    """The IANA time zone names of the system (or of the tzdata package)."""
+    return frozenset(available_timezones()) - _NOT_ZONES
 
 
 class CronError(ValueError):
@@ -24,18 +34,21 @@ class CronError(ValueError):
 def time_zone(name: str) -> ZoneInfo:
     """The IANA time zone called `name` (`Europe/Lisbon`, `UTC`)."""
     try:
-        if not name or name != name.strip() or ".." in name or name.startswith("/"):
+        # Only listed names: "Europe" (a directory) or "localtime" are files, not zones.
+        if name not in _zones():
             raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise CronError(
             f"unknown time zone '{name[:60]}': use an IANA name such as Europe/Lisbon or UTC"
         ) from None
 
 
 @lru_cache(maxsize=4096)
-def trigger(expression: str, zone: str) -> CronTrigger:
-    """The APScheduler trigger of a five-field cron `expression` in time zone `zone`."""
+def trigger(expression: str, zone: str) -> BaseTrigger:
+    """The APScheduler trigger of a five-field cron `expression` in time zone `zone`. As in
+    cron, a day of the month and days of the week both given mean either (`0 9 1 * MON`: the
+    1st and every Monday), where APScheduler alone would want both at once."""
     fields = expression.split()
     if len(fields) == 6:
         raise CronError(
@@ -49,13 +62,16 @@ def trigger(expression: str, zone: str) -> CronTrigger:
         )
     minute, hour, day, month, weekday = fields
     try:
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=_weekdays(weekday),
-            timezone=time_zone(zone),
+        days, tz = _weekdays(weekday), time_zone(zone)
+        if day in _ANY or days == "*":
+            return CronTrigger(
+                minute=minute, hour=hour, day=day, month=month, day_of_week=days, timezone=tz
+            )
+        return OrTrigger(
+            [
+                CronTrigger(minute=minute, hour=hour, day=day, month=month, timezone=tz),
+                CronTrigger(minute=minute, hour=hour, month=month, day_of_week=days, timezone=tz),
+            ]
         )
     except CronError:
         raise
@@ -75,7 +91,7 @@ def next_fire(expression: str, zone: str, after: datetime) -> datetime | None:
 
 def _weekdays(field: str) -> str:
     """A cron day-of-week field as APScheduler day names: `1-5` -> `mon,tue,wed,thu,fri`."""
-    if field in ("*", "?"):
+    if field in _ANY:
         return "*"
     days: set[int] = set()
     for item in field.lower().split(","):

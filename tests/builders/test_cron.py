@@ -70,7 +70,19 @@ def test_a_bad_cron_expression_says_why(expression: str, says: str) -> None:
         trigger(expression, "UTC")
 
 
-@pytest.mark.parametrize("zone", ["Mars/Olympus", "", "../etc/passwd", "/etc/localtime", " UTC"])
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "Mars/Olympus",
+        "",
+        "../etc/passwd",
+        "/etc/localtime",
+        " UTC",
+        "Europe",
+        "America",
+        "localtime",
+    ],
+)
 def test_an_unknown_time_zone_is_refused(zone: str) -> None:
     with pytest.raises(CronError, match="unknown time zone"):
         time_zone(zone)
@@ -123,3 +135,21 @@ def test_a_spec_limits_and_names_its_schedules_and_follow_ups() -> None:
         FollowUp(id="f", after_minutes=30, message="?", times=11)
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         FollowUp(id="f", after_minutes=0, message="?")
+
+
+def test_a_day_of_the_month_and_weekdays_mean_either_as_in_cron() -> None:
+    after = _at(2030, 4, 2)  # a Tuesday
+    fires = []
+    for _ in range(4):
+        fire = next_fire("0 9 1 * MON", "UTC", after)
+        assert fire is not None
+        fires.append(fire)
+        after = fire
+    assert fires == [
+        _at(2030, 4, 8, 9),
+        _at(2030, 4, 15, 9),
+        _at(2030, 4, 22, 9),
+        _at(2030, 4, 29, 9),
+    ]
+    assert next_fire("0 9 1 * MON", "UTC", _at(2030, 4, 29, 10)) == _at(2030, 5, 1, 9)  # the 1st
+    assert next_fire("0 9 1 * *", "UTC", _at(2030, 4, 2)) == _at(2030, 5, 1, 9)
