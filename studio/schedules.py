@@ -13,14 +13,21 @@ reports are the Studio's own: the scheduler posts them through `Studio.post_repo
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from builders.cron import CronError, next_fire, time_zone, trigger
-from builders.spec import MAX_FOLLOWUPS, MAX_SCHEDULES, SLACK_ROOM, FollowUp, Schedule
+from builders.spec import (
+    MAX_FOLLOWUPS,
+    MAX_SCHEDULES,
+    SLACK_ROOM,
+    TELEGRAM_CHAT,
+    WEB_SESSION,
+    FollowUp,
+    Schedule,
+)
 from runtime.handoff import FRONTS, Room, RoomError
 from runtime.handoff_desk import HandoffDesk
 from runtime.messages import Address
@@ -82,8 +89,6 @@ NOT_RUNNING = (
     "Schedules are not running in this process (it has no scheduler), so nothing about them can "
     "be set or shown here; use the service that runs `serve`."
 )
-_TELEGRAM_CHAT = re.compile(r"^(?:telegram:)?(?P<chat>-?[0-9]{1,20})$")
-_WEB = re.compile(r"^web:[A-Za-z0-9_.-]{8,100}$")
 _DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu"}
 _DAYS |= {"friday": "fri", "saturday": "sat", "sunday": "sun"}
 _PERIOD_OF = {"daily": "24h", "weekly": "7d"}
@@ -403,11 +408,17 @@ class ScheduleFeature:
         said = target.strip()
         if said.lower() == "here":
             return await self._here(caller, draft.name, where)
-        if _WEB.fullmatch(said):
-            return said, f"web session {said.removeprefix('web:')[:8]}…"
-        chat = _TELEGRAM_CHAT.fullmatch(said)
-        if chat is not None:
-            return f"telegram:{chat['chat']}", f"Telegram chat {chat['chat']}"
+        kind, _, ident = said.partition(":")
+        if kind == "web":
+            if not WEB_SESSION.fullmatch(ident):
+                raise InvalidError(
+                    f"'{said[:60]}' is not a web session: web: then its id, 8 to 120 letters, "
+                    "digits, '_', '.' or '-'"
+                )
+            return said, f"web session {ident[:8]}…"
+        chat = said.removeprefix("telegram:")
+        if TELEGRAM_CHAT.fullmatch(chat):
+            return f"telegram:{chat}", f"Telegram chat {chat}"
         room = said.removeprefix("slack:")
         if room.startswith("#") or SLACK_ROOM.fullmatch(room):
             found = await self._slack_room(caller, room, draft.name)
@@ -517,7 +528,7 @@ class ScheduleFeature:
                 place = None  # a DM: where the member talks to the Studio
         if place is None:
             return self.reachable(team, identity), f"DM of {identity}"
-        if _TELEGRAM_CHAT.fullmatch(place):
+        if TELEGRAM_CHAT.fullmatch(place.removeprefix("telegram:")):
             room = await self._room("telegram", place.removeprefix("telegram:"), caller, bot)
             return studio_address(TELEGRAM_STUDIO, team, identity, thread=room.id), room.name
         room = await self._slack_room(caller, place.removeprefix("slack:"), bot)

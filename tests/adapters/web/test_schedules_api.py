@@ -248,3 +248,20 @@ async def test_a_target_set_by_patch_or_import_is_checked_too(service: Service) 
     everyone = {"id": "s1", "cron": "0 9 * * *", "message": "hi"}  # no target: nothing to check
     patched = await service.call("PATCH", "/api/v1/bots/faq-bot", json={"schedules": [everyone]})
     assert patched["draft"]["schedules"][0]["to"] is None
+
+
+@pytest.mark.parametrize("size", [8, 101, 120])
+async def test_a_web_session_target_is_read_as_patch_and_import_read_it(
+    service: Service, size: int
+) -> None:
+    """One definition of a web session: REST names what is wrong with it as PATCH does."""
+    await service.live_web_bot()
+    unknown = {"cron": "0 9 * * *", "message": "hi", "to": f"web:{'a' * size}"}
+    said = await refused(service, "POST", SCHEDULES, 422, json=unknown)
+    patched = await refused(
+        service, "PATCH", "/api/v1/bots/faq-bot", 422, json={"schedules": [{"id": "s1", **unknown}]}
+    )
+    assert said == patched and said.startswith("schedule 's1': no web chat session aaaa")
+    too_long = {**unknown, "to": f"web:{'a' * 121}"}
+    said = await refused(service, "POST", SCHEDULES, 422, json=too_long)
+    assert said.startswith(f"'web:{'a' * 56}' is not a web session: web: then its id, 8 to 120")
