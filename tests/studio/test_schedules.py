@@ -82,6 +82,10 @@ MORNING = "0 9 * * MON-FRI"
             '/followup faq-bot after 1d "prompt: nudge them" 3 times',
             FollowUpAdd(bot="faq-bot", after_minutes=1440, message="prompt: nudge them", times=3),
         ),
+        (
+            "/followup after 1h 30 min 'Need anything else?'",
+            FollowUpAdd(after_minutes=90, message="Need anything else?"),
+        ),
         ("/followup faq-bot list", FollowUpList(bot="faq-bot")),
         ("/followup faq-bot remove f1", FollowUpRemove(bot="faq-bot", id="f1")),
         (
@@ -131,6 +135,8 @@ def test_schedule_commands_parse(text: str, expected: Command) -> None:
         ('/followup faq-bot after 31d "x"', "DURATION must be from 1 minute to 30 days."),
         ('/followup faq-bot after 0m "x"', "DURATION must be from 1 minute to 30 days."),
         ('/followup faq-bot after soon "x"', "DURATION is a number with m, h or d"),
+        ('/followup faq-bot after 1h30 "x"', "DURATION is a number with m, h or d"),
+        ('/followup faq-bot after 30d1m "x"', "DURATION must be from 1 minute to 30 days."),
         ("/followup faq-bot after 30m hi", "Give the DURATION, then the MESSAGE in quotes"),
         ('/followup faq-bot after 30m "x" times 11', "TIMES must be at most 10."),
         ('/followup faq-bot after 30m "x" forever', "I didn't expect 'forever'."),
@@ -213,6 +219,14 @@ def test_show_and_diff_show_a_line_each() -> None:
 )
 def test_durations_are_said_the_way_people_say_them(minutes: int, said: str) -> None:
     assert presenters.duration(minutes) == said
+
+
+@pytest.mark.parametrize("minutes", [1, 59, 61, 90, 1439, 1441, 2190, 43199, 43200])
+def test_a_duration_shown_reads_back(minutes: int) -> None:
+    """What `/followup list` shows (1h30m, 1d12h30m) can be typed again."""
+    said = presenters.duration(minutes)
+    command = parse(f'/followup faq-bot after {said} "x"', bots=BOTS)
+    assert isinstance(command, FollowUpAdd) and command.after_minutes == minutes
 
 
 def test_help_explains_them() -> None:
