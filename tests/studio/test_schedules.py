@@ -3,7 +3,7 @@ and the feature through the Studio (transcripts over `POST /api/v1/studio/messag
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -438,3 +438,44 @@ async def test_without_a_scheduler_the_commands_say_so(service: Service) -> None
         "/api/v1/bots/faq-bot", json={"schedules": [stored]}, headers=service.auth()
     )
     assert patched.status_code == 501 and patched.json()["error"] == NOT_RUNNING
+
+
+async def test_runs_are_shown_in_the_schedules_time_zone(service: Service) -> None:
+    """The last run as the next one: in the schedule's (or the report's) zone, not UTC."""
+    await live_web_session(service)
+    await service.reply('/schedule faq-bot "0 9 * * *" "Good morning!" --tz Asia/Tokyo')
+    await service.reply("/stats faq-bot daily at 9:00 --tz Asia/Tokyo")
+    for env in ("staging", "production"):
+        await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
+    scheduler = service.app.state.core.scheduler
+    (report,) = await scheduler.reports(await bot_id(service, "faq-bot"))
+    assert report.next_run is not None
+    await scheduler.run_due(report.next_run + timedelta(minutes=1))  # 09:00 in Tokyo: both
+    day = report.next_run.strftime("%a %Y-%m-%d")
+
+    listed = await service.reply("/schedule faq-bot list")
+    # (the scheduler's clock has not moved: the next run is still that one)
+    assert f"  production v2: next {day} 09:00 JST · last {day} 09:00 JST: sent" in listed, listed
+    reports = await service.reply("/stats faq-bot reports")
+    assert f"· last {day} 09:00 JST: sent" in reports, reports
+    await service.reply("/schedule faq-bot pause s1")  # no next run: the draft's zone still
+    assert f"  production v2: paused · last {day} 09:00 JST" in (
+        await service.reply("/schedule faq-bot list")
+    )
+
+
+async def test_the_next_run_said_on_adding_is_the_one_the_list_shows(service: Service) -> None:
+    """When clocks go back (Lisbon, 27 October 2030, 02:00 WEST -> 01:00 WET), a schedule at
+    01:30 fires at the first 01:30 only: at 01:00 WET the next is the next day's, in chat, by
+    REST and in the list alike."""
+    await live_web_session(service)
+    service.app.state.core.scheduler.clock = lambda: datetime(2030, 10, 27, 1, 0, tzinfo=UTC)
+    added = await service.reply('/schedule faq-bot "30 1 * * *" "hi" --tz Europe/Lisbon')
+    assert "next Mon 2030-10-28 01:30 WET." in added, added
+    body = {"cron": "30 1 * * *", "message": "hi", "tz": "Europe/Lisbon"}
+    by_rest = await service.call("POST", "/api/v1/bots/faq-bot/schedules", json=body)
+    assert datetime.fromisoformat(by_rest["next_run"]) == datetime(2030, 10, 28, 1, 30, tzinfo=UTC)
+    for env in ("staging", "production"):
+        await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
+    listed = await service.reply("/schedule faq-bot list")
+    assert listed.count("  production v2: next Mon 2030-10-28 01:30 WET") == 2, listed
