@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import IntegrityError
+
 from builders.cron import CronError, time_zone, trigger
 from builders.spec import (
     MAX_FOLLOWUPS,
@@ -487,17 +489,22 @@ class ScheduleFeature:
         cron = f"{minute} {hour} * * {day}"
         _fires(cron, zone)
         address, place = await self._report_place(caller, draft.name, command.place, where)
-        period = _PERIOD_OF[command.every]
-        report = await scheduler.add_report(
-            team_id=caller.team_id,
-            bot_id=draft.bot_id,
-            cron=cron,
-            tz=zone,
-            period=period,
-            address=address.model_dump(mode="json"),
-            place=place,
-            by=caller.identity,
-        )
+        try:
+            report = await scheduler.add_report(
+                team_id=caller.team_id,
+                bot_id=draft.bot_id,
+                cron=cron,
+                tz=zone,
+                period=_PERIOD_OF[command.every],
+                address=address.model_dump(mode="json"),
+                place=place,
+                by=caller.identity,
+            )
+        except IntegrityError:  # another report for this place was saved at the same moment
+            raise ConflictError(
+                f"Another stats report of {draft.name} for {place} was set at the same moment: "
+                "say it again to replace that one"
+            ) from None
         every = "Every day" if command.every == "daily" else f"Every {command.day or 'monday'}"
         return report_added(draft.name, report, f"{every} at {command.at}")
 

@@ -3,14 +3,17 @@ and the feature through the Studio (transcripts over `POST /api/v1/studio/messag
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from builders.spec import BotSpec
 from runtime.messages import IncomingMessage
+from runtime.scheduler.types import ReportInfo
 from storage.tables import utcnow
 from studio import presenters
 from studio.address import PULL_CHANNEL, studio_address
@@ -479,3 +482,23 @@ async def test_the_next_run_said_on_adding_is_the_one_the_list_shows(service: Se
         await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
     listed = await service.reply("/schedule faq-bot list")
     assert listed.count("  production v2: next Mon 2030-10-28 01:30 WET") == 2, listed
+
+
+async def test_a_report_set_twice_at_once_is_a_conflict_not_an_error(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage reads, then inserts: two `/stats … daily` for one place at the same moment may
+    clash on its unique key (bot, place). The Studio says so in one line, not a 500."""
+    await service.import_bot()
+    scheduler = service.app.state.core.scheduler
+
+    async def clashing(**_: object) -> ReportInfo:
+        cause = sqlite3.IntegrityError("UNIQUE constraint failed: stats_report.bot_id")
+        raise IntegrityError("INSERT INTO stats_report", None, cause)
+
+    monkeypatch.setattr(scheduler, "add_report", clashing)
+    said = await service.reply("/stats faq-bot daily at 9:00")
+    assert said == (
+        "Another stats report of faq-bot for DM of api:owner was set at the same moment: say it "
+        "again to replace that one"
+    )
