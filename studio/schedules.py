@@ -36,6 +36,7 @@ from runtime.messages import Address
 from runtime.runtime import NotLiveError
 from runtime.scheduler.book import next_due
 from runtime.scheduler.types import (
+    HandedOverError,
     ProactiveError,
     ScheduleStatus,
     Sent,
@@ -393,6 +394,8 @@ class ScheduleFeature:
             raise ConflictError(
                 f"{draft.name} has no {env} version yet: promote it to {env} first"
             ) from None
+        except HandedOverError as exc:
+            raise ConflictError(str(exc)) from None
         except ProactiveError as exc:
             raise UpstreamError(str(exc)) from None
 

@@ -236,7 +236,8 @@ async def trigger(bot: str, body: TriggerIn, who: Who, svc: Services) -> Trigger
     """The bot messages a known end user now (editors): `text` as it is, or the answer the bot
     writes to `prompt`, in the user's latest conversation on `channel`. 404: the bot never
     talked to that user there (Telegram and WhatsApp cannot start a chat); 409: the
-    environment runs no version; 502: the platform refused it."""
+    environment runs no version, or a person of the team has the conversation now (an open
+    handoff); 502: the platform refused it."""
     sent = await svc.studio.schedules.trigger(
         who, bot, env=body.env, channel=body.channel, user=body.user, message=body.message
     )

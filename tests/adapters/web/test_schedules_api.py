@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.telegram.pacing import ChatPacer
+from runtime.scheduler.types import HandedOverError, Sent
 from tests.adapters.telegram.test_telegram_bots import deploy, secret_of, send_update, sent
 from tests.adapters.telegram.test_telegram_studio import _no_wait
 from tests.conftest import running_service, service_settings
@@ -197,6 +198,22 @@ async def test_a_trigger_reaches_a_web_end_user(service: Service) -> None:
     not_live = {"user": user, "channel": "web", "text": "hi"}
     said = await refused(service, "POST", "/api/v1/bots/new-bot/trigger", 409, json=not_live)
     assert said == "new-bot has no production version yet: promote it to production first"
+
+
+async def test_a_trigger_to_a_handed_over_conversation_is_a_conflict(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a person of the team has the conversation, the bot keeps quiet: a 409 (the
+    scheduler's HandedOverError), not the 502 of a platform that refused the message."""
+    await service.live_web_bot()
+
+    async def handed_over(**_: object) -> Sent:
+        raise HandedOverError("a person of the team has this conversation now")
+
+    monkeypatch.setattr(service.app.state.core.scheduler, "trigger", handed_over)
+    body = {"user": "web:someone", "channel": "web", "text": "hi"}
+    said = await refused(service, "POST", TRIGGER, 409, json=body)
+    assert said == "a person of the team has this conversation now"
 
 
 @pytest.fixture
