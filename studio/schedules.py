@@ -419,7 +419,7 @@ class ScheduleFeature:
             return said, f"web session {ident[:8]}…"
         chat = said.removeprefix("telegram:")
         if TELEGRAM_CHAT.fullmatch(chat):
-            return f"telegram:{chat}", f"Telegram chat {chat}"
+            return _telegram_place(chat)
         room = said.removeprefix("slack:")
         if room.startswith("#") or SLACK_ROOM.fullmatch(room):
             found = await self._slack_room(caller, room, draft.name)
@@ -431,7 +431,7 @@ class ScheduleFeature:
 
     async def _here(self, caller: Caller, bot: str, where: Address | None) -> tuple[str, str]:
         if where is not None and where.channel == TELEGRAM_STUDIO and where.thread:
-            return f"telegram:{where.thread}", f"Telegram chat {where.thread}"
+            return _telegram_place(where.thread)
         if where is not None and where.channel == SLACK:
             channel = (where.thread or "").partition(":")[0]
             if channel and not channel.startswith("D"):
@@ -559,6 +559,11 @@ def _fires(cron: str, zone: str) -> None:
         raise InvalidError(str(exc)) from None
     if next_due(cron, zone, utcnow()) is None:
         raise InvalidError(f"'{cron}' never fires")
+
+
+def _telegram_place(chat: str) -> tuple[str, str]:
+    """A Telegram chat as a schedule's target, and its name (a group's id is negative)."""
+    return f"telegram:{chat}", f"Telegram {'group' if chat.startswith('-') else 'chat'} {chat}"
 
 
 def _unknown(kind: str, bot: str, wanted: str, items: Sequence[Schedule | FollowUp]) -> str:
