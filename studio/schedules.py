@@ -301,7 +301,9 @@ class ScheduleFeature:
         changed = await self.pause(caller, bot, schedule_id, pause=pause)
         if pause:
             if not changed:
-                return Answer(f"Nothing changed: schedule {schedule_id} of *{bot}* is paused.")
+                return Answer(
+                    f"Nothing changed: schedule {schedule_id} of *{bot}* is paused already."
+                )
             return Answer(
                 f"Paused schedule {schedule_id} of *{bot}* in every environment, at once; "
                 f"/schedule {bot} resume {schedule_id} runs it again."
@@ -456,8 +458,10 @@ class ScheduleFeature:
         try:
             return await rooms.find(target, by=caller.identity, team_id=caller.team_id)
         except RoomError as exc:
+            # The rooms speak of handoffs; a schedule or a report posts there.
             said = str(exc).replace("/handoff BOT to here", f"/stats {bot} daily at 9:00 here")
-            raise InvalidError(said.replace("hand conversations to it", "post there")) from None
+            said = said.replace("hand conversations to it", "post there")
+            raise InvalidError(said.replace("hand over to", "post to")) from None
 
     async def checked(
         self, caller: Caller, bot: str, bot_id: int | None, schedule: Schedule

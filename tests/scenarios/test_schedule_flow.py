@@ -168,6 +168,15 @@ async def test_here_in_a_slack_channel_is_that_channel(service: Service, slack: 
     assert (schedule["to"], schedule["to_name"]) == ("slack:C0004", "#ops")
     said = await in_channel(service, slack, "stats news-bot daily at 9:00 here", "C0004")
     assert "I post *news-bot*'s stats for the last 24 hours in #ops" in said, said
+    other = (await service.app.state.core.ops.create_team("acme")).key  # not the workspace's
+    for text in ("/newbot acme-bot", "/stats acme-bot daily at 9:00 in #ops"):
+        response = await service.client.post(
+            "/api/v1/studio/messages", headers=service.auth(other), json={"text": text}
+        )
+    assert response.json()["reply"] == (
+        "the Slack workspace this service is installed in is another team's: post to a room of "
+        "your own team"
+    )
     # in the app's DM, `here` is no place for a schedule
     dm_said = await dm(service, slack, 'schedule news-bot "0 9 * * *" "Hi" to here')
     assert "A DM is no place for a schedule: /schedule news-bot ... to #channel" in text_of(dm_said)
