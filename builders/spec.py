@@ -284,9 +284,14 @@ ProactiveText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TURN_CHARS)
 ]
 PROMPT_PREFIX = "prompt:"
-# Where a schedule sends: a Slack channel, a Telegram chat, or a web chat session of the bot.
+# Where a schedule sends: a Slack channel, a Telegram chat, or a web chat session of the bot
+# (one definition: the Studio reads what people type with the same patterns).
+_TELEGRAM_CHAT = r"-?[0-9]{1,20}"  # a person's chat, or a group's (-…)
+_WEB_SESSION = r"[A-Za-z0-9_.-]{8,120}"
+TELEGRAM_CHAT = re.compile(rf"^{_TELEGRAM_CHAT}$")
+WEB_SESSION = re.compile(rf"^{_WEB_SESSION}$")
 SCHEDULE_TARGET = re.compile(
-    r"^(slack:C[A-Z0-9]{2,30}|telegram:-?[0-9]{1,20}|web:[A-Za-z0-9_.-]{8,120})$"
+    rf"^(slack:C[A-Z0-9]{{2,30}}|telegram:{_TELEGRAM_CHAT}|web:{_WEB_SESSION})$"
 )
 MAX_SCHEDULES = 100
 MAX_FOLLOWUPS = 5

@@ -656,9 +656,9 @@ class FollowUpAdd(Command):
     name: ClassVar[str] = "followup"
     usage: ClassVar[str] = '/followup BOT after DURATION "MESSAGE" [times N]'
     summary: ClassVar[str] = (
-        "when an end user says nothing for DURATION (30m, 2h, 1d: 1 minute to 30 days) after "
-        "the bot's answer, the bot sends MESSAGE (prompt: ... is written by the bot), up to N "
-        "times (default 1); their next message cancels it"
+        "when an end user says nothing for DURATION (30m, 2h, 1h30m, 1d: 1 minute to 30 days) "
+        "after the bot's answer, the bot sends MESSAGE (prompt: ... is written by the bot), up "
+        "to N times (default 1); their next message cancels it"
     )
     bot: BotName | None = None
     after_minutes: Annotated[int, Field(ge=1, le=MAX_FOLLOWUP_MINUTES)]

@@ -1255,8 +1255,8 @@ _SCHEDULE_USAGES = " | ".join(
 )
 _FOLLOWUP_USAGES = " | ".join(c.usage for c in (FollowUpAdd, FollowUpList, FollowUpRemove))
 _REPORT_USAGES = " | ".join(c.usage for c in (StatsReportAdd, StatsReports, StatsReportRemove))
-_DURATION = re.compile(
-    r"(?P<count>\d{1,6})\s*(?P<unit>m|mins?|minutes?|h|hrs?|hours?|d|days?)", re.I
+_DURATION_PART = re.compile(
+    r"(?P<count>\d{1,6})\s*(?P<unit>minutes?|mins?|m|hours?|hrs?|h|days?|d)\s*", re.I
 )
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 24 * 60}
 _REPORT_WORDS = ("daily", "weekly", "report", "reports")
@@ -1341,13 +1341,17 @@ def _schedule(rest: str, bots: frozenset[str]) -> Command:
 
 
 def _minutes(text: str, usage: str) -> int:
-    """A DURATION (30m, 2h, 1d, 90 minutes) in minutes, from 1 minute to 30 days."""
-    found = _DURATION.fullmatch(text.strip())
-    if found is None:
+    """A DURATION (30m, 2h, 1d, 1h30m, 90 minutes) in minutes, from 1 minute to 30 days:
+    what `presenters.duration` shows reads back."""
+    said = text.strip()
+    minutes, at = 0, 0
+    while at < len(said) and (part := _DURATION_PART.match(said, at)):
+        minutes += int(part["count"]) * _UNIT_MINUTES[part["unit"][0].lower()]
+        at = part.end()
+    if not said or at < len(said):
         raise _error(
-            usage, f"DURATION is a number with m, h or d (30m, 2h, 1d), not {_quote(text)}."
+            usage, f"DURATION is a number with m, h or d (30m, 2h, 1h30m), not {_quote(text)}."
         )
-    minutes = int(found["count"]) * _UNIT_MINUTES[found["unit"][0].lower()]
     if not 1 <= minutes <= MAX_FOLLOWUP_MINUTES:
         raise _error(usage, "DURATION must be from 1 minute to 30 days.")
     return minutes

@@ -11,10 +11,11 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, get_args
 from urllib.parse import urlsplit
 
+from builders.cron import time_zone
 from builders.spec import (
     BotSpec,
     Budget,
@@ -28,6 +29,7 @@ from builders.spec import (
     ToolSpec,
 )
 from runtime.messages import Field, OutgoingMessage
+from runtime.scheduler.types import LastRun, ReportInfo, ScheduleStatus
 from runtime.tools.base import ToolCallRecord
 from studio.commands import COMMANDS, NOT_YET, Command, RoleName, SettableField
 from studio.participants import SANDBOX, ChannelMemory, ParticipantView
@@ -197,6 +199,104 @@ def followup_summary(followup: FollowUp) -> str:
     times = "" if followup.times == 1 else f", up to {followup.times} times"
     quiet = duration(followup.after_minutes)
     return f"after {quiet} of silence{times}: {_proactive(followup.message)}"
+
+
+def local_time(at: datetime, zone: tzinfo) -> str:
+    """An instant in a schedule's time zone: `Mon 2025-03-03 09:00 WET`."""
+    return _utc(at).astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z").strip()
+
+
+def _last_run(run: LastRun | None, zone: tzinfo) -> str:
+    if run is None:
+        return "not run yet"
+    shown = f"last {local_time(run.due_at, zone)}: {run.status}"
+    if run.sent or run.failed:
+        shown += f" ({run.sent:,} sent, {run.failed:,} failed)"
+    if run.error:
+        shown += f": {run.error}"
+    return shown
+
+
+def _status_line(status: ScheduleStatus, zone: tzinfo) -> str:
+    if status.paused:
+        nxt = "paused"
+    elif status.next_run is None:
+        nxt = "never again"
+    else:
+        nxt = f"next {local_time(status.next_run, zone)}"
+    return f"  {status.env} v{status.version}: {nxt} · {_last_run(status.last_run, zone)}"
+
+
+def schedule_list(
+    bot: str, revision: int, schedules: Sequence[Schedule], live: Sequence[ScheduleStatus]
+) -> Answer:
+    """The draft's schedules and how each runs in each live environment (`/schedule BOT
+    list`); a run's times in the schedule's zone (the live version's, when it says)."""
+    if not schedules and not live:
+        return Answer(
+            f'*{bot}* has no schedules. /schedule {bot} "0 9 * * MON-FRI" "Good morning!" '
+            "to #channel adds one."
+        )
+    zones = {schedule.id: time_zone(schedule.tz) for schedule in schedules}
+    by_id: dict[str, list[ScheduleStatus]] = {}
+    for status in live:
+        by_id.setdefault(status.schedule_id, []).append(status)
+
+    def lines(schedule_id: str) -> list[str]:
+        # The zone the scheduler gives the next run in (the live version's), else the draft's.
+        draft_zone = zones.get(schedule_id, UTC)
+        return [
+            _status_line(s, (s.next_run.tzinfo if s.next_run else None) or draft_zone)
+            for s in by_id.pop(schedule_id, [])
+        ]
+
+    rows = [f"*{bot}*'s schedules (draft revision {revision}):"]
+    for schedule in schedules:
+        rows.append(f"• {schedule.id}: {schedule_summary(schedule)}")
+        rows += lines(schedule.id) or [
+            "  not live yet: end users get it once you promote the draft"
+        ]
+    for schedule_id in list(by_id):  # removed from the draft, still in a version
+        rows.append(f"• {schedule_id}: not in the draft any more (live until you promote)")
+        rows += lines(schedule_id)
+    return Answer("\n".join(rows))
+
+
+def followup_list(bot: str, revision: int, followups: Sequence[FollowUp]) -> Answer:
+    """The draft's follow-ups (`/followup BOT list`)."""
+    if not followups:
+        return Answer(
+            f'*{bot}* has no follow-ups. /followup {bot} after 30m "Still there?" adds one.'
+        )
+    rows = [f"• {f.id}: {followup_summary(f)}" for f in followups]
+    return Answer("\n".join([f"*{bot}*'s follow-ups (draft revision {revision}):", *rows]))
+
+
+def report_list(bot: str, reports: Sequence[ReportInfo]) -> Answer:
+    """A bot's scheduled stats reports (`/stats BOT reports`), times in each one's zone."""
+    if not reports:
+        return Answer(
+            f"*{bot}* has no scheduled stats reports. /stats {bot} daily at 9:00 in #channel "
+            "posts one every day."
+        )
+    rows = [f"*{bot}*'s stats reports:"]
+    for report in reports:
+        zone = time_zone(report.tz)
+        nxt = local_time(report.next_run, zone) if report.next_run else "never"
+        rows.append(
+            f"{report.id}. `{report.cron}` {report.tz} → {report.place}: stats of the last "
+            f"{_period(report.period)} · next {nxt} · {_last_run(report.last_run, zone)}"
+        )
+    return Answer("\n".join(rows))
+
+
+def report_added(bot: str, report: ReportInfo, when: str) -> Answer:
+    """A stats report set (`/stats BOT daily at 9:00 in #ops`); `when`: "Every day at 09:00"."""
+    nxt = local_time(report.next_run, time_zone(report.tz)) if report.next_run else "never"
+    return Answer(
+        f"{when} ({report.tz}) I post *{bot}*'s stats for the last {_period(report.period)} in "
+        f"{report.place} (report {report.id}; next {nxt}). /stats {bot} reports lists them."
+    )
 
 
 _SHOWN_SCHEDULES = 10

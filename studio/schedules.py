@@ -13,22 +13,31 @@ reports are the Studio's own: the scheduler posts them through `Studio.post_repo
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from builders.cron import CronError, next_fire, time_zone, trigger
-from builders.spec import MAX_FOLLOWUPS, MAX_SCHEDULES, SLACK_ROOM, FollowUp, Schedule
+from sqlalchemy.exc import IntegrityError
+
+from builders.cron import CronError, time_zone, trigger
+from builders.spec import (
+    MAX_FOLLOWUPS,
+    MAX_SCHEDULES,
+    SLACK_ROOM,
+    TELEGRAM_CHAT,
+    WEB_SESSION,
+    FollowUp,
+    Schedule,
+)
 from runtime.handoff import FRONTS, Room, RoomError
 from runtime.handoff_desk import HandoffDesk
 from runtime.messages import Address
 from runtime.runtime import NotLiveError
+from runtime.scheduler.book import next_due
 from runtime.scheduler.types import (
-    LastRun,
+    HandedOverError,
     ProactiveError,
-    ReportInfo,
     ScheduleStatus,
     Sent,
     UnknownEndUserError,
@@ -57,7 +66,14 @@ from studio.errors import (
     UpstreamError,
 )
 from studio.operations import DraftRef, Operations
-from studio.presenters import followup_summary, schedule_summary
+from studio.presenters import (
+    followup_list,
+    followup_summary,
+    local_time,
+    report_added,
+    report_list,
+    schedule_list,
+)
 from studio.replies import Answer
 from studio.roles import Caller, Role
 from studio.views import BotView
@@ -82,12 +98,9 @@ NOT_RUNNING = (
     "Schedules are not running in this process (it has no scheduler), so nothing about them can "
     "be set or shown here; use the service that runs `serve`."
 )
-_TELEGRAM_CHAT = re.compile(r"^(?:telegram:)?(?P<chat>-?[0-9]{1,20})$")
-_WEB = re.compile(r"^web:[A-Za-z0-9_.-]{8,100}$")
 _DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu"}
 _DAYS |= {"friday": "fri", "saturday": "sat", "sunday": "sun"}
 _PERIOD_OF = {"daily": "24h", "weekly": "7d"}
-_PERIOD_WORDS = {"24h": "the last 24 hours", "7d": "the last 7 days", "30d": "the last 30 days"}
 _SETTINGS = "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"
 
 # Where a member can be told something unasked (`Studio._reachable`).
@@ -96,10 +109,12 @@ Reachable = Callable[[int, str], Address]
 
 @dataclass(frozen=True, slots=True)
 class Added:
-    """A schedule or follow-up added to the draft, and the draft's revision after it."""
+    """A schedule or follow-up added to the draft, and the draft's revision after it; a
+    schedule's next run (in its time zone), as `/schedule BOT list` will show it."""
 
     item: Schedule | FollowUp
     revision: int
+    next_run: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,22 +123,6 @@ class Statuses:
 
     draft: DraftRef
     live: list[ScheduleStatus]
-
-
-def when(at: datetime) -> str:
-    """An instant in its own time zone: `Mon 2025-03-03 09:00 WET`."""
-    return at.strftime("%a %Y-%m-%d %H:%M %Z").strip()
-
-
-def _last(run: LastRun | None) -> str:
-    if run is None:
-        return "not run yet"
-    shown = f"last {when(run.due_at)}: {run.status}"
-    if run.sent or run.failed:
-        shown += f" ({run.sent:,} sent, {run.failed:,} failed)"
-    if run.error:
-        shown += f": {run.error}"
-    return shown
 
 
 def _first_free(prefix: str, taken: Sequence[str]) -> str:
@@ -162,7 +161,9 @@ class ScheduleFeature:
             case ScheduleAdd():
                 return await self._add_schedule(caller, bot, command, where)
             case ScheduleList():
-                return _schedule_list(await self.statuses(caller, bot))
+                known = await self.statuses(caller, bot)
+                draft = known.draft
+                return schedule_list(draft.name, draft.revision, draft.spec.schedules, known.live)
             case SchedulePause():
                 return await self._pause(caller, bot, command.id, pause=True)
             case ScheduleResume():
@@ -176,7 +177,8 @@ class ScheduleFeature:
             case FollowUpAdd():
                 return await self._add_followup(caller, bot, command)
             case FollowUpList():
-                return _followup_list(await self.ops.draft(caller, bot))
+                draft = await self.ops.draft(caller, bot)
+                return followup_list(draft.name, draft.revision, draft.spec.followups)
             case FollowUpRemove():
                 view = await self.remove_followup(caller, bot, command.id)
                 return Answer(
@@ -209,7 +211,7 @@ class ScheduleFeature:
         """Add a schedule to the draft: its cron and time zone checked, its target resolved
         (`#general`, `here`, a chat id, `web:SESSION`) and reachable by the bot."""
         caller.require(Role.EDITOR, "Adding a schedule")
-        self._running()
+        scheduler = self._running()
         draft = await self.ops.draft(caller, bot)
         taken = [s.id for s in draft.spec.schedules]
         if len(taken) >= MAX_SCHEDULES:
@@ -236,7 +238,9 @@ class ScheduleFeature:
             caller, draft.name, {"schedules": [*schedules, data]}, revision=draft.revision
         )
         added = next(s for s in view.draft.schedules if s.id == data["id"])
-        return Added(item=added, revision=view.revision)
+        fire = next_due(added.cron, added.tz, scheduler.clock())
+        next_run = fire.astimezone(time_zone(added.tz)) if fire is not None else None
+        return Added(item=added, revision=view.revision, next_run=next_run)
 
     async def remove_schedule(self, caller: Caller, bot: str, schedule_id: str) -> BotView:
         caller.require(Role.EDITOR, "Removing a schedule")
@@ -282,22 +286,24 @@ class ScheduleFeature:
         )
         schedule = added.item
         assert isinstance(schedule, Schedule)
-        fire = next_fire(schedule.cron, schedule.tz, utcnow())
+        zone = time_zone(schedule.tz)
+        fire = local_time(added.next_run, zone) if added.next_run else "never"
         where_to = schedule.to_name or schedule.to or "each end user of the environment"
         what = "a message the bot writes from that prompt" if schedule.prompt else "the message"
         return Answer(
             f"Scheduled {schedule.id} on *{bot}*'s draft (revision {added.revision}): {what} "
-            f"goes to {where_to} at `{schedule.cron}` ({schedule.tz}), next "
-            f"{when(fire) if fire else 'never'}. End users get it once you promote the draft "
-            f"(/promote {bot}, then /promote {bot} production); /schedule {bot} list shows "
-            "its runs."
+            f"goes to {where_to} at `{schedule.cron}` ({schedule.tz}), next {fire}. End users "
+            f"get it once you promote the draft (/promote {bot}, then /promote {bot} "
+            f"production); /schedule {bot} list shows its runs."
         )
 
     async def _pause(self, caller: Caller, bot: str, schedule_id: str, *, pause: bool) -> Answer:
         changed = await self.pause(caller, bot, schedule_id, pause=pause)
         if pause:
             if not changed:
-                return Answer(f"Nothing changed: schedule {schedule_id} of *{bot}* is paused.")
+                return Answer(
+                    f"Nothing changed: schedule {schedule_id} of *{bot}* is paused already."
+                )
             return Answer(
                 f"Paused schedule {schedule_id} of *{bot}* in every environment, at once; "
                 f"/schedule {bot} resume {schedule_id} runs it again."
@@ -390,6 +396,8 @@ class ScheduleFeature:
             raise ConflictError(
                 f"{draft.name} has no {env} version yet: promote it to {env} first"
             ) from None
+        except HandedOverError as exc:
+            raise ConflictError(str(exc)) from None
         except ProactiveError as exc:
             raise UpstreamError(str(exc)) from None
 
@@ -403,11 +411,17 @@ class ScheduleFeature:
         said = target.strip()
         if said.lower() == "here":
             return await self._here(caller, draft.name, where)
-        if _WEB.fullmatch(said):
-            return said, f"web session {said.removeprefix('web:')[:8]}…"
-        chat = _TELEGRAM_CHAT.fullmatch(said)
-        if chat is not None:
-            return f"telegram:{chat['chat']}", f"Telegram chat {chat['chat']}"
+        kind, _, ident = said.partition(":")
+        if kind == "web":
+            if not WEB_SESSION.fullmatch(ident):
+                raise InvalidError(
+                    f"'{said[:60]}' is not a web session: web: then its id, 8 to 120 letters, "
+                    "digits, '_', '.' or '-'"
+                )
+            return said, f"web session {ident[:8]}…"
+        chat = said.removeprefix("telegram:")
+        if TELEGRAM_CHAT.fullmatch(chat):
+            return _telegram_place(chat)
         room = said.removeprefix("slack:")
         if room.startswith("#") or SLACK_ROOM.fullmatch(room):
             found = await self._slack_room(caller, room, draft.name)
@@ -419,7 +433,7 @@ class ScheduleFeature:
 
     async def _here(self, caller: Caller, bot: str, where: Address | None) -> tuple[str, str]:
         if where is not None and where.channel == TELEGRAM_STUDIO and where.thread:
-            return f"telegram:{where.thread}", f"Telegram chat {where.thread}"
+            return _telegram_place(where.thread)
         if where is not None and where.channel == SLACK:
             channel = (where.thread or "").partition(":")[0]
             if channel and not channel.startswith("D"):
@@ -444,8 +458,10 @@ class ScheduleFeature:
         try:
             return await rooms.find(target, by=caller.identity, team_id=caller.team_id)
         except RoomError as exc:
+            # The rooms speak of handoffs; a schedule or a report posts there.
             said = str(exc).replace("/handoff BOT to here", f"/stats {bot} daily at 9:00 here")
-            raise InvalidError(said.replace("hand conversations to it", "post there")) from None
+            said = said.replace("hand conversations to it", "post there")
+            raise InvalidError(said.replace("hand over to", "post to")) from None
 
     async def checked(
         self, caller: Caller, bot: str, bot_id: int | None, schedule: Schedule
@@ -480,24 +496,24 @@ class ScheduleFeature:
         cron = f"{minute} {hour} * * {day}"
         _fires(cron, zone)
         address, place = await self._report_place(caller, draft.name, command.place, where)
-        period = _PERIOD_OF[command.every]
-        report = await scheduler.add_report(
-            team_id=caller.team_id,
-            bot_id=draft.bot_id,
-            cron=cron,
-            tz=zone,
-            period=period,
-            address=address.model_dump(mode="json"),
-            place=place,
-            by=caller.identity,
-        )
+        try:
+            report = await scheduler.add_report(
+                team_id=caller.team_id,
+                bot_id=draft.bot_id,
+                cron=cron,
+                tz=zone,
+                period=_PERIOD_OF[command.every],
+                address=address.model_dump(mode="json"),
+                place=place,
+                by=caller.identity,
+            )
+        except IntegrityError:  # another report for this place was saved at the same moment
+            raise ConflictError(
+                f"Another stats report of {draft.name} for {place} was set at the same moment: "
+                "say it again to replace that one"
+            ) from None
         every = "Every day" if command.every == "daily" else f"Every {command.day or 'monday'}"
-        return Answer(
-            f"{every} at {command.at} ({zone}) I post *{draft.name}*'s stats for "
-            f"{_PERIOD_WORDS[period]} in {place} (report {report.id}; next "
-            f"{when(report.next_run) if report.next_run else 'never'}). /stats {draft.name} "
-            "reports lists them."
-        )
+        return report_added(draft.name, report, f"{every} at {command.at}")
 
     async def _report_place(
         self, caller: Caller, bot: str, place: str | None, where: Address
@@ -517,7 +533,7 @@ class ScheduleFeature:
                 place = None  # a DM: where the member talks to the Studio
         if place is None:
             return self.reachable(team, identity), f"DM of {identity}"
-        if _TELEGRAM_CHAT.fullmatch(place):
+        if TELEGRAM_CHAT.fullmatch(place.removeprefix("telegram:")):
             room = await self._room("telegram", place.removeprefix("telegram:"), caller, bot)
             return studio_address(TELEGRAM_STUDIO, team, identity, thread=room.id), room.name
         room = await self._slack_room(caller, place.removeprefix("slack:"), bot)
@@ -525,14 +541,7 @@ class ScheduleFeature:
 
     async def _reports(self, caller: Caller, bot: str) -> Answer:
         draft = await self.ops.draft(caller, bot)
-        reports = await self._running().reports(draft.bot_id)
-        if not reports:
-            return Answer(
-                f"*{draft.name}* has no scheduled stats reports. /stats {draft.name} daily at "
-                "9:00 in #channel posts one every day."
-            )
-        rows = [_report_line(report) for report in reports]
-        return Answer("\n".join([f"*{draft.name}*'s stats reports:", *rows]))
+        return report_list(draft.name, await self._running().reports(draft.bot_id))
 
     async def _remove_report(self, caller: Caller, bot: str, report_id: int) -> Answer:
         caller.require(Role.EDITOR, "Stopping a stats report")
@@ -552,59 +561,15 @@ def _fires(cron: str, zone: str) -> None:
         trigger(cron, zone)
     except CronError as exc:
         raise InvalidError(str(exc)) from None
-    if next_fire(cron, zone, utcnow()) is None:
+    if next_due(cron, zone, utcnow()) is None:
         raise InvalidError(f"'{cron}' never fires")
+
+
+def _telegram_place(chat: str) -> tuple[str, str]:
+    """A Telegram chat as a schedule's target, and its name (a group's id is negative)."""
+    return f"telegram:{chat}", f"Telegram {'group' if chat.startswith('-') else 'chat'} {chat}"
 
 
 def _unknown(kind: str, bot: str, wanted: str, items: Sequence[Schedule | FollowUp]) -> str:
     ids = ", ".join(item.id for item in items) or "none"
     return f"{bot} has no {kind} '{wanted[:40]}'; its {kind}s: {ids}"
-
-
-def _report_line(report: ReportInfo) -> str:
-    nxt = when(report.next_run) if report.next_run else "never"
-    return (
-        f"{report.id}. `{report.cron}` {report.tz} → {report.place}: stats of "
-        f"{_PERIOD_WORDS.get(report.period, report.period)} · next {nxt} · {_last(report.last_run)}"
-    )
-
-
-def _schedule_list(statuses: Statuses) -> Answer:
-    draft = statuses.draft
-    name = draft.name
-    by_id: dict[str, list[ScheduleStatus]] = {}
-    for status in statuses.live:
-        by_id.setdefault(status.schedule_id, []).append(status)
-    if not draft.spec.schedules and not by_id:
-        return Answer(
-            f'*{name}* has no schedules. /schedule {name} "0 9 * * MON-FRI" "Good morning!" '
-            "to #channel adds one."
-        )
-    rows = [f"*{name}*'s schedules (draft revision {draft.revision}):"]
-    for schedule in draft.spec.schedules:
-        rows.append(f"• {schedule.id}: {schedule_summary(schedule)}")
-        rows += [_status_line(status) for status in by_id.pop(schedule.id, [])]
-        if not any(s.schedule_id == schedule.id for s in statuses.live):
-            rows.append("  not live yet: end users get it once you promote the draft")
-    for schedule_id, live in by_id.items():  # removed from the draft, still in a version
-        rows.append(f"• {schedule_id}: not in the draft any more (live until you promote)")
-        rows += [_status_line(status) for status in live]
-    return Answer("\n".join(rows))
-
-
-def _status_line(status: ScheduleStatus) -> str:
-    if status.paused:
-        nxt = "paused"
-    else:
-        nxt = f"next {when(status.next_run)}" if status.next_run else "never again"
-    return f"  {status.env} v{status.version}: {nxt} · {_last(status.last_run)}"
-
-
-def _followup_list(draft: DraftRef) -> Answer:
-    name = draft.name
-    if not draft.spec.followups:
-        return Answer(
-            f'*{name}* has no follow-ups. /followup {name} after 30m "Still there?" adds one.'
-        )
-    rows = [f"• {f.id}: {followup_summary(f)}" for f in draft.spec.followups]
-    return Answer("\n".join([f"*{name}*'s follow-ups (draft revision {draft.revision}):", *rows]))

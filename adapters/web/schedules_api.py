@@ -12,9 +12,7 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from adapters.web.deps import WebServices, caller, services
 from adapters.web.error_docs import errors
-from builders.cron import next_fire
 from builders.spec import MAX_FOLLOWUP_MINUTES, PROMPT_PREFIX, FollowUp, Schedule, ScheduleId
-from storage.tables import utcnow
 from studio.commands import Place, Proactive, ZoneName
 from studio.roles import Caller
 from studio.views import Timestamp
@@ -152,8 +150,7 @@ async def add_schedule(bot: str, body: ScheduleIn, who: Who, svc: Services) -> S
     )
     schedule = added.item
     assert isinstance(schedule, Schedule)
-    fire = next_fire(schedule.cron, schedule.tz, utcnow())
-    return ScheduleAddedOut(schedule=schedule, revision=added.revision, next_run=fire)
+    return ScheduleAddedOut(schedule=schedule, revision=added.revision, next_run=added.next_run)
 
 
 @router.delete(
@@ -239,7 +236,8 @@ async def trigger(bot: str, body: TriggerIn, who: Who, svc: Services) -> Trigger
     """The bot messages a known end user now (editors): `text` as it is, or the answer the bot
     writes to `prompt`, in the user's latest conversation on `channel`. 404: the bot never
     talked to that user there (Telegram and WhatsApp cannot start a chat); 409: the
-    environment runs no version; 502: the platform refused it."""
+    environment runs no version, or a person of the team has the conversation now (an open
+    handoff); 502: the platform refused it."""
     sent = await svc.studio.schedules.trigger(
         who, bot, env=body.env, channel=body.channel, user=body.user, message=body.message
     )

@@ -15,6 +15,11 @@ class ProactiveError(RuntimeError):
     """A proactive message could not be sent (the platform refused it; the message says why)."""
 
 
+class HandedOverError(ProactiveError):
+    """A trigger to a conversation a person of the team has now (an open handoff): the bot
+    keeps quiet there (a 409, not the platform's refusal)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LastRun:
     due_at: datetime

@@ -13,16 +13,21 @@ import pytest
 
 from adapters.telegram.pacing import ChatPacer
 from builders.cron import next_fire
+from runtime.messages import IncomingMessage
 from storage.tables import utcnow
-from tests.adapters.slack.test_slack_flow import slack_settings
+from studio.address import TELEGRAM_STUDIO, studio_address
+from tests.adapters.slack.test_slack_flow import dm, slack_settings, text_of
+from tests.adapters.slack.test_slack_flow import post as post_slack
 from tests.adapters.telegram.test_telegram_bots import secret_of, send_update
-from tests.adapters.telegram.test_telegram_studio import _no_wait
-from tests.conftest import running_service
+from tests.adapters.telegram.test_telegram_studio import ALICE, BUILDER, _no_wait
+from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.slack import Call, FakeSlack
+from tests.fakes.slack_payloads import event_body, mention_event
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram_payloads import message_update, token
-from tests.scenarios.test_handoff_flow import as_the_workspace, eventually
+from tests.people import bot_id
+from tests.scenarios.test_handoff_flow import GROUP, as_the_workspace, eventually, sent
 
 BOT_TOKEN = token(61)
 END_USER = 55
@@ -134,3 +139,101 @@ async def test_a_team_schedules_by_chatting_and_each_arrives_once(
     assert listed.count("sent (1 sent, 0 failed)") == 2  # production's run of s1 and of s2
     reports = await service.reply("/stats news-bot reports")
     assert "→ #ops" in reports and "sent (1 sent, 0 failed)" in reports
+
+
+async def live_news_bot(service: Service) -> None:
+    """news-bot, promoted to staging and production."""
+    await service.import_bot("news-bot")
+    for env in ("staging", "production"):
+        await service.call("POST", "/api/v1/bots/news-bot/promote", json={"to": env})
+
+
+async def in_channel(service: Service, slack: FakeSlack, text: str, channel: str) -> str:
+    """`text` said to the Studio in a Slack channel (a mention); its answer there."""
+    before = len(posts_in(slack, channel))
+    event = mention_event(f"<@UBOT> {text}", user="U0001", channel=channel)
+    assert (await post_slack(service, event_body(event))).status_code == 200
+    answers = await eventually(lambda: posts_in(slack, channel)[before:], "the Studio's answer")
+    return text_of(answers[-1])
+
+
+async def test_here_in_a_slack_channel_is_that_channel(service: Service, slack: FakeSlack) -> None:
+    await live_news_bot(service)
+    await service.call(
+        "POST", "/api/v1/bots/news-bot/deployments", json={"channel": "slack", "target": "C0003"}
+    )
+    said = await in_channel(service, slack, 'schedule news-bot "0 9 * * *" "Hi" to here', "C0004")
+    assert "goes to #ops at `0 9 * * *`" in said, said
+    (schedule,) = (await service.call("GET", "/api/v1/bots/news-bot"))["draft"]["schedules"]
+    assert (schedule["to"], schedule["to_name"]) == ("slack:C0004", "#ops")
+    said = await in_channel(service, slack, "stats news-bot daily at 9:00 here", "C0004")
+    assert "I post *news-bot*'s stats for the last 24 hours in #ops" in said, said
+    other = (await service.app.state.core.ops.create_team("acme")).key  # not the workspace's
+    for text in ("/newbot acme-bot", "/stats acme-bot daily at 9:00 in #ops"):
+        response = await service.client.post(
+            "/api/v1/studio/messages", headers=service.auth(other), json={"text": text}
+        )
+    assert response.json()["reply"] == (
+        "the Slack workspace this service is installed in is another team's: post to a room of "
+        "your own team"
+    )
+    # in the app's DM, `here` is no place for a schedule
+    dm_said = await dm(service, slack, 'schedule news-bot "0 9 * * *" "Hi" to here')
+    assert "A DM is no place for a schedule: /schedule news-bot ... to #channel" in text_of(dm_said)
+
+
+@pytest.fixture
+async def tg_service(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[Service]:
+    telegram.add_bot(BUILDER, username="chat_studio_bot")
+    telegram.add_bot(BOT_TOKEN, username="news_bot")
+    settings = service_settings(
+        tmp_path,
+        public_url="https://studio.example.com",
+        telegram_api_url=telegram.base_url,
+        telegram_builder_token=BUILDER,
+    )
+    async with running_service(settings) as running:
+        running.app.state.core.telegram.pacer = ChatPacer(sleep=_no_wait)
+        yield running
+
+
+async def test_here_in_a_telegram_group_is_that_group(
+    tg_service: Service, telegram: FakeTelegram
+) -> None:
+    """`here` said to the Studio in a Telegram group: a schedule to the group (once the bot is
+    in it) and a report posted there. (The Studio's Telegram bot passes only /handoff on from a
+    group today, so the Studio is given the group's message as that adapter would.)"""
+    service = tg_service
+    core = service.app.state.core
+    await live_news_bot(service)
+    deployed = await service.call(
+        "POST",
+        "/api/v1/bots/news-bot/deployments",
+        json={"channel": "telegram", "token": BOT_TOKEN},
+    )
+    team_id = (await core.ops.authenticate(service.key)).team_id
+    group = studio_address(TELEGRAM_STUDIO, team_id, "api:owner", thread=str(GROUP))
+
+    async def in_the_group(text: str) -> str:
+        (answer,) = await core.studio.answer(IncomingMessage(address=group, text=text))
+        return str(answer.text)
+
+    schedule = '/schedule news-bot "0 9 * * *" "Hi" to here'
+    said = await in_the_group(schedule)
+    assert f"Telegram chat {GROUP} has not started the bot" in said, said
+    update = message_update("hello", chat_id=GROUP, chat_type="supergroup", user_id=ALICE)
+    secret = secret_of(telegram, BOT_TOKEN)
+    assert (await send_update(service, deployed["id"], update, secret)).is_success
+    await eventually(lambda: sent(telegram, BOT_TOKEN, GROUP), "the bot's answer in the group")
+    said = await in_the_group(schedule)
+    assert f"goes to Telegram group {GROUP} at `0 9 * * *`" in said, said
+    (stored,) = (await service.call("GET", "/api/v1/bots/news-bot"))["draft"]["schedules"]
+    assert (stored["to"], stored["to_name"]) == (f"telegram:{GROUP}", f"Telegram group {GROUP}")
+
+    said = await in_the_group("/stats news-bot daily at 9:00 here")
+    assert f"stats for the last 24 hours in Telegram group {GROUP}" in said, said
+    (report,) = await core.scheduler.reports(await bot_id(service, "news-bot"))
+    assert report.next_run is not None
+    await core.scheduler.run_due(report.next_run + timedelta(minutes=1))
+    posted = await eventually(lambda: sent(telegram, BUILDER, GROUP), "the stats in the group")
+    assert "news-bot" in str(posted[-1].body["text"])

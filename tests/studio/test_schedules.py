@@ -3,14 +3,17 @@ and the feature through the Studio (transcripts over `POST /api/v1/studio/messag
 
 from __future__ import annotations
 
-from datetime import timedelta
+import sqlite3
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from builders.spec import BotSpec
 from runtime.messages import IncomingMessage
+from runtime.scheduler.types import ReportInfo
 from storage.tables import utcnow
 from studio import presenters
 from studio.address import PULL_CHANNEL, studio_address
@@ -82,6 +85,10 @@ MORNING = "0 9 * * MON-FRI"
             '/followup faq-bot after 1d "prompt: nudge them" 3 times',
             FollowUpAdd(bot="faq-bot", after_minutes=1440, message="prompt: nudge them", times=3),
         ),
+        (
+            "/followup after 1h 30 min 'Need anything else?'",
+            FollowUpAdd(after_minutes=90, message="Need anything else?"),
+        ),
         ("/followup faq-bot list", FollowUpList(bot="faq-bot")),
         ("/followup faq-bot remove f1", FollowUpRemove(bot="faq-bot", id="f1")),
         (
@@ -131,6 +138,8 @@ def test_schedule_commands_parse(text: str, expected: Command) -> None:
         ('/followup faq-bot after 31d "x"', "DURATION must be from 1 minute to 30 days."),
         ('/followup faq-bot after 0m "x"', "DURATION must be from 1 minute to 30 days."),
         ('/followup faq-bot after soon "x"', "DURATION is a number with m, h or d"),
+        ('/followup faq-bot after 1h30 "x"', "DURATION is a number with m, h or d"),
+        ('/followup faq-bot after 30d1m "x"', "DURATION must be from 1 minute to 30 days."),
         ("/followup faq-bot after 30m hi", "Give the DURATION, then the MESSAGE in quotes"),
         ('/followup faq-bot after 30m "x" times 11', "TIMES must be at most 10."),
         ('/followup faq-bot after 30m "x" forever', "I didn't expect 'forever'."),
@@ -213,6 +222,14 @@ def test_show_and_diff_show_a_line_each() -> None:
 )
 def test_durations_are_said_the_way_people_say_them(minutes: int, said: str) -> None:
     assert presenters.duration(minutes) == said
+
+
+@pytest.mark.parametrize("minutes", [1, 59, 61, 90, 1439, 1441, 2190, 43199, 43200])
+def test_a_duration_shown_reads_back(minutes: int) -> None:
+    """What `/followup list` shows (1h30m, 1d12h30m) can be typed again."""
+    said = presenters.duration(minutes)
+    command = parse(f'/followup faq-bot after {said} "x"', bots=BOTS)
+    assert isinstance(command, FollowUpAdd) and command.after_minutes == minutes
 
 
 def test_help_explains_them() -> None:
@@ -424,3 +441,64 @@ async def test_without_a_scheduler_the_commands_say_so(service: Service) -> None
         "/api/v1/bots/faq-bot", json={"schedules": [stored]}, headers=service.auth()
     )
     assert patched.status_code == 501 and patched.json()["error"] == NOT_RUNNING
+
+
+async def test_runs_are_shown_in_the_schedules_time_zone(service: Service) -> None:
+    """The last run as the next one: in the schedule's (or the report's) zone, not UTC."""
+    await live_web_session(service)
+    await service.reply('/schedule faq-bot "0 9 * * *" "Good morning!" --tz Asia/Tokyo')
+    await service.reply("/stats faq-bot daily at 9:00 --tz Asia/Tokyo")
+    for env in ("staging", "production"):
+        await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
+    scheduler = service.app.state.core.scheduler
+    (report,) = await scheduler.reports(await bot_id(service, "faq-bot"))
+    assert report.next_run is not None
+    await scheduler.run_due(report.next_run + timedelta(minutes=1))  # 09:00 in Tokyo: both
+    day = report.next_run.strftime("%a %Y-%m-%d")
+
+    listed = await service.reply("/schedule faq-bot list")
+    # (the scheduler's clock has not moved: the next run is still that one)
+    assert f"  production v2: next {day} 09:00 JST · last {day} 09:00 JST: sent" in listed, listed
+    reports = await service.reply("/stats faq-bot reports")
+    assert f"· last {day} 09:00 JST: sent" in reports, reports
+    await service.reply("/schedule faq-bot pause s1")  # no next run: the draft's zone still
+    assert f"  production v2: paused · last {day} 09:00 JST" in (
+        await service.reply("/schedule faq-bot list")
+    )
+
+
+async def test_the_next_run_said_on_adding_is_the_one_the_list_shows(service: Service) -> None:
+    """When clocks go back (Lisbon, 27 October 2030, 02:00 WEST -> 01:00 WET), a schedule at
+    01:30 fires at the first 01:30 only: at 01:00 WET the next is the next day's, in chat, by
+    REST and in the list alike."""
+    await live_web_session(service)
+    service.app.state.core.scheduler.clock = lambda: datetime(2030, 10, 27, 1, 0, tzinfo=UTC)
+    added = await service.reply('/schedule faq-bot "30 1 * * *" "hi" --tz Europe/Lisbon')
+    assert "next Mon 2030-10-28 01:30 WET." in added, added
+    body = {"cron": "30 1 * * *", "message": "hi", "tz": "Europe/Lisbon"}
+    by_rest = await service.call("POST", "/api/v1/bots/faq-bot/schedules", json=body)
+    assert datetime.fromisoformat(by_rest["next_run"]) == datetime(2030, 10, 28, 1, 30, tzinfo=UTC)
+    for env in ("staging", "production"):
+        await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": env})
+    listed = await service.reply("/schedule faq-bot list")
+    assert listed.count("  production v2: next Mon 2030-10-28 01:30 WET") == 2, listed
+
+
+async def test_a_report_set_twice_at_once_is_a_conflict_not_an_error(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage reads, then inserts: two `/stats … daily` for one place at the same moment may
+    clash on its unique key (bot, place). The Studio says so in one line, not a 500."""
+    await service.import_bot()
+    scheduler = service.app.state.core.scheduler
+
+    async def clashing(**_: object) -> ReportInfo:
+        cause = sqlite3.IntegrityError("UNIQUE constraint failed: stats_report.bot_id")
+        raise IntegrityError("INSERT INTO stats_report", None, cause)
+
+    monkeypatch.setattr(scheduler, "add_report", clashing)
+    said = await service.reply("/stats faq-bot daily at 9:00")
+    assert said == (
+        "Another stats report of faq-bot for DM of api:owner was set at the same moment: say it "
+        "again to replace that one"
+    )

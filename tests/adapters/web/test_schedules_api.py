@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.telegram.pacing import ChatPacer
+from runtime.scheduler.types import HandedOverError, Sent
 from tests.adapters.telegram.test_telegram_bots import deploy, secret_of, send_update, sent
 from tests.adapters.telegram.test_telegram_studio import _no_wait
 from tests.conftest import running_service, service_settings
@@ -199,6 +200,22 @@ async def test_a_trigger_reaches_a_web_end_user(service: Service) -> None:
     assert said == "new-bot has no production version yet: promote it to production first"
 
 
+async def test_a_trigger_to_a_handed_over_conversation_is_a_conflict(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a person of the team has the conversation, the bot keeps quiet: a 409 (the
+    scheduler's HandedOverError), not the 502 of a platform that refused the message."""
+    await service.live_web_bot()
+
+    async def handed_over(**_: object) -> Sent:
+        raise HandedOverError("a person of the team has this conversation now")
+
+    monkeypatch.setattr(service.app.state.core.scheduler, "trigger", handed_over)
+    body = {"user": "web:someone", "channel": "web", "text": "hi"}
+    said = await refused(service, "POST", TRIGGER, 409, json=body)
+    assert said == "a person of the team has this conversation now"
+
+
 @pytest.fixture
 async def tg_service(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[Service]:
     settings = service_settings(
@@ -248,3 +265,20 @@ async def test_a_target_set_by_patch_or_import_is_checked_too(service: Service) 
     everyone = {"id": "s1", "cron": "0 9 * * *", "message": "hi"}  # no target: nothing to check
     patched = await service.call("PATCH", "/api/v1/bots/faq-bot", json={"schedules": [everyone]})
     assert patched["draft"]["schedules"][0]["to"] is None
+
+
+@pytest.mark.parametrize("size", [8, 101, 120])
+async def test_a_web_session_target_is_read_as_patch_and_import_read_it(
+    service: Service, size: int
+) -> None:
+    """One definition of a web session: REST names what is wrong with it as PATCH does."""
+    await service.live_web_bot()
+    unknown = {"cron": "0 9 * * *", "message": "hi", "to": f"web:{'a' * size}"}
+    said = await refused(service, "POST", SCHEDULES, 422, json=unknown)
+    patched = await refused(
+        service, "PATCH", "/api/v1/bots/faq-bot", 422, json={"schedules": [{"id": "s1", **unknown}]}
+    )
+    assert said == patched and said.startswith("schedule 's1': no web chat session aaaa")
+    too_long = {**unknown, "to": f"web:{'a' * 121}"}
+    said = await refused(service, "POST", SCHEDULES, 422, json=too_long)
+    assert said.startswith(f"'web:{'a' * 56}' is not a web session: web: then its id, 8 to 120")
