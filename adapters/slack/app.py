@@ -56,6 +56,9 @@ _KNOWN_THREADS = 20_000
 _COMMANDS = ("/deploy", "/stats", "/studio")
 # `/deploy BOT slack [--env ENV]` typed in a channel: that channel is the target.
 _TARGETLESS_DEPLOY = re.compile(r"^(\S+\s+slack)(\s+--env[= ]\S+)?\s*$")
+# `here` as a schedule's or a stats report's place, after the last quote (not in the message).
+_SCHEDULE_HERE = re.compile(r"^(schedule\b.*\s)to\s+here\b(?=[^\"]*$)", re.IGNORECASE | re.DOTALL)
+_STATS_HERE = re.compile(r"^(stats\b[^\"]*?\s)(?:in\s+)?here\b", re.IGNORECASE)
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds, as Slack sends them (int() takes far more)
 WORKING_AFTER_S = 1.5  # a slash command's answer slower than this is preceded by "Working on it…"
@@ -297,6 +300,7 @@ class SlackAdapter:
         if name == "deploy":
             text = _TARGETLESS_DEPLOY.sub(rf"\1 {command['channel_id']}\2", text)
         said = text if name == "studio" else f"{name} {text}".strip()
+        said = _here_is(said, command["channel_id"])
         await self._privately(command, plain(said), None, respond)
 
     async def _on_action(
@@ -540,3 +544,10 @@ def router() -> APIRouter:
         return await adapter.handle(request)
 
     return routes
+
+
+def _here_is(said: str, channel: str) -> str:
+    """A slash command's answer goes to the caller's DM, so `here` (a schedule's or a stats
+    report's place) is named as the channel the command was typed in."""
+    said = _SCHEDULE_HERE.sub(rf"\1to {channel}", said)
+    return _STATS_HERE.sub(rf"\1in {channel}", said)

@@ -313,8 +313,9 @@ class TelegramStudio:
 
     async def _on_group_message(self, update: Any) -> None:
         """In a group the Studio's bot is in: a reply to one of a handoff's messages (the team
-        answering, or `/resume`), or `/handoff BOT to here` by a member of a team. The rest of
-        the group's talk is not the Studio's business."""
+        answering, or `/resume`), or a command about the group by a member of a team
+        (`/handoff BOT to here`, `/schedule … to here`, `/stats BOT daily at 9:00 here`). The
+        rest of the group's talk is not the Studio's business."""
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or user.is_bot:
             return
@@ -348,7 +349,7 @@ class TelegramStudio:
             if self._first_delivery(update.update_id):
                 await self._say(message.chat_id, RESUME_HERE)
             return
-        if command != "/handoff":
+        if not _for_the_group(command, text):
             return
         identity = f"telegram:{user.id}"
         team_id = await self.members.home_team(identity)
@@ -589,6 +590,17 @@ def suggested_username(bot: str) -> str:
     if len(base) > 32:
         base = base[:28].rstrip("_") + "_bot"
     return base
+
+
+_HERE = re.compile(r"\bhere\b", re.IGNORECASE)
+
+
+def _for_the_group(command: str, text: str) -> bool:
+    """A command said in a group that the Studio takes there: a handoff, or a schedule or a
+    stats report to that group (`here`)."""
+    return command == "/handoff" or (
+        command in ("/schedule", "/stats") and _HERE.search(text) is not None
+    )
 
 
 def _command_text(text: str) -> str:

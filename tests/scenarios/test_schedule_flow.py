@@ -13,21 +13,31 @@ import pytest
 
 from adapters.telegram.pacing import ChatPacer
 from builders.cron import next_fire
-from runtime.messages import IncomingMessage
 from storage.tables import utcnow
-from studio.address import TELEGRAM_STUDIO, studio_address
-from tests.adapters.slack.test_slack_flow import dm, slack_settings, text_of
+from tests.adapters.slack.test_slack_flow import dm, responded, slack_settings, text_of
 from tests.adapters.slack.test_slack_flow import post as post_slack
 from tests.adapters.telegram.test_telegram_bots import secret_of, send_update
-from tests.adapters.telegram.test_telegram_studio import ALICE, BUILDER, _no_wait
+from tests.adapters.telegram.test_telegram_studio import (
+    ALICE,
+    BUILDER,
+    _no_wait,
+    member_of_local_team,
+)
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.slack import Call, FakeSlack
-from tests.fakes.slack_payloads import event_body, mention_event
+from tests.fakes.slack_payloads import FORM, event_body, mention_event, slash_body
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram_payloads import message_update, token
 from tests.people import bot_id
-from tests.scenarios.test_handoff_flow import GROUP, as_the_workspace, eventually, sent
+from tests.scenarios.test_handoff_flow import (
+    GROUP,
+    as_the_workspace,
+    eventually,
+    in_group,
+    post_telegram_studio,
+    sent,
+)
 
 BOT_TOKEN = token(61)
 END_USER = 55
@@ -177,6 +187,24 @@ async def test_here_in_a_slack_channel_is_that_channel(service: Service, slack: 
         "the Slack workspace this service is installed in is another team's: post to a room of "
         "your own team"
     )
+    # a slash command typed in #ops answers in the caller's DM, and `here` is still #ops
+    await service.call("DELETE", "/api/v1/bots/news-bot/schedules/s1")
+    slash = slash_body(
+        "/studio",
+        'schedule news-bot "0 9 * * *" "We are here" to here',
+        channel="C0004",
+        response_url=slack.response_url("here"),
+    )
+    assert (await post_slack(service, slash, content_type=FORM)).status_code == 200
+    assert "goes to #ops" in (await responded(slack, "here"))["text"]
+    slash = slash_body(
+        "/stats",
+        "news-bot daily at 8:00 here",
+        channel="C0004",
+        response_url=slack.response_url("st"),
+    )
+    assert (await post_slack(service, slash, content_type=FORM)).status_code == 200
+    assert "in #ops" in (await responded(slack, "st"))["text"]
     # in the app's DM, `here` is no place for a schedule
     dm_said = await dm(service, slack, 'schedule news-bot "0 9 * * *" "Hi" to here')
     assert "A DM is no place for a schedule: /schedule news-bot ... to #channel" in text_of(dm_said)
@@ -200,23 +228,26 @@ async def tg_service(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[Se
 async def test_here_in_a_telegram_group_is_that_group(
     tg_service: Service, telegram: FakeTelegram
 ) -> None:
-    """`here` said to the Studio in a Telegram group: a schedule to the group (once the bot is
-    in it) and a report posted there. (The Studio's Telegram bot passes only /handoff on from a
-    group today, so the Studio is given the group's message as that adapter would.)"""
+    """`here` said to the Studio's bot in a Telegram group by a member of the team: a schedule
+    to the group (once the bot is in it) and a report posted there."""
     service = tg_service
     core = service.app.state.core
+    await member_of_local_team(service, telegram)
     await live_news_bot(service)
     deployed = await service.call(
         "POST",
         "/api/v1/bots/news-bot/deployments",
         json={"channel": "telegram", "token": BOT_TOKEN},
     )
-    team_id = (await core.ops.authenticate(service.key)).team_id
-    group = studio_address(TELEGRAM_STUDIO, team_id, "api:owner", thread=str(GROUP))
 
     async def in_the_group(text: str) -> str:
-        (answer,) = await core.studio.answer(IncomingMessage(address=group, text=text))
-        return str(answer.text)
+        before = len(sent(telegram, BUILDER, GROUP))
+        assert await post_telegram_studio(service, in_group(text)) == 200
+        told = await eventually(lambda: sent(telegram, BUILDER, GROUP)[before:], "the answer")
+        return str(told[-1].body["text"])
+
+    # the group's other talk, even about schedules, is not the Studio's
+    assert await post_telegram_studio(service, in_group("/schedule news-bot list")) == 200
 
     schedule = '/schedule news-bot "0 9 * * *" "Hi" to here'
     said = await in_the_group(schedule)
@@ -226,7 +257,7 @@ async def test_here_in_a_telegram_group_is_that_group(
     assert (await send_update(service, deployed["id"], update, secret)).is_success
     await eventually(lambda: sent(telegram, BOT_TOKEN, GROUP), "the bot's answer in the group")
     said = await in_the_group(schedule)
-    assert f"goes to Telegram group {GROUP} at `0 9 * * *`" in said, said
+    assert f"goes to Telegram group {GROUP} at <code>0 9 * * *</code>" in said, said
     (stored,) = (await service.call("GET", "/api/v1/bots/news-bot"))["draft"]["schedules"]
     assert (stored["to"], stored["to_name"]) == (f"telegram:{GROUP}", f"Telegram group {GROUP}")
 
