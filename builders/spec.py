@@ -291,7 +291,7 @@ _WEB_SESSION = r"[A-Za-z0-9_.-]{8,120}"
 TELEGRAM_CHAT = re.compile(rf"^{_TELEGRAM_CHAT}$")
 WEB_SESSION = re.compile(rf"^{_WEB_SESSION}$")
 SCHEDULE_TARGET = re.compile(
-    rf"^(slack:C[A-Z0-9]{{2,30}}|telegram:{_TELEGRAM_CHAT}|web:{_WEB_SESSION})$"
+    rf"^(slack:[CG][A-Z0-9]{{2,30}}|telegram:{_TELEGRAM_CHAT}|web:{_WEB_SESSION})$"
 )
 MAX_SCHEDULES = 100
 MAX_FOLLOWUPS = 5

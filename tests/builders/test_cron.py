@@ -94,6 +94,7 @@ def test_a_schedule_checks_its_cron_zone_target_and_prompt() -> None:
     assert Schedule(id="s2", cron="0 9 * * *", message="Prompt: sum up").prompt == "sum up"
     for to in (
         "slack:C0123ABC",
+        "slack:G0PRIVATE1",
         "telegram:-1001234",
         "telegram:42",
         "web:abcdef123456",
