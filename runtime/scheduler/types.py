@@ -15,6 +15,12 @@ class ProactiveError(RuntimeError):
     """A proactive message could not be sent (the platform refused it; the message says why)."""
 
 
+class LeftOutError(ProactiveError):
+    """A proactive message was not sent on purpose (the message says why): a person of the team
+    has the conversation now, or the environment does not reach the place. A schedule records
+    that as skipped, not failed; a trigger reports it like any ProactiveError."""
+
+
 @dataclass(frozen=True, slots=True)
 class LastRun:
     due_at: datetime

@@ -3,6 +3,7 @@ restarts, late within grace or skipped beyond it, paused, and switched by promot
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -111,15 +112,14 @@ async def test_paused_schedules_are_skipped_until_resumed(world: World) -> None:
     await world.promote(schedules=[morning(tz="UTC")], at=at(2030, 3, 29))
     assert await world.scheduler.pause(world.bot_id, "morning", by="test:owner")
     assert not await world.scheduler.pause(world.bot_id, "morning", by="test:owner")
-    assert await sends_at(world, at(2030, 3, 30, 9)) == []
-    assert (await world.runs())[-1][3:] == ("skipped", 0, 0, "paused")
+    assert await sends_at(world, at(2030, 3, 30, 9), at(2030, 3, 31, 9)) == []
+    assert await world.runs() == []  # its occurrences pass by, unrecorded
     (status,) = await world.scheduler.statuses(world.bot_id)
-    assert status.paused and status.next_run is None
-    assert status.last_run is not None and status.last_run.error == "paused"
+    assert status.paused and status.next_run is None and status.last_run is None
 
     assert await world.scheduler.resume(world.bot_id, "morning")
     assert not await world.scheduler.resume(world.bot_id, "morning")
-    assert await sends_at(world, at(2030, 3, 31, 9)) == ["Good morning!"]
+    assert await sends_at(world, at(2030, 4, 1, 9)) == ["Good morning!"]
 
 
 async def test_a_schedule_moves_with_promotion_and_rollback(world: World) -> None:
@@ -128,7 +128,7 @@ async def test_a_schedule_moves_with_promotion_and_rollback(world: World) -> Non
     v1 = await world.promote(at=at(2030, 3, 29))  # no schedule
     assert await sends_at(world, at(2030, 3, 30, 9)) == []
     await world.promote(schedules=[morning(tz="UTC")], at=at(2030, 3, 30, 12))  # v2 has it
-    assert await sends_at(world, at(2030, 3, 31, 9)) == ["Good morning!"]
+    assert await sends_at(world, at(2030, 4, 1, 9)) == ["Good morning!"]
     await world.point("production", v1, at=at(2030, 3, 31, 12))  # rolled back
     assert await sends_at(world, at(2030, 4, 1, 9), at(2030, 4, 2, 9)) == []
     assert await world.scheduler.statuses(world.bot_id) == []
@@ -154,3 +154,19 @@ async def test_each_environment_runs_its_own_version_and_lists_it(world: World) 
         ("staging", at(2030, 3, 30, 8)),  # missed by 1 h, within its grace: sent late
         ("production", at(2030, 3, 30, 9)),
     ]
+
+
+async def test_a_pause_stops_a_fan_out_under_way_between_batches(world: World) -> None:
+    world.restart(batch=2)
+    for name in ("ana", "rui", "eva", "ivo", "zoe"):
+        await world.talk(name)
+    world.channel.sent.clear()
+    await world.promote(schedules=[morning(tz="UTC")], at=at(2030, 3, 29))
+    world.channel.hold_after = 2  # the second batch waits on the platform
+    running = asyncio.create_task(world.scheduler.run_due(at(2030, 3, 30, 9)))
+    await asyncio.wait_for(world.channel.held.wait(), 10)
+    assert await world.scheduler.pause(world.bot_id, "morning", by="test:owner")
+    world.channel.hold.set()  # the batch under way finishes; the next does not start
+    await asyncio.wait_for(running, 10)
+    assert world.channel.texts() == ["Good morning!"] * 4
+    assert (await world.runs())[-1][3:] == ("sent", 4, 0, "paused")
