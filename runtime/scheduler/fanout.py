@@ -132,8 +132,9 @@ class Lease:
         )
 
 
-# Sends to one recipient; False: left out on purpose (people of the team have the
-# conversation, say). Raises when it cannot be reached.
+# Sends to one recipient; False: this run reached them before (a batch sent again after a
+# take-over, a new conversation of someone who had it). Raises LeftOutError (people of the team
+# have the conversation), ProactiveError (it cannot be reached).
 Send = Callable[[store.Recipient, Address], Awaitable[bool]]
 
 
@@ -162,23 +163,23 @@ class FanOut:
     def _stopped(self) -> bool:
         return self._halted() or self._lease.lost
 
-    async def run(self, run: store.RunRow, send: Send) -> Tally | None:
-        """From the run's cursor to the end (or a pause). None: halted (shutdown, another
-        leader) or taken over before the end; sends under way finish, the batch is not saved,
-        so the next sender goes on from the last saved one (delivery rows skip whom that batch
-        reached)."""
+    async def run(self, run: store.RunRow, send: Send, *, resumed: bool) -> Tally | None:
+        """From the run's cursor to the end (or a pause). `resumed`: taken over from another
+        sender, whose last batch was not counted, so whom it reached count as sent here. None:
+        halted (shutdown, another leader) or taken over before the end; sends under way
+        finish, the batch is not saved, so the next sender goes on from the last saved one
+        (delivery rows skip whom that batch reached)."""
         tally = Tally(sent=run.sent, failed=run.failed)
         cursor = run.cursor or 0
         gate = asyncio.Semaphore(CONCURRENCY)
 
-        async def one(recipient: store.Recipient) -> None:
-            address = address_of(recipient)
+        async def one(recipient: store.Recipient, again: bool) -> None:
             async with gate:
                 await self._pacer.wait(recipient.deployment_id, self._rate_of(recipient.channel))
                 if self._stopped():
                     return
                 try:
-                    went = await send(recipient, address)
+                    went = await send(recipient, address_of(recipient)) or again
                 except LeftOutError:
                     went = False
                 except ProactiveError as exc:
@@ -193,6 +194,7 @@ class FanOut:
                 await self._lease.keep()
             tally.sent += int(went)
 
+        again = resumed
         while True:
             if await self._paused():
                 tally.skipped = PAUSED
@@ -200,9 +202,10 @@ class FanOut:
             recipients = await self._read(cursor, self._batch)
             if not recipients:
                 return tally
-            await asyncio.gather(*(one(recipient) for recipient in recipients))
+            await asyncio.gather(*(one(recipient, again) for recipient in recipients))
             if self._stopped():
                 return None
+            again = False
             cursor = recipients[-1].conversation_id
             if not await self._lease.progress(cursor=cursor, sent=tally.sent, failed=tally.failed):
                 logger.warning("a fan-out was taken over by another process", extra={"run": run.id})

@@ -237,7 +237,7 @@ class Scheduler:
             error=None,
             started_at=now,
         )
-        return self._start_run(entry, row, self._lease(run_id, now))
+        return self._start_run(entry, row, self._lease(run_id, now), resumed=False)
 
     async def _is_paused(self, entry: Entry) -> bool:
         async with self.runtime.db.read_conn() as conn:
@@ -271,7 +271,7 @@ class Scheduler:
             elif now - row.due_at > _grace(entry):
                 tally.skipped = "stopped, then beyond its grace"
             else:
-                started.append(self._start_run(entry, row, lease))
+                started.append(self._start_run(entry, row, lease, resumed=True))
                 continue
             await self._finish(lease, tally)
         return started
@@ -289,8 +289,10 @@ class Scheduler:
         """Stopping, or another process leads now: no new sends."""
         return self._halt or not self.leadership.leader
 
-    def _start_run(self, entry: Entry, row: store.RunRow, lease: Lease) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(self._send_run(entry, row, lease))
+    def _start_run(
+        self, entry: Entry, row: store.RunRow, lease: Lease, *, resumed: bool
+    ) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(self._send_run(entry, row, lease, resumed=resumed))
         self._running[row.id] = task
         task.add_done_callback(partial(self._run_done, row.id))
         return task
@@ -300,14 +302,18 @@ class Scheduler:
         if not task.cancelled() and task.exception() is not None:
             logger.error("a schedule run was not finished", exc_info=task.exception())
 
-    async def _send_run(self, entry: Entry, row: store.RunRow, lease: Lease) -> None:
+    async def _send_run(
+        self, entry: Entry, row: store.RunRow, lease: Lease, *, resumed: bool
+    ) -> None:
         tally: Tally | None
         try:
             if entry.report is not None:
                 tally = await self._post_report(entry.report)
             else:
                 assert entry.schedule is not None
-                tally = await self._send_schedule(entry, entry.schedule, row, lease)
+                tally = await self._send_schedule(
+                    entry, entry.schedule, row, lease, resumed=resumed
+                )
         except LeftOutError as exc:
             tally = Tally(row.sent, row.failed, skipped=str(exc))
         except (ProactiveError, NotLiveError) as exc:
@@ -336,7 +342,7 @@ class Scheduler:
             logger.warning("a schedule run was taken over before it finished")
 
     async def _send_schedule(
-        self, entry: Entry, schedule: Schedule, row: store.RunRow, lease: Lease
+        self, entry: Entry, schedule: Schedule, row: store.RunRow, lease: Lease, *, resumed: bool
     ) -> Tally | None:
         live = await self.runtime.live_version(entry.bot_id, entry.env)
         if not any(item.id == schedule.id for item in live.spec.schedules):
@@ -363,8 +369,8 @@ class Scheduler:
 
         async def to_one(recipient: store.Recipient, address: Address) -> bool:
             target = await self.runtime.target(recipient.deployment_id)
-            await send(Place(target, address), schedule.message)
-            return True
+            delivered = await send(Place(target, address), schedule.message)
+            return delivered.conversation_id is not None
 
         fanout = FanOut(
             read=read,
@@ -375,7 +381,7 @@ class Scheduler:
             halted=self._halted,
             batch=self._fanout_batch,
         )
-        return await fanout.run(row, to_one)
+        return await fanout.run(row, to_one, resumed=resumed)
 
     async def _post_report(self, report: Report) -> Tally:
         if self.report_poster is None:

@@ -7,6 +7,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from tests.runtime.scheduler.conftest import World
 
 MORNING = {"id": "morning", "cron": "0 9 * * *", "tz": "Europe/Lisbon", "message": "Good morning!"}
@@ -170,3 +172,35 @@ async def test_a_pause_stops_a_fan_out_under_way_between_batches(world: World) -
     await asyncio.wait_for(running, 10)
     assert world.channel.texts() == ["Good morning!"] * 4
     assert (await world.runs())[-1][3:] == ("sent", 4, 0, "paused")
+
+
+async def test_an_occurrence_not_recorded_for_a_database_error_is_tried_again(
+    world: World,
+) -> None:
+    await world.talk("ana")
+    world.channel.sent.clear()
+    await world.promote(schedules=[morning(tz="UTC")], at=at(2030, 3, 29))
+    async with world.db.write_conn() as conn:  # the table cannot be written for a moment
+        await conn.execute(text("alter table schedule_run rename to schedule_run_away"))
+    assert await sends_at(world, at(2030, 3, 30, 9)) == []
+    async with world.db.write_conn() as conn:
+        await conn.execute(text("alter table schedule_run_away rename to schedule_run"))
+    assert await sends_at(world, at(2030, 3, 30, 9, 0, 15)) == ["Good morning!"]
+
+
+async def test_wake_ups_during_a_pass_make_one_more_pass(world: World) -> None:
+    """2,000 schedules due at 9:00 wake the process 2,000 times: one pass runs at a time."""
+    passes: list[datetime] = []
+    due = world.scheduler._due
+
+    async def counted(now: datetime) -> list[asyncio.Task[None]]:
+        passes.append(now)
+        if len(passes) == 1:  # the other timers fire while the first pass runs
+            await asyncio.gather(*(world.scheduler._wake() for _ in range(49)))
+        return await due(now)
+
+    world.scheduler._due = counted  # type: ignore[method-assign]
+    await world.scheduler._wake()
+    while world.scheduler._pass is not None and not world.scheduler._pass.done():
+        await world.scheduler._pass
+    assert len(passes) == 2  # the first, and one more for all the wakes during it
