@@ -130,11 +130,13 @@ async def test_a_run_another_process_sends_is_taken_over_only_once_its_lease_ran
     running = asyncio.create_task(first.run_due(NOON))
     await asyncio.wait_for(world.channel.held.wait(), 30)
     runtime, second = world.process(batch=40)  # believes it leads too
-    await second.run_due(NOON + timedelta(seconds=30))  # the first holds the run
+    # the first holds the run
+    await asyncio.wait_for(second.run_due(NOON + timedelta(seconds=30)), 30)
     assert await world.rows("select owner from schedule_run") == [(first.owner,)]
     world.channel.hold_after = None  # the platform answers new sends again
     second.clock = lambda: NOON + LEASE + timedelta(minutes=1)
-    await second.run_due(NOON + LEASE + timedelta(seconds=1))  # the lease ran out: taken over
+    # the lease ran out: taken over
+    await asyncio.wait_for(second.run_due(NOON + LEASE + timedelta(seconds=1)), 30)
     assert await world.rows("select owner from schedule_run") == [(second.owner,)]
     world.channel.hold.set()  # the first process's sends under way finish; it stops there
     await asyncio.wait_for(running, 30)

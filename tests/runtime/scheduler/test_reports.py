@@ -120,11 +120,14 @@ async def test_a_report_under_way_is_not_posted_again_and_a_crashed_one_fails(
     await asyncio.wait_for(posting.wait(), 10)
     runtime, other = world.process()
     other.report_poster = stuck
-    await other.run_due(eight + timedelta(seconds=30))
+    await asyncio.wait_for(other.run_due(eight + timedelta(seconds=30)), 10)
     assert len(posted) == 1
+    assert await world.rows("select status, owner from schedule_run") == [
+        ("sending", world.scheduler.owner)
+    ]
     first.cancel()  # the first process crashes
     await asyncio.gather(first, return_exceptions=True)
-    await other.run_due(eight + LEASE + timedelta(seconds=1))
+    await asyncio.wait_for(other.run_due(eight + LEASE + timedelta(seconds=1)), 10)
     assert len(posted) == 1
     ((status, error),) = await world.rows("select status, error from schedule_run")
     assert (status, error) == ("failed", "interrupted; not posted again")
