@@ -136,9 +136,10 @@ async def test_a_run_reaches_each_recipient_once_and_old_runs_go(any_db: Databas
         )
     second = await any_db.run_write(lambda conn: claim(conn, DUE + timedelta(days=1)))
     assert await any_db.run_write(deliver(second, "test:ana"))  # the next run: again
-    for run_id in (first, second):
-        await any_db.run_write(
-            lambda conn, run_id=run_id: store.finish_run(
+
+    def finish(conn: Connection) -> None:
+        for run_id in (first, second):
+            store.finish_run(
                 conn,
                 run_id=run_id,
                 owner="p",
@@ -148,7 +149,8 @@ async def test_a_run_reaches_each_recipient_once_and_old_runs_go(any_db: Databas
                 error=None,
                 now=DUE + timedelta(days=1),
             )
-        )
+
+    await any_db.run_write(finish)
     unfinished = await any_db.run_write(lambda conn: claim(conn, DUE + timedelta(days=2)))
     await any_db.run_write(deliver(unfinished, "test:ana"))
 
