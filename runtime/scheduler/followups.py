@@ -4,9 +4,10 @@ in the turn's transaction) are sent when due, `times` times, `after_minutes` apa
 The end user's next message cancels them as it is recorded (`Runtime.accept`). Each sending is
 claimed by a conditional update of its row under the conversation's lock, so a reply that
 re-armed the row meanwhile, or another process, wins; an open handoff, a deployment gone, or a
-version that no longer has the follow-up drops the row instead. So does a follow-up later than
-its own `after_minutes` (the service was down: a nudge days late would come out of nowhere), and
-one that failed unexpectedly (it would come back every pass and hold up the others).
+version that no longer has the follow-up drops the row instead. So does a follow-up that fell
+due before this process started sending them and is later than its own `after_minutes` (the
+service was down: a nudge days late would come out of nowhere), and one that failed
+unexpectedly (it would come back every pass and hold up the others).
 """
 
 from __future__ import annotations
@@ -42,9 +43,12 @@ class FollowUps:
         self.proactive = proactive
         self.halted = halted  # stopping, or no longer the leader: no new sends
         self.batch = batch
+        self._up_since: datetime | None = None  # this process's first pass
 
     async def run_due(self, now: datetime) -> int:
         """Send every follow-up due at `now`; how many went out."""
+        if self._up_since is None:
+            self._up_since = now
         gate = asyncio.Semaphore(CONCURRENCY)
         seen: set[tuple[int, int]] = set()
         sent = 0
@@ -72,7 +76,8 @@ class FollowUps:
 
     async def _fire(self, row: store.FollowUpRow, now: datetime) -> bool:
         runtime = self.runtime
-        if now - row.due_at > timedelta(minutes=row.after_minutes):
+        missed = self._up_since is not None and row.due_at < self._up_since
+        if missed and now - row.due_at > timedelta(minutes=row.after_minutes):
             logger.info(
                 "a follow-up %s was due at %s: too late now, dropped",
                 row.followup_id,
