@@ -260,6 +260,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
     from adapters.web.rate_limit import RateLimiter
     from adapters.web.sessions import SessionIssuer
     from runtime.memory import freeze_long_lived
+    from storage import schedules as schedule_store
     from storage import studio_threads
     from studio import confirmations
 
@@ -286,7 +287,8 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             services.telegram_studio.start()  # in the background: /healthz never waits on it
         housekeeping = asyncio.create_task(
             services.runtime.housekeeping(
-                also=(services.mailbox.expire, confirmations.expire, studio_threads.expire)
+                also=(services.mailbox.expire, confirmations.expire, studio_threads.expire),
+                kept_longer=((schedule_store.expire, schedule_store.KEEP_RUNS),),
             )
         )
         handoff_timeouts = asyncio.create_task(services.runtime.handoffs.watch())

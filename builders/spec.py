@@ -307,7 +307,8 @@ def proactive_prompt(message: str) -> str | None:
     return message[len(PROMPT_PREFIX) :].strip() or None
 
 
-def _check_prompt(message: str) -> None:
+def check_prompt(message: str) -> None:
+    """A "prompt:" message must say what to write (the spec's check, and a trigger's)."""
     if message[: len(PROMPT_PREFIX)].lower() == PROMPT_PREFIX and proactive_prompt(message) is None:
         raise ValueError("message: say what the bot should write after 'prompt:'")
 
@@ -337,7 +338,7 @@ class Schedule(_Model):
                 f"to '{self.to[:60]}' is not a place: slack:CHANNEL_ID, telegram:CHAT_ID or "
                 "web:SESSION (or leave it out: each end user)"
             )
-        _check_prompt(self.message)
+        check_prompt(self.message)
         return self
 
     @property
@@ -357,7 +358,7 @@ class FollowUp(_Model):
 
     @model_validator(mode="after")
     def _valid(self) -> FollowUp:
-        _check_prompt(self.message)
+        check_prompt(self.message)
         return self
 
     @property

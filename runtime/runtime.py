@@ -235,18 +235,36 @@ class Runtime:
         """A synchronous turn: the reply is returned, not sent (web)."""
         return await self._turn(message, inbox_id=None)
 
+    def _may_follow_up(self, deployment_id: str) -> bool:
+        """Whether the deployment's bot may have follow-ups armed: False only when its live
+        version is cached and has none (the hot path pays nothing then), True when unknown."""
+        if deployment_id in self._builtins:
+            return False
+        target = self._targets.get(deployment_id)
+        live = self._live.get((target.bot_id, target.env)) if target is not None else None
+        return live is None or bool(live.spec.followups)
+
     async def accept(self, message: IncomingMessage) -> int | None:
-        """Record an inbound message before the platform is acknowledged; None = a duplicate."""
+        """Record an inbound message before the platform is acknowledged; None = a duplicate.
+        Whatever the end user sent, the conversation's follow-ups are cancelled with it: none
+        goes out after they spoke (the answer arms them again)."""
         dedupe_key = message.dedupe_key or f"once:{uuid.uuid4().hex}"
         payload = message.model_dump(mode="json")
+        address = message.address
+        follow_ups = self._may_follow_up(address.deployment_id)
 
         def record(conn: Connection) -> int | None:
-            return inbox_store.record_inbound(
+            inbox_id = inbox_store.record_inbound(
                 conn,
                 dedupe_key=dedupe_key,
-                deployment_id=message.address.deployment_id,
+                deployment_id=address.deployment_id,
                 payload=payload,
             )
+            if inbox_id is not None and follow_ups:
+                schedule_store.cancel_followups(
+                    conn, deployment_id=address.deployment_id, conversation_key=address.conversation
+                )
+            return inbox_id
 
         inbox_id = await self.writes.run(record)
         if inbox_id is None:
@@ -276,9 +294,10 @@ class Runtime:
         await self.db.run_write(lambda conn: inbox_store.set_inbox_status(conn, inbox_id, "failed"))
         return None
 
-    async def push(self, message: OutgoingMessage) -> None:
+    async def push(self, message: OutgoingMessage) -> str | None:
         """Send a message that answers nothing just now (a background job's report): stored in
-        the outbox first, like every reply, so a restart still delivers it."""
+        the outbox first, like every reply, so a restart still delivers it. Returns why the
+        platform refused it for good (`deliver`), or None once sent."""
         payload = message.model_dump(mode="json")
 
         def store(conn: Connection) -> int:
@@ -286,7 +305,7 @@ class Runtime:
                 conn, deployment_id=message.address.deployment_id, payload=payload
             )
 
-        await self.deliver(await self.writes.run(store), message)
+        return await self.deliver(await self.writes.run(store), message)
 
     async def show(self, message: OutgoingMessage) -> str | None:
         """Send a passing status (a progress line) at once, not through the outbox: nothing is
@@ -339,15 +358,18 @@ class Runtime:
         every_s: float = 3600,
         keep: timedelta = KEEP_DELIVERIES,
         also: Sequence[Expiry] = (),
+        kept_longer: Sequence[tuple[Expiry, timedelta]] = (),
     ) -> None:
-        """Forever: forget finished inbox and outbox rows older than `keep`, and what the `also`
-        functions expire of the same age (others' delivery rows), in one transaction. Cancel to
-        stop."""
+        """Forever: forget finished inbox and outbox rows older than `keep`, what the `also`
+        functions expire of the same age (others' delivery rows), and what the `kept_longer`
+        ones expire of their own age (a schedule's runs), in one transaction. Cancel to stop."""
 
         def expire(conn: Connection) -> None:
-            before = utcnow() - keep
+            now = utcnow()
             for job in (inbox_store.expire, *also):
-                job(conn, before=before)
+                job(conn, before=now - keep)
+            for job, kept in kept_longer:
+                job(conn, before=now - kept)
 
         while True:
             try:
@@ -385,6 +407,15 @@ class Runtime:
         target = await self.target(address.deployment_id)
         live = await self.live_version(target.bot_id, target.env)
         spec = live.spec
+        if inbox_id is None and spec.followups:  # synchronous (web): nothing went through
+            # `accept`, so the end user's message cancels the follow-ups here
+
+            def cancel(conn: Connection) -> None:
+                schedule_store.cancel_followups(
+                    conn, deployment_id=target.id, conversation_key=address.conversation
+                )
+
+            await self.writes.run(cancel)
         text = message.text.strip()
         if not text:  # a photo, a voice note, a file: bots read text only, for now
             reply = OutgoingMessage(address=address, text=TEXT_ONLY, reply_to=address.thread)

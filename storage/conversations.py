@@ -114,9 +114,9 @@ def add_to_conversation(
     """A message said outside a turn (the team's answer, the bot's notice, a proactive
     message) in the end user's conversation: the open one at that place, or a new one when the
     end user started over; the conversation's id. `once`: a part that marks this message (the
-    inbox item it answers, the schedule run that sends it); when the open conversation's recent
-    messages of that role hold it already (kept by a run that stopped before it finished), it
-    is not kept twice and None is returned."""
+    inbox item it answers); when the open conversation's recent messages of that role hold it
+    already (kept by a run that stopped before it finished), it is not kept twice and None is
+    returned."""
     found = conn.execute(
         select(_conv.c.id)
         .where(

@@ -2,8 +2,12 @@
 lookups a proactive message needs (who to send to).
 
 Exactly once: whoever inserts an occurrence's `schedule_run` row (its unique key) sends it; the
-row count of `INSERT ... ON CONFLICT DO NOTHING` decides, never a check-then-insert. A follow-up
-is claimed by a conditional update of its row (the `sent` count it was read with). Writes are
+row count of `INSERT ... ON CONFLICT DO NOTHING` decides, never a check-then-insert. While it
+sends, the run is its process's (`owner`) until `lease_until`: every write of the run's progress
+is conditional on the owner, and another process takes a run over only by a conditional update
+once the lease has run out. Each recipient's `schedule_delivery` row, inserted with the message,
+makes a run reach each recipient once however often it is resumed. A follow-up is claimed by a
+conditional update of its row (the `sent` count it was read with). Writes are
 plain functions of a `Connection` (`Database.run_write`, `Runtime.writes`); reads are async.
 """
 
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, desc, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, desc, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,12 +30,14 @@ from storage.tables import (
     Deployment,
     EnvironmentPointer,
     FollowUpDue,
+    ScheduleDelivery,
     SchedulePause,
     ScheduleRun,
     StatsReport,
 )
 
 _run = ScheduleRun.__table__  # type: ignore[attr-defined]
+_delivery = ScheduleDelivery.__table__  # type: ignore[attr-defined]
 _pause = SchedulePause.__table__  # type: ignore[attr-defined]
 _due = FollowUpDue.__table__  # type: ignore[attr-defined]
 _report = StatsReport.__table__  # type: ignore[attr-defined]
@@ -42,6 +48,11 @@ _dep = Deployment.__table__  # type: ignore[attr-defined]
 _conv = Conversation.__table__  # type: ignore[attr-defined]
 
 ENVIRONMENTS = ("staging", "production")  # the environments whose versions' schedules run
+# How long a run stays its sender's without news: the sender renews it with each batch and at
+# least every LEASE / 4 while a batch goes out. Another process takes a run over (a crash, a
+# leader that lost its lock) this long after the last renewal at most; long enough that no
+# write of a live sender is ever that late.
+LEASE = timedelta(minutes=2)
 
 
 def aware(moment: datetime) -> datetime:
@@ -96,11 +107,13 @@ def claim_run(
     due_at: datetime,
     status: str = "sending",
     error: str | None = None,
+    owner: str,
     now: datetime,
 ) -> int | None:
     """Record the occurrence due at `due_at`; its id, or None when it was recorded already
-    (by this process earlier, or by another): then it is not this caller's to send."""
-    finished = None if status == "sending" else now
+    (by this process earlier, or by another): then it is not this caller's to send. A run
+    `sending` is `owner`'s for a `LEASE`."""
+    sending = status == "sending"
     statement = (
         _dialect(conn)
         .insert(_run)
@@ -114,7 +127,9 @@ def claim_run(
             failed=0,
             error=error[:500] if error else None,
             started_at=now,
-            finished_at=finished,
+            finished_at=None if sending else now,
+            owner=owner if sending else None,
+            lease_until=now + LEASE if sending else None,
         )
         .on_conflict_do_nothing(index_elements=["bot_id", "env", "schedule_id", "due_at"])
         .returning(_run.c.id)
@@ -122,40 +137,133 @@ def claim_run(
     return conn.execute(statement).scalar()
 
 
-def progress(conn: Connection, *, run_id: int, cursor: int, sent: int, failed: int) -> None:
-    """A fan-out's batch is done: the next leader goes on after `cursor`."""
-    conn.execute(
-        update(_run).where(_run.c.id == run_id).values(cursor=cursor, sent=sent, failed=failed)
+def _owned(run_id: int, owner: str) -> Any:
+    return and_(_run.c.id == run_id, _run.c.owner == owner, _run.c.status == "sending")
+
+
+def progress(
+    conn: Connection,
+    *,
+    run_id: int,
+    owner: str,
+    cursor: int,
+    sent: int,
+    failed: int,
+    lease_until: datetime,
+) -> bool:
+    """A fan-out's batch is done: the next sender goes on after `cursor`. False: the run is
+    no longer `owner`'s (another process took it over): stop."""
+    result = conn.execute(
+        update(_run)
+        .where(_owned(run_id, owner))
+        .values(cursor=cursor, sent=sent, failed=failed, lease_until=lease_until)
     )
+    return bool(result.rowcount)
+
+
+def renew(conn: Connection, *, run_id: int, owner: str, lease_until: datetime) -> bool:
+    """Keep the run while a long batch goes out; False: it is no longer `owner`'s."""
+    result = conn.execute(update(_run).where(_owned(run_id, owner)).values(lease_until=lease_until))
+    return bool(result.rowcount)
+
+
+def release(conn: Connection, *, run_id: int, owner: str) -> None:
+    """Stopped before the end (shutdown, leadership lost): the next leader may go on at once."""
+    conn.execute(update(_run).where(_owned(run_id, owner)).values(lease_until=None))
+
+
+def take_run(conn: Connection, *, run_id: int, owner: str, now: datetime) -> bool:
+    """Take over a run left `sending` whose lease has run out (or was released); the row count
+    decides, so two processes (or two passes of one) never both go on with it."""
+    result = conn.execute(
+        update(_run)
+        .where(
+            _run.c.id == run_id,
+            _run.c.status == "sending",
+            or_(_run.c.lease_until.is_(None), _run.c.lease_until < now),
+        )
+        .values(owner=owner, lease_until=now + LEASE)
+    )
+    return bool(result.rowcount)
 
 
 def finish_run(
     conn: Connection,
     *,
     run_id: int,
+    owner: str,
     status: str,
     sent: int,
     failed: int,
     error: str | None,
     now: datetime,
-) -> None:
-    conn.execute(
+) -> bool:
+    """False: the run is no longer `owner`'s (another process finishes it)."""
+    result = conn.execute(
         update(_run)
-        .where(_run.c.id == run_id)
+        .where(_owned(run_id, owner))
         .values(
             status=status,
             sent=sent,
             failed=failed,
             error=error[:500] if error else None,
             finished_at=now,
+            lease_until=None,
         )
     )
+    return bool(result.rowcount)
 
 
-async def unfinished_runs(conn: AsyncConnection) -> list[RunRow]:
-    """Runs still `sending`: a fan-out interrupted by a restart or a change of leader."""
-    query = select(_run).where(_run.c.status == "sending").order_by(_run.c.id)
+async def unfinished_runs(conn: AsyncConnection, *, now: datetime) -> list[RunRow]:
+    """Runs still `sending` that nobody holds at `now` (a restart, a change of leader): the
+    candidates to take over (`take_run` decides)."""
+    query = (
+        select(_run)
+        .where(
+            _run.c.status == "sending",
+            or_(_run.c.lease_until.is_(None), _run.c.lease_until < now),
+        )
+        .order_by(_run.c.id)
+    )
     return [_run_row(row) for row in (await conn.execute(query)).all()]
+
+
+# Built once per dialect: a fan-out runs it for every recipient.
+_DELIVER = {
+    dialect.dialect.name: dialect.insert(_delivery).on_conflict_do_nothing(
+        index_elements=["run_id", "deployment_id", "user"]
+    )
+    for dialect in (sqlite, postgresql)
+}
+
+
+def deliver_once(conn: Connection, *, run_id: int, deployment_id: str, user: str) -> bool:
+    """Mark the run's message as kept for this recipient, in the transaction that keeps it;
+    False: it was kept already (the run was resumed, or another process sent it)."""
+    row = {"run_id": run_id, "deployment_id": deployment_id, "user": user}
+    return bool(conn.execute(_DELIVER[conn.dialect.name], row).rowcount)
+
+
+async def delivered(conn: AsyncConnection, *, run_id: int, deployment_id: str, user: str) -> bool:
+    """Whether the run's message was kept for this recipient already."""
+    query = select(_delivery.c.run_id).where(
+        _delivery.c.run_id == run_id,
+        _delivery.c.deployment_id == deployment_id,
+        _delivery.c.user == user,
+    )
+    return (await conn.execute(query)).first() is not None
+
+
+KEEP_RUNS = timedelta(days=30)
+
+
+def expire(conn: Connection, *, before: datetime) -> None:
+    """Forget the deliveries of runs finished before `before`, and those runs but the latest
+    of each schedule (its row keeps the occurrence from being fired again after a restart)."""
+    old = select(_run.c.id).where(_run.c.status != "sending", _run.c.finished_at < before)
+    conn.execute(delete(_delivery).where(_delivery.c.run_id.in_(old)))
+    latest = select(func.max(_run.c.id)).group_by(_run.c.bot_id, _run.c.env, _run.c.schedule_id)
+    conn.execute(delete(_run).where(_run.c.id.in_(old), _run.c.id.not_in(latest)))
 
 
 async def latest_runs(conn: AsyncConnection, bot_id: int) -> dict[tuple[str, str], RunRow]:
@@ -323,11 +431,10 @@ async def latest_conversation(
     *,
     deployment_ids: Sequence[str],
     key: str | None = None,
-    keys: Sequence[str] = (),
     user: str | None = None,
 ) -> Recipient | None:
-    """The latest conversation (open or ended) at one of these deployments with that key (one
-    of `keys`) or that end user; None when there is none."""
+    """The latest conversation (open or ended) at one of these deployments with that key or
+    that end user; None when there is none."""
     if not deployment_ids:
         return None
     query = select(*_RECIPIENT).where(
@@ -335,8 +442,6 @@ async def latest_conversation(
     )
     if key is not None:
         query = query.where(_conv.c.key == key)
-    if keys:
-        query = query.where(_conv.c.key.in_(list(keys)))
     if user is not None:
         query = query.where(_conv.c.user == user)
     row = (await conn.execute(query.order_by(desc(_conv.c.id)).limit(1))).first()

@@ -349,9 +349,9 @@ class HandoffPost(SQLModel, table=True):
 class ScheduleRun(SQLModel, table=True):
     """One occurrence of a schedule (`schedule_id`) of a bot's environment, due at `due_at`.
     The unique key makes an occurrence fire once, across restarts and workers: whoever inserts
-    the row sends it. `status`: sending (a fan-out under way; `cursor` is the last conversation
-    id queued), sent, failed, skipped (missed beyond its grace, or paused). Studio reports use
-    `env = "studio"` and the report's id."""
+    the row sends it. `status`: sending (under way; a fan-out's `cursor` is the last
+    conversation id done), sent, failed, skipped (missed beyond its grace, or its place is not
+    reached from that environment). Studio reports use `env = "studio"` and the report's id."""
 
     __tablename__ = "schedule_run"
     __table_args__ = (
@@ -370,6 +370,21 @@ class ScheduleRun(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=500)
     started_at: datetime = _ts()
     finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # While `sending`: the process sending it (`owner`) holds it until `lease_until`, renewed
+    # as it goes; another process takes it over only once the lease has run out.
+    owner: str | None = Field(default=None, max_length=40)
+    lease_until: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class ScheduleDelivery(SQLModel, table=True):
+    """A run's message kept for one end user (or one place) of a deployment: inserted in the
+    transaction that keeps the message, so a run resumed or sent by two processes reaches each
+    recipient once. Forgotten by housekeeping once the run is long finished."""
+
+    __tablename__ = "schedule_delivery"
+    run_id: int = Field(foreign_key="schedule_run.id", ondelete="CASCADE", primary_key=True)
+    deployment_id: str = Field(primary_key=True, max_length=40)
+    user: str = Field(primary_key=True, max_length=200)
 
 
 class SchedulePause(SQLModel, table=True):

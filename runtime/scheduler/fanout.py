@@ -2,9 +2,10 @@
 
 The audience is read in batches (keyset by conversation id, `BATCH` at a time), so memory stays
 flat however many people there are; after each batch the run's `cursor`, `sent` and `failed` are
-saved, so a fan-out interrupted (a restart, a new leader) goes on from there. The batch that was
-under way is sent with `once`: a conversation that has this run's message already is skipped.
-Sends are paced per deployment to what its platform allows (`Capabilities.broadcast_per_s`).
+saved with its lease (`Lease`), so a fan-out interrupted (a restart, a new leader) goes on from
+there. Each recipient's delivery row (`storage.schedules.deliver_once`) keeps the batch that was
+under way from reaching anyone twice. Sends are paced per deployment to what its platform allows
+(`Capabilities.broadcast_per_s`). A pause stops it between batches.
 """
 
 from __future__ import annotations
@@ -14,20 +15,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
-
-from sqlalchemy import Connection
 
 from runtime.channel import ChannelRegistry, UnknownChannelError
 from runtime.messages import Address
 from runtime.scheduler.proactive import address_of
-from runtime.scheduler.types import ProactiveError
+from runtime.scheduler.types import LeftOutError, ProactiveError
 from storage import schedules as store
+from storage.batch import WriteBatcher
 
 logger = logging.getLogger(__name__)
 
 BATCH = 500
 CONCURRENCY = 16  # sends under way at once in a batch (each paced by its deployment)
+PAUSED = "paused"
 
 
 class Pacer:
@@ -52,11 +54,88 @@ class Tally:
     sent: int = 0
     failed: int = 0
     error: str | None = None  # the first failure's reason
+    skipped: str | None = None  # why it stopped (or never went) on purpose: paused, say
 
 
-# Sends to one recipient (`once`: not again where the run's message is kept already); False:
-# left out on purpose (people of the team have the conversation, say). Raises ProactiveError.
-Send = Callable[[store.Recipient, Address, bool], Awaitable[bool]]
+class Lease:
+    """This process's hold on a run `sending` (`storage.schedules.LEASE`): renewed with each
+    batch's progress and, during a long batch (a slow platform), every quarter of the lease.
+    `lost`: another process took the run over; this one stops sending it."""
+
+    def __init__(
+        self,
+        *,
+        run_id: int,
+        owner: str,
+        writes: WriteBatcher,
+        clock: Callable[[], datetime],
+        since: datetime,
+    ) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        self.lost = False
+        self._writes = writes
+        self._clock = clock
+        self._renewed = since
+        self._renewing = False
+
+    def _until(self) -> datetime:
+        # Never earlier than the last renewal's (a clock set back, or tests' own instants).
+        self._renewed = max(self._renewed, self._clock())
+        return self._renewed + store.LEASE
+
+    async def progress(self, *, cursor: int, sent: int, failed: int) -> bool:
+        saved = await self._writes.run(
+            partial(
+                store.progress,
+                run_id=self.run_id,
+                owner=self.owner,
+                cursor=cursor,
+                sent=sent,
+                failed=failed,
+                lease_until=self._until(),
+            )
+        )
+        self.lost = self.lost or not saved
+        return saved
+
+    async def keep(self) -> None:
+        """Renew when a quarter of the lease has gone by since the last renewal."""
+        if self._renewing or self._clock() - self._renewed < store.LEASE / 4:
+            return
+        self._renewing = True
+        try:
+            kept = await self._writes.run(
+                partial(
+                    store.renew, run_id=self.run_id, owner=self.owner, lease_until=self._until()
+                )
+            )
+        finally:
+            self._renewing = False
+        self.lost = self.lost or not kept
+
+    async def release(self) -> None:
+        await self._writes.run(partial(store.release, run_id=self.run_id, owner=self.owner))
+
+    async def finish(self, *, status: str, tally: Tally, error: str | None) -> bool:
+        return await self._writes.run(
+            partial(
+                store.finish_run,
+                run_id=self.run_id,
+                owner=self.owner,
+                status=status,
+                sent=tally.sent,
+                failed=tally.failed,
+                error=error,
+                now=self._clock(),
+            )
+        )
+
+
+# Sends to one recipient; False: this run reached them before (a batch sent again after a
+# take-over, a new conversation of someone who had it). Raises LeftOutError (people of the team
+# have the conversation), ProactiveError (it cannot be reached).
+Send = Callable[[store.Recipient, Address], Awaitable[bool]]
 
 
 class FanOut:
@@ -66,7 +145,8 @@ class FanOut:
         self,
         *,
         read: Callable[[int, int], Awaitable[list[store.Recipient]]],
-        save: Callable[[Callable[[Connection], object]], Awaitable[object]],
+        lease: Lease,
+        paused: Callable[[], Awaitable[bool]],
         rate_of: Callable[[str], float | None],
         pacer: Pacer,
         halted: Callable[[], bool],
@@ -74,55 +154,62 @@ class FanOut:
     ) -> None:
         self._halted = halted
         self._read = read
-        self._save = save
+        self._lease = lease
+        self._paused = paused
         self._rate_of = rate_of
         self._pacer = pacer
         self._batch = batch
 
+    def _stopped(self) -> bool:
+        return self._halted() or self._lease.lost
+
     async def run(self, run: store.RunRow, send: Send, *, resumed: bool) -> Tally | None:
-        """From the run's cursor to the end; `send(recipient, address, once)` raises
-        ProactiveError when one cannot be reached. `resumed`: the run was under way before
-        (its first batch here may have been sent in part). None: halted (shutdown, another
-        leader) before the end; sends under way finish, the batch is not saved, so the next
-        leader goes on from the last saved one, with `once`."""
+        """From the run's cursor to the end (or a pause). `resumed`: taken over from another
+        sender, whose last batch was not counted, so whom it reached count as sent here. None:
+        halted (shutdown, another leader) or taken over before the end; sends under way
+        finish, the batch is not saved, so the next sender goes on from the last saved one
+        (delivery rows skip whom that batch reached)."""
         tally = Tally(sent=run.sent, failed=run.failed)
         cursor = run.cursor or 0
         gate = asyncio.Semaphore(CONCURRENCY)
 
-        async def one(recipient: store.Recipient, once: bool) -> None:
-            address = address_of(recipient)
+        async def one(recipient: store.Recipient, again: bool) -> None:
             async with gate:
                 await self._pacer.wait(recipient.deployment_id, self._rate_of(recipient.channel))
-                if self._halted():
+                if self._stopped():
                     return
                 try:
-                    went = await send(recipient, address, once)
+                    went = await send(recipient, address_of(recipient)) or again
+                except LeftOutError:
+                    went = False
                 except ProactiveError as exc:
                     tally.failed += 1
                     tally.error = tally.error or str(exc)
                     return
+                except Exception as exc:  # one recipient's failure never stops the others
+                    logger.exception("a scheduled message failed", extra={"run": run.id})
+                    tally.failed += 1
+                    tally.error = tally.error or f"internal: {type(exc).__name__}"
+                    return
+                await self._lease.keep()
             tally.sent += int(went)
 
-        first = True
+        again = resumed
         while True:
+            if await self._paused():
+                tally.skipped = PAUSED
+                return tally
             recipients = await self._read(cursor, self._batch)
             if not recipients:
                 return tally
-            once = first and resumed
-            await asyncio.gather(*(one(recipient, once) for recipient in recipients))
-            if self._halted():
+            await asyncio.gather(*(one(recipient, again) for recipient in recipients))
+            if self._stopped():
                 return None
-            first = False
+            again = False
             cursor = recipients[-1].conversation_id
-            await self._save(
-                partial(
-                    store.progress,
-                    run_id=run.id,
-                    cursor=cursor,
-                    sent=tally.sent,
-                    failed=tally.failed,
-                )
-            )
+            if not await self._lease.progress(cursor=cursor, sent=tally.sent, failed=tally.failed):
+                logger.warning("a fan-out was taken over by another process", extra={"run": run.id})
+                return None
             if len(recipients) < self._batch:
                 return tally
 

@@ -1,17 +1,22 @@
 """Follow-ups after inactivity: a conversation's armed follow-ups (`storage.schedules.arm`,
 in the turn's transaction) are sent when due, `times` times, `after_minutes` apart.
 
-Each sending is claimed by a conditional update of its row under the conversation's lock, so a
-reply that re-armed the row meanwhile, or another process, wins; an open handoff, a deployment
-gone, or a version that no longer has the follow-up drops the row instead.
+The end user's next message cancels them as it is recorded (`Runtime.accept`). Each sending is
+claimed by a conditional update of its row under the conversation's lock, so a reply that
+re-armed the row meanwhile, or another process, wins; an open handoff, a deployment gone, or a
+version that no longer has the follow-up drops the row instead. So does a follow-up that fell
+due before this process started sending them and is later than its own `after_minutes` (the
+service was down: a nudge days late would come out of nowhere), and one that failed
+unexpectedly (it would come back every pass and hold up the others).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from runtime.messages import Address
 from runtime.runtime import NotLiveError, Runtime, UnknownDeploymentError
@@ -38,9 +43,12 @@ class FollowUps:
         self.proactive = proactive
         self.halted = halted  # stopping, or no longer the leader: no new sends
         self.batch = batch
+        self._up_since: datetime | None = None  # this process's first pass
 
     async def run_due(self, now: datetime) -> int:
         """Send every follow-up due at `now`; how many went out."""
+        if self._up_since is None:
+            self._up_since = now
         gate = asyncio.Semaphore(CONCURRENCY)
         seen: set[tuple[int, int]] = set()
         sent = 0
@@ -52,8 +60,10 @@ class FollowUps:
                 try:
                     return await self._fire(row, now)
                 except Exception:
-                    logger.exception("a follow-up failed", extra={"bot": row.bot_id})
-                    return False
+                    logger.exception("a follow-up failed; dropped", extra={"bot": row.bot_id})
+                with contextlib.suppress(Exception):  # the database is down: the next pass
+                    await self._drop(row)
+                return False
 
         while True:
             async with self.runtime.db.read_conn() as conn:
@@ -66,6 +76,16 @@ class FollowUps:
 
     async def _fire(self, row: store.FollowUpRow, now: datetime) -> bool:
         runtime = self.runtime
+        missed = self._up_since is not None and row.due_at < self._up_since
+        if missed and now - row.due_at > timedelta(minutes=row.after_minutes):
+            logger.info(
+                "a follow-up %s was due at %s: too late now, dropped",
+                row.followup_id,
+                row.due_at.isoformat(timespec="minutes"),
+                extra={"bot": row.bot_id},
+            )
+            await self._drop(row)
+            return False
         try:
             target = await runtime.target(row.deployment_id)
             live = await runtime.live_version(target.bot_id, target.env)

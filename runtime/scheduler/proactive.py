@@ -4,7 +4,10 @@ Fixed text is sent as it is; a "prompt:" message is answered by the bot's turn e
 persona, knowledge, tools and guards) in that conversation, and only the answer is kept. The
 message is kept in the conversation as an `assistant` message with a `proactive` part, with its
 outbox row, in one transaction, then delivered like a reply. On a synchronous channel (web) it is
-only kept: the page fetches it from the history.
+only kept: the page fetches it from the history. A schedule run's message also records its
+delivery to that recipient in that transaction (`storage.schedules.deliver_once`): a run
+resumed, or sent by two processes, reaches each recipient once. A conversation a person of the
+team has now (an open handoff) gets nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from runtime.llm import ChatMessage
 from runtime.messages import Address, OutgoingMessage
 from runtime.participant import Scalar
 from runtime.pipeline import TurnContext, TurnOutput, Usage
-from runtime.scheduler.types import ProactiveError
+from runtime.scheduler.types import HandedOverError, ProactiveError
 from storage import conversations as conv_store
 from storage import inbox as inbox_store
 from storage import schedules as store
@@ -58,9 +61,12 @@ def address_of(recipient: store.Recipient) -> Address:
     )
 
 
+HANDED_OVER = "a person of the team has this conversation now"
+
+
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    conversation_id: int | None  # None: kept already (a resumed run), nothing sent again
+    conversation_id: int | None  # None: the run's message was kept there already, not again
     text: str
 
 
@@ -77,12 +83,12 @@ class Proactive:
         origin: str,
         ident: str,
         run: int | None = None,
-        once: bool = False,
     ) -> Delivered:
-        """Send under the conversation's lock (turns of it wait); raises ProactiveError."""
+        """Send under the conversation's lock (turns of it wait); raises ProactiveError
+        (HandedOverError: a person of the team has the conversation)."""
         async with self.runtime.locks.hold(place.lock_key):
             return await self.send_locked(
-                place, message, live=live, origin=origin, ident=ident, run=run, once=once
+                place, message, live=live, origin=origin, ident=ident, run=run
             )
 
     async def send_locked(
@@ -94,11 +100,12 @@ class Proactive:
         origin: str,
         ident: str,
         run: int | None = None,
-        once: bool = False,
     ) -> Delivered:
-        """The caller holds the conversation's lock. `run` marks the message with its schedule
-        run; `once`: not kept (nor sent) again where that run's message is kept already."""
+        """The caller holds the conversation's lock. `run`: the schedule run it belongs to (its
+        message is kept, and sent, once per recipient)."""
         runtime, address, target = self.runtime, place.address, place.target
+        if runtime.handoffs.is_open(target.id, address.conversation):
+            raise HandedOverError(HANDED_OVER)
         try:
             synchronous = runtime.channels.get(address.channel).capabilities.synchronous
         except UnknownChannelError:
@@ -111,6 +118,8 @@ class Proactive:
         text, usage, latency_ms = message, Usage(None, None, None), None
         prompt = proactive_prompt(message)
         if prompt is not None:
+            if run is not None and await self._delivered(place, run):
+                return Delivered(None, "")  # no prompt to the model for nothing
             text, usage, latency_ms = await self._write(place, prompt, live)
         record = conv_store.TurnRecord(
             role="assistant",
@@ -130,11 +139,14 @@ class Proactive:
             user=address.user,
         )
         outgoing = OutgoingMessage(address=address, text=text, reply_to=address.thread)
-        mark = {"type": "proactive", "run": run} if once and run is not None else None
 
         def keep(conn: Connection) -> tuple[int | None, int | None]:
-            conversation_id = conv_store.add_to_conversation(conn, new, record, once=mark)
-            if conversation_id is None or synchronous:
+            if run is not None and not store.deliver_once(
+                conn, run_id=run, deployment_id=target.id, user=address.user
+            ):
+                return None, None
+            conversation_id = conv_store.add_to_conversation(conn, new, record)
+            if synchronous:
                 return conversation_id, None
             payload = outgoing.model_dump(mode="json")
             return conversation_id, inbox_store.add_outbound(
@@ -142,6 +154,8 @@ class Proactive:
             )
 
         conversation_id, outbox_id = await runtime.writes.run(keep)
+        if conversation_id is None:
+            return Delivered(None, text)
         # The next turn reads the history again, with this message in it.
         runtime.conversations.forget((target.id, address.conversation))
         if outbox_id is not None:
@@ -149,6 +163,12 @@ class Proactive:
             if error is not None:
                 raise ProactiveError(error)
         return Delivered(conversation_id, text)
+
+    async def _delivered(self, place: Place, run: int) -> bool:
+        async with self.runtime.db.read_conn() as conn:
+            return await store.delivered(
+                conn, run_id=run, deployment_id=place.target.id, user=place.address.user
+            )
 
     async def _write(
         self, place: Place, prompt: str, live: LiveVersion

@@ -1,18 +1,22 @@
 """`Scheduler`: schedules, follow-ups, triggers and the Studio's stats reports, end to end.
 
 The project's tables are the truth; APScheduler (memory job store, rebuilt from the book) only
-wakes the process at each fire time, and every decision takes an explicit `now`
-(`run_due(now)`), so tests drive it with their own clock. The leader (`leader.Leadership`) does
-the due work; whoever inserts an occurrence's `schedule_run` row sends it, so an occurrence goes
-out once across restarts and processes. A run missed while the service was down is sent late
-within the schedule's grace, else recorded `skipped` (only the latest missed occurrence is
-considered). A fan-out interrupted goes on from its cursor.
+wakes the process at each fire time (one pass at a time: wakes during a pass make one more pass
+after it), and every decision takes an explicit `now` (`run_due(now)`), so tests drive it with
+their own clock. The leader (`leader.Leadership`) does the due work; whoever inserts an
+occurrence's `schedule_run` row sends it, so an occurrence goes out once across restarts and
+processes, and holds it (a lease, `storage.schedules.LEASE`) while it sends. A run missed while
+the service was down is sent late within the schedule's grace, else recorded `skipped` (only the
+latest missed occurrence is considered). A run interrupted is taken over once its lease ran out
+and goes on from its cursor, within its grace; each recipient's delivery row keeps anyone from
+getting it twice. A paused schedule's occurrences pass by unrecorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -23,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from builders.cron import time_zone
 from builders.cron import trigger as cron_trigger
-from builders.spec import PROMPT_PREFIX, Schedule, proactive_prompt
+from builders.spec import Schedule, check_prompt
 from runtime.messages import Address
 from runtime.runtime import LiveVersion, NotLiveError, Runtime
 from runtime.scheduler.book import (
@@ -35,12 +39,13 @@ from runtime.scheduler.book import (
     report_run_id,
     schedules_of,
 )
-from runtime.scheduler.fanout import BATCH, FanOut, Pacer, Tally, rate_of
+from runtime.scheduler.fanout import BATCH, PAUSED, FanOut, Lease, Pacer, Tally, rate_of
 from runtime.scheduler.followups import FollowUps
 from runtime.scheduler.leader import Leadership
 from runtime.scheduler.proactive import Place, Proactive, address_of
 from runtime.scheduler.types import (
     LastRun,
+    LeftOutError,
     ProactiveError,
     Report,
     ReportInfo,
@@ -84,10 +89,13 @@ class Scheduler:
         self.followups = FollowUps(runtime, self.proactive, halted=self._halted)
         self._fanout_batch = batch
         self._pacer = Pacer()
+        self.owner = uuid.uuid4().hex  # this process, as the owner of the runs it sends
         self._checked: dict[tuple[int, str, str], datetime] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
         self._halt = False  # stopping: sends under way finish, no new ones start
         self._claiming = asyncio.Lock()
+        self._pass: asyncio.Task[None] | None = None  # the wake-up's pass under way
+        self._again = False  # woken during that pass: one more after it
         self._refreshing = asyncio.Lock()
         self._dirty = True
         self._aps: AsyncIOScheduler | None = None
@@ -113,7 +121,7 @@ class Scheduler:
         self._aps = aps
         self._sync_jobs()
         aps.start()
-        self._spawn(self.run_due(self.clock()))
+        await self._wake()
 
     async def stop(self, *, grace_s: float = STOP_GRACE_S) -> None:
         """Before the runtime drains: no new work; sends under way finish (a fan-out stops
@@ -146,33 +154,53 @@ class Scheduler:
     async def run_due(self, now: datetime) -> None:
         """Everything due up to `now` (the leader only): each schedule's latest occurrence
         not considered yet, runs left unfinished, follow-ups. Returns when they are done."""
+        started = await self._due(now)
+        if started:  # a run's failure is logged by its task (`_start_run`)
+            await asyncio.gather(*started, return_exceptions=True)
+
+    async def _due(self, now: datetime) -> list[asyncio.Task[None]]:
+        """Claim what is due at `now` and start sending it; send the follow-ups due. The runs
+        started (still sending) are returned."""
         if self._halted():
-            return
+            return []
         started: list[asyncio.Task[None]] = []
         async with self._claiming:
             if self._dirty or not self.book.loaded:
                 await self._refresh()
             for entry in self.book.entries():
-                checked = max(self._checked.get(entry.key, entry.since), entry.since)
-                due = latest_due(entry.cron, entry.tz, after=checked, now=now)
-                self._checked[entry.key] = max(checked, now)
-                if due is not None:
-                    task = await self._occur(entry, due, now)
-                    if task is not None:
-                        started.append(task)
-            started += await self._resume_unfinished(now)
+                try:
+                    task = await self._consider(entry, now)
+                except Exception:  # this entry is considered again at the next pass
+                    logger.exception(
+                        "a schedule's run was not recorded", extra={"bot": entry.bot_id}
+                    )
+                    continue
+                if task is not None:
+                    started.append(task)
+            try:
+                started += await self._resume_unfinished(now)
+            except Exception:
+                logger.exception("unfinished schedule runs were not looked at")
         if not self._halted():
             await self.followups.run_due(now)
-        if started:
-            await asyncio.gather(*started, return_exceptions=True)
+        return started
+
+    async def _consider(self, entry: Entry, now: datetime) -> asyncio.Task[None] | None:
+        """The entry's latest occurrence up to `now` not considered yet, if any; the entry
+        counts as considered up to `now` only once that occurrence was recorded."""
+        checked = max(self._checked.get(entry.key, entry.since), entry.since)
+        due = latest_due(entry.cron, entry.tz, after=checked, now=now)
+        task = None if due is None else await self._occur(entry, due, now)
+        self._checked[entry.key] = max(checked, now)
+        return task
 
     async def _occur(self, entry: Entry, due: datetime, now: datetime) -> asyncio.Task[None] | None:
-        """Record the occurrence due at `due`; start sending it when it is this process's."""
-        status, error = "sending", None
-        late = now - due
+        """Record the occurrence due at `due`; start sending it when it is this process's. A
+        paused schedule's occurrence passes by, unrecorded."""
         if entry.schedule is not None and await self._is_paused(entry):
-            status, error = "skipped", "paused"
-        elif late > max(timedelta(minutes=entry.grace_minutes), ON_TIME):
+            return None
+        status, error = "sending", None
+        if now - due > _grace(entry):
             status = "skipped"
             error = (
                 f"missed: the service was not running at {_local(due, entry.tz)} "
@@ -187,6 +215,7 @@ class Scheduler:
                 due_at=due,
                 status=status,
                 error=error,
+                owner=self.owner,
                 now=now,
             )
         )
@@ -208,73 +237,112 @@ class Scheduler:
             error=None,
             started_at=now,
         )
-        return self._start_run(entry, row, resumed=False)
+        return self._start_run(entry, row, self._lease(run_id, now), resumed=False)
 
     async def _is_paused(self, entry: Entry) -> bool:
         async with self.runtime.db.read_conn() as conn:
             return await store.is_paused(conn, entry.bot_id, entry.run_id)
 
     async def _resume_unfinished(self, now: datetime) -> list[asyncio.Task[None]]:
-        """Runs left `sending` (a restart, another leader before): on from their cursor."""
+        """Runs left `sending` whose lease ran out (a restart, a crash, another leader
+        before): taken over (the conditional update decides, never what was read), then on
+        from their cursor, or finished when they should not go on."""
         async with self.runtime.db.read_conn() as conn:
-            rows = await store.unfinished_runs(conn)
+            rows = await store.unfinished_runs(conn, now=now)
         started = []
         for row in rows:
+            if self._halted():
+                break
             if row.id in self._running:
                 continue
+            taken = await self.runtime.writes.run(
+                partial(store.take_run, run_id=row.id, owner=self.owner, now=now)
+            )
+            if not taken:
+                continue  # finished meanwhile, or another process holds it
+            lease = self._lease(row.id, now)
             entry = self.book.entry(row.bot_id, row.env, row.schedule_id)
+            tally = Tally(row.sent, row.failed)
             if entry is None:
-                error = f"stopped: {row.schedule_id} no longer runs in {row.env}"
-                await self._finish(row, Tally(row.sent, row.failed, error), now)
+                tally.skipped = f"stopped: {row.schedule_id} no longer runs in {row.env}"
+            elif entry.report is not None:  # its first copy may be in the outbox already
+                tally.failed += 1
+                tally.error = "interrupted; not posted again"
+            elif now - row.due_at > _grace(entry):
+                tally.skipped = "stopped, then beyond its grace"
+            else:
+                started.append(self._start_run(entry, row, lease, resumed=True))
                 continue
-            started.append(self._start_run(entry, row, resumed=True))
+            await self._finish(lease, tally)
         return started
+
+    def _lease(self, run_id: int, now: datetime) -> Lease:
+        return Lease(
+            run_id=run_id,
+            owner=self.owner,
+            writes=self.runtime.writes,
+            clock=self.clock,
+            since=now,
+        )
 
     def _halted(self) -> bool:
         """Stopping, or another process leads now: no new sends."""
         return self._halt or not self.leadership.leader
 
-    def _start_run(self, entry: Entry, row: store.RunRow, *, resumed: bool) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(self._send_run(entry, row, resumed=resumed))
+    def _start_run(
+        self, entry: Entry, row: store.RunRow, lease: Lease, *, resumed: bool
+    ) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(self._send_run(entry, row, lease, resumed=resumed))
         self._running[row.id] = task
-        task.add_done_callback(lambda _: self._running.pop(row.id, None))
+        task.add_done_callback(partial(self._run_done, row.id))
         return task
 
-    async def _send_run(self, entry: Entry, row: store.RunRow, *, resumed: bool) -> None:
+    def _run_done(self, run_id: int, task: asyncio.Task[None]) -> None:
+        self._running.pop(run_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("a schedule run was not finished", exc_info=task.exception())
+
+    async def _send_run(
+        self, entry: Entry, row: store.RunRow, lease: Lease, *, resumed: bool
+    ) -> None:
         tally: Tally | None
         try:
             if entry.report is not None:
                 tally = await self._post_report(entry.report)
             else:
                 assert entry.schedule is not None
-                tally = await self._send_schedule(entry, entry.schedule, row, resumed=resumed)
+                tally = await self._send_schedule(
+                    entry, entry.schedule, row, lease, resumed=resumed
+                )
+        except LeftOutError as exc:
+            tally = Tally(row.sent, row.failed, skipped=str(exc))
         except (ProactiveError, NotLiveError) as exc:
             tally = Tally(row.sent, row.failed + 1, str(exc))
         except Exception as exc:  # a bug must not leave the run `sending` for ever
             logger.exception("a schedule run failed", extra={"bot": entry.bot_id})
             tally = Tally(row.sent, row.failed + 1, f"internal: {type(exc).__name__}")
-        if tally is not None:  # None: halted, left `sending` for the next leader
-            await self._finish(row, tally, self.clock())
+        if tally is not None:
+            await self._finish(lease, tally)
+        elif not lease.lost:  # halted: the next leader goes on from the cursor at once
+            await lease.release()
 
-    async def _finish(self, row: store.RunRow, tally: Tally, now: datetime) -> None:
-        status = "failed" if tally.failed and not tally.sent else "sent"
-        error = tally.error
-        if tally.failed and tally.sent:
-            error = f"{tally.failed} not sent: {tally.error}"
-        await self.runtime.writes.run(
-            partial(
-                store.finish_run,
-                run_id=row.id,
-                status=status,
-                sent=tally.sent,
-                failed=tally.failed,
-                error=error,
-                now=now,
-            )
-        )
+    async def _finish(self, lease: Lease, tally: Tally) -> None:
+        status, notes = "sent", []
+        if tally.failed and not tally.sent:
+            status, notes = "failed", [tally.error]
+        elif tally.skipped and not tally.sent:
+            status, notes = "skipped", [tally.skipped]
+        else:
+            if tally.failed:
+                notes.append(f"{tally.failed} not sent: {tally.error}")
+            if tally.skipped:
+                notes.append(tally.skipped)
+        error = "; ".join(note for note in notes if note) or None
+        if not await lease.finish(status=status, tally=tally, error=error):
+            logger.warning("a schedule run was taken over before it finished")
 
     async def _send_schedule(
-        self, entry: Entry, schedule: Schedule, row: store.RunRow, *, resumed: bool
+        self, entry: Entry, schedule: Schedule, row: store.RunRow, lease: Lease, *, resumed: bool
     ) -> Tally | None:
         live = await self.runtime.live_version(entry.bot_id, entry.env)
         if not any(item.id == schedule.id for item in live.spec.schedules):
@@ -282,9 +350,12 @@ class Scheduler:
         send = partial(
             self.proactive.send, live=live, origin="schedule", ident=schedule.id, run=row.id
         )
+        paused = partial(self._is_paused, entry)
         if schedule.to is not None:
+            if await paused():  # paused while it was interrupted
+                return Tally(row.sent, row.failed, skipped=PAUSED)
             place = await self._place(entry.bot_id, schedule.to, env=entry.env)
-            await send(place, schedule.message, once=resumed)
+            await send(place, schedule.message)
             return Tally(sent=1)
         async with self.runtime.db.read_conn() as conn:
             found = await store.deployments(conn, bot_id=entry.bot_id, env=entry.env)
@@ -296,16 +367,15 @@ class Scheduler:
                     conn, deployment_ids=deployment_ids, after=after, limit=limit
                 )
 
-        async def to_one(recipient: store.Recipient, address: Address, once: bool) -> bool:
-            if self.runtime.handoffs.is_open(recipient.deployment_id, recipient.key):
-                return False  # people of the team have this conversation
+        async def to_one(recipient: store.Recipient, address: Address) -> bool:
             target = await self.runtime.target(recipient.deployment_id)
-            await send(Place(target, address), schedule.message, once=once)
-            return True
+            delivered = await send(Place(target, address), schedule.message)
+            return delivered.conversation_id is not None
 
         fanout = FanOut(
             read=read,
-            save=self.runtime.writes.run,
+            lease=lease,
+            paused=paused,
             rate_of=rate_of(self.runtime.channels),
             pacer=self._pacer,
             halted=self._halted,
@@ -326,8 +396,12 @@ class Scheduler:
     # -- places ------------------------------------------------------------------------------
 
     async def _place(self, bot_id: int, to: str, *, env: str | None) -> Place:
-        """Where a schedule's `to` is, for a deployment of the bot (in `env`); raises
-        ProactiveError saying why it cannot be reached."""
+        """Where a schedule's `to` is, as the deployments of the bot in `env` (in any
+        environment when None) reach it: Slack, a deployment bound to that very channel;
+        Telegram, the chat's conversation with a Telegram deployment; the web, the session's
+        conversation with a web deployment. Raises LeftOutError when they do not reach it (a
+        run is then skipped there: each environment posts only where it is deployed), and
+        ProactiveError when nothing could."""
         kind, _, ident = to.partition(":")
         name = _CHANNELS.get(kind)
         if name is None or not ident:
@@ -336,27 +410,33 @@ class Scheduler:
             )
         if not self.runtime.channels.has(kind):
             raise ProactiveError(f"{name} is not set up in this service")
-        where = f" in {env}" if env else ""
+        who = env or "the bot"
         async with self.runtime.db.read_conn() as conn:
             found = await store.deployments(conn, bot_id=bot_id, env=env, channel=kind)
-            if not found:
-                raise ProactiveError(
-                    f"the bot has no {name} deployment{where}: deploy it to {name} first"
-                )
-            ids = [deployment.id for deployment in found]
             if kind == "slack":
-                chosen = next((d for d in found if d.target == ident), found[0])
+                bound = [deployment for deployment in found if deployment.target == ident]
+                if not bound:
+                    raise LeftOutError(
+                        f"{who} has no Slack deployment in that channel"
+                        + ("" if env else ": deploy it there first")
+                    )
                 address = Address(
                     channel="slack",
-                    deployment_id=chosen.id,
+                    deployment_id=bound[0].id,
                     conversation=f"{ident}:",
                     user=f"{store.PLACE_USER}{ident}",  # a channel, not an end user
                     thread=f"{ident}:",
                 )
             else:
+                if not found:
+                    raise LeftOutError(
+                        f"{who} has no {name} deployment"
+                        + ("" if env else f": deploy it to {name} first")
+                    )
+                ids = [deployment.id for deployment in found]
                 recipient = await store.latest_conversation(conn, deployment_ids=ids, key=ident)
                 if recipient is None:
-                    raise ProactiveError(_never_talked(kind, ident, where))
+                    raise LeftOutError(_never_talked(kind, ident, f" in {env}" if env else ""))
                 address = address_of(recipient)
         return Place(await self.runtime.target(address.deployment_id), address)
 
@@ -376,8 +456,10 @@ class Scheduler:
         on `channel`). Raises UnknownEndUserError, ProactiveError, NotLiveError."""
         if not message.strip():
             raise ProactiveError("the message is empty")
-        if message[: len(PROMPT_PREFIX)].lower() == PROMPT_PREFIX and not proactive_prompt(message):
-            raise ProactiveError("say what the bot should write after 'prompt:'")
+        try:
+            check_prompt(message)
+        except ValueError as exc:
+            raise ProactiveError(str(exc)) from None
         stored = user if user.startswith(f"{channel}:") else f"{channel}:{user}"
         live: LiveVersion = await self.runtime.live_version(bot_id, env)
         async with self.runtime.db.read_conn() as conn:
@@ -535,7 +617,23 @@ class Scheduler:
             self._jobs[job_id] = shape
 
     async def _wake(self) -> None:
-        self._spawn(self.run_due(self.clock()))
+        """A timer fired: one pass over the due work at a time (thousands of schedules due at
+        9:00 wake the process thousands of times); a wake during a pass makes one more pass
+        after it, at its own instant."""
+        if self._pass is not None and not self._pass.done():
+            self._again = True
+            return
+        task = asyncio.ensure_future(self._passes())
+        self._pass = task
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    async def _passes(self) -> None:
+        again = True
+        while again and not self._halted():
+            self._again = False
+            await self._due(self.clock())  # the runs it starts go on by themselves
+            again = self._again
 
     async def _wake_book(self) -> None:
         await self._refresh()
@@ -561,6 +659,11 @@ class Scheduler:
 
 
 _JOB_OPTIONS: dict[str, Any] = {"coalesce": True, "misfire_grace_time": None, "max_instances": 1}
+
+
+def _grace(entry: Entry) -> timedelta:
+    """How late a run may still be sent (a run missed by more was not sent on time)."""
+    return max(timedelta(minutes=entry.grace_minutes), ON_TIME)
 
 
 def _next(expression: str, tz: str, after: datetime) -> datetime | None:

@@ -15,9 +15,15 @@ class ProactiveError(RuntimeError):
     """A proactive message could not be sent (the platform refused it; the message says why)."""
 
 
-class HandedOverError(ProactiveError):
-    """A trigger to a conversation a person of the team has now (an open handoff): the bot
-    keeps quiet there (a 409, not the platform's refusal)."""
+class LeftOutError(ProactiveError):
+    """A proactive message was not sent on purpose (the message says why): a person of the team
+    has the conversation now, or the environment does not reach the place. A schedule records
+    that as skipped, not failed."""
+
+
+class HandedOverError(LeftOutError):
+    """A person of the team has the conversation now (an open handoff): the bot keeps quiet
+    there (a trigger answers 409, not the platform's refusal)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,11 @@ sending once, the audience is each person's latest open conversation, reports re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from builders.spec import BotSpec, FollowUp
 from storage import conversations as conv_store
@@ -35,7 +36,9 @@ async def test_an_occurrence_is_claimed_once(any_db: Database) -> None:
     _, bot_id, _ = await a_bot(any_db)
 
     def claim(conn: Connection, due: datetime = DUE, env: str = "production") -> int | None:
-        return store.claim_run(conn, bot_id=bot_id, env=env, schedule_id="s", due_at=due, now=DUE)
+        return store.claim_run(
+            conn, bot_id=bot_id, env=env, schedule_id="s", due_at=due, owner="p1", now=DUE
+        )
 
     first = await any_db.run_write(claim)
     assert first is not None
@@ -45,15 +48,20 @@ async def test_an_occurrence_is_claimed_once(any_db: Database) -> None:
     assert await any_db.run_write(lambda conn: claim(conn, env="staging")) is not None
     later = await any_db.run_write(lambda conn: claim(conn, DUE + timedelta(days=1)))
     assert later is not None
-    await any_db.run_write(
-        lambda conn: store.progress(conn, run_id=later, cursor=40, sent=40, failed=1)
+    lease = DUE + timedelta(days=1, minutes=2)
+    assert await any_db.run_write(
+        lambda conn: store.progress(
+            conn, run_id=later, owner="p1", cursor=40, sent=40, failed=1, lease_until=lease
+        )
     )
     async with any_db.read_conn() as conn:
-        unfinished = await store.unfinished_runs(conn)
+        held = await store.unfinished_runs(conn, now=lease - timedelta(seconds=1))
+        assert later not in [r.id for r in held] and first in [r.id for r in held]
+        unfinished = await store.unfinished_runs(conn, now=lease + timedelta(seconds=1))
         assert [(r.id, r.cursor, r.sent, r.failed) for r in unfinished][-1] == (later, 40, 40, 1)
-    await any_db.run_write(
+    assert await any_db.run_write(
         lambda conn: store.finish_run(
-            conn, run_id=later, status="sent", sent=90, failed=1, error=None, now=DUE
+            conn, run_id=later, owner="p1", status="sent", sent=90, failed=1, error=None, now=DUE
         )
     )
     async with any_db.read_conn() as conn:
@@ -61,6 +69,102 @@ async def test_an_occurrence_is_claimed_once(any_db: Database) -> None:
         assert latest[("production", "s")].id == later
         assert latest[("production", "s")].status == "sent"
         assert latest[("staging", "s")].due_at == DUE
+
+
+async def test_a_run_is_taken_over_only_once_its_lease_ran_out(any_db: Database) -> None:
+    _, bot_id, _ = await a_bot(any_db)
+    run_id = await any_db.run_write(
+        lambda conn: store.claim_run(
+            conn, bot_id=bot_id, env="production", schedule_id="s", due_at=DUE, owner="p1", now=DUE
+        )
+    )
+    assert run_id is not None
+
+    def take(owner: str, now: datetime) -> Callable[[Connection], bool]:
+        return lambda conn: store.take_run(conn, run_id=run_id, owner=owner, now=now)
+
+    def renew(owner: str) -> Callable[[Connection], bool]:
+        until = DUE + timedelta(hours=1)
+        return lambda conn: store.renew(conn, run_id=run_id, owner=owner, lease_until=until)
+
+    assert not await any_db.run_write(take("p2", DUE + timedelta(minutes=1)))  # p1 holds it
+    assert await any_db.run_write(take("p2", DUE + store.LEASE + timedelta(seconds=1)))
+    assert not await any_db.run_write(take("p3", DUE + store.LEASE + timedelta(seconds=1)))
+    assert not await any_db.run_write(renew("p1"))  # p1 learns it is no longer its
+    assert not await any_db.run_write(
+        lambda conn: store.progress(
+            conn, run_id=run_id, owner="p1", cursor=9, sent=9, failed=0, lease_until=DUE
+        )
+    )
+    assert await any_db.run_write(renew("p2"))
+    await any_db.run_write(lambda conn: store.release(conn, run_id=run_id, owner="p2"))
+    assert await any_db.run_write(take("p3", DUE))  # released (a shutdown): at once
+
+    def finish(owner: str) -> Callable[[Connection], bool]:
+        return lambda conn: store.finish_run(
+            conn, run_id=run_id, owner=owner, status="sent", sent=1, failed=0, error=None, now=DUE
+        )
+
+    assert not await any_db.run_write(finish("p2"))
+    assert await any_db.run_write(finish("p3"))
+    assert not await any_db.run_write(take("p4", DUE + timedelta(days=1)))  # finished
+
+
+async def test_a_run_reaches_each_recipient_once_and_old_runs_go(any_db: Database) -> None:
+    _, bot_id, deployment = await a_bot(any_db)
+
+    def claim(conn: Connection, due: datetime) -> int:
+        found = store.claim_run(
+            conn, bot_id=bot_id, env="production", schedule_id="s", due_at=due, owner="p", now=due
+        )
+        assert found is not None
+        return found
+
+    def deliver(run_id: int, user: str) -> Callable[[Connection], bool]:
+        return lambda conn: store.deliver_once(
+            conn, run_id=run_id, deployment_id=deployment, user=user
+        )
+
+    first = await any_db.run_write(lambda conn: claim(conn, DUE))
+    assert await any_db.run_write(deliver(first, "test:ana"))
+    assert not await any_db.run_write(deliver(first, "test:ana"))
+    assert await any_db.run_write(deliver(first, "test:rui"))
+    async with any_db.read_conn() as conn:
+        assert await store.delivered(conn, run_id=first, deployment_id=deployment, user="test:ana")
+        assert not await store.delivered(
+            conn, run_id=first, deployment_id=deployment, user="test:eva"
+        )
+    second = await any_db.run_write(lambda conn: claim(conn, DUE + timedelta(days=1)))
+    assert await any_db.run_write(deliver(second, "test:ana"))  # the next run: again
+
+    def finish(conn: Connection) -> None:
+        for run_id in (first, second):
+            store.finish_run(
+                conn,
+                run_id=run_id,
+                owner="p",
+                status="sent",
+                sent=2,
+                failed=0,
+                error=None,
+                now=DUE + timedelta(days=1),
+            )
+
+    await any_db.run_write(finish)
+    unfinished = await any_db.run_write(lambda conn: claim(conn, DUE + timedelta(days=2)))
+    await any_db.run_write(deliver(unfinished, "test:ana"))
+
+    await any_db.run_write(lambda conn: store.expire(conn, before=DUE + timedelta(days=1)))
+    async with any_db.read_conn() as conn:  # nothing finished before that
+        assert len((await conn.execute(text("select * from schedule_delivery"))).all()) == 4
+    await any_db.run_write(lambda conn: store.expire(conn, before=DUE + timedelta(days=3)))
+    async with any_db.read_conn() as conn:
+        runs = (await conn.execute(text("select id from schedule_run order by id"))).all()
+        kept = (await conn.execute(text("select run_id from schedule_delivery"))).all()
+    # the schedule's latest run stays (its row keeps the occurrence from firing again), and
+    # the deliveries of one still sending
+    assert [row[0] for row in runs] == [unfinished]
+    assert [row[0] for row in kept] == [unfinished]
 
 
 async def test_pauses(any_db: Database) -> None:

@@ -1,4 +1,4 @@
-"""schedules: runs, pauses, follow-ups due, stats reports
+"""schedules: runs, deliveries, pauses, follow-ups due, stats reports
 
 Revision ID: 0009
 Revises: 0008
@@ -64,6 +64,8 @@ def upgrade() -> None:
         sa.Column("error", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("owner", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["bot_id"], ["bot.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("bot_id", "env", "schedule_id", "due_at"),
@@ -74,6 +76,14 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_schedule_run_status"), ["status"], unique=False)
 
+    op.create_table(
+        "schedule_delivery",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("deployment_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("user", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.ForeignKeyConstraint(["run_id"], ["schedule_run.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("run_id", "deployment_id", "user"),
+    )
     op.create_table(
         "stats_report",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -103,6 +113,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_stats_report_team_id"))
 
     op.drop_table("stats_report")
+    op.drop_table("schedule_delivery")
     with op.batch_alter_table("schedule_run", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_schedule_run_status"))
         batch_op.drop_index("ix_schedule_run_latest")

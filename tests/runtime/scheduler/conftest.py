@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -19,6 +19,7 @@ from runtime.messages import Address, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
 from runtime.scheduler.leader import Leadership, LocalLeadership
 from runtime.scheduler.service import Scheduler
+from storage import handoffs as handoff_store
 from storage.bots import BotRepository
 from storage.database import Database
 from storage.deployments import DeploymentRepository
@@ -140,6 +141,27 @@ class World:
             "order by id"
         )
         return [(e, s, _aware(d), st, n, f, err) for e, s, d, st, n, f, err in rows]
+
+
+async def hand_over(world: World, deployment_id: str, conversation: str) -> None:
+    """A person of the team has that conversation now (an open handoff, as after a restart)."""
+    now = datetime.now(UTC)
+    new = handoff_store.NewHandoff(
+        bot_id=world.bot_id,
+        deployment_id=deployment_id,
+        conversation_key=conversation,
+        address={},
+        room_kind="slack",
+        room="C0TEAM",
+        room_name="#team",
+        thread="1700000000.000200",
+        reason="asked for a person",
+        timeout_minutes=60,
+        opened_at=now,
+        expires_at=now + timedelta(hours=1),
+    )
+    await world.db.run_write(lambda conn: handoff_store.open_handoff(conn, new))
+    await world.runtime.handoffs.load()
 
 
 def _aware(value: Any) -> datetime:

@@ -26,7 +26,7 @@ from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram_payloads import token
-from tests.runtime.scheduler.conftest import World, make_world
+from tests.runtime.scheduler.conftest import World, hand_over, make_world
 
 
 def _json(value: Any) -> Any:
@@ -239,35 +239,84 @@ async def test_triggers_are_refused_for_whom_the_bot_cannot_reach(platforms: Pla
         await trigger(user="77")
 
 
-async def test_a_schedule_to_a_place_and_the_places_it_cannot_reach(platforms: Platforms) -> None:
+async def test_a_schedule_to_a_place_is_posted_by_the_environments_that_reach_it(
+    platforms: Platforms,
+) -> None:
     world, scheduler = platforms.world, platforms.scheduler
     await platforms.says("telegram", str(CHAT), "telegram:77")
     assert await scheduler.problem_with(world.bot_id, "slack:C0HELP") is None
     assert await scheduler.problem_with(world.bot_id, f"telegram:{CHAT}") is None
+    unbound = await scheduler.problem_with(world.bot_id, "slack:C0NEWS")
+    assert unbound == "the bot has no Slack deployment in that channel: deploy it there first"
     assert "has not started the bot" in await scheduler.problem_with(world.bot_id, "telegram:999")
     assert "no web chat session" in await scheduler.problem_with(world.bot_id, "web:nosuchsession")
+    async with world.db.write() as session:  # staging is on Slack too, in another channel
+        await DeploymentRepository(session).create(
+            team_id=world.team_id,
+            bot_id=world.bot_id,
+            channel="slack",
+            env="staging",
+            target="C0TEST",
+        )
     schedules = [
-        {"id": "slack-news", "cron": "0 9 * * *", "message": "News!", "to": "slack:C0NEWS"},
+        {"id": "slack-news", "cron": "0 9 * * *", "message": "News!", "to": "slack:C0HELP"},
         {"id": "tg-news", "cron": "0 9 * * *", "message": "News!", "to": f"telegram:{CHAT}"},
         {"id": "lost", "cron": "0 9 * * *", "message": "News!", "to": "telegram:999"},
     ]
-    await world.promote(schedules=schedules, at=datetime(2030, 3, 29, tzinfo=UTC))
+    version = await world.version(schedules=schedules)  # both environments run it
+    for env in ("staging", "production"):
+        await world.point(env, version, at=datetime(2030, 3, 29, tzinfo=UTC))
     await scheduler.run_due(datetime(2030, 3, 30, 9, tzinfo=UTC))
-    post = platforms.slack.calls_to("chat.postMessage")[-1]
-    assert post.body["channel"] == "C0NEWS" and not post.body.get("thread_ts")  # a top-level post
+    (post,) = platforms.slack.calls_to("chat.postMessage")  # once, not once per environment
+    assert post.body["channel"] == "C0HELP" and not post.body.get("thread_ts")  # top-level
     assert post.body["text"] == "News!"
-    last = platforms.telegram.calls_to("sendMessage", token=platforms.token)[-1]
-    assert str(last.body["chat_id"]) == str(CHAT) and last.body["text"] == "News!"
-    runs = {run_id: (status, error) for _, run_id, _, status, _, _, error in await world.runs()}
-    assert runs["slack-news"] == ("sent", None) and runs["tg-news"] == ("sent", None)
-    assert runs["lost"][0] == "failed" and "has not started the bot" in (runs["lost"][1] or "")
-    listed = {s.schedule_id: s for s in await scheduler.statuses(world.bot_id)}
-    assert listed["lost"].last_run is not None and listed["lost"].last_run.status == "failed"
+    (last,) = [
+        call
+        for call in platforms.telegram.calls_to("sendMessage", token=platforms.token)
+        if call.body["text"] == "News!"
+    ]
+    assert str(last.body["chat_id"]) == str(CHAT)
+    runs = {
+        (env, run_id): (status, error) for env, run_id, _, status, *_, error in await world.runs()
+    }
+    assert runs["production", "slack-news"] == ("sent", None)
+    assert runs["staging", "slack-news"] == (
+        "skipped",
+        "staging has no Slack deployment in that channel",
+    )
+    assert runs["production", "tg-news"] == ("sent", None)
+    assert runs["staging", "tg-news"] == ("skipped", "staging has no Telegram deployment")
+    status, error = runs["production", "lost"]
+    assert status == "skipped" and "has not started the bot in production" in (error or "")
+    listed = {(s.env, s.schedule_id): s for s in await scheduler.statuses(world.bot_id)}
+    last_run = listed["production", "lost"].last_run
+    assert last_run is not None and last_run.status == "skipped"
 
     async with world.db.write() as session:  # a bot without a Slack deployment
         repo = DeploymentRepository(session)
-        found = await repo.get(platforms.deployments["slack"])
-        assert found is not None
-        await repo.delete(found)
-    problem = await scheduler.problem_with(world.bot_id, "slack:C0NEWS")
+        for gone in (platforms.deployments["slack"],):
+            found = await repo.get(gone)
+            assert found is not None
+            await repo.delete(found)
+    problem = await scheduler.problem_with(world.bot_id, "slack:C0HELP")
     assert problem is not None and "no Slack deployment" in problem
+
+
+async def test_a_conversation_a_person_of_the_team_has_gets_nothing(
+    platforms: Platforms,
+) -> None:
+    world = platforms.world
+    await platforms.says("telegram", str(CHAT), "telegram:77")
+    await hand_over(world, platforms.deployments["telegram"], str(CHAT))
+    before = len(platforms.telegram.calls_to("sendMessage", token=platforms.token))
+    with pytest.raises(ProactiveError, match="a person of the team has this conversation now"):
+        await world.scheduler.trigger(
+            bot_id=world.bot_id, env="production", channel="telegram", user="77", message="Hi"
+        )
+    place = {"id": "tg-news", "cron": "0 9 * * *", "message": "News!", "to": f"telegram:{CHAT}"}
+    await world.promote(schedules=[place], at=datetime(2030, 3, 29, tzinfo=UTC))
+    await world.scheduler.run_due(datetime(2030, 3, 30, 9, tzinfo=UTC))
+    assert len(platforms.telegram.calls_to("sendMessage", token=platforms.token)) == before
+    assert await platforms.kept("trigger") == [] and await platforms.kept("schedule") == []
+    (run,) = await world.runs()
+    assert run[3:] == ("skipped", 0, 0, "a person of the team has this conversation now")

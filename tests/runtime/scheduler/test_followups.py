@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
+from runtime.messages import IncomingMessage
 from storage.tables import FollowUpDue, utcnow
 from tests.runtime.scheduler.conftest import World
 
@@ -85,3 +86,55 @@ async def test_bots_without_follow_ups_arm_nothing(world: World) -> None:
     await world.talk("ana")
     await world.talk("ana", "again")
     assert await due_rows(world) == []
+
+
+async def test_the_end_users_message_cancels_them_as_soon_as_it_is_recorded(
+    world: World,
+) -> None:
+    await world.promote(followups=[NUDGE])
+    start = utcnow()
+    await world.talk("ana")
+    # ana writes (a photo, say) just before the nudge is due; it is recorded, not answered yet
+    photo = IncomingMessage(address=world.address("ana"), text="", dedupe_key="photo-1")
+    assert await world.runtime.accept(photo) is not None
+    assert await due_rows(world) == []
+    assert await nudges_at(world, start + minutes(31)) == 0
+
+
+async def test_a_start_on_a_synchronous_channel_cancels_them(world: World) -> None:
+    await world.promote(followups=[NUDGE])
+    await world.talk("ana")
+    await world.runtime.answer(IncomingMessage(address=world.address("ana"), text="/start"))
+    assert await due_rows(world) == []
+
+
+async def test_one_too_late_or_failing_is_dropped_and_the_others_go(world: World) -> None:
+    await world.promote(followups=[NUDGE])
+    start = utcnow()
+    await world.talk("ana")
+    await world.talk("rui")
+    async with world.db.write_conn() as conn:
+        # ana's was due 31 minutes ago (the service was down): later than its 30 minutes
+        await conn.execute(
+            update(FollowUpDue)
+            .where(FollowUpDue.conversation_key == "chat-ana")  # type: ignore[arg-type]
+            .values(due_at=start - minutes(1))
+        )
+        # a row this version cannot read fails every time it is tried
+        await conn.execute(
+            insert(FollowUpDue).values(
+                bot_id=world.bot_id,
+                deployment_id=world.deployment_id,
+                conversation_key="chat-broken",
+                address={"channel": "test"},
+                followup_id="nudge",
+                message="Still there?",
+                after_minutes=30,
+                times=2,
+                sent=0,
+                due_at=start + minutes(20),
+            )
+        )
+    assert await nudges_at(world, start + minutes(35)) == 1  # rui's
+    assert [m.address.user for m in world.channel.sent if m.text == "Still there?"] == ["test:rui"]
+    assert await due_rows(world) == [("chat-rui", 1)]

@@ -3,12 +3,15 @@ posted through the Studio's `report_poster`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from builders.cron import CronError
+from runtime.messages import Address, OutgoingMessage
 from runtime.scheduler.types import Report
+from storage.schedules import LEASE
 from tests.runtime.scheduler.conftest import World
 
 MONDAY = datetime(2030, 4, 1, 7, tzinfo=UTC)
@@ -94,3 +97,56 @@ async def test_without_a_studio_to_post_it_the_run_fails_and_says_why(world: Wor
     await world.scheduler.run_due(datetime(2030, 4, 2, 8, tzinfo=UTC))
     (info,) = await world.scheduler.reports(world.bot_id)
     assert info.last_run is not None and "not in #ops" in (info.last_run.error or "")
+
+
+async def test_a_report_under_way_is_not_posted_again_and_a_crashed_one_fails(
+    world: World,
+) -> None:
+    """Two processes that both believe they lead (the old leader has not noticed yet): the
+    one posting holds the run; when it crashed, its run is not posted again (its copy may be
+    in the outbox already)."""
+    world.scheduler.clock = lambda: MONDAY
+    await add(world)
+    posting, posted = asyncio.Event(), []
+
+    async def stuck(report: Report) -> None:
+        posted.append(report)
+        posting.set()
+        await asyncio.Event().wait()  # the platform never answers: the process dies here
+
+    world.scheduler.report_poster = stuck
+    eight = datetime(2030, 4, 1, 8, tzinfo=UTC)
+    first = asyncio.create_task(world.scheduler.run_due(eight))
+    await asyncio.wait_for(posting.wait(), 10)
+    runtime, other = world.process()
+    other.report_poster = stuck
+    await asyncio.wait_for(other.run_due(eight + timedelta(seconds=30)), 10)
+    assert len(posted) == 1
+    assert await world.rows("select status, owner from schedule_run") == [
+        ("sending", world.scheduler.owner)
+    ]
+    first.cancel()  # the first process crashes
+    await asyncio.gather(first, return_exceptions=True)
+    await asyncio.wait_for(other.run_due(eight + LEASE + timedelta(seconds=1)), 10)
+    assert len(posted) == 1
+    ((status, error),) = await world.rows("select status, error from schedule_run")
+    assert (status, error) == ("failed", "interrupted; not posted again")
+    await other.stop()
+    await runtime.drain()
+
+
+async def test_a_report_the_platform_refused_is_recorded_failed(world: World) -> None:
+    world.scheduler.clock = lambda: MONDAY
+    await add(world)
+    nowhere = Address(channel="nowhere", deployment_id="studio", conversation="c", user="u")
+
+    async def post(report: Report) -> None:  # as the Studio posts one
+        error = await world.runtime.push(OutgoingMessage(address=nowhere, text="stats"))
+        if error is not None:
+            raise RuntimeError(error)
+
+    world.scheduler.report_poster = post
+    await world.scheduler.run_due(datetime(2030, 4, 1, 8, tzinfo=UTC))
+    ((status, error),) = await world.rows("select status, error from schedule_run")
+    assert status == "failed"
+    assert error == "not posted: the nowhere channel is not configured in this process"

@@ -3,8 +3,11 @@ restarts, late within grace or skipped beyond it, paused, and switched by promot
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy import text
 
 from tests.runtime.scheduler.conftest import World
 
@@ -111,15 +114,14 @@ async def test_paused_schedules_are_skipped_until_resumed(world: World) -> None:
     await world.promote(schedules=[morning(tz="UTC")], at=at(2030, 3, 29))
     assert await world.scheduler.pause(world.bot_id, "morning", by="test:owner")
     assert not await world.scheduler.pause(world.bot_id, "morning", by="test:owner")
-    assert await sends_at(world, at(2030, 3, 30, 9)) == []
-    assert (await world.runs())[-1][3:] == ("skipped", 0, 0, "paused")
+    assert await sends_at(world, at(2030, 3, 30, 9), at(2030, 3, 31, 9)) == []
+    assert await world.runs() == []  # its occurrences pass by, unrecorded
     (status,) = await world.scheduler.statuses(world.bot_id)
-    assert status.paused and status.next_run is None
-    assert status.last_run is not None and status.last_run.error == "paused"
+    assert status.paused and status.next_run is None and status.last_run is None
 
     assert await world.scheduler.resume(world.bot_id, "morning")
     assert not await world.scheduler.resume(world.bot_id, "morning")
-    assert await sends_at(world, at(2030, 3, 31, 9)) == ["Good morning!"]
+    assert await sends_at(world, at(2030, 4, 1, 9)) == ["Good morning!"]
 
 
 async def test_a_schedule_moves_with_promotion_and_rollback(world: World) -> None:
@@ -128,7 +130,7 @@ async def test_a_schedule_moves_with_promotion_and_rollback(world: World) -> Non
     v1 = await world.promote(at=at(2030, 3, 29))  # no schedule
     assert await sends_at(world, at(2030, 3, 30, 9)) == []
     await world.promote(schedules=[morning(tz="UTC")], at=at(2030, 3, 30, 12))  # v2 has it
-    assert await sends_at(world, at(2030, 3, 31, 9)) == ["Good morning!"]
+    assert await sends_at(world, at(2030, 4, 1, 9)) == ["Good morning!"]
     await world.point("production", v1, at=at(2030, 3, 31, 12))  # rolled back
     assert await sends_at(world, at(2030, 4, 1, 9), at(2030, 4, 2, 9)) == []
     assert await world.scheduler.statuses(world.bot_id) == []
@@ -154,3 +156,51 @@ async def test_each_environment_runs_its_own_version_and_lists_it(world: World) 
         ("staging", at(2030, 3, 30, 8)),  # missed by 1 h, within its grace: sent late
         ("production", at(2030, 3, 30, 9)),
     ]
+
+
+async def test_a_pause_stops_a_fan_out_under_way_between_batches(world: World) -> None:
+    world.restart(batch=2)
+    for name in ("ana", "rui", "eva", "ivo", "zoe"):
+        await world.talk(name)
+    world.channel.sent.clear()
+    await world.promote(schedules=[morning(tz="UTC")], at=at(2030, 3, 29))
+    world.channel.hold_after = 2  # the second batch waits on the platform
+    running = asyncio.create_task(world.scheduler.run_due(at(2030, 3, 30, 9)))
+    await asyncio.wait_for(world.channel.held.wait(), 10)
+    assert await world.scheduler.pause(world.bot_id, "morning", by="test:owner")
+    world.channel.hold.set()  # the batch under way finishes; the next does not start
+    await asyncio.wait_for(running, 10)
+    assert world.channel.texts() == ["Good morning!"] * 4
+    assert (await world.runs())[-1][3:] == ("sent", 4, 0, "paused")
+
+
+async def test_an_occurrence_not_recorded_for_a_database_error_is_tried_again(
+    world: World,
+) -> None:
+    await world.talk("ana")
+    world.channel.sent.clear()
+    await world.promote(schedules=[morning(tz="UTC")], at=at(2030, 3, 29))
+    async with world.db.write_conn() as conn:  # the table cannot be written for a moment
+        await conn.execute(text("alter table schedule_run rename to schedule_run_away"))
+    assert await sends_at(world, at(2030, 3, 30, 9)) == []
+    async with world.db.write_conn() as conn:
+        await conn.execute(text("alter table schedule_run_away rename to schedule_run"))
+    assert await sends_at(world, at(2030, 3, 30, 9, 0, 15)) == ["Good morning!"]
+
+
+async def test_wake_ups_during_a_pass_make_one_more_pass(world: World) -> None:
+    """2,000 schedules due at 9:00 wake the process 2,000 times: one pass runs at a time."""
+    passes: list[datetime] = []
+    due = world.scheduler._due
+
+    async def counted(now: datetime) -> list[asyncio.Task[None]]:
+        passes.append(now)
+        if len(passes) == 1:  # the other timers fire while the first pass runs
+            await asyncio.gather(*(world.scheduler._wake() for _ in range(49)))
+        return await due(now)
+
+    world.scheduler._due = counted  # type: ignore[method-assign]
+    await world.scheduler._wake()
+    while world.scheduler._pass is not None and not world.scheduler._pass.done():
+        await world.scheduler._pass
+    assert len(passes) == 2  # the first, and one more for all the wakes during it
