@@ -172,6 +172,12 @@ async def test_here_in_a_slack_channel_is_that_channel(service: Service, slack: 
     await service.call(
         "POST", "/api/v1/bots/news-bot/deployments", json={"channel": "slack", "target": "C0003"}
     )
+    # only a channel the bot is deployed in takes its schedules (and answers what follows there)
+    said = await in_channel(service, slack, 'schedule news-bot "0 9 * * *" "Hi" to here', "C0004")
+    assert "the bot has no Slack deployment in that channel: deploy it there first" in said
+    await service.call(
+        "POST", "/api/v1/bots/news-bot/deployments", json={"channel": "slack", "target": "C0004"}
+    )
     said = await in_channel(service, slack, 'schedule news-bot "0 9 * * *" "Hi" to here', "C0004")
     assert "goes to #ops at `0 9 * * *`" in said, said
     (schedule,) = (await service.call("GET", "/api/v1/bots/news-bot"))["draft"]["schedules"]
