@@ -3,6 +3,7 @@ and fires each occurrence once; when the leader's connection dies the other take
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -43,6 +44,17 @@ async def kill_leader(db: Database) -> None:
             {"k": LEADER_LOCK},
         )
         assert killed.scalars().all() == [True]
+    # pg_terminate_backend only signals the backend: wait until its lock is gone for real.
+    for _ in range(500):
+        async with db.read_conn() as conn:
+            held = await conn.execute(
+                text("select 1 from pg_locks where locktype = 'advisory' and objid = :k"),
+                {"k": LEADER_LOCK},
+            )
+            if not held.all():
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the leader's backend still holds the lock after 5 s")
 
 
 async def test_the_other_process_takes_over_when_the_leaders_connection_dies(
