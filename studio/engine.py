@@ -1037,11 +1037,15 @@ class Studio:
 
     async def post_report(self, report: Report) -> None:
         """A scheduled stats report (the scheduler's `report_poster`): what `/stats BOT PERIOD`
-        says, posted where the report was asked for."""
+        says, posted where the report was asked for; raises SendError when the platform refused
+        it."""
         view = await self.ops.bot_stats(report.team_id, report.bot_id, report.period)
         if view is None:  # the bot was deleted meanwhile
             return
-        await self._push(Address.model_validate(report.address), presenters.stats([view]))
+        address = Address.model_validate(report.address)
+        refused = await self.runtime.push(_outgoing(address, presenters.stats([view])))
+        if refused is not None:  # the run records it: `/stats BOT reports` shows why
+            raise SendError(refused, permanent=True)
 
     async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, NotYet)

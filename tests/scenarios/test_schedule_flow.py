@@ -150,6 +150,13 @@ async def test_a_team_schedules_by_chatting_and_each_arrives_once(
     reports = await service.reply("/stats news-bot reports")
     assert "→ #ops" in reports and "sent (1 sent, 0 failed)" in reports
 
+    # the next day Slack refuses the post (the app was removed from #ops): the run says why
+    assert "Paused schedule s1" in await service.reply("/schedule news-bot pause s1")
+    slack.fail("chat.postMessage", "not_in_channel")
+    await scheduler.run_due(now + timedelta(days=1))
+    reports = await service.reply("/stats news-bot reports")
+    assert "failed" in reports and "the app is not in that channel" in reports, reports
+
 
 async def live_news_bot(service: Service) -> None:
     """news-bot, promoted to staging and production."""
