@@ -16,7 +16,9 @@ from storage.tables import Conversation, Message, utcnow
 
 _conv = Conversation.__table__  # type: ignore[attr-defined]
 _msg = Message.__table__  # type: ignore[attr-defined]
-_ADD_MESSAGES = insert(_msg)  # built once: the hot path runs it every turn
+# Built once: the hot path runs it every turn. The ids come back (one INSERT … RETURNING for
+# the rows together), so an answer can be rated by its id.
+_ADD_MESSAGES = insert(_msg).returning(_msg.c.id, sort_by_parameter_order=True)
 _ASSISTANT = {"human": "assistant"}
 
 
@@ -44,6 +46,8 @@ class TurnRecord:
     cost_usd: float | None = None
     error: str | None = None
     parts: list[dict[str, Any]] | None = None
+    ab_test_id: int | None = None  # the live A/B test the answer was part of, and its variant
+    variant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +161,10 @@ def end_conversation(conn: Connection, conversation_id: int) -> None:
 
 def add_messages(
     conn: Connection, *, conversation_id: int, bot_id: int, records: list[TurnRecord]
-) -> None:
+) -> list[int]:
+    """Store `records` in order; their ids, in the same order."""
     now = utcnow()
-    conn.execute(
+    result = conn.execute(
         _ADD_MESSAGES,
         [
             {
@@ -174,11 +179,14 @@ def add_messages(
                 "completion_tokens": r.completion_tokens,
                 "cost_usd": r.cost_usd,
                 "error": r.error,
+                "ab_test_id": r.ab_test_id,
+                "variant": r.variant,
                 "created_at": now,
             }
             for r in records
         ],
     )
+    return [int(row_id) for row_id in result.scalars()]
 
 
 async def stats(conn: AsyncConnection, bot_id: int, since: datetime) -> StatsRow:
@@ -255,12 +263,3 @@ async def recent_conversations(
         .limit(limit)
     )
     return [ConversationSummary(*row) for row in (await conn.execute(query)).all()]
-
-
-async def transcript(conn: AsyncConnection, conversation_id: int) -> list[tuple[str, str]]:
-    query = (
-        select(_msg.c.role, _msg.c.text)
-        .where(_msg.c.conversation_id == conversation_id)
-        .order_by(_msg.c.id)
-    )
-    return [(role, text) for role, text in (await conn.execute(query)).all()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -134,6 +134,9 @@ class Message(SQLModel, table=True):
     completion_tokens: int | None = None
     cost_usd: float | None = None
     error: str | None = None
+    # The live A/B test the answer was part of, and its variant ("A" or "B").
+    ab_test_id: int | None = None
+    variant: str | None = Field(default=None, max_length=1)
     created_at: datetime = _ts()
 
 
@@ -438,3 +441,181 @@ class StatsReport(SQLModel, table=True):
     place: str = Field(max_length=200)
     created_by: str = Field(max_length=200)
     created_at: datetime = _ts()
+
+
+class Dataset(SQLModel, table=True):
+    """A named dataset of a bot: rows (inputs and expectations) and the evaluators that score
+    versions on them (`builders.dataset.DatasetContent` as JSON in `content`). `content_hash`
+    names the content; every content an evaluation used is kept in `dataset_snapshot`."""
+
+    __table_args__ = (UniqueConstraint("bot_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE", index=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
+    name: str = Field(max_length=40)
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    content_hash: str = Field(max_length=80)
+    source: str = Field(default="", max_length=200)  # how it was made: "production", "tests", …
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _ts()
+    updated_by: str = Field(max_length=200)
+    updated_at: datetime = _ts()
+
+
+class DatasetSnapshot(SQLModel, table=True):
+    """A dataset's content as it was, by content hash: what an evaluation run scored."""
+
+    __tablename__ = "dataset_snapshot"
+    dataset_id: int = Field(foreign_key="dataset.id", ondelete="CASCADE", primary_key=True)
+    content_hash: str = Field(primary_key=True, max_length=80)
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+
+
+class EvalRun(SQLModel, table=True):
+    """One evaluation: versions of a bot scored on a dataset's rows. `versions` lists what was
+    scored (`[{"label": "v3", "number": 3, "spec_hash": …}, …]`, the draft with number None);
+    `summary` the per-version scores once done; `done` of `total` (rows times versions) so far.
+    At most one runs per bot (the partial unique index decides)."""
+
+    __tablename__ = "eval_run"
+    __table_args__ = (
+        Index("ix_eval_run_bot", "bot_id", "id"),
+        Index(
+            "ux_eval_run_running",
+            "bot_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", ondelete="CASCADE")
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
+    dataset_id: int | None = Field(default=None, foreign_key="dataset.id", ondelete="SET NULL")
+    dataset_name: str = Field(max_length=40)
+    dataset_hash: str = Field(max_length=80)
+    versions: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="running", max_length=16)  # running, done, failed
+    total: int = 0
+    done: int = 0
+    summary: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True))
+    )
+    cost_usd: float | None = None  # the run's own spend: the bot's turns and the judge's calls
+    error: str | None = Field(default=None, max_length=500)
+    started_by: str = Field(max_length=200)
+    started_at: datetime = _ts()
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class EvalResult(SQLModel, table=True):
+    """One dataset row scored on one version in a run: the answer, each evaluator's outcome
+    (`checks`), the row's score (0..1, None when it could not be scored), time and cost."""
+
+    __tablename__ = "eval_result"
+    __table_args__ = (UniqueConstraint("run_id", "row_id", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="eval_run.id", ondelete="CASCADE", index=True)
+    row_id: str = Field(max_length=40)
+    version: str = Field(max_length=16)  # the label: "v3", "draft"
+    outcome: str = Field(max_length=8)  # pass, fail, error
+    score: float | None = None
+    answer: str
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    checks: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    transcript: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True))
+    )
+
+
+class EvalGate(SQLModel, table=True):
+    """A bot's promotions need an evaluation on `dataset` scoring at least `min_score`
+    (0..1): of exactly the draft to staging, of staging's version to production."""
+
+    __tablename__ = "eval_gate"
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE", primary_key=True)
+    dataset: str = Field(max_length=40)
+    min_score: float
+    updated_by: str = Field(max_length=200)
+    updated_at: datetime = _ts()
+
+
+class OnlineEval(SQLModel, table=True):
+    """`percent` of a bot's live turns are judged in the background with `rubric`."""
+
+    __tablename__ = "online_eval"
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE", primary_key=True)
+    percent: float
+    rubric: str = Field(max_length=2000)
+    updated_by: str = Field(max_length=200)
+    updated_at: datetime = _ts()
+
+
+class TurnScore(SQLModel, table=True):
+    """A live answer judged by online evaluation: `score` 0..1; `flagged` when it is low."""
+
+    __tablename__ = "turn_score"
+    __table_args__ = (Index("ix_turn_score_bot_time", "bot_id", "created_at"),)
+    message_id: int = Field(foreign_key="message.id", ondelete="CASCADE", primary_key=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
+    score: float | None = None  # None: the judge gave no verdict (`reason` says why)
+    flagged: bool = False
+    reason: str = Field(default="", max_length=500)
+    cost_usd: float | None = None
+    created_at: datetime = _ts()
+
+
+class Feedback(SQLModel, table=True):
+    """An end user's rating of a bot's answer (`rating` +1 or -1), one per person and answer:
+    a later rating replaces it."""
+
+    __table_args__ = (Index("ix_feedback_bot_time", "bot_id", "created_at"),)
+    message_id: int = Field(foreign_key="message.id", ondelete="CASCADE", primary_key=True)
+    user: str = Field(primary_key=True, max_length=200)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
+    rating: int
+    channel: str = Field(max_length=16)
+    created_at: datetime = _ts()
+
+
+class SentRef(SQLModel, table=True):
+    """Where a platform finds a sent answer again (`SendReceipt.ref`, e.g. a Telegram chat and
+    message id): a reaction to it is a rating of `message_id`."""
+
+    __tablename__ = "sent_ref"
+    deployment_id: str = Field(primary_key=True, max_length=40)
+    ref: str = Field(primary_key=True, max_length=120)
+    message_id: int = Field(foreign_key="message.id", ondelete="CASCADE", index=True)
+    created_at: datetime = _ts()
+
+
+class AbTest(SQLModel, table=True):
+    """A live A/B test on a bot's environment: `percent` of its end users (hashed by bot and
+    user) get `version_b`, the rest `version_a` (what the environment ran when it started).
+    At most one runs per environment (the partial unique index decides)."""
+
+    __tablename__ = "ab_test"
+    __table_args__ = (
+        Index(
+            "ux_ab_test_running",
+            "bot_id",
+            "env",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE", index=True)
+    env: str = Field(max_length=16)
+    version_a: int
+    version_b: int
+    percent: int
+    status: str = Field(default="running", max_length=16)  # running, stopped, ended, promoted
+    started_by: str = Field(max_length=200)
+    started_at: datetime = _ts()
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    ended_by: str | None = Field(default=None, max_length=200)
+    end_reason: str | None = Field(default=None, max_length=300)
