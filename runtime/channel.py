@@ -28,6 +28,9 @@ class Capabilities:
 @dataclass(frozen=True, slots=True)
 class SendReceipt:
     platform_id: str | None = None
+    # Where the platform names this message again when someone reacts to it (Telegram:
+    # "CHAT:MESSAGE_ID"); kept for rateable answers so that a reaction rates the right one.
+    ref: str | None = None
 
 
 class SendError(Exception):

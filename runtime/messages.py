@@ -125,6 +125,9 @@ class OutgoingMessage(_Value):
     buttons: tuple[Button, ...] = ()
     file: Attachment | None = None
     reply_to: str | None = None
+    # A bot's stored answer (its message id) end users may rate: Slack shows feedback buttons,
+    # Telegram takes reactions, the web page thumbs. None: nothing to rate (the Studio, notices).
+    feedback_id: int | None = None
 
 
 class Reply(_Value):
@@ -134,6 +137,9 @@ class Reply(_Value):
     error: str | None = None
     version: int | None = None
     conversation_id: int | None = None
+    # The stored answer's id when end users may rate it (not a fallback after a failure, nor a
+    # guard's refusal).
+    message_id: int | None = None
 
     @property
     def text(self) -> str:

@@ -16,3 +16,12 @@ DUPLICATES = Counter(
     "studio_duplicate_deliveries_total", "Redelivered messages ignored", ["channel"]
 )
 SENDS = Counter("studio_sends_total", "Replies sent to platforms", ["channel", "outcome"])
+ONLINE_JUDGED = Counter(
+    "studio_online_judged_total",
+    "Live answers judged by online evaluation (scored, flagged, or failed: no grade)",
+    ["outcome"],
+)
+ONLINE_DROPPED = Counter(
+    "studio_online_dropped_total",
+    "Live answers sampled for online evaluation but not judged: its queue was full",
+)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from builders.spec import MAX_NODES, BotSpec, PipelineNode
+from runtime.ab import Arm
 from runtime.llm import ChatMessage, LlmGateway
 from runtime.participant import ParticipantMemory, uses_memory
 from storage.conversations import TurnRecord
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
     from runtime.turn.session import TurnSession
 
 
-TurnMode = Literal["live", "try", "test"]  # end users, a builder's sandbox, a test case
+# End users, a builder's sandbox, a test case, an evaluation run's row (only live turns count
+# toward budgets and metrics, and only they can be handed to the team).
+TurnMode = Literal["live", "try", "test", "eval"]
 
 
 class BotAsker(Protocol):
@@ -152,11 +155,16 @@ MAX_TURN_STEPS = 32  # steps run in one turn, loops included
 
 
 def turn_records(
-    text: str, output: TurnOutput, *, version: int | None, latency_ms: float
+    text: str,
+    output: TurnOutput,
+    *,
+    version: int | None,
+    latency_ms: float,
+    arm: Arm | None = None,
 ) -> list[TurnRecord]:
     """The two stored messages of a turn. A failed turn marks both, and so does a turn a guard
     answered (`blocked: NAME`): neither is history for the next turn. The answer keeps the
-    turn's tool calls (time, outcome, size) as its parts."""
+    turn's tool calls (time, outcome, size) as its parts, and the A/B arm that answered."""
     error = output.error or (f"blocked: {output.blocked}" if output.blocked else None)
     said = TurnRecord(role="user", text=text, version=version, error=error)
     if output.silent:
@@ -173,6 +181,8 @@ def turn_records(
             cost_usd=output.usage.cost_usd,
             error=error,
             parts=[tool_call_part(record) for record in output.tool_calls] or None,
+            ab_test_id=arm.test_id if arm else None,
+            variant=arm.variant if arm else None,
         ),
     ]
 

@@ -23,9 +23,11 @@ from sqlalchemy import Connection
 from sqlmodel import select
 
 from builders.spec import BotSpec
+from runtime.ab import AbPlan, Arm, variant_of
 from runtime.backlog import Backlog, Job
 from runtime.channel import ChannelRegistry, SendError, UnknownChannelError
 from runtime.conversation_cache import ConversationCache, ConversationState
+from runtime.feedback import Ratings
 from runtime.handoff_desk import HANDOFF_DESK, HandoffDesk
 from runtime.llm import ChatMessage, LlmGateway
 from runtime.locks import ConversationLocks, LocalConversationLocks
@@ -35,11 +37,13 @@ from runtime.participant import Scalar
 from runtime.participant_cache import ParticipantCache
 from runtime.pipeline import CompiledBot, TurnContext, TurnOutput, compile_spec, turn_records
 from runtime.turn.runner import BotRunner
+from storage import abtests as ab_store
 from storage import conversations as conv_store
 from storage import inbox as inbox_store
 from storage import participants as participant_store
 from storage import schedules as schedule_store
 from storage.batch import WriteBatcher
+from storage.bots import BotRepository
 from storage.database import Database
 from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer, utcnow
 
@@ -100,6 +104,23 @@ class LiveVersion:
         return self.compiled.spec
 
 
+@dataclass(frozen=True, slots=True)
+class LiveTurn:
+    """A live turn that was answered and kept, as `Runtime.turn_listeners` are told of it
+    (online evaluation samples these)."""
+
+    bot_id: int
+    team_id: int
+    deployment_id: str
+    channel: str
+    user: str
+    version: int
+    arm: Arm | None
+    message_id: int  # the stored answer's id
+    text: str  # the user's message as stored (masked when a guard says)
+    answer: str
+
+
 class Expiry(Protocol):
     """Deletes rows older than `before` in a write transaction (housekeeping)."""
 
@@ -139,9 +160,17 @@ class Runtime:
         self._bot_ids: dict[tuple[int, str], int] = {}
         self.runner = BotRunner(llm=llm, knowledge=knowledge, versions=self, tools=tools)
         self.writes = WriteBatcher(db)
+        self.ratings = Ratings(db, self.writes)
         self._tasks: set[asyncio.Task[Reply | None]] = set()
         # Told (with the bot's id) when a bot's pointers move or it goes (the scheduler).
         self.bot_listeners: list[Callable[[int], None]] = []
+        # Told of each answered live turn once it is kept; must return at once (spawn work).
+        self.turn_listeners: list[Callable[[LiveTurn], None]] = []
+        # A/B tests by (bot, environment), and versions by (bot, number), as turns need them.
+        self._plans: dict[tuple[int, str], AbPlan | None] = {}
+        self._versions: dict[tuple[int, int], LiveVersion] = {}
+        # Bumped by `invalidate_bot`: a read that began before it is not cached after it.
+        self._generation = 0
         self.backlog = Backlog(concurrency=recovery_concurrency)
         # Conversations handed to people of the team: their rooms' messages come in as the
         # built-in deployment `handoff`, and the desk is the channel that posts in the rooms.
@@ -159,8 +188,13 @@ class Runtime:
         and reads its participants' memory afresh (SQLite may give a deleted bot's id to a new
         one)."""
         self.participants.forget(bot_id)
+        self._generation += 1
         for key in [k for k in self._live if k[0] == bot_id]:
             del self._live[key]
+        for plan in [k for k in self._plans if k[0] == bot_id]:
+            del self._plans[plan]
+        for number in [k for k in self._versions if k[0] == bot_id]:
+            del self._versions[number]
         for dep_id in [d for d, t in self._targets.items() if t.bot_id == bot_id]:
             del self._targets[dep_id]
         for name in [n for n, i in self._bot_ids.items() if i == bot_id]:
@@ -210,18 +244,74 @@ class Runtime:
         cached = self._live.get((bot_id, env))
         if cached is not None:
             return cached
+        generation = self._generation
         async with self.db.read() as session:
             pointer = await session.get(EnvironmentPointer, (bot_id, env))
             version = await session.get(BotVersion, pointer.version_id) if pointer else None
         if version is None:
             raise NotLiveError(f"{env} has no version yet")
         live = LiveVersion(version.number, compile_spec(BotSpec.model_validate(version.spec)))
-        self._live[(bot_id, env)] = live
+        if generation == self._generation:  # a pointer moved meanwhile: read it again next time
+            self._live[(bot_id, env)] = live
         return live
 
-    async def greeting(self, deployment_id: str) -> str:
+    async def numbered_version(self, bot_id: int, number: int) -> LiveVersion:
+        """Version `number` of the bot, compiled (an A/B test's B arm); cached until the bot's
+        pointers move."""
+        cached = self._versions.get((bot_id, number))
+        if cached is not None:
+            return cached
+        generation = self._generation
+        async with self.db.read() as session:
+            version = await BotRepository(session).version(bot_id, number)
+        if version is None:
+            raise NotLiveError(f"version v{number} is gone")
+        live = LiveVersion(number, compile_spec(BotSpec.model_validate(version.spec)))
+        if generation == self._generation:  # not invalidated meanwhile: still true
+            self._versions[(bot_id, number)] = live
+        return live
+
+    async def ab_plan(self, bot_id: int, env: str) -> AbPlan | None:
+        """The A/B test running on the bot's `env`, cached until its pointers move (starting or
+        ending a test invalidates the bot)."""
+        key = (bot_id, env)
+        if key in self._plans:
+            return self._plans[key]
+        generation = self._generation
+        async with self.db.read_conn() as conn:
+            found = await ab_store.running(conn, bot_id, env)
+        plan = None
+        if found is not None:
+            plan = AbPlan(found.id, found.version_a, found.version_b, found.percent)
+        if generation == self._generation:  # a test started or ended meanwhile: read again
+            self._plans[key] = plan
+        return plan
+
+    async def _version_for(
+        self, target: DeploymentTarget, address: Address
+    ) -> tuple[LiveVersion, Arm | None]:
+        """The version that answers this end user: the environment's, or the variant of a
+        running A/B test the user is hashed into."""
+        plan = await self.ab_plan(target.bot_id, target.env)
+        if plan is None:
+            return await self.live_version(target.bot_id, target.env), None
+        variant = variant_of(
+            bot_id=target.bot_id, channel=address.channel, user=address.user, percent=plan.percent
+        )
+        if variant == "B":
+            live = await self.numbered_version(target.bot_id, plan.version_b)
+        else:
+            live = await self.live_version(target.bot_id, target.env)
+        return live, Arm(plan.test_id, variant)
+
+    async def greeting(self, deployment_id: str, *, address: Address | None = None) -> str:
+        """The greeting of the version that answers the end user at `address` (their variant
+        of a running A/B test); without one, the environment's."""
         target = await self.target(deployment_id)
-        return (await self.live_version(target.bot_id, target.env)).spec.greeting
+        if address is None:
+            return (await self.live_version(target.bot_id, target.env)).spec.greeting
+        live, _ = await self._version_for(target, address)
+        return live.spec.greeting
 
     async def bot_name(self, deployment_id: str) -> str:
         target = await self.target(deployment_id)
@@ -384,6 +474,7 @@ class Runtime:
         await self.backlog.stop()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.ratings.settled()
         await self.writes.flush()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Reply | None]) -> None:
@@ -405,7 +496,7 @@ class Runtime:
     async def _bot_turn(self, message: IncomingMessage, inbox_id: int | None) -> Reply:
         address = message.address
         target = await self.target(address.deployment_id)
-        live = await self.live_version(target.bot_id, target.env)
+        live, arm = await self._version_for(target, address)
         spec = live.spec
         if inbox_id is None and spec.followups:  # synchronous (web): nothing went through
             # `accept`, so the end user's message cancels the follow-ups here
@@ -425,7 +516,7 @@ class Runtime:
                 await self.reset(address)
             reply = OutgoingMessage(address=address, text=spec.greeting or spec.fallback)
             return await self._finish(inbox_id, [reply], error=None, version=live.number)
-        session = _LiveSession(self, target, message, inbox_id, live)
+        session = _LiveSession(self, target, message, inbox_id, live, arm)
         await self.runner.run(
             live.compiled,
             text=message.text,
@@ -470,17 +561,25 @@ class Runtime:
         and the inbox status."""
         outbound = inbox_id is not None
 
-        def store(conn: Connection) -> tuple[int | None, list[int]]:
+        def store(conn: Connection) -> tuple[int | None, int | None, list[int]]:
+            nonlocal replies
             conversation_id: int | None = None
+            answer_id: int | None = None
             outbox_ids: list[int] = []
             if rows is not None:
                 conversation_id = rows.conversation_id
                 if conversation_id is None and rows.new is not None:
                     conversation_id = conv_store.start_conversation(conn, rows.new)
                 assert conversation_id is not None
-                conv_store.add_messages(
+                ids = conv_store.add_messages(
                     conn, conversation_id=conversation_id, bot_id=rows.bot_id, records=rows.records
                 )
+                answer = rows.records[-1]
+                # A real answer (not a fallback after a failure, nor a guard's refusal) is what
+                # end users may rate.
+                if answer.role == "assistant" and answer.error is None:
+                    answer_id = ids[-1]
+                    replies = [r.model_copy(update={"feedback_id": answer_id}) for r in replies]
                 if rows.memory is not None:
                     channel, user, changes = rows.memory
                     participant_store.merge(
@@ -498,11 +597,11 @@ class Runtime:
                         )
                     )
                 inbox_store.set_inbox_status(conn, inbox_id, "done")
-            return conversation_id, outbox_ids
+            return conversation_id, answer_id, outbox_ids
 
         if rows is None and inbox_id is None:  # a synchronous built-in turn stores nothing
             return Reply(messages=tuple(replies), error=error, version=version)
-        conversation_id, outbox_ids = await self.writes.run(store)
+        conversation_id, answer_id, outbox_ids = await self.writes.run(store)
         if outbound:
             for outbox_id, reply in zip(outbox_ids, replies, strict=True):
                 await self.deliver(outbox_id, reply)
@@ -511,6 +610,7 @@ class Runtime:
             error=error,
             version=version,
             conversation_id=conversation_id,
+            message_id=answer_id,
         )
 
     async def reset(self, address: Address) -> None:
@@ -534,9 +634,10 @@ class Runtime:
         why it failed for good, or None once sent."""
         kind = message.address.channel
         error: str | None = None
+        ref: str | None = None
         for attempt in range(1, _SEND_ATTEMPTS + 1):
             try:
-                await self.channels.get(kind).send(message)
+                ref = (await self.channels.get(kind).send(message)).ref
                 error = None
                 break
             except UnknownChannelError:
@@ -553,6 +654,14 @@ class Runtime:
                 break
         status = "failed" if error else "sent"
 
+        if ref is not None and message.feedback_id is not None and error is None:
+            # a reaction to the message names it so (a rating of this answer)
+            self.ratings.sent(
+                deployment_id=message.address.deployment_id,
+                ref=ref,
+                message_id=message.feedback_id,
+            )
+
         def mark(conn: Connection) -> None:
             inbox_store.mark_outbound(conn, outbox_id, status=status, error=error)
 
@@ -568,7 +677,17 @@ class _LiveSession:
     from the participant cache, and the turn kept in one transaction with its outbox row and
     inbox status (`Runtime._finish`), then sent. `reply` is what was sent."""
 
-    __slots__ = ("inbox_id", "live", "message", "reply", "runtime", "state", "target", "version")
+    __slots__ = (
+        "arm",
+        "inbox_id",
+        "live",
+        "message",
+        "reply",
+        "runtime",
+        "state",
+        "target",
+        "version",
+    )
 
     def __init__(
         self,
@@ -577,8 +696,10 @@ class _LiveSession:
         message: IncomingMessage,
         inbox_id: int | None,
         live: LiveVersion,
+        arm: Arm | None = None,
     ) -> None:
         self.runtime = runtime
+        self.arm = arm
         self.target = target
         self.message = message
         self.inbox_id = inbox_id
@@ -607,7 +728,9 @@ class _LiveSession:
         runtime, address, target = self.runtime, self.message.address, self.target
         state = self.state or await runtime.conversations.load(self._key, ctx.spec.history)
         reply = OutgoingMessage(address=address, text=output.reply, reply_to=address.thread)
-        records = turn_records(text, output, version=self.version, latency_ms=latency_ms)
+        records = turn_records(
+            text, output, version=self.version, latency_ms=latency_ms, arm=self.arm
+        )
         new = None
         if state.id is None:
             new = conv_store.NewConversation(
@@ -632,6 +755,26 @@ class _LiveSession:
         )
         if memory is not None:  # the stored memory may hold more than this turn knew
             runtime.participants.forget(target.bot_id, address.user)
+        answered = self.reply.message_id
+        plain = not (output.error or output.blocked or output.silent)
+        if runtime.turn_listeners and answered is not None and plain:
+            kept = LiveTurn(
+                bot_id=target.bot_id,
+                team_id=target.team_id,
+                deployment_id=target.id,
+                channel=address.channel,
+                user=address.user,
+                version=self.version,
+                arm=self.arm,
+                message_id=answered,
+                text=text,
+                answer=output.reply,
+            )
+            for listener in runtime.turn_listeners:
+                try:
+                    listener(kept)
+                except Exception:  # the turn is kept and sent: a listener's bug costs it nothing
+                    logger.exception("a turn listener failed", extra={"bot": target.bot_id})
         if self.reply.conversation_id is not None:
             state.id = self.reply.conversation_id
             if not output.error and not output.blocked and not output.silent:

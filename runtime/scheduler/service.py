@@ -97,7 +97,10 @@ class Scheduler:
         self._pass: asyncio.Task[None] | None = None  # the wake-up's pass under way
         self._again = False  # woken during that pass: one more after it
         self._refreshing = asyncio.Lock()
-        self._dirty = True
+        # Bumped when a bot changes; `_read` is the one the book was last read at (a read
+        # under way does not count: a change during it is read again).
+        self._changes = 1
+        self._read = 0
         self._aps: AsyncIOScheduler | None = None
         self._jobs: dict[str, tuple[str, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -145,7 +148,7 @@ class Scheduler:
 
     def bot_changed(self, bot_id: int) -> None:
         """A bot's pointers moved (promotion, rollback) or it went: read the book again."""
-        self._dirty = True
+        self._changes += 1
         if self._aps is not None:
             self._spawn(self._wake_book())
 
@@ -165,7 +168,7 @@ class Scheduler:
             return []
         started: list[asyncio.Task[None]] = []
         async with self._claiming:
-            if self._dirty or not self.book.loaded:
+            if self._read != self._changes or not self.book.loaded:
                 await self._refresh()
             for entry in self.book.entries():
                 try:
@@ -587,11 +590,12 @@ class Scheduler:
 
     async def _refresh(self) -> None:
         async with self._refreshing:
-            self._dirty = False
+            changes = self._changes
             if await self.book.refresh():
                 keys = {entry.key for entry in self.book.entries()}
                 for gone in set(self._checked) - keys:
                     del self._checked[gone]
+            self._read = changes
             self._sync_jobs()
 
     def _sync_jobs(self) -> None:
