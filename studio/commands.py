@@ -10,8 +10,16 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
+from builders.dataset import DATASET_NAME
 from builders.spec import (
     MAX_DB_INT,
     MAX_FOLLOWUP_MINUTES,
@@ -717,22 +725,236 @@ class StatsReportRemove(Command):
     id: Annotated[int, Field(ge=1, le=MAX_DB_INT)]
 
 
+# -- evaluation: datasets, runs, online scoring, feedback review, live A/B ---------------------
+
+DatasetRef = Annotated[
+    str,
+    BeforeValidator(lambda name: name.strip().lower() if isinstance(name, str) else name),
+    StringConstraints(pattern=DATASET_NAME),
+]
+VersionRef = Annotated[str, StringConstraints(min_length=1, max_length=16)]  # v3, draft, staging
+DatasetKind = Literal["contains", "regex", "judge", "step"]
+
+
+class DatasetFromLast(Command):
+    name: ClassVar[str] = "dataset from-last"
+    usage: ClassVar[str] = "/dataset BOT from-last N [as NAME]"
+    summary: ClassVar[str] = (
+        "a dataset of production's last N answered turns (with the conversation before each; "
+        "masked when the bot's PII guard is on)"
+    )
+    bot: BotName | None = None
+    count: Annotated[int, Field(ge=1, le=500)]
+    dataset: DatasetRef | None = None
+
+
+class DatasetFromTests(Command):
+    name: ClassVar[str] = "dataset from-tests"
+    usage: ClassVar[str] = "/dataset BOT from-tests [as NAME]"
+    summary: ClassVar[str] = "a dataset of the draft's test cases, with their expectations"
+    bot: BotName | None = None
+    dataset: DatasetRef | None = None
+
+
+class DatasetAdd(Command):
+    name: ClassVar[str] = "dataset add"
+    usage: ClassVar[str] = (
+        '/dataset BOT add "INPUT" expect contains|regex|judge|step "VALUE" [to NAME]'
+    )
+    summary: ClassVar[str] = "add a row to a dataset (created when it does not exist)"
+    bot: BotName | None = None
+    input: Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS)]
+    kind: DatasetKind
+    value: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    dataset: DatasetRef | None = None
+
+
+class DatasetList(Command):
+    name: ClassVar[str] = "dataset list"
+    usage: ClassVar[str] = "/dataset BOT list"
+    summary: ClassVar[str] = "the bot's datasets: rows, evaluators, where they came from"
+    bot: BotName | None = None
+
+
+class DatasetShow(Command):
+    name: ClassVar[str] = "dataset show"
+    usage: ClassVar[str] = "/dataset BOT show NAME"
+    summary: ClassVar[str] = "a dataset's evaluators and rows, numbered"
+    bot: BotName | None = None
+    dataset: DatasetRef
+
+
+class DatasetExpect(Command):
+    name: ClassVar[str] = "dataset expect"
+    usage: ClassVar[str] = '/dataset BOT expect NAME ROW "VALUE" [contains|regex|judge|step]'
+    summary: ClassVar[str] = (
+        "set what row ROW's answer must do: its expectation, checked by the dataset's "
+        "evaluators (or by the one named, for this row only)"
+    )
+    bot: BotName | None = None
+    dataset: DatasetRef
+    row: Annotated[int, Field(ge=1, le=1_000_000)]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    kind: DatasetKind | None = None
+
+
+class DatasetEvaluate(Command):
+    name: ClassVar[str] = "dataset evaluate"
+    usage: ClassVar[str] = (
+        '/dataset BOT evaluate NAME contains|regex|judge|step ["VALUE"] | latency MS | '
+        'cost USD | simulated "PERSONA" "RUBRIC" [turns N] | off KIND'
+    )
+    summary: ClassVar[str] = (
+        "score every row of a dataset with an evaluator (without a VALUE, each row's "
+        "expectation is used), or stop using one"
+    )
+    bot: BotName | None = None
+    dataset: DatasetRef
+    kind: Literal["contains", "regex", "judge", "step", "latency", "cost", "simulated"]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
+    max_ms: Annotated[float, Field(gt=0, le=600_000)] | None = None
+    max_usd: Annotated[float, Field(gt=0, le=100)] | None = None
+    persona: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    turns: Annotated[int, Field(ge=1, le=10)] | None = None
+    off: bool = False  # stop using the dataset's evaluators of `kind`
+
+
+class DatasetRemove(Command):
+    name: ClassVar[str] = "dataset remove"
+    usage: ClassVar[str] = "/dataset BOT remove NAME"
+    summary: ClassVar[str] = "delete a dataset (the evaluation runs on it stay)"
+    bot: BotName | None = None
+    dataset: DatasetRef
+
+
+DATASET_COMMANDS: tuple[type[Command], ...] = (
+    DatasetFromLast,
+    DatasetFromTests,
+    DatasetAdd,
+    DatasetList,
+    DatasetShow,
+    DatasetExpect,
+    DatasetEvaluate,
+    DatasetRemove,
+)
+
+
+class EvalRun(Command):
+    name: ClassVar[str] = "eval"
+    usage: ClassVar[str] = "/eval BOT [DATASET] [draft|staging|production|vN ...]"
+    summary: ClassVar[str] = (
+        "score versions on a dataset in the background (default: the only dataset; staging "
+        "and the draft); the report has per-version scores, changed rows, cost and a trend chart"
+    )
+    bot: BotName | None = None
+    dataset: DatasetRef | None = None
+    versions: Annotated[list[VersionRef], Field(max_length=6)] = []
+
+
+class EvalRuns(Command):
+    name: ClassVar[str] = "eval runs"
+    usage: ClassVar[str] = "/eval BOT runs | /eval BOT show ID"
+    summary: ClassVar[str] = "the bot's evaluation runs, or one run's report"
+    bot: BotName | None = None
+    run: Annotated[int, Field(ge=1, le=MAX_DB_INT)] | None = None
+
+
+class EvalGateSet(Command):
+    name: ClassVar[str] = "eval gate"
+    usage: ClassVar[str] = "/eval BOT gate DATASET MIN-SCORE% (0-100) | gate off | gate"
+    summary: ClassVar[str] = (
+        "promotions need an evaluation on DATASET scoring at least MIN-SCORE% (admins)"
+    )
+    bot: BotName | None = None
+    dataset: DatasetRef | None = None  # None with min_score None: show; `off`: remove
+    min_score: Annotated[float, Field(ge=0, le=100)] | None = None
+    off: bool = False
+
+
+class EvalOnlineSet(Command):
+    name: ClassVar[str] = "eval online"
+    usage: ClassVar[str] = '/eval BOT online PERCENT% "RUBRIC" | online off | online'
+    summary: ClassVar[str] = (
+        "judge PERCENT% of live answers in the background by RUBRIC; low scores are flagged "
+        "for /review (admins)"
+    )
+    bot: BotName | None = None
+    percent: Annotated[float, Field(gt=0, le=100)] | None = None
+    rubric: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
+    off: bool = False
+
+
+class ReviewList(Command):
+    name: ClassVar[str] = "review"
+    usage: ClassVar[str] = "/review BOT"
+    summary: ClassVar[str] = "answers end users rated down or online evaluation flagged"
+    bot: BotName | None = None
+
+
+class ReviewAdd(Command):
+    name: ClassVar[str] = "review add"
+    usage: ClassVar[str] = "/review BOT add ID [ID ...] to DATASET"
+    summary: ClassVar[str] = (
+        "add reviewed answers (their ids from /review) to a dataset, with their context"
+    )
+    bot: BotName | None = None
+    ids: Annotated[
+        list[Annotated[int, Field(ge=1, le=MAX_DB_INT)]], Field(min_length=1, max_length=50)
+    ]
+    dataset: DatasetRef
+
+
+class AbTestStart(Command):
+    name: ClassVar[str] = "abtest"
+    usage: ClassVar[str] = "/abtest BOT vA vB PERCENT [--env staging|production]"
+    summary: ClassVar[str] = (
+        "send PERCENT% of the environment's end users (each sticks to one) to vB; vA is what it "
+        "runs now (admins)"
+    )
+    bot: BotName | None = None
+    a: Annotated[int, Field(ge=1, le=MAX_VERSION)]
+    b: Annotated[int, Field(ge=1, le=MAX_VERSION)]
+    percent: Annotated[int, Field(ge=1, le=99)]
+    env: Env = "production"
+
+
+class AbTestStatus(Command):
+    name: ClassVar[str] = "abtest status"
+    usage: ClassVar[str] = "/abtest BOT status [--env staging|production]"
+    summary: ClassVar[str] = (
+        "per variant: turns, users, feedback, online score, latency and cost per turn, and "
+        "whether the difference is significant yet"
+    )
+    bot: BotName | None = None
+    env: Env | None = None  # None: every running test (or else the last one)
+
+
+class AbTestStop(Command):
+    name: ClassVar[str] = "abtest stop"
+    usage: ClassVar[str] = "/abtest BOT stop [--env staging|production]"
+    summary: ClassVar[str] = "end the running A/B test: everyone gets vA again (admins)"
+    bot: BotName | None = None
+    env: Env | None = None  # None: production's test, else staging's
+
+
+class AbTestPromoteWinner(Command):
+    name: ClassVar[str] = "abtest promote-winner"
+    usage: ClassVar[str] = "/abtest BOT promote-winner [--env staging|production]"
+    summary: ClassVar[str] = (
+        "end the test and run the better variant, once the difference is significant, "
+        "through the normal promotion checks (admins)"
+    )
+    confirm: ClassVar[bool] = True
+    bot: BotName | None = None
+    env: Env | None = None  # None: production's test, else staging's
+
+
 class Help(Command):
     name: ClassVar[str] = "help"
     usage: ClassVar[str] = "/help [COMMAND]"
     summary: ClassVar[str] = "the commands, or one command in detail"
     tool: ClassVar[bool] = False
     command: Annotated[str, StringConstraints(max_length=40)] | None = None
-
-
-class NotYet(Command):
-    """A command whose feature is not built yet: the engine says so plainly."""
-
-    name: ClassVar[str] = "not-yet"
-    usage: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
-    tool: ClassVar[bool] = False
-    feature: str
 
 
 class Confirm(Command):
@@ -807,13 +1029,19 @@ COMMANDS: tuple[type[Command], ...] = (
     SecretSet,
     SecretList,
     SecretRemove,
+    *DATASET_COMMANDS,
+    EvalRun,
+    EvalRuns,
+    EvalGateSet,
+    EvalOnlineSet,
+    ReviewList,
+    ReviewAdd,
+    AbTestStart,
+    AbTestStatus,
+    AbTestStop,
+    AbTestPromoteWinner,
     Help,
 )
-
-# Commands of SPEC §3 whose feature arrives with a later issue.
-NOT_YET: dict[str, str] = {
-    "abtest": "A/B tests",
-}
 
 
 def tool_name(command: type[Command]) -> str:

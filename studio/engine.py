@@ -19,17 +19,22 @@ from pydantic import ValidationError
 from builders.spec import OFFLINE_MODEL, BotSpec
 from builders.tokens import REDACTED, TOKEN_REFUSAL, redact_studio_input
 from runtime.channel import SendError
+from runtime.evaluation.online import OnlineEvaluator
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from runtime.llm import LlmError, LlmGateway
-from runtime.messages import Address, Button, IncomingMessage, OutgoingMessage
+from runtime.messages import Address, Button, FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
 from runtime.secrets import SecretVault
+from runtime.tasks import settle
 from studio import presenters
+from studio.abtests import ABTEST_COMMANDS, AbTestFeature
 from studio.address import PULL_CHANNEL, SLACK, TELEGRAM_STUDIO, studio_address, team_of
 from studio.bot_tests import BotTests, PreparedRun
 from studio.commands import (
     COMMANDS,
+    DATASET_COMMANDS,
     MAX_INPUT_CHARS,
+    AbTestPromoteWinner,
     Command,
     Confirm,
     Delete,
@@ -54,7 +59,6 @@ from studio.commands import (
     MemorySet,
     MemoryShow,
     NewBot,
-    NotYet,
     Promote,
     Resume,
     Rollback,
@@ -76,7 +80,9 @@ from studio.commands import (
 )
 from studio.confirmations import TOKEN_REQUEST, Confirmations
 from studio.context import ContextStore
+from studio.datasets import DatasetFeature
 from studio.errors import InvalidError, NotAvailableError, OperationError
+from studio.evals import EVAL_COMMANDS, EvalFeature
 from studio.flow import Flows
 from studio.grammar import GrammarError, not_understood, parse
 from studio.guard import GUARD_COMMANDS, GuardFeature
@@ -97,6 +103,7 @@ from studio.replies import (
     Answer,
     secret_form,
 )
+from studio.review import REVIEW_COMMANDS, ReviewFeature
 from studio.roles import Caller, Role
 from studio.sandbox import Sandbox
 from studio.schedules import SCHEDULE_COMMANDS, ScheduleFeature
@@ -167,6 +174,15 @@ class Studio:
         )
         if scheduler is not None:
             scheduler.report_poster = self.post_report
+        self.datasets = DatasetFeature(ops=ops)
+        self.evals = EvalFeature(
+            ops=ops, runner=runtime.runner, judge_model=judge_model, push=self._push
+        )
+        # A sample of live answers is judged in the background (`/eval BOT online`).
+        self.online = OnlineEvaluator(db=db, llm=llm, judge_model=judge_model)
+        runtime.turn_listeners.append(self.online.heard)
+        self.review = ReviewFeature(ops=ops, datasets=self.datasets, online=self.online)
+        self.abtests = AbTestFeature(ops=ops)
         self.flows = Flows(ops)
         self.tools = Tools(ops, runtime.runner.tools)
         # The same vault the tool gateway reveals from, so a write here reaches its cache at once.
@@ -213,7 +229,6 @@ class Studio:
             Invite: self._invite,
             Join: self._join,
             Help: self._help,
-            NotYet: self._not_yet,
             Confirm: self._confirm,
             FlowShow: self.flows.show,
             FlowAdd: self.flows.add,
@@ -231,6 +246,10 @@ class Studio:
         self._handlers.update({kind: self._secret for kind in SECRET_COMMANDS})
         self._handlers.update({kind: self._handoff for kind in HANDOFF_COMMANDS})
         self._handlers.update({kind: self._schedule for kind in SCHEDULE_COMMANDS})
+        self._handlers.update({kind: self._dataset for kind in DATASET_COMMANDS})
+        self._handlers.update({kind: self._eval for kind in EVAL_COMMANDS})
+        self._handlers.update({kind: self._review for kind in REVIEW_COMMANDS})
+        self._handlers.update({kind: self._abtest for kind in ABTEST_COMMANDS})
 
     # -- the runtime's entry point -----------------------------------------------------------
 
@@ -418,6 +437,10 @@ class Studio:
             if not remembered.memory:
                 raise InvalidError(presenters.participant_memory(remembered).text)
             return command, facts, presenters.forget_question(remembered)
+        if isinstance(command, AbTestPromoteWinner):
+            test, winner, question = await self.abtests.confirmation(caller, bot, command.env)
+            facts.update(current=test.version_a, test=test.id, winner_b=int(winner == "B"))
+            return command, facts, question
         if isinstance(command, Promote):
             staging = view.environments.get("staging")
             if staging is None:
@@ -468,6 +491,9 @@ class Studio:
                 bot_id=facts["bot_id"],
                 version=facts.get("staging", facts.get("current")),
                 revision=facts.get("revision"),
+                ab_winner=(facts["test"], "B" if facts["winner_b"] else "A")
+                if "test" in facts
+                else None,
             )
         except (KeyError, TypeError, ValidationError):
             return [Answer("That confirmation can no longer be carried out; ask again.")]
@@ -581,8 +607,9 @@ class Studio:
 
     async def _files(self, turn: Turn, text: str) -> list[Answer]:
         """Files shared with the Studio become the knowledge of the bot the message names, or
-        of the bot talked about last."""
-        turn.caller.require(Role.EDITOR, "Adding knowledge")  # before anything is downloaded
+        of the bot talked about last; a CSV file becomes one of its datasets."""
+        doing = "Importing a dataset" if _all_csv(turn.message.files) else "Adding knowledge"
+        turn.caller.require(Role.EDITOR, doing)  # before anything is downloaded
         bots = await self.ops.bot_names(turn.caller)
         named = next((w for w in text.lower().replace(",", " ").split() if w in bots), None)
         try:
@@ -608,6 +635,9 @@ class Studio:
                         f"{format_size(MAX_SOURCE_BYTES)}. Nothing was added."
                     )
                 )
+                continue
+            if _is_csv(file):
+                answers.append(await self.datasets.import_file(turn.caller, bot, file, fetch))
                 continue
             progress = ReadingProgress(self.runtime, turn.message.address, file.name)
             try:
@@ -764,12 +794,9 @@ class Studio:
     async def drain(self, *, grace_s: float | None = None) -> None:
         """Wait for background test runs (tests); with `grace_s` (shutdown), cancel those still
         running after it: they are marked failed and can be run again."""
-        if grace_s is not None and self._jobs:
-            _, running = await asyncio.wait(self._jobs, timeout=grace_s)
-            for task in running:
-                task.cancel()
-        while self._jobs:
-            await asyncio.gather(*self._jobs, return_exceptions=True)
+        await settle(self._jobs, grace_s=grace_s)
+        await self.evals.drain(grace_s=grace_s)
+        await self.online.drain(grace_s=grace_s)
 
     # -- versions and environments ---------------------------------------------------------------
 
@@ -1035,6 +1062,26 @@ class Studio:
         bot = turn.bot(getattr(command, "bot", None))
         return [await self.schedules.run(turn.caller, bot, command, turn.message.address)]
 
+    async def _dataset(self, turn: Turn, command: Command) -> list[Answer]:
+        """`/dataset` (`studio.datasets`)."""
+        bot = turn.bot(getattr(command, "bot", None))
+        return [await self.datasets.run(turn.caller, bot, command)]
+
+    async def _eval(self, turn: Turn, command: Command) -> list[Answer]:
+        """`/eval` runs and gates (`studio.evals`): a run reports where it was asked for."""
+        bot = turn.bot(getattr(command, "bot", None))
+        return [await self.evals.run(turn.caller, bot, command, turn.message.address)]
+
+    async def _review(self, turn: Turn, command: Command) -> list[Answer]:
+        """`/review` and `/eval BOT online` (`studio.review`)."""
+        bot = turn.bot(getattr(command, "bot", None))
+        return [await self.review.run(turn.caller, bot, command)]
+
+    async def _abtest(self, turn: Turn, command: Command) -> list[Answer]:
+        """`/abtest` (`studio.abtests`); promote-winner arrives here once confirmed."""
+        bot = turn.bot(getattr(command, "bot", None))
+        return [await self.abtests.run(turn.caller, bot, command, expect=turn.expect)]
+
     async def post_report(self, report: Report) -> None:
         """A scheduled stats report (the scheduler's `report_poster`): what `/stats BOT PERIOD`
         says, posted where the report was asked for; raises SendError when the platform refused
@@ -1047,9 +1094,13 @@ class Studio:
         if refused is not None:  # the run records it: `/stats BOT reports` shows why
             raise SendError(refused, permanent=True)
 
-    async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
-        assert isinstance(command, NotYet)
-        return [Answer(f"{command.feature} is not available yet; it comes in a later release.")]
+
+def _is_csv(file: FileRef) -> bool:
+    return file.name.lower().endswith(".csv") or file.mime == "text/csv"
+
+
+def _all_csv(files: tuple[FileRef, ...]) -> bool:
+    return bool(files) and all(_is_csv(file) for file in files[:MAX_FILES])
 
 
 def _only_falls_back(spec: BotSpec, reply: str) -> bool:
@@ -1084,6 +1135,7 @@ _DOING: dict[type[Command], str] = {
     Rollback: "Rolling back",
     Delete: "Deleting a bot",
     MemoryForget: "Forgetting what a bot remembers about someone",
+    AbTestPromoteWinner: "Promoting an A/B test's winner",
 }
 # The role a confirmable command needs (default: admin).
 _NEEDS: dict[type[Command], Role] = {MemoryForget: Role.EDITOR}

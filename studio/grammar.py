@@ -22,26 +22,46 @@ import json
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar, get_args
+from decimal import Decimal
+from typing import TypeVar, cast, get_args
 
+from annotated_types import Ge, Le
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from builders.spec import MAX_FOLLOWUP_MINUTES, NAME_PATTERN
+from builders.dataset import DATASET_NAME
+from builders.spec import MAX_FOLLOWUP_MINUTES, MAX_VERSION, NAME_PATTERN
 from runtime.secrets import name_problem
 from studio.commands import (
     COMMANDS,
+    DATASET_COMMANDS,
     MAX_INPUT_CHARS,
-    NOT_YET,
+    AbTestPromoteWinner,
+    AbTestStart,
+    AbTestStatus,
+    AbTestStop,
     BudgetSet,
     BudgetShow,
     ChannelName,
     Command,
     Confirm,
+    DatasetAdd,
+    DatasetEvaluate,
+    DatasetExpect,
+    DatasetFromLast,
+    DatasetFromTests,
+    DatasetKind,
+    DatasetList,
+    DatasetRemove,
+    DatasetShow,
     Delete,
     Deploy,
     Diff,
     Env,
+    EvalGateSet,
+    EvalOnlineSet,
+    EvalRun,
+    EvalRuns,
     FlowAdd,
     FlowAsk,
     FlowLink,
@@ -68,10 +88,11 @@ from studio.commands import (
     MemorySet,
     MemoryShow,
     NewBot,
-    NotYet,
     ParamValue,
     Promote,
     Resume,
+    ReviewAdd,
+    ReviewList,
     Rollback,
     Route,
     ScheduleAdd,
@@ -135,9 +156,15 @@ _LEADING_PRONOUN = re.compile(
 _STUDIO_PREFIX = re.compile(r"/?studio(?:@\S+)?(?=\s|$)\s*", re.I)
 _CLOSING_PLEASE = re.compile(r",?\s*please$", re.I)
 _POLITE_PREFIX = re.compile(r"^(?:(?:please|pls|kindly|can you|could you|would you)[\s,]+)+", re.I)
-_TEST_ADD = re.compile(
+# `"INPUT" expect KIND "VALUE"`, as `/test BOT add` and `/dataset BOT add` take it.
+_EXPECTATION = (
     rf"[\"'{_LDQ}{_LSQ}](?P<input>.+?)[\"'{_RDQ}{_RSQ}]\s+expects?\s+(?P<kind>\S+)\s+"
-    rf"[\"'{_LDQ}{_LSQ}](?P<value>.+)[\"'{_RDQ}{_RSQ}]",
+    rf"[\"'{_LDQ}{_LSQ}](?P<value>.+)[\"'{_RDQ}{_RSQ}]"
+)
+_TEST_ADD = re.compile(_EXPECTATION, re.I | re.S)
+# ... then `to NAME`: tried first, so that a quoted NAME is not taken into the VALUE.
+_DATASET_ADD_TO = re.compile(
+    rf"{_EXPECTATION}\s+(?:to|into)\s+[{_QUOTES}]?(?P<dataset>[^\s{_QUOTES}]+)[{_QUOTES}]?[.!]?",
     re.I | re.S,
 )
 _YES = re.compile(
@@ -161,6 +188,9 @@ _SUGGESTION_ALIASES = {
     "undo": "rollback",
     "ask": "try",
     "chat": "try",
+    "evaluate": "eval",
+    "feedback": "review",
+    "experiment": "abtest",
 }
 
 
@@ -292,6 +322,13 @@ _PLACEHOLDERS = {
     "max_input": "N",
     "monthly_usd": "$N",
     "per_user_per_minute": "N",
+    "count": "N",
+    "max_ms": "MS",
+    "max_usd": "USD",
+    "min_score": "MIN-SCORE",
+    "run": "ID",
+    "ids": "IDs",
+    "versions": "versions",
 }
 
 
@@ -307,17 +344,24 @@ def _problem(error: ErrorDetails) -> str:
         case "int_parsing":
             return f"{name} must be a number, not {given}."
         case "greater_than":
-            return f"{name} must be more than {ctx['gt']:g}."
+            return f"{name} must be more than {_limit(ctx['gt'])}."
         case "greater_than_equal":
-            return f"{name} must be at least {ctx['ge']}."
+            return f"{name} must be at least {_limit(ctx['ge'])}."
         case "less_than_equal":
-            return f"{name} must be at most {ctx['le']}."
+            return f"{name} must be at most {_limit(ctx['le'])}."
         case "missing" | "string_too_short":
             return f"{name} is missing."
         case "string_too_long":
             return f"{name} is too long (at most {ctx['max_length']} characters)."
+        case "too_long":
+            return f"Give at most {ctx['max_length']} {name}."
         case _:
             return f"{name} is not valid."
+
+
+def _limit(value: float) -> str:
+    """A bound as people write it: 100, not 100.0."""
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _build(command: type[C], /, **fields: object) -> C:
@@ -379,6 +423,11 @@ _ASK_FOR = (
     r"(?:their |the |an? |your )?"
 )
 _REMEMBER = r",? and (?:remember|save|store|keep|note) (?:it|that|them)"
+_AB = r"(?:a/b|a-b|ab|split)(?:-| )?test"
+_DATASET = rf"{_Q}(?P<dataset>[a-z0-9][a-z0-9-]*){_Q}"
+_ON_DATASET = rf"(?: (?:on|with|against|using) (?:the )?{_DATASET}(?: dataset)?)?"
+_REF = r"(?:(?:v|version )?\d+|draft|staging|production)"
+_REFS = rf"(?P<versions>{_REF}(?:(?:,|,? and| with| to| vs\.?| versus| against) {_REF})+)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +482,50 @@ _PHRASES = (
     _phrase(rf"{_SET} (?:the )?{_FIELD} (?:of|for) {_BOT} (?:to|as) {_VALUE}", SetField),
     _phrase(rf"{_SET} (?:the |its )?{_FIELD} (?:to|as) {_VALUE}", SetField),
     _phrase(rf"{_SET} {_BOT} {_FIELD} (?:to|as) {_VALUE}", SetField),
+    _phrase(
+        rf"(?:(?:start|run|begin|launch|set up|create) )?(?:an? )?{_AB} (?:(?:of|for|on|with) )?"
+        rf"{_BOT} (?:v|version )?(?P<a>\d+) (?:vs\.?|versus|against|and|with|to) "
+        r"(?:v|version )?(?P<b>\d+),?(?: (?:at|with|for|on|sending|giving))? "
+        r"(?P<percent>\d+)(?:\s*(?:%|percent))?"
+        r"(?: (?:of|to) (?:the )?(?:end users|users|traffic|people|visitors))?"
+        r"(?: (?:in|on) (?P<env>staging|production))?",
+        AbTestStart,
+    ),
+    _phrase(
+        rf"how(?: is|{_S}) (?:the |my |our |its )?{_AB}(?: (?:of|for|on) {_BOT})? (?:doing|going)",
+        AbTestStatus,
+    ),
+    _phrase(rf"how(?: is|{_S}) {_BOT}{_S} {_AB} (?:doing|going)", AbTestStatus),
+    _phrase(
+        rf"(?:(?:show|what is|what{_S})(?: me)? )?(?:the )?(?:status|results?) of (?:the |its )?"
+        rf"{_AB}(?: (?:of|for|on) {_BOT})?",
+        AbTestStatus,
+    ),
+    _phrase(
+        rf"(?:show (?:me )?)?(?:the )?{_AB} (?:status|results?)(?: (?:of|for|on) {_BOT})?",
+        AbTestStatus,
+    ),
+    _phrase(
+        rf"(?:stop|end|cancel|abort|finish) (?:the |my |our |its )?{_AB}"
+        rf"(?: (?:of|for|on) {_BOT})?",
+        AbTestStop,
+    ),
+    _phrase(rf"(?:stop|end|cancel|abort|finish) {_BOT}{_S} {_AB}", AbTestStop),
+    _phrase(
+        rf"promote (?:the )?winner(?: of (?:the |its )?{_AB})?(?: (?:of|for|on) {_BOT})?",
+        AbTestPromoteWinner,
+    ),
+    _phrase(
+        rf"(?:evaluate|run an? (?:eval|evaluation) (?:of|for|on)) {_BOT}{_ON_DATASET}", EvalRun
+    ),
+    _phrase(rf"compare {_REFS} (?:of|for|in) {_BOT}{_ON_DATASET}", EvalRun),
+    _phrase(rf"compare {_BOT}(?:{_S})? {_REFS}{_ON_DATASET}", EvalRun),
+    _phrase(
+        r"(?:make|create|build|collect) (?:a |the )?dataset (?:from|of|with) (?:the |its )?"
+        r"(?:last|latest) (?P<count>\d+) (?:turns|conversations|messages|questions|answers)"
+        rf"(?: (?:of|from|for|in|with) {_BOT})?(?: (?:called|named|as) {_DATASET})?",
+        DatasetFromLast,
+    ),
     _phrase(rf"promote {_BOT} (?:to|in|into) (?P<to>\w+)", Promote),
     _phrase(
         rf"roll back {_BOT}(?: (?:in|on) (?P<env>\w+))?(?: to {_VERSION_NUMBER})?",
@@ -525,6 +618,9 @@ def _phrased(text: str, bots: frozenset[str]) -> Command | None:
                 fields[key] = _bot_name(value, bots)
             elif key == "field":
                 fields[key] = _field(value)
+            elif key == "versions":
+                words = value.replace(",", " ").split()
+                fields[key] = [ref for word in words if (ref := _version_ref(word))]
             else:
                 fields[key] = _unquote(value) if key in _TEXT_GROUPS else value.lower()
         if phrase.command is SetField:
@@ -533,6 +629,11 @@ def _phrased(text: str, bots: frozenset[str]) -> Command | None:
             fields["field"] = _ask_field(match["field"])
         if phrase.command is Route:
             fields["step"] = _name(match["step"])
+        if phrase.command is AbTestStart:
+            fields["a"], fields["b"] = _ab_versions(match["a"], match["b"])
+            fields["percent"] = _whole(AbTestStart, "percent", "PERCENT", match["percent"])
+        if phrase.command is DatasetFromLast:
+            fields["count"] = _whole(DatasetFromLast, "count", "N", match["count"])
         bot = fields.get("bot")
         known = bot is None or bot in bots or _near_bot(str(bot), bots)
         if phrase.known_bot and bots and not known:
@@ -549,8 +650,6 @@ _Parser = Callable[[str, frozenset[str]], Command]
 def _command(text: str, bots: frozenset[str]) -> Command | None:
     word, rest = _first(text.lstrip("/"))
     word = word.split("@", 1)[0].lower()  # Telegram's /newbot@StudioBot
-    if word in NOT_YET:
-        return NotYet(feature=NOT_YET[word])
     parser = _PARSERS.get(word)
     return parser(rest, bots) if parser else None
 
@@ -746,13 +845,22 @@ def _diff(rest: str, bots: frozenset[str]) -> Command:
     words = _tokens(tail)
     if len(words) > 2:
         raise _unexpected(Diff.usage, words[2:])
-    for word in words:
-        if not _VERSION_REF.fullmatch(word):
+    refs = [_version_ref(word) for word in words]
+    for word, ref in zip(words, refs, strict=True):
+        if ref is None:
             raise _error(
                 Diff.usage, f"vA and vB are v3, draft, staging or production; not {_quote(word)}."
             )
-    refs = [f"v{word}" if word.isdigit() else word.lower() for word in words]
     return _build(Diff, bot=bot, **dict(zip(("a", "b"), refs, strict=False)))
+
+
+def _version_ref(word: str) -> str | None:
+    """A version as typed (3, V3, draft, Staging) the way commands take it (v3, draft), or None
+    when `word` is not one."""
+    if not _VERSION_REF.fullmatch(word):
+        return None
+    lowered = word.lower()
+    return lowered if lowered.isalpha() else f"v{int(lowered.removeprefix('v'))}"
 
 
 def _memory(rest: str, bots: frozenset[str]) -> Command:
@@ -1278,26 +1386,34 @@ def _split_words(usage: str, text: str) -> list[str]:
         raise _error(usage, exc.message) from None
 
 
-def _flag_tz(usage: str, words: list[str]) -> tuple[list[str], str | None]:
-    """`words` without a `--tz ZONE` (or `--tz=ZONE`), and the zone."""
+def _flag(
+    usage: str, words: list[str], flag: str, what: str, example: str
+) -> tuple[list[str], str | None]:
+    """`words` without a `--FLAG VALUE` (or `--FLAG=VALUE`), and the value; any other option is
+    refused. `what` and `example` say what the value is when it is missing."""
     kept: list[str] = []
-    zone: str | None = None
+    value: str | None = None
     at = 0
     while at < len(words):
         word = words[at]
-        if word.lower() == "--tz":
+        if word.lower() == f"--{flag}":
             if at + 1 >= len(words):
-                raise _error(usage, "Give a time zone after --tz, e.g. --tz Europe/Lisbon.")
-            zone, at = words[at + 1], at + 2
+                raise _error(usage, f"Give {what} after --{flag}, e.g. --{flag} {example}.")
+            value, at = words[at + 1], at + 2
             continue
-        if word.lower().startswith("--tz="):
-            zone = word[len("--tz=") :]
+        if word.lower().startswith(f"--{flag}="):
+            value = word[len(flag) + 3 :]
         elif word.startswith("--"):
             raise _error(usage, f"I don't know the option {_quote(word)}.")
         else:
             kept.append(word)
         at += 1
-    return kept, zone
+    return kept, value
+
+
+def _flag_tz(usage: str, words: list[str]) -> tuple[list[str], str | None]:
+    """`words` without a `--tz ZONE` (or `--tz=ZONE`), and the zone."""
+    return _flag(usage, words, "tz", "a time zone", "Europe/Lisbon")
 
 
 def _schedule(rest: str, bots: frozenset[str]) -> Command:
@@ -1458,6 +1574,434 @@ def _clock(words: list[str], usage: str) -> str:
     return f"{hour:02d}:{minute:02d}"
 
 
+# -- evaluation: datasets, evaluation runs, review, live A/B ---------------------------------
+
+_DATASET_ACTIONS = (
+    "from-last",
+    "from-tests",
+    "from",
+    "add",
+    "list",
+    "show",
+    "expect",
+    "evaluate",
+    "remove",
+    "delete",
+)
+_EXPECT_KINDS: tuple[str, ...] = get_args(DatasetKind)
+_INTO = ("as", "to", "into")  # before the NAME a dataset is made under
+_LATENCY = re.compile(
+    r"(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>ms|milliseconds?|s|secs?|seconds?)?", re.I
+)
+_USD = re.compile(r"\$?\s*(?P<amount>\d*\.?\d+)\s*(?:\$|usd|dollars?)?", re.I)
+_PERCENT = re.compile(r"(?P<amount>\d*\.?\d+)\s*%?")
+_EVAL_ACTIONS = ("runs", "show", "gate", "online")
+_ABTEST_ACTIONS: dict[str, type[AbTestStatus | AbTestStop | AbTestPromoteWinner]] = {
+    "status": AbTestStatus,
+    "stop": AbTestStop,
+    "promote-winner": AbTestPromoteWinner,
+    "promote winner": AbTestPromoteWinner,
+}
+_ENV_OPTION = " [--env staging|production]"
+_ABTEST_USAGES = (  # /abtest BOT vA vB PERCENT [--env …] | /abtest BOT status|stop|… [--env …]
+    f"{AbTestStart.usage} | /abtest BOT "
+    + "|".join(
+        c.usage.removeprefix("/abtest BOT ").removesuffix(_ENV_OPTION)
+        for c in (AbTestStatus, AbTestStop, AbTestPromoteWinner)
+    )
+    + _ENV_OPTION
+)
+
+
+def _dataset_name(word: str, usage: str, label: str = "NAME") -> str:
+    """A dataset's name as typed: quotes and closing punctuation dropped, lower-cased, checked."""
+    name = _name(word)
+    if not re.fullmatch(DATASET_NAME, name):
+        raise _error(
+            usage,
+            f"{label} is 1-40 of a-z, 0-9 and '-' (starting with a letter or digit), "
+            f"not {_quote(word)}.",
+        )
+    return name
+
+
+def _whole(command: type[Command], field: str, label: str, word: str) -> int:
+    """`word` as a whole number within the bounds `command` sets for `field`."""
+    bounds = command.model_fields[field].metadata
+    low = next(cast(int, bound.ge) for bound in bounds if isinstance(bound, Ge))
+    high = next(cast(int, bound.le) for bound in bounds if isinstance(bound, Le))
+    if not (word.isascii() and word.isdigit() and low <= int(word) <= high):
+        raise _error(command.usage, f"{label} must be from {low} to {high}, not {_quote(word)}.")
+    return int(word)
+
+
+def _merge_percent_signs(words: list[str]) -> list[str]:
+    """`80 %` as one word, `80%`."""
+    merged: list[str] = []
+    for word in words:
+        if word == "%" and merged:
+            merged[-1] += word
+        else:
+            merged.append(word)
+    return merged
+
+
+def _dataset(rest: str, bots: frozenset[str]) -> Command:
+    """`/dataset BOT from-last N [as NAME]`, `from-tests [as NAME]`, `add "INPUT" expect KIND
+    "VALUE" [to NAME]`, `list`, `show NAME`, `expect NAME ROW "VALUE" [KIND]`, `evaluate NAME
+    ...`, `remove NAME`."""
+    bot, tail = _lead_bot(rest, bots, lambda word: word in _DATASET_ACTIONS)
+    action, args = _first(tail)
+    action = action.lower()
+    if action == "from":  # from last 50, from tests
+        source, args = _first(args)
+        action = f"from-{source.lower()}"
+    match action:
+        case "" | "list":
+            if _tokens(args):
+                raise _unexpected(DatasetList.usage, _tokens(args))
+            return _build(DatasetList, bot=bot)
+        case "from-last":
+            words = _tokens(args)
+            if not words:
+                raise _error(DatasetFromLast.usage, "Say how many recent turns: from-last 50.")
+            count = _whole(DatasetFromLast, "count", "N", words[0])
+            name = _into(DatasetFromLast.usage, words[1:])
+            return _build(DatasetFromLast, bot=bot, count=count, dataset=name)
+        case "from-tests":
+            name = _into(DatasetFromTests.usage, _tokens(args))
+            return _build(DatasetFromTests, bot=bot, dataset=name)
+        case "add":
+            return _dataset_add(bot, args)
+        case "show" | "remove" | "delete":
+            command = DatasetShow if action == "show" else DatasetRemove
+            words = _tokens(args)
+            if len(words) != 1:
+                raise _error(command.usage, "Name the one dataset (see /dataset BOT list).")
+            return _build(command, bot=bot, dataset=_dataset_name(words[0], command.usage))
+        case "expect":
+            return _dataset_expect(bot, args)
+        case "evaluate":
+            return _dataset_evaluate(bot, args)
+        case _:
+            # all the usages would make a long reply: the actions, and where they are explained
+            known = _one_of([c.name.split()[1] for c in DATASET_COMMANDS])
+            raise GrammarError(
+                f"I don't know the dataset action {_quote(action)}; the actions are {known} "
+                "(/help dataset explains each)."
+            )
+
+
+def _into(usage: str, words: list[str]) -> str | None:
+    """The NAME of `[as NAME]` at the end of a /dataset line, if given."""
+    if not words:
+        return None
+    if len(words) == 2 and words[0].lower() in _INTO:
+        return _dataset_name(words[1], usage)
+    raise _unexpected(usage, words)
+
+
+def _dataset_add(bot: str | None, args: str) -> Command:
+    usage = DatasetAdd.usage
+    found = _DATASET_ADD_TO.fullmatch(args.strip()) or _TEST_ADD.fullmatch(args.strip())
+    if found is None:
+        raise _error(usage, 'Put the INPUT and the VALUE in quotes: add "refund?" expect ...')
+    named = found.groupdict().get("dataset")
+    return _build(
+        DatasetAdd,
+        bot=bot,
+        input=found["input"],
+        kind=found["kind"].lower(),
+        value=found["value"],
+        dataset=_dataset_name(named, usage) if named else None,
+    )
+
+
+def _dataset_expect(bot: str | None, args: str) -> Command:
+    """`expect NAME ROW "VALUE" [KIND]`: a one-word VALUE needs no quotes."""
+    usage = DatasetExpect.usage
+    words = _split_words(usage, args)
+    if len(words) < 3:
+        raise _error(usage, 'Name the dataset and the row, then the VALUE: expect golden 3 "..."')
+    name, row, said, *kind = words
+    number = row.lstrip("#")
+    if not (number.isascii() and number.isdigit()):
+        raise _error(usage, f"ROW is a row number from /dataset BOT show NAME, not {_quote(row)}.")
+    value = _quoted_word(said)
+    if len(kind) > 1 or (value is None and kind and kind[0].lower() not in _EXPECT_KINDS):
+        raise _error(usage, 'Put a VALUE of several words in quotes: "30 days".')
+    return _build(
+        DatasetExpect,
+        bot=bot,
+        dataset=_dataset_name(name, usage),
+        row=int(number),
+        value=said if value is None else value,
+        kind=kind[0].lower() if kind else None,
+    )
+
+
+def _dataset_evaluate(bot: str | None, args: str) -> Command:
+    """`evaluate NAME KIND ["VALUE"]`, `latency MS`, `cost USD`, `simulated "PERSONA" "RUBRIC"
+    [turns N]`, `off KIND`."""
+    usage = DatasetEvaluate.usage
+    name, after = _first(args)
+    kind, value = _first(after)
+    kind = kind.lower()
+    if not kind:
+        raise _error(usage, 'Name the dataset, then the evaluator: evaluate golden judge "..."')
+    fields: dict[str, object] = {"bot": bot, "dataset": _dataset_name(name, usage), "kind": kind}
+    match kind:
+        case "off":
+            words = [word.lower() for word in _tokens(value)]
+            if len(words) != 1:
+                raise _error(usage, "Say which evaluator to stop using: off judge.")
+            fields |= {"kind": words[0], "off": True}
+        case "latency":
+            fields["max_ms"] = _milliseconds(usage, " ".join(_tokens(value)))
+        case "cost":
+            fields["max_usd"] = _dollars(usage, " ".join(_tokens(value)))
+        case "simulated":
+            fields |= _simulated(usage, value)
+        case _:
+            fields["value"] = _unquote(value) or None
+    return _build(DatasetEvaluate, **fields)
+
+
+def _milliseconds(usage: str, said: str) -> float:
+    found = _LATENCY.fullmatch(said)
+    if found is None:
+        raise _error(
+            usage, f"MS is the slowest answer that passes: 2000, 2000ms or 2s; not {_quote(said)}."
+        )
+    seconds = (found["unit"] or "ms").lower() not in ("ms", "millisecond", "milliseconds")
+    return float(found["amount"]) * (1000 if seconds else 1)
+
+
+def _dollars(usage: str, said: str) -> float:
+    found = _USD.fullmatch(said)
+    if found is None:
+        raise _error(
+            usage, f"USD is the dearest answer that passes: 0.01 or $0.01; not {_quote(said)}."
+        )
+    return float(found["amount"])
+
+
+def _simulated(usage: str, text: str) -> dict[str, object]:
+    """`"PERSONA" "RUBRIC" [turns N]` of a simulated-user evaluator."""
+    words = _split_words(usage, text)
+    quoted = [_quoted_word(word) for word in words[:2]]
+    if len(words) < 2 or quoted[0] is None or quoted[1] is None:
+        raise _error(
+            usage,
+            'Put the PERSONA and the RUBRIC in quotes: simulated "an angry customer" '
+            '"stays calm and helps"',
+        )
+    fields: dict[str, object] = {"persona": quoted[0], "value": quoted[1]}
+    tail = [word.lower() for word in words[2:]]
+    if len(tail) == 2 and "turns" in tail:
+        fields["turns"] = tail[1 - tail.index("turns")]  # turns 3, 3 turns
+    elif tail:
+        raise _unexpected(usage, tail)
+    return fields
+
+
+def _eval(rest: str, bots: frozenset[str]) -> Command:
+    """`/eval BOT [DATASET] [VERSION ...]`, `runs`, `show ID`, `gate [DATASET MIN-SCORE% | off]`,
+    `online [PERCENT% "RUBRIC" | off]`."""
+    bot, text = _eval_bot(rest, bots)
+    action, args = _first(text)
+    match action.lower():
+        case "runs":
+            if _tokens(args):
+                raise _unexpected(EvalRuns.usage, _tokens(args))
+            return _build(EvalRuns, bot=bot)
+        case "show":
+            words = _tokens(args)
+            number = words[0].lstrip("#") if len(words) == 1 else ""
+            if not (number.isascii() and number.isdigit()):
+                raise _error(EvalRuns.usage, "ID is the number /eval BOT runs shows.")
+            return _build(EvalRuns, bot=bot, run=int(number))
+        case "gate":
+            return _eval_gate(bot, _merge_percent_signs(_tokens(args)))
+        case "online":
+            return _eval_online(bot, args)
+        case _:
+            return _eval_run(bot, _tokens(text.replace(",", " ")))
+
+
+def _eval_bot(rest: str, bots: frozenset[str]) -> tuple[str | None, str]:
+    """The optional BOT of an /eval line. With the team's bots known, a first word that is none
+    of them (nor close to one) is the DATASET, unless another word that is not a version follows:
+    then it is `/eval BOT DATASET`."""
+    word, tail = _first(rest)
+    name = _name(word)
+    if name in bots or _LEADING_PRONOUN.match(rest.strip()):
+        return _lead_bot(rest, bots, lambda word: False)
+    if not name or name in _EVAL_ACTIONS or _version_ref(name):
+        return None, rest
+    more = [w for w in _tokens(tail) if _version_ref(w) is None]
+    if bots and not more and not _near_bot(name, bots):
+        return None, rest
+    return name, tail
+
+
+def _eval_run(bot: str | None, words: list[str]) -> Command:
+    usage = EvalRun.usage
+    dataset: str | None = None
+    versions: list[str] = []
+    for word in words:
+        ref = _version_ref(word)
+        if ref is None:
+            if dataset is not None:
+                raise _error(
+                    usage,
+                    f"Name one DATASET; {_quote(word)} is not a version either "
+                    "(draft, staging, production or vN).",
+                )
+            dataset = _dataset_name(word, usage, "DATASET")
+        elif ref[0] == "v" and not 1 <= int(ref[1:]) <= MAX_VERSION:
+            raise _error(usage, f"There is no version {_quote(word)}.")
+        elif ref not in versions:
+            versions.append(ref)
+    return _build(EvalRun, bot=bot, dataset=dataset, versions=versions)
+
+
+def _eval_gate(bot: str | None, words: list[str]) -> Command:
+    """`gate` (show), `gate off`, `gate DATASET MIN-SCORE%` (either order); the score is a
+    percentage: 80, 80% and 80.5% are, and 0.8% is 0.8%; a bare 0.8 (a fraction, surely) is
+    refused with the percentage it likely means."""
+    usage = EvalGateSet.usage
+    if not words:
+        return _build(EvalGateSet, bot=bot)
+    if [word.lower() for word in words] == ["off"]:
+        return _build(EvalGateSet, bot=bot, off=True)
+    if len(words) == 2 and not _PERCENT.fullmatch(words[1]) and _PERCENT.fullmatch(words[0]):
+        words = words[::-1]
+    score = _PERCENT.fullmatch(words[-1])
+    if len(words) != 2 or score is None:
+        raise _error(usage, "Name the DATASET, then the lowest score that passes: gate golden 80%.")
+    amount = score["amount"]
+    if not words[-1].endswith("%") and 0 < Decimal(amount) <= 1:
+        meant = format((Decimal(amount) * 100).normalize(), "f")
+        raise GrammarError(f"MIN-SCORE is a percentage: did you mean {meant}%?")
+    dataset = _dataset_name(words[0], usage, "DATASET")
+    return _build(EvalGateSet, bot=bot, dataset=dataset, min_score=float(amount))
+
+
+def _eval_online(bot: str | None, args: str) -> Command:
+    """`online` (show), `online off`, `online PERCENT% "RUBRIC"`."""
+    usage = EvalOnlineSet.usage
+    words = _tokens(args)
+    if not words:
+        return _build(EvalOnlineSet, bot=bot)
+    if [word.lower() for word in words] == ["off"]:
+        return _build(EvalOnlineSet, bot=bot, off=True)
+    said, rubric = _first(args)
+    if rubric.startswith("%"):
+        said, rubric = said + "%", rubric[1:]
+    percent = _PERCENT.fullmatch(said)
+    if percent is None:
+        raise _error(
+            usage, f"PERCENT is the share of live answers to judge, e.g. 10%; not {_quote(said)}."
+        )
+    if not _unquote(rubric):
+        raise _error(usage, 'Give the RUBRIC after the percentage: online 10% "Is it correct?"')
+    return _build(EvalOnlineSet, bot=bot, percent=float(percent["amount"]), rubric=_unquote(rubric))
+
+
+def _evals(rest: str, bots: frozenset[str]) -> Command:
+    """`/evals BOT` lists the runs (a plural does not start one); else as /eval."""
+    command = _eval(rest, bots)
+    if isinstance(command, EvalRun) and command.dataset is None and not command.versions:
+        return _build(EvalRuns, bot=command.bot)
+    return command
+
+
+def _review(rest: str, bots: frozenset[str]) -> Command:
+    """`/review BOT`, `/review BOT add ID [ID ...] to DATASET` (ids as /review shows them)."""
+    bot, tail = _lead_bot(rest, bots, lambda word: word in ("add", "list"))
+    action, args = _first(tail)
+    match action.lower():
+        case "" | "list":
+            if _tokens(args):
+                raise _unexpected(ReviewList.usage, _tokens(args))
+            return _build(ReviewList, bot=bot)
+        case "add":
+            return _review_add(bot, _tokens(args.replace(",", " ")))
+        case _:
+            usages = f"{ReviewList.usage} | {ReviewAdd.usage}"
+            raise _error(usages, f"I don't know the review action {_quote(action)}.")
+
+
+def _review_add(bot: str | None, words: list[str]) -> Command:
+    usage = ReviewAdd.usage
+    into = next((at for at, word in enumerate(words) if word.lower() in ("to", "into")), None)
+    if into is None or into + 2 != len(words):
+        raise _error(usage, "Say which dataset they go to: add 12 13 to golden.")
+    if into == 0:
+        raise _error(usage, "Give the ids /review shows: add 12 13 to golden.")
+    ids: list[int] = []
+    for word in words[:into]:
+        number = word.lstrip("#")
+        if not (number.isascii() and number.isdigit()):
+            raise _error(usage, f"ID is a number /review shows, not {_quote(word)}.")
+        if int(number) not in ids:
+            ids.append(int(number))
+    dataset = _dataset_name(words[into + 1], usage, "DATASET")
+    return _build(ReviewAdd, bot=bot, ids=ids, dataset=dataset)
+
+
+def _abtest(rest: str, bots: frozenset[str]) -> Command:
+    """`/abtest BOT vA vB PERCENT [--env ENV]`, `status` (also bare), `stop`, `promote-winner`."""
+    bot, tail = _lead_bot(
+        rest,
+        bots,
+        lambda w: (
+            w in _ABTEST_ACTIONS or w == "promote" or w[:2] == "--" or bool(_VERSION.fullmatch(w))
+        ),
+    )
+    typed = _merge_percent_signs(_tokens(tail))
+    words, env = _flag(_abtest_usage(typed), typed, "env", "the environment", "staging")
+    fields: dict[str, object] = {"env": env.lower()} if env else {}
+    said = " ".join(words).lower()
+    if not said or said in _ABTEST_ACTIONS:
+        return _build(_ABTEST_ACTIONS.get(said, AbTestStatus), bot=bot, **fields)
+    action = _ABTEST_ACTIONS.get(words[0].lower())
+    if action is not None:
+        raise _unexpected(action.usage, words[1:])
+    if len(words) == 3:
+        a, b = _ab_versions(words[0], words[1])
+        percent = _whole(AbTestStart, "percent", "PERCENT", words[2].removesuffix("%"))
+        return _build(AbTestStart, bot=bot, a=a, b=b, percent=percent, **fields)
+    if not _VERSION.fullmatch(words[0]):
+        raise _error(_ABTEST_USAGES, f"I don't know the A/B test action {_quote(said)}.")
+    raise _error(
+        AbTestStart.usage, "Give vA (what runs now), vB and the PERCENT of end users for vB."
+    )
+
+
+def _abtest_usage(typed: list[str]) -> str:
+    """The usage of the `/abtest` action `typed` starts with (status when it names none)."""
+    first = typed[0].lower() if typed else ""
+    if not first or first.startswith("--"):
+        return AbTestStatus.usage
+    named = _ABTEST_ACTIONS.get(" ".join(typed[:2]).lower()) or _ABTEST_ACTIONS.get(first)
+    return named.usage if named is not None else AbTestStart.usage
+
+
+def _ab_versions(a: str, b: str) -> tuple[int, int]:
+    """vA and vB of an A/B test: version numbers (v3 or 3), two different ones."""
+    for word in (a, b):
+        if not _VERSION.fullmatch(word):
+            raise _error(
+                AbTestStart.usage, f"vA and vB are version numbers (v3 or 3), not {_quote(word)}."
+            )
+    first, second = (int(word.lower().removeprefix("v")) for word in (a, b))
+    if first == second:
+        raise _error(AbTestStart.usage, "vA and vB must be two different versions.")
+    return first, second
+
+
 _PARSERS: dict[str, _Parser] = {
     "newbot": _newbot,
     "bots": _bare(ListBots),
@@ -1495,4 +2039,11 @@ _PARSERS: dict[str, _Parser] = {
     "followup": _followup,
     "followups": _followup,
     "follow-up": _followup,
+    "dataset": _dataset,
+    "datasets": _dataset,
+    "eval": _eval,
+    "evals": _evals,
+    "abtest": _abtest,
+    "ab-test": _abtest,
+    "review": _review,
 }

@@ -26,6 +26,7 @@ from builders.edit import apply_changes, coerce_field
 from builders.spec import MAX_DB_INT, MAX_VERSION, BotSpec, Handoff, Schedule
 from builders.validation import SpecError, human_problems, not_storable, parse_spec
 from builders.yaml_io import YamlError, read_yaml, spec_to_yaml
+from runtime.ab import Variant
 from runtime.channel import DeploymentInfo, SendError, UnknownChannelError
 from runtime.cipher import BOT_TOKEN, Cipher, redact_tokens
 from runtime.models import check_model
@@ -34,7 +35,7 @@ from runtime.runtime import Runtime
 from storage import conversations as conv_store
 from storage import handoffs as handoff_store
 from storage.audit import AuditRepository
-from storage.bots import ENVIRONMENTS, BotRepository
+from storage.bots import ENVIRONMENTS, BotRepository, PointerView
 from storage.database import Database
 from storage.deployments import DeploymentRepository
 from storage.errors import DuplicateError, StaleRevisionError
@@ -81,9 +82,10 @@ class Expected:
     bot_id: int
     version: int | None = None  # production: staging's version; rollback: the env's current one
     revision: int | None = None  # delete: the draft revision
+    ab_winner: tuple[int, Variant] | None = None  # promote-winner: the test's id and its winner
 
 
-def _check_expected(expect: Expected | None, bot: Bot, *, version: int | None = None) -> None:
+def check_expected(expect: Expected | None, bot: Bot, *, version: int | None = None) -> None:
     if expect is None:
         return
     if (
@@ -104,6 +106,26 @@ class DraftRef:
     spec: BotSpec
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The version a promotion or rollback points an environment at."""
+
+    version_id: int
+    number: int
+    created: bool = False  # frozen from the draft by this promotion
+
+    @classmethod
+    def of(cls, version: BotVersion, *, created: bool = False) -> _Target:
+        assert version.id is not None
+        return cls(version.id, version.number, created)
+
+
+_Pointers = dict[str, PointerView]
+# Chooses (or refuses, raising an OperationError) the version an environment moves to, inside
+# the move's write transaction: the session, the bot, and its pointers as they are.
+_Pick = Callable[[AsyncSession, Bot, _Pointers], Awaitable[_Target]]
+
+
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 CHANNELS = ("web", "slack", "telegram")
 LOCAL_TEAM = "local"
@@ -115,7 +137,7 @@ def _problems(exc: SpecError) -> InvalidError:
     return InvalidError("; ".join(exc.problems))
 
 
-def _percentile(values: list[float], fraction: float) -> float | None:
+def percentile(values: list[float], fraction: float) -> float | None:
     if not values:
         return None
     index = min(len(values) - 1, max(0, round(fraction * (len(values) - 1))))
@@ -128,6 +150,13 @@ HandoffCheck = Callable[[Caller, str, Handoff], Awaitable[None]]
 # Checks a schedule's target as `/schedule BOT ... to TARGET` does (who, bot, its id when it
 # exists, the schedule): set by the schedules feature, for REST and YAML import.
 ScheduleCheck = Callable[[Caller, str, int | None, Schedule], Awaitable[None]]
+# Refuses a promotion its evaluation gate does not allow (raises an OperationError): who, the
+# bot's id and name, what is promoted as `/eval` names it ("draft", "v4"), and the content hash
+# of the spec that would run.
+PromotionCheck = Callable[[Caller, int, str, str, str], Awaitable[None]]
+# Told once an environment's pointer moved (who, bot id, name, env, the version it runs now):
+# what else that changed, in words for the answer (a live A/B test it ended), or None.
+EnvMoved = Callable[[Caller, int, str, str, int], Awaitable[str | None]]
 
 
 class Operations:
@@ -145,6 +174,8 @@ class Operations:
         self.cipher = cipher
         self.handoff_check: HandoffCheck | None = None
         self.schedule_check: ScheduleCheck | None = None
+        self.promotion_check: PromotionCheck | None = None
+        self.env_moved: EnvMoved | None = None
 
     # -- teams, keys, members ---------------------------------------------------------------
 
@@ -238,7 +269,7 @@ class Operations:
             await repo.delete(row)
             if member is not None and not await repo.api_keys(caller.team_id, name=row.name):
                 await repo.delete(member)
-            await _audit(
+            await audit(
                 session,
                 caller,
                 action="apikey.revoke",
@@ -266,7 +297,7 @@ class Operations:
 
     # -- bots -------------------------------------------------------------------------------
 
-    async def _bot(self, session: AsyncSession, caller: Caller, name: str) -> Bot:
+    async def owned_bot(self, session: AsyncSession, caller: Caller, name: str) -> Bot:
         repo = BotRepository(session)
         bot = await repo.get(caller.team_id, name)
         if bot is not None:
@@ -404,7 +435,7 @@ class Operations:
                 bot = await repo.create(caller.team_id, spec)
             else:
                 await repo.save_draft(bot, spec, expected_revision=bot.revision)
-            await _audit(
+            await audit(
                 session,
                 caller,
                 action="bot.import",
@@ -427,7 +458,7 @@ class Operations:
                         else ""
                     )
                 ) from None
-            await _audit(
+            await audit(
                 session,
                 caller,
                 action=action,
@@ -439,7 +470,7 @@ class Operations:
     async def draft(self, caller: Caller, name: str) -> DraftRef:
         """The bot's id, draft revision and draft spec (for `/try` and test runs)."""
         async with self.db.read() as session:
-            bot = await self._bot(session, caller, name)
+            bot = await self.owned_bot(session, caller, name)
         assert bot.id is not None
         return DraftRef(bot.id, bot.name, bot.revision, BotSpec.model_validate(bot.draft))
 
@@ -449,7 +480,7 @@ class Operations:
 
     async def get_bot(self, caller: Caller, name: str) -> BotView:
         async with self.db.read() as session:
-            return await self._view(session, await self._bot(session, caller, name))
+            return await self._view(session, await self.owned_bot(session, caller, name))
 
     async def list_bots(self, caller: Caller) -> list[BotListItem]:
         async with self.db.read() as session:
@@ -483,7 +514,7 @@ class Operations:
         # Checked before the write: some checks ask a platform (a handoff room) and must not
         # hold the database's write lock; the revision check keeps the edit whole.
         async with self.db.read() as session:
-            read = await self._bot(session, caller, name)
+            read = await self.owned_bot(session, caller, name)
         current = BotSpec.model_validate(read.draft)
         try:
             updated = apply_changes(current, changes)
@@ -503,7 +534,7 @@ class Operations:
         before = current.model_dump(mode="json")
         after = updated.model_dump(mode="json")
         async with self.db.write() as session:
-            bot = await self._bot(session, caller, name)
+            bot = await self.owned_bot(session, caller, name)
             try:
                 await BotRepository(session).save_draft(bot, updated, expected_revision=expected)
             except StaleRevisionError as exc:
@@ -511,7 +542,7 @@ class Operations:
                     f"The draft changed meanwhile (it is at revision {exc.current}); "
                     "reload it and try again"
                 ) from None
-            await _audit(
+            await audit(
                 session,
                 caller,
                 action="bot.edit",
@@ -533,13 +564,13 @@ class Operations:
     ) -> None:
         caller.require(Role.ADMIN, "Deleting a bot")
         async with self.db.write() as session:
-            bot = await self._bot(session, caller, name)
+            bot = await self.owned_bot(session, caller, name)
             assert bot.id is not None
-            _check_expected(expect, bot)
+            check_expected(expect, bot)
             deployments = await DeploymentRepository(session).for_team(caller.team_id, bot.id)
             before = bot.draft
             await BotRepository(session).delete(bot)
-            await _audit(
+            await audit(
                 session,
                 caller,
                 action="bot.delete",
@@ -556,7 +587,7 @@ class Operations:
 
     async def versions(self, caller: Caller, name: str) -> list[VersionView]:
         async with self.db.read() as session:
-            bot = await self._bot(session, caller, name)
+            bot = await self.owned_bot(session, caller, name)
             assert bot.id is not None
             repo = BotRepository(session)
             pointers = await repo.pointers(bot.id)
@@ -587,45 +618,110 @@ class Operations:
         if force and to == "staging":
             caller.require(Role.OWNER, "Forcing a promotion")
         _check_env(to)
-        async with self.db.write() as session:
-            bot = await self._bot(session, caller, name)
+
+        async def pick(session: AsyncSession, bot: Bot, pointers: _Pointers) -> _Target:
             assert bot.id is not None
             repo = BotRepository(session)
-            pointers = await repo.pointers(bot.id)
-            created = False
             if to == "staging":
                 spec = BotSpec.model_validate(bot.draft)
                 self._runnable(spec)
                 latest = await repo.latest_version(bot.id)
+                if not force and self.promotion_check is not None:
+                    await self.promotion_check(caller, bot.id, name, "draft", spec.content_hash())
                 if latest is not None and latest.spec_hash == spec.content_hash():
-                    version = latest
-                else:
-                    if not force:
-                        await _require_passing_tests(session, bot.id, name, spec)
-                    version = await repo.add_version(bot, spec, created_by=caller.identity)
-                    created = True
-                version_id, number = version.id, version.number
-            else:
-                staging = pointers.get("staging")
-                if staging is None:
-                    raise ConflictError(
-                        f"{name} has no staging version yet: promote it to staging first"
-                    )
-                _check_expected(expect, bot, version=staging.number)
-                version_id, number = staging.version_id, staging.number
-            assert version_id is not None
-            previous = pointers.get(to)
-            await repo.set_pointer(bot.id, to, version_id)
-            await _audit(
+                    return _Target.of(latest)
+                if not force:
+                    await _require_passing_tests(session, bot.id, name, spec)
+                added = await repo.add_version(bot, spec, created_by=caller.identity)
+                return _Target.of(added, created=True)
+            staging = pointers.get("staging")
+            if staging is None:
+                raise ConflictError(
+                    f"{name} has no staging version yet: promote it to staging first"
+                )
+            check_expected(expect, bot, version=staging.number)
+            if self.promotion_check is not None:
+                frozen = await repo.version(bot.id, staging.number)
+                assert frozen is not None
+                await self.promotion_check(
+                    caller, bot.id, name, f"v{staging.number}", frozen.spec_hash
+                )
+            return _Target(staging.version_id, staging.number)
+
+        return await self._point(caller, name, to, pick, action="bot.promote", forced=force)
+
+    async def promote_version(
+        self,
+        caller: Caller,
+        name: str,
+        *,
+        env: str,
+        version: int,
+        expect: Expected | None = None,
+    ) -> PromoteResult:
+        """Point `env` at an existing version (a live A/B test's winner) through the checks of a
+        promotion: admins, the evaluation gate on that version's spec, audited as one. `expect`
+        names the version `env` ran when the caller was asked."""
+        caller.require(Role.ADMIN, "Promoting")
+        _check_env(env)
+        _version_number(version)
+
+        async def pick(session: AsyncSession, bot: Bot, pointers: _Pointers) -> _Target:
+            assert bot.id is not None
+            current = pointers.get(env)
+            check_expected(expect, bot, version=current.number if current else None)
+            if current is not None and current.number == version:
+                raise ConflictError(f"{name} {env} already runs v{version}")
+            target = await BotRepository(session).version(bot.id, version)
+            if target is None:
+                raise NotFoundError(f"{name} has no version v{version}")
+            if self.promotion_check is not None:
+                await self.promotion_check(
+                    caller, bot.id, name, f"v{target.number}", target.spec_hash
+                )
+            return _Target.of(target)
+
+        return await self._point(caller, name, env, pick, action="bot.promote", forced=False)
+
+    async def _point(
+        self,
+        caller: Caller,
+        name: str,
+        env: str,
+        pick: _Pick,
+        *,
+        action: str,
+        forced: bool | None = None,
+    ) -> PromoteResult:
+        """Point `env` at the version `pick` chooses (or refuses) in the same write transaction,
+        audited as `action` (`forced`: a promotion's, recorded); then the runtime forgets the
+        bot's versions and `env_moved` says what else the move changed."""
+        async with self.db.write() as session:
+            bot = await self.owned_bot(session, caller, name)
+            assert bot.id is not None
+            repo = BotRepository(session)
+            pointers = await repo.pointers(bot.id)
+            target = await pick(session, bot, pointers)
+            previous = pointers.get(env)
+            await repo.set_pointer(bot.id, env, target.version_id)
+            await audit(
                 session,
                 caller,
-                action="bot.promote",
+                action=action,
                 target=name,
-                before={"env": to, "version": previous.number if previous else None},
-                after={"env": to, "version": number, "forced": force},
+                before={"env": env, "version": previous.number if previous else None},
+                after={
+                    "env": env,
+                    "version": target.number,
+                    **({"forced": forced} if forced is not None else {}),
+                },
             )
         self.runtime.invalidate_bot(bot.id)
-        return PromoteResult(version=number, env=to, created=created)
+        note = None
+        if self.env_moved is not None:
+            note = await self.env_moved(caller, bot.id, name, env, target.number)
+        notes = [note] if note else []
+        return PromoteResult(version=target.number, env=env, created=target.created, notes=notes)
 
     async def needs_test_run(self, caller: Caller, name: str, *, to: str, force: bool) -> bool:
         """Whether this promotion must first run the draft's tests: to staging, unforced, a draft
@@ -636,7 +732,7 @@ class Operations:
         if to != "staging" or force:
             return False
         async with self.db.read() as session:
-            bot = await self._bot(session, caller, name)
+            bot = await self.owned_bot(session, caller, name)
             assert bot.id is not None
             spec = BotSpec.model_validate(bot.draft)
             if not spec.tests:
@@ -662,36 +758,25 @@ class Operations:
         _check_env(env)
         if version is not None:
             _version_number(version)
-        async with self.db.write() as session:
-            bot = await self._bot(session, caller, name)
+
+        async def pick(session: AsyncSession, bot: Bot, pointers: _Pointers) -> _Target:
             assert bot.id is not None
             repo = BotRepository(session)
-            current = (await repo.pointers(bot.id)).get(env)
+            current = pointers.get(env)
             if current is None:
                 raise ConflictError(f"{name} has no {env} version to roll back")
-            _check_expected(expect, bot, version=current.number)
+            check_expected(expect, bot, version=current.number)
             if version is None:
                 older = [v for v in await repo.versions(bot.id) if v.number < current.number]
                 if not older:
                     raise ConflictError(f"{env} already runs the first version (v{current.number})")
-                target = older[-1]
-            else:
-                found = await repo.version(bot.id, version)
-                if found is None:
-                    raise NotFoundError(f"{name} has no version v{version}")
-                target = found
-            assert target.id is not None
-            await repo.set_pointer(bot.id, env, target.id)
-            await _audit(
-                session,
-                caller,
-                action="bot.rollback",
-                target=name,
-                before={"env": env, "version": current.number},
-                after={"env": env, "version": target.number},
-            )
-        self.runtime.invalidate_bot(bot.id)
-        return PromoteResult(version=target.number, env=env, created=False)
+                return _Target.of(older[-1])
+            found = await repo.version(bot.id, version)
+            if found is None:
+                raise NotFoundError(f"{name} has no version v{version}")
+            return _Target.of(found)
+
+        return await self._point(caller, name, env, pick, action="bot.rollback")
 
     async def diff(
         self, caller: Caller, name: str, *, before: str | None = None, after: str | None = None
@@ -701,7 +786,7 @@ class Operations:
         Defaults: the latest version against the draft.
         """
         async with self.db.read() as session:
-            bot = await self._bot(session, caller, name)
+            bot = await self.owned_bot(session, caller, name)
             assert bot.id is not None
             repo = BotRepository(session)
             pointers = await repo.pointers(bot.id)
@@ -738,7 +823,7 @@ class Operations:
 
     async def history(self, caller: Caller, name: str, *, limit: int = 50) -> list[AuditView]:
         async with self.db.read() as session:
-            await self._bot(session, caller, name)
+            await self.owned_bot(session, caller, name)
             rows = await AuditRepository(session).events(caller.team_id, target=name, limit=limit)
         return [_audit_view(row) for row in rows]
 
@@ -769,7 +854,7 @@ class Operations:
         if channel == "telegram":
             target = _telegram_bot_id(token)  # a token already deployed is recognised by it
         async with self.db.write() as session:
-            bot = await self._bot(session, caller, name)
+            bot = await self.owned_bot(session, caller, name)
             assert bot.id is not None
             pointers = await BotRepository(session).pointers(bot.id)
             if env not in pointers:
@@ -790,7 +875,7 @@ class Operations:
                     assert token is not None
                     existing.credentials = self.cipher.encrypt(token.strip())
                     session.add(existing)
-                    await _audit(
+                    await audit(
                         session,
                         caller,
                         action="deploy.token",
@@ -816,7 +901,7 @@ class Operations:
                     target=where,
                     credentials=self.cipher.encrypt(token.strip()) if token else None,
                 )
-                await _audit(
+                await audit(
                     session,
                     caller,
                     action="deploy",
@@ -916,7 +1001,7 @@ class Operations:
         async with self.db.read() as session:
             bot_id = None
             if name is not None:
-                bot_id = (await self._bot(session, caller, name)).id
+                bot_id = (await self.owned_bot(session, caller, name)).id
             rows = await DeploymentRepository(session).for_team(caller.team_id, bot_id)
             repo = BotRepository(session)
             views = []
@@ -960,7 +1045,7 @@ class Operations:
             bot_name = bot.name if bot else "?"
             view = await self._deployment_view(deployment, bot_name, None)
             await repo.delete(deployment)
-            await _audit(
+            await audit(
                 session,
                 caller,
                 action="undeploy",
@@ -1010,7 +1095,7 @@ class Operations:
             raise InvalidError(f"period must be one of {', '.join(PERIODS)}, not '{period}'")
         async with self.db.read() as session:
             if name is not None:
-                bots = [await self._bot(session, caller, name)]
+                bots = [await self.owned_bot(session, caller, name)]
             else:
                 bots = await BotRepository(session).for_team(caller.team_id)
         return await self._stats_of(bots, period)
@@ -1044,14 +1129,14 @@ class Operations:
                         errors=row.errors,
                         error_rate=round(row.errors / row.turns, 4) if row.turns else 0.0,
                         blocked=row.blocked,
-                        latency_p50_ms=_percentile(row.latencies_ms, 0.5),
-                        latency_p95_ms=_percentile(row.latencies_ms, 0.95),
+                        latency_p50_ms=percentile(row.latencies_ms, 0.5),
+                        latency_p95_ms=percentile(row.latencies_ms, 0.95),
                         prompt_tokens=row.prompt_tokens,
                         completion_tokens=row.completion_tokens,
                         cost_usd=round(row.cost_usd, 6) if priced > 0 or not row.turns else None,
                         unknown_cost_turns=row.unknown_cost_turns,
                         handoffs=handed.count,
-                        handoff_first_answer_p50_s=_percentile(handed.first_answer_s, 0.5),
+                        handoff_first_answer_p50_s=percentile(handed.first_answer_s, 0.5),
                     )
                 )
         return views
@@ -1060,7 +1145,7 @@ class Operations:
         self, caller: Caller, name: str, *, limit: int = 50
     ) -> list[ConversationView]:
         async with self.db.read() as session:
-            bot = await self._bot(session, caller, name)
+            bot = await self.owned_bot(session, caller, name)
         assert bot.id is not None
         async with self.db.read_conn() as conn:
             rows = await conv_store.recent_conversations(conn, bot.id, limit=limit)
@@ -1095,7 +1180,7 @@ def _step_models(spec: BotSpec) -> set[str]:
     return {str(n.params["model"]) for n in spec.pipeline if n.params.get("model")}
 
 
-async def _audit(
+async def audit(
     session: AsyncSession,
     caller: Caller,
     *,

@@ -22,7 +22,7 @@ from storage import end_users
 from storage import participants as memory_store
 from storage.end_users import Address, Match
 from studio.errors import InvalidError, NotFoundError
-from studio.operations import CHANNELS, Expected, Operations, _audit, _check_expected
+from studio.operations import CHANNELS, Expected, Operations, audit, check_expected
 from studio.roles import Caller, Role
 from studio.views import Timestamp
 
@@ -107,7 +107,7 @@ class Participants:
         caller.require(Role.EDITOR, _SEEING)
         match = end_user(user)
         async with self.db.read() as session:
-            row = await self.ops._bot(session, caller, bot)
+            row = await self.ops.owned_bot(session, caller, bot)
             assert row.id is not None
             conn = await session.connection()
             found = await _known(conn, row.id, row.name, match, user)
@@ -123,7 +123,7 @@ class Participants:
         match = end_user(user)
         checked = _checked(key, value)
         async with self.db.write() as session:
-            row = await self.ops._bot(session, caller, bot)
+            row = await self.ops.owned_bot(session, caller, bot)
             assert row.id is not None
             bot_id = row.id
             conn = await session.connection()
@@ -141,7 +141,7 @@ class Participants:
                     sync, bot_id=bot_id, channel=channel, user=stored, data=data
                 )
             )
-            await _audit(
+            await audit(
                 session,
                 caller,
                 action="memory.set",
@@ -160,16 +160,16 @@ class Participants:
         caller.require(Role.EDITOR, "Forgetting what a bot remembers about someone")
         match = end_user(user)
         async with self.db.write() as session:
-            row = await self.ops._bot(session, caller, bot)
+            row = await self.ops.owned_bot(session, caller, bot)
             assert row.id is not None
             bot_id = row.id
-            _check_expected(expect, row)
+            check_expected(expect, row)
             conn = await session.connection()
             found = await _known(conn, bot_id, row.name, match, user)
             rows = await end_users.memory(conn, bot_id, found)
             if rows:
                 await conn.run_sync(lambda sync: end_users.forget_memory(sync, bot_id, found))
-                await _audit(
+                await audit(
                     session,
                     caller,
                     action="memory.forget",
@@ -187,7 +187,7 @@ class Participants:
         caller.require(Role.ADMIN, "Forgetting a person")
         match = end_user(user)
         async with self.db.write() as session:
-            row = await self.ops._bot(session, caller, bot)
+            row = await self.ops.owned_bot(session, caller, bot)
             assert row.id is not None
             bot_id = row.id
             conn = await session.connection()
@@ -202,7 +202,7 @@ class Participants:
                 conversations=gone.conversations,
                 messages=gone.messages,
             )
-            await _audit(
+            await audit(
                 session,
                 caller,
                 action="participant.forget",

@@ -31,7 +31,7 @@ from builders.spec import (
 from runtime.messages import Field, OutgoingMessage
 from runtime.scheduler.types import LastRun, ReportInfo, ScheduleStatus
 from runtime.tools.base import ToolCallRecord
-from studio.commands import COMMANDS, NOT_YET, Command, RoleName, SettableField
+from studio.commands import COMMANDS, Command, RoleName, SettableField
 from studio.participants import SANDBOX, ChannelMemory, ParticipantView
 from studio.replies import CANCEL_PREFIX, CONFIRM_PREFIX, Answer
 from studio.test_report import CaseResult, TestReport
@@ -68,7 +68,7 @@ _NATURAL = (
 # -- small helpers ---------------------------------------------------------------------------
 
 
-def _one_line(text: str, limit: int) -> str:
+def one_line(text: str, limit: int) -> str:
     """`text` on one line (runs of whitespace become one space), cut to `limit` with `…`."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
@@ -79,7 +79,7 @@ def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
-def _when(at: datetime) -> str:
+def when(at: datetime) -> str:
     return _utc(at).strftime("%Y-%m-%d %H:%M")
 
 
@@ -93,7 +93,7 @@ def _environments(environments: dict[str, int]) -> str:
     )
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
     return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
 
 
@@ -101,7 +101,7 @@ def _period(period: str) -> str:
     return _PERIODS.get(period, period)
 
 
-def _short_hash(spec_hash: str) -> str:
+def short_hash(spec_hash: str) -> str:
     return spec_hash.removeprefix("sha256:")[:12]
 
 
@@ -110,19 +110,19 @@ def _value(value: Any, limit: int = _VALUE_PREVIEW) -> str:
     if value is None or value == "":
         return _NONE
     if isinstance(value, list):
-        return _plural(len(value), "item")
+        return plural(len(value), "item")
     if isinstance(value, float):
         return f"{value:g}"
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return _one_line(text, limit)
+    return one_line(text, limit)
 
 
 def _expectation(expect: Expectation) -> str:
-    return f"{expect.kind} '{_one_line(expect.value, _INPUT_PREVIEW)}'"
+    return f"{expect.kind} '{one_line(expect.value, _INPUT_PREVIEW)}'"
 
 
 def _quoted(text: str, limit: int = _INPUT_PREVIEW) -> str:
-    return f'"{_one_line(text, limit)}"'
+    return f'"{one_line(text, limit)}"'
 
 
 def _lines(header: str, rows: Iterable[str]) -> str:
@@ -142,7 +142,7 @@ def _guardrails(guard: Guardrails) -> str:
     if guard.max_input_chars != Guardrails().max_input_chars:
         parts.append(f"messages up to {guard.max_input_chars:,} characters")
     if guard.blocked_terms:
-        parts.append(_plural(len(guard.blocked_terms), "blocked term"))
+        parts.append(plural(len(guard.blocked_terms), "blocked term"))
     if guard.pii:
         parts.append("personal data masked")
     if guard.moderation:
@@ -341,7 +341,7 @@ def _flow(bot: str, draft: BotSpec) -> str:
     if not draft.pipeline:
         return f"plain (one answering step; /flow {bot} add … builds on it)"
     kinds = ", ".join(sorted({step.kind for step in draft.pipeline}))
-    return f"{_plural(len(draft.pipeline), 'step')} ({kinds}): /flow {bot} shows it"
+    return f"{plural(len(draft.pipeline), 'step')} ({kinds}): /flow {bot} shows it"
 
 
 def _tools_field(bot: str, draft: BotSpec) -> tuple[Field, ...]:
@@ -356,12 +356,12 @@ def _card_fields(view: BotView) -> tuple[Field, ...]:
     return (
         Field(label="Model", value=draft.model),
         Field(label="Temperature", value=f"{draft.temperature:g}"),
-        Field(label="History", value=_plural(draft.history, "turn")),
+        Field(label="History", value=plural(draft.history, "turn")),
         Field(label="Greeting", value=_value(draft.greeting, _PROMPT_PREVIEW)),
         Field(label="Fallback", value=_value(draft.fallback, _PROMPT_PREVIEW)),
         Field(label="Prompt", value=_value(draft.prompt, _PROMPT_PREVIEW)),
         Field(label="Tests", value=str(len(draft.tests))),
-        Field(label="Knowledge", value=_plural(len(draft.knowledge), "source")),
+        Field(label="Knowledge", value=plural(len(draft.knowledge), "source")),
         Field(label="Flow", value=_flow(view.name, draft)),
         *_tools_field(view.name, draft),
         *_proactive_fields(view.name, draft),
@@ -393,8 +393,8 @@ def bot_list(items: list[BotListItem]) -> Answer:
     for item in items:
         rows.append(f"*{item.name}* — {item.model} · {_environments(item.environments)}")
         if item.description:
-            rows.append(f"  {_one_line(item.description, _PROMPT_PREVIEW)}")
-    return Answer(text=_lines(f"{_plural(len(items), 'bot')}:", rows))
+            rows.append(f"  {one_line(item.description, _PROMPT_PREVIEW)}")
+    return Answer(text=_lines(f"{plural(len(items), 'bot')}:", rows))
 
 
 def created(view: BotView) -> Answer:
@@ -466,7 +466,7 @@ def _case(result: CaseResult) -> list[str]:
         if result.answer:
             rows.append(f"   answer: {_quoted(result.answer, _ANSWER_PREVIEW)}")
         label = "error" if result.outcome == "error" else "why"
-        rows.append(f"   {label}: {_one_line(result.reason or _NONE, _ANSWER_PREVIEW)}")
+        rows.append(f"   {label}: {one_line(result.reason or _NONE, _ANSWER_PREVIEW)}")
     return rows
 
 
@@ -483,7 +483,7 @@ def test_report(report: TestReport) -> Answer:
     fields = (
         Field(label="Passed", value=str(report.passed)),
         Field(label="Failed", value=str(report.failed)),
-        Field(label="Draft", value=_short_hash(report.spec_hash)),
+        Field(label="Draft", value=short_hash(report.spec_hash)),
     )
     return Answer(text=_lines(header, rows), fields=fields)
 
@@ -492,7 +492,7 @@ def not_promoted(report: TestReport) -> str:
     """Why a promotion that ran the draft's tests stopped: the failing cases, on one line."""
     failing = [r for r in report.results if r.outcome != "pass"]
     named = "; ".join(
-        f"{r.number}. {_quoted(r.input, _VALUE_PREVIEW)}: {_one_line(r.reason, _INPUT_PREVIEW)}"
+        f"{r.number}. {_quoted(r.input, _VALUE_PREVIEW)}: {one_line(r.reason, _INPUT_PREVIEW)}"
         for r in failing[:3]
     )
     more = f"; {len(failing) - 3} more" if len(failing) > 3 else ""
@@ -512,7 +512,7 @@ def test_cases(bot: str, cases: list[TestCase]) -> Answer:
         + (f" from step '{case.step}'" if case.step else "")
         for n, case in enumerate(cases, start=1)
     )
-    return Answer(text=_lines(f"*{bot}* has {_plural(len(cases), 'test case')}:", rows))
+    return Answer(text=_lines(f"*{bot}* has {plural(len(cases), 'test case')}:", rows))
 
 
 # Named like tests: keep pytest from collecting them where a test module imports them.
@@ -536,7 +536,7 @@ def _cost(view: StatsView) -> str:
         return "unknown"
     cost = f"${view.cost_usd:.4f}"
     if view.unknown_cost_turns:
-        cost += f" ({_plural(view.unknown_cost_turns, 'turn')} at unknown price)"
+        cost += f" ({plural(view.unknown_cost_turns, 'turn')} at unknown price)"
     return cost
 
 
@@ -580,11 +580,11 @@ def _stats_line(view: StatsView) -> str:
     if not view.turns:
         return f"*{view.bot}* — no conversations"
     parts = (
-        _plural(view.turns, "turn"),
-        _plural(view.users, "user"),
-        f"{_plural(view.errors, 'error')} ({view.error_rate:.1%})",
+        plural(view.turns, "turn"),
+        plural(view.users, "user"),
+        f"{plural(view.errors, 'error')} ({view.error_rate:.1%})",
         *((f"{view.blocked:,} blocked",) if view.blocked else ()),
-        *((_plural(view.handoffs, "handoff"),) if view.handoffs else ()),
+        *((plural(view.handoffs, "handoff"),) if view.handoffs else ()),
         f"p95 {_ms(view.latency_p95_ms)} ms",
         f"cost {_cost(view)}",
     )
@@ -623,7 +623,7 @@ def deployments(views: list[DeploymentView]) -> Answer:
     if not views:
         return Answer(text="No deployments yet. Put a bot on a channel with `/deploy BOT web`.")
     rows = (" · ".join((v.bot, v.channel, _deployment_env(v), v.status, _where(v))) for v in views)
-    return Answer(text=_lines(f"{_plural(len(views), 'deployment')}:", rows))
+    return Answer(text=_lines(f"{plural(len(views), 'deployment')}:", rows))
 
 
 def deployed(view: DeploymentView) -> Answer:
@@ -642,8 +642,8 @@ def versions(bot: str, views: list[VersionView]) -> Answer:
         )
     rows = []
     for view in sorted(views, key=lambda v: v.number, reverse=True):
-        parts = [f"v{view.number}", _when(view.created_at), view.created_by]
-        parts.append(f"`{_short_hash(view.spec_hash)}`")
+        parts = [f"v{view.number}", when(view.created_at), view.created_by]
+        parts.append(f"`{short_hash(view.spec_hash)}`")
         if view.environments:
             parts.append(", ".join(view.environments))
         rows.append(" · ".join(parts))
@@ -664,7 +664,7 @@ def _details(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str
                 parts.append(f"{key}: {_value(new)}")
             else:
                 parts.append(f"{key}: {_value(old)} → {_value(new)}")
-    return _one_line("; ".join(parts), _DETAILS_PREVIEW)
+    return one_line("; ".join(parts), _DETAILS_PREVIEW)
 
 
 def history(bot: str, events: list[AuditView]) -> Answer:
@@ -673,7 +673,7 @@ def history(bot: str, events: list[AuditView]) -> Answer:
         return Answer(text=f"No changes recorded for *{bot}* yet.")
     rows = []
     for event in sorted(events, key=lambda e: _utc(e.at), reverse=True):
-        parts = [_when(event.at), event.actor, event.action]
+        parts = [when(event.at), event.actor, event.action]
         details = _details(event.before, event.after)
         if details:
             parts.append(details)
@@ -694,12 +694,13 @@ def promoted(bot: str, result: PromoteResult, *, tests_passed: int = 0) -> Answe
         text += f"\nNext: `/promote {bot} production`."
     else:
         text += f"\nPut it on a channel: `/deploy {bot} web`."
-    return Answer(text=text)
+    return Answer(text="\n".join([text, *result.notes]))
 
 
 def rolled_back(bot: str, result: PromoteResult) -> Answer:
     """An environment points back to an earlier version (`/rollback`)."""
-    return Answer(text=f"*{bot}* {result.env} is back on v{result.version}.")
+    text = f"*{bot}* {result.env} is back on v{result.version}."
+    return Answer(text="\n".join([text, *result.notes]))
 
 
 # -- help, members ---------------------------------------------------------------------------
@@ -728,7 +729,6 @@ def help_text(command: str | None = None) -> Answer:
     query = (command or "").strip().lstrip("/").lower()
     if not query:
         rows = [_command_line(c) for c in COMMANDS]
-        rows += [f"`/{name}` — {feature} (not available yet)" for name, feature in NOT_YET.items()]
         rows += [
             "",
             "Commands work with or without the leading /.",
@@ -736,14 +736,12 @@ def help_text(command: str | None = None) -> Answer:
             "`/help COMMAND` explains one command.",
         ]
         return Answer(text=_lines("*Chat Studio commands*", rows))
-    if query in NOT_YET:
-        return Answer(text=f"`/{query}`: {NOT_YET[query]} is not available yet.")
     matches = _matching(query)
     if matches:
         return Answer(text="\n".join(row for c in matches for row in _command_help(c)))
-    names = sorted({c.name.split()[0] for c in COMMANDS} | set(NOT_YET))
+    names = sorted({c.name.split()[0] for c in COMMANDS})
     close = difflib.get_close_matches(query, names, n=3, cutoff=0.6)
-    text = f"There is no command `{_one_line(query, _VALUE_PREVIEW)}`."
+    text = f"There is no command `{one_line(query, _VALUE_PREVIEW)}`."
     if close:
         text += " Did you mean " + " or ".join(f"`/{name}`" for name in close) + "?"
     else:
@@ -757,8 +755,8 @@ def members(views: list[MemberView]) -> Answer:
         return Answer(text="No members yet.")
     rank = {role: n for n, role in enumerate(get_args(RoleName))}
     ordered = sorted(views, key=lambda m: (rank.get(m.role, len(rank)), m.identity))
-    rows = (f"{m.identity} · {m.role} · joined {_when(m.joined_at)}" for m in ordered)
-    return Answer(text=_lines(f"{_plural(len(views), 'member')}:", rows))
+    rows = (f"{m.identity} · {m.role} · joined {when(m.joined_at)}" for m in ordered)
+    return Answer(text=_lines(f"{plural(len(views), 'member')}:", rows))
 
 
 # -- plain text ------------------------------------------------------------------------------
@@ -791,7 +789,7 @@ def knowledge_added(added: Added) -> Answer:
         return Answer(text=f"*{added.bot}* already knows {added.name}; nothing changed.")
     verb = "Replaced" if added.replaced else "Added"
     return Answer(
-        text=f"{verb} {added.name} in *{added.bot}*'s draft ({_plural(added.chunks, 'passage')}). "
+        text=f"{verb} {added.name} in *{added.bot}*'s draft ({plural(added.chunks, 'passage')}). "
         f"Try it with `/try {added.bot} …`; `/promote {added.bot}` puts it in a version."
     )
 
@@ -803,14 +801,14 @@ def knowledge_sources(bot: str, sources: list[SourceView]) -> Answer:
             text=f"*{bot}* knows nothing yet. `/knowledge {bot} add TEXT|URL`, or share a file "
             "(txt, md, html, pdf, docx) with the bot's name."
         )
-    rows = [f"{s.name} · {_plural(s.chunks, 'passage')} · `{s.id[7:19]}`" for s in sources]
+    rows = [f"{s.name} · {plural(s.chunks, 'passage')} · `{s.id[7:19]}`" for s in sources]
     if any(s.chunks == 0 for s in sources):  # every source read has at least one passage
         rows.append(
             "A source with 0 passages is not searched: the knowledge store has none of its "
             "passages for the current embedding model (STUDIO_EMBEDDING_MODEL changed, or the "
             "store was reset). Add the same file or text again to index it."
         )
-    return Answer(text=_lines(f"*{bot}* knowledge ({_plural(len(sources), 'source')}):", rows))
+    return Answer(text=_lines(f"*{bot}* knowledge ({plural(len(sources), 'source')}):", rows))
 
 
 # -- participant memory ----------------------------------------------------------------------
@@ -853,8 +851,8 @@ def forget_question(view: ParticipantView) -> str:
     keys = sorted({key for memory in view.memory for key in memory.values})
     places = ", ".join(_place(m, view.user) for m in view.memory)
     return (
-        f"Forget what *{view.bot}* remembers about {view.user} ({_plural(len(keys), 'value')}: "
-        f"{_one_line(', '.join(keys), _PROMPT_PREVIEW)}; on {places})? Their messages stay."
+        f"Forget what *{view.bot}* remembers about {view.user} ({plural(len(keys), 'value')}: "
+        f"{one_line(', '.join(keys), _PROMPT_PREVIEW)}; on {places})? Their messages stay."
     )
 
 
@@ -866,7 +864,7 @@ def memory_forgotten(view: ParticipantView) -> Answer:
     places = ", ".join(_place(m, view.user) for m in view.memory)
     return Answer(
         text=f"*{view.bot}* forgot what it remembered about {view.user}: "
-        f"{_one_line(', '.join(keys), _PROMPT_PREVIEW)} (on {places}). Their messages are kept."
+        f"{one_line(', '.join(keys), _PROMPT_PREVIEW)} (on {places}). Their messages are kept."
     )
 
 
@@ -886,7 +884,7 @@ def _operation_line(operation: ToolOperation) -> str:
         what = "changes things: not allowed"
     line = f"`{operation.function}` ({what})"
     if operation.description:
-        line += f": {_one_line(operation.description, 80)}"
+        line += f": {one_line(operation.description, 80)}"
     return line
 
 
@@ -902,7 +900,7 @@ def _tool_lines(tool: ToolSpec) -> list[str]:
 def tool_added(bot: str, tool: ToolSpec, *, replaced: bool, revision: int) -> Answer:
     """What `/tool add` gave the draft, and what the bot may not do yet."""
     verb = "Updated" if replaced else "Added"
-    count = _plural(len(tool.operations), "operation")
+    count = plural(len(tool.operations), "operation")
     rows = _tool_lines(tool)
     barred = [op.function for op in tool.operations if op.changes and not op.allowed]
     if barred:
@@ -933,6 +931,6 @@ def tool_calls(records: Sequence[ToolCallRecord]) -> str:
     for record in records:
         detail = f"{record.status}" + (f": {record.detail}" if record.detail else "")
         size = f", {record.size} B" if record.size else ""
-        arguments = _one_line(record.arguments, 120)
+        arguments = one_line(record.arguments, 120)
         lines.append(f"• `{record.function}` {arguments} → {detail} ({record.ms:.0f} ms{size})")
     return "Tool calls:\n" + "\n".join(lines)

@@ -20,10 +20,10 @@ from runtime.secrets import SecretVault, name_problem, value_problem
 from storage.database import Database
 from storage.secrets import SecretRepository
 from studio.address import PULL_CHANNEL, SLACK, TELEGRAM_STUDIO
-from studio.commands import COMMANDS, NOT_YET, Command, SecretList, SecretRemove, SecretSet
+from studio.commands import COMMANDS, Command, SecretList, SecretRemove, SecretSet
 from studio.confirmations import SECRET_REQUEST, Confirmations
 from studio.errors import InvalidError, NotFoundError
-from studio.presenters import _when
+from studio.presenters import when
 from studio.replies import SECRET_FORM_PREFIX, Answer
 from studio.roles import Caller, Role
 from studio.views import Timestamp
@@ -33,7 +33,7 @@ _SETTING = "Setting a team secret"
 _REMOVING = "Removing a team secret"
 _SEEING = "Seeing the team's secrets"
 # A reply that is a command, not a value: the member changed their mind.
-_CANCEL_WORDS = frozenset({"cancel"} | {c.name.split()[0] for c in COMMANDS} | set(NOT_YET))
+_CANCEL_WORDS = frozenset({"cancel"} | {c.name.split()[0] for c in COMMANDS})
 
 
 class SecretView(BaseModel):
@@ -236,7 +236,7 @@ def secret_list(views: list[SecretView]) -> Answer:
         fields=tuple(
             Field(
                 label=view.name,
-                value=f"set {_when(view.updated_at)} by {view.updated_by} · {_used(view.used_by)}",
+                value=f"set {when(view.updated_at)} by {view.updated_by} · {_used(view.used_by)}",
             )
             for view in views
         ),

@@ -41,6 +41,7 @@ class PromoteResult(BaseModel):
     version: int
     env: str
     created: bool  # False: the environment now points at an existing version
+    notes: list[str] = []  # what else the move changed (a live A/B test it ended)
 
 
 class DeploymentView(BaseModel):

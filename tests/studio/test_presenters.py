@@ -457,12 +457,14 @@ def test_promoted_and_rolled_back() -> None:
 # -- help, members ---------------------------------------------------------------------------
 
 
-def test_help_lists_every_command_and_the_ones_not_yet_available() -> None:
+def test_help_lists_every_command() -> None:
     text = presenters.help_text(None).text
     assert "`/newbot NAME [DESCRIPTION]` — create a draft bot" in text
     assert "`/help [COMMAND]`" in text
     assert "`/knowledge BOT add TEXT|URL` — add a note or a web page" in text
-    assert "`/abtest` — A/B tests (not available yet)" in text
+    assert "`/abtest BOT vA vB PERCENT [--env staging|production]` — send PERCENT%" in text
+    assert "`/dataset BOT from-last N [as NAME]`" in text and "`/review BOT`" in text
+    assert "not available yet" not in text
     assert "Commands work with or without the leading /." in text
     assert '"make faq-bot use gpt-4o-mini"' in text
 
@@ -473,7 +475,12 @@ def test_help_for_one_command() -> None:
     assert "Fields: prompt, model, temperature, greeting, fallback, description, history." in text
     assert "confirmation" in presenters.help_text("/delete").text
     assert "/test BOT remove N" in presenters.help_text("test").text
-    assert "not available yet" in presenters.help_text("abtest").text
+    abtest = presenters.help_text("abtest").text
+    assert abtest.startswith("`/abtest BOT vA vB PERCENT")
+    assert "`/abtest BOT status [--env staging|production]`" in abtest
+    assert "`/abtest BOT promote-winner [--env staging|production]`" in abtest
+    assert "confirmation" in abtest  # promote-winner asks first
+    assert "`/eval BOT gate DATASET MIN-SCORE% (0-100)" in presenters.help_text("eval").text
 
 
 def test_help_for_an_unknown_command_names_the_closest() -> None:

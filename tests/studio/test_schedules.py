@@ -237,7 +237,8 @@ def test_help_explains_them() -> None:
     assert "/schedule BOT pause ID" in schedule and "not available" not in schedule
     assert "/followup BOT after DURATION" in presenters.help_text("followup").text
     assert "daily|weekly" in presenters.help_text("stats").text
-    assert "/schedule" not in presenters.help_text("abtest").text
+    abtest = presenters.help_text("abtest").text
+    assert "/abtest BOT status" in abtest and "/schedule" not in abtest
 
 
 # -- the feature, through the Studio -----------------------------------------------------------
