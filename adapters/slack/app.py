@@ -11,7 +11,8 @@ runtime's inbox (deduplicated by channel and message ts, since one message can a
 follows through `SlackChannel.send`.
 Slash commands are recorded in the inbox too (deduplicated by Slack's trigger id, so a replay
 does nothing), then answered to the caller alone (`response_url`); what the Studio says later
-about them goes to the caller's DM with the app.
+about them goes to the caller's DM with the app. A click on a generated bot's feedback buttons
+rates the answer that message is (found by its channel and ts, never by the button's value).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import forms
 from adapters.slack.channel import SlackChannel, slack_thread
-from adapters.slack.render import blocks, fallback_text, mentions, plain
+from adapters.slack.render import FEEDBACK_ACTION, RATINGS, blocks, fallback_text, mentions, plain
 from adapters.slack.rooms import SlackRooms
 from builders.tokens import redact_studio_input
 from runtime.cipher import Cipher
@@ -112,6 +113,7 @@ class SlackAdapter:
         for command in _COMMANDS:
             self.app.command(command)(self._on_command)
         self.app.action(re.compile(r"^studio-\d+$"))(self._on_action)
+        self.app.action(FEEDBACK_ACTION)(self._on_feedback)
         for form in forms.FORMS:
             self.app.view(form.callback_id)(self._on_form)
 
@@ -343,6 +345,45 @@ class SlackAdapter:
             dedupe_key=f"slack-action:{channel}:{message.get('ts')}:{action.get('action_ts')}",
         )
         await self.runtime.feed(clicked)
+
+    async def _on_feedback(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any
+    ) -> None:
+        """A click on a bot answer's feedback buttons: the answer is the one the clicked message
+        (its channel and ts) was sent as by the deployment in that channel, the button says only
+        up or down. Rated before Slack's 200, thanked privately after; a click on anything that
+        is not a rateable answer (or from another workspace) changes nothing and says nothing."""
+        await ack()
+        rating = RATINGS.get(str(action.get("value")))
+        container = body.get("container") or {}
+        channel = str(container.get("channel_id") or "")
+        ts = str(container.get("message_ts") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        if rating is None or not (channel and ts and _SLACK_USER.match(user)):
+            return
+        team_id = await self._team(body)
+        if team_id is None:
+            return
+        deployment = await self.runtime.deployment_at("slack", channel, team_id=team_id)
+        if deployment is None:
+            return
+        rated = await self.runtime.ratings.by_ref(
+            deployment_id=deployment,
+            ref=f"{channel}:{ts}",
+            user=f"slack:{user}",
+            channel="slack",
+            rating=rating,
+        )
+        if rated:
+            self._spawn(self._thank(respond))
+
+    async def _thank(self, respond: Any) -> None:
+        try:
+            await respond(
+                text="Thanks for the feedback", response_type="ephemeral", replace_original=False
+            )
+        except Exception as exc:  # an expired response_url, say: the rating is kept anyway
+            logger.info("could not thank for feedback: %s", type(exc).__name__)
 
     async def _privately(
         self, payload: dict[str, Any], text: str, action: str | None, respond: Any

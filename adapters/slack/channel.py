@@ -4,6 +4,8 @@ Addresses on Slack carry `thread = "CHANNEL:THREAD_TS"` (`THREAD_TS` empty for a
 reply). A generated bot posts under its own name (`chat:write.customize`); the Studio posts as
 the app. When a generated bot's answer takes more than `THINKING_AFTER_S`, a "thinking…" message
 appears first and the answer replaces it (`chat.update`), so a fast answer costs one API call.
+A generated bot's live answer carries feedback buttons, and its send returns `ref` =
+"CHANNEL:TS", where a click on them finds it again (`SlackAdapter._on_feedback`).
 """
 
 from __future__ import annotations
@@ -191,10 +193,11 @@ class SlackChannel:
             await self._upload(message.file, channel, thread_ts, posted=False)
             return SendReceipt(platform_id=None)
         markdown = address.deployment_id != STUDIO_DEPLOYMENT  # a bot's answer: a model's Markdown
+        rateable = markdown and message.feedback_id is not None  # a live answer: feedback buttons
         body: dict[str, Any] = {
             "channel": channel,
             "text": fallback_text(message, markdown=markdown),
-            "blocks": blocks(message, markdown=markdown),
+            "blocks": blocks(message, markdown=markdown, rateable=rateable),
         }
         try:
             placeholder = await self._placeholder(address)
@@ -208,7 +211,9 @@ class SlackChannel:
             raise _failure(exc) from None
         if message.file is not None:
             await self._upload(message.file, channel, thread_ts, posted=True)
-        return SendReceipt(platform_id=str(response.get("ts")))
+        ts = str(response.get("ts"))
+        # A click on its feedback buttons names the message by its channel and ts.
+        return SendReceipt(platform_id=ts, ref=f"{response.get('channel') or channel}:{ts}")
 
     async def _upload(
         self, file: Attachment, channel: str, thread_ts: str | None, *, posted: bool

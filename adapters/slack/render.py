@@ -3,8 +3,10 @@
 The Studio's light markup (`*bold*`, `` `code` ``, fenced blocks) is already Slack mrkdwn, so
 it passes through; a bot's answer (a model's Markdown) is converted to mrkdwn first. `&`, `<` and
 `>` are escaped as Slack requires. Fields become a fields
-section (at most 10 per section), buttons an actions block whose values carry the action. Slack's
-limits hold: 3,000 characters a section (cut between lines), 50 blocks a message.
+section (at most 10 per section), buttons an actions block whose values carry the action. A
+generated bot's answer that end users may rate ends with Slack's feedback buttons (a
+`context_actions` block). Slack's limits hold: 3,000 characters a section (cut between lines), 50
+blocks a message.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import re
 from typing import Any
 
 from adapters.slack.markdown import escape, to_mrkdwn
+from runtime.feedback import Rating
 from runtime.messages import OutgoingMessage
 
 SECTION_LIMIT = 3000  # characters of one section's text
 MAX_BLOCKS = 50
 TEXT_LIMIT = 40000  # characters of a message's `text`
 _FIELDS_PER_SECTION = 10
+# The feedback buttons' action id, and what each button's value rates. The value says only up or
+# down: which answer is rated comes from the clicked message's channel and ts.
+FEEDBACK_ACTION = "feedback"
+RATINGS: dict[str, Rating] = {"up": 1, "down": -1}
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
 _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]+)(?:\|([^>]*))?>")
@@ -73,9 +80,12 @@ def _sections(text: str) -> list[str]:
     return pieces
 
 
-def blocks(message: OutgoingMessage, *, markdown: bool = False) -> list[dict[str, Any]]:
-    """The message as Block Kit: text sections, fields sections, an actions block. `markdown`:
-    the text is a model's Markdown, converted to mrkdwn (the Studio's own text already is)."""
+def blocks(
+    message: OutgoingMessage, *, markdown: bool = False, rateable: bool = False
+) -> list[dict[str, Any]]:
+    """The message as Block Kit: text sections, fields sections, an actions block, and feedback
+    buttons when it is `rateable` (a generated bot's answer). `markdown`: the text is a model's
+    Markdown, converted to mrkdwn (the Studio's own text already is)."""
     text = to_mrkdwn(message.text) if markdown else escape(message.text)
     out: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": piece}} for piece in _sections(text)
@@ -102,12 +112,29 @@ def blocks(message: OutgoingMessage, *, markdown: bool = False) -> list[dict[str
         if button.style in ("primary", "danger"):
             element["style"] = button.style
         actions.append(element)
-    if len(out) >= MAX_BLOCKS:  # keep room for the buttons; the full text is in `text`
+    tail = [{"type": "actions", "elements": actions}] if actions else []
+    if rateable:
+        tail.append(_feedback_block())
+    if len(out) + len(tail) > MAX_BLOCKS:  # keep room for the buttons; the full text is in `text`
         cut = {"type": "mrkdwn", "text": "(cut: too long for Slack)"}
-        out = [*out[: MAX_BLOCKS - 2], {"type": "context", "elements": [cut]}]
-    if actions:
-        out.append({"type": "actions", "elements": actions})
-    return out
+        out = [*out[: MAX_BLOCKS - len(tail) - 1], {"type": "context", "elements": [cut]}]
+    return out + tail
+
+
+def _feedback_block() -> dict[str, Any]:
+    """Slack's native feedback buttons (👍 / 👎) under an answer."""
+
+    def button(emoji: str, label: str, value: str) -> dict[str, Any]:
+        text = {"type": "plain_text", "text": emoji, "emoji": True}
+        return {"text": text, "accessibility_label": label, "value": value}
+
+    element = {
+        "type": "feedback_buttons",
+        "action_id": FEEDBACK_ACTION,
+        "positive_button": button("👍", "A good answer", "up"),
+        "negative_button": button("👎", "A bad answer", "down"),
+    }
+    return {"type": "context_actions", "elements": [element]}
 
 
 def fallback_text(message: OutgoingMessage, *, markdown: bool = False) -> str:

@@ -9,6 +9,10 @@ aiogram is imported on first use, in a thread: it costs seconds, which `serve` d
 start. Replies (a model's Markdown) go out as Telegram HTML, split at Telegram's 4,096 characters
 (a piece whose HTML Telegram cannot parse goes again once, as plain text), with its 429
 `retry_after` honoured; a revoked token (401) fails for good.
+
+End users rate answers with message reactions (`message_reaction` updates, asked for alongside
+messages): a send returns `ref` = "CHAT_ID:MESSAGE_ID" of its last piece, and a reaction to that
+message rates the answer. A reaction is never answered nor recorded as a message.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from adapters.telegram.pacing import ChatPacer
 from adapters.telegram.render import markdown_to_html, plain_text, split_html
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.cipher import Cipher
+from runtime.feedback import Rating
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime, UnknownDeploymentError
 from storage.tables import Deployment
@@ -39,6 +44,11 @@ POLL_TIMEOUT_S = 25  # long-poll wait of one getUpdates
 _RETRIES = 3
 _COMMANDS = (("start", "Start over and say hello"), ("reset", "Forget this conversation"))
 _UNPARSABLE = "can't parse entities"  # Telegram's words for HTML it refuses
+# What a generated bot asks Telegram for (a webhook's and getUpdates' `allowed_updates`).
+_UPDATES = ["message", "message_reaction"]
+# Reactions that rate an answer; any other is no rating (and leaves an earlier one as it was).
+_UP = frozenset({"👍", "❤", "🔥", "🎉", "👏", "🤩", "👌", "💯", "🙏", "😁"})
+_DOWN = frozenset({"👎", "💩", "🤮", "😢", "😡", "🤬"})
 
 
 class _UnparsableError(Exception):
@@ -151,7 +161,7 @@ class TelegramBots:
                 await bot.set_webhook(
                     url=f"{self.public_url}/telegram/bots/{deployment.id}",
                     secret_token=self.webhook_secret(deployment.id),
-                    allowed_updates=["message"],
+                    allowed_updates=_UPDATES,
                     drop_pending_updates=False,
                 )
             await bot.set_my_commands(
@@ -235,7 +245,10 @@ class TelegramBots:
             except _UnparsableError:  # once, as the plain text it shows
                 logger.warning("Telegram refused a reply's HTML; sent as plain text")
                 sent = await deliver(plain_text(piece), None, permanent)
-        return SendReceipt(platform_id=str(sent.message_id) if sent is not None else None)
+        if sent is None:
+            return SendReceipt()
+        # A reaction names the message by chat and id: the last piece's (where a reader ends).
+        return SendReceipt(platform_id=str(sent.message_id), ref=f"{chat_id}:{sent.message_id}")
 
     def _revoked(self, deployment_id: str) -> None:
         if self.on_revoked is None:
@@ -294,7 +307,7 @@ class TelegramBots:
                 await bot.get_updates(
                     offset=offset,
                     timeout=POLL_TIMEOUT_S,
-                    allowed_updates=["message"],
+                    allowed_updates=_UPDATES,
                     request_timeout=POLL_TIMEOUT_S + 10,
                 )
             )
@@ -336,8 +349,11 @@ class TelegramBots:
         return 200
 
     async def _record(self, deployment_id: str, parsed: Any) -> None:
-        """An update (an aiogram `Update`) into the runtime: recorded, deduplicated by
-        `update_id`, answered in the background."""
+        """An update (an aiogram `Update`) into the runtime: a message recorded, deduplicated by
+        `update_id`, answered in the background; a reaction rates the answer it is on."""
+        if parsed.message_reaction is not None:
+            await self._react(deployment_id, parsed.message_reaction)
+            return
         message = parsed.message
         if message is None or message.from_user is None or message.from_user.is_bot:
             return  # edits, channel posts, other bots: nothing to answer
@@ -370,6 +386,38 @@ class TelegramBots:
                 dedupe_key=f"telegram:{deployment_id}:{parsed.update_id}",
             )
         )
+
+    async def _react(self, deployment_id: str, reaction: Any) -> None:
+        """A person's reactions to a message changed (an aiogram `MessageReactionUpdated`): when
+        the message is an answer this deployment sent, their rating of it is set or taken back.
+        Anonymous group admins (`actor_chat`) and bots are not people whose rating counts."""
+        person = reaction.user
+        if person is None or person.is_bot or reaction.actor_chat is not None:
+            return
+        rating = reaction_rating([getattr(r, "emoji", "") for r in reaction.new_reaction])
+        if rating is None:
+            return
+        await self.runtime.ratings.by_ref(
+            deployment_id=deployment_id,
+            ref=f"{reaction.chat.id}:{reaction.message_id}",
+            user=f"telegram:{person.id}",
+            channel=self.kind,
+            rating=rating,
+        )
+
+
+def reaction_rating(emojis: list[str]) -> Rating | None:
+    """The rating a person's reactions (emoji, "" for a custom one) give: none left is taken
+    back (0); else the last that rates counts; None when none of them rates."""
+    if not emojis:
+        return 0
+    for emoji in reversed(emojis):
+        emoji = emoji.replace("\ufe0f", "")  # "❤️" as some clients send it is "❤"
+        if emoji in _UP:
+            return 1
+        if emoji in _DOWN:
+            return -1
+    return None
 
 
 def _topic(conversation: str) -> int | None:

@@ -21,7 +21,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.web import (
+    abtest_api,
     chat,
+    datasets_api,
+    evals_api,
     flow_api,
     keys_api,
     knowledge_api,
@@ -29,6 +32,7 @@ from adapters.web import (
     participants_api,
     readiness,
     rest,
+    review_api,
     schedules_api,
     secrets_api,
     studio_api,
@@ -122,6 +126,8 @@ def create_app(
         return HTMLResponse(_CONSOLE_PAGE, headers=_CONSOLE_HEADERS)
 
     app.include_router(chat.router)  # first: end users' traffic is the hot path
+    # Before any `/bots/{bot}/evals/{id}` route: its fixed paths (`evals/online`) must win.
+    app.include_router(review_api.router)
     app.include_router(rest.router)
     app.include_router(studio_api.router)
     app.include_router(knowledge_api.router)
@@ -134,4 +140,7 @@ def create_app(
     app.include_router(secrets_api.router)
     app.include_router(tools_api.router)
     app.include_router(schedules_api.router)
+    app.include_router(evals_api.router)
+    app.include_router(datasets_api.router)
+    app.include_router(abtest_api.router)
     return app

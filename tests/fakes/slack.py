@@ -13,6 +13,7 @@ session-scoped fake does not clash with function-scoped test loops.
     fake.respond("views.open", {"ok": True, "view": {}})   # then exactly that body
     await fake.wait_for("chat.postMessage")                # polls; AssertionError on timeout
     fake.calls_to("chat.postMessage")[-1].body["blocks"]   # JSON-string fields come decoded
+    fake.messages("C0001")[-1]["ts"]     # what chat.postMessage posted there, with the ts it got
     fake.response_url("cmd1")   # a slash-command response_url; posts are recorded as
                                 # Call(method="response_url:cmd1", ...)
     fake.stop()
@@ -113,6 +114,7 @@ class FakeSlack(ServedFake):
         self._channels: dict[str, Channel] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._files: dict[str, StoredFile] = {}
+        self._messages: list[dict[str, Any]] = []  # posted by chat.postMessage, oldest first
         self._lock = threading.Lock()
         # Never reset: ts and ids stay unique across the whole session.
         self._seq = itertools.count(101)
@@ -185,6 +187,13 @@ class FakeSlack(ServedFake):
         """The calls to one method, oldest first."""
         return [c for c in self.calls if c.method == method]
 
+    def messages(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """The messages chat.postMessage posted (in `channel`, or anywhere), oldest first: the
+        `message` of each answer with its `channel` (so a test knows the `ts` Slack gave)."""
+        with self._lock:
+            posted = [dict(m) for m in self._messages]
+        return [m for m in posted if channel is None or m["channel"] == channel]
+
     @property
     def pending(self) -> int:
         """How many scripted answers have not been used yet (all methods)."""
@@ -247,9 +256,10 @@ class FakeSlack(ServedFake):
         self.script(method, *[answer] * times)
 
     def reset(self) -> None:
-        """Forget calls, scripted answers, channels, users and files."""
+        """Forget calls, scripted answers, channels, users, files and posted messages."""
         with self._lock:
             self._calls.clear()
+            self._messages.clear()
             self._script.clear()
             self._channels.clear()
             self._users.clear()
@@ -370,6 +380,8 @@ class FakeSlack(ServedFake):
             message["thread_ts"] = body["thread_ts"]
         if body.get("blocks"):
             message["blocks"] = body["blocks"]
+        with self._lock:
+            self._messages.append({**message, "channel": body.get("channel")})
         return {"ok": True, "channel": body.get("channel"), "ts": ts, "message": message}
 
     def _update(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -185,6 +185,7 @@ def action_body(
     value: str,
     *,
     action_id: str = "studio",
+    action_type: str = "button",
     user: str = USER_ID,
     channel: str = "D0001",
     message_ts: str = "1700000000.000100",
@@ -194,7 +195,9 @@ def action_body(
     trigger_id: str | None = None,
 ) -> bytes:
     """A `block_actions` interaction (a button click on a bot message), form-encoded as
-    `payload=<JSON>` as Slack posts it; its trigger id is new unless given."""
+    `payload=<JSON>` as Slack posts it; its trigger id is new unless given. `action_type`
+    "feedback_buttons": a click on a `context_actions` block's feedback buttons (`value` is the
+    clicked button's)."""
     container: dict[str, Any] = {
         "type": "message",
         "message_ts": message_ts,
@@ -229,7 +232,7 @@ def action_body(
                 "action_id": action_id,
                 "block_id": "studio",
                 "value": value,
-                "type": "button",
+                "type": action_type,
                 "text": {"type": "plain_text", "text": value},
                 "action_ts": new_ts(),
             }

@@ -19,6 +19,7 @@ does not clash with function-scoped test loops.
     fake.push_update(TOKEN, message_update("hi"))           # for getUpdates (long polling)
     await fake.wait_for("sendMessage")                      # polls; AssertionError on timeout
     fake.calls_to("sendMessage")[-1].body["reply_markup"]   # JSON-string fields come decoded
+    fake.messages(42)[-1]["message_id"]                     # what bots sent chat 42 (and kept)
     fake.webhook(TOKEN)                                     # {"url": ..., "secret_token": ...}
     fake.stop()
 
@@ -33,6 +34,9 @@ Like Telegram, the fake refuses: text that is empty or longer than 4,096 charact
 an edit that changes nothing ("message is not modified"), a malformed webhook `secret_token` or bot
 command, getUpdates while a webhook is set (409), and getFile of an unknown file_id. It is lenient
 about the rest: any chat exists, and editing or deleting a message it does not know succeeds.
+Like Telegram, getUpdates hands over only the update types the bot asked for (`allowed_updates` of
+its last setWebhook or getUpdates; by default all but chat_member, message_reaction and
+message_reaction_count, which a bot must name).
 
 Pacing, when set (`FakeTelegram(per_bot_per_s=30, per_chat_per_s=1)` or the attributes of the
 same names; `reset()` turns it off): a send (sendMessage, sendPhoto, sendDocument) beyond
@@ -93,6 +97,8 @@ UNAUTHORIZED = {"ok": False, "error_code": 401, "description": "Unauthorized"}
 NOT_FOUND = {"ok": False, "error_code": 404, "description": "Not Found"}
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _COMMAND = re.compile(r"[a-z0-9_]{1,32}")
+# Update types a bot receives only when it names them in `allowed_updates`.
+OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +202,7 @@ class FakeTelegram(ServedFake):
         self._bots: dict[str, dict[str, Any]] = {}
         self._managed: dict[tuple[str, int], str] = {}  # (manager token, bot id) -> its token
         self._webhooks: dict[str, dict[str, Any]] = {}
+        self._allowed: dict[str, frozenset[str]] = {}  # token -> the update types it asked for
         self._updates: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self._commands: dict[str, list[dict[str, Any]]] = {}
         self._descriptions: dict[tuple[str, str], str] = {}
@@ -322,6 +329,11 @@ class FakeTelegram(ServedFake):
             self._updates[token].sort(key=lambda u: int(u["update_id"]))
         return item
 
+    def messages(self, chat_id: int) -> list[dict[str, Any]]:
+        """The messages bots sent to `chat_id` (as edited; deleted ones gone), oldest first."""
+        with self._lock:
+            return [dict(m) for (chat, _), m in self._messages.items() if chat == chat_id]
+
     def updates(self, token: str) -> list[dict[str, Any]]:
         """The updates queued for `token` and not yet confirmed."""
         with self._lock:
@@ -445,6 +457,7 @@ class FakeTelegram(ServedFake):
             self._bots.clear()
             self._managed.clear()
             self._webhooks.clear()
+            self._allowed.clear()
             self._updates.clear()
             self._commands.clear()
             self._descriptions.clear()
@@ -730,6 +743,7 @@ class FakeTelegram(ServedFake):
         if secret is not None and not _SECRET_TOKEN.fullmatch(str(secret)):
             raise _Refused(400, "Bad Request: secret token contains unallowed characters")
         allowed = body.get("allowed_updates")
+        self._ask_for(token, allowed)
         hook = {
             "url": url,
             "secret_token": str(secret) if secret is not None else None,
@@ -804,6 +818,7 @@ class FakeTelegram(ServedFake):
         offset = _int(body.get("offset"))
         limit = min(max(_int(body.get("limit")) or 100, 1), 100)
         timeout = max(_float(body.get("timeout")) or 0.0, 0.0)
+        self._ask_for(token, body.get("allowed_updates"))
         with self._lock:
             if token in self._webhooks:
                 raise _Refused(
@@ -821,7 +836,8 @@ class FakeTelegram(ServedFake):
         with self._waiter():
             while True:
                 with self._lock:
-                    ready = list(self._updates.get(token, ()))[:limit]
+                    queued = self._updates.get(token, ())
+                    ready = [u for u in queued if self._wanted(token, u)][:limit]
                 if ready or time.monotonic() >= deadline or self._closing.is_set():
                     return ready
                 await asyncio.sleep(0.01)
@@ -829,6 +845,21 @@ class FakeTelegram(ServedFake):
                     checked = time.monotonic()
                     if await request.is_disconnected():
                         return []
+
+    def _ask_for(self, token: str, allowed: Any) -> None:
+        """`allowed_updates` as sent: a list replaces the bot's choice (an empty one: the
+        default); without it the last choice stays, as on Telegram."""
+        if isinstance(allowed, list):
+            with self._lock:
+                self._allowed[token] = frozenset(str(kind) for kind in allowed)
+
+    def _wanted(self, token: str, update: Mapping[str, Any]) -> bool:
+        """Whether the bot asked for this update's type (the caller holds the lock)."""
+        kinds = set(update) - {"update_id"}
+        allowed = self._allowed.get(token)
+        if allowed:
+            return bool(kinds & allowed)
+        return not kinds & OPT_IN_UPDATES
 
     @contextlib.contextmanager
     def _waiter(self) -> Iterator[None]:

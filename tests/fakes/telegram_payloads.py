@@ -6,6 +6,8 @@ defaults, the webhook secret header and well-formed bot tokens.
     fake.push_update(token(1), message_update("hi"))   # for getUpdates (tests.fakes.telegram)
 
     callback_update("yes", message_id=7)           # a button pressed under the bot's message 7
+    reaction_update(7, new=["👍"])                  # alice reacted 👍 to message 7 (new=[]: took
+                                                   # hers back; anonymous=True: a group's admin)
     photo_update(caption="look")                   # a message with a `photo` array and no text
     document_update("notes.pdf", mime_type="application/pdf")
 
@@ -263,3 +265,42 @@ def document_update(
     if caption is not None:
         message["caption"] = caption
     return _update("message", message, update_id)
+
+
+def reaction_update(
+    message_id: int,
+    *,
+    new: list[str],
+    old: list[str] | None = None,
+    update_id: int | None = None,
+    chat_id: int = 1001,
+    user_id: int = 1001,
+    username: str | None = "alice",
+    chat_type: str = "private",
+    anonymous: bool = False,
+) -> dict[str, Any]:
+    """A `message_reaction` update: the user's reactions to message `message_id` changed from
+    `old` to `new` (emoji; `"custom:ID"` for a custom emoji). `anonymous`: an anonymous group
+    admin reacted, on behalf of the chat (`actor_chat`, no `user`)."""
+
+    def reactions(emojis: list[str]) -> list[dict[str, str]]:
+        return [
+            {"type": "custom_emoji", "custom_emoji_id": e.removeprefix("custom:")}
+            if e.startswith("custom:")
+            else {"type": "emoji", "emoji": e}
+            for e in emojis
+        ]
+
+    where = chat(chat_id, chat_type, username)
+    change: dict[str, Any] = {
+        "chat": where,
+        "message_id": message_id,
+        "date": int(time.time()),
+        "old_reaction": reactions(old or []),
+        "new_reaction": reactions(new),
+    }
+    if anonymous:
+        change["actor_chat"] = where
+    else:
+        change["user"] = user(user_id, username)
+    return _update("message_reaction", change, update_id)

@@ -106,3 +106,23 @@ async def test_replies_are_sanitised_html(service: Service) -> None:
     assert "&lt;script&gt;" in body["html"]
     assert "<strong>ok</strong>" in body["html"]
     assert '<a href="https://a.example"' in body["html"]
+
+
+async def test_the_greeting_is_the_variant_the_person_talks_to(service: Service) -> None:
+    """In a live A/B test, a session's history greets with the greeting of the version that
+    answers it; a page without a session yet shows production's."""
+    deployment = await service.live_web_bot(fallback="v1 says hi", greeting="v1 welcomes you")
+    edit = {"fallback": "v2 says hi", "greeting": "v2 welcomes you"}
+    await service.call("PATCH", "/api/v1/bots/faq-bot", json=edit)
+    await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": "staging"})
+    await service.call("POST", "/api/v1/bots/faq-bot/abtest", json={"a": 1, "b": 2, "percent": 50})
+    history = f"/api/v1/chat/{deployment}/history"
+    seen = set()
+    for _ in range(16):
+        answer = (await service.chat(deployment, "hello")).json()
+        greeting = await service.client.get(history, params={"session": answer["session"]})
+        version = answer["reply"].split()[0]
+        assert greeting.json()["greeting"] == f"{version} welcomes you"
+        seen.add(version)
+    assert seen == {"v1", "v2"}
+    assert (await service.client.get(history)).json()["greeting"] == "v1 welcomes you"

@@ -153,7 +153,7 @@ async def test_promote_rollback_versions_and_diff(service: Service) -> None:
     await service.import_bot(prompt="one")
     assert (await service.call("POST", "/api/v1/bots/faq-bot/promote", json={}))["version"] == 1
     again = await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": "staging"})
-    assert again == {"version": 1, "env": "staging", "created": False}
+    assert again == {"version": 1, "env": "staging", "created": False, "notes": []}
     await service.call("PATCH", "/api/v1/bots/faq-bot", json={"prompt": "two"})
     assert (await service.call("POST", "/api/v1/bots/faq-bot/promote", json={}))["version"] == 2
     production = await service.call(

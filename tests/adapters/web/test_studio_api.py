@@ -80,7 +80,8 @@ async def test_promote_runs_the_drafts_tests_first(service: Service) -> None:
     passing = {"turns": ["hello"], "expect": {"kind": "contains", "value": "answer that"}}
     await service.call("PATCH", "/api/v1/bots/faq-bot", json={"tests": [passing]})
     promoted = await service.call("POST", "/api/v1/bots/faq-bot/promote", json={"to": "staging"})
-    assert promoted == {"version": 2, "env": "staging", "created": True}  # after a passing run
+    # after a passing run
+    assert promoted == {"version": 2, "env": "staging", "created": True, "notes": []}
 
 
 async def test_promote_during_a_studio_run_waits_for_its_report(
