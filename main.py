@@ -279,6 +279,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         await services.runtime.recover()  # queues the backlog: answered in the background
         await services.scheduler.start()  # catches up on what was missed, in the background
         await services.studio.tests.fail_unfinished()
+        await services.studio.evals.fail_unfinished()
         sweeping = asyncio.create_task(_collect_orphans(services))
         services.warming = asyncio.create_task(_warm_up(services))
         if services.telegram is not None:

@@ -8,7 +8,9 @@ Processes on loopback: the zero-latency model (`bench.llm_server`), a fake Bot A
 text message posted to the side's webhook with its secret header; it is done when its answer
 reaches `sendMessage` at the fake. The sides take turns (ABBA...) so drift on a shared machine
 hits both: first at saturation (a fixed number of updates in flight), then open loop at half the
-platform's saturation rate for the latency.
+platform's saturation rate for the latency. The platform also takes throughput turns with a live
+A/B test running on its production (phases C: half its end users hashed to a second version),
+which shows what A/B assignment adds to a turn.
 
 Then a second platform process, started with the others and idle until then, gets 1, 1,000 and
 10,000 Telegram deployments (one token each; the first REST_DEPLOYS through the REST API, the
@@ -66,7 +68,10 @@ CONCURRENCY = 16  # updates in flight per side: sent and not yet answered
 CHATS = 1024
 WARMUP_S = 1.0
 MEASURE_S = 4.0
-ORDER = "ABBAAB"  # A = platform, B = baseline: three phases each, linear drift cancels
+# A = platform, B = baseline, C = platform with a live A/B test: three phases each, and each
+# letter's positions add up to the same (0+5+7 = 1+3+8 = 2+4+6), so linear drift cancels.
+ORDER = "ABCBCACAB"
+AB_PERCENT = 50  # of the platform's end users on v2 while an A/B test runs (phases C)
 LOAD = 0.5  # the latency phase offers this fraction of the platform's saturation rate
 LAT_WARMUP = 30  # updates per side, not measured
 LAT_BLOCK = 10  # updates per block (~0.2 s): a stall of the machine hits both sides
@@ -90,7 +95,11 @@ ANSWER_WAIT_S = 10.0  # an answer not sent by then is missing
 BUDGET_S = 10 + 8 + len(ORDER) * (WARMUP_S + MEASURE_S) + LAT_BUDGET_S + 45
 FIGURES = (
     "telegram_throughput_ratio",
+    "telegram_throughput_ratio_ab",
+    "telegram_ab_vs_plain",
     "telegram_platform_ups",
+    "telegram_platform_ab_ups",
+    "telegram_platform_ab_cpu_ms_per_update",
     "telegram_platform_cpu_ms_per_update",
     "telegram_baseline_ups",
     "telegram_baseline_cpu_ms_per_update",
@@ -163,8 +172,8 @@ class Side:
     missing: int = 0
     not_offered: int = 0  # open loop: no idle chat at an update's time (none expected)
     first_error: str = ""
-    rates: list[float] = field(default_factory=list)
-    cpu_ms_per_update: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)  # throughput phases
+    cpu: list[float] = field(default_factory=list)  # CPU ms per update, per phase
     ack_ms: list[float] = field(default_factory=list)  # latency phase
     answer_ms: list[float] = field(default_factory=list)  # latency phase: sent -> at the fake
     offered: list[float] = field(default_factory=list)  # achieved offered rate per block
@@ -248,9 +257,9 @@ async def _get(http: aiohttp.ClientSession, url: str, **params: str) -> Any:
 # -- throughput and latency ------------------------------------------------------------------
 
 
-async def _throughput(side: Side, http: aiohttp.ClientSession) -> None:
-    """CONCURRENCY updates in flight for WARMUP_S + MEASURE_S; answers sent per second measured
-    at the fake Bot API."""
+async def _throughput(side: Side, http: aiohttp.ClientSession) -> tuple[float, float | None]:
+    """CONCURRENCY updates in flight for WARMUP_S + MEASURE_S: answers sent per second measured
+    at the fake Bot API, and the side's CPU ms per answer (None: no answer)."""
     stop = False
 
     async def worker() -> None:
@@ -273,10 +282,7 @@ async def _throughput(side: Side, http: aiohttp.ClientSession) -> None:
         for task in tasks:
             task.cancel()
     done = after - before
-    side.rates.append(done / elapsed)
-    if done:
-        side.cpu_ms_per_update.append(cpu * 1000 / done)
-    print(f"# {side.name}: {done / elapsed:.1f} updates/s", file=sys.stderr, flush=True)
+    return done / elapsed, cpu * 1000 / done if done else None
 
 
 async def _prime(side: Side, http: aiohttp.ClientSession) -> None:
@@ -351,12 +357,28 @@ def _api(key: str) -> aiohttp.ClientSession:
 
 
 async def _make_bot(base: str, key: str) -> None:
-    """Import the bench bot and promote it to production (no deployment yet)."""
+    """Import the bench bot and promote it to production as v1 (no deployment yet); v2, with
+    another prompt, goes to staging (an A/B test's other version)."""
     spec = {"name": "bench-bot", "model": "openai/fake", "history": HISTORY}
     async with _api(key) as http:
         await _post(http, f"{base}/api/v1/bots/import", spec)
         for env in ("staging", "production"):
             await _post(http, f"{base}/api/v1/bots/bench-bot/promote", {"to": env})
+        async with http.patch(
+            f"{base}/api/v1/bots/bench-bot", data=json.dumps({"prompt": "Answer briefly."})
+        ) as response:
+            if response.status >= 300:
+                raise RuntimeError(f"editing the bench bot: {response.status}")
+        await _post(http, f"{base}/api/v1/bots/bench-bot/promote", {"to": "staging"})
+
+
+async def _ab_test(http: aiohttp.ClientSession, base: str, *, running: bool) -> None:
+    """Start (v1, what production runs, against v2) or stop the bench bot's A/B test."""
+    url = f"{base}/api/v1/bots/bench-bot/abtest"
+    if running:
+        await _post(http, url, {"a": 1, "b": 2, "percent": AB_PERCENT})
+    else:
+        await _post(http, f"{url}/stop", {})
 
 
 async def _deploy(http: aiohttp.ClientSession, base: str, token: str) -> str:
@@ -462,9 +484,21 @@ async def _compare(tmp: Path, llm_base: str, fake_url: str, report: Report) -> N
             report.needs(rest + MEMORY_UPDATES / ups, f"the platform primed {ups:.0f} chats/s")
             await _prime(b, http)
             report.begin("the throughput phases")
-            for letter in ORDER:
-                await _throughput(a if letter == "A" else b, http)
-            report.add(*_throughput_figures(a, b))
+            ab = Phases()
+            async with _api(key) as api:
+                for letter in ORDER:
+                    side = b if letter == "B" else a
+                    if letter == "C":
+                        await _ab_test(api, base, running=True)
+                    rate, cpu = await _throughput(side, http)
+                    if letter == "C":
+                        await _ab_test(api, base, running=False)
+                    rates, cpus = (ab.rates, ab.cpu) if letter == "C" else (side.rates, side.cpu)
+                    rates.append(rate)
+                    if cpu is not None:
+                        cpus.append(cpu)
+                    print(f"# {letter} {side.name}: {rate:.1f} updates/s", file=sys.stderr)
+            report.add(*_throughput_figures(a, b, ab))
             report.begin("the latency blocks")
             rate = LOAD * _mean(a.rates)
             memory_s = MEMORY_UPDATES / _mean(a.rates)
@@ -472,6 +506,14 @@ async def _compare(tmp: Path, llm_base: str, fake_url: str, report: Report) -> N
             report.add(*_latency_figures(a, b, rate, blocks))
             counts = {side.name: await side.answers(http) for side in (a, b)}
     report.add(*(_errors(side, counts.get(side.name, {})) for side in (a, b)))
+
+
+@dataclass(slots=True)
+class Phases:
+    """The platform's throughput phases with an A/B test running (C)."""
+
+    rates: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
 
 
 # -- memory ------------------------------------------------------------------------------------
@@ -707,18 +749,55 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _throughput_figures(a: Side, b: Side) -> list[Figure]:
+def _throughput_figures(a: Side, b: Side, ab: Phases) -> list[Figure]:
     how_ups = (
         f"{CONCURRENCY} webhook updates in flight (sent, not yet answered) over {CHATS} private "
         f"chats per side, at most one per chat, each chat used once before (bot history "
         f"{HISTORY}, every turn stored; the "
         "baseline, bare aiogram + litellm, sends system + user only and stores nothing); "
         f"sendMessage answers counted at the fake Bot API per token, {WARMUP_S:g} s warm-up + "
-        f"{MEASURE_S:g} s measured per phase, phases {ORDER} (A platform, B baseline)"
+        f"{MEASURE_S:g} s measured per phase, phases {ORDER} (A platform, B baseline, C "
+        "platform with a live A/B test)"
     )
-    how_cpu = "server process user+sys CPU during measured throughput phases / answers sent"
-    ratio = round(_mean(a.rates) / _mean(b.rates), 3)
-    figures = [Figure("telegram_throughput_ratio", ratio, "", ">= 0.8", how_ups)]
+    how_ab = (
+        f"the same with a live A/B test on the platform's production (v1 vs v2, {AB_PERCENT}% "
+        "of end users on v2: each turn hashes its user, half are answered by the other version, "
+        "every answer stores its test and variant), started through POST .../abtest before each "
+        "C phase and stopped after it (the warm-up absorbs the reload)"
+    )
+    plain, with_ab, baseline = _mean(a.rates), _mean(ab.rates), _mean(b.rates)
+    figures = [
+        Figure("telegram_throughput_ratio", round(plain / baseline, 3), "", ">= 0.8", how_ups),
+        Figure(
+            "telegram_throughput_ratio_ab",
+            round(with_ab / baseline, 3),
+            "",
+            ">= 0.8",
+            f"telegram_platform_ab_ups / telegram_baseline_ups; {how_ab}",
+        ),
+        Figure(
+            "telegram_ab_vs_plain",
+            round(with_ab / plain, 3),
+            "",
+            "",
+            "telegram_platform_ab_ups / telegram_platform_ups: what a running A/B test leaves of "
+            "the platform's throughput (1 = no cost; phases of one run, interleaved)",
+        ),
+    ]
+    phases = ", ".join(f"{r:.1f}" for r in ab.rates)
+    how = f"saturation with the A/B test running: answers sent per second, phases {phases}"
+    figures.append(Figure("telegram_platform_ab_ups", round(with_ab, 1), "updates/s", "", how))
+    if ab.cpu:
+        figures.append(
+            Figure(
+                "telegram_platform_ab_cpu_ms_per_update",
+                round(_mean(ab.cpu), 2),
+                "ms",
+                "",
+                "server process user+sys CPU during the measured C phases / answers sent (as "
+                "telegram_platform_cpu_ms_per_update, with the A/B test running)",
+            )
+        )
     for side in (a, b):
         phases = ", ".join(f"{r:.1f}" for r in side.rates)
         figures.append(
@@ -730,10 +809,11 @@ def _throughput_figures(a: Side, b: Side) -> list[Figure]:
                 f"saturation: answers sent per second, phases {phases}",
             )
         )
-        if side.cpu_ms_per_update:
-            cpu = round(_mean(side.cpu_ms_per_update), 2)
+        if side.cpu:
+            cpu_ms = round(_mean(side.cpu), 2)
             name = f"telegram_{side.name}_cpu_ms_per_update"
-            figures.append(Figure(name, cpu, "ms", "", how_cpu))
+            how_cpu = "server process user+sys CPU during measured throughput phases / answers sent"
+            figures.append(Figure(name, cpu_ms, "ms", "", how_cpu))
     return figures
 
 

@@ -37,6 +37,7 @@ async def test_import_promote_deploy_chat_restart_stats_audit(tmp_path: Path, ll
             "reply": "Yes, by card too.",
             "html": "<p>Yes, by card too.</p>\n",
             "handoff": False,  # no person of the team has this conversation
+            "message_id": 4,  # the answer, after the first turn's two messages and the question
         }
         sent = llm.calls[-1].messages
         assert [(m["role"], m["content"]) for m in sent] == [
