@@ -763,7 +763,7 @@ def _throughput_figures(a: Side, b: Side, ab: Phases) -> list[Figure]:
         f"the same with a live A/B test on the platform's production (v1 vs v2, {AB_PERCENT}% "
         "of end users on v2: each turn hashes its user, half are answered by the other version, "
         "every answer stores its test and variant), started through POST .../abtest before each "
-        "C phase and stopped after it (the warm-up absorbs the reload)"
+        "C phase and stopped after it (turns read the test anew: the warm-up absorbs it)"
     )
     plain, with_ab, baseline = _mean(a.rates), _mean(ab.rates), _mean(b.rates)
     figures = [

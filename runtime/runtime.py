@@ -188,13 +188,9 @@ class Runtime:
         and reads its participants' memory afresh (SQLite may give a deleted bot's id to a new
         one)."""
         self.participants.forget(bot_id)
-        self._generation += 1
         for key in [k for k in self._live if k[0] == bot_id]:
             del self._live[key]
-        for plan in [k for k in self._plans if k[0] == bot_id]:
-            del self._plans[plan]
-        for number in [k for k in self._versions if k[0] == bot_id]:
-            del self._versions[number]
+        self.ab_changed(bot_id)
         for dep_id in [d for d, t in self._targets.items() if t.bot_id == bot_id]:
             del self._targets[dep_id]
         for name in [n for n, i in self._bot_ids.items() if i == bot_id]:
@@ -202,6 +198,15 @@ class Runtime:
         self._bindings.clear()
         for listener in self.bot_listeners:
             listener(bot_id)
+
+    def ab_changed(self, bot_id: int) -> None:
+        """An A/B test of the bot started or ended: the next turn reads which one runs. Only
+        that: the bot's versions, deployments and participants' memory are as they were."""
+        self._generation += 1
+        for plan in [k for k in self._plans if k[0] == bot_id]:
+            del self._plans[plan]
+        for number in [k for k in self._versions if k[0] == bot_id]:
+            del self._versions[number]
 
     def forget_deployment(self, deployment_id: str) -> None:
         self._targets.pop(deployment_id, None)

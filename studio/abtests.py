@@ -2,7 +2,7 @@
 
 A test sends PERCENT% of the environment's end users to version B; A is what the environment
 runs when it starts, and each person sticks to one variant (`runtime.ab`). Turns see a start or
-an end at once (the bot is invalidated in the runtime). `status` compares the variants' answers
+an end at once (`Runtime.ab_changed`). `status` compares the variants' answers
 and says in plain words whether a difference is significant yet (`runtime.evaluation.
 significance`); `promote-winner` acts only on a significant primary metric (👍 rate, else the
 online score): B's win moves the pointer through `Operations.promote_version` (the promotion's
@@ -169,7 +169,7 @@ class AbTestFeature:
                 await audit(session, caller, action="abtest.start", target=name, after=_facts(test))
         except IntegrityError:  # the partial unique index: one running test per environment
             raise ConflictError(await self._already_running(draft, env)) from None
-        self.ops.runtime.invalidate_bot(draft.bot_id)
+        self.ops.runtime.ab_changed(draft.bot_id)
         return test
 
     async def status(
@@ -306,7 +306,7 @@ class AbTestFeature:
                     f"The A/B test of {draft.name} on {test.env} has just ended; nothing was done."
                 )
             await audit(session, caller, action=action, target=draft.name, after=_facts(ended))
-        self.ops.runtime.invalidate_bot(draft.bot_id)
+        self.ops.runtime.ab_changed(draft.bot_id)
         return ended
 
     async def _running(self, draft: DraftRef, env: str | None) -> AbTestRow:

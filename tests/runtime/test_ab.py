@@ -141,6 +141,14 @@ async def test_an_ended_test_sends_everyone_back_to_the_environment(world: World
     async with world.db.write_conn() as conn:
         assert await ab_store.end(conn, world.test_id, status="stopped", by="t", reason="x")
     assert (await world.runtime.answer(_said(world, b_user, "hi"))).text == "v2 says hi"  # cached
-    world.runtime.invalidate_bot(world.bot_id)  # what ending a test does
+    world.runtime.ab_changed(world.bot_id)  # what ending a test does
     reply = await world.runtime.answer(_said(world, b_user, "hi"))
-    assert reply.text == "v1 says hi" and reply.version == 1
+    assert reply.text == "v1 says hi" and reply.version == 1 and reply.message_id is not None
+    msg = Message.__table__  # type: ignore[attr-defined]
+    async with world.db.read_conn() as conn:
+        row = (
+            await conn.execute(
+                select(msg.c.variant, msg.c.ab_test_id).where(msg.c.id == reply.message_id)
+            )
+        ).one()
+    assert (row.variant, row.ab_test_id) == (None, None)  # no longer in the test
