@@ -239,6 +239,76 @@ async def stats(conn: AsyncConnection, bot_id: int, since: datetime) -> StatsRow
 
 
 @dataclass(frozen=True, slots=True)
+class BucketStats:
+    """One period bucket (an hour or a day, "YYYY-MM-DD[ HH:00]" in UTC) of one version."""
+
+    bucket: str
+    version: int | None
+    turns: int
+    errors: int  # failed turns, as in `StatsRow`
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """A bot's answers over time (`/stats`'s chart): per bucket and version, conversations per
+    bucket, and every answer's latency per bucket."""
+
+    by_version: list[BucketStats]
+    conversations: dict[str, int]
+    latencies_ms: dict[str, list[float]]
+
+
+def _bucket(dialect: str, column: Any, *, hourly: bool) -> Any:
+    """`column`'s hour or day as the same text on SQLite and PostgreSQL."""
+    if dialect == "postgresql":
+        return func.to_char(column, "YYYY-MM-DD HH24:00" if hourly else "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d %H:00" if hourly else "%Y-%m-%d", column)
+
+
+async def series(conn: AsyncConnection, bot_id: int, since: datetime, *, hourly: bool) -> Series:
+    """What `stats` counts, per hour or day since `since`, summed in the database."""
+    joined = _msg.join(_conv, _conv.c.id == _msg.c.conversation_id)
+    answers = and_(
+        _msg.c.bot_id == bot_id,
+        _msg.c.created_at >= since,
+        _conv.c.sandbox.is_(False),
+        _msg.c.role == "assistant",
+    )
+    bucket = _bucket(conn.dialect.name, _msg.c.created_at, hourly=hourly).label("bucket")
+    failed = and_(_msg.c.error.is_not(None), _msg.c.error.not_like("blocked:%"))
+    grouped = await conn.execute(
+        select(
+            bucket,
+            _msg.c.version,
+            func.count(),
+            func.count().filter(failed),
+            func.coalesce(func.sum(_msg.c.cost_usd), 0.0),
+        )
+        .select_from(joined)
+        .where(answers)
+        .group_by(bucket, _msg.c.version)
+        .order_by(bucket, _msg.c.version)
+    )
+    by_version = [BucketStats(r[0], r[1], r[2], r[3], float(r[4])) for r in grouped]
+    conversations = await conn.execute(
+        select(bucket, func.count(func.distinct(_msg.c.conversation_id)))
+        .select_from(joined)
+        .where(answers)
+        .group_by(bucket)
+    )
+    latencies: dict[str, list[float]] = {}
+    timed = await conn.execute(
+        select(bucket, _msg.c.latency_ms)
+        .select_from(joined)
+        .where(answers, _msg.c.latency_ms.is_not(None))
+    )
+    for day, latency in timed:
+        latencies.setdefault(day, []).append(float(latency))
+    return Series(by_version, {r[0]: r[1] for r in conversations}, latencies)
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationSummary:
     id: int
     channel: str

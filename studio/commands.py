@@ -957,6 +957,16 @@ class Help(Command):
     command: Annotated[str, StringConstraints(max_length=40)] | None = None
 
 
+class NotYet(Command):
+    """A command whose feature is not built yet: the engine says so plainly."""
+
+    name: ClassVar[str] = "not-yet"
+    usage: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    tool: ClassVar[bool] = False
+    feature: str
+
+
 class Confirm(Command):
     """ "yes" (or the confirm button without a token): the user's latest pending confirmation."""
 
@@ -1042,6 +1052,13 @@ COMMANDS: tuple[type[Command], ...] = (
     AbTestPromoteWinner,
     Help,
 )
+
+
+# Commands the SPEC names whose features are not built yet: said so, never a guess at another.
+NOT_YET: dict[str, str] = {
+    "export": "Conversation export (`/export`)",
+    "trace": "Turn tracing (`/trace`)",
+}
 
 
 def tool_name(command: type[Command]) -> str:

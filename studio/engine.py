@@ -22,7 +22,14 @@ from runtime.channel import SendError
 from runtime.evaluation.online import OnlineEvaluator
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from runtime.llm import LlmError, LlmGateway
-from runtime.messages import Address, Button, FileRef, IncomingMessage, OutgoingMessage
+from runtime.messages import (
+    Address,
+    Attachment,
+    Button,
+    FileRef,
+    IncomingMessage,
+    OutgoingMessage,
+)
 from runtime.runtime import Runtime
 from runtime.secrets import SecretVault
 from runtime.tasks import settle
@@ -59,6 +66,7 @@ from studio.commands import (
     MemorySet,
     MemoryShow,
     NewBot,
+    NotYet,
     Promote,
     Resume,
     Rollback,
@@ -89,7 +97,7 @@ from studio.guard import GUARD_COMMANDS, GuardFeature
 from studio.handoff import HANDOFF_COMMANDS, RESUME_HERE, HandoffFeature
 from studio.knowledge import KnowledgeOperations
 from studio.members import Members
-from studio.operations import Expected, Operations
+from studio.operations import Expected, Operations, StatsSeries
 from studio.participants import Participants, typed_value
 from studio.progress import ReadingProgress
 from studio.replies import (
@@ -107,6 +115,7 @@ from studio.review import REVIEW_COMMANDS, ReviewFeature
 from studio.roles import Caller, Role
 from studio.sandbox import Sandbox
 from studio.schedules import SCHEDULE_COMMANDS, ScheduleFeature
+from studio.stats_chart import stats_chart
 from studio.team_secrets import SECRET_COMMANDS, TeamSecrets
 from studio.test_report import TestReport
 from studio.tools import Tools
@@ -229,6 +238,7 @@ class Studio:
             Invite: self._invite,
             Join: self._join,
             Help: self._help,
+            NotYet: self._not_yet,
             Confirm: self._confirm,
             FlowShow: self.flows.show,
             FlowAdd: self.flows.add,
@@ -469,6 +479,10 @@ class Studio:
             "This cannot be undone."
         )
         return command, facts, question
+
+    async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, NotYet)
+        return [Answer(f"{command.feature} is not available yet; it comes in a later release.")]
 
     async def _confirm(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Confirm)
@@ -1008,7 +1022,12 @@ class Studio:
     async def _stats(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Stats)
         bot = turn.bot(command.bot) if command.bot else None
-        return [presenters.stats(await self.ops.stats(turn.caller, bot, command.period))]
+        views = await self.ops.stats(turn.caller, bot, command.period)
+        answer = presenters.stats(views)
+        if bot is not None and views[0].turns:  # one bot with traffic: the chart beside it
+            series = await self.ops.stats_series(turn.caller, bot, command.period)
+            answer = await _with_chart(answer, series)
+        return [answer]
 
     # -- people ---------------------------------------------------------------------------------
 
@@ -1089,10 +1108,21 @@ class Studio:
         view = await self.ops.bot_stats(report.team_id, report.bot_id, report.period)
         if view is None:  # the bot was deleted meanwhile
             return
+        answer = presenters.stats([view])
+        if view.turns:
+            series = await self.ops.series_of(report.bot_id, view.bot, report.period)
+            answer = await _with_chart(answer, series)
         address = Address.model_validate(report.address)
-        refused = await self.runtime.push(_outgoing(address, presenters.stats([view])))
+        refused = await self.runtime.push(_outgoing(address, answer))
         if refused is not None:  # the run records it: `/stats BOT reports` shows why
             raise SendError(refused, permanent=True)
+
+
+async def _with_chart(answer: Answer, series: StatsSeries) -> Answer:
+    """`/stats`'s numbers with their picture (`studio.stats_chart`)."""
+    png = await stats_chart(series)
+    name = f"{series.bot}-stats-{series.period}.png"
+    return replace(answer, file=Attachment(name=name, mime="image/png", data=png))
 
 
 def _is_csv(file: FileRef) -> bool:

@@ -36,6 +36,7 @@ from studio.commands import (
     COMMANDS,
     DATASET_COMMANDS,
     MAX_INPUT_CHARS,
+    NOT_YET,
     AbTestPromoteWinner,
     AbTestStart,
     AbTestStatus,
@@ -88,6 +89,7 @@ from studio.commands import (
     MemorySet,
     MemoryShow,
     NewBot,
+    NotYet,
     ParamValue,
     Promote,
     Resume,
@@ -650,6 +652,8 @@ _Parser = Callable[[str, frozenset[str]], Command]
 def _command(text: str, bots: frozenset[str]) -> Command | None:
     word, rest = _first(text.lstrip("/"))
     word = word.split("@", 1)[0].lower()  # Telegram's /newbot@StudioBot
+    if word in NOT_YET:
+        return NotYet(feature=NOT_YET[word])
     parser = _PARSERS.get(word)
     return parser(rest, bots) if parser else None
 

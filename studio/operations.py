@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,23 @@ KEY_NAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,80}$"  # an API key's name (REST checks 
 
 def _problems(exc: SpecError) -> InvalidError:
     return InvalidError("; ".join(exc.problems))
+
+
+def _check_period(period: str) -> None:
+    if period not in PERIODS:
+        raise InvalidError(f"period must be one of {', '.join(PERIODS)}, not '{period}'")
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSeries:
+    """A bot's answers over a period, per hour (24h) or day (`studio.stats_chart` draws it)."""
+
+    bot: str
+    period: str
+    since: datetime
+    until: datetime
+    hourly: bool
+    series: conv_store.Series
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -1091,8 +1108,7 @@ class Operations:
         self, caller: Caller, name: str | None = None, period: str = "7d"
     ) -> list[StatsView]:
         """Per bot: turns, users, errors, latency, tokens and cost over `period`."""
-        if period not in PERIODS:
-            raise InvalidError(f"period must be one of {', '.join(PERIODS)}, not '{period}'")
+        _check_period(period)
         async with self.db.read() as session:
             if name is not None:
                 bots = [await self.owned_bot(session, caller, name)]
@@ -1109,6 +1125,22 @@ class Operations:
             return None
         (view,) = await self._stats_of([bot], period)
         return view
+
+    async def stats_series(self, caller: Caller, name: str, period: str) -> StatsSeries:
+        """`name`'s answers over `period`, per hour (24h) or day: `/stats BOT`'s chart."""
+        _check_period(period)
+        async with self.db.read() as session:
+            bot = await self.owned_bot(session, caller, name)
+        assert bot.id is not None
+        return await self.series_of(bot.id, bot.name, period)
+
+    async def series_of(self, bot_id: int, name: str, period: str) -> StatsSeries:
+        """As `stats_series`, for a bot already checked (a scheduled report's)."""
+        until = utcnow()
+        since, hourly = until - PERIODS[period], period == "24h"
+        async with self.db.read_conn() as conn:
+            series = await conv_store.series(conn, bot_id, since, hourly=hourly)
+        return StatsSeries(name, period, since, until, hourly, series)
 
     async def _stats_of(self, bots: list[Bot], period: str) -> list[StatsView]:
         since = utcnow() - PERIODS[period]

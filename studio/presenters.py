@@ -97,7 +97,8 @@ def plural(count: int, word: str) -> str:
     return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
 
 
-def _period(period: str) -> str:
+def period_words(period: str) -> str:
+    """A period in words: "7d" is "7 days"."""
     return _PERIODS.get(period, period)
 
 
@@ -285,7 +286,7 @@ def report_list(bot: str, reports: Sequence[ReportInfo]) -> Answer:
         nxt = local_time(report.next_run, zone) if report.next_run else "never"
         rows.append(
             f"{report.id}. `{report.cron}` {report.tz} → {report.place}: stats of the last "
-            f"{_period(report.period)} · next {nxt} · {_last_run(report.last_run, zone)}"
+            f"{period_words(report.period)} · next {nxt} · {_last_run(report.last_run, zone)}"
         )
     return Answer("\n".join(rows))
 
@@ -293,8 +294,9 @@ def report_list(bot: str, reports: Sequence[ReportInfo]) -> Answer:
 def report_added(bot: str, report: ReportInfo, when: str) -> Answer:
     """A stats report set (`/stats BOT daily at 9:00 in #ops`); `when`: "Every day at 09:00"."""
     nxt = local_time(report.next_run, time_zone(report.tz)) if report.next_run else "never"
+    period = period_words(report.period)
     return Answer(
-        f"{when} ({report.tz}) I post *{bot}*'s stats for the last {_period(report.period)} in "
+        f"{when} ({report.tz}) I post *{bot}*'s stats for the last {period} in "
         f"{report.place} (report {report.id}; next {nxt}). /stats {bot} reports lists them."
     )
 
@@ -595,7 +597,7 @@ def stats(views: list[StatsView]) -> Answer:
     """Usage of one bot (as fields) or of several (a line each) over one period (`/stats`)."""
     if not views:
         return Answer(text="No bots to report on yet. Create one with `/newbot NAME`.")
-    period = _period(views[0].period)
+    period = period_words(views[0].period)
     if len(views) == 1:
         view = views[0]
         if not view.turns:

@@ -15,6 +15,7 @@ from adapters.web.error_docs import API_ERRORS, errors
 from builders.spec import MAX_DB_INT
 from studio.errors import BadRequestError
 from studio.roles import Caller
+from studio.stats_chart import stats_chart
 from studio.views import (
     AuditView,
     BotListItem,
@@ -205,6 +206,20 @@ async def stats(
     bot: str, who: Who, svc: Services, period: Annotated[str, Query()] = "7d"
 ) -> StatsView:
     return (await svc.ops.stats(who, bot, period))[0]
+
+
+@router.get(
+    "/bots/{bot}/stats/chart.png",
+    response_class=Response,
+    tags=["insight"],
+    responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def stats_chart_png(
+    bot: str, who: Who, svc: Services, period: Annotated[str, Query()] = "7d"
+) -> Response:
+    """`/stats BOT`'s chart; a period without traffic is a picture that says so."""
+    png = await stats_chart(await svc.ops.stats_series(who, bot, period))
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/stats", response_model=list[StatsView], tags=["insight"])

@@ -32,6 +32,7 @@ from studio.commands import (
 )
 from studio.grammar import parse
 from tests.factories import Service
+from tests.png import png_size
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ORIGIN = "http://127.0.0.1:8000"  # where `make run` serves, as the README's URLs say
@@ -176,12 +177,13 @@ async def test_the_studio_walk_through_works_as_written(service: Service) -> Non
 @dataclass
 class Shell:
     """Just enough of sh for the README's example: `A=B;` assignments, `$(cat FILE)`, `$VAR`,
-    `cat > FILE <<'TAG'` heredocs, `curl` (-s, -H, -d, --data-binary @FILE), and `# -> ...`
-    lines that show what the previous command printed."""
+    `cat > FILE <<'TAG'` heredocs, `curl` (-s, -H, -d, --data-binary @FILE, -o FILE), and
+    `# -> ...` lines that show what the previous command printed."""
 
     service: Service
     variables: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    saved: dict[str, bytes] = field(default_factory=dict)  # curl -o
     printed: Any = None
     chats: int = 0
 
@@ -242,7 +244,7 @@ class Shell:
     async def _curl(self, args: list[str]) -> None:
         headers: dict[str, str] = {}
         body: str | None = None
-        url = ""
+        url, output = "", ""
         options = iter(args)
         for arg in options:
             if arg == "-s":
@@ -253,6 +255,8 @@ class Shell:
             elif arg in ("-d", "--data-binary"):
                 data = next(options)
                 body = self.files[data[1:]] if data.startswith("@") else data
+            elif arg == "-o":
+                output = next(options)
             else:
                 assert arg.startswith(f"{ORIGIN}/") and not url, f"unexpected curl word {arg!r}"
                 url = arg
@@ -261,7 +265,10 @@ class Shell:
             method, url.removeprefix(ORIGIN), headers=headers, content=body
         )
         assert response.status_code < 300, (url, response.status_code, response.text)
-        self.printed = response.json()
+        if output:
+            self.saved[output] = response.content
+        else:
+            self.printed = response.json()
 
     async def _shown(self, comment: str) -> None:
         """`{"id": "d_...", ...}: open URL in a browser`: the previous output has that shape
@@ -289,3 +296,4 @@ async def test_the_rest_example_works_as_written(service: Service) -> None:
     assert shell.files["faq-bot.yaml"].startswith("name: faq-bot\n")
     assert shell.chats == 2, "the example must open the deployed bot's chat page"
     assert shell.printed["turns"] == 2 and shell.printed["conversations"] == 1, shell.printed
+    assert png_size(shell.saved["stats.png"]) == (800, 640)  # the chart of those two turns

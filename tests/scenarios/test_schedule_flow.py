@@ -132,6 +132,10 @@ async def test_a_team_schedules_by_chatting_and_each_arrives_once(
     assert posted.body["username"] == "news-bot"
     (stats,) = await eventually(lambda: posts_in(slack, "C0004"), "the stats in #ops")
     assert "news-bot" in stats.body["text"] and "thread_ts" not in stats.body
+    await slack.wait_for("files.completeUploadExternal")  # the chart of that traffic, beside it
+    [chart] = slack.calls_to("files.completeUploadExternal")
+    assert chart.body["channel_id"] == "C0004"
+    assert [f["title"] for f in chart.body["files"]] == ["news-bot-stats-24h.png"]
     await eventually(lambda: len(texts_to(telegram, END_USER)) >= 4, "the tip and the follow-up")
     assert sorted(texts_to(telegram, END_USER)[2:]) == [
         "Daily tip: ask me anything.",

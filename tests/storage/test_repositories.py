@@ -201,6 +201,50 @@ async def test_conversations_history_and_stats(any_db: Database) -> None:
         assert await conv.active_conversation(c, None, "k") is None
 
 
+async def test_a_series_counts_per_day_or_hour_and_version(any_db: Database) -> None:
+    _, bot = await _team_and_bot(any_db)
+    assert bot.id is not None
+    new = conv.NewConversation(bot_id=bot.id, deployment_id=None, channel="web", key="k", user="u")
+    conversation_id = await any_db.run_write(partial(conv.start_conversation, new=new))
+    answers = [
+        conv.TurnRecord("assistant", "a", version=1, latency_ms=10, cost_usd=0.5),
+        conv.TurnRecord("assistant", "b", version=1, latency_ms=30, error="timeout: x"),
+        conv.TurnRecord("assistant", "c", version=2, latency_ms=20, error="blocked: pii"),
+        conv.TurnRecord("assistant", "d", version=2),
+    ]
+    ids = []
+    for record in answers:
+        ids += await any_db.run_write(
+            partial(
+                conv.add_messages,
+                conversation_id=conversation_id,
+                bot_id=bot.id,
+                records=[conv.TurnRecord("user", "q"), record],
+            )
+        )
+    now = utcnow()
+    yesterday = (now - timedelta(days=1)).replace(hour=10, minute=5)
+    async with any_db.write_conn() as c:  # the first answer (and its question) a day earlier
+        moved = text("update message set created_at = :at where id in (:q, :a)")
+        await c.execute(moved, {"at": yesterday, "q": ids[0], "a": ids[1]})
+    async with any_db.read_conn() as c:
+        daily = await conv.series(c, bot.id, now - timedelta(days=7), hourly=False)
+        hourly = await conv.series(c, bot.id, now - timedelta(days=7), hourly=True)
+    day, today = yesterday.strftime("%Y-%m-%d"), now.strftime("%Y-%m-%d")
+    assert daily.by_version == [
+        conv.BucketStats(day, 1, 1, 0, 0.5),
+        conv.BucketStats(today, 1, 1, 1, 0.0),  # a failed turn; a guard's refusal is not one
+        conv.BucketStats(today, 2, 2, 0, 0.0),
+    ]
+    assert daily.conversations == {day: 1, today: 1}
+    assert {k: sorted(v) for k, v in daily.latencies_ms.items()} == {
+        day: [10.0],
+        today: [20.0, 30.0],
+    }
+    assert hourly.by_version[0].bucket == f"{day} 10:00"
+    assert hourly.conversations[now.strftime("%Y-%m-%d %H:00")] == 1
+
+
 async def test_the_inbox_deduplicates_even_under_concurrency(any_db: Database) -> None:
     record = partial(
         inbox.record_inbound, dedupe_key="slack:C1:1.0", deployment_id="d", payload={"a": 1}

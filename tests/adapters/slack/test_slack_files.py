@@ -39,6 +39,22 @@ async def test_the_flow_picture_follows_the_outline_in_the_dm(
     assert [f["title"] for f in shared["files"]] == ["faq-bot-flow.png"]
 
 
+async def test_stats_come_with_their_chart(studio: Service, slack: FakeSlack) -> None:
+    await dm(studio, slack, "newbot faq-bot")
+    await dm(studio, slack, "promote faq-bot")
+    await dm(studio, slack, "promote faq-bot production")
+    await dm(studio, slack, "yes")
+    deployed = text_of(await dm(studio, slack, "deploy faq-bot web"))
+    deployment = deployed.split("/chat/")[1].split()[0].rstrip(".")
+    assert (await studio.chat(deployment, "Hello?")).status_code == 200
+    said = await dm(studio, slack, "stats faq-bot")
+    assert "faq-bot" in text_of(said) and "last 7 days" in text_of(said)
+    await slack.wait_for("files.completeUploadExternal")
+    asked, data, shared = _uploaded(slack)
+    assert asked["filename"] == "faq-bot-stats-7d.png" and png_size(data) == (800, 640)
+    assert shared["channel_id"] == "D0001"
+
+
 async def test_a_slash_commands_picture_goes_to_the_callers_dm(
     studio: Service, slack: FakeSlack
 ) -> None:

@@ -35,6 +35,18 @@ async def test_a_flow_comes_as_its_outline_then_a_photo(
     assert telegram.calls_to("sendDocument", token=BUILDER) == []
 
 
+async def test_stats_come_as_numbers_then_a_chart(studio: Service, telegram: FakeTelegram) -> None:
+    await member_of_local_team(studio, telegram)
+    deployment = await studio.live_web_bot("faq-bot")
+    assert (await studio.chat(deployment, "Hello?")).status_code == 200
+    answer = await tell(studio, telegram, "/stats faq-bot 24h")
+    assert "faq-bot" in answer.body["text"] and "last 24 hours" in answer.body["text"]
+    [photo] = await telegram.wait_for("sendPhoto", token=BUILDER)
+    upload = photo.body["photo"]
+    assert isinstance(upload, Upload) and upload.filename == "faq-bot-stats-24h.png"
+    assert png_size(upload.content) == (800, 640)
+
+
 async def test_a_text_file_alone_is_one_document(studio: Service, telegram: FakeTelegram) -> None:
     adapter = await connected(studio)
     address = studio_address(TELEGRAM_STUDIO, 1, f"telegram:{ALICE}", thread=str(ALICE))
