@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import Connection, and_, desc, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.tables import Conversation, Message, utcnow
+from storage.tables import Conversation, Feedback, Message, utcnow
 
 _conv = Conversation.__table__  # type: ignore[attr-defined]
 _msg = Message.__table__  # type: ignore[attr-defined]
+_fb = Feedback.__table__  # type: ignore[attr-defined]
 # Built once: the hot path runs it every turn. The ids come back (one INSERT … RETURNING for
 # the rows together), so an answer can be rated by its id.
 _ADD_MESSAGES = insert(_msg).returning(_msg.c.id, sort_by_parameter_order=True)
@@ -333,3 +334,71 @@ async def recent_conversations(
         .limit(limit)
     )
     return [ConversationSummary(*row) for row in (await conn.execute(query)).all()]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationHead:
+    id: int
+    channel: str
+    user: str
+    started_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as kept, with its end users' ratings (answers only)."""
+
+    id: int
+    role: str
+    text: str
+    created_at: datetime
+    version: int | None
+    latency_ms: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float | None
+    error: str | None
+    variant: str | None
+    ratings_up: int
+    ratings_down: int
+
+
+async def conversation_head(
+    conn: AsyncConnection, bot_id: int, conversation_id: int
+) -> ConversationHead | None:
+    """A real (not `/try`) conversation of the bot; None: not one of its."""
+    query = select(
+        _conv.c.id, _conv.c.channel, _conv.c.user, _conv.c.started_at, _conv.c.ended_at
+    ).where(_conv.c.id == conversation_id, _conv.c.bot_id == bot_id, _conv.c.sandbox.is_(False))
+    row = (await conn.execute(query)).first()
+    return None if row is None else ConversationHead(*row)
+
+
+async def conversation_messages(
+    conn: AsyncConnection, conversation_id: int, *, after: int, limit: int
+) -> list[StoredMessage]:
+    """The conversation's messages with ids above `after`, oldest first, at most `limit`."""
+    ups = select(func.count()).where(_fb.c.message_id == _msg.c.id, _fb.c.rating > 0)
+    downs = select(func.count()).where(_fb.c.message_id == _msg.c.id, _fb.c.rating < 0)
+    query = (
+        select(
+            _msg.c.id,
+            _msg.c.role,
+            _msg.c.text,
+            _msg.c.created_at,
+            _msg.c.version,
+            _msg.c.latency_ms,
+            _msg.c.prompt_tokens,
+            _msg.c.completion_tokens,
+            _msg.c.cost_usd,
+            _msg.c.error,
+            _msg.c.variant,
+            ups.correlate(_msg).scalar_subquery(),
+            downs.correlate(_msg).scalar_subquery(),
+        )
+        .where(_msg.c.conversation_id == conversation_id, _msg.c.id > after)
+        .order_by(_msg.c.id)
+        .limit(limit)
+    )
+    return [StoredMessage(*tuple(row)) for row in (await conn.execute(query)).all()]

@@ -62,10 +62,12 @@ from studio.views import (
     BotListItem,
     BotView,
     ChangeView,
+    ConversationMessages,
     ConversationView,
     DeploymentView,
     DiffView,
     MemberView,
+    MessageView,
     PromoteResult,
     StatsView,
     VersionView,
@@ -1191,6 +1193,46 @@ class Operations:
             )
             for r in rows
         ]
+
+    async def conversation(
+        self, caller: Caller, name: str, conversation_id: int, *, after: int = 0, limit: int = 500
+    ) -> ConversationMessages:
+        """One real conversation of the bot with its messages (those after id `after`)."""
+        async with self.db.read() as session:
+            bot = await self.owned_bot(session, caller, name)
+        assert bot.id is not None
+        async with self.db.read_conn() as conn:
+            head = await conv_store.conversation_head(conn, bot.id, conversation_id)
+            if head is None:
+                raise NotFoundError(f"{name} has no conversation {conversation_id}.")
+            rows = await conv_store.conversation_messages(
+                conn, conversation_id, after=after, limit=limit
+            )
+        return ConversationMessages(
+            id=head.id,
+            channel=head.channel,
+            user=head.user,
+            started_at=head.started_at,
+            ended_at=head.ended_at,
+            messages=[
+                MessageView(
+                    id=r.id,
+                    role=r.role,
+                    text=r.text,
+                    at=r.created_at,
+                    version=r.version,
+                    latency_ms=r.latency_ms,
+                    prompt_tokens=r.prompt_tokens,
+                    completion_tokens=r.completion_tokens,
+                    cost_usd=r.cost_usd,
+                    error=r.error,
+                    variant=r.variant,
+                    ratings_up=r.ratings_up,
+                    ratings_down=r.ratings_down,
+                )
+                for r in rows
+            ],
+        )
 
     async def audit(self, caller: Caller, *, limit: int = 100) -> list[AuditView]:
         caller.require(Role.ADMIN, "Reading the audit log")

@@ -106,6 +106,31 @@ class ConversationView(BaseModel):
     messages: int
 
 
+class MessageView(BaseModel):
+    id: int
+    role: str  # user, assistant, or human (a person of the team, during a handoff)
+    text: str
+    at: Timestamp
+    version: int | None
+    latency_ms: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float | None
+    error: str | None
+    variant: str | None  # the live A/B test's variant that answered
+    ratings_up: int
+    ratings_down: int
+
+
+class ConversationMessages(BaseModel):
+    id: int
+    channel: str
+    user: str
+    started_at: Timestamp
+    ended_at: Timestamp | None
+    messages: list[MessageView]  # oldest first; ask with `after` = the last id for more
+
+
 class MemberView(BaseModel):
     identity: str
     role: str

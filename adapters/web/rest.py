@@ -7,7 +7,7 @@ import json
 from typing import Annotated, Any, Literal
 
 import yaml
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from adapters.web.deps import WebServices, caller, services
@@ -20,6 +20,7 @@ from studio.views import (
     AuditView,
     BotListItem,
     BotView,
+    ConversationMessages,
     ConversationView,
     DeploymentView,
     DiffView,
@@ -232,6 +233,23 @@ async def team_stats(
 @router.get("/bots/{bot}/conversations", response_model=list[ConversationView], tags=["insight"])
 async def conversations(bot: str, who: Who, svc: Services) -> list[ConversationView]:
     return await svc.ops.conversations(who, bot)
+
+
+@router.get(
+    "/bots/{bot}/conversations/{conversation_id}",
+    response_model=ConversationMessages,
+    tags=["insight"],
+)
+async def conversation(
+    bot: str,
+    conversation_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)],
+    who: Who,
+    svc: Services,
+    after: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> ConversationMessages:
+    """One conversation's messages, oldest first (`after` = the last id seen pages on)."""
+    return await svc.ops.conversation(who, bot, conversation_id, after=after, limit=limit)
 
 
 @router.get("/audit", response_model=list[AuditView], tags=["insight"])

@@ -138,7 +138,7 @@ async def review(bot: str, who: Who, svc: Services) -> ReviewOut:
 @router.post(
     "/bots/{bot}/review/add",
     response_model=ReviewAddedOut,
-    responses=errors(401, 403, 404, 409, 422),
+    responses=errors(400, 401, 403, 404, 409, 413, 422),
 )
 async def review_add(bot: str, body: ReviewAddIn, who: Who, svc: Services) -> ReviewAddedOut:
     """Add answers (ids from the review) to a dataset, created when new (editors; the evaluation
@@ -157,7 +157,9 @@ async def online(bot: str, who: Who, svc: Services) -> OnlineOut:
 
 
 @router.put(
-    "/bots/{bot}/evals/online", response_model=OnlineOut, responses=errors(401, 403, 404, 409, 422)
+    "/bots/{bot}/evals/online",
+    response_model=OnlineOut,
+    responses=errors(400, 401, 403, 404, 409, 413, 422),
 )
 async def set_online(bot: str, body: OnlineIn, who: Who, svc: Services) -> OnlineOut:
     """Judge `percent` of the bot's live answers by `rubric` in the background (admins); 409

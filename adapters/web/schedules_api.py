@@ -133,7 +133,7 @@ async def list_schedules(bot: str, who: Who, svc: Services) -> SchedulesOut:
     "/bots/{bot}/schedules",
     response_model=ScheduleAddedOut,
     status_code=201,
-    responses=errors(401, 403, 404, 409, 422, 501),
+    responses=errors(400, 401, 403, 404, 409, 413, 422, 501),
 )
 async def add_schedule(bot: str, body: ScheduleIn, who: Who, svc: Services) -> ScheduleAddedOut:
     """Add a schedule to the draft (editors): an invalid cron or time zone, a target the bot
@@ -199,7 +199,7 @@ async def list_followups(bot: str, who: Who, svc: Services) -> FollowUpsOut:
     "/bots/{bot}/followups",
     response_model=FollowUpAddedOut,
     status_code=201,
-    responses=errors(401, 403, 404, 409, 422, 501),
+    responses=errors(400, 401, 403, 404, 409, 413, 422, 501),
 )
 async def add_followup(bot: str, body: FollowUpIn, who: Who, svc: Services) -> FollowUpAddedOut:
     """Add a follow-up to the draft (editors); a sixth one is a 422 that changes nothing."""
@@ -230,7 +230,7 @@ async def remove_followup(bot: str, followup_id: str, who: Who, svc: Services) -
 @router.post(
     "/bots/{bot}/trigger",
     response_model=TriggerOut,
-    responses=errors(401, 403, 404, 409, 422, 501, 502),
+    responses=errors(400, 401, 403, 404, 409, 413, 422, 501, 502),
 )
 async def trigger(bot: str, body: TriggerIn, who: Who, svc: Services) -> TriggerOut:
     """The bot messages a known end user now (editors): `text` as it is, or the answer the bot
