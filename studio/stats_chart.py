@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from storage.conversations import Series
-from studio.operations import StatsSeries
+from studio.operations import StatsSeries, percentile
 from studio.presenters import period_words
 
 if TYPE_CHECKING:
@@ -85,14 +85,10 @@ def chart_data(title: str, empty_note: str, series: Series, names: list[str]) ->
     for name, values in series.latencies_ms.items():
         if name in index and values:
             ordered = sorted(values)
-            p50[index[name]] = _at(ordered, 0.5)
-            p95[index[name]] = _at(ordered, 0.95)
+            p50[index[name]] = percentile(ordered, 0.5)
+            p95[index[name]] = percentile(ordered, 0.95)
     conversations = [series.conversations.get(name, 0) for name in names]
     return ChartData(title, empty_note, names, turns, conversations, p50, p95, errors, cost)
-
-
-def _at(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def stats_chart(stats: StatsSeries) -> bytes:
