@@ -80,6 +80,8 @@ class Services:
             await self.runtime.knowledge.close()
         if self.runtime.runner.tools is not None:
             await self.runtime.runner.tools.close()
+        if self.runtime.runner.spans is not None:  # sends what is queued (blocking HTTP)
+            await asyncio.to_thread(self.runtime.runner.spans.close)
         await self.db.dispose()
 
 
@@ -170,6 +172,12 @@ async def build_services(settings: Settings) -> Services:
     runtime = Runtime(
         db=db, llm=llm, channels=channels, knowledge=knowledge, tools=_tools(settings, secrets)
     )
+    if settings.otel_endpoint:
+        from runtime.otel import SERVICE_NAME, TurnSpans, otlp_exporter
+
+        service_name = os.environ.get("OTEL_SERVICE_NAME", SERVICE_NAME)
+        exporter = otlp_exporter(settings.otel_endpoint)
+        runtime.runner.export_spans(TurnSpans(exporter, service_name=service_name))
     ops = Operations(db=db, runtime=runtime, settings=settings, cipher=cipher)
     scheduler = Scheduler(runtime=runtime, leadership=_leadership(db))
     studio = Studio(

@@ -11,14 +11,11 @@ ratio with the model server is the figure with a goal."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import subprocess
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import PYTHON, Figure, Report, base_env, model_server
+from bench.common import Figure, Report, child_result, model_server
 
 BUDGET_S = 40  # start-up ~8 s (litellm), the offline bot ~5 s, the model bot ~15 s
 FIGURES = (
@@ -39,18 +36,7 @@ async def run(report: Report) -> None:
         data = tmp / "data"
         data.mkdir()
         report.begin("an offline bot, then a bot on the model server: live turns and /eval runs")
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [PYTHON, "-m", "bench.eval_turns", str(data), model_base],
-            cwd=name,
-            env=base_env(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if done.returncode != 0:
-        raise RuntimeError(f"eval_turns failed: {done.stderr.strip()[-2000:]}")
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+        found = await child_result("bench.eval_turns", str(data), model_base, cwd=name)
     for bot, (suffix, model) in _SIDE.items():
         side = found[bot]
         how = (

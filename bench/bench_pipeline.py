@@ -4,13 +4,10 @@ model, in one process (`bench/pipeline_turns.py`), blocks of turns alternating b
 
 from __future__ import annotations
 
-import asyncio
-import json
-import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.common import PYTHON, Figure, Report, base_env
+from bench.common import Figure, Report, child_result
 
 MEASURE_S = 12.0
 BUDGET_S = MEASURE_S + 15  # start-up, bots, warm-up
@@ -22,18 +19,7 @@ async def run(report: Report) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as name:
         data = Path(name) / "data"
         data.mkdir()
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [PYTHON, "-m", "bench.pipeline_turns", str(data), str(MEASURE_S)],
-            cwd=name,
-            env=base_env(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if done.returncode != 0:
-        raise RuntimeError(f"pipeline_turns failed: {done.stderr.strip()[-2000:]}")
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+        found = await child_result("bench.pipeline_turns", str(data), str(MEASURE_S), cwd=name)
     how = (
         f"median of {found['blocks']} blocks of {found['block']} sequential web turns per bot, "
         "blocks alternating ABBA; process CPU (user+sys) per turn; offline model"

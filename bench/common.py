@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -129,7 +131,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-_DROPPED_PREFIXES = ("STUDIO_", "SLACK_", "TELEGRAM_")
+_DROPPED_PREFIXES = ("STUDIO_", "SLACK_", "TELEGRAM_", "OTEL_")
 _DROPPED_SUFFIXES = ("_API_KEY", "_API_BASE")
 
 
@@ -143,6 +145,24 @@ def base_env(**extra: str) -> dict[str, str]:
     }
     env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONPATH=str(ROOT), **extra)
     return env
+
+
+async def child_result(module: str, *args: str, cwd: str) -> Any:
+    """Run `python -m MODULE ARGS` in `cwd` (the repository on PYTHONPATH, `base_env`) to its end,
+    off the event loop; the JSON its last line of output holds. `RuntimeError` with the end of
+    its stderr when it fails."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [PYTHON, "-m", module, *args],
+        cwd=cwd,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _die_with_parent() -> Callable[[], None] | None:

@@ -56,16 +56,36 @@ BLOCK = 100  # turns per measured block; blocks alternate between the bots
 WARMUP = 200
 
 
-async def main(data: Path, seconds: float) -> dict[str, Any]:
+async def bench_services(data: Path) -> Any:
+    """The whole service (no HTTP) on SQLite and an in-memory Qdrant in `data`."""
     from main import build_services, load_settings
-    from runtime.messages import Address, IncomingMessage
 
     settings = load_settings(
         data_dir=data,
         database_url=f"sqlite+aiosqlite:///{data / 'studio.db'}",
         qdrant_url=":memory:",
     )
-    services = await build_services(settings)
+    return await build_services(settings)
+
+
+async def web_turns(services: Any, deployment: str, count: int, *, first: int) -> float:
+    """CPU seconds per turn of `count` sequential web turns to `deployment` from `USERS` end
+    users, messages numbered from `first`."""
+    from runtime.messages import Address, IncomingMessage
+
+    started = time.process_time()
+    for sent in range(first, first + count):
+        user = f"u{sent % USERS}"
+        address = Address(channel="web", deployment_id=deployment, conversation=user, user=user)
+        text = f"question {sent}: how do refunds work? I am {user}@example.com"
+        reply = await services.runtime.answer(IncomingMessage(address=address, text=text))
+        if reply.error:
+            raise RuntimeError(f"{deployment}: {reply.error}")
+    return (time.process_time() - started) / count
+
+
+async def main(data: Path, seconds: float) -> dict[str, Any]:
+    services = await bench_services(data)
     try:
         ops = services.ops
         key = await ops.create_team("bench")
@@ -80,25 +100,9 @@ async def main(data: Path, seconds: float) -> dict[str, Any]:
         sent = 0
 
         async def turns(bot: str, count: int) -> float:
-            """CPU seconds per turn of `count` turns to `bot`."""
             nonlocal sent
-            started = time.process_time()
-            for _ in range(count):
-                sent += 1
-                user = f"u{sent % USERS}"
-                message = IncomingMessage(
-                    address=Address(
-                        channel="web",
-                        deployment_id=deployments[bot],
-                        conversation=user,
-                        user=user,
-                    ),
-                    text=f"question {sent}: how do refunds work? I am {user}@example.com",
-                )
-                reply = await services.runtime.answer(message)
-                if reply.error:
-                    raise RuntimeError(f"{bot}: {reply.error}")
-            return (time.process_time() - started) / count
+            sent += count
+            return await web_turns(services, deployments[bot], count, first=sent - count)
 
         for bot in deployments:
             await turns(bot, WARMUP)

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from sqlalchemy import Connection
 
@@ -30,6 +30,7 @@ from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.handoff import FRONTS, RESUME, TeamRooms
 from runtime.llm import ChatMessage
 from runtime.messages import Address, IncomingMessage, OutgoingMessage
+from runtime.metrics import HANDOFFS
 from runtime.pipeline import NodeResult, TurnContext
 from storage import conversations as conv_store
 from storage import handoffs as store
@@ -47,6 +48,9 @@ _WATCH_EVERY_S = 30.0
 _WHERE = {"web": "the web chat", "slack": "Slack", "telegram": "Telegram"}
 NOBODY_CAME = "Sorry, nobody from the team could answer in time. I'm here again if I can help."
 Key = tuple[str, str]  # (deployment id, conversation key)
+# Why a handoff ended (`studio_handoffs_total`'s event): a person gave it back, nobody answered
+# in time, or the end user started over.
+Ending = Literal["resumed", "timeout", "reset"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +191,7 @@ class HandoffDesk:
         )
         handoff_id = await self.runtime.writes.run(lambda conn: store.open_handoff(conn, new))
         self._remember(new.opened(handoff_id))
+        HANDOFFS.labels("handed").inc()
         ctx.handed_over = wanted.name
         return NodeResult(reply=message)
 
@@ -235,7 +240,7 @@ class HandoffDesk:
             if handoff.id not in self._by_id:  # ended while this waited
                 return []
             if resume:
-                return await self._end(handoff, by=message.address.user)
+                return await self._end(handoff, by=message.address.user, why="resumed")
             if not text:
                 return []
             return await self._answer(
@@ -302,12 +307,13 @@ class HandoffDesk:
         handoff: store.OpenHandoff,
         *,
         by: str,
+        why: Ending,
         notice: str | None = None,
         note: str | None = None,
     ) -> list[OutgoingMessage]:
         """Close it (the caller holds the conversation's lock): the bot answers again. The room
         is told (`note`, or who handed it back); the end user gets `notice` (the bot's word),
-        when given."""
+        when given. Counted by `why`, once: only the close that ends it."""
         closed = await self.runtime.writes.run(
             lambda conn: store.close(conn, handoff.id, at=utcnow(), by=by)
         )
@@ -316,6 +322,7 @@ class HandoffDesk:
         self.runtime.conversations.forget(key)  # history again from storage: the team's answers
         if not closed:
             return []
+        HANDOFFS.labels(why).inc()
         bot = await self.runtime.bot_name(handoff.deployment_id)
         said = note or f"{by} handed the conversation back: {bot} answers again."
         messages = [self._to_room(handoff, said)]
@@ -329,7 +336,7 @@ class HandoffDesk:
         if handoff is None:
             return
         note = f"{address.user} started a new conversation: the handoff has ended."
-        for message in await self._end(handoff, by=address.user, note=note):
+        for message in await self._end(handoff, by=address.user, why="reset", note=note):
             await self.runtime.push(message)
 
     async def expire(self, *, now: datetime | None = None) -> int:
@@ -347,7 +354,9 @@ class HandoffDesk:
                     f"ended and {bot} answers again."
                 )
                 notice = None if handoff.answered else NOBODY_CAME
-                messages = await self._end(handoff, by="timeout", notice=notice, note=note)
+                messages = await self._end(
+                    handoff, by="timeout", why="timeout", notice=notice, note=note
+                )
             for message in messages:
                 await self.runtime.push(message)
             ended += 1

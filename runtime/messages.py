@@ -81,12 +81,14 @@ Base64Data = Annotated[
 
 class Attachment(_Value):
     """A small file sent with a reply: text in `content` (an exported spec), or bytes in `data`
-    (a PNG picture of a flow, `mime="image/png"`)."""
+    (a PNG picture of a flow, `mime="image/png"`). A `private` file holds end users' words (an
+    export): a channel that can be shared sends it to the member alone."""
 
     name: str
     content: str = ""
     data: Base64Data | None = None
     mime: str = "text/plain"
+    private: bool = False
 
     @model_validator(mode="after")
     def _one_body(self) -> Attachment:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
@@ -10,6 +10,7 @@ from builders.spec import MAX_NODES, BotSpec, PipelineNode
 from runtime.ab import Arm
 from runtime.llm import ChatMessage, LlmGateway
 from runtime.participant import ParticipantMemory, uses_memory
+from runtime.trace import StepTrace, clock, trace_record
 from storage.conversations import TurnRecord
 
 if TYPE_CHECKING:
@@ -42,7 +43,8 @@ class TurnContext:
     (`user` names them); `ask_bot` reaches the team's other bots (None: not from here).
     `tools` calls the bot's tools (None: no tools here); each call is added to `tool_calls`.
     `handover` hands the live conversation to the team (None: not from here); `handed_over`
-    names where a step handed it (`runtime.handoff`)."""
+    names where a step handed it (`runtime.handoff`). `steps` is the turn's trace so far, timed
+    from `started` (`runtime.trace`)."""
 
     spec: BotSpec
     text: str
@@ -67,6 +69,8 @@ class TurnContext:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     handover: Handover | None = None
     handed_over: str | None = None
+    steps: list[StepTrace] = field(default_factory=list)
+    started: float = field(default_factory=clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,7 @@ class NodeResult:
     usage: Usage = Usage(0, 0, 0.0)
     error: str | None = None
     next: str | None = None  # overrides the node's static `next` (routers)
+    trace: Mapping[str, Any] | None = None  # what the step tells its turn's trace
 
 
 class Node(Protocol):
@@ -138,7 +143,7 @@ class TurnOutput:
     turn step such as a guardrail answered: `blocked` names it); `path` the steps run, in order;
     `tool_calls` the tools called, in order. `handed_over`: the turn handed the conversation to
     the team's room of that name; `silent`: a person of the team has the conversation, so the
-    bot said nothing (only the user's message is kept)."""
+    bot said nothing (only the user's message is kept). `steps`: what each step did."""
 
     reply: str
     usage: Usage
@@ -149,6 +154,7 @@ class TurnOutput:
     tool_calls: tuple[ToolCallRecord, ...] = ()
     handed_over: str | None = None
     silent: bool = False
+    steps: tuple[StepTrace, ...] = ()
 
 
 MAX_TURN_STEPS = 32  # steps run in one turn, loops included
@@ -161,10 +167,12 @@ def turn_records(
     version: int | None,
     latency_ms: float,
     arm: Arm | None = None,
+    ctx: TurnContext,
 ) -> list[TurnRecord]:
     """The two stored messages of a turn. A failed turn marks both, and so does a turn a guard
     answered (`blocked: NAME`): neither is history for the next turn. The answer keeps the
-    turn's tool calls (time, outcome, size) as its parts, and the A/B arm that answered."""
+    turn's tool calls (time, outcome, size) as its parts, the A/B arm that answered and the
+    turn's trace."""
     error = output.error or (f"blocked: {output.blocked}" if output.blocked else None)
     said = TurnRecord(role="user", text=text, version=version, error=error)
     if output.silent:
@@ -183,6 +191,7 @@ def turn_records(
             parts=[tool_call_part(record) for record in output.tool_calls] or None,
             ab_test_id=arm.test_id if arm else None,
             variant=arm.variant if arm else None,
+            trace=trace_record(output, ctx),
         ),
     ]
 
@@ -219,7 +228,24 @@ class CompiledBot:
         for _ in range(MAX_TURN_STEPS):
             node = self.nodes[current]
             path.append(current)
+            called = len(ctx.tool_calls)
+            began = clock()
             result = await node.run(ctx)
+            ctx.steps.append(
+                StepTrace(
+                    id=current,
+                    kind=node.kind,
+                    at_ms=(began - ctx.started) * 1000,
+                    ms=(clock() - began) * 1000,
+                    prompt_tokens=result.usage.prompt_tokens,
+                    completion_tokens=result.usage.completion_tokens,
+                    cost_usd=result.usage.cost_usd,
+                    error=result.error,
+                    next=None if result.error else result.next or node.next,
+                    detail=result.trace,
+                    tools=tuple(ctx.tool_calls[called:]),
+                )
+            )
             usage = usage + result.usage
             if result.reply:
                 replies.append(result.reply)
@@ -245,6 +271,7 @@ class CompiledBot:
             path=tuple(path),
             tool_calls=tuple(ctx.tool_calls),
             handed_over=ctx.handed_over,
+            steps=tuple(ctx.steps),
         )
 
 

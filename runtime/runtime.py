@@ -734,7 +734,7 @@ class _LiveSession:
         state = self.state or await runtime.conversations.load(self._key, ctx.spec.history)
         reply = OutgoingMessage(address=address, text=output.reply, reply_to=address.thread)
         records = turn_records(
-            text, output, version=self.version, latency_ms=latency_ms, arm=self.arm
+            text, output, version=self.version, latency_ms=latency_ms, arm=self.arm, ctx=ctx
         )
         new = None
         if state.id is None:

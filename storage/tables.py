@@ -119,7 +119,11 @@ class Conversation(SQLModel, table=True):
 class Message(SQLModel, table=True):
     """One turn of a conversation, with what it cost."""
 
-    __table_args__ = (Index("ix_message_bot_time", "bot_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_message_bot_time", "bot_id", "created_at"),
+        # A conversation's messages of a time window (exports), without reading its history.
+        Index("ix_message_conversation_time", "conversation_id", "created_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversation.id", ondelete="CASCADE", index=True)
     bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
@@ -137,6 +141,8 @@ class Message(SQLModel, table=True):
     # The live A/B test the answer was part of, and its variant ("A" or "B").
     ab_test_id: int | None = None
     variant: str | None = Field(default=None, max_length=1)
+    # What each step of the turn did (answers only; `runtime.trace`): kept and deleted with it.
+    trace: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
     created_at: datetime = _ts()
 
 

@@ -891,6 +891,17 @@ class ReviewList(Command):
     bot: BotName | None = None
 
 
+class TraceShow(Command):
+    name: ClassVar[str] = "trace"
+    usage: ClassVar[str] = "/trace BOT [last | CONVERSATION]"
+    summary: ClassVar[str] = (
+        "why a bot answered as it did: each step of its latest answer (or of a conversation's "
+        "last answers) with passages, tool calls, tokens and time"
+    )
+    bot: BotName | None = None
+    conversation: Annotated[int, Field(ge=1, le=MAX_DB_INT)] | None = None
+
+
 class ReviewAdd(Command):
     name: ClassVar[str] = "review add"
     usage: ClassVar[str] = "/review BOT add ID [ID ...] to DATASET"
@@ -902,6 +913,18 @@ class ReviewAdd(Command):
         list[Annotated[int, Field(ge=1, le=MAX_DB_INT)]], Field(min_length=1, max_length=50)
     ]
     dataset: DatasetRef
+
+
+class ExportConversations(Command):
+    name: ClassVar[str] = "export"
+    usage: ClassVar[str] = "/export BOT [csv|json] [24h|7d|30d]"
+    summary: ClassVar[str] = (
+        "the bot's conversations of the period (default 7d) as a CSV (default) or JSON file "
+        "(admins)"
+    )
+    bot: BotName | None = None
+    format: Literal["csv", "json"] = "csv"
+    period: Period = "7d"
 
 
 class AbTestStart(Command):
@@ -955,16 +978,6 @@ class Help(Command):
     summary: ClassVar[str] = "the commands, or one command in detail"
     tool: ClassVar[bool] = False
     command: Annotated[str, StringConstraints(max_length=40)] | None = None
-
-
-class NotYet(Command):
-    """A command whose feature is not built yet: the engine says so plainly."""
-
-    name: ClassVar[str] = "not-yet"
-    usage: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
-    tool: ClassVar[bool] = False
-    feature: str
 
 
 class Confirm(Command):
@@ -1046,19 +1059,14 @@ COMMANDS: tuple[type[Command], ...] = (
     EvalOnlineSet,
     ReviewList,
     ReviewAdd,
+    ExportConversations,
+    TraceShow,
     AbTestStart,
     AbTestStatus,
     AbTestStop,
     AbTestPromoteWinner,
     Help,
 )
-
-
-# Commands the SPEC names whose features are not built yet: said so, never a guess at another.
-NOT_YET: dict[str, str] = {
-    "export": "Conversation export (`/export`)",
-    "trace": "Turn tracing (`/trace`)",
-}
 
 
 def tool_name(command: type[Command]) -> str:

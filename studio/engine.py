@@ -66,7 +66,6 @@ from studio.commands import (
     MemorySet,
     MemoryShow,
     NewBot,
-    NotYet,
     Promote,
     Resume,
     Rollback,
@@ -83,6 +82,7 @@ from studio.commands import (
     ToolAddMcp,
     ToolList,
     ToolRemove,
+    TraceShow,
     TryBot,
     Undeploy,
 )
@@ -91,6 +91,7 @@ from studio.context import ContextStore
 from studio.datasets import DatasetFeature
 from studio.errors import InvalidError, NotAvailableError, OperationError
 from studio.evals import EVAL_COMMANDS, EvalFeature
+from studio.exports import EXPORT_COMMANDS, ExportFeature
 from studio.flow import Flows
 from studio.grammar import GrammarError, not_understood, parse
 from studio.guard import GUARD_COMMANDS, GuardFeature
@@ -119,6 +120,7 @@ from studio.stats_chart import stats_chart
 from studio.team_secrets import SECRET_COMMANDS, TeamSecrets
 from studio.test_report import TestReport
 from studio.tools import Tools
+from studio.traces import TraceFeature
 from studio.understanding import understand
 
 if TYPE_CHECKING:
@@ -191,6 +193,8 @@ class Studio:
         self.online = OnlineEvaluator(db=db, llm=llm, judge_model=judge_model)
         runtime.turn_listeners.append(self.online.heard)
         self.review = ReviewFeature(ops=ops, datasets=self.datasets, online=self.online)
+        self.exports = ExportFeature(ops=ops)
+        self.traces = TraceFeature(ops=ops)
         self.abtests = AbTestFeature(ops=ops)
         self.flows = Flows(ops)
         self.tools = Tools(ops, runtime.runner.tools)
@@ -238,7 +242,6 @@ class Studio:
             Invite: self._invite,
             Join: self._join,
             Help: self._help,
-            NotYet: self._not_yet,
             Confirm: self._confirm,
             FlowShow: self.flows.show,
             FlowAdd: self.flows.add,
@@ -259,6 +262,8 @@ class Studio:
         self._handlers.update({kind: self._dataset for kind in DATASET_COMMANDS})
         self._handlers.update({kind: self._eval for kind in EVAL_COMMANDS})
         self._handlers.update({kind: self._review for kind in REVIEW_COMMANDS})
+        self._handlers.update({kind: self._export for kind in EXPORT_COMMANDS})
+        self._handlers[TraceShow] = self._trace
         self._handlers.update({kind: self._abtest for kind in ABTEST_COMMANDS})
 
     # -- the runtime's entry point -----------------------------------------------------------
@@ -479,10 +484,6 @@ class Studio:
             "This cannot be undone."
         )
         return command, facts, question
-
-    async def _not_yet(self, turn: Turn, command: Command) -> list[Answer]:
-        assert isinstance(command, NotYet)
-        return [Answer(f"{command.feature} is not available yet; it comes in a later release.")]
 
     async def _confirm(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Confirm)
@@ -1095,6 +1096,17 @@ class Studio:
         """`/review` and `/eval BOT online` (`studio.review`)."""
         bot = turn.bot(getattr(command, "bot", None))
         return [await self.review.run(turn.caller, bot, command)]
+
+    async def _trace(self, turn: Turn, command: Command) -> list[Answer]:
+        """`/trace BOT [last | CONVERSATION]` (`studio.traces`)."""
+        assert isinstance(command, TraceShow)
+        bot = turn.bot(command.bot)
+        return [await self.traces.show(turn.caller, bot, command.conversation)]
+
+    async def _export(self, turn: Turn, command: Command) -> list[Answer]:
+        """`/export` (`studio.exports`): the conversations as a file."""
+        bot = turn.bot(getattr(command, "bot", None))
+        return [await self.exports.run(turn.caller, bot, command)]
 
     async def _abtest(self, turn: Turn, command: Command) -> list[Answer]:
         """`/abtest` (`studio.abtests`); promote-winner arrives here once confirmed."""

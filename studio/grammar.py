@@ -36,7 +36,6 @@ from studio.commands import (
     COMMANDS,
     DATASET_COMMANDS,
     MAX_INPUT_CHARS,
-    NOT_YET,
     AbTestPromoteWinner,
     AbTestStart,
     AbTestStatus,
@@ -63,6 +62,7 @@ from studio.commands import (
     EvalOnlineSet,
     EvalRun,
     EvalRuns,
+    ExportConversations,
     FlowAdd,
     FlowAsk,
     FlowLink,
@@ -89,7 +89,6 @@ from studio.commands import (
     MemorySet,
     MemoryShow,
     NewBot,
-    NotYet,
     ParamValue,
     Promote,
     Resume,
@@ -121,6 +120,7 @@ from studio.commands import (
     ToolAddMcp,
     ToolList,
     ToolRemove,
+    TraceShow,
     TryBot,
     Undeploy,
 )
@@ -652,8 +652,6 @@ _Parser = Callable[[str, frozenset[str]], Command]
 def _command(text: str, bots: frozenset[str]) -> Command | None:
     word, rest = _first(text.lstrip("/"))
     word = word.split("@", 1)[0].lower()  # Telegram's /newbot@StudioBot
-    if word in NOT_YET:
-        return NotYet(feature=NOT_YET[word])
     parser = _PARSERS.get(word)
     return parser(rest, bots) if parser else None
 
@@ -842,6 +840,24 @@ def _stats(rest: str, bots: frozenset[str]) -> Command:
         raise _unexpected(Stats.usage, words[1:])
     period = {"period": words[0].lower()} if words else {}
     return _build(Stats, bot=bot, **period)
+
+
+_EXPORT_FORMATS = ("csv", "json")
+
+
+def _export(rest: str, bots: frozenset[str]) -> Command:
+    """/export [BOT] [csv|json] [24h|7d|30d]: the two words in either order; a word that is
+    not a period (as /stats takes them) is the format."""
+    bot, tail = _lead_bot(
+        rest, bots, lambda w: w in _EXPORT_FORMATS or bool(_PERIOD_LIKE.fullmatch(w))
+    )
+    fields: dict[str, object] = {"bot": bot}
+    for word in _tokens(tail):
+        field = "period" if _PERIOD_LIKE.fullmatch(word) else "format"
+        if field in fields:
+            raise _unexpected(ExportConversations.usage, [word])
+        fields[field] = word.lower()
+    return _build(ExportConversations, **fields)
 
 
 def _diff(rest: str, bots: frozenset[str]) -> Command:
@@ -1937,6 +1953,23 @@ def _review(rest: str, bots: frozenset[str]) -> Command:
             raise _error(usages, f"I don't know the review action {_quote(action)}.")
 
 
+def _trace(rest: str, bots: frozenset[str]) -> Command:
+    """`/trace BOT [last | CONVERSATION]` (a conversation id as the conversations API lists)."""
+    bot, tail = _lead_bot(rest, bots, lambda word: word.lower() == "last" or word.isdigit())
+    words = _tokens(tail)
+    if len(words) > 1:
+        raise _unexpected(TraceShow.usage, words[1:])
+    if not words or words[0].lower() == "last":
+        return _build(TraceShow, bot=bot)
+    if not words[0].isdigit():
+        raise _error(
+            TraceShow.usage,
+            f"Say `last` or a conversation's number (as GET …/conversations lists), "
+            f"not {_quote(words[0])}.",
+        )
+    return _build(TraceShow, bot=bot, conversation=int(words[0]))
+
+
 def _review_add(bot: str | None, words: list[str]) -> Command:
     usage = ReviewAdd.usage
     into = next((at for at, word in enumerate(words) if word.lower() in ("to", "into")), None)
@@ -2020,6 +2053,7 @@ _PARSERS: dict[str, _Parser] = {
     "deployments": _one_bot(ListDeployments),
     "undeploy": _undeploy,
     "stats": _stats,
+    "export": _export,
     "guard": _guard,
     "budget": _budget,
     "handoff": _handoff,
@@ -2050,4 +2084,5 @@ _PARSERS: dict[str, _Parser] = {
     "abtest": _abtest,
     "ab-test": _abtest,
     "review": _review,
+    "trace": _trace,
 }

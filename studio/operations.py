@@ -62,6 +62,7 @@ from studio.views import (
     BotListItem,
     BotView,
     ChangeView,
+    ChannelUsageView,
     ConversationMessages,
     ConversationView,
     DeploymentView,
@@ -70,6 +71,7 @@ from studio.views import (
     MessageView,
     PromoteResult,
     StatsView,
+    VersionUsageView,
     VersionView,
 )
 
@@ -161,6 +163,43 @@ def percentile(values: list[float], fraction: float) -> float | None:
         return None
     index = min(len(values) - 1, max(0, round(fraction * (len(values) - 1))))
     return round(values[index], 1)
+
+
+def _breakdown(
+    usage: dict[tuple[int | None, str], conv_store.Usage],
+) -> tuple[list[VersionUsageView], list[ChannelUsageView]]:
+    """`usage` per version and channel, summed per version (newest first) and per channel
+    (busiest first)."""
+    versions: dict[int | None, conv_store.Usage] = {}
+    channels: dict[str, conv_store.Usage] = {}
+    for (version, channel), part in usage.items():
+        versions[version] = versions.get(version, conv_store.Usage()) + part
+        channels[channel] = channels.get(channel, conv_store.Usage()) + part
+    newest = sorted(versions, key=lambda v: -1 if v is None else v, reverse=True)
+    busiest = sorted(channels, key=lambda c: (-channels[c].turns, c))
+    return (
+        [VersionUsageView(version=v, **_usage(versions[v])) for v in newest],
+        [ChannelUsageView(channel=c, **_usage(channels[c])) for c in busiest],
+    )
+
+
+def _usage(usage: conv_store.Usage) -> dict[str, Any]:
+    """A `UsageView`'s fields."""
+    return {
+        "turns": usage.turns,
+        "errors": usage.errors,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cost_usd": _known_cost(usage),
+        "unknown_cost_turns": usage.unknown_cost_turns,
+    }
+
+
+def _known_cost(usage: conv_store.Usage) -> float | None:
+    """What `usage`'s turns cost; None when every answered one had an unknown price (an
+    unknown cost is never shown as $0)."""
+    priced = usage.turns - usage.errors - usage.unknown_cost_turns
+    return round(usage.cost_usd, 6) if priced > 0 or not usage.turns else None
 
 
 # Checks a handoff target as `/handoff BOT to ...` does (who, bot, target): set by the handoff
@@ -1152,25 +1191,28 @@ class Operations:
                 assert bot.id is not None
                 row = await conv_store.stats(conn, bot.id, since)
                 handed = await handoff_store.stats(conn, bot.id, since)
-                priced = row.turns - row.errors - row.unknown_cost_turns
+                total = row.total
+                versions, channels = _breakdown(row.usage)
                 views.append(
                     StatsView(
                         bot=bot.name,
                         period=period,
-                        turns=row.turns,
+                        turns=total.turns,
                         conversations=row.conversations,
                         users=row.users,
-                        errors=row.errors,
-                        error_rate=round(row.errors / row.turns, 4) if row.turns else 0.0,
-                        blocked=row.blocked,
+                        errors=total.errors,
+                        error_rate=round(total.errors / total.turns, 4) if total.turns else 0.0,
+                        blocked=total.blocked,
                         latency_p50_ms=percentile(row.latencies_ms, 0.5),
                         latency_p95_ms=percentile(row.latencies_ms, 0.95),
-                        prompt_tokens=row.prompt_tokens,
-                        completion_tokens=row.completion_tokens,
-                        cost_usd=round(row.cost_usd, 6) if priced > 0 or not row.turns else None,
-                        unknown_cost_turns=row.unknown_cost_turns,
+                        prompt_tokens=total.prompt_tokens,
+                        completion_tokens=total.completion_tokens,
+                        cost_usd=_known_cost(total),
+                        unknown_cost_turns=total.unknown_cost_turns,
                         handoffs=handed.count,
                         handoff_first_answer_p50_s=percentile(handed.first_answer_s, 0.5),
+                        versions=versions,
+                        channels=channels,
                     )
                 )
         return views

@@ -47,6 +47,7 @@ from studio.views import (
     PromoteResult,
     SourceView,
     StatsView,
+    UsageView,
     VersionView,
 )
 
@@ -533,13 +534,39 @@ def _ms(value: float | None) -> str:
     return _NONE if value is None else f"{value:,.0f}"
 
 
-def _cost(view: StatsView) -> str:
+def _cost(view: StatsView | UsageView) -> str:
     if view.cost_usd is None:
         return "unknown"
     cost = f"${view.cost_usd:.4f}"
     if view.unknown_cost_turns:
         cost += f" ({plural(view.unknown_cost_turns, 'turn')} at unknown price)"
     return cost
+
+
+_MOST_VERSIONS = 4  # lines of `/stats BOT`'s breakdown by version; the older are counted
+
+
+def _usage(usage: UsageView) -> str:
+    """One version's or channel's turns, prompt + completion tokens and cost, in a line."""
+    tokens = f"{usage.prompt_tokens:,} + {usage.completion_tokens:,} tokens"
+    return f"{plural(usage.turns, 'turn')} · {tokens} · cost {_cost(usage)}"
+
+
+def _breakdown(view: StatsView) -> tuple[Field, ...]:
+    """A field per version (the newest) and per channel, when more than one answered."""
+    fields: list[Field] = []
+    if len(view.versions) > 1:
+        shown, older = view.versions[:_MOST_VERSIONS], view.versions[_MOST_VERSIONS:]
+        fields += [
+            Field(label="no version" if v.version is None else f"v{v.version}", value=_usage(v))
+            for v in shown
+        ]
+        if older:
+            turns = plural(sum(v.turns for v in older), "turn")
+            fields.append(Field(label="older", value=f"{turns} of {plural(len(older), 'version')}"))
+    if len(view.channels) > 1:
+        fields += [Field(label=f"on {c.channel}", value=_usage(c)) for c in view.channels]
+    return tuple(fields)
 
 
 def _stats_fields(view: StatsView) -> tuple[Field, ...]:
@@ -559,6 +586,7 @@ def _stats_fields(view: StatsView) -> tuple[Field, ...]:
         ),
         Field(label="Cost", value=_cost(view)),
         *((Field(label="Handoffs", value=_handoffs(view)),) if view.handoffs else ()),
+        *_breakdown(view),
     )
 
 

@@ -130,7 +130,7 @@ class _SandboxSession:
     async def record(
         self, ctx: TurnContext, output: TurnOutput, *, text: str, latency_ms: float
     ) -> None:
-        records = turn_records(text, output, version=None, latency_ms=latency_ms)
+        records = turn_records(text, output, version=None, latency_ms=latency_ms, ctx=ctx)
         new = conv_store.NewConversation(
             bot_id=self.bot_id,
             deployment_id=None,

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     web_rate_per_session: float = Field(30, validation_alias=_env("STUDIO_WEB_RATE_PER_SESSION"))
     web_rate_per_address: float = Field(300, validation_alias=_env("STUDIO_WEB_RATE_PER_ADDRESS"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("STUDIO_LOG_FORMAT"))
+    # OpenTelemetry's own name: turns are exported as spans there (OTLP over HTTP) when set.
+    otel_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
     @property
     def effective_judge_model(self) -> str | None:

@@ -79,6 +79,25 @@ class AuditView(BaseModel):
     after: dict[str, Any] | None
 
 
+class UsageView(BaseModel):
+    """One version's or one channel's answers over a `StatsView`'s period."""
+
+    turns: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None  # None: none of them had a known price
+    unknown_cost_turns: int
+
+
+class VersionUsageView(UsageView):
+    version: int | None  # None: answers given outside any version
+
+
+class ChannelUsageView(UsageView):
+    channel: str  # web, slack, telegram, ...
+
+
 class StatsView(BaseModel):
     bot: str
     period: str
@@ -96,6 +115,8 @@ class StatsView(BaseModel):
     unknown_cost_turns: int
     handoffs: int = 0  # conversations handed to people of the team
     handoff_first_answer_p50_s: float | None = None  # their median wait for a first answer
+    versions: list[VersionUsageView] = []  # newest first
+    channels: list[ChannelUsageView] = []  # busiest first
 
 
 class ConversationView(BaseModel):

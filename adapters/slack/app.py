@@ -30,6 +30,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryState
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -41,6 +42,7 @@ from adapters.slack.rooms import SlackRooms
 from builders.tokens import redact_studio_input
 from runtime.cipher import Cipher
 from runtime.messages import Address, FileRef, IncomingMessage
+from runtime.metrics import RATE_LIMITED
 from runtime.runtime import Runtime
 from storage import inbox, studio_threads
 from studio.address import studio_address
@@ -68,6 +70,26 @@ SECRET_FORM = forms.SECRET_MODAL.callback_id  # the modal that takes a team secr
 _FAILED = "Something went wrong on our side (it is logged). Please try again."
 
 
+class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's retry of a call Slack answered 429 (after its `Retry-After`), counting each
+    429 once as it arrives: the last one too, which no retry follows (the call then raises
+    `ratelimited`). The sender's own retries are new calls, so new answers."""
+
+    async def can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if error is None and response is not None and response.status_code == 429:
+            RATE_LIMITED.labels("slack").inc()
+        return await super().can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
 class SlackAdapter:
     def __init__(
         self,
@@ -91,7 +113,7 @@ class SlackAdapter:
         self.client = AsyncWebClient(
             token=token, base_url=api_url.rstrip("/") + "/", session=self.session
         )
-        self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+        self.client.retry_handlers.append(CountedRateLimitRetryHandler(max_retry_count=3))
         self.channel = SlackChannel(self.client, bot_name=runtime.bot_name, owns=self._owns)
         # Channels that take handed-over conversations (the workspace's team's only).
         self.rooms = SlackRooms(self.client, owns=self._owns)
@@ -105,7 +127,6 @@ class SlackAdapter:
         )
         self.handler = AsyncSlackRequestHandler(self.app)
         self._home: tuple[str, int] | None = None  # (workspace id, team id)
-        self._dms: dict[str, str] = {}  # user -> the app's DM channel with them
         self._threads: OrderedDict[tuple[str, str], bool] = OrderedDict()  # -> the Studio's?
         self._tasks: set[asyncio.Task[None]] = set()
         self.app.event("message")(self._on_message)
@@ -175,13 +196,6 @@ class SlackAdapter:
 
     async def _owns(self, team_id: int) -> bool:
         return (await self._workspace())[1] == team_id
-
-    async def _dm(self, user: str) -> str:
-        """The app's DM channel with `user` (where follow-ups of slash commands go)."""
-        if user not in self._dms:
-            opened = await self.client.conversations_open(users=user)
-            self._dms[user] = str(opened["channel"]["id"])
-        return self._dms[user]
 
     async def _remember_studio_thread(self, team_id: int, channel: str, thread_ts: str) -> None:
         """The Studio talks in this channel thread (stored, so a restart still knows it)."""
@@ -320,7 +334,7 @@ class SlackAdapter:
                 None if channel.startswith("D") else message.get("ts")
             )
             if container.get("is_ephemeral") or not message:  # answers go to the caller's DM
-                channel, thread = await self._dm(body["user"]["id"]), None
+                channel, thread = await self.channel.dm(body["user"]["id"]), None
             if not await self._open_form(body.get("trigger_id"), value, channel, thread):
                 await respond(
                     text="The form could not open; click the button again.",
@@ -400,7 +414,7 @@ class SlackAdapter:
                 )
                 return
             user = payload.get("user_id") or payload.get("user", {}).get("id", "")
-            later = slack_thread(await self._dm(user), None)
+            later = slack_thread(await self.channel.dm(user), None)
             message = IncomingMessage(
                 address=studio_address("slack", team_id, f"slack:{user}", thread=later),
                 text=redact_studio_input(text),  # stored: never with a token or a secret

@@ -51,6 +51,7 @@ _TRANSIENT = {
     "request_timeout",
 }
 _NETWORK = (aiohttp.ClientError, TimeoutError)
+_SENT_PRIVATELY = "_The file holds end users' words, so I sent it to you in a direct message._"
 
 
 def slack_thread(channel: str, thread_ts: str | None) -> str:
@@ -102,6 +103,7 @@ class SlackChannel:
         self._owns = owns  # is a team the one of this Slack workspace?
         self._names: dict[str, str] = {}
         self._thinking: dict[tuple[str, str], _Thinking] = {}
+        self._dms: dict[str, str] = {}
 
     async def edit(self, message: OutgoingMessage, platform_id: str) -> None:
         """Replace the text of a message the app posted (a progress line)."""
@@ -189,8 +191,13 @@ class SlackChannel:
         message that is only a file is only the upload."""
         address = message.address
         channel, thread_ts = parse_thread(address)
+        file_to = (channel, thread_ts)
+        if message.file is not None and message.file.private and not channel.startswith("D"):
+            # end users' words stay out of a shared channel: the file goes to the member's DM
+            file_to = (await self.dm(address.user.removeprefix("slack:")), None)
+            message = message.model_copy(update={"text": f"{message.text}\n{_SENT_PRIVATELY}"})
         if message.file is not None and not (message.text.strip() or message.fields):
-            await self._upload(message.file, channel, thread_ts, posted=False)
+            await self._upload(message.file, *file_to, posted=False)
             return SendReceipt(platform_id=None)
         markdown = address.deployment_id != STUDIO_DEPLOYMENT  # a bot's answer: a model's Markdown
         rateable = markdown and message.feedback_id is not None  # a live answer: feedback buttons
@@ -210,10 +217,21 @@ class SlackChannel:
         except (SlackApiError, *_NETWORK) as exc:
             raise _failure(exc) from None
         if message.file is not None:
-            await self._upload(message.file, channel, thread_ts, posted=True)
+            await self._upload(message.file, *file_to, posted=True)
         ts = str(response.get("ts"))
         # A click on its feedback buttons names the message by its channel and ts.
         return SendReceipt(platform_id=ts, ref=f"{response.get('channel') or channel}:{ts}")
+
+    async def dm(self, user: str) -> str:
+        """The app's DM channel with Slack user `user` (private files, slash commands'
+        follow-ups)."""
+        if user not in self._dms:
+            try:
+                opened = await self.client.conversations_open(users=user)
+            except (SlackApiError, *_NETWORK) as exc:
+                raise _failure(exc) from None
+            self._dms[user] = str(opened["channel"]["id"])
+        return self._dms[user]
 
     async def _upload(
         self, file: Attachment, channel: str, thread_ts: str | None, *, posted: bool

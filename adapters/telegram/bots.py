@@ -21,6 +21,7 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Callable, Coroutine
+from functools import partial
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -34,6 +35,7 @@ from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.cipher import Cipher
 from runtime.feedback import Rating
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
+from runtime.metrics import RATE_LIMITED
 from runtime.runtime import Runtime, UnknownDeploymentError
 from storage.tables import Deployment
 
@@ -77,6 +79,19 @@ def _import_aiogram() -> ModuleType:
     return aiogram
 
 
+async def _count_rate_limits(
+    refused: type[Exception], make_request: Any, bot: Any, method: Any
+) -> Any:
+    """aiogram's request middleware on both sessions: each 429 (`refused`, aiogram's
+    `TelegramRetryAfter`) a generated bot's call gets is counted once as it arrives, whatever
+    the call (a send, getUpdates, a deploy's set-up), and whether or not a retry follows."""
+    try:
+        return await make_request(bot, method)
+    except refused:
+        RATE_LIMITED.labels(TelegramBots.kind).inc()
+        raise
+
+
 class TelegramBots:
     """The `telegram` channel for generated bots."""
 
@@ -116,6 +131,9 @@ class TelegramBots:
                 sessions = lib.client.session.aiohttp
                 self._session = sessions.AiohttpSession(api=server)
                 self._poll_session = sessions.AiohttpSession(api=server, limit=1000)
+                counted = partial(_count_rate_limits, lib.exceptions.TelegramRetryAfter)
+                for session in (self._session, self._poll_session):
+                    session.middleware(counted)
                 self._lib = lib
         return self._lib
 

@@ -44,6 +44,7 @@ from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.cipher import BOT_TOKEN, Cipher, redact_tokens
 from runtime.handoff import RESUME
 from runtime.messages import FileRef, IncomingMessage, OutgoingMessage
+from runtime.metrics import RATE_LIMITED
 from runtime.runtime import Runtime
 from studio.address import TELEGRAM_STUDIO, studio_address
 from studio.commands import COMMANDS
@@ -508,6 +509,7 @@ class TelegramStudio:
             try:
                 return await call()
             except errors.RetryAfter as exc:
+                RATE_LIMITED.labels(TELEGRAM_STUDIO).inc()
                 wait = _seconds(exc.retry_after)
                 if attempt == _RETRIES or wait > MAX_RETRY_AFTER_S:
                     raise SendError("Telegram kept rate-limiting", permanent=permanent) from None
@@ -572,9 +574,13 @@ class TelegramStudio:
         await self._quietly(message.delete())
 
     async def _quietly(self, call: Any) -> None:
+        """A call worth one try: its failure is logged (and a 429 counted), never raised."""
+        errors = self._ptb.error
         try:
             await call
-        except self._ptb.error.TelegramError as exc:
+        except errors.TelegramError as exc:
+            if isinstance(exc, errors.RetryAfter):
+                RATE_LIMITED.labels(TELEGRAM_STUDIO).inc()
             logger.warning("a Telegram call failed: %s", said(exc))
 
 

@@ -25,6 +25,7 @@ from adapters.web import (
     chat,
     datasets_api,
     evals_api,
+    export_api,
     flow_api,
     keys_api,
     knowledge_api,
@@ -37,6 +38,7 @@ from adapters.web import (
     secrets_api,
     studio_api,
     tools_api,
+    traces_api,
     try_api,
 )
 from adapters.web.request_limits import MAX_BODY_BYTES, RequestLimits
@@ -129,6 +131,7 @@ def create_app(
     # Before any `/bots/{bot}/evals/{id}` route: its fixed paths (`evals/online`) must win.
     app.include_router(review_api.router)
     app.include_router(rest.router)
+    app.include_router(export_api.router)
     app.include_router(studio_api.router)
     app.include_router(knowledge_api.router)
     app.include_router(try_api.router)
@@ -138,6 +141,7 @@ def create_app(
     app.include_router(readiness.router)
     app.include_router(flow_api.router)
     app.include_router(secrets_api.router)
+    app.include_router(traces_api.router)
     app.include_router(tools_api.router)
     app.include_router(schedules_api.router)
     app.include_router(evals_api.router)

@@ -135,19 +135,6 @@ async def delete_bot(bot: str, who: Who, svc: Services) -> Response:
     return Response(status_code=204)
 
 
-@router.get(
-    "/bots/{bot}/export",
-    tags=["bots"],
-    response_class=Response,
-    responses={
-        200: {"content": {"application/yaml": {"schema": {"$ref": "#/components/schemas/BotSpec"}}}}
-    },
-)
-async def export_bot(bot: str, who: Who, svc: Services) -> Response:
-    text = await svc.ops.export_bot(who, bot)
-    return Response(text, media_type="application/yaml")
-
-
 @router.get("/bots/{bot}/versions", response_model=list[VersionView], tags=["versions"])
 async def versions(bot: str, who: Who, svc: Services) -> list[VersionView]:
     return await svc.ops.versions(who, bot)

@@ -58,6 +58,9 @@ class BotNode:
                 error=f"bot: step '{self.id}': bots may ask each other at most {MAX_DEPTH} deep",
             )
         output = await ctx.ask_bot(bot=self.bot, text=ctx.text, depth=depth)
+        trace = {"bot": self.bot, "path": list(output.path)}
         if output.error:
-            return NodeResult(reply=ctx.spec.fallback, usage=output.usage, error=output.error)
-        return NodeResult(reply=output.reply, usage=output.usage)
+            return NodeResult(
+                reply=ctx.spec.fallback, usage=output.usage, error=output.error, trace=trace
+            )
+        return NodeResult(reply=output.reply, usage=output.usage, trace=trace)

@@ -264,6 +264,7 @@ class ExtractNode:
         except PatternTimeoutError as exc:
             return NodeResult(usage=usage, error=f"extract: step '{self.id}': {exc}")
         extracted: dict[str, Scalar] = ctx.state.setdefault(EXTRACTED, {})
+        kept: list[str] = []
         for key, value in found.items():
             if value is None:
                 continue
@@ -272,9 +273,12 @@ class ExtractNode:
             except MemoryValueError:
                 continue  # too long to remember, or memory is full: not remembered
             extracted[key] = value
+            kept.append(key)
         memory = ctx.participant.values
-        ctx.state[MISSING] = [key for key in self.required if memory.get(key) is None]
-        return NodeResult(usage=usage)
+        missing = [key for key in self.required if memory.get(key) is None]
+        ctx.state[MISSING] = missing
+        # The keys only: values are the person's data, shown by /memory to those who may see it.
+        return NodeResult(usage=usage, trace={"model": model, "kept": kept, "missing": missing})
 
     async def _ask(self, ctx: TurnContext, model: str) -> tuple[dict[str, Any], Usage]:
         fields = "\n".join(field.described() for field in self.fields)

@@ -142,7 +142,10 @@ class LlmNode:
         spec = ctx.spec
         passages: list[Passage] | None = ctx.state.get(PASSAGES)
         if spec.model == OFFLINE_MODEL and passages is not None:
-            return NodeResult(reply=offline_answer(passages, spec.fallback), usage=Usage(0, 0, 0.0))
+            told = {"model": OFFLINE_MODEL, "answer": "passage 1" if passages else "fallback"}
+            return NodeResult(
+                reply=offline_answer(passages, spec.fallback), usage=Usage(0, 0, 0.0), trace=told
+            )
         prompt = fill_placeholders(self.prompt or spec.prompt, ctx.participant)
         tools: list[Mapping[str, Any]] = [*function_definitions(spec.tools)]
         if tools and ctx.tools is None:
@@ -162,9 +165,17 @@ class LlmNode:
             ChatMessage("user", tool_result_message(done.function, done.result)) for done in stepped
         ]
         messages.append(ChatMessage("user", ctx.text))
+        trace = {
+            "model": spec.model,
+            "messages": len(messages),
+            "prompt_chars": sum(len(message.content) for message in messages),
+            "passages": len(passages or ()),
+            "calls": 0,
+        }
         usage = NO_USAGE
         deadline = time.monotonic() + TOOLS_DEADLINE_S
         for round_ in range(MAX_TOOL_ROUNDS + 1):
+            trace["calls"] = round_ + 1
             last = round_ == MAX_TOOL_ROUNDS or time.monotonic() > deadline
             try:
                 answer = await ctx.llm.complete(
@@ -176,7 +187,9 @@ class LlmNode:
                     tool_choice="none" if last else "auto",
                 )
             except LlmError as exc:
-                return NodeResult(reply=spec.fallback, usage=usage + UNKNOWN_USAGE, error=str(exc))
+                return NodeResult(
+                    reply=spec.fallback, usage=usage + UNKNOWN_USAGE, error=str(exc), trace=trace
+                )
             usage = usage + _usage(answer)
             if not (tools and answer.tool_calls) or last:
                 break
@@ -184,13 +197,13 @@ class LlmNode:
                 handoff = _handoff_call(answer.tool_calls)
                 if handoff is not None:
                     handed = await start_handoff(ctx, reason=handoff)
-                    return replace(handed, usage=usage + handed.usage)
+                    return replace(handed, usage=usage + handed.usage, trace=trace)
             messages.append(ChatMessage("assistant", answer.text, tool_calls=answer.tool_calls))
             messages += await self._call_tools(ctx, answer.tool_calls, deadline)
         reply = answer.text or spec.fallback
         if passages and answer.text:
             reply = with_sources(reply, passages)
-        return NodeResult(reply=reply, usage=usage)
+        return NodeResult(reply=reply, usage=usage, trace=trace)
 
     @staticmethod
     async def _call_tools(

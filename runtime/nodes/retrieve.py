@@ -1,5 +1,6 @@
 """The `retrieve` node: the bot's knowledge passages closest to the user's text, for the `llm`
-node to answer from (and cite). Params: `top_k` (default 4), `min_score` (cosine, default 0.3)."""
+node to answer from (and cite). Params: `top_k` (default 4), `min_score` (cosine, default 0.3).
+The turn's trace gets each passage's citation, score and first words."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from runtime.pipeline import NodeResult, TurnContext, Usage
 logger = logging.getLogger(__name__)
 
 PASSAGES = "passages"  # the state key the llm node reads
+_SNIPPET_CHARS = 80
 
 
 class Params(NodeParams):
@@ -49,7 +51,8 @@ class RetrieveNode:
         names = {ref.id: ref.name for ref in ctx.spec.knowledge}
         ctx.state[PASSAGES] = []
         if ctx.knowledge is None or ctx.bot_id is None or not names:
-            return NodeResult(usage=Usage(0, 0, 0.0))
+            why = "the bot has no knowledge" if not names else "no knowledge here"
+            return NodeResult(usage=Usage(0, 0, 0.0), trace={"passages": [], "why": why})
         try:
             found = await ctx.knowledge.retrieve(
                 bot_id=ctx.bot_id,
@@ -64,5 +67,16 @@ class RetrieveNode:
             logger.exception("knowledge retrieval failed", extra={"bot": ctx.bot_id})
             return NodeResult(usage=Usage(0, 0, 0.0), error=f"knowledge: {type(exc).__name__}")
         # Cited by the names this version knows them by, whatever a later upload called them.
-        ctx.state[PASSAGES] = [replace(p, source_name=names[p.source_id]) for p in found]
-        return NodeResult(usage=Usage(0, 0, 0.0))
+        passages = [replace(p, source_name=names[p.source_id]) for p in found]
+        ctx.state[PASSAGES] = passages
+        told = [
+            {
+                "cited": p.citation,
+                "score": round(p.score, 3),
+                "snippet": " ".join(p.text[:_SNIPPET_CHARS].split()),
+            }
+            for p in passages
+        ]
+        return NodeResult(
+            usage=Usage(0, 0, 0.0), trace={"passages": told, "min_score": self.min_score}
+        )

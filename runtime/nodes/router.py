@@ -9,7 +9,7 @@ model that is not `offline`), `{participant: KEY, equals: VALUE, to: STEP}` and
 `{participant: KEY, is: set|unset, to: STEP}` (participant memory).
 
 The branch taken is recorded in `ctx.state["route"]`: `{"step", "branch" (the route's index, or
-"default"), "to"}`.
+"default"), "to"}`, and told to the turn's trace with why (`{"branch", "to", "why"}`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from runtime.nodes.patterns import (
 )
 from runtime.participant import KEY_PATTERN, Scalar
 from runtime.pipeline import NodeResult, TurnContext, Usage
+from runtime.trace import cut
 
 ROUTE = "route"  # the state key of the branch taken
 _KINDS = ("keyword", "regex", "intent", "participant")
@@ -104,6 +105,10 @@ class Params(NodeParams):
 class _Keyword:
     phrase: Phrase
 
+    @property
+    def why(self) -> str:
+        return f'keyword "{self.phrase.text}"'
+
     def matches(self, text: str, folded: str, memory: Mapping[str, Scalar]) -> bool:
         return self.phrase.found(folded)
 
@@ -111,6 +116,10 @@ class _Keyword:
 @dataclass(frozen=True, slots=True)
 class _Regex:
     pattern: regex.Pattern[str]
+
+    @property
+    def why(self) -> str:
+        return f"regex /{self.pattern.pattern}/"
 
     def matches(self, text: str, folded: str, memory: Mapping[str, Scalar]) -> bool:
         return search(self.pattern, text) is not None
@@ -121,6 +130,12 @@ class _Participant:
     key: str
     equals: str | None  # `comparable` form; None: the route checks `is`
     is_set: bool
+
+    @property
+    def why(self) -> str:
+        if self.equals is not None:  # not the value: a trace never holds what was remembered
+            return f"participant {self.key} equals the route's value"
+        return f"participant {self.key} is {'set' if self.is_set else 'unset'}"
 
     def matches(self, text: str, folded: str, memory: Mapping[str, Scalar]) -> bool:
         value = memory.get(self.key)
@@ -133,6 +148,10 @@ class _Participant:
 @dataclass(frozen=True, slots=True)
 class _Intent:
     number: int  # 1-based among the router's intents, as the model is told them
+
+    @property
+    def why(self) -> str:
+        return f"the model chose intent {self.number}"
 
 
 _Matcher = _Keyword | _Regex | _Participant | _Intent
@@ -221,9 +240,12 @@ class RouterNode:
                     )
             if hit:
                 ctx.state[ROUTE] = {"step": self.id, "branch": n, "to": to}
-                return NodeResult(usage=usage, next=to)
+                why = cut(matcher.why)
+                return NodeResult(usage=usage, next=to, trace={"branch": n, "to": to, "why": why})
         ctx.state[ROUTE] = {"step": self.id, "branch": "default", "to": self.default}
-        return NodeResult(usage=usage, next=self.default)
+        why = "no route matched" if chosen is None else "no route matched (the model chose none)"
+        trace = {"branch": "default", "to": self.default, "why": why}
+        return NodeResult(usage=usage, next=self.default, trace=trace)
 
     async def _classify(self, ctx: TurnContext) -> tuple[int, Usage]:
         """The number of the intent the model picks for the text (0: none of them)."""

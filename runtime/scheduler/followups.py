@@ -17,8 +17,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Literal
 
 from runtime.messages import Address
+from runtime.metrics import SCHEDULE_FIRES
 from runtime.runtime import NotLiveError, Runtime, UnknownDeploymentError
 from runtime.scheduler.proactive import Place, Proactive
 from runtime.scheduler.types import ProactiveError
@@ -28,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 BATCH = 500
 CONCURRENCY = 16
+# How a due follow-up went: sent, dropped on purpose, or not sent (None: not this one's to send).
+Outcome = Literal["sent", "skipped", "failed"] | None
 
 
 class FollowUps:
@@ -58,12 +62,15 @@ class FollowUps:
                 if self.halted():
                     return False
                 try:
-                    return await self._fire(row, now)
+                    outcome = await self._fire(row, now)
                 except Exception:
                     logger.exception("a follow-up failed; dropped", extra={"bot": row.bot_id})
-                with contextlib.suppress(Exception):  # the database is down: the next pass
-                    await self._drop(row)
-                return False
+                    outcome = "failed"
+                    with contextlib.suppress(Exception):  # the database is down: the next pass
+                        await self._drop(row)
+                if outcome is not None:
+                    SCHEDULE_FIRES.labels("followup", outcome).inc()
+                return outcome == "sent"
 
         while True:
             async with self.runtime.db.read_conn() as conn:
@@ -74,7 +81,7 @@ class FollowUps:
             seen.update((row.id, row.sent) for row in fresh)
             sent += sum(await asyncio.gather(*(one(row) for row in fresh)))
 
-    async def _fire(self, row: store.FollowUpRow, now: datetime) -> bool:
+    async def _fire(self, row: store.FollowUpRow, now: datetime) -> Outcome:
         runtime = self.runtime
         missed = self._up_since is not None and row.due_at < self._up_since
         if missed and now - row.due_at > timedelta(minutes=row.after_minutes):
@@ -85,31 +92,31 @@ class FollowUps:
                 extra={"bot": row.bot_id},
             )
             await self._drop(row)
-            return False
+            return "skipped"
         try:
             target = await runtime.target(row.deployment_id)
             live = await runtime.live_version(target.bot_id, target.env)
         except (UnknownDeploymentError, NotLiveError):
             await self._drop(row)
-            return False
+            return "skipped"
         if not any(item.id == row.followup_id for item in live.spec.followups):
             await self._drop(row)  # the version running now has no such follow-up
-            return False
+            return "skipped"
         place = Place(target, Address.model_validate(row.address))
         async with runtime.locks.hold(place.lock_key):
             if runtime.handoffs.is_open(row.deployment_id, row.conversation_key):
                 await self._drop(row)  # people of the team have the conversation
-                return False
+                return "skipped"
             if not await runtime.writes.run(lambda conn: store.claim_followup(conn, row, now=now)):
-                return False  # the end user spoke meanwhile, or another process sent it
+                return None  # the end user spoke meanwhile, or another process sent it
             try:
                 await self.proactive.send_locked(
                     place, row.message, live=live, origin="followup", ident=row.followup_id
                 )
             except ProactiveError as exc:
                 logger.warning("a follow-up was not sent: %s", exc, extra={"bot": row.bot_id})
-                return False
-        return True
+                return "failed"
+        return "sent"
 
     async def _drop(self, row: store.FollowUpRow) -> None:
         await self.runtime.writes.run(lambda conn: store.drop_followup(conn, row.id))

@@ -29,6 +29,7 @@ from builders.cron import time_zone
 from builders.cron import trigger as cron_trigger
 from builders.spec import Schedule, check_prompt
 from runtime.messages import Address
+from runtime.metrics import SCHEDULE_FIRES
 from runtime.runtime import LiveVersion, NotLiveError, Runtime
 from runtime.scheduler.book import (
     STUDIO_ENV,
@@ -225,6 +226,7 @@ class Scheduler:
         if run_id is None:
             return None  # recorded already: by this process earlier, or by another
         if status != "sending":
+            SCHEDULE_FIRES.labels(_kind(entry.env), status).inc()
             logger.info("schedule %s skipped: %s", entry.run_id, error, extra={"bot": entry.bot_id})
             return None
         row = store.RunRow(
@@ -276,7 +278,7 @@ class Scheduler:
             else:
                 started.append(self._start_run(entry, row, lease, resumed=True))
                 continue
-            await self._finish(lease, tally)
+            await self._finish(lease, tally, kind=_kind(row.env))
         return started
 
     def _lease(self, run_id: int, now: datetime) -> Lease:
@@ -325,11 +327,12 @@ class Scheduler:
             logger.exception("a schedule run failed", extra={"bot": entry.bot_id})
             tally = Tally(row.sent, row.failed + 1, f"internal: {type(exc).__name__}")
         if tally is not None:
-            await self._finish(lease, tally)
+            await self._finish(lease, tally, kind=_kind(entry.env))
         elif not lease.lost:  # halted: the next leader goes on from the cursor at once
             await lease.release()
 
-    async def _finish(self, lease: Lease, tally: Tally) -> None:
+    async def _finish(self, lease: Lease, tally: Tally, *, kind: str) -> None:
+        """Record how the run ended; counted once, by the process that finished it."""
         status, notes = "sent", []
         if tally.failed and not tally.sent:
             status, notes = "failed", [tally.error]
@@ -343,6 +346,8 @@ class Scheduler:
         error = "; ".join(note for note in notes if note) or None
         if not await lease.finish(status=status, tally=tally, error=error):
             logger.warning("a schedule run was taken over before it finished")
+            return
+        SCHEDULE_FIRES.labels(kind, status).inc()
 
     async def _send_schedule(
         self, entry: Entry, schedule: Schedule, row: store.RunRow, lease: Lease, *, resumed: bool
@@ -475,13 +480,19 @@ class Scheduler:
                 f" ({env})"
             )
         target = await self.runtime.target(recipient.deployment_id)
-        delivered = await self.proactive.send(
-            Place(target, address_of(recipient)),
-            message,
-            live=live,
-            origin="trigger",
-            ident="api",
-        )
+        try:
+            delivered = await self.proactive.send(
+                Place(target, address_of(recipient)),
+                message,
+                live=live,
+                origin="trigger",
+                ident="api",
+            )
+        except ProactiveError as exc:
+            outcome = "skipped" if isinstance(exc, LeftOutError) else "failed"
+            SCHEDULE_FIRES.labels("trigger", outcome).inc()
+            raise
+        SCHEDULE_FIRES.labels("trigger", "sent").inc()
         conversation_id = delivered.conversation_id or recipient.conversation_id
         return Sent(
             conversation_id=conversation_id, text=delivered.text, channel=channel, user=stored
@@ -663,6 +674,11 @@ class Scheduler:
 
 
 _JOB_OPTIONS: dict[str, Any] = {"coalesce": True, "misfire_grace_time": None, "max_instances": 1}
+
+
+def _kind(env: str) -> str:
+    """What a run is (`studio_schedule_fires_total`'s kind): a stats report's, or a schedule's."""
+    return "report" if env == STUDIO_ENV else "schedule"
 
 
 def _grace(entry: Entry) -> timedelta:

@@ -46,6 +46,7 @@ class ToolCallRecord:
     ms: float
     size: int
     detail: str = ""
+    started: float = 0.0  # `runtime.trace.clock()` when the call began (for the turn's trace)
 
 
 def function_definitions(tools: Sequence[ToolSpec]) -> list[dict[str, JsonValue]]:

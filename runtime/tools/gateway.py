@@ -95,6 +95,7 @@ class ToolGateway:
             ms=round((time.perf_counter() - started) * 1000, 2),
             size=result.size,
             detail=_detail(result),
+            started=started,
         )
         return result, record
 

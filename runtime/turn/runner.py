@@ -3,10 +3,10 @@ through it; they differ only in the `TurnSession` they give (where history and m
 and where the turn is kept) and the `mode` (budgets count live turns only).
 
 A turn is these steps, composed once (`chain.build_chain`), outermost first:
-metrics (live) -> recording -> error boundary -> the service's guard steps (guardrails, budget)
--> history -> participant memory -> the pipeline. Version resolution happens before, by the
-caller: the environment's version (live), the draft (`/try`, tests), or another bot's production
-version (`ask_bot`).
+(OpenTelemetry spans, when exported) -> metrics (live) -> recording -> error boundary -> the
+service's guard steps (guardrails, budget) -> history -> participant memory -> the pipeline.
+Version resolution happens before, by the caller: the environment's version (live), the draft
+(`/try`, tests), or another bot's production version (`ask_bot`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from runtime.metrics import LLM_ERRORS, TURN_SECONDS, TURNS
+from runtime.metrics import COST, LLM_ERRORS, TOKENS, TURN_SECONDS, TURNS, UNKNOWN_COST
 from runtime.participant import ParticipantMemory
 from runtime.pipeline import CompiledBot, TurnContext, TurnMode, TurnOutput, Usage
 from runtime.turn.chain import Handler, Step, build_chain
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from runtime.handoff import Handover
     from runtime.knowledge.gateway import KnowledgeGateway
     from runtime.llm import LlmGateway
+    from runtime.otel import TurnSpans
     from runtime.tools.gateway import ToolGateway
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class BotRunner:
         self.tools = tools  # None: bots with tools answer that tools are not available here
         self.versions = versions
         self._steps = tuple(steps)
+        self.spans: TurnSpans | None = None
         self._chain = self._compose()
 
     def add_steps(self, *steps: Step) -> None:
@@ -65,9 +67,16 @@ class BotRunner:
         self._steps += steps
         self._chain = self._compose()
 
+    def export_spans(self, spans: TurnSpans) -> None:
+        """Export every turn as OpenTelemetry spans from now on (`runtime.otel`)."""
+        self.spans = spans
+        self._chain = self._compose()
+
     def _compose(self) -> Handler:
+        outermost = [self.spans.step] if self.spans is not None else []
         return build_chain(
-            [_metrics, _recording, _error_boundary, *self._steps, _history, _memory], _pipeline
+            [*outermost, _metrics, _recording, _error_boundary, *self._steps, _history, _memory],
+            _pipeline,
         )
 
     async def run(
@@ -152,7 +161,8 @@ def _failed(error: str) -> TurnOutput:
 
 
 async def _metrics(ctx: TurnContext, call_next: Handler) -> TurnOutput:
-    """Live turns counted by channel and outcome, with their time."""
+    """Live turns counted by channel and outcome, with their time; their tokens and cost by
+    bot."""
     started = time.perf_counter()
     output = await call_next(ctx)
     if ctx.mode == "live" and ctx.depth == 0:
@@ -161,6 +171,16 @@ async def _metrics(ctx: TurnContext, call_next: Handler) -> TurnOutput:
         TURN_SECONDS.labels(ctx.channel).observe(time.perf_counter() - started)
         if output.error:
             LLM_ERRORS.labels(output.error.split(":", 1)[0]).inc()
+        usage, bot = output.usage, str(ctx.bot_id)
+        if usage.prompt_tokens:
+            TOKENS.labels(bot, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            TOKENS.labels(bot, "completion").inc(usage.completion_tokens)
+        if usage.cost_usd is None:
+            if output.error is None:  # a failed call's cost is unknown too, but it is an error
+                UNKNOWN_COST.labels(bot).inc()
+        elif usage.cost_usd:
+            COST.labels(bot).inc(usage.cost_usd)
     return output
 
 
@@ -189,6 +209,7 @@ async def _error_boundary(ctx: TurnContext, call_next: Handler) -> TurnOutput:
             usage=Usage(None, None, None),
             error=f"internal: {type(exc).__name__}",
             tool_calls=tuple(ctx.tool_calls),
+            steps=tuple(ctx.steps),
         )
 
 

@@ -18,6 +18,7 @@ from tests.fakes.telegram import FakeTelegram
 
 if TYPE_CHECKING:
     from tests.fakes.mcp import FakeMcp
+    from tests.fakes.otlp import FakeOtlp
 
 
 @pytest.fixture(scope="session")
@@ -111,3 +112,20 @@ def no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's keys must not change what is sent (or let a call leave the machine)."""
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OLLAMA_API_BASE", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def fake_otlp() -> Iterator[FakeOtlp]:
+    """The session's fake OpenTelemetry collector (started on first use)."""
+    from tests.fakes.otlp import FakeOtlp
+
+    server = FakeOtlp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def otlp(fake_otlp: FakeOtlp) -> FakeOtlp:
+    """The session's fake collector, with no spans received."""
+    fake_otlp.reset()
+    return fake_otlp

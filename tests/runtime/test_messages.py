@@ -22,6 +22,7 @@ def test_a_picture_round_trips_through_json_as_base64() -> None:
         "content": "",
         "data": "iVBORw0KGgoAAf8=",
         "mime": "image/png",
+        "private": False,
     }
     assert OutgoingMessage.model_validate(stored) == message
     assert OutgoingMessage.model_validate_json(message.model_dump_json()) == message
@@ -35,6 +36,7 @@ def test_a_text_file_stays_text() -> None:
         "content": "name: faq-bot\n",
         "data": None,
         "mime": "text/plain",
+        "private": False,
     }
     assert file.payload == b"name: faq-bot\n" and not file.is_image
 

@@ -189,9 +189,12 @@ async def test_conversations_history_and_stats(any_db: Database) -> None:
             ("assistant", "a3"),
         ]
         row = await conv.stats(c, bot.id, utcnow() - timedelta(hours=1))
-        assert (row.turns, row.conversations, row.users, row.errors) == (3, 1, 1, 1)
-        assert row.unknown_cost_turns == 1 and row.cost_usd == pytest.approx(0.01)
+        total = row.total
+        assert (total.turns, row.conversations, row.users, total.errors) == (3, 1, 1, 1)
+        assert total.unknown_cost_turns == 1 and total.cost_usd == pytest.approx(0.01)
+        assert (total.prompt_tokens, total.completion_tokens) == (3, 2)
         assert row.latencies_ms == [10.0, 20.0, 30.0]
+        assert list(row.usage) == [(None, "web")]  # one version (none here) on one channel
         assert [s.messages for s in await conv.recent_conversations(c, bot.id)] == [6]
     async with any_db.read_conn() as c:
         no_parts = "select count(*) from message where parts is null"
@@ -231,18 +234,76 @@ async def test_a_series_counts_per_day_or_hour_and_version(any_db: Database) -> 
         daily = await conv.series(c, bot.id, now - timedelta(days=7), hourly=False)
         hourly = await conv.series(c, bot.id, now - timedelta(days=7), hourly=True)
     day, today = yesterday.strftime("%Y-%m-%d"), now.strftime("%Y-%m-%d")
-    assert daily.by_version == [
-        conv.BucketStats(day, 1, 1, 0, 0.5),
-        conv.BucketStats(today, 1, 1, 1, 0.0),  # a failed turn; a guard's refusal is not one
-        conv.BucketStats(today, 2, 2, 0, 0.0),
+    assert daily.answers == [
+        conv.BucketStats(day, 1, "web", None, 1, 0, 0.5),
+        conv.BucketStats(today, 1, "web", None, 1, 1, None),  # failed; the price unknown
+        conv.BucketStats(today, 2, "web", None, 2, 0, None),  # a guard's refusal is no error
     ]
     assert daily.conversations == {day: 1, today: 1}
     assert {k: sorted(v) for k, v in daily.latencies_ms.items()} == {
         day: [10.0],
         today: [20.0, 30.0],
     }
-    assert hourly.by_version[0].bucket == f"{day} 10:00"
+    assert daily.arm_latencies_ms == {} and daily.rated_down == {}
+    assert hourly.answers[0].bucket == f"{day} 10:00"
     assert hourly.conversations[now.strftime("%Y-%m-%d %H:00")] == 1
+
+
+async def test_stats_and_series_by_channel_and_a_b_variant(any_db: Database) -> None:
+    """Answers on two channels, two of them in an A/B test, one rated 👎; a `/try` answer
+    (sandbox) counts nowhere. The breakdowns add up to the stored turns."""
+    _, bot = await _team_and_bot(any_db)
+    assert bot.id is not None
+    answers = {
+        ("web", False): [
+            conv.TurnRecord("assistant", "a", version=1, latency_ms=10, cost_usd=0.25,
+                            prompt_tokens=5, completion_tokens=1),
+            conv.TurnRecord("assistant", "b", version=2, latency_ms=40, cost_usd=0.5,
+                            prompt_tokens=7, completion_tokens=2, ab_test_id=9, variant="B"),
+        ],
+        ("telegram", False): [
+            conv.TurnRecord("assistant", "c", version=1, latency_ms=20, prompt_tokens=11,
+                            completion_tokens=3, ab_test_id=9, variant="A"),
+        ],
+        ("web", True): [conv.TurnRecord("assistant", "sandbox", version=2, cost_usd=9.0)],
+    }  # fmt: skip
+    rated = []
+    for (channel, sandbox), records in answers.items():
+        new = conv.NewConversation(
+            bot_id=bot.id, deployment_id=None, channel=channel, key=channel, user="u",
+            sandbox=sandbox,
+        )  # fmt: skip
+        conversation_id = await any_db.run_write(partial(conv.start_conversation, new=new))
+        rated += await any_db.run_write(
+            partial(
+                conv.add_messages, conversation_id=conversation_id, bot_id=bot.id, records=records
+            )
+        )
+    async with any_db.write_conn() as c:  # 👎 for the web's B answer, 👍 for telegram's A
+        rate = text(
+            'insert into feedback (message_id, "user", bot_id, rating, channel, created_at) '
+            "values (:m, 'u', :b, :r, 'web', :at)"
+        )
+        for message_id, rating in ((rated[1], -1), (rated[2], 1)):
+            await c.execute(rate, {"m": message_id, "b": bot.id, "r": rating, "at": utcnow()})
+    since, today = utcnow() - timedelta(hours=1), utcnow().strftime("%Y-%m-%d")
+    async with any_db.read_conn() as c:
+        row = await conv.stats(c, bot.id, since)
+        daily = await conv.series(c, bot.id, since, hourly=False)
+    assert row.usage == {
+        (1, "web"): conv.Usage(1, 0, 0, 5, 1, 0.25, 0),
+        (1, "telegram"): conv.Usage(1, 0, 0, 11, 3, 0.0, 1),
+        (2, "web"): conv.Usage(1, 0, 0, 7, 2, 0.5, 0),
+    }
+    assert row.total == conv.Usage(3, 0, 0, 23, 6, 0.75, 1)
+    assert sorted(daily.answers, key=lambda r: (r.version or 0, r.channel)) == [
+        conv.BucketStats(today, 1, "telegram", (9, "A"), 1, 0, None),
+        conv.BucketStats(today, 1, "web", None, 1, 0, 0.25),
+        conv.BucketStats(today, 2, "web", (9, "B"), 1, 0, 0.5),
+    ]
+    assert sorted(daily.latencies_ms[today]) == [10.0, 20.0, 40.0]
+    assert daily.arm_latencies_ms == {(today, (9, "A")): [20.0], (today, (9, "B")): [40.0]}
+    assert daily.rated_down == {(9, "B"): 1}
 
 
 async def test_the_inbox_deduplicates_even_under_concurrency(any_db: Database) -> None:

@@ -34,6 +34,7 @@ from studio.commands import (
     EvalOnlineSet,
     EvalRun,
     EvalRuns,
+    ExportConversations,
     FlowAdd,
     FlowAsk,
     FlowLink,
@@ -89,6 +90,7 @@ from studio.commands import (
     ToolAddMcp,
     ToolList,
     ToolRemove,
+    TraceShow,
     TryBot,
     Undeploy,
 )
@@ -913,10 +915,12 @@ USAGE_EXAMPLES: dict[type[Command], str] = {
     EvalOnlineSet: '/eval faq-bot online 10% "Is it correct?"',
     ReviewList: "/review faq-bot",
     ReviewAdd: "/review faq-bot add 12 13 to golden",
+    ExportConversations: "/export faq-bot json 30d",
     AbTestStart: "/abtest faq-bot v3 v4 20 --env staging",
     AbTestStatus: "/abtest faq-bot status",
     AbTestStop: "/abtest faq-bot stop",
     AbTestPromoteWinner: "/abtest faq-bot promote-winner",
+    TraceShow: "/trace faq-bot 42",
     Help: "/help abtest",
 }
 

@@ -340,6 +340,30 @@ def test_stats_of_several_bots_one_line_each() -> None:
     assert lines[3].endswith("cost unknown")
 
 
+def test_stats_by_version_and_channel_when_more_than_one() -> None:
+    def usage(turns: int, cost: float | None, **more: Any) -> dict[str, Any]:
+        return {"turns": turns, "errors": 0, "prompt_tokens": turns * 100,
+                "completion_tokens": turns * 10, "cost_usd": cost, "unknown_cost_turns": 0,
+                **more}  # fmt: skip
+
+    one = stats_view(
+        versions=[usage(120, 0.0123, version=2)], channels=[usage(120, 0.0123, channel="web")]
+    )
+    assert "v2" not in fields(presenters.stats([one]))  # the totals say it all
+    views = [usage(70, 0.01, version=n) for n in (7, 6, 5, 4, 3, 2)]
+    views[1] = usage(30, None, version=6, unknown_cost_turns=30)
+    many = stats_view(
+        versions=views,
+        channels=[usage(100, 0.0123, channel="web"), usage(20, None, channel="telegram")],
+    )
+    shown = fields(presenters.stats([many]))
+    assert shown["v7"] == "70 turns · 7,000 + 700 tokens · cost $0.0100"
+    assert shown["v6"] == "30 turns · 3,000 + 300 tokens · cost unknown"  # never $0
+    assert "v3" not in shown and shown["older"] == "140 turns of 2 versions"
+    assert shown["on web"] == "100 turns · 10,000 + 1,000 tokens · cost $0.0123"
+    assert shown["on telegram"] == "20 turns · 2,000 + 200 tokens · cost unknown"
+
+
 def test_stats_without_bots() -> None:
     assert "/newbot" in presenters.stats([]).text
 

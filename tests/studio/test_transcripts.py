@@ -488,14 +488,3 @@ async def test_force_means_nothing_for_production(service: Service) -> None:
     await service.reply("/role ada admin")
     await service.say("/promote faq-bot production --force", user="ada")
     assert "production now runs v1" in await service.reply("yes", user="ada")
-
-
-async def test_commands_not_built_yet_say_so_and_change_nothing(service: Service) -> None:
-    await service.import_bot()
-    assert await service.reply("/export faq-bot csv 7d") == (
-        "Conversation export (`/export`) is not available yet; it comes in a later release."
-    )
-    assert await service.reply("/trace faq-bot last") == (
-        "Turn tracing (`/trace`) is not available yet; it comes in a later release."
-    )
-    assert "faq-bot" in await service.reply("/bots")

@@ -45,7 +45,10 @@ async def test_the_yaml_export_is_documented_as_a_spec(service: Service) -> None
     document = (await service.client.get("/openapi.json")).json()
     ok = document["paths"]["/api/v1/bots/{bot}/export"]["get"]["responses"]["200"]
     assert ok["content"] == {
-        "application/yaml": {"schema": {"$ref": "#/components/schemas/BotSpec"}}
+        "application/yaml": {"schema": {"$ref": "#/components/schemas/BotSpec"}},
+        # with format=csv|json: the conversations (tests/adapters/web/test_export_api.py)
+        "application/json": {"schema": {"$ref": "#/components/schemas/ConversationsExportOut"}},
+        "text/csv": {"schema": {"type": "string"}},
     }
     await service.import_bot()
     exported = await service.client.get("/api/v1/bots/faq-bot/export", headers=service.auth())

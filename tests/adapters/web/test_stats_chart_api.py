@@ -1,14 +1,19 @@
 """`/stats BOT`'s chart by REST (`GET /api/v1/bots/{bot}/stats/chart.png`) and in the web
-console's answer: a PNG of the bot's real traffic, or of a note when there was none."""
+console's answer: a PNG of the bot's real traffic, or of a note when there was none; and the
+numbers beside it (`GET /api/v1/bots/{bot}/stats`) per version and channel."""
 
 from __future__ import annotations
 
 import base64
 
+import pytest
+
 from tests.factories import Service
 from tests.png import png_size
+from tests.stats_traffic import mixed_traffic, stored_usage
 
 BUSY, IDLE = (800, 640), (800, 200)
+PANEL = 200  # the height of each panel more (a channel's, an A/B test's)
 
 
 async def _chart(service: Service, bot: str, key: str | None = None, **params: str) -> bytes:
@@ -66,3 +71,22 @@ async def test_the_console_shows_the_numbers_with_the_chart(service: Service) ->
     }
     [team] = (await service.say("/stats"))["messages"]  # every bot, a line each: no chart
     assert "faq-bot" in team["text"] and team["file"] is None
+
+
+async def test_numbers_and_chart_by_version_channel_and_variant(service: Service) -> None:
+    """Two channels and an A/B test: the JSON's per-version and per-channel numbers are the
+    stored turns' (a /try's count nowhere), and the chart has its three panels more."""
+    await mixed_traffic(service)
+    stats = await service.call("GET", "/api/v1/bots/faq-bot/stats", params={"period": "24h"})
+    stored = await stored_usage(service)
+    assert stats["turns"] == 2 + 4
+    assert [v["version"] for v in stats["versions"]] == [3, 2, 1]  # newest first
+    assert [c["channel"] for c in stats["channels"]] == ["telegram", "web"]  # busiest first
+    for part in ("version", "channel"):
+        for row in stats[f"{part}s"]:
+            found = stored[part][row[part]]
+            assert {k: row[k] for k in found} == pytest.approx(found), (part, row)
+    [v3] = [v for v in stats["versions"] if v["version"] == 3]
+    assert v3["cost_usd"] == pytest.approx(0.001) and v3["unknown_cost_turns"] == 1
+    png = await _chart(service, "faq-bot", period="24h")
+    assert png_size(png) == (BUSY[0], BUSY[1] + 3 * PANEL)  # by channel; A/B turns and latency
