@@ -263,6 +263,7 @@ def _leadership(db: Database) -> Leadership:
 
 def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
     """The whole service as one ASGI app; start-up and shutdown live in its lifespan."""
+    from adapters.mcp.server import StudioMcp
     from adapters.web.app import create_app
     from adapters.web.deps import WebServices
     from adapters.web.rate_limit import RateLimiter
@@ -271,6 +272,8 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
     from storage import schedules as schedule_store
     from storage import studio_threads
     from studio import confirmations
+
+    mcp = StudioMcp(version=_version())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -317,7 +320,8 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         )
         app.state.core = services
         try:
-            yield
+            async with mcp.serving(services.studio):  # its requests stop before the services
+                yield
         finally:
             housekeeping.cancel()
             handoff_timeouts.cancel()
@@ -326,6 +330,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             await services.close()
 
     app = create_app(lifespan)
+    app.router.routes.append(mcp.route())
     from adapters.telegram.bots import router as telegram_router
     from adapters.telegram.studio import router as telegram_studio_router
 

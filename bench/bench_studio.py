@@ -21,17 +21,14 @@ from typing import Any
 
 import aiohttp
 
+from bench.bench_web import web_platform
 from bench.common import (
     HOST,
-    PYTHON,
-    ROOT,
     TIMEOUT,
     Child,
     Figure,
     Report,
-    base_env,
     calibrated,
-    child,
     free_port,
     model_server,
     percentile,
@@ -156,21 +153,7 @@ async def _healthz(http: aiohttp.ClientSession, url: str, client: Client) -> lis
 
 def _start(stack: ExitStack, tmp: Path, llm_base: str) -> tuple[Child, int]:
     port = free_port()
-    data = tmp / "data"
-    platform = stack.enter_context(
-        child(
-            [PYTHON, str(ROOT / "main.py"), "serve", "--port", str(port)],
-            cwd=tmp,  # no .env from the repository
-            log=tmp / "platform.log",
-            env=base_env(
-                STUDIO_DATA_DIR=str(data),
-                STUDIO_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'studio.db'}",
-                STUDIO_LLM_API_BASE=llm_base,
-                OPENAI_API_KEY="sk-bench",
-            ),
-        )
-    )
-    return platform, port
+    return web_platform(stack, tmp, llm_base, port), port
 
 
 async def run(report: Report) -> None:

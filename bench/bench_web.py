@@ -167,7 +167,7 @@ async def _latencies(a: Side, b: Side, http: aiohttp.ClientSession, report: Repo
     return count
 
 
-async def _setup_platform(base: str, key: str) -> str:
+async def setup_platform(base: str, key: str) -> str:
     """Import, promote to production and deploy on the web: the deployment id."""
     spec = {"name": "bench-bot", "model": "openai/fake", "history": HISTORY}
     steps = [
@@ -189,22 +189,7 @@ async def _setup_platform(base: str, key: str) -> str:
 
 def _start(stack: ExitStack, tmp: Path, llm_base: str) -> tuple[Child, Child, int, int]:
     platform_port, baseline_port = free_port(), free_port()
-    data = tmp / "data"
-    platform = stack.enter_context(
-        child(
-            [PYTHON, str(ROOT / "main.py"), "serve", "--port", str(platform_port)],
-            cwd=tmp,  # no .env from the repository
-            log=tmp / "platform.log",
-            env=base_env(
-                STUDIO_DATA_DIR=str(data),
-                STUDIO_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'studio.db'}",
-                STUDIO_LLM_API_BASE=llm_base,
-                STUDIO_WEB_RATE_PER_SESSION="1000000",
-                STUDIO_WEB_RATE_PER_ADDRESS="1000000",
-                OPENAI_API_KEY="sk-bench",
-            ),
-        )
-    )
+    platform = web_platform(stack, tmp, llm_base, platform_port)
     baseline = stack.enter_context(
         child(
             [PYTHON, "-m", "bench.baseline_web", str(baseline_port)],
@@ -224,7 +209,7 @@ async def run(report: Report) -> None:
         await wait_http(f"http://{HOST}:{platform_port}/healthz", platform)
         await wait_http(f"http://{HOST}:{baseline_port}/healthz", baseline)
         key = (tmp / "data" / "local.key").read_text().strip()
-        deployment = await _setup_platform(f"http://{HOST}:{platform_port}", key)
+        deployment = await setup_platform(f"http://{HOST}:{platform_port}", key)
         a = Side("platform", f"http://{HOST}:{platform_port}/api/v1/chat/{deployment}", platform)
         b = Side("baseline", f"http://{HOST}:{baseline_port}/chat", baseline)
 
@@ -249,6 +234,26 @@ async def run(report: Report) -> None:
                 )
     print(f"# llm server CPU {llm_cpu:.1f} s", file=sys.stderr)
     report.add(*(_errors(side) for side in (a, b)))
+
+
+def web_platform(stack: ExitStack, tmp: Path, llm_base: str, port: int) -> Child:
+    """`main.py serve` on `port` with its data in `tmp/data`, its models at `llm_base`."""
+    data = tmp / "data"
+    return stack.enter_context(
+        child(
+            [PYTHON, str(ROOT / "main.py"), "serve", "--port", str(port)],
+            cwd=tmp,  # no .env from the repository
+            log=tmp / "platform.log",
+            env=base_env(
+                STUDIO_DATA_DIR=str(data),
+                STUDIO_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'studio.db'}",
+                STUDIO_LLM_API_BASE=llm_base,
+                STUDIO_WEB_RATE_PER_SESSION="1000000",
+                STUDIO_WEB_RATE_PER_ADDRESS="1000000",
+                OPENAI_API_KEY="sk-bench",
+            ),
+        )
+    )
 
 
 def _mean(values: list[float]) -> float:

@@ -2,15 +2,18 @@
 
 `python -m bench.llm_server PORT_FILE` binds 127.0.0.1 on a free port (port 0), writes the port
 to PORT_FILE and serves `POST /v1/chat/completions` (and `/chat/completions`) with a fixed short
-answer and usage. It is a bare ASGI app, so its own cost stays small and identical for every
+answer and usage; with `"stream": true`, as OpenAI's server-sent chunks, a word each, then the
+usage and `[DONE]`. It is a bare ASGI app, so its own cost stays small and identical for every
 client of the comparison.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
+from collections.abc import Mapping
 
 from bench.asgi_server import Receive, Scope, Send, read_body, respond, serve
 
@@ -55,11 +58,45 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await respond(send, 404, b'{"error": {"message": "not found"}}')
         return
     try:
-        model = str(json.loads(raw).get("model", "fake"))
+        body = json.loads(raw)
     except ValueError:
         await respond(send, 400, b'{"error": {"message": "body is not JSON"}}')
         return
+    model = str(body.get("model", "fake"))
+    if body.get("stream"):
+        await _stream(send, model)
+        return
     await respond(send, 200, _completion(model))
+
+
+async def _stream(send: Send, model: str) -> None:
+    """The answer as `chat.completion.chunk` events, one `http.response.body` message each."""
+    head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "model": model}
+    events = [{"role": "assistant", "content": ""}] + [
+        {"content": word} for word in re.findall(r"\S+\s*", ANSWER)
+    ]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream")],
+        }
+    )
+    for delta in events:
+        chunk = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        await send({"type": "http.response.body", "body": _data(chunk), "more_body": True})
+    usage = {
+        "prompt_tokens": PROMPT_TOKENS,
+        "completion_tokens": COMPLETION_TOKENS,
+        "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+    }
+    last = {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    tail = _data(last) + _data({**head, "choices": [], "usage": usage}) + b"data: [DONE]\n\n"
+    await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def _data(chunk: Mapping[str, object]) -> bytes:
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
 
 if __name__ == "__main__":

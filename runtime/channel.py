@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from runtime.messages import OutgoingMessage
+from runtime.llm import TextSink
+from runtime.messages import Address, OutgoingMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,8 @@ class Capabilities:
     # Proactive messages a deployment may send a second to different people (a schedule's
     # fan-out is paced to it); None: no platform limit to keep to.
     broadcast_per_s: float | None = None
+    # It shows an answer while it is written (`StreamingChannel.stream`).
+    streams: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,15 @@ class Channel(Protocol):
         ...
 
     async def teardown(self, deployment: DeploymentInfo) -> None: ...
+
+
+class StreamingChannel(Channel, Protocol):
+    """A channel that shows an answer while the model writes it (`capabilities.streams`)."""
+
+    def stream(self, address: Address) -> TextSink | None:
+        """Where the text of the answer to `address` goes as it is written (None: not here, e.g.
+        a group chat); the answer itself is still sent whole, through the outbox, afterwards."""
+        ...
 
 
 class UnknownChannelError(KeyError):

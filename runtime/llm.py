@@ -16,9 +16,10 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, Literal, TypeVar
 
@@ -102,6 +103,21 @@ class LlmError(Exception):
         return f"{self.kind}: {self.args[0]}"
 
 
+# Where a streamed answer's text goes as it arrives (a turn's listener: the web page, a Slack
+# stream, a Telegram draft). Called on the event loop; it must not block.
+TextSink = Callable[[str], None]
+
+
+class _BrokenStream(Exception):
+    """A stream failed after some of its text was shown: never retried (the person would see
+    the answer twice); the cause says why it failed."""
+
+
+def words(text: str) -> list[str]:
+    """`text` in the pieces a word-by-word stream shows (each word with the space after it)."""
+    return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     attempts: int = 4
@@ -130,6 +146,9 @@ def _retry_after(exc: BaseException) -> float | None:
 def _classify(exc: BaseException, litellm: ModuleType) -> tuple[str, bool]:
     """(kind, retryable) for an exception raised by a litellm call."""
     import openai
+
+    if isinstance(exc, _BrokenStream) and exc.__cause__ is not None:
+        return _classify(exc.__cause__, litellm)[0], False
 
     if isinstance(exc, asyncio.TimeoutError | litellm.Timeout | openai.APITimeoutError):
         return "timeout", True
@@ -185,6 +204,13 @@ class LlmGateway:
             options["api_key"] = os.environ.get("OPENAI_API_KEY") or "none"
         return options
 
+    def _completion_options(self, model: str, temperature: float) -> dict[str, Any]:
+        """A chat completion's options: one try each (the gateway retries), unknown parameters
+        dropped for providers without them, and where `model`'s server is."""
+        options = self._call_options(model)
+        options.update(temperature=temperature, num_retries=0, max_retries=0, drop_params=True)
+        return options
+
     async def complete(
         self,
         *,
@@ -194,18 +220,65 @@ class LlmGateway:
         fallback: str,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Literal["auto", "none"] = "auto",
+        stream: TextSink | None = None,
     ) -> LlmAnswer:
         """The model's answer, or `LlmError` after retries. `fallback` is `offline`'s answer.
 
         `tools` (OpenAI tool definitions) are offered with `tool_choice` ("auto": the answer then
         has text, tool calls or both; "none": the model must answer in text, though the
         conversation holds tool calls). `offline` ignores them and answers `fallback`.
+
+        `stream` (not with tools): the answer's text also goes there as it arrives (`offline`'s
+        word by word). A stream that fails before its first text is retried like any call; one
+        that fails after it is not (`LlmError`: the caller answers with its fallback instead).
         """
         if model == OFFLINE_MODEL:
+            if stream is not None:
+                for piece in words(fallback):
+                    stream(piece)
             return LlmAnswer(
                 text=fallback, model=model, prompt_tokens=0, completion_tokens=0, cost_usd=0.0
             )
+        if stream is not None and not tools:
+            return await self._streamed(model, messages, temperature, stream)
         return await self._with_retries(model, messages, temperature, tools, tool_choice)
+
+    async def _streamed(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        temperature: float,
+        sink: TextSink,
+    ) -> LlmAnswer:
+        litellm = await self._lib()
+        payload = [message.payload() for message in messages]
+        options = self._completion_options(model, temperature)
+        options.update(stream=True, stream_options={"include_usage": True})
+
+        async def attempt(limit_s: float) -> LlmAnswer:
+            chunks = []
+            shown = False
+            response = await litellm.acompletion(
+                model=model, messages=payload, timeout=limit_s, **options
+            )
+            try:
+                async for chunk in response:
+                    chunks.append(chunk)
+                    text = chunk.choices[0].delta.content if chunk.choices else None
+                    if text:
+                        sink(text)
+                        shown = True
+            except Exception as exc:
+                if shown:
+                    raise _BrokenStream(str(exc)) from exc
+                raise
+            built = litellm.stream_chunk_builder(chunks, messages=payload)
+            answer = self._answer(model, built)
+            return replace(answer, cost_usd=_cost(litellm, built, model))
+
+        # The whole stream within the deadline: one attempt may take longer than the timeout
+        # of a call that answers at once (the text shows as it comes meanwhile).
+        return await self._retrying(model, litellm, attempt, whole_deadline=True)
 
     async def _with_retries(
         self,
@@ -217,21 +290,14 @@ class LlmGateway:
     ) -> LlmAnswer:
         litellm = await self._lib()
         payload = [message.payload() for message in messages]
-        options = self._call_options(model)
+        options = self._completion_options(model, temperature)
         if tools:
             options["tools"] = [dict(tool) for tool in tools]
             options["tool_choice"] = tool_choice
 
         async def attempt(limit_s: float) -> LlmAnswer:
             response = await litellm.acompletion(
-                model=model,
-                messages=payload,
-                temperature=temperature,
-                timeout=limit_s,
-                num_retries=0,
-                max_retries=0,
-                drop_params=True,
-                **options,
+                model=model, messages=payload, timeout=limit_s, **options
             )
             return self._answer(model, response)
 
@@ -281,10 +347,16 @@ class LlmGateway:
         return client
 
     async def _retrying(
-        self, model: str, litellm: ModuleType, attempt: Callable[[float], Awaitable[_T]]
+        self,
+        model: str,
+        litellm: ModuleType,
+        attempt: Callable[[float], Awaitable[_T]],
+        *,
+        whole_deadline: bool = False,
     ) -> _T:
         """`attempt(seconds)` until it answers, under the policy's attempts, backoff and
-        deadline; a failure that cannot be retried (or the last one) raises `LlmError`."""
+        deadline; a failure that cannot be retried (or the last one) raises `LlmError`.
+        `whole_deadline`: an attempt may run to the deadline (a stream), not only its timeout."""
         policy = self.policy
         started = time.monotonic()
         tries = 0
@@ -292,9 +364,10 @@ class LlmGateway:
             tries += 1
             remaining = policy.deadline_s - (time.monotonic() - started)
             timeout = max(0.05, min(policy.attempt_timeout_s, remaining))
+            guard = max(timeout, remaining) if whole_deadline else timeout
             try:
                 # A guard over the library's own timeout; asyncio.timeout spawns no task.
-                async with asyncio.timeout(timeout + 1.0):
+                async with asyncio.timeout(guard + 1.0):
                     return await attempt(timeout)
             except Exception as exc:
                 kind, retryable = _classify(exc, litellm)
@@ -396,6 +469,14 @@ def _moderation(response: Any) -> Moderation:
         marked = getattr(result, "categories", None) or {}
         categories.update(name for name, on in marked.items() if on)
     return Moderation(flagged=flagged, categories=tuple(sorted(categories)))
+
+
+def _cost(litellm: ModuleType, response: Any, model: str) -> float | None:
+    """What a streamed answer cost (litellm prices the rebuilt response); None: unknown."""
+    try:
+        return float(litellm.completion_cost(completion_response=response, model=model))
+    except Exception:  # a model litellm has no price for: unknown, never 0
+        return None
 
 
 def _short(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from builders.spec import MAX_NODES, BotSpec, PipelineNode
 from runtime.ab import Arm
-from runtime.llm import ChatMessage, LlmGateway
+from runtime.llm import ChatMessage, LlmGateway, TextSink
 from runtime.participant import ParticipantMemory, uses_memory
 from runtime.trace import StepTrace, clock, trace_record
 from storage.conversations import TurnRecord
@@ -44,7 +44,8 @@ class TurnContext:
     `tools` calls the bot's tools (None: no tools here); each call is added to `tool_calls`.
     `handover` hands the live conversation to the team (None: not from here); `handed_over`
     names where a step handed it (`runtime.handoff`). `steps` is the turn's trace so far, timed
-    from `started` (`runtime.trace`)."""
+    from `started` (`runtime.trace`). `stream` takes the answer's text as it is written (the
+    channel shows it as it comes; None: the channel waits for the whole answer)."""
 
     spec: BotSpec
     text: str
@@ -71,6 +72,7 @@ class TurnContext:
     handed_over: str | None = None
     steps: list[StepTrace] = field(default_factory=list)
     started: float = field(default_factory=clock)
+    stream: TextSink | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection
 from sqlmodel import select
@@ -25,11 +25,11 @@ from sqlmodel import select
 from builders.spec import BotSpec
 from runtime.ab import AbPlan, Arm, variant_of
 from runtime.backlog import Backlog, Job
-from runtime.channel import ChannelRegistry, SendError, UnknownChannelError
+from runtime.channel import ChannelRegistry, SendError, StreamingChannel, UnknownChannelError
 from runtime.conversation_cache import ConversationCache, ConversationState
 from runtime.feedback import Ratings
 from runtime.handoff_desk import HANDOFF_DESK, HandoffDesk
-from runtime.llm import ChatMessage, LlmGateway
+from runtime.llm import ChatMessage, LlmGateway, TextSink
 from runtime.locks import ConversationLocks, LocalConversationLocks
 from runtime.messages import Address, IncomingMessage, OutgoingMessage, Reply
 from runtime.metrics import DUPLICATES, SENDS
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from runtime.knowledge.gateway import KnowledgeGateway
     from runtime.tools.gateway import ToolGateway
 
+_R = TypeVar("_R")
 logger = logging.getLogger(__name__)
 
 RESET_COMMAND = "/reset"
@@ -161,7 +162,7 @@ class Runtime:
         self.runner = BotRunner(llm=llm, knowledge=knowledge, versions=self, tools=tools)
         self.writes = WriteBatcher(db)
         self.ratings = Ratings(db, self.writes)
-        self._tasks: set[asyncio.Task[Reply | None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         # Told (with the bot's id) when a bot's pointers move or it goes (the scheduler).
         self.bot_listeners: list[Callable[[int], None]] = []
         # Told of each answered live turn once it is kept; must return at once (spawn work).
@@ -326,9 +327,15 @@ class Runtime:
 
     # -- entry points -----------------------------------------------------------------------
 
-    async def answer(self, message: IncomingMessage) -> Reply:
-        """A synchronous turn: the reply is returned, not sent (web)."""
-        return await self._turn(message, inbox_id=None)
+    async def answer(self, message: IncomingMessage, *, stream: TextSink | None = None) -> Reply:
+        """A synchronous turn: the reply is returned, not sent (web); `stream` gets the
+        answer's text as it is written."""
+        return await self._turn(message, inbox_id=None, stream=stream)
+
+    def answer_streaming(self, message: IncomingMessage, stream: TextSink) -> asyncio.Task[Reply]:
+        """`answer` as a task the runtime keeps (shutdown waits for it): the turn completes
+        and is stored even when whoever watched its stream has gone."""
+        return self.spawn(self.answer(message, stream=stream))
 
     def _may_follow_up(self, deployment_id: str) -> bool:
         """Whether the deployment's bot may have follow-ups armed: False only when its live
@@ -375,19 +382,34 @@ class Runtime:
         if not self.backlog or not self.backlog.join(
             message.address, partial(self.process, inbox_id, message)
         ):
-            self._spawn(self.process(inbox_id, message))
+            self.spawn(self.process(inbox_id, message))
         return True
 
     async def process(self, inbox_id: int, message: IncomingMessage) -> Reply | None:
-        """Answer an accepted message and send the reply; failures are logged, never raised."""
+        """Answer an accepted message and send the reply (shown while it is written where the
+        channel streams); failures are logged, never raised."""
         try:
-            return await self._turn(message, inbox_id=inbox_id)
+            return await self._turn(message, inbox_id=inbox_id, stream=self._stream(message))
         except (UnknownDeploymentError, NotLiveError) as exc:
             logger.warning("dropping message: %s", exc, extra={"inbox": inbox_id})
         except Exception:
             logger.exception("turn failed", extra={"inbox": inbox_id})
         await self.db.run_write(lambda conn: inbox_store.set_inbox_status(conn, inbox_id, "failed"))
         return None
+
+    def _stream(self, message: IncomingMessage) -> TextSink | None:
+        """Where the channel shows the answer while it is written (None: nowhere; a person of
+        the team has the conversation, the bot says nothing)."""
+        address = message.address
+        kind = address.channel
+        if address.deployment_id in self._builtins or not self.channels.has(kind):
+            return None
+        if self.handoffs.is_open(address.deployment_id, address.conversation):
+            return None
+        channel = self.channels.get(kind)
+        if not channel.capabilities.streams:
+            return None
+        return cast(StreamingChannel, channel).stream(message.address)
 
     async def push(self, message: OutgoingMessage) -> str | None:
         """Send a message that answers nothing just now (a background job's report): stored in
@@ -482,23 +504,29 @@ class Runtime:
         await self.ratings.settled()
         await self.writes.flush()
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, Reply | None]) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, _R]) -> asyncio.Task[_R]:
+        """Run `coroutine` as a task the runtime keeps until it ends (shutdown waits for it)."""
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- one turn ---------------------------------------------------------------------------
 
-    async def _turn(self, message: IncomingMessage, *, inbox_id: int | None) -> Reply:
+    async def _turn(
+        self, message: IncomingMessage, *, inbox_id: int | None, stream: TextSink | None = None
+    ) -> Reply:
         address = message.address
         async with self.locks.hold(f"{address.deployment_id}\x00{address.conversation}"):
             builtin = self._builtins.get(address.deployment_id)
             if builtin is not None:
                 replies = await builtin.handle(message)
                 return await self._finish(inbox_id, replies, error=None)
-            return await self._bot_turn(message, inbox_id)
+            return await self._bot_turn(message, inbox_id, stream)
 
-    async def _bot_turn(self, message: IncomingMessage, inbox_id: int | None) -> Reply:
+    async def _bot_turn(
+        self, message: IncomingMessage, inbox_id: int | None, stream: TextSink | None = None
+    ) -> Reply:
         address = message.address
         target = await self.target(address.deployment_id)
         live, arm = await self._version_for(target, address)
@@ -533,20 +561,28 @@ class Runtime:
             channel=address.channel,
             version=live.number,
             handover=self.handoffs.bind(target, address),
+            stream=stream,
         )
         assert session.reply is not None
         return session.reply
 
-    async def production_of(self, *, team_id: int, bot: str) -> tuple[int, CompiledBot] | None:
-        """The production version of the team's bot called `bot` (the `bot` step asks it)."""
-        bot_id = self._bot_ids.get((team_id, bot))
+    async def bot_named(self, *, team_id: int, name: str) -> int | None:
+        """The id of the team's bot called `name` (None: no such bot), cached until the bot
+        changes (`invalidate_bot`)."""
+        bot_id = self._bot_ids.get((team_id, name))
         if bot_id is None:
-            query = select(Bot.id).where(Bot.team_id == team_id, Bot.name == bot)
+            query = select(Bot.id).where(Bot.team_id == team_id, Bot.name == name)
             async with self.db.read() as session:
                 bot_id = (await session.exec(query)).first()
-            if bot_id is None:
-                return None
-            self._bot_ids[(team_id, bot)] = bot_id
+            if bot_id is not None:
+                self._bot_ids[(team_id, name)] = bot_id
+        return bot_id
+
+    async def production_of(self, *, team_id: int, bot: str) -> tuple[int, CompiledBot] | None:
+        """The production version of the team's bot called `bot` (the `bot` step asks it)."""
+        bot_id = await self.bot_named(team_id=team_id, name=bot)
+        if bot_id is None:
+            return None
         try:
             live = await self.live_version(bot_id, "production")
         except NotLiveError:

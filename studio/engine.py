@@ -131,9 +131,19 @@ logger = logging.getLogger(__name__)
 MAX_FILES = 3  # files read from one message
 
 
+FAILED = "Something went wrong on our side (it is logged). Please try again."
+
+
 class NoBotError(InvalidError):
     def __init__(self) -> None:
         super().__init__("Which bot? Name it (/show NAME), or /bots to list them.")
+
+
+class UnconfirmedError(OperationError):
+    """`Studio.execute` of a command that waits for a confirmation in chat, not confirmed:
+    the message says what it would do; nothing was done."""
+
+    status = 409
 
 
 @dataclass(slots=True)
@@ -288,7 +298,7 @@ class Studio:
             logger.exception(
                 "the Studio failed", extra={"conversation": message.address.conversation}
             )
-            return [Answer("Something went wrong on our side (it is logged). Please try again.")]
+            return [Answer(FAILED)]
 
     async def _understand_and_run(self, turn: Turn) -> list[Answer]:
         message = turn.message
@@ -401,6 +411,24 @@ class Studio:
             turn.current = before
             return [Answer(exc.message)]
 
+    async def execute(
+        self, caller: Caller, command: Command, *, address: Address, confirmed: bool = False
+    ) -> list[Answer]:
+        """Run one typed command for `caller` outside a conversation (the MCP server): the role
+        checks, audit and answers of chat, no bot remembered between calls; what the Studio
+        says later (a test run's report) goes to `address`. A command that asks for a
+        confirmation in chat runs only when `confirmed`, bound to what it would do now, as a
+        confirmed one is; otherwise `UnconfirmedError` says what that is. Raises
+        `OperationError` when the Studio refuses."""
+        turn = Turn(caller, None, IncomingMessage(address=address))
+        if not command.needs_confirmation:
+            return await self._dispatch(turn, command)
+        command, facts, question = await self._resolve(turn, command)
+        if not confirmed:
+            raise UnconfirmedError(question)
+        turn.expect = _expected(facts)
+        return await self._handlers[type(command)](turn, command)
+
     async def _dispatch(self, turn: Turn, command: Command) -> list[Answer]:
         if command.needs_confirmation:
             return [await self._ask(turn, command)]
@@ -414,11 +442,8 @@ class Studio:
     async def _ask(self, turn: Turn, command: Command) -> Answer:
         """Check what can be checked now, then store the question and offer the buttons."""
         caller = turn.caller
-        caller.require(_NEEDS.get(type(command), Role.ADMIN), _DOING[type(command)])
-        bot = turn.bot(getattr(command, "bot", None))
-        command, facts, question = await self._facts(
-            caller, command.model_copy(update={"bot": bot})
-        )
+        command, facts, question = await self._resolve(turn, command)
+        bot = getattr(command, "bot", None)
         token = await self.confirmations.ask(
             team_id=caller.team_id,
             identity=caller.identity,
@@ -438,6 +463,13 @@ class Studio:
                 Button(label="Cancel", action=CANCEL_PREFIX + token),
             ),
         )
+
+    async def _resolve(self, turn: Turn, command: Command) -> tuple[Command, dict[str, int], str]:
+        """A confirmable command checked against the caller's role, for its bot (`_facts`)."""
+        caller = turn.caller
+        caller.require(_NEEDS.get(type(command), Role.ADMIN), _DOING[type(command)])
+        bot = turn.bot(getattr(command, "bot", None))
+        return await self._facts(caller, command.model_copy(update={"bot": bot}))
 
     async def _facts(self, caller: Caller, command: Command) -> tuple[Command, dict[str, int], str]:
         """What a confirmable command would do, resolved now: the command made exact, the facts
@@ -501,15 +533,7 @@ class Studio:
             return [Answer("Cancelled; nothing was done.")]
         try:
             confirmed = _KINDS[pending.command["type"]].model_validate(pending.command["args"])
-            facts = pending.command["facts"]
-            turn.expect = Expected(
-                bot_id=facts["bot_id"],
-                version=facts.get("staging", facts.get("current")),
-                revision=facts.get("revision"),
-                ab_winner=(facts["test"], "B" if facts["winner_b"] else "A")
-                if "test" in facts
-                else None,
-            )
+            turn.expect = _expected(pending.command["facts"])
         except (KeyError, TypeError, ValidationError):
             return [Answer("That confirmation can no longer be carried out; ask again.")]
         turn.current = pending.bot or turn.current
@@ -1135,6 +1159,16 @@ async def _with_chart(answer: Answer, series: StatsSeries) -> Answer:
     png = await stats_chart(series)
     name = f"{series.bot}-stats-{series.period}.png"
     return replace(answer, file=Attachment(name=name, mime="image/png", data=png))
+
+
+def _expected(facts: dict[str, int]) -> Expected:
+    """What a confirmation is bound to (`Studio._facts`), checked when it is carried out."""
+    return Expected(
+        bot_id=facts["bot_id"],
+        version=facts.get("staging", facts.get("current")),
+        revision=facts.get("revision"),
+        ab_winner=(facts["test"], "B" if facts["winner_b"] else "A") if "test" in facts else None,
+    )
 
 
 def _is_csv(file: FileRef) -> bool:

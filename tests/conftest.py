@@ -181,6 +181,38 @@ async def running_service(settings: Settings) -> AsyncIterator[Service]:
     assert not left, f"tasks still running after the service stopped: {left}"
 
 
+@asynccontextmanager
+async def serving_app(settings: Settings) -> AsyncIterator[str]:
+    """The app under uvicorn on a free 127.0.0.1 port in this event loop (as `main.py serve`
+    runs it), for clients that need a real socket: its base URL. On the way out it stops, and
+    nothing it started is left running."""
+    import uvicorn
+
+    from main import build_app
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        build_app(settings),
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,  # never wait on a connection a test left open
+    )
+    server = uvicorn.Server(config)
+    before = asyncio.all_tasks()
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:
+        assert not serving.done(), "the service did not start"
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    server.should_exit = True
+    await serving
+    started = asyncio.all_tasks() - before - {asyncio.current_task()}
+    if started:
+        await asyncio.wait(started, timeout=2)
+    assert not [task for task in started if not task.done()], "tasks outlived the service"
+
+
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
     """A fresh service on a temporary SQLite file with the offline model."""

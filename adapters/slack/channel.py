@@ -22,7 +22,9 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import blocks, fallback_text
+from adapters.slack.streams import SlackStreams
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
+from runtime.llm import TextSink
 from runtime.messages import Address, Attachment, FileRef, OutgoingMessage
 from studio.address import STUDIO_DEPLOYMENT
 
@@ -77,6 +79,11 @@ def _failure(exc: Exception) -> SendError:
     return SendError(f"Slack could not be reached ({type(exc).__name__})", permanent=False)
 
 
+def _key(address: Address) -> tuple[str, str]:
+    """An answer's place: its deployment and thread."""
+    return address.deployment_id, address.thread or ""
+
+
 @dataclass(slots=True)
 class _Thinking:
     """The "thinking…" placeholder of one pending answer: the timer, then the posted ts."""
@@ -88,7 +95,7 @@ class _Thinking:
 class SlackChannel:
     kind: ClassVar[str] = "slack"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        buttons=True, threads=True, edits=True, files=True, broadcast_per_s=1.0
+        buttons=True, threads=True, edits=True, files=True, broadcast_per_s=1.0, streams=True
     )
 
     def __init__(
@@ -104,6 +111,7 @@ class SlackChannel:
         self._names: dict[str, str] = {}
         self._thinking: dict[tuple[str, str], _Thinking] = {}
         self._dms: dict[str, str] = {}
+        self.streams = SlackStreams(client)
 
     async def edit(self, message: OutgoingMessage, platform_id: str) -> None:
         """Replace the text of a message the app posted (a progress line)."""
@@ -150,14 +158,16 @@ class SlackChannel:
 
     def expect_answer(self, address: Address) -> None:
         """A generated bot is about to answer at `address`: show "thinking…" if it is slow."""
-        key = (address.deployment_id, address.thread or "")
+        key = _key(address)
         if key not in self._thinking:
             pending = _Thinking()
             pending.task = asyncio.create_task(self._think(address, pending))
             self._thinking[key] = pending
 
-    async def _think(self, address: Address, pending: _Thinking) -> str | None:
-        await asyncio.sleep(THINKING_AFTER_S)
+    async def _think(
+        self, address: Address, pending: _Thinking, *, at_once: bool = False
+    ) -> str | None:
+        await asyncio.sleep(0 if at_once else THINKING_AFTER_S)
         pending.posting = True
         channel, thread_ts = parse_thread(address)
         try:
@@ -169,8 +179,30 @@ class SlackChannel:
             logger.warning("could not post thinking: %s", _failure(exc))
             return None
 
+    def stream(self, address: Address) -> TextSink | None:
+        """A generated bot's answer shown while it is written (`adapters.slack.streams`)."""
+        if address.deployment_id == STUDIO_DEPLOYMENT:
+            return None
+        channel, thread_ts = parse_thread(address)
+
+        async def claim(post: bool) -> str | None:
+            """The answer's "thinking…" message, if it was posted (its timer stops); with
+            `post`, one posted now when there was none."""
+            ts = await self._placeholder(address)
+            if ts is None and post:
+                ts = await self._think(address, _Thinking(), at_once=True)
+            return ts
+
+        return self.streams.open(
+            _key(address),
+            channel=channel,
+            thread_ts=thread_ts,
+            claim=claim,
+            identity=lambda: self._identity(address),
+        )
+
     async def _placeholder(self, address: Address) -> str | None:
-        pending = self._thinking.pop((address.deployment_id, address.thread or ""), None)
+        pending = self._thinking.pop(_key(address), None)
         if pending is None or pending.task is None:
             return None
         if not pending.posting:
@@ -207,7 +239,10 @@ class SlackChannel:
             "blocks": blocks(message, markdown=markdown, rateable=rateable),
         }
         try:
-            placeholder = await self._placeholder(address)
+            placeholder = None
+            if address.deployment_id != STUDIO_DEPLOYMENT:  # the streamed message, if any
+                placeholder = await self.streams.finish(_key(address), channel)
+            placeholder = placeholder or await self._placeholder(address)
             if placeholder is not None:
                 response = await self.client.chat_update(ts=placeholder, **body)
             else:
@@ -280,3 +315,4 @@ class SlackChannel:
             if pending.task is not None:
                 pending.task.cancel()
         self._thinking.clear()
+        await self.streams.close()

@@ -21,6 +21,7 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from functools import partial
 from types import ModuleType
 from typing import Any, ClassVar
@@ -29,11 +30,13 @@ from fastapi import APIRouter, Request, Response
 from sqlmodel import select
 
 from adapters.telegram.common import delivery, log_failure, poll_updates, said
+from adapters.telegram.drafts import Drafts
 from adapters.telegram.pacing import ChatPacer
 from adapters.telegram.render import markdown_to_html, plain_text, split_html
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.cipher import Cipher
 from runtime.feedback import Rating
+from runtime.llm import TextSink
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
 from runtime.metrics import RATE_LIMITED
 from runtime.runtime import Runtime, UnknownDeploymentError
@@ -96,7 +99,9 @@ class TelegramBots:
     """The `telegram` channel for generated bots."""
 
     kind: ClassVar[str] = "telegram"
-    capabilities: ClassVar[Capabilities] = Capabilities(edits=True, broadcast_per_s=25.0)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        edits=True, broadcast_per_s=25.0, streams=True
+    )
 
     def __init__(
         self, *, runtime: Runtime, cipher: Cipher, api_url: str, public_url: str | None
@@ -116,6 +121,7 @@ class TelegramBots:
         # and tells its team); called in the background, never holding up a send.
         self.on_revoked: Callable[[str, str], Coroutine[Any, Any, None]] | None = None
         self._reports: set[asyncio.Task[None]] = set()
+        self.drafts = Drafts(send=self._send_draft, typing=self._typing)
 
     @property
     def polling(self) -> bool:
@@ -215,12 +221,55 @@ class TelegramBots:
             except lib.exceptions.TelegramAPIError as exc:
                 logger.warning("deleteWebhook failed: %s", said(exc))
 
+    def stream(self, address: Address) -> TextSink | None:
+        """The answer shown as a draft while it is written (`adapters.telegram.drafts`): in
+        private chats, not in forum topics."""
+        if _topic(address.conversation) is not None:
+            return None
+        return self.drafts.open(address.deployment_id, int(address.thread or address.conversation))
+
+    async def _send_draft(self, deployment: str, chat: int, draft_id: int, text: str) -> bool:
+        lib = await self._aiogram()
+        method = lib.methods.SendMessageDraft(chat_id=chat, draft_id=draft_id, text=text)
+        refused = await self._call(deployment, method)
+        if refused is not None and refused.kind == "refused":
+            # the server has no drafts (or not for this bot): answers arrive whole from now on
+            logger.warning(
+                "Telegram refused a draft; this bot's answers will not be drafted: %s",
+                refused.said,
+                extra={"deployment": deployment},
+            )
+            self.drafts.refused.add(deployment)
+        return refused is None
+
+    async def _typing(self, deployment: str, chat: int) -> bool:
+        lib = await self._aiogram()
+        method = lib.methods.SendChatAction(chat_id=chat, action="typing")
+        return await self._call(deployment, method) is None
+
+    async def _call(self, deployment: str, method: Any) -> _Refusal | None:
+        """One call that only shows something (a draft, typing): None when Telegram took it;
+        a failure never holds up the answer, which is sent whole anyway."""
+        lib = await self._aiogram()
+        errors = lib.exceptions
+        try:
+            bot = await self._bot(deployment)
+            await bot(method)
+        except (errors.TelegramBadRequest, errors.TelegramNotFound) as exc:
+            return _Refusal("refused", said(exc))
+        except errors.TelegramAPIError as exc:  # a rate limit, the network: this time only
+            return _Refusal("failed", said(exc))
+        except (UnknownDeploymentError, SendError) as exc:
+            return _Refusal("failed", str(exc))
+        return None
+
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         lib = await self._aiogram()
         errors = lib.exceptions
         deployment = message.address.deployment_id
-        bot = await self._bot(deployment)
         chat_id = int(message.address.thread or message.address.conversation)
+        self.drafts.close(deployment, chat_id)  # no draft after the answer
+        bot = await self._bot(deployment)
         topic = _topic(message.address.conversation)  # a forum topic answers in that topic
 
         async def deliver(text: str, parse_mode: str | None, permanent: bool) -> Any:
@@ -287,6 +336,7 @@ class TelegramBots:
 
     async def close(self) -> None:
         await self.stop_polling()
+        await self.drafts.close_all()
         for session in (self._session, self._poll_session):
             if session is not None:
                 await session.close()
@@ -436,6 +486,12 @@ def reaction_rating(emojis: list[str]) -> Rating | None:
         if emoji in _DOWN:
             return -1
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    kind: str  # "refused": Telegram said no (bad request, no such method); "failed": this time
+    said: str
 
 
 def _topic(conversation: str) -> int | None:

@@ -30,6 +30,7 @@ from adapters.web import (
     keys_api,
     knowledge_api,
     members_api,
+    openai_api,
     participants_api,
     readiness,
     rest,
@@ -128,6 +129,7 @@ def create_app(
         return HTMLResponse(_CONSOLE_PAGE, headers=_CONSOLE_HEADERS)
 
     app.include_router(chat.router)  # first: end users' traffic is the hot path
+    app.include_router(openai_api.router)  # bots as OpenAI-compatible APIs
     # Before any `/bots/{bot}/evals/{id}` route: its fixed paths (`evals/online`) must win.
     app.include_router(review_api.router)
     app.include_router(rest.router)

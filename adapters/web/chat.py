@@ -3,12 +3,16 @@ chat page."""
 
 from __future__ import annotations
 
+import asyncio
 import html
+import json
+import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from adapters.web.deps import WebServices, refuse_nul, services
@@ -16,13 +20,16 @@ from adapters.web.error_docs import errors
 from adapters.web.render import to_html
 from builders.spec import MAX_DB_INT
 from runtime.feedback import Rating
-from runtime.messages import Address, IncomingMessage
+from runtime.messages import Address, IncomingMessage, Reply
 from runtime.runtime import RESET_COMMAND, NotLiveError, UnknownDeploymentError
 from storage import conversations as conv_store
 from storage import feedback as feedback_store
 from studio.errors import NotFoundError, OperationError, TooLargeError
 
 MAX_TEXT = 4000
+SSE = "text/event-stream"
+NOT_LIVE = "this bot has no live version"
+logger = logging.getLogger(__name__)
 _PAGE = (Path(__file__).parent / "static" / "chat.html").read_text()
 
 router = APIRouter(responses=errors(400, 404, 413, 422, 429))
@@ -58,9 +65,21 @@ async def _web_deployment(svc: WebServices, deployment_id: str) -> None:
         raise NotFoundError(f"no web deployment '{deployment_id}'")
 
 
-@router.post("/api/v1/chat/{deployment_id}", response_model=ChatOut, tags=["chat"])
-async def chat(deployment_id: str, body: ChatIn, request: Request, svc: Services) -> ChatOut:
-    """Send a message to a web deployment; the answer comes back with the session to reuse."""
+@router.post(
+    "/api/v1/chat/{deployment_id}",
+    response_model=ChatOut,
+    tags=["chat"],
+    responses={200: {"content": {SSE: {"schema": {"type": "string"}}}}},
+)
+async def chat(
+    deployment_id: str, body: ChatIn, request: Request, svc: Services
+) -> ChatOut | StreamingResponse:
+    """Send a message to a web deployment; the answer comes back with the session to reuse.
+
+    With `Accept: text/event-stream` the answer streams as server-sent events: `token` events
+    (`{"text"}`, pieces of the answer as the model writes them), then one `done` event with
+    this route's JSON answer (the whole reply, which replaces the pieces), or an `error` event
+    (`{"error"}`). A client that leaves early does not stop the turn: it is answered and kept."""
     if len(body.text) > MAX_TEXT:
         raise TooLargeError(f"message too long: at most {MAX_TEXT} characters")
     refuse_nul(body.text)
@@ -71,12 +90,24 @@ async def chat(deployment_id: str, body: ChatIn, request: Request, svc: Services
         session = svc.sessions.issue(deployment_id)
     assert session is not None
     _allow_session(svc, deployment_id, session)
-    address = _address(deployment_id, session)
+    message = IncomingMessage(address=_address(deployment_id, session), text=body.text)
+    if SSE in request.headers.get("accept", ""):
+        return StreamingResponse(
+            _events(svc, message, deployment_id, session),
+            media_type=SSE,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
     try:
-        reply = await svc.runtime.answer(IncomingMessage(address=address, text=body.text))
+        reply = await svc.runtime.answer(message)
     except NotLiveError:
-        raise NotFoundError("this bot has no live version") from None
-    if body.text.strip() == RESET_COMMAND:
+        raise NotFoundError(NOT_LIVE) from None
+    return _answered(svc, message, deployment_id, session, reply)
+
+
+def _answered(
+    svc: WebServices, message: IncomingMessage, deployment_id: str, session: str, reply: Reply
+) -> ChatOut:
+    if message.text.strip() == RESET_COMMAND:
         session = svc.sessions.issue(deployment_id)  # the old conversation has ended
     handoff = svc.runtime.handoffs.is_open(deployment_id, session)
     return ChatOut(
@@ -86,6 +117,32 @@ async def chat(deployment_id: str, body: ChatIn, request: Request, svc: Services
         handoff=handoff,
         message_id=reply.message_id if reply.messages else None,
     )
+
+
+async def _events(
+    svc: WebServices, message: IncomingMessage, deployment_id: str, session: str
+) -> AsyncIterator[str]:
+    """The turn's server-sent events: its text as it is written, then the whole answer. The
+    turn runs as the runtime's task, so a client that hangs up leaves it to finish."""
+    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    turn = svc.runtime.answer_streaming(message, pieces.put_nowait)
+    turn.add_done_callback(lambda _: pieces.put_nowait(None))
+    while (piece := await pieces.get()) is not None:
+        yield _event("token", {"text": piece})
+    try:
+        reply = turn.result()
+    except NotLiveError:
+        yield _event("error", {"error": NOT_LIVE})
+        return
+    except Exception:
+        logger.exception("a streamed web turn failed", extra={"deployment": deployment_id})
+        yield _event("error", {"error": "Something went wrong on our side; please try again."})
+        return
+    yield _event("done", _answered(svc, message, deployment_id, session, reply).model_dump())
+
+
+def _event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def _allow_address(svc: WebServices, request: Request) -> None:
@@ -183,7 +240,7 @@ async def chat_history(
     try:
         greeting = await svc.runtime.greeting(deployment_id, address=address)
     except NotLiveError:
-        raise NotFoundError("this bot has no live version") from None
+        raise NotFoundError(NOT_LIVE) from None
     messages: list[HistoryMessageOut] = []
     total, handoff = 0, False
     if address is not None:

@@ -25,7 +25,7 @@ from pydantic import StringConstraints
 
 from builders.spec import HANDOFF_FUNCTION, OFFLINE_MODEL, BotSpec, PipelineNode
 from runtime.handoff import handoff_definition, start_handoff
-from runtime.llm import ChatMessage, LlmAnswer, LlmError, ToolCall
+from runtime.llm import ChatMessage, LlmAnswer, LlmError, ToolCall, words
 from runtime.nodes.base import NO_USAGE, UNKNOWN_USAGE, NodeParams, onward, parse_params
 from runtime.nodes.retrieve import PASSAGES
 from runtime.nodes.tool import TOOL_RESULTS, StepResult
@@ -143,9 +143,11 @@ class LlmNode:
         passages: list[Passage] | None = ctx.state.get(PASSAGES)
         if spec.model == OFFLINE_MODEL and passages is not None:
             told = {"model": OFFLINE_MODEL, "answer": "passage 1" if passages else "fallback"}
-            return NodeResult(
-                reply=offline_answer(passages, spec.fallback), usage=Usage(0, 0, 0.0), trace=told
-            )
+            said = offline_answer(passages, spec.fallback)
+            if ctx.stream is not None:
+                for piece in words(said):
+                    ctx.stream(piece)
+            return NodeResult(reply=said, usage=Usage(0, 0, 0.0), trace=told)
         prompt = fill_placeholders(self.prompt or spec.prompt, ctx.participant)
         tools: list[Mapping[str, Any]] = [*function_definitions(spec.tools)]
         if tools and ctx.tools is None:
@@ -185,6 +187,7 @@ class LlmNode:
                     fallback=spec.fallback,
                     tools=tools or None,
                     tool_choice="none" if last else "auto",
+                    stream=ctx.stream,  # a bot with tools answers whole
                 )
             except LlmError as exc:
                 return NodeResult(

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from runtime.llm import TextSink
 from runtime.metrics import COST, LLM_ERRORS, TOKENS, TURN_SECONDS, TURNS, UNKNOWN_COST
 from runtime.participant import ParticipantMemory
 from runtime.pipeline import CompiledBot, TurnContext, TurnMode, TurnOutput, Usage
@@ -93,9 +94,11 @@ class BotRunner:
         version: int | None = None,
         depth: int = 0,
         handover: Handover | None = None,
+        stream: TextSink | None = None,
     ) -> TurnOutput:
         """Answer `text` with `bot` in `session` and keep the turn there (`handover`: a live
-        conversation's way to the team, `runtime.handoff`)."""
+        conversation's way to the team, `runtime.handoff`; `stream`: where the answer's text
+        goes as it is written, `runtime.llm.TextSink`)."""
         asker = None
         if team_id is not None and self.versions is not None:
             asker = _Asker(self, team_id=team_id, mode=mode, user=user, channel=channel)
@@ -117,6 +120,7 @@ class BotRunner:
             version=version,
             tools=self.tools,
             handover=handover,
+            stream=stream,
         )
         return await self._chain(ctx)
 

@@ -18,8 +18,11 @@ clash with function-scoped test loops.
     fake.calls[-1].body["messages"], fake.calls[-1].authorization
     fake.stop()
 
-Only non-streaming chat completions are served (`POST /v1/chat/completions` and
-`POST /chat/completions`); a request for a stream gets a 400 saying so. Moderations
+Chat completions are served at `POST /v1/chat/completions` and `POST /chat/completions`; with
+`stream: true` the text comes as server-sent `chat.completion.chunk`s, a word at a time
+(`fake.reply(text, chunk_delay_s=0.05)` spaces them; `fake.broken_stream(text, after=2)` ends the
+connection after two words, as a provider failing mid-stream does), then the usage chunk when
+`stream_options.include_usage`, then `[DONE]`. Moderations
 (`POST /v1/moderations`) have their own queue of verdicts. Any other path is recorded too and
 answered 404, so a test can see a request that went to the wrong place.
 """
@@ -29,16 +32,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.fakes.server import ServedFake
@@ -135,6 +139,8 @@ class Answer:
     prompt_tokens: int = 12
     completion_tokens: int = 5
     raw: dict[str, Any] | None = None
+    chunk_delay_s: float = 0.0  # streamed: the pause before each word after the first
+    break_after: int | None = None  # streamed: the connection ends after this many words
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +235,9 @@ class FakeLLM(ServedFake):
         completion_tokens: int = 5,
         delay_s: float = 0.0,
         headers: Mapping[str, str] | None = None,
+        chunk_delay_s: float = 0.0,
     ) -> None:
-        """Queue a text reply with the given usage."""
+        """Queue a text reply with the given usage (streamed: `chunk_delay_s` between words)."""
         self.script(
             Answer(
                 text=text,
@@ -238,8 +245,13 @@ class FakeLLM(ServedFake):
                 completion_tokens=completion_tokens,
                 delay_s=delay_s,
                 headers=dict(headers or {}),
+                chunk_delay_s=chunk_delay_s,
             )
         )
+
+    def broken_stream(self, text: str, *, after: int) -> None:
+        """Queue a streamed reply whose connection ends after `after` words of `text`."""
+        self.script(Answer(text=text, break_after=after))
 
     def fail(
         self,
@@ -314,12 +326,10 @@ class FakeLLM(ServedFake):
         call, _ = await self._record(request)
         return _error(404, f"the fake LLM does not serve {call.method} {call.path}")
 
-    async def _complete(self, request: Request) -> JSONResponse:
+    async def _complete(self, request: Request) -> Response:
         _, body = await self._record(request)
         if body is None:
             return _error(400, "expected a JSON object")
-        if body.get("stream"):
-            return _error(400, "the fake LLM does not stream: ask without stream=true")
         with self._lock:
             answer = self._script.popleft() if self._script else None
         if answer is None:
@@ -330,9 +340,46 @@ class FakeLLM(ServedFake):
             return JSONResponse(answer.raw, status_code=answer.status, headers=answer.headers)
         if answer.status >= 400:
             return _error(answer.status, answer.error, answer.headers)
+        if body.get("stream"):
+            return StreamingResponse(
+                self._chunks(body, answer), media_type="text/event-stream", headers=answer.headers
+            )
         return JSONResponse(
             self._completion(body, answer), status_code=answer.status, headers=answer.headers
         )
+
+    async def _chunks(self, body: Mapping[str, Any], answer: Answer) -> AsyncIterator[bytes]:
+        """The answer as OpenAI's stream: a role chunk, a chunk per word, the finish, the usage
+        (when asked for), `[DONE]`; or cut off after `break_after` words."""
+        head = {
+            "id": f"chatcmpl-{next(self._ids)}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+        }
+
+        def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return f"data: {json.dumps({**head, 'choices': [choice], **extra})}\n\n".encode()
+
+        yield event({"role": "assistant", "content": ""})
+        words = re.findall(r"\S+\s*", answer.text or "")
+        for n, word in enumerate(words):
+            if answer.break_after is not None and n >= answer.break_after:
+                raise ConnectionAbortedError("the fake LLM broke the stream off, as asked")
+            if n and answer.chunk_delay_s:
+                await asyncio.sleep(answer.chunk_delay_s)
+            yield event({"content": word})
+        yield event({}, "stop")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+                "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+            }
+            chunk = {**head, "choices": [], "usage": usage}
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
 
     async def _moderate(self, request: Request) -> JSONResponse:
         _, body = await self._record(request)

@@ -18,6 +18,10 @@ session-scoped fake does not clash with function-scoped test loops.
                                 # Call(method="response_url:cmd1", ...)
     fake.stop()
 
+`chat.startStream` / `chat.appendStream` / `chat.stopStream` keep each streamed message's text
+(`fake.streaming()`: those not stopped yet); a start without `thread_ts` is refused as Slack
+does (`invalid_arguments`).
+
 Served: `GET|POST /api/{method}` (slack_sdk sends some methods as GET with query parameters, others
 as form-encoded or JSON bodies; all are merged into `Call.body`), `POST /response/{name}`, the
 upload URLs handed out by `files.getUploadURLExternal` (`POST /upload/{file_id}`, recorded as
@@ -115,6 +119,7 @@ class FakeSlack(ServedFake):
         self._users: dict[str, dict[str, Any]] = {}
         self._files: dict[str, StoredFile] = {}
         self._messages: list[dict[str, Any]] = []  # posted by chat.postMessage, oldest first
+        self._streams: dict[str, str] = {}  # ts -> the text of a message still streaming
         self._lock = threading.Lock()
         # Never reset: ts and ids stay unique across the whole session.
         self._seq = itertools.count(101)
@@ -264,6 +269,12 @@ class FakeSlack(ServedFake):
             self._channels.clear()
             self._users.clear()
             self._files.clear()
+            self._streams.clear()
+
+    def streaming(self) -> dict[str, str]:
+        """The messages still streaming (started, not stopped): ts -> their text so far."""
+        with self._lock:
+            return dict(self._streams)
 
     # -- serving --------------------------------------------------------------------------
 
@@ -392,6 +403,28 @@ class FakeSlack(ServedFake):
             "text": body.get("text", ""),
         }
 
+    def _start_stream(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`chat.startStream`: a message in a thread that grows as text is appended."""
+        if not body.get("channel") or not body.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        ts = self._ts()
+        with self._lock:
+            self._streams[ts] = str(body.get("markdown_text") or "")
+        return {"ok": True, "channel": body["channel"], "ts": ts}
+
+    def _append_stream(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if str(body.get("ts")) not in self._streams:
+                return {"ok": False, "error": "message_not_in_streaming_state"}
+            self._streams[str(body["ts"])] += str(body.get("markdown_text") or "")
+        return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
+
+    def _stop_stream(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if self._streams.pop(str(body.get("ts")), None) is None:
+                return {"ok": False, "error": "message_not_in_streaming_state"}
+        return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
+
     def _post_ephemeral(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "message_ts": self._ts()}
 
@@ -485,6 +518,9 @@ class FakeSlack(ServedFake):
         "conversations.open": _conversations_open,
         "chat.postMessage": _post_message,
         "chat.update": _update,
+        "chat.startStream": _start_stream,
+        "chat.appendStream": _append_stream,
+        "chat.stopStream": _stop_stream,
         "chat.postEphemeral": _post_ephemeral,
         "views.open": _views_open,
         "conversations.info": _conversations_info,

@@ -646,6 +646,20 @@ class FakeTelegram(ServedFake):
         entities = body.get("entities") if isinstance(body.get("entities"), list) else None
         return self._message(me, body, text=text, entities=entities)
 
+    def _send_message_draft(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
+        """Bot API 9.5: a partial message shown in a private chat while it is written (an empty
+        text shows "Thinking…"); drafts with the same non-zero `draft_id` animate."""
+        _require_chat(body)
+        chat = _int(body.get("chat_id"))
+        if chat is None or chat <= 0:
+            raise _Refused(400, "Bad Request: drafts can be sent to private chats only")
+        if not _int(body.get("draft_id")):
+            raise _Refused(400, "Bad Request: draft_id must be non-zero")
+        text = "" if body.get("text") is None else str(body["text"])
+        if text:
+            _checked_text(text, body.get("parse_mode"), MAX_TEXT)
+        return True
+
     def _send_document(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
         _require_chat(body)
         document = body.get("document")
@@ -886,6 +900,7 @@ class FakeTelegram(ServedFake):
         "getme": _get_me,
         "getchat": _get_chat,
         "sendmessage": _send_message,
+        "sendmessagedraft": _send_message_draft,
         "senddocument": _send_document,
         "sendphoto": _send_photo,
         "editmessagetext": _edit_message_text,

@@ -254,21 +254,29 @@ async def test_a_slow_answer_shows_thinking_then_replaces_it(
             "Refunds?", user="U0002", channel="C0001", channel_type="channel", ts=ts
         )
         assert (await post(studio, event_body(question))).status_code == 200
-        thinking, answer = await posted(slack, 2)
+        (thinking,) = await posted(slack, 1)
         assert thinking.method == "chat.postMessage" and "thinking" in thinking.body["text"]
         assert thinking.body["username"] == "faq-bot" and thinking.body["thread_ts"] == ts
-        assert answer.method == "chat.update" and "Refunds take 5 days." in text_of(answer)
+        for _ in range(300):  # edited as it is written, then the whole answer, with buttons
+            edits = slack.calls_to("chat.update")
+            if edits and edits[-1].body.get("blocks"):
+                break
+            await asyncio.sleep(0.02)
+        assert {e.body["ts"] for e in edits} == {slack.messages("C0001")[-1]["ts"]}
+        assert "Refunds take 5 days." in text_of(edits[-1])
+        assert len(slack.calls_to("chat.postMessage")) == 1
 
         llm.reply("**Quick** one.")  # a fast answer costs one call; Markdown becomes mrkdwn
+        shown = len(slack.calls_to("chat.postMessage") + slack.calls_to("chat.update"))
         await post(
             studio,
             event_body(message_event("Hi", user="U0002", channel="C0001", channel_type="channel")),
         )
-        fast = (await posted(slack, 3))[-1]
+        fast = (await posted(slack, shown + 1))[-1]
         assert fast.method == "chat.postMessage" and "*Quick* one." in text_of(fast)
         assert "**" not in text_of(fast)
         await asyncio.sleep(1.7)
-        assert len(slack.calls_to("chat.postMessage") + slack.calls_to("chat.update")) == 3
+        assert len(slack.calls_to("chat.postMessage") + slack.calls_to("chat.update")) == shown + 1
 
 
 async def test_a_send_that_fails_for_good_is_recorded(studio: Service, slack: FakeSlack) -> None:

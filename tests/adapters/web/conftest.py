@@ -45,11 +45,11 @@ def chromium() -> str:
 @contextmanager
 def serving(tmp: Path, **env_vars: str) -> Iterator[str]:
     """`main.py serve` on a free port with its data in `tmp/data` (and `env_vars` set, none of the
-    developer's STUDIO_ or SLACK_ settings): its base URL, once `/healthz` answers."""
+    developer's STUDIO_, SLACK_ or OTEL_ settings): its base URL, once `/healthz` answers."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDIO_", "SLACK_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDIO_", "SLACK_", "OTEL_"))}
     env |= {"STUDIO_DATA_DIR": str(tmp / "data"), **env_vars}
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "serve", "--port", str(port)],

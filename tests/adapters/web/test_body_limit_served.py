@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from adapters.web.request_limits import MAX_BODY_BYTES
-from main import build_app
-from tests.conftest import service_settings
+from tests.conftest import service_settings, serving_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -25,24 +22,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[str, str]]:
     """The service on a free port in this event loop: (base URL, owner key)."""
     settings = service_settings(tmp_path_factory.mktemp("served"))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            build_app(settings),
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=2,  # never wait on a connection a test left open
-        )
-    )
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    while not server.started:
-        assert not serving.done(), "the service did not start"
-        await asyncio.sleep(0.01)
-    key = (Path(settings.data_dir) / "local.key").read_text().strip()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}", key
-    server.should_exit = True
-    await serving
+    async with serving_app(settings) as base:
+        yield base, (Path(settings.data_dir) / "local.key").read_text().strip()
 
 
 async def _open(base: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
