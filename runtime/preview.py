@@ -11,8 +11,11 @@ while no text has come. It ends when the answer is sent (`stop`), when `show` sa
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -38,7 +41,10 @@ class Preview:
     async def _run(self) -> None:
         await asyncio.sleep(self.after_s)
         if not self.text and self.waiting is not None:
-            await self.waiting()
+            try:
+                await self.waiting()
+            except Exception:  # only a courtesy: the preview goes on without it
+                logger.warning("showing that the answer is coming failed", exc_info=True)
         shown = ""
         while True:
             try:
@@ -49,7 +55,11 @@ class Preview:
             self.changed.clear()
             current = self.text
             if current != shown:
-                if not await self.show(current, current[len(shown) :]):
+                try:
+                    if not await self.show(current, current[len(shown) :]):
+                        return
+                except Exception:  # the network, a platform's surprise: the answer still goes
+                    logger.warning("showing a partial answer failed", exc_info=True)
                     return
                 shown = current
             await asyncio.sleep(self.every_s())
