@@ -26,16 +26,13 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.bench_web import web_platform
 from bench.common import (
     HOST,
-    PYTHON,
-    ROOT,
     TIMEOUT,
     Child,
     Figure,
     Report,
-    base_env,
-    child,
     free_port,
     wait_http,
 )
@@ -184,17 +181,7 @@ async def run(report: Report) -> None:
         data = tmp / "data"
         database = data / "studio.db"
         port = free_port()
-        service = stack.enter_context(
-            child(
-                [PYTHON, str(ROOT / "main.py"), "serve", "--port", str(port)],
-                cwd=tmp,  # no .env from the repository
-                log=tmp / "serve.log",
-                env=base_env(
-                    STUDIO_DATA_DIR=str(data),
-                    STUDIO_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
-                ),
-            )
-        )
+        service = web_platform(stack, tmp, None, port)
         base = f"http://{HOST}:{port}"
         await wait_http(f"{base}/healthz", service)
         key = (data / "local.key").read_text().strip()

@@ -236,9 +236,11 @@ async def run(report: Report) -> None:
     report.add(*(_errors(side) for side in (a, b)))
 
 
-def web_platform(stack: ExitStack, tmp: Path, llm_base: str, port: int) -> Child:
-    """`main.py serve` on `port` with its data in `tmp/data`, its models at `llm_base`."""
+def web_platform(stack: ExitStack, tmp: Path, llm_base: str | None, port: int) -> Child:
+    """`main.py serve` on `port` with its data in `tmp/data` (SQLite at `tmp/data/studio.db`),
+    its `openai/` models at `llm_base` (None: no model server)."""
     data = tmp / "data"
+    models = {"STUDIO_LLM_API_BASE": llm_base} if llm_base is not None else {}
     return stack.enter_context(
         child(
             [PYTHON, str(ROOT / "main.py"), "serve", "--port", str(port)],
@@ -247,10 +249,10 @@ def web_platform(stack: ExitStack, tmp: Path, llm_base: str, port: int) -> Child
             env=base_env(
                 STUDIO_DATA_DIR=str(data),
                 STUDIO_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'studio.db'}",
-                STUDIO_LLM_API_BASE=llm_base,
                 STUDIO_WEB_RATE_PER_SESSION="1000000",
                 STUDIO_WEB_RATE_PER_ADDRESS="1000000",
                 OPENAI_API_KEY="sk-bench",
+                **models,
             ),
         )
     )
