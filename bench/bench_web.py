@@ -117,8 +117,14 @@ class Side:
         return False
 
 
-async def _throughput(side: Side, http: aiohttp.ClientSession) -> None:
-    """Fixed concurrency for WARMUP_S + MEASURE_S; completed requests per second measured."""
+async def throughput(
+    side: Side,
+    http: aiohttp.ClientSession,
+    *,
+    warmup_s: float = WARMUP_S,
+    measure_s: float = MEASURE_S,
+) -> None:
+    """Fixed concurrency for `warmup_s` + `measure_s`; completed requests per second measured."""
     done = 0
     measuring = False
     stop = False
@@ -131,10 +137,10 @@ async def _throughput(side: Side, http: aiohttp.ClientSession) -> None:
 
     tasks = [asyncio.create_task(worker()) for _ in range(CONCURRENCY)]
     try:
-        await asyncio.sleep(WARMUP_S)
+        await asyncio.sleep(warmup_s)
         cpu_before = side.proc.cpu_seconds()
         measuring, started = True, time.perf_counter()
-        await asyncio.sleep(MEASURE_S)
+        await asyncio.sleep(measure_s)
         measuring, elapsed = False, time.perf_counter() - started
         cpu = side.proc.cpu_seconds() - cpu_before
         stop = True
@@ -220,7 +226,7 @@ async def run(report: Report) -> None:
                     raise RuntimeError(f"{side.name} does not answer: {side.first_error}")
             report.begin("the throughput phases")
             for letter in ORDER:
-                await _throughput(a if letter == "A" else b, http)
+                await throughput(a if letter == "A" else b, http)
             report.add(*_throughput_figures(a, b))
             report.begin("the latency requests")
             count = await _latencies(a, b, http, report)

@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from runtime.llm import ChatMessage, TextSink
 from runtime.participant import Scalar
 from runtime.pipeline import TurnContext, TurnOutput, turn_records
-from runtime.runtime import LiveVersion, Runtime
+from runtime.runtime import LiveTurn, LiveVersion, Runtime
 from storage import conversations as conv_store
 from storage import participants as participant_store
 from storage.bots import BotRepository
@@ -242,16 +242,33 @@ class _ApiSession:
         memory = dict(ctx.participant.written) if self.remembers else {}
         conversation = self.conversation
 
-        def store(conn: Connection) -> None:
+        def store(conn: Connection) -> list[int]:
             conversation_id = conversation or conv_store.start_conversation(conn, new)
-            conv_store.add_messages(
+            ids = conv_store.add_messages(
                 conn, conversation_id=conversation_id, bot_id=bot.bot_id, records=records
             )
             if memory:
                 participant_store.merge(
                     conn, bot_id=bot.bot_id, channel=API, user=self.user, changes=memory
                 )
+            return ids
 
-        await self.runtime.writes.run(store)
+        ids = await self.runtime.writes.run(store)
         if memory:  # the stored memory may hold more than this turn knew
             self.runtime.participants.forget(bot.bot_id, self.user)
+        plain = not (output.error or output.blocked or output.silent)
+        if self.runtime.turn_listeners and plain:  # online evaluation samples API turns too
+            self.runtime.heard(
+                LiveTurn(
+                    bot_id=bot.bot_id,
+                    team_id=bot.team_id,
+                    deployment_id=None,
+                    channel=API,
+                    user=self.user,
+                    version=bot.live.number,
+                    arm=None,
+                    message_id=ids[-1],
+                    text=text,
+                    answer=output.reply,
+                )
+            )

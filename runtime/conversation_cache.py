@@ -16,6 +16,7 @@ from storage import conversations as conv_store
 from storage.database import Database
 
 Key = tuple[str, str]  # (deployment id, conversation key)
+NEW_KEYS = 10_000  # conversations announced new and not loaded yet that are remembered
 
 
 @dataclass(slots=True)
@@ -35,12 +36,25 @@ class ConversationCache:
         self.db = db
         self.size = size
         self._states: OrderedDict[Key, ConversationState] = OrderedDict()
+        self._new: OrderedDict[Key, None] = OrderedDict()
+
+    def begin(self, key: Key) -> None:
+        """`key` names a conversation that cannot exist yet (a web session issued just now): its
+        first load needs no database read."""
+        self._new[key] = None
+        while len(self._new) > NEW_KEYS:
+            self._new.popitem(last=False)
 
     async def load(self, key: Key, window: int) -> ConversationState:
         """The conversation at `key` with at least its last `window` turns."""
         state = self._states.get(key)
         if state is not None and state.window >= window:
             self._states.move_to_end(key)
+            return state
+        if key in self._new:
+            del self._new[key]
+            state = ConversationState(id=None, window=window, messages=deque(maxlen=2 * window))
+            self._keep(key, state)
             return state
         async with self.db.read_conn() as conn:
             conversation_id = await conv_store.active_conversation(conn, *key)

@@ -98,9 +98,18 @@ async def start_handoff(ctx: TurnContext, *, reason: str, message: str | None = 
     if ctx.handover is None:
         return NodeResult(
             reply=ctx.spec.fallback,
-            error="handoff: not available here (a bot asked by another bot cannot hand over)",
+            error=f"handoff: {_no_people(ctx)} cannot be handed to people",
         )
     return await ctx.handover.open(ctx, reason=reason, message=said)
+
+
+def _no_people(ctx: TurnContext) -> str:
+    """Which live turn has no way to the team: the runtime gives one to end users' messages."""
+    if ctx.depth:
+        return "a bot asked by another bot"
+    if ctx.channel == "api":
+        return "a conversation over the OpenAI-compatible API"
+    return "a message the bot sends unasked (a schedule, follow-up or trigger)"
 
 
 def handoff_definition(spec: BotSpec) -> dict[str, Any] | None:

@@ -257,24 +257,36 @@ class LlmGateway:
 
         async def attempt(limit_s: float) -> LlmAnswer:
             chunks = []
-            shown = False
+            pieces: list[str] = []
+            usage = None
             response = await litellm.acompletion(
                 model=model, messages=payload, timeout=limit_s, **options
             )
             try:
                 async for chunk in response:
                     chunks.append(chunk)
+                    usage = getattr(chunk, "usage", None) or usage
                     text = chunk.choices[0].delta.content if chunk.choices else None
                     if text:
                         sink(text)
-                        shown = True
+                        pieces.append(text)
+                        # whoever shows the text runs now, not after the chunks already read
+                        await asyncio.sleep(0)
             except Exception as exc:
-                if shown:
+                if pieces:
                     raise _BrokenStream(str(exc)) from exc
                 raise
-            built = litellm.stream_chunk_builder(chunks, messages=payload)
-            answer = self._answer(model, built)
-            return replace(answer, cost_usd=_cost(litellm, built, model))
+            if usage is None:  # the provider did not count: litellm rebuilds and counts
+                built = litellm.stream_chunk_builder(chunks, messages=payload)
+                answer = self._answer(model, built)
+                return replace(answer, cost_usd=_cost(litellm, built, model))
+            return LlmAnswer(
+                text="".join(pieces),
+                model=model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost_usd=_usage_cost(litellm, usage, model),
+            )
 
         # The whole stream within the deadline: one attempt may take longer than the timeout
         # of a call that answers at once (the text shows as it comes meanwhile).
@@ -477,6 +489,23 @@ def _cost(litellm: ModuleType, response: Any, model: str) -> float | None:
         return float(litellm.completion_cost(completion_response=response, model=model))
     except Exception:  # a model litellm has no price for: unknown, never 0
         return None
+
+
+def _usage_cost(litellm: ModuleType, usage: Any, model: str) -> float | None:
+    """What a streamed answer cost from its reported usage: the price litellm put on it as it
+    ended the stream, or litellm's price per token; None: unknown."""
+    priced = getattr(usage, "cost", None)
+    if isinstance(priced, int | float):
+        return float(priced)
+    try:
+        prompt, completion = litellm.cost_per_token(
+            model=model,
+            prompt_tokens=usage.prompt_tokens or 0,
+            completion_tokens=usage.completion_tokens or 0,
+        )
+    except Exception:  # a model litellm has no price for: unknown, never 0
+        return None
+    return float(prompt + completion)
 
 
 def _short(exc: BaseException) -> str:

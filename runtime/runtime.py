@@ -112,7 +112,7 @@ class LiveTurn:
 
     bot_id: int
     team_id: int
-    deployment_id: str
+    deployment_id: str | None  # None: an API turn (`runtime.api_turns`), no deployment
     channel: str
     user: str
     version: int
@@ -410,6 +410,14 @@ class Runtime:
         if not channel.capabilities.streams:
             return None
         return cast(StreamingChannel, channel).stream(message.address)
+
+    def heard(self, turn: LiveTurn) -> None:
+        """Tell `turn_listeners` of a live turn answered and kept."""
+        for listener in self.turn_listeners:
+            try:
+                listener(turn)
+            except Exception:  # the turn is kept and sent: a listener's bug costs it nothing
+                logger.exception("a turn listener failed", extra={"bot": turn.bot_id})
 
     async def push(self, message: OutgoingMessage) -> str | None:
         """Send a message that answers nothing just now (a background job's report): stored in
@@ -799,23 +807,20 @@ class _LiveSession:
         answered = self.reply.message_id
         plain = not (output.error or output.blocked or output.silent)
         if runtime.turn_listeners and answered is not None and plain:
-            kept = LiveTurn(
-                bot_id=target.bot_id,
-                team_id=target.team_id,
-                deployment_id=target.id,
-                channel=address.channel,
-                user=address.user,
-                version=self.version,
-                arm=self.arm,
-                message_id=answered,
-                text=text,
-                answer=output.reply,
+            runtime.heard(
+                LiveTurn(
+                    bot_id=target.bot_id,
+                    team_id=target.team_id,
+                    deployment_id=target.id,
+                    channel=address.channel,
+                    user=address.user,
+                    version=self.version,
+                    arm=self.arm,
+                    message_id=answered,
+                    text=text,
+                    answer=output.reply,
+                )
             )
-            for listener in runtime.turn_listeners:
-                try:
-                    listener(kept)
-                except Exception:  # the turn is kept and sent: a listener's bug costs it nothing
-                    logger.exception("a turn listener failed", extra={"bot": target.bot_id})
         if self.reply.conversation_id is not None:
             state.id = self.reply.conversation_id
             if not output.error and not output.blocked and not output.silent:

@@ -46,6 +46,9 @@ def _sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+READERS = 16  # SQLite connections kept for reads (the default 5 made 16 busy clients reconnect)
+
+
 class Database:
     """One engine per process; `read()` and `write()` hand out sessions or connections."""
 
@@ -58,6 +61,8 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        else:  # readers: a connection (and its thread) each; kept, not opened per busy moment
+            kwargs.update(pool_size=READERS, max_overflow=READERS)
         self.engine = create_async_engine(url, **kwargs)
         self._writer = self.engine.execution_options(**{_WRITE: True})
         self._sync_writer: Engine | None = None

@@ -52,6 +52,7 @@ from studio.errors import (
     OperationError,
     UnauthorizedError,
 )
+from studio.key_cache import KeyCache
 from studio.members import aware
 from studio.roles import Caller, Role
 from studio.settings import Settings
@@ -234,23 +235,30 @@ class Operations:
         self.schedule_check: ScheduleCheck | None = None
         self.promotion_check: PromotionCheck | None = None
         self.env_moved: EnvMoved | None = None
+        self.keys = KeyCache()
 
     # -- teams, keys, members ---------------------------------------------------------------
 
     async def authenticate(self, key: str) -> Caller:
+        known = self.keys.get(key)
+        if known is not None:
+            return known
+        generation = self.keys.generation
         async with self.db.read() as session:
             repo = TeamRepository(session)
             row = await repo.find_api_key(key)
             team = await repo.by_id(row.team_id) if row else None
         if row is None or team is None or team.id is None:
             raise UnauthorizedError("invalid API key")
-        return Caller(
+        caller = Caller(
             team_id=team.id,
             team=team.name,
             identity=f"api:{row.name}",
             role=Role(row.role),
             key_id=row.id,
         )
+        self.keys.put(key, caller, generation=generation)
+        return caller
 
     async def create_team(self, name: str) -> ApiKeyCreated:
         """A new team and its owner key (printed once; stored hashed)."""
@@ -334,6 +342,7 @@ class Operations:
                 target=identity,
                 before={"id": row.id, "role": row.role},
             )
+        self.keys.clear()  # committed: no request authenticates with it from now on
         return view
 
     async def ensure_local_team(self, key_file: Path) -> ApiKeyCreated | None:

@@ -3,7 +3,8 @@
 Addresses on Slack carry `thread = "CHANNEL:THREAD_TS"` (`THREAD_TS` empty for a top-level DM
 reply). A generated bot posts under its own name (`chat:write.customize`); the Studio posts as
 the app. When a generated bot's answer takes more than `THINKING_AFTER_S`, a "thinking…" message
-appears first and the answer replaces it (`chat.update`), so a fast answer costs one API call.
+appears first and the answer replaces it (`chat.update`), so a fast answer costs one API call;
+none appears where the thread's status says the bot is thinking instead (`SlackStreams.quiet`).
 A generated bot's live answer carries feedback buttons, and its send returns `ref` =
 "CHANNEL:TS", where a click on them finds it again (`SlackAdapter._on_feedback`).
 """
@@ -168,6 +169,8 @@ class SlackChannel:
         self, address: Address, pending: _Thinking, *, at_once: bool = False
     ) -> str | None:
         await asyncio.sleep(0 if at_once else THINKING_AFTER_S)
+        if not at_once and await self.streams.quiet(_key(address)):
+            return None  # the thread's status says it: one "thinking" is enough
         pending.posting = True
         channel, thread_ts = parse_thread(address)
         try:
@@ -193,12 +196,19 @@ class SlackChannel:
                 ts = await self._think(address, _Thinking(), at_once=True)
             return ts
 
+        def thinking() -> bool:
+            """Whether the answer's "thinking…" message is posted, or being posted."""
+            pending = self._thinking.get(_key(address))
+            return pending is not None and pending.posting
+
         return self.streams.open(
             _key(address),
             channel=channel,
             thread_ts=thread_ts,
             claim=claim,
             identity=lambda: self._identity(address),
+            thinking=thinking,
+            user=address.user.removeprefix("slack:"),
         )
 
     async def _placeholder(self, address: Address) -> str | None:

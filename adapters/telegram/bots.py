@@ -10,6 +10,13 @@ start. Replies (a model's Markdown) go out as Telegram HTML, split at Telegram's
 (a piece whose HTML Telegram cannot parse goes again once, as plain text), with its 429
 `retry_after` honoured; a revoked token (401) fails for good.
 
+An answer is shown while it is written (`adapters.telegram.drafts`: drafts, or a message edited
+where a bot's drafts are refused, in private chats; "typing" in groups). Where a preview
+message shows it, the answer's first part replaces that message's text (no second copy): a
+preview that shows it already ("message is not modified") is the answer; one the person deleted,
+or that Telegram will not edit, gives way to a new message (and a stale one is deleted); the
+network failing keeps the preview for the send's next attempt, which edits it again.
+
 End users rate answers with message reactions (`message_reaction` updates, asked for alongside
 messages): a send returns `ref` = "CHAT_ID:MESSAGE_ID" of its last piece, and a reaction to that
 message rates the answer. A reaction is never answered nor recorded as a message.
@@ -20,11 +27,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from sqlmodel import select
@@ -49,6 +56,11 @@ POLL_TIMEOUT_S = 25  # long-poll wait of one getUpdates
 _RETRIES = 3
 _COMMANDS = (("start", "Start over and say hello"), ("reset", "Forget this conversation"))
 _UNPARSABLE = "can't parse entities"  # Telegram's words for HTML it refuses
+_NOT_MODIFIED = "message is not modified"  # an edit to what the message shows already
+_GONE = "message to edit not found"  # the person deleted it
+# Refused edits that say nothing of the bot's edits in general (those are remembered).
+_THIS_MESSAGE = (_GONE, _UNPARSABLE, "message is too long", "text is empty", "MESSAGE_ID_INVALID")
+PREVIEW_TIMEOUT_S = 10  # a preview's call waits no longer (the answer waits for it to land)
 # What a generated bot asks Telegram for (a webhook's and getUpdates' `allowed_updates`).
 _UPDATES = ["message", "message_reaction"]
 # Reactions that rate an answer; any other is no rating (and leaves an earlier one as it was).
@@ -56,8 +68,7 @@ _UP = frozenset({"👍", "❤", "🔥", "🎉", "👏", "🤩", "👌", "💯", 
 _DOWN = frozenset({"👎", "💩", "🤮", "😢", "😡", "🤬"})
 
 
-class _UnparsableError(Exception):
-    """Telegram refused a message's HTML."""
+_R = TypeVar("_R")
 
 
 # aiogram parametrises `Response[T]` with each method's result type on every call, and pydantic
@@ -72,13 +83,13 @@ def _import_aiogram() -> ModuleType:
     import aiogram.client.telegram
     import aiogram.exceptions
     import aiogram.types
-    from aiogram.methods import GetMe, GetUpdates, SendMessage, SetWebhook
+    from aiogram.methods import EditMessageText, GetMe, GetUpdates, SendMessage, SetWebhook
     from aiogram.methods.base import Response
 
     _RESPONSE_TYPES[:] = [
         Response[method.__returning__]  # type: ignore[name-defined]
-        for method in (SendMessage, GetUpdates, GetMe, SetWebhook)  # SetWebhook: every bool
-    ]
+        for method in (SendMessage, GetUpdates, GetMe, SetWebhook, EditMessageText)
+    ]  # SetWebhook: every bool
     return aiogram
 
 
@@ -121,7 +132,12 @@ class TelegramBots:
         # and tells its team); called in the background, never holding up a send.
         self.on_revoked: Callable[[str, str], Coroutine[Any, Any, None]] | None = None
         self._reports: set[asyncio.Task[None]] = set()
-        self.drafts = Drafts(send=self._send_draft, typing=self._typing)
+        self.drafts = Drafts(
+            draft=self._send_draft,
+            typing=self._typing,
+            post=self._post_preview,
+            edit=self._edit_preview,
+        )
 
     @property
     def polling(self) -> bool:
@@ -222,20 +238,24 @@ class TelegramBots:
                 logger.warning("deleteWebhook failed: %s", said(exc))
 
     def stream(self, address: Address) -> TextSink | None:
-        """The answer shown as a draft while it is written (`adapters.telegram.drafts`): in
-        private chats, not in forum topics."""
+        """The answer shown while it is written (`adapters.telegram.drafts`): a draft or an
+        edited message in private chats, "typing" in groups; nothing in forum topics."""
         if _topic(address.conversation) is not None:
             return None
         return self.drafts.open(address.deployment_id, int(address.thread or address.conversation))
 
+    # -- previews: each call only shows something, and a failure never holds up the answer ----
+
     async def _send_draft(self, deployment: str, chat: int, draft_id: int, text: str) -> bool:
         lib = await self._aiogram()
         method = lib.methods.SendMessageDraft(chat_id=chat, draft_id=draft_id, text=text)
-        refused = await self._call(deployment, method)
+        _, refused = await self._try(deployment, method)
         if refused is not None and refused.kind == "refused":
-            # the server has no drafts (or not for this bot): answers arrive whole from now on
+            # the server has no drafts (or not for this bot): answers are shown by editing a
+            # message of their own from now on
             logger.warning(
-                "Telegram refused a draft; this bot's answers will not be drafted: %s",
+                "Telegram refused a draft; this bot's answers will be shown by editing a "
+                "message instead: %s",
                 refused.said,
                 extra={"deployment": deployment},
             )
@@ -245,77 +265,209 @@ class TelegramBots:
     async def _typing(self, deployment: str, chat: int) -> bool:
         lib = await self._aiogram()
         method = lib.methods.SendChatAction(chat_id=chat, action="typing")
-        return await self._call(deployment, method) is None
+        _, refused = await self._try(deployment, method)
+        return refused is None
 
-    async def _call(self, deployment: str, method: Any) -> _Refusal | None:
-        """One call that only shows something (a draft, typing): None when Telegram took it;
-        a failure never holds up the answer, which is sent whole anyway."""
+    async def _post_preview(self, deployment: str, chat: int, text: str) -> int | None:
+        """The answer so far as a message of its own (plain text), paced with the chat's
+        other sends; its id."""
+        lib = await self._aiogram()
+        await self.pacer.wait((deployment, chat))
+        method = lib.methods.SendMessage(chat_id=chat, text=text)
+        sent, refused = await self._try(deployment, method)
+        if refused is not None:  # this chat, this time (blocked, a rate limit): no preview
+            extra = {"deployment": deployment}
+            logger.info("a preview was not sent: %s", refused.said, extra=extra)
+            return None
+        return int(sent.message_id)
+
+    async def _edit_preview(self, deployment: str, chat: int, message_id: int, text: str) -> bool:
+        """The preview message shows `text` now (paced with the chat's other sends)."""
+        lib = await self._aiogram()
+        await self.pacer.wait((deployment, chat))
+        method = lib.methods.EditMessageText(chat_id=chat, message_id=message_id, text=text)
+        _, refused = await self._try(deployment, method)
+        if refused is None or _NOT_MODIFIED in refused.said:
+            return True
+        if refused.kind == "refused":
+            self._edits_refused(deployment, refused.said)
+        return False
+
+    def _edits_refused(self, deployment: str, refused: str) -> None:
+        """Telegram refused to edit a preview: unless that was about this message alone,
+        the bot's answers are no longer previewed by editing (it gets "typing" instead)."""
+        if any(reason in refused for reason in _THIS_MESSAGE):
+            return
+        logger.warning(
+            "Telegram refused to edit a preview; this bot's answers will arrive whole: %s",
+            refused,
+            extra={"deployment": deployment},
+        )
+        self.drafts.edits_refused.add(deployment)
+
+    async def _try(self, deployment: str, method: Any) -> tuple[Any, _Refusal | None]:
+        """One call that only shows something (a draft, typing, a preview): its result, or why
+        Telegram did not take it; a failure never holds up the answer, which is sent whole
+        anyway (and it waits `PREVIEW_TIMEOUT_S` at most)."""
         lib = await self._aiogram()
         errors = lib.exceptions
         try:
             bot = await self._bot(deployment)
-            await bot(method)
+            return await bot(method, request_timeout=PREVIEW_TIMEOUT_S), None
         except (errors.TelegramBadRequest, errors.TelegramNotFound) as exc:
-            return _Refusal("refused", said(exc))
+            return None, _Refusal("refused", said(exc))
         except errors.TelegramAPIError as exc:  # a rate limit, the network: this time only
-            return _Refusal("failed", said(exc))
+            return None, _Refusal("failed", said(exc))
         except (UnknownDeploymentError, SendError) as exc:
-            return _Refusal("failed", str(exc))
-        return None
+            return None, _Refusal("failed", str(exc))
+
+    # -- the answer ----------------------------------------------------------------------------
 
     async def send(self, message: OutgoingMessage) -> SendReceipt:
-        lib = await self._aiogram()
-        errors = lib.exceptions
+        """The answer in Telegram HTML, split at 4,096 characters. Where a preview message
+        shows it while it was written, the first part replaces that message's text (with what
+        a send would carry) instead of coming as a second copy."""
         deployment = message.address.deployment_id
         chat_id = int(message.address.thread or message.address.conversation)
-        self.drafts.close(deployment, chat_id)  # no draft after the answer
+        # No preview after the answer; the message showing it, if any, becomes the answer.
+        preview = await self.drafts.finish(deployment, chat_id)
         bot = await self._bot(deployment)
         topic = _topic(message.address.conversation)  # a forum topic answers in that topic
-
-        async def deliver(text: str, parse_mode: str | None, permanent: bool) -> Any:
-            await self.pacer.wait((deployment, chat_id))
-            for attempt in range(1, _RETRIES + 1):
-                try:
-                    return await bot.send_message(
-                        chat_id=chat_id, text=text, parse_mode=parse_mode, message_thread_id=topic
-                    )
-                except errors.TelegramRetryAfter as exc:
-                    if attempt == _RETRIES or exc.retry_after > MAX_RETRY_AFTER_S:
-                        raise SendError(
-                            "Telegram kept rate-limiting", permanent=permanent
-                        ) from None
-                    await asyncio.sleep(exc.retry_after)
-                except errors.TelegramUnauthorizedError:
-                    self._bots.pop(deployment, None)
-                    self._revoked(deployment)
-                    raise SendError(
-                        "Telegram refused the bot's token (revoked?): deploy it again with a "
-                        "new token from @BotFather",
-                        permanent=True,
-                    ) from None
-                except (errors.TelegramBadRequest, errors.TelegramForbiddenError) as exc:
-                    if parse_mode and _UNPARSABLE in said(exc):
-                        raise _UnparsableError from None
-                    raise SendError(f"Telegram answered: {said(exc)}", permanent=True) from None
-                except errors.TelegramAPIError as exc:  # network, server errors: worth a retry
-                    raise SendError(
-                        f"Telegram could not be reached: {said(exc)}", permanent=permanent
-                    ) from None
-            raise AssertionError("unreachable")
-
-        sent: Any = None
-        for number, piece in enumerate(split_html(markdown_to_html(message.text))):
+        pieces = split_html(markdown_to_html(message.text))
+        stale: int | None = None  # a preview message left showing part of the answer
+        last: int | None = None
+        for number, piece in enumerate(pieces):
+            if number == 0 and preview is not None:
+                last, stale = await self._replace(bot, deployment, chat_id, preview, piece)
+                if last is not None:
+                    continue
             # Once a piece is out, a retry of the whole reply would repeat it: fail for good.
-            permanent = number > 0
-            try:
-                sent = await deliver(piece, "HTML", permanent)
-            except _UnparsableError:  # once, as the plain text it shows
-                logger.warning("Telegram refused a reply's HTML; sent as plain text")
-                sent = await deliver(plain_text(piece), None, permanent)
-        if sent is None:
+            last = await self._send_piece(bot, deployment, chat_id, topic, piece, number > 0)
+        if not pieces:  # nothing to show: the preview of it goes
+            stale = preview
+        if stale is not None:
+            await self._delete(deployment, chat_id, stale)
+        if last is None:
             return SendReceipt()
         # A reaction names the message by chat and id: the last piece's (where a reader ends).
-        return SendReceipt(platform_id=str(sent.message_id), ref=f"{chat_id}:{sent.message_id}")
+        return SendReceipt(platform_id=str(last), ref=f"{chat_id}:{last}")
+
+    async def _send_piece(
+        self, bot: Any, deployment: str, chat_id: int, topic: int | None, piece: str, out: bool
+    ) -> int:
+        """One part of the answer as a new message (`out`: an earlier part is out already);
+        its id. HTML Telegram cannot parse goes again once, as the plain text it shows."""
+        errors = (await self._aiogram()).exceptions
+        for text, parse_mode in ((piece, "HTML"), (plain_text(piece), None)):
+            try:
+                sent = await self._api(
+                    deployment,
+                    chat_id,
+                    partial(
+                        bot.send_message,
+                        chat_id=chat_id,
+                        text=text,
+                        parse_mode=parse_mode,
+                        message_thread_id=topic,
+                    ),
+                    permanent=out,
+                )
+                return int(sent.message_id)
+            except (errors.TelegramBadRequest, errors.TelegramForbiddenError) as exc:
+                if not (parse_mode and _UNPARSABLE in said(exc)):
+                    raise SendError(f"Telegram answered: {said(exc)}", permanent=True) from None
+                logger.warning("Telegram refused a reply's HTML; sent as plain text")
+        raise AssertionError("unreachable: plain text has no entities to parse")
+
+    async def _replace(
+        self, bot: Any, deployment: str, chat_id: int, preview: int, piece: str
+    ) -> tuple[int | None, int | None]:
+        """The preview message's text replaced by the answer's first part: (its id, None) once
+        it shows it; (None, the preview if it is still there) when the part must come as a new
+        message instead (the person deleted the preview, Telegram will not edit it). A failure
+        worth another attempt raises `SendError`, and the preview is kept for that attempt: an
+        edit is idempotent, so the answer never shows twice."""
+        if deployment in self.drafts.edits_refused:
+            return None, preview
+        errors = (await self._aiogram()).exceptions
+        for text, parse_mode in ((piece, "HTML"), (plain_text(piece), None)):
+            try:
+                await self._api(
+                    deployment,
+                    chat_id,
+                    partial(
+                        bot.edit_message_text,
+                        chat_id=chat_id,
+                        message_id=preview,
+                        text=text,
+                        parse_mode=parse_mode,
+                    ),
+                    permanent=False,
+                )
+                return preview, None
+            except SendError as exc:
+                if not exc.permanent:
+                    self.drafts.keep(deployment, chat_id, preview)
+                raise
+            except (errors.TelegramBadRequest, errors.TelegramForbiddenError) as exc:
+                refused = said(exc)
+                if _NOT_MODIFIED in refused:  # the preview shows exactly the answer already
+                    return preview, None
+                if parse_mode and _UNPARSABLE in refused:
+                    logger.warning("Telegram refused a reply's HTML; shown as plain text")
+                    continue
+                logger.warning(
+                    "the answer could not replace its preview (%s); sent as a new message",
+                    refused,
+                    extra={"deployment": deployment},
+                )
+                if _GONE in refused:
+                    return None, None
+                if isinstance(exc, errors.TelegramBadRequest):
+                    self._edits_refused(deployment, refused)  # remembered, as a preview's is
+                return None, preview
+        raise AssertionError("unreachable: plain text has no entities to parse")
+
+    async def _api(
+        self, deployment: str, chat_id: int, call: Callable[[], Awaitable[_R]], *, permanent: bool
+    ) -> _R:
+        """One Bot API call of an answer, paced per chat, Telegram's 429 `retry_after` honoured,
+        a revoked token failing for good. Telegram's refusals (aiogram's `TelegramBadRequest`,
+        `TelegramForbiddenError`) are raised as they come; the network or a server error as a
+        `SendError`, `permanent` when a retry of the whole reply would repeat what is out."""
+        errors = (await self._aiogram()).exceptions
+        await self.pacer.wait((deployment, chat_id))
+        for attempt in range(1, _RETRIES + 1):
+            try:
+                return await call()
+            except errors.TelegramRetryAfter as exc:
+                if attempt == _RETRIES or exc.retry_after > MAX_RETRY_AFTER_S:
+                    raise SendError("Telegram kept rate-limiting", permanent=permanent) from None
+                await asyncio.sleep(exc.retry_after)
+            except errors.TelegramUnauthorizedError:
+                self._bots.pop(deployment, None)
+                self._revoked(deployment)
+                raise SendError(
+                    "Telegram refused the bot's token (revoked?): deploy it again with a "
+                    "new token from @BotFather",
+                    permanent=True,
+                ) from None
+            except (errors.TelegramBadRequest, errors.TelegramForbiddenError):
+                raise
+            except errors.TelegramAPIError as exc:  # network, server errors: worth a retry
+                raise SendError(
+                    f"Telegram could not be reached: {said(exc)}", permanent=permanent
+                ) from None
+        raise AssertionError("unreachable")
+
+    async def _delete(self, deployment: str, chat_id: int, message_id: int) -> None:
+        """A preview message the answer did not replace goes (best effort: the answer is out)."""
+        lib = await self._aiogram()
+        _, refused = await self._try(
+            deployment, lib.methods.DeleteMessage(chat_id=chat_id, message_id=message_id)
+        )
+        if refused is not None:
+            logger.info("a stale preview stays: %s", refused.said, extra={"deployment": deployment})
 
     def _revoked(self, deployment_id: str) -> None:
         if self.on_revoked is None:

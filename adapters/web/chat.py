@@ -88,6 +88,7 @@ async def chat(
     session = body.session
     if not svc.sessions.valid(deployment_id, session):
         session = svc.sessions.issue(deployment_id)
+        svc.runtime.conversations.begin((deployment_id, session))
     assert session is not None
     _allow_session(svc, deployment_id, session)
     message = IncomingMessage(address=_address(deployment_id, session), text=body.text)

@@ -140,6 +140,7 @@ class Answer:
     completion_tokens: int = 5
     raw: dict[str, Any] | None = None
     chunk_delay_s: float = 0.0  # streamed: the pause before each word after the first
+    stream_usage: bool = True  # streamed: False, no usage chunk (a provider that counts none)
     break_after: int | None = None  # streamed: the connection ends after this many words
 
 
@@ -236,8 +237,10 @@ class FakeLLM(ServedFake):
         delay_s: float = 0.0,
         headers: Mapping[str, str] | None = None,
         chunk_delay_s: float = 0.0,
+        stream_usage: bool = True,
     ) -> None:
-        """Queue a text reply with the given usage (streamed: `chunk_delay_s` between words)."""
+        """Queue a text reply with the given usage (streamed: `chunk_delay_s` between words,
+        and no usage chunk without `stream_usage`)."""
         self.script(
             Answer(
                 text=text,
@@ -246,6 +249,7 @@ class FakeLLM(ServedFake):
                 delay_s=delay_s,
                 headers=dict(headers or {}),
                 chunk_delay_s=chunk_delay_s,
+                stream_usage=stream_usage,
             )
         )
 
@@ -371,7 +375,7 @@ class FakeLLM(ServedFake):
                 await asyncio.sleep(answer.chunk_delay_s)
             yield event({"content": word})
         yield event({}, "stop")
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if answer.stream_usage and (body.get("stream_options") or {}).get("include_usage"):
             usage = {
                 "prompt_tokens": answer.prompt_tokens,
                 "completion_tokens": answer.completion_tokens,

@@ -19,8 +19,12 @@ session-scoped fake does not clash with function-scoped test loops.
     fake.stop()
 
 `chat.startStream` / `chat.appendStream` / `chat.stopStream` keep each streamed message's text
-(`fake.streaming()`: those not stopped yet); a start without `thread_ts` is refused as Slack
-does (`invalid_arguments`).
+(`fake.streaming()`: those not stopped yet); a start without `thread_ts`, or outside a DM
+without `recipient_team_id` and `recipient_user_id`, is refused as Slack does
+(`invalid_arguments`). `assistant.threads.setStatus` keeps each thread's status
+(`fake.statuses()`: (channel, thread_ts) -> status) until an empty status, or until the app
+posts in that thread (`chat.postMessage`, `chat.startStream`), as Slack clears it. Any of them
+is refused like any method: `fake.fail("assistant.threads.setStatus", "missing_scope")`.
 
 Served: `GET|POST /api/{method}` (slack_sdk sends some methods as GET with query parameters, others
 as form-encoded or JSON bodies; all are merged into `Call.body`), `POST /response/{name}`, the
@@ -120,6 +124,7 @@ class FakeSlack(ServedFake):
         self._files: dict[str, StoredFile] = {}
         self._messages: list[dict[str, Any]] = []  # posted by chat.postMessage, oldest first
         self._streams: dict[str, str] = {}  # ts -> the text of a message still streaming
+        self._statuses: dict[tuple[str, str], str] = {}  # (channel, thread_ts) -> its status
         self._lock = threading.Lock()
         # Never reset: ts and ids stay unique across the whole session.
         self._seq = itertools.count(101)
@@ -270,11 +275,18 @@ class FakeSlack(ServedFake):
             self._users.clear()
             self._files.clear()
             self._streams.clear()
+            self._statuses.clear()
 
     def streaming(self) -> dict[str, str]:
         """The messages still streaming (started, not stopped): ts -> their text so far."""
         with self._lock:
             return dict(self._streams)
+
+    def statuses(self) -> dict[tuple[str, str], str]:
+        """The thread statuses shown now (`assistant.threads.setStatus`, not cleared yet):
+        (channel, thread_ts) -> the status."""
+        with self._lock:
+            return dict(self._statuses)
 
     # -- serving --------------------------------------------------------------------------
 
@@ -393,6 +405,7 @@ class FakeSlack(ServedFake):
             message["blocks"] = body["blocks"]
         with self._lock:
             self._messages.append({**message, "channel": body.get("channel")})
+            self._replied(body)
         return {"ok": True, "channel": body.get("channel"), "ts": ts, "message": message}
 
     def _update(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -407,9 +420,13 @@ class FakeSlack(ServedFake):
         """`chat.startStream`: a message in a thread that grows as text is appended."""
         if not body.get("channel") or not body.get("thread_ts"):
             return {"ok": False, "error": "invalid_arguments"}
+        outside_dm = not str(body["channel"]).startswith("D")
+        if outside_dm and not (body.get("recipient_team_id") and body.get("recipient_user_id")):
+            return {"ok": False, "error": "invalid_arguments"}  # required outside a DM
         ts = self._ts()
         with self._lock:
             self._streams[ts] = str(body.get("markdown_text") or "")
+            self._replied(body)
         return {"ok": True, "channel": body["channel"], "ts": ts}
 
     def _append_stream(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -424,6 +441,23 @@ class FakeSlack(ServedFake):
             if self._streams.pop(str(body.get("ts")), None) is None:
                 return {"ok": False, "error": "message_not_in_streaming_state"}
         return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
+
+    def _set_status(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`assistant.threads.setStatus`: "is thinking…" under the thread; "" clears it."""
+        channel, thread_ts = body.get("channel_id"), body.get("thread_ts")
+        if not channel or not thread_ts or "status" not in body:
+            return {"ok": False, "error": "invalid_arguments"}
+        with self._lock:
+            if body["status"]:
+                self._statuses[(str(channel), str(thread_ts))] = str(body["status"])
+            else:
+                self._statuses.pop((str(channel), str(thread_ts)), None)
+        return {"ok": True}
+
+    def _replied(self, body: dict[str, Any]) -> None:
+        """The app posted in a thread: Slack clears its status (called holding the lock)."""
+        if body.get("thread_ts"):
+            self._statuses.pop((str(body.get("channel")), str(body["thread_ts"])), None)
 
     def _post_ephemeral(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "message_ts": self._ts()}
@@ -521,6 +555,7 @@ class FakeSlack(ServedFake):
         "chat.startStream": _start_stream,
         "chat.appendStream": _append_stream,
         "chat.stopStream": _stop_stream,
+        "assistant.threads.setStatus": _set_status,
         "chat.postEphemeral": _post_ephemeral,
         "views.open": _views_open,
         "conversations.info": _conversations_info,

@@ -20,6 +20,7 @@ does not clash with function-scoped test loops.
     await fake.wait_for("sendMessage")                      # polls; AssertionError on timeout
     fake.calls_to("sendMessage")[-1].body["reply_markup"]   # JSON-string fields come decoded
     fake.messages(42)[-1]["message_id"]                     # what bots sent chat 42 (and kept)
+    fake.delete_message(42, message_id)                     # the person deletes it
     fake.webhook(TOKEN)                                     # {"url": ..., "secret_token": ...}
     fake.stop()
 
@@ -31,19 +32,24 @@ body); scalar fields are recorded as sent (form values are strings), uploaded fi
 
 Like Telegram, the fake refuses: text that is empty or longer than 4,096 characters, text that its
 `parse_mode` cannot parse (a simplified HTML / Markdown / MarkdownV2 check with Telegram's wording),
-an edit that changes nothing ("message is not modified"), a malformed webhook `secret_token` or bot
-command, getUpdates while a webhook is set (409), and getFile of an unknown file_id. It is lenient
-about the rest: any chat exists, and editing or deleting a message it does not know succeeds.
+an edit (editMessageText) of a message it does not hold in that chat, sent or deleted ("message to
+edit not found"), of another's message ("message can't be edited") or that changes nothing: the
+same text, entities and inline keyboard ("message is not modified"; HTML makes entities, as on
+Telegram, and sent messages carry them; Markdown's are not reported), a malformed webhook
+`secret_token` or bot command, getUpdates while a webhook is set (409), and getFile of an unknown
+file_id. It is lenient about the rest: any chat exists, and deleting a message it does not know
+succeeds.
 Like Telegram, getUpdates hands over only the update types the bot asked for (`allowed_updates` of
 its last setWebhook or getUpdates; by default all but chat_member, message_reaction and
 message_reaction_count, which a bot must name).
 
 Pacing, when set (`FakeTelegram(per_bot_per_s=30, per_chat_per_s=1)` or the attributes of the
-same names; `reset()` turns it off): a send (sendMessage, sendPhoto, sendDocument) beyond
-`per_bot_per_s` of one token in any second, or beyond `per_chat_per_s` to one private chat, gets
-Telegram's HTTP 429 "Too Many Requests: retry after N" with `parameters.retry_after` N (whole
-seconds until the window has room again), as a broadcast faster than Telegram allows does. The
-windows are read on `clock` (time.monotonic unless given), so a test can hold time still.
+same names; `reset()` turns it off): a send (sendMessage, sendPhoto, sendDocument; an edit,
+editMessageText, counts too) beyond `per_bot_per_s` of one token in any second, or beyond
+`per_chat_per_s` to one private chat, gets Telegram's HTTP 429 "Too Many Requests: retry after
+N" with `parameters.retry_after` N (whole seconds until the window has room again), as a
+broadcast faster than Telegram allows does. The windows (`WINDOW_S`, read at call time) are read
+on `clock` (time.monotonic unless given), so a test can hold time still.
 """
 
 from __future__ import annotations
@@ -74,7 +80,8 @@ from tests.fakes.server import ServedFake
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
-PACED = frozenset({"sendmessage", "sendphoto", "senddocument"})  # what Telegram's limits count
+# What Telegram's limits count (edits too).
+PACED = frozenset({"sendmessage", "sendphoto", "senddocument", "editmessagetext"})
 WINDOW_S = 1.0
 
 # Fields clients send as JSON strings in form bodies; recorded decoded.
@@ -333,6 +340,12 @@ class FakeTelegram(ServedFake):
         """The messages bots sent to `chat_id` (as edited; deleted ones gone), oldest first."""
         with self._lock:
             return [dict(m) for (chat, _), m in self._messages.items() if chat == chat_id]
+
+    def delete_message(self, chat_id: int, message_id: int) -> bool:
+        """The person deletes a message of the chat (the bot is not told): edits of it then get
+        "message to edit not found". False if there was no such message."""
+        with self._lock:
+            return self._messages.pop((chat_id, message_id), None) is not None
 
     def updates(self, token: str) -> list[dict[str, Any]]:
         """The updates queued for `token` and not yet confirmed."""
@@ -642,9 +655,10 @@ class FakeTelegram(ServedFake):
 
     def _send_message(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
         _require_chat(body)
-        text = _checked_text(body.get("text"), body.get("parse_mode"), MAX_TEXT)
-        entities = body.get("entities") if isinstance(body.get("entities"), list) else None
-        return self._message(me, body, text=text, entities=entities)
+        text, entities = _formatted_text(body.get("text"), body.get("parse_mode"), MAX_TEXT)
+        if isinstance(body.get("entities"), list):
+            entities = body["entities"]
+        return self._message(me, body, text=text, entities=entities or None)
 
     def _send_message_draft(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
         """Bot API 9.5: a partial message shown in a private chat while it is written (an empty
@@ -708,7 +722,11 @@ class FakeTelegram(ServedFake):
         return StoredFile(str(value), f"{folder}/file_{n}.{suffix}", b"")
 
     def _edit_message_text(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
-        text = _checked_text(body.get("text"), body.get("parse_mode"), MAX_TEXT)
+        """As Telegram: the message must be a text message this bot sent in that chat (and still
+        there), and the edit must change its text, formatting or inline keyboard."""
+        text, entities = _formatted_text(body.get("text"), body.get("parse_mode"), MAX_TEXT)
+        if isinstance(body.get("entities"), list):
+            entities = body["entities"]
         if body.get("inline_message_id"):
             return True
         _require_chat(body)
@@ -717,13 +735,19 @@ class FakeTelegram(ServedFake):
         if message_id is None:
             raise _Refused(400, "Bad Request: message identifier is not specified")
         markup = body.get("reply_markup")
+        keyboard = markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
         with self._lock:
             old = self._messages.get((chat["id"], message_id))
-        if old is None:  # lenient: a message the fake did not send
-            old = {"message_id": message_id, "from": _sender(me), "chat": chat}
-            old["date"] = int(time.time())
-        elif old.get("text") == text and old.get("reply_markup") == (
-            markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
+        if old is None:  # never sent there, or deleted (by the bot, or by the person)
+            raise _Refused(400, "Bad Request: message to edit not found")
+        if old.get("from", {}).get("id") != me["id"]:
+            raise _Refused(400, "Bad Request: message can't be edited")
+        if "text" not in old:
+            raise _Refused(400, "Bad Request: there is no text in the message to edit")
+        if (old["text"], old.get("entities", []), old.get("reply_markup")) == (
+            text,
+            entities,
+            keyboard,
         ):
             raise _Refused(
                 400,
@@ -732,11 +756,10 @@ class FakeTelegram(ServedFake):
                 " message",
             )
         new = {**old, "text": text, "edit_date": int(time.time())}
-        new.pop("reply_markup", None)
-        if isinstance(markup, dict) and "inline_keyboard" in markup:
-            new["reply_markup"] = markup
-        if isinstance(body.get("entities"), list):
-            new["entities"] = body["entities"]
+        for key, value in (("reply_markup", keyboard), ("entities", entities or None)):
+            new.pop(key, None)
+            if value is not None:
+                new[key] = value
         with self._lock:
             self._messages[(chat["id"], message_id)] = new
         return new
@@ -1054,15 +1077,27 @@ def _utf16_len(text: str) -> int:
 def _checked_text(value: Any, parse_mode: Any, limit: int, *, caption: bool = False) -> str:
     """`value` if Telegram would take it as a message text (or caption): not empty, parsable in
     `parse_mode`, at most `limit` UTF-16 units once the markup is removed."""
+    return _formatted_text(value, parse_mode, limit, caption=caption)[0]
+
+
+def _formatted_text(
+    value: Any, parse_mode: Any, limit: int, *, caption: bool = False
+) -> tuple[str, list[dict[str, Any]]]:
+    """`_checked_text`, with the entities its HTML makes (none for other parse modes: the fake
+    reads Markdown's formatting but does not report it)."""
     text = "" if value is None else str(value)
     mode = str(parse_mode or "").lower()
-    visible = _parse(text, mode) if mode else text
+    entities: list[dict[str, Any]] = []
+    if mode == "html":
+        visible, entities = _html_entities(text)
+    else:
+        visible = _parse(text, mode) if mode else text
     if not caption and not visible.strip():
         raise _Refused(400, "Bad Request: message text is empty")
     if _utf16_len(visible) > limit:
         what = "message caption" if caption else "message"
         raise _Refused(400, f"Bad Request: {what} is too long")
-    return visible
+    return visible, entities
 
 
 _HTML_TAGS = frozenset(
@@ -1111,8 +1146,38 @@ def _parse(text: str, mode: str) -> str:
 
 
 def _parse_html(text: str) -> str:
-    stack: list[str] = []
+    return _html_entities(text)[0]
+
+
+# The entity each HTML tag makes (Telegram's MessageEntity types); `a` makes a text_link.
+_ENTITY_TYPES = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "span": "spoiler",
+    "tg-spoiler": "spoiler",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "a": "text_link",
+    "tg-emoji": "custom_emoji",
+}
+_ATTRIBUTE = re.compile(r"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
+def _html_entities(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """The visible text of Telegram HTML and its entities (offsets and lengths in UTF-16 code
+    units, as Telegram gives them), or `_Refused` where Telegram would refuse the HTML."""
+    stack: list[tuple[str, str, int]] = []  # open tags: name, attributes, where they start
     visible: list[str] = []
+    entities: list[dict[str, Any]] = []
+    at = 0  # UTF-16 length of the visible text so far
     i = 0
     while i < len(text):
         char = text[i]
@@ -1127,29 +1192,49 @@ def _parse_html(text: str) -> str:
                     f'Unsupported {kind} tag "{name}" at byte offset {_offset(text, i)}'
                 )
             if closing:
-                if not stack or stack[-1] != name:
+                if not stack or stack[-1][0] != name:
                     raise _cant_parse(
                         f"Unmatched end tag at byte offset {_offset(text, i)}, expected"
-                        f' "</{stack[-1] if stack else ""}>", found "</{name}>"'
+                        f' "</{stack[-1][0] if stack else ""}>", found "</{name}>"'
                     )
-                stack.pop()
+                _, attributes, start = stack.pop()
+                if at > start and (entity := _entity(name, attributes)) is not None:
+                    entities.append({**entity, "offset": start, "length": at - start})
             else:
-                stack.append(name)
+                stack.append((name, match.group(3), at))
             i = match.end()
-        elif char == "&":
+            continue
+        if char == "&":
             match = _HTML_ENTITY.match(text, i)
-            if match is None:
-                visible.append("&")
-                i += 1
-            else:
-                visible.append(html.unescape(match.group(0)))
-                i = match.end()
+            shown = html.unescape(match.group(0)) if match is not None else "&"
+            i = match.end() if match is not None else i + 1
         else:
-            visible.append(char)
+            shown = char
             i += 1
+        visible.append(shown)
+        at += _utf16_len(shown)
     if stack:
-        raise _cant_parse(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
-    return "".join(visible)
+        raise _cant_parse(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
+    entities.sort(key=lambda e: (e["offset"], -e["length"]))
+    return "".join(visible), entities
+
+
+def _entity(name: str, attributes: str) -> dict[str, Any] | None:
+    """The entity (without its place) an HTML tag with `attributes` makes; None: none."""
+    values = {
+        m.group(1).lower(): html.unescape(m.group(2) if m.group(2) is not None else m.group(3))
+        for m in _ATTRIBUTE.finditer(attributes)
+    }
+    kind = _ENTITY_TYPES[name]
+    if name == "a":
+        return {"type": kind, "url": values["href"]} if values.get("href") else None
+    if name == "span" and values.get("class") != "tg-spoiler":
+        return None
+    if name == "tg-emoji":
+        return {"type": kind, "custom_emoji_id": values.get("emoji-id", "")}
+    if name == "blockquote" and "expandable" in attributes.split():
+        return {"type": "expandable_blockquote"}
+    return {"type": kind}
 
 
 def _parse_markdown(text: str, *, v2: bool) -> str:

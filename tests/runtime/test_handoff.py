@@ -78,6 +78,17 @@ async def test_live_without_a_way_to_the_team_the_end_user_gets_the_fallback() -
     live = context(spec(), "live")
     result = await start_handoff(live, reason="asked for a person")
     assert result.reply == live.spec.fallback
-    assert result.error is not None and result.error.startswith("handoff: not available here")
+    assert result.error == (
+        "handoff: a message the bot sends unasked (a schedule, follow-up or trigger) cannot be "
+        "handed to people"
+    )
+    live.channel = "api"
+    over_api = await start_handoff(live, reason="asked for a person")
+    assert over_api.error == (
+        "handoff: a conversation over the OpenAI-compatible API cannot be handed to people"
+    )
+    live.depth = 1
+    asked = await start_handoff(live, reason="asked for a person")
+    assert asked.error == "handoff: a bot asked by another bot cannot be handed to people"
     unset = await start_handoff(context(spec(None), "try"), reason="x")
     assert unset.error == "handoff: faq-bot has no handoff target (/handoff BOT to #channel)"

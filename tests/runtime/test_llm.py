@@ -154,6 +154,56 @@ async def test_a_base_url_without_v1_also_works(llm: FakeLLM) -> None:
     assert llm.calls[-1].path == "/chat/completions"
 
 
+# -- streamed answers -------------------------------------------------------------------------
+
+
+async def stream(gw: LlmGateway, model: str = MODEL) -> tuple[LlmAnswer, list[str]]:
+    pieces: list[str] = []
+    answer = await gw.complete(
+        model=model, messages=HELLO, temperature=0.2, fallback="fallback", stream=pieces.append
+    )
+    return answer, pieces
+
+
+async def test_a_streamed_answer_comes_word_by_word_with_its_usage_and_price(
+    llm: FakeLLM,
+) -> None:
+    llm.reply("Refunds take five days.", prompt_tokens=24, completion_tokens=7)
+    priced, pieces = await stream(gateway(llm.base_url), "openai/gpt-4o-mini")
+    assert pieces == ["Refunds ", "take ", "five ", "days."]
+    assert (priced.text, priced.prompt_tokens, priced.completion_tokens) == (
+        "Refunds take five days.",
+        24,
+        7,
+    )
+    llm.reply("Refunds take five days.", prompt_tokens=24, completion_tokens=7)
+    whole = await ask(gateway(llm.base_url), "openai/gpt-4o-mini")
+    assert whole.cost_usd is not None and priced.cost_usd == pytest.approx(whole.cost_usd)
+    assert llm.calls[0].body["stream"] is True
+    assert llm.calls[0].body["stream_options"] == {"include_usage": True}
+    llm.reply("Hi.")
+    unpriced, _ = await stream(gateway(llm.base_url))
+    assert unpriced.cost_usd is None  # no price known for this model: unknown, never 0
+
+
+async def test_a_stream_without_usage_is_counted_by_litellm(llm: FakeLLM) -> None:
+    llm.reply("Refunds take five days.", stream_usage=False)
+    answer, pieces = await stream(gateway(llm.base_url), "openai/gpt-4o-mini")
+    assert "".join(pieces) == answer.text == "Refunds take five days."
+    assert answer.prompt_tokens and answer.completion_tokens and answer.cost_usd
+
+
+async def test_a_stream_that_breaks_after_text_is_not_asked_again(llm: FakeLLM) -> None:
+    llm.broken_stream("one two three", after=2)
+    with pytest.raises(LlmError):
+        await stream(gateway(llm.base_url))
+    assert len(llm.calls) == 1  # its words were shown: asked again, they would show twice
+    llm.fail(502)
+    llm.reply("Fine.")
+    answer, pieces = await stream(gateway(llm.base_url))  # failed before any word: retried
+    assert (answer.text, pieces, len(llm.calls)) == ("Fine.", ["Fine."], 3)
+
+
 # -- tool calls -----------------------------------------------------------------------------
 
 

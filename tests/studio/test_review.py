@@ -117,6 +117,27 @@ async def test_review_lists_answers_rated_down_or_flagged_with_the_exchange_befo
     assert (await review.run(viewer, "faq-bot", ReviewList())).text == listed  # viewers read
 
 
+async def test_answers_over_the_openai_api_are_judged_like_any_channel(
+    judged: Service, llm: FakeLLM
+) -> None:
+    await judged.live_web_bot(fallback=ANSWER)
+    owner = await caller_of(judged)
+    review = studio_of(judged).review
+    await review.run(owner, "faq-bot", EvalOnlineSet(percent=100, rubric=RUBRIC))
+    llm.reply("1 it ignores the question")
+    asked = await judged.client.post(
+        "/openai/v1/chat/completions",
+        json={"model": "faq-bot", "messages": [{"role": "user", "content": "Refunds?"}]},
+        headers={"Authorization": f"Bearer {judged.key}"},
+    )
+    assert asked.status_code == 200, asked.text
+    await studio_of(judged).online.drain()
+    [item] = (await review.review(owner, "faq-bot")).items
+    listed = (await review.run(owner, "faq-bot", ReviewList())).text
+    assert f"*{item.message_id}* · " in listed and " · api · v1 · " in listed
+    assert "flagged 1/5: it ignores the question" in listed
+
+
 async def test_answers_already_in_a_dataset_are_left_out(judged: Service, llm: FakeLLM) -> None:
     deployment = await judged.live_web_bot(fallback=ANSWER)
     session, (first, second) = await conversation(

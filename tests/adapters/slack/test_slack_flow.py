@@ -249,6 +249,8 @@ async def test_a_slow_answer_shows_thinking_then_replaces_it(
         await _live_in_channel(studio, model="openai/fake-model")
         await studio.app.state.core.runtime.llm.warm()  # its import is not what is timed here
         llm.stall(2.0, text="Refunds take 5 days.")
+        # a workspace that refuses the thread's status ("is thinking…") gets the message instead
+        slack.fail("assistant.threads.setStatus", "missing_scope")
         ts = new_ts()
         question = message_event(
             "Refunds?", user="U0002", channel="C0001", channel_type="channel", ts=ts

@@ -241,12 +241,15 @@ async def test_pacing_answers_429_beyond_telegrams_limits(telegram: FakeTelegram
             await bot.send_message(chat_id=4, text="again")  # that private chat's 2nd
         await bot.send_message(chat_id=-100123, text="group")  # groups: only the bot's limit
         now[0] += 1.0
-        await bot.send_message(chat_id=4, text="again")
+        again = await bot.send_message(chat_id=4, text="again")
+        with pytest.raises(TelegramRetryAfter):  # an edit counts as Telegram's limits count it
+            await bot.edit_message_text("edited", chat_id=4, message_id=again.message_id)
     refused = telegram.throttled
     assert [(c.body["chat_id"], c.body["text"]) for c in refused] == [
         ("4", "news"),
         ("4", "news"),
         ("4", "again"),
+        ("4", "edited"),
     ]
     assert len(telegram.calls_to("sendMessage")) == 9  # refused sends are recorded too
 
@@ -290,6 +293,42 @@ async def test_text_checks_like_telegram(telegram: FakeTelegram) -> None:
         assert (await bot.send_message(chat_id=1, text="x" * 4096)).text == "x" * 4096
         with pytest.raises(TelegramBadRequest, match="text is empty"):
             await bot.send_message(chat_id=1, text=" ")
+
+
+async def test_edits_check_the_message_like_telegram(telegram: FakeTelegram) -> None:
+    telegram.add_bot(TOKEN)
+    other = token(2)
+    telegram.add_bot(other)
+    async with aiogram_bot(telegram) as bot, aiogram_bot(telegram, other) as stranger:
+        plain = await bot.send_message(chat_id=7, text="bold & x")
+        assert plain.entities is None
+        with pytest.raises(TelegramBadRequest, match="message is not modified"):
+            await bot.edit_message_text("bold & x", chat_id=7, message_id=plain.message_id)
+        html = "<b>bold</b> &amp; <a href='https://x.test'>x</a>"
+        edited = await bot.edit_message_text(
+            html, chat_id=7, message_id=plain.message_id, parse_mode="HTML"
+        )  # the same text, formatted: a change
+        assert not isinstance(edited, bool) and edited.text == "bold & x"
+        assert [(e.type, e.offset, e.length, e.url) for e in edited.entities or []] == [
+            ("bold", 0, 4, None),
+            ("text_link", 7, 1, "https://x.test"),
+        ]
+        with pytest.raises(TelegramBadRequest, match="message is not modified"):
+            await bot.edit_message_text(
+                html, chat_id=7, message_id=plain.message_id, parse_mode="HTML"
+            )
+        with pytest.raises(TelegramBadRequest, match="message to edit not found"):
+            await bot.edit_message_text("x", chat_id=8, message_id=plain.message_id)
+        with pytest.raises(TelegramBadRequest, match="message to edit not found"):
+            await bot.edit_message_text("x", chat_id=7, message_id=plain.message_id + 100)
+        with pytest.raises(TelegramBadRequest, match="message can't be edited"):
+            await stranger.edit_message_text("mine", chat_id=7, message_id=plain.message_id)
+        assert telegram.delete_message(7, plain.message_id)  # the person deletes it
+        with pytest.raises(TelegramBadRequest, match="message to edit not found"):
+            await bot.edit_message_text("again", chat_id=7, message_id=plain.message_id)
+        assert telegram.messages(7) == []
+        emoji = await bot.send_message(chat_id=7, text="<i>🙂 hi</i>", parse_mode="HTML")
+        assert [(e.type, e.offset, e.length) for e in emoji.entities or []] == [("italic", 0, 5)]
 
 
 async def test_get_updates_long_polls_and_honours_offset(telegram: FakeTelegram) -> None:

@@ -2,8 +2,8 @@
 are awaited, then `sendMessageDraft` with the text so far (at most every half second), then the
 whole answer by `sendMessage`, with no draft after it; a quick answer is sent whole with nothing
 before it. Groups get no drafts; a Bot API server that refuses them is remembered, and that
-bot's answers arrive whole (the real aiogram against the fake Bot API, the model streaming from
-the fake OpenAI-compatible server)."""
+bot's answers are shown by editing a message instead (`test_stream_edits`) (the real aiogram
+against the fake Bot API, the model streaming from the fake OpenAI-compatible server)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import asyncio
 
 import pytest
 
-from adapters.telegram.drafts import DRAFT_AFTER_S
+from adapters.telegram import drafts, pacing
+from adapters.telegram.drafts import PREVIEW_AFTER_S
 from tests.adapters.telegram.test_telegram_bots import deploy, secret_of, send_update, sent, studio
 from tests.factories import Service
 from tests.fakes.llm import FakeLLM
@@ -60,7 +61,7 @@ async def test_a_quick_answer_is_sent_whole_with_nothing_before_it(
     await send_update(studio, deployment, update, secret_of(telegram, bot_token))
     (answer,) = await sent(telegram, bot_token)
     assert answer.body["text"] == "Yes."
-    await asyncio.sleep(DRAFT_AFTER_S + 0.2)
+    await asyncio.sleep(PREVIEW_AFTER_S + 0.2)
     assert _order(telegram, bot_token) == ["sendMessage"]
 
 
@@ -75,14 +76,19 @@ async def test_groups_get_no_drafts(studio: Service, telegram: FakeTelegram, llm
 
 
 async def test_a_server_that_refuses_drafts_is_remembered(
-    studio: Service, telegram: FakeTelegram, llm: FakeLLM
+    studio: Service, telegram: FakeTelegram, llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(drafts, "EDIT_EVERY_S", 0.3)  # paced as on Telegram, only quicker
+    monkeypatch.setattr(pacing, "PRIVATE_INTERVAL_S", 0.3)
     deployment, bot_token = await deploy(studio, telegram, model=MODEL)
     secret = secret_of(telegram, bot_token)
     telegram.fail("sendMessageDraft", 404, "Not Found: method not found", token=bot_token)
     for n, text in enumerate(["first question", "second question"], start=1):
         llm.reply(ANSWER, chunk_delay_s=0.15)
         await send_update(studio, deployment, message_update(text, chat_id=42), secret)
-        answers = await sent(telegram, bot_token, n)
-        assert answers[-1].body["text"] == ANSWER  # whole, as before drafts
+        for _ in range(500):  # shown by editing a message of its own instead, then whole
+            if [m["text"] for m in telegram.messages(42)] == [ANSWER] * n:
+                break
+            await asyncio.sleep(0.02)
+        assert [m["text"] for m in telegram.messages(42)] == [ANSWER] * n
     assert len(telegram.calls_to("sendMessageDraft", token=bot_token)) == 1  # tried once

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
 
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
@@ -17,6 +20,37 @@ async def test_sessions_are_issued_and_reused(service: Service) -> None:
     session = body["session"]
     second = (await service.chat(deployment, "again", session)).json()
     assert second["session"] == session
+    history = (
+        await service.client.get(f"/api/v1/chat/{deployment}/history", params={"session": session})
+    ).json()
+    assert [m["text"] for m in history["messages"]] == [
+        "hello",
+        "No idea yet.",
+        "again",
+        "No idea yet.",
+    ]
+
+
+async def test_a_new_sessions_first_message_looks_up_no_conversation(service: Service) -> None:
+    """A session issued with the answer cannot have a conversation yet: its first turn reads
+    none from the database (the first word of a streamed answer comes that much sooner)."""
+    deployment = await service.live_web_bot(fallback="No idea yet.")
+    looked_up: list[str] = []
+
+    def record(*args: Any) -> None:
+        if "FROM conversation" in args[2]:
+            looked_up.append(args[2])
+
+    engine = service.app.state.core.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        session = (await service.chat(deployment, "hello")).json()["session"]
+        assert looked_up == []
+        service.app.state.core.runtime.conversations.forget((deployment, session))
+        assert (await service.chat(deployment, "again", session)).json()["session"] == session
+        assert len(looked_up) == 1  # not cached any more: the stored conversation is read
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
     history = (
         await service.client.get(f"/api/v1/chat/{deployment}/history", params={"session": session})
     ).json()
