@@ -156,7 +156,7 @@ async def build_services(settings: Settings) -> Services:
     await migrate(db)
     secrets = SecretVault(db, cipher)
     channels = ChannelRegistry()
-    channels.register(WebChannel(settings.public_url))
+    channels.offer(WebChannel(settings.public_url))
     mailbox = Mailbox(db)
     channels.register(mailbox)
     policy = RetryPolicy(
@@ -195,6 +195,24 @@ async def build_services(settings: Settings) -> Services:
         GuardrailStep(),
         BudgetStep(db=db, notifier=StudioBudgetNotifier(db=db, tell=studio.tell_leaders)),
     )
+    slack = None
+    if settings.slack_enabled:
+        from adapters.slack.app import SlackAdapter
+
+        assert settings.slack_bot_token and settings.slack_signing_secret
+        slack = SlackAdapter(
+            token=settings.slack_bot_token,
+            signing_secret=settings.slack_signing_secret,
+            api_url=settings.slack_api_url,
+            owners=settings.slack_owner_ids,
+            runtime=runtime,
+            members=studio.members,
+            cipher=cipher,
+        )
+        channels.offer(slack.channel)
+        runtime.handoffs.add_rooms(slack.rooms)
+    else:
+        channels.offer_off("slack", "Slack", missing=settings.slack_missing)
     from adapters.telegram.bots import TelegramBots
 
     telegram = TelegramBots(
@@ -204,7 +222,7 @@ async def build_services(settings: Settings) -> Services:
         public_url=settings.public_url,
     )
     telegram.on_revoked = studio.deployment_broken
-    channels.register(telegram)
+    channels.offer(telegram)
     telegram_studio = None
     if settings.telegram_builder_token:
         from adapters.telegram.studio import TelegramStudio
@@ -221,22 +239,6 @@ async def build_services(settings: Settings) -> Services:
         channels.register(telegram_studio)
         studio.telegram_bot_link = telegram_studio.new_bot_link
         runtime.handoffs.add_rooms(telegram_studio.rooms)
-    slack = None
-    if settings.slack_enabled:
-        from adapters.slack.app import SlackAdapter
-
-        assert settings.slack_bot_token and settings.slack_signing_secret
-        slack = SlackAdapter(
-            token=settings.slack_bot_token,
-            signing_secret=settings.slack_signing_secret,
-            api_url=settings.slack_api_url,
-            owners=settings.slack_owner_ids,
-            runtime=runtime,
-            members=studio.members,
-            cipher=cipher,
-        )
-        channels.register(slack.channel)
-        runtime.handoffs.add_rooms(slack.rooms)
     return Services(
         settings=settings,
         db=db,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Literal, Protocol
 
 from runtime.llm import TextSink
 from runtime.messages import Address, OutgoingMessage
@@ -72,6 +73,77 @@ class Channel(Protocol):
     async def teardown(self, deployment: DeploymentInfo) -> None: ...
 
 
+class UnknownChannelError(KeyError):
+    pass
+
+
+class DeployInputError(ValueError):
+    """What the person deploying must give or fix (the Studio answers it as a 422)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A value a deployment needs that is never typed in a shared chat (a bot token, an app
+    secret): REST takes it under `name`; the Studio asks for it privately."""
+
+    name: str  # its key in the REST body: "token", "app_secret"
+    label: str  # what it is, for the person asked: "the bot's token from @BotFather"
+
+
+@dataclass(frozen=True, slots=True)
+class DeployForm:
+    """What `/deploy BOT KIND` needs from the person deploying."""
+
+    target: Literal["none", "optional", "required"] = "none"
+    target_hint: str = ""  # said when a required target is missing
+    secrets: tuple[Secret, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeployPlan:
+    """A deployment as its channel reads what it was given: where it goes (None: one per bot),
+    what it keeps encrypted, and, when the target may serve one deployment of any bot, the
+    refusal for a second one."""
+
+    target: str | None
+    credentials: str | None = None
+    exclusive: str | None = None
+
+
+class DeployableChannel(Channel, Protocol):
+    """A channel bots are deployed to (not the Studio's own fronts): how the Studio and REST
+    name it, ask for it and show where it is."""
+
+    title: ClassVar[str]  # "Slack", "Telegram", "the web"
+    form: ClassVar[DeployForm]
+
+    def plan(self, *, target: str | None, secrets: Mapping[str, str]) -> DeployPlan:
+        """The deployment for what was given (`DeployInputError`: what to fix)."""
+        ...
+
+    def link(self, deployment_id: str, stored: str | None) -> str | None:
+        """Where people find the deployment; `stored` is what its `setup` returned."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOffer:
+    """A channel this service offers bots: on (`channel`), or off until `missing` are set."""
+
+    kind: str
+    title: str
+    channel: DeployableChannel | None = None
+    missing: tuple[str, ...] = ()
+
+
+class ChannelOffError(UnknownChannelError):
+    """A channel this service knows but has not turned on: its settings are missing."""
+
+    def __init__(self, offer: ChannelOffer) -> None:
+        super().__init__(offer.kind)
+        self.offer = offer
+
+
 class StreamingChannel(Channel, Protocol):
     """A channel that shows an answer while the model writes it (`capabilities.streams`)."""
 
@@ -81,16 +153,44 @@ class StreamingChannel(Channel, Protocol):
         ...
 
 
-class UnknownChannelError(KeyError):
-    pass
-
-
 class ChannelRegistry:
+    """The channels of this process (`register`) and, among them, those bots are deployed to
+    (`offer`), in the order the Studio lists them."""
+
     def __init__(self) -> None:
         self._channels: dict[str, Channel] = {}
+        self._offers: dict[str, ChannelOffer] = {}
 
     def register(self, channel: Channel) -> None:
         self._channels[channel.kind] = channel
+
+    def offer(self, channel: DeployableChannel) -> None:
+        """`channel` is on, and bots may be deployed to it."""
+        self.register(channel)
+        self._offers[channel.kind] = ChannelOffer(channel.kind, channel.title, channel)
+
+    def offer_off(self, kind: str, title: str, *, missing: tuple[str, ...]) -> None:
+        """A channel this service has, off until the settings `missing` are set."""
+        self._offers[kind] = ChannelOffer(kind, title, missing=missing)
+
+    def offered(self) -> tuple[str, ...]:
+        """The kinds bots may be deployed to, on or off."""
+        return tuple(self._offers)
+
+    def deployable(self, kind: str) -> DeployableChannel:
+        """The channel to deploy to (`UnknownChannelError`: no such channel;
+        `ChannelOffError`: it is off here)."""
+        offer = self._offers.get(kind)
+        if offer is None:
+            raise UnknownChannelError(kind)
+        if offer.channel is None:
+            raise ChannelOffError(offer)
+        return offer.channel
+
+    def title(self, kind: str) -> str:
+        """How people call the channel `kind` ("Slack"); its kind if it is not offered."""
+        offer = self._offers.get(kind)
+        return offer.title if offer is not None else kind
 
     def has(self, kind: str) -> bool:
         return kind in self._channels

@@ -27,8 +27,15 @@ from builders.spec import MAX_DB_INT, MAX_VERSION, BotSpec, Handoff, Schedule
 from builders.validation import SpecError, human_problems, not_storable, parse_spec
 from builders.yaml_io import YamlError, read_yaml, spec_to_yaml
 from runtime.ab import Variant
-from runtime.channel import DeploymentInfo, SendError, UnknownChannelError
-from runtime.cipher import BOT_TOKEN, Cipher, redact_tokens
+from runtime.channel import (
+    ChannelOffError,
+    DeployableChannel,
+    DeployInputError,
+    DeploymentInfo,
+    SendError,
+    UnknownChannelError,
+)
+from runtime.cipher import Cipher, redact_tokens
 from runtime.models import check_model
 from runtime.pipeline import CompileError, compile_spec
 from runtime.runtime import Runtime
@@ -47,9 +54,7 @@ from studio.errors import (
     ConflictError,
     ForbiddenError,
     InvalidError,
-    NotAvailableError,
     NotFoundError,
-    OperationError,
     UnauthorizedError,
 )
 from studio.key_cache import KeyCache
@@ -907,19 +912,13 @@ class Operations:
         token: str | None = None,
     ) -> DeploymentView:
         caller.require(Role.ADMIN, "Deploying")
-        if channel not in CHANNELS:
-            raise InvalidError(f"channel must be one of {', '.join(CHANNELS)}, not '{channel}'")
+        port = self._deployable(channel)
         _check_env(env)
         try:
-            port = self.runtime.channels.get(channel)
-        except UnknownChannelError:
-            raise self._not_configured(channel) from None
-        if channel == "web" and (target or token):
-            raise InvalidError("a web deployment takes no target or token")
-        if channel == "slack" and not target:
-            raise InvalidError("name the Slack channel: /deploy BOT slack #channel")
-        if channel == "telegram":
-            target = _telegram_bot_id(token)  # a token already deployed is recognised by it
+            plan = port.plan(target=target, secrets={"token": token} if token else {})
+        except DeployInputError as exc:
+            raise InvalidError(str(exc)) from None
+        target = plan.target
         async with self.db.write() as session:
             bot = await self.owned_bot(session, caller, name)
             assert bot.id is not None
@@ -933,14 +932,15 @@ class Operations:
             where = target or f"bot-{bot.id}"
             existing = await repo.find(channel=channel, target=where, env=env)
             if existing is not None and existing.bot_id == bot.id:
-                fresh = self._new_token(existing, token)
+                fresh = self._new_credentials(existing, plan.credentials)
                 if not fresh and existing.status != "broken":
                     return await self._deployment_view(existing, name, pointers[env].number)
-                # a new token for the same Telegram bot (BotFather /revoke), or a broken
-                # deployment deployed again: set it up again, active once that worked
+                # new credentials for the same target (a Telegram bot's token after BotFather's
+                # /revoke), or a broken deployment deployed again: set it up again, active once
+                # that worked
                 if fresh:
-                    assert token is not None
-                    existing.credentials = self.cipher.encrypt(token.strip())
+                    assert plan.credentials is not None
+                    existing.credentials = self.cipher.encrypt(plan.credentials)
                     session.add(existing)
                     await audit(
                         session,
@@ -953,11 +953,8 @@ class Operations:
             else:
                 renewed = None
             if renewed is None:
-                if channel == "telegram" and await repo.find_any(channel=channel, target=where):
-                    raise ConflictError(
-                        "that Telegram bot (token) already serves another deployment: make a "
-                        "new bot with @BotFather for this one"
-                    )
+                if plan.exclusive and await repo.find_any(channel=channel, target=where):
+                    raise ConflictError(plan.exclusive)
                 if existing is not None:
                     raise ConflictError(f"{channel} {where} already serves another bot in {env}")
                 deployment = await repo.create(
@@ -966,7 +963,9 @@ class Operations:
                     channel=channel,
                     env=env,
                     target=where,
-                    credentials=self.cipher.encrypt(token.strip()) if token else None,
+                    credentials=(
+                        self.cipher.encrypt(plan.credentials) if plan.credentials else None
+                    ),
                 )
                 await audit(
                     session,
@@ -1011,7 +1010,7 @@ class Operations:
             self.runtime.forget_deployment(deployment.id)
             why = redact_tokens(str(exc)) if isinstance(exc, SendError) else "see the service log"
             raise ConflictError(f"Could not set up the {channel} deployment: {why}") from None
-        if link and channel != "web":  # where people find it (a t.me link), shown from now on
+        if link:  # where people find it (a t.me link), shown from now on
             async with self.db.write() as session:
                 row = await DeploymentRepository(session).get(deployment.id)
                 if row is not None:
@@ -1020,28 +1019,26 @@ class Operations:
                     deployment = row
         return await self._deployment_view(deployment, name, pointers[env].number)
 
-    def _not_configured(self, channel: str) -> OperationError:
-        """A channel that is built but off here: which settings turn it on."""
-        if channel != "slack":
-            return NotAvailableError(f"Deploying to {channel} is not available in this service yet")
-        settings = self.settings
-        missing = [
-            name
-            for name, value in (
-                ("SLACK_BOT_TOKEN", settings.slack_bot_token),
-                ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
-            )
-            if not value
-        ]
-        return ConflictError(
-            f"Slack is not configured here: set {' and '.join(missing)} and restart."
-        )
+    def _deployable(self, channel: str) -> DeployableChannel:
+        """The channel `channel` to deploy to, or which settings turn it on here."""
+        channels = self.runtime.channels
+        try:
+            return channels.deployable(channel)
+        except ChannelOffError as off:
+            missing = " and ".join(off.offer.missing)
+            raise ConflictError(
+                f"{off.offer.title} is not configured here: set {missing} and restart."
+            ) from None
+        except UnknownChannelError:
+            offered = ", ".join(channels.offered())
+            raise InvalidError(f"channel must be one of {offered}, not '{channel}'") from None
 
-    def _new_token(self, deployment: Deployment, token: str | None) -> bool:
-        """A Telegram deployment given a different token than the one it has."""
-        if deployment.channel != "telegram" or not token or deployment.credentials is None:
+    def _new_credentials(self, deployment: Deployment, credentials: str | None) -> bool:
+        """A deployment given other credentials than the ones it has (a Telegram bot's new
+        token)."""
+        if not credentials or deployment.credentials is None:
             return False
-        return self.cipher.decrypt(deployment.credentials) != token.strip()
+        return self.cipher.decrypt(deployment.credentials) != credentials
 
     async def _deployment_view(
         self, deployment: Deployment, bot_name: str, version: int | None
@@ -1059,10 +1056,13 @@ class Operations:
         )
 
     def public_url(self, deployment: Deployment) -> str | None:
-        if deployment.channel != "web":
+        """Where people find the deployment (its channel says; as stored where the channel is
+        off here)."""
+        try:
+            port = self.runtime.channels.deployable(deployment.channel)
+        except UnknownChannelError:
             return deployment.public_ident
-        base = (self.settings.public_url or "").rstrip("/")
-        return f"{base}/chat/{deployment.id}"
+        return port.link(deployment.id, deployment.public_ident)
 
     async def deployments(self, caller: Caller, name: str | None = None) -> list[DeploymentView]:
         async with self.db.read() as session:
@@ -1397,17 +1397,6 @@ async def _require_passing_tests(
             f"{name}'s tests did not pass on this draft ({run.passed} passed, {run.failed} "
             f"failed): fix the draft or the tests and promote again (an owner may --force)"
         )
-
-
-def _telegram_bot_id(token: str | None) -> str:
-    """The bot id of a BotFather token (the digits before ':'), or a clear refusal."""
-    match = BOT_TOKEN.fullmatch((token or "").strip())
-    if match is None:
-        raise InvalidError(
-            "give the bot's token from @BotFather (it looks like 123456789:AA...); "
-            "it is stored encrypted and never shown again"
-        )
-    return match.group(1)
 
 
 def _version_number(value: int | str) -> int:

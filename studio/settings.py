@@ -57,7 +57,16 @@ class Settings(BaseSettings):
     @property
     def slack_enabled(self) -> bool:
         """Both Slack credentials set: the Slack adapter is on."""
-        return bool(self.slack_bot_token and self.slack_signing_secret)
+        return not self.slack_missing
+
+    @property
+    def slack_missing(self) -> tuple[str, ...]:
+        """The settings the Slack adapter still needs."""
+        given = (
+            ("SLACK_BOT_TOKEN", self.slack_bot_token),
+            ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+        )
+        return tuple(name for name, value in given if not value)
 
     @property
     def slack_owner_ids(self) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -24,7 +24,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import blocks, fallback_text
 from adapters.slack.streams import SlackStreams
-from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
+from runtime.channel import (
+    Capabilities,
+    DeployForm,
+    DeployInputError,
+    DeploymentInfo,
+    DeployPlan,
+    SendError,
+    SendReceipt,
+)
 from runtime.llm import TextSink
 from runtime.messages import Address, Attachment, FileRef, OutgoingMessage
 from studio.address import STUDIO_DEPLOYMENT
@@ -97,6 +105,10 @@ class SlackChannel:
     kind: ClassVar[str] = "slack"
     capabilities: ClassVar[Capabilities] = Capabilities(
         buttons=True, threads=True, edits=True, files=True, broadcast_per_s=1.0, streams=True
+    )
+    title: ClassVar[str] = "Slack"
+    form: ClassVar[DeployForm] = DeployForm(
+        target="required", target_hint="name the Slack channel: /deploy BOT slack #channel"
     )
 
     def __init__(
@@ -299,6 +311,18 @@ class SlackChannel:
             raise SendError(
                 f"{failure} (file {file.name})", permanent=posted or failure.permanent
             ) from None
+
+    def plan(self, *, target: str | None, secrets: Mapping[str, str]) -> DeployPlan:
+        if not target:
+            raise DeployInputError(self.form.target_hint)
+        if secrets:
+            raise DeployInputError(
+                "a Slack deployment takes no token: the service's Slack app answers there"
+            )
+        return DeployPlan(target=target)
+
+    def link(self, deployment_id: str, stored: str | None) -> str | None:
+        return stored
 
     async def setup(self, deployment: DeploymentInfo) -> str | None:
         """A channel of this workspace, deployed by its team, that the app is in; otherwise

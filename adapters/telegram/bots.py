@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import partial
 from types import ModuleType
@@ -40,8 +40,17 @@ from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.drafts import Drafts
 from adapters.telegram.pacing import ChatPacer
 from adapters.telegram.render import markdown_to_html, plain_text, split_html
-from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
-from runtime.cipher import Cipher
+from runtime.channel import (
+    Capabilities,
+    DeployForm,
+    DeployInputError,
+    DeploymentInfo,
+    DeployPlan,
+    Secret,
+    SendError,
+    SendReceipt,
+)
+from runtime.cipher import BOT_TOKEN, Cipher
 from runtime.feedback import Rating
 from runtime.llm import TextSink
 from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
@@ -112,6 +121,10 @@ class TelegramBots:
     kind: ClassVar[str] = "telegram"
     capabilities: ClassVar[Capabilities] = Capabilities(
         edits=True, broadcast_per_s=25.0, streams=True
+    )
+    title: ClassVar[str] = "Telegram"
+    form: ClassVar[DeployForm] = DeployForm(
+        secrets=(Secret("token", "the bot's token from @BotFather"),)
     )
 
     def __init__(
@@ -185,6 +198,26 @@ class TelegramBots:
         return self.cipher.derive(f"telegram-webhook:{deployment_id}", length=32)
 
     # -- the Channel port ----------------------------------------------------------------------
+
+    def plan(self, *, target: str | None, secrets: Mapping[str, str]) -> DeployPlan:
+        """The bot its token names (a token already deployed is recognised by it); one
+        deployment per Telegram bot, whatever Studio bot it serves."""
+        token = (secrets.get("token") or "").strip()
+        match = BOT_TOKEN.fullmatch(token)
+        if match is None:
+            raise DeployInputError(
+                "give the bot's token from @BotFather (it looks like 123456789:AA...); "
+                "it is stored encrypted and never shown again"
+            )
+        return DeployPlan(
+            target=match.group(1),
+            credentials=token,
+            exclusive="that Telegram bot (token) already serves another deployment: make a "
+            "new bot with @BotFather for this one",
+        )
+
+    def link(self, deployment_id: str, stored: str | None) -> str | None:
+        return stored
 
     async def setup(self, deployment: DeploymentInfo) -> str | None:
         """Check the token with getMe, set the webhook (or start polling), the commands and

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from adapters.web.deps import WebServices, caller, services
-from adapters.web.error_docs import API_ERRORS, errors
+from adapters.web.error_docs import API_ERRORS
 from builders.spec import MAX_DB_INT
 from studio.errors import BadRequestError
 from studio.roles import Caller
@@ -169,7 +169,6 @@ async def rollback(bot: str, body: RollbackIn, who: Who, svc: Services) -> Promo
     response_model=DeployOut,
     status_code=201,
     tags=["deploy"],
-    responses=errors(501),
 )
 async def deploy(bot: str, body: DeployIn, who: Who, svc: Services) -> DeployOut:
     view = await svc.ops.deploy(
