@@ -196,7 +196,9 @@ class LlmGateway:
         """Import litellm now rather than at the first model call (timing-sensitive callers)."""
         await self._lib()
 
-    def _call_options(self, model: str) -> dict[str, Any]:
+    def call_options(self, model: str) -> dict[str, Any]:
+        """Where `model`'s server is, for any kind of call: `api_base` and a key for `openai/`
+        models when the gateway has an api base; nothing otherwise (litellm's own defaults)."""
         options: dict[str, Any] = {}
         if model.startswith("openai/") and self.api_base:
             options["api_base"] = self.api_base
@@ -207,7 +209,7 @@ class LlmGateway:
     def _completion_options(self, model: str, temperature: float) -> dict[str, Any]:
         """A chat completion's options: one try each (the gateway retries), unknown parameters
         dropped for providers without them, and where `model`'s server is."""
-        options = self._call_options(model)
+        options = self.call_options(model)
         options.update(temperature=temperature, num_retries=0, max_retries=0, drop_params=True)
         return options
 
@@ -338,7 +340,7 @@ class LlmGateway:
     def _moderation_client(self, model: str) -> Any:
         """An OpenAI client for `model`'s server, kept (its connections are reused), without
         the SDK's own retries."""
-        options = self._call_options(model)
+        options = self.call_options(model)
         key = options.get("api_key") or os.environ.get("OPENAI_API_KEY")
         if not key:
             raise LlmError("auth", "moderation needs OPENAI_API_KEY (or STUDIO_LLM_API_BASE)")
@@ -357,6 +359,18 @@ class LlmGateway:
             )
             self._moderation_clients[where] = client
         return client
+
+    async def call(self, model: str, attempt: Callable[[ModuleType, float], Awaitable[_T]]) -> _T:
+        """`attempt(litellm, seconds)` under this gateway's retries, backoff and deadline, for
+        calls other than completions (transcription, speech): the attempt passes `seconds` to
+        litellm as its timeout (and `num_retries=0`, `max_retries=0`); a failure that cannot be
+        retried, or the last one, raises `LlmError` with the same kinds as completions."""
+        litellm = await self._lib()
+
+        async def attempt_with(limit_s: float) -> _T:
+            return await attempt(litellm, limit_s)
+
+        return await self._retrying(model, litellm, attempt_with)
 
     async def _retrying(
         self,

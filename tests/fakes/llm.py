@@ -25,6 +25,24 @@ connection after two words, as a provider failing mid-stream does), then the usa
 `stream_options.include_usage`, then `[DONE]`. Moderations
 (`POST /v1/moderations`) have their own queue of verdicts. Any other path is recorded too and
 answered 404, so a test can see a request that went to the wrong place.
+
+Audio, as OpenAI serves it, pops answers from the same queue as completions (so `fail`,
+`rate_limit` and `stall` script audio failures too):
+
+    fake.transcript("hello there", duration=2.5)            # the next transcription
+    fake.speech(b"RIFF....WAVE", content_type="audio/wav")  # the next speech (default: made up)
+    fake.calls[-1].files["file"].data, fake.calls[-1].model, fake.calls[-1].body["input"]
+
+`POST /v1/audio/transcriptions` takes multipart (`file`, `model`, `response_format`, ...; the
+text fields are recorded in `body`, the uploads in `files`); it refuses a file whose name has no
+extension OpenAI accepts (400) or over 25 MB (413). It answers `{"text": ...}` for `json` (with
+`usage` of type `duration` when one is scripted), the plain text for `text`, and for
+`verbose_json` the duration, language and one segment when a duration is scripted, else only
+the text (a provider that measures none). Empty queue: "transcript of N bytes". `POST
+/v1/audio/speech` takes JSON (`model`, `input` of 1 to 4,096 characters, `voice`,
+`response_format`: mp3 by default, opus, aac, flac, wav, pcm) and answers bytes that start like
+that format (Ogg Opus for `opus`, an ID3 tag for `mp3`, ...) followed by the input, with the
+format's content type, unless `fake.speech(...)` scripted other bytes.
 """
 
 from __future__ import annotations
@@ -42,13 +60,39 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.fakes.server import ServedFake
 
 COMPLETION_PATHS = ("/v1/chat/completions", "/chat/completions")
 MODERATION_PATHS = ("/v1/moderations", "/moderations")
+TRANSCRIPTION_PATHS = ("/v1/audio/transcriptions", "/audio/transcriptions")
+SPEECH_PATHS = ("/v1/audio/speech", "/audio/speech")
+# The upload extensions OpenAI's transcription accepts, and its size limit (25 MB).
+TRANSCRIPTION_EXTENSIONS = (
+    "flac",
+    "m4a",
+    "mp3",
+    "mp4",
+    "mpeg",
+    "mpga",
+    "oga",
+    "ogg",
+    "wav",
+    "webm",
+)
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+# Each speech format: how the fake's made-up audio starts, and its content type.
+SPEECH_FORMATS: dict[str, tuple[bytes, str]] = {
+    "mp3": (b"ID3\x04\x00\x00\x00\x00\x00\x00", "audio/mpeg"),
+    "opus": (b"OggS\x00\x02" + bytes(20) + b"\x01\x13OpusHead", "audio/ogg"),
+    "aac": (b"\xff\xf1\x50\x80\x00\x1f\xfc", "audio/aac"),
+    "flac": (b"fLaC\x00\x00\x00\x22", "audio/flac"),
+    "wav": (b"RIFF\x24\x00\x00\x00WAVEfmt ", "audio/wav"),
+    "pcm": (b"", "audio/pcm"),
+}
+MAX_SPEECH_INPUT = 4096
 # The categories OpenAI's moderation reports, each true or false in a result.
 MODERATION_CATEGORIES = (
     "harassment",
@@ -76,13 +120,23 @@ _ERROR_TYPES = {
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    """A file uploaded in a multipart request."""
+
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
     """One request the fake received (any path), recorded before it is answered."""
 
     method: str
     path: str
     headers: dict[str, str]  # lower-case names, as received
-    body: dict[str, Any]  # the JSON body; {} when it was not a JSON object
+    body: dict[str, Any]  # the JSON body ({} when it was not a JSON object); a form's text fields
+    files: dict[str, Upload] = field(default_factory=dict)  # a multipart form's uploads
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -142,6 +196,9 @@ class Answer:
     chunk_delay_s: float = 0.0  # streamed: the pause before each word after the first
     stream_usage: bool = True  # streamed: False, no usage chunk (a provider that counts none)
     break_after: int | None = None  # streamed: the connection ends after this many words
+    duration_s: float | None = None  # a transcription: the audio's duration the provider gives
+    audio: bytes | None = None  # speech: these bytes instead of made-up ones
+    content_type: str | None = None  # speech: this content type instead of the format's
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +229,8 @@ class FakeLLM(ServedFake):
         self._ids = itertools.count(1)
         routes = [Route(path, self._complete, methods=["POST"]) for path in COMPLETION_PATHS]
         routes += [Route(path, self._moderate, methods=["POST"]) for path in MODERATION_PATHS]
+        routes += [Route(path, self._transcribe, methods=["POST"]) for path in TRANSCRIPTION_PATHS]
+        routes += [Route(path, self._speak, methods=["POST"]) for path in SPEECH_PATHS]
         routes.append(
             Route(
                 "/{rest:path}",
@@ -283,6 +342,18 @@ class FakeLLM(ServedFake):
         """Queue a reply asking for tool calls, each `ToolCall`, `(name, arguments)` or
         `{"name": ..., "arguments": ...}` (arguments as a JSON string or a mapping)."""
         self.script(Answer(text=text, tool_calls=tuple(tool_call(c) for c in calls)))
+
+    def transcript(self, text: str, *, duration: float | None = None, delay_s: float = 0.0) -> None:
+        """Queue a transcription's text, with the audio's `duration` in seconds when the
+        provider is to give one (in `verbose_json`, or as `usage` in `json`)."""
+        self.script(Answer(text=text, duration_s=duration, delay_s=delay_s))
+
+    def speech(
+        self, audio: bytes | None = None, *, content_type: str | None = None, delay_s: float = 0.0
+    ) -> None:
+        """Queue a speech answer: `audio` and `content_type` as given (a server that ignores the
+        asked format), or by default made up in the asked format."""
+        self.script(Answer(audio=audio, content_type=content_type, delay_s=delay_s))
 
     def flag(self, *categories: str) -> None:
         """Queue a moderation verdict flagging `categories` (at least one, e.g. "harassment")."""
@@ -410,6 +481,84 @@ class FakeLLM(ServedFake):
                 "results": [result],
             }
         )
+
+    async def _transcribe(self, request: Request) -> Response:
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            await self._record(request)
+            return _error(400, "expected a multipart form with a file and a model")
+        form = await request.form(max_files=2, max_fields=20)
+        fields: dict[str, Any] = {}
+        files: dict[str, Upload] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                fields[name] = value
+            else:
+                files[name] = Upload(value.filename, value.content_type, await value.read())
+        await form.close()
+        call = Call(request.method, request.url.path, dict(request.headers), fields, files)
+        with self._lock:
+            self._calls.append(call)
+        upload = files.get("file")
+        if upload is None or not fields.get("model"):
+            return _error(400, "expected a multipart form with a file and a model")
+        extension = (upload.filename or "").rpartition(".")[2].lower()
+        if extension not in TRANSCRIPTION_EXTENSIONS:
+            return _error(
+                400, f"Invalid file format. Supported formats: {list(TRANSCRIPTION_EXTENSIONS)}"
+            )
+        if len(upload.data) > MAX_UPLOAD_BYTES:
+            return _error(413, f"Maximum content size limit ({MAX_UPLOAD_BYTES}) exceeded")
+        answer = await self._next_answer(request)
+        if answer.raw is not None:
+            return JSONResponse(answer.raw, status_code=answer.status, headers=answer.headers)
+        if answer.status >= 400:
+            return _error(answer.status, answer.error, answer.headers)
+        text = answer.text if answer.text is not None else f"transcript of {len(upload.data)} bytes"
+        kind = fields.get("response_format") or "json"
+        if kind == "text":
+            return PlainTextResponse(text, headers=answer.headers)
+        reply: dict[str, Any] = {"text": text}
+        if answer.duration_s is not None and kind == "verbose_json":
+            segment = {"id": 0, "start": 0.0, "end": answer.duration_s, "text": text}
+            reply = {
+                "task": "transcribe",
+                "language": "english",
+                "duration": answer.duration_s,
+                "text": text,
+                "segments": [segment],
+            }
+        elif answer.duration_s is not None:
+            reply["usage"] = {"type": "duration", "seconds": answer.duration_s}
+        return JSONResponse(reply, headers=answer.headers)
+
+    async def _speak(self, request: Request) -> Response:
+        _, body = await self._record(request)
+        text = (body or {}).get("input")
+        if body is None or not body.get("model") or not body.get("voice"):
+            return _error(400, "expected a JSON object with a model, an input and a voice")
+        if not isinstance(text, str) or not 1 <= len(text) <= MAX_SPEECH_INPUT:
+            return _error(400, f"input must be 1 to {MAX_SPEECH_INPUT} characters")
+        kind = body.get("response_format") or "mp3"
+        if kind not in SPEECH_FORMATS:
+            return _error(400, f"response_format must be one of {list(SPEECH_FORMATS)}")
+        answer = await self._next_answer(request)
+        if answer.raw is not None:
+            return JSONResponse(answer.raw, status_code=answer.status, headers=answer.headers)
+        if answer.status >= 400:
+            return _error(answer.status, answer.error, answer.headers)
+        head, content_type = SPEECH_FORMATS[kind]
+        audio = answer.audio if answer.audio is not None else head + text.encode()
+        return Response(
+            audio, media_type=answer.content_type or content_type, headers=answer.headers
+        )
+
+    async def _next_answer(self, request: Request) -> Answer:
+        """The next scripted answer (an empty one when none is queued), after its delay."""
+        with self._lock:
+            answer = self._script.popleft() if self._script else Answer()
+        if answer.delay_s > 0:
+            await _pause(request, answer.delay_s)
+        return answer
 
     def _completion(self, body: Mapping[str, Any], answer: Answer) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": answer.text}
