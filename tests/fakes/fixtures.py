@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.fakes.llm import FakeLLM
+from tests.fakes.meta import FakeMeta
 from tests.fakes.openapi import FakeOpenApi
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
@@ -64,6 +65,23 @@ def telegram(fake_telegram: FakeTelegram) -> FakeTelegram:
     """The session's fake Telegram, with no calls, scripts, bots, webhooks, updates or files."""
     fake_telegram.reset()
     return fake_telegram
+
+
+@pytest.fixture(scope="session")
+def fake_meta() -> Iterator[FakeMeta]:
+    """The session's fake Meta Graph API: WhatsApp Cloud API and Messenger (started on first
+    use)."""
+    server = FakeMeta().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def meta(fake_meta: FakeMeta) -> FakeMeta:
+    """The session's fake Meta, with no calls, scripts, tokens, numbers, Pages, templates,
+    windows, messages or media, and its clock back to now."""
+    fake_meta.reset()
+    return fake_meta
 
 
 @pytest.fixture(scope="session")
