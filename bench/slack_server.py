@@ -106,7 +106,8 @@ def _api(method: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": body.get("channel"), "ts": ts, "message": {"ts": ts}}
     if method == "chat.update":
         ts = str(body.get("ts", ""))
-        _record(token, body, thread=_thread_of.pop(ts, ts), update=True)
+        # kept: a slow answer's placeholder is edited with the text so far, then the answer
+        _record(token, body, thread=_thread_of.get(ts, ts), update=True)
         return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
     return {"ok": False, "error": "unknown_method"}
 
