@@ -152,6 +152,11 @@ class StreamingChannel(Channel, Protocol):
         a group chat); the answer itself is still sent whole, through the outbox, afterwards."""
         ...
 
+    def shows_after(self) -> float:
+        """Seconds an answer is written before anything of it shows here (a preview's wait):
+        the answers of a model that is done sooner, as a rule, are not streamed here."""
+        ...
+
 
 class ChannelRegistry:
     """The channels of this process (`register`) and, among them, those bots are deployed to

@@ -106,6 +106,7 @@ class LlmError(Exception):
 # Where a streamed answer's text goes as it arrives (a turn's listener: the web page, a Slack
 # stream, a Telegram draft). Called on the event loop; it must not block.
 TextSink = Callable[[str], None]
+PACE_WEIGHT = 0.2  # how much a model's latest answer moves its pace (`answers_within`)
 
 
 class _BrokenStream(Exception):
@@ -184,6 +185,7 @@ class LlmGateway:
         self._sleep = sleep
         self._litellm: ModuleType | None = None
         self._moderation_clients: dict[tuple[str | None, str], Any] = {}
+        self._pace: dict[str, float] = {}  # model -> how long its answers take (moving mean)
 
     async def _lib(self) -> ModuleType:
         """litellm, imported on first use in a thread: the import takes seconds and must not
@@ -241,9 +243,25 @@ class LlmGateway:
             return LlmAnswer(
                 text=fallback, model=model, prompt_tokens=0, completion_tokens=0, cost_usd=0.0
             )
+        started = time.monotonic()
         if stream is not None and not tools:
-            return await self._streamed(model, messages, temperature, stream)
-        return await self._with_retries(model, messages, temperature, tools, tool_choice)
+            answer = await self._streamed(model, messages, temperature, stream)
+        else:
+            answer = await self._with_retries(model, messages, temperature, tools, tool_choice)
+        self._timed(model, time.monotonic() - started)
+        return answer
+
+    def _timed(self, model: str, seconds: float) -> None:
+        known = self._pace.get(model)
+        self._pace[model] = seconds if known is None else known + PACE_WEIGHT * (seconds - known)
+
+    def answers_within(self, model: str, seconds: float) -> bool:
+        """Whether `model`'s answers, as a rule, come whole in less than `seconds` (False until
+        it answered once here). A channel whose preview shows nothing for as long does not ask
+        for a stream of them: litellm's stream costs about 2.5 times the CPU of a whole answer,
+        for a preview that would never show."""
+        pace = self._pace.get(model)
+        return pace is not None and pace < seconds
 
     async def _streamed(
         self,

@@ -409,7 +409,17 @@ class Runtime:
         channel = self.channels.get(kind)
         if not channel.capabilities.streams:
             return None
-        return cast(StreamingChannel, channel).stream(message.address)
+        streaming = cast(StreamingChannel, channel)
+        model = self._live_model(address.deployment_id)
+        if model is not None and self.llm.answers_within(model, streaming.shows_after()):
+            return None  # done before its preview would show: asked for whole, at less cost
+        return streaming.stream(message.address)
+
+    def _live_model(self, deployment_id: str) -> str | None:
+        """The model of the deployment's live version, when it is cached (None: not known)."""
+        target = self._targets.get(deployment_id)
+        live = self._live.get((target.bot_id, target.env)) if target is not None else None
+        return live.spec.model if live is not None else None
 
     def heard(self, turn: LiveTurn) -> None:
         """Tell `turn_listeners` of a live turn answered and kept."""

@@ -22,6 +22,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import streams as streams_module
 from adapters.slack.render import blocks, fallback_text
 from adapters.slack.streams import SlackStreams
 from runtime.channel import (
@@ -193,6 +194,9 @@ class SlackChannel:
         except (SlackApiError, *_NETWORK) as exc:
             logger.warning("could not post thinking: %s", _failure(exc))
             return None
+
+    def shows_after(self) -> float:
+        return streams_module.STREAM_AFTER_S  # read now: tests shorten it
 
     def stream(self, address: Address) -> TextSink | None:
         """A generated bot's answer shown while it is written (`adapters.slack.streams`)."""

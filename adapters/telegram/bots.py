@@ -36,6 +36,7 @@ from typing import Any, ClassVar, TypeVar
 from fastapi import APIRouter, Request, Response
 from sqlmodel import select
 
+from adapters.telegram import drafts as drafts_module
 from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.drafts import Drafts
 from adapters.telegram.pacing import ChatPacer
@@ -269,6 +270,9 @@ class TelegramBots:
                 await bot.delete_webhook()
             except lib.exceptions.TelegramAPIError as exc:
                 logger.warning("deleteWebhook failed: %s", said(exc))
+
+    def shows_after(self) -> float:
+        return drafts_module.PREVIEW_AFTER_S  # read now: tests shorten it
 
     def stream(self, address: Address) -> TextSink | None:
         """The answer shown while it is written (`adapters.telegram.drafts`): a draft or an

@@ -186,6 +186,18 @@ async def test_a_streamed_answer_comes_word_by_word_with_its_usage_and_price(
     assert unpriced.cost_usd is None  # no price known for this model: unknown, never 0
 
 
+async def test_a_models_pace_is_learned_from_its_answers(llm: FakeLLM) -> None:
+    gw = gateway(llm.base_url)
+    assert not gw.answers_within(MODEL, 10.0)  # never asked: unknown
+    llm.reply("Hi.")
+    await ask(gw)
+    assert gw.answers_within(MODEL, 10.0) and not gw.answers_within("openai/other", 10.0)
+    for _ in range(3):
+        llm.reply("Hi.", delay_s=0.3)
+        await stream(gw)
+    assert not gw.answers_within(MODEL, 0.1)  # slower of late: a moving mean
+
+
 async def test_a_stream_without_usage_is_counted_by_litellm(llm: FakeLLM) -> None:
     llm.reply("Refunds take five days.", stream_usage=False)
     answer, pieces = await stream(gateway(llm.base_url), "openai/gpt-4o-mini")

@@ -65,6 +65,27 @@ async def test_a_quick_answer_is_sent_whole_with_nothing_before_it(
     assert _order(telegram, bot_token) == ["sendMessage"]
 
 
+async def test_a_model_that_answers_before_a_draft_would_show_is_not_streamed(
+    studio: Service, telegram: FakeTelegram, llm: FakeLLM
+) -> None:
+    """A stream costs litellm far more than a whole answer: once the bot's model is known to
+    answer in less than the drafts' wait, its answers are asked for whole; a model that turns
+    slow is streamed again."""
+    deployment, bot_token = await deploy(studio, telegram, model=MODEL)
+    secret = secret_of(telegram, bot_token)
+    for n, text in enumerate(("Yes.", "No.")):
+        llm.reply(text)
+        await send_update(studio, deployment, message_update(f"Q{n}?", chat_id=42), secret)
+        assert (await sent(telegram, bot_token, n + 1))[-1].body["text"] == text
+    assert [bool(c.body.get("stream")) for c in llm.calls[-2:]] == [True, False]
+    gateway = studio.app.state.core.runtime.llm
+    gateway._pace[MODEL] = PREVIEW_AFTER_S * 2  # as after slow answers
+    llm.reply(ANSWER, chunk_delay_s=0.01)
+    await send_update(studio, deployment, message_update("Q2?", chat_id=42), secret)
+    assert (await sent(telegram, bot_token, 3))[-1].body["text"] == ANSWER
+    assert llm.calls[-1].body.get("stream") is True
+
+
 async def test_groups_get_no_drafts(studio: Service, telegram: FakeTelegram, llm: FakeLLM) -> None:
     deployment, bot_token = await deploy(studio, telegram, model=MODEL)
     llm.reply(ANSWER, chunk_delay_s=0.05)
