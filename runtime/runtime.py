@@ -342,9 +342,13 @@ class Runtime:
         version is cached and has none (the hot path pays nothing then), True when unknown."""
         if deployment_id in self._builtins:
             return False
-        target = self._targets.get(deployment_id)
-        live = self._live.get((target.bot_id, target.env)) if target is not None else None
+        live = self._cached_live(deployment_id)
         return live is None or bool(live.spec.followups)
+
+    def _cached_live(self, deployment_id: str) -> LiveVersion | None:
+        """The deployment's live version, when it is cached (None: not known without a read)."""
+        target = self._targets.get(deployment_id)
+        return self._live.get((target.bot_id, target.env)) if target is not None else None
 
     async def accept(self, message: IncomingMessage) -> int | None:
         """Record an inbound message before the platform is acknowledged; None = a duplicate.
@@ -410,16 +414,10 @@ class Runtime:
         if not channel.capabilities.streams:
             return None
         streaming = cast(StreamingChannel, channel)
-        model = self._live_model(address.deployment_id)
-        if model is not None and self.llm.answers_within(model, streaming.shows_after()):
+        live = self._cached_live(address.deployment_id)
+        if live is not None and self.llm.answers_within(live.spec.model, streaming.shows_after()):
             return None  # done before its preview would show: asked for whole, at less cost
         return streaming.stream(message.address)
-
-    def _live_model(self, deployment_id: str) -> str | None:
-        """The model of the deployment's live version, when it is cached (None: not known)."""
-        target = self._targets.get(deployment_id)
-        live = self._live.get((target.bot_id, target.env)) if target is not None else None
-        return live.spec.model if live is not None else None
 
     def heard(self, turn: LiveTurn) -> None:
         """Tell `turn_listeners` of a live turn answered and kept."""
