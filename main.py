@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +19,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from adapters.mailbox import Mailbox
-    from adapters.slack.app import SlackAdapter
-    from adapters.telegram.bots import TelegramBots
-    from adapters.telegram.studio import TelegramStudio
+    from adapters.plugin import ChannelParts
+    from runtime.channel import ChannelRegistry
     from runtime.cipher import Cipher
     from runtime.runtime import Runtime
     from runtime.scheduler.leader import Leadership
@@ -55,27 +54,28 @@ class Services:
     mailbox: Mailbox
     secrets: SecretVault  # team secrets: the tool gateway's `SecretSource`
     scheduler: Scheduler
-    telegram: TelegramBots | None = None
-    telegram_studio: TelegramStudio | None = None
-    slack: SlackAdapter | None = None
+    parts: dict[str, ChannelParts]  # the channel plugins built here, by kind
     warming: asyncio.Task[None] | None = None  # imports for the first answers (see _warm_up)
+
+    def adapter(self, kind: str) -> Any:
+        """The adapter of the channel plugin `kind`, or None when it is off here."""
+        part = self.parts.get(kind)
+        return part.adapter if part is not None else None
 
     async def close(self) -> None:
         """Take no more work, finish what was accepted, then let go of connections."""
-        for poller in (self.telegram, self.telegram_studio):
-            if poller is not None:
-                await poller.stop_polling()
-        if self.slack is not None:
-            await self.slack.finish()
+        for part in self.parts.values():
+            if part.stop is not None:
+                await part.stop()
         await self.scheduler.stop()
         await self.studio.drain(grace_s=SHUTDOWN_GRACE_S)
         await self.runtime.drain()
         from runtime.llm import stop_litellm_logging
 
         await stop_litellm_logging()
-        for adapter in (self.slack, self.telegram, self.telegram_studio):
-            if adapter is not None:
-                await adapter.close()
+        for part in self.parts.values():
+            if part.close is not None:
+                await part.close()
         if self.runtime.knowledge is not None:
             await self.runtime.knowledge.close()
         if self.runtime.runner.tools is not None:
@@ -131,7 +131,6 @@ def _tools(settings: Settings, secrets: SecretVault) -> ToolGateway:
 async def build_services(settings: Settings) -> Services:
     """Open and migrate the database and wire the runtime, the channels and the operations."""
     from adapters.mailbox import Mailbox
-    from adapters.web.channel import WebChannel
     from runtime.channel import ChannelRegistry
     from runtime.cipher import Cipher
     from runtime.knowledge.embedder import make_embedder
@@ -144,6 +143,7 @@ async def build_services(settings: Settings) -> Services:
     from runtime.turn.budget import BudgetStep
     from runtime.turn.guardrails import GuardrailStep
     from runtime.turn.handoff import relay_to_people
+    from runtime.voice import VoiceGateway
     from storage.database import Database
     from storage.migrate import migrate
     from studio.address import STUDIO_DEPLOYMENT
@@ -156,7 +156,6 @@ async def build_services(settings: Settings) -> Services:
     await migrate(db)
     secrets = SecretVault(db, cipher)
     channels = ChannelRegistry()
-    channels.offer(WebChannel(settings.public_url))
     mailbox = Mailbox(db)
     channels.register(mailbox)
     policy = RetryPolicy(
@@ -170,7 +169,17 @@ async def build_services(settings: Settings) -> Services:
         allow_private_urls=settings.allow_private_urls,
     )
     runtime = Runtime(
-        db=db, llm=llm, channels=channels, knowledge=knowledge, tools=_tools(settings, secrets)
+        db=db,
+        llm=llm,
+        channels=channels,
+        knowledge=knowledge,
+        tools=_tools(settings, secrets),
+        voice=VoiceGateway(
+            stt_model=settings.stt_model,
+            tts_model=settings.tts_model,
+            api_base=settings.llm_api_base,
+            policy=policy,
+        ),
     )
     if settings.otel_endpoint:
         from runtime.otel import SERVICE_NAME, TurnSpans, otlp_exporter
@@ -195,50 +204,9 @@ async def build_services(settings: Settings) -> Services:
         GuardrailStep(),
         BudgetStep(db=db, notifier=StudioBudgetNotifier(db=db, tell=studio.tell_leaders)),
     )
-    slack = None
-    if settings.slack_enabled:
-        from adapters.slack.app import SlackAdapter
-
-        assert settings.slack_bot_token and settings.slack_signing_secret
-        slack = SlackAdapter(
-            token=settings.slack_bot_token,
-            signing_secret=settings.slack_signing_secret,
-            api_url=settings.slack_api_url,
-            owners=settings.slack_owner_ids,
-            runtime=runtime,
-            members=studio.members,
-            cipher=cipher,
-        )
-        channels.offer(slack.channel)
-        runtime.handoffs.add_rooms(slack.rooms)
-    else:
-        channels.offer_off("slack", "Slack", missing=settings.slack_missing)
-    from adapters.telegram.bots import TelegramBots
-
-    telegram = TelegramBots(
-        runtime=runtime,
-        cipher=cipher,
-        api_url=settings.telegram_api_url,
-        public_url=settings.public_url,
+    parts = _build_channels(
+        settings, channels=channels, runtime=runtime, cipher=cipher, studio=studio
     )
-    telegram.on_revoked = studio.deployment_broken
-    channels.offer(telegram)
-    telegram_studio = None
-    if settings.telegram_builder_token:
-        from adapters.telegram.studio import TelegramStudio
-
-        telegram_studio = TelegramStudio(
-            token=settings.telegram_builder_token,
-            api_url=settings.telegram_api_url,
-            public_url=settings.public_url,
-            open_signup=settings.telegram_open_signup,
-            runtime=runtime,
-            members=studio.members,
-            cipher=cipher,
-        )
-        channels.register(telegram_studio)
-        studio.telegram_bot_link = telegram_studio.new_bot_link
-        runtime.handoffs.add_rooms(telegram_studio.rooms)
     return Services(
         settings=settings,
         db=db,
@@ -249,10 +217,47 @@ async def build_services(settings: Settings) -> Services:
         mailbox=mailbox,
         secrets=secrets,
         scheduler=scheduler,
-        telegram=telegram,
-        telegram_studio=telegram_studio,
-        slack=slack,
+        parts=parts,
     )
+
+
+def _build_channels(
+    settings: Settings,
+    *,
+    channels: ChannelRegistry,
+    runtime: Runtime,
+    cipher: Cipher,
+    studio: Studio,
+) -> dict[str, ChannelParts]:
+    """Every channel plugin whose settings are complete, built and registered (bots may be
+    deployed to it, its people may take handoffs); the Studio learns which settings turn on
+    the others."""
+    from pydantic import ValidationError
+
+    from adapters.channels import CHANNELS
+    from adapters.plugin import PluginContext
+    from studio.settings import describe_invalid
+
+    context = PluginContext(settings=settings, runtime=runtime, cipher=cipher, studio=studio)
+    parts: dict[str, ChannelParts] = {}
+    for plugin in CHANNELS:
+        missing = plugin.missing(settings)
+        if missing:
+            if plugin.deployable:
+                channels.offer_off(plugin.kind, plugin.title, missing=missing)
+            continue
+        try:
+            part = plugin.build(context)
+        except ValidationError as exc:  # its settings section
+            raise StartupError(f"{plugin.title}: {describe_invalid(exc)}") from None
+        if part.deployable is not None:
+            channels.offer(part.deployable)
+        for front in part.fronts:
+            channels.register(front)
+        for rooms in part.rooms:
+            runtime.handoffs.add_rooms(rooms)
+        parts[plugin.kind] = part
+    return parts
 
 
 def _leadership(db: Database) -> Leadership:
@@ -295,10 +300,9 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         await services.studio.evals.fail_unfinished()
         sweeping = asyncio.create_task(_collect_orphans(services))
         services.warming = asyncio.create_task(_warm_up(services))
-        if services.telegram is not None:
-            await services.telegram.start()
-        if services.telegram_studio is not None:
-            services.telegram_studio.start()  # in the background: /healthz never waits on it
+        for part in services.parts.values():
+            if part.start is not None:
+                await part.start()
         housekeeping = asyncio.create_task(
             services.runtime.housekeeping(
                 also=(services.mailbox.expire, confirmations.expire, studio_threads.expire),
@@ -331,24 +335,23 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             services.warming.cancel()
             await services.close()
 
-    app = create_app(lifespan)
+    from adapters.channels import CHANNELS
+
+    on = [plugin for plugin in CHANNELS if not plugin.missing(settings)]
+    app = create_app(
+        lifespan,
+        channel_routes=[routes for plugin in on if (routes := plugin.routes()) is not None],
+        body_limits=[limit for plugin in CHANNELS for limit in plugin.body_limits],
+    )
     app.router.routes.append(mcp.route())
-    from adapters.telegram.bots import router as telegram_router
-    from adapters.telegram.studio import router as telegram_studio_router
-
-    app.include_router(telegram_router())
-    app.include_router(telegram_studio_router())
-    if settings.slack_enabled:
-        from adapters.slack.app import router as slack_router
-
-        app.include_router(slack_router())
     return app
 
 
 async def _warm_up(services: Services) -> None:
     """Import what the first answers after a start will need while nothing is asked yet (each
-    import takes seconds): litellm when a deployed version uses a provider's model, aiogram when
-    bots are deployed to Telegram (in polling mode the pollers load it anyway)."""
+    import takes seconds): litellm when a deployed version uses a provider's model, and a
+    channel's library when bots are deployed to it (Telegram's aiogram; in polling mode the
+    pollers load it anyway)."""
     import logging
 
     from builders.spec import OFFLINE_MODEL
@@ -357,11 +360,13 @@ async def _warm_up(services: Services) -> None:
     try:
         async with services.db.read() as session:
             live = await DeploymentRepository(session).live_sample(limit=200)
-        work = []
+        work: list[Awaitable[None]] = []
         if any(model not in (None, OFFLINE_MODEL) for _, model in live):
             work.append(services.runtime.llm.warm())
-        if services.telegram is not None and any(channel == "telegram" for channel, _ in live):
-            work.append(services.telegram.warm())
+        deployed = {channel for channel, _ in live}
+        for kind, part in services.parts.items():
+            if part.warm is not None and kind in deployed:
+                work.append(part.warm())
         await asyncio.gather(*work)
         if work:  # they made most of the lasting objects (see runtime.memory)
             from runtime.memory import freeze_long_lived

@@ -81,8 +81,10 @@ async def main(data: Path, api_url: str, token: str, rate: float, count: int) ->
                 ],
             )
         inserted_s = time.perf_counter() - started
-        assert services.telegram is not None
-        await services.telegram.warm()  # aiogram imported, as in a service that has answered
+        assert services.adapter("telegram") is not None
+        await services.adapter(
+            "telegram"
+        ).warm()  # aiogram imported, as in a service that has answered
         due = next_fire(CRON, "UTC", datetime.now(UTC))
         assert due is not None
         gc.collect()

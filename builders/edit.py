@@ -15,14 +15,21 @@ SETTABLE_FIELDS = (
     "fallback",
     "description",
     "history",
+    "voice",
 )
 _NUMERIC = {"temperature": float, "history": int}
+_SWITCHES = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
 
 
-def coerce_field(field: str, raw: str) -> str | int | float:
+def coerce_field(field: str, raw: str) -> str | int | float | bool:
     """Turn the text a person typed into the field's type, or raise `SpecError`."""
     if field not in SETTABLE_FIELDS:
         raise SpecError([f"{field}: unknown field; you can set {', '.join(SETTABLE_FIELDS)}"])
+    if field == "voice":
+        switch = _SWITCHES.get(raw.strip().lower())
+        if switch is None:
+            raise SpecError([f"voice: say on or off, not '{raw[:30]}'"])
+        return switch
     kind = _NUMERIC.get(field)
     if kind is None:
         return raw

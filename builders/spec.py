@@ -461,6 +461,9 @@ class BotSpec(_Model):
     followups: Annotated[list[FollowUp], Field(max_length=MAX_FOLLOWUPS)] = Field(
         default_factory=list, exclude_if=lambda value: not value
     )
+    # A voice note is answered with a voice note (spoken with the service's STUDIO_TTS_MODEL);
+    # off: in text, as everything else.
+    voice: bool = Field(default=False, exclude_if=lambda value: not value)
 
     @field_validator("name")
     @classmethod

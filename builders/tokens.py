@@ -11,7 +11,9 @@ import re
 BOT_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(\d{5,12}):[A-Za-z0-9_-]{30,64}(?![A-Za-z0-9_-])")
 # Slack bot, user, app-level and refreshable tokens.
 SLACK_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(?:xox[bpe]|xapp)-[A-Za-z0-9-]{10,}")
-TOKENS = (BOT_TOKEN, SLACK_TOKEN)
+# Meta's access tokens (WhatsApp Cloud API, Messenger page tokens).
+META_TOKEN = re.compile(r"(?<![A-Za-z0-9])EAA[A-Za-z0-9]{40,}(?![A-Za-z0-9])")
+TOKENS = (BOT_TOKEN, SLACK_TOKEN, META_TOKEN)
 TOKEN_REFUSAL = "that looks like a bot token: secrets are never stored in a bot's text"
 REDACTED = "[token removed]"
 # `/secret set NAME VALUE`, also as Telegram's `/secret@Bot`, after a Slack mention, `/studio`

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 from runtime.llm import TextSink
-from runtime.messages import Address, OutgoingMessage
+from runtime.messages import Address, FileRef, OutgoingMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,9 @@ class Capabilities:
     broadcast_per_s: float | None = None
     # It shows an answer while it is written (`StreamingChannel.stream`).
     streams: bool = False
+    # The platform reports what became of each sent message (delivered, read, failed): sends
+    # are kept by their `SendReceipt.platform_id` so that the reports find them.
+    receipts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +94,22 @@ class Secret:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """A setting of a deployment that is no secret (`/deploy BOT KIND TARGET name=value`; REST
+    takes it under `name`)."""
+
+    name: str  # "template"
+    label: str  # what it does, for `/help deploy` and a refusal
+
+
+@dataclass(frozen=True, slots=True)
 class DeployForm:
     """What `/deploy BOT KIND` needs from the person deploying."""
 
     target: Literal["none", "optional", "required"] = "none"
     target_hint: str = ""  # said when a required target is missing
     secrets: tuple[Secret, ...] = ()
+    options: tuple[Option, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +130,19 @@ class DeployableChannel(Channel, Protocol):
     title: ClassVar[str]  # "Slack", "Telegram", "the web"
     form: ClassVar[DeployForm]
 
-    def plan(self, *, target: str | None, secrets: Mapping[str, str]) -> DeployPlan:
+    def plan(
+        self, *, target: str | None, secrets: Mapping[str, str], options: Mapping[str, str]
+    ) -> DeployPlan:
         """The deployment for what was given (`DeployInputError`: what to fix)."""
         ...
 
     def link(self, deployment_id: str, stored: str | None) -> str | None:
         """Where people find the deployment; `stored` is what its `setup` returned."""
+        ...
+
+    def details(self, deployment_id: str) -> Mapping[str, str]:
+        """What the person deploying copies into the platform's own settings (a webhook URL,
+        a verify token), by its REST name; empty when there is nothing to copy."""
         ...
 
 
@@ -142,6 +162,15 @@ class ChannelOffError(UnknownChannelError):
     def __init__(self, offer: ChannelOffer) -> None:
         super().__init__(offer.kind)
         self.offer = offer
+
+
+@runtime_checkable
+class AudioSource(Protocol):
+    """A channel that hands over the bytes of a file a person sent (a voice note to hear)."""
+
+    async def download(self, deployment_id: str, file: FileRef) -> bytes:
+        """`SendError` (permanent unless another attempt may work) when it cannot."""
+        ...
 
 
 class StreamingChannel(Channel, Protocol):
@@ -193,9 +222,12 @@ class ChannelRegistry:
         return offer.channel
 
     def title(self, kind: str) -> str:
-        """How people call the channel `kind` ("Slack"); its kind if it is not offered."""
+        """How people call the channel `kind` ("Slack"); its kind if it has no title."""
         offer = self._offers.get(kind)
-        return offer.title if offer is not None else kind
+        if offer is not None:
+            return offer.title
+        title = getattr(self._channels.get(kind), "title", None)  # a deployable one, registered
+        return title if isinstance(title, str) else kind
 
     def has(self, kind: str) -> bool:
         return kind in self._channels

@@ -45,7 +45,6 @@ HANDOFF_DESK = "handoff"  # the built-in deployment (and the channel) of the tea
 TRANSCRIPT_MESSAGES = 10  # recent messages shown in the first post
 _QUOTE_CHARS = 300
 _WATCH_EVERY_S = 30.0
-_WHERE = {"web": "the web chat", "slack": "Slack", "telegram": "Telegram"}
 NOBODY_CAME = "Sorry, nobody from the team could answer in time. I'm here again if I can help."
 Key = tuple[str, str]  # (deployment id, conversation key)
 # Why a handoff ended (`studio_handoffs_total`'s event): a person gave it back, nobody answered
@@ -160,7 +159,7 @@ class HandoffDesk:
         text = _announcement(
             bot=bot,
             who=_who(address, ctx),
-            where=_WHERE.get(address.channel, address.channel),
+            where=self.runtime.channels.title(address.channel),
             reason=reason,
             transcript=[*ctx.history, ChatMessage("user", ctx.text)],
             hint=rooms.hint,

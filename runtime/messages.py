@@ -38,6 +38,8 @@ class FileRef(_Value):
     url: str | None = None
     size: int | None = None
     mime: str | None = None
+    # Speech (a voice note, an audio message): heard as words (`runtime.hearing`), not read.
+    voice: bool = False
 
 
 class Button(_Value):
@@ -114,6 +116,9 @@ class IncomingMessage(_Value):
     files: tuple[FileRef, ...] = ()
     action: str | None = None
     dedupe_key: str | None = None
+    # `text` is what a voice note of this many seconds said (`runtime.hearing`); None: typed,
+    # or a length the speech-to-text provider did not report.
+    voice_s: float | None = None
     raw: dict[str, Any] = ModelField(default_factory=dict, exclude=True, repr=False)
 
 

@@ -170,13 +170,14 @@ def turn_records(
     latency_ms: float,
     arm: Arm | None = None,
     ctx: TurnContext,
+    said_parts: list[dict[str, Any]] | None = None,
 ) -> list[TurnRecord]:
     """The two stored messages of a turn. A failed turn marks both, and so does a turn a guard
     answered (`blocked: NAME`): neither is history for the next turn. The answer keeps the
     turn's tool calls (time, outcome, size) as its parts, the A/B arm that answered and the
-    turn's trace."""
+    turn's trace; the end user's message keeps `said_parts` (a voice note's length)."""
     error = output.error or (f"blocked: {output.blocked}" if output.blocked else None)
-    said = TurnRecord(role="user", text=text, version=version, error=error)
+    said = TurnRecord(role="user", text=text, version=version, error=error, parts=said_parts)
     if output.silent:
         return [said]
     return [

@@ -29,6 +29,7 @@ from runtime.channel import ChannelRegistry, SendError, StreamingChannel, Unknow
 from runtime.conversation_cache import ConversationCache, ConversationState
 from runtime.feedback import Ratings
 from runtime.handoff_desk import HANDOFF_DESK, HandoffDesk
+from runtime.hearing import hear, heard, spoken, voice_note
 from runtime.llm import ChatMessage, LlmGateway, TextSink
 from runtime.locks import ConversationLocks, LocalConversationLocks
 from runtime.messages import Address, IncomingMessage, OutgoingMessage, Reply
@@ -39,6 +40,7 @@ from runtime.pipeline import CompiledBot, TurnContext, TurnOutput, compile_spec,
 from runtime.turn.runner import BotRunner
 from storage import abtests as ab_store
 from storage import conversations as conv_store
+from storage import deliveries
 from storage import inbox as inbox_store
 from storage import participants as participant_store
 from storage import schedules as schedule_store
@@ -50,6 +52,7 @@ from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer, utcn
 if TYPE_CHECKING:
     from runtime.knowledge.gateway import KnowledgeGateway
     from runtime.tools.gateway import ToolGateway
+    from runtime.voice import VoiceGateway
 
 _R = TypeVar("_R")
 logger = logging.getLogger(__name__)
@@ -146,9 +149,11 @@ class Runtime:
         knowledge: KnowledgeGateway | None = None,
         recovery_concurrency: int = RECOVERY_CONCURRENCY,
         tools: ToolGateway | None = None,
+        voice: VoiceGateway | None = None,
     ) -> None:
         self.db = db
         self.llm = llm
+        self.voice = voice  # voice notes heard (`runtime.hearing`); None: text only
         self.knowledge = knowledge
         self.channels = channels
         self.locks: ConversationLocks = locks or LocalConversationLocks()
@@ -417,6 +422,8 @@ class Runtime:
         live = self._cached_live(address.deployment_id)
         if live is not None and self.llm.answers_within(live.spec.model, streaming.shows_after()):
             return None  # done before its preview would show: asked for whole, at less cost
+        if live is not None and live.spec.voice and voice_note(message) is not None:
+            return None  # answered by voice: a preview of its words would be a second answer
         return streaming.stream(message.address)
 
     def heard(self, turn: LiveTurn) -> None:
@@ -454,6 +461,25 @@ class Runtime:
         except SendError as exc:
             logger.info("a status message was not shown: %s", exc)
             return None
+
+    async def report_delivery(
+        self, *, deployment_id: str, platform_id: str, status: str, error: str | None = None
+    ) -> bool:
+        """What the platform says became of a message it sent (`storage.deliveries.STATUSES`);
+        False when this deployment sent no such message (nothing is recorded)."""
+        for attempt in (1, 2):
+            async with self.db.write_conn() as conn:
+                known = await deliveries.report(
+                    conn,
+                    deployment_id=deployment_id,
+                    platform_id=platform_id,
+                    status=status,
+                    error=error,
+                )
+            if known or attempt == 2:
+                return known
+            await self.writes.flush()  # a report may outrun the batched write of the send
+        raise AssertionError("unreachable")
 
     async def revise(self, message: OutgoingMessage, platform_id: str) -> None:
         """Replace a status shown with `show` (best effort, like the status itself)."""
@@ -499,7 +525,7 @@ class Runtime:
 
         def expire(conn: Connection) -> None:
             now = utcnow()
-            for job in (inbox_store.expire, *also):
+            for job in (inbox_store.expire, deliveries.expire, *also):
                 job(conn, before=now - keep)
             for job, kept in kept_longer:
                 job(conn, before=now - kept)
@@ -556,8 +582,15 @@ class Runtime:
                 )
 
             await self.writes.run(cancel)
+        note = voice_note(message)
+        if note is not None:
+            heard = await hear(message, note, voice=self.voice, channels=self.channels)
+            if heard.message is None:
+                reply = OutgoingMessage(address=address, text=heard.reply, reply_to=address.thread)
+                return await self._finish(inbox_id, [reply], error=heard.error, version=live.number)
+            message = heard.message
         text = message.text.strip()
-        if not text:  # a photo, a voice note, a file: bots read text only, for now
+        if not text:  # a photo, a file: bots read text only, for now
             reply = OutgoingMessage(address=address, text=TEXT_ONLY, reply_to=address.thread)
             return await self._finish(inbox_id, [reply], error=None, version=live.number)
         if text in (START_COMMAND, RESET_COMMAND):
@@ -692,9 +725,13 @@ class Runtime:
         kind = message.address.channel
         error: str | None = None
         ref: str | None = None
+        receipt: str | None = None  # the platform's id, kept where it reports on the message
         for attempt in range(1, _SEND_ATTEMPTS + 1):
             try:
-                ref = (await self.channels.get(kind).send(message)).ref
+                port = self.channels.get(kind)
+                sent = await port.send(message)
+                ref = sent.ref
+                receipt = sent.platform_id if port.capabilities.receipts else None
                 error = None
                 break
             except UnknownChannelError:
@@ -721,6 +758,13 @@ class Runtime:
 
         def mark(conn: Connection) -> None:
             inbox_store.mark_outbound(conn, outbox_id, status=status, error=error)
+            if receipt is not None and error is None:
+                deliveries.remember(
+                    conn,
+                    deployment_id=message.address.deployment_id,
+                    platform_id=receipt,
+                    outbox_id=outbox_id,
+                )
 
         await self.writes.run(mark)
         SENDS.labels(kind, "failed" if error else "ok").inc()
@@ -785,8 +829,17 @@ class _LiveSession:
         runtime, address, target = self.runtime, self.message.address, self.target
         state = self.state or await runtime.conversations.load(self._key, ctx.spec.history)
         reply = OutgoingMessage(address=address, text=output.reply, reply_to=address.thread)
+        if ctx.spec.voice and heard(self.message) and not (output.error or output.silent):
+            reply = await spoken(reply, voice=runtime.voice)
+        voice_s = self.message.voice_s
         records = turn_records(
-            text, output, version=self.version, latency_ms=latency_ms, arm=self.arm, ctx=ctx
+            text,
+            output,
+            version=self.version,
+            latency_ms=latency_ms,
+            arm=self.arm,
+            ctx=ctx,
+            said_parts=None if voice_s is None else [{"type": "voice", "duration_s": voice_s}],
         )
         new = None
         if state.id is None:

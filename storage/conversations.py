@@ -421,8 +421,18 @@ class StoredMessage:
     cost_usd: float | None
     error: str | None
     variant: str | None
+    parts: list[dict[str, Any]] | None  # a tool call's record, a voice note's length
     ratings_up: int
     ratings_down: int
+
+    @property
+    def voice_s(self) -> float | None:
+        """The length of the voice note an end user's message was heard from (None: typed)."""
+        for part in self.parts or []:
+            if isinstance(part, dict) and part.get("type") == "voice":
+                seconds = part.get("duration_s")
+                return float(seconds) if isinstance(seconds, int | float) else None
+        return None
 
 
 async def conversation_head(
@@ -455,6 +465,7 @@ async def conversation_messages(
             _msg.c.cost_usd,
             _msg.c.error,
             _msg.c.variant,
+            _msg.c.parts,
             ups.correlate(_msg).scalar_subquery(),
             downs.correlate(_msg).scalar_subquery(),
         )

@@ -625,3 +625,15 @@ class AbTest(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     ended_by: str | None = Field(default=None, max_length=200)
     end_reason: str | None = Field(default=None, max_length=300)
+
+
+class Delivery(SQLModel, table=True):
+    """What the platform reported of a message sent on a channel with receipts (WhatsApp: sent,
+    delivered, read, failed), by the id the platform gave it."""
+
+    deployment_id: str = Field(primary_key=True, max_length=40)
+    platform_id: str = Field(primary_key=True, max_length=200)
+    outbox_id: int | None = None
+    status: str = Field(default="sent", max_length=16)
+    error: str | None = Field(default=None, max_length=500)
+    updated_at: datetime = _ts()

@@ -35,10 +35,12 @@ from builders.spec import (
 from runtime.participant import MAX_VALUE_CHARS
 
 Env = Literal["staging", "production"]
-ChannelName = Literal["web", "slack", "telegram"]
+# A channel's kind ("web", "slack", "whatsapp"): which exist here is the channel registry's to
+# say (an unknown one is refused with the list), not this file's.
+ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,19}$")]
 Period = Literal["24h", "7d", "30d"]
 SettableField = Literal[
-    "prompt", "model", "temperature", "greeting", "fallback", "description", "history"
+    "prompt", "model", "temperature", "greeting", "fallback", "description", "history", "voice"
 ]
 ExpectKind = Literal["contains", "regex", "judge", "step"]
 RoleName = Literal["owner", "admin", "editor", "viewer"]
@@ -98,7 +100,7 @@ class SetField(Command):
     usage: ClassVar[str] = "/set BOT FIELD VALUE"
     summary: ClassVar[str] = (
         "change one field of the draft: prompt, model, temperature, greeting, fallback, "
-        "description or history"
+        "description, history or voice (on: voice notes are answered by voice)"
     )
     bot: BotName | None = None
     field: SettableField
@@ -349,14 +351,23 @@ class Rollback(Command):
 
 class Deploy(Command):
     name: ClassVar[str] = "deploy"
-    usage: ClassVar[str] = "/deploy BOT slack|telegram|web [TARGET] [--env staging|production]"
+    usage: ClassVar[str] = "/deploy BOT CHANNEL [TARGET] [NAME=VALUE ...] [--env ENV]"
     summary: ClassVar[str] = (
-        "put an environment of the bot (default production) on a channel; web gives a chat URL"
+        "put an environment of the bot (default production) on a channel; the web gives a chat "
+        "URL; tokens and secrets are asked for privately"
     )
     bot: BotName | None = None
     channel: ChannelName
     target: Annotated[str, StringConstraints(max_length=200)] | None = None
     env: Env = "production"
+    # A channel's settings that are no secret (WhatsApp: template=NAME[:LANG]).
+    options: Annotated[
+        dict[
+            Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,30}$")],
+            Annotated[str, StringConstraints(max_length=200)],
+        ],
+        Field(max_length=10),
+    ] = {}
 
 
 class ListDeployments(Command):

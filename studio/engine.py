@@ -12,13 +12,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from builders.spec import OFFLINE_MODEL, BotSpec
 from builders.tokens import REDACTED, TOKEN_REFUSAL, redact_studio_input
-from runtime.channel import SendError
+from runtime.channel import DeployForm, SendError
 from runtime.evaluation.online import OnlineEvaluator
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from runtime.llm import LlmError, LlmGateway
@@ -35,7 +35,14 @@ from runtime.secrets import SecretVault
 from runtime.tasks import settle
 from studio import presenters
 from studio.abtests import ABTEST_COMMANDS, AbTestFeature
-from studio.address import PULL_CHANNEL, SLACK, TELEGRAM_STUDIO, studio_address, team_of
+from studio.address import (
+    PULL_CHANNEL,
+    SLACK,
+    TELEGRAM,
+    TELEGRAM_STUDIO,
+    studio_address,
+    team_of,
+)
 from studio.bot_tests import BotTests, PreparedRun
 from studio.commands import (
     COMMANDS,
@@ -215,6 +222,7 @@ class Studio:
             confirmations=self.confirmations,
             cipher=ops.cipher,
         )
+        self.secrets.on_value[_DEPLOY_SECRET] = self._deploy_secret_given
         self._jobs: set[asyncio.Task[None]] = set()
         # The Studio's Telegram bot's t.me/newbot link for a bot, when Telegram lets it manage
         # bots (set by the composition root; None: only a pasted token deploys to Telegram).
@@ -309,7 +317,8 @@ class Studio:
             return [
                 Answer(
                     f"{TOKEN_REFUSAL[0].upper()}{TOKEN_REFUSAL[1:]}. Nothing was changed; to put "
-                    "a bot on Telegram, say /deploy BOT telegram and I'll ask for its token."
+                    "a bot on a channel, say /deploy BOT CHANNEL and I'll ask for its token "
+                    "privately."
                 )
             ]
         if message.files:  # from the platforms that can send files (Slack, Telegram)
@@ -323,7 +332,7 @@ class Studio:
             return [Answer(f"That message is too long: at most {MAX_INPUT_CHARS} characters.")]
         bots = await self.ops.bot_names(turn.caller)
         try:
-            command = parse(text, bots=bots)
+            command = parse(text, bots=bots, channels=self.runtime.channels.offered())
         except GrammarError as exc:
             return [Answer(exc.message)]
         if command is not None:
@@ -340,7 +349,8 @@ class Studio:
         if action.startswith(TOKEN_PREFIX):
             return await self._hand_over(turn, action.removeprefix(TOKEN_PREFIX))
         if action.startswith(SECRET_PREFIX):
-            return [await self.secrets.hand_over(turn.caller, action.removeprefix(SECRET_PREFIX))]
+            handed = action.removeprefix(SECRET_PREFIX)
+            return [await self.secrets.hand_over(turn.caller, handed, turn.message.address)]
         form = secret_form(action)
         if form is not None:
             return [self.secrets.form_clicked(form[1])]
@@ -804,10 +814,11 @@ class Studio:
         marked = await self.ops.mark_broken(deployment_id, reason)
         if marked is None:
             return
-        team_id, bot = marked
+        team_id, bot, channel = marked
+        title = self.runtime.channels.title(channel)
         text = (
-            f"*{bot}* stopped answering on Telegram: {reason} (deployment `{deployment_id}`). "
-            f"Deploy it again with a new token: `/deploy {bot} telegram`."
+            f"*{bot}* stopped answering on {title}: {reason} (deployment `{deployment_id}`). "
+            f"Deploy it again with new credentials: `/deploy {bot} {channel}`."
         )
         await self.tell_leaders(team_id, text)
 
@@ -913,22 +924,95 @@ class Studio:
     async def _deploy(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Deploy)
         bot = turn.bot(command.bot)
-        if command.channel == "telegram":
+        form = await self.ops.deploy_form(
+            turn.caller,
+            bot,
+            channel=command.channel,
+            env=command.env,
+            target=command.target,
+            options=command.options,
+        )
+        if command.channel == TELEGRAM:  # the Studio's Telegram bot can make one (managed bots)
             return [await self._ask_token(turn, bot, command.env)]
+        if form.secrets:
+            args = {
+                "bot": bot,
+                "channel": command.channel,
+                "env": command.env,
+                "target": command.target,
+                "options": command.options,
+                "given": {},
+            }
+            turn.current = bot
+            return [await self._ask_deploy_secret(turn.caller, turn.message.address, args, form)]
         view = await self.ops.deploy(
-            turn.caller, bot, channel=command.channel, env=command.env, target=command.target
+            turn.caller,
+            bot,
+            channel=command.channel,
+            env=command.env,
+            target=command.target,
+            options=command.options,
         )
         return [presenters.deployed(view)]
+
+    async def _ask_deploy_secret(
+        self, caller: Caller, address: Address, args: dict[str, Any], form: DeployForm
+    ) -> Answer:
+        """Ask privately for the next secret the deployment needs (`args["given"]` holds
+        those given so far, sealed); `_deploy_secret_given` takes it."""
+        secret = next(s for s in form.secrets if s.name not in args["given"])
+        bot, channel = args["bot"], args["channel"]
+        title = self.runtime.channels.title(channel)
+        names = ", ".join(f'"{s.name}": "..."' for s in form.secrets)
+        target = f'"target": "{args["target"]}", ' if args.get("target") else ""
+        return await self.secrets.ask_privately(
+            caller,
+            address,
+            command={"type": _DEPLOY_SECRET, "args": {**args, "name": secret.name}},
+            what=f"{secret.label} to put *{bot}* on {title}",
+            form_name=secret.label,
+            elsewhere=(
+                f"POST /api/v1/bots/{bot}/deployments with "
+                f'{{"channel": "{channel}", {target}{names}}}'
+            ),
+            retry=_deploy_again(args),
+        )
+
+    async def _deploy_secret_given(
+        self, caller: Caller, args: dict[str, Any], value: str, address: Address
+    ) -> Answer:
+        """A secret a deployment asked for arrived privately: ask for the next, or deploy."""
+        sealed = self.ops.cipher.encrypt(value).decode()
+        given = {**dict(args.get("given") or {}), str(args.get("name")): sealed}
+        args = {**args, "given": given}
+        bot, channel, env = str(args["bot"]), str(args["channel"]), str(args["env"])
+        target, options = args.get("target"), dict(args.get("options") or {})
+        try:
+            form = await self.ops.deploy_form(
+                caller, bot, channel=channel, env=env, target=target, options=options
+            )
+            if any(s.name not in given for s in form.secrets):
+                return await self._ask_deploy_secret(caller, address, args, form)
+            secrets = {name: self.ops.cipher.decrypt(v.encode()) for name, v in given.items()}
+            view = await self.ops.deploy(
+                caller,
+                bot,
+                channel=channel,
+                env=env,
+                target=target,
+                secrets=secrets,
+                options=options,
+            )
+        except OperationError as exc:
+            return Answer(
+                f"{exc.message.rstrip('.')}. Nothing was deployed; {_deploy_again(args)} to retry."
+            )
+        return presenters.deployed(view)
 
     async def _ask_token(self, turn: Turn, bot: str, env: str) -> Answer:
         """A Telegram deployment needs the bot's BotFather token: ask for it where it can be
         given privately (the Studio's Telegram DM, a Slack form), then wait for it."""
         caller = turn.caller
-        caller.require(Role.ADMIN, "Deploying")
-        view = await self.ops.get_bot(caller, bot)
-        if env not in view.environments:
-            step = "staging" if env == "staging" else "staging, then to production"
-            raise InvalidError(f"{bot} has no {env} version yet: promote it to {step} first")
         front = turn.message.address.channel
         if front not in (TELEGRAM_STUDIO, SLACK):
             raise NotAvailableError(
@@ -1159,6 +1243,18 @@ async def _with_chart(answer: Answer, series: StatsSeries) -> Answer:
     png = await stats_chart(series)
     name = f"{series.bot}-stats-{series.period}.png"
     return replace(answer, file=Attachment(name=name, mime="image/png", data=png))
+
+
+_DEPLOY_SECRET = "DeploySecret"  # a privately asked value: a secret a deployment needs
+
+
+def _deploy_again(args: dict[str, Any]) -> str:
+    """The `/deploy` that asks for a deployment again (what was given, never its secrets)."""
+    words = ["/deploy", str(args["bot"]), str(args["channel"])]
+    words += [str(args["target"])] if args.get("target") else []
+    words += [f"{name}={value}" for name, value in dict(args.get("options") or {}).items()]
+    words += ["--env staging"] if args.get("env") == "staging" else []
+    return " ".join(words)
 
 
 def _expected(facts: dict[str, int]) -> Expected:

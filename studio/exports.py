@@ -59,6 +59,7 @@ MESSAGE_FIELDS = (
     "error",
     "ratings_up",
     "ratings_down",
+    "voice_s",
 )
 CSV_COLUMNS = ("conversation_id", *CONVERSATION_FIELDS[1:], "message_id", *MESSAGE_FIELDS[1:])
 
@@ -207,6 +208,7 @@ def _message(row: ExportedMessage) -> tuple[Any, ...]:
         m.error,
         m.ratings_up,
         m.ratings_down,
+        m.voice_s,
     )
 
 

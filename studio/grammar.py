@@ -42,7 +42,6 @@ from studio.commands import (
     AbTestStop,
     BudgetSet,
     BudgetShow,
-    ChannelName,
     Command,
     Confirm,
     DatasetAdd,
@@ -128,7 +127,6 @@ from studio.commands import (
 C = TypeVar("C", bound=Command)
 
 _ENVS: tuple[str, ...] = get_args(Env)
-_CHANNELS: tuple[str, ...] = get_args(ChannelName)
 _FIELDS: tuple[str, ...] = get_args(SettableField)
 _FIELD_ALIASES = {
     "system prompt": "prompt",
@@ -139,7 +137,12 @@ _FIELD_ALIASES = {
     "welcome message": "greeting",
     "fallback message": "fallback",
 }
-_WORD_FIELDS = ("model", "temperature", "history")  # one-word values: no closing "." or "please"
+_WORD_FIELDS = (
+    "model",
+    "temperature",
+    "history",
+    "voice",
+)  # one-word values: no closing "." or "please"
 _TEST_ACTIONS = ("add", "list", "remove", "run")
 _KNOWLEDGE_ACTIONS = ("add", "list", "remove")
 _MEMORY_ACTIONS = ("set", "forget")
@@ -205,11 +208,15 @@ class GrammarError(Exception):
         self.message = message
 
 
-def parse(text: str, *, bots: Collection[str] = ()) -> Command | None:
+def parse(
+    text: str, *, bots: Collection[str] = (), channels: Collection[str] = ()
+) -> Command | None:
     """The command `text` asks for, or None when it is neither a command nor a known phrasing.
 
     `bots` are the names of the caller's team's bots; they settle whether a first word is a bot
-    (`/try hello there` with no bot `hello` tries the current bot). Raises `GrammarError`.
+    (`/try hello there` with no bot `hello` tries the current bot). `channels` are the kinds
+    bots may be deployed to here; they settle it for `/deploy` and `/undeploy`. Raises
+    `GrammarError`.
     """
     text = text.strip()
     if len(text) > MAX_INPUT_CHARS:
@@ -228,7 +235,7 @@ def parse(text: str, *, bots: Collection[str] = ()) -> Command | None:
         phrased = _phrased(body, known)
         if phrased is not None:
             return phrased
-    return _command(body, known)
+    return _command(body, known, frozenset(channels))
 
 
 def not_understood(text: str) -> str:
@@ -236,7 +243,7 @@ def not_understood(text: str) -> str:
     to try, and /help."""
     word, _ = _first(_STUDIO_PREFIX.sub("", text.strip(), count=1).lstrip("/"))
     word = word.split("@", 1)[0].lower()
-    candidates = {name: name for name in _PARSERS} | _SUGGESTION_ALIASES
+    candidates = {name: name for name in (*_PARSERS, *_CHANNEL_COMMANDS)} | _SUGGESTION_ALIASES
     close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
     names = list(dict.fromkeys(f"/{candidates[match]}" for match in close))
     tries = 'Try "create a bot called faq-bot", /bots, or /help for every command.'
@@ -539,7 +546,7 @@ _PHRASES = (
         r"(?: (?:in|from|for) (?P<env>\w+))?",
         Deploy,
     ),
-    _phrase(rf"put {_BOT} on (?:the )?(?P<channel>web|slack|telegram)", Deploy),
+    _phrase(rf"put {_BOT} on (?:the )?(?P<channel>[a-z]+)", Deploy),
     _phrase(rf"(?:undeploy|take|remove) {_BOT} (?:off|from) (?:the )?(?P<channel>\w+)", Undeploy),
     _phrase(rf"how(?: is|{_S}) {_BOT} doing", Stats),
     _phrase(r"how are (?:my|our|the|all(?: my)?) bots doing", Stats),
@@ -649,9 +656,11 @@ def _phrased(text: str, bots: frozenset[str]) -> Command | None:
 _Parser = Callable[[str, frozenset[str]], Command]
 
 
-def _command(text: str, bots: frozenset[str]) -> Command | None:
+def _command(text: str, bots: frozenset[str], channels: frozenset[str]) -> Command | None:
     word, rest = _first(text.lstrip("/"))
     word = word.split("@", 1)[0].lower()  # Telegram's /newbot@StudioBot
+    if word in _CHANNEL_COMMANDS:
+        return _channel_command(_CHANNEL_COMMANDS[word], rest, bots, channels)
     parser = _PARSERS.get(word)
     return parser(rest, bots) if parser else None
 
@@ -795,13 +804,18 @@ def _rollback(rest: str, bots: frozenset[str]) -> Command:
 
 
 def _channel_command(
-    command: type[Deploy] | type[Undeploy], rest: str, bots: frozenset[str], *, target: bool
+    command: type[Deploy] | type[Undeploy],
+    rest: str,
+    bots: frozenset[str],
+    channels: frozenset[str],
 ) -> Command:
-    """/deploy and /undeploy: [BOT] CHANNEL [TARGET] [--env ENV]."""
+    """/deploy: [BOT] CHANNEL [TARGET] [NAME=VALUE ...] [--env ENV]; /undeploy: [BOT] CHANNEL
+    [--env ENV]."""
     bot, tail = _lead_bot(
-        rest, bots, lambda w: w in _CHANNELS or w.startswith("--") or w in ("to", "on")
+        rest, bots, lambda w: w in channels or w.startswith("--") or w in ("to", "on")
     )
     words: list[str] = []
+    options: dict[str, str] = {}
     fields: dict[str, object] = {"bot": bot}
     tokens = iter(_tokens(tail))
     for word in tokens:
@@ -809,24 +823,30 @@ def _channel_command(
             fields["env"] = next(tokens, "").lower()
         elif word.lower().startswith("--env="):
             fields["env"] = word.lower().removeprefix("--env=")
+        elif command is Deploy and _OPTION.fullmatch(word):
+            name, _, value = word.partition("=")
+            options[name.lower()] = _unquote(value)
         elif word.lower() not in ("to", "on"):
             words.append(word)
     if not words:
-        raise _error(command.usage, f"Say which channel: {_one_of(_CHANNELS)}.")
+        which = _one_of(sorted(channels)) if channels else "the channel's name"
+        raise _error(command.usage, f"Say which channel: {which}.")
     fields["channel"] = words.pop(0).lower()
-    if target and words:
-        fields["target"] = words.pop(0)
+    if command is Deploy:
+        if words:
+            fields["target"] = words.pop(0)
+        if options:
+            fields["options"] = options
     if words:
         raise _unexpected(command.usage, words)
     return _build(command, **fields)
 
 
-def _deploy(rest: str, bots: frozenset[str]) -> Command:
-    return _channel_command(Deploy, rest, bots, target=True)
-
-
-def _undeploy(rest: str, bots: frozenset[str]) -> Command:
-    return _channel_command(Undeploy, rest, bots, target=False)
+_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,30}=\S+")
+_CHANNEL_COMMANDS: dict[str, type[Deploy] | type[Undeploy]] = {
+    "deploy": Deploy,
+    "undeploy": Undeploy,
+}
 
 
 def _stats(rest: str, bots: frozenset[str]) -> Command:
@@ -2049,9 +2069,7 @@ _PARSERS: dict[str, _Parser] = {
     "knowledge": _knowledge,
     "promote": _promote,
     "rollback": _rollback,
-    "deploy": _deploy,
     "deployments": _one_bot(ListDeployments),
-    "undeploy": _undeploy,
     "stats": _stats,
     "export": _export,
     "guard": _guard,

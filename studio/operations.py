@@ -11,7 +11,7 @@ import difflib
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ from runtime.ab import Variant
 from runtime.channel import (
     ChannelOffError,
     DeployableChannel,
+    DeployForm,
     DeployInputError,
     DeploymentInfo,
     SendError,
@@ -137,7 +138,6 @@ _Pick = Callable[[AsyncSession, Bot, _Pointers], Awaitable[_Target]]
 
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-CHANNELS = ("web", "slack", "telegram")
 LOCAL_TEAM = "local"
 _TEAM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 KEY_NAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,80}$"  # an API key's name (REST checks it with this too)
@@ -629,6 +629,12 @@ class Operations:
             value = coerce_field(field, raw)
         except SpecError as exc:
             raise _problems(exc) from None
+        voice = self.runtime.voice
+        if field == "voice" and value is True and (voice is None or not voice.can_speak):
+            raise InvalidError(
+                "voice answers need a speech model: set STUDIO_TTS_MODEL on the service "
+                "(and STUDIO_STT_MODEL to hear voice notes), then restart it"
+            )
         return await self.edit_draft(caller, name, {field: value})
 
     async def delete_bot(
@@ -910,12 +916,22 @@ class Operations:
         env: str = "production",
         target: str | None = None,
         token: str | None = None,
+        secrets: Mapping[str, str] | None = None,
+        options: Mapping[str, str] | None = None,
     ) -> DeploymentView:
+        """`token` is the secret named "token" (a Telegram bot's); `secrets` and `options` are
+        what the channel's `DeployForm` names."""
         caller.require(Role.ADMIN, "Deploying")
         port = self._deployable(channel)
         _check_env(env)
+        given = {**(secrets or {}), **({"token": token} if token else {})}
+        options = dict(options or {})
+        for secret in port.form.secrets:  # a REST body names secrets and options alike
+            if secret.name in options:
+                given[secret.name] = options.pop(secret.name)
+        _check_options(port, options)
         try:
-            plan = port.plan(target=target, secrets={"token": token} if token else {})
+            plan = port.plan(target=target, secrets=given, options=options)
         except DeployInputError as exc:
             raise InvalidError(str(exc)) from None
         target = plan.target
@@ -923,9 +939,7 @@ class Operations:
             bot = await self.owned_bot(session, caller, name)
             assert bot.id is not None
             pointers = await BotRepository(session).pointers(bot.id)
-            if env not in pointers:
-                step = "staging" if env == "staging" else "staging, then to production"
-                raise ConflictError(f"{name} has no {env} version yet: promote it to {step} first")
+            _require_version(pointers, name, env)
             running = await session.get(BotVersion, pointers[env].version_id)
             description = str((running.spec if running else {}).get("description") or "")
             repo = DeploymentRepository(session)
@@ -1019,6 +1033,33 @@ class Operations:
                     deployment = row
         return await self._deployment_view(deployment, name, pointers[env].number)
 
+    async def deploy_form(
+        self,
+        caller: Caller,
+        name: str,
+        *,
+        channel: str,
+        env: str,
+        target: str | None,
+        options: Mapping[str, str],
+    ) -> DeployForm:
+        """What a deployment to `channel` still needs from the person deploying, once what
+        they gave so far holds (the role, the channel, a version in `env`, the target, the
+        options): the Studio asks for its secrets privately before `deploy`."""
+        caller.require(Role.ADMIN, "Deploying")
+        port = self._deployable(channel)
+        _check_env(env)
+        _check_options(port, options)
+        if port.form.target == "required" and not target:
+            raise InvalidError(port.form.target_hint)
+        if port.form.target == "none" and target:
+            raise InvalidError(f"a deployment to {port.title} takes no target")
+        async with self.db.read() as session:
+            bot = await self.owned_bot(session, caller, name)
+            assert bot.id is not None
+            _require_version(await BotRepository(session).pointers(bot.id), name, env)
+        return port.form
+
     def _deployable(self, channel: str) -> DeployableChannel:
         """The channel `channel` to deploy to, or which settings turn it on here."""
         channels = self.runtime.channels
@@ -1043,7 +1084,14 @@ class Operations:
     async def _deployment_view(
         self, deployment: Deployment, bot_name: str, version: int | None
     ) -> DeploymentView:
+        try:
+            details = dict(
+                self.runtime.channels.deployable(deployment.channel).details(deployment.id)
+            )
+        except UnknownChannelError:
+            details = {}
         return DeploymentView(
+            details=details,
             id=deployment.id,
             bot=bot_name,
             channel=deployment.channel,
@@ -1081,9 +1129,10 @@ class Operations:
                 )
         return views
 
-    async def mark_broken(self, deployment_id: str, reason: str) -> tuple[int, str] | None:
+    async def mark_broken(self, deployment_id: str, reason: str) -> tuple[int, str, str] | None:
         """A deployment whose platform refuses it for good (a revoked token): marked `broken`
-        and audited. Its (team id, bot name) the first time; None when already marked or gone."""
+        and audited. Its (team id, bot name, channel) the first time; None when already marked
+        or gone."""
         async with self.db.write() as session:
             deployment = await DeploymentRepository(session).get(deployment_id)
             if deployment is None or deployment.status == "broken":
@@ -1099,7 +1148,7 @@ class Operations:
                 target=name,
                 after={"deployment": deployment.id, "reason": redact_tokens(reason)[:300]},
             )
-            return deployment.team_id, name
+            return deployment.team_id, name, deployment.channel
 
     async def undeploy(self, caller: Caller, deployment_id: str) -> DeploymentView:
         caller.require(Role.ADMIN, "Undeploying")
@@ -1280,6 +1329,7 @@ class Operations:
                     variant=r.variant,
                     ratings_up=r.ratings_up,
                     ratings_down=r.ratings_down,
+                    voice_s=r.voice_s,
                 )
                 for r in rows
             ],
@@ -1407,6 +1457,22 @@ def _version_number(value: int | str) -> int:
     if not 1 <= number <= MAX_VERSION:
         raise InvalidError(f"no such version: version numbers go from v1 to v{MAX_VERSION}")
     return number
+
+
+def _check_options(port: DeployableChannel, options: Mapping[str, str]) -> None:
+    """No option the channel does not take (it would be silently ignored); its plan checks
+    the secrets."""
+    taken = {o.name for o in port.form.options}
+    unknown = sorted(set(options) - taken)
+    if unknown:
+        takes = "the options " + ", ".join(sorted(taken)) if taken else "no options"
+        raise InvalidError(f"a deployment to {port.title} takes {takes}, not {', '.join(unknown)}")
+
+
+def _require_version(pointers: Mapping[str, PointerView], name: str, env: str) -> None:
+    if env not in pointers:
+        step = "staging" if env == "staging" else "staging, then to production"
+        raise ConflictError(f"{name} has no {env} version yet: promote it to {step} first")
 
 
 def _check_env(env: str) -> None:

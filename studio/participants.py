@@ -22,7 +22,7 @@ from storage import end_users
 from storage import participants as memory_store
 from storage.end_users import Address, Match
 from studio.errors import InvalidError, NotFoundError
-from studio.operations import CHANNELS, Expected, Operations, audit, check_expected
+from studio.operations import Expected, Operations, audit, check_expected
 from studio.roles import Caller, Role
 from studio.views import Timestamp
 
@@ -128,7 +128,8 @@ class Participants:
             bot_id = row.id
             conn = await session.connection()
             found = await _known(conn, bot_id, row.name, match, user)
-            channel, stored = _one_address(match, found, user, row.name)
+            channels = self.ops.runtime.channels.offered()
+            channel, stored = _one_address(match, found, user, row.name, channels)
             current = await memory_store.load(conn, bot_id=bot_id, channel=channel, user=stored)
             remembered = ParticipantMemory(values=current)
             try:
@@ -238,11 +239,13 @@ def _checked(key: str, value: Any) -> Scalar:
     return checked
 
 
-def _one_address(match: Match, found: list[Address], user: str, bot: str) -> Address:
+def _one_address(
+    match: Match, found: list[Address], user: str, bot: str, channels: tuple[str, ...]
+) -> Address:
     """The one address a value is remembered at: the channel a `CHANNEL:ID` or `sandbox:ID`
     name gives, else the only address the bot knows the person by."""
     channel = match.channel or user.strip().partition(":")[0]
-    if channel in (*CHANNELS, SANDBOX) and not match.bare:
+    if channel in (*channels, SANDBOX) and not match.bare:
         return channel, match.user
     if len(found) == 1:
         return found[0]

@@ -360,6 +360,11 @@ def _card_fields(view: BotView) -> tuple[Field, ...]:
         Field(label="Model", value=draft.model),
         Field(label="Temperature", value=f"{draft.temperature:g}"),
         Field(label="History", value=plural(draft.history, "turn")),
+        *(
+            (Field(label="Voice", value="voice notes are answered by voice"),)
+            if draft.voice
+            else ()
+        ),
         Field(label="Greeting", value=_value(draft.greeting, _PROMPT_PREVIEW)),
         Field(label="Fallback", value=_value(draft.fallback, _PROMPT_PREVIEW)),
         Field(label="Prompt", value=_value(draft.prompt, _PROMPT_PREVIEW)),
@@ -661,7 +666,13 @@ def deployed(view: DeploymentView) -> Answer:
     live = f"*{view.bot}* {_deployment_env(view)} is live"
     if view.channel == "web":
         return Answer(text=f"{live} on the web: {_where(view)}")
-    return Answer(text=f"{live} on {view.channel} {_where(view)} (deployment `{view.id}`).")
+    text = f"{live} on {view.channel} {_where(view)} (deployment `{view.id}`)."
+    if view.details:
+        text += " Paste these into the platform's own settings for it:"
+    fields = tuple(
+        Field(label=key.replace("_", " "), value=value) for key, value in view.details.items()
+    )
+    return Answer(text=text, fields=fields)
 
 
 def versions(bot: str, views: list[VersionView]) -> Answer:

@@ -384,6 +384,9 @@ class ScheduleFeature:
     ) -> Sent:
         """The bot messages a known end user now (`POST /api/v1/bots/{bot}/trigger`)."""
         caller.require(Role.EDITOR, "Triggering a message")
+        offered = self.ops.runtime.channels.offered()
+        if channel not in offered:
+            raise InvalidError(f"channel must be one of {', '.join(offered)}, not '{channel}'")
         scheduler = self._running()
         draft = await self.ops.draft(caller, bot)
         try:

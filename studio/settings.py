@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _env(name: str) -> AliasChoices:
+def env_alias(name: str) -> AliasChoices:
+    """A setting read from the variable `name`, and given by it, upper or lower case."""
     return AliasChoices(name, name.lower())
 
 
+_env = env_alias
+
+
+_Section = TypeVar("_Section", bound=BaseSettings)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    """The service's own settings; a channel plugin's are a section of their own
+    (`section`), read from the same environment and `.env`."""
+
+    # "allow": a channel's setting given here by name (tests, `load_settings(**overrides)`)
+    # reaches its section.
+    model_config = SettingsConfigDict(env_file=".env", extra="allow", populate_by_name=True)
 
     database_url: str = Field(
         "sqlite+aiosqlite:///./data/studio.db", validation_alias=_env("STUDIO_DATABASE_URL")
@@ -23,6 +35,9 @@ class Settings(BaseSettings):
     default_model: str = Field("offline", validation_alias=_env("STUDIO_DEFAULT_MODEL"))
     builder_model: str | None = Field(None, validation_alias=_env("STUDIO_BUILDER_MODEL"))
     judge_model: str | None = Field(None, validation_alias=_env("STUDIO_JUDGE_MODEL"))
+    # litellm models for voice notes in (transcription) and voice answers out (speech)
+    stt_model: str | None = Field(None, validation_alias=_env("STUDIO_STT_MODEL"))
+    tts_model: str | None = Field(None, validation_alias=_env("STUDIO_TTS_MODEL"))
     llm_api_base: str | None = Field(None, validation_alias=_env("STUDIO_LLM_API_BASE"))
     llm_timeout_s: float = Field(30.0, gt=0, validation_alias=_env("STUDIO_LLM_TIMEOUT_S"))
     llm_deadline_s: float = Field(60.0, gt=0, validation_alias=_env("STUDIO_LLM_DEADLINE_S"))
@@ -49,6 +64,11 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("STUDIO_LOG_FORMAT"))
     # OpenTelemetry's own name: turns are exported as spans there (OTLP over HTTP) when set.
     otel_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+    def section(self, kind: type[_Section]) -> _Section:
+        """A plugin's settings: from the environment and `.env`, or as given here by name."""
+        given = {name: value for name, value in (self.model_extra or {}).items()}
+        return kind(**given)
 
     @property
     def effective_judge_model(self) -> str | None:

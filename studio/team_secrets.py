@@ -12,6 +12,9 @@ it changed. Listing is for editors and up, setting and removing for admins and u
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from pydantic import BaseModel
 
 from runtime.cipher import Cipher
@@ -29,6 +32,9 @@ from studio.roles import Caller, Role
 from studio.views import Timestamp
 
 SECRET_COMMANDS: tuple[type[Command], ...] = (SecretSet, SecretList, SecretRemove)
+_SECRET_VALUE = "SecretValue"  # a request's type: the value of a team secret
+# (caller, the request's args, the value, where it was given) -> the answer
+ValueAnswer = Callable[[Caller, dict[str, Any], str, Address], Awaitable[Answer]]
 _SETTING = "Setting a team secret"
 _REMOVING = "Removing a team secret"
 _SEEING = "Seeing the team's secrets"
@@ -71,6 +77,9 @@ class TeamSecrets:
         self.vault = vault
         self.confirmations = confirmations
         self.cipher = cipher
+        # What a value asked for privately completes, by its request's type (besides a team
+        # secret's value): the Studio's deploy asks for a channel's secrets this way.
+        self.on_value: dict[str, ValueAnswer] = {}
 
     # -- operations (REST and chat) ---------------------------------------------------------------
 
@@ -130,47 +139,73 @@ class TeamSecrets:
         problem = name_problem(name)
         if problem:
             raise InvalidError(f"Nothing was saved: {problem}.")
+        return await self.ask_privately(
+            caller,
+            address,
+            command={"type": _SECRET_VALUE, "args": {"name": name}},
+            what=f"the value of the secret *{name}*",
+            form_name=name,
+            elsewhere=rest_hint(name),
+            retry=f"/secret set {name}",
+        )
+
+    async def ask_privately(
+        self,
+        caller: Caller,
+        address: Address,
+        *,
+        command: dict[str, Any],
+        what: str,
+        form_name: str,
+        elsewhere: str,
+        retry: str,
+    ) -> Answer:
+        """Ask for one value on a private path of the front `address` is on (the next message
+        in the Studio's Telegram DM, a Slack form, a hidden field in the terminal or the web
+        console); `command` is what the value completes (`on_value`). A front with no private
+        path is told `elsewhere` (how to give it by REST) and nothing is asked."""
         front = address.channel
         if front == TELEGRAM_STUDIO and not _direct(address):
             raise InvalidError(
-                "I ask for a secret's value only in a direct message: say "
-                f"/secret set {name} to me there, or use {rest_hint(name)}."
+                f"I ask for {what} only in a direct message: say {retry} to me there, or use "
+                f"{elsewhere}."
             )
         if front not in (TELEGRAM_STUDIO, SLACK, PULL_CHANNEL):
-            return Answer(f"Set the value of *{name}* privately: {rest_hint(name)}.")
+            return Answer(f"Give me {what} privately: {elsewhere}.")
         request = await self.confirmations.ask(
             team_id=caller.team_id,
             identity=caller.identity,
-            command={"type": "SecretValue", "args": {"name": name}},
+            command=command,
             bot=None,
             revision=None,
             kind=SECRET_REQUEST,
         )
         if front == TELEGRAM_STUDIO:
             return Answer(
-                f"Send me the value of the secret *{name}* as your next message (within 5 "
-                "minutes). I delete that message at once, keep the value encrypted and never "
-                "show it again. /cancel to stop."
+                f"Send me {what} as your next message (within 5 minutes). I delete that message "
+                "at once, keep it encrypted and never show it again. /cancel to stop."
             )
         form = Button(
-            label="Enter the value", action=f"{SECRET_FORM_PREFIX}{request}:{name}", style="primary"
+            label="Enter the value",
+            action=f"{SECRET_FORM_PREFIX}{request}:{form_name}",
+            style="primary",
         )
         if front == SLACK:
             return Answer(
-                f"The value of the secret *{name}* goes into a private form, never into a "
-                "channel (within 5 minutes).",
+                f"{what[0].upper()}{what[1:]} goes into a private form, never into a channel "
+                "(within 5 minutes).",
                 buttons=(form,),
             )
         return Answer(
-            f"Give me the value of the secret *{name}* privately, never in a chat: the terminal "
-            "and the web console ask for it in a hidden field (within 5 minutes); or set it "
-            f"with {rest_hint(name)}.",
+            f"Give me {what} privately, never in a chat: the terminal and the web console ask "
+            f"for it in a hidden field (within 5 minutes); or use {elsewhere}.",
             buttons=(form,),
         )
 
-    async def hand_over(self, caller: Caller, handed: str) -> Answer:
-        """A value a front sealed (`secret:{request}:{ciphertext}`, the prefix removed): stored
-        for the request it answers. The answer names the secret, never the value."""
+    async def hand_over(self, caller: Caller, handed: str, address: Address) -> Answer:
+        """A value a front sealed (`secret:{request}:{ciphertext}`, the prefix removed), given
+        to what its request asked it for: a team secret, or another command's (`on_value`).
+        The answer names what was set, never the value."""
         request, _, sealed = handed.partition(":")
         try:
             value = self.cipher.decrypt(sealed.encode())
@@ -192,12 +227,21 @@ class TeamSecrets:
         pending = await self.confirmations.claim(
             team_id=team, identity=identity, token=request or None, kind=SECRET_REQUEST
         )
-        name = str((pending.command.get("args") or {}).get("name", "")) if pending else ""
-        if not name:
+        if pending is None:
             return Answer(
                 "No secret was waiting for a value (a request lasts 5 minutes, until your next "
                 "command); nothing was saved. Say /secret set NAME first."
             )
+        kind = str(pending.command.get("type", ""))
+        args = dict(pending.command.get("args") or {})
+        if kind != _SECRET_VALUE:
+            answer = self.on_value.get(kind)
+            if answer is None:
+                return Answer("That request can no longer be answered; nothing was saved.")
+            return await answer(caller, args, value, address)
+        name = str(args.get("name", ""))
+        if not name:
+            return Answer("That request named no secret; nothing was saved.")
         return saved(await self.set(caller, name, value))
 
     def form_clicked(self, name: str) -> Answer:

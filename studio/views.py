@@ -54,6 +54,8 @@ class DeploymentView(BaseModel):
     url: str | None
     version: int | None
     created_at: Timestamp
+    # What to copy into the platform's own settings (WhatsApp: webhook_url, verify_token).
+    details: dict[str, str] = {}
 
 
 class ChangeView(BaseModel):
@@ -141,6 +143,7 @@ class MessageView(BaseModel):
     variant: str | None  # the live A/B test's variant that answered
     ratings_up: int
     ratings_down: int
+    voice_s: float | None = None  # heard from a voice note this long (the text: what it said)
 
 
 class ConversationMessages(BaseModel):

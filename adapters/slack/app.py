@@ -35,6 +35,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.plugin import built
 from adapters.slack import forms
 from adapters.slack.channel import SlackChannel, slack_thread
 from adapters.slack.render import FEEDBACK_ACTION, RATINGS, blocks, fallback_text, mentions, plain
@@ -595,7 +596,7 @@ def router() -> APIRouter:
 
     @routes.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
-        adapter: SlackAdapter = request.app.state.core.slack
+        adapter: SlackAdapter = built(request, "slack")
         return await adapter.handle(request)
 
     return routes

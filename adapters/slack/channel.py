@@ -316,7 +316,9 @@ class SlackChannel:
                 f"{failure} (file {file.name})", permanent=posted or failure.permanent
             ) from None
 
-    def plan(self, *, target: str | None, secrets: Mapping[str, str]) -> DeployPlan:
+    def plan(
+        self, *, target: str | None, secrets: Mapping[str, str], options: Mapping[str, str]
+    ) -> DeployPlan:
         if not target:
             raise DeployInputError(self.form.target_hint)
         if secrets:
@@ -324,6 +326,9 @@ class SlackChannel:
                 "a Slack deployment takes no token: the service's Slack app answers there"
             )
         return DeployPlan(target=target)
+
+    def details(self, deployment_id: str) -> Mapping[str, str]:
+        return {}
 
     def link(self, deployment_id: str, stored: str | None) -> str | None:
         return stored

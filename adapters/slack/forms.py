@@ -85,12 +85,12 @@ SECRET_MODAL = PrivateForm(
     prefix=SECRET_FORM_PREFIX,
     callback_id="studio-secret",
     block="secret",
-    title="Team secret",
+    title="A secret",  # a team secret, or one a deployment needs
     submit="Save",
     label=lambda request: f"The value of {_secret_name(request)}",
     placeholder="one line, as the service issued it",
-    hint="Kept encrypted and never shown again, to anyone; tools send it to their service. "
-    f"Longer than {min(MAX_SECRET_CHARS, 3000):,} characters? Use PUT /api/v1/secrets/NAME.",
+    hint="Kept encrypted and never shown again, to anyone. "
+    f"Longer than {min(MAX_SECRET_CHARS, 3000):,} characters? Give it by REST instead.",
     read=_read_secret,
     seal=_seal_secret,
     max_length=min(MAX_SECRET_CHARS, 3000),  # Slack's limit for a text input

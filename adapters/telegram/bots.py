@@ -36,6 +36,7 @@ from typing import Any, ClassVar, TypeVar
 from fastapi import APIRouter, Request, Response
 from sqlmodel import select
 
+from adapters.plugin import built
 from adapters.telegram import drafts as drafts_module
 from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.drafts import Drafts
@@ -54,9 +55,11 @@ from runtime.channel import (
 from runtime.cipher import BOT_TOKEN, Cipher
 from runtime.feedback import Rating
 from runtime.llm import TextSink
-from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
+from runtime.messages import Address, Attachment, FileRef, IncomingMessage, OutgoingMessage
 from runtime.metrics import RATE_LIMITED
+from runtime.net import format_size
 from runtime.runtime import Runtime, UnknownDeploymentError
+from runtime.voice import MAX_AUDIO_BYTES
 from storage.tables import Deployment
 
 logger = logging.getLogger(__name__)
@@ -200,7 +203,9 @@ class TelegramBots:
 
     # -- the Channel port ----------------------------------------------------------------------
 
-    def plan(self, *, target: str | None, secrets: Mapping[str, str]) -> DeployPlan:
+    def plan(
+        self, *, target: str | None, secrets: Mapping[str, str], options: Mapping[str, str]
+    ) -> DeployPlan:
         """The bot its token names (a token already deployed is recognised by it); one
         deployment per Telegram bot, whatever Studio bot it serves."""
         token = (secrets.get("token") or "").strip()
@@ -216,6 +221,9 @@ class TelegramBots:
             exclusive="that Telegram bot (token) already serves another deployment: make a "
             "new bot with @BotFather for this one",
         )
+
+    def details(self, deployment_id: str) -> Mapping[str, str]:
+        return {}
 
     def link(self, deployment_id: str, stored: str | None) -> str | None:
         return stored
@@ -280,6 +288,33 @@ class TelegramBots:
         if _topic(address.conversation) is not None:
             return None
         return self.drafts.open(address.deployment_id, int(address.thread or address.conversation))
+
+    async def download(self, deployment_id: str, file: FileRef) -> bytes:
+        """The bytes of a voice note a person sent (`FileRef.url` is its Telegram file id):
+        `getFile`, then the file itself, at most `MAX_AUDIO_BYTES` (the Bot API serves 20 MB)."""
+        errors = (await self._aiogram()).exceptions
+        import aiohttp  # loaded with aiogram; its download reports aiohttp's own errors
+
+        if not file.url:
+            raise SendError("Telegram named no file to fetch", permanent=True)
+        if file.size is not None and file.size > MAX_AUDIO_BYTES:
+            raise SendError(f"the voice note is {format_size(file.size)}: too long", permanent=True)
+        bot = await self._bot(deployment_id)
+        try:
+            found = await bot.get_file(file.url)
+            if not found.file_path:
+                raise SendError("Telegram gave no path for the file", permanent=True)
+            data = await bot.download_file(found.file_path)
+        except errors.TelegramBadRequest as exc:  # too big for bots, or no such file
+            raise SendError(f"Telegram answered: {said(exc)}", permanent=True) from None
+        except (errors.TelegramAPIError, errors.ClientDecodeError) as exc:
+            raise SendError(f"Telegram answered: {said(exc)}") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:  # the file's own download
+            raise SendError(f"the file could not be fetched: {type(exc).__name__}") from None
+        audio = data.read() if data is not None else b""
+        if len(audio) > MAX_AUDIO_BYTES:
+            raise SendError("the voice note is too long", permanent=True)
+        return audio
 
     # -- previews: each call only shows something, and a failure never holds up the answer ----
 
@@ -373,6 +408,8 @@ class TelegramBots:
         pieces = split_html(markdown_to_html(message.text))
         stale: int | None = None  # a preview message left showing part of the answer
         last: int | None = None
+        if message.file is not None and message.file.mime.startswith("audio/"):
+            last = await self._send_voice(bot, deployment, chat_id, topic, message.file)
         for number, piece in enumerate(pieces):
             if number == 0 and preview is not None:
                 last, stale = await self._replace(bot, deployment, chat_id, preview, piece)
@@ -388,6 +425,22 @@ class TelegramBots:
             return SendReceipt()
         # A reaction names the message by chat and id: the last piece's (where a reader ends).
         return SendReceipt(platform_id=str(last), ref=f"{chat_id}:{last}")
+
+    async def _send_voice(
+        self, bot: Any, deployment: str, chat_id: int, topic: int | None, file: Attachment
+    ) -> int:
+        """An answer spoken (`runtime.hearing.spoken`): a voice note for Ogg Opus, else an
+        audio file; its id. Telegram refusing it fails the send for good."""
+        lib = await self._aiogram()
+        upload = lib.types.BufferedInputFile(file.payload, filename=file.name)
+        as_voice = file.mime == "audio/ogg"
+        send = bot.send_voice if as_voice else bot.send_audio
+        call = partial(send, chat_id, upload, message_thread_id=topic)
+        try:
+            sent = await self._api(deployment, chat_id, call, permanent=False)
+        except (lib.exceptions.TelegramBadRequest, lib.exceptions.TelegramForbiddenError) as exc:
+            raise SendError(f"Telegram answered: {said(exc)}", permanent=True) from None
+        return int(sent.message_id)
 
     async def _send_piece(
         self, bot: Any, deployment: str, chat_id: int, topic: int | None, piece: str, out: bool
@@ -615,7 +668,7 @@ class TelegramBots:
         if message is None or message.from_user is None or message.from_user.is_bot:
             return  # edits, channel posts, other bots: nothing to answer
         text = message.text or message.caption or ""
-        if not (text or message.document or message.photo):
+        if not (text or message.document or message.photo or message.voice or message.audio):
             return  # joins, leaves, pins: service messages say nothing to the bot
         if text.startswith("/"):  # `/start@some_bot` from a group's command menu
             command, _, rest = text.partition(" ")
@@ -631,7 +684,16 @@ class TelegramBots:
             thread=chat,
         )
         files: tuple[FileRef, ...] = ()
-        if message.document is not None:
+        speech = message.voice or message.audio  # heard as words (`runtime.hearing`)
+        if speech is not None:
+            name = getattr(speech, "file_name", None) or "voice note"
+            mime = speech.mime_type or "audio/ogg"
+            files = (
+                FileRef(
+                    name=name, url=speech.file_id, mime=mime, size=speech.file_size, voice=True
+                ),
+            )
+        elif message.document is not None:
             files = (FileRef(name=message.document.file_name or "document"),)
         elif message.photo:
             files = (FileRef(name="photo"),)
@@ -695,7 +757,7 @@ def router() -> APIRouter:
 
     @routes.post("/telegram/bots/{deployment_id}", include_in_schema=False)
     async def telegram_update(deployment_id: str, request: Request) -> Response:
-        bots: TelegramBots = request.app.state.core.telegram
+        bots: TelegramBots = built(request, TelegramBots.kind)
         secret, update = await delivery(request)
         if update is None:
             return Response(status_code=400)

@@ -13,11 +13,8 @@ from __future__ import annotations
 import html
 import re
 from bisect import bisect_right
-from collections.abc import Sequence
 
-from markdown_it.token import Token
-
-from adapters.markup import around, markdown_parser
+from adapters.markup import MarkdownWriter, around, markdown_parser
 from runtime.messages import OutgoingMessage
 
 MESSAGE_LIMIT = 4096  # characters of one message
@@ -65,124 +62,54 @@ def fits_button(action: str) -> bool:
 # -- a model's Markdown ------------------------------------------------------------------------
 
 _MARKDOWN = markdown_parser()
-_MARKS = {"strong": "b", "em": "i", "s": "s"}
 _LINKS = ("https://", "http://", "tg://", "mailto:")  # what Telegram takes in a link
 
 
 def markdown_to_html(text: str) -> str:
     """A model's Markdown as Telegram HTML."""
-    writer = _Writer()
-    writer.blocks(_MARKDOWN.parse(text))
-    return "".join(writer.out)
+    return _HtmlWriter().write(_MARKDOWN.parse(text))
 
 
-class _Writer:
-    """Telegram HTML from markdown-it tokens. Line breaks wait until more text follows, so no
-    message starts or ends with blank lines and a closing tag follows its text directly."""
+class _HtmlWriter(MarkdownWriter):
+    """The shared Markdown walk in the tags Telegram takes, all text escaped. Telegram refuses a
+    blockquote inside another, a link inside another and code inside a link: there, only the
+    outer one is a tag, and the rest is text."""
 
     def __init__(self) -> None:
-        self.out: list[str] = []
-        self.breaks = 0  # line breaks owed before the next text
-        self.lists: list[int | None] = []  # per open list: the next number, None for bullets
-        self.quotes = 0  # Telegram refuses a blockquote inside another: only the outer one is
+        marks = {"strong": ("<b>", "</b>"), "em": ("<i>", "</i>"), "s": ("<s>", "</s>")}
+        super().__init__(marks, ("<code>", "</code>"))
         self.links: list[bool] = []  # per open link: written as <a> (a URL Telegram takes)
 
-    def text(self, text: str) -> None:
-        if text:
-            self.tag(html.escape(text, quote=False))
+    def escape(self, text: str) -> str:
+        return html.escape(text, quote=False)
 
-    def tag(self, markup: str) -> None:
-        """Opening tags and text: the owed line breaks come first."""
-        if self.breaks and self.out:
-            self.out.append("\n" * self.breaks)
-        self.breaks = 0
-        self.out.append(markup)
+    def pre(self, language: str) -> tuple[str, str]:
+        if not language:
+            return "<pre>", "</pre>"
+        return f'<pre><code class="language-{html.escape(language)}">', "</code></pre>"
 
-    def end(self, markup: str = "", *, breaks: int = 0) -> None:
-        """A closing tag, then at least `breaks` line breaks owed."""
-        if markup:
-            self.out.append(markup)
-        self.breaks = max(self.breaks, breaks)
-
-    def blocks(self, tokens: Sequence[Token]) -> None:
-        for token in tokens:
-            kind = token.type
-            if kind == "inline":
-                self.inline(token.children or [])
-            elif kind == "paragraph_close":
-                self.end(breaks=1 if token.hidden else 2)  # hidden: an item of a tight list
-            elif kind == "heading_open":
-                self.tag("<b>")
-            elif kind == "heading_close":
-                self.end("</b>", breaks=2)
-            elif kind in ("bullet_list_open", "ordered_list_open"):
-                start = token.attrGet("start")
-                self.lists.append(None if kind == "bullet_list_open" else int(start or 1))
-                self.breaks = max(self.breaks, 1)
-            elif kind in ("bullet_list_close", "ordered_list_close"):
-                self.lists.pop()
-                self.end(breaks=1 if self.lists else 2)
-            elif kind == "list_item_open":
-                self.item()
-            elif kind == "blockquote_open":
-                self.quotes += 1
-                if self.quotes == 1:
-                    self.tag("<blockquote>")
-            elif kind == "blockquote_close":
-                self.quotes -= 1
-                self.breaks = 0 if self.quotes == 0 else self.breaks
-                self.end("</blockquote>" if self.quotes == 0 else "", breaks=2)
-            elif kind in ("fence", "code_block"):
-                self.code_block(token)
-            elif kind == "hr":
-                self.text("———")
-                self.end(breaks=2)
-
-    def item(self) -> None:
-        number = self.lists[-1]
-        if number is not None:
-            self.lists[-1] = number + 1
-        self.breaks = max(self.breaks, 1)
-        indent = "   " * (len(self.lists) - 1)
-        self.text(f"{indent}• " if number is None else f"{indent}{number}. ")
-
-    def code_block(self, token: Token) -> None:
-        language = token.info.split(maxsplit=1)[0] if token.info.strip() else ""
-        self.tag("<pre>")
-        if language:
-            self.tag(f'<code class="language-{html.escape(language)}">')
-        self.text(token.content.rstrip("\n") or " ")
-        self.end("</code></pre>" if language else "</pre>", breaks=2)
-
-    def inline(self, children: Sequence[Token]) -> None:
-        for child in children:
-            kind = child.type
-            if kind in ("softbreak", "hardbreak"):
-                self.text("\n")
-            elif kind.endswith("_open") and kind[:-5] in _MARKS:
-                self.tag(f"<{_MARKS[kind[:-5]]}>")
-            elif kind.endswith("_close") and kind[:-6] in _MARKS:
-                self.end(f"</{_MARKS[kind[:-6]]}>")
-            elif kind == "code_inline" and not any(self.links):
-                self.tag("<code>")  # (Telegram takes no code inside a link: there, it is text)
-                self.text(child.content)
-                self.end("</code>")
-            elif kind == "link_open":
-                self.link_open(str(child.attrGet("href") or ""))
-            elif kind == "link_close":
-                self.end("</a>" if self.links.pop() else "")
-            elif kind == "image":  # a link to it, named by its description
-                self.link_open(str(child.attrGet("src") or ""))
-                self.text(child.content or "image")
-                self.end("</a>" if self.links.pop() else "")
-            else:
-                self.text(child.content)
+    def code_marks(self) -> tuple[str, str]:
+        return ("", "") if any(self.links) else self.code
 
     def link_open(self, url: str) -> None:
         usable = url.startswith(_LINKS) and not any(self.links)
         self.links.append(usable)
         if usable:
-            self.tag(f'<a href="{html.escape(url)}">')
+            self.put(f'<a href="{html.escape(url)}">')
+
+    def link_close(self) -> None:
+        self.end("</a>" if self.links.pop() else "")
+
+    def quote_open(self) -> None:
+        if self.quotes == 1:
+            self.put("<blockquote>")
+
+    def quote_close(self) -> None:
+        if self.quotes == 0:
+            self.breaks = 0  # the closing tag straight after the quote's text
+            self.end("</blockquote>", breaks=2)
+        else:
+            self.end(breaks=2)
 
 
 # -- long replies --------------------------------------------------------------------------------

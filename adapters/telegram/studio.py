@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 
+from adapters.plugin import built
 from adapters.telegram.bots import MAX_RETRY_AFTER_S, POLL_TIMEOUT_S
 from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
@@ -667,9 +668,7 @@ def router() -> APIRouter:
 
     @routes.post("/telegram/studio", include_in_schema=False)
     async def telegram_studio(request: Request) -> Response:
-        studio: TelegramStudio | None = request.app.state.core.telegram_studio
-        if studio is None:
-            return Response(status_code=404)
+        studio: TelegramStudio = built(request, TELEGRAM_STUDIO)
         secret, update = await delivery(request)
         if update is None:
             return Response(status_code=400)

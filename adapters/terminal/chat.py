@@ -25,7 +25,6 @@ from runtime.messages import Attachment, Button, Field, IncomingMessage, Outgoin
 from studio.address import PULL_CHANNEL, studio_address
 from studio.presenters import render_text
 from studio.replies import Answer, secret_action, secret_form
-from studio.team_secrets import SecretSaved, saved
 
 if TYPE_CHECKING:
     from main import Services
@@ -122,11 +121,12 @@ class HttpLink:
         return [await shown(answer, self.folder) for answer in answers]
 
     async def give_secret(self, form: str, value: str) -> list[str]:
-        """Through REST, with the link's key (the Studio's request lapses unused)."""
+        """Through REST, with the link's key, for the request the form names."""
         found = secret_form(form)
         assert found is not None
-        data = await self._call("PUT", f"/api/v1/secrets/{found[1]}", json={"value": value})
-        return [render_text(saved(SecretSaved.model_validate(data)))]
+        body = {"request": found[0], "value": value}
+        data = await self._call("POST", "/api/v1/studio/secrets", json=body)
+        return [await shown(_answer(m), self.folder) for m in data["messages"]]
 
     async def later(self) -> list[str]:
         data = await self._call("GET", "/api/v1/studio/messages", params={"after": self.after})

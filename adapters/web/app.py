@@ -9,12 +9,12 @@ import base64
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -81,7 +81,13 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    *,
+    channel_routes: Sequence[APIRouter] = (),
+    body_limits: Sequence[tuple[str, int]] = (),
 ) -> FastAPI:
+    """The web app, with the channels' inbound routes (`channel_routes`, matched right after
+    the web chat's: end users' traffic first); `body_limits` (path pattern, bytes) raise the
+    body cap of routes that take more (a channel's webhook)."""
     app = FastAPI(
         title="Chat Studio",
         version="0.1.0",
@@ -91,7 +97,7 @@ def create_app(
     app.add_middleware(
         RequestLimits,
         default=MAX_BODY_BYTES,
-        limits=[(knowledge_api.UPLOAD_PATH, MAX_SOURCE_BYTES)],
+        limits=[(knowledge_api.UPLOAD_PATH, MAX_SOURCE_BYTES), *body_limits],
     )
 
     @app.exception_handler(OperationError)
@@ -129,6 +135,8 @@ def create_app(
         return HTMLResponse(_CONSOLE_PAGE, headers=_CONSOLE_HEADERS)
 
     app.include_router(chat.router)  # first: end users' traffic is the hot path
+    for routes in channel_routes:
+        app.include_router(routes)
     app.include_router(openai_api.router)  # bots as OpenAI-compatible APIs
     # Before any `/bots/{bot}/evals/{id}` route: its fixed paths (`evals/online`) must win.
     app.include_router(review_api.router)

@@ -20,7 +20,7 @@ from runtime.messages import OutgoingMessage
 class WebChannel:
     kind: ClassVar[str] = "web"
     capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, synchronous=True)
-    title: ClassVar[str] = "the web"
+    title: ClassVar[str] = "the web chat"
     form: ClassVar[DeployForm] = DeployForm()
 
     def __init__(self, public_url: str | None) -> None:
@@ -31,10 +31,15 @@ class WebChannel:
             "the web channel has no push: replies go in the HTTP response", permanent=True
         )
 
-    def plan(self, *, target: str | None, secrets: Mapping[str, str]) -> DeployPlan:
+    def plan(
+        self, *, target: str | None, secrets: Mapping[str, str], options: Mapping[str, str]
+    ) -> DeployPlan:
         if target or secrets:
             raise DeployInputError("a web deployment takes no target or token")
         return DeployPlan(target=None)
+
+    def details(self, deployment_id: str) -> Mapping[str, str]:
+        return {}
 
     def link(self, deployment_id: str, stored: str | None) -> str | None:
         return f"{self.base}/chat/{deployment_id}"

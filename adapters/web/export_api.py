@@ -37,6 +37,7 @@ class ExportedMessageOut(BaseModel):
     error: str | None
     ratings_up: int
     ratings_down: int
+    voice_s: float | None  # heard from a voice note this long (`text`: what it said)
 
 
 class ExportedConversationOut(BaseModel):

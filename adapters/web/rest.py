@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adapters.web.deps import WebServices, caller, services
 from adapters.web.error_docs import API_ERRORS
@@ -53,13 +53,31 @@ class RollbackIn(BaseModel):
 
 
 class DeployIn(BaseModel):
-    channel: Literal["web", "slack", "telegram"]
+    """Besides these, the secrets and options the channel takes (WhatsApp: `app_secret`,
+    `template`), each a string."""
+
+    model_config = ConfigDict(extra="allow")
+    channel: str = Field(max_length=16, pattern=NO_NUL)
     env: Literal["staging", "production"] = "production"
     target: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     token: str | None = Field(default=None, max_length=400, pattern=NO_NUL)
 
+    @model_validator(mode="after")
+    def _strings(self) -> DeployIn:
+        for name, value in (self.model_extra or {}).items():
+            if not isinstance(value, str) or len(value) > 400 or "\x00" in value:
+                raise ValueError(f"{name} must be a string of at most 400 characters")
+        return self
+
+    def given(self) -> dict[str, str]:
+        return {name: str(value) for name, value in (self.model_extra or {}).items()}
+
 
 class DeployOut(BaseModel):
+    """Besides these, what to copy into the platform (WhatsApp: `webhook_url`,
+    `verify_token`)."""
+
+    model_config = ConfigDict(extra="allow")
     id: str
     url: str | None
 
@@ -172,9 +190,15 @@ async def rollback(bot: str, body: RollbackIn, who: Who, svc: Services) -> Promo
 )
 async def deploy(bot: str, body: DeployIn, who: Who, svc: Services) -> DeployOut:
     view = await svc.ops.deploy(
-        who, bot, channel=body.channel, env=body.env, target=body.target, token=body.token
+        who,
+        bot,
+        channel=body.channel,
+        env=body.env,
+        target=body.target,
+        token=body.token,
+        options=body.given(),
     )
-    return DeployOut(id=view.id, url=view.url)
+    return DeployOut(id=view.id, url=view.url, **view.details)
 
 
 @router.get("/deployments", response_model=list[DeploymentView], tags=["deploy"])

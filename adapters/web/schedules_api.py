@@ -89,7 +89,7 @@ class FollowUpsOut(BaseModel):
 
 class TriggerIn(BaseModel):
     user: EndUser  # as stored (telegram:123) or bare (123)
-    channel: Literal["web", "slack", "telegram"]
+    channel: str = Field(max_length=20, pattern=r"^[a-z][a-z0-9-]*$")  # a channel's kind
     text: Proactive | None = None
     prompt: Proactive | None = None
     env: Literal["staging", "production"] = "production"

@@ -19,10 +19,12 @@ from adapters.web.error_docs import API_ERRORS
 from builders.spec import MAX_DB_INT, TestCase
 from runtime.messages import Attachment, Button, IncomingMessage, OutgoingMessage
 from runtime.messages import Field as ReplyField
+from runtime.secrets import MAX_SECRET_CHARS
 from studio.address import PULL_CHANNEL, studio_address
 from studio.commands import MAX_INPUT_CHARS
 from studio.errors import ForbiddenError, TooLargeError
 from studio.presenters import render_text
+from studio.replies import secret_action
 from studio.roles import Caller, Role
 from studio.test_report import CaseResult
 
@@ -34,6 +36,14 @@ Services = Annotated[WebServices, Depends(services)]
 class StudioIn(BaseModel):
     text: str = ""
     action: str | None = Field(default=None, max_length=200)
+    user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.@-]{1,80}$")
+
+
+class SecretIn(BaseModel):
+    """A value a Studio answer asked for privately (its `secret-form:REQUEST:NAME` button)."""
+
+    request: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    value: str = Field(min_length=1, max_length=MAX_SECRET_CHARS)
     user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.@-]{1,80}$")
 
 
@@ -102,6 +112,22 @@ async def studio_message(body: StudioIn, who: Who, svc: Services) -> StudioOut:
         address=studio_address(PULL_CHANNEL, who.team_id, identity),
         text=body.text,
         action=body.action,
+    )
+    reply = await svc.runtime.answer(message)
+    return StudioOut(
+        reply="\n\n".join(render_text(m) for m in reply.messages),
+        messages=[_out(m) for m in reply.messages],
+    )
+
+
+@router.post("/studio/secrets", response_model=StudioOut, tags=["studio"])
+async def studio_secret(body: SecretIn, who: Who, svc: Services) -> StudioOut:
+    """Give the Studio a value it asked for privately (a team secret's, or one a deployment
+    needs): sealed at once, never part of a chat message; answered as the request says."""
+    identity = await _identity(who, body.user, svc)
+    message = IncomingMessage(
+        address=studio_address(PULL_CHANNEL, who.team_id, identity),
+        action=secret_action(svc.ops.cipher, body.value, request=body.request),
     )
     reply = await svc.runtime.answer(message)
     return StudioOut(

@@ -66,7 +66,6 @@ LEADERSHIP_EVERY_S = 10
 # than that and later than its grace, it was missed while the service was down.
 ON_TIME = timedelta(minutes=1)
 STOP_GRACE_S = 10.0
-_CHANNELS = {"slack": "Slack", "telegram": "Telegram", "web": "the web"}
 
 
 class Scheduler:
@@ -411,11 +410,11 @@ class Scheduler:
         run is then skipped there: each environment posts only where it is deployed), and
         ProactiveError when nothing could."""
         kind, _, ident = to.partition(":")
-        name = _CHANNELS.get(kind)
-        if name is None or not ident:
-            raise ProactiveError(
-                f"'{to[:60]}' is not a place: slack:CHANNEL, telegram:CHAT or web:SESSION"
-            )
+        channels = self.runtime.channels
+        if not ident or not (kind in channels.offered() or channels.has(kind)):
+            places = ", ".join(f"{offered}:…" for offered in channels.offered())
+            raise ProactiveError(f"'{to[:60]}' is not a place: one of {places}")
+        name = channels.title(kind)
         if not self.runtime.channels.has(kind):
             raise ProactiveError(f"{name} is not set up in this service")
         who = env or "the bot"
@@ -475,9 +474,9 @@ class Scheduler:
             ids = [deployment.id for deployment in found]
             recipient = await store.latest_conversation(conn, deployment_ids=ids, user=stored)
         if recipient is None:
+            where = self.runtime.channels.title(channel)
             raise UnknownEndUserError(
-                f"{stored[:80]} has never talked to this bot on {_CHANNELS.get(channel, channel)}"
-                f" ({env})"
+                f"{stored[:80]} has never talked to this bot on {where} ({env})"
             )
         target = await self.runtime.target(recipient.deployment_id)
         try:

@@ -705,6 +705,29 @@ class FakeTelegram(ServedFake):
         }
         return self._message(me, body, photo=[size], caption=self._caption(body))
 
+    def _send_voice(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
+        return self._send_audio_as("voice", me, body)
+
+    def _send_audio(self, token: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
+        return self._send_audio_as("audio", me, body)
+
+    def _send_audio_as(self, field: str, me: dict[str, Any], body: dict[str, Any]) -> Any:
+        """sendVoice (an Ogg Opus voice note) or sendAudio: the file as Telegram keeps it."""
+        _require_chat(body)
+        upload = body.get(field)
+        if upload is None:
+            raise _Refused(400, f"Bad Request: there is no {field} in the request")
+        stored = self._stored_upload(upload, "voice" if field == "voice" else "music", "oga")
+        file: dict[str, Any] = {
+            "file_id": stored.file_id,
+            "file_unique_id": _unique_id(stored.file_id),
+            "duration": 1,
+            "file_size": len(stored.content),
+        }
+        if isinstance(upload, Upload) and upload.content_type:
+            file["mime_type"] = upload.content_type
+        return self._message(me, body, **{field: file}, caption=self._caption(body))
+
     def _caption(self, body: dict[str, Any]) -> str | None:
         caption = body.get("caption")
         if caption is None:
@@ -926,6 +949,8 @@ class FakeTelegram(ServedFake):
         "sendmessagedraft": _send_message_draft,
         "senddocument": _send_document,
         "sendphoto": _send_photo,
+        "sendvoice": _send_voice,
+        "sendaudio": _send_audio,
         "editmessagetext": _edit_message_text,
         "deletemessage": _delete_message,
         "sendchataction": _true,

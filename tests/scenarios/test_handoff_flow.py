@@ -68,7 +68,7 @@ async def as_the_workspace(service: Service) -> Service:
     """The service, its client acting with an owner key of the Slack workspace's team: only
     that team may hand conversations over to the workspace's channels."""
     core = service.app.state.core
-    workspace, _ = await core.slack._workspace()
+    workspace, _ = await core.adapter("slack")._workspace()
     made = await core.ops.create_api_key(
         team=f"slack-{workspace.lower()}", role="owner", name="tests"
     )
@@ -274,7 +274,9 @@ async def test_telegram_end_user_and_a_team_group(
     tg_service: Service, telegram: FakeTelegram
 ) -> None:
     service = tg_service
-    service.app.state.core.telegram.pacer = ChatPacer(sleep=_no_wait)  # tested on its own
+    service.app.state.core.adapter("telegram").pacer = ChatPacer(
+        sleep=_no_wait
+    )  # tested on its own
     await member_of_local_team(service, telegram)
     flow = SUPPORT["pipeline"]
     await service.call("POST", "/api/v1/bots/import", json={**SUPPORT, "pipeline": flow[1:2]})

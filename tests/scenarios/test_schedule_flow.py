@@ -60,7 +60,7 @@ async def service(
         telegram_api_url=telegram.base_url,
     )
     async with running_service(settings) as running:
-        running.app.state.core.telegram.pacer = ChatPacer(sleep=_no_wait)
+        running.app.state.core.adapter("telegram").pacer = ChatPacer(sleep=_no_wait)
         yield await as_the_workspace(running)
 
 
@@ -238,7 +238,7 @@ async def tg_service(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[Se
         telegram_builder_token=BUILDER,
     )
     async with running_service(settings) as running:
-        running.app.state.core.telegram.pacer = ChatPacer(sleep=_no_wait)
+        running.app.state.core.adapter("telegram").pacer = ChatPacer(sleep=_no_wait)
         yield running
 
 

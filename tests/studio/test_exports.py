@@ -95,7 +95,7 @@ async def test_a_csv_export_holds_every_message_kept(service: Service) -> None:
     header, *rows = list(csv.reader(io.StringIO(base64.b64decode(file["data"]).decode())))
     assert tuple(header) == CSV_COLUMNS
     assert rows == csv_rows(kept)
-    assert rows[3][7] == 'No idea, "yet",\nsorry.' and rows[3][-1] == "1"  # rated down
+    assert rows[3][7] == 'No idea, "yet",\nsorry.' and rows[3][-2] == "1"  # rated down
     assert rows[2][7] == "again, with ü"
 
 
@@ -125,6 +125,7 @@ def csv_rows(kept: list[dict[str, Any]]) -> list[list[str]]:
             cell(m["error"]),
             str(m["ratings_up"]),
             str(m["ratings_down"]),
+            cell(m["voice_s"]),
         ]
         for c in kept
         for m in c["messages"]

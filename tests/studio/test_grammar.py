@@ -97,6 +97,8 @@ from studio.commands import (
 from studio.grammar import GrammarError, not_understood, parse
 
 BOTS = ("faq-bot", "sales-bot")
+# the registry says which exist (operations refuse the others)
+CHANNELS = ("web", "slack", "telegram", "whatsapp")
 LDQ, RDQ, LSQ, RSQ = "\u201c", "\u201d", "\u2018", "\u2019"  # what phones type for " and '
 
 # Each line works with and without its leading slash (Slack users type `newbot faq-bot`).
@@ -168,6 +170,15 @@ COMMAND_CASES: list[tuple[str, Command]] = [
         Deploy(bot="faq-bot", channel="slack", target="#Support", env="staging"),
     ),
     ("/deploy telegram --env=staging", Deploy(channel="telegram", env="staging")),
+    (
+        "/deploy faq-bot whatsapp 106540352242922 template=follow_up:en_US",
+        Deploy(
+            bot="faq-bot",
+            channel="whatsapp",
+            target="106540352242922",
+            options={"template": "follow_up:en_US"},
+        ),
+    ),
     ("/deployments", ListDeployments()),
     ("/deployments faq-bot", ListDeployments(bot="faq-bot")),
     ("/undeploy faq-bot slack", Undeploy(bot="faq-bot", channel="slack")),
@@ -384,12 +395,12 @@ COMMAND_CASES: list[tuple[str, Command]] = [
 
 @pytest.mark.parametrize(("text", "expected"), COMMAND_CASES)
 def test_a_slash_command_parses(text: str, expected: Command) -> None:
-    assert parse(text, bots=BOTS) == expected
+    assert parse(text, bots=BOTS, channels=CHANNELS) == expected
 
 
 @pytest.mark.parametrize(("text", "expected"), COMMAND_CASES)
 def test_the_same_command_without_its_slash(text: str, expected: Command) -> None:
-    assert parse(text.removeprefix("/"), bots=BOTS) == expected
+    assert parse(text.removeprefix("/"), bots=BOTS, channels=CHANNELS) == expected
 
 
 @pytest.mark.parametrize(
@@ -568,7 +579,7 @@ def test_studio_alone_is_help() -> None:
     ],
 )
 def test_a_natural_phrasing_parses(text: str, expected: Command) -> None:
-    assert parse(text, bots=BOTS) == expected
+    assert parse(text, bots=BOTS, channels=CHANNELS) == expected
 
 
 @pytest.mark.parametrize(
@@ -609,7 +620,7 @@ def test_ask_takes_a_bot_only_when_the_team_has_it() -> None:
 )
 def test_a_near_miss_bot_name_is_taken_as_the_bot(text: str, expected: Command) -> None:
     """Not swallowed into the message to the last bot: the engine then suggests the name."""
-    assert parse(text, bots=BOTS) == expected
+    assert parse(text, bots=BOTS, channels=CHANNELS) == expected
 
 
 @pytest.mark.parametrize(
@@ -621,7 +632,7 @@ def test_a_near_miss_bot_name_is_taken_as_the_bot(text: str, expected: Command) 
 )
 def test_out_of_range_numbers_are_one_line(text: str, says: str) -> None:
     with pytest.raises(GrammarError) as caught:
-        parse(text, bots=BOTS)
+        parse(text, bots=BOTS, channels=CHANNELS)
     assert caught.value.message.startswith(says)
 
 
@@ -650,7 +661,7 @@ def test_a_short_reply_confirms_or_cancels(text: str, accept: bool) -> None:
     "text", ["hello there", "what is the weather like", "make it use emojis", "/frobnicate", ""]
 )
 def test_anything_else_is_not_a_command(text: str) -> None:
-    assert parse(text, bots=BOTS) is None
+    assert parse(text, bots=BOTS, channels=CHANNELS) is None
 
 
 @pytest.mark.parametrize(
@@ -674,8 +685,7 @@ def test_anything_else_is_not_a_command(text: str) -> None:
         ("/role bob", "/role USER", "role"),
         ("/rollback faq-bot prod", "/rollback BOT", "'staging' or 'production'"),
         ("/rollback faq-bot staging v0", "/rollback BOT", "at least 1"),
-        ("/deploy faq-bot", "/deploy BOT", "'web', 'slack' or 'telegram'"),
-        ("/deploy faq-bot discord", "/deploy BOT", "not 'discord'"),
+        ("/deploy faq-bot", "/deploy BOT", "'slack', 'telegram', 'web' or 'whatsapp'"),
         ("/deploy faq-bot web --env prod", "/deploy BOT", "not 'prod'"),
         ("/undeploy faq-bot web extra", "/undeploy BOT", "'extra'"),
         ("/stats faq-bot 1d", "/stats [BOT]", "'24h', '7d' or '30d'"),
@@ -687,7 +697,6 @@ def test_anything_else_is_not_a_command(text: str) -> None:
         ("/bots all", "/bots", "'all'"),
         ("/newbot " + "x" * 81, "/newbot NAME", "at most 40"),
         ("/diff faq-bot v" + "1" * 30, "/diff BOT", "at most 20"),
-        ("deploy faq-bot to discord", "/deploy BOT", "not 'discord'"),
         ("promote it to prod", "/promote BOT", "not 'prod'"),
         # -- datasets
         ("/dataset faq-bot from-last", "/dataset BOT from-last N", "how many"),
@@ -783,7 +792,7 @@ def test_anything_else_is_not_a_command(text: str) -> None:
 )
 def test_wrong_arguments_say_what_and_show_the_usage(text: str, usage: str, says: str) -> None:
     with pytest.raises(GrammarError) as raised:
-        parse(text, bots=BOTS)
+        parse(text, bots=BOTS, channels=CHANNELS)
     message = raised.value.message
     assert says in message
     assert f"Usage: {usage}" in message
@@ -806,7 +815,7 @@ def test_wrong_arguments_say_what_and_show_the_usage(text: str, usage: str, says
 def test_a_gate_score_written_as_a_fraction_is_refused(text: str, meant: str) -> None:
     """MIN-SCORE is a percentage: a bare 0.8 would be 0.8%, surely not what was meant."""
     with pytest.raises(GrammarError) as raised:
-        parse(text, bots=BOTS)
+        parse(text, bots=BOTS, channels=CHANNELS)
     assert raised.value.message == f"MIN-SCORE is a percentage: did you mean {meant}?"
 
 
@@ -934,7 +943,7 @@ def test_every_command_has_a_usage_example() -> None:
 )
 def test_every_usage_line_parses_to_its_command(command: type[Command], text: str) -> None:
     assert text.split()[0] == command.usage.split()[0]
-    assert type(parse(text, bots=BOTS)) is command
+    assert type(parse(text, bots=BOTS, channels=CHANNELS)) is command
 
 
 @pytest.mark.parametrize(
@@ -980,4 +989,4 @@ def test_not_understood_always_offers_help(text: str) -> None:
 def test_asking_what_a_bot_remembers_keeps_the_user_as_typed(
     text: str, bot: str | None, user: str
 ) -> None:
-    assert parse(text, bots=BOTS) == MemoryShow(bot=bot, user=user)
+    assert parse(text, bots=BOTS, channels=CHANNELS) == MemoryShow(bot=bot, user=user)

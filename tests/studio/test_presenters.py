@@ -496,7 +496,10 @@ def test_help_lists_every_command() -> None:
 def test_help_for_one_command() -> None:
     text = presenters.help_text("set").text
     assert text.startswith("`/set BOT FIELD VALUE` — ")
-    assert "Fields: prompt, model, temperature, greeting, fallback, description, history." in text
+    assert (
+        "Fields: prompt, model, temperature, greeting, fallback, description, history, voice."
+        in text
+    )
     assert "confirmation" in presenters.help_text("/delete").text
     assert "/test BOT remove N" in presenters.help_text("test").text
     abtest = presenters.help_text("abtest").text

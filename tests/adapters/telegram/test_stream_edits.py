@@ -55,7 +55,7 @@ async def studio(tmp_path: Path, telegram: FakeTelegram, llm: FakeLLM) -> AsyncI
 
 
 def _channel(service: Service) -> TelegramBots:
-    return service.app.state.core.telegram  # type: ignore[no-any-return]
+    return service.app.state.core.adapter("telegram")  # type: ignore[no-any-return]
 
 
 async def _refusing_drafts(service: Service, telegram: FakeTelegram) -> tuple[str, str]:

@@ -114,7 +114,7 @@ async def test_bad_secrets_unknown_deployments_and_non_text(
     update = message_update("hi")
     assert (await send_update(studio, deployment, update, "wrong")).status_code == 401
     # an undeployed bot whose webhook Telegram still calls (with the secret it was given)
-    gone = studio.app.state.core.telegram.webhook_secret("d_unknown")
+    gone = studio.app.state.core.adapter("telegram").webhook_secret("d_unknown")
     assert (await send_update(studio, "d_unknown", update, gone)).status_code == 404
     assert (await send_update(studio, "d_unknown", update, "x")).status_code == 401
     secret = secret_of(telegram, bot_token)

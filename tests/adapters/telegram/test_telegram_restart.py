@@ -96,7 +96,7 @@ async def test_a_start_loads_what_deployed_bots_will_need_before_they_are_asked(
     async with running_service(settings) as after:
         core = after.app.state.core
         await asyncio.wait_for(core.warming, 120)  # nobody has said anything yet
-        assert core.runtime.llm._litellm is not None and core.telegram._lib is not None
+        assert core.runtime.llm._litellm is not None and core.adapter("telegram")._lib is not None
         assert llm.calls == [] and telegram.calls_to("sendMessage") == []
 
 
@@ -107,4 +107,4 @@ async def test_offline_bots_on_the_web_load_nothing_extra(tmp_path: Path) -> Non
     async with running_service(settings) as after:
         core = after.app.state.core
         await asyncio.wait_for(core.warming, 30)
-        assert core.runtime.llm._litellm is None and core.telegram._lib is None
+        assert core.runtime.llm._litellm is None and core.adapter("telegram")._lib is None

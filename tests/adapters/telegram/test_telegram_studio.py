@@ -56,7 +56,7 @@ def start(tmp_path: Path, telegram: FakeTelegram, **overrides: Any) -> Any:
 
 
 async def connected(service: Service) -> TelegramStudio:
-    adapter: TelegramStudio = service.app.state.core.telegram_studio
+    adapter: TelegramStudio = service.app.state.core.adapter("telegram-studio")
     adapter.pacer = ChatPacer(sleep=_no_wait)  # Telegram's pacing is tested on its own
     assert await adapter.ready(10)
     return adapter

@@ -222,7 +222,7 @@ async def tg_service(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[Se
         tmp_path, public_url="https://studio.example.com", telegram_api_url=telegram.base_url
     )
     async with running_service(settings) as running:
-        running.app.state.core.telegram.pacer = ChatPacer(sleep=_no_wait)
+        running.app.state.core.adapter("telegram").pacer = ChatPacer(sleep=_no_wait)
         yield running
 
 

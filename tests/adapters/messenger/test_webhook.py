@@ -1,0 +1,227 @@
+"""Messenger's webhook through the whole service: Meta's verification request, signed posts
+(`X-Hub-Signature-256`), messages answered through the fake Graph API once however often Meta
+delivers them, deliveries and reads recorded, echoes, reactions and odd posts never answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+
+from storage import deliveries
+from storage.tables import Delivery
+from tests.adapters.messenger.conftest import (
+    APP_SECRET,
+    OTHER_PAGE,
+    OTHER_SECRET,
+    PUBLIC,
+    TOKEN,
+    channel_of,
+    deploy,
+    post,
+)
+from tests.factories import Service
+from tests.fakes.meta import FakeMeta
+from tests.fakes.meta_payloads import (
+    PAGE_ID,
+    PSID,
+    messenger_delivery,
+    messenger_echo,
+    messenger_message,
+    messenger_payload,
+    messenger_read,
+    signed_headers,
+    verification_query,
+)
+
+
+async def answers(meta: FakeMeta, count: int = 1) -> list[dict[str, Any]]:
+    """What the Page sent the person, once `count` messages are out."""
+    await meta.wait_for("messenger", count, timeout_s=15)
+    return meta.sent(PAGE_ID, PSID)
+
+
+async def test_a_deployment_subscribes_the_app_and_says_what_to_paste_into_meta(
+    studio: Service, meta: FakeMeta
+) -> None:
+    deployed = await deploy(studio, meta)
+    deployment = deployed["id"]
+
+    assert deployed["webhook_url"] == f"{PUBLIC}/messenger/{deployment}"
+    assert deployed["verify_token"] == channel_of(studio).verify_token(deployment)
+    assert deployed["url"] == f"https://m.me/{PAGE_ID}"
+    page, subscribed = meta.calls_to("object")[0], meta.calls_to("subscribed_apps")[0]
+    assert (page.path.rsplit("/", 1)[-1], page.auth, page.token) == (PAGE_ID, "bearer", TOKEN)
+    assert subscribed.method == "POST" and subscribed.path.endswith(f"/{PAGE_ID}/subscribed_apps")
+    fields = set(subscribed.body["subscribed_fields"].split(","))
+    assert {"messages", "messaging_postbacks", "message_deliveries", "message_reads"} <= fields
+    assert meta.subscribed(PAGE_ID)
+    shown = str(await studio.call("GET", "/api/v1/deployments"))
+    shown += str(await studio.call("GET", "/api/v1/audit"))
+    assert TOKEN not in shown and APP_SECRET not in shown
+
+    await studio.call("DELETE", f"/api/v1/deployments/{deployment}")
+    assert not meta.subscribed(PAGE_ID)  # Meta posts no more of the Page's messages
+    assert meta.calls_to("subscribed_apps")[-1].method == "DELETE"
+
+
+async def test_the_verification_request(studio: Service, meta: FakeMeta) -> None:
+    deployment = (await deploy(studio, meta))["id"]
+    token = channel_of(studio).verify_token(deployment)
+    url = f"/messenger/{deployment}"
+
+    good = await studio.client.get(url, params=verification_query(token, challenge="8675309"))
+    wrong = await studio.client.get(url, params=verification_query("guess"))
+    mode = await studio.client.get(url, params=verification_query(token, mode="unsubscribe"))
+    other = channel_of(studio).verify_token("d_other")
+    unknown = await studio.client.get("/messenger/d_other", params=verification_query(other))
+    web = await studio.call("POST", "/api/v1/bots/faq-bot/deployments", json={"channel": "web"})
+    web_token = channel_of(studio).verify_token(web["id"])
+    not_messenger = await studio.client.get(
+        f"/messenger/{web['id']}", params=verification_query(web_token)
+    )
+
+    assert (good.status_code, good.text) == (200, "8675309")
+    assert good.headers["content-type"].startswith("text/plain")
+    assert wrong.status_code == 403 and mode.status_code == 403
+    assert unknown.status_code == 404 and not_messenger.status_code == 404
+
+
+async def test_posts_must_be_signed_with_the_deployments_app_secret(
+    studio: Service, meta: FakeMeta
+) -> None:
+    first = (await deploy(studio, meta))["id"]
+    await deploy(studio, meta, name="other-bot", page=OTHER_PAGE, app_secret=OTHER_SECRET)
+    payload = messenger_payload(messenger_message("hi"))
+
+    unsigned = await post(studio, first, payload, secret=None)
+    forged = await post(studio, first, payload, secret="0" * 32)
+    other = await post(studio, first, payload, secret=OTHER_SECRET)
+    unknown = await post(studio, "d_unknown", payload)
+    web = await studio.call("POST", "/api/v1/bots/faq-bot/deployments", json={"channel": "web"})
+    not_messenger = await post(studio, web["id"], payload)
+
+    assert [r.status_code for r in (unsigned, forged, other)] == [401, 401, 401]
+    assert unknown.status_code == 404 and not_messenger.status_code == 404
+    assert (await post(studio, first, payload)).status_code == 200
+
+
+async def test_a_text_is_answered_once_however_often_meta_delivers_it(
+    studio: Service, meta: FakeMeta
+) -> None:
+    deployment = (await deploy(studio, meta))["id"]
+    payload = messenger_payload(messenger_message("Refunds?"))
+    meta.inbound(payload)
+
+    for _ in range(3):
+        assert (await post(studio, deployment, payload)).status_code == 200
+    (answer,) = await answers(meta)
+    await studio.app.state.core.runtime.drain()
+
+    assert answer == {
+        "recipient": {"id": PSID},
+        "messaging_type": "RESPONSE",
+        "message": {"text": "I can't answer that yet."},
+    }
+    assert len(meta.sent(PAGE_ID, PSID)) == 1
+    stats = await studio.call("GET", "/api/v1/bots/faq-bot/stats?period=24h")
+    assert stats["turns"] == 1
+
+
+async def test_what_cannot_be_read_is_acknowledged_and_changes_nothing(
+    studio: Service, meta: FakeMeta
+) -> None:
+    deployment = (await deploy(studio, meta))["id"]
+    odd = messenger_payload(messenger_message("hi"))
+    odd["entry"][0]["messaging"][0]["sender"]["id"] = "not a psid"
+    elsewhere = messenger_payload(messenger_message("hi", page_id=OTHER_PAGE), page_id=OTHER_PAGE)
+    whatsapp = {"object": "whatsapp_business_account", "entry": []}
+    bodies: list[Any] = [[1, 2], whatsapp, odd, elsewhere, {"object": "page", "entry": [{}]}]
+
+    for body in bodies:
+        assert (await post(studio, deployment, body)).status_code == 200
+    garbage = b"{not json"
+    refused = await studio.client.post(
+        f"/messenger/{deployment}", content=garbage, headers=signed_headers(garbage, APP_SECRET)
+    )
+    huge = b"{" + b" " * (3 * 1024 * 1024) + b"}"
+    too_big = await studio.client.post(
+        f"/messenger/{deployment}", content=huge, headers=signed_headers(huge, APP_SECRET)
+    )
+
+    assert refused.status_code == 200
+    assert too_big.status_code == 413
+    await studio.app.state.core.runtime.drain()
+    assert meta.calls_to("messenger") == []
+
+
+async def test_echoes_reads_and_reactions_are_never_answered(
+    studio: Service, meta: FakeMeta
+) -> None:
+    deployment = (await deploy(studio, meta))["id"]
+    meta.user_wrote(PAGE_ID, PSID)
+    reaction = {
+        "sender": {"id": PSID},
+        "recipient": {"id": PAGE_ID},
+        "timestamp": int(meta.now() * 1000),
+        "reaction": {"reaction": "love", "emoji": "❤", "action": "react", "mid": "m_unknown"},
+    }
+    payload = messenger_payload(
+        messenger_echo("the Page wrote this"),
+        messenger_read(),
+        messenger_delivery(["m_never_sent"]),
+        reaction,
+    )
+
+    assert (await post(studio, deployment, payload)).status_code == 200
+
+    await studio.app.state.core.runtime.drain()
+    assert meta.calls_to("messenger") == []
+
+
+async def test_deliveries_and_reads_are_recorded(studio: Service, meta: FakeMeta) -> None:
+    deployment = (await deploy(studio, meta))["id"]
+    payload = messenger_payload(messenger_message("hello"))
+    meta.inbound(payload)
+    await post(studio, deployment, payload)
+    await answers(meta)
+    runtime = studio.app.state.core.runtime
+    await runtime.drain()
+    async with runtime.db.read() as session:
+        (sent,) = (await session.exec(select(Delivery))).all()
+    mid = sent.platform_id
+
+    async def status() -> str | None:
+        async with runtime.db.read_conn() as conn:
+            return await deliveries.status_of(conn, deployment_id=deployment, platform_id=mid)
+
+    assert mid.startswith("m_") and await status() == "sent"
+    delivered = messenger_payload(messenger_delivery([mid], watermark=meta.now()))
+    assert (await post(studio, deployment, delivered)).status_code == 200
+    assert await status() == "delivered"
+    earlier = messenger_payload(messenger_read(watermark=meta.now() - 60))
+    assert (await post(studio, deployment, earlier)).status_code == 200
+    assert await status() == "delivered"  # read up to a minute ago: not this one yet
+    read = messenger_payload(messenger_read(watermark=meta.now() + 1))
+    assert (await post(studio, deployment, read)).status_code == 200
+    assert await status() == "read"
+    again = messenger_payload(messenger_delivery([mid], watermark=meta.now()))
+    assert (await post(studio, deployment, again)).status_code == 200
+    assert await status() == "read"  # a late report never moves it back
+
+
+async def test_an_unreadable_entry_or_event_costs_the_rest_nothing(
+    studio: Service, meta: FakeMeta
+) -> None:
+    deployment = (await deploy(studio, meta))["id"]
+    payload = messenger_payload(messenger_message("not this"), messenger_message("Hours?"))
+    payload["entry"][0]["messaging"][0]["message"] = {"text": "no mid"}
+    payload["entry"].insert(0, {"messaging": "not a list"})
+    meta.inbound(messenger_payload(messenger_message("Hours?")))
+
+    assert (await post(studio, deployment, payload)).status_code == 200
+
+    (answer,) = await answers(meta)
+    await studio.app.state.core.runtime.drain()
+    assert answer["message"] == {"text": "I can't answer that yet."}
+    assert len(meta.calls_to("messenger")) == 1

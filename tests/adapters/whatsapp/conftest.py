@@ -1,0 +1,79 @@
+"""The whole service with the WhatsApp channel against the fake Graph API (over real HTTP), and
+the steps the tests share: deploy a bot to a phone number, post Meta's signed webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.whatsapp.channel import WhatsAppChannel
+from tests.conftest import running_service, service_settings
+from tests.factories import Service
+from tests.fakes.meta import FakeMeta
+from tests.fakes.meta_payloads import PHONE_NUMBER_ID, WA_ID, dumps, signed_headers
+
+PUBLIC = "https://studio.example.com"
+TOKEN = "EAAGfakeWhatsAppToken0123456789"
+APP_SECRET = "0123456789abcdef0123456789abcdef"
+TEMPLATE = "follow_up"
+
+
+@pytest.fixture
+async def studio(tmp_path: Path, meta: FakeMeta) -> AsyncIterator[Service]:
+    settings = service_settings(tmp_path, public_url=PUBLIC, studio_whatsapp_api_url=meta.base_url)
+    async with running_service(settings) as service:
+        yield service
+
+
+def channel_of(studio: Service) -> WhatsAppChannel:
+    adapter = studio.app.state.core.adapter("whatsapp")
+    assert isinstance(adapter, WhatsAppChannel)
+    return adapter
+
+
+async def live_bot(studio: Service, name: str = "faq-bot", **fields: Any) -> None:
+    await studio.import_bot(name, **fields)
+    for env in ("staging", "production"):
+        await studio.call("POST", f"/api/v1/bots/{name}/promote", json={"to": env})
+
+
+async def deploy(
+    studio: Service,
+    meta: FakeMeta,
+    *,
+    name: str = "faq-bot",
+    phone: str = PHONE_NUMBER_ID,
+    token: str = TOKEN,
+    app_secret: str = APP_SECRET,
+    **options: str,
+) -> dict[str, Any]:
+    """A live bot deployed to a phone number the fake knows: the deployment as REST answers."""
+    meta.add_phone_number(phone, token)
+    await live_bot(studio, name)
+    body = {"channel": "whatsapp", "target": phone, "token": token, "app_secret": app_secret}
+    deployed: dict[str, Any] = await studio.call(
+        "POST", f"/api/v1/bots/{name}/deployments", json={**body, **options}
+    )
+    return deployed
+
+
+async def post(
+    studio: Service, deployment: str, payload: dict[str, Any], secret: str | None = APP_SECRET
+) -> httpx.Response:
+    """A webhook post as Meta sends it (signed with `secret`; unsigned when None)."""
+    body = dumps(payload)
+    headers = signed_headers(body, secret) if secret else {"Content-Type": "application/json"}
+    return await studio.client.post(f"/whatsapp/{deployment}", content=body, headers=headers)
+
+
+async def trigger(studio: Service, deployment: str, text: str) -> None:
+    """The bot writes to Alice unasked: what `POST /api/v1/bots/{bot}/trigger` runs."""
+    core = studio.app.state.core
+    target = await core.runtime.target(deployment)
+    await core.scheduler.trigger(
+        bot_id=target.bot_id, env="production", channel="whatsapp", user=WA_ID, message=text
+    )

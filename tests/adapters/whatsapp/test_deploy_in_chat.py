@@ -1,0 +1,122 @@
+"""`/deploy BOT whatsapp PHONE_NUMBER_ID` in chat: what is no secret is typed in the command, the
+access token and the app secret are asked for privately, one after the other (here through the
+web console's and the terminal's path, `POST /api/v1/studio/secrets`), and never shown again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio.replies import secret_form
+from tests.adapters.whatsapp.conftest import APP_SECRET, TOKEN, live_bot
+from tests.factories import Service
+from tests.fakes.meta import FakeMeta
+from tests.fakes.meta_payloads import PHONE_NUMBER_ID
+
+DEPLOY = f"/deploy faq-bot whatsapp {PHONE_NUMBER_ID} template=follow_up"
+
+
+def _asked(said: dict[str, Any]) -> tuple[str, str]:
+    """(the answer's text, the request its private form answers)."""
+    [message] = said["messages"]
+    [button] = message["buttons"]
+    found = secret_form(button["action"])
+    assert found is not None, button
+    return message["text"], found[0]
+
+
+async def _give(studio: Service, request: str, value: str) -> dict[str, Any]:
+    body = {"request": request, "value": value}
+    said: dict[str, Any] = await studio.call("POST", "/api/v1/studio/secrets", json=body)
+    return said
+
+
+async def test_the_token_and_app_secret_are_asked_for_privately_then_it_deploys(
+    studio: Service, meta: FakeMeta
+) -> None:
+    meta.add_phone_number(PHONE_NUMBER_ID, TOKEN)
+    await live_bot(studio)
+
+    text, request = _asked(await studio.say(DEPLOY))
+    assert "access token" in text and "WhatsApp" in text and "privately" in text
+    assert "/api/v1/bots/faq-bot/deployments" in text  # the other private way
+    assert await studio.call("GET", "/api/v1/deployments") == []
+
+    text, second = _asked(await _give(studio, request, TOKEN))
+    assert "app secret" in text and second != request
+    assert TOKEN not in text
+
+    done = await _give(studio, second, APP_SECRET)
+    reply = done["reply"]
+    assert "is live on whatsapp" in reply
+    assert "/whatsapp/" in reply and "verify token" in reply  # what to paste into Meta's app
+    assert TOKEN not in reply and APP_SECRET not in reply
+    [deployment] = await studio.call("GET", "/api/v1/deployments")
+    assert (deployment["channel"], deployment["target"]) == ("whatsapp", PHONE_NUMBER_ID)
+    assert set(deployment["details"]) == {"webhook_url", "verify_token"}
+    audit = await studio.call("GET", "/api/v1/audit")
+    assert TOKEN not in str(audit) and APP_SECRET not in str(audit)
+
+    again = await _give(studio, second, APP_SECRET)  # a request is answered once
+    assert "was waiting" in again["reply"]
+
+
+async def test_a_secret_meta_would_refuse_deploys_nothing_and_says_how_to_retry(
+    studio: Service, meta: FakeMeta
+) -> None:
+    meta.add_phone_number(PHONE_NUMBER_ID, TOKEN)
+    await live_bot(studio)
+    _, request = _asked(await studio.say(DEPLOY))
+    _, second = _asked(await _give(studio, request, TOKEN))
+    refused = (await _give(studio, second, "not-an-app-secret"))["reply"]
+    assert "Nothing was deployed" in refused and DEPLOY in refused
+    assert "not-an-app-secret" not in refused
+    assert await studio.call("GET", "/api/v1/deployments") == []
+
+
+async def test_what_is_wrong_in_the_command_is_said_before_any_secret_is_asked(
+    studio: Service, meta: FakeMeta
+) -> None:
+    await live_bot(studio)
+    no_number = (await studio.say("/deploy faq-bot whatsapp"))["reply"]
+    assert "phone" in no_number.lower()
+    unknown = (await studio.say(f"/deploy faq-bot whatsapp {PHONE_NUMBER_ID} colour=red"))["reply"]
+    assert "template" in unknown and "colour" in unknown
+    fax = (await studio.say("/deploy faq-bot fax"))["reply"]
+    assert "whatsapp" in fax and "'fax'" in fax
+    for said in (no_number, unknown, fax):
+        assert "privately" not in said
+
+
+async def test_an_editor_cannot_deploy(studio: Service, meta: FakeMeta) -> None:
+    await live_bot(studio)
+    created = await studio.call("POST", "/api/v1/keys", json={"role": "editor", "name": "ed"})
+    response = await studio.client.post(
+        "/api/v1/studio/messages",
+        json={"text": DEPLOY},
+        headers=studio.auth(created["key"]),
+    )
+    assert response.status_code == 403  # an editor key cannot speak for members at all
+    said = (await studio.say(DEPLOY, user="ed"))["reply"]  # a member who is a viewer
+    assert "privately" not in said and "admin" in said.lower()
+
+
+async def test_rest_refuses_what_the_channel_does_not_take(studio: Service, meta: FakeMeta) -> None:
+    meta.add_phone_number(PHONE_NUMBER_ID, TOKEN)
+    await live_bot(studio)
+    body = {"channel": "whatsapp", "target": PHONE_NUMBER_ID, "token": TOKEN}
+    for extra, says in (
+        ({"app_secret": APP_SECRET, "colour": "red"}, "takes the options template, not colour"),
+        ({"app_secret": APP_SECRET, "template": 7}, "template must be a string"),
+        ({}, "app secret"),
+    ):
+        response = await studio.client.post(
+            "/api/v1/bots/faq-bot/deployments", json={**body, **extra}, headers=studio.auth()
+        )
+        assert response.status_code == 422, response.text
+        assert says in response.json()["error"], response.json()
+    web = {"channel": "web", "template": "x"}
+    response = await studio.client.post(
+        "/api/v1/bots/faq-bot/deployments", json=web, headers=studio.auth()
+    )
+    assert response.status_code == 422 and "takes no options" in response.json()["error"]
+    assert await studio.call("GET", "/api/v1/deployments") == []
