@@ -1,12 +1,16 @@
-"""What the benchmarks' fake servers share (the model, Slack, Telegram): serving a bare ASGI app
-on a free loopback port that is written to a file, reading a request's fields, answering JSON."""
+"""What the benchmarks' fake servers share (the model, Slack, Telegram, WhatsApp): serving a bare
+ASGI app on a free loopback port that is written to a file, reading a request's fields, answering
+JSON, counting calls and answers, and the `/wait` that the load generator waits on."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
-from collections.abc import Awaitable, Callable, MutableMapping
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -95,3 +99,60 @@ def _multipart(raw: bytes, content_type: str) -> dict[str, Any]:
             except UnicodeDecodeError:
                 found[name] = data
     return found
+
+
+def counts_of(
+    table: Mapping[str, dict[str, int]], kinds: Sequence[str], key: str
+) -> dict[str, int]:
+    """A `GET /count` answer: what `table` counted for `key` (zeros if nothing)."""
+    return dict(table.get(key) or dict.fromkeys(kinds, 0))
+
+
+def counts_total(table: Mapping[str, dict[str, int]], kinds: Sequence[str]) -> dict[str, int]:
+    """A `GET /count` answer over every key of `table`."""
+    return {k: sum(c[k] for c in table.values()) for k in kinds}
+
+
+class Arrivals:
+    """Answers per key (e.g. (token, chat)), each with the `time.monotonic()` of its arrival
+    (CLOCK_MONOTONIC, the same clock in every process of the machine), and the `/wait` requests
+    for a key's N-th answer, so that a load generator keeps messages in flight without polling."""
+
+    def __init__(self) -> None:
+        self.times: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
+        self._waiters: defaultdict[tuple[str, str], list[tuple[int, asyncio.Future[None]]]] = (
+            defaultdict(list)
+        )
+
+    def add(self, key: tuple[str, str]) -> float:
+        """An answer for `key` arrived now: its time; whoever waited for it is answered."""
+        times = self.times[key]
+        times.append(time.monotonic())
+        waiting = self._waiters.get(key)
+        if waiting:
+            for n, future in [w for w in waiting if w[0] <= len(times)]:
+                waiting.remove((n, future))
+                if not future.done():
+                    future.set_result(None)
+        return times[-1]
+
+    async def wait(
+        self, key: tuple[str, str], query: Mapping[str, str], *, at: bool = True
+    ) -> tuple[int, dict[str, Any]]:
+        """`GET /wait?...&n=N&timeout=S`: once `key` has at least N answers, 200 `{"count": c,
+        "at": t}` (`t`: arrival time of the N-th; left out unless `at`), or 504 `{"count": c}`
+        after S seconds."""
+        n = int(query.get("n", "1"))
+        times = self.times[key]
+        if len(times) < n:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters[key].append((n, future))
+            try:
+                await asyncio.wait_for(future, timeout=float(query.get("timeout", "10")))
+            except TimeoutError:
+                if (n, future) in self._waiters[key]:
+                    self._waiters[key].remove((n, future))
+                return 504, {"count": len(times)}
+        if not at:
+            return 200, {"count": len(times)}
+        return 200, {"count": len(times), "at": times[n - 1]}

@@ -12,28 +12,20 @@ key callers must send as `Authorization: Bearer KEY`.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import secrets
-import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import litellm
-import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-API_BASE = os.environ.get("BENCH_LLM_BASE", "http://127.0.0.1:9/v1")
-API_KEY = os.environ.get("BENCH_API_KEY", "sk-baseline")
+from bench.baselines import API_BASE, main
 
-# The platform's own litellm settings (runtime.llm.import_litellm), so neither side logs per call.
-litellm.suppress_debug_info = True
-litellm.telemetry = False
-for _name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+API_KEY = os.environ.get("BENCH_API_KEY", "sk-baseline")
 
 app = FastAPI()
 bearer = HTTPBearer(auto_error=False)
@@ -145,10 +137,4 @@ async def _events(stream: Any, model: str) -> AsyncIterator[str]:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=int(sys.argv[1]), log_level="info", access_log=False
-    )
-    uvicorn.Server(config).run()
+    main(app)

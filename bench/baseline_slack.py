@@ -14,25 +14,16 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import Any
 
-import litellm
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-API_BASE = os.environ.get("BENCH_LLM_BASE", "http://127.0.0.1:9/v1")
-SYSTEM = "You are a helpful, concise assistant."
-BOT_NAME = "bench-bot"
+from bench.baselines import ask, main
 
-# The platform's own litellm settings (runtime.llm.import_litellm), so neither side logs per call.
-litellm.suppress_debug_info = True
-litellm.telemetry = False
-for _name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+BOT_NAME = "bench-bot"
 
 logger = logging.getLogger("bench.baseline_slack")
 bolt = AsyncApp(
@@ -48,22 +39,11 @@ bolt = AsyncApp(
 
 @bolt.event("message")
 async def on_message(event: dict[str, Any], client: AsyncWebClient) -> None:
-    response = await litellm.acompletion(
-        model="openai/fake",
-        api_base=API_BASE,
-        api_key="sk-bench",
-        messages=[
-            {"role": "system", "content": SYSTEM},
-            {"role": "user", "content": event.get("text") or ""},
-        ],
-        num_retries=0,
-        max_retries=0,
-        timeout=30,
-    )
+    reply = await ask(event.get("text") or "")
     await client.chat_postMessage(
         channel=event["channel"],
         thread_ts=event.get("thread_ts") or event["ts"],
-        text=response.choices[0].message.content or " ",
+        text=reply or " ",
         username=BOT_NAME,
     )
 
@@ -83,10 +63,4 @@ async def slack_events(request: Request) -> Response:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=int(sys.argv[1]), log_level="info", access_log=False
-    )
-    uvicorn.Server(config).run()
+    main(app)

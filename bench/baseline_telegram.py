@@ -14,39 +14,27 @@ URL), `BENCH_TELEGRAM_API` (the Bot API server's root URL), `BENCH_TELEGRAM_TOKE
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-import litellm
-import uvicorn
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import Update
 from fastapi import FastAPI, Request, Response
 
-API_BASE = os.environ.get("BENCH_LLM_BASE", "http://127.0.0.1:9/v1")
-SECRET = os.environ.get("BENCH_TELEGRAM_SECRET", "bench-secret")
-SYSTEM = "You are a helpful, concise assistant."
+from bench.baselines import ask, background_done, main, spawn
 
-# The platform's own litellm settings (runtime.llm.import_litellm), so neither side logs per call.
-litellm.suppress_debug_info = True
-litellm.telemetry = False
-for _name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+SECRET = os.environ.get("BENCH_TELEGRAM_SECRET", "bench-secret")
 
 logger = logging.getLogger("bench.baseline_telegram")
 session = AiohttpSession(
     api=TelegramAPIServer.from_base(os.environ.get("BENCH_TELEGRAM_API", "http://127.0.0.1:9"))
 )
 bot = Bot(os.environ.get("BENCH_TELEGRAM_TOKEN", "123456:" + "A" * 30), session=session)
-_tasks: set[asyncio.Task[None]] = set()
 
 
 async def answer(update: Update) -> None:
@@ -54,21 +42,8 @@ async def answer(update: Update) -> None:
     if message is None or message.from_user is None or message.from_user.is_bot:
         return
     try:
-        response: Any = await litellm.acompletion(
-            model="openai/fake",
-            api_base=API_BASE,
-            api_key="sk-bench",
-            messages=[
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": message.text or ""},
-            ],
-            num_retries=0,
-            max_retries=0,
-            timeout=30,
-        )
-        await bot.send_message(
-            chat_id=message.chat.id, text=response.choices[0].message.content or " "
-        )
+        reply = await ask(message.text or "")
+        await bot.send_message(chat_id=message.chat.id, text=reply or " ")
     except Exception:
         logger.exception("answering update %s failed", update.update_id)
 
@@ -76,7 +51,7 @@ async def answer(update: Update) -> None:
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
-    await asyncio.gather(*_tasks, return_exceptions=True)
+    await background_done()
     await session.close()
 
 
@@ -94,17 +69,9 @@ async def webhook(request: Request) -> Response:
     if not hmac.compare_digest(secret, SECRET):
         return Response(status_code=401)
     update = Update.model_validate(await request.json(), context={"bot": bot})
-    task = asyncio.create_task(answer(update))
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
+    spawn(answer(update))
     return Response(status_code=200)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=int(sys.argv[1]), log_level="info", access_log=False
-    )
-    uvicorn.Server(config).run()
+    main(app)

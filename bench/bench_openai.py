@@ -12,7 +12,6 @@ Every request is stateless (one user message) and every answer is checked.
 from __future__ import annotations
 
 import json
-import statistics
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -24,19 +23,17 @@ import aiohttp
 from bench.bench_web import CONCURRENCY, Side, setup_platform, throughput, web_platform
 from bench.common import (
     HOST,
-    PYTHON,
     TIMEOUT,
     Child,
     Figure,
     Report,
-    base_env,
-    child,
     connections,
     free_port,
     model_server,
     wait_http,
 )
 from bench.llm_server import ANSWER, COMPLETION_TOKENS, PROMPT_TOKENS
+from bench.load import baseline_server, cpu_figure, rate_figure, ratio
 
 WARMUP_S = 1.5
 MEASURE_S = 5.0
@@ -116,13 +113,13 @@ class ApiSide(Side):
 def _start(stack: ExitStack, tmp: Path, llm_base: str) -> tuple[Child, Child, int, int]:
     platform_port, baseline_port = free_port(), free_port()
     platform = web_platform(stack, tmp, llm_base, platform_port)
-    baseline = stack.enter_context(
-        child(
-            [PYTHON, "-m", "bench.baseline_openai", str(baseline_port)],
-            cwd=tmp,
-            log=tmp / "baseline.log",
-            env=base_env(BENCH_LLM_BASE=llm_base, BENCH_API_KEY=BASELINE_KEY),
-        )
+    baseline = baseline_server(
+        stack,
+        tmp,
+        "bench.baseline_openai",
+        baseline_port,
+        BENCH_LLM_BASE=llm_base,
+        BENCH_API_KEY=BASELINE_KEY,
     )
     return platform, baseline, platform_port, baseline_port
 
@@ -186,52 +183,43 @@ def _how(stream: bool) -> str:
 
 def _figures(a: ApiSide, b: ApiSide) -> list[Figure]:
     how = _how(stream=False)
-    ratio = round(statistics.fmean(a.rates) / statistics.fmean(b.rates), 3)
     figures = [
-        Figure("openai_api_throughput_ratio", ratio, "", ">= 0.85", "platform / baseline; " + how)
+        Figure(
+            "openai_api_throughput_ratio",
+            ratio(a.rates, b.rates),
+            "",
+            ">= 0.85",
+            "platform / baseline; " + how,
+        )
     ]
     for side in (a, b):
-        phases = ", ".join(f"{r:.1f}" for r in side.rates)
         figures.append(
-            Figure(
-                f"openai_{side.name}_rps",
-                round(statistics.fmean(side.rates), 1),
-                "req/s",
-                "",
-                f"phases {phases}; {how}",
-            )
+            rate_figure(f"openai_{side.name}_rps", side.rates, "req/s", "phases {phases}; " + how)
         )
     for side in (a, b):
-        if side.cpu_ms_per_request:
-            figures.append(
-                Figure(
-                    f"openai_{side.name}_cpu_ms_per_request",
-                    round(statistics.fmean(side.cpu_ms_per_request), 2),
-                    "ms",
-                    "",
-                    "server process user+sys CPU during the measured non-streaming phases / "
-                    "completed requests, mean of phases",
-                )
-            )
+        figures += cpu_figure(
+            f"openai_{side.name}_cpu_ms_per_request",
+            side.cpu_ms_per_request,
+            "server process user+sys CPU during the measured non-streaming phases / "
+            "completed requests, mean of phases",
+        )
     return figures
 
 
 def _stream_figures(a: ApiSide, b: ApiSide) -> list[Figure]:
     how = _how(stream=True)
-    ratio = round(statistics.fmean(a.rates) / statistics.fmean(b.rates), 3)
     figures = [
-        Figure("openai_stream_throughput_ratio", ratio, "", "", "platform / baseline; " + how)
+        Figure(
+            "openai_stream_throughput_ratio",
+            ratio(a.rates, b.rates),
+            "",
+            "",
+            "platform / baseline; " + how,
+        )
     ]
     for side, name in ((a, "platform"), (b, "baseline")):
-        phases = ", ".join(f"{r:.1f}" for r in side.rates)
         figures.append(
-            Figure(
-                f"openai_stream_{name}_rps",
-                round(statistics.fmean(side.rates), 1),
-                "req/s",
-                "",
-                f"phases {phases}; {how}",
-            )
+            rate_figure(f"openai_stream_{name}_rps", side.rates, "req/s", "phases {phases}; " + how)
         )
     return figures
 

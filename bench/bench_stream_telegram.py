@@ -58,7 +58,6 @@ from bench.bench_telegram import (
     _api,
     _deploy,
     _fake_telegram,
-    _get,
     _headers,
     _make_bot,
     _platform,
@@ -78,6 +77,7 @@ from bench.common import (
     wait_file,
     wait_http,
 )
+from bench.load import get_json
 
 FIRST_CHUNK_AFTER_S = 1.0  # the model's own time to first token: drafts wait 0.8 s
 WORD_EVERY_S = 0.01  # the answer's other words
@@ -118,7 +118,7 @@ class Platform:
         failed (the failure is kept)."""
         body = update(chat, f"question {chat}: how do refunds work?")
         params = {"token": self.token, "chat": str(chat), "timeout": str(wait_s)}
-        waiting = asyncio.create_task(_get(http, f"{self.fake}/shown", **params))
+        waiting = asyncio.create_task(get_json(http, f"{self.fake}/shown", **params))
         await _sleep_until(at)
         started = time.monotonic()
         try:
@@ -187,7 +187,7 @@ async def _deployed(base: str, key: str, fake: str) -> Platform:
     token = bot_token(1)
     async with _api(key) as http:
         deployment = await _deploy(http, base, token)
-        hook = await _get(http, f"{fake}/webhook", token=token)
+        hook = await get_json(http, f"{fake}/webhook", token=token)
     if not str(hook.get("url", "")).endswith(f"/telegram/bots/{deployment}"):
         raise RuntimeError(f"the platform set no webhook for {deployment}: {hook}")
     return Platform(f"{base}/telegram/bots/{deployment}", str(hook["secret_token"]), token, fake)
@@ -307,7 +307,7 @@ async def _answers(http: aiohttp.ClientSession, fake: str, token: str, sent: int
     SHOWN_WAIT_S has passed."""
     deadline = time.monotonic() + SHOWN_WAIT_S
     while True:
-        got = int((await _get(http, f"{fake}/count", token=token))["answers"])
+        got = int((await get_json(http, f"{fake}/count", token=token))["answers"])
         if got >= sent or time.monotonic() > deadline:
             return got
         await asyncio.sleep(0.05)

@@ -32,11 +32,10 @@ import json
 import sys
 import tempfile
 import time
-from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -44,8 +43,6 @@ from bench.common import (
     FIRST_ANSWER_S,
     HOST,
     PYTHON,
-    ROOT,
-    TIMEOUT,
     Child,
     Figure,
     Report,
@@ -53,11 +50,29 @@ from bench.common import (
     calibrated,
     child,
     connections,
+    fake_server,
     free_port,
+    mean,
     model_server,
     percentile,
-    wait_file,
     wait_http,
+)
+from bench.load import (
+    Load,
+    WebhookSide,
+    api_session,
+    baseline_server,
+    cpu_figure,
+    deploy,
+    first_answers,
+    get_json,
+    make_bench_bot,
+    platform_server,
+    post_json,
+    prime,
+    rate_figure,
+    ratio,
+    webhook_phase,
 )
 
 CONCURRENCY = 16  # updates in flight per side: sent and not yet answered
@@ -68,6 +83,7 @@ CONCURRENCY = 16  # updates in flight per side: sent and not yet answered
 CHATS = 1024
 WARMUP_S = 1.0
 MEASURE_S = 4.0
+SATURATION = Load(CONCURRENCY, WARMUP_S, MEASURE_S)  # bench_whatsapp's too
 # A = platform, B = baseline, C = platform with a live A/B test: three phases each, and each
 # letter's positions add up to the same (0+5+7 = 1+3+8 = 2+4+6), so linear drift cancels.
 ORDER = "ABCBCACAB"
@@ -154,148 +170,32 @@ def _headers(secret: str) -> dict[str, str]:
     return {"X-Telegram-Bot-Api-Secret-Token": secret, "Content-Type": "application/json"}
 
 
-@dataclass(slots=True)
-class Side:
-    """One side of the comparison: its webhook, its token at the fake, and what it did."""
+@dataclass(slots=True, kw_only=True)
+class Side(WebhookSide):
+    """One side of the comparison: its webhook, its token at the fake, its private chats, and
+    what it did."""
 
-    name: str
-    url: str
+    noun: ClassVar[str] = "update"
     secret: str
     token: str
-    proc: Child
-    fake: str  # the fake Bot API's root URL
     chat_base: int
-    free: deque[int] = field(default_factory=deque)
-    answered: list[int] = field(default_factory=list)  # answers seen per chat
-    sent: int = 0
-    bad_acks: int = 0
-    missing: int = 0
-    not_offered: int = 0  # open loop: no idle chat at an update's time (none expected)
-    first_error: str = ""
-    rates: list[float] = field(default_factory=list)  # throughput phases
-    cpu: list[float] = field(default_factory=list)  # CPU ms per update, per phase
-    ack_ms: list[float] = field(default_factory=list)  # latency phase
-    answer_ms: list[float] = field(default_factory=list)  # latency phase: sent -> at the fake
     offered: list[float] = field(default_factory=list)  # achieved offered rate per block
 
-    def __post_init__(self) -> None:
-        self.answered = [0] * CHATS
-        self.free.extend(range(CHATS))
-
-    @property
-    def errors(self) -> int:
-        return self.bad_acks + self.missing
-
-    async def event(
-        self, http: aiohttp.ClientSession, wait_s: float = ANSWER_WAIT_S
-    ) -> tuple[float, float] | None:
-        """One update in a chat with nothing in flight, until its answer reaches the fake:
-        (ack ms, answer ms), or None if the webhook did not answer 200 or no answer came."""
-        slot = self.free.popleft()
-        self.sent += 1
+    def request(self, slot: int) -> tuple[bytes, dict[str, str]]:
         body = update(self.chat_base + slot, f"question {self.sent}: how do refunds work?")
-        # Ask the fake first, so the answer time is not stretched by a late question.
-        waiting = asyncio.create_task(self._answer(http, slot, wait_s))
-        started = time.monotonic()
-        try:
-            async with http.post(
-                self.url, data=body, headers=_headers(self.secret), timeout=TIMEOUT
-            ) as response:
-                text = await response.text()
-                ack = time.monotonic() - started
-                if response.status != 200:
-                    waiting.cancel()
-                    self.bad_acks += 1
-                    self._failed(f"webhook {response.status} {text[:200]}")
-                    return None
-            at = await waiting
-            if at is None:
-                self.missing += 1
-                self._failed(f"no answer in chat {self.chat_base + slot} in {wait_s:g} s")
-                return None
-            return ack * 1000, (at - started) * 1000
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            waiting.cancel()
-            self.bad_acks += 1
-            self._failed(f"{type(exc).__name__}: {exc}")
-            return None
-        finally:
-            self.free.append(slot)
+        return body, _headers(self.secret)
 
-    async def _answer(self, http: aiohttp.ClientSession, slot: int, wait_s: float) -> float | None:
-        """The fake's arrival time (time.monotonic) of the chat's next answer, or None."""
-        params = {
-            "token": self.token,
-            "chat": str(self.chat_base + slot),
-            "n": str(self.answered[slot] + 1),
-            "timeout": str(wait_s),
-        }
-        try:
-            async with http.get(f"{self.fake}/wait", params=params, timeout=TIMEOUT) as resp:
-                data = await resp.json(content_type=None)
-                self.answered[slot] = int(data["count"])  # a late answer shifts no later one
-                return float(data["at"]) if resp.status == 200 else None
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
-            return None
+    def who(self) -> dict[str, str]:
+        return {"token": self.token}
 
-    async def answers(self, http: aiohttp.ClientSession) -> dict[str, int]:
-        """What the fake Bot API counted for this side's token so far."""
-        counts: dict[str, int] = await _get(http, f"{self.fake}/count", token=self.token)
-        return counts
+    def conversation(self, slot: int) -> dict[str, str]:
+        return {"chat": str(self.chat_base + slot)}
 
-    def _failed(self, why: str) -> None:
-        if not self.first_error:
-            self.first_error = why
-            print(f"# {self.name}: update failed: {why}", file=sys.stderr, flush=True)
-
-
-async def _get(http: aiohttp.ClientSession, url: str, **params: str) -> Any:
-    async with http.get(url, params=params, timeout=TIMEOUT) as response:
-        return await response.json(content_type=None)
+    def missed(self, slot: int, wait_s: float) -> str:
+        return f"no answer in chat {self.chat_base + slot} in {wait_s:g} s"
 
 
 # -- throughput and latency ------------------------------------------------------------------
-
-
-async def _throughput(side: Side, http: aiohttp.ClientSession) -> tuple[float, float | None]:
-    """CONCURRENCY updates in flight for WARMUP_S + MEASURE_S: answers sent per second measured
-    at the fake Bot API, and the side's CPU ms per answer (None: no answer)."""
-    stop = False
-
-    async def worker() -> None:
-        while not stop:
-            await side.event(http)
-
-    tasks = [asyncio.create_task(worker()) for _ in range(CONCURRENCY)]
-    try:
-        await asyncio.sleep(WARMUP_S)
-        before = (await side.answers(http))["answers"]
-        cpu_before = side.proc.cpu_seconds()
-        started = time.monotonic()
-        await asyncio.sleep(MEASURE_S)
-        after = (await side.answers(http))["answers"]
-        elapsed = time.monotonic() - started
-        cpu = side.proc.cpu_seconds() - cpu_before
-        stop = True
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-    done = after - before
-    return done / elapsed, cpu * 1000 / done if done else None
-
-
-async def _prime(side: Side, http: aiohttp.ClientSession) -> None:
-    """One update in each chat, CONCURRENCY at a time (chats are taken in turn)."""
-    left = CHATS - 1  # the first update, sent before, went to chat 0
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            await side.event(http)
-
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
 
 async def _open_loop(
@@ -343,82 +243,55 @@ async def _latency(
 # -- the platform ------------------------------------------------------------------------------
 
 
-async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> Any:
-    async with http.post(url, data=json.dumps(body)) as response:
-        data = await response.json(content_type=None)
-        if response.status >= 300:
-            raise RuntimeError(f"POST {url}: {response.status} {data}")
-        return data
-
-
 def _api(key: str) -> aiohttp.ClientSession:
-    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
-    return aiohttp.ClientSession(headers=headers, timeout=TIMEOUT, connector=connections(64))
+    return api_session(key, connector=connections(64))
 
 
 async def _make_bot(base: str, key: str) -> None:
     """Import the bench bot and promote it to production as v1 (no deployment yet); v2, with
     another prompt, goes to staging (an A/B test's other version)."""
-    spec = {"name": "bench-bot", "model": "openai/fake", "history": HISTORY}
     async with _api(key) as http:
-        await _post(http, f"{base}/api/v1/bots/import", spec)
-        for env in ("staging", "production"):
-            await _post(http, f"{base}/api/v1/bots/bench-bot/promote", {"to": env})
+        await make_bench_bot(http, base, HISTORY)
         async with http.patch(
             f"{base}/api/v1/bots/bench-bot", data=json.dumps({"prompt": "Answer briefly."})
         ) as response:
             if response.status >= 300:
                 raise RuntimeError(f"editing the bench bot: {response.status}")
-        await _post(http, f"{base}/api/v1/bots/bench-bot/promote", {"to": "staging"})
+        await post_json(http, f"{base}/api/v1/bots/bench-bot/promote", {"to": "staging"})
 
 
 async def _ab_test(http: aiohttp.ClientSession, base: str, *, running: bool) -> None:
     """Start (v1, what production runs, against v2) or stop the bench bot's A/B test."""
     url = f"{base}/api/v1/bots/bench-bot/abtest"
     if running:
-        await _post(http, url, {"a": 1, "b": 2, "percent": AB_PERCENT})
+        await post_json(http, url, {"a": 1, "b": 2, "percent": AB_PERCENT})
     else:
-        await _post(http, f"{url}/stop", {})
+        await post_json(http, f"{url}/stop", {})
 
 
 async def _deploy(http: aiohttp.ClientSession, base: str, token: str) -> str:
-    body = {"channel": "telegram", "token": token}
-    return str((await _post(http, f"{base}/api/v1/bots/bench-bot/deployments", body))["id"])
+    return await deploy(http, base, {"channel": "telegram", "token": token})
 
 
 def _platform(
     stack: ExitStack, tmp: Path, name: str, llm_base: str, fake: str
 ) -> tuple[Child, str]:
     port = free_port()
-    data = tmp / name
-    proc = stack.enter_context(
-        child(
-            [PYTHON, str(ROOT / "main.py"), "serve", "--port", str(port)],
-            cwd=tmp,  # no .env from the repository
-            log=tmp / f"{name}.log",
-            env=base_env(
-                STUDIO_DATA_DIR=str(data),
-                STUDIO_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'studio.db'}",
-                STUDIO_LLM_API_BASE=llm_base,
-                STUDIO_TELEGRAM_API_URL=fake,
-                STUDIO_PUBLIC_URL=PUBLIC_URL,
-                OPENAI_API_KEY="sk-bench",
-            ),
-        )
+    proc = platform_server(
+        stack,
+        tmp,
+        port,
+        data=name,
+        log=name,
+        STUDIO_LLM_API_BASE=llm_base,
+        STUDIO_TELEGRAM_API_URL=fake,
+        STUDIO_PUBLIC_URL=PUBLIC_URL,
     )
     return proc, f"http://{HOST}:{port}"
 
 
 async def _fake_telegram(stack: ExitStack, tmp: Path) -> tuple[Child, str]:
-    port_file = tmp / "telegram.port"
-    fake = stack.enter_context(
-        child(
-            [PYTHON, "-m", "bench.telegram_server", str(port_file)],
-            env=base_env(),
-            log=tmp / "telegram.log",
-        )
-    )
-    return fake, f"http://{HOST}:{await wait_file(port_file, fake)}"
+    return await fake_server(stack, tmp, "bench.telegram_server", "telegram")
 
 
 async def _compare(tmp: Path, llm_base: str, fake_url: str, report: Report) -> None:
@@ -427,19 +300,16 @@ async def _compare(tmp: Path, llm_base: str, fake_url: str, report: Report) -> N
     with ExitStack() as stack:
         platform, base = _platform(stack, tmp, "platform", llm_base, fake_url)
         baseline_port = free_port()
-        baseline = stack.enter_context(
-            child(
-                [PYTHON, "-m", "bench.baseline_telegram", str(baseline_port)],
-                cwd=tmp,
-                log=tmp / "baseline.log",
-                env=base_env(
-                    BENCH_LLM_BASE=llm_base,
-                    BENCH_TELEGRAM_API=fake_url,
-                    BENCH_TELEGRAM_TOKEN=bot_token(0),
-                    BENCH_TELEGRAM_SECRET=SECRET,
-                    OPENAI_API_KEY="sk-bench",
-                ),
-            )
+        baseline = baseline_server(
+            stack,
+            tmp,
+            "bench.baseline_telegram",
+            baseline_port,
+            BENCH_LLM_BASE=llm_base,
+            BENCH_TELEGRAM_API=fake_url,
+            BENCH_TELEGRAM_TOKEN=bot_token(0),
+            BENCH_TELEGRAM_SECRET=SECRET,
+            OPENAI_API_KEY="sk-bench",
         )
         await wait_http(f"{base}/healthz", platform)
         await wait_http(f"http://{HOST}:{baseline_port}/healthz", baseline)
@@ -448,41 +318,43 @@ async def _compare(tmp: Path, llm_base: str, fake_url: str, report: Report) -> N
         token = bot_token(1)
         async with _api(key) as http:
             deployment = await _deploy(http, base, token)
-            hook = await _get(http, f"{fake_url}/webhook", token=token)
+            hook = await get_json(http, f"{fake_url}/webhook", token=token)
         if not hook.get("url", "").endswith(f"/telegram/bots/{deployment}"):
             raise RuntimeError(f"the platform set no webhook for {deployment}: {hook}")
         a = Side(
             "platform",
             f"{base}/telegram/bots/{deployment}",
-            hook["secret_token"],
-            token,
             platform,
             fake_url,
+            CHATS,
+            ANSWER_WAIT_S,
+            secret=hook["secret_token"],
+            token=token,
             chat_base=100_000,
         )
         b = Side(
             "baseline",
             f"http://{HOST}:{baseline_port}/telegram/webhook",
-            SECRET,
-            bot_token(0),
             baseline,
             fake_url,
+            CHATS,
+            ANSWER_WAIT_S,
+            secret=SECRET,
+            token=bot_token(0),
             chat_base=200_000,
         )
         connector = connections(CONCURRENCY * 4)
         async with aiohttp.ClientSession(connector=connector) as http:
-            for side in (a, b):  # both answer before anything is timed
-                if await side.event(http, FIRST_ANSWER_S) is None:
-                    raise RuntimeError(
-                        f"{side.name} does not answer: {side.first_error}\n{side.proc.log_tail()}"
-                    )
+            await first_answers((a, b), http)  # both answer before anything is timed
             report.begin("priming the chats")
             started = time.monotonic()
-            await _prime(a, http)  # every chat has its conversation before anything is timed
+            # Every chat has its conversation before anything is timed (the first update, sent
+            # before, went to chat 0).
+            await prime(lambda: a.event(http), CHATS - 1, CONCURRENCY)
             ups = CHATS / (time.monotonic() - started)
             rest = CHATS / ups + len(ORDER) * (WARMUP_S + MEASURE_S) + LAT_BUDGET_S
             report.needs(rest + MEMORY_UPDATES / ups, f"the platform primed {ups:.0f} chats/s")
-            await _prime(b, http)
+            await prime(lambda: b.event(http), CHATS - 1, CONCURRENCY)
             report.begin("the throughput phases")
             ab = Phases()
             async with _api(key) as api:
@@ -490,18 +362,18 @@ async def _compare(tmp: Path, llm_base: str, fake_url: str, report: Report) -> N
                     side = b if letter == "B" else a
                     if letter == "C":
                         await _ab_test(api, base, running=True)
-                    rate, cpu = await _throughput(side, http)
+                    phase = await webhook_phase(side, http, SATURATION)
                     if letter == "C":
                         await _ab_test(api, base, running=False)
                     rates, cpus = (ab.rates, ab.cpu) if letter == "C" else (side.rates, side.cpu)
-                    rates.append(rate)
-                    if cpu is not None:
-                        cpus.append(cpu)
-                    print(f"# {letter} {side.name}: {rate:.1f} updates/s", file=sys.stderr)
+                    rates.append(phase.rate)
+                    if phase.cpu_ms is not None:
+                        cpus.append(phase.cpu_ms)
+                    print(f"# {letter} {side.name}: {phase.rate:.1f} updates/s", file=sys.stderr)
             report.add(*_throughput_figures(a, b, ab))
             report.begin("the latency blocks")
-            rate = LOAD * _mean(a.rates)
-            memory_s = MEMORY_UPDATES / _mean(a.rates)
+            rate = LOAD * mean(a.rates)
+            memory_s = MEMORY_UPDATES / mean(a.rates)
             blocks = await _latency(a, b, http, rate, report, memory_s)
             report.add(*_latency_figures(a, b, rate, blocks))
             counts = {side.name: await side.answers(http) for side in (a, b)}
@@ -548,7 +420,7 @@ async def _feed(
     missing = 0
     for start in range(0, len(hooks), FEED_BATCH):
         batch = hooks[start : start + FEED_BATCH]
-        before = (await _get(http, f"{fake_url}/count"))["sends"]
+        before = (await get_json(http, f"{fake_url}/count"))["sends"]
 
         async def one(deployment: str, secret: str, chat: int) -> None:
             url = f"{base}/telegram/bots/{deployment}"
@@ -560,7 +432,7 @@ async def _feed(
         await asyncio.gather(*(one(d, s, 900_000 + start + i) for i, (d, s) in enumerate(batch)))
         deadline = time.monotonic() + wait_s
         while True:
-            got = (await _get(http, f"{fake_url}/count"))["sends"] - before
+            got = (await get_json(http, f"{fake_url}/count"))["sends"] - before
             if got >= len(batch) or time.monotonic() > deadline:
                 missing += max(0, len(batch) - got)
                 break
@@ -660,7 +532,7 @@ async def _memory(tmp: Path, platform: Child, base: str, fake_url: str, report: 
         async def deploy(token: str) -> tuple[str, str]:
             async with sem:
                 deployment = await _deploy(http, base, token)
-            hook = await _get(http, f"{fake_url}/webhook", token=token)
+            hook = await get_json(http, f"{fake_url}/webhook", token=token)
             return deployment, str(hook["secret_token"])
 
         done = previous = 0
@@ -745,10 +617,6 @@ async def run(report: Report) -> None:
         )
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
 def _throughput_figures(a: Side, b: Side, ab: Phases) -> list[Figure]:
     how_ups = (
         f"{CONCURRENCY} webhook updates in flight (sent, not yet answered) over {CHATS} private "
@@ -765,12 +633,12 @@ def _throughput_figures(a: Side, b: Side, ab: Phases) -> list[Figure]:
         "every answer stores its test and variant), started through POST .../abtest before each "
         "C phase and stopped after it (turns read the test anew: the warm-up absorbs it)"
     )
-    plain, with_ab, baseline = _mean(a.rates), _mean(ab.rates), _mean(b.rates)
+    plain, with_ab = mean(a.rates), mean(ab.rates)
     figures = [
-        Figure("telegram_throughput_ratio", round(plain / baseline, 3), "", ">= 0.8", how_ups),
+        Figure("telegram_throughput_ratio", ratio(a.rates, b.rates), "", ">= 0.8", how_ups),
         Figure(
             "telegram_throughput_ratio_ab",
-            round(with_ab / baseline, 3),
+            ratio(ab.rates, b.rates),
             "",
             ">= 0.8",
             f"telegram_platform_ab_ups / telegram_baseline_ups; {how_ab}",
@@ -784,36 +652,22 @@ def _throughput_figures(a: Side, b: Side, ab: Phases) -> list[Figure]:
             "the platform's throughput (1 = no cost; phases of one run, interleaved)",
         ),
     ]
-    phases = ", ".join(f"{r:.1f}" for r in ab.rates)
-    how = f"saturation with the A/B test running: answers sent per second, phases {phases}"
-    figures.append(Figure("telegram_platform_ab_ups", round(with_ab, 1), "updates/s", "", how))
-    if ab.cpu:
-        figures.append(
-            Figure(
-                "telegram_platform_ab_cpu_ms_per_update",
-                round(_mean(ab.cpu), 2),
-                "ms",
-                "",
-                "server process user+sys CPU during the measured C phases / answers sent (as "
-                "telegram_platform_cpu_ms_per_update, with the A/B test running)",
-            )
-        )
+    how = "saturation with the A/B test running: answers sent per second, phases {phases}"
+    figures.append(rate_figure("telegram_platform_ab_ups", ab.rates, "updates/s", how))
+    figures += cpu_figure(
+        "telegram_platform_ab_cpu_ms_per_update",
+        ab.cpu,
+        "server process user+sys CPU during the measured C phases / answers sent (as "
+        "telegram_platform_cpu_ms_per_update, with the A/B test running)",
+    )
     for side in (a, b):
-        phases = ", ".join(f"{r:.1f}" for r in side.rates)
-        figures.append(
-            Figure(
-                f"telegram_{side.name}_ups",
-                round(_mean(side.rates), 1),
-                "updates/s",
-                "",
-                f"saturation: answers sent per second, phases {phases}",
-            )
+        how = "saturation: answers sent per second, phases {phases}"
+        figures.append(rate_figure(f"telegram_{side.name}_ups", side.rates, "updates/s", how))
+        figures += cpu_figure(
+            f"telegram_{side.name}_cpu_ms_per_update",
+            side.cpu,
+            "server process user+sys CPU during measured throughput phases / answers sent",
         )
-        if side.cpu:
-            cpu_ms = round(_mean(side.cpu), 2)
-            name = f"telegram_{side.name}_cpu_ms_per_update"
-            how_cpu = "server process user+sys CPU during measured throughput phases / answers sent"
-            figures.append(Figure(name, cpu_ms, "ms", "", how_cpu))
     return figures
 
 
@@ -847,7 +701,7 @@ def _latency_figures(a: Side, b: Side, rate: float, blocks: int) -> list[Figure]
         ),
     ]
     for side in (a, b):
-        offered = f"{_mean(side.offered):.1f}/s offered" if side.offered else ""
+        offered = f"{mean(side.offered):.1f}/s offered" if side.offered else ""
         figures += [
             Figure(
                 f"telegram_{side.name}_p50_ms",

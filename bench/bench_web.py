@@ -10,8 +10,6 @@ LATENCY_BUDGET_S at the pace of the warm-up (LATENCY_REQUESTS on an unloaded mac
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -25,15 +23,10 @@ import aiohttp
 
 from bench.common import (
     HOST,
-    PYTHON,
-    ROOT,
     TIMEOUT,
     Child,
     Figure,
     Report,
-    base_env,
-    calibrated,
-    child,
     connections,
     free_port,
     model_server,
@@ -41,6 +34,18 @@ from bench.common import (
     wait_http,
 )
 from bench.llm_server import ANSWER
+from bench.load import (
+    Alternation,
+    Load,
+    alternating,
+    baseline_server,
+    cpu_figure,
+    deploy_bench_bot,
+    platform_server,
+    rate_figure,
+    ratio,
+    saturate,
+)
 
 CONCURRENCY = 16
 WARMUP_S = 2.0
@@ -51,6 +56,7 @@ LATENCY_WARMUP = 50
 LATENCY_REQUESTS = 400  # per side, at most
 LATENCY_LEAST = 100  # per side, however slow the machine
 LATENCY_BUDGET_S = 6.0  # both sides' sequential requests (about 3.6 s unloaded)
+LATENCY = Alternation(LATENCY_WARMUP, LATENCY_BUDGET_S, LATENCY_LEAST, LATENCY_REQUESTS)
 HISTORY = 10
 BUDGET_S = len(ORDER) * (WARMUP_S + MEASURE_S) + LATENCY_BUDGET_S + 10  # start-up ~5 s
 FIGURES = (
@@ -125,84 +131,45 @@ async def throughput(
     measure_s: float = MEASURE_S,
 ) -> None:
     """Fixed concurrency for `warmup_s` + `measure_s`; completed requests per second measured."""
-    done = 0
-    measuring = False
-    stop = False
-
-    async def worker() -> None:
-        nonlocal done
-        while not stop:
-            if await side.send(http) and measuring:
-                done += 1
-
-    tasks = [asyncio.create_task(worker()) for _ in range(CONCURRENCY)]
-    try:
-        await asyncio.sleep(warmup_s)
-        cpu_before = side.proc.cpu_seconds()
-        measuring, started = True, time.perf_counter()
-        await asyncio.sleep(measure_s)
-        measuring, elapsed = False, time.perf_counter() - started
-        cpu = side.proc.cpu_seconds() - cpu_before
-        stop = True
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-    side.rates.append(done / elapsed)
-    if done:
-        side.cpu_ms_per_request.append(cpu * 1000 / done)
-    print(f"# {side.name}: {done / elapsed:.1f} req/s", file=sys.stderr, flush=True)
+    phase = await saturate(
+        lambda: side.send(http), side.proc, Load(CONCURRENCY, warmup_s, measure_s)
+    )
+    side.rates.append(phase.rate)
+    if phase.cpu_ms is not None:
+        side.cpu_ms_per_request.append(phase.cpu_ms)
+    print(f"# {side.name}: {phase.rate:.1f} req/s", file=sys.stderr, flush=True)
 
 
 async def _latencies(a: Side, b: Side, http: aiohttp.ClientSession, report: Report) -> int:
     """Sequential requests (concurrency 1), alternating sides request by request (ABBA...), as
     many per side as fit in LATENCY_BUDGET_S at the warm-up's pace: how many."""
-    started = time.perf_counter()
-    for _ in range(LATENCY_WARMUP):
-        await a.send(http)
-        await b.send(http)
-    pair_s = (time.perf_counter() - started) / LATENCY_WARMUP
-    count = calibrated(LATENCY_BUDGET_S, pair_s, least=LATENCY_LEAST, most=LATENCY_REQUESTS)
-    report.needs(count * pair_s, f"a request to each side took {pair_s * 1000:.0f} ms")
-    for i in range(count):
-        for side in (a, b) if i % 2 == 0 else (b, a):
-            started = time.perf_counter()
-            ok = await side.send(http)
-            if ok:
-                side.latencies_ms.append((time.perf_counter() - started) * 1000)
-    return count
+
+    async def measured(side: Side) -> None:
+        started = time.perf_counter()
+        ok = await side.send(http)
+        if ok:
+            side.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+    return await alternating(
+        a, b, lambda side: side.send(http), measured, LATENCY, report, "a request"
+    )
 
 
 async def setup_platform(base: str, key: str) -> str:
     """Import, promote to production and deploy on the web: the deployment id."""
-    spec = {"name": "bench-bot", "model": "openai/fake", "history": HISTORY}
-    steps = [
-        ("/api/v1/bots/import", spec),
-        ("/api/v1/bots/bench-bot/promote", {"to": "staging"}),
-        ("/api/v1/bots/bench-bot/promote", {"to": "production"}),
-        ("/api/v1/bots/bench-bot/deployments", {"channel": "web"}),
-    ]
-    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
-    data: Any = None
-    async with aiohttp.ClientSession(headers=headers, timeout=TIMEOUT) as http:
-        for path, body in steps:
-            async with http.post(base + path, data=json.dumps(body)) as response:
-                data = await response.json(content_type=None)
-                if response.status >= 300:
-                    raise RuntimeError(f"POST {path}: {response.status} {data}")
-    return str(data["id"])
+    return await deploy_bench_bot(base, key, HISTORY, {"channel": "web"})
 
 
 def _start(stack: ExitStack, tmp: Path, llm_base: str) -> tuple[Child, Child, int, int]:
     platform_port, baseline_port = free_port(), free_port()
     platform = web_platform(stack, tmp, llm_base, platform_port)
-    baseline = stack.enter_context(
-        child(
-            [PYTHON, "-m", "bench.baseline_web", str(baseline_port)],
-            cwd=tmp,
-            log=tmp / "baseline.log",
-            env=base_env(BENCH_LLM_BASE=llm_base, OPENAI_API_KEY="sk-bench"),
-        )
+    baseline = baseline_server(
+        stack,
+        tmp,
+        "bench.baseline_web",
+        baseline_port,
+        BENCH_LLM_BASE=llm_base,
+        OPENAI_API_KEY="sk-bench",
     )
     return platform, baseline, platform_port, baseline_port
 
@@ -245,27 +212,15 @@ async def run(report: Report) -> None:
 def web_platform(stack: ExitStack, tmp: Path, llm_base: str | None, port: int) -> Child:
     """`main.py serve` on `port` with its data in `tmp/data` (SQLite at `tmp/data/studio.db`),
     its `openai/` models at `llm_base` (None: no model server)."""
-    data = tmp / "data"
     models = {"STUDIO_LLM_API_BASE": llm_base} if llm_base is not None else {}
-    return stack.enter_context(
-        child(
-            [PYTHON, str(ROOT / "main.py"), "serve", "--port", str(port)],
-            cwd=tmp,  # no .env from the repository
-            log=tmp / "platform.log",
-            env=base_env(
-                STUDIO_DATA_DIR=str(data),
-                STUDIO_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'studio.db'}",
-                STUDIO_WEB_RATE_PER_SESSION="1000000",
-                STUDIO_WEB_RATE_PER_ADDRESS="1000000",
-                OPENAI_API_KEY="sk-bench",
-                **models,
-            ),
-        )
+    return platform_server(
+        stack,
+        tmp,
+        port,
+        STUDIO_WEB_RATE_PER_SESSION="1000000",
+        STUDIO_WEB_RATE_PER_ADDRESS="1000000",
+        **models,
     )
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def _throughput_figures(a: Side, b: Side) -> list[Figure]:
@@ -276,19 +231,10 @@ def _throughput_figures(a: Side, b: Side) -> list[Figure]:
         "(A platform, B baseline); completed 200s per second, mean of phases"
     )
     how_cpu = "server process user+sys CPU during measured phases / completed requests"
-    figures = [
-        Figure(
-            "web_throughput_ratio", round(_mean(a.rates) / _mean(b.rates), 3), "", ">= 0.8", how_rps
-        )
-    ]
+    figures = [Figure("web_throughput_ratio", ratio(a.rates, b.rates), "", ">= 0.8", how_rps)]
     for side in (a, b):
-        phases = ", ".join(f"{r:.1f}" for r in side.rates)
-        figures.append(
-            Figure(f"web_{side.name}_rps", round(_mean(side.rates), 1), "req/s", "", phases)
-        )
-        if side.cpu_ms_per_request:
-            cpu = round(_mean(side.cpu_ms_per_request), 2)
-            figures.append(Figure(f"web_{side.name}_cpu_ms_per_req", cpu, "ms", "", how_cpu))
+        figures.append(rate_figure(f"web_{side.name}_rps", side.rates, "req/s", "{phases}"))
+        figures += cpu_figure(f"web_{side.name}_cpu_ms_per_req", side.cpu_ms_per_request, how_cpu)
     return figures
 
 

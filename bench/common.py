@@ -272,16 +272,22 @@ async def wait_file(path: Path, proc: Child, timeout_s: float = FIRST_ANSWER_S) 
     raise RuntimeError(f"{path} not written after {timeout_s:.0f} s:\n{proc.log_tail()}")
 
 
+async def fake_server(stack: ExitStack, tmp: Path, module: str, name: str) -> tuple[Child, str]:
+    """Start `python -m MODULE tmp/NAME.port` (a fake that serves on a free port it writes to
+    that file) for the life of `stack`, its output in `tmp/NAME.log`: the process and its root
+    URL."""
+    port_file = tmp / f"{name}.port"
+    fake = stack.enter_context(
+        child([PYTHON, "-m", module, str(port_file)], env=base_env(), log=tmp / f"{name}.log")
+    )
+    return fake, f"http://{HOST}:{await wait_file(port_file, fake)}"
+
+
 async def model_server(stack: ExitStack, tmp: Path) -> tuple[Child, str]:
     """Start `bench.llm_server`, the zero-latency fake model, for the life of `stack`: the
     process and its OpenAI-compatible `/v1` base URL."""
-    port_file = tmp / "llm.port"
-    llm = stack.enter_context(
-        child(
-            [PYTHON, "-m", "bench.llm_server", str(port_file)], env=base_env(), log=tmp / "llm.log"
-        )
-    )
-    return llm, f"http://{HOST}:{await wait_file(port_file, llm)}/v1"
+    llm, root = await fake_server(stack, tmp, "bench.llm_server", "llm")
+    return llm, f"{root}/v1"
 
 
 def _read(path: Path) -> str | None:
@@ -289,6 +295,10 @@ def _read(path: Path) -> str | None:
         return path.read_text().strip()
     except FileNotFoundError:
         return None
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

@@ -17,14 +17,23 @@ A bare ASGI app (no framework), so its own cost stays small and equal for both s
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import sys
 import time
 from collections import defaultdict
 from typing import Any
 
-from bench.asgi_server import Receive, Scope, Send, fields, read_body, respond_json, serve
+from bench.asgi_server import (
+    Arrivals,
+    Receive,
+    Scope,
+    Send,
+    counts_of,
+    fields,
+    read_body,
+    respond_json,
+    serve,
+)
 from bench.llm_server import ANSWER
 
 THINKING = "_thinking…_"  # adapters.slack.channel.THINKING: a slow answer's placeholder
@@ -36,8 +45,7 @@ BOT_ID = "BBOT"
 _KINDS = ("posts", "updates", "answers", "thinking", "other")
 _by_token: defaultdict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_KINDS, 0))
 _by_channel: defaultdict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_KINDS, 0))
-_answers: defaultdict[tuple[str, str], int] = defaultdict(int)
-_waiters: defaultdict[tuple[str, str], list[tuple[int, asyncio.Future[None]]]] = defaultdict(list)
+_answers = Arrivals()  # per (token, thread)
 _thread_of: dict[str, str] = {}  # "thinking" placeholder ts -> the thread it was posted in
 _seq = itertools.count(1)
 
@@ -57,15 +65,7 @@ def _record(token: str, body: dict[str, Any], *, thread: str, update: bool) -> N
     _count(token, channel, "updates" if update else "posts")
     if text == ANSWER:
         _count(token, channel, "answers")
-        key = (token, thread)
-        _answers[key] += 1
-        waiting = _waiters.get(key)
-        if waiting:
-            done = [w for w in waiting if w[0] <= _answers[key]]
-            for n, future in done:
-                waiting.remove((n, future))
-                if not future.done():
-                    future.set_result(None)
+        _answers.add((token, thread))
     elif text == THINKING:
         _count(token, channel, "thinking")
     else:
@@ -112,25 +112,10 @@ def _api(method: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"ok": False, "error": "unknown_method"}
 
 
-async def _wait(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    key = (query.get("token", ""), query.get("thread", ""))
-    n = int(query.get("n", "1"))
-    if _answers[key] < n:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        _waiters[key].append((n, future))
-        try:
-            await asyncio.wait_for(future, timeout=float(query.get("timeout", "10")))
-        except TimeoutError:
-            if (n, future) in _waiters[key]:
-                _waiters[key].remove((n, future))
-            return 504, {"count": _answers[key]}
-    return 200, {"count": _answers[key]}
-
-
 def _token(scope: Scope, body: dict[str, Any]) -> str:
     for name, value in scope["headers"]:
         if name == b"authorization":
-            return value.decode().removeprefix("Bearer ").strip()
+            return str(value.decode().removeprefix("Bearer ").strip())
     return str(body.get("token", ""))
 
 
@@ -148,10 +133,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await respond_json(send, 200, _api(path.removeprefix("/api/"), _token(scope, body), body))
     elif path == "/count":
         table, key = (_by_token, "token") if "token" in body else (_by_channel, "channel")
-        counts = table.get(str(body.get(key, ""))) or dict.fromkeys(_KINDS, 0)
-        await respond_json(send, 200, dict(counts))
+        await respond_json(send, 200, counts_of(table, _KINDS, str(body.get(key, ""))))
     elif path == "/wait":
-        status, data = await _wait({k: str(v) for k, v in body.items()})
+        query = {k: str(v) for k, v in body.items()}
+        key_of = (query.get("token", ""), query.get("thread", ""))
+        status, data = await _answers.wait(key_of, query, at=False)
         await respond_json(send, status, data)
     else:
         await respond_json(send, 404, {"ok": False, "error": "not_found"})

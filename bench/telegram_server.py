@@ -37,13 +37,23 @@ from collections import defaultdict
 from typing import Any
 from urllib.parse import unquote
 
-from bench.asgi_server import Receive, Scope, Send, fields, read_body, respond_json, serve
+from bench.asgi_server import (
+    Arrivals,
+    Receive,
+    Scope,
+    Send,
+    counts_of,
+    counts_total,
+    fields,
+    read_body,
+    respond_json,
+    serve,
+)
 from bench.llm_server import ANSWER
 
 _KINDS = ("sends", "answers", "other", "calls", "drafts", "actions")
 _by_token: defaultdict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_KINDS, 0))
-_answers: defaultdict[tuple[str, str], list[float]] = defaultdict(list)  # arrival times
-_waiters: defaultdict[tuple[str, str], list[tuple[int, asyncio.Future[None]]]] = defaultdict(list)
+_answers = Arrivals()  # per (token, chat)
 _webhooks: dict[str, dict[str, str]] = {}
 # (token, chat) -> the first text shown there: {"at", "via", "text"}; and who waits for it
 _shown: dict[tuple[str, str], dict[str, Any]] = {}
@@ -65,15 +75,8 @@ def _send_message(token: str, body: dict[str, Any]) -> dict[str, Any]:
     if text == ANSWER:
         counts["answers"] += 1
         key = (token, chat)
-        times = _answers[key]
-        times.append(time.monotonic())
-        _show(key, "sendMessage", text, times[-1])
-        waiting = _waiters.get(key)
-        if waiting:
-            for n, future in [w for w in waiting if w[0] <= len(times)]:
-                waiting.remove((n, future))
-                if not future.done():
-                    future.set_result(None)
+        at = _answers.add(key)
+        _show(key, "sendMessage", text, at)
     else:
         counts["other"] += 1
     chat_id = int(chat) if chat.lstrip("-").isdigit() else 0
@@ -145,22 +148,6 @@ def _api(token: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "result": result}
 
 
-async def _wait(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    key = (query.get("token", ""), query.get("chat", ""))
-    n = int(query.get("n", "1"))
-    times = _answers[key]
-    if len(times) < n:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        _waiters[key].append((n, future))
-        try:
-            await asyncio.wait_for(future, timeout=float(query.get("timeout", "10")))
-        except TimeoutError:
-            if (n, future) in _waiters[key]:
-                _waiters[key].remove((n, future))
-            return 504, {"count": len(times)}
-    return 200, {"count": len(times), "at": times[n - 1]}
-
-
 async def _first_shown(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
     key = (query.get("token", ""), query.get("chat", ""))
     if key not in _shown:
@@ -191,17 +178,17 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await respond_json(send, 200 if data["ok"] else 404, data)
     elif path == "/count":
         if "token" in body:
-            counts = _by_token.get(str(body["token"])) or dict.fromkeys(_KINDS, 0)
-            await respond_json(send, 200, dict(counts))
+            await respond_json(send, 200, counts_of(_by_token, _KINDS, str(body["token"])))
         else:
-            total = {k: sum(c[k] for c in _by_token.values()) for k in _KINDS}
+            total = counts_total(_by_token, _KINDS)
             await respond_json(send, 200, {**total, "tokens": len(_by_token)})
     elif path == "/webhooks":
         await respond_json(send, 200, _webhooks)
     elif path == "/webhook":
         await respond_json(send, 200, _webhooks.get(str(body.get("token", "")), {}))
     elif path == "/wait":
-        status, data = await _wait({k: str(v) for k, v in body.items()})
+        query = {k: str(v) for k, v in body.items()}
+        status, data = await _answers.wait((query.get("token", ""), query.get("chat", "")), query)
         await respond_json(send, status, data)
     elif path == "/shown":
         status, data = await _first_shown({k: str(v) for k, v in body.items()})

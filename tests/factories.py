@@ -43,11 +43,15 @@ class Service:
     async def import_bot(self, name: str = "faq-bot", **fields: Any) -> dict[str, Any]:
         return await self.call("POST", "/api/v1/bots/import", json=spec_data(name, **fields))  # type: ignore[no-any-return]
 
+    async def live_bot(self, name: str = "faq-bot", **fields: Any) -> None:
+        """Import, then promote to staging and production."""
+        await self.import_bot(name, **fields)
+        for env in ("staging", "production"):
+            await self.call("POST", f"/api/v1/bots/{name}/promote", json={"to": env})
+
     async def live_web_bot(self, name: str = "faq-bot", **fields: Any) -> str:
         """Import, promote to staging and production, deploy to the web; the deployment id."""
-        await self.import_bot(name, **fields)
-        await self.call("POST", f"/api/v1/bots/{name}/promote", json={"to": "staging"})
-        await self.call("POST", f"/api/v1/bots/{name}/promote", json={"to": "production"})
+        await self.live_bot(name, **fields)
         deployed = await self.call(
             "POST", f"/api/v1/bots/{name}/deployments", json={"channel": "web"}
         )

@@ -13,14 +13,14 @@ import pytest
 
 from adapters.messenger.channel import MessengerChannel
 from runtime.messages import Address, OutgoingMessage
+from tests.adapters.meta.steps import APP_SECRET, deploy_live, post_signed
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.meta import FakeMeta
-from tests.fakes.meta_payloads import PAGE_ID, PSID, dumps, signed_headers
+from tests.fakes.meta_payloads import PAGE_ID, PSID
 
 PUBLIC = "https://studio.example.com"
 TOKEN = "EAAGfakeMessengerPageToken0123456789"
-APP_SECRET = "0123456789abcdef0123456789abcdef"
 OTHER_SECRET = "fedcba9876543210fedcba9876543210"
 OTHER_PAGE = "200000000000002"
 
@@ -38,12 +38,6 @@ def channel_of(studio: Service) -> MessengerChannel:
     return adapter
 
 
-async def live_bot(studio: Service, name: str = "faq-bot", **fields: Any) -> None:
-    await studio.import_bot(name, **fields)
-    for env in ("staging", "production"):
-        await studio.call("POST", f"/api/v1/bots/{name}/promote", json={"to": env})
-
-
 async def deploy(
     studio: Service,
     meta: FakeMeta,
@@ -56,21 +50,22 @@ async def deploy(
 ) -> dict[str, Any]:
     """A live bot deployed to a Page the fake knows: the deployment as REST answers."""
     meta.add_page(page, token)
-    await live_bot(studio, name)
-    body = {"channel": "messenger", "target": page, "token": token, "app_secret": app_secret}
-    deployed: dict[str, Any] = await studio.call(
-        "POST", f"/api/v1/bots/{name}/deployments", json={**body, **options}
+    return await deploy_live(
+        studio,
+        channel="messenger",
+        target=page,
+        token=token,
+        app_secret=app_secret,
+        name=name,
+        **options,
     )
-    return deployed
 
 
 async def post(
     studio: Service, deployment: str, payload: Any, secret: str | None = APP_SECRET
 ) -> httpx.Response:
     """A webhook post as Meta sends it (signed with `secret`; unsigned when None)."""
-    body = dumps(payload)
-    headers = signed_headers(body, secret) if secret else {"Content-Type": "application/json"}
-    return await studio.client.post(f"/messenger/{deployment}", content=body, headers=headers)
+    return await post_signed(studio, f"/messenger/{deployment}", payload, secret)
 
 
 async def trigger(studio: Service, text: str, *, name: str = "faq-bot") -> httpx.Response:

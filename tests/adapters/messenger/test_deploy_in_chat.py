@@ -4,43 +4,26 @@ command, the Page access token and the app secret are asked for privately (here 
 
 from __future__ import annotations
 
-from typing import Any
-
-from studio.replies import secret_form
-from tests.adapters.messenger.conftest import APP_SECRET, TOKEN, live_bot
+from tests.adapters.messenger.conftest import APP_SECRET, TOKEN
+from tests.adapters.meta.steps import asked, give_privately
 from tests.factories import Service
 from tests.fakes.meta import FakeMeta
 from tests.fakes.meta_payloads import PAGE_ID
-
-
-def _asked(said: dict[str, Any]) -> tuple[str, str]:
-    """(the answer's text, the request its private form answers)."""
-    [message] = said["messages"]
-    [button] = message["buttons"]
-    found = secret_form(button["action"])
-    assert found is not None, button
-    return message["text"], found[0]
-
-
-async def _give(studio: Service, request: str, value: str) -> dict[str, Any]:
-    body = {"request": request, "value": value}
-    said: dict[str, Any] = await studio.call("POST", "/api/v1/studio/secrets", json=body)
-    return said
 
 
 async def test_the_page_token_and_app_secret_are_asked_for_privately_then_it_deploys(
     studio: Service, meta: FakeMeta
 ) -> None:
     meta.add_page(PAGE_ID, TOKEN)
-    await live_bot(studio)
+    await studio.live_bot()
 
-    text, request = _asked(
+    text, request = asked(
         await studio.say(f"/deploy faq-bot messenger {PAGE_ID} tag=ACCOUNT_UPDATE")
     )
     assert "Page access token" in text and "Messenger" in text
-    text, second = _asked(await _give(studio, request, TOKEN))
+    text, second = asked(await give_privately(studio, request, TOKEN))
     assert "app secret" in text and TOKEN not in text
-    reply = (await _give(studio, second, APP_SECRET))["reply"]
+    reply = (await give_privately(studio, second, APP_SECRET))["reply"]
 
     assert "is live on messenger" in reply and "/messenger/" in reply
     assert TOKEN not in reply and APP_SECRET not in reply
@@ -49,10 +32,10 @@ async def test_the_page_token_and_app_secret_are_asked_for_privately_then_it_dep
     assert meta.subscribed(PAGE_ID)
 
 
-async def test_what_is_wrong_in_the_command_is_said_before_any_secret_is_asked(
+async def test_what_is_wrong_in_the_command_is_said_before_any_secret_isasked(
     studio: Service, meta: FakeMeta
 ) -> None:
-    await live_bot(studio)
+    await studio.live_bot()
     no_page = (await studio.say("/deploy faq-bot messenger"))["reply"]
     assert "Page id" in no_page
     assert meta.calls == []

@@ -17,7 +17,6 @@ from tests.adapters.messenger.conftest import (
     TOKEN,
     channel_of,
     deploy,
-    live_bot,
     post,
     to_person,
     trigger,
@@ -240,7 +239,7 @@ async def test_human_agent_reaches_a_person_for_seven_days_only(
 async def test_deploy_checks_what_was_given_and_what_meta_says(
     studio: Service, meta: FakeMeta
 ) -> None:
-    await live_bot(studio)
+    await studio.live_bot()
     meta.add_page(PAGE_ID, TOKEN)
     meta.add_page(OTHER_PAGE, "EAAGanotherPagesToken012345")
     good = {
@@ -276,7 +275,7 @@ async def test_deploy_checks_what_was_given_and_what_meta_says(
     assert unsubscribed[0] == 409 and "(#210) Requires a Page access token" in unsubscribed[1]
     assert await studio.call("GET", "/api/v1/deployments") == []
     assert (await attempt())[0] == 201
-    await live_bot(studio, "other-bot")
+    await studio.live_bot("other-bot")
     taken = await studio.client.post(
         "/api/v1/bots/other-bot/deployments", headers=studio.auth(), json=good
     )

@@ -11,14 +11,14 @@ import httpx
 import pytest
 
 from adapters.whatsapp.channel import WhatsAppChannel
+from tests.adapters.meta.steps import APP_SECRET, deploy_live, post_signed
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.meta import FakeMeta
-from tests.fakes.meta_payloads import PHONE_NUMBER_ID, WA_ID, dumps, signed_headers
+from tests.fakes.meta_payloads import PHONE_NUMBER_ID, WA_ID
 
 PUBLIC = "https://studio.example.com"
 TOKEN = "EAAGfakeWhatsAppToken0123456789"
-APP_SECRET = "0123456789abcdef0123456789abcdef"
 TEMPLATE = "follow_up"
 
 
@@ -35,12 +35,6 @@ def channel_of(studio: Service) -> WhatsAppChannel:
     return adapter
 
 
-async def live_bot(studio: Service, name: str = "faq-bot", **fields: Any) -> None:
-    await studio.import_bot(name, **fields)
-    for env in ("staging", "production"):
-        await studio.call("POST", f"/api/v1/bots/{name}/promote", json={"to": env})
-
-
 async def deploy(
     studio: Service,
     meta: FakeMeta,
@@ -53,21 +47,22 @@ async def deploy(
 ) -> dict[str, Any]:
     """A live bot deployed to a phone number the fake knows: the deployment as REST answers."""
     meta.add_phone_number(phone, token)
-    await live_bot(studio, name)
-    body = {"channel": "whatsapp", "target": phone, "token": token, "app_secret": app_secret}
-    deployed: dict[str, Any] = await studio.call(
-        "POST", f"/api/v1/bots/{name}/deployments", json={**body, **options}
+    return await deploy_live(
+        studio,
+        channel="whatsapp",
+        target=phone,
+        token=token,
+        app_secret=app_secret,
+        name=name,
+        **options,
     )
-    return deployed
 
 
 async def post(
     studio: Service, deployment: str, payload: dict[str, Any], secret: str | None = APP_SECRET
 ) -> httpx.Response:
     """A webhook post as Meta sends it (signed with `secret`; unsigned when None)."""
-    body = dumps(payload)
-    headers = signed_headers(body, secret) if secret else {"Content-Type": "application/json"}
-    return await studio.client.post(f"/whatsapp/{deployment}", content=body, headers=headers)
+    return await post_signed(studio, f"/whatsapp/{deployment}", payload, secret)
 
 
 async def trigger(studio: Service, deployment: str, text: str) -> None:

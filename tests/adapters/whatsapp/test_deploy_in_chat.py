@@ -4,10 +4,8 @@ web console's and the terminal's path, `POST /api/v1/studio/secrets`), and never
 
 from __future__ import annotations
 
-from typing import Any
-
-from studio.replies import secret_form
-from tests.adapters.whatsapp.conftest import APP_SECRET, TOKEN, live_bot
+from tests.adapters.meta.steps import asked, give_privately
+from tests.adapters.whatsapp.conftest import APP_SECRET, TOKEN
 from tests.factories import Service
 from tests.fakes.meta import FakeMeta
 from tests.fakes.meta_payloads import PHONE_NUMBER_ID
@@ -15,37 +13,22 @@ from tests.fakes.meta_payloads import PHONE_NUMBER_ID
 DEPLOY = f"/deploy faq-bot whatsapp {PHONE_NUMBER_ID} template=follow_up"
 
 
-def _asked(said: dict[str, Any]) -> tuple[str, str]:
-    """(the answer's text, the request its private form answers)."""
-    [message] = said["messages"]
-    [button] = message["buttons"]
-    found = secret_form(button["action"])
-    assert found is not None, button
-    return message["text"], found[0]
-
-
-async def _give(studio: Service, request: str, value: str) -> dict[str, Any]:
-    body = {"request": request, "value": value}
-    said: dict[str, Any] = await studio.call("POST", "/api/v1/studio/secrets", json=body)
-    return said
-
-
 async def test_the_token_and_app_secret_are_asked_for_privately_then_it_deploys(
     studio: Service, meta: FakeMeta
 ) -> None:
     meta.add_phone_number(PHONE_NUMBER_ID, TOKEN)
-    await live_bot(studio)
+    await studio.live_bot()
 
-    text, request = _asked(await studio.say(DEPLOY))
+    text, request = asked(await studio.say(DEPLOY))
     assert "access token" in text and "WhatsApp" in text and "privately" in text
     assert "/api/v1/bots/faq-bot/deployments" in text  # the other private way
     assert await studio.call("GET", "/api/v1/deployments") == []
 
-    text, second = _asked(await _give(studio, request, TOKEN))
+    text, second = asked(await give_privately(studio, request, TOKEN))
     assert "app secret" in text and second != request
     assert TOKEN not in text
 
-    done = await _give(studio, second, APP_SECRET)
+    done = await give_privately(studio, second, APP_SECRET)
     reply = done["reply"]
     assert "is live on whatsapp" in reply
     assert "/whatsapp/" in reply and "verify token" in reply  # what to paste into Meta's app
@@ -56,7 +39,7 @@ async def test_the_token_and_app_secret_are_asked_for_privately_then_it_deploys(
     audit = await studio.call("GET", "/api/v1/audit")
     assert TOKEN not in str(audit) and APP_SECRET not in str(audit)
 
-    again = await _give(studio, second, APP_SECRET)  # a request is answered once
+    again = await give_privately(studio, second, APP_SECRET)  # a request is answered once
     assert "was waiting" in again["reply"]
 
 
@@ -64,19 +47,19 @@ async def test_a_secret_meta_would_refuse_deploys_nothing_and_says_how_to_retry(
     studio: Service, meta: FakeMeta
 ) -> None:
     meta.add_phone_number(PHONE_NUMBER_ID, TOKEN)
-    await live_bot(studio)
-    _, request = _asked(await studio.say(DEPLOY))
-    _, second = _asked(await _give(studio, request, TOKEN))
-    refused = (await _give(studio, second, "not-an-app-secret"))["reply"]
+    await studio.live_bot()
+    _, request = asked(await studio.say(DEPLOY))
+    _, second = asked(await give_privately(studio, request, TOKEN))
+    refused = (await give_privately(studio, second, "not-an-app-secret"))["reply"]
     assert "Nothing was deployed" in refused and DEPLOY in refused
     assert "not-an-app-secret" not in refused
     assert await studio.call("GET", "/api/v1/deployments") == []
 
 
-async def test_what_is_wrong_in_the_command_is_said_before_any_secret_is_asked(
+async def test_what_is_wrong_in_the_command_is_said_before_any_secret_isasked(
     studio: Service, meta: FakeMeta
 ) -> None:
-    await live_bot(studio)
+    await studio.live_bot()
     no_number = (await studio.say("/deploy faq-bot whatsapp"))["reply"]
     assert "phone" in no_number.lower()
     unknown = (await studio.say(f"/deploy faq-bot whatsapp {PHONE_NUMBER_ID} colour=red"))["reply"]
@@ -88,7 +71,7 @@ async def test_what_is_wrong_in_the_command_is_said_before_any_secret_is_asked(
 
 
 async def test_an_editor_cannot_deploy(studio: Service, meta: FakeMeta) -> None:
-    await live_bot(studio)
+    await studio.live_bot()
     created = await studio.call("POST", "/api/v1/keys", json={"role": "editor", "name": "ed"})
     response = await studio.client.post(
         "/api/v1/studio/messages",
@@ -102,7 +85,7 @@ async def test_an_editor_cannot_deploy(studio: Service, meta: FakeMeta) -> None:
 
 async def test_rest_refuses_what_the_channel_does_not_take(studio: Service, meta: FakeMeta) -> None:
     meta.add_phone_number(PHONE_NUMBER_ID, TOKEN)
-    await live_bot(studio)
+    await studio.live_bot()
     body = {"channel": "whatsapp", "target": PHONE_NUMBER_ID, "token": TOKEN}
     for extra, says in (
         ({"app_secret": APP_SECRET, "colour": "red"}, "takes the options template, not colour"),

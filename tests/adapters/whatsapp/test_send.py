@@ -16,7 +16,6 @@ from tests.adapters.whatsapp.conftest import (
     TOKEN,
     channel_of,
     deploy,
-    live_bot,
     post,
     trigger,
 )
@@ -241,7 +240,7 @@ async def test_a_template_meta_refuses_fails_with_metas_reason(
 async def test_deploy_checks_what_was_given_and_what_meta_says(
     studio: Service, meta: FakeMeta
 ) -> None:
-    await live_bot(studio)
+    await studio.live_bot()
     meta.add_phone_number(PHONE_NUMBER_ID, TOKEN)
     good = {
         "channel": "whatsapp",
@@ -273,7 +272,7 @@ async def test_deploy_checks_what_was_given_and_what_meta_says(
     assert foreign[0] == 409 and "does not let that token use" in foreign[1]
     assert await studio.call("GET", "/api/v1/deployments") == []
     assert (await attempt())[0] == 201
-    await live_bot(studio, "other-bot")
+    await studio.live_bot("other-bot")
     taken = await studio.client.post(
         "/api/v1/bots/other-bot/deployments", headers=studio.auth(), json=good
     )
