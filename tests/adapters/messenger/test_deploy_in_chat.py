@@ -4,21 +4,24 @@ command, the Page access token and the app secret are asked for privately (here 
 
 from __future__ import annotations
 
-from tests.adapters.messenger.conftest import APP_SECRET, TOKEN
-from tests.adapters.meta.steps import asked, give_privately
+import pytest
+
+from tests.adapters.messenger.conftest import APP_SECRET, TOKEN, Own
+from tests.adapters.meta.steps import asked, deployments, give_privately
 from tests.factories import Service
 from tests.fakes.meta import FakeMeta
-from tests.fakes.meta_payloads import PAGE_ID
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 async def test_the_page_token_and_app_secret_are_asked_for_privately_then_it_deploys(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    meta.add_page(PAGE_ID, TOKEN)
-    await studio.live_bot()
+    meta.add_page(own.page, TOKEN)
+    await studio.live_bot(own.bot)
 
     text, request = asked(
-        await studio.say(f"/deploy faq-bot messenger {PAGE_ID} tag=ACCOUNT_UPDATE")
+        await studio.say(f"/deploy {own.bot} messenger {own.page} tag=ACCOUNT_UPDATE")
     )
     assert "Page access token" in text and "Messenger" in text
     text, second = asked(await give_privately(studio, request, TOKEN))
@@ -27,15 +30,15 @@ async def test_the_page_token_and_app_secret_are_asked_for_privately_then_it_dep
 
     assert "is live on messenger" in reply and "/messenger/" in reply
     assert TOKEN not in reply and APP_SECRET not in reply
-    [deployment] = await studio.call("GET", "/api/v1/deployments")
-    assert (deployment["channel"], deployment["target"]) == ("messenger", PAGE_ID)
-    assert meta.subscribed(PAGE_ID)
+    [deployment] = await deployments(studio, own.bot)
+    assert (deployment["channel"], deployment["target"]) == ("messenger", own.page)
+    assert meta.subscribed(own.page)
 
 
 async def test_what_is_wrong_in_the_command_is_said_before_any_secret_isasked(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    await studio.live_bot()
-    no_page = (await studio.say("/deploy faq-bot messenger"))["reply"]
+    await studio.live_bot(own.bot)
+    no_page = (await studio.say(f"/deploy {own.bot} messenger"))["reply"]
     assert "Page id" in no_page
     assert meta.calls == []

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from adapters.messenger.payloads import Event, Reaction, incoming, rating
-from storage.tables import Feedback, InboxItem, SentRef
-from tests.adapters.messenger.conftest import deploy, post
+from storage.tables import Bot, Feedback, InboxItem, SentRef
+from tests.adapters.messenger.conftest import Own, deploy, post
 from tests.factories import Service
 from tests.fakes.meta import FakeMeta
 from tests.fakes.meta_payloads import (
-    PAGE_ID,
     PSID,
     messenger_echo,
     messenger_message,
@@ -21,34 +21,43 @@ from tests.fakes.meta_payloads import (
     messenger_postback,
 )
 
+# The tests on the module's service (the others need no event loop).
+on_the_service = pytest.mark.asyncio(loop_scope="module")
 
-async def recorded(studio: Service, count: int) -> list[dict[str, Any]]:
-    """The inbound messages recorded, as the runtime keeps them, once they are answered."""
+
+async def recorded(studio: Service, deployment: str, count: int) -> list[dict[str, Any]]:
+    """The inbound messages the deployment recorded, as the runtime keeps them, once they are
+    answered."""
     runtime = studio.app.state.core.runtime
     await runtime.drain()
+    query = select(InboxItem).where(InboxItem.deployment_id == deployment)
     async with runtime.db.read() as session:
-        rows = list((await session.exec(select(InboxItem).order_by(col(InboxItem.id)))).all())
+        rows = list((await session.exec(query.order_by(col(InboxItem.id)))).all())
     assert len(rows) == count
     return [row.payload for row in rows]
 
 
-def reaction(mid: str, name: str = "like", action: str = "react") -> dict[str, Any]:
+def reaction(mid: str, page: str, name: str = "like", action: str = "react") -> dict[str, Any]:
     content = {"reaction": name, "emoji": "👍", "action": action, "mid": mid}
-    return {"sender": {"id": PSID}, "recipient": {"id": PAGE_ID}, "reaction": content}
+    return {"sender": {"id": PSID}, "recipient": {"id": page}, "reaction": content}
 
 
-async def test_quick_replies_and_postbacks_come_as_actions(studio: Service, meta: FakeMeta) -> None:
-    deployment = (await deploy(studio, meta))["id"]
+@on_the_service
+async def test_quick_replies_and_postbacks_come_as_actions(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
+    deployment = (await deploy(studio, meta, name=own.bot, page=own.page))["id"]
     payload = messenger_payload(
-        messenger_message("Pro", quick_reply="plan:pro"),
-        messenger_postback("GET_STARTED", "Get Started"),
-        messenger_message("just words"),
+        messenger_message("Pro", quick_reply="plan:pro", page_id=own.page),
+        messenger_postback("GET_STARTED", "Get Started", page_id=own.page),
+        messenger_message("just words", page_id=own.page),
+        page_id=own.page,
     )
     meta.inbound(payload)
 
     assert (await post(studio, deployment, payload)).status_code == 200
 
-    messages = await recorded(studio, 3)
+    messages = await recorded(studio, deployment, 3)
     assert [(m["text"], m["action"]) for m in messages] == [
         ("Pro", "plan:pro"),
         ("Get Started", "GET_STARTED"),
@@ -63,25 +72,33 @@ async def test_quick_replies_and_postbacks_come_as_actions(studio: Service, meta
     }
     await meta.wait_for("messenger", 3, timeout_s=15)  # each answered
     # A postback redelivered is answered once too (its mid names it).
-    again = messenger_payload(messenger_postback("GET_STARTED", message_id="m_pb1"))
+    again = messenger_payload(
+        messenger_postback("GET_STARTED", message_id="m_pb1", page_id=own.page),
+        page_id=own.page,
+    )
     await post(studio, deployment, again)
     await post(studio, deployment, again)
-    await recorded(studio, 4)
+    await recorded(studio, deployment, 4)
 
 
-async def test_attachments_come_as_file_references(studio: Service, meta: FakeMeta) -> None:
-    deployment = (await deploy(studio, meta))["id"]
+@on_the_service
+async def test_attachments_come_as_file_references(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
+    deployment = (await deploy(studio, meta, name=own.bot, page=own.page))["id"]
     cdn = "https://scontent.xx.fbcdn.net/v/t1.15752-9"
     attachments = [
         {"type": "image", "payload": {"url": f"{cdn}/photo_123.jpg?oh=1"}},
         {"type": "audio", "payload": {"url": "https://cdn.fbsbx.com/v/audioclip-1-2.mp4?x=1"}},
     ]
-    payload = messenger_payload(messenger_message(attachments=attachments))
+    payload = messenger_payload(
+        messenger_message(attachments=attachments, page_id=own.page), page_id=own.page
+    )
     meta.inbound(payload)
 
     assert (await post(studio, deployment, payload)).status_code == 200
 
-    (message,) = await recorded(studio, 1)
+    (message,) = await recorded(studio, deployment, 1)
     assert message["text"] == ""
     assert [(f["name"], f["url"], f["mime"]) for f in message["files"]] == [
         ("photo_123.jpg", f"{cdn}/photo_123.jpg?oh=1", "image/jpeg"),
@@ -91,28 +108,37 @@ async def test_attachments_come_as_file_references(studio: Service, meta: FakeMe
     assert "only read text" in answer.body["message"]["text"]
 
 
-async def test_a_reaction_rates_the_answer_it_is_on(studio: Service, meta: FakeMeta) -> None:
-    deployment = (await deploy(studio, meta))["id"]
-    payload = messenger_payload(messenger_message("hello"))
+@on_the_service
+async def test_a_reaction_rates_the_answer_it_is_on(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
+    deployment = (await deploy(studio, meta, name=own.bot, page=own.page))["id"]
+    payload = messenger_payload(messenger_message("hello", page_id=own.page), page_id=own.page)
     meta.inbound(payload)
     await post(studio, deployment, payload)
     await meta.wait_for("messenger", 1, timeout_s=15)
     runtime = studio.app.state.core.runtime
     await runtime.drain()
     async with runtime.db.read() as session:
-        (sent,) = (await session.exec(select(SentRef))).all()
+        query = select(SentRef).where(SentRef.deployment_id == deployment)
+        (sent,) = (await session.exec(query)).all()
 
     async def ratings() -> list[tuple[str, int, str]]:
+        query = select(Feedback).join(Bot, col(Bot.id) == Feedback.bot_id)
         async with runtime.db.read() as session:
-            rows = (await session.exec(select(Feedback))).all()
+            rows = (await session.exec(query.where(Bot.name == own.bot))).all()
         return [(row.user, row.rating, row.channel) for row in rows]
 
-    await post(studio, deployment, messenger_payload(reaction(sent.ref, "love")))
+    async def react(mid: str, name: str = "like", action: str = "react") -> None:
+        event = reaction(mid, own.page, name, action)
+        await post(studio, deployment, messenger_payload(event, page_id=own.page))
+
+    await react(sent.ref, "love")
     assert await ratings() == [(f"messenger:{PSID}", 1, "messenger")]
-    await post(studio, deployment, messenger_payload(reaction(sent.ref, "angry")))
+    await react(sent.ref, "angry")
     assert await ratings() == [(f"messenger:{PSID}", -1, "messenger")]
-    await post(studio, deployment, messenger_payload(reaction(sent.ref, action="unreact")))
-    await post(studio, deployment, messenger_payload(reaction("m_not_an_answer", "love")))
+    await react(sent.ref, action="unreact")
+    await react("m_not_an_answer", "love")
     assert await ratings() == []  # taken back; a reaction to no answer rates nothing
     await runtime.drain()
     assert len(meta.calls_to("messenger")) == 1  # only the answer to "hello"

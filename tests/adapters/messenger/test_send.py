@@ -13,26 +13,30 @@ from adapters.messenger import typing as typing_module
 from runtime.channel import SendError
 from runtime.messages import Attachment, Button
 from tests.adapters.messenger.conftest import (
-    OTHER_PAGE,
     TOKEN,
+    Own,
     channel_of,
     deploy,
     post,
     to_person,
     trigger,
 )
+from tests.adapters.meta.steps import deployments
 from tests.factories import Service
 from tests.fakes.meta import FakeMeta, Upload
-from tests.fakes.meta_payloads import PAGE_ID, PSID, messenger_message, messenger_payload
+from tests.fakes.meta_payloads import PSID, messenger_message, messenger_payload
 from tests.png import SIGNATURE
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 HOUR = 3600.0
 
 
-async def talking(studio: Service, meta: FakeMeta, **options: str) -> str:
+async def talking(studio: Service, meta: FakeMeta, own: Own, **options: str) -> str:
     """A deployment the person has just written to (and was answered by); its id."""
-    deployment = str((await deploy(studio, meta, **options))["id"])
-    payload = messenger_payload(messenger_message("hello", timestamp=meta.now()))
+    deployment = str((await deploy(studio, meta, name=own.bot, page=own.page, **options))["id"])
+    hello = messenger_message("hello", timestamp=meta.now(), page_id=own.page)
+    payload = messenger_payload(hello, page_id=own.page)
     meta.inbound(payload)
     await post(studio, deployment, payload)
     await meta.wait_for("messenger", 1, timeout_s=15)
@@ -45,21 +49,21 @@ def buttons(*labels: str) -> tuple[Button, ...]:
     return tuple(Button(label=label, action=f"pick:{n}") for n, label in enumerate(labels))
 
 
-def last_sent(meta: FakeMeta) -> dict[str, Any]:
-    return meta.sent(PAGE_ID, PSID)[-1]
+def last_sent(meta: FakeMeta, own: Own) -> dict[str, Any]:
+    return meta.sent(own.page, PSID)[-1]
 
 
 # -- within the window ------------------------------------------------------------------------
 
 
 async def test_markdown_goes_as_plain_text_and_long_text_in_pieces(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = await talking(studio, meta)
+    deployment = await talking(studio, meta, own)
     channel = channel_of(studio)
 
     receipt = await channel.send(to_person(deployment, "**Done**: see [the docs](https://x.y/z)."))
-    done = last_sent(meta)
+    done = last_sent(meta, own)
     long = await channel.send(to_person(deployment, ("word " * 500 + "\n\n") * 2))
 
     assert done == {
@@ -69,21 +73,23 @@ async def test_markdown_goes_as_plain_text_and_long_text_in_pieces(
     }
     assert receipt.platform_id is not None and receipt.platform_id.startswith("m_")
     assert receipt.ref == receipt.platform_id  # a reaction names it so
-    pieces = [body["message"]["text"] for body in meta.sent(PAGE_ID, PSID)[2:]]
+    pieces = [body["message"]["text"] for body in meta.sent(own.page, PSID)[2:]]
     assert len(pieces) == 3 and all(len(piece) <= 2000 for piece in pieces)
     assert long.platform_id not in (None, receipt.platform_id)
 
 
-async def test_buttons_as_quick_replies_or_numbered_lines(studio: Service, meta: FakeMeta) -> None:
-    deployment = await talking(studio, meta)
+async def test_buttons_as_quick_replies_or_numbered_lines(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
+    deployment = await talking(studio, meta, own)
     channel = channel_of(studio)
 
     await channel.send(to_person(deployment, "Which plan?", buttons=buttons("Basic", "Pro")))
-    plain = last_sent(meta)
+    plain = last_sent(meta, own)
     await channel.send(to_person(deployment, buttons=buttons("Deploy it to production now")))
-    cut = last_sent(meta)
+    cut = last_sent(meta, own)
     await channel.send(to_person(deployment, "Pick", buttons=buttons(*"ABCDEFGHIJKLMN")))
-    numbered = last_sent(meta)
+    numbered = last_sent(meta, own)
 
     assert plain["message"] == {
         "text": "Which plan?",
@@ -103,8 +109,10 @@ async def test_buttons_as_quick_replies_or_numbered_lines(studio: Service, meta:
     assert numbered["message"]["text"].endswith("14. N")
 
 
-async def test_a_file_is_uploaded_with_its_message(studio: Service, meta: FakeMeta) -> None:
-    deployment = await talking(studio, meta)
+async def test_a_file_is_uploaded_with_its_message(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
+    deployment = await talking(studio, meta, own)
     channel = channel_of(studio)
     picture = SIGNATURE + bytes(64)
 
@@ -120,7 +128,7 @@ async def test_a_file_is_uploaded_with_its_message(studio: Service, meta: FakeMe
         to_person(deployment, file=Attachment(name="bot.yaml", content="name: x", mime="text/yaml"))
     )
 
-    *_, text, image, document = meta.sent(PAGE_ID, PSID)
+    *_, text, image, document = meta.sent(own.page, PSID)
     assert text["message"] == {"text": "Your chart"}
     assert image["message"] == {
         "attachment": {"type": "image", "payload": {"is_reusable": False}},
@@ -134,9 +142,9 @@ async def test_a_file_is_uploaded_with_its_message(studio: Service, meta: FakeMe
 
 
 async def test_typing_shows_while_a_slower_answer_is_written(
-    studio: Service, meta: FakeMeta, monkeypatch: pytest.MonkeyPatch
+    studio: Service, meta: FakeMeta, own: Own, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    deployment = await talking(studio, meta)
+    deployment = await talking(studio, meta, own)
     channel = channel_of(studio)
     monkeypatch.setattr(typing_module, "TYPING_AFTER_S", 0.05)
     address = to_person(deployment).address
@@ -144,7 +152,7 @@ async def test_typing_shows_while_a_slower_answer_is_written(
     sink = channel.stream(address)
     assert sink is not None
     for _ in range(200):
-        if meta.sender_actions(PAGE_ID, PSID):
+        if meta.sender_actions(own.page, PSID):
             break
         await asyncio.sleep(0.01)
     sink("The answer ")
@@ -153,7 +161,7 @@ async def test_typing_shows_while_a_slower_answer_is_written(
     assert quick is not None
     await channel.send(to_person(deployment, "At once."))
 
-    assert meta.sender_actions(PAGE_ID, PSID) == ["typing_on"]
+    assert meta.sender_actions(own.page, PSID) == ["typing_on"]
     kinds = ["typing" if "sender_action" in c.body else "text" for c in meta.calls_to("messenger")]
     assert kinds == ["text", "typing", "text", "text"]
 
@@ -162,16 +170,16 @@ async def test_typing_shows_while_a_slower_answer_is_written(
 
 
 async def test_outside_the_window_a_message_goes_with_the_tag(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    await talking(studio, meta, tag="confirmed_event_update")
+    await talking(studio, meta, own, tag="confirmed_event_update")
 
-    inside = await trigger(studio, "Still there?")
+    inside = await trigger(studio, "Still there?", name=own.bot)
     meta.advance(25 * HOUR)
-    outside = await trigger(studio, "Your booking moved to **Friday**.")
+    outside = await trigger(studio, "Your booking moved to **Friday**.", name=own.bot)
 
     assert inside.status_code == 200 and outside.status_code == 200
-    *_, free, tagged = meta.sent(PAGE_ID, PSID)
+    *_, free, tagged = meta.sent(own.page, PSID)
     assert free == {
         "recipient": {"id": PSID},
         "messaging_type": "RESPONSE",
@@ -186,48 +194,52 @@ async def test_outside_the_window_a_message_goes_with_the_tag(
 
 
 async def test_outside_the_window_without_a_tag_it_says_how_to_set_one(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    await talking(studio, meta)
+    await talking(studio, meta, own)
     meta.advance(25 * HOUR)
 
-    refused = await trigger(studio, "We miss you")
+    refused = await trigger(studio, "We miss you", name=own.bot)
 
     assert refused.status_code == 502
     assert refused.json()["error"] == (
         "outside Messenger's 24-hour window and no message tag is set: "
-        f"/deploy faq-bot messenger {PAGE_ID} tag=ACCOUNT_UPDATE"
+        f"/deploy {own.bot} messenger {own.page} tag=ACCOUNT_UPDATE"
     )
     assert len(meta.calls_to("messenger")) == 1  # the answer to "hello": nothing was tried
 
 
-async def test_metas_window_refusal_falls_back_to_the_tag(studio: Service, meta: FakeMeta) -> None:
+async def test_metas_window_refusal_falls_back_to_the_tag(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
     """The window looked open here (a message came in), but Meta saw the person last write two
     days ago: Meta refuses the response (#10, 2018278) and the tag carries it."""
-    deployment = (await deploy(studio, meta, tag="ACCOUNT_UPDATE"))["id"]
-    meta.user_wrote(PAGE_ID, PSID, at=meta.now() - 48 * HOUR)
+    options = {"tag": "ACCOUNT_UPDATE"}
+    deployment = (await deploy(studio, meta, name=own.bot, page=own.page, **options))["id"]
+    meta.user_wrote(own.page, PSID, at=meta.now() - 48 * HOUR)
 
-    await post(studio, deployment, messenger_payload(messenger_message("Any news?")))
+    news = messenger_message("Any news?", page_id=own.page)
+    await post(studio, deployment, messenger_payload(news, page_id=own.page))
     await meta.wait_for("messenger", 2, timeout_s=15)
 
     refused, accepted = meta.calls_to("messenger")
     assert refused.body["messaging_type"] == "RESPONSE"
-    (sent,) = meta.sent(PAGE_ID, PSID)
+    (sent,) = meta.sent(own.page, PSID)
     assert (sent["messaging_type"], sent["tag"]) == ("MESSAGE_TAG", "ACCOUNT_UPDATE")
     assert accepted.body == sent
 
 
 async def test_human_agent_reaches_a_person_for_seven_days_only(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    await talking(studio, meta, tag="HUMAN_AGENT")
+    await talking(studio, meta, own, tag="HUMAN_AGENT")
 
     meta.advance(3 * 24 * HOUR)
-    within = await trigger(studio, "A person of our team here.")
+    within = await trigger(studio, "A person of our team here.", name=own.bot)
     meta.advance(5 * 24 * HOUR)
-    late = await trigger(studio, "Still there?")
+    late = await trigger(studio, "Still there?", name=own.bot)
 
-    assert within.status_code == 200 and last_sent(meta)["tag"] == "HUMAN_AGENT"
+    assert within.status_code == 200 and last_sent(meta, own)["tag"] == "HUMAN_AGENT"
     assert late.status_code == 502
     assert "refused the message with the tag HUMAN_AGENT: (#10)" in late.json()["error"]
     assert "within 7 days" in late.json()["error"]
@@ -237,21 +249,21 @@ async def test_human_agent_reaches_a_person_for_seven_days_only(
 
 
 async def test_deploy_checks_what_was_given_and_what_meta_says(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    await studio.live_bot()
-    meta.add_page(PAGE_ID, TOKEN)
-    meta.add_page(OTHER_PAGE, "EAAGanotherPagesToken012345")
+    await studio.live_bot(own.bot)
+    meta.add_page(own.page, TOKEN)
+    meta.add_page(own.other, "EAAGanotherPagesToken012345")
     good = {
         "channel": "messenger",
-        "target": PAGE_ID,
+        "target": own.page,
         "token": TOKEN,
         "app_secret": "0123456789abcdef0123456789abcdef",
     }
 
     async def attempt(**changes: str) -> tuple[int, str]:
         response = await studio.client.post(
-            "/api/v1/bots/faq-bot/deployments", headers=studio.auth(), json={**good, **changes}
+            f"/api/v1/bots/{own.bot}/deployments", headers=studio.auth(), json={**good, **changes}
         )
         return response.status_code, response.json().get("error", "")
 
@@ -261,7 +273,7 @@ async def test_deploy_checks_what_was_given_and_what_meta_says(
     bad_tag = await attempt(tag="PROMOTION")
     unknown_option = await attempt(template="x")
     refused = await attempt(token="EAAGrevokedOrMistypedToken1234")
-    foreign = await attempt(target=OTHER_PAGE)
+    foreign = await attempt(target=own.other)
     meta.fail("subscribed_apps", 403, code=210, message="(#210) Requires a Page access token")
     unsubscribed = await attempt()
 
@@ -273,19 +285,20 @@ async def test_deploy_checks_what_was_given_and_what_meta_says(
     assert refused[0] == 409 and "Meta refused the access token" in refused[1]
     assert foreign[0] == 409 and "does not let that token use the Page" in foreign[1]
     assert unsubscribed[0] == 409 and "(#210) Requires a Page access token" in unsubscribed[1]
-    assert await studio.call("GET", "/api/v1/deployments") == []
+    assert await deployments(studio, own.bot) == []
     assert (await attempt())[0] == 201
-    await studio.live_bot("other-bot")
+    other_bot = f"{own.bot}-other"
+    await studio.live_bot(other_bot)
     taken = await studio.client.post(
-        "/api/v1/bots/other-bot/deployments", headers=studio.auth(), json=good
+        f"/api/v1/bots/{other_bot}/deployments", headers=studio.auth(), json=good
     )
     assert taken.status_code == 409 and "already serves another" in taken.json()["error"]
 
 
 async def test_a_token_meta_stops_taking_marks_the_deployment_broken(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = await talking(studio, meta)
+    deployment = await talking(studio, meta, own)
     meta.expire_token(TOKEN)
 
     with pytest.raises(SendError, match="Meta refused the access token") as refused:
@@ -293,20 +306,20 @@ async def test_a_token_meta_stops_taking_marks_the_deployment_broken(
 
     assert refused.value.permanent
     for _ in range(100):
-        (listed,) = await studio.call("GET", "/api/v1/deployments")
+        (listed,) = await deployments(studio, own.bot)
         if listed["status"] == "broken":
             break
         await asyncio.sleep(0.02)
     assert listed["status"] == "broken"
     # Undeploying still works: the failed unsubscription is logged, not raised.
     await studio.call("DELETE", f"/api/v1/deployments/{deployment}")
-    assert await studio.call("GET", "/api/v1/deployments") == []
+    assert await deployments(studio, own.bot) == []
 
 
 async def test_rate_limits_are_waited_out_and_refusals_fail_for_good(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = await talking(studio, meta)
+    deployment = await talking(studio, meta, own)
     channel = channel_of(studio)
 
     meta.rate_limit("messenger")  # #613, no hint: again after 1 s
@@ -316,5 +329,5 @@ async def test_rate_limits_are_waited_out_and_refusals_fail_for_good(
         await channel.send(to_person(deployment, "later"))
 
     assert receipt.platform_id is not None
-    assert last_sent(meta)["message"]["text"] == "after a refusal"
+    assert last_sent(meta, own)["message"]["text"] == "after a refusal"
     assert unavailable.value.permanent

@@ -4,25 +4,30 @@ web console's and the terminal's path, `POST /api/v1/studio/secrets`), and never
 
 from __future__ import annotations
 
-from tests.adapters.meta.steps import asked, give_privately
-from tests.adapters.whatsapp.conftest import APP_SECRET, TOKEN
+import pytest
+
+from tests.adapters.meta.steps import asked, deployments, give_privately
+from tests.adapters.whatsapp.conftest import APP_SECRET, TOKEN, Own
 from tests.factories import Service
 from tests.fakes.meta import FakeMeta
-from tests.fakes.meta_payloads import PHONE_NUMBER_ID
 
-DEPLOY = f"/deploy faq-bot whatsapp {PHONE_NUMBER_ID} template=follow_up"
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def deploy_command(own: Own) -> str:
+    return f"/deploy {own.bot} whatsapp {own.phone} template=follow_up"
 
 
 async def test_the_token_and_app_secret_are_asked_for_privately_then_it_deploys(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    meta.add_phone_number(PHONE_NUMBER_ID, TOKEN)
-    await studio.live_bot()
+    meta.add_phone_number(own.phone, TOKEN)
+    await studio.live_bot(own.bot)
 
-    text, request = asked(await studio.say(DEPLOY))
+    text, request = asked(await studio.say(deploy_command(own)))
     assert "access token" in text and "WhatsApp" in text and "privately" in text
-    assert "/api/v1/bots/faq-bot/deployments" in text  # the other private way
-    assert await studio.call("GET", "/api/v1/deployments") == []
+    assert f"/api/v1/bots/{own.bot}/deployments" in text  # the other private way
+    assert await deployments(studio, own.bot) == []
 
     text, second = asked(await give_privately(studio, request, TOKEN))
     assert "app secret" in text and second != request
@@ -33,8 +38,8 @@ async def test_the_token_and_app_secret_are_asked_for_privately_then_it_deploys(
     assert "is live on whatsapp" in reply
     assert "/whatsapp/" in reply and "verify token" in reply  # what to paste into Meta's app
     assert TOKEN not in reply and APP_SECRET not in reply
-    [deployment] = await studio.call("GET", "/api/v1/deployments")
-    assert (deployment["channel"], deployment["target"]) == ("whatsapp", PHONE_NUMBER_ID)
+    [deployment] = await deployments(studio, own.bot)
+    assert (deployment["channel"], deployment["target"]) == ("whatsapp", own.phone)
     assert set(deployment["details"]) == {"webhook_url", "verify_token"}
     audit = await studio.call("GET", "/api/v1/audit")
     assert TOKEN not in str(audit) and APP_SECRET not in str(audit)
@@ -44,62 +49,66 @@ async def test_the_token_and_app_secret_are_asked_for_privately_then_it_deploys(
 
 
 async def test_a_secret_meta_would_refuse_deploys_nothing_and_says_how_to_retry(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    meta.add_phone_number(PHONE_NUMBER_ID, TOKEN)
-    await studio.live_bot()
-    _, request = asked(await studio.say(DEPLOY))
+    meta.add_phone_number(own.phone, TOKEN)
+    await studio.live_bot(own.bot)
+    command = deploy_command(own)
+    _, request = asked(await studio.say(command))
     _, second = asked(await give_privately(studio, request, TOKEN))
     refused = (await give_privately(studio, second, "not-an-app-secret"))["reply"]
-    assert "Nothing was deployed" in refused and DEPLOY in refused
+    assert "Nothing was deployed" in refused and command in refused
     assert "not-an-app-secret" not in refused
-    assert await studio.call("GET", "/api/v1/deployments") == []
+    assert await deployments(studio, own.bot) == []
 
 
 async def test_what_is_wrong_in_the_command_is_said_before_any_secret_isasked(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    await studio.live_bot()
-    no_number = (await studio.say("/deploy faq-bot whatsapp"))["reply"]
+    await studio.live_bot(own.bot)
+    no_number = (await studio.say(f"/deploy {own.bot} whatsapp"))["reply"]
     assert "phone" in no_number.lower()
-    unknown = (await studio.say(f"/deploy faq-bot whatsapp {PHONE_NUMBER_ID} colour=red"))["reply"]
+    unknown = (await studio.say(f"/deploy {own.bot} whatsapp {own.phone} colour=red"))["reply"]
     assert "template" in unknown and "colour" in unknown
-    fax = (await studio.say("/deploy faq-bot fax"))["reply"]
+    fax = (await studio.say(f"/deploy {own.bot} fax"))["reply"]
     assert "whatsapp" in fax and "'fax'" in fax
     for said in (no_number, unknown, fax):
         assert "privately" not in said
 
 
-async def test_an_editor_cannot_deploy(studio: Service, meta: FakeMeta) -> None:
-    await studio.live_bot()
+async def test_an_editor_cannot_deploy(studio: Service, meta: FakeMeta, own: Own) -> None:
+    await studio.live_bot(own.bot)
     created = await studio.call("POST", "/api/v1/keys", json={"role": "editor", "name": "ed"})
+    command = deploy_command(own)
     response = await studio.client.post(
         "/api/v1/studio/messages",
-        json={"text": DEPLOY},
+        json={"text": command},
         headers=studio.auth(created["key"]),
     )
     assert response.status_code == 403  # an editor key cannot speak for members at all
-    said = (await studio.say(DEPLOY, user="ed"))["reply"]  # a member who is a viewer
+    said = (await studio.say(command, user="ed"))["reply"]  # a member who is a viewer
     assert "privately" not in said and "admin" in said.lower()
 
 
-async def test_rest_refuses_what_the_channel_does_not_take(studio: Service, meta: FakeMeta) -> None:
-    meta.add_phone_number(PHONE_NUMBER_ID, TOKEN)
-    await studio.live_bot()
-    body = {"channel": "whatsapp", "target": PHONE_NUMBER_ID, "token": TOKEN}
+async def test_rest_refuses_what_the_channel_does_not_take(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
+    meta.add_phone_number(own.phone, TOKEN)
+    await studio.live_bot(own.bot)
+    body = {"channel": "whatsapp", "target": own.phone, "token": TOKEN}
     for extra, says in (
         ({"app_secret": APP_SECRET, "colour": "red"}, "takes the options template, not colour"),
         ({"app_secret": APP_SECRET, "template": 7}, "template must be a string"),
         ({}, "app secret"),
     ):
         response = await studio.client.post(
-            "/api/v1/bots/faq-bot/deployments", json={**body, **extra}, headers=studio.auth()
+            f"/api/v1/bots/{own.bot}/deployments", json={**body, **extra}, headers=studio.auth()
         )
         assert response.status_code == 422, response.text
         assert says in response.json()["error"], response.json()
     web = {"channel": "web", "template": "x"}
     response = await studio.client.post(
-        "/api/v1/bots/faq-bot/deployments", json=web, headers=studio.auth()
+        f"/api/v1/bots/{own.bot}/deployments", json=web, headers=studio.auth()
     )
     assert response.status_code == 422 and "takes no options" in response.json()["error"]
-    assert await studio.call("GET", "/api/v1/deployments") == []
+    assert await deployments(studio, own.bot) == []

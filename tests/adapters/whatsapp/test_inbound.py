@@ -11,11 +11,10 @@ from sqlmodel import col, select
 from runtime.channel import SendError
 from runtime.messages import FileRef
 from storage.tables import InboxItem
-from tests.adapters.whatsapp.conftest import channel_of, deploy, post
+from tests.adapters.whatsapp.conftest import Own, channel_of, deploy, post
 from tests.factories import Service
 from tests.fakes.meta import FakeMeta
 from tests.fakes.meta_payloads import (
-    PHONE_NUMBER_ID,
     WA_ID,
     wa_audio,
     wa_button_reply,
@@ -26,29 +25,36 @@ from tests.fakes.meta_payloads import (
     whatsapp_payload,
 )
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-async def recorded(studio: Service, count: int) -> list[dict[str, Any]]:
-    """The inbound messages recorded, as the runtime keeps them, once `count` are answered."""
+
+async def recorded(studio: Service, deployment: str, count: int) -> list[dict[str, Any]]:
+    """The inbound messages the deployment recorded, as the runtime keeps them, once `count` are
+    answered."""
     runtime = studio.app.state.core.runtime
     await runtime.drain()
+    query = select(InboxItem).where(InboxItem.deployment_id == deployment)
     async with runtime.db.read() as session:
-        rows = list((await session.exec(select(InboxItem).order_by(col(InboxItem.id)))).all())
+        rows = list((await session.exec(query.order_by(col(InboxItem.id)))).all())
     assert len(rows) == count
     return [row.payload for row in rows]
 
 
-async def test_button_and_list_replies_come_as_actions(studio: Service, meta: FakeMeta) -> None:
-    deployment = (await deploy(studio, meta))["id"]
+async def test_button_and_list_replies_come_as_actions(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
+    deployment = (await deploy(studio, meta, name=own.bot, phone=own.phone))["id"]
     payload = whatsapp_payload(
         wa_button_reply("plan:pro", "Pro"),
         wa_list_reply("size:l", "Large", description="The big one"),
         wa_template_button("Stop promotions", "STOP"),
+        phone_number_id=own.phone,
     )
     meta.inbound(payload)
 
     assert (await post(studio, deployment, payload)).status_code == 200
 
-    messages = await recorded(studio, 3)
+    messages = await recorded(studio, deployment, 3)
     assert [(m["text"], m["action"]) for m in messages] == [
         ("Pro", "plan:pro"),
         ("Large", "size:l"),
@@ -66,22 +72,23 @@ async def test_button_and_list_replies_come_as_actions(studio: Service, meta: Fa
 
 
 async def test_media_come_as_file_references_read_with_the_token(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = (await deploy(studio, meta))["id"]
-    photo = meta.add_media(b"\xff\xd8 a photo", "image/jpeg", phone_number_id=PHONE_NUMBER_ID)
+    deployment = (await deploy(studio, meta, name=own.bot, phone=own.phone))["id"]
+    photo = meta.add_media(b"\xff\xd8 a photo", "image/jpeg", phone_number_id=own.phone)
     voice = meta.add_media(b"OggS voice", "audio/ogg; codecs=opus")
     document = meta.add_media(b"%PDF-1.7", "application/pdf")
     payload = whatsapp_payload(
         wa_image(photo, caption="Is this broken?"),
         wa_audio(voice),
         wa_document(document, filename="invoice.pdf"),
+        phone_number_id=own.phone,
     )
     meta.inbound(payload)
 
     assert (await post(studio, deployment, payload)).status_code == 200
 
-    image, note, pdf = await recorded(studio, 3)
+    image, note, pdf = await recorded(studio, deployment, 3)
     assert image["text"] == "Is this broken?"
     assert image["files"] == [
         {

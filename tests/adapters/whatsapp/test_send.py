@@ -11,9 +11,11 @@ import pytest
 from runtime.channel import SendError
 from runtime.messages import Address, Attachment, Button, OutgoingMessage
 from runtime.scheduler.types import ProactiveError
+from tests.adapters.meta.steps import deployments
 from tests.adapters.whatsapp.conftest import (
     TEMPLATE,
     TOKEN,
+    Own,
     channel_of,
     deploy,
     post,
@@ -21,16 +23,18 @@ from tests.adapters.whatsapp.conftest import (
 )
 from tests.factories import Service
 from tests.fakes.meta import Answer, FakeMeta, Upload, error_body
-from tests.fakes.meta_payloads import PHONE_NUMBER_ID, WA_ID, wa_text, whatsapp_payload
+from tests.fakes.meta_payloads import WA_ID, wa_text, whatsapp_payload
 from tests.png import SIGNATURE
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 HOUR = 3600.0
 
 
-async def talking(studio: Service, meta: FakeMeta, **options: str) -> str:
+async def talking(studio: Service, meta: FakeMeta, own: Own, **options: str) -> str:
     """A deployment Alice has just written to (and was answered by); its id."""
-    deployment = str((await deploy(studio, meta, **options))["id"])
-    payload = whatsapp_payload(wa_text("hello", timestamp=meta.now()))
+    deployment = str((await deploy(studio, meta, name=own.bot, phone=own.phone, **options))["id"])
+    payload = whatsapp_payload(wa_text("hello", timestamp=meta.now()), phone_number_id=own.phone)
     meta.inbound(payload)
     await post(studio, deployment, payload)
     await meta.wait_for("messages", 1, timeout_s=15)
@@ -49,42 +53,42 @@ def buttons(*labels: str) -> tuple[Button, ...]:
     return tuple(Button(label=label, action=f"pick:{n}") for n, label in enumerate(labels))
 
 
-def last_sent(meta: FakeMeta) -> dict[str, Any]:
-    return meta.sent(PHONE_NUMBER_ID, WA_ID)[-1]
+def last_sent(meta: FakeMeta, own: Own) -> dict[str, Any]:
+    return meta.sent(own.phone, WA_ID)[-1]
 
 
 # -- within the window ------------------------------------------------------------------------
 
 
 async def test_markdown_goes_in_whatsapps_markup_and_long_text_in_pieces(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = await talking(studio, meta)
+    deployment = await talking(studio, meta, own)
     channel = channel_of(studio)
 
     receipt = await channel.send(to_alice(deployment, "**Done**: see [the docs](https://x.y/z)."))
     long = await channel.send(to_alice(deployment, ("word " * 1000 + "\n\n") * 2))
 
-    sent = meta.sent(PHONE_NUMBER_ID, WA_ID)
+    sent = meta.sent(own.phone, WA_ID)
     assert sent[1]["text"]["body"] == "*Done*: see the docs (https://x.y/z)."
-    assert receipt.platform_id == meta.statuses(PHONE_NUMBER_ID)[1]["id"]
+    assert receipt.platform_id == meta.statuses(own.phone)[1]["id"]
     pieces = [body["text"]["body"] for body in sent[2:]]
     assert len(pieces) == 3 and all(len(piece) <= 4096 for piece in pieces)
-    assert long.platform_id == meta.statuses(PHONE_NUMBER_ID)[-1]["id"]
+    assert long.platform_id == meta.statuses(own.phone)[-1]["id"]
 
 
 async def test_buttons_as_reply_buttons_a_list_or_numbered_lines(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = await talking(studio, meta)
+    deployment = await talking(studio, meta, own)
     channel = channel_of(studio)
 
     await channel.send(to_alice(deployment, "Which plan?", buttons=buttons("Basic", "Pro")))
-    reply = last_sent(meta)
+    reply = last_sent(meta, own)
     await channel.send(to_alice(deployment, "Size?", buttons=buttons(*"SMLX", "A long size label")))
-    listed = last_sent(meta)
+    listed = last_sent(meta, own)
     await channel.send(to_alice(deployment, "Pick", buttons=buttons(*"ABCDEFGHIJK")))
-    numbered = last_sent(meta)
+    numbered = last_sent(meta, own)
 
     assert reply["type"] == "interactive"
     assert reply["interactive"] == {
@@ -106,8 +110,10 @@ async def test_buttons_as_reply_buttons_a_list_or_numbered_lines(
     assert numbered["text"]["body"].endswith("11. K")
 
 
-async def test_files_are_uploaded_then_sent_by_id(studio: Service, meta: FakeMeta) -> None:
-    deployment = await talking(studio, meta)
+async def test_files_are_uploaded_then_sent_by_id(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
+    deployment = await talking(studio, meta, own)
     channel = channel_of(studio)
     picture = SIGNATURE + bytes(64)
 
@@ -118,11 +124,11 @@ async def test_files_are_uploaded_then_sent_by_id(studio: Service, meta: FakeMet
             file=Attachment(name="chart.png", data=picture, mime="image/png"),
         )
     )
-    image = last_sent(meta)
+    image = last_sent(meta, own)
     await channel.send(
         to_alice(deployment, file=Attachment(name="bot.yaml", content="name: x", mime="text/yaml"))
     )
-    document = last_sent(meta)
+    document = last_sent(meta, own)
 
     first, second = meta.calls_to("media")
     assert first.body["file"] == Upload("chart.png", "image/png", picture)
@@ -140,8 +146,10 @@ async def test_files_are_uploaded_then_sent_by_id(studio: Service, meta: FakeMet
     assert document["document"]["filename"] == "bot.yaml"
 
 
-async def test_files_whatsapp_does_not_take_fail_for_good(studio: Service, meta: FakeMeta) -> None:
-    deployment = await talking(studio, meta)
+async def test_files_whatsapp_does_not_take_fail_for_good(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
+    deployment = await talking(studio, meta, own)
     channel = channel_of(studio)
     meta.media_limits["image"] = 16
     zipped = Attachment(name="logs.zip", data=b"PK\x03\x04", mime="application/zip")
@@ -153,24 +161,24 @@ async def test_files_whatsapp_does_not_take_fail_for_good(studio: Service, meta:
     with pytest.raises(SendError, match="131053") as too_big:
         await channel.send(to_alice(deployment, "big", file=picture))
     assert too_big.value.permanent
-    assert len(meta.sent(PHONE_NUMBER_ID, WA_ID)) == 1  # the answer to "hello" alone
+    assert len(meta.sent(own.phone, WA_ID)) == 1  # the answer to "hello" alone
 
 
 # -- the 24-hour window -----------------------------------------------------------------------
 
 
 async def test_outside_the_window_a_message_goes_as_the_template(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = await talking(studio, meta, template=TEMPLATE)
-    meta.approve_template(PHONE_NUMBER_ID, TEMPLATE, "en_US", body_params=1)
+    deployment = await talking(studio, meta, own, template=TEMPLATE)
+    meta.approve_template(own.phone, TEMPLATE, "en_US", body_params=1)
     channel_of(studio).window.clock = meta.now
 
     await trigger(studio, deployment, "Still there?")  # within the window: as it is
     meta.advance(25 * HOUR)
     await trigger(studio, deployment, "We miss you.\n\nCome back **soon**!")
 
-    *_, free, templated = meta.sent(PHONE_NUMBER_ID, WA_ID)
+    *_, free, templated = meta.sent(own.phone, WA_ID)
     assert free["text"] == {"body": "Still there?"}
     assert templated["template"] == {
         "name": TEMPLATE,
@@ -185,9 +193,9 @@ async def test_outside_the_window_a_message_goes_as_the_template(
 
 
 async def test_outside_the_window_without_a_template_it_says_how_to_set_one(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = await talking(studio, meta)
+    deployment = await talking(studio, meta, own)
     channel_of(studio).window.clock = meta.now
     meta.advance(25 * HOUR)
 
@@ -196,40 +204,41 @@ async def test_outside_the_window_without_a_template_it_says_how_to_set_one(
 
     assert str(failed.value) == (
         "outside WhatsApp's 24-hour window and no template is set: "
-        f"/deploy faq-bot whatsapp {PHONE_NUMBER_ID} template=NAME"
+        f"/deploy {own.bot} whatsapp {own.phone} template=NAME"
     )
     assert meta.calls_to("messages")[1:] == []  # nothing was tried
 
 
 async def test_metas_re_engagement_refusal_falls_back_to_the_template(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
     """The window looked open here (a message came in), but Meta never saw it: Meta refuses the
     free-form answer (#131047) and the template carries it."""
-    deployment = (await deploy(studio, meta, template=f"{TEMPLATE}:pt_BR"))["id"]
-    meta.approve_template(PHONE_NUMBER_ID, TEMPLATE, "pt_BR", body_params=1)
+    options = {"template": f"{TEMPLATE}:pt_BR"}
+    deployment = (await deploy(studio, meta, name=own.bot, phone=own.phone, **options))["id"]
+    meta.approve_template(own.phone, TEMPLATE, "pt_BR", body_params=1)
 
-    await post(studio, deployment, whatsapp_payload(wa_text("Oi")))
+    await post(studio, deployment, whatsapp_payload(wa_text("Oi"), phone_number_id=own.phone))
     await meta.wait_for("messages", 2, timeout_s=15)
 
     refused, accepted = meta.calls_to("messages")
     assert refused.body["type"] == "text"
-    (sent,) = meta.sent(PHONE_NUMBER_ID, WA_ID)
+    (sent,) = meta.sent(own.phone, WA_ID)
     assert sent["template"]["language"] == {"code": "pt_BR"}
     assert sent["template"]["components"][0]["parameters"][0]["text"] == "I can't answer that yet."
     assert accepted.body == sent
 
 
 async def test_a_template_meta_refuses_fails_with_metas_reason(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = await talking(studio, meta, template=TEMPLATE)
+    deployment = await talking(studio, meta, own, template=TEMPLATE)
     channel_of(studio).window.clock = meta.now
     meta.advance(25 * HOUR)
 
     with pytest.raises(ProactiveError, match=r"refused the template follow_up: \(#132001\)"):
         await trigger(studio, deployment, "not approved")
-    meta.approve_template(PHONE_NUMBER_ID, TEMPLATE, "en_US", body_params=2)
+    meta.approve_template(own.phone, TEMPLATE, "en_US", body_params=2)
     with pytest.raises(ProactiveError, match=r"#132000.*exactly one variable"):
         await trigger(studio, deployment, "two parameters expected")
 
@@ -238,20 +247,20 @@ async def test_a_template_meta_refuses_fails_with_metas_reason(
 
 
 async def test_deploy_checks_what_was_given_and_what_meta_says(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    await studio.live_bot()
-    meta.add_phone_number(PHONE_NUMBER_ID, TOKEN)
+    await studio.live_bot(own.bot)
+    meta.add_phone_number(own.phone, TOKEN)
     good = {
         "channel": "whatsapp",
-        "target": PHONE_NUMBER_ID,
+        "target": own.phone,
         "token": TOKEN,
         "app_secret": "0123456789abcdef0123456789abcdef",
     }
 
     async def attempt(**changes: str) -> tuple[int, str]:
         response = await studio.client.post(
-            "/api/v1/bots/faq-bot/deployments", headers=studio.auth(), json={**good, **changes}
+            f"/api/v1/bots/{own.bot}/deployments", headers=studio.auth(), json={**good, **changes}
         )
         return response.status_code, response.json().get("error", "")
 
@@ -261,7 +270,7 @@ async def test_deploy_checks_what_was_given_and_what_meta_says(
     bad_template = await attempt(template="Follow Up!")
     unknown_option = await attempt(language="en")
     refused = await attempt(token="EAAGrevokedOrMistypedToken1234")
-    foreign = await attempt(target="200000000000001")
+    foreign = await attempt(target=own.other)
 
     assert not_an_id[0] == 422 and "phone-number id" in not_an_id[1]
     assert no_secret[0] == 422 and "App settings > Basic" in no_secret[1]
@@ -270,19 +279,20 @@ async def test_deploy_checks_what_was_given_and_what_meta_says(
     assert unknown_option[0] == 422
     assert refused[0] == 409 and "Meta refused the access token" in refused[1]
     assert foreign[0] == 409 and "does not let that token use" in foreign[1]
-    assert await studio.call("GET", "/api/v1/deployments") == []
+    assert await deployments(studio, own.bot) == []
     assert (await attempt())[0] == 201
-    await studio.live_bot("other-bot")
+    other_bot = f"{own.bot}-other"
+    await studio.live_bot(other_bot)
     taken = await studio.client.post(
-        "/api/v1/bots/other-bot/deployments", headers=studio.auth(), json=good
+        f"/api/v1/bots/{other_bot}/deployments", headers=studio.auth(), json=good
     )
     assert taken.status_code == 409 and "already serves another" in taken.json()["error"]
 
 
 async def test_a_token_meta_stops_taking_marks_the_deployment_broken(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = await talking(studio, meta)
+    deployment = await talking(studio, meta, own)
     meta.expire_token(TOKEN)
 
     with pytest.raises(SendError, match="Meta refused the access token") as refused:
@@ -290,15 +300,15 @@ async def test_a_token_meta_stops_taking_marks_the_deployment_broken(
 
     assert refused.value.permanent
     for _ in range(100):
-        (listed,) = await studio.call("GET", "/api/v1/deployments")
+        (listed,) = await deployments(studio, own.bot)
         if listed["status"] == "broken":
             break
         await asyncio.sleep(0.02)
     assert listed["status"] == "broken"
 
 
-async def test_rate_limits_are_waited_out(studio: Service, meta: FakeMeta) -> None:
-    deployment = await talking(studio, meta)
+async def test_rate_limits_are_waited_out(studio: Service, meta: FakeMeta, own: Own) -> None:
+    deployment = await talking(studio, meta, own)
     channel = channel_of(studio)
     throttled = error_body(130429, "(#130429) Rate limit hit", whatsapp=True)
 
@@ -313,6 +323,6 @@ async def test_rate_limits_are_waited_out(studio: Service, meta: FakeMeta) -> No
         await channel.send(to_alice(deployment, "later"))
 
     assert receipt.platform_id is not None
-    assert last_sent(meta)["text"]["body"] == "after two refusals"
+    assert last_sent(meta, own)["text"]["body"] == "after two refusals"
     assert len(meta.calls_to("messages")) == 1 + 3 + 1
     assert not gave_up.value.permanent  # the runtime tries it again later

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from storage import deliveries
 from tests.adapters.whatsapp.conftest import (
     APP_SECRET,
     PUBLIC,
     TOKEN,
+    Own,
     channel_of,
     deploy,
     post,
@@ -18,7 +21,6 @@ from tests.adapters.whatsapp.conftest import (
 from tests.factories import Service
 from tests.fakes.meta import FakeMeta
 from tests.fakes.meta_payloads import (
-    PHONE_NUMBER_ID,
     WA_ID,
     signed_headers,
     verification_query,
@@ -27,31 +29,33 @@ from tests.fakes.meta_payloads import (
     whatsapp_payload,
 )
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-async def answers(meta: FakeMeta, count: int = 1) -> list[dict[str, Any]]:
+
+async def answers(meta: FakeMeta, phone: str, count: int = 1) -> list[dict[str, Any]]:
     """What the phone number sent Alice, once `count` messages are out."""
     await meta.wait_for("messages", count, timeout_s=15)
-    return meta.sent(PHONE_NUMBER_ID, WA_ID)
+    return meta.sent(phone, WA_ID)
 
 
 async def test_a_deployment_says_what_to_paste_into_meta_and_keeps_its_secrets(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployed = await deploy(studio, meta)
+    deployed = await deploy(studio, meta, name=own.bot, phone=own.phone)
     deployment = deployed["id"]
 
     assert deployed["webhook_url"] == f"{PUBLIC}/whatsapp/{deployment}"
     assert deployed["verify_token"] == channel_of(studio).verify_token(deployment)
     phone = meta.calls_to("object")[0]
-    assert (phone.path.rsplit("/", 1)[-1], phone.auth) == (PHONE_NUMBER_ID, "bearer")
-    assert deployed["url"] == f"https://wa.me/1555{PHONE_NUMBER_ID[-7:]}"  # the number Meta shows
+    assert (phone.path.rsplit("/", 1)[-1], phone.auth) == (own.phone, "bearer")
+    assert deployed["url"] == f"https://wa.me/1555{own.phone[-7:]}"  # the number Meta shows
     shown = str(await studio.call("GET", "/api/v1/deployments"))
     shown += str(await studio.call("GET", "/api/v1/audit"))
     assert TOKEN not in shown and APP_SECRET not in shown
 
 
-async def test_the_verification_request(studio: Service, meta: FakeMeta) -> None:
-    deployment = (await deploy(studio, meta))["id"]
+async def test_the_verification_request(studio: Service, meta: FakeMeta, own: Own) -> None:
+    deployment = (await deploy(studio, meta, name=own.bot, phone=own.phone))["id"]
     token = channel_of(studio).verify_token(deployment)
     url = f"/whatsapp/{deployment}"
 
@@ -68,18 +72,19 @@ async def test_the_verification_request(studio: Service, meta: FakeMeta) -> None
 
 
 async def test_posts_must_be_signed_with_the_deployments_app_secret(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    first = (await deploy(studio, meta))["id"]
+    first = (await deploy(studio, meta, name=own.bot, phone=own.phone))["id"]
     other_secret = "fedcba9876543210fedcba9876543210"
-    await deploy(studio, meta, name="other-bot", phone="200000000000001", app_secret=other_secret)
-    payload = whatsapp_payload(wa_text("hi"))
+    other_bot = f"{own.bot}-other"
+    await deploy(studio, meta, name=other_bot, phone=own.other, app_secret=other_secret)
+    payload = whatsapp_payload(wa_text("hi"), phone_number_id=own.phone)
 
     unsigned = await post(studio, first, payload, secret=None)
     forged = await post(studio, first, payload, secret="0" * 32)
     other = await post(studio, first, payload, secret=other_secret)
     unknown = await post(studio, "d_unknown", payload)
-    web = await studio.call("POST", "/api/v1/bots/faq-bot/deployments", json={"channel": "web"})
+    web = await studio.call("POST", f"/api/v1/bots/{own.bot}/deployments", json={"channel": "web"})
     not_whatsapp = await post(studio, web["id"], payload)
 
     assert [r.status_code for r in (unsigned, forged, other)] == [401, 401, 401]
@@ -88,15 +93,15 @@ async def test_posts_must_be_signed_with_the_deployments_app_secret(
 
 
 async def test_a_text_is_answered_once_however_often_meta_delivers_it(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = (await deploy(studio, meta))["id"]
-    payload = whatsapp_payload(wa_text("Refunds?"))
+    deployment = (await deploy(studio, meta, name=own.bot, phone=own.phone))["id"]
+    payload = whatsapp_payload(wa_text("Refunds?"), phone_number_id=own.phone)
     meta.inbound(payload)
 
     for _ in range(3):
         assert (await post(studio, deployment, payload)).status_code == 200
-    (answer,) = await answers(meta)
+    (answer,) = await answers(meta, own.phone)
     await studio.app.state.core.runtime.drain()
 
     assert answer == {
@@ -106,16 +111,16 @@ async def test_a_text_is_answered_once_however_often_meta_delivers_it(
         "type": "text",
         "text": {"body": "I can't answer that yet."},
     }
-    assert len(meta.sent(PHONE_NUMBER_ID, WA_ID)) == 1
-    stats = await studio.call("GET", "/api/v1/bots/faq-bot/stats?period=24h")
+    assert len(meta.sent(own.phone, WA_ID)) == 1
+    stats = await studio.call("GET", f"/api/v1/bots/{own.bot}/stats?period=24h")
     assert stats["turns"] == 1
 
 
 async def test_what_cannot_be_read_is_acknowledged_and_changes_nothing(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = (await deploy(studio, meta))["id"]
-    odd = whatsapp_payload(wa_text("hi"))
+    deployment = (await deploy(studio, meta, name=own.bot, phone=own.phone))["id"]
+    odd = whatsapp_payload(wa_text("hi"), phone_number_id=own.phone)
     odd["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = "not a number"
     elsewhere = whatsapp_payload(wa_text("hi"), phone_number_id="999999999999999")
     bodies: list[Any] = [[1, 2], {"object": "page", "entry": []}, odd, elsewhere]
@@ -138,34 +143,34 @@ async def test_what_cannot_be_read_is_acknowledged_and_changes_nothing(
 
 
 async def test_a_message_that_is_not_text_gets_the_text_only_answer(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = (await deploy(studio, meta))["id"]
+    deployment = (await deploy(studio, meta, name=own.bot, phone=own.phone))["id"]
     unsupported = wa_text("x")
     unsupported.update(type="unsupported", errors=[{"code": 131051, "title": "Unsupported"}])
     del unsupported["text"]
     reaction = wa_text("x")
     reaction.update(type="reaction", reaction={"message_id": "wamid.X", "emoji": "👍"})
-    payload = whatsapp_payload(reaction, unsupported)
+    payload = whatsapp_payload(reaction, unsupported, phone_number_id=own.phone)
     meta.inbound(payload)
 
     assert (await post(studio, deployment, payload)).status_code == 200
 
-    (answer,) = await answers(meta)
+    (answer,) = await answers(meta, own.phone)
     assert "only read text" in answer["text"]["body"]
 
 
 async def test_statuses_are_recorded_and_one_of_no_message_sent_here_is_not(
-    studio: Service, meta: FakeMeta
+    studio: Service, meta: FakeMeta, own: Own
 ) -> None:
-    deployment = (await deploy(studio, meta))["id"]
-    payload = whatsapp_payload(wa_text("hello"))
+    deployment = (await deploy(studio, meta, name=own.bot, phone=own.phone))["id"]
+    payload = whatsapp_payload(wa_text("hello"), phone_number_id=own.phone)
     meta.inbound(payload)
     await post(studio, deployment, payload)
-    await answers(meta)
+    await answers(meta, own.phone)
     runtime = studio.app.state.core.runtime
     await runtime.drain()
-    (sent,) = meta.statuses(PHONE_NUMBER_ID)
+    (sent,) = meta.statuses(own.phone)
 
     async def status(wamid: str) -> str | None:
         async with runtime.db.read_conn() as conn:
@@ -173,10 +178,12 @@ async def test_statuses_are_recorded_and_one_of_no_message_sent_here_is_not(
 
     assert await status(sent["id"]) == "sent"
     delivered = [wa_status(sent["id"], "read"), wa_status(sent["id"], "delivered")]
-    assert (await post(studio, deployment, whatsapp_payload(statuses=delivered))).status_code == 200
-    stranger = whatsapp_payload(statuses=[wa_status("wamid.never-sent", "failed")])
+    reports = whatsapp_payload(statuses=delivered, phone_number_id=own.phone)
+    assert (await post(studio, deployment, reports)).status_code == 200
+    never = [wa_status("wamid.never-sent", "failed")]
+    stranger = whatsapp_payload(statuses=never, phone_number_id=own.phone)
     assert (await post(studio, deployment, stranger)).status_code == 200
-    odd = whatsapp_payload(statuses=[wa_status(sent["id"], "deleted")])
+    odd = whatsapp_payload(statuses=[wa_status(sent["id"], "deleted")], phone_number_id=own.phone)
     assert (await post(studio, deployment, odd)).status_code == 200
 
     assert await status(sent["id"]) == "read"  # a later report never moves it back
@@ -186,7 +193,8 @@ async def test_statuses_are_recorded_and_one_of_no_message_sent_here_is_not(
     meta.window_error = "webhook"
     meta.advance(25 * 3600)
     await trigger(studio, deployment, "late")
-    failed = meta.statuses(PHONE_NUMBER_ID)[-1]
+    failed = meta.statuses(own.phone)[-1]
     assert failed["status"] == "failed"
-    assert (await post(studio, deployment, whatsapp_payload(statuses=[failed]))).status_code == 200
+    report = whatsapp_payload(statuses=[failed], phone_number_id=own.phone)
+    assert (await post(studio, deployment, report)).status_code == 200
     assert await status(failed["id"]) == "failed"
