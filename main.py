@@ -298,7 +298,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         await services.scheduler.start()  # catches up on what was missed, in the background
         await services.studio.tests.fail_unfinished()
         await services.studio.evals.fail_unfinished()
-        sweeping = asyncio.create_task(_collect_orphans(services))
+        sweeping = asyncio.create_task(_tend_knowledge(services))
         services.warming = asyncio.create_task(_warm_up(services))
         for part in services.parts.values():
             if part.start is not None:
@@ -376,18 +376,22 @@ async def _warm_up(services: Services) -> None:
         logging.getLogger(__name__).exception("warming up failed (the first answers load it)")
 
 
-async def _collect_orphans(services: Services) -> None:
-    """Knowledge vectors nothing refers to (an ingest interrupted by a crash) go, in the
-    background: embedded Qdrant reads all its points when it opens."""
+async def _tend_knowledge(services: Services) -> None:
+    """In the background (embedded Qdrant reads all its points when it opens): knowledge
+    vectors nothing refers to (an ingest interrupted by a crash) go, then knowledge stored
+    before keywords is re-indexed with them."""
     import logging
 
+    log = logging.getLogger(__name__)
     try:
         removed = await services.studio.knowledge.collect_orphans()
+        if removed:
+            log.info("removed %d unused knowledge sources", removed)
+        upgraded = await services.studio.knowledge.upgrade()
+        if upgraded:
+            log.info("re-indexed the knowledge of %d bots with keywords", upgraded)
     except Exception:
-        logging.getLogger(__name__).exception("collecting unused knowledge failed")
-        return
-    if removed:
-        logging.getLogger(__name__).info("removed %d unused knowledge sources", removed)
+        log.exception("tending the knowledge store failed (it is tried again at the next start)")
 
 
 class _ServeLock:

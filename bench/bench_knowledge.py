@@ -53,7 +53,8 @@ from runtime.knowledge.chunking import Chunk, chunk
 from runtime.knowledge.embedder import OnnxMiniLmEmbedder
 from runtime.knowledge.extract import Document, Section, extract
 from runtime.knowledge.gateway import KnowledgeGateway, document_id
-from runtime.knowledge.store import VectorStore, collection_name
+from runtime.knowledge.store import DENSE, VectorStore, collection_name
+from runtime.knowledge.terms import SparseTerms, passage_vector, query_vector
 
 SEED = 6
 POOL = 800  # distinct sentences the manuals are written with
@@ -298,12 +299,12 @@ def questions(count: int) -> list[str]:
     return list(found)
 
 
-_SENTENCE_END = re.compile(r"(?<=\.)\s+")
+_SENTENCE_END = re.compile(r"(?<=\.)\s+|\n")  # the heading path is a line of its own
 
 
 class Approximation:
-    """A chunk's vector from its sentences' embeddings (pool sentences; an overlap that starts
-    mid-sentence leaves a fragment, which is skipped)."""
+    """A chunk's vector from its sentences' embeddings (pool sentences; what is not one, such
+    as the heading path it is embedded with, is a fragment, which is skipped)."""
 
     def __init__(self, pool: Sequence[str], vectors: Sequence[Sequence[float]]) -> None:
         self._vectors = dict(zip(pool, (np.asarray(v) for v in vectors), strict=True))
@@ -335,6 +336,7 @@ class Source:
     source_id: str
     chunks: list[Chunk]
     vectors: list[list[float]]
+    keywords: list[SparseTerms]
 
 
 @dataclass(slots=True)
@@ -398,7 +400,12 @@ def _source(number: int, pool: Sequence[str], approximate: Approximation) -> Sou
     name, content = manual(number, CHUNKS_PER_MANUAL, pool)
     document = extract(name=name, content=content)
     chunks = chunk(document)
-    return Source(document_id(document), chunks, [approximate(c.text) for c in chunks])
+    return Source(
+        document_id(document),
+        chunks,
+        [approximate(c.embedded_text) for c in chunks],
+        [passage_vector(c.embedded_text) for c in chunks],
+    )
 
 
 async def _write(store: VectorStore, embedder_id: str, bot_id: int, sources: list[Source]) -> None:
@@ -410,6 +417,7 @@ async def _write(store: VectorStore, embedder_id: str, bot_id: int, sources: lis
             source_id=source.source_id,
             chunks=source.chunks,
             vectors=source.vectors,
+            keywords=source.keywords,
         )
 
 
@@ -524,35 +532,36 @@ async def _retrievals(
             name: str, bot_id: int, source_ids: frozenset[str]
         ) -> Callable[[int], Awaitable[int]]:
             async def call(i: int) -> int:
-                passages = await gateway.retrieve(
+                found = await gateway.retrieve(
                     bot_id=bot_id,
                     source_ids=source_ids,
                     text=asked[_asked(name, i)],
                     limit=LIMIT,
                     min_score=MIN_SCORE,
                 )
-                return len(passages)
+                return len(found.passages)
 
             return call
 
         async def query_only(i: int) -> int:
-            hits = await store.query(
+            found = await store.query(
                 bot_id=str(BOT_10K),
                 embedder_id=embedder.id,
                 dimension=DIMENSION,
                 vector=vectors[i],
+                keywords=query_vector(asked[_asked("10k", i)]),
                 source_ids=every,
                 limit=LIMIT,
                 score_threshold=MIN_SCORE,
             )
-            return len(hits)
+            return len(found.hits)
 
         async def embed_only(i: int) -> int:
             return len(await embedder.embed([asked[_asked("10k", i)]]))
 
         async def raw(i: int) -> int:  # called on the loop: no thread hop
             points = bare.query_points(
-                name_10k, query=vectors[i], limit=LIMIT, score_threshold=MIN_SCORE
+                name_10k, query=vectors[i], using=DENSE, limit=LIMIT, score_threshold=MIN_SCORE
             ).points
             return len(points)
 
@@ -588,7 +597,7 @@ async def _fidelity(folder: Path, approximate: Approximation) -> float:
         try:
             name = collection_name(str(BOT_INGEST), OnnxMiniLmEmbedder.id, DIMENSION)
             records, _ = client.scroll(
-                name, limit=100_000, with_payload=["text"], with_vectors=True
+                name, limit=100_000, with_payload=["text", "heading"], with_vectors=[DENSE]
             )
             return records
         finally:
@@ -596,8 +605,20 @@ async def _fidelity(folder: Path, approximate: Approximation) -> float:
 
     records = await asyncio.to_thread(read)
     return float(
-        np.mean([np.dot(approximate(r.payload["text"]), r.vector) for r in records if r.payload])
+        np.mean(
+            [
+                np.dot(approximate(_embedded(r.payload)), r.vector[DENSE])
+                for r in records
+                if r.payload
+            ]
+        )
     )
+
+
+def _embedded(payload: dict[str, Any]) -> str:
+    """A stored chunk's text as it was embedded (`Chunk.embedded_text`)."""
+    chunk = Chunk(text=payload["text"], source_name="", position=0, heading=payload.get("heading"))
+    return chunk.embedded_text
 
 
 def _ingest_figure(found: Measured) -> Figure:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from builders.spec import BotSpec
+from pydantic import ValidationError
+
+from builders.spec import BotSpec, Retrieval
 from builders.validation import SpecError, parse_spec
 
 SETTABLE_FIELDS = (
@@ -16,8 +18,12 @@ SETTABLE_FIELDS = (
     "description",
     "history",
     "voice",
+    "knowledge.k",
+    "knowledge.min_score",
 )
-_NUMERIC = {"temperature": float, "history": int}
+_NUMERIC = {"temperature": float, "history": int, "knowledge.k": int, "knowledge.min_score": float}
+# Fields people name by what they tune, kept in a section of the spec: (section, key).
+_NESTED = {"knowledge.k": ("retrieval", "k"), "knowledge.min_score": ("retrieval", "min_score")}
 _SWITCHES = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
 
 
@@ -38,7 +44,18 @@ def coerce_field(field: str, raw: str) -> str | int | float | bool:
     except ValueError:
         noun = "a number" if kind is float else "a whole number"
         raise SpecError([f"{field}: must be {noun}, got '{raw}'"]) from None
+    if field in _NESTED:
+        try:
+            Retrieval.model_validate({_NESTED[field][1]: value})
+        except ValidationError as exc:
+            raise SpecError([f"{field}: {exc.errors()[0]['msg'].lower()}"]) from None
     return value
+
+
+def field_value(spec: BotSpec, field: str) -> Any:
+    """The value of a settable field (`knowledge.k` lives in the spec's `retrieval`)."""
+    section, key = _NESTED.get(field, (None, field))
+    return getattr(spec if section is None else getattr(spec, section), key)
 
 
 def apply_changes(spec: BotSpec, changes: dict[str, Any]) -> BotSpec:
@@ -46,5 +63,10 @@ def apply_changes(spec: BotSpec, changes: dict[str, Any]) -> BotSpec:
     if "name" in changes and changes["name"] != spec.name:
         raise SpecError(["name: a bot cannot be renamed; export it and import it under a new name"])
     data = spec.model_dump(mode="json")
-    data.update(changes)
+    for field, value in changes.items():
+        section, key = _NESTED.get(field, (None, field))
+        if section is None:
+            data[field] = value
+        else:
+            data[section] = {**data.get(section, {}), key: value}
     return parse_spec(data)

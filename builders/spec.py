@@ -432,6 +432,20 @@ class Handoff(_Model):
         return self
 
 
+class Retrieval(_Model):
+    """How a bot's knowledge is searched: how many passages go to the model (`k`) and how close
+    one must be to the question to go at all (`min_score`, the cosine of their embeddings).
+    Set with `/set BOT knowledge.k 6` and `/set BOT knowledge.min_score 0.4`; the `retrieve`
+    step's own `top_k` and `min_score`, when given, win."""
+
+    k: Annotated[int, Field(ge=1, le=20)] = 4
+    min_score: Annotated[float, Field(ge=-1, le=1)] = 0.3
+
+
+def _default_retrieval(value: Retrieval) -> bool:
+    return value == Retrieval()
+
+
 class BotSpec(_Model):
     """Everything that defines a bot. Frozen: edits return a new spec."""
 
@@ -464,6 +478,7 @@ class BotSpec(_Model):
     # A voice note is answered with a voice note (spoken with the service's STUDIO_TTS_MODEL);
     # off: in text, as everything else.
     voice: bool = Field(default=False, exclude_if=lambda value: not value)
+    retrieval: Retrieval = Field(default_factory=Retrieval, exclude_if=_default_retrieval)
 
     @field_validator("name")
     @classmethod

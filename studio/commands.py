@@ -40,7 +40,16 @@ Env = Literal["staging", "production"]
 ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,19}$")]
 Period = Literal["24h", "7d", "30d"]
 SettableField = Literal[
-    "prompt", "model", "temperature", "greeting", "fallback", "description", "history", "voice"
+    "prompt",
+    "model",
+    "temperature",
+    "greeting",
+    "fallback",
+    "description",
+    "history",
+    "voice",
+    "knowledge.k",
+    "knowledge.min_score",
 ]
 ExpectKind = Literal["contains", "regex", "judge", "step"]
 RoleName = Literal["owner", "admin", "editor", "viewer"]
@@ -100,7 +109,9 @@ class SetField(Command):
     usage: ClassVar[str] = "/set BOT FIELD VALUE"
     summary: ClassVar[str] = (
         "change one field of the draft: prompt, model, temperature, greeting, fallback, "
-        "description, history or voice (on: voice notes are answered by voice)"
+        "description, history, voice (on: voice notes are answered by voice), knowledge.k "
+        "(passages given to the model, 1-20) or knowledge.min_score (how close a passage must "
+        "be, -1 to 1)"
     )
     bot: BotName | None = None
     field: SettableField
@@ -175,6 +186,16 @@ class KnowledgeRemove(Command):
     summary: ClassVar[str] = "take a source out of the draft (versions keep theirs)"
     bot: BotName | None = None
     source: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class KnowledgeReindex(Command):
+    name: ClassVar[str] = "knowledge reindex"
+    usage: ClassVar[str] = "/knowledge BOT reindex"
+    summary: ClassVar[str] = (
+        "cut the bot's stored sources again into passages with keywords (knowledge stored "
+        "before keywords is re-indexed by itself at start); it keeps answering meanwhile"
+    )
+    bot: BotName | None = None
 
 
 class TestRun(Command):
@@ -1016,6 +1037,7 @@ COMMANDS: tuple[type[Command], ...] = (
     KnowledgeAdd,
     KnowledgeList,
     KnowledgeRemove,
+    KnowledgeReindex,
     FlowShow,
     FlowAdd,
     FlowSet,

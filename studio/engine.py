@@ -66,6 +66,7 @@ from studio.commands import (
     Join,
     KnowledgeAdd,
     KnowledgeList,
+    KnowledgeReindex,
     KnowledgeRemove,
     ListBots,
     ListDeployments,
@@ -243,6 +244,7 @@ class Studio:
             KnowledgeAdd: self._knowledge_add,
             KnowledgeList: self._knowledge_list,
             KnowledgeRemove: self._knowledge_remove,
+            KnowledgeReindex: self._knowledge_reindex,
             TestRun: self._test_run,
             Promote: self._promote,
             Rollback: self._rollback,
@@ -641,7 +643,10 @@ class Studio:
     async def _knowledge_list(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, KnowledgeList)
         bot = turn.bot(command.bot)
-        return [presenters.knowledge_sources(bot, await self.knowledge.list(turn.caller, bot))]
+        sources = await self.knowledge.list(turn.caller, bot)
+        draft = await self.ops.draft(turn.caller, bot)
+        progress = self.knowledge.reindexing(draft.bot_id)
+        return [presenters.knowledge_sources(bot, sources, reindexing=progress)]
 
     async def _knowledge_remove(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, KnowledgeRemove)
@@ -653,6 +658,19 @@ class Studio:
                 "they are replaced."
             )
         ]
+
+    async def _knowledge_reindex(self, turn: Turn, command: Command) -> list[Answer]:
+        assert isinstance(command, KnowledgeReindex)
+        bot = turn.bot(command.bot)
+        doing = f"Re-indexing {bot}'s knowledge"
+        progress = ReadingProgress(self.runtime, turn.message.address, doing)
+        try:
+            done = await self.knowledge.reindex(turn.caller, bot, progress=progress.update)
+        except OperationError:
+            await progress.finish(f"{doing} failed.")
+            raise
+        await progress.finish(f"{doing}: done.")
+        return [presenters.knowledge_reindexed(bot, sources=done.sources, chunks=done.chunks)]
 
     async def _files(self, turn: Turn, text: str) -> list[Answer]:
         """Files shared with the Studio become the knowledge of the bot the message names, or
@@ -688,7 +706,7 @@ class Studio:
             if _is_csv(file):
                 answers.append(await self.datasets.import_file(turn.caller, bot, file, fetch))
                 continue
-            progress = ReadingProgress(self.runtime, turn.message.address, file.name)
+            progress = ReadingProgress(self.runtime, turn.message.address, f"Reading {file.name}")
             try:
                 content = await fetch(file, MAX_SOURCE_BYTES)
                 added = await self.knowledge.add_file(

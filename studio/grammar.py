@@ -81,6 +81,7 @@ from studio.commands import (
     Join,
     KnowledgeAdd,
     KnowledgeList,
+    KnowledgeReindex,
     KnowledgeRemove,
     ListBots,
     ListDeployments,
@@ -142,9 +143,11 @@ _WORD_FIELDS = (
     "temperature",
     "history",
     "voice",
+    "knowledge.k",
+    "knowledge.min_score",
 )  # one-word values: no closing "." or "please"
 _TEST_ACTIONS = ("add", "list", "remove", "run")
-_KNOWLEDGE_ACTIONS = ("add", "list", "remove")
+_KNOWLEDGE_ACTIONS = ("add", "list", "remove", "reindex")
 _MEMORY_ACTIONS = ("set", "forget")
 _PRONOUNS = frozenset({"it", "this", "that", "this bot", "that bot", "the bot", "my bot"})
 # Typographic quotes (phones and Slack turn " and ' into these), spelt as escapes.
@@ -414,7 +417,7 @@ _Q = f"[{_QUOTES}]?"  # an optional quote around a name
 _S = f"['{_RSQ}]s"  # a possessive 's
 _BOT = rf"{_Q}(?P<bot>(?:this|that|the|my) bot|[a-z0-9][\w-]*){_Q}"
 _NAME = rf"{_Q}(?P<bot>[a-z0-9][\w-]*){_Q}"
-_FIELD = "(?P<field>{})".format("|".join([*_FIELDS, *_FIELD_ALIASES]))
+_FIELD = "(?P<field>{})".format("|".join([*_FIELDS, *_FIELD_ALIASES]).replace(".", r"\."))
 # A model id: has a digit, '/' or ':', or names a known family ("make it use emojis" is not one).
 _MODEL = (
     r"(?P<value>(?=[\w.:/-]*[\d/:]|offline|gpt|claude|gemini|llama|mistral|mixtral|qwen|deepseek)"
@@ -765,8 +768,14 @@ def _knowledge(rest: str, bots: frozenset[str]) -> Command:
             if not args.strip():
                 raise _error(KnowledgeRemove.usage, "Name the source, as /knowledge list shows it.")
             return _build(KnowledgeRemove, bot=bot, source=_unquote(args))
+        case "reindex":
+            if args.strip():
+                raise _unexpected(KnowledgeReindex.usage, _tokens(args))
+            return _build(KnowledgeReindex, bot=bot)
         case _:
-            usages = " | ".join(c.usage for c in (KnowledgeAdd, KnowledgeList, KnowledgeRemove))
+            usages = " | ".join(
+                c.usage for c in (KnowledgeAdd, KnowledgeList, KnowledgeRemove, KnowledgeReindex)
+            )
             raise _error(usages, f"I don't know the knowledge action {_quote(action)}.")
 
 

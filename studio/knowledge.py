@@ -18,9 +18,15 @@ from sqlmodel import select
 from builders.spec import MAX_SOURCES, BotSpec, KnowledgeRef
 from builders.tokens import TOKEN_REFUSAL, has_token
 from runtime.knowledge.extract import Document, KnowledgeInputError, from_text
-from runtime.knowledge.gateway import KnowledgeGateway, Progress, document_id
+from runtime.knowledge.gateway import KnowledgeGateway, Progress, Reindexed, document_id
 from storage.tables import Bot, BotVersion
-from studio.errors import ConflictError, InvalidError, NotAvailableError, NotFoundError
+from studio.errors import (
+    ConflictError,
+    InvalidError,
+    NotAvailableError,
+    NotFoundError,
+    UpstreamError,
+)
 from studio.operations import Operations
 from studio.roles import Caller, Role
 from studio.views import Added, SourceView
@@ -48,6 +54,7 @@ class KnowledgeOperations:
         self.ops = ops
         self.gateway = gateway
         self._locks: dict[int, asyncio.Lock] = {}
+        self._reindexing: dict[int, tuple[int, int]] = {}  # bot id: (passages done, in all)
 
     def _lock(self, bot_id: int) -> asyncio.Lock:
         """One change at a time to a bot's knowledge (adding, removing, sweeping)."""
@@ -193,6 +200,57 @@ class KnowledgeOperations:
             await self._collect(draft.bot_id)
         return gone.name
 
+    async def reindex(
+        self, caller: Caller, bot: str, *, progress: Progress | None = None
+    ) -> Reindexed:
+        """`/knowledge BOT reindex`: the bot's stored sources cut again, with keywords; every
+        version keeps answering meanwhile."""
+        caller.require(Role.EDITOR, "Re-indexing knowledge")
+        self._gateway()
+        draft = await self.ops.draft(caller, bot)
+        async with self._lock(draft.bot_id):
+            try:
+                return await self._reindex(draft.bot_id, progress)
+            except KnowledgeInputError as exc:  # the embedding model failed
+                raise UpstreamError(str(exc)) from None
+
+    def reindexing(self, bot_id: int) -> tuple[int, int] | None:
+        """(passages done, passages in all) while the bot's knowledge is being re-indexed."""
+        return self._reindexing.get(bot_id)
+
+    async def _reindex(self, bot_id: int, progress: Progress | None) -> Reindexed:
+        assert self.gateway is not None
+
+        async def track(done: int, total: int) -> None:
+            self._reindexing[bot_id] = (done, total)
+            if progress is not None:
+                await progress(done, total)
+
+        self._reindexing[bot_id] = (0, 0)
+        try:
+            return await self.gateway.reindex(bot_id=bot_id, progress=track)
+        finally:
+            self._reindexing.pop(bot_id, None)
+
+    async def upgrade(self) -> int:
+        """At start, in the background: knowledge stored before keywords is re-indexed, a bot
+        at a time (each keeps answering, by meaning only, until its turn is done); how many
+        bots were."""
+        if self.gateway is None:
+            return 0
+        upgraded = 0
+        for bot_id in await self._bot_ids():
+            async with self._lock(bot_id):
+                if not await self.gateway.has_legacy(bot_id):
+                    continue
+                done = await self._reindex(bot_id, None)
+            logger.info(
+                "re-indexed knowledge with keywords",
+                extra={"bot": bot_id, "sources": done.sources, "chunks": done.chunks},
+            )
+            upgraded += 1
+        return upgraded
+
     async def collect(self, bot_id: int) -> int:
         """Drop the vectors of sources that neither the draft nor any version refers to."""
         async with self._lock(bot_id):
@@ -215,12 +273,14 @@ class KnowledgeOperations:
         """At start: every bot's unreferenced vectors go (an interrupted ingest leaves some)."""
         if self.gateway is None:
             return 0
-        async with self.ops.db.read() as session:
-            ids = [i for i in await session.exec(select(Bot.id)) if i is not None]
         removed = 0
-        for bot_id in ids:
+        for bot_id in await self._bot_ids():
             removed += await self.collect(bot_id)
         return removed
+
+    async def _bot_ids(self) -> tuple[int, ...]:
+        async with self.ops.db.read() as session:
+            return tuple(i for i in await session.exec(select(Bot.id)) if i is not None)
 
 
 def _storable_id(document: Document) -> str:

@@ -16,6 +16,7 @@ from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from builders.cron import time_zone
+from builders.edit import field_value
 from builders.spec import (
     BotSpec,
     Budget,
@@ -347,6 +348,18 @@ def _flow(bot: str, draft: BotSpec) -> str:
     return f"{plural(len(draft.pipeline), 'step')} ({kinds}): /flow {bot} shows it"
 
 
+def _knowledge(draft: BotSpec) -> str:
+    """Its sources and, once any source is there, how they are searched."""
+    said = plural(len(draft.knowledge), "source")
+    if not draft.knowledge:
+        return said
+    found = draft.retrieval
+    return (
+        f"{said}; the {plural(found.k, 'best passage')} scoring at least {found.min_score:g} go "
+        "to the model (knowledge.k, knowledge.min_score)"
+    )
+
+
 def _tools_field(bot: str, draft: BotSpec) -> tuple[Field, ...]:
     if not draft.tools:
         return ()
@@ -369,7 +382,7 @@ def _card_fields(view: BotView) -> tuple[Field, ...]:
         Field(label="Fallback", value=_value(draft.fallback, _PROMPT_PREVIEW)),
         Field(label="Prompt", value=_value(draft.prompt, _PROMPT_PREVIEW)),
         Field(label="Tests", value=str(len(draft.tests))),
-        Field(label="Knowledge", value=plural(len(draft.knowledge), "source")),
+        Field(label="Knowledge", value=_knowledge(draft)),
         Field(label="Flow", value=_flow(view.name, draft)),
         *_tools_field(view.name, draft),
         *_proactive_fields(view.name, draft),
@@ -417,7 +430,7 @@ def created(view: BotView) -> Answer:
 
 def edited(view: BotView, field: str) -> Answer:
     """One field of the draft changed (`/set`)."""
-    value = getattr(view.draft, field)
+    value = field_value(view.draft, field)
     shown = "empty" if value == "" else f"`{_value(value, _INPUT_PREVIEW)}`"
     return Answer(text=f"*{view.name}* {field} is now {shown} (draft revision {view.revision}).")
 
@@ -835,8 +848,20 @@ def knowledge_added(added: Added) -> Answer:
     )
 
 
-def knowledge_sources(bot: str, sources: list[SourceView]) -> Answer:
-    """The sources of a draft's knowledge."""
+def knowledge_reindexed(bot: str, *, sources: int, chunks: int) -> Answer:
+    """`/knowledge BOT reindex` finished."""
+    if not sources:
+        return Answer(f"*{bot}* has no stored knowledge to re-index.")
+    return Answer(
+        f"Re-indexed *{bot}*'s knowledge: {plural(sources, 'source')}, "
+        f"{plural(chunks, 'passage')}, searched by meaning and by keywords."
+    )
+
+
+def knowledge_sources(
+    bot: str, sources: list[SourceView], *, reindexing: tuple[int, int] | None = None
+) -> Answer:
+    """The sources of a draft's knowledge (and the progress of a re-index under way)."""
     if not sources:
         return Answer(
             text=f"*{bot}* knows nothing yet. `/knowledge {bot} add TEXT|URL`, or share a file "
@@ -848,6 +873,13 @@ def knowledge_sources(bot: str, sources: list[SourceView]) -> Answer:
             "A source with 0 passages is not searched: the knowledge store has none of its "
             "passages for the current embedding model (STUDIO_EMBEDDING_MODEL changed, or the "
             "store was reset). Add the same file or text again to index it."
+        )
+    if reindexing is not None:
+        done, total = reindexing
+        rows.append(
+            f"Re-indexing with keywords: {done} of {total} passages (it answers meanwhile)."
+            if total
+            else "Re-indexing with keywords: reading the stored passages…"
         )
     return Answer(text=_lines(f"*{bot}* knowledge ({plural(len(sources), 'source')}):", rows))
 

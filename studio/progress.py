@@ -1,5 +1,6 @@
-"""A progress line that updates in place while a large file is read into a bot's knowledge, on
-the fronts that can edit a message (Slack, Telegram); elsewhere only the final answer is said."""
+"""A progress line that updates in place while a large file is read into a bot's knowledge (or
+its knowledge is re-indexed), on the fronts that can edit a message (Slack, Telegram); elsewhere
+only the final answer is said."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ EVERY_S = 1.0  # at most one update a second (platforms rate-limit edits)
 
 
 class ReadingProgress:
-    def __init__(self, runtime: Runtime, address: Address, name: str) -> None:
+    def __init__(self, runtime: Runtime, address: Address, doing: str) -> None:
         self.runtime = runtime
         self.address = address
-        self.name = name
+        self.doing = doing  # "Reading refunds.pdf"
         self._shown: str | None = None
         self._started = False
         self._last = 0.0
@@ -27,13 +28,13 @@ class ReadingProgress:
             return
         if not self._started:
             self._started = True
-            self._shown = await self.runtime.show(self._line(f"Reading {self.name}: 0 of {total}"))
+            self._shown = await self.runtime.show(self._line(f"{self.doing}: 0 of {total}"))
             self._last = time.monotonic()
         if self._shown is None or done >= total:
             return
         if time.monotonic() - self._last >= EVERY_S:
             self._last = time.monotonic()
-            line = self._line(f"Reading {self.name}: {done} of {total} passages…")
+            line = self._line(f"{self.doing}: {done} of {total} passages…")
             await self.runtime.revise(line, self._shown)
 
     async def finish(self, outcome: str) -> None:

@@ -157,13 +157,15 @@ def _told(kind: str, detail: dict[str, Any]) -> str:
         return f"→ `{detail['to']}` ({detail.get('why', '')})"
     if kind == "retrieve":
         passages = detail.get("passages") or []
+        searched = f"; searched {detail['search']}" if detail.get("search") else ""
         if not passages:
-            return str(detail.get("why") or "no passage scored high enough")
+            return str(detail.get("why") or "no passage scored high enough") + searched
         shown = ", ".join(
             f"{p.get('cited', '?')} ({p.get('score', 0):.2f})" for p in passages[:_PASSAGES_SHOWN]
         )
         more = len(passages) - _PASSAGES_SHOWN
-        return f"{plural(len(passages), 'passage')}: {shown}" + (f" +{more}" if more > 0 else "")
+        listed = f"{plural(len(passages), 'passage')}: {shown}"
+        return listed + (f" +{more}" if more > 0 else "") + searched
     if kind == "llm" and "model" in detail:
         if "answer" in detail:
             return f"{detail['model']} answered with {detail['answer']}"

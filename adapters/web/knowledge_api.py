@@ -1,4 +1,5 @@
-"""A bot's knowledge over REST: `GET|POST|DELETE /api/v1/bots/{bot}/knowledge`.
+"""A bot's knowledge over REST: `GET|POST|DELETE /api/v1/bots/{bot}/knowledge`, and
+`POST /api/v1/bots/{bot}/knowledge/reindex` (its stored sources cut again, with keywords).
 
 `POST` takes a file as the raw request body with its name in `?name=` (and its type in
 `Content-Type`), which is what `python main.py knowledge add` sends; or JSON: `{"text": ...}` for
@@ -25,6 +26,11 @@ UPLOAD_PATH = r"/api/v1/bots/[^/]+/knowledge"  # its body cap is the file limit,
 router = APIRouter(prefix="/api/v1", tags=["knowledge"], responses=API_ERRORS)
 Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
+
+
+class ReindexedOut(BaseModel):
+    sources: int
+    chunks: int
 
 
 class KnowledgeIn(BaseModel):
@@ -78,6 +84,12 @@ async def add_knowledge(
     return await knowledge.add_file(
         who, bot, name=name, content=content, content_type=content_type or None
     )
+
+
+@router.post("/bots/{bot}/knowledge/reindex", response_model=ReindexedOut)
+async def reindex_knowledge(bot: str, who: Who, svc: Services) -> ReindexedOut:
+    done = await svc.studio.knowledge.reindex(who, bot)
+    return ReindexedOut(sources=done.sources, chunks=done.chunks)
 
 
 @router.delete("/bots/{bot}/knowledge", status_code=204)

@@ -1,119 +1,210 @@
-"""Split a Document into overlapping chunks that follow its structure.
+"""Split a Document into small chunks of whole sentences, under their heading path.
 
-A chunk never spans two sections (pages, or the bodies of two headings). Within a section whole
-paragraphs are packed together; a paragraph too long for one chunk is cut between sentences, a
-sentence too long between words, and only a word too long is cut inside. Each chunk after the
-first of its section starts with the end of the previous one (cut at a sentence or word start), so
-a passage split across two chunks can still be found whole.
+A chunk is a sentence or a few (`max_chars`, 200 by default): small, so that a question's
+embedding meets the sentences that answer it rather than a page's average, while the store
+gives the model each found chunk widened with its neighbours (`VectorStore.query`), so a
+passage reads whole. A chunk never cuts a sentence: only a sentence longer than a whole chunk is
+cut, between words (and only a word longer than that, inside). A chunk never spans two
+sections; a section shorter than `min_chars` is merged with the sections after it on the same
+page (the later headings become lines of the text), so a FAQ of one-line answers keeps each
+question with its answer. Each chunk carries its section's heading path and page.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from runtime.knowledge.extract import Document
+from runtime.knowledge.extract import Document, Section
 
+MAX_CHARS = 200
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-# Whitespace after sentence-ending punctuation (closing quote or bracket allowed), or a paragraph
-# break: the places where a sentence starts.
-_SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'\u201d\u2019)\]]))\s+|\n\n")
-_WORD_BREAK = re.compile(r"\s+")
+# Where a sentence may end: its punctuation, closing quotes or brackets, then white space.
+_SENTENCE_END = re.compile(r"[.!?…][\"'\u201d\u2019)\]]*\s+")
+# A period after these ends no sentence ("e.g. the", "Sec. 5", "Dr. Who").
+_ABBREVIATIONS_TEXT = """
+    e.g i.e etc vs cf al fig figs sec no nos art para pp ch vol ed eds approx dr mr mrs ms st jr
+    sr inc ltd co corp
+"""
+_ABBREVIATIONS = frozenset(_ABBREVIATIONS_TEXT.split())
+# Re-cutting chunks stored before (they opened with the end of the one before): how far back
+# such an overlap may start, and how short it may be.
+_MAX_OVERLAP_SEARCH = 500
+_MIN_OVERLAP_CHARS = 20
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """A passage of a source, small enough to embed, with where it came from; also what the
-    vector store keeps (`position` is its index within the source)."""
+    vector store keeps (`position` is its index within the source; `paragraph`: it opens a
+    paragraph, None where that is not known, in chunks stored before it was kept)."""
 
     text: str
     source_name: str
     position: int
     page: int | None = None
     heading: str | None = None
+    paragraph: bool | None = None
+
+    @property
+    def embedded_text(self) -> str:
+        """What is embedded and matched: the heading path gives a passage its context."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
 
 
 @dataclass(frozen=True, slots=True)
 class _Unit:
-    """The smallest piece packed into chunks: a paragraph, or a sentence or word of a long one."""
+    """What chunks are packed from: a sentence, or the piece of one too long for a chunk."""
 
     text: str
-    separator: str  # what joins it to the text before it: "\n\n" starts a paragraph
+    opens_paragraph: bool
 
 
-def chunk(document: Document, *, max_chars: int = 1000, overlap_chars: int = 150) -> list[Chunk]:
-    """The chunks of `document`, numbered 0..n-1 in reading order; the same input, the same output.
+def sentences(text: str) -> list[str]:
+    """The sentences of one paragraph (white space already collapsed)."""
+    found: list[str] = []
+    start = 0
+    for end in _SENTENCE_END.finditer(text):
+        head = max(start, text.rfind(" ", start, end.start()) + 1)
+        word = text[head : end.start()].lower().lstrip("\"'([{\u201c\u2018")
+        following = text[end.end() : end.end() + 1]
+        ends = end.group()[0] != "." or not (
+            word in _ABBREVIATIONS
+            or (len(word) == 1 and word.isalpha())  # an initial, "a." in a list
+            or following.islower()
+        )
+        if ends:
+            found.append(text[start : end.start() + len(end.group().rstrip())])
+            start = end.end()
+    if start < len(text):
+        found.append(text[start:])
+    return [sentence for sentence in found if sentence]
 
-    Whitespace is normalised: runs collapse to one space, paragraphs are separated by a blank line.
-    Headings are metadata (`Chunk.heading`), not part of the text. The overlap never pushes a chunk
-    over `max_chars`: it shrinks (to nothing if need be) to leave room for the new text.
-    """
-    if max_chars < 1 or overlap_chars < 0:
-        raise ValueError("chunking needs max_chars >= 1 and overlap_chars >= 0")
+
+def chunk(document: Document, *, max_chars: int = MAX_CHARS, min_chars: int = 200) -> list[Chunk]:
+    """The chunks of `document`, numbered 0..n-1 in reading order; the same input, the same
+    output. White space is normalised: runs collapse to one space, paragraphs are separated by
+    a blank line."""
+    if max_chars < 1:
+        raise ValueError("chunking needs max_chars >= 1")
     located = [
-        (section, text)
-        for section in document.sections
-        for text in _pack(_units(section.text, max_chars), max_chars, overlap_chars)
+        (first, text, opens)
+        for first, paragraphs in _groups(document.sections, min_chars)
+        for text, opens in _pack(paragraphs, max_chars)
     ]
     return [
         Chunk(
             text=text,
             source_name=document.name,
             position=position,
-            page=section.page,
-            heading=section.heading,
+            page=first.page,
+            heading=first.heading,
+            paragraph=opens,
         )
-        for position, (section, text) in enumerate(located)
+        for position, (first, text, opens) in enumerate(located)
     ]
 
 
-def _units(text: str, max_chars: int) -> Iterator[_Unit]:
-    for raw in _PARAGRAPH_BREAK.split(text):
-        paragraph = " ".join(raw.split())
-        if not paragraph:
+def _groups(sections: Sequence[Section], min_chars: int) -> Iterator[tuple[Section, list[str]]]:
+    """Sections as runs of paragraphs; a short one takes in those after it on its page, each
+    under a line with its heading's last part."""
+    group: list[str] = []
+    first: Section | None = None
+    for section in sections:
+        paragraphs = _paragraphs(section.text)
+        if not paragraphs:
             continue
-        pieces = [paragraph] if len(paragraph) <= max_chars else _pieces(paragraph, max_chars)
-        yield _Unit(pieces[0], "\n\n")
-        yield from (_Unit(piece, " ") for piece in pieces[1:])
+        if first is not None and (section.page != first.page or _size(group) >= min_chars):
+            yield first, group
+            first = None
+        if first is None:
+            first, group = section, paragraphs
+            continue
+        title = (section.heading or "").rpartition(" > ")[2]
+        group = group + ([title] if title and section.heading != first.heading else []) + paragraphs
+    if first is not None:
+        yield first, group
 
 
-def _pieces(paragraph: str, max_chars: int) -> list[str]:
-    """Sentences; the words of a sentence over `max_chars`; slices of a word over it."""
+def _paragraphs(text: str) -> list[str]:
+    return [p for p in (" ".join(raw.split()) for raw in _PARAGRAPH_BREAK.split(text)) if p]
+
+
+def _size(paragraphs: list[str]) -> int:
+    return sum(len(p) + 2 for p in paragraphs)
+
+
+def _units(paragraphs: list[str], max_chars: int) -> Iterator[_Unit]:
+    for paragraph in paragraphs:
+        opens = True
+        for sentence in sentences(paragraph):
+            pieces = [sentence] if len(sentence) <= max_chars else _cut(sentence, max_chars)
+            for piece in pieces:
+                yield _Unit(piece, opens)
+                opens = False
+
+
+def _cut(sentence: str, max_chars: int) -> list[str]:
+    """A sentence too long for a chunk, in pieces that fit: between words, else inside one."""
     pieces: list[str] = []
-    for sentence in _SENTENCE_BREAK.split(paragraph):
-        if len(sentence) <= max_chars:
-            pieces.append(sentence)
-            continue
-        for word in sentence.split(" "):
-            pieces += (word[start : start + max_chars] for start in range(0, len(word), max_chars))
-    return pieces
+    piece = ""
+    for word in sentence.split(" "):
+        for part in (word[i : i + max_chars] for i in range(0, len(word), max_chars)):
+            if piece and len(piece) + 1 + len(part) <= max_chars:
+                piece += " " + part
+                continue
+            if piece:
+                pieces.append(piece)
+            piece = part
+    return [*pieces, piece] if piece else pieces
 
 
-def _pack(units: Iterator[_Unit], max_chars: int, overlap_chars: int) -> Iterator[str]:
-    """Greedily fill chunks with units; each new chunk opens with the previous one's tail."""
-    current = ""
-    for unit in units:
-        if not current:
-            current = unit.text
-        elif len(current) + len(unit.separator) + len(unit.text) <= max_chars:
-            current += unit.separator + unit.text
-        else:
-            yield current
-            room = max_chars - len(unit.separator) - len(unit.text)
-            tail = _tail(current, min(overlap_chars, room))
-            current = tail + unit.separator + unit.text if tail else unit.text
+def _pack(paragraphs: list[str], max_chars: int) -> Iterator[tuple[str, bool]]:
+    """Greedily fill chunks with units: each chunk's text, and whether it opens a paragraph."""
+    current: list[_Unit] = []
+    for unit in _units(paragraphs, max_chars):
+        if current and len(_joined([*current, unit])) > max_chars:
+            yield _joined(current), current[0].opens_paragraph
+            current = []
+        current.append(unit)
     if current:
-        yield current
+        yield _joined(current), current[0].opens_paragraph
 
 
-def _tail(text: str, budget: int) -> str:
-    """The longest end of `text` within `budget` characters that starts a sentence, else a word."""
-    if budget <= 0:
-        return ""
-    earliest = len(text) - budget
-    for boundary in (_SENTENCE_BREAK, _WORD_BREAK):
-        starts = [match.end() for match in boundary.finditer(text) if match.end() >= earliest]
-        if starts:
-            return text[starts[0] :]
-    return ""
+def _joined(units: list[_Unit]) -> str:
+    text = units[0].text
+    for unit in units[1:]:
+        text += ("\n\n" if unit.opens_paragraph else " ") + unit.text
+    return text
+
+
+def joined(before: str, chunk: Chunk) -> str:
+    """The text of consecutive chunks: `before` then `chunk`, apart as their paragraphs are."""
+    if chunk.paragraph is None:
+        return _rejoined(before, chunk.text)
+    return before + ("\n\n" if chunk.paragraph else " ") + chunk.text
+
+
+def sections_of(chunks: Sequence[Chunk]) -> tuple[Section, ...]:
+    """The sections stored chunks were cut from, rebuilt for cutting them again: consecutive
+    chunks of one page and heading are joined."""
+    sections: list[Section] = []
+    for piece in sorted(chunks, key=lambda c: c.position):
+        last = sections[-1] if sections else None
+        if last is not None and (last.page, last.heading) == (piece.page, piece.heading):
+            sections[-1] = Section(joined(last.text, piece), last.page, last.heading)
+        else:
+            sections.append(Section(piece.text, piece.page, piece.heading))
+    return tuple(sections)
+
+
+def _rejoined(before: str, text: str) -> str:
+    """`before` and the next chunk's `text`, which may open with the end of `before` (chunks
+    stored before chunks were small overlapped by up to 150 characters, starting at a word)."""
+    earliest = max(0, len(before) - _MAX_OVERLAP_SEARCH)
+    for start in range(earliest, len(before) - _MIN_OVERLAP_CHARS + 1):
+        if (start == 0 or before[start - 1].isspace()) and text.startswith(before[start:]):
+            return before + text[len(before) - start :]
+    ends_sentence = before.rstrip()[-1:] in ".!?…:\"')]"
+    return before + ("\n\n" if ends_sentence else " ") + text

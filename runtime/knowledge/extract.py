@@ -177,7 +177,52 @@ def _plain_sections(text: str) -> list[Section]:
 
 
 def _text(name: str, content: bytes, content_type: str | None) -> list[Section]:
-    return _plain_sections(_decode(name, content, content_type))
+    return _sections(_plain_blocks(_decode(name, content, content_type)), joiner="\n")
+
+
+_UNDERLINE = re.compile(r" {0,3}(=+|-+)[ \t]*")
+_NUMBERED_TITLE = re.compile(r"(\d{1,3}(?:\.\d{1,3})*)\.?[ \t]+(\S.*?)\.?")
+_SMALL_WORDS_TEXT = "a an and as at by for from in of on or the to with"
+_SMALL_WORDS = frozenset(_SMALL_WORDS_TEXT.split())
+
+
+def _plain_blocks(text: str) -> Iterator[_Heading | str]:
+    """Lines of a plain-text file, and the headings its layout shows: a line underlined with
+    `===` or `---`, or a title standing alone between blank lines ("5. Conveying Modified
+    Source Versions.", "TERMS AND CONDITIONS")."""
+    lines = text.split("\n")
+    skip = False
+    for index, line in enumerate(lines):
+        if skip:
+            skip = False
+            continue
+        before = lines[index - 1] if index else ""
+        after = lines[index + 1] if index + 1 < len(lines) else ""
+        title = " ".join(line.split())
+        if title and _UNDERLINE.fullmatch(after) and len(after.strip()) >= 3:
+            skip = True
+            yield _Heading(1 if after.strip()[0] == "=" else 2, title)
+            continue
+        alone = title and not before.strip() and not after.strip()
+        level = _title_level(title) if alone else None
+        yield line if level is None else _Heading(level, title.rstrip("."))
+
+
+def _title_level(line: str) -> int | None:
+    """A lone line's heading level, or None for text: a numbered title nests by its number's
+    depth under underlined headings (levels 1 and 2); another title is at the top."""
+    if len(line) > 80 or line[-1] in ",;:!?":
+        return None
+    numbered = _NUMBERED_TITLE.fullmatch(line)
+    if numbered:
+        words = numbered.group(2).split()
+        depth = numbered.group(1).count(".") + 1
+        return 2 + depth if len(words) <= 10 and words[0][0].isupper() else None
+    words = line.split()
+    if line.endswith(".") or len(words) > 8 or not any(c.isalpha() for c in line):
+        return None
+    titled = all(w[0].isupper() or w.lower() in _SMALL_WORDS for w in words if w[0].isalpha())
+    return 1 if titled else None
 
 
 _ATX_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")

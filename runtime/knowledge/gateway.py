@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import httpx
 
 from builders.spec import source_id
-from runtime.knowledge.chunking import Chunk, chunk
+from runtime.knowledge.chunking import Chunk, chunk, sections_of
 from runtime.knowledge.embedder import Embedder, EmbeddingError
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, Document, KnowledgeInputError, extract
 from runtime.knowledge.fetch import fetch_url
-from runtime.knowledge.store import VectorStore
+from runtime.knowledge.store import HYBRID, VectorStore
+from runtime.knowledge.terms import SparseTerms, passage_vector, query_vector
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +44,22 @@ class Passage:
     page: int | None
     heading: str | None
     score: float
+    focus: str | None = None  # the part of `text` that matched (a passage is widened around it)
 
     @property
     def citation(self) -> str:
         """`[1] refund-policy.pdf, p. 2` (or the section's heading where there are no pages)."""
         where = f", p. {self.page}" if self.page else (f", {self.heading}" if self.heading else "")
         return f"[{self.number}] {self.source_name}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieved:
+    """The passages a question found, best first, and how they were searched (the store's
+    `HYBRID`, or why it was by meaning only)."""
+
+    passages: list[Passage]
+    search: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +70,36 @@ class Ingested:
     chunks: int
 
 
-def _chunked(document: Document) -> tuple[list[Chunk], str]:
-    return chunk(document), document_id(document)
+@dataclass(frozen=True, slots=True)
+class Reindexed:
+    sources: int
+    chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """A source's chunks and their keywords, ready to embed and store."""
+
+    source_id: str
+    chunks: list[Chunk]
+    keywords: list[SparseTerms]
+
+
+def _cut(document: Document, ident: str | None = None) -> _Cut:
+    chunks = chunk(document)
+    keywords = [passage_vector(c.embedded_text) for c in chunks]
+    return _Cut(ident or document_id(document), chunks, keywords)
+
+
+def _recut(stored: dict[str, list[Chunk]]) -> list[_Cut]:
+    """Stored sources cut again, from the text their chunks hold (the source id stays: it
+    names the original text, which the versions pin)."""
+    cuts = []
+    for ident, chunks in stored.items():
+        name = chunks[0].source_name if chunks else "source"
+        document = Document(name=name, kind="text", sections=sections_of(chunks))
+        cuts.append(_cut(document, ident))
+    return cuts
 
 
 def document_id(document: Document) -> str:
@@ -113,32 +152,70 @@ class KnowledgeGateway:
     ) -> Ingested:
         """Chunk, embed and store a document's vectors (idempotent for the same text: the points
         are overwritten in place, so a live version that uses them keeps answering)."""
-        chunks, ident = await asyncio.to_thread(_chunked, document)  # CPU work on 20 MB of text
-        if not chunks:
+        cut = await asyncio.to_thread(_cut, document)  # CPU work on 20 MB of text
+        if not cut.chunks:
             raise KnowledgeInputError(f"{document.name} has no text")
         dimension = await self._dimension()
-        for start in range(0, len(chunks), _EMBED_BATCH):
-            batch = chunks[start : start + _EMBED_BATCH]
-            vectors = await self._embed([c.text for c in batch])
-            await self.store.upsert(
+        await self._store(bot_id, dimension, [cut], progress)
+        return Ingested(
+            source_id=cut.source_id, name=document.name, kind=document.kind, chunks=len(cut.chunks)
+        )
+
+    async def reindex(self, *, bot_id: int, progress: Progress | None = None) -> Reindexed:
+        """Cut a bot's stored sources again with today's chunker, with keywords, from the text
+        their chunks hold; a collection made before keywords is replaced once all is stored.
+        Retrieval keeps answering meanwhile (from the old collection, or the chunks already
+        rewritten)."""
+        dimension = await self._dimension()
+        bot, embedder = str(bot_id), self.embedder.id
+        legacy = await self.store.has_legacy(bot_id=bot, embedder_id=embedder, dimension=dimension)
+        stored = await self.store.stored_chunks(
+            bot_id=bot, embedder_id=embedder, dimension=dimension, legacy=legacy
+        )
+        cuts = await asyncio.to_thread(_recut, stored)
+        await self._store(bot_id, dimension, cuts, progress)
+        if legacy:
+            await self.store.drop_legacy(bot_id=bot, embedder_id=embedder, dimension=dimension)
+        return Reindexed(sources=len(cuts), chunks=sum(len(c.chunks) for c in cuts))
+
+    async def has_legacy(self, bot_id: int) -> bool:
+        """Whether the bot's knowledge was stored before keywords (and wants `reindex`)."""
+        if not await self.store.has_bot(bot_id=str(bot_id)):
+            return False  # nothing stored: no need to load the embedder to find out
+        dimension = await self._dimension()
+        return await self.store.has_legacy(
+            bot_id=str(bot_id), embedder_id=self.embedder.id, dimension=dimension
+        )
+
+    async def _store(
+        self, bot_id: int, dimension: int, cuts: Sequence[_Cut], progress: Progress | None
+    ) -> None:
+        """Embed and write the chunks in batches (the unit of progress), then drop each
+        source's chunks beyond its new last one (the same text cut differently before)."""
+        total, done = sum(len(cut.chunks) for cut in cuts), 0
+        for cut in cuts:
+            for start in range(0, len(cut.chunks), _EMBED_BATCH):
+                batch = cut.chunks[start : start + _EMBED_BATCH]
+                vectors = await self._embed([c.embedded_text for c in batch])
+                await self.store.upsert(
+                    bot_id=str(bot_id),
+                    embedder_id=self.embedder.id,
+                    dimension=dimension,
+                    source_id=cut.source_id,
+                    chunks=batch,
+                    vectors=vectors,
+                    keywords=cut.keywords[start : start + _EMBED_BATCH],
+                )
+                done += len(batch)
+                if progress is not None:
+                    await progress(done, total)
+            await self.store.trim_source(
                 bot_id=str(bot_id),
                 embedder_id=self.embedder.id,
                 dimension=dimension,
-                source_id=ident,
-                chunks=batch,
-                vectors=vectors,
+                source_id=cut.source_id,
+                keep=len(cut.chunks),
             )
-            if progress is not None:
-                await progress(start + len(batch), len(chunks))
-        # The same text cut differently before (another chunker): no stale passages after ours.
-        await self.store.trim_source(
-            bot_id=str(bot_id),
-            embedder_id=self.embedder.id,
-            dimension=dimension,
-            source_id=ident,
-            keep=len(chunks),
-        )
-        return Ingested(source_id=ident, name=document.name, kind=document.kind, chunks=len(chunks))
 
     async def retrieve(
         self,
@@ -148,22 +225,24 @@ class KnowledgeGateway:
         text: str,
         limit: int,
         min_score: float,
-    ) -> list[Passage]:
-        """The passages of `source_ids` closest to `text`, best first, numbered from 1."""
+    ) -> Retrieved:
+        """The passages of `source_ids` that best match `text` (by meaning and by keywords),
+        at least `min_score` close by meaning, best first, numbered from 1."""
         if not source_ids or not text.strip():
-            return []
+            return Retrieved([], HYBRID)
         dimension = await self._dimension()
         vector = await self._question(text)
-        hits = await self.store.query(
+        found = await self.store.query(
             bot_id=str(bot_id),
             embedder_id=self.embedder.id,
             dimension=dimension,
             vector=vector,
+            keywords=query_vector(text),
             source_ids=source_ids,
             limit=limit,
             score_threshold=min_score,
         )
-        return [
+        passages = [
             Passage(
                 number=number,
                 text=hit.chunk.text,
@@ -172,9 +251,11 @@ class KnowledgeGateway:
                 page=hit.chunk.page,
                 heading=hit.chunk.heading,
                 score=hit.score,
+                focus=hit.focus,
             )
-            for number, hit in enumerate(hits, start=1)
+            for number, hit in enumerate(found.hits, start=1)
         ]
+        return Retrieved(passages, found.search)
 
     async def chunk_count(self, *, bot_id: int, source_ids: Sequence[str]) -> dict[str, int]:
         """How many chunks each source has stored (for listings)."""

@@ -25,6 +25,7 @@ from pydantic import StringConstraints
 
 from builders.spec import HANDOFF_FUNCTION, OFFLINE_MODEL, BotSpec, PipelineNode
 from runtime.handoff import handoff_definition, start_handoff
+from runtime.knowledge.excerpt import excerpt
 from runtime.llm import ChatMessage, LlmAnswer, LlmError, ToolCall, words
 from runtime.nodes.base import NO_USAGE, UNKNOWN_USAGE, NodeParams, onward, parse_params
 from runtime.nodes.retrieve import PASSAGES
@@ -98,12 +99,15 @@ def _usage(answer: LlmAnswer) -> Usage:
     return Usage(answer.prompt_tokens, answer.completion_tokens, answer.cost_usd)
 
 
-def offline_answer(passages: Sequence[Passage], fallback: str) -> str:
-    """The `offline` model: the best-matching passage, cited; the fallback without one."""
+def offline_answer(
+    passages: Sequence[Passage], fallback: str, *, question: str
+) -> tuple[str, Passage | None]:
+    """The `offline` model: the sentences of the best passage that answer `question`, cited,
+    and that passage; the fallback without passages."""
     if not passages:
-        return fallback
+        return fallback, None
     best = passages[0]
-    return f"{best.text}\n\n{best.citation}"
+    return f"{excerpt(best.text, question, focus=best.focus)}\n\n{best.citation}", best
 
 
 class Params(NodeParams):
@@ -142,8 +146,11 @@ class LlmNode:
         spec = ctx.spec
         passages: list[Passage] | None = ctx.state.get(PASSAGES)
         if spec.model == OFFLINE_MODEL and passages is not None:
-            told = {"model": OFFLINE_MODEL, "answer": "passage 1" if passages else "fallback"}
-            said = offline_answer(passages, spec.fallback)
+            said, quoted = offline_answer(passages, spec.fallback, question=ctx.text)
+            told = {
+                "model": OFFLINE_MODEL,
+                "answer": f"passage {quoted.number}" if quoted else "fallback",
+            }
             if ctx.stream is not None:
                 for piece in words(said):
                     ctx.stream(piece)

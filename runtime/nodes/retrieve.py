@@ -1,6 +1,7 @@
 """The `retrieve` node: the bot's knowledge passages closest to the user's text, for the `llm`
-node to answer from (and cite). Params: `top_k` (default 4), `min_score` (cosine, default 0.3).
-The turn's trace gets each passage's citation, score and first words."""
+node to answer from (and cite). Params: `top_k` and `min_score` (cosine); each defaults to the
+bot's own setting (`/set BOT knowledge.k 6`, `knowledge.min_score`). The turn's trace gets each
+passage's citation, score and first words."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import Field
 
 from builders.spec import BotSpec, PipelineNode
 from runtime.knowledge.extract import KnowledgeInputError
+from runtime.knowledge.store import HYBRID
 from runtime.nodes.base import NodeParams, onward, parse_params
 from runtime.pipeline import NodeResult, TurnContext, Usage
 
@@ -22,8 +24,8 @@ _SNIPPET_CHARS = 80
 
 
 class Params(NodeParams):
-    top_k: Annotated[int, Field(ge=1, le=20)] = 4
-    min_score: Annotated[float, Field(ge=-1, le=1)] = 0.3
+    top_k: Annotated[int, Field(ge=1, le=20)] | None = None
+    min_score: Annotated[float, Field(ge=-1, le=1)] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,10 @@ class RetrieveNode:
     def from_definition(cls, definition: PipelineNode, spec: BotSpec) -> RetrieveNode:
         params = parse_params(Params, definition)
         return cls(
-            id=definition.id, next=definition.next, top_k=params.top_k, min_score=params.min_score
+            id=definition.id,
+            next=definition.next,
+            top_k=spec.retrieval.k if params.top_k is None else params.top_k,
+            min_score=spec.retrieval.min_score if params.min_score is None else params.min_score,
         )
 
     @property
@@ -67,7 +72,7 @@ class RetrieveNode:
             logger.exception("knowledge retrieval failed", extra={"bot": ctx.bot_id})
             return NodeResult(usage=Usage(0, 0, 0.0), error=f"knowledge: {type(exc).__name__}")
         # Cited by the names this version knows them by, whatever a later upload called them.
-        passages = [replace(p, source_name=names[p.source_id]) for p in found]
+        passages = [replace(p, source_name=names[p.source_id]) for p in found.passages]
         ctx.state[PASSAGES] = passages
         told = [
             {
@@ -77,6 +82,7 @@ class RetrieveNode:
             }
             for p in passages
         ]
-        return NodeResult(
-            usage=Usage(0, 0, 0.0), trace={"passages": told, "min_score": self.min_score}
-        )
+        trace: dict[str, object] = {"passages": told, "min_score": self.min_score}
+        if found.search != HYBRID:
+            trace["search"] = found.search  # why keywords did not help find them
+        return NodeResult(usage=Usage(0, 0, 0.0), trace=trace)

@@ -21,6 +21,7 @@ FULL = BotSpec.model_validate(
         "fallback": "- starts like a list item",
         "history": 0,
         "knowledge": [{"id": source_id(b"doc"), "name": "refunds.pdf"}],
+        "retrieval": {"k": 6, "min_score": 0.4},
         "tools": [
             {
                 "name": "orders",
@@ -179,7 +180,13 @@ def test_a_non_text_name_is_a_spec_error() -> None:
 
 def test_the_export_leaves_out_an_unset_budget_handoff_and_follow_ups() -> None:
     text = spec_to_yaml(BotSpec(name="faq-bot"))
-    left_out = ("budget", "handoff", "followups", "voice")  # so older specs keep their hash
+    left_out = (
+        "budget",
+        "handoff",
+        "followups",
+        "voice",
+        "retrieval",
+    )  # so older specs keep their hash
     assert list(yaml.safe_load(text)) == [
         name for name in BotSpec.model_fields if name not in left_out
     ]

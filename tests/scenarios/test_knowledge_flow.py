@@ -4,6 +4,7 @@ changes nothing, URLs from a local server, and a real model (the fake) given del
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,29 @@ async def test_versions_keep_the_sources_they_were_promoted_with(service: Servic
     assert (await upload(service, "renamed.pdf", policy_pdf())).status_code == 201
     cited = await ask(service, deployment, "How long do refunds take?")
     assert cited.endswith("[1] refund-policy.pdf, p. 2")
+
+
+async def test_how_many_passages_and_how_close_is_each_bots_own(service: Service) -> None:
+    await service.import_bot("faq-bot")
+    await upload(service, "refund-policy.pdf", policy_pdf())
+
+    assert "knowledge.k" in await service.reply("/set faq-bot knowledge.k 1")
+    await service.reply("/try faq-bot How long do refunds take?")
+    (turn, *_) = (await service.call("GET", "/api/v1/bots/faq-bot/traces"))["turns"]
+    retrieved = next(step for step in turn["steps"] if step["kind"] == "retrieve")
+    assert len(retrieved["detail"]["passages"]) == 1
+
+    await service.reply("/set faq-bot knowledge.min_score 0.99")  # nothing is that close
+    assert await service.reply("/try faq-bot How long do refunds take?") == (
+        "*faq-bot* (draft): I can't answer that yet."
+    )
+    shown = await service.reply("/show faq-bot")
+    assert "the 1 best passage scoring at least 0.99 go to the model" in shown
+
+    for wrong, why in (("knowledge.k 50", "20"), ("knowledge.min_score high", "a number")):
+        said = await service.reply(f"/set faq-bot {wrong}")
+        assert why in said and "knowledge." in said
+    assert "scoring at least 0.99" in await service.reply("/show faq-bot")
 
 
 async def test_bad_input_changes_nothing(service: Service) -> None:
@@ -248,3 +272,100 @@ async def test_a_source_lost_from_the_store_is_explained_and_added_again(
     listed = await service.reply("/knowledge faq-bot list")
     assert "policy.pdf · 2 passages" in listed and "not searched" not in listed
     assert "five business days" in await service.reply("/try faq-bot how long do refunds take?")
+
+
+async def test_knowledge_is_reindexed_on_demand(service: Service) -> None:
+    await service.import_bot("faq-bot")
+    await upload(service, "refund-policy.pdf", policy_pdf())
+    deployment = await go_live(service)
+
+    said = await service.reply("/knowledge faq-bot reindex")
+    assert said == (
+        "Re-indexed *faq-bot*'s knowledge: 1 source, 2 passages, searched by meaning and by "
+        "keywords."
+    )
+    assert await service.call("POST", "/api/v1/bots/faq-bot/knowledge/reindex") == {
+        "sources": 1,
+        "chunks": 2,
+    }
+    refused = await service.reply("/knowledge faq-bot reindex", user="ann")
+    assert "editor" in refused.lower() or "viewer" in refused.lower()
+    answer = await ask(service, deployment, "How long do refunds take?")
+    assert answer.startswith("Refunds take five business days")
+    assert answer.endswith("[1] refund-policy.pdf, p. 2")
+
+
+async def test_knowledge_stored_before_keywords_is_reindexed_at_start(tmp_path: Path) -> None:
+    """A data folder written by an earlier version (one unnamed dense vector per chunk) answers
+    at once and is re-indexed with keywords in the background."""
+    settings = service_settings(tmp_path, qdrant_url=str(tmp_path / "qdrant"))
+    async with running_service(settings) as service:
+        await service.import_bot("faq-bot")
+        await upload(service, "refund-policy.pdf", policy_pdf())
+        deployment = await go_live(service)
+    assert old_shape(tmp_path / "qdrant") == 1
+
+    async with running_service(settings) as service:
+        core: Any = service.app.state.core
+        caller = await core.ops.authenticate(service.key)
+        bot_id = (await core.ops.draft(caller, "faq-bot")).bot_id
+        answer = await ask(service, deployment, "How long do refunds take?")
+        assert "five business days" in answer
+        for _ in range(200):
+            if not await core.runtime.knowledge.has_legacy(bot_id):
+                break
+            await asyncio.sleep(0.05)
+        assert not await core.runtime.knowledge.has_legacy(bot_id)
+        assert (await ask(service, deployment, "How long do refunds take?")).startswith(
+            "Refunds take five business days"
+        )
+        listed = await service.reply("/knowledge faq-bot list")
+        assert "refund-policy.pdf · 2 passages" in listed
+
+
+def old_shape(folder: Path) -> int:
+    """Rewrite every hybrid collection in `folder` as earlier versions stored it; how many."""
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(folder))
+    rewritten = 0
+    try:
+        for collection in client.get_collections().collections:
+            name = collection.name
+            points, _ = client.scroll(name, limit=1000, with_payload=True, with_vectors=["dense"])
+            old = name.removesuffix("-hybrid")
+            size = len(points[0].vector["dense"])  # type: ignore[index]
+            client.create_collection(
+                old, vectors_config=models.VectorParams(size=size, distance=models.Distance.DOT)
+            )
+            client.upsert(
+                old,
+                points=[
+                    models.PointStruct(
+                        id=p.id,
+                        vector=p.vector["dense"],  # type: ignore[index]
+                        payload={k: v for k, v in (p.payload or {}).items() if k != "paragraph"},
+                    )
+                    for p in points
+                ],
+            )
+            client.delete_collection(name)
+            rewritten += 1
+    finally:
+        client.close()
+    return rewritten
+
+
+async def test_a_question_of_stop_words_is_searched_by_meaning_and_the_trace_says_so(
+    service: Service,
+) -> None:
+    await service.import_bot("faq-bot")
+    await upload(service, "refund-policy.pdf", policy_pdf())
+    await service.reply("/set faq-bot knowledge.min_score -1")  # whatever comes back is shown
+
+    await service.reply("/try faq-bot what is it, then?")
+    shown = await service.reply("/trace faq-bot")
+    assert "searched by meaning only: the question has no keywords" in shown
+
+    await service.reply("/try faq-bot how long do refunds take?")
+    assert "searched by meaning only" not in await service.reply("/trace faq-bot")

@@ -54,6 +54,7 @@ from studio.commands import (
     Join,
     KnowledgeAdd,
     KnowledgeList,
+    KnowledgeReindex,
     KnowledgeRemove,
     ListBots,
     ListDeployments,
@@ -116,6 +117,11 @@ COMMAND_CASES: list[tuple[str, Command]] = [
     ("/show it", ShowBot()),
     ("/show this bot", ShowBot()),
     ("/set faq-bot model gpt-4o", SetField(bot="faq-bot", field="model", value="gpt-4o")),
+    ("/set faq-bot knowledge.k 6", SetField(bot="faq-bot", field="knowledge.k", value="6")),
+    (
+        "/set faq-bot knowledge.min_score 0.4.",
+        SetField(bot="faq-bot", field="knowledge.min_score", value="0.4"),
+    ),
     ("/set model gpt-4o", SetField(field="model", value="gpt-4o")),
     ("/set it temperature 0.2", SetField(field="temperature", value="0.2")),
     (
@@ -209,6 +215,7 @@ COMMAND_CASES: list[tuple[str, Command]] = [
         KnowledgeAdd(source="Refunds take 5 days."),
     ),
     ("/knowledge faq-bot list", KnowledgeList(bot="faq-bot")),
+    ("/knowledge faq-bot reindex", KnowledgeReindex(bot="faq-bot")),
     ("knowledge faq-bot", KnowledgeList(bot="faq-bot")),
     (
         "/knowledge faq-bot remove refund policy.pdf",
@@ -487,6 +494,7 @@ def test_studio_alone_is_help() -> None:
             SetField(bot="faq-bot", field="description", value="answers refunds"),
         ),
         ("set faq-bot's history to 5", SetField(bot="faq-bot", field="history", value="5")),
+        ("set faq-bot's knowledge.k to 6", SetField(bot="faq-bot", field="knowledge.k", value="6")),
         ("set the system prompt to Be kind", SetField(field="prompt", value="Be kind")),
         ("promote faq-bot to production", Promote(bot="faq-bot", to="production")),
         ("promote faq-bot", Promote(bot="faq-bot")),
@@ -862,6 +870,7 @@ USAGE_EXAMPLES: dict[type[Command], str] = {
     TestRun: "/test faq-bot",
     KnowledgeAdd: "/knowledge faq-bot add https://example.com",
     KnowledgeList: "/knowledge faq-bot list",
+    KnowledgeReindex: "/knowledge faq-bot reindex",
     KnowledgeRemove: "/knowledge faq-bot remove faq.md",
     FlowShow: "/flow faq-bot",
     FlowAdd: "/flow faq-bot add template thanks text=Thanks after start",

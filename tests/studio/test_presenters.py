@@ -497,8 +497,8 @@ def test_help_for_one_command() -> None:
     text = presenters.help_text("set").text
     assert text.startswith("`/set BOT FIELD VALUE` — ")
     assert (
-        "Fields: prompt, model, temperature, greeting, fallback, description, history, voice."
-        in text
+        "Fields: prompt, model, temperature, greeting, fallback, description, history, voice, "
+        "knowledge.k, knowledge.min_score." in text
     )
     assert "confirmation" in presenters.help_text("/delete").text
     assert "/test BOT remove N" in presenters.help_text("test").text
@@ -569,3 +569,15 @@ def test_a_source_missing_from_the_store_is_explained() -> None:
     listed = presenters.knowledge_sources("faq-bot", [indexed, lost]).text
     assert "faq.md · 0 passages" in listed
     assert "not searched" in listed and "Add the same file or text again" in listed
+
+
+def test_a_reindex_under_way_shows_its_progress() -> None:
+    indexed = SourceView(name="refunds.pdf", id="sha256:" + "a" * 64, chunks=12)
+    assert "Re-indexing" not in presenters.knowledge_sources("faq-bot", [indexed]).text
+    listed = presenters.knowledge_sources("faq-bot", [indexed], reindexing=(64, 300)).text
+    assert listed.endswith("Re-indexing with keywords: 64 of 300 passages (it answers meanwhile).")
+    starting = presenters.knowledge_sources("faq-bot", [indexed], reindexing=(0, 0)).text
+    assert starting.endswith("Re-indexing with keywords: reading the stored passages…")
+    assert presenters.knowledge_reindexed("faq-bot", sources=0, chunks=0).text == (
+        "*faq-bot* has no stored knowledge to re-index."
+    )

@@ -474,7 +474,11 @@ async def test_a_large_file_shows_progress_in_one_updated_message(
     studio: Service, slack: FakeSlack
 ) -> None:
     await dm(studio, slack, "newbot faq-bot")
-    body = "\n\n".join(f"Section {n}. " + "Refunds and returns explained. " * 30 for n in range(70))
+    # 70 one-sentence paragraphs of ~190 characters: a passage each (a chunk holds 200).
+    body = "\n\n".join(
+        f"Section {n} explains refunds and returns " + "in detail " * 14 + "at last."
+        for n in range(70)
+    )
     big = slack.add_file("F2", body.encode(), name="handbook.md", mimetype="text/markdown")
     before = len(slack.calls_to("chat.postMessage"))
     await post(studio, event_body(message_event("faq-bot", subtype="file_share", files=[big])))

@@ -10,7 +10,7 @@ import pytest
 from runtime.knowledge.embedder import OnnxMiniLmEmbedder
 from runtime.knowledge.extract import Document, Section, from_text
 from runtime.knowledge.gateway import KnowledgeGateway, Passage, document_id
-from runtime.knowledge.store import VectorStore
+from runtime.knowledge.store import HYBRID, VectorStore
 from runtime.nodes.llm import offline_answer, passages_message, with_sources
 
 DOCUMENTS = {
@@ -68,15 +68,15 @@ async def test_the_right_source_is_in_the_top_three_for_every_question(
         found = await gateway.retrieve(
             bot_id=1, source_ids=everything, text=question, limit=3, min_score=-1
         )
-        assert expected in [p.source_name for p in found], (question, found)
+        assert expected in [p.source_name for p in found.passages], (question, found)
     best = await gateway.retrieve(
         bot_id=1, source_ids=everything, text="refund duration", limit=1, min_score=0.3
     )
-    assert [p.source_name for p in best] == ["refund-policy.md"]
+    assert [p.source_name for p in best.passages] == ["refund-policy.md"]
     nothing = await gateway.retrieve(
         bot_id=1, source_ids=everything, text="volcano eruption in Iceland", limit=3, min_score=0.3
     )
-    assert nothing == []
+    assert nothing.passages == []
 
 
 async def test_only_the_given_sources_and_the_given_bot_answer(gateway: KnowledgeGateway) -> None:
@@ -86,7 +86,7 @@ async def test_only_the_given_sources_and_the_given_bot_answer(gateway: Knowledg
     found = await gateway.retrieve(
         bot_id=1, source_ids=only_shipping, text="refund money back", limit=3, min_score=-1
     )
-    assert {p.source_name for p in found} == {"shipping.md"}
+    assert {p.source_name for p in found.passages} == {"shipping.md"}
     other = await gateway.retrieve(
         bot_id=1,
         source_ids=frozenset({document_id(from_text(name="x", text="Refunds never."))}),
@@ -94,11 +94,11 @@ async def test_only_the_given_sources_and_the_given_bot_answer(gateway: Knowledg
         limit=3,
         min_score=-1,
     )
-    assert other == []  # bot 2's source is not in bot 1's collection
+    assert other.passages == []  # bot 2's source is not in bot 1's collection
 
 
 async def test_ingest_is_idempotent_and_reports_progress(gateway: KnowledgeGateway) -> None:
-    long_text = "\n\n".join(f"Paragraph {n}. " + "Words about refunds. " * 40 for n in range(70))
+    long_text = "\n\n".join(f"Paragraph {n}. " + "Words about refunds. " * 40 for n in range(90))
     document = Document(name="long.md", kind="markdown", sections=(Section(text=long_text),))
     seen: list[tuple[int, int]] = []
 
@@ -130,8 +130,12 @@ def passage(number: int, *, page: int | None = None, heading: str | None = None)
 def test_citations_answers_and_the_untrusted_block() -> None:
     assert passage(1, page=2).citation == "[1] policy.pdf, p. 2"
     assert passage(2, heading="Refunds").citation == "[2] policy.pdf, Refunds"
-    assert offline_answer([passage(1, page=2)], "fallback") == "text 1\n\n[1] policy.pdf, p. 2"
-    assert offline_answer([], "fallback") == "fallback"
+    one = passage(1, page=2)
+    assert offline_answer([one], "fallback", question="text?") == (
+        "text 1\n\n[1] policy.pdf, p. 2",
+        one,
+    )
+    assert offline_answer([], "fallback", question="text?") == ("fallback", None)
     cited = with_sources("Yes [2], and [9].", [passage(1, page=1), passage(2, page=3)])
     assert cited == "Yes [2], and [9].\n\n[2] policy.pdf, p. 3"
     assert with_sources("No citation.", [passage(1)]) == "No citation."
@@ -179,3 +183,20 @@ async def test_a_repeated_question_is_embedded_once(embedder: OnnxMiniLmEmbedder
         assert counting.texts == ["Is delivery free?", "Can you deliver to Spain?"]
     finally:
         await gateway.close()
+
+
+async def test_text_in_other_languages_is_found_by_meaning_and_keywords(
+    gateway: KnowledgeGateway,
+) -> None:
+    german = "Rückerstattungen dauern fünf Werktage. Der Versand nach Österreich ist kostenlos."
+    japanese = "返金には五営業日かかります。日本国内への配送は無料です。"
+    ids = set()
+    for name, text in (("de.md", german), ("ja.md", japanese)):
+        ingested = await gateway.ingest(bot_id=3, document=from_text(name=name, text=text))
+        ids.add(ingested.source_id)
+    for question, expected in (("Wie lange dauern Rückerstattungen?", "de.md"), ("返金", "ja.md")):
+        found = await gateway.retrieve(
+            bot_id=3, source_ids=frozenset(ids), text=question, limit=1, min_score=-1
+        )
+        assert found.search == HYBRID
+        assert [p.source_name for p in found.passages] == [expected], question
