@@ -63,10 +63,14 @@ def apply_changes(spec: BotSpec, changes: dict[str, Any]) -> BotSpec:
     if "name" in changes and changes["name"] != spec.name:
         raise SpecError(["name: a bot cannot be renamed; export it and import it under a new name"])
     data = spec.model_dump(mode="json")
+    data.update({field: value for field, value in changes.items() if field not in _NESTED})
     for field, value in changes.items():
-        section, key = _NESTED.get(field, (None, field))
-        if section is None:
-            data[field] = value
-        else:
-            data[section] = {**data.get(section, {}), key: value}
+        if field in _NESTED:
+            section, key = _NESTED[field]
+            held = data.get(section)
+            if held is None:
+                held = {}
+            if not isinstance(held, dict):
+                raise SpecError([f"{section}: must be a mapping, not {type(held).__name__}"])
+            data[section] = {**held, key: value}
     return parse_spec(data)

@@ -666,7 +666,7 @@ class Studio:
         progress = ReadingProgress(self.runtime, turn.message.address, doing)
         try:
             done = await self.knowledge.reindex(turn.caller, bot, progress=progress.update)
-        except OperationError:
+        except Exception:  # the line must not say "…" forever, whatever went wrong
             await progress.finish(f"{doing} failed.")
             raise
         await progress.finish(f"{doing}: done.")

@@ -208,6 +208,13 @@ class KnowledgeOperations:
         caller.require(Role.EDITOR, "Re-indexing knowledge")
         self._gateway()
         draft = await self.ops.draft(caller, bot)
+        under_way = self._reindexing.get(draft.bot_id)
+        if under_way is not None:
+            done, total = under_way
+            raise ConflictError(
+                f"{draft.name}'s knowledge is being re-indexed already ({done} of {total} "
+                "passages): /knowledge BOT list shows how far"
+            )
         async with self._lock(draft.bot_id):
             try:
                 return await self._reindex(draft.bot_id, progress)
@@ -235,15 +242,29 @@ class KnowledgeOperations:
     async def upgrade(self) -> int:
         """At start, in the background: knowledge stored before keywords is re-indexed, a bot
         at a time (each keeps answering, by meaning only, until its turn is done); how many
-        bots were."""
-        if self.gateway is None:
+        bots were. A provider's embedding model is paid per text, so with one nothing is
+        embedded unasked: the log says which bots want `/knowledge BOT reindex`."""
+        gateway = self.gateway
+        if gateway is None:
             return 0
         upgraded = 0
         for bot_id in await self._bot_ids():
-            async with self._lock(bot_id):
-                if not await self.gateway.has_legacy(bot_id):
-                    continue
-                done = await self._reindex(bot_id, None)
+            try:
+                async with self._lock(bot_id):
+                    if not await gateway.has_legacy(bot_id):
+                        continue
+                    if not gateway.embedder.local:
+                        logger.warning(
+                            "knowledge stored before keywords is searched by meaning only until "
+                            "/knowledge BOT reindex embeds it again (%s is paid per text)",
+                            gateway.embedder.id,
+                            extra={"bot": bot_id},
+                        )
+                        continue
+                    done = await self._reindex(bot_id, None)
+            except Exception:  # one bot's failure (a store error) leaves the others to do
+                logger.exception("re-indexing knowledge failed", extra={"bot": bot_id})
+                continue
             logger.info(
                 "re-indexed knowledge with keywords",
                 extra={"bot": bot_id, "sources": done.sources, "chunks": done.chunks},
@@ -270,12 +291,18 @@ class KnowledgeOperations:
         return await self.gateway.collect(bot_id=bot_id, keep=keep)
 
     async def collect_orphans(self) -> int:
-        """At start: every bot's unreferenced vectors go (an interrupted ingest leaves some)."""
+        """At start: every bot's unreferenced vectors go (an interrupted ingest leaves some),
+        and the knowledge of bots deleted while it was being written (an ingest or re-index
+        under way when the bot went)."""
         if self.gateway is None:
             return 0
         removed = 0
-        for bot_id in await self._bot_ids():
+        bots = await self._bot_ids()
+        for bot_id in bots:
             removed += await self.collect(bot_id)
+        for gone in await self.gateway.stored_bots() - set(bots):
+            async with self._lock(gone):
+                await self.gateway.drop_bot(gone)
         return removed
 
     async def _bot_ids(self) -> tuple[int, ...]:

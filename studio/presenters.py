@@ -432,7 +432,33 @@ def edited(view: BotView, field: str) -> Answer:
     """One field of the draft changed (`/set`)."""
     value = field_value(view.draft, field)
     shown = "empty" if value == "" else f"`{_value(value, _INPUT_PREVIEW)}`"
-    return Answer(text=f"*{view.name}* {field} is now {shown} (draft revision {view.revision}).")
+    said = f"*{view.name}* {field} is now {shown} (draft revision {view.revision})."
+    return Answer(text=" ".join([said, *_retrieval_notes(view, field)]))
+
+
+# The `retrieve` step's own parameter for each knowledge setting.
+_STEP_PARAM = {"knowledge.k": "top_k", "knowledge.min_score": "min_score"}
+
+
+def _retrieval_notes(view: BotView, field: str) -> list[str]:
+    """Where a knowledge setting does not apply: a step sets its own, or nothing retrieves."""
+    param = _STEP_PARAM.get(field)
+    if param is None:
+        return []
+    steps = [step for step in view.draft.steps() if step.kind == "retrieve"]
+    if not steps:
+        return [
+            "It applies once the bot retrieves passages: it has no knowledge yet."
+            if not view.draft.pipeline
+            else f"It applies to `retrieve` steps, and the flow has none (/flow {view.name} "
+            "add retrieve … adds one)."
+        ]
+    return [
+        f"The step `{step.id}` sets its own {param}={step.params[param]}, which it keeps "
+        f"(/flow {view.name} set {step.id} {param}= uses the bot's)."
+        for step in steps
+        if param in step.params
+    ]
 
 
 # -- diffs, tests ----------------------------------------------------------------------------

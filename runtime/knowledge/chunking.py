@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from runtime.knowledge.extract import Document, Section
 
@@ -107,15 +108,22 @@ def chunk(document: Document, *, max_chars: int = MAX_CHARS, min_chars: int = 20
 
 
 def _groups(sections: Sequence[Section], min_chars: int) -> Iterator[tuple[Section, list[str]]]:
-    """Sections as runs of paragraphs; a short one takes in those after it on its page, each
-    under a line with its heading's last part."""
+    """Sections as runs of paragraphs; short neighbours on one page are one run (until it is no
+    longer short), each after the first under a line with its heading's last part. A section
+    that is not short is a run of its own, under its own heading."""
     group: list[str] = []
     first: Section | None = None
     for section in sections:
         paragraphs = _paragraphs(section.text)
         if not paragraphs:
             continue
-        if first is not None and (section.page != first.page or _size(group) >= min_chars):
+        merges = (
+            first is not None
+            and section.page == first.page
+            and _size(group) < min_chars
+            and _size(paragraphs) < min_chars
+        )
+        if first is not None and not merges:
             yield first, group
             first = None
         if first is None:
@@ -179,32 +187,35 @@ def _joined(units: list[_Unit]) -> str:
     return text
 
 
-def joined(before: str, chunk: Chunk) -> str:
-    """The text of consecutive chunks: `before` then `chunk`, apart as their paragraphs are."""
-    if chunk.paragraph is None:
-        return _rejoined(before, chunk.text)
-    return before + ("\n\n" if chunk.paragraph else " ") + chunk.text
+def joined(chunks: Sequence[Chunk]) -> str:
+    """The text of consecutive chunks, apart as their paragraphs are."""
+    parts = [chunks[0].text] if chunks else []
+    parts += (_continuation(before.text, chunk) for before, chunk in pairwise(chunks))
+    return "".join(parts)
 
 
 def sections_of(chunks: Sequence[Chunk]) -> tuple[Section, ...]:
     """The sections stored chunks were cut from, rebuilt for cutting them again: consecutive
     chunks of one page and heading are joined."""
-    sections: list[Section] = []
+    runs: list[list[Chunk]] = []
     for piece in sorted(chunks, key=lambda c: c.position):
-        last = sections[-1] if sections else None
+        last = runs[-1][-1] if runs else None
         if last is not None and (last.page, last.heading) == (piece.page, piece.heading):
-            sections[-1] = Section(joined(last.text, piece), last.page, last.heading)
+            runs[-1].append(piece)
         else:
-            sections.append(Section(piece.text, piece.page, piece.heading))
-    return tuple(sections)
+            runs.append([piece])
+    return tuple(Section(joined(run), run[0].page, run[0].heading) for run in runs)
 
 
-def _rejoined(before: str, text: str) -> str:
-    """`before` and the next chunk's `text`, which may open with the end of `before` (chunks
-    stored before chunks were small overlapped by up to 150 characters, starting at a word)."""
+def _continuation(before: str, chunk: Chunk) -> str:
+    """What the chunk adds after the one before: its separator and text. A chunk stored before
+    chunks were small (`paragraph` unknown) may open with the end of the one before (an overlap
+    of up to 150 characters, starting at a word), which is left out."""
+    if chunk.paragraph is not None:
+        return ("\n\n" if chunk.paragraph else " ") + chunk.text
     earliest = max(0, len(before) - _MAX_OVERLAP_SEARCH)
     for start in range(earliest, len(before) - _MIN_OVERLAP_CHARS + 1):
-        if (start == 0 or before[start - 1].isspace()) and text.startswith(before[start:]):
-            return before + text[len(before) - start :]
+        if (start == 0 or before[start - 1].isspace()) and chunk.text.startswith(before[start:]):
+            return chunk.text[len(before) - start :]
     ends_sentence = before.rstrip()[-1:] in ".!?…:\"')]"
-    return before + ("\n\n" if ends_sentence else " ") + text
+    return ("\n\n" if ends_sentence else " ") + chunk.text

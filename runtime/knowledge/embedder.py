@@ -35,10 +35,12 @@ class Embedder(Protocol):
     """Turns texts into L2-normalised vectors of one dimension.
 
     `id` is stable and filename-safe ([a-z0-9-]): vectors of different embedders never share a
-    collection. `ensure_ready()` loads or probes the model and returns the dimension.
+    collection. `ensure_ready()` loads or probes the model and returns the dimension. `local`:
+    it runs in this process and costs nothing per text (a provider's model is paid for).
     """
 
     id: str
+    local: bool
 
     async def ensure_ready(self) -> int: ...
 
@@ -66,6 +68,7 @@ class OnnxMiniLmEmbedder:
     """
 
     id = "minilm-l6-int8"
+    local = True
     dimension = 384
     max_tokens = 256  # all-MiniLM-L6-v2's max_seq_length: longer texts are truncated
     batch_size = 8  # larger batches are slower per passage on this CPU path (measured)
@@ -147,6 +150,7 @@ class LiteLlmEmbedder:
     """
 
     batch_size = 64
+    local = False
 
     def __init__(self, *, model: str, api_base: str | None = None, timeout_s: float = 30.0) -> None:
         self.model = model

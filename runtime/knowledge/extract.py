@@ -186,11 +186,14 @@ _SMALL_WORDS_TEXT = "a an and as at by for from in of on or the to with"
 _SMALL_WORDS = frozenset(_SMALL_WORDS_TEXT.split())
 
 
-def _plain_blocks(text: str) -> Iterator[_Heading | str]:
+def _plain_blocks(text: str) -> list[_Heading | str]:
     """Lines of a plain-text file, and the headings its layout shows: a line underlined with
     `===` or `---`, or a title standing alone between blank lines ("5. Conveying Modified
-    Source Versions.", "TERMS AND CONDITIONS")."""
+    Source Versions.", "TERMS AND CONDITIONS"). Guessed from layout, a heading with no text of
+    its own before the next one stays a line of the text too, so nothing is lost where the
+    guess is wrong (the steps of a list, a one-line note)."""
     lines = text.split("\n")
+    blocks: list[_Heading | str] = []
     skip = False
     for index, line in enumerate(lines):
         if skip:
@@ -201,11 +204,23 @@ def _plain_blocks(text: str) -> Iterator[_Heading | str]:
         title = " ".join(line.split())
         if title and _UNDERLINE.fullmatch(after) and len(after.strip()) >= 3:
             skip = True
-            yield _Heading(1 if after.strip()[0] == "=" else 2, title)
+            blocks.append(_Heading(1 if after.strip()[0] == "=" else 2, title))
             continue
         alone = title and not before.strip() and not after.strip()
         level = _title_level(title) if alone else None
-        yield line if level is None else _Heading(level, title.rstrip("."))
+        blocks.append(line if level is None else _Heading(level, title.rstrip(".")))
+    return _with_bare_headings_as_text(blocks)
+
+
+def _with_bare_headings_as_text(blocks: list[_Heading | str]) -> list[_Heading | str]:
+    kept: list[_Heading | str] = []
+    for index, block in enumerate(blocks):
+        kept.append(block)
+        if isinstance(block, _Heading):
+            following = (b for b in blocks[index + 1 :] if isinstance(b, _Heading) or b.strip())
+            if isinstance(next(following, None), _Heading | None):
+                kept.append(block.text)
+    return kept
 
 
 def _title_level(line: str) -> int | None:

@@ -102,6 +102,13 @@ def _recut(stored: dict[str, list[Chunk]]) -> list[_Cut]:
     return cuts
 
 
+def _differs(cut: list[Chunk], stored: list[Chunk]) -> bool:
+    """Whether a source cut again differs from its stored chunks."""
+    return [(c.text, c.page, c.heading, c.paragraph) for c in cut] != [
+        (c.text, c.page, c.heading, c.paragraph) for c in stored
+    ]
+
+
 def document_id(document: Document) -> str:
     """The content hash of a document's text: its immutable source id."""
     text = "\n\n".join(section.text for section in document.sections)
@@ -163,9 +170,12 @@ class KnowledgeGateway:
 
     async def reindex(self, *, bot_id: int, progress: Progress | None = None) -> Reindexed:
         """Cut a bot's stored sources again with today's chunker, with keywords, from the text
-        their chunks hold; a collection made before keywords is replaced once all is stored.
-        Retrieval keeps answering meanwhile (from the old collection, or the chunks already
-        rewritten)."""
+        their chunks hold. A collection made before keywords is only read: the new chunks go to
+        the hybrid collection, and the old one is dropped once all is stored, so an interrupted
+        re-index loses nothing and starts again. Sources already cut as today are left alone
+        (nothing is embedded again). Retrieval keeps answering meanwhile. A change to how
+        chunks are cut must come with a new collection name, so that it too is re-indexed
+        from a collection it only reads."""
         dimension = await self._dimension()
         bot, embedder = str(bot_id), self.embedder.id
         legacy = await self.store.has_legacy(bot_id=bot, embedder_id=embedder, dimension=dimension)
@@ -173,7 +183,8 @@ class KnowledgeGateway:
             bot_id=bot, embedder_id=embedder, dimension=dimension, legacy=legacy
         )
         cuts = await asyncio.to_thread(_recut, stored)
-        await self._store(bot_id, dimension, cuts, progress)
+        changed = [cut for cut in cuts if legacy or _differs(cut.chunks, stored[cut.source_id])]
+        await self._store(bot_id, dimension, changed, progress, reindexing=True)
         if legacy:
             await self.store.drop_legacy(bot_id=bot, embedder_id=embedder, dimension=dimension)
         return Reindexed(sources=len(cuts), chunks=sum(len(c.chunks) for c in cuts))
@@ -188,10 +199,17 @@ class KnowledgeGateway:
         )
 
     async def _store(
-        self, bot_id: int, dimension: int, cuts: Sequence[_Cut], progress: Progress | None
+        self,
+        bot_id: int,
+        dimension: int,
+        cuts: Sequence[_Cut],
+        progress: Progress | None,
+        *,
+        reindexing: bool = False,
     ) -> None:
         """Embed and write the chunks in batches (the unit of progress), then drop each
-        source's chunks beyond its new last one (the same text cut differently before)."""
+        source's chunks beyond its new last one (the same text cut differently before). A
+        re-index writes the hybrid collection only."""
         total, done = sum(len(cut.chunks) for cut in cuts), 0
         for cut in cuts:
             for start in range(0, len(cut.chunks), _EMBED_BATCH):
@@ -205,6 +223,7 @@ class KnowledgeGateway:
                     chunks=batch,
                     vectors=vectors,
                     keywords=cut.keywords[start : start + _EMBED_BATCH],
+                    legacy_too=not reindexing,
                 )
                 done += len(batch)
                 if progress is not None:
@@ -215,6 +234,7 @@ class KnowledgeGateway:
                 dimension=dimension,
                 source_id=cut.source_id,
                 keep=len(cut.chunks),
+                legacy_too=not reindexing,
             )
 
     async def retrieve(
@@ -284,6 +304,10 @@ class KnowledgeGateway:
                 source_id=orphan,
             )
         return len(orphans)
+
+    async def stored_bots(self) -> set[int]:
+        """The bots whose knowledge is stored (to sweep those deleted meanwhile)."""
+        return {int(bot) for bot in await self.store.bots()}
 
     async def drop_bot(self, bot_id: int) -> None:
         await self.store.drop_bot(bot_id=str(bot_id))

@@ -5,7 +5,7 @@ normaliser and pre-tokenizer: lowercase, accents stripped, punctuation apart, ea
 a word), stop words are dropped and the rest stemmed (Snowball English), so "revised versions"
 meets "revise the version". A term's index in a sparse vector is a stable 32-bit hash of its
 stem, the same in every process. A chunk's weights saturate with repetition (BM25's term part);
-the vector store applies the inverse document frequency, so rare terms count most.
+the vector store weighs them by inverse document frequency, so rare terms count most.
 """
 
 from __future__ import annotations
@@ -71,17 +71,17 @@ class _Splitter:
         return [word for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text))]
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> object:
-    import snowballstemmer
-
-    return snowballstemmer.stemmer("english")
+_stemmers = threading.local()  # a Snowball stemmer keeps its work on itself: one per thread
 
 
 @lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
-    stemmed = _stemmer().stemWord(word)  # type: ignore[attr-defined]
-    return str(stemmed)
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        import snowballstemmer
+
+        stemmer = _stemmers.english = snowballstemmer.stemmer("english")
+    return str(stemmer.stemWord(word))
 
 
 def terms(text: str) -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from builders.edit import SETTABLE_FIELDS, apply_changes, coerce_field
-from builders.spec import DEFAULT_PROMPT, OFFLINE_MODEL, BotSpec, source_id
+from builders.spec import DEFAULT_PROMPT, OFFLINE_MODEL, BotSpec, Retrieval, source_id
 from builders.validation import SpecError, not_storable, parse_spec
 from tests.factories import spec_data
 
@@ -539,3 +539,24 @@ def test_params_that_are_not_a_mapping_are_refused() -> None:
 @pytest.mark.parametrize("kind", ["llm", "retrieve", "router", "template", "extract", "bot"])
 def test_every_node_kind_is_a_kind(kind: str) -> None:
     assert parse_spec(one_step(kind=kind)).pipeline[0].kind == kind
+
+
+def test_knowledge_settings_are_set_by_name_and_checked() -> None:
+    spec = BotSpec(name="ab")
+    assert coerce_field("knowledge.k", "6") == 6
+    assert apply_changes(spec, {"knowledge.k": 6}).retrieval == Retrieval(k=6)
+    # The section given whole and one of its keys: both apply, whatever their order.
+    both = apply_changes(spec, {"knowledge.k": 6, "retrieval": {"min_score": 0.5}})
+    assert both.retrieval == Retrieval(k=6, min_score=0.5)
+    assert apply_changes(spec, {"retrieval": None, "knowledge.k": 2}).retrieval.k == 2
+    with pytest.raises(SpecError, match="retrieval: must be a mapping"):
+        apply_changes(spec, {"retrieval": "x", "knowledge.k": 6})
+    for field, raw, said in (
+        ("knowledge.k", "50", "knowledge.k: input should be less than or equal to 20"),
+        ("knowledge.k", "six", "knowledge.k: must be a whole number, got 'six'"),
+        ("knowledge.min_score", "2", "knowledge.min_score: input should be less than or equal"),
+    ):
+        with pytest.raises(SpecError, match=said):
+            coerce_field(field, raw)
+    # Left out of the spec when default, so specs written before it keep their hash.
+    assert "retrieval" not in spec.model_dump(mode="json")

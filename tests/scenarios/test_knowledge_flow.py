@@ -369,3 +369,14 @@ async def test_a_question_of_stop_words_is_searched_by_meaning_and_the_trace_say
 
     await service.reply("/try faq-bot how long do refunds take?")
     assert "searched by meaning only" not in await service.reply("/trace faq-bot")
+
+
+async def test_knowledge_of_a_bot_deleted_while_it_was_written_is_swept(service: Service) -> None:
+    from runtime.knowledge.extract import from_text
+
+    core: Any = service.app.state.core
+    gateway = core.runtime.knowledge
+    await gateway.ingest(bot_id=999, document=from_text(name="left.md", text="Left behind."))
+    assert 999 in await gateway.stored_bots()
+    await core.studio.knowledge.collect_orphans()
+    assert 999 not in await gateway.stored_bots()

@@ -581,3 +581,24 @@ def test_a_reindex_under_way_shows_its_progress() -> None:
     assert presenters.knowledge_reindexed("faq-bot", sources=0, chunks=0).text == (
         "*faq-bot* has no stored knowledge to re-index."
     )
+
+
+def test_a_knowledge_setting_says_where_it_does_not_apply() -> None:
+    source = {"id": "sha256:" + "a" * 64, "name": "refunds.pdf"}
+    said = presenters.edited(bot_view(knowledge=[source]), "knowledge.k").text
+    assert said == "*faq-bot* knowledge.k is now `4` (draft revision 3)."
+    empty = presenters.edited(bot_view(), "knowledge.k").text
+    assert empty.endswith("It applies once the bot retrieves passages: it has no knowledge yet.")
+    steps = [
+        {"id": "kb", "kind": "retrieve", "params": {"top_k": 2}, "next": "answer"},
+        {"id": "answer", "kind": "llm"},
+    ]
+    flow = bot_view(knowledge=[source], pipeline=steps)
+    assert presenters.edited(flow, "knowledge.k").text.endswith(
+        "The step `kb` sets its own top_k=2, which it keeps (/flow faq-bot set kb top_k= uses "
+        "the bot's)."
+    )
+    assert "sets its own" not in presenters.edited(flow, "knowledge.min_score").text
+    llm_only = bot_view(knowledge=[source], pipeline=[{"id": "answer", "kind": "llm"}])
+    none = presenters.edited(llm_only, "knowledge.min_score").text
+    assert "the flow has none (/flow faq-bot add retrieve" in none

@@ -40,19 +40,21 @@ def test_short_neighbouring_sections_merge_under_the_first_heading() -> None:
         max_chars=1000,
         min_chars=60,
     )
-    assert chunks[0].heading == "FAQ > Refunds"
-    assert chunks[0].text.startswith(
-        "Refunds take 14 days.\n\nShipping\n\nShipping takes 3 days.\n\nRules\n\nRule number 0"
+    assert chunks[0] == Chunk(
+        "Refunds take 14 days.\n\nShipping\n\nShipping takes 3 days.",
+        "policy.pdf",
+        0,
+        heading="FAQ > Refunds",
+        paragraph=True,
     )
-    # Once the group is long enough, the next section starts its own chunk.
+    # A section that is not short keeps its own heading, after a short one too.
+    assert {c.heading for c in chunks[1:]} == {"FAQ > Rules"}
+    assert chunks[1].text.startswith("Rule number 0 ")
     long = chunk(
-        doc(
-            Section(text=rules(3), heading="A"),
-            Section(text=rules(3), heading="B"),
-        ),
+        doc(Section(text=rules(3), heading="A"), Section(text=rules(3), heading="B")),
         min_chars=60,
     )
-    assert [c.heading for c in long] == ["A", "B"]
+    assert (long[0].heading, long[-1].heading) == ("A", "B")
 
 
 def test_whole_paragraphs_are_packed_and_whitespace_normalised() -> None:

@@ -268,3 +268,36 @@ def test_from_text_makes_one_plain_section() -> None:
 def test_from_text_refuses_blank_text() -> None:
     with pytest.raises(KnowledgeInputError, match=r"^typed note has no text$"):
         from_text(name="typed note", text=" \n ")
+
+
+def test_plain_text_headings_come_from_its_layout() -> None:
+    content = (
+        b"Licence Text\n============\n\n"
+        b"1. Definitions\n--------------\n\n"
+        b"1.1. Grants\n\nYou may copy it.\n\n"
+        b"  5. Conveying Modified Source Versions.\n\n"
+        b"You may convey a work based on the Program.\n\n"
+        b"A short line, with a comma\n\nplain words that end here.\n"
+    )
+    sections = extract(name="licence.txt", content=content).sections
+    assert [s.heading for s in sections] == [
+        "Licence Text",
+        "Licence Text > 1. Definitions",
+        "Licence Text > 1. Definitions > 1.1. Grants",
+        "Licence Text > 1. Definitions > 5. Conveying Modified Source Versions",
+    ]
+    assert [s.text for s in sections[:3]] == ["Licence Text", "1. Definitions", "You may copy it."]
+    assert sections[3].text.startswith("You may convey a work")
+    assert "A short line, with a comma" in sections[3].text  # not a title: it has a comma
+
+
+def test_a_guessed_heading_loses_no_text() -> None:
+    steps = b"1. Unplug the Power Cable\n\n2. Hold the Reset Button\n\nCall Support"
+    document = extract(name="steps.txt", content=steps)
+    assert [s.text for s in document.sections] == [
+        "1. Unplug the Power Cable",
+        "2. Hold the Reset Button",
+        "Call Support",
+    ]
+    [alone] = extract(name="hours.txt", content=b"Opening Hours Are Nine To Five").sections
+    assert alone.text == "Opening Hours Are Nine To Five"

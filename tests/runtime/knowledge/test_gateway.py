@@ -159,6 +159,7 @@ class CountingEmbedder:
     def __init__(self, inner: OnnxMiniLmEmbedder) -> None:
         self.inner = inner
         self.id = inner.id
+        self.local = inner.local
         self.texts: list[str] = []
 
     async def ensure_ready(self) -> int:

@@ -158,3 +158,26 @@ async def test_a_bot_with_nothing_stored_has_nothing_to_reindex(
         assert (done.sources, done.chunks) == (0, 0)
     finally:
         await gateway.close()
+
+
+class Stopped(Exception):
+    """The service stopped in the middle of a re-index."""
+
+
+async def test_an_interrupted_reindex_loses_nothing(legacy: KnowledgeGateway) -> None:
+    async def stop(done: int, total: int) -> None:
+        raise Stopped  # after the first batch was written
+
+    with pytest.raises(Stopped):
+        await legacy.reindex(bot_id=BOT, progress=stop)
+    assert await legacy.has_legacy(BOT)  # still the one that answers, whole
+    texts, search = await ask(legacy, "Which zone arrives in 121 days by standard post?")
+    assert search == NOT_REINDEXED and any("zone 119 arrive in 121 days" in t for t in texts)
+
+    done = await legacy.reindex(bot_id=BOT)  # the next start does it all again
+
+    assert not await legacy.has_legacy(BOT)
+    (best, *_), search = await ask(legacy, "Which zone arrives in 121 days by standard post?")
+    assert search == HYBRID and "Parcels to zone 119 arrive in 121 days" in best
+    again = await legacy.reindex(bot_id=BOT)  # nothing left to do: the same cut
+    assert (again.sources, again.chunks) == (done.sources, done.chunks)

@@ -15,7 +15,6 @@ from runtime.knowledge.store import (
     REACH,
     WINDOW_CHARS,
     Hit,
-    KnowledgeStoreError,
     VectorStore,
     collection_name,
     legacy_collection_name,
@@ -250,55 +249,6 @@ async def test_a_question_without_keywords_is_searched_by_meaning(store: VectorS
     )
     assert found.search == NO_KEYWORDS
     assert [hit.chunk.position for hit in found.hits] == [0, 10]
-
-
-async def test_qdrants_own_fusion_query_ranks_as_the_embedded_plan_does() -> None:
-    """What a Qdrant server runs (prefetches fused by RRF in one query), run by embedded Qdrant
-    on a collection small enough for its slow keyword loop."""
-    native = VectorStore(":memory:", native_fusion=True)
-    try:
-        await put(native, SOURCE_A, NOTICES, NOTICE_VECTORS)
-        await put(native, SOURCE_B, chunks("other.md", 2), [unit(1, 0.3), unit(0.2, 1)])
-        for words, sources in (
-            ("prominent notices?", frozenset({SOURCE_A, SOURCE_B})),
-            ("other passage", frozenset({SOURCE_B})),
-        ):
-            hits = await ask(native, unit(1, 0.1), sources, score_threshold=0.3, words=words)
-            pooled = VectorStore(":memory:")
-            try:
-                await put(pooled, SOURCE_A, NOTICES, NOTICE_VECTORS)
-                await put(pooled, SOURCE_B, chunks("other.md", 2), [unit(1, 0.3), unit(0.2, 1)])
-                expected = await ask(
-                    pooled, unit(1, 0.1), sources, score_threshold=0.3, words=words
-                )
-            finally:
-                await pooled.close()
-            assert [(h.source_id, h.chunk.position) for h in hits] == [
-                (h.source_id, h.chunk.position) for h in expected
-            ]
-            assert [h.score for h in hits] == pytest.approx([h.score for h in expected], abs=1e-5)
-            assert {h.source_id for h in hits} <= sources
-    finally:
-        await native.close()
-
-
-async def test_a_folder_held_by_another_client_is_refused(tmp_path: Path) -> None:
-    folder = str(tmp_path / "qdrant")
-    first = VectorStore(folder)
-    await put(first, SOURCE_A, chunks("a.md", 1), [unit(1)])
-    second = VectorStore(folder)
-    try:
-        with pytest.raises(KnowledgeStoreError, match="is used by another process"):
-            await ask(second, unit(1))
-    finally:
-        await second.close()
-        await first.close()
-
-    reopened = VectorStore(folder)  # closing released the folder, and the data persisted
-    try:
-        assert [hit.source_id for hit in await ask(reopened, unit(1))] == [SOURCE_A]
-    finally:
-        await reopened.close()
 
 
 def story(source_name: str, count: int, *, every: int = 1) -> list[Chunk]:
