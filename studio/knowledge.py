@@ -301,8 +301,9 @@ class KnowledgeOperations:
         for bot_id in bots:
             removed += await self.collect(bot_id)
         for gone in await self.gateway.stored_bots() - set(bots):
-            async with self._lock(gone):
-                await self.gateway.drop_bot(gone)
+            async with self._lock(gone):  # a bot made meanwhile writes under the same lock
+                if gone not in await self._bot_ids():
+                    await self.gateway.drop_bot(gone)
         return removed
 
     async def _bot_ids(self) -> tuple[int, ...]:

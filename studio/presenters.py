@@ -355,8 +355,8 @@ def _knowledge(draft: BotSpec) -> str:
         return said
     found = draft.retrieval
     return (
-        f"{said}; the {plural(found.k, 'best passage')} scoring at least {found.min_score:g} go "
-        "to the model (knowledge.k, knowledge.min_score)"
+        f"{said}; the {plural(found.k, 'best passage')} at least {found.min_score:g} close by "
+        "meaning go to the model (knowledge.k, knowledge.min_score)"
     )
 
 

@@ -128,12 +128,12 @@ async def test_how_many_passages_and_how_close_is_each_bots_own(service: Service
         "*faq-bot* (draft): I can't answer that yet."
     )
     shown = await service.reply("/show faq-bot")
-    assert "the 1 best passage scoring at least 0.99 go to the model" in shown
+    assert "the 1 best passage at least 0.99 close by meaning go to the model" in shown
 
     for wrong, why in (("knowledge.k 50", "20"), ("knowledge.min_score high", "a number")):
         said = await service.reply(f"/set faq-bot {wrong}")
         assert why in said and "knowledge." in said
-    assert "scoring at least 0.99" in await service.reply("/show faq-bot")
+    assert "at least 0.99 close by meaning" in await service.reply("/show faq-bot")
 
 
 async def test_bad_input_changes_nothing(service: Service) -> None:
