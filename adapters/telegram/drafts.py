@@ -67,10 +67,20 @@ _T = TypeVar("_T")
 def preview_text(text: str) -> tuple[str, bool]:
     """What a preview message shows of the answer so far, and whether that is all of it (else
     the answer's first message is full: the answer shows the rest)."""
-    parts = split_html(markdown_to_html(text))
+    parts = split_html(markdown_to_html(_closed(text)))
     if not parts:
         return "", True
     return plain_text(parts[0]).strip(), len(parts) == 1
+
+
+def _closed(text: str) -> str:
+    """The answer so far without a bold mark still open at its end: `**five` shows as `five`
+    until the model closes it, so a preview never flashes Markdown's marks."""
+    for mark in ("**", "__"):
+        if text.count(mark) % 2:
+            head, _, tail = text.rpartition(mark)
+            text = head + tail
+    return text
 
 
 @dataclass(slots=True, eq=False)

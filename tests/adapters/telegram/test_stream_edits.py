@@ -277,3 +277,14 @@ async def test_a_restart_after_the_preview_was_sent_sends_the_answer_once(
         await _settled(telegram, after, [partial, SHOWN])  # a new message, once
     sends = [c.body["text"] for c in telegram.calls_to("sendMessage", token=bot_token)]
     assert sends[1:] == [HTML]
+
+
+def test_a_preview_never_shows_a_bold_mark_still_open() -> None:
+    """The model writes `**five` before it closes the bold: the preview shows `five`, and each
+    preview stays the start of the answer as it will read."""
+    so_far = ""
+    for word in ANSWER.split(" "):
+        so_far = f"{so_far} {word}" if so_far else word
+        shown, whole = drafts.preview_text(so_far)
+        assert whole and "*" not in shown
+        assert SHOWN.startswith(shown), (so_far, shown)
