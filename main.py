@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from adapters.mailbox import Mailbox
-    from adapters.plugin import ChannelParts
+    from adapters.plugin import ChannelParts, ChannelPlugin
     from runtime.channel import ChannelRegistry
     from runtime.cipher import Cipher
     from runtime.runtime import Runtime
@@ -241,10 +241,12 @@ def _build_channels(
     context = PluginContext(settings=settings, runtime=runtime, cipher=cipher, studio=studio)
     parts: dict[str, ChannelParts] = {}
     for plugin in CHANNELS:
-        missing = plugin.missing(settings)
+        missing = _missing(plugin, settings)
         if missing:
             if plugin.deployable:
                 channels.offer_off(plugin.kind, plugin.title, missing=missing)
+            if plugin.front is not None:
+                runtime.fronts.add_off(plugin.front, missing=missing)
             continue
         try:
             part = plugin.build(context)
@@ -254,10 +256,22 @@ def _build_channels(
             channels.offer(part.deployable)
         for front in part.fronts:
             channels.register(front)
-        for rooms in part.rooms:
-            runtime.handoffs.add_rooms(rooms)
+        if plugin.front is not None:
+            runtime.fronts.add(plugin.front, rooms=part.rooms)
         parts[plugin.kind] = part
     return parts
+
+
+def _missing(plugin: ChannelPlugin, settings: Settings) -> tuple[str, ...]:
+    """The settings `plugin` still needs to be on; `StartupError` when its section is invalid."""
+    from pydantic import ValidationError
+
+    from studio.settings import describe_invalid
+
+    try:
+        return plugin.missing(settings)
+    except ValidationError as exc:
+        raise StartupError(f"{plugin.title}: {describe_invalid(exc)}") from None
 
 
 def _leadership(db: Database) -> Leadership:
@@ -337,7 +351,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
 
     from adapters.channels import CHANNELS
 
-    on = [plugin for plugin in CHANNELS if not plugin.missing(settings)]
+    on = [plugin for plugin in CHANNELS if not _missing(plugin, settings)]
     app = create_app(
         lifespan,
         channel_routes=[routes for plugin in on if (routes := plugin.routes()) is not None],

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from runtime.cipher import Cipher
     from runtime.handoff import TeamRooms
     from runtime.runtime import Runtime
+    from runtime.team_front import TeamFront
     from studio.engine import Studio
     from studio.settings import Settings
 
@@ -45,7 +46,7 @@ class ChannelParts:
     adapter: Any
     deployable: DeployableChannel | None = None  # bots are deployed to it
     fronts: tuple[Channel, ...] = ()  # other channels it sends on (the Studio's own bot)
-    rooms: tuple[TeamRooms, ...] = ()  # where a handoff's people answer
+    rooms: TeamRooms | None = None  # where a handoff's people answer (its `front`'s rooms)
     start: Hook | None = None  # after recovery, at serve start
     stop: Hook | None = None  # take no more updates (first thing at shutdown)
     close: Hook | None = None  # let go of connections (after the runtime drained)
@@ -59,6 +60,7 @@ class ChannelPlugin(Protocol):
     kind: str  # the channel's kind as stored on deployments ("whatsapp")
     title: str  # how people call it ("WhatsApp")
     deployable: bool  # bots are deployed to it (else: a front of the Studio only)
+    front: TeamFront | None  # the Studio's front there, read even while it is off
     # (path pattern, bytes) for its routes that take bodies over the service's default cap
     body_limits: tuple[tuple[str, int], ...]
 

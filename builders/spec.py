@@ -403,32 +403,33 @@ def _no_budget(budget: Budget) -> bool:
 
 
 MAX_HANDOFF_MINUTES = 7 * 24 * 60
-SLACK_ROOM = re.compile(r"^[CG][A-Z0-9]{2,20}$")  # a public or private Slack channel's id
-TELEGRAM_ROOM = re.compile(r"^-[0-9]{1,20}$")  # a Telegram group's or supergroup's chat id
+# A channel's kind ("slack"): which exist is the running service's to say.
+CHANNEL_KIND = r"^[a-z][a-z0-9-]{1,19}$"
+# A room's id as its platform gives it (C0123, -1001…); a name (#support) is looked up when set.
+ROOM_ID = re.compile(r"^[A-Za-z0-9_.:@+-]{1,40}$")
 
 
 class Handoff(_Model):
-    """Where the bot hands a conversation to people of the team (`runtime.handoff`): a Slack
-    channel (`channel: slack`, `target` its id) or a Telegram group the Studio's bot is in
-    (`channel: telegram`, `target` its chat id); `name` is how it is shown (#support). A
-    handoff without a human message for `timeout_minutes` ends by itself. `tool`: the model may
-    hand over itself (it is offered a `handoff` function)."""
+    """Where the bot hands a conversation to people of the team (`runtime.handoff`): a room on
+    one of the Studio's fronts (`channel`: its kind, `slack` or `telegram`; `target`: the room's
+    id there, a Slack channel's C… or a Telegram group's -…), which the service checks with the
+    platform when the target is set; `name` is how it is shown (#support). A handoff without a
+    human message for `timeout_minutes` ends by itself. `tool`: the model may hand over itself
+    (it is offered a `handoff` function)."""
 
-    channel: Literal["slack", "telegram"]
+    channel: Annotated[str, StringConstraints(pattern=CHANNEL_KIND)]
     target: Annotated[str, StringConstraints(min_length=1, max_length=40)]
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     timeout_minutes: Annotated[int, Field(ge=1, le=MAX_HANDOFF_MINUTES)] = 60
     tool: bool = True
 
     @model_validator(mode="after")
-    def _target_fits_channel(self) -> Handoff:
-        pattern, what = (
-            (SLACK_ROOM, "a Slack channel id (C…)")
-            if self.channel == "slack"
-            else (TELEGRAM_ROOM, "a Telegram group's chat id (-…)")
-        )
-        if not pattern.fullmatch(self.target):
-            raise ValueError(f"target '{self.target[:40]}' is not {what}")
+    def _target_is_an_id(self) -> Handoff:
+        if not ROOM_ID.fullmatch(self.target):
+            raise ValueError(
+                f"target '{self.target[:40]}' is not a room's id (a Slack channel's C…, a "
+                "Telegram group's -…): /handoff BOT to #name finds it"
+            )
         return self
 
 

@@ -24,7 +24,6 @@ DEFAULT_MESSAGE = "I've asked a person from the team to help; they'll answer her
 # A whole message in a handoff's room that gives the conversation back to the bot (Slack takes
 # no unregistered `/` command, so there it is `resume`); anything longer is an answer.
 RESUME = ("/resume", "resume")
-FRONTS = {"slack": "Slack", "telegram": "the Studio's Telegram bot"}
 
 
 class RoomError(Exception):
@@ -42,9 +41,10 @@ class Room:
 
 
 class TeamRooms(Protocol):
-    """One platform's rooms (an adapter implements it). `threads`: replies stay in the thread of
-    the first post (Slack); otherwise each of the handoff's posts can be replied to (Telegram).
-    `hint` tells people in the room how to answer, `give_back` how to end the handoff."""
+    """One platform's rooms (an adapter implements it; its `runtime.team_front.TeamFront` reads
+    what people type). `threads`: replies stay in the thread of the first post (Slack);
+    otherwise each of the handoff's posts can be replied to (Telegram). `hint` tells people in
+    the room how to answer, `give_back` how to end the handoff."""
 
     kind: ClassVar[str]
     threads: ClassVar[bool]

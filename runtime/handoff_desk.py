@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from sqlalchemy import Connection
 
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
-from runtime.handoff import FRONTS, RESUME, TeamRooms
+from runtime.handoff import RESUME
 from runtime.llm import ChatMessage
 from runtime.messages import Address, IncomingMessage, OutgoingMessage
 from runtime.metrics import HANDOFFS
@@ -78,19 +78,11 @@ class HandoffDesk:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._rooms: dict[str, TeamRooms] = {}
         self._open: dict[Key, store.OpenHandoff] = {}
         self._by_id: dict[int, store.OpenHandoff] = {}
         self._posts: dict[tuple[str, str, str], int] = {}  # (kind, room, message id) -> id
 
     # -- wiring -----------------------------------------------------------------------------
-
-    def add_rooms(self, rooms: TeamRooms) -> None:
-        """A platform's rooms (the composition root adds those that are configured)."""
-        self._rooms[rooms.kind] = rooms
-
-    def rooms(self, kind: str) -> TeamRooms | None:
-        return self._rooms.get(kind)
 
     async def load(self) -> None:
         """At start: the open handoffs, before any turn asks."""
@@ -148,12 +140,13 @@ class HandoffDesk:
         if key in self._open:  # asked twice in one conversation: it is with the team already
             ctx.handed_over = wanted.name
             return NodeResult(reply=message)
-        rooms = self._rooms.get(wanted.channel)
+        fronts = self.runtime.fronts
+        rooms = fronts.rooms(wanted.channel)
         if rooms is None:
             return NodeResult(
                 reply=spec.fallback,
-                error=f"handoff: {FRONTS[wanted.channel]} is not configured here, so "
-                f"{wanted.name} cannot be asked",
+                error=f"handoff: {fronts.off_reason(wanted.channel)}, so {wanted.name} cannot "
+                "be asked",
             )
         bot = await self.runtime.bot_name(target.id)
         text = _announcement(
@@ -398,9 +391,10 @@ class HandoffDesk:
 
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         spot = _Spot.parse(message.address.thread)
-        rooms = self._rooms.get(spot.kind)
+        fronts = self.runtime.fronts
+        rooms = fronts.rooms(spot.kind)
         if rooms is None:
-            raise SendError(f"{FRONTS.get(spot.kind, spot.kind)} is not configured", permanent=True)
+            raise SendError(fronts.off_reason(spot.kind), permanent=True)
         posted = await rooms.post(spot.room, message.text, thread=spot.thread or None)
         handoff = self._by_id.get(_int(message.address.conversation))
         if handoff is not None and not rooms.threads:  # a reply to this post reaches it too

@@ -37,6 +37,7 @@ from runtime.metrics import DUPLICATES, SENDS
 from runtime.participant import Scalar
 from runtime.participant_cache import ParticipantCache
 from runtime.pipeline import CompiledBot, TurnContext, TurnOutput, compile_spec, turn_records
+from runtime.team_front import TeamFronts
 from runtime.turn.runner import BotRunner
 from storage import abtests as ab_store
 from storage import conversations as conv_store
@@ -178,6 +179,9 @@ class Runtime:
         # Bumped by `invalidate_bot`: a read that began before it is not cached after it.
         self._generation = 0
         self.backlog = Backlog(concurrency=recovery_concurrency)
+        # Where teams talk to the Studio itself (its Slack app, its Telegram bot): the plugins
+        # add them at start, on or off.
+        self.fronts = TeamFronts()
         # Conversations handed to people of the team: their rooms' messages come in as the
         # built-in deployment `handoff`, and the desk is the channel that posts in the rooms.
         self.handoffs = HandoffDesk(self)

@@ -37,9 +37,7 @@ from studio import presenters
 from studio.abtests import ABTEST_COMMANDS, AbTestFeature
 from studio.address import (
     PULL_CHANNEL,
-    SLACK,
     TELEGRAM,
-    TELEGRAM_STUDIO,
     studio_address,
     team_of,
 )
@@ -196,10 +194,10 @@ class Studio:
         self.tests = BotTests(db=db, ops=ops, runner=runtime.runner, judge_model=judge_model)
         self.participants = Participants(ops)
         self.guard = GuardFeature(ops=ops)
-        self.handoff = HandoffFeature(ops=ops, desk=runtime.handoffs)
+        self.handoff = HandoffFeature(ops=ops, fronts=runtime.fronts)
         self.scheduler = scheduler
         self.schedules = ScheduleFeature(
-            ops=ops, desk=runtime.handoffs, scheduler=scheduler, reachable=self._reachable
+            ops=ops, fronts=runtime.fronts, scheduler=scheduler, reachable=self._reachable
         )
         if scheduler is not None:
             scheduler.report_poster = self.post_report
@@ -222,6 +220,7 @@ class Studio:
             vault=secrets or SecretVault(db, ops.cipher),
             confirmations=self.confirmations,
             cipher=ops.cipher,
+            fronts=runtime.fronts,
         )
         self.secrets.on_value[_DEPLOY_SECRET] = self._deploy_secret_given
         self._jobs: set[asyncio.Task[None]] = set()
@@ -848,15 +847,13 @@ class Studio:
             await self.runtime.push(OutgoingMessage(address=address, text=text))
 
     def _reachable(self, team_id: int, identity: str) -> Address:
-        """Where a member can be told something unasked: their DM with the Studio on Telegram
-        or Slack (a user id as the channel opens the app's DM), else the pull channel that the
-        web console and the terminal read."""
-        platform, _, user = identity.partition(":")
-        channels = self.runtime.channels
-        if platform == "telegram" and channels.has(TELEGRAM_STUDIO):
-            return studio_address(TELEGRAM_STUDIO, team_id, identity, thread=user)
-        if platform == "slack" and channels.has(SLACK):
-            return studio_address(SLACK, team_id, identity, thread=f"{user}:")
+        """Where a member can be told something unasked: their DM with the Studio on the front
+        they were seen on (Slack, its Telegram bot), else the pull channel that the web
+        console and the terminal read."""
+        for front in self.runtime.fronts.on():
+            thread = front.dm(identity)
+            if thread is not None:
+                return studio_address(front.channel, team_id, identity, thread=thread)
         return studio_address(PULL_CHANNEL, team_id, identity)
 
     async def drain(self, *, grace_s: float | None = None) -> None:
@@ -1031,13 +1028,21 @@ class Studio:
         """A Telegram deployment needs the bot's BotFather token: ask for it where it can be
         given privately (the Studio's Telegram DM, a Slack form), then wait for it."""
         caller = turn.caller
-        front = turn.message.address.channel
-        if front not in (TELEGRAM_STUDIO, SLACK):
+        address = turn.message.address
+        front = self.runtime.fronts.of_channel(address.channel)
+        if front is None or front.private is None:
             raise NotAvailableError(
                 f"A bot's token is never typed here. Give me {bot}'s token from @BotFather in a "
                 f"DM with the Studio's Telegram bot (/deploy {bot} telegram there), from Slack, "
                 f"or by REST: POST /api/v1/bots/{bot}/deployments with "
                 '{"channel": "telegram", "token": "..."}'
+            )
+        private = front.private
+        spot = front.spot(address)
+        if private == "message" and (spot is None or not spot.direct):
+            raise InvalidError(
+                f"I ask for a bot's token only in a direct message: say /deploy {bot} telegram "
+                "to me there"
             )
         request = await self.confirmations.ask(
             team_id=caller.team_id,
@@ -1048,7 +1053,7 @@ class Studio:
             kind=TOKEN_REQUEST,
         )
         turn.current = bot
-        if front == SLACK:
+        if private == "form":
             return Answer(
                 f"To put *{bot}* ({env}) on Telegram I need its token from @BotFather. It goes "
                 "into a private form, never into a channel (within 5 minutes).",

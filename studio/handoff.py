@@ -1,10 +1,10 @@
 """`/handoff`: where a bot hands conversations to people of the team, shown and edited.
 
 The target is part of the draft (`BotSpec.handoff`), so it is versioned, audited, shown by
-`/show` and `/diff`, and reaches end users once promoted. A target is checked when it is set:
-a Slack channel the app is in (`#support`, or the channel id Slack gives for a picked one), or
-the Telegram group the command is said in (`here`, or its chat id), which has the Studio's
-Telegram bot and whose administrator the caller is. A target set by REST or YAML import is
+`/show` and `/diff`, and reaches end users once promoted. A target is a room on one of the
+Studio's fronts (`runtime.team_front`): named (`#support`), or `here`, the room the command is
+said in; the front's rooms check it with the platform when it is set (the app is in that Slack
+channel; the caller administers that Telegram group). A target set by REST or YAML import is
 checked the same way (`HandoffFeature.checked`, the hook `Operations` calls).
 """
 
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from builders.spec import TELEGRAM_ROOM, Handoff
-from runtime.handoff import FRONTS, RESUME, Room, RoomError
-from runtime.handoff_desk import HandoffDesk
+from builders.spec import Handoff
+from runtime.handoff import RESUME, Room, RoomError
 from runtime.messages import Address, Field
-from studio.address import SLACK, TELEGRAM_STUDIO
+from runtime.team_front import TeamFronts
 from studio.commands import Command, HandoffSet, HandoffShow, Resume
 from studio.errors import InvalidError, NotAvailableError
 from studio.operations import DraftRef, Operations
@@ -26,10 +25,6 @@ from studio.roles import Caller, Role
 
 HANDOFF_COMMANDS: tuple[type[Command], ...] = (HandoffShow, HandoffSet, Resume)
 _HERE = "here"
-_SETTINGS = {
-    "slack": "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET",
-    "telegram": "TELEGRAM_BUILDER_TOKEN",
-}
 RESUME_HERE = (
     f"{RESUME[0]} gives a handed-over conversation back to its bot: in Slack type "
     f"{RESUME[1]} (the whole message) in that conversation's thread; in the Telegram group "
@@ -40,9 +35,9 @@ RESUME_HERE = (
 class HandoffFeature:
     """What `/handoff` does, for the engine (which resolves the bot)."""
 
-    def __init__(self, *, ops: Operations, desk: HandoffDesk) -> None:
+    def __init__(self, *, ops: Operations, fronts: TeamFronts) -> None:
         self.ops = ops
-        self.desk = desk
+        self.fronts = fronts
         ops.handoff_check = self.checked  # a target changed by REST or YAML is checked too
 
     async def run(self, caller: Caller, bot: str, command: Command, where: Address) -> Answer:
@@ -87,7 +82,7 @@ class HandoffFeature:
         view = await self.ops.edit_draft(caller, name, {"handoff": data}, revision=draft.revision)
         handoff = view.draft.handoff
         assert handoff is not None
-        rooms = self.desk.rooms(handoff.channel)
+        rooms = self.fronts.rooms(handoff.channel)
         give_back = rooms.give_back if rooms is not None else f"say {RESUME[0]}"
         text = (
             f"*{name}* hands conversations over to {handoff.name} (draft revision "
@@ -110,45 +105,63 @@ class HandoffFeature:
         return await self._found(kind, wanted, bot, by=by)
 
     async def _found(self, kind: str, target: str, bot: str, *, by: Caller) -> Room:
-        rooms = self.desk.rooms(kind)
-        if rooms is None:
-            raise NotAvailableError(
-                f"{FRONTS[kind]} is not configured here (set {_SETTINGS[kind]} and restart), so "
-                "nothing can be handed over there"
-            )
         try:
-            return await rooms.find(target, by=by.identity, team_id=by.team_id)
-        except RoomError as exc:
-            raise InvalidError(str(exc).replace("/handoff BOT", f"/handoff {bot}")) from None
+            return await team_room(self.fronts, kind, target, by=by)
+        except NotAvailableError as exc:
+            raise NotAvailableError(f"{exc.message}, so nothing can be handed over there") from None
+        except InvalidError as exc:
+            raise InvalidError(exc.message.replace("/handoff BOT", f"/handoff {bot}")) from None
 
     async def checked(self, caller: Caller, bot: str, handoff: Handoff) -> None:
         """A target set by REST or YAML import (`Operations.handoff_check`): the same checks as
         `/handoff BOT to ...`, so no way in skips them."""
+        front = self.fronts.get(handoff.channel)
+        if front is not None and front.room(handoff.target) != handoff.target:
+            raise InvalidError(
+                f"handoff: target '{handoff.target}' is no room's id on {front.title} "
+                f"({front.room_hint}): /handoff {bot} to ... finds it"
+            )
         await self._found(handoff.channel, handoff.target, bot, by=caller)
 
     def _kind(self, target: str, where: Address, bot: str) -> tuple[str, str]:
-        """Which platform `target` is on, and the room as that platform names it."""
+        """Which front's room `target` is (`here`: the one the command is said in), and the
+        room as that front names it."""
         if target.lower() != _HERE:
-            return ("telegram" if TELEGRAM_ROOM.fullmatch(target) else "slack"), target
-        if where.channel == TELEGRAM_STUDIO:
-            chat = where.thread or ""
-            if not TELEGRAM_ROOM.fullmatch(chat):
-                raise InvalidError(
-                    "A DM cannot take handed-over conversations: add the Studio's bot to the "
-                    f"team's Telegram group and say /handoff {bot} to here there"
-                )
-            return "telegram", chat
-        if where.channel == SLACK:
-            channel = (where.thread or "").partition(":")[0]
-            if not channel or channel.startswith("D"):
-                raise InvalidError(
-                    f"A DM cannot take handed-over conversations: /handoff {bot} to #channel"
-                )
-            return "slack", channel
-        raise InvalidError(
-            f"Say which channel: /handoff {bot} to #support (Slack), or /handoff {bot} to here "
-            "in a Telegram group that has the Studio's bot"
-        )
+            for front in self.fronts.all():
+                room = front.room(target)
+                if room is not None:
+                    return front.kind, room
+            raise InvalidError(f"'{target[:60]}' names no room: {_ways(self.fronts, bot)}")
+        said_on = self.fronts.of_channel(where.channel)
+        spot = said_on.spot(where) if said_on is not None else None
+        if said_on is None or spot is None:
+            raise InvalidError(f"Say which channel: {_ways(self.fronts, bot)}")
+        room = None if spot.direct else said_on.room(spot.id)
+        if room is None:
+            raise InvalidError(
+                f"A DM cannot take handed-over conversations: say /handoff {bot} to here in "
+                f"a room of the team that has the Studio, or name one: {said_on.room_hint}"
+            )
+        return said_on.kind, room
+
+
+async def team_room(fronts: TeamFronts, kind: str, target: str, *, by: Caller) -> Room:
+    """The room `target` of the front `kind`, checked usable by the Studio and by `by`:
+    `NotAvailableError` when that front is off here, `InvalidError` with the platform's reason
+    (its advice says `/handoff BOT`) when the room will not do."""
+    rooms = fronts.rooms(kind)
+    if rooms is None:
+        raise NotAvailableError(fronts.off_reason(kind))
+    try:
+        return await rooms.find(target, by=by.identity, team_id=by.team_id)
+    except RoomError as exc:
+        raise InvalidError(str(exc)) from None
+
+
+def _ways(fronts: TeamFronts, bot: str) -> str:
+    """How a room is named on each front, for a message."""
+    named = " or ".join(f"{front.room_hint} ({front.title})" for front in fronts.all())
+    return f"/handoff {bot} to {named or 'a room'}, or /handoff {bot} to here in that room"
 
 
 def _has_step(draft: DraftRef) -> bool:

@@ -176,7 +176,7 @@ def handoff_summary(handoff: Handoff) -> str:
     """One line: where, the timeout, whether the model may hand over (`/show`, `/diff`)."""
     minutes = handoff.timeout_minutes
     model = "the model may hand over" if handoff.tool else "only handoff steps hand over"
-    where = "Slack" if handoff.channel == "slack" else "Telegram"
+    where = handoff.channel.capitalize()  # the platform, as its kind names it
     return f"{handoff.name} ({where}) · back to the bot after {minutes} min · {model}"
 
 

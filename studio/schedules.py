@@ -24,14 +24,11 @@ from builders.cron import CronError, time_zone, trigger
 from builders.spec import (
     MAX_FOLLOWUPS,
     MAX_SCHEDULES,
-    SLACK_ROOM,
-    TELEGRAM_CHAT,
     WEB_SESSION,
     FollowUp,
     Schedule,
 )
-from runtime.handoff import FRONTS, Room, RoomError
-from runtime.handoff_desk import HandoffDesk
+from runtime.handoff import Room
 from runtime.messages import Address
 from runtime.runtime import NotLiveError
 from runtime.scheduler.book import next_due
@@ -42,8 +39,9 @@ from runtime.scheduler.types import (
     Sent,
     UnknownEndUserError,
 )
+from runtime.team_front import TeamFronts
 from storage.tables import utcnow
-from studio.address import SLACK, TELEGRAM_STUDIO, studio_address
+from studio.address import studio_address
 from studio.commands import (
     Command,
     FollowUpAdd,
@@ -65,6 +63,7 @@ from studio.errors import (
     NotFoundError,
     UpstreamError,
 )
+from studio.handoff import team_room
 from studio.operations import DraftRef, Operations
 from studio.presenters import (
     followup_list,
@@ -101,7 +100,6 @@ NOT_RUNNING = (
 _DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu"}
 _DAYS |= {"friday": "fri", "saturday": "sat", "sunday": "sun"}
 _PERIOD_OF = {"daily": "24h", "weekly": "7d"}
-_SETTINGS = "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"
 
 # Where a member can be told something unasked (`Studio._reachable`).
 Reachable = Callable[[int, str], Address]
@@ -140,12 +138,12 @@ class ScheduleFeature:
         self,
         *,
         ops: Operations,
-        desk: HandoffDesk,
+        fronts: TeamFronts,
         scheduler: Scheduler | None,
         reachable: Reachable,
     ) -> None:
         self.ops = ops
-        self.desk = desk
+        self.fronts = fronts
         self.scheduler = scheduler
         self.reachable = reachable
         ops.schedule_check = self.checked  # a target set by REST or YAML is checked too
@@ -409,8 +407,8 @@ class ScheduleFeature:
     async def _place(
         self, caller: Caller, draft: DraftRef, target: str, where: Address | None
     ) -> tuple[str, str]:
-        """A schedule's target as stored (`slack:C…`, `telegram:CHAT`, `web:SESSION`) and as
-        people name it, from what was typed."""
+        """A schedule's target as stored (`KIND:ID`: `slack:C…`, `telegram:CHAT`,
+        `web:SESSION`) and as people name it, from what was typed."""
         said = target.strip()
         if said.lower() == "here":
             return await self._here(caller, draft.name, where)
@@ -422,47 +420,48 @@ class ScheduleFeature:
                     "digits, '_', '.' or '-'"
                 )
             return said, f"web session {ident[:8]}…"
-        chat = said.removeprefix("telegram:")
-        if TELEGRAM_CHAT.fullmatch(chat):
-            return _telegram_place(chat)
-        room = said.removeprefix("slack:")
-        if room.startswith("#") or SLACK_ROOM.fullmatch(room):
-            found = await self._slack_room(caller, room, draft.name)
-            return f"slack:{found.id}", found.name
+        for front in self.fronts.all():
+            chat = front.chat(said)
+            if chat is not None:
+                return f"{front.kind}:{chat.id}", chat.name
+            room = front.room(said)
+            if room is not None:
+                found = await self._room(front.kind, room, caller, draft.name)
+                return f"{front.kind}:{found.id}", found.name
         raise InvalidError(
-            f"'{said[:60]}' is not a place: #channel (Slack), here, a Telegram chat id or "
-            "web:SESSION (or leave `to` out: each end user)"
+            f"'{said[:60]}' is not a place: {self._hints()}, here or web:SESSION (or leave "
+            "`to` out: each end user)"
         )
 
     async def _here(self, caller: Caller, bot: str, where: Address | None) -> tuple[str, str]:
-        if where is not None and where.channel == TELEGRAM_STUDIO and where.thread:
-            return _telegram_place(where.thread)
-        if where is not None and where.channel == SLACK:
-            channel = (where.thread or "").partition(":")[0]
-            if channel and not channel.startswith("D"):
-                found = await self._slack_room(caller, channel, bot)
-                return f"slack:{found.id}", found.name
-            raise InvalidError(f"A DM is no place for a schedule: /schedule {bot} ... to #channel")
-        raise InvalidError(
-            "here means the Slack channel or Telegram chat this is said in: name the place "
-            "instead (#channel, a Telegram chat id or web:SESSION)"
-        )
+        """The chat or channel `/schedule … to here` is said in."""
+        front = self.fronts.of_channel(where.channel) if where is not None else None
+        spot = front.spot(where) if front is not None and where is not None else None
+        if front is None or spot is None:
+            raise InvalidError(
+                "here means the channel or chat this is said in: name the place instead "
+                f"({self._hints()} or web:SESSION)"
+            )
+        chat = front.chat(spot.id)
+        if chat is not None:
+            return f"{front.kind}:{chat.id}", chat.name
+        room = None if spot.direct else front.room(spot.id)
+        if room is None:
+            raise InvalidError(
+                f"A DM is no place for a schedule: /schedule {bot} ... to {front.room_hint}"
+            )
+        found = await self._room(front.kind, room, caller, bot)
+        return f"{front.kind}:{found.id}", found.name
 
-    async def _slack_room(self, caller: Caller, target: str, bot: str) -> Room:
-        return await self._room("slack", target, caller, bot)
+    def _hints(self) -> str:
+        return ", ".join(front.room_hint for front in self.fronts.all())
 
     async def _room(self, kind: str, target: str, caller: Caller, bot: str) -> Room:
-        rooms = self.desk.rooms(kind)
-        if rooms is None:
-            settings = _SETTINGS if kind == "slack" else "TELEGRAM_BUILDER_TOKEN"
-            raise NotAvailableError(
-                f"{FRONTS[kind]} is not configured here (set {settings} and restart)"
-            )
         try:
-            return await rooms.find(target, by=caller.identity, team_id=caller.team_id)
-        except RoomError as exc:
+            return await team_room(self.fronts, kind, target, by=caller)
+        except InvalidError as exc:
             # The rooms speak of handoffs; a schedule or a report posts there.
-            said = str(exc).replace("/handoff BOT to here", f"/stats {bot} daily at 9:00 here")
+            said = exc.message.replace("/handoff BOT to here", f"/stats {bot} daily at 9:00 here")
             said = said.replace("hand conversations to it", "post there")
             raise InvalidError(said.replace("hand over to", "post to")) from None
 
@@ -470,12 +469,15 @@ class ScheduleFeature:
         self, caller: Caller, bot: str, bot_id: int | None, schedule: Schedule
     ) -> None:
         """A target set by REST or YAML import, or by `/schedule` (`Operations.schedule_check`):
-        a Slack channel must have the app, and a deployment of the bot must reach it."""
+        a room must take the Studio's posts (a Slack channel, the app), and a deployment of the
+        bot must reach it."""
         scheduler = self._running()
         to = schedule.to
         assert to is not None
-        if to.startswith("slack:"):
-            await self._slack_room(caller, to.removeprefix("slack:"), bot)
+        kind, _, ident = to.partition(":")
+        front = self.fronts.get(kind)
+        if front is not None and front.chat(ident) is None:
+            await self._room(kind, ident, caller, bot)
         if bot_id is None:
             raise InvalidError(
                 f"schedule '{schedule.id}': {bot} is new, so no deployment of it reaches "
@@ -521,26 +523,28 @@ class ScheduleFeature:
     async def _report_place(
         self, caller: Caller, bot: str, place: str | None, where: Address
     ) -> tuple[Address, str]:
-        """The Studio address a report is posted to, and how people name that place."""
+        """The Studio address a report is posted to, and how people name that place: a room,
+        the room it is said in (`here`), else where the member talks to the Studio."""
         team, identity = caller.team_id, caller.identity
         if place is not None and place.lower() == "here":
-            if where.channel == TELEGRAM_STUDIO and (where.thread or "").startswith("-"):
-                chat = where.thread or ""
-                return studio_address(TELEGRAM_STUDIO, team, identity, thread=chat), (
-                    f"Telegram group {chat}"
-                )
-            channel = (where.thread or "").partition(":")[0]
-            if where.channel == SLACK and channel and not channel.startswith("D"):
-                place = channel
-            else:
-                place = None  # a DM: where the member talks to the Studio
+            front = self.fronts.of_channel(where.channel)
+            spot = front.spot(where) if front is not None else None
+            place = None  # a DM: where the member talks to the Studio
+            if front is not None and spot is not None and not spot.direct:
+                chat = front.chat(spot.id)
+                if chat is not None:  # the chat the Studio's own bot was just spoken to in
+                    thread = front.report_thread(chat.id)
+                    return studio_address(front.channel, team, identity, thread=thread), chat.name
+                place = spot.id
         if place is None:
             return self.reachable(team, identity), f"DM of {identity}"
-        if TELEGRAM_CHAT.fullmatch(place.removeprefix("telegram:")):
-            room = await self._room("telegram", place.removeprefix("telegram:"), caller, bot)
-            return studio_address(TELEGRAM_STUDIO, team, identity, thread=room.id), room.name
-        room = await self._slack_room(caller, place.removeprefix("slack:"), bot)
-        return studio_address(SLACK, team, identity, thread=f"{room.id}:"), room.name
+        for front in self.fronts.all():
+            room = front.room(place)
+            if room is not None:
+                found = await self._room(front.kind, room, caller, bot)
+                thread = front.report_thread(found.id)
+                return studio_address(front.channel, team, identity, thread=thread), found.name
+        raise InvalidError(f"'{place[:60]}' is not a place for a report: {self._hints()} or here")
 
     async def _reports(self, caller: Caller, bot: str) -> Answer:
         draft = await self.ops.draft(caller, bot)
@@ -566,11 +570,6 @@ def _fires(cron: str, zone: str) -> None:
         raise InvalidError(str(exc)) from None
     if next_due(cron, zone, utcnow()) is None:
         raise InvalidError(f"'{cron}' never fires")
-
-
-def _telegram_place(chat: str) -> tuple[str, str]:
-    """A Telegram chat as a schedule's target, and its name (a group's id is negative)."""
-    return f"telegram:{chat}", f"Telegram {'group' if chat.startswith('-') else 'chat'} {chat}"
 
 
 def _unknown(kind: str, bot: str, wanted: str, items: Sequence[Schedule | FollowUp]) -> str:

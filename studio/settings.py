@@ -41,19 +41,6 @@ class Settings(BaseSettings):
     llm_api_base: str | None = Field(None, validation_alias=_env("STUDIO_LLM_API_BASE"))
     llm_timeout_s: float = Field(30.0, gt=0, validation_alias=_env("STUDIO_LLM_TIMEOUT_S"))
     llm_deadline_s: float = Field(60.0, gt=0, validation_alias=_env("STUDIO_LLM_DEADLINE_S"))
-    slack_bot_token: str | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
-    slack_signing_secret: str | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
-    slack_owners: str | None = Field(None, validation_alias=_env("STUDIO_SLACK_OWNERS"))
-    slack_api_url: str = Field(
-        "https://slack.com/api/", validation_alias=_env("STUDIO_SLACK_API_URL")
-    )
-    telegram_builder_token: str | None = Field(
-        None, validation_alias=_env("TELEGRAM_BUILDER_TOKEN")
-    )
-    telegram_open_signup: bool = Field(False, validation_alias=_env("STUDIO_TELEGRAM_OPEN_SIGNUP"))
-    telegram_api_url: str = Field(
-        "https://api.telegram.org", validation_alias=_env("STUDIO_TELEGRAM_API_URL")
-    )
     public_url: str | None = Field(None, validation_alias=_env("STUDIO_PUBLIC_URL"))
     embedding_model: str | None = Field(None, validation_alias=_env("STUDIO_EMBEDDING_MODEL"))
     allow_private_urls: bool = Field(False, validation_alias=_env("STUDIO_ALLOW_PRIVATE_URLS"))
@@ -73,24 +60,6 @@ class Settings(BaseSettings):
     @property
     def effective_judge_model(self) -> str | None:
         return self.judge_model or self.builder_model
-
-    @property
-    def slack_enabled(self) -> bool:
-        """Both Slack credentials set: the Slack adapter is on."""
-        return not self.slack_missing
-
-    @property
-    def slack_missing(self) -> tuple[str, ...]:
-        """The settings the Slack adapter still needs."""
-        given = (
-            ("SLACK_BOT_TOKEN", self.slack_bot_token),
-            ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
-        )
-        return tuple(name for name, value in given if not value)
-
-    @property
-    def slack_owner_ids(self) -> list[str]:
-        return [o.strip() for o in (self.slack_owners or "").split(",") if o.strip()]
 
     @property
     def uses_sqlite(self) -> bool:

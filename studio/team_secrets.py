@@ -20,9 +20,10 @@ from pydantic import BaseModel
 from runtime.cipher import Cipher
 from runtime.messages import Address, Button, Field
 from runtime.secrets import SecretVault, name_problem, value_problem
+from runtime.team_front import TeamFronts
 from storage.database import Database
 from storage.secrets import SecretRepository
-from studio.address import PULL_CHANNEL, SLACK, TELEGRAM_STUDIO
+from studio.address import PULL_CHANNEL
 from studio.commands import COMMANDS, Command, SecretList, SecretRemove, SecretSet
 from studio.confirmations import SECRET_REQUEST, Confirmations
 from studio.errors import InvalidError, NotFoundError
@@ -71,9 +72,16 @@ class TeamSecrets:
     """What `/secret` and `/api/v1/secrets` do."""
 
     def __init__(
-        self, *, db: Database, vault: SecretVault, confirmations: Confirmations, cipher: Cipher
+        self,
+        *,
+        db: Database,
+        vault: SecretVault,
+        confirmations: Confirmations,
+        cipher: Cipher,
+        fronts: TeamFronts,
     ) -> None:
         self.db = db
+        self.fronts = fronts  # how each of the Studio's fronts takes a value privately
         self.vault = vault
         self.confirmations = confirmations
         self.cipher = cipher
@@ -164,13 +172,16 @@ class TeamSecrets:
         in the Studio's Telegram DM, a Slack form, a hidden field in the terminal or the web
         console); `command` is what the value completes (`on_value`). A front with no private
         path is told `elsewhere` (how to give it by REST) and nothing is asked."""
-        front = address.channel
-        if front == TELEGRAM_STUDIO and not _direct(address):
-            raise InvalidError(
-                f"I ask for {what} only in a direct message: say {retry} to me there, or use "
-                f"{elsewhere}."
-            )
-        if front not in (TELEGRAM_STUDIO, SLACK, PULL_CHANNEL):
+        front = self.fronts.of_channel(address.channel)
+        way = front.private if front is not None else None
+        if front is not None and way == "message":
+            spot = front.spot(address)
+            if spot is None or not spot.direct:
+                raise InvalidError(
+                    f"I ask for {what} only in a direct message: say {retry} to me there, or "
+                    f"use {elsewhere}."
+                )
+        if way is None and address.channel != PULL_CHANNEL:
             return Answer(f"Give me {what} privately: {elsewhere}.")
         request = await self.confirmations.ask(
             team_id=caller.team_id,
@@ -180,7 +191,7 @@ class TeamSecrets:
             revision=None,
             kind=SECRET_REQUEST,
         )
-        if front == TELEGRAM_STUDIO:
+        if way == "message":
             return Answer(
                 f"Send me {what} as your next message (within 5 minutes). I delete that message "
                 "at once, keep it encrypted and never show it again. /cancel to stop."
@@ -190,7 +201,7 @@ class TeamSecrets:
             action=f"{SECRET_FORM_PREFIX}{request}:{form_name}",
             style="primary",
         )
-        if front == SLACK:
+        if way == "form":
             return Answer(
                 f"{what[0].upper()}{what[1:]} goes into a private form, never into a channel "
                 "(within 5 minutes).",
@@ -248,11 +259,6 @@ class TeamSecrets:
         """The private form's button reached the Studio itself: this front cannot take the
         value privately."""
         return Answer(f"This front cannot take a secret's value privately; use {rest_hint(name)}.")
-
-
-def _direct(address: Address) -> bool:
-    """A Telegram DM: the chat is the member's own (group chats have other ids)."""
-    return address.thread == address.user.partition(":")[2]
 
 
 def _is_command(value: str) -> bool:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from runtime.cipher import Cipher
     from runtime.runtime import Runtime
+    from runtime.team_front import TeamFront
     from studio.settings import Settings
 
 
@@ -59,6 +60,7 @@ class MetaPlugin:
     plugin is built, so that the plugin module stays cheap to import."""
 
     deployable = True
+    front: TeamFront | None = None
 
     def __init__(
         self,

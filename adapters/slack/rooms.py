@@ -11,8 +11,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.channel import _NETWORK, _failure, explain
+from adapters.slack.front import SLACK_ROOM
 from adapters.slack.markdown import escape
-from builders.spec import SLACK_ROOM
 from runtime.handoff import Room, RoomError
 
 _PAGES = 20  # conversations.list pages read at most when finding a channel by name

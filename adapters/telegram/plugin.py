@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from adapters.plugin import ChannelParts, PluginContext
+from adapters.telegram.front import FRONT
+from adapters.telegram.settings import TelegramSettings
 from studio.address import TELEGRAM_STUDIO
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from runtime.team_front import TeamFront
     from studio.settings import Settings
 
 
@@ -18,6 +21,7 @@ class TelegramBotsPlugin:
     kind = "telegram"
     title = "Telegram"
     deployable = True
+    front: TeamFront | None = None  # the Studio's own bot is the front (below)
     body_limits: tuple[tuple[str, int], ...] = ()
 
     def missing(self, settings: Settings) -> tuple[str, ...]:
@@ -29,7 +33,7 @@ class TelegramBotsPlugin:
         telegram = TelegramBots(
             runtime=ctx.runtime,
             cipher=ctx.cipher,
-            api_url=ctx.settings.telegram_api_url,
+            api_url=ctx.settings.section(TelegramSettings).telegram_api_url,
             public_url=ctx.settings.public_url,
         )
         telegram.on_revoked = ctx.studio.deployment_broken
@@ -52,20 +56,22 @@ class TelegramStudioPlugin:
     kind = TELEGRAM_STUDIO
     title = "the Studio's Telegram bot"
     deployable = False
+    front: TeamFront | None = FRONT
     body_limits: tuple[tuple[str, int], ...] = ()
 
     def missing(self, settings: Settings) -> tuple[str, ...]:
-        return () if settings.telegram_builder_token else ("TELEGRAM_BUILDER_TOKEN",)
+        token = settings.section(TelegramSettings).telegram_builder_token
+        return () if token else ("TELEGRAM_BUILDER_TOKEN",)
 
     def build(self, ctx: PluginContext) -> ChannelParts:
         from adapters.telegram.studio import TelegramStudio
 
-        settings = ctx.settings
+        settings = ctx.settings.section(TelegramSettings)
         assert settings.telegram_builder_token
         studio_bot = TelegramStudio(
             token=settings.telegram_builder_token,
             api_url=settings.telegram_api_url,
-            public_url=settings.public_url,
+            public_url=ctx.settings.public_url,
             open_signup=settings.telegram_open_signup,
             runtime=ctx.runtime,
             members=ctx.studio.members,
@@ -79,7 +85,7 @@ class TelegramStudioPlugin:
         return ChannelParts(
             adapter=studio_bot,
             fronts=(studio_bot,),
-            rooms=(studio_bot.rooms,),
+            rooms=studio_bot.rooms,
             start=start,
             stop=studio_bot.stop_polling,
             close=studio_bot.close,

@@ -10,6 +10,7 @@ from adapters.plugin import ChannelParts, PluginContext
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from runtime.team_front import TeamFront
     from studio.settings import Settings
 
 
@@ -17,6 +18,7 @@ class WebPlugin:
     kind = "web"
     title = "the web chat"
     deployable = True
+    front: TeamFront | None = None
     body_limits: tuple[tuple[str, int], ...] = ()
 
     def missing(self, settings: Settings) -> tuple[str, ...]:

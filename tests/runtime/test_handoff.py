@@ -23,10 +23,9 @@ def spec(handoff: dict[str, Any] | None = SUPPORT, **fields: Any) -> BotSpec:
 @pytest.mark.parametrize(
     ("handoff", "problem"),
     [
-        ({**SUPPORT, "target": "#support"}, "target '#support' is not a Slack channel id"),
-        ({**SUPPORT, "channel": "telegram"}, "target 'C0001' is not a Telegram group's chat id"),
+        ({**SUPPORT, "target": "#support"}, "target '#support' is not a room's id"),
         ({**SUPPORT, "timeout_minutes": 0}, "handoff.timeout_minutes: must be at least 1"),
-        ({**SUPPORT, "channel": "email"}, "handoff.channel"),
+        ({**SUPPORT, "channel": "E-mail"}, "handoff.channel"),
     ],
 )
 def test_a_bad_target_is_refused(handoff: dict[str, Any], problem: str) -> None:

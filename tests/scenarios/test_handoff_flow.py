@@ -522,6 +522,17 @@ async def test_without_slack_a_slack_target_is_refused(service_without_slack: Se
     assert said.startswith("Slack is not configured here (set SLACK_BOT_TOKEN")
     said = await service_without_slack.reply("/handoff faq-bot to -1001")
     assert said.startswith("the Studio's Telegram bot is not configured here")
+    for handoff, says in [
+        ({"channel": "telegram", "target": "C0001"}, "'C0001' is no room's id on the Studio's"),
+        ({"channel": "slack", "target": "C0001"}, "Slack is not configured here (set SLACK_"),
+        ({"channel": "email", "target": "ops"}, "email is no platform this service has"),
+    ]:
+        patched = await service_without_slack.client.patch(
+            "/api/v1/bots/faq-bot",
+            json={"handoff": {**handoff, "name": "#support"}},
+            headers=service_without_slack.auth(),
+        )
+        assert patched.status_code in (422, 501) and says in patched.text, patched.text
 
 
 @pytest.fixture
