@@ -49,6 +49,7 @@ lint: lock-check $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy builders storage runtime studio adapters main.py
+	$(VENV)/bin/hadolint Dockerfile
 
 test: lint
 	$(PY) -m pytest
