@@ -14,10 +14,6 @@ from runtime.messages import Address
 STUDIO_DEPLOYMENT = "studio"
 PULL_CHANNEL = "studio"
 TELEGRAM_STUDIO = "telegram-studio"  # the Studio's own Telegram bot (a DM: secrets may be sent)
-SLACK = "slack"  # Slack can open a private form (a modal) for a secret
-# Generated bots on Telegram: the Studio's own Telegram bot can create one for a deployment
-# (Telegram's managed bots), so a deployment there asks for its token its own way.
-TELEGRAM = "telegram"
 
 
 def studio_address(

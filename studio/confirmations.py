@@ -18,10 +18,9 @@ from storage.tables import Confirmation, utcnow
 
 TTL = timedelta(minutes=5)
 # The kind of a pending question is the prefix of its id: "yes" answers a question ("c_"), a
-# token handed over answers a token request ("t_"), never the other way round.
+# value handed over privately answers a request for it ("s_"), never the other way round.
 QUESTION = "c_"
-TOKEN_REQUEST = "t_"
-SECRET_REQUEST = "s_"  # a team secret's value, asked for privately
+SECRET_REQUEST = "s_"  # a secret's value (a team's, a deployment's), asked for privately
 _confirmation = Confirmation.__table__  # type: ignore[attr-defined]
 
 
@@ -71,11 +70,11 @@ class Confirmations:
         update that matches nothing, through the one writer, costs less than a read first.)"""
         await self.db.run_write(lambda conn: conn.execute(_lapse(team_id, identity)))
 
-    async def waiting(self, *, team_id: int, identity: str, kind: str) -> str | None:
-        """The id of the member's latest open request of `kind` (a front asks before it
-        records a message that may answer it); None when there is none."""
+    async def waiting(self, *, team_id: int, identity: str, kind: str) -> Pending | None:
+        """The member's latest open request of `kind` (a front asks before it records a
+        message that may answer it); None when there is none."""
         query = (
-            select(Confirmation.id)
+            select(Confirmation)
             .where(
                 Confirmation.team_id == team_id,
                 Confirmation.identity == identity,
@@ -87,7 +86,8 @@ class Confirmations:
             .limit(1)
         )
         async with self.db.read() as session:
-            return (await session.exec(query)).first()
+            row = (await session.exec(query)).first()
+        return Pending(id=row.id, command=row.command, bot=row.bot) if row is not None else None
 
     async def claim(
         self, *, team_id: int, identity: str, token: str | None, kind: str = QUESTION

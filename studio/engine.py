@@ -37,7 +37,6 @@ from studio import presenters
 from studio.abtests import ABTEST_COMMANDS, AbTestFeature
 from studio.address import (
     PULL_CHANNEL,
-    TELEGRAM,
     studio_address,
     team_of,
 )
@@ -92,10 +91,10 @@ from studio.commands import (
     TryBot,
     Undeploy,
 )
-from studio.confirmations import TOKEN_REQUEST, Confirmations
+from studio.confirmations import Confirmations
 from studio.context import ContextStore
 from studio.datasets import DatasetFeature
-from studio.errors import InvalidError, NotAvailableError, OperationError
+from studio.errors import InvalidError, OperationError
 from studio.evals import EVAL_COMMANDS, EvalFeature
 from studio.exports import EXPORT_COMMANDS, ExportFeature
 from studio.flow import Flows
@@ -110,11 +109,9 @@ from studio.progress import ReadingProgress
 from studio.replies import (
     CANCEL_PREFIX,
     CONFIRM_PREFIX,
-    MANAGED_BOT,
+    DEPLOY_SECRET,
     RUN_PREFIX,
     SECRET_PREFIX,
-    TOKEN_FORM_PREFIX,
-    TOKEN_PREFIX,
     Answer,
     secret_form,
 )
@@ -138,6 +135,14 @@ MAX_FILES = 3  # files read from one message
 
 
 FAILED = "Something went wrong on our side (it is logged). Please try again."
+
+
+# Another way a deployment gets the secret `name` it needs, offered beside the private
+# request: (bot, name, where the member asked) -> a paragraph, or None.
+DeployOffer = Callable[[str, str, Address], str | None]
+# A plugin's answer to an action its front hands the Studio: (caller, the action after its
+# prefix, where it was said).
+ActionAnswer = Callable[[Caller, str, Address], Awaitable[Answer]]
 
 
 class NoBotError(InvalidError):
@@ -222,11 +227,14 @@ class Studio:
             cipher=ops.cipher,
             fronts=runtime.fronts,
         )
-        self.secrets.on_value[_DEPLOY_SECRET] = self._deploy_secret_given
+        self.secrets.on_value[DEPLOY_SECRET] = self._deploy_secret_given
         self._jobs: set[asyncio.Task[None]] = set()
-        # The Studio's Telegram bot's t.me/newbot link for a bot, when Telegram lets it manage
-        # bots (set by the composition root; None: only a pasted token deploys to Telegram).
-        self.telegram_bot_link: Callable[[str], str | None] | None = None
+        # What channel plugins add (set when they are built): another way a deployment of
+        # theirs gets a secret it needs (the Studio's Telegram bot creates a bot and takes its
+        # token), by channel kind; and their answers to actions only their fronts hand over,
+        # by the action's prefix.
+        self.deploy_offers: dict[str, DeployOffer] = {}
+        self.on_action: dict[str, ActionAnswer] = {}
         self._watchers: dict[tuple[int, str], list[Address]] = {}  # running test runs
         self._revisions: dict[tuple[int, str], int] = {}  # the draft revision each one tests
         # who said /promote for a running run: promoted to staging for them when it passes
@@ -347,8 +355,6 @@ class Studio:
             accept = action.startswith(CONFIRM_PREFIX)
             token = action.split(":", 1)[1] or None
             return await self.run(turn, Confirm(accept=accept, token=token))
-        if action.startswith(TOKEN_PREFIX):
-            return await self._hand_over(turn, action.removeprefix(TOKEN_PREFIX))
         if action.startswith(SECRET_PREFIX):
             handed = action.removeprefix(SECRET_PREFIX)
             return [await self.secrets.hand_over(turn.caller, handed, turn.message.address)]
@@ -359,6 +365,10 @@ class Studio:
             text = action.removeprefix(RUN_PREFIX)
             turn.message = turn.message.model_copy(update={"text": text, "action": None})
             return await self._understand_and_run(turn)
+        for prefix, answer in self.on_action.items():
+            if action.startswith(prefix):
+                handed = action.removeprefix(prefix)
+                return [await answer(turn.caller, handed, turn.message.address)]
         return [Answer("That button is no longer valid.")]
 
     async def _free_text(self, turn: Turn, text: str, bots: list[str]) -> list[Answer]:
@@ -947,8 +957,6 @@ class Studio:
             target=command.target,
             options=command.options,
         )
-        if command.channel == TELEGRAM:  # the Studio's Telegram bot can make one (managed bots)
-            return [await self._ask_token(turn, bot, command.env)]
         if form.secrets:
             args = {
                 "bot": bot,
@@ -980,10 +988,10 @@ class Studio:
         title = self.runtime.channels.title(channel)
         names = ", ".join(f'"{s.name}": "..."' for s in form.secrets)
         target = f'"target": "{args["target"]}", ' if args.get("target") else ""
-        return await self.secrets.ask_privately(
+        asked = await self.secrets.ask_privately(
             caller,
             address,
-            command={"type": _DEPLOY_SECRET, "args": {**args, "name": secret.name}},
+            command={"type": DEPLOY_SECRET, "args": {**args, "name": secret.name}},
             what=f"{secret.label} to put *{bot}* on {title}",
             form_name=secret.label,
             elsewhere=(
@@ -992,6 +1000,9 @@ class Studio:
             ),
             retry=_deploy_again(args),
         )
+        offer = self.deploy_offers.get(channel)
+        another = offer(bot, secret.name, address) if offer is not None else None
+        return replace(asked, text=f"{asked.text}\n\n{another}") if another else asked
 
     async def _deploy_secret_given(
         self, caller: Caller, args: dict[str, Any], value: str, address: Address
@@ -1023,119 +1034,6 @@ class Studio:
                 f"{exc.message.rstrip('.')}. Nothing was deployed; {_deploy_again(args)} to retry."
             )
         return presenters.deployed(view)
-
-    async def _ask_token(self, turn: Turn, bot: str, env: str) -> Answer:
-        """A Telegram deployment needs the bot's BotFather token: ask for it where it can be
-        given privately (the Studio's Telegram DM, a Slack form), then wait for it."""
-        caller = turn.caller
-        address = turn.message.address
-        front = self.runtime.fronts.of_channel(address.channel)
-        if front is None or front.private is None:
-            raise NotAvailableError(
-                f"A bot's token is never typed here. Give me {bot}'s token from @BotFather in a "
-                f"DM with the Studio's Telegram bot (/deploy {bot} telegram there), from Slack, "
-                f"or by REST: POST /api/v1/bots/{bot}/deployments with "
-                '{"channel": "telegram", "token": "..."}'
-            )
-        private = front.private
-        spot = front.spot(address)
-        if private == "message" and (spot is None or not spot.direct):
-            raise InvalidError(
-                f"I ask for a bot's token only in a direct message: say /deploy {bot} telegram "
-                "to me there"
-            )
-        request = await self.confirmations.ask(
-            team_id=caller.team_id,
-            identity=caller.identity,
-            command={"type": "TelegramToken", "args": {"bot": bot, "env": env}},
-            bot=bot,
-            revision=None,
-            kind=TOKEN_REQUEST,
-        )
-        turn.current = bot
-        if private == "form":
-            return Answer(
-                f"To put *{bot}* ({env}) on Telegram I need its token from @BotFather. It goes "
-                "into a private form, never into a channel (within 5 minutes).",
-                buttons=(
-                    Button(
-                        label="Enter the token", action=TOKEN_FORM_PREFIX + request, style="primary"
-                    ),
-                ),
-            )
-        text = (
-            f"Send me *{bot}*'s token from @BotFather as your next message (within 5 minutes). "
-            "I delete that message at once, keep the token encrypted and never show it again."
-        )
-        link = self.telegram_bot_link(bot) if self.telegram_bot_link is not None else None
-        if link is not None:
-            text += (
-                f"\n\nOr create a new Telegram bot for it without any token: open {link} and "
-                "confirm (within 5 minutes); Telegram gives me its token directly."
-            )
-        return Answer(text)
-
-    async def _hand_over(self, turn: Turn, handed: str) -> list[Answer]:
-        """A token sealed by a front: deploy the bot it was asked for."""
-        caller = turn.caller
-        request, _, sealed = handed.partition(":")
-        managed = request == MANAGED_BOT  # created through the t.me/newbot link: the latest request
-        try:
-            token = self.ops.cipher.decrypt(sealed.encode())
-        except ValueError:  # not sealed by this service: the request stays open
-            return [Answer("That token could not be read; nothing was deployed. Send it again.")]
-        pending = await self.confirmations.claim(
-            team_id=caller.team_id,
-            identity=caller.identity,
-            token=None if managed else request or None,
-            kind=TOKEN_REQUEST,
-        )
-        if pending is None and managed:
-            return [await self._managed_unasked(turn, token)]
-        if pending is None:
-            return [
-                Answer(
-                    "That looks like a bot token: I removed it and kept nothing. To put a bot on "
-                    "Telegram, say /deploy BOT telegram first, then send the token within 5 "
-                    "minutes."
-                )
-            ]
-        args = pending.command.get("args", {})
-        bot, env = str(args.get("bot")), str(args.get("env", "production"))
-        try:
-            view = await self.ops.deploy(caller, bot, channel="telegram", env=env, token=token)
-        except OperationError as exc:
-            again = f"/deploy {bot} telegram" + (" --env staging" if env == "staging" else "")
-            return [Answer(f"{exc.message.rstrip('.')}. Nothing was deployed; {again} to retry.")]
-        turn.current = bot
-        return [presenters.deployed(view)]
-
-    async def _managed_unasked(self, turn: Turn, token: str) -> Answer:
-        """A managed bot's token came with no request waiting: its token was replaced in
-        Telegram (the deployment using that bot takes the new one), or nothing asked for it."""
-        bot_id = token.partition(":")[0]
-        serving = [
-            d
-            for d in await self.ops.deployments(turn.caller, None)
-            if d.channel == "telegram" and d.target == bot_id
-        ]
-        if not serving:
-            return Answer(
-                "Telegram told me about a new bot you created with me, but no deployment was "
-                "waiting for one (a request lasts 5 minutes). Say /deploy BOT telegram, then "
-                "send me that bot's token from @BotFather."
-            )
-        used = serving[0]  # a Telegram bot serves one deployment at most
-        try:
-            view = await self.ops.deploy(
-                turn.caller, used.bot, channel="telegram", env=used.env, token=token
-            )
-        except OperationError as exc:
-            return Answer(f"The Telegram bot of *{used.bot}* has a new token, but: {exc.message}")
-        return Answer(
-            f"The Telegram bot of *{used.bot}* ({used.env}) has a new token; "
-            f"its deployment uses it now: {view.url}"
-        )
 
     async def _deployments(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, ListDeployments)
@@ -1266,9 +1164,6 @@ async def _with_chart(answer: Answer, series: StatsSeries) -> Answer:
     png = await stats_chart(series)
     name = f"{series.bot}-stats-{series.period}.png"
     return replace(answer, file=Attachment(name=name, mime="image/png", data=png))
-
-
-_DEPLOY_SECRET = "DeploySecret"  # a privately asked value: a secret a deployment needs
 
 
 def _deploy_again(args: dict[str, Any]) -> str:

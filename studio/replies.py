@@ -3,7 +3,9 @@ engine turns them into `OutgoingMessage`s and each front renders those in its ow
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.cipher import Cipher
 from runtime.messages import Attachment, Button, Field
@@ -12,24 +14,23 @@ from runtime.messages import Attachment, Button, Field
 CONFIRM_PREFIX = "confirm:"  # + the confirmation's id
 CANCEL_PREFIX = "cancel:"
 RUN_PREFIX = "run:"  # + a command, e.g. "run:/show faq-bot"
-# A Telegram bot token handed over on a private path: "token:{request id or ''}:{ciphertext}".
-# Fronts seal the token with the service's cipher at once, so the inbox only ever holds it sealed.
-TOKEN_PREFIX = "token:"
-# In place of the request id: the token of a bot the member just created through the Studio's
-# t.me/newbot link (Telegram's managed bots), fetched by the Studio's bot itself.
-MANAGED_BOT = "managed"
-TOKEN_FORM_PREFIX = "token-form:"  # + a token request's id: a front opens a private form for it
-# A team secret's value handed over on a private path: "secret:{request id}:{ciphertext}", sealed
-# by the front at once like a token.
+# A value asked for privately and handed over: "secret:{request id}:{ciphertext}". Fronts seal
+# it with the service's cipher at once, so the inbox only ever holds it sealed.
 SECRET_PREFIX = "secret:"
 # + "{request id}:{secret name}": a front takes the value privately (a form, a hidden prompt).
 SECRET_FORM_PREFIX = "secret-form:"
+# The type of a private request's command when the value is a secret a deployment needs
+# (args: bot, channel, env, target, options, the secrets given so far, and `name`).
+DEPLOY_SECRET = "DeploySecret"
 
 
-def token_action(cipher: Cipher, token: str, *, request: str = "") -> str:
-    """The action that hands `token` to the Studio for `request` ('' for the member's latest),
-    sealed with the service's cipher."""
-    return f"{TOKEN_PREFIX}{request}:{cipher.encrypt(token).decode()}"
+def deploy_secret(command: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(channel, secret name) of a private request for a deployment's secret; None when the
+    request asks for something else (a team secret's value)."""
+    if command.get("type") != DEPLOY_SECRET:
+        return None
+    args = command.get("args") or {}
+    return str(args.get("channel", "")), str(args.get("name", ""))
 
 
 def secret_action(cipher: Cipher, value: str, *, request: str) -> str:

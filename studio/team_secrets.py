@@ -241,7 +241,8 @@ class TeamSecrets:
         if pending is None:
             return Answer(
                 "No secret was waiting for a value (a request lasts 5 minutes, until your next "
-                "command); nothing was saved. Say /secret set NAME first."
+                "command); nothing was kept. Say what asks for it again first (/secret set NAME, "
+                "/deploy BOT CHANNEL)."
             )
         kind = str(pending.command.get("type", ""))
         args = dict(pending.command.get("args") or {})

@@ -66,7 +66,6 @@ _STATS_HERE = re.compile(r"^(stats\b[^\"]*?\s)(?:in\s+)?here\b", re.IGNORECASE)
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds, as Slack sends them (int() takes far more)
 WORKING_AFTER_S = 1.5  # a slash command's answer slower than this is preceded by "Working on it…"
-TOKEN_FORM = forms.TOKEN_MODAL.callback_id  # the modal that takes a Telegram bot's token
 SECRET_FORM = forms.SECRET_MODAL.callback_id  # the modal that takes a team secret's value
 _FAILED = "Something went wrong on our side (it is logged). Please try again."
 

@@ -1,8 +1,9 @@
-"""Private forms (Slack modals) for what is never typed into a channel: a Telegram bot's token
-for `/deploy BOT telegram`, a team secret's value for `/secret set NAME`.
+"""Private forms (Slack modals) for what is never typed into a channel: a team secret's value
+for `/secret set NAME`, a secret a deployment needs (a Telegram bot's token for `/deploy BOT
+telegram`).
 
 The Studio answers such a request with one button whose action is the form's prefix and the
-request (`token-form:{request}`, `secret-form:{request}:{name}`). Clicking it (or the slash
+request (`secret-form:{request}:{name}`). Clicking it (or the slash
 command itself) opens the form; what is submitted is checked here, sealed with the service's
 cipher and handed to the Studio as an action, so neither Slack's channels nor the inbox ever hold
 it in clear.
@@ -15,15 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.cipher import BOT_TOKEN, Cipher
+from runtime.cipher import Cipher
 from runtime.secrets import MAX_SECRET_CHARS, value_problem
-from studio.replies import (
-    SECRET_FORM_PREFIX,
-    TOKEN_FORM_PREFIX,
-    secret_action,
-    secret_form,
-    token_action,
-)
+from studio.replies import SECRET_FORM_PREFIX, secret_action, secret_form
 
 INPUT = "value"  # the input's action id
 
@@ -47,13 +42,6 @@ class PrivateForm:
     max_length: int | None = None
 
 
-def _read_token(typed: str) -> tuple[str | None, str | None]:
-    token = BOT_TOKEN.fullmatch(typed.strip())
-    if token is None:
-        return None, "That is not a bot token; it looks like 123456789:AA…"
-    return token.group(0), None
-
-
 def _read_secret(typed: str) -> tuple[str | None, str | None]:
     problem = value_problem(typed)
     return (None, f"{problem[0].upper()}{problem[1:]}.") if problem else (typed, None)
@@ -68,19 +56,6 @@ def _seal_secret(cipher: Cipher, value: str, request: str) -> str:
     return secret_action(cipher, value, request=request.partition(":")[0])
 
 
-TOKEN_MODAL = PrivateForm(
-    prefix=TOKEN_FORM_PREFIX,
-    callback_id="studio-token",
-    block="token",
-    title="Telegram bot token",
-    submit="Deploy",
-    label=lambda request: "The bot's token from @BotFather",
-    placeholder="123456789:AA…",
-    hint="Kept encrypted and never shown again. Make a bot with /newbot in a chat with "
-    "@BotFather to get one.",
-    read=_read_token,
-    seal=lambda cipher, value, request: token_action(cipher, value, request=request),
-)
 SECRET_MODAL = PrivateForm(
     prefix=SECRET_FORM_PREFIX,
     callback_id="studio-secret",
@@ -95,7 +70,7 @@ SECRET_MODAL = PrivateForm(
     seal=_seal_secret,
     max_length=min(MAX_SECRET_CHARS, 3000),  # Slack's limit for a text input
 )
-FORMS = (TOKEN_MODAL, SECRET_MODAL)
+FORMS = (SECRET_MODAL,)
 
 
 def form_for(action: str) -> tuple[PrivateForm, str] | None:

@@ -65,6 +65,7 @@ class TelegramStudioPlugin:
 
     def build(self, ctx: PluginContext) -> ChannelParts:
         from adapters.telegram.studio import TelegramStudio
+        from adapters.telegram.tokens import TOKEN_PREFIX, UnaskedTokens
 
         settings = ctx.settings.section(TelegramSettings)
         assert settings.telegram_builder_token
@@ -77,7 +78,8 @@ class TelegramStudioPlugin:
             members=ctx.studio.members,
             cipher=ctx.cipher,
         )
-        ctx.studio.telegram_bot_link = studio_bot.new_bot_link
+        ctx.studio.deploy_offers[TelegramBotsPlugin.kind] = studio_bot.new_bot_offer
+        ctx.studio.on_action[TOKEN_PREFIX] = UnaskedTokens(ctx.studio.ops)
 
         async def start() -> None:
             studio_bot.start()  # in the background: /healthz never waits on it

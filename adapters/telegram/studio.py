@@ -40,20 +40,21 @@ from adapters.telegram.common import delivery, log_failure, poll_updates, said
 from adapters.telegram.pacing import ChatPacer
 from adapters.telegram.render import fits_button, full_text, split_html, to_html
 from adapters.telegram.rooms import TelegramRooms
+from adapters.telegram.tokens import MANAGED_BOT, token_action
 from builders.tokens import redact_studio_input, typed_secret
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.cipher import BOT_TOKEN, Cipher, redact_tokens
 from runtime.handoff import RESUME
-from runtime.messages import FileRef, IncomingMessage, OutgoingMessage
+from runtime.messages import Address, FileRef, IncomingMessage, OutgoingMessage
 from runtime.metrics import RATE_LIMITED
 from runtime.runtime import Runtime
 from studio.address import TELEGRAM_STUDIO, studio_address
 from studio.commands import COMMANDS
-from studio.confirmations import SECRET_REQUEST, Confirmations
+from studio.confirmations import SECRET_REQUEST, Confirmations, Pending
 from studio.errors import OperationError
 from studio.handoff import RESUME_HERE
 from studio.members import Members
-from studio.replies import MANAGED_BOT, RUN_PREFIX, secret_action, token_action
+from studio.replies import RUN_PREFIX, deploy_secret, secret_action
 
 logger = logging.getLogger(__name__)
 _stopped = log_failure(logger, "the Studio's Telegram bot stopped")
@@ -144,12 +145,20 @@ class TelegramStudio:
     def secret(self) -> str:
         return self.cipher.derive("telegram-webhook:studio", length=32)
 
-    def new_bot_link(self, bot: str) -> str | None:
-        """The t.me link that creates a Telegram bot for `bot`, managed by the Studio's bot (its
-        token then comes with a `managed_bot` update); None unless @BotFather allows that."""
+    def new_bot_offer(self, bot: str, secret: str, address: Address) -> str | None:
+        """Beside the request for a Telegram deployment's token, in this bot's DM: the t.me
+        link that creates a Telegram bot for `bot`, managed by the Studio's bot (its token then
+        comes with a `managed_bot` update, `_on_managed_bot`); None elsewhere, or unless
+        @BotFather lets this bot manage bots."""
+        if secret != "token" or address.channel != TELEGRAM_STUDIO:
+            return None
         if self._app is None or not self._app.bot.bot.can_manage_bots:
             return None
-        return f"https://t.me/newbot/{self.username}/{suggested_username(bot)}?name={quote(bot)}"
+        link = f"https://t.me/newbot/{self.username}/{suggested_username(bot)}?name={quote(bot)}"
+        return (
+            f"Or create a new Telegram bot for it without any token: open {link} and confirm "
+            "(within 5 minutes); Telegram gives me its token directly."
+        )
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -289,9 +298,10 @@ class TelegramStudio:
         if request is not None:  # the value of a secret: out of the chat, sealed, never recorded
             if token is None:
                 await self._delete(message)
+            value = message.text if token is None else token.group(0)
             incoming = IncomingMessage(
                 address=address,
-                action=secret_action(self.cipher, message.text, request=request),
+                action=secret_action(self.cipher, value, request=request.id),
                 dedupe_key=dedupe,
             )
         elif token is not None:
@@ -307,7 +317,7 @@ class TelegramStudio:
             )
         await self.runtime.feed(incoming)
 
-    async def _secret_request(self, team_id: int, identity: str, message: Any) -> str | None:
+    async def _secret_request(self, team_id: int, identity: str, message: Any) -> Pending | None:
         """The open secret request a DM's text answers (None: an ordinary message)."""
         if not message.text or message.chat.type != "private":
             return None
@@ -411,11 +421,16 @@ class TelegramStudio:
             )
             return
         address = studio_address(TELEGRAM_STUDIO, team_id, identity, thread=str(creator.id))
+        request = await self.requests.waiting(
+            team_id=team_id, identity=identity, kind=SECRET_REQUEST
+        )
+        if request is not None and deploy_secret(request.command) == ("telegram", "token"):
+            action = secret_action(self.cipher, token, request=request.id)  # as if pasted
+        else:
+            action = token_action(self.cipher, token, how=MANAGED_BOT)
         await self.runtime.feed(
             IncomingMessage(
-                address=address,
-                action=token_action(self.cipher, token, request=MANAGED_BOT),
-                dedupe_key=f"telegram-studio:{update.update_id}",
+                address=address, action=action, dedupe_key=f"telegram-studio:{update.update_id}"
             )
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.telegram.tokens import TOKEN_PREFIX, UnaskedTokens
 from runtime.messages import FileRef, IncomingMessage
 from studio.address import PULL_CHANNEL, studio_address
 from tests.factories import Service
@@ -62,8 +63,10 @@ async def test_promotion_and_rollback_switch_a_live_deployment(service: Service)
     assert (await service.chat(deployment, "hi")).json()["reply"] == "First answer."
 
 
-async def test_a_token_not_sealed_by_this_service_is_refused(service: Service) -> None:
-    runtime = service.app.state.core.runtime
+async def test_an_action_only_a_plugin_answers_is_refused_without_it(service: Service) -> None:
+    core = service.app.state.core
     forged = await _message(service, action="token::not-a-ciphertext")
-    reply = await runtime.answer(forged)
+    assert (await core.runtime.answer(forged)).text == "That button is no longer valid."
+    core.studio.on_action[TOKEN_PREFIX] = UnaskedTokens(core.ops)  # the Telegram bot's, when on
+    reply = await core.runtime.answer(forged)
     assert reply.text == "That token could not be read; nothing was deployed. Send it again."

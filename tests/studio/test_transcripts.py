@@ -315,7 +315,8 @@ async def test_deploy_chat_and_stats(service: Service) -> None:
     assert deployment in await service.reply("/deployments")
     stats = await service.reply("/stats faq-bot 24h")
     assert "1" in stats and "faq-bot" in stats
-    assert "never typed here" in await service.reply("/deploy faq-bot telegram")
+    asked = await service.reply("/deploy faq-bot telegram")  # its token, in a hidden field
+    assert "the terminal and the web console ask for it in a hidden field" in asked
     assert "off web" in await service.reply("/undeploy faq-bot web")
     assert (await service.chat(deployment, "Still there?")).status_code == 404
 

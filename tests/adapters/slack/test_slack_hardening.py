@@ -13,7 +13,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from adapters.slack.app import TOKEN_FORM
+from adapters.slack.app import SECRET_FORM
 from tests.adapters.slack.test_slack_flow import SECRET, dm, post, responded, studio
 from tests.factories import Service
 from tests.fakes.slack import FakeSlack
@@ -101,7 +101,7 @@ async def test_a_request_failing_verification_is_never_logged_with_its_body(
     studio: Service, slack: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
     metadata = json.dumps({"request": "r1", "channel": "D0001", "thread": None})
-    form = view_body(TOKEN_FORM, {"token": {"value": TELEGRAM_TOKEN}}, private_metadata=metadata)
+    form = view_body(SECRET_FORM, {"secret": {"value": TELEGRAM_TOKEN}}, private_metadata=metadata)
     caplog.set_level(logging.DEBUG)
     forged = {**sign(form, "wrong-secret"), "Content-Type": FORM}
     stale = {**sign(form, SECRET, timestamp=int(time.time()) - 600), "Content-Type": FORM}

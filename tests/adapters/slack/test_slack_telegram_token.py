@@ -1,5 +1,6 @@
-"""`/deploy BOT telegram` from Slack: the BotFather token goes into a modal, never a channel, and
-is handed to the Studio sealed; the bot then answers on Telegram (both platforms are fakes)."""
+"""`/deploy BOT telegram` from Slack: the BotFather token goes into a private form (the modal
+every secret a deployment needs goes into), never a channel, and is handed to the Studio sealed;
+the bot then answers on Telegram (both platforms are fakes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters.slack.app import TOKEN_FORM
+from adapters.slack.app import SECRET_FORM
 from tests.adapters.slack.test_slack_flow import SECRET, dm, post, posted, text_of
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
@@ -60,8 +61,9 @@ async def opened_form(slack: FakeSlack, count: int = 1) -> dict[str, Any]:
 
 async def submit(studio: Service, form: dict[str, Any], typed: str) -> Any:
     view = form["view"] if isinstance(form["view"], dict) else json.loads(form["view"])
+    assert view["callback_id"] == SECRET_FORM
     body = view_submission_body(
-        TOKEN_FORM, {"token": {"value": typed}}, private_metadata=view["private_metadata"]
+        SECRET_FORM, {"secret": {"value": typed}}, private_metadata=view["private_metadata"]
     )
     return await post(studio, body, content_type=FORM)
 
@@ -72,15 +74,24 @@ async def test_a_dm_offers_a_button_that_opens_the_form(
     asked = await dm(studio, slack, "deploy faq-bot telegram")
     assert "private form" in text_of(asked)
     (button,) = next(b for b in asked.body["blocks"] if b["type"] == "actions")["elements"]
-    assert button["text"]["text"] == "Enter the token"
+    assert button["text"]["text"] == "Enter the value"
     click = action_body(button["value"], action_id=button["action_id"], trigger_id="T.trig")
     assert (await post(studio, click, content_type=FORM)).status_code == 200
     form = await opened_form(slack)
     assert form["trigger_id"] == "T.trig"
 
-    malformed = await submit(studio, form, "not a token")
-    assert malformed.status_code == 200 and malformed.json()["response_action"] == "errors"
+    before = len(slack.calls_to("chat.postMessage"))
+    malformed = await submit(studio, form, "not-a-token")
+    assert malformed.status_code == 200
+    said = (await posted(slack, before + 1))[-1]
+    assert "give the bot's token from @BotFather" in text_of(said)
+    assert "Nothing was deployed; /deploy faq-bot telegram to retry" in text_of(said)
     assert not await deployments(studio)
+    asked = await dm(studio, slack, "deploy faq-bot telegram")
+    (button,) = next(b for b in asked.body["blocks"] if b["type"] == "actions")["elements"]
+    click = action_body(button["value"], action_id=button["action_id"], trigger_id="T.two")
+    await post(studio, click, content_type=FORM)
+    form = await opened_form(slack, count=2)
 
     bot_token = token(601)
     telegram.add_bot(bot_token, username="faq_from_slack_bot")
@@ -134,5 +145,5 @@ async def test_a_refused_token_uses_up_the_request(
     again = await submit(studio, form, refused)  # the request was used up
     assert again.status_code == 200
     later = (await posted(slack, before + 2))[-1]
-    assert "say /deploy BOT telegram first" in text_of(later)
+    assert "No secret was waiting for a value" in text_of(later)
     assert not await deployments(studio)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.adapters.meta.steps import asked, give_privately
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.llm import FakeLLM
@@ -382,3 +383,23 @@ async def test_forum_topics_are_conversations_answered_in_their_topic(
     await send_update(studio, deployment, reply, secret)
     third = (await sent(telegram, bot_token, 3))[-1]
     assert "message_thread_id" not in third.body
+
+
+async def test_the_console_deploys_to_telegram_with_the_token_in_a_hidden_field(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    """`/deploy BOT telegram` from the web console or the terminal: the token is asked for like
+    any secret a deployment needs, and never travels in a chat message."""
+    bot_token = token(71)
+    telegram.add_bot(bot_token, username="console_faq_71_bot")
+    await studio.import_bot("console-faq")
+    await studio.call("POST", "/api/v1/bots/console-faq/promote", json={"to": "staging"})
+    await studio.call("POST", "/api/v1/bots/console-faq/promote", json={"to": "production"})
+    text, request = asked(await studio.say("/deploy console-faq telegram"))
+    assert "the bot's token from @BotFather to put *console-faq* on Telegram" in text
+    assert "hidden field" in text and "t.me/newbot" not in text
+    said = await give_privately(studio, request, bot_token)
+    assert "t.me/console_faq_71_bot" in str(said) and bot_token not in str(said)
+    assert telegram.webhook(bot_token) is not None
+    again = await give_privately(studio, request, bot_token)  # the request is used up
+    assert "No secret was waiting for a value" in str(again)
