@@ -29,21 +29,31 @@ _WRITE = "studio_write"
 T = TypeVar("T")
 
 
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _begin(dbapi_connection: Any, *, write: bool) -> None:
+    """BEGIN (IMMEDIATE for a write) on the driver's connection: through SQLAlchemy's statement
+    machinery it costs more CPU than the BEGIN itself, on every transaction."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    cursor.close()
+
+
 def _sqlite_hooks(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
+    event.listen(engine, "connect", _on_connect)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         write = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        _begin(conn.connection.dbapi_connection, write=write)
 
 
 READERS = 16  # SQLite connections kept for reads (the default 5 made 16 busy clients reconnect)
@@ -66,14 +76,15 @@ class Database:
         self.engine = create_async_engine(url, **kwargs)
         self._writer = self.engine.execution_options(**{_WRITE: True})
         self._sync_writer: Engine | None = None
+        self._sync_conn: Connection | None = None  # the writer thread's own, kept open
         self._writer_thread: ThreadPoolExecutor | None = None
         if self.is_sqlite:
             _sqlite_hooks(self.engine.sync_engine)
             sync_url = make_url(url).set(drivername="sqlite")
-            self._sync_writer = create_engine(
-                sync_url, pool_size=1, max_overflow=0
-            ).execution_options(**{_WRITE: True})
-            _sqlite_hooks(self._sync_writer.engine)
+            self._sync_writer = create_engine(sync_url, pool_size=1, max_overflow=0)
+            # Its transactions are begun in `_sync_transaction`, not by a "begin" event: any
+            # engine event sends every statement through SQLAlchemy's event dispatch.
+            event.listen(self._sync_writer, "connect", _on_connect)
             self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
 
     @property
@@ -114,14 +125,29 @@ class Database:
             return await conn.run_sync(job)
 
     def _sync_transaction(self, job: Callable[[Connection], T]) -> T:
+        """In the writer thread, on its one connection: kept open rather than taken from the
+        pool and given back for every transaction (measured: a third of the writer's CPU per
+        turn); one a failure left unusable is let go and a new one opened."""
         assert self._sync_writer is not None
-        with self._sync_writer.begin() as conn:
+        conn = self._sync_conn
+        if conn is None or conn.invalidated or conn.in_transaction():
+            if conn is not None:
+                conn.invalidate()  # never rolled back or reused: the driver's is dropped
+                conn.close()
+            conn = self._sync_conn = self._sync_writer.connect()
+        with conn.begin():
+            _begin(conn.connection.dbapi_connection, write=True)
             return job(conn)
+
+    def _close_sync(self) -> None:
+        assert self._sync_writer is not None
+        if self._sync_conn is not None:
+            self._sync_conn.close()
+            self._sync_conn = None
+        self._sync_writer.dispose()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self._sync_writer is not None and self._writer_thread is not None:
-            await asyncio.get_running_loop().run_in_executor(
-                self._writer_thread, self._sync_writer.engine.dispose
-            )
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._close_sync)
             self._writer_thread.shutdown(wait=False)
