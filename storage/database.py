@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,10 +42,16 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin(dbapi_connection: Any, *, write: bool) -> None:
     """BEGIN (IMMEDIATE for a write) on the driver's connection: through SQLAlchemy's statement
-    machinery it costs more CPU than the BEGIN itself, on every transaction."""
+    machinery it costs more CPU than the BEGIN itself, on every transaction. A failure (the
+    database locked past the busy timeout) raises SQLAlchemy's error, as a statement's would."""
+    statement = "BEGIN IMMEDIATE" if write else "BEGIN"
     cursor = dbapi_connection.cursor()
-    cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-    cursor.close()
+    try:
+        cursor.execute(statement)
+    except Exception as exc:
+        raise DBAPIError.instance(statement, None, exc, Exception) from exc
+    finally:
+        cursor.close()
 
 
 def _sqlite_hooks(engine: Engine) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from storage import inbox as inbox_store
 from storage.database import Database
@@ -45,3 +48,23 @@ async def test_a_write_after_the_connection_was_invalidated_gets_a_new_one(db: D
         await db.run_write(breaks)
     assert await db.run_write(_record("after")) is not None
     assert await _keys(db) == ["after"]
+
+
+async def test_a_write_the_database_is_locked_for_fails_as_sqlalchemy_says(
+    db: Database, tmp_path: Path
+) -> None:
+    """BEGIN IMMEDIATE past the busy timeout (another process writing) raises SQLAlchemy's
+    OperationalError, and the writer goes on once the other process is done."""
+
+    def impatient(conn: Connection) -> None:
+        conn.exec_driver_sql("PRAGMA busy_timeout=50")  # the writer's connection is kept
+
+    await db.run_write(impatient)
+    other = sqlite3.connect(tmp_path / "studio.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(OperationalError, match="locked"):
+        await db.run_write(_record("refused"))
+    other.execute("ROLLBACK")
+    other.close()
+    assert await db.run_write(_record("later")) is not None
+    assert await _keys(db) == ["later"]
