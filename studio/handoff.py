@@ -116,7 +116,13 @@ class HandoffFeature:
         """A target set by REST or YAML import (`Operations.handoff_check`): the same checks as
         `/handoff BOT to ...`, so no way in skips them."""
         front = self.fronts.get(handoff.channel)
-        if front is not None and front.room(handoff.target) != handoff.target:
+        if front is None:
+            kinds = " or ".join(front.kind for front in self.fronts.all()) or "none here"
+            raise InvalidError(
+                f"handoff: channel '{handoff.channel}' has no rooms for the team to answer in "
+                f"(channels that do: {kinds})"
+            )
+        if front.room(handoff.target) != handoff.target:
             raise InvalidError(
                 f"handoff: target '{handoff.target}' is no room's id on {front.title} "
                 f"({front.room_hint}): /handoff {bot} to ... finds it"
@@ -160,7 +166,7 @@ async def team_room(fronts: TeamFronts, kind: str, target: str, *, by: Caller) -
 
 def _ways(fronts: TeamFronts, bot: str) -> str:
     """How a room is named on each front, for a message."""
-    named = " or ".join(f"{front.room_hint} ({front.title})" for front in fronts.all())
+    named = " or ".join(front.room_hint for front in fronts.all())
     return f"/handoff {bot} to {named or 'a room'}, or /handoff {bot} to here in that room"
 
 

@@ -526,6 +526,7 @@ class ScheduleFeature:
         """The Studio address a report is posted to, and how people name that place: a room,
         the room it is said in (`here`), else where the member talks to the Studio."""
         team, identity = caller.team_id, caller.identity
+        fronts = self.fronts.all()
         if place is not None and place.lower() == "here":
             front = self.fronts.of_channel(where.channel)
             spot = front.spot(where) if front is not None else None
@@ -535,10 +536,10 @@ class ScheduleFeature:
                 if chat is not None:  # the chat the Studio's own bot was just spoken to in
                     thread = front.report_thread(chat.id)
                     return studio_address(front.channel, team, identity, thread=thread), chat.name
-                place = spot.id
+                place, fronts = spot.id, (front,)  # that front's room, checked
         if place is None:
             return self.reachable(team, identity), f"DM of {identity}"
-        for front in self.fronts.all():
+        for front in fronts:
             room = front.room(place)
             if room is not None:
                 found = await self._room(front.kind, room, caller, bot)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,10 +52,23 @@ class Settings(BaseSettings):
     # OpenTelemetry's own name: turns are exported as spans there (OTLP over HTTP) when set.
     otel_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
+    _given: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _env_file: Any = PrivateAttr(default=None)
+
+    if not TYPE_CHECKING:  # pydantic's own signature stays the one type checkers see
+
+        def __init__(self, **values: Any) -> None:
+            super().__init__(**values)
+            # What a plugin's section takes from here (`section`): what was given by name (not
+            # the `.env` keys `extra` also keeps, which must not outrank the environment), and
+            # which `.env` file to read (None: none, as the tests ask).
+            self._given = {name: value for name, value in values.items() if name[0] != "_"}
+            self._env_file = values.get("_env_file", self.model_config.get("env_file"))
+
     def section(self, kind: type[_Section]) -> _Section:
-        """A plugin's settings: from the environment and `.env`, or as given here by name."""
-        given = {name: value for name, value in (self.model_extra or {}).items()}
-        return kind(**given)
+        """A plugin's settings, read as the service's are: what was given here by name, else
+        the environment, else `.env`, else the section's default."""
+        return kind(_env_file=self._env_file, **self._given)
 
     @property
     def effective_judge_model(self) -> str | None:

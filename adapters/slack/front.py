@@ -13,6 +13,9 @@ from runtime.messages import Address
 from runtime.team_front import PrivateWay, Spot
 
 SLACK_ROOM = re.compile(r"^[CG][A-Z0-9]{2,20}$")  # a public or private Slack channel's id
+# A channel named without its "#" (support, dev-ops): Slack's names are lowercase letters,
+# digits, "-" and "_"; one that starts with a digit needs its "#" (a bare number is a chat id).
+_BARE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,79}$")
 
 
 class SlackFront:
@@ -28,7 +31,7 @@ class SlackFront:
         name = said.strip().removeprefix("slack:")
         if SLACK_ROOM.fullmatch(name) or (name.startswith("#") and len(name) > 1):
             return name
-        return None
+        return f"#{name}" if _BARE_NAME.fullmatch(name) else None
 
     def chat(self, said: str) -> Room | None:
         return None  # a channel is a room: the app must be in it

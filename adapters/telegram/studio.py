@@ -294,11 +294,12 @@ class TelegramStudio:
             return
         address = studio_address(TELEGRAM_STUDIO, team_id, identity, thread=str(message.chat_id))
         dedupe = f"telegram-studio:{update.update_id}"
-        request = await self._secret_request(team_id, identity, message)
+        request = await self._secret_request(team_id, identity, message, token=token is not None)
         if request is not None:  # the value of a secret: out of the chat, sealed, never recorded
             if token is None:
                 await self._delete(message)
-            value = message.text if token is None else token.group(0)
+            wants_token = deploy_secret(request.command) == ("telegram", "token")
+            value = token.group(0) if token is not None and wants_token else message.text
             incoming = IncomingMessage(
                 address=address,
                 action=secret_action(self.cipher, value, request=request.id),
@@ -317,11 +318,19 @@ class TelegramStudio:
             )
         await self.runtime.feed(incoming)
 
-    async def _secret_request(self, team_id: int, identity: str, message: Any) -> Pending | None:
-        """The open secret request a DM's text answers (None: an ordinary message)."""
-        if not message.text or message.chat.type != "private":
+    async def _secret_request(
+        self, team_id: int, identity: str, message: Any, *, token: bool
+    ) -> Pending | None:
+        """The open secret request a DM answers (None: an ordinary message): with its text, or
+        with a bot token in a caption when a Telegram deployment waits for one."""
+        if message.chat.type != "private" or not (message.text or token):
             return None
-        return await self.requests.waiting(team_id=team_id, identity=identity, kind=SECRET_REQUEST)
+        request = await self.requests.waiting(
+            team_id=team_id, identity=identity, kind=SECRET_REQUEST
+        )
+        if request is None or message.text:
+            return request
+        return request if deploy_secret(request.command) == ("telegram", "token") else None
 
     async def _on_group_message(self, update: Any) -> None:
         """In a group the Studio's bot is in: a reply to one of a handoff's messages (the team

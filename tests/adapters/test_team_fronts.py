@@ -15,7 +15,8 @@ def test_slack_rooms_are_channels_by_name_or_id() -> None:
         "G0456",
         "#x",
     ]
-    assert [SLACK.room(said) for said in ("#", "support", "D0123", "-1001", "here")] == [None] * 5
+    assert SLACK.room("support") == "#support"  # a channel named without its "#"
+    assert [SLACK.room(said) for said in ("#", "12345", "D0123", "-1001", "Moon!")] == [None] * 5
     assert SLACK.chat("C0123") is None
 
 

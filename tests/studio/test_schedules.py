@@ -343,7 +343,8 @@ async def test_follow_ups_are_added_listed_and_removed_in_chat(service: Service)
         ('"0 9 * * *" "hi" to -100123', "schedule 's1': "),
         ('"0 9 * * *" "hi" to #general', "Slack is not configured here"),
         ('"0 9 * * *" "hi" to here', "here means the channel or chat this is said in"),
-        ('"0 9 * * *" "hi" to the-moon', "'the-moon' is not a place"),
+        ('"0 9 * * *" "hi" to Moon!', "'Moon!' is not a place"),
+        ('"0 9 * * *" "hi" to the-moon', "Slack is not configured here"),  # a bare channel name
         ('"0 9 * * *" "prompt:"', "say what the bot should write after 'prompt:'"),
     ],
 )

@@ -91,3 +91,16 @@ async def test_a_value_typed_after_the_name_is_deleted_and_never_stored(
     database = studio.settings.database_url.split("///", 1)[1]
     for stored in Path(database).parent.glob(Path(database).name + "*"):
         assert VALUE.encode() not in stored.read_bytes()
+
+
+async def test_a_value_holding_a_bot_token_is_kept_whole(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    """Only a Telegram deployment's request takes the token out of what was sent."""
+    await member_of_local_team(studio, telegram)
+    await tell(studio, telegram, "/secret set relay-auth")
+    value = "chat_id=42&token=123456789:" + "A" * 35
+    before = len(await said(telegram, 0))
+    assert await post(studio, message_update(value, chat_id=ALICE, user_id=ALICE)) == 200
+    await said(telegram, before + 1)
+    assert await studio.app.state.core.secrets.reveal(await _team(studio), "relay-auth") == value

@@ -25,6 +25,7 @@ from tests.fakes.telegram_payloads import (
     document_update,
     managed_bot_update,
     message_update,
+    photo_update,
     secret_headers,
     token,
 )
@@ -326,6 +327,20 @@ async def test_join_moves_a_telegram_member_between_teams(
     assert "local-bot" in (await tell(studio, telegram, "/bots")).body["text"]
 
 
+async def test_a_token_in_a_caption_answers_the_request_for_it(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    await admin_with_a_live_bot(studio, telegram)
+    await tell(studio, telegram, "/deploy faq-bot telegram")
+    bot_token = token(509)
+    telegram.add_bot(bot_token, username="faq_caption_bot")
+    handed = photo_update(caption=f"here it is: {bot_token}", chat_id=ALICE, user_id=ALICE)
+    before = len(await said(telegram, 0))
+    assert await post(studio, handed) == 200
+    assert "t.me/faq_caption_bot" in (await said(telegram, before + 1))[-1].body["text"]
+    assert telegram.calls_to("deleteMessage", token=BUILDER)  # out of the chat at once
+
+
 async def test_a_bot_created_through_the_studios_link_is_deployed_without_a_token(
     tmp_path: Path, telegram: FakeTelegram
 ) -> None:
@@ -370,6 +385,14 @@ async def test_a_bot_created_through_the_studios_link_is_deployed_without_a_toke
         unasked = (await said(telegram, before + 1))[-1]
         assert "no deployment was waiting" in unasked.body["text"]
         assert telegram.webhook(token(505)) is None
+
+        # A managed bot while a team secret's value is asked for is not that value.
+        await tell(service, telegram, "/secret set relay-auth")
+        third = telegram.add_managed_bot(BUILDER, token(508), username="third_helper_bot")
+        before = len(await said(telegram, 0))
+        assert await post(service, managed_bot_update(third, user_id=ALICE)) == 200
+        assert "no deployment was waiting" in (await said(telegram, before + 1))[-1].body["text"]
+        assert await service.call("GET", "/api/v1/secrets") == []
 
         # A bot this bot does not manage: Telegram refuses its token, and the member hears it.
         await tell(service, telegram, "/deploy faq-bot telegram --env staging")
