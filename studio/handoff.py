@@ -117,7 +117,7 @@ class HandoffFeature:
         `/handoff BOT to ...`, so no way in skips them."""
         front = self.fronts.get(handoff.channel)
         if front is None:
-            kinds = " or ".join(front.kind for front in self.fronts.all()) or "none here"
+            kinds = " or ".join(other.kind for other in self.fronts.all()) or "none here"
             raise InvalidError(
                 f"handoff: channel '{handoff.channel}' has no rooms for the team to answer in "
                 f"(channels that do: {kinds})"

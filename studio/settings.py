@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     otel_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
     _given: dict[str, Any] = PrivateAttr(default_factory=dict)
-    _env_file: Any = PrivateAttr(default=None)
+    _env_file: Any = PrivateAttr(default=".env")  # as `model_config` says, unless given
 
     if not TYPE_CHECKING:  # pydantic's own signature stays the one type checkers see
 
