@@ -104,10 +104,6 @@ class TeamFronts:
         entry = self._entries.get(kind)
         return entry.front if entry is not None else None
 
-    def title(self, kind: str) -> str:
-        entry = self._entries.get(kind)
-        return entry.front.title if entry is not None else kind
-
     def rooms(self, kind: str) -> TeamRooms | None:
         """The rooms of the front `kind`; None when it is off or has none (`off_reason`)."""
         entry = self._entries.get(kind)
