@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from adapters.plugin import ChannelParts, ChannelPlugin
     from runtime.channel import ChannelRegistry
     from runtime.cipher import Cipher
+    from runtime.locks import ConversationLocks
     from runtime.runtime import Runtime
     from runtime.scheduler.leader import Leadership
     from runtime.scheduler.service import Scheduler
@@ -82,6 +83,7 @@ class Services:
             await self.runtime.runner.tools.close()
         if self.runtime.runner.spans is not None:  # sends what is queued (blocking HTTP)
             await asyncio.to_thread(self.runtime.runner.spans.close)
+        await self.runtime.locks.close()
         await self.db.dispose()
 
 
@@ -172,6 +174,7 @@ async def build_services(settings: Settings) -> Services:
         db=db,
         llm=llm,
         channels=channels,
+        locks=_conversation_locks(db),
         knowledge=knowledge,
         tools=_tools(settings, secrets),
         voice=VoiceGateway(
@@ -274,6 +277,15 @@ def _missing(plugin: ChannelPlugin, settings: Settings) -> tuple[str, ...]:
         raise StartupError(f"{plugin.title}: {describe_invalid(exc)}") from None
 
 
+def _conversation_locks(db: Database) -> ConversationLocks:
+    """One process's turns of a conversation wait for each other with SQLite; with PostgreSQL
+    several workers' turns do (an advisory lock per conversation)."""
+    from runtime.cluster.conversation_locks import PostgresConversationLocks
+    from runtime.locks import LocalConversationLocks
+
+    return LocalConversationLocks() if db.is_sqlite else PostgresConversationLocks(db.url)
+
+
 def _leadership(db: Database) -> Leadership:
     """Who runs the scheduler's due work: this process with SQLite (it alone serves the data
     folder); with PostgreSQL, whichever process holds the database lock."""
@@ -324,6 +336,10 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             )
         )
         handoff_timeouts = asyncio.create_task(services.runtime.handoffs.watch())
+        # Several workers: what a dead one accepted and never answered is answered here.
+        sweeping_inbox = (
+            asyncio.create_task(services.runtime.sweep()) if services.runtime.locks.shared else None
+        )
         freeze_long_lived(after="start")
         app.state.services = WebServices(
             settings=settings,
@@ -345,6 +361,8 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         finally:
             housekeeping.cancel()
             handoff_timeouts.cancel()
+            if sweeping_inbox is not None:
+                sweeping_inbox.cancel()
             sweeping.cancel()
             services.warming.cancel()
             await services.close()

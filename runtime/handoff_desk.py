@@ -29,6 +29,7 @@ from sqlalchemy import Connection
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
 from runtime.handoff import RESUME
 from runtime.llm import ChatMessage
+from runtime.locks import conversation_key
 from runtime.messages import Address, IncomingMessage, OutgoingMessage
 from runtime.metrics import HANDOFFS
 from runtime.pipeline import NodeResult, TurnContext
@@ -367,7 +368,7 @@ class HandoffDesk:
     async def _conversation(self, handoff: store.OpenHandoff) -> AsyncIterator[None]:
         """The end user's conversation lock (the one its turns hold)."""
         async with self.runtime.locks.hold(
-            f"{handoff.deployment_id}\x00{handoff.conversation_key}"
+            conversation_key(handoff.deployment_id, handoff.conversation_key)
         ):
             yield
 

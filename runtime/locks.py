@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 
-class ConversationLocks(Protocol):
-    """Behind an interface so that a database advisory lock can replace it when workers multiply."""
+def conversation_key(deployment_id: str, conversation: str) -> str:
+    """The lock's key of a deployment's conversation (every holder of it names it so)."""
+    return f"{deployment_id}\x00{conversation}"
 
-    def hold(self, key: str) -> AbstractLock: ...
+
+class ConversationLocks(Protocol):
+    """Behind an interface: one process's asyncio locks (`LocalConversationLocks`), or those
+    and a PostgreSQL advisory lock when several workers share a database
+    (`runtime.cluster.conversation_locks`)."""
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes may hold a conversation: then the order of its messages is
+        not the order its waiting turns are let in, and the runtime answers a conversation's
+        pending messages oldest first under the lock (`Runtime.process`)."""
+        ...
+
+    def hold(self, key: str) -> AbstractLock:
+        """Wait for the conversation, hold it while the block runs."""
+        ...
+
+    def attempt(self, key: str) -> AbstractAsyncContextManager[bool]:
+        """Hold the conversation while the block runs if nobody else has it or waits for it;
+        the block is told whether it does (a sweep skips what someone is answering)."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of what holds the locks (shutdown)."""
+        ...
 
 
 class AbstractLock(Protocol):
@@ -20,7 +45,10 @@ class AbstractLock(Protocol):
 
 
 class LocalConversationLocks:
-    """asyncio locks in one process; a lock lives only while someone holds or waits for it."""
+    """asyncio locks in one process; a lock lives only while someone holds or waits for it.
+    Waiting turns are let in first come, first served: the order their messages arrived."""
+
+    shared = False
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
@@ -41,6 +69,17 @@ class LocalConversationLocks:
 
     def hold(self, key: str) -> AbstractLock:
         return self._held(key)  # type: ignore[return-value]
+
+    @asynccontextmanager
+    async def attempt(self, key: str) -> AsyncIterator[bool]:
+        if key in self._locks:
+            yield False
+            return
+        async with self._held(key):
+            yield True
+
+    async def close(self) -> None:
+        return None
 
     def __len__(self) -> int:
         return len(self._locks)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -31,7 +32,12 @@ from runtime.feedback import Ratings
 from runtime.handoff_desk import HANDOFF_DESK, HandoffDesk
 from runtime.hearing import hear, heard, spoken, voice_note
 from runtime.llm import ChatMessage, LlmGateway, TextSink
-from runtime.locks import ConversationLocks, LocalConversationLocks
+from runtime.locks import (
+    AbstractLock,
+    ConversationLocks,
+    LocalConversationLocks,
+    conversation_key,
+)
 from runtime.messages import Address, IncomingMessage, OutgoingMessage, Reply
 from runtime.metrics import DUPLICATES, SENDS
 from runtime.participant import Scalar
@@ -68,6 +74,22 @@ KEEP_DELIVERIES = timedelta(days=2)
 # Jobs of the restart backlog running at once (conversations answered side by side): enough to
 # work off hundreds of updates in seconds, few enough not to flood the model provider.
 RECOVERY_CONCURRENCY = 32
+
+
+# Unanswered messages older than this are the sweep's (their worker died, or is about to be
+# let into the conversation: the lock and a second look keep either from answering twice).
+# Replies sent outside a turn (`push`) are not under their conversation's lock, so unsent ones
+# are left longer than any send's retries take.
+SWEEP_INBOX_AGE = timedelta(seconds=5)
+SWEEP_OUTBOX_AGE = timedelta(seconds=30)
+SWEEP_EVERY_S = 2.0
+
+
+@asynccontextmanager
+async def _waited(lock: AbstractLock) -> AsyncIterator[bool]:
+    """`hold` as `attempt` reads: held, after waiting."""
+    async with lock:
+        yield True
 
 
 class UnknownDeploymentError(LookupError):
@@ -373,6 +395,7 @@ class Runtime:
                 conn,
                 dedupe_key=dedupe_key,
                 deployment_id=address.deployment_id,
+                conversation=address.conversation,
                 payload=payload,
             )
             if inbox_id is not None and follow_ups:
@@ -398,11 +421,47 @@ class Runtime:
             self.spawn(self.process(inbox_id, message))
         return True
 
-    async def process(self, inbox_id: int, message: IncomingMessage) -> Reply | None:
+    async def process(
+        self, inbox_id: int, message: IncomingMessage, *, wait: bool = True
+    ) -> Reply | None:
         """Answer an accepted message and send the reply (shown while it is written where the
-        channel streams); failures are logged, never raised."""
+        channel streams); failures are logged, never raised.
+
+        When other workers share the conversation locks, whichever holds the conversation
+        answers its pending messages oldest first, up to this one: a message another worker
+        accepted earlier (and has not answered yet, or never will: it died) goes first, and one
+        answered meanwhile is not answered again. `wait=False` (recovery, the sweep) skips a
+        conversation someone is answering: the sweep comes back to it."""
+        if not self.locks.shared:
+            return await self._process_held(inbox_id, message, locked=False)
+        address = message.address
+        key = conversation_key(address.deployment_id, address.conversation)
+        async with _waited(self.locks.hold(key)) if wait else self.locks.attempt(key) as held:
+            if not held:
+                return None
+            async with self.db.read_conn() as conn:
+                pending = await inbox_store.pending_of(
+                    conn,
+                    deployment_id=address.deployment_id,
+                    conversation=address.conversation,
+                    up_to=inbox_id,
+                )
+            reply: Reply | None = None
+            for row_id, payload in pending:
+                if row_id == inbox_id:
+                    reply = await self._process_held(inbox_id, message, locked=True)
+                else:
+                    earlier = IncomingMessage.model_validate(payload)
+                    await self._process_held(row_id, earlier, locked=True)
+            return reply
+
+    async def _process_held(
+        self, inbox_id: int, message: IncomingMessage, *, locked: bool
+    ) -> Reply | None:
+        """`process` for one message (`locked`: the caller holds its conversation)."""
         try:
-            return await self._turn(message, inbox_id=inbox_id, stream=self._stream(message))
+            stream = self._stream(message)
+            return await self._turn(message, inbox_id=inbox_id, stream=stream, locked=locked)
         except (UnknownDeploymentError, NotLiveError) as exc:
             logger.warning("dropping message: %s", exc, extra={"inbox": inbox_id})
         except Exception:
@@ -493,20 +552,30 @@ class Runtime:
         except SendError as exc:
             logger.info("a status message was not updated: %s", exc)
 
-    async def recover(self) -> None:
-        """At start: queue what was stored but not sent, then what was accepted but not
-        answered, and answer it in the background (`backlog`). Returns once it is queued, so
-        call it before taking messages: a new one then waits for its conversation's backlog."""
+    async def recover(
+        self, *, inbox_age: timedelta | None = None, outbox_age: timedelta | None = None
+    ) -> int:
+        """Queue what was stored but not sent, then what was accepted but not answered, and
+        answer it in the background (`backlog`); how many rows were queued. At start, returns
+        once it is queued, so call it before taking messages: a new one then waits for its
+        conversation's backlog. With shared locks it may run on any worker at any time (the
+        `sweep`): a conversation another worker holds is skipped, and a row is rechecked under
+        its conversation's lock, so none is answered or sent twice."""
+        now = utcnow()
         async with self.db.read_conn() as conn:
-            unsent = await inbox_store.pending_outbox(conn)
-            pending = await inbox_store.pending_inbox(conn)
+            unsent = await inbox_store.pending_outbox(
+                conn, before=None if outbox_age is None else now - outbox_age
+            )
+            pending = await inbox_store.pending_inbox(
+                conn, before=None if inbox_age is None else now - inbox_age
+            )
         jobs: list[tuple[Address, Job]] = []
         for outbox_id, _deployment, payload in unsent:
             reply = OutgoingMessage.model_validate(payload)
-            jobs.append((reply.address, partial(self.deliver, outbox_id, reply)))
+            jobs.append((reply.address, partial(self._deliver_pending, outbox_id, reply)))
         for inbox_id, _deployment, payload in pending:
             message = IncomingMessage.model_validate(payload)
-            jobs.append((message.address, partial(self.process, inbox_id, message)))
+            jobs.append((message.address, partial(self.process, inbox_id, message, wait=False)))
         self.backlog.start(jobs)
         if jobs:
             logger.info(
@@ -514,6 +583,33 @@ class Runtime:
                 len(unsent),
                 len(pending),
             )
+        return len(jobs)
+
+    async def sweep(self, *, every_s: float = SWEEP_EVERY_S) -> None:
+        """Forever (the leader, when workers share the database): what a worker accepted or
+        stored and then died before answering or sending is answered or sent by this one.
+        Cancel to stop."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.recover(inbox_age=SWEEP_INBOX_AGE, outbox_age=SWEEP_OUTBOX_AGE)
+            except Exception:
+                logger.exception("the sweep of unanswered messages failed; trying again later")
+
+    async def _deliver_pending(self, outbox_id: int, message: OutgoingMessage) -> None:
+        """Send a reply found unsent (recovery), unless someone is sending it or has sent it."""
+        if not self.locks.shared:
+            await self.deliver(outbox_id, message)
+            return
+        address = message.address
+        key = conversation_key(address.deployment_id, address.conversation)
+        async with self.locks.attempt(key) as held:
+            if not held:
+                return
+            async with self.db.read_conn() as conn:
+                if not await inbox_store.outbox_pending(conn, outbox_id):
+                    return
+            await self.deliver(outbox_id, message)
 
     async def housekeeping(
         self,
@@ -560,15 +656,25 @@ class Runtime:
     # -- one turn ---------------------------------------------------------------------------
 
     async def _turn(
-        self, message: IncomingMessage, *, inbox_id: int | None, stream: TextSink | None = None
+        self,
+        message: IncomingMessage,
+        *,
+        inbox_id: int | None,
+        stream: TextSink | None = None,
+        locked: bool = False,
     ) -> Reply:
-        address = message.address
-        async with self.locks.hold(f"{address.deployment_id}\x00{address.conversation}"):
-            builtin = self._builtins.get(address.deployment_id)
-            if builtin is not None:
-                replies = await builtin.handle(message)
-                return await self._finish(inbox_id, replies, error=None)
-            return await self._bot_turn(message, inbox_id, stream)
+        """One turn under its conversation's lock (`locked`: the caller holds it)."""
+        if not locked:
+            address = message.address
+            async with self.locks.hold(
+                conversation_key(address.deployment_id, address.conversation)
+            ):
+                return await self._turn(message, inbox_id=inbox_id, stream=stream, locked=True)
+        builtin = self._builtins.get(message.address.deployment_id)
+        if builtin is not None:
+            replies = await builtin.handle(message)
+            return await self._finish(inbox_id, replies, error=None)
+        return await self._bot_turn(message, inbox_id, stream)
 
     async def _bot_turn(
         self, message: IncomingMessage, inbox_id: int | None, stream: TextSink | None = None

@@ -40,12 +40,18 @@ _MARK_OUTBOUND = (
 
 
 def record_inbound(
-    conn: Connection, *, dedupe_key: str, deployment_id: str, payload: dict[str, Any]
+    conn: Connection,
+    *,
+    dedupe_key: str,
+    deployment_id: str,
+    conversation: str,
+    payload: dict[str, Any],
 ) -> int | None:
     """The new inbox row's id, or None when this key was seen before."""
     row = {
         "dedupe_key": dedupe_key,
         "deployment_id": deployment_id,
+        "conversation": conversation,
         "payload": payload,
         "status": "pending",
         "received_at": utcnow(),
@@ -57,13 +63,38 @@ def set_inbox_status(conn: Connection, item_id: int, status: str) -> None:
     conn.execute(_SET_INBOX_STATUS, {"b_id": item_id, "b_status": status})
 
 
-async def pending_inbox(conn: AsyncConnection) -> list[tuple[int, str, dict[str, Any]]]:
+async def pending_inbox(
+    conn: AsyncConnection, *, before: datetime | None = None
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """Messages accepted and not answered (received before `before`, when given), oldest first."""
     query = (
         select(_inbox.c.id, _inbox.c.deployment_id, _inbox.c.payload)
         .where(_inbox.c.status == "pending")
         .order_by(_inbox.c.id)
     )
+    if before is not None:
+        query = query.where(_inbox.c.received_at < before)
     return [(i, d, p) for i, d, p in (await conn.execute(query)).all()]
+
+
+_PENDING_OF = (
+    select(_inbox.c.id, _inbox.c.payload)
+    .where(
+        _inbox.c.deployment_id == bindparam("b_deployment"),
+        _inbox.c.conversation == bindparam("b_conversation"),
+        _inbox.c.status == "pending",
+        _inbox.c.id <= bindparam("b_up_to"),
+    )
+    .order_by(_inbox.c.id)
+)
+
+
+async def pending_of(
+    conn: AsyncConnection, *, deployment_id: str, conversation: str, up_to: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """The conversation's messages not answered yet, oldest first, up to inbox row `up_to`."""
+    params = {"b_deployment": deployment_id, "b_conversation": conversation, "b_up_to": up_to}
+    return [(i, p) for i, p in (await conn.execute(_PENDING_OF, params)).all()]
 
 
 def add_outbound(conn: Connection, *, deployment_id: str, payload: dict[str, Any]) -> int:
@@ -84,13 +115,24 @@ def mark_outbound(conn: Connection, item_id: int, *, status: str, error: str | N
     )
 
 
-async def pending_outbox(conn: AsyncConnection) -> list[tuple[int, str, dict[str, Any]]]:
+async def pending_outbox(
+    conn: AsyncConnection, *, before: datetime | None = None
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """Replies stored and not sent (stored before `before`, when given), oldest first."""
     query = (
         select(_outbox.c.id, _outbox.c.deployment_id, _outbox.c.payload)
         .where(_outbox.c.status == "pending")
         .order_by(_outbox.c.id)
     )
+    if before is not None:
+        query = query.where(_outbox.c.created_at < before)
     return [(i, d, p) for i, d, p in (await conn.execute(query)).all()]
+
+
+async def outbox_pending(conn: AsyncConnection, outbox_id: int) -> bool:
+    """Whether the reply is still to be sent (nobody sent it meanwhile)."""
+    query = select(_outbox.c.status).where(_outbox.c.id == outbox_id)
+    return (await conn.execute(query)).scalar() == "pending"
 
 
 def expire(conn: Connection, *, before: datetime) -> None:

@@ -150,9 +150,21 @@ class InboxItem(SQLModel, table=True):
     """An inbound message, recorded before the platform is acknowledged. The key deduplicates."""
 
     __tablename__ = "inbox"
+    __table_args__ = (
+        # the pending messages of one conversation, oldest first (`storage.inbox.pending_of`)
+        Index(
+            "ix_inbox_pending_conversation",
+            "deployment_id",
+            "conversation",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(unique=True, max_length=300)
     deployment_id: str = Field(max_length=40)
+    conversation: str | None = None  # the address's (None: recorded before this was kept)
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     status: str = Field(default="pending", max_length=16, index=True)
     received_at: datetime = _ts()

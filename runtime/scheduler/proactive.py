@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from builders.spec import proactive_prompt
 from runtime.channel import UnknownChannelError
 from runtime.llm import ChatMessage
+from runtime.locks import conversation_key
 from runtime.messages import Address, OutgoingMessage
 from runtime.participant import Scalar
 from runtime.pipeline import TurnContext, TurnOutput, Usage
@@ -41,7 +42,7 @@ class Place:
 
     @property
     def lock_key(self) -> str:
-        return f"{self.address.deployment_id}\x00{self.address.conversation}"
+        return conversation_key(self.address.deployment_id, self.address.conversation)
 
 
 def address_of(recipient: store.Recipient) -> Address:

@@ -16,7 +16,9 @@ from storage.database import Database
 
 def _record(key: str) -> Callable[[Connection], int | None]:
     def job(conn: Connection) -> int | None:
-        return inbox_store.record_inbound(conn, dedupe_key=key, deployment_id="d", payload={})
+        return inbox_store.record_inbound(
+            conn, dedupe_key=key, deployment_id="d", conversation="c", payload={}
+        )
 
     return job
 
@@ -29,7 +31,9 @@ async def _keys(db: Database) -> list[str]:
 
 async def test_a_failed_write_is_rolled_back_and_the_next_one_commits(db: Database) -> None:
     def fails(conn: Connection) -> None:
-        inbox_store.record_inbound(conn, dedupe_key="lost", deployment_id="d", payload={})
+        inbox_store.record_inbound(
+            conn, dedupe_key="lost", deployment_id="d", conversation="c", payload={}
+        )
         raise RuntimeError("the job failed")
 
     assert await db.run_write(_record("first")) is not None

@@ -308,7 +308,11 @@ async def test_stats_and_series_by_channel_and_a_b_variant(any_db: Database) -> 
 
 async def test_the_inbox_deduplicates_even_under_concurrency(any_db: Database) -> None:
     record = partial(
-        inbox.record_inbound, dedupe_key="slack:C1:1.0", deployment_id="d", payload={"a": 1}
+        inbox.record_inbound,
+        dedupe_key="slack:C1:1.0",
+        deployment_id="d",
+        conversation="c",
+        payload={"a": 1},
     )
     ids = await asyncio.gather(*[any_db.run_write(record) for _ in range(5)])
     assert len([i for i in ids if i is not None]) == 1
@@ -322,12 +326,51 @@ async def test_the_inbox_deduplicates_even_under_concurrency(any_db: Database) -
     await any_db.run_write(partial(inbox.set_inbox_status, item_id=inbox_id, status="done"))
     await any_db.run_write(partial(inbox.mark_outbound, item_id=outbox_id, status="sent"))
     await any_db.run_write(
-        partial(inbox.record_inbound, dedupe_key="new", deployment_id="d", payload={})
+        partial(
+            inbox.record_inbound, dedupe_key="new", deployment_id="d", conversation="c", payload={}
+        )
     )
     await any_db.run_write(partial(inbox.expire, before=utcnow() + timedelta(seconds=1)))
     async with any_db.read_conn() as c:
         assert [p for _, _, p in await inbox.pending_inbox(c)] == [{}]  # pending rows are kept
     assert await _count(any_db, "outbox") == 0
+
+
+async def test_a_conversations_pending_messages_come_oldest_first_up_to_a_row(
+    any_db: Database,
+) -> None:
+    ids: dict[str, int | None] = {}
+
+    def record_all(conn: Connection) -> None:
+        for key, conversation in (("1", "a"), ("2", "b"), ("3", "a"), ("4", "a")):
+            ids[key] = inbox.record_inbound(
+                conn,
+                dedupe_key=key,
+                deployment_id="d",
+                conversation=conversation,
+                payload={"k": key},
+            )
+
+    await any_db.run_write(record_all)
+    await any_db.run_write(partial(inbox.set_inbox_status, item_id=ids["1"] or 0, status="done"))
+    assert None not in ids.values()
+    outbox_id = await any_db.run_write(partial(inbox.add_outbound, deployment_id="d", payload={}))
+    async with any_db.read_conn() as c:
+        found = await inbox.pending_of(c, deployment_id="d", conversation="a", up_to=ids["3"] or 0)
+        assert [p["k"] for _, p in found] == ["3"]  # "1" is done, "4" came after
+        found = await inbox.pending_of(c, deployment_id="d", conversation="a", up_to=ids["4"] or 0)
+        assert [i for i, _ in found] == [ids["3"], ids["4"]]
+        assert (
+            await inbox.pending_of(c, deployment_id="x", conversation="a", up_to=ids["4"] or 0)
+            == []
+        )
+        assert await inbox.pending_inbox(c, before=utcnow() - timedelta(minutes=1)) == []
+        assert len(await inbox.pending_inbox(c, before=utcnow() + timedelta(seconds=1))) == 3
+        assert await inbox.pending_outbox(c, before=utcnow() - timedelta(minutes=1)) == []
+        assert await inbox.outbox_pending(c, outbox_id)
+    await any_db.run_write(partial(inbox.mark_outbound, item_id=outbox_id, status="sent"))
+    async with any_db.read_conn() as c:
+        assert not await inbox.outbox_pending(c, outbox_id)
 
 
 async def test_audit_redacts_secrets_at_any_depth(any_db: Database) -> None:
