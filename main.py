@@ -71,6 +71,7 @@ class Services:
         await self.scheduler.stop()
         await self.studio.drain(grace_s=SHUTDOWN_GRACE_S)
         await self.runtime.drain()
+        await self.runtime.invalidations.stop()
         from runtime.llm import stop_litellm_logging
 
         await stop_litellm_logging()
@@ -135,6 +136,7 @@ async def build_services(settings: Settings) -> Services:
     from adapters.mailbox import Mailbox
     from runtime.channel import ChannelRegistry
     from runtime.cipher import Cipher
+    from runtime.cluster.invalidation import invalidations_for
     from runtime.knowledge.embedder import make_embedder
     from runtime.knowledge.gateway import KnowledgeGateway
     from runtime.knowledge.store import VectorStore
@@ -183,6 +185,7 @@ async def build_services(settings: Settings) -> Services:
             api_base=settings.llm_api_base,
             policy=policy,
         ),
+        invalidations=invalidations_for(db),
     )
     if settings.otel_endpoint:
         from runtime.otel import SERVICE_NAME, TurnSpans, otlp_exporter
@@ -210,6 +213,7 @@ async def build_services(settings: Settings) -> Services:
     parts = _build_channels(
         settings, channels=channels, runtime=runtime, cipher=cipher, studio=studio
     )
+    await runtime.invalidations.start(runtime.apply)  # others' changes heard from here on
     return Services(
         settings=settings,
         db=db,

@@ -1,9 +1,10 @@
 """Recent conversations and their last turns, kept write-through in memory.
 
 A turn then needs no database read: only its one write. This is correct while one process is
-the only writer of a conversation, which the per-conversation lock guarantees in one process; a
-multi-worker deployment must pair it with a shared lock and sticky routing, or turn it off
-(`size=0`).
+the only writer of a conversation, which the per-conversation lock guarantees in one process.
+With several workers another one may have stored a turn since this one cached the conversation,
+and no notification can arrive before the next turn reads it, so the runtime turns the cache off
+on a server database (`size=0`: no state kept, `begin` ignored; see `Runtime`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
+from runtime.cluster.invalidation import ConversationForgotten, Invalidations, LocalInvalidations
 from runtime.llm import ChatMessage
 from storage import conversations as conv_store
 from storage.database import Database
@@ -32,15 +34,21 @@ class ConversationState:
 
 
 class ConversationCache:
-    def __init__(self, db: Database, *, size: int = 5_000) -> None:
+    def __init__(
+        self, db: Database, *, size: int = 5_000, invalidations: Invalidations | None = None
+    ) -> None:
         self.db = db
         self.size = size
+        self.invalidations = invalidations or LocalInvalidations()
         self._states: OrderedDict[Key, ConversationState] = OrderedDict()
         self._new: OrderedDict[Key, None] = OrderedDict()
 
     def begin(self, key: Key) -> None:
         """`key` names a conversation that cannot exist yet (a web session issued just now): its
-        first load needs no database read."""
+        first load needs no database read. Ignored when nothing is cached: its first message
+        may be stored by another worker."""
+        if self.size <= 0:
+            return
         self._new[key] = None
         while len(self._new) > NEW_KEYS:
             self._new.popitem(last=False)
@@ -75,7 +83,20 @@ class ConversationCache:
         self._keep(key, state)
 
     def forget(self, key: Key) -> None:
+        """The conversation's stored history changed outside a turn: read it again, here and
+        in the other workers."""
+        self.drop(key)
+        if self.size > 0:
+            self.invalidations.publish(ConversationForgotten(*key))
+
+    def drop(self, key: Key) -> None:
+        """`forget` in this process only (another worker told of it)."""
         self._states.pop(key, None)
+
+    def clear(self) -> None:
+        """Drop everything (changes may have been missed)."""
+        self._states.clear()
+        self._new.clear()
 
     def _keep(self, key: Key, state: ConversationState) -> None:
         if self.size <= 0:

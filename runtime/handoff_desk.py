@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from sqlalchemy import Connection
 
 from runtime.channel import Capabilities, DeploymentInfo, SendError, SendReceipt
+from runtime.cluster.invalidation import HandoffChanged
 from runtime.handoff import RESUME
 from runtime.llm import ChatMessage
 from runtime.locks import conversation_key
@@ -86,10 +87,28 @@ class HandoffDesk:
     # -- wiring -----------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """At start: the open handoffs, before any turn asks."""
+        """The open handoffs as stored: at start, before any turn asks; again when changes of
+        other workers may have been missed."""
         async with self.runtime.db.read_conn() as conn:
-            for handoff in await store.open_handoffs(conn):
-                self._remember(handoff)
+            found = await store.open_handoffs(conn)
+        stored = {handoff.id for handoff in found}
+        for gone in [h for i, h in self._by_id.items() if i not in stored]:
+            self._forget(gone)
+        for handoff in found:
+            self._replace(handoff.id, handoff)
+
+    async def refresh(self, handoff_id: int) -> None:
+        """Another worker opened, answered, posted in or closed this handoff: as stored now."""
+        async with self.runtime.db.read_conn() as conn:
+            found = await store.open_handoffs(conn, ids=[handoff_id])
+        self._replace(handoff_id, found[0] if found else None)
+
+    def _replace(self, handoff_id: int, handoff: store.OpenHandoff | None) -> None:
+        kept = self._by_id.get(handoff_id)
+        if kept is not None:
+            self._forget(kept)
+        if handoff is not None:
+            self._remember(handoff)
 
     def _remember(self, handoff: store.OpenHandoff) -> None:
         self._open[(handoff.deployment_id, handoff.conversation_key)] = handoff
@@ -184,6 +203,7 @@ class HandoffDesk:
         )
         handoff_id = await self.runtime.writes.run(lambda conn: store.open_handoff(conn, new))
         self._remember(new.opened(handoff_id))
+        self.runtime.invalidations.publish(HandoffChanged(handoff_id))
         HANDOFFS.labels("handed").inc()
         ctx.handed_over = wanted.name
         return NodeResult(reply=message)
@@ -250,6 +270,7 @@ class HandoffDesk:
         )
         handoff.answered = True
         handoff.expires_at = expires
+        self.runtime.invalidations.publish(HandoffChanged(handoff.id))  # its timeout moved
         return reply
 
     async def _to_user(
@@ -315,6 +336,7 @@ class HandoffDesk:
         self.runtime.conversations.forget(key)  # history again from storage: the team's answers
         if not closed:
             return []
+        self.runtime.invalidations.publish(HandoffChanged(handoff.id))
         HANDOFFS.labels(why).inc()
         bot = await self.runtime.bot_name(handoff.deployment_id)
         said = note or f"{by} handed the conversation back: {bot} answers again."
@@ -410,6 +432,7 @@ class HandoffDesk:
                     message_id=posted,
                 )
             )
+            self.runtime.invalidations.publish(HandoffChanged(handoff.id))  # a reply reaches it
         return SendReceipt(platform_id=posted)
 
     async def setup(self, deployment: DeploymentInfo) -> str | None:

@@ -4,13 +4,20 @@ uses memory reads no row while the person's memory stays as it was.
 A turn that writes memory merges what it changed into the stored row and then `forget`s the
 person here, as the Studio's memory edits do, so the next turn reads what was stored (two turns
 of the same person at once each keep the other's values). A read begun before a `forget` is not
-kept. Correct while this process is the only writer, as for the conversation cache.
+kept. Correct while this process is the only writer, as for the conversation cache: with a
+server database the runtime turns it off (`size=0`; see `Runtime`), and a cache that keeps
+nothing tells the other workers nothing.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
+from runtime.cluster.invalidation import (
+    Invalidations,
+    LocalInvalidations,
+    ParticipantsForgotten,
+)
 from runtime.participant import Scalar
 from storage import participants as store
 from storage.database import Database
@@ -19,9 +26,12 @@ Key = tuple[int, str, str]  # (bot id, channel, user)
 
 
 class ParticipantCache:
-    def __init__(self, db: Database, *, size: int = 5_000) -> None:
+    def __init__(
+        self, db: Database, *, size: int = 5_000, invalidations: Invalidations | None = None
+    ) -> None:
         self.db = db
         self.size = size
+        self.invalidations = invalidations or LocalInvalidations()
         self._values: OrderedDict[Key, dict[str, Scalar]] = OrderedDict()
         self._epoch = 0  # grows at each `forget`: a read begun before it is not kept
 
@@ -49,8 +59,19 @@ class ParticipantCache:
             self._values.popitem(last=False)
 
     def forget(self, bot_id: int, user: str | None = None) -> None:
-        """Drop what is cached of a bot's participants (one person, or all): the next turn
-        reads the stored memory."""
+        """Drop what is cached of a bot's participants (one person, or all), here and in the
+        other workers: the next turn reads the stored memory."""
+        self.drop(bot_id, user)
+        if self.size > 0:
+            self.invalidations.publish(ParticipantsForgotten(bot_id, user))
+
+    def clear(self) -> None:
+        """Drop everything (changes may have been missed)."""
+        self._epoch += 1
+        self._values.clear()
+
+    def drop(self, bot_id: int, user: str | None = None) -> None:
+        """`forget` in this process only (another worker told of it, or the bot changed)."""
         self._epoch += 1
         for key in [k for k in self._values if k[0] == bot_id and user in (None, k[2])]:
             del self._values[key]

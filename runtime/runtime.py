@@ -27,6 +27,19 @@ from builders.spec import BotSpec
 from runtime.ab import AbPlan, Arm, variant_of
 from runtime.backlog import Backlog, Job
 from runtime.channel import ChannelRegistry, SendError, StreamingChannel, UnknownChannelError
+from runtime.cluster.invalidation import (
+    AbChanged,
+    BotChanged,
+    Change,
+    ConversationForgotten,
+    DeploymentForgotten,
+    DeploymentsChanged,
+    Everything,
+    HandoffChanged,
+    Invalidations,
+    LocalInvalidations,
+    ParticipantsForgotten,
+)
 from runtime.conversation_cache import ConversationCache, ConversationState
 from runtime.feedback import Ratings
 from runtime.handoff_desk import HANDOFF_DESK, HandoffDesk
@@ -161,6 +174,15 @@ class BuiltinBot(Protocol):
 
 
 class Runtime:
+    """Answers every deployed bot (see the module).
+
+    Caches what turns read (compiled versions, A/B plans, deployments, bot names; conversations
+    and participants' memory). A change made here is invalidated here and published through
+    `invalidations` to the other workers sharing the database, which `apply` it.
+    `conversation_cache_size` None: 5,000 on SQLite (one process), 0 on a server database,
+    where another worker may store a turn or a memory between two of this one's.
+    """
+
     def __init__(
         self,
         *,
@@ -168,11 +190,12 @@ class Runtime:
         llm: LlmGateway,
         channels: ChannelRegistry,
         locks: ConversationLocks | None = None,
-        conversation_cache_size: int = 5_000,
+        conversation_cache_size: int | None = None,
         knowledge: KnowledgeGateway | None = None,
         recovery_concurrency: int = RECOVERY_CONCURRENCY,
         tools: ToolGateway | None = None,
         voice: VoiceGateway | None = None,
+        invalidations: Invalidations | None = None,
     ) -> None:
         self.db = db
         self.llm = llm
@@ -184,8 +207,15 @@ class Runtime:
         self._targets: dict[str, DeploymentTarget] = {}
         self._live: dict[tuple[int, str], LiveVersion] = {}
         self._bindings: dict[tuple[str, str, int], str | None] = {}
-        self.conversations = ConversationCache(db, size=conversation_cache_size)
-        self.participants = ParticipantCache(db, size=conversation_cache_size)
+        self.invalidations: Invalidations = invalidations or LocalInvalidations()
+        if conversation_cache_size is None:
+            conversation_cache_size = 5_000 if db.is_sqlite else 0
+        self.conversations = ConversationCache(
+            db, size=conversation_cache_size, invalidations=self.invalidations
+        )
+        self.participants = ParticipantCache(
+            db, size=conversation_cache_size, invalidations=self.invalidations
+        )
         self._bot_ids: dict[tuple[int, str], int] = {}
         self.runner = BotRunner(llm=llm, knowledge=knowledge, versions=self, tools=tools)
         self.writes = WriteBatcher(db)
@@ -216,13 +246,54 @@ class Runtime:
         self._builtins[deployment_id] = bot
 
     def invalidate_bot(self, bot_id: int) -> None:
-        """A pointer moved or the bot was deleted: the next turn loads (hot-swaps) its version,
-        and reads its participants' memory afresh (SQLite may give a deleted bot's id to a new
-        one)."""
-        self.participants.forget(bot_id)
+        """A pointer moved or the bot was deleted (committed): the next turn loads (hot-swaps)
+        its version, and reads its participants' memory afresh (SQLite may give a deleted bot's
+        id to a new one); the other workers are told."""
+        self._drop_bot(bot_id)
+        self.invalidations.publish(BotChanged(bot_id))
+
+    def ab_changed(self, bot_id: int) -> None:
+        """An A/B test of the bot started or ended: the next turn reads which one runs. Only
+        that: the bot's versions, deployments and participants' memory are as they were."""
+        self._drop_ab(bot_id)
+        self.invalidations.publish(AbChanged(bot_id))
+
+    def forget_deployment(self, deployment_id: str) -> None:
+        self._drop_deployment(deployment_id)
+        self.invalidations.publish(DeploymentForgotten(deployment_id))
+
+    def deployments_changed(self) -> None:
+        """A deployment was added: places looked up before may be bound now."""
+        self._bindings.clear()
+        self.invalidations.publish(DeploymentsChanged())
+
+    async def apply(self, change: Change) -> None:
+        """A change another worker made (or the safety net found): the same invalidation as
+        the worker that made it did, not published again."""
+        match change:
+            case BotChanged(bot_id):
+                self._drop_bot(bot_id)
+            case AbChanged(bot_id):
+                self._drop_ab(bot_id)
+            case DeploymentForgotten(deployment_id):
+                self._drop_deployment(deployment_id)
+            case DeploymentsChanged():
+                self._bindings.clear()
+            case ParticipantsForgotten(bot_id, user):
+                self.participants.drop(bot_id, user)
+            case ConversationForgotten(deployment_id, conversation):
+                self.conversations.drop((deployment_id, conversation))
+            case HandoffChanged(handoff_id):
+                await self.handoffs.refresh(handoff_id)
+            case Everything():
+                self._drop_everything()
+                await self.handoffs.load()
+
+    def _drop_bot(self, bot_id: int) -> None:
+        self.participants.drop(bot_id)
         for key in [k for k in self._live if k[0] == bot_id]:
             del self._live[key]
-        self.ab_changed(bot_id)
+        self._drop_ab(bot_id)
         for dep_id in [d for d, t in self._targets.items() if t.bot_id == bot_id]:
             del self._targets[dep_id]
         for name in [n for n, i in self._bot_ids.items() if i == bot_id]:
@@ -231,22 +302,26 @@ class Runtime:
         for listener in self.bot_listeners:
             listener(bot_id)
 
-    def ab_changed(self, bot_id: int) -> None:
-        """An A/B test of the bot started or ended: the next turn reads which one runs. Only
-        that: the bot's versions, deployments and participants' memory are as they were."""
+    def _drop_ab(self, bot_id: int) -> None:
         self._generation += 1
         for plan in [k for k in self._plans if k[0] == bot_id]:
             del self._plans[plan]
         for number in [k for k in self._versions if k[0] == bot_id]:
             del self._versions[number]
 
-    def forget_deployment(self, deployment_id: str) -> None:
+    def _drop_deployment(self, deployment_id: str) -> None:
         self._targets.pop(deployment_id, None)
         self._bindings.clear()
 
-    def deployments_changed(self) -> None:
-        """A deployment was added: places looked up before may be bound now."""
-        self._bindings.clear()
+    def _drop_everything(self) -> None:
+        """Changes may have been missed: every cache is read again (not the bot listeners:
+        the safety net's next check tells them of the bots whose pointers moved)."""
+        self._generation += 1
+        for cache in (self._live, self._versions, self._plans, self._targets, self._bindings):
+            cache.clear()
+        self._bot_ids.clear()
+        self.participants.clear()
+        self.conversations.clear()
 
     async def deployment_at(self, channel: str, target: str, *, team_id: int) -> str | None:
         """The deployment of `team_id` bound to `target` (a Slack channel, say) on `channel`,

@@ -5,6 +5,7 @@ Reads are async; writes are plain functions of a `Connection` (`Runtime.writes`)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -131,9 +132,14 @@ def close(conn: Connection, handoff_id: int, *, at: datetime, by: str) -> bool:
     return bool(result.rowcount)
 
 
-async def open_handoffs(conn: AsyncConnection) -> list[OpenHandoff]:
-    """Every open handoff with its posts (loaded once, at start)."""
-    rows = (await conn.execute(select(_handoff).where(_handoff.c.closed_at.is_(None)))).all()
+async def open_handoffs(
+    conn: AsyncConnection, *, ids: Sequence[int] | None = None
+) -> list[OpenHandoff]:
+    """Every open handoff (or those of `ids` that are open) with its posts."""
+    query = select(_handoff).where(_handoff.c.closed_at.is_(None))
+    if ids is not None:
+        query = query.where(_handoff.c.id.in_(ids))
+    rows = (await conn.execute(query)).all()
     found = {
         row.id: OpenHandoff(
             id=row.id,
