@@ -351,11 +351,15 @@ class Operations:
         return view
 
     async def ensure_local_team(self, key_file: Path) -> ApiKeyCreated | None:
-        """On an empty database: the `local` team, its owner key written to `key_file` (0600)."""
+        """On an empty database: the `local` team, its owner key written to `key_file` (0600).
+        Of several workers starting at once on an empty database one creates it."""
         async with self.db.read() as session:
             if (await session.exec(select(Team.id).limit(1))).first() is not None:
                 return None
-        created = await self.create_team(LOCAL_TEAM)
+        try:
+            created = await self.create_team(LOCAL_TEAM)
+        except ConflictError:  # another worker created it just now (and printed its key)
+            return None
         key_file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -4,6 +4,7 @@ runs it on PostgreSQL and a Qdrant server. (Docker cannot run here: `make lint` 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -37,16 +38,29 @@ def test_the_build_context_leaves_out_local_environments_and_secrets() -> None:
     assert {".venv", ".env", "data", ".git"} <= set(ignored)
 
 
-def test_compose_runs_the_image_on_postgres_and_qdrant() -> None:
+def test_compose_runs_two_workers_on_postgres_and_qdrant_behind_the_proxy() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
     services = compose["services"]
-    assert set(services) == {"postgres", "qdrant", "studio"}
-    studio = services["studio"]
-    assert studio["build"] == "."
-    env = studio["environment"]
-    assert env["STUDIO_DATABASE_URL"].startswith("postgresql+asyncpg://studio:")
-    assert env["STUDIO_DATABASE_URL"].endswith("@postgres:5432/studio")
-    assert env["STUDIO_QDRANT_URL"] == "http://qdrant:6333"
-    assert "STUDIO_SECRET_KEY" in env  # required with a server database
-    assert studio["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert "studio:/app/data" in studio["volumes"]
+    workers = sorted(name for name in services if name.startswith("worker-"))
+    assert workers == ["worker-1", "worker-2"]
+    assert set(services) == {"postgres", "qdrant", "proxy", *workers}
+    volumes = set()
+    for name in workers:
+        worker = services[name]
+        assert worker["build"] == "."
+        env = worker["environment"]
+        assert env["STUDIO_DATABASE_URL"].startswith("postgresql+asyncpg://studio:")
+        assert env["STUDIO_DATABASE_URL"].endswith("@postgres:5432/studio")
+        assert env["STUDIO_QDRANT_URL"] == "http://qdrant:6333"
+        assert "STUDIO_SECRET_KEY" in env  # the same on every worker: required
+        assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert "ports" not in worker  # reached through the proxy only
+        volumes.update(worker["volumes"])
+    assert len(volumes) == len(workers)  # a data folder each
+    proxy = services["proxy"]
+    assert proxy["ports"] == ["8000:8000"]
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text(encoding="utf-8")
+    upstreams = re.search(r"reverse_proxy ([^{]+)\{", caddyfile)
+    assert upstreams is not None
+    assert upstreams.group(1).split() == [f"{name}:8000" for name in workers]
+    assert "health_uri /readyz" in caddyfile
