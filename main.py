@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from adapters.plugin import ChannelParts, ChannelPlugin
     from runtime.channel import ChannelRegistry
     from runtime.cipher import Cipher
+    from runtime.cluster.leader import Leadership
     from runtime.locks import ConversationLocks
     from runtime.runtime import Runtime
-    from runtime.scheduler.leader import Leadership
     from runtime.scheduler.service import Scheduler
     from runtime.secrets import SecretVault
     from runtime.tools.gateway import ToolGateway
@@ -293,7 +293,7 @@ def _conversation_locks(db: Database) -> ConversationLocks:
 def _leadership(db: Database) -> Leadership:
     """Who runs the scheduler's due work: this process with SQLite (it alone serves the data
     folder); with PostgreSQL, whichever process holds the database lock."""
-    from runtime.scheduler.leader import LocalLeadership, PostgresLeadership
+    from runtime.cluster.leader import LocalLeadership, PostgresLeadership
 
     return LocalLeadership() if db.is_sqlite else PostgresLeadership(db.url)
 

@@ -28,6 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from builders.cron import time_zone
 from builders.cron import trigger as cron_trigger
 from builders.spec import Schedule, check_prompt
+from runtime.cluster.leader import Leadership
 from runtime.messages import Address
 from runtime.metrics import SCHEDULE_FIRES
 from runtime.runtime import LiveVersion, NotLiveError, Runtime
@@ -42,7 +43,6 @@ from runtime.scheduler.book import (
 )
 from runtime.scheduler.fanout import BATCH, PAUSED, FanOut, Lease, Pacer, Tally, rate_of
 from runtime.scheduler.followups import FollowUps
-from runtime.scheduler.leader import Leadership
 from runtime.scheduler.proactive import Place, Proactive, address_of
 from runtime.scheduler.types import (
     LastRun,

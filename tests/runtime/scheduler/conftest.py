@@ -14,10 +14,10 @@ from sqlalchemy import text, update
 
 from builders.spec import BotSpec
 from runtime.channel import Capabilities, ChannelRegistry, DeploymentInfo, SendReceipt
+from runtime.cluster.leader import Leadership, LocalLeadership
 from runtime.llm import LlmGateway, RetryPolicy
 from runtime.messages import Address, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
-from runtime.scheduler.leader import Leadership, LocalLeadership
 from runtime.scheduler.service import Scheduler
 from storage import handoffs as handoff_store
 from storage.bots import BotRepository

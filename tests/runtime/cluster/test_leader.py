@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from runtime.scheduler.leader import LEADER_LOCK, LocalLeadership, PostgresLeadership
+from runtime.cluster.leader import LEADER_LOCK, LocalLeadership, PostgresLeadership
 from storage.database import Database
 from storage.migrate import migrate
 from tests.conftest import drop_postgres_database, fresh_postgres_database
