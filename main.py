@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from runtime.cipher import Cipher
     from runtime.cluster.leader import Leadership
     from runtime.locks import ConversationLocks
+    from runtime.cluster.leader_work import LeaderWork
+    from runtime.cluster.presence import Presence
     from runtime.runtime import Runtime
     from runtime.scheduler.service import Scheduler
     from runtime.secrets import SecretVault
@@ -38,6 +40,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 SHUTDOWN_GRACE_S = 10.0  # background test runs still going after this are stopped (and marked)
+RUNS_SWEEP_EVERY_S = 15.0  # how often the leader looks for runs whose worker is gone
 
 
 class StartupError(Exception):
@@ -56,6 +59,9 @@ class Services:
     secrets: SecretVault  # team secrets: the tool gateway's `SecretSource`
     scheduler: Scheduler
     parts: dict[str, ChannelParts]  # the channel plugins built here, by kind
+    leadership: Leadership  # one per process: the scheduler and `leader_work` ask it
+    presence: Presence  # which workers are gone (their runs are failed)
+    leader_work: LeaderWork  # what only the cluster's leader runs (see `_leader_jobs`)
     warming: asyncio.Task[None] | None = None  # imports for the first answers (see _warm_up)
 
     def adapter(self, kind: str) -> Any:
@@ -65,10 +71,12 @@ class Services:
 
     async def close(self) -> None:
         """Take no more work, finish what was accepted, then let go of connections."""
+        await self.leader_work.stop()  # pollers first: no more updates
         for part in self.parts.values():
             if part.stop is not None:
                 await part.stop()
         await self.scheduler.stop()
+        await self.leadership.release()  # another worker leads while this one drains
         await self.studio.drain(grace_s=SHUTDOWN_GRACE_S)
         await self.runtime.drain()
         await self.runtime.invalidations.stop()
@@ -137,6 +145,7 @@ async def build_services(settings: Settings) -> Services:
     from runtime.channel import ChannelRegistry
     from runtime.cipher import Cipher
     from runtime.cluster.invalidation import invalidations_for
+    from runtime.cluster.leader_work import LeaderWork
     from runtime.knowledge.embedder import make_embedder
     from runtime.knowledge.gateway import KnowledgeGateway
     from runtime.knowledge.store import VectorStore
@@ -158,6 +167,7 @@ async def build_services(settings: Settings) -> Services:
     cipher = Cipher(_secret(settings))
     db = Database(settings.database_url)
     await migrate(db)
+    leadership = _leadership(db)
     secrets = SecretVault(db, cipher)
     channels = ChannelRegistry()
     mailbox = Mailbox(db)
@@ -194,7 +204,7 @@ async def build_services(settings: Settings) -> Services:
         exporter = otlp_exporter(settings.otel_endpoint)
         runtime.runner.export_spans(TurnSpans(exporter, service_name=service_name))
     ops = Operations(db=db, runtime=runtime, settings=settings, cipher=cipher)
-    scheduler = Scheduler(runtime=runtime, leadership=_leadership(db))
+    scheduler = Scheduler(runtime=runtime, leadership=leadership)
     studio = Studio(
         ops=ops,
         runtime=runtime,
@@ -214,7 +224,7 @@ async def build_services(settings: Settings) -> Services:
         settings, channels=channels, runtime=runtime, cipher=cipher, studio=studio
     )
     await runtime.invalidations.start(runtime.apply)  # others' changes heard from here on
-    return Services(
+    services = Services(
         settings=settings,
         db=db,
         cipher=cipher,
@@ -225,7 +235,43 @@ async def build_services(settings: Settings) -> Services:
         secrets=secrets,
         scheduler=scheduler,
         parts=parts,
+        leadership=leadership,
+        presence=_presence(db),
+        leader_work=LeaderWork(leadership),
     )
+    _leader_jobs(services)
+    return services
+
+
+def _leader_jobs(services: Services) -> None:
+    """What only the cluster's leader runs, started when this process becomes the leader and
+    stopped when it no longer is (at once with SQLite: this process is alone). On a follower
+    they would do the same work twice or worse: two pollers of one Telegram bot, or orphan
+    knowledge vectors swept while another worker's ingest is writing them."""
+    from functools import partial
+
+    from storage import schedules as schedule_store
+    from storage import studio_threads
+    from studio import confirmations
+
+    work = services.leader_work
+    work.add("scheduler catch-up", services.scheduler.take_over)
+    work.add(
+        "housekeeping",
+        partial(
+            services.runtime.housekeeping,
+            also=(services.mailbox.expire, confirmations.expire, studio_threads.expire),
+            kept_longer=((schedule_store.expire, schedule_store.KEEP_RUNS),),
+        ),
+    )
+    work.add("handoff timeouts", services.runtime.handoffs.watch)
+    if services.runtime.locks.shared:  # a dead worker's messages; alone, `recover` at start does
+        work.add("unanswered messages", services.runtime.sweep)
+    work.add("knowledge tending", partial(_tend_knowledge, services))
+    work.add("orphaned runs", partial(_fail_orphaned_runs, services))
+    for kind, part in services.parts.items():
+        if part.lead is not None:
+            work.add(kind, part.lead)
 
 
 def _build_channels(
@@ -291,11 +337,17 @@ def _conversation_locks(db: Database) -> ConversationLocks:
 
 
 def _leadership(db: Database) -> Leadership:
-    """Who runs the scheduler's due work: this process with SQLite (it alone serves the data
+    """Who runs the leader-only work: this process with SQLite (it alone serves the data
     folder); with PostgreSQL, whichever process holds the database lock."""
     from runtime.cluster.leader import LocalLeadership, PostgresLeadership
 
-    return LocalLeadership() if db.is_sqlite else PostgresLeadership(db.url)
+    return LocalLeadership() if db.is_sqlite else PostgresLeadership(db.url, worker=db.worker)
+
+
+def _presence(db: Database) -> Presence:
+    from runtime.cluster.presence import LocalPresence, PostgresPresence
+
+    return LocalPresence(db.worker) if db.is_sqlite else PostgresPresence(db)
 
 
 def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
@@ -306,9 +358,6 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
     from adapters.web.rate_limit import RateLimiter
     from adapters.web.sessions import SessionIssuer
     from runtime.memory import freeze_long_lived
-    from storage import schedules as schedule_store
-    from storage import studio_threads
-    from studio import confirmations
 
     mcp = StudioMcp(version=_version())
 
@@ -326,24 +375,11 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
         await services.runtime.handoffs.load()  # before any turn asks whether it is handed over
         await services.runtime.recover()  # queues the backlog: answered in the background
         await services.scheduler.start()  # catches up on what was missed, in the background
-        await services.studio.tests.fail_unfinished()
-        await services.studio.evals.fail_unfinished()
-        sweeping = asyncio.create_task(_tend_knowledge(services))
         services.warming = asyncio.create_task(_warm_up(services))
         for part in services.parts.values():
             if part.start is not None:
                 await part.start()
-        housekeeping = asyncio.create_task(
-            services.runtime.housekeeping(
-                also=(services.mailbox.expire, confirmations.expire, studio_threads.expire),
-                kept_longer=((schedule_store.expire, schedule_store.KEEP_RUNS),),
-            )
-        )
-        handoff_timeouts = asyncio.create_task(services.runtime.handoffs.watch())
-        # Several workers: what a dead one accepted and never answered is answered here.
-        sweeping_inbox = (
-            asyncio.create_task(services.runtime.sweep()) if services.runtime.locks.shared else None
-        )
+        await services.leader_work.start()  # the leader-only work, if this process leads
         freeze_long_lived(after="start")
         app.state.services = WebServices(
             settings=settings,
@@ -363,11 +399,6 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
             async with mcp.serving(services.studio):  # its requests stop before the services
                 yield
         finally:
-            housekeeping.cancel()
-            handoff_timeouts.cancel()
-            if sweeping_inbox is not None:
-                sweeping_inbox.cancel()
-            sweeping.cancel()
             services.warming.cancel()
             await services.close()
 
@@ -413,9 +444,14 @@ async def _warm_up(services: Services) -> None:
 
 
 async def _tend_knowledge(services: Services) -> None:
-    """In the background (embedded Qdrant reads all its points when it opens): knowledge
-    vectors nothing refers to (an ingest interrupted by a crash) go, then knowledge stored
-    before keywords is re-indexed with them."""
+    """Leader only, once per term (embedded Qdrant reads all its points when it opens):
+    knowledge vectors nothing refers to (an ingest interrupted by a crash) go, then knowledge
+    stored before keywords is re-indexed with them.
+
+    A race remains with several workers: a bot's knowledge lock is in-process, and an ingest
+    under way on another worker has stored vectors its draft does not refer to yet, so a sweep
+    at that moment takes them for orphans (rare: the sweep runs once per term of leadership,
+    and the ingest's source is then missing until added again)."""
     import logging
 
     log = logging.getLogger(__name__)
@@ -428,6 +464,21 @@ async def _tend_knowledge(services: Services) -> None:
             log.info("re-indexed the knowledge of %d bots with keywords", upgraded)
     except Exception:
         log.exception("tending the knowledge store failed (it is tried again at the next start)")
+
+
+async def _fail_orphaned_runs(services: Services) -> None:
+    """Leader only: test and evaluation runs whose worker is gone are marked failed (a
+    promotion would wait for them, an evaluation of their bot could not start), at once (a
+    restart's leftovers) and then every RUNS_SWEEP_EVERY_S (a worker that died meanwhile)."""
+    import logging
+
+    while True:
+        try:
+            await services.studio.tests.fail_orphaned(services.presence)
+            await services.studio.evals.fail_orphaned(services.presence)
+        except Exception:
+            logging.getLogger(__name__).exception("failing the runs of gone workers failed")
+        await asyncio.sleep(RUNS_SWEEP_EVERY_S)
 
 
 class _ServeLock:
@@ -651,7 +702,7 @@ async def _chat(args: argparse.Namespace) -> int:
         ) from None
     services = await build_services(settings)
     try:
-        await services.studio.tests.fail_unfinished()  # we hold the data, like `serve`
+        await services.studio.tests.fail_orphaned(services.presence)  # as `serve`'s leader
         await services.ops.ensure_local_team(settings.data_dir / "local.key")
         caller = await _team_caller(services, args.team)
         identity = f"cli:{getpass.getuser()}"

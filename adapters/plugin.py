@@ -51,6 +51,9 @@ class ChannelParts:
     stop: Hook | None = None  # take no more updates (first thing at shutdown)
     close: Hook | None = None  # let go of connections (after the runtime drained)
     warm: Hook | None = None  # load the platform library before the first update needs it
+    # Runs on the cluster's leader only, while it leads; cancelled when it stops (long polling:
+    # one poller per bot across the workers). `runtime.cluster.leader_work`.
+    lead: Hook | None = None
 
 
 class ChannelPlugin(Protocol):

@@ -14,6 +14,9 @@ blocks and the job is written once.
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -63,6 +66,13 @@ def _sqlite_hooks(engine: Engine) -> None:
         _begin(conn.connection.dbapi_connection, write=write)
 
 
+def worker_name() -> str:
+    """This process as the database sees it (PostgreSQL's `application_name`): the host and the
+    pid for people, and a random part, since a restarted container has the same host and pid
+    as the process that died (whose runs must not look alive)."""
+    return f"studio:{socket.gethostname()[:24]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 READERS = 16  # SQLite connections kept for reads (the default 5 made 16 busy clients reconnect)
 
 
@@ -73,11 +83,22 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.worker = worker_name()
+        # Every connection names its worker, so the server knows which workers are alive
+        # (`runtime.cluster.presence`).
+        self.connect_args: dict[str, Any] = (
+            {"server_settings": {"application_name": self.worker}}
+            if parsed.get_driver_name() == "asyncpg"
+            else {}
+        )
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # pre-ping: connections a database restart closed are replaced, not handed out
+            kwargs.update(
+                pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=self.connect_args
+            )
         else:  # readers: a connection (and its thread) each; kept, not opened per busy moment
             kwargs.update(pool_size=READERS, max_overflow=READERS)
         self.engine = create_async_engine(url, **kwargs)

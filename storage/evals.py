@@ -8,9 +8,10 @@ has at most one running run: a partial unique index decides, whatever the timing
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, or_, update
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -38,6 +39,7 @@ class EvalRepository:
         versions: list[dict[str, Any]],
         total: int,
         started_by: str,
+        worker: str,
     ) -> EvalRun:
         """Record a run as running; `DuplicateError` (the transaction still usable) when the bot
         has one running already."""
@@ -50,6 +52,7 @@ class EvalRepository:
             versions=versions,
             total=total,
             started_by=started_by,
+            worker=worker,
         )
         await add_unique(self.session, run, "the bot has a run still going")
         return run
@@ -103,11 +106,21 @@ class EvalRepository:
             .values(status="failed", error=reason[:_REASON_CHARS], finished_at=utcnow())
         )
 
-    async def fail_unfinished(self, reason: str) -> int:
-        """At start: runs still `running` belonged to a process that stopped. How many."""
+    async def running_workers(self) -> set[str | None]:
+        """The workers running runs now (None: a run recorded before runs named their worker)."""
+        query = select(EvalRun.worker).where(col(EvalRun.status) == "running").distinct()
+        return set((await self.session.exec(query)).all())
+
+    async def fail_unfinished(self, reason: str, *, workers: Collection[str | None]) -> int:
+        """Runs still `running` on `workers`, which are gone, marked failed (None: runs that
+        name no worker). How many."""
+        named = [worker for worker in workers if worker is not None]
+        whose = [col(EvalRun.worker).in_(named)]
+        if None in workers:
+            whose.append(col(EvalRun.worker).is_(None))
         result = await self.session.exec(
             update(EvalRun)
-            .where(col(EvalRun.status) == "running")
+            .where(col(EvalRun.status) == "running", or_(*whose))
             .values(status="failed", error=reason[:_REASON_CHARS], finished_at=utcnow())
         )
         return int(result.rowcount or 0)

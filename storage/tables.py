@@ -246,7 +246,15 @@ class TestRun(SQLModel, table=True):
 
     __test__ = False  # not a pytest class
     __tablename__ = "test_run"
-    __table_args__ = (Index("ix_test_run_bot_hash", "bot_id", "spec_hash"),)
+    __table_args__ = (
+        Index("ix_test_run_bot_hash", "bot_id", "spec_hash"),
+        Index(  # the leader's sweep of runs whose worker is gone (`runtime.cluster.presence`)
+            "ix_test_run_running",
+            "worker",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
     spec_hash: str = Field(max_length=80)
@@ -258,6 +266,7 @@ class TestRun(SQLModel, table=True):
         default=None, sa_column=Column(JSON(none_as_null=True))
     )
     started_by: str = Field(max_length=200)
+    worker: str | None = Field(default=None, max_length=80)  # the process running it
     started_at: datetime = _ts()
     finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
@@ -506,6 +515,12 @@ class EvalRun(SQLModel, table=True):
             sqlite_where=text("status = 'running'"),
             postgresql_where=text("status = 'running'"),
         ),
+        Index(  # the leader's sweep of runs whose worker is gone (`runtime.cluster.presence`)
+            "ix_eval_run_running_worker",
+            "worker",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     team_id: int = Field(foreign_key="team.id", ondelete="CASCADE")
@@ -523,6 +538,7 @@ class EvalRun(SQLModel, table=True):
     cost_usd: float | None = None  # the run's own spend: the bot's turns and the judge's calls
     error: str | None = Field(default=None, max_length=500)
     started_by: str = Field(max_length=200)
+    worker: str | None = Field(default=None, max_length=80)  # the process running it
     started_at: datetime = _ts()
     finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 

@@ -7,9 +7,10 @@ A run is `running` until it is finished (`done`, with one result per case) or ha
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,8 +34,12 @@ class TestRunRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def start(self, bot_id: int, spec_hash: str, total: int, started_by: str) -> TestRun:
-        run = TestRun(bot_id=bot_id, spec_hash=spec_hash, total=total, started_by=started_by)
+    async def start(
+        self, bot_id: int, spec_hash: str, total: int, started_by: str, *, worker: str
+    ) -> TestRun:
+        run = TestRun(
+            bot_id=bot_id, spec_hash=spec_hash, total=total, started_by=started_by, worker=worker
+        )
         self.session.add(run)
         await self.session.flush()
         return run
@@ -70,12 +75,21 @@ class TestRunRepository:
         self.session.add(run)
         await self.session.flush()
 
-    async def fail_unfinished(self, reason: str) -> int:
-        """At start: runs still `running` belonged to a process that stopped; mark them failed
-        so that a promotion does not wait for them for ever. Returns how many there were."""
+    async def running_workers(self) -> set[str | None]:
+        """The workers running runs now (None: a run recorded before runs named their worker)."""
+        query = select(TestRun.worker).where(col(TestRun.status) == "running").distinct()
+        return set((await self.session.exec(query)).all())
+
+    async def fail_unfinished(self, reason: str, *, workers: Collection[str | None]) -> int:
+        """Runs still `running` on `workers`, which are gone, marked failed so that a promotion
+        does not wait for them for ever (None: runs that name no worker). How many."""
+        named = [worker for worker in workers if worker is not None]
+        whose = [col(TestRun.worker).in_(named)]
+        if None in workers:
+            whose.append(col(TestRun.worker).is_(None))
         result = await self.session.exec(
             update(TestRun)
-            .where(col(TestRun.status) == "running")
+            .where(col(TestRun.status) == "running", or_(*whose))
             .values(status="failed", results=[{"error": reason}], finished_at=utcnow())
         )
         return int(result.rowcount or 0)

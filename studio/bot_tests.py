@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from builders.spec import BotSpec, Expectation, TestCase
 from builders.validation import human_problems
+from runtime.cluster.presence import Presence
 from runtime.turn.runner import BotRunner
 from storage.database import Database
 from storage.test_runs import TestRunRepository
@@ -101,7 +102,11 @@ class BotTests:
             )
         async with self.db.write() as session:
             run = await TestRunRepository(session).start(
-                draft.bot_id, draft.spec.content_hash(), len(draft.spec.tests), caller.identity
+                draft.bot_id,
+                draft.spec.content_hash(),
+                len(draft.spec.tests),
+                caller.identity,
+                worker=self.db.worker,
             )
         assert run.id is not None
         return PreparedRun(
@@ -134,10 +139,19 @@ class BotTests:
             )
         return report
 
-    async def fail_unfinished(self) -> None:
-        """At start: runs left `running` by a stopped process are marked failed."""
+    async def fail_orphaned(self, presence: Presence) -> None:
+        """Runs left `running` by a worker that is gone (stopped, crashed) are marked failed;
+        those of live workers go on."""
+        async with self.db.read() as session:
+            workers = await TestRunRepository(session).running_workers()
+        named = {worker for worker in workers if worker is not None}
+        gone: set[str | None] = {None, *await presence.gone(named)}
+        if not workers & gone:
+            return
         async with self.db.write() as session:
-            count = await TestRunRepository(session).fail_unfinished("interrupted by a restart")
+            count = await TestRunRepository(session).fail_unfinished(
+                "interrupted by a restart", workers=gone
+            )
         if count:
             logger.info("marked %d unfinished test runs failed", count)
 

@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builders.dataset import DatasetContent
 from builders.spec import MAX_VERSION, BotSpec
+from runtime.cluster.presence import Presence
 from runtime.evaluation.judge import NO_JUDGE_MODEL
 from runtime.evaluation.run import (
     MAX_CONCURRENT_ROWS,
@@ -183,6 +184,7 @@ class EvalFeature:
                     versions=[version.to_json() for version in chosen],
                     total=len(content.rows) * len(chosen),
                     started_by=caller.identity,
+                    worker=self.db.worker,
                 )
             except DuplicateError:  # the partial unique index: one running run per bot
                 raise ConflictError(_busy(draft.name, await repo.running(draft.bot_id))) from None
@@ -331,11 +333,18 @@ class EvalFeature:
         are marked failed)."""
         await settle(self._jobs, grace_s=grace_s)
 
-    async def fail_unfinished(self) -> None:
-        """At start: runs left running by a stopped process are marked failed."""
+    async def fail_orphaned(self, presence: Presence) -> None:
+        """Runs left running by a worker that is gone (stopped, crashed) are marked failed;
+        those of live workers go on."""
+        async with self.db.read() as session:
+            workers = await EvalRepository(session).running_workers()
+        named = {worker for worker in workers if worker is not None}
+        gone: set[str | None] = {None, *await presence.gone(named)}
+        if not workers & gone:
+            return
         async with self.db.write() as session:
             count = await EvalRepository(session).fail_unfinished(
-                "interrupted by a restart: run it again"
+                "interrupted by a restart: run it again", workers=gone
             )
         if count:
             logger.info("marked %d unfinished evaluation runs failed", count)

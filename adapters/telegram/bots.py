@@ -66,6 +66,7 @@ logger = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_S = 30.0  # a longer wait is not worth holding the conversation for
 POLL_TIMEOUT_S = 25  # long-poll wait of one getUpdates
+RESCAN_EVERY_S = 3.0  # the polling leader looks for bots deployed or undeployed by other workers
 _RETRIES = 3
 _COMMANDS = (("start", "Start over and say hello"), ("reset", "Forget this conversation"))
 _UNPARSABLE = "can't parse entities"  # Telegram's words for HTML it refuses
@@ -142,7 +143,9 @@ class TelegramBots:
         self._session: Any = None
         self._poll_session: Any = None  # long polls apart: they must not starve the sends
         self._bots: dict[str, Any] = {}  # deployment id -> aiogram Bot
-        self._pollers: dict[str, asyncio.Task[None]] = {}
+        # deployment id -> (the token polled with, encrypted as stored; its getUpdates loop)
+        self._pollers: dict[str, tuple[bytes, asyncio.Task[None]]] = {}
+        self._leading = False  # `lead` runs here: this process polls every deployed bot
         self._loading = asyncio.Lock()
         self.pacer = ChatPacer()
         # Told when Telegram refuses a deployment's token for good (the Studio marks it broken
@@ -260,15 +263,15 @@ class TelegramBots:
         except lib.exceptions.TelegramAPIError as exc:
             raise SendError(f"Telegram answered: {said(exc)}", permanent=True) from None
         self._bots[deployment.id] = bot
-        if self.polling:
-            self._poll(deployment.id)
+        if self._leading:  # else the leader finds it at its next rescan
+            self._poll(deployment.id, deployment.credentials)
         return f"https://t.me/{me.username}"
 
     async def teardown(self, deployment: DeploymentInfo) -> None:
-        poller = self._pollers.pop(deployment.id, None)
-        if poller is not None:
-            poller.cancel()
-            await asyncio.gather(poller, return_exceptions=True)
+        polled = self._pollers.pop(deployment.id, None)
+        if polled is not None:
+            polled[1].cancel()
+            await asyncio.gather(polled[1], return_exceptions=True)
         bot = self._bots.pop(deployment.id, None)
         if bot is None and deployment.credentials is not None:
             bot = await self._bot_with(self.cipher.decrypt(deployment.credentials))
@@ -569,15 +572,7 @@ class TelegramBots:
         self._reports.add(report)
         report.add_done_callback(self._reports.discard)
 
-    async def stop_polling(self) -> None:
-        """No more updates (shutdown): the pollers stop; what they recorded is answered."""
-        for poller in self._pollers.values():
-            poller.cancel()
-        await asyncio.gather(*self._pollers.values(), return_exceptions=True)
-        self._pollers.clear()
-
     async def close(self) -> None:
-        await self.stop_polling()
         await self.drafts.close_all()
         for session in (self._session, self._poll_session):
             if session is not None:
@@ -585,31 +580,65 @@ class TelegramBots:
 
     # -- long polling (no public URL) ------------------------------------------------------------
 
-    async def start(self) -> None:
-        """At start, in polling mode: every deployed bot joins the polling loop."""
-        if not self.polling:
-            return
-        query = select(Deployment.id).where(Deployment.channel == self.kind)
+    async def lead(self) -> None:
+        """On the cluster's leader only, in polling mode (`ChannelParts.lead`): every deployed
+        bot is polled from this process, one getUpdates loop per bot across the workers
+        (Telegram refuses a second). Bots deployed, given another token or undeployed on
+        another worker are found at the next rescan. Cancelled: the pollers stop (what they
+        recorded is answered)."""
+        self._leading = True
+        try:
+            while True:
+                try:
+                    await self._rescan()
+                except Exception:  # the database is away: the pollers go on, ask again
+                    logger.warning("looking for Telegram bots to poll failed", exc_info=True)
+                await asyncio.sleep(RESCAN_EVERY_S)
+        finally:
+            self._leading = False
+            tasks = [task for _, task in self._pollers.values()]
+            self._pollers.clear()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _rescan(self) -> None:
+        """Poll each deployed bot with its stored token; stop the pollers of bots undeployed or
+        given another token. A poller started since the read (a deploy here) is left alone."""
+        known = dict(self._pollers)
+        query = select(Deployment.id, Deployment.credentials).where(Deployment.channel == self.kind)
         async with self.runtime.db.read() as session:
-            deployments = list((await session.exec(query)).all())
-        for deployment_id in deployments:
-            self._poll(deployment_id)
+            deployed = {i: c for i, c in (await session.exec(query)).all() if c is not None}
+        stopped = []
+        for deployment_id, (credentials, task) in known.items():
+            if deployed.get(deployment_id) != credentials:
+                if self._pollers.get(deployment_id) == (credentials, task):
+                    del self._pollers[deployment_id]
+                task.cancel()
+                stopped.append(task)
+        await asyncio.gather(*stopped, return_exceptions=True)
+        for deployment_id, credentials in deployed.items():
+            if deployment_id not in self._pollers:
+                self._poll(deployment_id, credentials)
 
-    def _poll(self, deployment_id: str) -> None:
+    def _poll(self, deployment_id: str, credentials: bytes | None) -> None:
+        """Poll with this token (a poller with another one stops; a refused one starts again)."""
+        if credentials is None:
+            return
         running = self._pollers.get(deployment_id)
-        if running is None or running.done():
-            task = asyncio.create_task(self._poll_loop(deployment_id))
-            task.add_done_callback(log_failure(logger, "a Telegram poller stopped"))
-            self._pollers[deployment_id] = task
+        if running is not None:
+            if running[0] == credentials and not running[1].done():
+                return
+            running[1].cancel()
+        task = asyncio.create_task(self._poll_loop(deployment_id, credentials))
+        task.add_done_callback(log_failure(logger, "a Telegram poller stopped"))
+        self._pollers[deployment_id] = (credentials, task)
 
-    async def _poll_loop(self, deployment_id: str) -> None:
+    async def _poll_loop(self, deployment_id: str, credentials: bytes) -> None:
         """The deployment's updates by long polling, until Telegram refuses its token."""
         lib = await self._aiogram()
         errors = lib.exceptions
-        try:
-            bot = lib.Bot(await self._token(deployment_id), session=self._poll_session)
-        except SendError:
-            return  # undeployed meanwhile
+        bot = lib.Bot(self.cipher.decrypt(credentials), session=self._poll_session)
         extra = {"deployment": deployment_id}
 
         async def fetch(offset: int | None) -> list[Any]:
@@ -633,6 +662,10 @@ class TelegramBots:
             logger=logger,
             extra=extra,
         )
+        async with self.runtime.db.read() as session:
+            row = await session.get(Deployment, deployment_id)
+        if row is None or row.credentials != credentials:
+            return  # undeployed or given another token meanwhile: that token is not in use
         logger.warning("stopped polling: Telegram refused the token", extra=extra)
         self._revoked(deployment_id)
 

@@ -40,10 +40,9 @@ class TelegramBotsPlugin:
         return ChannelParts(
             adapter=telegram,
             deployable=telegram,
-            start=telegram.start,
-            stop=telegram.stop_polling,
             close=telegram.close,
             warm=telegram.warm,
+            lead=telegram.lead if telegram.polling else None,
         )
 
     def routes(self) -> APIRouter | None:
@@ -89,8 +88,9 @@ class TelegramStudioPlugin:
             fronts=(studio_bot,),
             rooms=studio_bot.rooms,
             start=start,
-            stop=studio_bot.stop_polling,
+            stop=studio_bot.stop,
             close=studio_bot.close,
+            lead=studio_bot.poll if studio_bot.public_url is None else None,
         )
 
     def routes(self) -> APIRouter | None:

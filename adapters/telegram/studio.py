@@ -120,7 +120,6 @@ class TelegramStudio:
         self._app: Any = None
         self._ready = asyncio.Event()
         self._starting: asyncio.Task[None] | None = None
-        self._poller: asyncio.Task[None] | None = None
         # Strangers' updates are never recorded; a redelivery of one is recognised here (and
         # people outside a team who reply in a handoff's group, told once).
         self._strangers_seen: OrderedDict[Hashable, None] = OrderedDict()
@@ -163,7 +162,8 @@ class TelegramStudio:
     # -- start and stop --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect in the background (getMe, the command menu, the webhook or the poller)."""
+        """Connect in the background (getMe, the command menu, the webhook); every worker
+        does, to send. In polling mode only the leader polls (`poll`)."""
         self._starting = asyncio.create_task(self._start())
         self._starting.add_done_callback(_stopped)
 
@@ -202,18 +202,15 @@ class TelegramStudio:
         self._app = app
         self.username = app.bot.username
         self._ready.set()
-        if self.public_url is None:
-            self._poller = asyncio.create_task(self._poll())
-            self._poller.add_done_callback(_stopped)
 
-    async def stop_polling(self) -> None:
-        for task in (self._starting, self._poller):
-            if task is not None and not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+    async def stop(self) -> None:
+        """Shutdown: a connection still being tried is given up."""
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
 
     async def close(self) -> None:
-        await self.stop_polling()
+        await self.stop()
         if self._app is not None:
             await self._app.shutdown()
 
@@ -240,8 +237,11 @@ class TelegramStudio:
         await self._dispatch(parsed)  # raises when it cannot be recorded: no 200, Telegram retries
         return 200
 
-    async def _poll(self) -> None:
-        """The Studio's updates by long polling, until Telegram refuses its token."""
+    async def poll(self) -> None:
+        """On the cluster's leader only, in polling mode (`ChannelParts.lead`): the Studio's
+        updates by long polling once connected, until Telegram refuses its token (Telegram
+        refuses a second getUpdates loop, so one worker polls)."""
+        await self._ready.wait()
         app = self._app
         assert app is not None
         errors = self._ptb.error

@@ -3,7 +3,7 @@
 The project's tables are the truth; APScheduler (memory job store, rebuilt from the book) only
 wakes the process at each fire time (one pass at a time: wakes during a pass make one more pass
 after it), and every decision takes an explicit `now` (`run_due(now)`), so tests drive it with
-their own clock. The leader (`leader.Leadership`) does the due work; whoever inserts an
+their own clock. The leader (`runtime.cluster.leader`) does the due work; whoever inserts an
 occurrence's `schedule_run` row sends it, so an occurrence goes out once across restarts and
 processes, and holds it (a lease, `storage.schedules.LEASE`) while it sends. A run missed while
 the service was down is sent late within the schedule's grace, else recorded `skipped` (only the
@@ -61,7 +61,6 @@ logger = logging.getLogger(__name__)
 
 FOLLOWUPS_EVERY_S = 15
 BOOK_EVERY_S = 30
-LEADERSHIP_EVERY_S = 10
 # A run this late is on time, whatever its grace (the loop was busy, the poll came late); later
 # than that and later than its grace, it was missed while the service was down.
 ON_TIME = timedelta(minutes=1)
@@ -117,7 +116,6 @@ class Scheduler:
         every = {
             "followups": (self._wake, FOLLOWUPS_EVERY_S),
             "book": (self._wake_book, BOOK_EVERY_S),
-            "leadership": (self._wake_leadership, LEADERSHIP_EVERY_S),
         }
         for job_id, (job, seconds) in every.items():
             aps.add_job(job, IntervalTrigger(seconds=seconds), id=job_id, **_JOB_OPTIONS)
@@ -144,7 +142,6 @@ class Scheduler:
             await asyncio.gather(*late, return_exceptions=True)
         if self.bot_changed in self.runtime.bot_listeners:
             self.runtime.bot_listeners.remove(self.bot_changed)
-        await self.leadership.release()
 
     def bot_changed(self, bot_id: int) -> None:
         """A bot's pointers moved (promotion, rollback) or it went: read the book again."""
@@ -653,13 +650,13 @@ class Scheduler:
         await self._refresh()
         await self._wake()
 
-    async def _wake_leadership(self) -> None:
-        was = self.leadership.leader
-        now = await self.leadership.check()
-        if now and not was:  # taken over: what the old leader missed or left half done
+    async def take_over(self) -> None:
+        """A leader-only job (`runtime.cluster.leader_work`): on becoming the leader, what the
+        old one missed or left half done. When leadership is lost, fan-outs under way halt
+        after their sends in flight (`_halted`), and the new leader goes on from their
+        cursors."""
+        if self._aps is not None:
             await self._wake()
-        # Lost: fan-outs under way halt after their sends in flight (`_halted`), and the new
-        # leader goes on from their cursors.
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)

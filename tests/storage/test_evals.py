@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from builders.dataset import DatasetContent, DatasetRow, Evaluator
 from builders.spec import BotSpec
@@ -13,6 +14,7 @@ from storage.database import Database
 from storage.datasets import DatasetRepository
 from storage.errors import DuplicateError
 from storage.evals import EvalRepository
+from storage.tables import EvalRun
 from storage.teams import TeamRepository
 
 SPEC_A = "sha256:" + "a" * 64
@@ -55,7 +57,9 @@ async def _bot(db: Database, name: str = "faq-bot") -> tuple[int, int, int]:
     return team.id, bot.id, dataset.id
 
 
-async def _start(db: Database, ids: tuple[int, int, int], content_hash: str = "h1") -> int:
+async def _start(
+    db: Database, ids: tuple[int, int, int], content_hash: str = "h1", *, worker: str = "w1"
+) -> int:
     team_id, bot_id, dataset_id = ids
     async with db.write() as session:
         run = await EvalRepository(session).start(
@@ -67,6 +71,7 @@ async def _start(db: Database, ids: tuple[int, int, int], content_hash: str = "h
             versions=VERSIONS,
             total=2,
             started_by="web:alice",
+            worker=worker,
         )
     assert run.id is not None
     return run.id
@@ -134,22 +139,44 @@ async def test_a_failed_run_keeps_its_reason_and_is_never_finished_later(
     assert (run.status, run.error) == ("failed", "interrupted: the service stopped")
 
 
-async def test_unfinished_runs_are_failed_at_start(any_db: Database) -> None:
+async def test_the_unfinished_runs_of_gone_workers_are_failed(any_db: Database) -> None:
     ids = await _bot(any_db)
     other = await _bot(any_db, "other-bot")
-    first = await _start(any_db, ids)
+    first = await _start(any_db, ids, worker="gone")
     async with any_db.write() as session:
         await EvalRepository(session).finish(first, results=[], summary=[], cost_usd=0.0)
-    second, elsewhere = await _start(any_db, ids), await _start(any_db, other)
+    second = await _start(any_db, ids, worker="gone")
+    elsewhere = await _start(any_db, other, worker="alive")
+    async with any_db.read() as session:
+        assert await EvalRepository(session).running_workers() == {"gone", "alive"}
     async with any_db.write() as session:
-        assert await EvalRepository(session).fail_unfinished("interrupted by a restart") == 2
+        repo = EvalRepository(session)
+        assert await repo.fail_unfinished("interrupted by a restart", workers={"gone"}) == 1
     async with any_db.read() as session:
         runs = await EvalRepository(session).recent(ids[1])
+        still = await EvalRepository(session).running(other[1])
     assert [(r.id, r.status, r.error) for r in runs] == [
         (second, "failed", "interrupted by a restart"),
         (first, "done", None),
     ]
+    assert still is not None and still.id == elsewhere  # its worker is alive: it goes on
     assert await _start(any_db, ids) > elsewhere  # no longer running: a new run may start
+
+
+async def test_runs_that_name_no_worker_are_failed_with_the_gone(any_db: Database) -> None:
+    """Runs recorded before runs named their worker (None) belong to no live worker."""
+    ids = await _bot(any_db)
+    run = await _start(any_db, ids)
+    async with any_db.write() as session:
+        await session.exec(update(EvalRun).values(worker=None))
+    async with any_db.write() as session:
+        repo = EvalRepository(session)
+        assert await repo.running_workers() == {None}
+        assert await repo.fail_unfinished("interrupted", workers={"other"}) == 0
+        assert await repo.fail_unfinished("interrupted", workers={None}) == 1
+    async with any_db.read() as session:
+        found = await EvalRepository(session).get(ids[1], run)
+    assert found is not None and found.status == "failed"
 
 
 async def test_a_bot_has_one_running_run_whatever_the_timing(any_db: Database) -> None:
@@ -171,6 +198,7 @@ async def test_a_bot_has_one_running_run_whatever_the_timing(any_db: Database) -
                 versions=VERSIONS,
                 total=2,
                 started_by="web:bob",
+                worker="w1",
             )
         running = await repo.running(ids[1])
         assert running is not None and running.id == first

@@ -10,6 +10,7 @@ from storage.test_runs import TestRunRepository, failure_reason
 
 HASH_A = "sha256:" + "a" * 64
 HASH_B = "sha256:" + "b" * 64
+WORKER = "studio:host:1:abc"
 RESULT = {
     "number": 1,
     "input": "hi",
@@ -31,7 +32,9 @@ async def _bot(db: Database, name: str = "faq-bot") -> int:
 
 async def _start(db: Database, bot_id: int, spec_hash: str = HASH_A, total: int = 1) -> int:
     async with db.write() as session:
-        run = await TestRunRepository(session).start(bot_id, spec_hash, total, "web:alice")
+        run = await TestRunRepository(session).start(
+            bot_id, spec_hash, total, "web:alice", worker=WORKER
+        )
     assert run.id is not None
     return run.id
 

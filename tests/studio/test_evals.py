@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from builders.dataset import DatasetContent, DatasetRow, Evaluator
 from builders.spec import BotSpec
+from runtime.cluster.presence import LocalPresence
 from runtime.evaluation.judge import NO_JUDGE_MODEL
 from runtime.messages import Address
 from storage.audit import AuditRepository
@@ -492,8 +493,9 @@ async def test_a_restart_marks_running_runs_failed(world: World) -> None:
             versions=[{"label": "draft", "number": None, "spec_hash": "x", "ref": "draft"}],
             total=4,
             started_by="test",
+            worker="a process that stopped",
         )
-    await world.evals.fail_unfinished()
+    await world.evals.fail_orphaned(LocalPresence(world.core.db.worker))
     shown = await world.evals.run(world.caller, "faq-bot", EvalRuns(run=1), world.where)
     assert shown.text == (
         "*faq-bot* on golden: run 1 failed: interrupted by a restart: run it again."

@@ -155,6 +155,7 @@ async def test_a_chart_of_a_run_not_done_yet_is_a_conflict(service: Service) -> 
             versions=[{"label": "draft", "number": None, "spec_hash": "x", "ref": "draft"}],
             total=2,
             started_by="test",
+            worker=core.db.worker,  # alive: the leader's sweep leaves it running
         )
     chart = await service.client.get(
         "/api/v1/bots/faq-bot/evals/1/chart.png", headers=service.auth()

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.postgres
 
 NINE = datetime(2030, 3, 30, 9, tzinfo=UTC)
 DAY = datetime(2030, 3, 31, 9, tzinfo=UTC)
+# Advisory locks are the database's, but pg_locks lists every database's (others' tests too).
+THIS_DATABASE = "database = (select oid from pg_database where datname = current_database())"
 MORNING = {"id": "morning", "cron": "0 9 * * *", "message": "Good morning!"}
 
 
@@ -39,7 +41,7 @@ async def kill_leader(db: Database) -> None:
         killed = await conn.execute(
             text(
                 "select pg_terminate_backend(pid) from pg_locks "
-                "where locktype = 'advisory' and objid = :k and granted"
+                f"where {THIS_DATABASE} and locktype = 'advisory' and objid = :k and granted"
             ),
             {"k": LEADER_LOCK},
         )
@@ -48,7 +50,10 @@ async def kill_leader(db: Database) -> None:
     for _ in range(500):
         async with db.read_conn() as conn:
             held = await conn.execute(
-                text("select 1 from pg_locks where locktype = 'advisory' and objid = :k"),
+                text(
+                    "select 1 from pg_locks "
+                    f"where {THIS_DATABASE} and locktype = 'advisory' and objid = :k"
+                ),
                 {"k": LEADER_LOCK},
             )
             if not held.all():
@@ -106,4 +111,6 @@ async def test_two_processes_fire_each_occurrence_once(pg: Database) -> None:
         for runtime, scheduler in processes:
             await scheduler.stop()
             await runtime.drain()
+        for leader in leaders:
+            await leader.release()
         await world.runtime.drain()
