@@ -393,6 +393,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
                 per_minute=settings.web_rate_per_address,
                 burst=max(10, int(settings.web_rate_per_address // 2)),
             ),
+            leadership=services.leadership,
         )
         app.state.core = services
         try:

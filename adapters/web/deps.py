@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from adapters.mailbox import Mailbox
 from adapters.web.rate_limit import RateLimiter
 from adapters.web.sessions import SessionIssuer
+from runtime.cluster.leader import Leadership
 from runtime.runtime import Runtime
 from studio.engine import Studio
 from studio.errors import BadRequestError, UnauthorizedError
@@ -35,6 +36,7 @@ class WebServices:
     sessions: SessionIssuer
     session_limiter: RateLimiter
     address_limiter: RateLimiter
+    leadership: Leadership  # the process's: /readyz tells its role
 
 
 async def services(request: Request) -> WebServices:

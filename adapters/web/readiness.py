@@ -2,8 +2,10 @@
 
 `/healthz` says the process is alive; `/readyz` also asks what serving needs: the database
 answers, its schema is at the code's migration head, and the vector store answers. 200 with every
-check's outcome, or 503 naming each failed check and why (one line each). Neither needs a key,
-and neither is part of the API's schema.
+check's outcome, or 503 naming each failed check and why (one line each). Either way it says
+which worker answered and its role, `leader` or `follower` (`runtime.cluster.leader`: with
+several workers on PostgreSQL, one runs the leader-only work). Neither needs a key, and neither
+is part of the API's schema.
 """
 
 from __future__ import annotations
@@ -80,8 +82,13 @@ async def readyz(request: Request) -> JSONResponse:
     outcomes = await check(svc.ops.db, knowledge.store if knowledge else None)
     checks = {name: why for name, (_, why) in outcomes.items()}
     failed = [f"{name}: {why}" for name, (ok, why) in outcomes.items() if not ok]
+    who = {
+        "worker": svc.ops.db.worker,
+        "role": "leader" if svc.leadership.leader else "follower",
+    }
     if not failed:
-        return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse({"status": "ready", "checks": checks, **who})
     return JSONResponse(
-        {"status": "not ready", "error": "; ".join(failed), "checks": checks}, status_code=503
+        {"status": "not ready", "error": "; ".join(failed), "checks": checks, **who},
+        status_code=503,
     )

@@ -34,6 +34,8 @@ async def test_ready_without_a_key_and_not_in_the_schema(service: Service) -> No
     assert response.json() == {
         "status": "ready",
         "checks": {"database": "ok", "migrations": f"ok (revision {HEAD})", "vector_store": "ok"},
+        "worker": service.app.state.core.db.worker,
+        "role": "leader",  # SQLite: the one process leads
     }
     assert (await service.client.get("/healthz")).json() == {"status": "ok"}
     paths = (await service.client.get("/openapi.json")).json()["paths"]
@@ -54,6 +56,7 @@ async def test_a_database_behind_the_code_is_not_ready(service: Service) -> None
         "service to migrate (or run the code that migrated it)"
     )
     assert body["checks"]["database"] == "ok" and body["checks"]["vector_store"] == "ok"
+    assert body["role"] == "leader"
     assert (await service.client.get("/healthz")).status_code == 200
 
 
