@@ -11,10 +11,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from storage.database import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# pg_advisory_xact_lock's key for migrating (any constant the project owns).
+MIGRATION_LOCK = 0x5C4E_A1E3
 
 
 def alembic_config(connection: Any = None) -> Config:
@@ -25,10 +28,16 @@ def alembic_config(connection: Any = None) -> Config:
 
 
 async def migrate(db: Database) -> None:
+    """Upgrade to head in one transaction. Workers started at once on PostgreSQL take turns: the
+    first holds a transaction-level lock while it migrates, the others wait for it and then
+    find the schema at head (one process serves a SQLite file)."""
+
     def _upgrade(connection: Any) -> None:
         command.upgrade(alembic_config(connection), "head")
 
     async with db.write_conn() as conn:
+        if not db.is_sqlite:  # taken before Alembic reads the version: read after the wait
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         await conn.run_sync(_upgrade)
 
 
