@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from runtime.channel import ChannelRegistry
     from runtime.cipher import Cipher
     from runtime.cluster.leader import Leadership
-    from runtime.locks import ConversationLocks
     from runtime.cluster.leader_work import LeaderWork
     from runtime.cluster.presence import Presence
+    from runtime.locks import ConversationLocks
     from runtime.runtime import Runtime
     from runtime.scheduler.service import Scheduler
     from runtime.secrets import SecretVault

@@ -101,7 +101,7 @@ async def test_one_worker_runs_the_job_and_the_other_takes_over_when_it_dies(
         # other starts the jobs within a couple of checks.
         dead = 0 if leaderships[0].leader else 1
         await supervisors[dead].stop()
-        await kill_leader(pg)
+        await kill_leader(pg, held=False)
         await _until(lambda: jobs[1 - dead].running, 5 * EVERY_S + 1)
         assert leaderships[1 - dead].leader
     finally:
