@@ -17,8 +17,8 @@ The team is created once, before any worker starts (`python main.py team create`
 migrates the database), so workers starting together neither race to create the `local` team
 nor to migrate. Workers start in parallel; a worker is up when `/healthz` and `/readyz` answer
 200, then has answered one update through the model (`warm`: first-use imports are paid at
-start, not in a test's timings). `kill(worker)` is `kill -9`; `heal()` starts again every worker that died, on its port and
-data folder.
+start, not in a test's timings). `kill(worker)` is `kill -9`; `heal()` starts again every worker
+that died, on its port and data folder.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ STORM_CHATS = 24
 STORM_MESSAGES = 4
 PROMOTION_SEEN_S = 1.0  # a promotion is served by every worker this long after it returned
 TICK = "Time for the daily tick."
-FIRE_LEAD_S = 15  # the schedule fires at the first minute at least this far from its creation
+FIRE_LEAD_S = 8  # the schedule fires at the first minute at least this far from its creation
 FIRE_LATE_S = 40  # the occurrence may be sent this late (a leader's refresh, a loaded machine)
 TWICE_WINDOW_S = 5  # a second sending of the occurrence would come within this
 
