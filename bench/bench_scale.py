@@ -93,6 +93,7 @@ FIGURES = (
     "scale_errors",
     "pg_queries_per_turn",
     "pg_commits_per_turn",
+    "pg_cpu_ms_per_turn",
 )
 
 
@@ -154,6 +155,23 @@ async def _commits(database: str) -> int:
     finally:
         await conn.close()
     return int(value)
+
+
+def _postgres_cpu_s() -> float | None:
+    """CPU seconds the PostgreSQL server on this machine has used: its live processes, and the
+    backends that ended (the postmaster's reaped children). None when it runs elsewhere."""
+    ticks, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] != "postgres":
+            continue
+        fields = text[text.rindex(")") + 2 :].split()  # from field 3 (state) on
+        ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+        found = True
+    return ticks / os.sysconf("SC_CLK_TCK") if found else None
 
 
 @dataclass(slots=True)
@@ -303,6 +321,7 @@ async def _measure(stack: ExitStack, tmp: Path, database: str, report: Report) -
         report.begin("counting PostgreSQL's work per turn")
         side.urls = urls
         await asyncio.sleep(PG_SETTLE_S)
+        cpu_before = _postgres_cpu_s()
         before = (
             await _commits(database),
             [w.counted() for w in workers],
@@ -316,7 +335,10 @@ async def _measure(stack: ExitStack, tmp: Path, database: str, report: Report) -
             [w.counted() for w in workers],
             await _answers(http, fake_url, token),
         )
+        cpu_after = _postgres_cpu_s()
     report.add(*_pg_figures(before, after))
+    if cpu_before is not None and cpu_after is not None:
+        report.add(_pg_cpu_figure(cpu_after - cpu_before, after[2] - before[2]))
 
 
 def _throughput_figures(one: list[float], two: list[float], side: RoundRobin) -> list[Figure]:
@@ -350,6 +372,20 @@ def _throughput_figures(one: list[float], two: list[float], side: RoundRobin) ->
     ]
 
 
+def _pg_cpu_figure(cpu_s: float, answers: int) -> Figure:
+    per_turn_ms = cpu_s * 1000 / answers
+    return Figure(
+        "pg_cpu_ms_per_turn",
+        round(per_turn_ms, 2),
+        "ms",
+        "",
+        f"CPU time of the PostgreSQL server's processes on this machine (/proc: live ones and "
+        f"the backends that ended) over the counting phase and its idle wait, / {answers} "
+        f"answers: about {1000 / per_turn_ms:.0f} answered messages per second per PostgreSQL "
+        "core at this load; anything else the server did meanwhile (other databases) counts too",
+    )
+
+
 def _pg_figures(
     before: tuple[int, list[dict[str, int]], int], after: tuple[int, list[dict[str, int]], int]
 ) -> list[Figure]:
@@ -375,7 +411,9 @@ def _pg_figures(
             "",
             f"SQL statements the two workers executed (SQLAlchemy `before_cursor_execute` on "
             f"every Engine of each process, by bench.scale_worker: BEGIN, COMMIT and pool pings "
-            f"not included; pg_stat_statements is not preloaded on this server) / {window}",
+            f"not included, nor the statements on the workers' own asyncpg connections: two a "
+            f"turn for its conversation's advisory lock, and the leader's and the invalidation "
+            f"listener's checks; pg_stat_statements is not preloaded on this server) / {window}",
         ),
         Figure(
             "pg_commits_per_turn",

@@ -652,8 +652,9 @@ class Runtime:
             message = IncomingMessage.model_validate(payload)
             jobs.append((message.address, partial(self.process, inbox_id, message, wait=False)))
         self.backlog.start(jobs)
-        if jobs:
-            logger.info(
+        if jobs:  # the sweep finds rows whose turn is still running (skipped) at every pass
+            logger.log(
+                logging.INFO if inbox_age is None else logging.DEBUG,
                 "answering %d unsent replies and %d pending messages in the background",
                 len(unsent),
                 len(pending),

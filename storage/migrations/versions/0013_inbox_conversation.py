@@ -23,6 +23,12 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("conversation", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
         )
+    # Messages still to answer name their conversation too (finished ones expire unread).
+    conversation = {
+        "postgresql": "(payload::jsonb) -> 'address' ->> 'conversation'",
+        "sqlite": "json_extract(payload, '$.address.conversation')",
+    }[op.get_bind().dialect.name]
+    op.execute(f"UPDATE inbox SET conversation = {conversation} WHERE status = 'pending'")
     op.create_index(
         "ix_inbox_pending_conversation",
         "inbox",
