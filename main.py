@@ -266,7 +266,8 @@ def _leader_jobs(services: Services) -> None:
     )
     work.add("handoff timeouts", services.runtime.handoffs.watch)
     if services.runtime.locks.shared:  # a dead worker's messages; alone, `recover` at start does
-        work.add("unanswered messages", services.runtime.sweep)
+        # (a presence of its own: each asks after its own workers)
+        work.add("unanswered messages", partial(services.runtime.sweep, _presence(services.db)))
     work.add("knowledge tending", partial(_tend_knowledge, services))
     work.add("orphaned runs", partial(_fail_orphaned_runs, services))
     for kind, part in services.parts.items():
@@ -333,7 +334,7 @@ def _conversation_locks(db: Database) -> ConversationLocks:
     from runtime.cluster.conversation_locks import PostgresConversationLocks
     from runtime.locks import LocalConversationLocks
 
-    return LocalConversationLocks() if db.is_sqlite else PostgresConversationLocks(db.url)
+    return LocalConversationLocks() if db.is_sqlite else PostgresConversationLocks(db)
 
 
 def _leadership(db: Database) -> Leadership:
@@ -373,7 +374,8 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
                 flush=True,
             )
         await services.runtime.handoffs.load()  # before any turn asks whether it is handed over
-        await services.runtime.recover()  # queues the backlog: answered in the background
+        if not services.runtime.locks.shared:  # alone: what the last run left is this one's
+            await services.runtime.recover()  # queues the backlog: answered in the background
         await services.scheduler.start()  # catches up on what was missed, in the background
         services.warming = asyncio.create_task(_warm_up(services))
         for part in services.parts.values():

@@ -3,13 +3,15 @@
 A turn then needs no database read: only its one write. This is correct while one process is
 the only writer of a conversation, which the per-conversation lock guarantees in one process.
 With several workers another one may have stored a turn since this one cached the conversation,
-and no notification can arrive before the next turn reads it, so the runtime turns the cache off
-on a server database (`size=0`: no state kept, `begin` ignored; see `Runtime`).
+and no notification can arrive before the next turn reads it: there the cache is given a
+`latest` read (the active conversation's id and its newest message's id, one statement on the
+connection that holds the conversation's lock), and a state whose own differ is read again.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from runtime.cluster.invalidation import ConversationForgotten, Invalidations, LocalInvalidations
@@ -18,6 +20,8 @@ from storage import conversations as conv_store
 from storage.database import Database
 
 Key = tuple[str, str]  # (deployment id, conversation key)
+# What is stored at a key now: the active conversation's id and its newest message's id.
+Latest = Callable[[Key], Awaitable[tuple[int | None, int | None]]]
 NEW_KEYS = 10_000  # conversations announced new and not loaded yet that are remembered
 
 
@@ -26,6 +30,7 @@ class ConversationState:
     id: int | None  # None: the conversation has no stored turn yet
     window: int  # how many turns `messages` may hold
     messages: deque[ChatMessage]
+    last: int | None = None  # its newest stored message's id, where the cache checks it
 
     def history(self, turns: int) -> list[ChatMessage]:
         if turns <= 0:
@@ -35,37 +40,53 @@ class ConversationState:
 
 class ConversationCache:
     def __init__(
-        self, db: Database, *, size: int = 5_000, invalidations: Invalidations | None = None
+        self,
+        db: Database,
+        *,
+        size: int = 5_000,
+        invalidations: Invalidations | None = None,
+        latest: Latest | None = None,
     ) -> None:
         self.db = db
         self.size = size
         self.invalidations = invalidations or LocalInvalidations()
+        self.latest = latest  # None: this process is the only writer (no check)
         self._states: OrderedDict[Key, ConversationState] = OrderedDict()
         self._new: OrderedDict[Key, None] = OrderedDict()
 
     def begin(self, key: Key) -> None:
         """`key` names a conversation that cannot exist yet (a web session issued just now): its
-        first load needs no database read. Ignored when nothing is cached: its first message
-        may be stored by another worker."""
-        if self.size <= 0:
+        first load needs no database read. Ignored when nothing is cached or others write too:
+        its first message may be stored by another worker."""
+        if self.size <= 0 or self.latest is not None:
             return
         self._new[key] = None
         while len(self._new) > NEW_KEYS:
             self._new.popitem(last=False)
 
     async def load(self, key: Key, window: int) -> ConversationState:
-        """The conversation at `key` with at least its last `window` turns."""
+        """The conversation at `key` with at least its last `window` turns (the caller holds
+        the conversation's lock)."""
         state = self._states.get(key)
+        known: tuple[int | None, int | None] | None = None
+        if self.latest is not None:
+            known = await self.latest(key)
+            if state is not None and (state.id, state.last) != known:
+                state = None  # another worker answered it, or it ended, meanwhile
         if state is not None and state.window >= window:
             self._states.move_to_end(key)
             return state
-        if key in self._new:
-            del self._new[key]
+        new = key in self._new if known is None else known[0] is None
+        if new:
+            self._new.pop(key, None)
             state = ConversationState(id=None, window=window, messages=deque(maxlen=2 * window))
             self._keep(key, state)
             return state
         async with self.db.read_conn() as conn:
-            conversation_id = await conv_store.active_conversation(conn, *key)
+            if known is None:
+                conversation_id = await conv_store.active_conversation(conn, *key)
+            else:
+                conversation_id = known[0]
             rows: list[tuple[str, str]] = []
             if conversation_id is not None and window > 0:
                 rows = await conv_store.history(conn, conversation_id, window)
@@ -73,13 +94,18 @@ class ConversationCache:
             id=conversation_id,
             window=window,
             messages=deque((ChatMessage(r, t) for r, t in rows), maxlen=2 * window),
+            last=None if known is None else known[1],
         )
         self._keep(key, state)
         return state
 
-    def record(self, key: Key, state: ConversationState, turn: list[ChatMessage]) -> None:
-        """After the turn is committed: remember it (error turns are not history)."""
+    def record(
+        self, key: Key, state: ConversationState, turn: list[ChatMessage], *, last: int | None
+    ) -> None:
+        """After the turn is committed: remember it (error turns are not history); `last` is
+        the id of the newest message it stored."""
         state.messages.extend(turn)
+        state.last = last
         self._keep(key, state)
 
     def forget(self, key: Key) -> None:

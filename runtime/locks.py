@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 def conversation_key(deployment_id: str, conversation: str) -> str:
@@ -36,6 +36,17 @@ class ConversationLocks(Protocol):
 
     async def close(self) -> None:
         """Let go of what holds the locks (shutdown)."""
+        ...
+
+
+@runtime_checkable
+class SharedConversationLocks(ConversationLocks, Protocol):
+    """Locks other processes share, on connections of their own."""
+
+    async def fetch(self, key: str, query: str, *args: object) -> list[tuple[Any, ...]]:
+        """Rows of `query` (the driver's own SQL, `$1`...) read on the connection that holds
+        `key`'s lock, by its holder: a statement with no pool around it, which a turn can
+        afford on its hot path."""
         ...
 
 

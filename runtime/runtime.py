@@ -40,6 +40,7 @@ from runtime.cluster.invalidation import (
     LocalInvalidations,
     ParticipantsForgotten,
 )
+from runtime.cluster.presence import Presence
 from runtime.conversation_cache import ConversationCache, ConversationState
 from runtime.feedback import Ratings
 from runtime.handoff_desk import HANDOFF_DESK, HandoffDesk
@@ -49,6 +50,7 @@ from runtime.locks import (
     AbstractLock,
     ConversationLocks,
     LocalConversationLocks,
+    SharedConversationLocks,
     conversation_key,
 )
 from runtime.messages import Address, IncomingMessage, OutgoingMessage, Reply
@@ -89,12 +91,12 @@ KEEP_DELIVERIES = timedelta(days=2)
 RECOVERY_CONCURRENCY = 32
 
 
-# Unanswered messages older than this are the sweep's (their worker died, or is about to be
-# let into the conversation: the lock and a second look keep either from answering twice).
-# Replies sent outside a turn (`push`) are not under their conversation's lock, so unsent ones
-# are left longer than any send's retries take.
-SWEEP_INBOX_AGE = timedelta(seconds=5)
-SWEEP_OUTBOX_AGE = timedelta(seconds=30)
+# With several workers (`Runtime.recover`): a message a live worker accepted and has not
+# answered this long after is the sweep's too (no turn takes that long), and so is a reply
+# stored this long ago by a version that did not name its worker (longer than any send's
+# retries take).
+SWEEP_INBOX_AGE = timedelta(minutes=2)
+SWEEP_OUTBOX_AGE = timedelta(minutes=5)
 SWEEP_EVERY_S = 2.0
 
 
@@ -103,6 +105,11 @@ async def _waited(lock: AbstractLock) -> AsyncIterator[bool]:
     """`hold` as `attempt` reads: held, after waiting."""
     async with lock:
         yield True
+
+
+class AnsweredElsewhereError(RuntimeError):
+    """The message was answered by another worker while this one answered it too (a lost
+    conversation lock): this answer is neither kept nor sent."""
 
 
 class UnknownDeploymentError(LookupError):
@@ -179,8 +186,10 @@ class Runtime:
     Caches what turns read (compiled versions, A/B plans, deployments, bot names; conversations
     and participants' memory). A change made here is invalidated here and published through
     `invalidations` to the other workers sharing the database, which `apply` it.
-    `conversation_cache_size` None: 5,000 on SQLite (one process), 0 on a server database,
-    where another worker may store a turn or a memory between two of this one's.
+    `conversation_cache_size` None: 5,000 on SQLite (one process); on a server database, where
+    another worker may store a turn or a memory between two of this one's, conversations are
+    cached only where shared locks let a turn check what is stored (`conversation_cache`), and
+    participants' memory not at all.
     """
 
     def __init__(
@@ -208,13 +217,17 @@ class Runtime:
         self._live: dict[tuple[int, str], LiveVersion] = {}
         self._bindings: dict[tuple[str, str, int], str | None] = {}
         self.invalidations: Invalidations = invalidations or LocalInvalidations()
-        if conversation_cache_size is None:
-            conversation_cache_size = 5_000 if db.is_sqlite else 0
+        shared = self.locks if isinstance(self.locks, SharedConversationLocks) else None
+        self._shared_locks = shared if shared is not None and shared.shared else None
+        size = 5_000 if conversation_cache_size is None else conversation_cache_size
         self.conversations = ConversationCache(
-            db, size=conversation_cache_size, invalidations=self.invalidations
+            db,
+            size=size if db.is_sqlite or self._shared_locks is not None else 0,
+            invalidations=self.invalidations,
+            latest=self._latest if self._shared_locks is not None else None,
         )
         self.participants = ParticipantCache(
-            db, size=conversation_cache_size, invalidations=self.invalidations
+            db, size=size if db.is_sqlite else 0, invalidations=self.invalidations
         )
         self._bot_ids: dict[tuple[int, str], int] = {}
         self.runner = BotRunner(llm=llm, knowledge=knowledge, versions=self, tools=tools)
@@ -241,6 +254,13 @@ class Runtime:
         channels.register(self.handoffs)
 
     # -- wiring and caches ------------------------------------------------------------------
+
+    async def _latest(self, key: tuple[str, str]) -> tuple[int | None, int | None]:
+        """The active conversation at `key` and its newest message, read by the holder of the
+        conversation's lock on the lock's connection (`ConversationCache.load`)."""
+        assert self._shared_locks is not None
+        rows = await self._shared_locks.fetch(conversation_key(*key), conv_store.LATEST, *key)
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     def register_builtin(self, deployment_id: str, bot: BuiltinBot) -> None:
         self._builtins[deployment_id] = bot
@@ -472,6 +492,7 @@ class Runtime:
                 deployment_id=address.deployment_id,
                 conversation=address.conversation,
                 payload=payload,
+                worker=self.db.worker,
             )
             if inbox_id is not None and follow_ups:
                 schedule_store.cancel_followups(
@@ -507,27 +528,47 @@ class Runtime:
         accepted earlier (and has not answered yet, or never will: it died) goes first, and one
         answered meanwhile is not answered again. `wait=False` (recovery, the sweep) skips a
         conversation someone is answering: the sweep comes back to it."""
-        if not self.locks.shared:
+        locks = self._shared_locks
+        if locks is None:
             return await self._process_held(inbox_id, message, locked=False)
+        try:
+            return await self._drain(locks, inbox_id, message, wait=wait)
+        except Exception:  # the database or the lock's connection: the sweep tries again
+            logger.exception("could not take the conversation", extra={"inbox": inbox_id})
+            return None
+
+    async def _drain(
+        self,
+        locks: SharedConversationLocks,
+        inbox_id: int,
+        message: IncomingMessage,
+        *,
+        wait: bool,
+    ) -> Reply | None:
+        """`process` with shared locks: the conversation's waiting messages up to this one."""
         address = message.address
         key = conversation_key(address.deployment_id, address.conversation)
-        async with _waited(self.locks.hold(key)) if wait else self.locks.attempt(key) as held:
+        async with _waited(locks.hold(key)) if wait else locks.attempt(key) as held:
             if not held:
                 return None
-            async with self.db.read_conn() as conn:
-                pending = await inbox_store.pending_of(
-                    conn,
-                    deployment_id=address.deployment_id,
-                    conversation=address.conversation,
-                    up_to=inbox_id,
-                )
+            where = (address.deployment_id, address.conversation)
+            pending = [
+                row[0] for row in await locks.fetch(key, inbox_store.PENDING_IDS, *where, inbox_id)
+            ]
+            earlier: dict[int, dict[str, Any]] = {}
+            if pending[:1] not in ([], [inbox_id]):  # rare: read what the others said
+                async with self.db.read_conn() as conn:
+                    rows = await inbox_store.pending_of(
+                        conn, deployment_id=where[0], conversation=where[1], up_to=inbox_id
+                    )
+                earlier = dict(rows)
             reply: Reply | None = None
-            for row_id, payload in pending:
+            for row_id in pending:
                 if row_id == inbox_id:
                     reply = await self._process_held(inbox_id, message, locked=True)
-                else:
-                    earlier = IncomingMessage.model_validate(payload)
-                    await self._process_held(row_id, earlier, locked=True)
+                elif row_id in earlier:
+                    said = IncomingMessage.model_validate(earlier[row_id])
+                    await self._process_held(row_id, said, locked=True)
             return reply
 
     async def _process_held(
@@ -537,6 +578,9 @@ class Runtime:
         try:
             stream = self._stream(message)
             return await self._turn(message, inbox_id=inbox_id, stream=stream, locked=locked)
+        except AnsweredElsewhereError:
+            logger.warning("answered by another worker meanwhile", extra={"inbox": inbox_id})
+            return None
         except (UnknownDeploymentError, NotLiveError) as exc:
             logger.warning("dropping message: %s", exc, extra={"inbox": inbox_id})
         except Exception:
@@ -580,7 +624,10 @@ class Runtime:
 
         def store(conn: Connection) -> int:
             return inbox_store.add_outbound(
-                conn, deployment_id=message.address.deployment_id, payload=payload
+                conn,
+                deployment_id=message.address.deployment_id,
+                payload=payload,
+                worker=self.db.worker,
             )
 
         return await self.deliver(await self.writes.run(store), message)
@@ -627,48 +674,57 @@ class Runtime:
         except SendError as exc:
             logger.info("a status message was not updated: %s", exc)
 
-    async def recover(
-        self, *, inbox_age: timedelta | None = None, outbox_age: timedelta | None = None
-    ) -> int:
+    async def recover(self, *, presence: Presence | None = None) -> int:
         """Queue what was stored but not sent, then what was accepted but not answered, and
         answer it in the background (`backlog`); how many rows were queued. At start, returns
         once it is queued, so call it before taking messages: a new one then waits for its
-        conversation's backlog. With shared locks it may run on any worker at any time (the
-        `sweep`): a conversation another worker holds is skipped, and a row is rechecked under
-        its conversation's lock, so none is answered or sent twice."""
-        now = utcnow()
+        conversation's backlog.
+
+        Alone (no `presence`), everything waiting is this process's to finish. With several
+        workers only what is nobody's any more: the rows of workers that are gone, a message
+        still unanswered after `SWEEP_INBOX_AGE` (its turn lost its way: the conversation's
+        lock and `inbox.answered` keep it answered once), and, after `SWEEP_OUTBOX_AGE`, a reply
+        stored by a version that did not name its worker. A reply a live worker stored is its
+        own to send, since replies outside a turn (`push`) are sent without a lock."""
         async with self.db.read_conn() as conn:
-            unsent = await inbox_store.pending_outbox(
-                conn, before=None if outbox_age is None else now - outbox_age
-            )
-            pending = await inbox_store.pending_inbox(
-                conn, before=None if inbox_age is None else now - inbox_age
-            )
+            unsent = await inbox_store.pending_outbox(conn)
+            pending = await inbox_store.pending_inbox(conn)
+        if presence is not None:
+            named = {row.worker for row in (*unsent, *pending) if row.worker is not None}
+            gone = await presence.gone(named) if named else set()
+            now = utcnow()
+            unsent = [
+                row
+                for row in unsent
+                if row.worker in gone or (row.worker is None and now - row.at > SWEEP_OUTBOX_AGE)
+            ]
+            pending = [
+                row for row in pending if row.worker in gone or now - row.at > SWEEP_INBOX_AGE
+            ]
         jobs: list[tuple[Address, Job]] = []
-        for outbox_id, _deployment, payload in unsent:
+        for outbox_id, payload, _worker, _at in unsent:
             reply = OutgoingMessage.model_validate(payload)
             jobs.append((reply.address, partial(self._deliver_pending, outbox_id, reply)))
-        for inbox_id, _deployment, payload in pending:
+        for inbox_id, payload, _worker, _at in pending:
             message = IncomingMessage.model_validate(payload)
             jobs.append((message.address, partial(self.process, inbox_id, message, wait=False)))
         self.backlog.start(jobs)
-        if jobs:  # the sweep finds rows whose turn is still running (skipped) at every pass
-            logger.log(
-                logging.INFO if inbox_age is None else logging.DEBUG,
+        if jobs:
+            logger.info(
                 "answering %d unsent replies and %d pending messages in the background",
                 len(unsent),
                 len(pending),
             )
         return len(jobs)
 
-    async def sweep(self, *, every_s: float = SWEEP_EVERY_S) -> None:
+    async def sweep(self, presence: Presence, *, every_s: float = SWEEP_EVERY_S) -> None:
         """Forever (the leader, when workers share the database): what a worker accepted or
         stored and then died before answering or sending is answered or sent by this one.
         Cancel to stop."""
         while True:
             await asyncio.sleep(every_s)
             try:
-                await self.recover(inbox_age=SWEEP_INBOX_AGE, outbox_age=SWEEP_OUTBOX_AGE)
+                await self.recover(presence=presence)
             except Exception:
                 logger.exception("the sweep of unanswered messages failed; trying again later")
 
@@ -870,9 +926,11 @@ class Runtime:
                             conn,
                             deployment_id=reply.address.deployment_id,
                             payload=reply.model_dump(mode="json"),
+                            worker=self.db.worker,
                         )
                     )
-                inbox_store.set_inbox_status(conn, inbox_id, "done")
+                if not inbox_store.answered(conn, inbox_id):
+                    raise AnsweredElsewhereError(f"inbox row {inbox_id}")
             return conversation_id, answer_id, outbox_ids
 
         if rows is None and inbox_id is None:  # a synchronous built-in turn stores nothing
@@ -1072,7 +1130,7 @@ class _LiveSession:
             state.id = self.reply.conversation_id
             if not output.error and not output.blocked and not output.silent:
                 turn = [ChatMessage("user", text), ChatMessage("assistant", output.reply)]
-                runtime.conversations.record(self._key, state, turn)
+                runtime.conversations.record(self._key, state, turn, last=self.reply.message_id)
 
     def _followups(self, output: TurnOutput) -> schedule_store.Arming:
         """After an answer: the follow-ups start again from now. A turn that handed the

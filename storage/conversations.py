@@ -88,6 +88,16 @@ class StatsRow:
         return sum(self.usage.values(), Usage())
 
 
+# The active conversation at (deployment, key) and its newest message's id, in PostgreSQL's own
+# SQL: what a worker reads, holding the conversation's lock, to know whether another changed it
+# since it cached it (`runtime.conversation_cache`).
+LATEST = (
+    f"SELECT c.id, (SELECT max(m.id) FROM {_msg.name} m WHERE m.conversation_id = c.id)"
+    f" FROM {_conv.name} c WHERE c.deployment_id = $1 AND c.key = $2 AND c.ended_at IS NULL"
+    " ORDER BY c.id DESC LIMIT 1"
+)
+
+
 async def active_conversation(
     conn: AsyncConnection, deployment_id: str | None, key: str
 ) -> int | None:

@@ -115,6 +115,17 @@ class Database:
             event.listen(self._sync_writer, "connect", _on_connect)
             self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
 
+    def asyncpg_options(self, *, name: str | None = None) -> dict[str, Any]:
+        """`asyncpg.connect`'s arguments for a connection kept outside the pool (locks,
+        `LISTEN`): the URL's host, credentials and options (`?ssl=require`) as SQLAlchemy reads
+        them, and the worker's name (or `name`) as its `application_name`."""
+        _, options = self.engine.dialect.create_connect_args(make_url(self.url))
+        for own in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+            options.pop(own, None)  # SQLAlchemy's, not asyncpg's
+        settings = dict(options.pop("server_settings", None) or {})
+        settings["application_name"] = name or self.worker
+        return {**options, "server_settings": settings}
+
     @property
     def sqlite_path(self) -> Path | None:
         database = make_url(self.url).database

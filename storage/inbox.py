@@ -8,7 +8,7 @@ never a check-then-insert). Writes are plain functions of a `Connection`, run by
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -46,12 +46,14 @@ def record_inbound(
     deployment_id: str,
     conversation: str,
     payload: dict[str, Any],
+    worker: str | None,
 ) -> int | None:
     """The new inbox row's id, or None when this key was seen before."""
     row = {
         "dedupe_key": dedupe_key,
         "deployment_id": deployment_id,
         "conversation": conversation,
+        "worker": worker,
         "payload": payload,
         "status": "pending",
         "received_at": utcnow(),
@@ -63,19 +65,46 @@ def set_inbox_status(conn: Connection, item_id: int, status: str) -> None:
     conn.execute(_SET_INBOX_STATUS, {"b_id": item_id, "b_status": status})
 
 
-async def pending_inbox(
-    conn: AsyncConnection, *, before: datetime | None = None
-) -> list[tuple[int, str, dict[str, Any]]]:
-    """Messages accepted and not answered (received before `before`, when given), oldest first."""
+_ANSWERED = (
+    update(_inbox)
+    .where(_inbox.c.id == bindparam("b_id"), _inbox.c.status == "pending")
+    .values(status="done")
+)
+
+
+def answered(conn: Connection, item_id: int) -> bool:
+    """Mark the message answered; False when it was not waiting any more (answered by another
+    worker, whose lock on the conversation was lost meanwhile): this answer must not be kept."""
+    return conn.execute(_ANSWERED, {"b_id": item_id}).rowcount == 1
+
+
+class Waiting(NamedTuple):
+    """A message not answered yet, or a reply not sent yet."""
+
+    id: int
+    payload: dict[str, Any]
+    worker: str | None  # who accepted or stored it (None: a version that did not say)
+    at: datetime
+
+
+async def pending_inbox(conn: AsyncConnection) -> list[Waiting]:
+    """Messages accepted and not answered, oldest first."""
     query = (
-        select(_inbox.c.id, _inbox.c.deployment_id, _inbox.c.payload)
+        select(_inbox.c.id, _inbox.c.payload, _inbox.c.worker, _inbox.c.received_at)
         .where(_inbox.c.status == "pending")
         .order_by(_inbox.c.id)
     )
-    if before is not None:
-        query = query.where(_inbox.c.received_at < before)
-    return [(i, d, p) for i, d, p in (await conn.execute(query)).all()]
+    return [Waiting(*row) for row in (await conn.execute(query)).all()]
 
+
+# `pending_of`'s ids in PostgreSQL's own SQL, for a statement on the connection that holds the
+# conversation's lock (`runtime.locks.SharedConversationLocks.fetch`): deployment, conversation,
+# up to which row.
+# The row itself is named whatever its conversation: one recorded before rows named theirs.
+PENDING_IDS = (
+    f"SELECT id FROM {_inbox.name} WHERE deployment_id = $1 AND status = 'pending'"
+    " AND (conversation = $2 AND id <= $3 OR id = $3) ORDER BY id"
+)
 
 _PENDING_OF = (
     select(_inbox.c.id, _inbox.c.payload)
@@ -97,9 +126,12 @@ async def pending_of(
     return [(i, p) for i, p in (await conn.execute(_PENDING_OF, params)).all()]
 
 
-def add_outbound(conn: Connection, *, deployment_id: str, payload: dict[str, Any]) -> int:
+def add_outbound(
+    conn: Connection, *, deployment_id: str, payload: dict[str, Any], worker: str | None
+) -> int:
     row = {
         "deployment_id": deployment_id,
+        "worker": worker,
         "payload": payload,
         "status": "pending",
         "created_at": utcnow(),
@@ -115,18 +147,14 @@ def mark_outbound(conn: Connection, item_id: int, *, status: str, error: str | N
     )
 
 
-async def pending_outbox(
-    conn: AsyncConnection, *, before: datetime | None = None
-) -> list[tuple[int, str, dict[str, Any]]]:
-    """Replies stored and not sent (stored before `before`, when given), oldest first."""
+async def pending_outbox(conn: AsyncConnection) -> list[Waiting]:
+    """Replies stored and not sent, oldest first."""
     query = (
-        select(_outbox.c.id, _outbox.c.deployment_id, _outbox.c.payload)
+        select(_outbox.c.id, _outbox.c.payload, _outbox.c.worker, _outbox.c.created_at)
         .where(_outbox.c.status == "pending")
         .order_by(_outbox.c.id)
     )
-    if before is not None:
-        query = query.where(_outbox.c.created_at < before)
-    return [(i, d, p) for i, d, p in (await conn.execute(query)).all()]
+    return [Waiting(*row) for row in (await conn.execute(query)).all()]
 
 
 async def outbox_pending(conn: AsyncConnection, outbox_id: int) -> bool:

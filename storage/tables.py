@@ -165,6 +165,7 @@ class InboxItem(SQLModel, table=True):
     dedupe_key: str = Field(unique=True, max_length=300)
     deployment_id: str = Field(max_length=40)
     conversation: str | None = None  # the address's (None: recorded before this was kept)
+    worker: str | None = Field(default=None, max_length=80)  # `Database.worker` that accepted it
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     status: str = Field(default="pending", max_length=16, index=True)
     received_at: datetime = _ts()
@@ -176,6 +177,7 @@ class OutboxItem(SQLModel, table=True):
     __tablename__ = "outbox"
     id: int | None = Field(default=None, primary_key=True)
     deployment_id: str = Field(max_length=40)
+    worker: str | None = Field(default=None, max_length=80)  # `Database.worker` that stored it
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     status: str = Field(default="pending", max_length=16, index=True)
     error: str | None = None

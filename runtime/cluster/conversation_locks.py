@@ -29,23 +29,21 @@ from functools import partial
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from runtime.locks import AbstractLock, LocalConversationLocks
+from storage.database import Database
 
 logger = logging.getLogger(__name__)
 
 # The first key of `pg_try_advisory_lock(int, int)` for conversations: apart from the single-key
 # locks (the scheduler's leader) by construction, and from other users of the two-key form by value.
 NAMESPACE = 0x5C0C
-CONNECTIONS = 2  # lock connections per worker (a statement each way per turn: two suffice)
+CONNECTIONS = 2  # lock connections per worker (a few short statements a turn: two suffice)
+# A statement on a lock connection that takes longer has lost its server (a half-open
+# connection): the connection is dropped, its locks with it, rather than stall every turn.
+STATEMENT_TIMEOUT_S = 5.0
 _FIRST_WAIT_S = 0.005
 _LONGEST_WAIT_S = 0.1
-
-
-def asyncpg_dsn(url: str) -> str:
-    """A SQLAlchemy `postgresql+asyncpg://` URL as asyncpg's own DSN."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def lock_id(key: str) -> int:
@@ -57,8 +55,8 @@ def lock_id(key: str) -> int:
 class _LockSession:
     """One connection holding advisory locks; statements on it run one at a time."""
 
-    def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
         self._conn: Any = None
         self._busy = asyncio.Lock()
         self.epoch = 0  # grows with each new connection: locks of an older one are gone
@@ -66,15 +64,29 @@ class _LockSession:
     async def _fetch(self, query: str, key: int) -> tuple[bool, int]:
         async with self._busy:
             if self._conn is None or self._conn.is_closed():
-                self._conn = await asyncpg.connect(self._dsn)
+                self._conn = await asyncpg.connect(**self._options, timeout=STATEMENT_TIMEOUT_S)
                 self.epoch += 1
             try:
-                return bool(await self._conn.fetchval(query, NAMESPACE, key)), self.epoch
+                got = await self._conn.fetchval(query, NAMESPACE, key, timeout=STATEMENT_TIMEOUT_S)
+                return bool(got), self.epoch
             except Exception:
                 # The server ended the session (a restart, a terminated backend): asyncpg may
                 # only find out now, in whatever state. Its locks are gone with it.
                 logger.warning("a conversation lock connection was lost: its locks are gone")
                 self._drop()
+                raise
+
+    async def fetch(self, query: str, *args: object) -> list[tuple[Any, ...]]:
+        async with self._busy:
+            if self._conn is None or self._conn.is_closed():
+                raise ConnectionError("the lock's connection is gone: so is the lock")
+            try:
+                rows = await self._conn.fetch(query, *args, timeout=STATEMENT_TIMEOUT_S)
+                return [tuple(row) for row in rows]
+            except Exception as exc:
+                if isinstance(exc, TimeoutError) or self._conn.is_closed():
+                    logger.warning("a conversation lock connection was lost: its locks are gone")
+                    self._drop()
                 raise
 
     async def try_lock(self, key: int) -> int | None:
@@ -109,10 +121,9 @@ class PostgresConversationLocks:
 
     shared = True
 
-    def __init__(self, url: str, *, connections: int = CONNECTIONS) -> None:
-        dsn = asyncpg_dsn(url)
+    def __init__(self, db: Database, *, connections: int = CONNECTIONS) -> None:
         self._local = LocalConversationLocks()
-        self._sessions = [_LockSession(dsn) for _ in range(connections)]
+        self._sessions = [_LockSession(db.asyncpg_options()) for _ in range(connections)]
         self._unlocking: set[asyncio.Future[None]] = set()
 
     def _session(self, key: int) -> _LockSession:
@@ -174,6 +185,9 @@ class PostgresConversationLocks:
                 yield True
             finally:
                 await self._give_back(session, pg_key, epoch)
+
+    async def fetch(self, key: str, query: str, *args: object) -> list[tuple[Any, ...]]:
+        return await asyncio.shield(self._session(lock_id(key)).fetch(query, *args))
 
     async def close(self) -> None:
         """Let every lock go (shutdown; the connections' end would do it too)."""

@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from storage.database import Database
 
@@ -165,7 +164,7 @@ def invalidations_for(db: Database, *, check_every_s: float = CHECK_EVERY_S) -> 
     """SQLite is served by one process (local); a server database may have several workers."""
     if db.is_sqlite:
         return LocalInvalidations()
-    return PostgresInvalidations(db.url, check_every_s=check_every_s)
+    return PostgresInvalidations(db, check_every_s=check_every_s)
 
 
 _Snapshot = dict[str, dict[Any, tuple[Any, ...]]]
@@ -188,10 +187,10 @@ class PostgresInvalidations:
     module). The connection is re-opened with backoff when it is lost (PostgreSQL restarted);
     nothing here ever raises into the service."""
 
-    def __init__(self, url: str, *, check_every_s: float = CHECK_EVERY_S) -> None:
-        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    def __init__(self, db: Database, *, check_every_s: float = CHECK_EVERY_S) -> None:
         self.check_every_s = check_every_s
         self.worker = uuid.uuid4().hex[:12]  # this process, in the payloads it sends
+        self._options = db.asyncpg_options(name=f"{APPLICATION_NAME}-{self.worker}")
         self._apply: Apply | None = None
         self._conn: asyncpg.Connection | None = None
         self._using = asyncio.Lock()  # one statement at a time on the connection
@@ -253,11 +252,7 @@ class PostgresInvalidations:
 
     async def _connect(self) -> None:
         self._lost.clear()
-        conn = await asyncpg.connect(
-            self.dsn,
-            server_settings={"application_name": f"{APPLICATION_NAME}-{self.worker}"},
-            timeout=10,
-        )
+        conn = await asyncpg.connect(**self._options, timeout=10)
         conn.add_termination_listener(lambda _conn: self._lost.set())
         try:
             await conn.add_listener(CHANNEL, self._notified)

@@ -151,7 +151,7 @@ class Proactive:
                 return conversation_id, None
             payload = outgoing.model_dump(mode="json")
             return conversation_id, inbox_store.add_outbound(
-                conn, deployment_id=target.id, payload=payload
+                conn, deployment_id=target.id, payload=payload, worker=runtime.db.worker
             )
 
         conversation_id, outbox_id = await runtime.writes.run(keep)

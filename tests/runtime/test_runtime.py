@@ -174,7 +174,7 @@ async def test_a_restart_serves_new_messages_while_the_backlog_waits_its_turn(
     payload = stored.model_dump(mode="json")
     await world.db.run_write(
         lambda conn: inbox_store.add_outbound(
-            conn, deployment_id=world.deployment_id, payload=payload
+            conn, deployment_id=world.deployment_id, payload=payload, worker=None
         )
     )
     for i in range(3):
@@ -245,7 +245,7 @@ async def test_a_stored_reply_is_sent_after_a_restart_and_never_twice(world: Wor
     payload = reply.model_dump(mode="json")
     await world.db.run_write(
         lambda conn: inbox_store.add_outbound(
-            conn, deployment_id=world.deployment_id, payload=payload
+            conn, deployment_id=world.deployment_id, payload=payload, worker=None
         )
     )
     await world.restart()

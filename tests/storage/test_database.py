@@ -17,7 +17,7 @@ from storage.database import Database
 def _record(key: str) -> Callable[[Connection], int | None]:
     def job(conn: Connection) -> int | None:
         return inbox_store.record_inbound(
-            conn, dedupe_key=key, deployment_id="d", conversation="c", payload={}
+            conn, dedupe_key=key, deployment_id="d", conversation="c", payload={}, worker=None
         )
 
     return job
@@ -32,7 +32,7 @@ async def _keys(db: Database) -> list[str]:
 async def test_a_failed_write_is_rolled_back_and_the_next_one_commits(db: Database) -> None:
     def fails(conn: Connection) -> None:
         inbox_store.record_inbound(
-            conn, dedupe_key="lost", deployment_id="d", conversation="c", payload={}
+            conn, dedupe_key="lost", deployment_id="d", conversation="c", payload={}, worker=None
         )
         raise RuntimeError("the job failed")
 

@@ -1,5 +1,7 @@
 """inbox.conversation: the conversation a message belongs to, so that the pending messages of one
-conversation are found and answered in order by whichever worker holds it
+conversation are found and answered in order by whichever worker holds it; inbox.worker and
+outbox.worker: the worker that accepted a message or stored a reply, so that only those of a
+worker that is gone are taken over
 
 Revision ID: 0013
 Revises: 0012
@@ -23,6 +25,13 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("conversation", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
         )
+        batch.add_column(
+            sa.Column("worker", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True)
+        )
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(
+            sa.Column("worker", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True)
+        )
     # Messages still to answer name their conversation too (finished ones expire unread).
     conversation = {
         "postgresql": "(payload::jsonb) -> 'address' ->> 'conversation'",
@@ -40,5 +49,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_inbox_pending_conversation", table_name="inbox")
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("worker")
     with op.batch_alter_table("inbox") as batch:
+        batch.drop_column("worker")
         batch.drop_column("conversation")

@@ -40,7 +40,7 @@ async def test_what_was_acknowledged_is_answered_once_after_a_restart(
 
         def store(conn: Connection) -> int:
             payload = recorded.model_dump(mode="json")
-            return inbox.add_outbound(conn, deployment_id=deployment, payload=payload)
+            return inbox.add_outbound(conn, deployment_id=deployment, payload=payload, worker=None)
 
         assert await runtime.writes.run(store)
     assert _bodies(meta) == []

@@ -5,16 +5,17 @@ go on elsewhere, and nothing is answered or sent twice."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from builders.spec import BotSpec
 from runtime.channel import ChannelRegistry
 from runtime.cluster.conversation_locks import NAMESPACE, PostgresConversationLocks, lock_id
+from runtime.cluster.presence import PostgresPresence
 from runtime.llm import LlmGateway
 from runtime.locks import conversation_key
 from runtime.messages import Address, IncomingMessage, OutgoingMessage
@@ -24,8 +25,11 @@ from storage.bots import BotRepository
 from storage.database import Database
 from storage.deployments import DeploymentRepository
 from storage.migrate import migrate
+from storage.tables import Deployment
 from storage.teams import TeamRepository
 from tests.conftest import drop_postgres_database, fresh_postgres_database
+from tests.fakes.llm import FakeLLM
+from tests.runtime.flows import MODEL, gateway
 from tests.runtime.test_runtime import RecordingChannel
 
 pytestmark = pytest.mark.postgres
@@ -70,7 +74,7 @@ class Cluster:
         """Another `serve` process on the database (its own locks' connections)."""
         channels = ChannelRegistry()
         channels.register(self.channel)
-        locks = PostgresConversationLocks(self.db.url)
+        locks = PostgresConversationLocks(self.db)
         runtime = Runtime(db=self.db, llm=LlmGateway(), channels=channels, locks=locks)
         runtime.register_builtin(self.deployment_id, bot)
         self.workers.append(runtime)
@@ -168,38 +172,50 @@ async def test_a_dead_workers_conversation_goes_on_on_another_worker_once(
     assert cluster.texts() == ["in flight", "waits behind it"]
 
 
-async def test_the_sweep_answers_a_dead_workers_messages_and_sends_its_replies_once(
+async def test_the_sweep_takes_over_only_what_workers_that_are_gone_left_and_once(
     cluster: Cluster,
 ) -> None:
-    dead = cluster.worker(EchoBot())
-    assert await dead.accept(cluster.message("accepted, never answered", chat="x")) is not None
-    reply = OutgoingMessage(address=cluster.message("", chat="y").address, text="stored, unsent")
-    payload = reply.model_dump(mode="json")
-    await cluster.db.run_write(
-        lambda conn: inbox_store.add_outbound(
-            conn, deployment_id=cluster.deployment_id, payload=payload
+    def left(conn: Connection) -> None:
+        for chat, worker in (("x", "studio:gone"), ("z", cluster.db.worker), ("old", None)):
+            message = cluster.message(f"left in {chat}", chat=chat)
+            inbox_store.record_inbound(
+                conn,
+                dedupe_key=chat,
+                deployment_id=cluster.deployment_id,
+                conversation=chat,
+                payload=message.model_dump(mode="json"),
+                worker=worker,
+            )
+        reply = OutgoingMessage(address=cluster.message("", chat="y").address, text="unsent")
+        inbox_store.add_outbound(
+            conn,
+            deployment_id=cluster.deployment_id,
+            payload=reply.model_dump(mode="json"),
+            worker="studio:gone",
         )
-    )
-    await kill(cluster, dead)
+
+    await cluster.db.run_write(left)
     sweepers = [cluster.worker(EchoBot()) for _ in range(3)]
-    now = timedelta(0)
-    queued = await asyncio.gather(*(w.recover(inbox_age=now, outbox_age=now) for w in sweepers))
+    presences = [PostgresPresence(cluster.db, after_s=0) for _ in sweepers]
+    queued = await asyncio.gather(
+        *(w.recover(presence=p) for w, p in zip(sweepers, presences, strict=True))
+    )
     assert max(queued) == 2  # (one may answer before another looks)
     for runtime in sweepers:
         await runtime.backlog.wait()
         await runtime.drain()
-    assert cluster.texts("x") == ["accepted, never answered"]
-    assert cluster.texts("y") == ["stored, unsent"]
-    assert [await w.recover(inbox_age=now, outbox_age=now) for w in sweepers] == [0, 0, 0]
-    # a younger row is not the sweep's: its worker is still on its way to answer it
-    assert await sweepers[0].accept(cluster.message("just now", chat="z")) is not None
-    assert await sweepers[1].recover(inbox_age=timedelta(seconds=30)) == 0
+    assert cluster.texts("x") == ["left in x"]
+    assert cluster.texts("y") == ["unsent"]
+    # a live worker's message, and one of an older version, are not the sweep's yet
+    assert cluster.texts("z") == cluster.texts("old") == []
+    again = [await w.recover(presence=p) for w, p in zip(sweepers, presences, strict=True)]
+    assert again == [0, 0, 0]
 
 
 async def test_a_conversation_lock_is_held_by_one_worker_and_dies_with_its_connection(
     pg: Database,
 ) -> None:
-    first, second = PostgresConversationLocks(pg.url), PostgresConversationLocks(pg.url)
+    first, second = PostgresConversationLocks(pg), PostgresConversationLocks(pg)
     key = conversation_key("d", "c")
     try:
         async with first.hold(key):
@@ -249,7 +265,7 @@ async def _hold_briefly(locks: PostgresConversationLocks, key: str) -> None:
 
 
 async def test_a_turn_cancelled_while_it_waits_leaves_no_lock_behind(pg: Database) -> None:
-    first, second = PostgresConversationLocks(pg.url), PostgresConversationLocks(pg.url)
+    first, second = PostgresConversationLocks(pg), PostgresConversationLocks(pg)
     key = conversation_key("d", "c")
     try:
         for _ in range(20):  # cancelled at every point of its wait, statements included
@@ -266,3 +282,105 @@ async def test_a_turn_cancelled_while_it_waits_leaves_no_lock_behind(pg: Databas
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_turn_whose_lock_was_lost_meanwhile_keeps_and_sends_nothing(
+    cluster: Cluster,
+) -> None:
+    stuck = EchoBot(gated=("a",))
+    first, second = cluster.worker(stuck), cluster.worker(EchoBot())
+    assert await first.feed(cluster.message("in flight"))
+    await _until(lambda: asyncio.sleep(0, result=bool(stuck.started)))
+    # its lock's connection drops (a network blip), the worker lives on, mid-turn
+    for session in cluster.locks[0]._sessions:
+        if session._conn is not None:
+            async with cluster.db.read_conn() as conn:
+                pid = session._conn.get_server_pid()
+                await conn.execute(text("select pg_terminate_backend(:p)"), {"p": pid})
+    assert await second.feed(cluster.message("next"))
+    await second.drain()
+    assert cluster.texts() == ["in flight", "next"]  # the other worker went on
+    stuck.opened.set()
+    await first.drain()
+    assert cluster.texts() == ["in flight", "next"]  # the first one's late answer is dropped
+    assert await cluster.pending() == 0
+    async with cluster.db.read_conn() as conn:
+        outbox = await conn.execute(text("select count(*) from outbox"))
+        assert outbox.scalar() == 2  # nor was a second reply stored
+
+
+async def test_a_database_url_with_options_serves_the_locks_under_the_workers_name(
+    pg: Database,
+) -> None:
+    db = Database(pg.url + "?ssl=disable")
+    locks = PostgresConversationLocks(db)
+    try:
+        async with locks.hold(conversation_key("d", "c")):
+            query = text(
+                "select count(*) from pg_stat_activity where application_name = :name"
+                " and datname = current_database()"
+            )
+            async with pg.read_conn() as conn:
+                assert (await conn.execute(query, {"name": db.worker})).scalar() == 1
+    finally:
+        await locks.close()
+        await db.dispose()
+
+
+async def test_a_message_recorded_before_rows_named_their_conversation_is_answered(
+    cluster: Cluster,
+) -> None:
+    worker = cluster.worker(EchoBot())
+    message = cluster.message("from before the upgrade")
+    insert = text(
+        "INSERT INTO inbox (dedupe_key, deployment_id, payload, status, received_at) "
+        "VALUES ('old', :d, :p, 'pending', now()) RETURNING id"
+    )
+    async with cluster.db.write_conn() as conn:
+        payload = json.dumps(message.model_dump(mode="json"))
+        row_id = (await conn.execute(insert, {"d": cluster.deployment_id, "p": payload})).scalar()
+    assert row_id is not None
+    await worker.process(row_id, message)
+    assert cluster.texts() == ["from before the upgrade"]
+    assert await cluster.pending() == 0
+
+
+async def test_each_worker_answers_with_the_history_the_others_stored(
+    cluster: Cluster, llm: FakeLLM
+) -> None:
+    async with cluster.db.write() as session:
+        repo = BotRepository(session)
+        deployment = await session.get(Deployment, cluster.deployment_id)
+        assert deployment is not None
+        bot = await repo.by_id(deployment.bot_id)
+        assert bot is not None
+        spec = BotSpec(name="echo", model=MODEL, history=5, fallback="sorry")
+        version = await repo.add_version(bot, spec, created_by="test")
+        assert bot.id is not None and version.id is not None
+        await repo.set_pointer(bot.id, "production", version.id)
+    workers = []
+    for _ in range(2):
+        channels = ChannelRegistry()
+        channels.register(cluster.channel)
+        locks = PostgresConversationLocks(cluster.db)
+        cluster.locks.append(locks)
+        workers.append(Runtime(db=cluster.db, llm=gateway(llm), channels=channels, locks=locks))
+    cluster.workers.extend(workers)
+
+    async def say(worker: Runtime, text: str) -> list[str]:
+        """What the model was given before `text`, as the worker asked it."""
+        llm.reply(f"re {text}")
+        assert await worker.feed(cluster.message(text))
+        await worker.drain()
+        said = [m["content"] for m in llm.calls[-1].messages if m["role"] != "system"]
+        assert said[-1] == text
+        return said[:-1]
+
+    assert await say(workers[0], "one") == []
+    assert await say(workers[1], "two") == ["one", "re one"]
+    assert await say(workers[0], "three") == ["one", "re one", "two", "re two"]  # cached, checked
+    assert await say(workers[0], "four") == ["one", "re one", "two", "re two", "three", "re three"]
+    assert await workers[1].feed(cluster.message("/reset"))  # ends it, on the other worker
+    await workers[1].drain()
+    assert await say(workers[0], "five") == []  # a new conversation here too
+    assert cluster.texts()[-2:] == [spec.greeting, "re five"]

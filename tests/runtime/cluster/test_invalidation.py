@@ -75,7 +75,9 @@ async def test_the_port_is_chosen_by_the_database(db: Database) -> None:
     server = Database("postgresql+asyncpg://postgres@127.0.0.1:5432/test")  # not connected
     found = invalidations_for(server)
     assert isinstance(found, PostgresInvalidations)
-    assert found.dsn == "postgresql://postgres@127.0.0.1:5432/test"
+    options = found._options
+    assert (options["host"], options["port"], options["user"]) == ("127.0.0.1", 5432, "postgres")
+    assert options["server_settings"]["application_name"].startswith("studio-invalidation-")
     await server.dispose()
 
 

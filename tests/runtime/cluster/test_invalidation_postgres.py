@@ -196,7 +196,7 @@ async def test_a_lost_notification_heals_within_the_check_period(
     await two_versions(a)
     bot = await bot_id(a, "faq-bot")
     db = a.app.state.core.db
-    port = PostgresInvalidations(db.url, check_every_s=0.2)
+    port = PostgresInvalidations(db, check_every_s=0.2)
     other = Runtime(db=db, llm=LlmGateway(), channels=ChannelRegistry(), invalidations=port)
     await port.start(other.apply)
     try:

@@ -38,28 +38,21 @@ async def pg(postgres_url: str) -> AsyncIterator[Database]:
 async def kill_leader(db: Database, *, held: bool = True) -> None:
     """The leader's connection dies (its process crashed, the network dropped it); `held`
     False: if it still holds the lock (a check cut short by a shutdown may have let it go)."""
+    holder = text(
+        "select pid from pg_locks "
+        f"where {THIS_DATABASE} and locktype = 'advisory' and objid = :k and granted"
+    )
     async with db.read_conn() as conn:
-        killed = await conn.execute(
-            text(
-                "select pg_terminate_backend(pid) from pg_locks "
-                f"where {THIS_DATABASE} and locktype = 'advisory' and objid = :k and granted"
-            ),
-            {"k": LEADER_LOCK},
-        )
-        found = killed.scalars().all()
-        assert found == [True] or (not held and found == [])
-    # pg_terminate_backend only signals the backend: wait until its lock is gone for real.
+        pids = (await conn.execute(holder, {"k": LEADER_LOCK})).scalars().all()
+        assert len(pids) == 1 or (not held and not pids)
+        for pid in pids:
+            await conn.execute(text("select pg_terminate_backend(:p)"), {"p": pid})
+    # pg_terminate_backend only signals the backend: wait until it has let the lock go.
     for _ in range(500):
         async with db.read_conn() as conn:
-            held = await conn.execute(
-                text(
-                    "select 1 from pg_locks "
-                    f"where {THIS_DATABASE} and locktype = 'advisory' and objid = :k"
-                ),
-                {"k": LEADER_LOCK},
-            )
-            if not held.all():
-                return
+            still = (await conn.execute(holder, {"k": LEADER_LOCK})).scalars().all()
+        if not set(pids) & set(still):
+            return
         await asyncio.sleep(0.01)
     raise AssertionError("the leader's backend still holds the lock after 5 s")
 
