@@ -361,8 +361,12 @@ class HandoffDesk:
         ended = 0
         for handoff in due:
             async with self._conversation(handoff):
-                if handoff.id not in self._by_id or handoff.expires_at > moment:
+                # as stored now: another worker may have seen it answered, or ended it, since
+                async with self.runtime.db.read_conn() as conn:
+                    found = await store.open_handoffs(conn, ids=[handoff.id])
+                if not found or found[0].expires_at > moment:
                     continue  # ended, or answered, while this waited
+                handoff = found[0]
                 bot = await self.runtime.bot_name(handoff.deployment_id)
                 note = (
                     f"Nobody wrote here for {_minutes(handoff.timeout_minutes)}: the handoff "

@@ -456,6 +456,23 @@ async def test_a_handoff_nobody_answers_ends_by_itself(service: Service, slack: 
     assert (await service.chat(deployment, "hi", session)).json()["reply"] == "I am a bot."
 
 
+async def test_a_handoff_answered_on_another_worker_does_not_time_out_here(
+    service: Service, slack: FakeSlack
+) -> None:
+    from sqlalchemy import text
+
+    from storage.tables import utcnow
+
+    deployment, session, thread = await handed_over(service, slack)
+    core = service.app.state.core
+    later = utcnow() + timedelta(minutes=60)
+    async with core.db.write_conn() as conn:  # answered elsewhere: this desk has not heard yet
+        await conn.execute(text("update handoff set expires_at = :t"), {"t": later})
+    assert await core.runtime.handoffs.expire(now=utcnow() + timedelta(minutes=31)) == 0
+    assert thread_posts(slack, thread) == []
+    assert (await history(service, deployment, session))["handoff"] is True
+
+
 async def test_the_end_user_starting_over_ends_the_handoff(
     service: Service, slack: FakeSlack
 ) -> None:
