@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from builders.spec import BotSpec, Expectation, TestCase
 from builders.validation import human_problems
-from runtime.cluster.presence import Presence
+from runtime.cluster.presence import Presence, fail_orphaned
 from runtime.turn.runner import BotRunner
 from storage.database import Database
 from storage.test_runs import TestRunRepository
@@ -142,16 +142,8 @@ class BotTests:
     async def fail_orphaned(self, presence: Presence) -> None:
         """Runs left `running` by a worker that is gone (stopped, crashed) are marked failed;
         those of live workers go on."""
-        async with self.db.read() as session:
-            workers = await TestRunRepository(session).running_workers()
-        named = {worker for worker in workers if worker is not None}
-        gone: set[str | None] = {None, *await presence.gone(named)}
-        if not workers & gone:
-            return
-        async with self.db.write() as session:
-            count = await TestRunRepository(session).fail_unfinished(
-                "interrupted by a restart", workers=gone
-            )
+        why = "interrupted by a restart"
+        count = await fail_orphaned(self.db, TestRunRepository, presence, why=why)
         if count:
             logger.info("marked %d unfinished test runs failed", count)
 

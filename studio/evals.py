@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builders.dataset import DatasetContent
 from builders.spec import MAX_VERSION, BotSpec
-from runtime.cluster.presence import Presence
+from runtime.cluster.presence import Presence, fail_orphaned
 from runtime.evaluation.judge import NO_JUDGE_MODEL
 from runtime.evaluation.run import (
     MAX_CONCURRENT_ROWS,
@@ -336,16 +336,8 @@ class EvalFeature:
     async def fail_orphaned(self, presence: Presence) -> None:
         """Runs left running by a worker that is gone (stopped, crashed) are marked failed;
         those of live workers go on."""
-        async with self.db.read() as session:
-            workers = await EvalRepository(session).running_workers()
-        named = {worker for worker in workers if worker is not None}
-        gone: set[str | None] = {None, *await presence.gone(named)}
-        if not workers & gone:
-            return
-        async with self.db.write() as session:
-            count = await EvalRepository(session).fail_unfinished(
-                "interrupted by a restart: run it again", workers=gone
-            )
+        why = "interrupted by a restart: run it again"
+        count = await fail_orphaned(self.db, EvalRepository, presence, why=why)
         if count:
             logger.info("marked %d unfinished evaluation runs failed", count)
 

@@ -119,22 +119,32 @@ async def drop_postgres_database(url: str, database_url: str) -> None:
         await admin.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database: a SQLite file, and the same test on PostgreSQL when available."""
+@asynccontextmanager
+async def a_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty database of the kind the test is parametrized with (`request.param`): a SQLite
+    file, or a throwaway PostgreSQL database (dropped after)."""
     if request.param == "sqlite":
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}")
-        await migrate(db)
         yield db
         await db.dispose()
         return
     server = request.getfixturevalue("postgres_url")
     url = await fresh_postgres_database(server)
     db = Database(url)
-    await migrate(db)
     yield db
     await db.dispose()
     await drop_postgres_database(server, url)
+
+
+BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BOTH_DATABASES)
+async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database: a SQLite file, and the same test on PostgreSQL when available."""
+    async with a_database(request, tmp_path) as db:
+        await migrate(db)
+        yield db
 
 
 @pytest.fixture

@@ -15,12 +15,14 @@ from collections.abc import Callable, Collection
 from typing import Protocol
 
 from sqlalchemy import bindparam, text
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.database import Database
 
 # How long a worker must be missing before it is taken as gone: longer than a live worker takes
 # to open its leadership connection again after a network blip or a database restart.
 GONE_AFTER_S = 15.0
+FORGET_AFTER_S = 86_400.0  # a gone worker's last sighting is kept this long (then asked afresh)
 
 
 class Presence(Protocol):
@@ -44,7 +46,9 @@ class LocalPresence:
 class PostgresPresence:
     """A worker is alive while a connection named after it is open on the server. One missing
     is gone only once it has been missing for `after_s` (asked at least twice): a live worker
-    whose connections a restart closed opens them again meanwhile."""
+    whose connections a restart closed opens them again meanwhile. What each worker was last
+    seen as is kept whoever asks (the test runs' sweep, the evaluations'), until it is seen
+    again or for `FORGET_AFTER_S`."""
 
     def __init__(
         self,
@@ -61,7 +65,6 @@ class PostgresPresence:
     async def gone(self, workers: Collection[str]) -> set[str]:
         asked = set(workers)
         if not asked:
-            self._missing_since.clear()
             return set()
         query = text(
             "SELECT DISTINCT application_name FROM pg_stat_activity "
@@ -70,6 +73,35 @@ class PostgresPresence:
         async with self.db.read_conn() as conn:
             alive = set((await conn.execute(query, {"names": sorted(asked)})).scalars())
         now = self.clock()
+        for worker in alive:
+            self._missing_since.pop(worker, None)
+        for worker, since in list(self._missing_since.items()):
+            if now - since > FORGET_AFTER_S:
+                del self._missing_since[worker]
         missing = asked - alive
-        self._missing_since = {w: self._missing_since.get(w, now) for w in missing}
-        return {w for w, since in self._missing_since.items() if now - since >= self.after_s}
+        for worker in missing:
+            self._missing_since.setdefault(worker, now)
+        return {w for w in missing if now - self._missing_since[w] >= self.after_s}
+
+
+class Runs(Protocol):
+    """The runs (tests, evaluations) whose worker is recorded."""
+
+    async def running_workers(self) -> set[str | None]: ...
+
+    async def fail_unfinished(self, why: str, *, workers: Collection[str | None]) -> int: ...
+
+
+async def fail_orphaned(
+    db: Database, runs: Callable[[AsyncSession], Runs], presence: Presence, *, why: str
+) -> int:
+    """Mark failed (`why`) the runs left running by workers that are gone, or by none named (a
+    version that did not record it); those of live workers go on. How many."""
+    async with db.read() as session:
+        workers = await runs(session).running_workers()
+    named = {worker for worker in workers if worker is not None}
+    gone: set[str | None] = {None, *await presence.gone(named)}
+    if not workers & gone:
+        return 0
+    async with db.write() as session:
+        return await runs(session).fail_unfinished(why, workers=gone)

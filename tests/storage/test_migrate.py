@@ -15,23 +15,19 @@ from sqlalchemy import text
 
 from storage.database import Database
 from storage.migrate import alembic_config, migrate, revisions
-from tests.conftest import drop_postgres_database, fresh_postgres_database
+from tests.conftest import (
+    BOTH_DATABASES,
+    a_database,
+    drop_postgres_database,
+    fresh_postgres_database,
+)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BOTH_DATABASES)
 async def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A database with no schema yet: a SQLite file, and PostgreSQL when available."""
-    if request.param == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}")
+    async with a_database(request, tmp_path) as db:
         yield db
-        await db.dispose()
-        return
-    server = request.getfixturevalue("postgres_url")
-    url = await fresh_postgres_database(server)
-    db = Database(url)
-    yield db
-    await db.dispose()
-    await drop_postgres_database(server, url)
 
 
 async def _upgrade(db: Database, revision: str) -> None:

@@ -24,25 +24,13 @@ from storage import inbox as inbox_store
 from storage.bots import BotRepository
 from storage.database import Database
 from storage.deployments import DeploymentRepository
-from storage.migrate import migrate
 from storage.tables import Deployment
 from storage.teams import TeamRepository
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.fakes.llm import FakeLLM
 from tests.runtime.flows import MODEL, gateway
 from tests.runtime.test_runtime import RecordingChannel
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Database]:
-    url = await fresh_postgres_database(postgres_url)
-    db = Database(url)
-    await migrate(db)
-    yield db
-    await db.dispose()
-    await drop_postgres_database(postgres_url, url)
 
 
 class EchoBot:

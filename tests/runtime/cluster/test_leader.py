@@ -4,7 +4,6 @@ and fires each occurrence once; when the leader's connection dies the other take
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -12,8 +11,6 @@ from sqlalchemy import text
 
 from runtime.cluster.leader import LEADER_LOCK, LocalLeadership, PostgresLeadership
 from storage.database import Database
-from storage.migrate import migrate
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.runtime.scheduler.conftest import World, make_world
 
 pytestmark = pytest.mark.postgres
@@ -23,16 +20,6 @@ DAY = datetime(2030, 3, 31, 9, tzinfo=UTC)
 # Advisory locks are the database's, but pg_locks lists every database's (others' tests too).
 THIS_DATABASE = "database = (select oid from pg_database where datname = current_database())"
 MORNING = {"id": "morning", "cron": "0 9 * * *", "message": "Good morning!"}
-
-
-@pytest.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Database]:
-    url = await fresh_postgres_database(postgres_url)
-    db = Database(url)
-    await migrate(db)
-    yield db
-    await db.dispose()
-    await drop_postgres_database(postgres_url, url)
 
 
 async def kill_leader(db: Database, *, held: bool = True) -> None:

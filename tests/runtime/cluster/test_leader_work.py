@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
@@ -13,7 +13,6 @@ from sqlalchemy import text
 from runtime.cluster.leader import LocalLeadership, PostgresLeadership
 from runtime.cluster.leader_work import LeaderWork
 from storage.database import Database
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.runtime.cluster.test_leader import THIS_DATABASE, kill_leader
 
 EVERY_S = 0.2
@@ -63,15 +62,6 @@ async def test_a_lone_process_runs_the_jobs_until_it_stops() -> None:
     assert loop.started == 1 and ran == ["tended"] and once.started == 0
     await work.stop()
     assert not loop.running and not work.leading
-
-
-@pytest.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Database]:
-    url = await fresh_postgres_database(postgres_url)
-    db = Database(url)
-    yield db
-    await db.dispose()
-    await drop_postgres_database(postgres_url, url)
 
 
 @pytest.mark.postgres

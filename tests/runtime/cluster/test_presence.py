@@ -3,26 +3,14 @@ named after them for a while (a live worker's connections are back by then)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from runtime.cluster.presence import LocalPresence, PostgresPresence
 from storage.database import Database
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 
 
 async def test_alone_every_other_worker_is_gone() -> None:
     assert await LocalPresence("me").gone(["me", "before", "older"]) == {"before", "older"}
-
-
-@pytest.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Database]:
-    url = await fresh_postgres_database(postgres_url)
-    db = Database(url)
-    yield db
-    await db.dispose()
-    await drop_postgres_database(postgres_url, url)
 
 
 @pytest.mark.postgres
@@ -44,3 +32,17 @@ async def test_a_worker_is_gone_once_missing_for_a_while(pg: Database) -> None:
         assert await presence.gone([]) == set()
     finally:
         await other.dispose()
+
+
+@pytest.mark.postgres
+async def test_asking_after_other_workers_forgets_none_of_those_asked_before(
+    pg: Database,
+) -> None:
+    now = [0.0]
+    presence = PostgresPresence(pg, after_s=15, clock=lambda: now[0])
+    assert await presence.gone(["test-runs-worker"]) == set()
+    now[0] = 10
+    assert await presence.gone([]) == set()  # (the evaluations' sweep: none running)
+    assert await presence.gone(["eval-runs-worker"]) == set()
+    now[0] = 15
+    assert await presence.gone(["test-runs-worker", "eval-runs-worker"]) == {"test-runs-worker"}
