@@ -1,14 +1,25 @@
-"""A fresh, migrated PostgreSQL database per test, shared by the workers a test starts."""
+"""A fresh, migrated PostgreSQL database per test, shared by the workers a test starts; two
+whole services on one, as two `serve` processes."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from storage.database import Database
 from storage.migrate import migrate
-from tests.conftest import drop_postgres_database, fresh_postgres_database
+from tests.conftest import (
+    drop_postgres_database,
+    fresh_postgres_database,
+    running_service,
+    service_settings,
+)
+from tests.factories import Service
 
 
 @pytest.fixture
@@ -19,3 +30,26 @@ async def pg(postgres_url: str) -> AsyncIterator[Database]:
     yield db
     await db.dispose()
     await drop_postgres_database(postgres_url, url)
+
+
+@asynccontextmanager
+async def two_workers(
+    tmp_path: Path, postgres_url: str, **settings: Any
+) -> AsyncIterator[tuple[Service, Service]]:
+    """Two whole services (as two `serve` processes) on one fresh PostgreSQL database, with
+    the same `settings` besides."""
+    url = await fresh_postgres_database(postgres_url)
+    try:
+        async with AsyncExitStack() as stack:
+            started: list[Service] = []
+            for name in ("a", "b"):
+                given = service_settings(
+                    tmp_path / name, database_url=url, secret_key="test-secret", **settings
+                )
+                if started:  # the team exists: its owner key is the first worker's
+                    given.data_dir.mkdir(parents=True)
+                    shutil.copy(started[0].settings.data_dir / "local.key", given.data_dir)
+                started.append(await stack.enter_async_context(running_service(given)))
+            yield started[0], started[1]
+    finally:
+        await drop_postgres_database(postgres_url, url)

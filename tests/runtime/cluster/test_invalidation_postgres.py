@@ -4,9 +4,7 @@ within a second (LISTEN/NOTIFY), and within the check period when the notificati
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,14 +20,9 @@ from storage import handoffs as handoff_store
 from storage.bots import BotRepository
 from storage.tables import utcnow
 from tests.ab_traffic import two_versions
-from tests.conftest import (
-    drop_postgres_database,
-    fresh_postgres_database,
-    running_service,
-    service_settings,
-)
 from tests.factories import Service
 from tests.people import bot_id
+from tests.runtime.cluster.conftest import two_workers
 
 pytestmark = pytest.mark.postgres
 
@@ -38,22 +31,8 @@ SOON_S = 1.0
 
 @pytest.fixture
 async def workers(tmp_path: Path, postgres_url: str) -> AsyncIterator[tuple[Service, Service]]:
-    """Two whole services (as two `serve` processes) on one fresh PostgreSQL database."""
-    url = await fresh_postgres_database(postgres_url)
-    try:
-        async with AsyncExitStack() as stack:
-            started = []
-            for name in ("a", "b"):
-                settings = service_settings(
-                    tmp_path / name, database_url=url, secret_key="test-secret"
-                )
-                if started:  # the team exists: its owner key is the first worker's
-                    settings.data_dir.mkdir(parents=True)
-                    shutil.copy(started[0].settings.data_dir / "local.key", settings.data_dir)
-                started.append(await stack.enter_async_context(running_service(settings)))
-            yield started[0], started[1]
-    finally:
-        await drop_postgres_database(postgres_url, url)
+    async with two_workers(tmp_path, postgres_url) as started:
+        yield started
 
 
 async def soon(check: Callable[[], Awaitable[bool]], *, within_s: float = SOON_S) -> None:
