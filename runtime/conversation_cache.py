@@ -20,8 +20,9 @@ from storage import conversations as conv_store
 from storage.database import Database
 
 Key = tuple[str, str]  # (deployment id, conversation key)
-# What is stored at a key now: the active conversation's id and its newest message's id.
-Latest = Callable[[Key], Awaitable[tuple[int | None, int | None]]]
+# What is stored at a key now: the active conversation's id and its newest message's id (None:
+# it could not be asked; the state is read again).
+Latest = Callable[[Key], Awaitable[tuple[int | None, int | None] | None]]
 NEW_KEYS = 10_000  # conversations announced new and not loaded yet that are remembered
 
 
@@ -71,13 +72,16 @@ class ConversationCache:
         known: tuple[int | None, int | None] | None = None
         if self.latest is not None:
             known = await self.latest(key)
-            if state is not None and (state.id, state.last) != known:
+            if state is not None and (known is None or (state.id, state.last) != known):
                 state = None  # another worker answered it, or it ended, meanwhile
         if state is not None and state.window >= window:
             self._states.move_to_end(key)
             return state
-        new = key in self._new if known is None else known[0] is None
-        if new:
+        if known is not None:
+            unstored = known[0] is None
+        else:  # begun just now, where this process is the only writer
+            unstored = self.latest is None and key in self._new
+        if unstored:
             self._new.pop(key, None)
             state = ConversationState(id=None, window=window, messages=deque(maxlen=2 * window))
             self._keep(key, state)

@@ -255,11 +255,16 @@ class Runtime:
 
     # -- wiring and caches ------------------------------------------------------------------
 
-    async def _latest(self, key: tuple[str, str]) -> tuple[int | None, int | None]:
+    async def _latest(self, key: tuple[str, str]) -> tuple[int | None, int | None] | None:
         """The active conversation at `key` and its newest message, read by the holder of the
-        conversation's lock on the lock's connection (`ConversationCache.load`)."""
+        conversation's lock on the lock's connection (`ConversationCache.load`); None when
+        that connection is lost (the conversation is then read through the pool)."""
         assert self._shared_locks is not None
-        rows = await self._shared_locks.fetch(conversation_key(*key), conv_store.LATEST, *key)
+        try:
+            rows = await self._shared_locks.fetch(conversation_key(*key), conv_store.LATEST, *key)
+        except Exception:
+            logger.warning("could not check a cached conversation", exc_info=True)
+            return None
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     def register_builtin(self, deployment_id: str, bot: BuiltinBot) -> None:

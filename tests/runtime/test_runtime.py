@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from builders.spec import BotSpec
 from runtime.channel import Capabilities, ChannelRegistry, DeploymentInfo, SendError, SendReceipt
+from runtime.conversation_cache import ConversationCache
 from runtime.llm import LlmGateway
 from runtime.messages import Address, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime, UnknownDeploymentError
@@ -311,3 +312,32 @@ async def test_an_unknown_deployment_is_refused(world: World) -> None:
     assert inbox_id is not None
     assert await world.runtime.process(inbox_id, message) is None
     assert await _count(world.db, "select count(*) from inbox where status = 'failed'") == 1
+
+
+async def test_a_checked_cache_reads_again_what_changed_and_only_that(world: World) -> None:
+    reply = await world.runtime.answer(world.message("one"))
+    assert reply.conversation_id is not None and reply.message_id is not None
+    key = (world.deployment_id, "c1")
+    stored: list[tuple[int | None, int | None] | None] = [(reply.conversation_id, reply.message_id)]
+
+    async def latest(asked: tuple[str, str]) -> tuple[int | None, int | None] | None:
+        return stored[0] if asked == key else (None, None)
+
+    cache = ConversationCache(world.db, latest=latest)
+    first = await cache.load(key, 5)
+    assert first.id == reply.conversation_id
+    assert [m.content for m in first.messages] == ["one", "v1 says hi"]
+    assert await cache.load(key, 5) is first  # nothing changed: nothing read
+
+    stored[0] = (reply.conversation_id, reply.message_id + 10)  # another worker answered
+    second = await cache.load(key, 5)
+    assert second is not first and second.id == first.id
+    assert await cache.load(key, 5) is second  # kept, with the newest id it was told
+
+    stored[0] = (None, None)  # ended on another worker: a new one starts, nothing to read
+    assert (await cache.load(key, 5)).id is None
+
+    stored[0] = None  # the check could not be made: read through the pool
+    assert (await cache.load(key, 5)).id == reply.conversation_id
+    cache.begin(("d", "web-session"))  # others may store its first turn: not taken as new
+    assert (await cache.load(("d", "web-session"), 5)).id is None
