@@ -451,10 +451,8 @@ async def _tend_knowledge(services: Services) -> None:
     knowledge vectors nothing refers to (an ingest interrupted by a crash) go, then knowledge
     stored before keywords is re-indexed with them.
 
-    A race remains with several workers: a bot's knowledge lock is in-process, and an ingest
-    under way on another worker has stored vectors its draft does not refer to yet, so a sweep
-    at that moment takes them for orphans (rare: the sweep runs once per term of leadership,
-    and the ingest's source is then missing until added again)."""
+    A bot's knowledge lock is the workers' shared one (`KnowledgeOperations._lock`): an ingest
+    under way on another worker is waited for, never taken for orphans."""
     import logging
 
     log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from builders.spec import MAX_SOURCES, BotSpec, KnowledgeRef
 from builders.tokens import TOKEN_REFUSAL, has_token
 from runtime.knowledge.extract import Document, KnowledgeInputError, from_text
 from runtime.knowledge.gateway import KnowledgeGateway, Progress, Reindexed, document_id
+from runtime.locks import AbstractLock
 from storage.tables import Bot, BotVersion
 from studio.errors import (
     ConflictError,
@@ -53,12 +54,13 @@ class KnowledgeOperations:
     def __init__(self, *, ops: Operations, gateway: KnowledgeGateway | None) -> None:
         self.ops = ops
         self.gateway = gateway
-        self._locks: dict[int, asyncio.Lock] = {}
         self._reindexing: dict[int, tuple[int, int]] = {}  # bot id: (passages done, in all)
 
-    def _lock(self, bot_id: int) -> asyncio.Lock:
-        """One change at a time to a bot's knowledge (adding, removing, sweeping)."""
-        return self._locks.setdefault(bot_id, asyncio.Lock())
+    def _lock(self, bot_id: int) -> AbstractLock:
+        """One change at a time to a bot's knowledge (adding, removing, sweeping), across every
+        worker: the leader's sweep never takes an ingest's vectors, stored on another worker
+        and not referred to yet, for orphans."""
+        return self.ops.runtime.locks.hold(f"knowledge\x00{bot_id}")
 
     def _gateway(self) -> KnowledgeGateway:
         if self.gateway is None:
