@@ -120,7 +120,7 @@ async def test_a_team_builds_promotes_and_deploys_a_bot_from_the_console(
         last = ".msg:nth-child(3)"
         answer = "I can't answer that yet."
         await chat.wait_for_function(  # streamed word by word: until the whole answer is there
-            "([selector, text]) => document.querySelector(selector)?.textContent === text",
+            "([selector, text]) => document.querySelector(selector)?.innerText === text",
             arg=[last, answer],
         )
         assert await chat.inner_text(last) == answer
