@@ -182,7 +182,8 @@ class Cluster:
     telegram: WorkerTelegram
     llm: EchoLLM
     key: str = ""  # the team's owner API key
-    workers: list[Worker] = field(default_factory=list)
+    pool: list[Worker] = field(default_factory=list)  # every worker ever started
+    size: int = 0  # how many of the pool are in use (`resize`): `workers`
     warm_bot: Deployed | None = None  # the bot that `warm` talks to
     _next: int = 0  # the round-robin position
 
@@ -201,11 +202,12 @@ class Cluster:
             for index in range(workers):
                 data = tmp / f"w{index}"
                 data.mkdir(parents=True, exist_ok=True)
-                cluster.workers.append(Worker(index, free_port(), data, tmp / f"w{index}.log"))
-            cluster._launch(cluster.workers)
+                cluster.pool.append(Worker(index, free_port(), data, tmp / f"w{index}.log"))
+            cluster.size = workers
+            cluster._launch(cluster.pool)
             yield cluster
         finally:
-            for worker in cluster.workers:
+            for worker in cluster.pool:
                 cluster.stop(worker)
             telegram.stop()
             llm.stop()
@@ -336,10 +338,25 @@ class Cluster:
         worker.process.wait()
 
     def heal(self) -> None:
-        """Start again every worker that is not running (same port, same data folder)."""
+        """Start again every worker in use that is not running (same port, same data folder)."""
         dead = [worker for worker in self.workers if not worker.alive]
         if dead:
             self._launch(dead)
+
+    def resize(self, size: int) -> None:
+        """Use the first `size` workers of the pool: those beyond are stopped (SIGTERM); those
+        within are started again if they were stopped (the pool never grows)."""
+        if not 1 <= size <= len(self.pool):
+            raise ValueError(f"{size} workers asked of a pool of {len(self.pool)}")
+        for worker in self.pool[size:]:
+            self.stop(worker)
+        self.size = size
+        self.heal()
+
+    @property
+    def workers(self) -> list[Worker]:
+        """The workers in use, worker N at index N."""
+        return self.pool[: self.size]
 
     @property
     def alive(self) -> list[Worker]:

@@ -29,7 +29,7 @@ ROLES = ("leader", "follower")
 async def test_a_redelivered_update_is_answered_once_and_in_order(healed: Cluster) -> None:
     """16 chats x 3 messages, each delivered to both workers at once: every message answered
     exactly once, each chat's answers in the order sent."""
-    bot = await asyncio.to_thread(healed.deploy_bot, "storm-bot", token(911))
+    bot = await asyncio.to_thread(healed.deploy_bot, "storm2-bot", token(911))
     failure = await redelivery_storm(
         healed, bot, chats=STORM_CHATS, messages=STORM_MESSAGES, first_chat=20_000
     )
