@@ -411,9 +411,11 @@ def _pg_figures(
             "",
             f"SQL statements the two workers executed (SQLAlchemy `before_cursor_execute` on "
             f"every Engine of each process, by bench.scale_worker: BEGIN, COMMIT and pool pings "
-            f"not included, nor the statements on the workers' own asyncpg connections: two a "
-            f"turn for its conversation's advisory lock, and the leader's and the invalidation "
-            f"listener's checks; pg_stat_statements is not preloaded on this server) / {window}",
+            f"not included, nor the statements on the workers' own asyncpg connections: three a "
+            f"turn (its conversation's advisory lock, its release, and what the holder reads "
+            f"first: pending messages, latest message, open handoff: `storage.held`), and the "
+            f"leader's and the invalidation listener's checks; pg_stat_statements is not "
+            f"preloaded on this server) / {window}",
         ),
         Figure(
             "pg_commits_per_turn",

@@ -103,6 +103,18 @@ class HandoffDesk:
             found = await store.open_handoffs(conn, ids=[handoff_id])
         self._replace(handoff_id, found[0] if found else None)
 
+    async def confirm(self, key: Key, stored: int | None) -> None:
+        """The conversation's open handoff as the holder of its lock read it (`stored`, None:
+        none): taken as stored now where this worker knew otherwise (another one opened or
+        closed it a moment ago, and its notice is still on the way)."""
+        known = self._open.get(key)
+        if (known.id if known is not None else None) == stored:
+            return
+        if known is not None:
+            await self.refresh(known.id)
+        if stored is not None:
+            await self.refresh(stored)
+
     def _replace(self, handoff_id: int, handoff: store.OpenHandoff | None) -> None:
         kept = self._by_id.get(handoff_id)
         if kept is not None:

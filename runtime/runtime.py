@@ -69,6 +69,7 @@ from storage import schedules as schedule_store
 from storage.batch import WriteBatcher
 from storage.bots import BotRepository
 from storage.database import Database
+from storage.held import HELD, Held
 from storage.tables import Bot, BotVersion, Deployment, EnvironmentPointer, utcnow
 
 if TYPE_CHECKING:
@@ -230,6 +231,8 @@ class Runtime:
             db, size=size if db.is_sqlite else 0, invalidations=self.invalidations
         )
         self._bot_ids: dict[tuple[int, str], int] = {}
+        # What `_drain` read of a conversation with its lock, for the turn's first load of it.
+        self._peeked: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         self.runner = BotRunner(llm=llm, knowledge=knowledge, versions=self, tools=tools)
         self.writes = WriteBatcher(db)
         self.ratings = Ratings(db, self.writes)
@@ -260,6 +263,8 @@ class Runtime:
         conversation's lock on the lock's connection (`ConversationCache.load`); None when
         that connection is lost (the conversation is then read through the pool)."""
         assert self._shared_locks is not None
+        if key in self._peeked:  # read with the lock, and nothing stored since (`_drain`)
+            return self._peeked.pop(key)
         try:
             rows = await self._shared_locks.fetch(conversation_key(*key), conv_store.LATEST, *key)
         except Exception:
@@ -557,24 +562,39 @@ class Runtime:
             if not held:
                 return None
             where = (address.deployment_id, address.conversation)
-            pending = [
-                row[0] for row in await locks.fetch(key, inbox_store.PENDING_IDS, *where, inbox_id)
-            ]
+            seen = await self._seen(locks, where, up_to=inbox_id)
             earlier: dict[int, dict[str, Any]] = {}
-            if pending[:1] not in ([], [inbox_id]):  # rare: read what the others said
+            if seen.pending[:1] not in ([], [inbox_id]):  # rare: read what the others said
                 async with self.db.read_conn() as conn:
                     rows = await inbox_store.pending_of(
                         conn, deployment_id=where[0], conversation=where[1], up_to=inbox_id
                     )
                 earlier = dict(rows)
             reply: Reply | None = None
-            for row_id in pending:
-                if row_id == inbox_id:
-                    reply = await self._process_held(inbox_id, message, locked=True)
-                elif row_id in earlier:
-                    said = IncomingMessage.model_validate(earlier[row_id])
-                    await self._process_held(row_id, said, locked=True)
+            try:
+                for row_id in seen.pending:
+                    if row_id == inbox_id:
+                        reply = await self._process_held(inbox_id, message, locked=True)
+                    elif row_id in earlier:
+                        said = IncomingMessage.model_validate(earlier[row_id])
+                        await self._process_held(row_id, said, locked=True)
+                    self._peeked.pop(where, None)
+            finally:
+                self._peeked.pop(where, None)
             return reply
+
+    async def _seen(
+        self, locks: SharedConversationLocks, where: tuple[str, str], *, up_to: int
+    ) -> Held:
+        """What the new holder of the conversation's lock reads first (`storage.held`), in one
+        statement: its pending messages up to inbox row `up_to`; its open handoff, taken as
+        stored (another worker may have opened it a moment ago); and its latest message, kept
+        for the next load of the conversation (popped by the caller after the first turn: a
+        turn may store what it does not cache, a handoff's relay)."""
+        seen = Held.of(await locks.fetch(conversation_key(*where), HELD, *where, up_to))
+        await self.handoffs.confirm(where, seen.handoff)
+        self._peeked[where] = (seen.conversation, seen.last)
+        return seen
 
     async def _process_held(
         self, inbox_id: int, message: IncomingMessage, *, locked: bool
@@ -802,11 +822,14 @@ class Runtime:
     ) -> Reply:
         """One turn under its conversation's lock (`locked`: the caller holds it)."""
         if not locked:
-            address = message.address
-            async with self.locks.hold(
-                conversation_key(address.deployment_id, address.conversation)
-            ):
-                return await self._turn(message, inbox_id=inbox_id, stream=stream, locked=True)
+            where = (message.address.deployment_id, message.address.conversation)
+            async with self.locks.hold(conversation_key(*where)):
+                try:
+                    if self._shared_locks is not None:
+                        await self._seen(self._shared_locks, where, up_to=inbox_id or 0)
+                    return await self._turn(message, inbox_id=inbox_id, stream=stream, locked=True)
+                finally:
+                    self._peeked.pop(where, None)
         builtin = self._builtins.get(message.address.deployment_id)
         if builtin is not None:
             replies = await builtin.handle(message)

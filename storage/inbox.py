@@ -97,15 +97,6 @@ async def pending_inbox(conn: AsyncConnection) -> list[Waiting]:
     return [Waiting(*row) for row in (await conn.execute(query)).all()]
 
 
-# `pending_of`'s ids in PostgreSQL's own SQL, for a statement on the connection that holds the
-# conversation's lock (`runtime.locks.SharedConversationLocks.fetch`): deployment, conversation,
-# up to which row.
-# The row itself is named whatever its conversation: one recorded before rows named theirs.
-PENDING_IDS = (
-    f"SELECT id FROM {_inbox.name} WHERE deployment_id = $1 AND status = 'pending'"
-    " AND (conversation = $2 AND id <= $3 OR id = $3) ORDER BY id"
-)
-
 _PENDING_OF = (
     select(_inbox.c.id, _inbox.c.payload)
     .where(

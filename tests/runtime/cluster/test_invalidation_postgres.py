@@ -192,3 +192,48 @@ async def test_a_lost_notification_heals_within_the_check_period(
         await soon(moved)
     finally:
         await port.stop()
+
+
+async def test_a_handoff_whose_notice_is_still_on_the_way_is_open_for_the_next_turn(
+    workers: tuple[Service, Service],
+) -> None:
+    """A opened a handoff a moment ago and its notice has not reached B yet: B's next turn in
+    that conversation, which reads the conversation's handoff with its lock, leaves the answer
+    to the person (the bot says nothing), where B's memory alone would have let the bot
+    answer; and once the person gives it back, likewise, the bot answers again at once."""
+    a, b = workers
+    deployment = await two_versions(a)
+    first = await b.chat(deployment, "hello")
+    assert first.json()["reply"] == "v1 says hi"
+    session = first.json()["session"]
+    address = Address(channel="web", deployment_id=deployment, conversation=session, user="x")
+    now = utcnow()
+    opened = handoff_store.NewHandoff(
+        bot_id=await bot_id(a, "faq-bot"),
+        deployment_id=deployment,
+        conversation_key=session,
+        address=address.model_dump(mode="json"),
+        room_kind="slack",
+        room="C0001",
+        room_name="#support",
+        thread="1700000000.000200",
+        reason="they asked for a person",
+        timeout_minutes=30,
+        opened_at=now,
+        expires_at=now + timedelta(minutes=30),
+    )
+    runtime_a = a.app.state.core.runtime
+    handoff_id = await runtime_a.writes.run(lambda c: handoff_store.open_handoff(c, opened))
+    desk_b = b.app.state.core.runtime.handoffs
+    assert not desk_b.is_open(deployment, session)  # no notice was sent
+    second = await b.chat(deployment, "are you there?", session=session)
+    assert second.status_code == 200, second.text
+    assert second.json()["reply"] != "v1 says hi", second.json()
+    assert desk_b.is_open(deployment, session)
+    # The person gives it back (on A, whose notice is on its way): the bot answers again.
+    await runtime_a.writes.run(
+        lambda c: handoff_store.close(c, handoff_id, at=utcnow(), by="slack:U1")
+    )
+    third = await b.chat(deployment, "hello again", session=session)
+    assert third.json()["reply"] == "v1 says hi", third.json()
+    assert not desk_b.is_open(deployment, session)
