@@ -20,7 +20,7 @@ from studio.roles import Caller, Role
 from tests.ab_traffic import traffic, two_versions
 from tests.conftest import (
     drop_postgres_database,
-    fresh_postgres_database,
+    migrated_postgres_database,
     running_service,
     service_settings,
 )
@@ -522,7 +522,7 @@ async def any_service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
             yield service
         return
     server = request.getfixturevalue("postgres_url")
-    url = await fresh_postgres_database(server)
+    url = await migrated_postgres_database(server)
     try:
         settings = service_settings(tmp_path, database_url=url, secret_key="test-secret")
         async with running_service(settings) as service:

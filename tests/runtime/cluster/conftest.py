@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from storage.database import Database
-from storage.migrate import migrate
 from tests.conftest import (
     drop_postgres_database,
-    fresh_postgres_database,
+    migrated_postgres_database,
     running_service,
     service_settings,
 )
@@ -24,9 +23,8 @@ from tests.factories import Service
 
 @pytest.fixture
 async def pg(postgres_url: str) -> AsyncIterator[Database]:
-    url = await fresh_postgres_database(postgres_url)
+    url = await migrated_postgres_database(postgres_url)
     db = Database(url)
-    await migrate(db)
     yield db
     await db.dispose()
     await drop_postgres_database(postgres_url, url)
@@ -38,7 +36,7 @@ async def two_workers(
 ) -> AsyncIterator[tuple[Service, Service]]:
     """Two whole services (as two `serve` processes) on one fresh PostgreSQL database, with
     the same `settings` besides."""
-    url = await fresh_postgres_database(postgres_url)
+    url = await migrated_postgres_database(postgres_url)
     try:
         async with AsyncExitStack() as stack:
             started: list[Service] = []
