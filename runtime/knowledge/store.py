@@ -7,6 +7,8 @@ embedding is at least `score_threshold` close to the question's, with their keyw
 which are ranked by that closeness plus `KEYWORD_WEIGHT` times their keyword score (BM25, the
 IDF taken over the candidates) over the best candidate's. So an exact phrase can win over a
 vaguer passage, but nothing unrelated to the question gets in. Scores shown are the cosine.
+The words of a source's name count as said once in each of its chunks (`title_terms`): "the
+MPL" in a question points at the MPL's chunks alike, not at the one line that names it.
 
 Why not Qdrant's own sparse search and fusion query: embedded Qdrant scores sparse vectors in a
 Python loop over every point (~230 ms at 10k chunks, measured); and on the bundled evaluation
@@ -45,7 +47,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from runtime.knowledge.chunking import Chunk, joined
-from runtime.knowledge.terms import SparseTerms
+from runtime.knowledge.terms import TITLE_WEIGHT, SparseTerms, title_terms
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -66,7 +68,7 @@ _CHUNKS_PER_PASSAGE = 3  # chunks ranked for each passage asked: neighbours merg
 REACH = 5  # neighbouring chunks a passage may take on each side of the one found
 WINDOW_CHARS = 1500  # the most a passage widens to
 # What a search reads of each candidate: where it is (its text comes with its neighbours').
-_PLACE = ["source_id", "position"]
+_PLACE = ["source_id", "position", "source_name"]
 KEYWORD_WEIGHT = 0.4  # of the best candidate's keyword score, beside a cosine (0 to 1)
 KEYWORD_SLACK = 0.1  # how far under the threshold a chunk holding every keyword may be
 HYBRID = "hybrid"
@@ -285,7 +287,8 @@ def _blended(
     times their keyword score over the best one's. A candidate under `score_threshold` (it was
     fetched `KEYWORD_SLACK` below it) stays only if it holds every keyword of the question."""
     held = [sparse.get(point.id) for point in pool]
-    matched = _keyword_scores(held, keywords)
+    titles = [title_terms(str((point.payload or {}).get("source_name", ""))) for point in pool]
+    matched = _keyword_scores(held, titles, keywords)
     best = max(matched, default=0.0) or 1.0
     asked = set(keywords.indices)
     kept = [
@@ -304,12 +307,18 @@ def _keywords_of(vectors: Any) -> Any:
     return vectors.get(KEYWORDS) if isinstance(vectors, dict) else None
 
 
-def _keyword_scores(held: list[Any], keywords: SparseTerms) -> list[float]:
+def _keyword_scores(
+    held: list[Any], titles: list[frozenset[int]], keywords: SparseTerms
+) -> list[float]:
     """Each candidate's BM25 score for the question's keywords (from the keyword vector it
-    holds, if any), the IDF taken over the candidates (Qdrant's formula)."""
-    weights = [
-        dict(zip(sparse.indices, sparse.values, strict=True)) if sparse else {} for sparse in held
-    ]
+    holds, if any, and its source's title terms), the IDF taken over the candidates (Qdrant's
+    formula)."""
+    weights = []
+    for sparse, title in zip(held, titles, strict=True):
+        weight = dict(zip(sparse.indices, sparse.values, strict=True)) if sparse else {}
+        for term in title:
+            weight[term] = max(weight.get(term, 0.0), TITLE_WEIGHT)
+        weights.append(weight)
     total = len(held)
     idf = {}
     for term in keywords.indices:

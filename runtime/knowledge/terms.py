@@ -26,6 +26,10 @@ _K1 = 1.2
 _B = 0.75
 _TYPICAL_TERMS = 90
 _MAX_WORD_CHARS = 40  # longer "words" (hashes, base64) are noise, not terms
+_MAX_EXTENSION = 4  # ".txt", ".html": a file name's ending, not a word of its title
+TITLE_WEIGHT = (_K1 + 1) / (
+    1 + _K1
+)  # a title term's weight in each chunk: said once, typical length
 
 # Function words: they match everything and say nothing about where an answer is.
 _STOP_WORDS_TEXT = """
@@ -111,6 +115,18 @@ def passage_vector(text: str) -> SparseTerms:
     weights = {index: count * (_K1 + 1) / (count + norm) for index, count in counts.items()}
     ordered = sorted(weights)
     return SparseTerms(tuple(ordered), tuple(weights[index] for index in ordered))
+
+
+@lru_cache(maxsize=1_000)
+def title_terms(source_name: str) -> frozenset[int]:
+    """The term indices of a source's name (its last path part, without an extension:
+    "gpl-3.0.txt" gives "gpl"): words of its title, which hold for every chunk of it."""
+    last = source_name.rstrip("/").rpartition("/")[2]
+    stem, dot, extension = last.rpartition(".")
+    title = (
+        stem if dot and stem and extension.isalnum() and len(extension) <= _MAX_EXTENSION else last
+    )
+    return frozenset(term_index(term) for term in terms(title))
 
 
 def query_vector(text: str) -> SparseTerms:

@@ -235,6 +235,16 @@ async def test_an_exact_phrase_wins_over_a_closer_but_vaguer_passage(store: Vect
     assert [hit.chunk.position for hit in cooking] == [0, 10]
 
 
+async def test_the_sources_name_in_a_question_does_not_pick_the_line_that_names_it(
+    store: VectorStore,
+) -> None:
+    header = Chunk("This file is under the MPL.", "mpl.txt", 0)
+    warranty = Chunk("Warranty is disclaimed.", "mpl.txt", 10)
+    await put(store, SOURCE_A, [header, warranty], [unit(1, 0.2), unit(1, 0.5)])
+    found = await ask(store, unit(1, 0.1), words="What does the MPL say about warranties?")
+    assert [hit.chunk.position for hit in found] == [10, 0]  # every chunk is of the MPL
+
+
 async def test_a_question_without_keywords_is_searched_by_meaning(store: VectorStore) -> None:
     await put(store, SOURCE_A, NOTICES, NOTICE_VECTORS)
     found = await store.query(

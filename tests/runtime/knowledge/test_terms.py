@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.knowledge.terms import passage_vector, query_vector, term_index, terms
+from runtime.knowledge.terms import passage_vector, query_vector, term_index, terms, title_terms
 
 
 def test_terms_are_stems_of_the_words_that_carry_meaning() -> None:
@@ -40,3 +40,13 @@ def test_a_question_counts_each_term_once() -> None:
     asked = query_vector("refund refund policy")
     assert asked.values == (1.0, 1.0)
     assert set(asked.indices) == {term_index("refund"), term_index("polici")}
+
+
+def test_a_sources_title_terms_come_from_its_name_without_the_extension() -> None:
+    assert title_terms("gpl-3.0.txt") == {term_index("gpl")}
+    assert title_terms("example.com/refund-policy.html") == {
+        term_index("refund"),
+        term_index("polici"),
+    }
+    assert title_terms("notes") == {term_index("note")}
+    assert title_terms("the.") == frozenset()
