@@ -147,14 +147,16 @@ def _units(paragraphs: list[str], max_chars: int) -> Iterator[_Unit]:
     for paragraph in paragraphs:
         opens = True
         for sentence in sentences(paragraph):
-            pieces = [sentence] if len(sentence) <= max_chars else _cut(sentence, max_chars)
-            for piece in pieces:
+            for piece in cut(sentence, max_chars):
                 yield _Unit(piece, opens)
                 opens = False
 
 
-def _cut(sentence: str, max_chars: int) -> list[str]:
-    """A sentence too long for a chunk, in pieces that fit: between words, else inside one."""
+def cut(sentence: str, max_chars: int) -> list[str]:
+    """A sentence in pieces of at most `max_chars`: itself if it fits, else cut between words
+    (and only a word longer than that, inside one)."""
+    if len(sentence) <= max_chars:
+        return [sentence]
     pieces: list[str] = []
     piece = ""
     for word in sentence.split(" "):

@@ -107,7 +107,8 @@ def offline_answer(
     if not passages:
         return fallback, None
     best = passages[0]
-    return f"{excerpt(best.text, question, focus=best.focus)}\n\n{best.citation}", best
+    quote = excerpt(best.text, question, focus=best.focus, source_name=best.source_name)
+    return f"{quote}\n\n{best.citation}", best
 
 
 class Params(NodeParams):
