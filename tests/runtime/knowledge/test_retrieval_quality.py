@@ -1,8 +1,9 @@
 """A floor under retrieval quality: the bundled licences (bench/data/retrieval) and the questions
 marked `small` there, asked as a bot that sets neither knowledge.k nor knowledge.min_score
-would. Measured 14/15 and 8/15 when this floor was set; the 1,000-character chunks searched by
-meaning alone before it managed 11/15 and 5/15, and fail it. `make bench` measures all 80
-questions over the four documents (`retrieval_recall_at_k`, `retrieval_top1`)."""
+would. Measured 14/15 and 10/15 when this floor was set (one question under each); before, the
+offline answer quoted 8/15 (6/15 was the floor), and the 1,000-character chunks searched by
+meaning alone managed 11/15 and 5/15. `make bench` measures all 80 questions over the four
+documents (`retrieval_recall_at_k`, `retrieval_top1`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from runtime.knowledge.embedder import OnnxMiniLmEmbedder
 from runtime.knowledge.gateway import KnowledgeGateway
 from runtime.knowledge.store import VectorStore
 
-RECALL_FLOOR = 12 / 15
-TOP1_FLOOR = 6 / 15
+RECALL_FLOOR = 13 / 15
+TOP1_FLOOR = 9 / 15
 
 
 async def test_the_small_question_set_keeps_its_quality() -> None:
