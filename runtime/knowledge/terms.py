@@ -27,9 +27,9 @@ _B = 0.75
 _TYPICAL_TERMS = 90
 _MAX_WORD_CHARS = 40  # longer "words" (hashes, base64) are noise, not terms
 _MAX_EXTENSION = 4  # ".txt", ".html": a file name's ending, not a word of its title
-TITLE_WEIGHT = (_K1 + 1) / (
-    1 + _K1
-)  # a title term's weight in each chunk: said once, typical length
+# A title term's weight in each chunk of its source: BM25's for a term said once in a chunk of
+# typical length, (k1 + 1) / (1 + k1).
+TITLE_WEIGHT = 1.0
 
 # Function words: they match everything and say nothing about where an answer is.
 _STOP_WORDS_TEXT = """
