@@ -17,8 +17,11 @@ from storage.tables import Conversation, Feedback, Message, utcnow
 _conv = Conversation.__table__  # type: ignore[attr-defined]
 _msg = Message.__table__  # type: ignore[attr-defined]
 _fb = Feedback.__table__  # type: ignore[attr-defined]
-# Built once: the hot path runs it every turn. The ids come back (one INSERT … RETURNING for
-# the rows together), so an answer can be rated by its id.
+# Built once: the hot path runs them every turn, with the values as parameters (building the
+# statement with `.values(...)` each time cost half the writer's CPU of an API turn). The ids
+# of the messages come back (one INSERT … RETURNING for the rows together), so an answer can be
+# rated by its id.
+_START_CONVERSATION = insert(_conv)
 _ADD_MESSAGES = insert(_msg).returning(_msg.c.id, sort_by_parameter_order=True)
 _ASSISTANT = {"human": "assistant"}
 
@@ -129,15 +132,16 @@ async def history(conn: AsyncConnection, conversation_id: int, turns: int) -> li
 
 def start_conversation(conn: Connection, new: NewConversation) -> int:
     result = conn.execute(
-        insert(_conv).values(
-            bot_id=new.bot_id,
-            deployment_id=new.deployment_id,
-            channel=new.channel,
-            key=new.key,
-            user=new.user,
-            sandbox=new.sandbox,
-            started_at=utcnow(),
-        )
+        _START_CONVERSATION,
+        {
+            "bot_id": new.bot_id,
+            "deployment_id": new.deployment_id,
+            "channel": new.channel,
+            "key": new.key,
+            "user": new.user,
+            "sandbox": new.sandbox,
+            "started_at": utcnow(),
+        },
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
