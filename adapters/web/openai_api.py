@@ -411,10 +411,9 @@ def _usage(output: TurnOutput) -> UsageOut:
 
 
 @router.post("/chat/completions", response_model=None)
-async def chat_completions(
-    body: ChatCompletionIn, who: Who, svc: Services
-) -> ChatCompletionOut | StreamingResponse:
-    """A bot answers the conversation in `messages` (or continues `user`'s stored one)."""
+async def chat_completions(body: ChatCompletionIn, who: Who, svc: Services) -> Response:
+    """A bot answers the conversation in `messages` (or continues `user`'s stored one): a
+    `ChatCompletionOut`, or its chunks as server-sent events."""
     _refuse_unsupported(body)
     text, history = conversation_of(body.messages)
     bot = await _callable(svc, who, body.model)
@@ -427,7 +426,7 @@ async def chat_completions(
         failure = _failure(output)
         if failure is not None:
             raise failure
-        return ChatCompletionOut(
+        completion = ChatCompletionOut(
             id=completion_id,
             created=created,
             model=body.model,
@@ -439,6 +438,9 @@ async def chat_completions(
             ],
             usage=_usage(output),
         )
+        # Serialised once, by pydantic: returned as a model, FastAPI would first turn it into
+        # plain data (`jsonable_encoder`) and then dump that.
+        return Response(completion.model_dump_json(), media_type="application/json")
     answer = turns.stream(bot, asked)
     if not await answer.started():  # no text at all: a failure is still an HTTP error
         failure = _failure(await answer.output())
