@@ -106,6 +106,41 @@ async def test_a_bot_answers_the_sdk_with_the_callers_messages_as_history(
         assert len(await _api_conversations(service)) == 2  # each call its own conversation
 
 
+async def test_a_completion_is_openais_json_on_the_wire(tmp_path: Path, llm: FakeLLM) -> None:
+    """The body as it is sent (serialised by pydantic, not FastAPI's encoder): JSON with every
+    field of OpenAI's chat completion, `logprobs` and an unknown cost as null."""
+    async with live_service(tmp_path, llm) as service:
+        llm.reply("Five days.", prompt_tokens=7, completion_tokens=3)
+        response = await service.client.post(
+            "/openai/v1/chat/completions",
+            json={"model": "faq-bot", "messages": [{"role": "user", "content": "Refunds?"}]},
+            headers=service.auth(),
+        )
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        body = response.json()
+        assert body["id"].startswith("chatcmpl-") and isinstance(body["created"], int)
+        assert {key: body[key] for key in ("object", "model", "choices", "usage")} == {
+            "object": "chat.completion",
+            "model": "faq-bot",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Five days."},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 7,
+                "completion_tokens": 3,
+                "total_tokens": 10,
+                "cost_usd": None,  # the fake model has no price
+            },
+        }
+        assert len(body) == 6
+
+
 async def test_a_streamed_answer_comes_in_openai_chunks(tmp_path: Path, llm: FakeLLM) -> None:
     async with live_service(tmp_path, llm) as service, sdk(service) as client:
         llm.reply("Refunds take five days.", prompt_tokens=9, completion_tokens=4)
