@@ -358,7 +358,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
     from adapters.web.deps import WebServices
     from adapters.web.rate_limit import RateLimiter
     from adapters.web.sessions import SessionIssuer
-    from runtime.memory import freeze_long_lived
+    from runtime.memory import collect_young_less_often, freeze_long_lived
 
     mcp = StudioMcp(version=_version())
 
@@ -383,6 +383,7 @@ def build_app(settings: Settings, *, console_url: str | None = None) -> FastAPI:
                 await part.start()
         await services.leader_work.start()  # the leader-only work, if this process leads
         freeze_long_lived(after="start")
+        collect_young_less_often()
         app.state.services = WebServices(
             settings=settings,
             ops=services.ops,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from runtime.memory import freeze_long_lived
+from runtime.memory import YOUNG_COLLECTION_EVERY, collect_young_less_often, freeze_long_lived
 
 
 def _collected_normally(item: object) -> bool:
@@ -21,3 +21,16 @@ def test_what_exists_is_frozen_once_per_cause() -> None:
     assert _collected_normally(later)
     freeze_long_lived(after="another cause")  # a new cause freezes what was made since
     assert not _collected_normally(later)
+
+
+def test_a_serving_process_collects_young_objects_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        collect_young_less_often()
+        assert gc.get_threshold() == (YOUNG_COLLECTION_EVERY, 10, 10)
+        gc.set_threshold(50_000, 5, 5)
+        collect_young_less_often()  # a higher threshold set by the operator is kept
+        assert gc.get_threshold() == (50_000, 5, 5)
+    finally:
+        gc.set_threshold(*before)
