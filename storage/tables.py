@@ -123,9 +123,12 @@ class Message(SQLModel, table=True):
         Index("ix_message_bot_time", "bot_id", "created_at"),
         # A conversation's messages of a time window (exports), without reading its history.
         Index("ix_message_conversation_time", "conversation_id", "created_at"),
+        # A conversation's newest messages (its history, and its newest message's id checked by
+        # a worker that caches it), read backwards from the end.
+        Index("ix_message_conversation_order", "conversation_id", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    conversation_id: int = Field(foreign_key="conversation.id", ondelete="CASCADE", index=True)
+    conversation_id: int = Field(foreign_key="conversation.id", ondelete="CASCADE")
     bot_id: int = Field(foreign_key="bot.id", ondelete="CASCADE")
     role: str = Field(max_length=16)
     text: str
