@@ -98,6 +98,29 @@ async def test_a_deployment_removed_on_one_worker_is_gone_on_the_other(
     assert (await b.chat(deployment, "hello")).status_code == 404
 
 
+async def _handoff_opened(worker: Service, bot: int, address: Address, *, thread: str) -> int:
+    """A handoff of the conversation at `address` to #support, stored through `worker` as
+    `HandoffDesk.open` records it once its first post is in the room (no Slack here), with no
+    notice sent: its id."""
+    now = utcnow()
+    opened = handoff_store.NewHandoff(
+        bot_id=bot,
+        deployment_id=address.deployment_id,
+        conversation_key=address.conversation,
+        address=address.model_dump(mode="json"),
+        room_kind="slack",
+        room="C0001",
+        room_name="#support",
+        thread=thread,
+        reason="they asked for a person",
+        timeout_minutes=30,
+        opened_at=now,
+        expires_at=now + timedelta(minutes=30),
+    )
+    runtime = worker.app.state.core.runtime
+    return int(await runtime.writes.run(lambda c: handoff_store.open_handoff(c, opened)))
+
+
 async def test_a_handoff_opened_on_one_worker_is_open_on_the_other(
     workers: tuple[Service, Service],
 ) -> None:
@@ -108,24 +131,8 @@ async def test_a_handoff_opened_on_one_worker_is_open_on_the_other(
         channel="web", deployment_id=deployment, conversation="session-1", user="web:ana"
     )
     desk_a, desk_b = (w.app.state.core.runtime.handoffs for w in workers)
-    now = utcnow()
-    opened = handoff_store.NewHandoff(
-        bot_id=bot,
-        deployment_id=deployment,
-        conversation_key=address.conversation,
-        address=address.model_dump(mode="json"),
-        room_kind="slack",
-        room="C0001",
-        room_name="#support",
-        thread="1700000000.000100",
-        reason="they asked for a person",
-        timeout_minutes=30,
-        opened_at=now,
-        expires_at=now + timedelta(minutes=30),
-    )
-    # As `HandoffDesk.open` records it once its first post is in the room (no Slack here).
     runtime_a = a.app.state.core.runtime
-    handoff_id = await runtime_a.writes.run(lambda c: handoff_store.open_handoff(c, opened))
+    handoff_id = await _handoff_opened(a, bot, address, thread="1700000000.000100")
     runtime_a.invalidations.publish(HandoffChanged(handoff_id))
 
     async def is_open() -> bool:
@@ -207,23 +214,8 @@ async def test_a_handoff_whose_notice_is_still_on_the_way_is_open_for_the_next_t
     assert first.json()["reply"] == "v1 says hi"
     session = first.json()["session"]
     address = Address(channel="web", deployment_id=deployment, conversation=session, user="x")
-    now = utcnow()
-    opened = handoff_store.NewHandoff(
-        bot_id=await bot_id(a, "faq-bot"),
-        deployment_id=deployment,
-        conversation_key=session,
-        address=address.model_dump(mode="json"),
-        room_kind="slack",
-        room="C0001",
-        room_name="#support",
-        thread="1700000000.000200",
-        reason="they asked for a person",
-        timeout_minutes=30,
-        opened_at=now,
-        expires_at=now + timedelta(minutes=30),
-    )
-    runtime_a = a.app.state.core.runtime
-    handoff_id = await runtime_a.writes.run(lambda c: handoff_store.open_handoff(c, opened))
+    bot = await bot_id(a, "faq-bot")
+    handoff_id = await _handoff_opened(a, bot, address, thread="1700000000.000200")
     desk_b = b.app.state.core.runtime.handoffs
     assert not desk_b.is_open(deployment, session)  # no notice was sent
     second = await b.chat(deployment, "are you there?", session=session)
@@ -231,6 +223,7 @@ async def test_a_handoff_whose_notice_is_still_on_the_way_is_open_for_the_next_t
     assert second.json()["reply"] != "v1 says hi", second.json()
     assert desk_b.is_open(deployment, session)
     # The person gives it back (on A, whose notice is on its way): the bot answers again.
+    runtime_a = a.app.state.core.runtime
     await runtime_a.writes.run(
         lambda c: handoff_store.close(c, handoff_id, at=utcnow(), by="slack:U1")
     )
