@@ -231,7 +231,7 @@ class Runtime:
             db, size=size if db.is_sqlite else 0, invalidations=self.invalidations
         )
         self._bot_ids: dict[tuple[int, str], int] = {}
-        # What `_drain` read of a conversation with its lock, for the turn's first load of it.
+        # What `_seen` read of a conversation with its lock, for the next turn's first load of it.
         self._peeked: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         self.runner = BotRunner(llm=llm, knowledge=knowledge, versions=self, tools=tools)
         self.writes = WriteBatcher(db)
@@ -263,7 +263,7 @@ class Runtime:
         conversation's lock on the lock's connection (`ConversationCache.load`); None when
         that connection is lost (the conversation is then read through the pool)."""
         assert self._shared_locks is not None
-        if key in self._peeked:  # read with the lock, and nothing stored since (`_drain`)
+        if key in self._peeked:  # read with the lock, and nothing stored since (`_seen`)
             return self._peeked.pop(key)
         try:
             rows = await self._shared_locks.fetch(conversation_key(*key), conv_store.LATEST, *key)
