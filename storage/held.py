@@ -5,7 +5,8 @@ statement in PostgreSQL's own SQL, run on the connection that holds the lock
 - the conversation's messages not answered yet, up to the one being answered (whichever worker
   accepted them), oldest first; the row itself whatever its conversation (one recorded before
   rows named theirs);
-- the active conversation and its newest message's id (is a cached history still current?);
+- the active conversation and its newest message's id (`storage.conversations.LATEST`: is a
+  cached history still current?);
 - the conversation's open handoff (a person of the team may have it since a moment ago).
 
 Parameters: `$1` deployment id, `$2` conversation key, `$3` the inbox row being answered.
@@ -17,11 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from storage.tables import Conversation, HandoffRecord, InboxItem, Message
+from storage.conversations import LATEST
+from storage.tables import HandoffRecord, InboxItem
 
 _inbox = InboxItem.__table__.name  # type: ignore[attr-defined]
-_conv = Conversation.__table__.name  # type: ignore[attr-defined]
-_msg = Message.__table__.name  # type: ignore[attr-defined]
 _handoff = HandoffRecord.__table__.name  # type: ignore[attr-defined]
 
 _PENDING, _LATEST, _HANDOFF = 1, 2, 3
@@ -30,10 +30,7 @@ HELD = (
     f"(SELECT {_PENDING} AS part, id::bigint AS a, NULL::bigint AS b FROM {_inbox}"
     " WHERE deployment_id = $1 AND status = 'pending'"
     " AND (conversation = $2 AND id <= $3 OR id = $3))"
-    f" UNION ALL (SELECT {_LATEST}, c.id,"
-    f" (SELECT max(m.id) FROM {_msg} m WHERE m.conversation_id = c.id)"
-    f" FROM {_conv} c WHERE c.deployment_id = $1 AND c.key = $2 AND c.ended_at IS NULL"
-    " ORDER BY c.id DESC LIMIT 1)"
+    f" UNION ALL (SELECT {_LATEST}, latest.* FROM ({LATEST}) AS latest)"
     f" UNION ALL (SELECT {_HANDOFF}, h.id, NULL FROM {_handoff} h"
     " WHERE h.closed_at IS NULL AND h.deployment_id = $1 AND h.conversation_key = $2"
     " ORDER BY h.id DESC LIMIT 1)"
