@@ -5,24 +5,34 @@ the only writer of a conversation, which the per-conversation lock guarantees in
 With several workers another one may have stored a turn since this one cached the conversation,
 and no notification can arrive before the next turn reads it: there the cache is given a
 `latest` read (the active conversation's id and its newest message's id, one statement on the
-connection that holds the conversation's lock), and a state whose own differ is read again.
+connection that holds the conversation's lock), and a state whose own differ is brought up to
+date: with only the messages stored since, when the same conversation went on elsewhere (as
+every other turn of a chat does when a load balancer takes turns between two workers), read on
+that same connection, as is a history not cached at all.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.cluster.invalidation import ConversationForgotten, Invalidations, LocalInvalidations
 from runtime.llm import ChatMessage
 from storage import conversations as conv_store
 from storage.database import Database
 
+logger = logging.getLogger(__name__)
+
 Key = tuple[str, str]  # (deployment id, conversation key)
 # What is stored at a key now: the active conversation's id and its newest message's id (None:
 # it could not be asked; the state is read again).
 Latest = Callable[[Key], Awaitable[tuple[int | None, int | None] | None]]
+# Rows of a statement in PostgreSQL's SQL, run on the connection that holds the conversation's
+# lock (`key`, query, its parameters); raises when that connection is lost.
+Fetch = Callable[..., Awaitable[list[tuple[Any, ...]]]]
 NEW_KEYS = 10_000  # conversations announced new and not loaded yet that are remembered
 
 
@@ -47,11 +57,13 @@ class ConversationCache:
         size: int = 5_000,
         invalidations: Invalidations | None = None,
         latest: Latest | None = None,
+        fetch: Fetch | None = None,
     ) -> None:
         self.db = db
         self.size = size
         self.invalidations = invalidations or LocalInvalidations()
         self.latest = latest  # None: this process is the only writer (no check)
+        self.fetch = fetch  # None: histories are read through the pool
         self._states: OrderedDict[Key, ConversationState] = OrderedDict()
         self._new: OrderedDict[Key, None] = OrderedDict()
 
@@ -73,7 +85,8 @@ class ConversationCache:
         if self.latest is not None:
             known = await self.latest(key)
             if state is not None and (known is None or (state.id, state.last) != known):
-                state = None  # another worker answered it, or it ended, meanwhile
+                # another worker answered it, or it ended, meanwhile
+                state = await self._caught_up(key, state, known, window)
         if state is not None and state.window >= window:
             self._states.move_to_end(key)
             return state
@@ -86,14 +99,15 @@ class ConversationCache:
             state = ConversationState(id=None, window=window, messages=deque(maxlen=2 * window))
             self._keep(key, state)
             return state
-        async with self.db.read_conn() as conn:
-            if known is None:
-                conversation_id = await conv_store.active_conversation(conn, *key)
-            else:
-                conversation_id = known[0]
-            rows: list[tuple[str, str]] = []
-            if conversation_id is not None and window > 0:
-                rows = await conv_store.history(conn, conversation_id, window)
+        conversation_id = None if known is None else known[0]
+        rows = None if known is None else await self._recent(key, known, 0, window)
+        if rows is None:
+            async with self.db.read_conn() as conn:
+                if known is None:
+                    conversation_id = await conv_store.active_conversation(conn, *key)
+                rows = []
+                if conversation_id is not None and window > 0:
+                    rows = await conv_store.history(conn, conversation_id, window)
         state = ConversationState(
             id=conversation_id,
             window=window,
@@ -102,6 +116,50 @@ class ConversationCache:
         )
         self._keep(key, state)
         return state
+
+    async def _caught_up(
+        self,
+        key: Key,
+        state: ConversationState,
+        known: tuple[int | None, int | None] | None,
+        window: int,
+    ) -> ConversationState | None:
+        """`state` with the messages stored since it was cached, when the same conversation
+        only went on (another worker answered it); None: it must be read again whole."""
+        if (
+            known is None
+            or known[0] != state.id
+            or state.last is None
+            or known[1] is None
+            or known[1] < state.last
+            or state.window < window
+        ):
+            return None
+        rows = await self._recent(key, known, state.last, state.window)
+        if rows is None:
+            return None
+        state.messages.extend(ChatMessage(role, text) for role, text in rows)
+        state.last = known[1]
+        return state
+
+    async def _recent(
+        self, key: Key, known: tuple[int | None, int | None], after: int, window: int
+    ) -> list[tuple[str, str]] | None:
+        """The history messages of the conversation `known` names after the message `after`
+        up to its newest, at most the last `window` turns, oldest first, read on the lock's
+        connection; None when there is none to read it on (it is lost: the pool then)."""
+        conversation_id, last = known
+        if self.fetch is None or conversation_id is None:
+            return None
+        if last is None or window <= 0:
+            return []
+        try:
+            asked = (conversation_id, after, last, 2 * window)
+            rows = await self.fetch(key, conv_store.RECENT, *asked)
+        except Exception:
+            logger.warning("could not read a conversation's new messages", exc_info=True)
+            return None
+        return conv_store.oldest_first(rows)
 
     def record(
         self, key: Key, state: ConversationState, turn: list[ChatMessage], *, last: int | None

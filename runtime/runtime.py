@@ -226,6 +226,7 @@ class Runtime:
             size=size if db.is_sqlite or self._shared_locks is not None else 0,
             invalidations=self.invalidations,
             latest=self._latest if self._shared_locks is not None else None,
+            fetch=self._held_fetch if self._shared_locks is not None else None,
         )
         self.participants = ParticipantCache(
             db, size=size if db.is_sqlite else 0, invalidations=self.invalidations
@@ -266,11 +267,18 @@ class Runtime:
         if key in self._peeked:  # read with the lock, and nothing stored since (`_seen`)
             return self._peeked.pop(key)
         try:
-            rows = await self._shared_locks.fetch(conversation_key(*key), conv_store.LATEST, *key)
+            rows = await self._held_fetch(key, conv_store.LATEST, *key)
         except Exception:
             logger.warning("could not check a cached conversation", exc_info=True)
             return None
         return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+    async def _held_fetch(
+        self, key: tuple[str, str], query: str, *args: object
+    ) -> list[tuple[Any, ...]]:
+        """Rows of `query` on the connection that holds the lock of the conversation at `key`."""
+        assert self._shared_locks is not None
+        return await self._shared_locks.fetch(conversation_key(*key), query, *args)
 
     def register_builtin(self, deployment_id: str, bot: BuiltinBot) -> None:
         self._builtins[deployment_id] = bot

@@ -5,6 +5,7 @@ Reads are async; writes are plain functions of a `Connection`, run by `Database.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,6 +101,15 @@ LATEST = (
     " ORDER BY c.id DESC LIMIT 1"
 )
 
+# A conversation's history messages after id $2 up to id $3, the newest $4 of them, newest first
+# (`oldest_first` turns them), in PostgreSQL's own SQL: what a worker holding the conversation's
+# lock reads on that lock's connection to bring its cached history up to what `LATEST` told it
+# ($2 = 0: the last ones, for a history it had not cached).
+RECENT = (
+    f"SELECT role, text FROM {_msg.name} WHERE conversation_id = $1 AND id > $2 AND id <= $3"
+    " AND error IS NULL ORDER BY id DESC LIMIT $4"
+)
+
 
 async def active_conversation(
     conn: AsyncConnection, deployment_id: str | None, key: str
@@ -125,8 +135,12 @@ async def history(conn: AsyncConnection, conversation_id: int, turns: int) -> li
         .order_by(desc(_msg.c.id))
         .limit(turns * 2)
     )
-    rows = (await conn.execute(query)).all()
-    # The team's answers during a handoff (`human`) are the bot's side of the conversation.
+    return oldest_first((await conn.execute(query)).all())
+
+
+def oldest_first(rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
+    """History read newest first (role, text), as the model reads it: oldest first, and the
+    team's answers during a handoff (`human`) as the bot's side of the conversation."""
     return [(_ASSISTANT.get(role, role), text) for role, text in reversed(rows)]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -333,9 +333,11 @@ async def test_a_message_recorded_before_rows_named_their_conversation_is_answer
     assert await cluster.pending() == 0
 
 
-async def test_each_worker_answers_with_the_history_the_others_stored(
+async def _echo_workers(
     cluster: Cluster, llm: FakeLLM
-) -> None:
+) -> tuple[list[Runtime], BotSpec, Callable[[Runtime, str], Awaitable[list[str]]]]:
+    """Two workers of the cluster's bot, made an `llm` bot that remembers 5 turns, and `say`:
+    a message answered by a worker, what the model was given before it."""
     async with cluster.db.write() as session:
         repo = BotRepository(session)
         deployment = await session.get(Deployment, cluster.deployment_id)
@@ -356,7 +358,6 @@ async def test_each_worker_answers_with_the_history_the_others_stored(
     cluster.workers.extend(workers)
 
     async def say(worker: Runtime, text: str) -> list[str]:
-        """What the model was given before `text`, as the worker asked it."""
         llm.reply(f"re {text}")
         assert await worker.feed(cluster.message(text))
         await worker.drain()
@@ -364,6 +365,13 @@ async def test_each_worker_answers_with_the_history_the_others_stored(
         assert said[-1] == text
         return said[:-1]
 
+    return workers, spec, say
+
+
+async def test_each_worker_answers_with_the_history_the_others_stored(
+    cluster: Cluster, llm: FakeLLM
+) -> None:
+    workers, spec, say = await _echo_workers(cluster, llm)
     assert await say(workers[0], "one") == []
     assert await say(workers[1], "two") == ["one", "re one"]
     assert await say(workers[0], "three") == ["one", "re one", "two", "re two"]  # cached, checked
@@ -372,3 +380,23 @@ async def test_each_worker_answers_with_the_history_the_others_stored(
     await workers[1].drain()
     assert await say(workers[0], "five") == []  # a new conversation here too
     assert cluster.texts()[-2:] == [spec.greeting, "re five"]
+
+
+async def test_a_cached_history_takes_only_what_another_worker_stored_since(
+    cluster: Cluster, llm: FakeLLM
+) -> None:
+    workers, _, say = await _echo_workers(cluster, llm)
+    cache = workers[0].conversations
+    key = (cluster.deployment_id, "a")
+    await say(workers[0], "one")
+    cached = await cache.load(key, 5)
+    await say(workers[1], "two")
+    caught_up = await cache.load(key, 5)
+    assert caught_up is cached  # brought up to date, not read again
+    assert [m.content for m in caught_up.messages] == ["one", "re one", "two", "re two"]
+    for n in range(3, 9):
+        await say(workers[1], f"m{n}")
+    words = [m.content for m in (await cache.load(key, 5)).messages]
+    assert words == [w for n in range(4, 9) for w in (f"m{n}", f"re m{n}")]  # the last 5 turns
+    assert (await cache.load(key, 5)) is cached
+    assert await say(workers[0], "nine") == words  # what the model is given
