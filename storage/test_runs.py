@@ -94,6 +94,20 @@ class TestRunRepository:
         )
         return int(result.rowcount or 0)
 
+    async def running_elsewhere(self, bot_id: int, *, worker: str) -> TestRun | None:
+        """The bot's newest run still running on a worker other than `worker`."""
+        query = (
+            select(TestRun)
+            .where(
+                TestRun.bot_id == bot_id,
+                col(TestRun.status) == "running",
+                col(TestRun.worker) != worker,
+            )
+            .order_by(col(TestRun.id).desc())
+            .limit(1)
+        )
+        return (await self.session.exec(query)).first()
+
     async def latest(self, bot_id: int, spec_hash: str) -> TestRun | None:
         """The newest run of the draft with exactly this content hash."""
         query = (

@@ -19,12 +19,13 @@ from builders.validation import human_problems
 from runtime.cluster.presence import Presence, fail_orphaned
 from runtime.turn.runner import BotRunner
 from storage.database import Database
-from storage.test_runs import TestRunRepository
+from storage.tables import TestRun
+from storage.test_runs import TestRunRepository, failure_reason
 from studio import presenters
 from studio.errors import ConflictError, InvalidError
 from studio.operations import Operations
 from studio.roles import Caller, Role
-from studio.test_report import TestReport
+from studio.test_report import CaseResult, TestReport
 from studio.testing import Progress, run_cases
 from studio.views import BotView, PromoteResult
 
@@ -41,6 +42,16 @@ class PreparedRun:
     bot: str
     revision: int
     spec: BotSpec
+
+
+@dataclass(frozen=True, slots=True)
+class RunElsewhere:
+    """A run of a bot's draft in progress on another worker (several share the database): who
+    asks for a run here meanwhile joins it."""
+
+    run_id: int
+    bot: str
+    current: bool  # it tests the draft as it is now
 
 
 class BotTests:
@@ -112,6 +123,32 @@ class BotTests:
         return PreparedRun(
             run.id, draft.bot_id, caller.team_id, draft.name, draft.revision, draft.spec
         )
+
+    async def running_elsewhere(self, caller: Caller, bot: str) -> RunElsewhere | None:
+        """The bot's run in progress on another worker, if any (editors and up)."""
+        caller.require(Role.EDITOR, "Running tests")
+        draft = await self.ops.draft(caller, bot)
+        async with self.db.read() as session:
+            run = await TestRunRepository(session).running_elsewhere(
+                draft.bot_id, worker=self.db.worker
+            )
+        if run is None:
+            return None
+        assert run.id is not None
+        return RunElsewhere(run.id, draft.name, run.spec_hash == draft.spec.content_hash())
+
+    async def ended(self, run: RunElsewhere) -> TestReport | str | None:
+        """How a run ended: its report, or why it did not finish; None while it runs."""
+        async with self.db.read() as session:
+            found = await session.get(TestRun, run.run_id)
+        if found is None:
+            return "its bot was deleted"
+        if found.status == "running":
+            return None
+        if found.status == "done":
+            results = tuple(CaseResult.from_json(r) for r in found.results or ())
+            return TestReport(bot=run.bot, spec_hash=found.spec_hash, results=results)
+        return failure_reason(found) or "it did not finish"
 
     async def execute(self, prepared: PreparedRun, progress: Progress | None = None) -> TestReport:
         """Run the prepared cases and store the outcome; a crash marks the run failed."""

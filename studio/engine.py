@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,7 @@ from studio.address import (
     studio_address,
     team_of,
 )
-from studio.bot_tests import BotTests, PreparedRun
+from studio.bot_tests import BotTests, PreparedRun, RunElsewhere
 from studio.commands import (
     COMMANDS,
     DATASET_COMMANDS,
@@ -132,6 +132,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 MAX_FILES = 3  # files read from one message
+WATCH_S = 1.0  # how often a test run another worker does is looked at, for who joined it here
 
 
 FAILED = "Something went wrong on our side (it is logged). Please try again."
@@ -745,8 +746,9 @@ class Studio:
         return await self._start_tests(turn, turn.bot(command.bot))
 
     async def _start_tests(self, turn: Turn, bot: str, *, promote: bool = False) -> list[Answer]:
-        """Run the draft's tests in the background (one run per bot at a time: who asks meanwhile
-        joins it); with `promote`, promote the draft to staging for the caller if they pass."""
+        """Run the draft's tests in the background (one run per bot at a time, on any worker:
+        who asks meanwhile joins it); with `promote`, promote the draft to staging for the
+        caller if they pass."""
         caller = turn.caller
         key = (caller.team_id, bot)
         address = turn.message.address
@@ -765,7 +767,8 @@ class Studio:
         if promote:
             self._promotions[key] = [(caller, address)]
         try:
-            prepared = await self.tests.prepare(caller, bot)
+            elsewhere = await self.tests.running_elsewhere(caller, bot)
+            prepared = None if elsewhere else await self.tests.prepare(caller, bot)
         except OperationError as exc:
             self._promotions.pop(key, None)
             for other in self._watchers.pop(key)[1:]:  # who joined meanwhile was promised news
@@ -775,10 +778,14 @@ class Studio:
             del self._watchers[key]
             self._promotions.pop(key, None)
             raise
+        if elsewhere is not None:
+            self._spawn(self._watch_elsewhere(elsewhere, key))
+            of = "" if elsewhere.current else " (an earlier draft; later edits need another /test)"
+            running = f"{elsewhere.bot}'s tests are already running{of}"
+            return [Answer(f"{running}. I'll report when they finish{then}.")]
+        assert prepared is not None
         self._revisions[key] = prepared.revision
-        task = asyncio.create_task(self._test_job(prepared, key))
-        self._jobs.add(task)
-        task.add_done_callback(self._jobs.discard)
+        self._spawn(self._test_job(prepared, key))
         count = len(prepared.spec.tests)
         return [
             Answer(
@@ -787,6 +794,11 @@ class Studio:
                 "meanwhile."
             )
         ]
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(job)
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
 
     async def _test_job(self, prepared: PreparedRun, key: tuple[int, str]) -> None:
         """The background part of /test: progress now and then, the report at the end, to
@@ -809,13 +821,48 @@ class Studio:
             logger.exception("test run failed", extra={"bot": prepared.bot})
             answer = Answer(f"The test run of {prepared.bot} failed on our side (it is logged).")
         finally:
-            watchers = self._watchers.pop(key, [])
-            promotions = self._promotions.pop(key, [])
-            self._revisions.pop(key, None)
+            ended = self._ended(key)
+        await self._tell(prepared.bot, ended, answer, report)
+
+    async def _watch_elsewhere(self, run: RunElsewhere, key: tuple[int, str]) -> None:
+        """Who asked here for a run another worker does hears its report when it ends (the
+        stored run is read every `WATCH_S`)."""
+        report: TestReport | None = None
+        try:
+            outcome = await self.tests.ended(run)
+            while outcome is None:  # no event crosses processes: the stored run tells
+                await asyncio.sleep(WATCH_S)
+                outcome = await self.tests.ended(run)
+            if isinstance(outcome, TestReport):
+                report = outcome
+                answer = presenters.test_report(report)
+            else:
+                answer = Answer(f"The test run of {run.bot} did not finish: {outcome}.")
+        except Exception:
+            logger.exception("watching a test run failed", extra={"bot": run.bot})
+            answer = Answer(f"I lost track of the test run of {run.bot} (it is logged).")
+        finally:
+            ended = self._ended(key)
+        await self._tell(run.bot, ended, answer, report)
+
+    def _ended(self, key: tuple[int, str]) -> tuple[list[Address], list[tuple[Caller, Address]]]:
+        """A run has ended: who was waiting for its report, and who for a promotion after it."""
+        self._revisions.pop(key, None)
+        return self._watchers.pop(key, []), self._promotions.pop(key, [])
+
+    async def _tell(
+        self,
+        bot: str,
+        waiting: tuple[list[Address], list[tuple[Caller, Address]]],
+        answer: Answer,
+        report: TestReport | None,
+    ) -> None:
+        """The end of a run, to who waited for it: its `answer`, then each promotion after it."""
+        watchers, promotions = waiting
         for address in watchers:
             await self._push(address, answer)
         for caller, address in promotions:
-            await self._push(address, await self._promote_tested(caller, prepared.bot, report))
+            await self._push(address, await self._promote_tested(caller, bot, report))
 
     async def _promote_tested(self, caller: Caller, bot: str, report: TestReport | None) -> Answer:
         """The end of a /promote that waited for a test run: promoted if the run passed."""
@@ -883,12 +930,18 @@ class Studio:
         caller = turn.caller
         needs = await self.ops.needs_test_run(caller, bot, to=command.to, force=command.force)
         gated = command.to == "staging" and not command.force
-        if needs or (gated and (caller.team_id, bot) in self._watchers):
+        if needs or (gated and await self._test_running(caller, bot)):
             return await self._start_tests(turn, bot, promote=True)
         result = await self.ops.promote(
             turn.caller, bot, to=command.to, force=command.force, expect=turn.expect
         )
         return [presenters.promoted(bot, result)]
+
+    async def _test_running(self, caller: Caller, bot: str) -> bool:
+        """Whether a run of the bot's tests is going on, here or on another worker."""
+        if (caller.team_id, bot) in self._watchers:
+            return True
+        return await self.tests.running_elsewhere(caller, bot) is not None
 
     async def _rollback(self, turn: Turn, command: Command) -> list[Answer]:
         assert isinstance(command, Rollback)

@@ -3,6 +3,7 @@ whole services on one, as two `serve` processes."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from runtime.llm import import_litellm
 from storage.database import Database
 from tests.conftest import (
     drop_postgres_database,
@@ -36,6 +38,9 @@ async def two_workers(
 ) -> AsyncIterator[tuple[Service, Service]]:
     """Two whole services (as two `serve` processes) on one fresh PostgreSQL database, with
     the same `settings` besides."""
+    # Imported once before: two services importing it at once in one process can deadlock
+    # (two `serve` processes each import their own).
+    await asyncio.to_thread(import_litellm)
     url = await migrated_postgres_database(postgres_url)
     try:
         async with AsyncExitStack() as stack:
