@@ -4,11 +4,12 @@ A turn then needs no database read: only its one write. This is correct while on
 the only writer of a conversation, which the per-conversation lock guarantees in one process.
 With several workers another one may have stored a turn since this one cached the conversation,
 and no notification can arrive before the next turn reads it: there the cache is given a
-`latest` read (the active conversation's id and its newest message's id, one statement on the
-connection that holds the conversation's lock), and a state whose own differ is brought up to
-date: with only the messages stored since, when the same conversation went on elsewhere (as
-every other turn of a chat does when a load balancer takes turns between two workers), read on
-that same connection, as is a history not cached at all.
+`latest` read (the active conversation's id and its newest message's id, on the connection that
+holds the conversation's lock), and a state whose own differ is brought up to date: with only
+the messages stored since, when the same conversation went on elsewhere (as every other turn of
+a chat does when a load balancer takes turns between two workers), read on that same
+connection, as is a history not cached at all. Where the lock holder's first read
+(`storage.held`) took both along (`peek`), the load reads nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ Latest = Callable[[Key], Awaitable[tuple[int | None, int | None] | None]]
 # lock (`key`, query, its parameters); raises when that connection is lost.
 Fetch = Callable[..., Awaitable[list[tuple[Any, ...]]]]
 NEW_KEYS = 10_000  # conversations announced new and not loaded yet that are remembered
+
+
+@dataclass(frozen=True, slots=True)
+class Peek:
+    """What the new holder of a conversation's lock read of it, for the next load: what
+    `latest` would say, and the history messages after `after` (conversation, message: what
+    `cached_end` gave), oldest first."""
+
+    id: int | None
+    last: int | None
+    after: tuple[int, int]
+    since: list[tuple[str, str]]
 
 
 @dataclass(slots=True)
@@ -66,6 +79,7 @@ class ConversationCache:
         self.fetch = fetch  # None: histories are read through the pool
         self._states: OrderedDict[Key, ConversationState] = OrderedDict()
         self._new: OrderedDict[Key, None] = OrderedDict()
+        self._peeked: dict[Key, Peek] = {}
 
     def begin(self, key: Key) -> None:
         """`key` names a conversation that cannot exist yet (a web session issued just now): its
@@ -77,16 +91,36 @@ class ConversationCache:
         while len(self._new) > NEW_KEYS:
             self._new.popitem(last=False)
 
+    def cached_end(self, key: Key) -> tuple[int, int, int]:
+        """Where the cached history of `key` ends, for the lock holder's first read to take
+        the messages after it along: its conversation, its newest message and how many
+        messages it keeps (zeros: nothing cached)."""
+        state = self._states.get(key)
+        if state is None or state.id is None or state.last is None:
+            return 0, 0, 0
+        return state.id, state.last, 2 * state.window
+
+    def peek(self, key: Key, peek: Peek) -> None:
+        """What the holder of the conversation's lock read of it just now, for its next load
+        (instead of `latest`), until `unpeek`."""
+        self._peeked[key] = peek
+
+    def unpeek(self, key: Key) -> None:
+        """The peek at `key` is stale (a turn stored what it does not cache, such as a
+        handoff's relay) or no longer needed."""
+        self._peeked.pop(key, None)
+
     async def load(self, key: Key, window: int) -> ConversationState:
         """The conversation at `key` with at least its last `window` turns (the caller holds
         the conversation's lock)."""
         state = self._states.get(key)
         known: tuple[int | None, int | None] | None = None
         if self.latest is not None:
-            known = await self.latest(key)
+            peeked = self._peeked.pop(key, None)
+            known = await self.latest(key) if peeked is None else (peeked.id, peeked.last)
             if state is not None and (known is None or (state.id, state.last) != known):
                 # another worker answered it, or it ended, meanwhile
-                state = await self._caught_up(key, state, known, window)
+                state = await self._caught_up(key, state, known, window, peeked)
         if state is not None and state.window >= window:
             self._states.move_to_end(key)
             return state
@@ -123,9 +157,11 @@ class ConversationCache:
         state: ConversationState,
         known: tuple[int | None, int | None] | None,
         window: int,
+        peeked: Peek | None,
     ) -> ConversationState | None:
         """`state` with the messages stored since it was cached, when the same conversation
-        only went on (another worker answered it); None: it must be read again whole."""
+        only went on (another worker answered it): as `peeked` along, or read now; None: it
+        must be read again whole."""
         if (
             known is None
             or known[0] != state.id
@@ -135,7 +171,10 @@ class ConversationCache:
             or state.window < window
         ):
             return None
-        rows = await self._recent(key, known, state.last, state.window)
+        if peeked is not None and peeked.after == (state.id, state.last):
+            rows: list[tuple[str, str]] | None = peeked.since
+        else:
+            rows = await self._recent(key, known, state.last, state.window)
         if rows is None:
             return None
         state.messages.extend(ChatMessage(role, text) for role, text in rows)

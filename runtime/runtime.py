@@ -41,7 +41,7 @@ from runtime.cluster.invalidation import (
     ParticipantsForgotten,
 )
 from runtime.cluster.presence import Presence
-from runtime.conversation_cache import ConversationCache, ConversationState
+from runtime.conversation_cache import ConversationCache, ConversationState, Peek
 from runtime.feedback import Ratings
 from runtime.handoff_desk import HANDOFF_DESK, HandoffDesk
 from runtime.hearing import hear, heard, spoken, voice_note
@@ -232,8 +232,6 @@ class Runtime:
             db, size=size if db.is_sqlite else 0, invalidations=self.invalidations
         )
         self._bot_ids: dict[tuple[int, str], int] = {}
-        # What `_seen` read of a conversation with its lock, for the next turn's first load of it.
-        self._peeked: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         self.runner = BotRunner(llm=llm, knowledge=knowledge, versions=self, tools=tools)
         self.writes = WriteBatcher(db)
         self.ratings = Ratings(db, self.writes)
@@ -263,9 +261,6 @@ class Runtime:
         """The active conversation at `key` and its newest message, read by the holder of the
         conversation's lock on the lock's connection (`ConversationCache.load`); None when
         that connection is lost (the conversation is then read through the pool)."""
-        assert self._shared_locks is not None
-        if key in self._peeked:  # read with the lock, and nothing stored since (`_seen`)
-            return self._peeked.pop(key)
         try:
             rows = await self._held_fetch(key, conv_store.LATEST, *key)
         except Exception:
@@ -586,9 +581,9 @@ class Runtime:
                     elif row_id in earlier:
                         said = IncomingMessage.model_validate(earlier[row_id])
                         await self._process_held(row_id, said, locked=True)
-                    self._peeked.pop(where, None)
+                    self.conversations.unpeek(where)
             finally:
-                self._peeked.pop(where, None)
+                self.conversations.unpeek(where)
             return reply
 
     async def _seen(
@@ -596,12 +591,15 @@ class Runtime:
     ) -> Held:
         """What the new holder of the conversation's lock reads first (`storage.held`), in one
         statement: its pending messages up to inbox row `up_to`; its open handoff, taken as
-        stored (another worker may have opened it a moment ago); and its latest message, kept
-        for the next load of the conversation (popped by the caller after the first turn: a
-        turn may store what it does not cache, a handoff's relay)."""
-        seen = Held.of(await locks.fetch(conversation_key(*where), HELD, *where, up_to))
+        stored (another worker may have opened it a moment ago); and its latest message, with
+        what was stored after the cached history, kept for the next load of the conversation
+        (unpeeked by the caller after the first turn: a turn may store what it does not cache,
+        a handoff's relay)."""
+        end = self.conversations.cached_end(where)
+        seen = Held.of(await locks.fetch(conversation_key(*where), HELD, *where, up_to, *end))
         await self.handoffs.confirm(where, seen.handoff)
-        self._peeked[where] = (seen.conversation, seen.last)
+        peek = Peek(seen.conversation, seen.last, after=end[:2], since=seen.since)
+        self.conversations.peek(where, peek)
         return seen
 
     async def _process_held(
@@ -837,7 +835,7 @@ class Runtime:
                         await self._seen(self._shared_locks, where, up_to=inbox_id or 0)
                     return await self._turn(message, inbox_id=inbox_id, stream=stream, locked=True)
                 finally:
-                    self._peeked.pop(where, None)
+                    self.conversations.unpeek(where)
         builtin = self._builtins.get(message.address.deployment_id)
         if builtin is not None:
             replies = await builtin.handle(message)

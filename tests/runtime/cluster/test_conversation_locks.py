@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
@@ -20,6 +21,7 @@ from runtime.llm import LlmGateway
 from runtime.locks import conversation_key
 from runtime.messages import Address, IncomingMessage, OutgoingMessage
 from runtime.runtime import Runtime
+from storage import conversations as conv_store
 from storage import inbox as inbox_store
 from storage.bots import BotRepository
 from storage.database import Database
@@ -387,16 +389,26 @@ async def test_a_cached_history_takes_only_what_another_worker_stored_since(
 ) -> None:
     workers, _, say = await _echo_workers(cluster, llm)
     cache = workers[0].conversations
+    fetch = cache.fetch
+    assert fetch is not None
+    asked: list[str] = []
+
+    async def counted(key: tuple[str, str], query: str, *args: object) -> list[tuple[Any, ...]]:
+        asked.append(query)
+        return await fetch(key, query, *args)
+
+    cache.fetch = counted
     key = (cluster.deployment_id, "a")
     await say(workers[0], "one")
     cached = await cache.load(key, 5)
     await say(workers[1], "two")
-    caught_up = await cache.load(key, 5)
-    assert caught_up is cached  # brought up to date, not read again
-    assert [m.content for m in caught_up.messages] == ["one", "re one", "two", "re two"]
-    for n in range(3, 9):
+    # taken along by the lock holder's first read: nothing more is read
+    assert await say(workers[0], "three") == ["one", "re one", "two", "re two"]
+    assert asked == [] and await cache.load(key, 5) is cached  # brought up to date
+    for n in range(4, 10):
         await say(workers[1], f"m{n}")
-    words = [m.content for m in (await cache.load(key, 5)).messages]
-    assert words == [w for n in range(4, 9) for w in (f"m{n}", f"re m{n}")]  # the last 5 turns
-    assert (await cache.load(key, 5)) is cached
-    assert await say(workers[0], "nine") == words  # what the model is given
+    caught_up = await cache.load(key, 5)  # not as a turn: read on the lock's connection
+    assert asked == [conv_store.RECENT] and caught_up is cached
+    words = [w for n in range(5, 10) for w in (f"m{n}", f"re m{n}")]  # the last 5 turns
+    assert [m.content for m in caught_up.messages] == words
+    assert await say(workers[0], "ten") == words  # what the model is given
