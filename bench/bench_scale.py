@@ -413,7 +413,8 @@ def _pg_figures(
             f"every Engine of each process, by bench.scale_worker: BEGIN, COMMIT and pool pings "
             f"not included, nor the statements on the workers' own asyncpg connections: three a "
             f"turn (its conversation's advisory lock, its release, and what the holder reads "
-            f"first: pending messages, latest message, open handoff: `storage.held`), and the "
+            f"first: pending messages, latest message, what was stored after the cached history, "
+            f"open handoff: `storage.held`), and the "
             f"leader's and the invalidation listener's checks; pg_stat_statements is not "
             f"preloaded on this server) / {window}",
         ),
