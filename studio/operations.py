@@ -245,25 +245,22 @@ class Operations:
     # -- teams, keys, members ---------------------------------------------------------------
 
     async def authenticate(self, key: str) -> Caller:
-        known = self.keys.get(key)
-        if known is not None:
-            return known
-        generation = self.keys.generation
+        return await self.keys.caller(key, lambda: self._key_caller(key))
+
+    async def _key_caller(self, key: str) -> Caller:
         async with self.db.read() as session:
             repo = TeamRepository(session)
             row = await repo.find_api_key(key)
             team = await repo.by_id(row.team_id) if row else None
         if row is None or team is None or team.id is None:
             raise UnauthorizedError("invalid API key")
-        caller = Caller(
+        return Caller(
             team_id=team.id,
             team=team.name,
             identity=f"api:{row.name}",
             role=Role(row.role),
             key_id=row.id,
         )
-        self.keys.put(key, caller, generation=generation)
-        return caller
 
     async def create_team(self, name: str) -> ApiKeyCreated:
         """A new team and its owner key (printed once; stored hashed)."""
