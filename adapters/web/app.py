@@ -86,8 +86,8 @@ def create_app(
     body_limits: Sequence[tuple[str, int]] = (),
 ) -> FastAPI:
     """The web app, with the channels' inbound routes (`channel_routes`, matched right after
-    the web chat's: end users' traffic first); `body_limits` (path pattern, bytes) raise the
-    body cap of routes that take more (a channel's webhook)."""
+    the web chat's and the OpenAI-compatible API's: end users' traffic first); `body_limits`
+    (path pattern, bytes) raise the body cap of routes that take more (a channel's webhook)."""
     app = FastAPI(
         title="Chat Studio",
         version="0.1.0",
@@ -134,10 +134,11 @@ def create_app(
         """The web console: talk to the Studio in the browser with a team API key."""
         return HTMLResponse(_CONSOLE_PAGE, headers=_CONSOLE_HEADERS)
 
-    app.include_router(chat.router)  # first: end users' traffic is the hot path
+    # End users' traffic first: it is the hot path, and routes are matched one by one in order.
+    app.include_router(chat.router)
+    app.include_router(openai_api.router)  # bots as OpenAI-compatible APIs
     for routes in channel_routes:
         app.include_router(routes)
-    app.include_router(openai_api.router)  # bots as OpenAI-compatible APIs
     # Before any `/bots/{bot}/evals/{id}` route: its fixed paths (`evals/online`) must win.
     app.include_router(review_api.router)
     app.include_router(rest.router)
