@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, desc, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.sqlite_insert import SqliteInsert
 from storage.tables import Conversation, Feedback, Message, utcnow
 
 _conv = Conversation.__table__  # type: ignore[attr-defined]
@@ -20,10 +21,14 @@ _msg = Message.__table__  # type: ignore[attr-defined]
 _fb = Feedback.__table__  # type: ignore[attr-defined]
 # Built once: the hot path runs them every turn, with the values as parameters (building the
 # statement with `.values(...)` each time cost half the writer's CPU of an API turn). The ids
-# of the messages come back (one INSERT … RETURNING for the rows together), so an answer can be
-# rated by its id.
+# of the messages come back (one INSERT … RETURNING for the rows together on PostgreSQL), so an
+# answer can be rated by its id.
 _START_CONVERSATION = insert(_conv)
 _ADD_MESSAGES = insert(_msg).returning(_msg.c.id, sort_by_parameter_order=True)
+# On SQLite, the same rows through the driver (`storage.sqlite_insert`); messages one at a time,
+# as SQLAlchemy runs them there to return their ids in order.
+_START_ON_SQLITE = SqliteInsert(_START_CONVERSATION)
+_ADD_MESSAGE_ON_SQLITE = SqliteInsert(insert(_msg).returning(_msg.c.id))
 _ASSISTANT = {"human": "assistant"}
 
 
@@ -145,18 +150,18 @@ def oldest_first(rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
 
 
 def start_conversation(conn: Connection, new: NewConversation) -> int:
-    result = conn.execute(
-        _START_CONVERSATION,
-        {
-            "bot_id": new.bot_id,
-            "deployment_id": new.deployment_id,
-            "channel": new.channel,
-            "key": new.key,
-            "user": new.user,
-            "sandbox": new.sandbox,
-            "started_at": utcnow(),
-        },
-    )
+    row = {
+        "bot_id": new.bot_id,
+        "deployment_id": new.deployment_id,
+        "channel": new.channel,
+        "key": new.key,
+        "user": new.user,
+        "sandbox": new.sandbox,
+        "started_at": utcnow(),
+    }
+    if conn.dialect.name == "sqlite":
+        return int(_START_ON_SQLITE.run(conn, row))
+    result = conn.execute(_START_CONVERSATION, row)
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
@@ -216,30 +221,29 @@ def add_messages(
 ) -> list[int]:
     """Store `records` in order; their ids, in the same order."""
     now = utcnow()
-    result = conn.execute(
-        _ADD_MESSAGES,
-        [
-            {
-                "conversation_id": conversation_id,
-                "bot_id": bot_id,
-                "role": r.role,
-                "text": r.text,
-                "parts": r.parts,
-                "version": r.version,
-                "latency_ms": r.latency_ms,
-                "prompt_tokens": r.prompt_tokens,
-                "completion_tokens": r.completion_tokens,
-                "cost_usd": r.cost_usd,
-                "error": r.error,
-                "ab_test_id": r.ab_test_id,
-                "variant": r.variant,
-                "trace": r.trace,
-                "created_at": now,
-            }
-            for r in records
-        ],
-    )
-    return [int(row_id) for row_id in result.scalars()]
+    rows = [
+        {
+            "conversation_id": conversation_id,
+            "bot_id": bot_id,
+            "role": r.role,
+            "text": r.text,
+            "parts": r.parts,
+            "version": r.version,
+            "latency_ms": r.latency_ms,
+            "prompt_tokens": r.prompt_tokens,
+            "completion_tokens": r.completion_tokens,
+            "cost_usd": r.cost_usd,
+            "error": r.error,
+            "ab_test_id": r.ab_test_id,
+            "variant": r.variant,
+            "trace": r.trace,
+            "created_at": now,
+        }
+        for r in records
+    ]
+    if conn.dialect.name == "sqlite":
+        return [int(_ADD_MESSAGE_ON_SQLITE.run(conn, row)) for row in rows]
+    return [int(row_id) for row_id in conn.execute(_ADD_MESSAGES, rows).scalars()]
 
 
 def _answers(bot_id: int, since: datetime) -> tuple[Any, Any]:
