@@ -813,52 +813,47 @@ class Studio:
                 for address in self._watchers.get(key, []):
                     await self._push(address, Answer(f"{prepared.bot}: {done}/{total} tests run…"))
 
-        report: TestReport | None = None
-        try:
-            report = await self.tests.execute(prepared, progress)
-            answer = presenters.test_report(report)
-        except Exception:
-            logger.exception("test run failed", extra={"bot": prepared.bot})
-            answer = Answer(f"The test run of {prepared.bot} failed on our side (it is logged).")
-        finally:
-            ended = self._ended(key)
-        await self._tell(prepared.bot, ended, answer, report)
+        failed = f"The test run of {prepared.bot} failed on our side (it is logged)."
+        await self._report(prepared.bot, key, self.tests.execute(prepared, progress), failed)
 
     async def _watch_elsewhere(self, run: RunElsewhere, key: tuple[int, str]) -> None:
-        """Who asked here for a run another worker does hears its report when it ends (the
-        stored run is read every `WATCH_S`)."""
+        """Who asked here for a run another worker does hears its report when it ends."""
+        lost = f"I lost track of the test run of {run.bot} (it is logged)."
+        await self._report(run.bot, key, self._ending_elsewhere(run), lost)
+
+    async def _ending_elsewhere(self, run: RunElsewhere) -> TestReport | str:
+        """How a run another worker does ends (its stored row is read every `WATCH_S`)."""
+        outcome = await self.tests.ended(run)
+        while outcome is None:  # no event crosses processes: the stored run tells
+            await asyncio.sleep(WATCH_S)
+            outcome = await self.tests.ended(run)
+        return outcome
+
+    async def _report(
+        self,
+        bot: str,
+        key: tuple[int, str],
+        ending: Awaitable[TestReport | str],
+        failed: str,
+    ) -> None:
+        """Tell who waited for a run of `bot` how it ended (`ending`: its report, or why it
+        did not finish; `failed` is said when `ending` itself fails), then do each promotion
+        that waited for it."""
         report: TestReport | None = None
         try:
-            outcome = await self.tests.ended(run)
-            while outcome is None:  # no event crosses processes: the stored run tells
-                await asyncio.sleep(WATCH_S)
-                outcome = await self.tests.ended(run)
+            outcome = await ending
             if isinstance(outcome, TestReport):
                 report = outcome
                 answer = presenters.test_report(report)
             else:
-                answer = Answer(f"The test run of {run.bot} did not finish: {outcome}.")
+                answer = Answer(f"The test run of {bot} did not finish: {outcome}.")
         except Exception:
-            logger.exception("watching a test run failed", extra={"bot": run.bot})
-            answer = Answer(f"I lost track of the test run of {run.bot} (it is logged).")
+            logger.exception("test run failed", extra={"bot": bot})
+            answer = Answer(failed)
         finally:
-            ended = self._ended(key)
-        await self._tell(run.bot, ended, answer, report)
-
-    def _ended(self, key: tuple[int, str]) -> tuple[list[Address], list[tuple[Caller, Address]]]:
-        """A run has ended: who was waiting for its report, and who for a promotion after it."""
-        self._revisions.pop(key, None)
-        return self._watchers.pop(key, []), self._promotions.pop(key, [])
-
-    async def _tell(
-        self,
-        bot: str,
-        waiting: tuple[list[Address], list[tuple[Caller, Address]]],
-        answer: Answer,
-        report: TestReport | None,
-    ) -> None:
-        """The end of a run, to who waited for it: its `answer`, then each promotion after it."""
-        watchers, promotions = waiting
+            watchers = self._watchers.pop(key, [])
+            promotions = self._promotions.pop(key, [])
+            self._revisions.pop(key, None)
         for address in watchers:
             await self._push(address, answer)
         for caller, address in promotions:
