@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
+from sqlmodel import select
 
-from storage.tables import Confirmation, utcnow
+from storage.tables import Bot, Confirmation, utcnow
+from storage.test_runs import TestRunRepository
 from tests.conftest import running_service, service_settings
 from tests.factories import Service
 from tests.fakes.llm import FakeLLM
@@ -480,6 +482,17 @@ async def test_an_interrupted_run_is_marked_and_blocks_nothing(
         assert "Running 1 test(s)" in await service.reply("/promote faq-bot")  # runs it again
         await service.app.state.core.studio.drain()
         assert "into v1" in (await service.notices())[-1]
+
+
+async def test_a_run_left_running_by_a_stopped_process_is_not_joined(service: Service) -> None:
+    await service.reply("/newbot faq-bot")
+    await service.reply('/test faq-bot add "hi" expect contains "hi"')
+    async with service.app.state.core.db.write() as session:  # a crashed earlier `serve`'s
+        bot = (await session.exec(select(Bot).where(Bot.name == "faq-bot"))).one()
+        assert bot.id is not None
+        await TestRunRepository(session).start(bot.id, "old", 1, "someone", worker="stopped")
+    assert "Running 1 test(s)" in await service.reply("/test faq-bot")
+    await service.app.state.core.studio.drain()
 
 
 async def test_force_means_nothing_for_production(service: Service) -> None:
