@@ -152,7 +152,7 @@ class BotTests:
         if found.status == "done":
             results = tuple(CaseResult.from_json(r) for r in found.results or ())
             return TestReport(bot=run.bot, spec_hash=found.spec_hash, results=results)
-        return failure_reason(found) or "it did not finish"
+        return failure_reason(found) or "interrupted"
 
     async def execute(self, prepared: PreparedRun, progress: Progress | None = None) -> TestReport:
         """Run the prepared cases and store the outcome; a crash marks the run failed."""
