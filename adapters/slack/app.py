@@ -65,7 +65,8 @@ _SCHEDULE_HERE = re.compile(r"^(schedule\b.*\s)to\s+here\b(?=[^\"]*$)", re.IGNOR
 _STATS_HERE = re.compile(r"^(stats\b[^\"]*?\s)(?:in\s+)?here\b", re.IGNORECASE)
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds, as Slack sends them (int() takes far more)
-WORKING_AFTER_S = 1.5  # a slash command's answer slower than this is preceded by "Working on it…"
+WORKING_AFTER_S = 1.5  # a slash command's answer slower than this is preceded by WORKING
+WORKING = "Working on it…"
 SECRET_FORM = forms.SECRET_MODAL.callback_id  # the modal that takes a team secret's value
 _FAILED = "Something went wrong on our side (it is logged). Please try again."
 
@@ -436,7 +437,7 @@ class SlackAdapter:
             answering = asyncio.ensure_future(self.runtime.answer(message))
             done, _ = await asyncio.wait({answering}, timeout=WORKING_AFTER_S)
             if not done:  # slow work (a deployment's set-up, say): say so, then answer
-                await respond(text="Working on it…", response_type="ephemeral")
+                await respond(text=WORKING, response_type="ephemeral")
             reply = await answering
         except Exception:
             logger.exception("a slash command failed")

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture(scope="session")
-def fake_llm() -> Iterator[FakeLLM]:
-    """The session's fake OpenAI-compatible server (started on first use)."""
+def fake_llm(litellm_imported: None) -> Iterator[FakeLLM]:
+    """The session's fake OpenAI-compatible server (started on first use). Its callers reach it
+    through litellm, whose import (seconds; tens on a loaded machine without bytecode) is paid
+    here, in setup, not inside a test waiting for an answer."""
     server = FakeLLM().start()
     yield server
     server.stop()
@@ -119,7 +121,7 @@ def mcp_server(fake_mcp: FakeMcp) -> FakeMcp:
 @pytest.fixture(scope="session")
 def litellm_imported() -> None:
     """Pay litellm's import (~3 s) once, in setup, rather than inside the first test that calls
-    a model (use with `pytestmark = pytest.mark.usefixtures(...)`)."""
+    a model (`fake_llm` asks for it; elsewhere `pytestmark = pytest.mark.usefixtures(...)`)."""
     from runtime.llm import import_litellm
 
     import_litellm()
