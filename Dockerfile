@@ -19,7 +19,10 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY . .
+# make install writes the dependencies' bytecode; the app's own is written here (PYTHONDONTWRITEBYTECODE
+# and a read-only /app would otherwise have every start compile it all again).
 RUN make install PYTHON=python3 \
+    && .venv/bin/python -m compileall -q main.py adapters builders runtime storage studio \
     && mkdir -p /app/data \
     && chown -R studio:studio /app/data
 

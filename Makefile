@@ -10,6 +10,10 @@ PORT ?= 8000
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Write every dependency's bytecode at install: a start then reads it, even where
+# PYTHONDONTWRITEBYTECODE is set (the container, some CI hosts), instead of compiling them all
+# again in every process (litellm's import alone: ~13 s of CPU instead of ~7 on a slow host).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: run test lint lock lock-check bench install dev clean migration
 
@@ -20,7 +24,7 @@ $(UV):
 	$(PY) -m pip install --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(VENV)/.installed: uv.lock pyproject.toml | $(UV)
-	@echo "==> Installing the locked dependencies (first time: about a minute, ~550 MB)"
+	@echo "==> Installing the locked dependencies (first time: a minute or two, ~550 MB)"
 	$(UV) sync --frozen --inexact
 	touch $@
 
