@@ -58,7 +58,7 @@ from runtime.llm import TextSink
 from runtime.messages import Address, Attachment, FileRef, IncomingMessage, OutgoingMessage
 from runtime.metrics import RATE_LIMITED
 from runtime.net import format_size
-from runtime.runtime import Runtime, UnknownDeploymentError
+from runtime.runtime import START_COMMAND, Runtime, UnknownDeploymentError
 from runtime.voice import MAX_AUDIO_BYTES
 from storage.tables import Deployment
 
@@ -705,7 +705,10 @@ class TelegramBots:
             return  # joins, leaves, pins: service messages say nothing to the bot
         if text.startswith("/"):  # `/start@some_bot` from a group's command menu
             command, _, rest = text.partition(" ")
-            text = command.split("@", 1)[0] + (f" {rest}" if rest else "")
+            command = command.split("@", 1)[0]
+            # `/start PAYLOAD` is a deep link (t.me/BOT?start=PAYLOAD) opening the chat: a start.
+            keep = rest and command != START_COMMAND
+            text = command + (f" {rest}" if keep else "")
         chat = str(message.chat.id)
         in_topic = message.is_topic_message and message.message_thread_id
         topic = f":{message.message_thread_id}" if in_topic else ""

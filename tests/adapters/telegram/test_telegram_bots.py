@@ -353,6 +353,15 @@ async def test_groups_commands_with_the_bot_name_and_service_messages(
     assert len(telegram.calls_to("sendMessage", token=bot_token)) == 1  # the join said nothing
 
 
+async def test_a_deep_link_start_is_greeted(studio: Service, telegram: FakeTelegram) -> None:
+    """t.me/BOT?start=PAYLOAD opens the chat with `/start PAYLOAD`: the person is greeted."""
+    deployment, bot_token = await deploy(studio, telegram, greeting="Hello! Ask me.")
+    secret = secret_of(telegram, bot_token)
+    await send_update(studio, deployment, message_update("/start ref-42", chat_id=43), secret)
+    (greeting,) = await sent(telegram, bot_token)
+    assert greeting.body["text"] == "Hello! Ask me."
+
+
 async def test_forum_topics_are_conversations_answered_in_their_topic(
     studio: Service, telegram: FakeTelegram
 ) -> None:
