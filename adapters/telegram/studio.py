@@ -88,6 +88,11 @@ def _import_ptb() -> Any:
     return telegram
 
 
+# What python-telegram-bot's `de_json` raises on an update of the wrong shape (an object where a
+# number belongs, a date past the platform's clock): it checks no types, it just fails.
+_MALFORMED = (AttributeError, KeyError, TypeError, ValueError, OverflowError)
+
+
 class TelegramStudio:
     """The Studio on Telegram: inbound (webhook or polling) and the `telegram-studio` channel."""
 
@@ -231,7 +236,7 @@ class TelegramStudio:
             return 503  # still starting: Telegram delivers it again
         try:
             parsed = self._ptb.Update.de_json(update, self._app.bot)
-        except (KeyError, TypeError, ValueError):
+        except _MALFORMED:
             logger.info("ignored a malformed Telegram update")
             return 200
         await self._dispatch(parsed)  # raises when it cannot be recorded: no 200, Telegram retries

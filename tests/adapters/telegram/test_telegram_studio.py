@@ -126,6 +126,19 @@ async def test_start_sets_the_menu_and_the_webhook(studio: Service, telegram: Fa
     assert (await studio.client.get("/healthz")).status_code == 200
 
 
+async def test_a_malformed_update_is_acknowledged_and_ignored(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    """An update of the wrong shape gets the 200 that stops Telegram redelivering it, not a 500."""
+    wrong_type = {"update_id": 9001, "message": 3}
+    far_future = message_update("hi", update_id=9002)
+    far_future["message"]["date"] = 10**20
+    for update in (wrong_type, far_future):
+        assert await post(studio, update) == 200
+    await studio.app.state.core.runtime.drain()
+    assert await said(telegram, 0) == []
+
+
 async def test_strangers_get_an_explanation_and_nothing_is_kept(
     studio: Service, telegram: FakeTelegram
 ) -> None:
