@@ -30,6 +30,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.internals import parse_body
 from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryState
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
@@ -69,6 +70,17 @@ WORKING_AFTER_S = 1.5  # a slash command's answer slower than this is preceded b
 WORKING = "Working on it…"
 SECRET_FORM = forms.SECRET_MODAL.callback_id  # the modal that takes a team secret's value
 _FAILED = "Something went wrong on our side (it is logged). Please try again."
+
+
+def _readable(body: bytes, content_type: str | None) -> bool:
+    """Whether bolt can read `body` as an object (JSON, or a form whose `payload` is JSON): bolt
+    parses it before any handler and raises on anything else, a 500 that Slack retries."""
+    kind = content_type.split(";")[0].strip() if content_type else None
+    try:
+        parsed = parse_body(body.decode("utf-8"), kind)
+    except ValueError:  # not JSON (a body that is not UTF-8 failed verification before)
+        return False
+    return isinstance(parsed, dict)
 
 
 class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
@@ -140,10 +152,14 @@ class SlackAdapter:
             self.app.view(form.callback_id)(self._on_form)
 
     async def handle(self, request: Request) -> Response:
-        if not self._verified(await request.body(), request):
+        body = await request.body()
+        if not self._verified(body, request):
             # Never with the body: bolt's own check logged it whole, a token form's token included.
             logger.info("refused a Slack request that failed verification")
             return JSONResponse({"error": "invalid request"}, status_code=401)
+        if not _readable(body, request.headers.get("content-type")):
+            logger.info("refused a signed Slack request whose body is no JSON object or form")
+            return JSONResponse({"error": "the body is no Slack payload"}, status_code=400)
         response = await self.handler.handle(request)
         if response.status_code == 404:  # bolt's "unhandled request": known to us, not acted on
             logger.info("ignored a Slack payload nobody handles")
@@ -152,13 +168,18 @@ class SlackAdapter:
 
     def _verified(self, body: bytes, request: Request) -> bool:
         """Signed with the signing secret in the last five minutes; a malformed timestamp or
-        signature header is a failed check (slack_sdk raises on them)."""
+        signature header is a failed check (slack_sdk raises on them), and so is a body that is
+        not UTF-8 (Slack signs text; slack_sdk decodes the body and raises)."""
         timestamp = request.headers.get("x-slack-request-timestamp", "")
         signature = request.headers.get("x-slack-signature", "")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
         return (
             _TIMESTAMP.fullmatch(timestamp) is not None
             and signature.isascii()
-            and self.verifier.is_valid(body, timestamp, signature)
+            and self.verifier.is_valid(text, timestamp, signature)
         )
 
     # -- who and where ----------------------------------------------------------------------

@@ -59,6 +59,20 @@ async def test_a_non_ascii_signature_is_refused_with_401(studio: Service) -> Non
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize("signed", [True, False])
+async def test_a_body_that_is_not_utf8_is_refused_with_401(studio: Service, signed: bool) -> None:
+    body = b"\xff\xfe{}"  # Slack signs and sends text: slack_sdk's check raised on this
+    timestamp = str(int(time.time()))
+    signature = _signature(body, timestamp) if signed else "v0=" + "0" * 64
+    headers = {
+        "Content-Type": JSON,
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": signature,
+    }
+    response = await studio.client.post("/slack/events", content=body, headers=headers)
+    assert response.status_code == 401 and response.json() == {"error": "invalid request"}
+
+
 async def test_a_replayed_slash_command_runs_once(studio: Service, slack: FakeSlack) -> None:
     command = slash_body("/studio", "newbot faq-bot", response_url=slack.response_url("new"))
     headers = {**sign(command, SECRET), "Content-Type": FORM}
@@ -115,3 +129,22 @@ async def test_a_request_failing_verification_is_never_logged_with_its_body(
         logged = f"{record.getMessage()} {record.args} {record.exc_text} {vars(record)}"
         assert TELEGRAM_TOKEN not in logged and "AAHfiqks" not in logged, record.name
     assert "failed verification" in caplog.text  # the refusal is logged, the body is not
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"type": "event_callback", "event":', JSON),  # cut short
+        (b"[]", JSON),  # JSON, but no object
+        (b"payload=%7Bnot-json", FORM),  # an interaction whose payload is no JSON
+    ],
+)
+async def test_a_signed_body_that_is_no_slack_payload_gets_400(
+    studio: Service, slack: FakeSlack, body: bytes, content_type: str
+) -> None:
+    headers = {**sign(body, SECRET), "Content-Type": content_type}
+    response = await studio.client.post("/slack/events", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {"error": "the body is no Slack payload"}
+    await asyncio.sleep(0.1)
+    assert slack.calls_to("chat.postMessage") == []
