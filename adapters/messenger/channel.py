@@ -235,7 +235,8 @@ class MessengerChannel(MetaChannel):
     async def handle(self, account: MetaAccount, body: bytes) -> None:
         """A signed post: each message and postback recorded (and answered in the background),
         each report and reaction passed on. What cannot be read is logged and skipped; events
-        of another Page (an app whose webhook serves several) are not this deployment's."""
+        of another Page of the same Meta app (one webhook URL serves all its Pages) go to its
+        deployment."""
         extra = {"deployment": account.deployment_id}
         try:
             post = WebhookPost.model_validate_json(body)
@@ -250,9 +251,10 @@ class MessengerChannel(MetaChannel):
             except ValidationError as exc:
                 logger.info("ignored an unreadable entry: %s", first_problem(exc), extra=extra)
                 continue
-            if entry.id != account.target:
+            serving = await self.deployments.serving(account, entry.id)
+            if serving is None:
                 logger.warning(
-                    "ignored events of Page %s, which this deployment does not serve",
+                    "ignored events of Page %s, which no deployment of this Meta app serves",
                     entry.id[:40],
                     extra=extra,
                 )
@@ -265,7 +267,7 @@ class MessengerChannel(MetaChannel):
                 except ValidationError as exc:
                     logger.info("ignored an unreadable event: %s", first_problem(exc), extra=extra)
                     continue
-                await self._event(account, event)
+                await self._event(serving, event)
 
     async def _event(self, account: MetaAccount, event: Event) -> None:
         extra = {"deployment": account.deployment_id}

@@ -8,6 +8,7 @@ background: the Studio marks it and tells the team, and the send fails for good 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlmodel import select
 
 from adapters.meta.graph import GraphClient, GraphError
 from runtime.channel import DeployInputError, DeploymentInfo, SendError
@@ -138,6 +140,26 @@ class MetaDeployments:
             return None
         self._accounts[row.id] = account
         return account
+
+    async def serving(self, account: MetaAccount, target: str) -> MetaAccount | None:
+        """The deployment that serves `target` (a phone-number id, a Page id) named in a post
+        that came to `account`'s webhook, signed with its app secret: `account` itself, or
+        another deployment of the same Meta app. An app has one webhook URL for all its numbers
+        or Pages, so each of its posts comes to the URL pasted last. None when no deployment of
+        that app serves `target`."""
+        if target == account.target:
+            return account
+        query = select(Deployment.id).where(
+            Deployment.channel == self.kind, Deployment.target == target
+        )
+        async with self.db.read() as session:
+            found = (await session.exec(query)).first()
+        other = await self.account(found) if found is not None else None
+        if other is None or not hmac.compare_digest(
+            other.credentials.app_secret.encode(), account.credentials.app_secret.encode()
+        ):
+            return None
+        return other
 
     def given(self, deployment: DeploymentInfo) -> MetaAccount:
         """The account a deployment being set up was given (`SendError` when its credentials

@@ -193,8 +193,8 @@ class WhatsAppChannel(MetaChannel):
 
     async def handle(self, account: MetaAccount, body: bytes) -> None:
         """A signed post: each message recorded (and answered in the background), each status
-        reported. What cannot be read is logged and skipped; a post for another phone number
-        (a Meta app whose webhook serves several) is not this deployment's."""
+        reported. What cannot be read is logged and skipped; events of another phone number of
+        the same Meta app (one webhook URL serves all its numbers) go to its deployment."""
         extra = {"deployment": account.deployment_id}
         try:
             post = WebhookPost.model_validate_json(body)
@@ -213,15 +213,18 @@ class WhatsAppChannel(MetaChannel):
                 except ValidationError as exc:
                     logger.info("ignored an unreadable change: %s", first_problem(exc), extra=extra)
                     continue
-                if value.metadata.phone_number_id != account.target:
+                phone = value.metadata.phone_number_id
+                serving = await self.deployments.serving(account, phone)
+                if serving is None:
                     logger.warning(
-                        "ignored events of phone number %s, which this deployment does not serve",
-                        value.metadata.phone_number_id[:40],
+                        "ignored events of phone number %s, which no deployment of this Meta app"
+                        " serves",
+                        phone[:40],
                         extra=extra,
                     )
                     continue
-                await self._messages(account, value.messages)
-                await self._statuses(account, value.statuses)
+                await self._messages(serving, value.messages)
+                await self._statuses(serving, value.statuses)
                 for problem in value.errors:
                     logger.warning("WhatsApp reported %s", problem.describe(), extra=extra)
 

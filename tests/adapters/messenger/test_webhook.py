@@ -131,6 +131,35 @@ async def test_a_text_is_answered_once_however_often_meta_delivers_it(
     assert stats["turns"] == 1
 
 
+async def test_a_page_of_the_same_meta_app_is_answered_from_its_own_deployment(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
+    """A Meta app has one webhook URL: with two Pages deployed, each Page's posts come to the URL
+    pasted last, signed by the app. Each is answered by its own deployment, once; a Page of
+    another app posted there with this app's signature is not."""
+    first = (await deploy(studio, meta, name=own.bot, page=own.page))["id"]
+    second = (await deploy(studio, meta, name=f"{own.bot}-2", page=own.other))["id"]
+    stranger = f"{own.other}9"
+    await deploy(studio, meta, name=f"{own.bot}-3", page=stranger, app_secret=OTHER_SECRET)
+    payload = messenger_payload(messenger_message("Refunds?", page_id=own.other), page_id=own.other)
+    meta.inbound(payload)
+
+    for _ in range(2):
+        assert (await post(studio, first, payload)).status_code == 200
+    (answer,) = await answers(meta, own.other)
+    assert (await post(studio, second, payload)).status_code == 200  # its own URL: once still
+    not_its_app = messenger_payload(messenger_message("Hi?", page_id=stranger), page_id=stranger)
+    meta.inbound(not_its_app)
+    assert (await post(studio, first, not_its_app)).status_code == 200
+    await studio.app.state.core.runtime.drain()
+
+    assert answer["message"] == {"text": "I can't answer that yet."}
+    assert len(meta.sent(own.other, PSID)) == 1
+    assert meta.sent(own.page, PSID) == [] and meta.sent(stranger, PSID) == []
+    stats = await studio.call("GET", f"/api/v1/bots/{own.bot}-2/stats?period=24h")
+    assert stats["turns"] == 1
+
+
 async def test_what_cannot_be_read_is_acknowledged_and_changes_nothing(
     studio: Service, meta: FakeMeta, own: Own
 ) -> None:

@@ -92,6 +92,35 @@ async def test_posts_must_be_signed_with_the_deployments_app_secret(
     assert (await post(studio, first, payload)).status_code == 200
 
 
+async def test_a_number_of_the_same_meta_app_is_answered_from_its_own_deployment(
+    studio: Service, meta: FakeMeta, own: Own
+) -> None:
+    """A Meta app has one webhook URL: with two numbers deployed, each number's posts come to the
+    URL pasted last, signed by the app. Each is answered by its own deployment, once; a number of
+    another app posted there with this app's signature is not."""
+    first = (await deploy(studio, meta, name=own.bot, phone=own.phone))["id"]
+    second = (await deploy(studio, meta, name=f"{own.bot}-2", phone=own.other))["id"]
+    stranger = f"{own.other}9"
+    await deploy(studio, meta, name=f"{own.bot}-3", phone=stranger, app_secret="fedcba98" * 4)
+    payload = whatsapp_payload(wa_text("Refunds?"), phone_number_id=own.other)
+    meta.inbound(payload)
+
+    for _ in range(2):
+        assert (await post(studio, first, payload)).status_code == 200
+    (answer,) = await answers(meta, own.other)
+    assert (await post(studio, second, payload)).status_code == 200  # its own URL: once still
+    not_its_app = whatsapp_payload(wa_text("Hi?"), phone_number_id=stranger)
+    meta.inbound(not_its_app)
+    assert (await post(studio, first, not_its_app)).status_code == 200
+    await studio.app.state.core.runtime.drain()
+
+    assert answer["text"] == {"body": "I can't answer that yet."}
+    assert len(meta.sent(own.other, WA_ID)) == 1
+    assert meta.sent(own.phone, WA_ID) == [] and meta.sent(stranger, WA_ID) == []
+    stats = await studio.call("GET", f"/api/v1/bots/{own.bot}-2/stats?period=24h")
+    assert stats["turns"] == 1
+
+
 async def test_a_text_is_answered_once_however_often_meta_delivers_it(
     studio: Service, meta: FakeMeta, own: Own
 ) -> None:
