@@ -671,11 +671,13 @@ class TelegramBots:
 
     # -- inbound -----------------------------------------------------------------------------
 
-    async def receive(self, deployment_id: str, secret: str, update: dict[str, Any]) -> int:
-        """An update for a deployment: recorded (deduplicated by update_id) before the 200.
-        Returns the HTTP status."""
+    async def receive(self, deployment_id: str, secret: str, update: dict[str, Any] | None) -> int:
+        """An update for a deployment (None: the body is no JSON object): recorded
+        (deduplicated by update_id) before the 200. Returns the HTTP status."""
         if not hmac.compare_digest(secret.encode(), self.webhook_secret(deployment_id).encode()):
             return 401  # checked first: costs no database read, tells nothing about the id
+        if update is None:
+            return 400
         try:
             target = await self.runtime.target(deployment_id)
         except UnknownDeploymentError:
@@ -795,8 +797,6 @@ def router() -> APIRouter:
     async def telegram_update(deployment_id: str, request: Request) -> Response:
         bots: TelegramBots = built(request, TelegramBots.kind)
         secret, update = await delivery(request)
-        if update is None:
-            return Response(status_code=400)
         return Response(status_code=await bots.receive(deployment_id, secret, update))
 
     return routes

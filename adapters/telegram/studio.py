@@ -228,10 +228,13 @@ class TelegramStudio:
 
     # -- inbound ---------------------------------------------------------------------------------
 
-    async def receive(self, secret: str, update: dict[str, Any]) -> int:
-        """A webhook delivery: checked, recorded, acknowledged. Returns the HTTP status."""
+    async def receive(self, secret: str, update: dict[str, Any] | None) -> int:
+        """A webhook delivery (None: the body is no JSON object): checked, recorded,
+        acknowledged. Returns the HTTP status."""
         if not hmac.compare_digest(secret.encode(), self.secret.encode()):
             return 401
+        if update is None:
+            return 400
         if self._app is None:
             return 503  # still starting: Telegram delivers it again
         try:
@@ -699,8 +702,6 @@ def router() -> APIRouter:
     async def telegram_studio(request: Request) -> Response:
         studio: TelegramStudio = built(request, TELEGRAM_STUDIO)
         secret, update = await delivery(request)
-        if update is None:
-            return Response(status_code=400)
         return Response(status_code=await studio.receive(secret, update))
 
     return routes

@@ -119,6 +119,11 @@ async def test_bad_secrets_unknown_deployments_and_non_text(
     assert (await send_update(studio, "d_unknown", update, gone)).status_code == 404
     assert (await send_update(studio, "d_unknown", update, "x")).status_code == 401
     secret = secret_of(telegram, bot_token)
+    for given, status in (("wrong", 401), (secret, 400)):  # the secret first, then the body
+        garbage = await studio.client.post(
+            f"/telegram/bots/{deployment}", content=b"{not json", headers=secret_headers(given)
+        )
+        assert garbage.status_code == status
     await send_update(studio, deployment, photo_update(chat_id=9), secret)
     (polite,) = await sent(telegram, bot_token)
     assert "only read text" in polite.body["text"]

@@ -123,6 +123,11 @@ async def test_start_sets_the_menu_and_the_webhook(studio: Service, telegram: Fa
     assert {"newbot", "bots", "deploy", "stats", "join", "help"} <= set(menu)
     assert hook["allowed_updates"] == ["message", "callback_query", "managed_bot"]
     assert await post(studio, message_update("hi"), secret="wrong") == 401
+    for given, status in (("wrong", 401), (adapter.secret, 400)):  # the secret, then the body
+        garbage = await studio.client.post(
+            "/telegram/studio", content=b"[1]", headers=secret_headers(given)
+        )
+        assert garbage.status_code == status
     assert (await studio.client.get("/healthz")).status_code == 200
 
 
