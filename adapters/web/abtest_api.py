@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import API_ERRORS
 from builders.spec import MAX_VERSION
 from runtime.ab import Variant
@@ -33,7 +33,7 @@ Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]
 InEnv = Annotated[Env | None, Query(description="default: the running test, production's first")]
 
 
-class AbTestIn(BaseModel):
+class AbTestIn(BodyIn):
     a: Version  # what `env` runs now
     b: Version  # another existing version
     percent: Annotated[int, Field(ge=1, le=99)]  # of end users on b

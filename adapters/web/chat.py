@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from adapters.web.deps import WebServices, refuse_nul, services
+from adapters.web.deps import BodyIn, WebServices, refuse_nul, services
 from adapters.web.error_docs import errors
 from adapters.web.render import to_html
 from builders.spec import MAX_DB_INT
@@ -36,7 +36,7 @@ router = APIRouter(responses=errors(400, 404, 413, 422, 429))
 Services = Annotated[WebServices, Depends(services)]
 
 
-class ChatIn(BaseModel):
+class ChatIn(BodyIn):
     text: str = Field(min_length=1)
     session: str | None = None
 
@@ -173,7 +173,7 @@ Rated = Literal["up", "down"]
 _RATED: dict[int, Rated] = {1: "up", -1: "down"}
 
 
-class FeedbackIn(BaseModel):
+class FeedbackIn(BodyIn):
     session: Annotated[str, Field(min_length=1, max_length=100)]
     message_id: Annotated[int, Field(ge=1, le=MAX_DB_INT)]
     rating: Literal["up", "down", "none"]  # none: take a rating back

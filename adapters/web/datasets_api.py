@@ -17,14 +17,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
     model_validator,
 )
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import API_ERRORS
 from builders.dataset import DatasetContent, DatasetName
 from studio.commands import DatasetKind
@@ -39,11 +38,9 @@ Name = Annotated[DatasetName, Path(description="The dataset's name")]
 DEFAULT_COUNT = 50
 
 
-class DatasetIn(BaseModel):
+class DatasetIn(BodyIn):
     """How to make a dataset: of production's last answered turns or the draft's tests
     (`from`), or of the content given."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: DatasetName | None = None  # default with `from`: "recent" or "tests"
     from_: Literal["last", "tests"] | None = Field(default=None, alias="from")
@@ -61,11 +58,9 @@ class DatasetIn(BaseModel):
         return self
 
 
-class ExpectIn(BaseModel):
+class ExpectIn(BodyIn):
     """What a row's answer must do; `kind`: the row's own evaluator that checks it (default:
     the dataset's that read the expectation, or contains when none does)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     expected: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     kind: DatasetKind | None = None

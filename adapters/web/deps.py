@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict
 
 from adapters.mailbox import Mailbox
 from adapters.web.rate_limit import RateLimiter
@@ -18,6 +19,13 @@ from studio.errors import BadRequestError, UnauthorizedError
 from studio.operations import Operations
 from studio.roles import Caller
 from studio.settings import Settings
+
+
+class BodyIn(BaseModel):
+    """A request body: a field the route does not take is refused (422, naming it), never
+    ignored (`{"to": "staging", "forced": true}` would otherwise promote unforced)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def refuse_nul(text: str) -> None:

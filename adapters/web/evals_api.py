@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, Field
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import API_ERRORS
 from builders.dataset import DatasetContent
 from builders.spec import MAX_DB_INT
@@ -25,7 +25,7 @@ Services = Annotated[WebServices, Depends(services)]
 RunId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 
 
-class EvalIn(BaseModel):
+class EvalIn(BodyIn):
     dataset: DatasetRef | None = None  # default: the bot's only dataset
     versions: Annotated[list[VersionRef], Field(max_length=6)] = []  # default: staging, draft
 
@@ -105,7 +105,7 @@ class RunDetailOut(RunOut):
     results: list[ResultOut]
 
 
-class GateIn(BaseModel):
+class GateIn(BodyIn):
     dataset: DatasetRef
     min_percent: Annotated[float, Field(ge=0, le=100)]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import errors
 from studio.operations import KEY_NAME_PATTERN
 from studio.roles import Caller, Role
@@ -22,7 +22,7 @@ Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 
 
-class KeyIn(BaseModel):
+class KeyIn(BodyIn):
     name: str = Field(pattern=KEY_NAME_PATTERN, description="who or what uses the key")
     role: Role
 

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import API_ERRORS
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
 from studio.errors import BadRequestError, TooLargeError
@@ -33,7 +33,7 @@ class ReindexedOut(BaseModel):
     chunks: int
 
 
-class KnowledgeIn(BaseModel):
+class KnowledgeIn(BodyIn):
     text: str | None = Field(default=None, max_length=100_000)
     url: str | None = Field(default=None, max_length=2000)
 

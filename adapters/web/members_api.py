@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 from pydantic import BaseModel
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import errors
 from studio.roles import Caller, Role
 
@@ -17,7 +17,7 @@ Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 
 
-class RoleIn(BaseModel):
+class RoleIn(BodyIn):
     role: Role
 
 

@@ -11,9 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import errors
 from studio.participants import MAX_USER_CHARS, ChannelMemory, ForgottenView, ParticipantView
 from studio.roles import Caller
@@ -25,7 +25,7 @@ User = Annotated[str, PathParam(min_length=1, max_length=MAX_USER_CHARS)]
 _PATH = "/bots/{bot}/participants/{user}"
 
 
-class ValueIn(BaseModel):
+class ValueIn(BodyIn):
     value: bool | int | Annotated[float, Field(allow_inf_nan=False)] | str
 
 

@@ -10,7 +10,7 @@ import yaml
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import API_ERRORS
 from builders.spec import MAX_DB_INT
 from studio.errors import BadRequestError
@@ -37,17 +37,17 @@ Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 
 
-class CreateBot(BaseModel):
+class CreateBot(BodyIn):
     name: str
     description: str = ""
 
 
-class PromoteIn(BaseModel):
+class PromoteIn(BodyIn):
     to: Literal["staging", "production"] = "staging"
     force: bool = False
 
 
-class RollbackIn(BaseModel):
+class RollbackIn(BodyIn):
     env: Literal["staging", "production"]
     version: int | None = Field(default=None, ge=1, le=MAX_DB_INT)
 

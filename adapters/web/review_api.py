@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field, StringConstraints
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import errors
 from builders.spec import MAX_DB_INT
 from studio.commands import DatasetRef
@@ -49,7 +49,7 @@ class ReviewOut(BaseModel):
     items: list[ReviewItemOut]  # newest first, at most 20
 
 
-class ReviewAddIn(BaseModel):
+class ReviewAddIn(BodyIn):
     ids: Annotated[
         list[Annotated[int, Field(ge=1, le=MAX_DB_INT)]], Field(min_length=1, max_length=50)
     ]
@@ -80,7 +80,7 @@ class OnlineOut(BaseModel):
     last_7_days: ScoresOut
 
 
-class OnlineIn(BaseModel):
+class OnlineIn(BodyIn):
     percent: Annotated[float, Field(gt=0, le=100)]
     rubric: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 

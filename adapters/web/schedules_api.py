@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import errors
 from builders.spec import MAX_FOLLOWUP_MINUTES, PROMPT_PREFIX, FollowUp, Schedule, ScheduleId
 from studio.commands import Place, Proactive, ZoneName
@@ -23,7 +23,7 @@ Services = Annotated[WebServices, Depends(services)]
 EndUser = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class ScheduleIn(BaseModel):
+class ScheduleIn(BodyIn):
     cron: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     message: Proactive  # "prompt: ..." is written by the bot from that prompt
     # slack:C…, #channel, a Telegram chat id (or telegram:ID), web:SESSION; none: each end user
@@ -69,7 +69,7 @@ class PausedOut(BaseModel):
     changed: bool  # False: it was so already
 
 
-class FollowUpIn(BaseModel):
+class FollowUpIn(BodyIn):
     after_minutes: Annotated[int, Field(ge=1, le=MAX_FOLLOWUP_MINUTES)]
     message: Proactive
     times: Annotated[int, Field(ge=1, le=10)] = 1
@@ -87,7 +87,7 @@ class FollowUpsOut(BaseModel):
     followups: list[FollowUp]
 
 
-class TriggerIn(BaseModel):
+class TriggerIn(BodyIn):
     user: EndUser  # as stored (telegram:123) or bare (123)
     channel: str = Field(max_length=20, pattern=r"^[a-z][a-z0-9-]*$")  # a channel's kind
     text: Proactive | None = None

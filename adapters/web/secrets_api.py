@@ -11,9 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import errors
 from runtime.secrets import MAX_SECRET_CHARS
 from studio.roles import Caller
@@ -26,7 +26,7 @@ Services = Annotated[WebServices, Depends(services)]
 Name = Annotated[str, PathParam(min_length=1, max_length=200)]
 
 
-class ValueIn(BaseModel):
+class ValueIn(BodyIn):
     value: str = Field(
         description=f"the secret's value: 1 to {MAX_SECRET_CHARS} characters on one line"
     )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from adapters.web.deps import WebServices, caller, refuse_nul, services
+from adapters.web.deps import BodyIn, WebServices, caller, refuse_nul, services
 from adapters.web.error_docs import API_ERRORS
 from builders.spec import MAX_DB_INT, TestCase
 from runtime.messages import Attachment, Button, IncomingMessage, OutgoingMessage
@@ -33,13 +33,13 @@ Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 
 
-class StudioIn(BaseModel):
+class StudioIn(BodyIn):
     text: str = ""
     action: str | None = Field(default=None, max_length=200)
     user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.@-]{1,80}$")
 
 
-class SecretIn(BaseModel):
+class SecretIn(BodyIn):
     """A value a Studio answer asked for privately (its `secret-form:REQUEST:NAME` button)."""
 
     request: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field, StringConstraints
 
-from adapters.web.deps import WebServices, caller, services
+from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import errors
 from builders.spec import ToolSpec
 from studio.commands import SecretRef, ToolSetName, ToolUrl, ToolWanted
@@ -21,7 +21,7 @@ Services = Annotated[WebServices, Depends(services)]
 ToolName = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 
 
-class ToolIn(BaseModel):
+class ToolIn(BodyIn):
     kind: Literal["openapi", "mcp"] = "openapi"
     url: ToolUrl  # the OpenAPI document, or the MCP server's streamable-HTTP endpoint
     operations: ToolWanted = Field(default_factory=list)  # ids or MCP tool names; none: all

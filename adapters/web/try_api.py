@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, StringConstraints
 
-from adapters.web.deps import WebServices, caller, refuse_nul, services
+from adapters.web.deps import BodyIn, WebServices, caller, refuse_nul, services
 from adapters.web.error_docs import errors
 from studio.commands import MAX_INPUT_CHARS
 from studio.roles import Caller
@@ -21,7 +21,7 @@ Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 
 
-class TryIn(BaseModel):
+class TryIn(BodyIn):
     text: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_INPUT_CHARS)
     ]

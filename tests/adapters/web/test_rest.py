@@ -181,6 +181,31 @@ async def test_promote_rollback_versions_and_diff(service: Service) -> None:
     assert history[0]["before"] == {"env": "production", "version": 2}
 
 
+async def test_a_misspelt_field_is_422_naming_it_and_changes_nothing(service: Service) -> None:
+    """A field a route does not take is refused, never ignored: `forced` would promote unforced,
+    `environment` would start a test in production, `timezone` would schedule in UTC."""
+    deployment = await service.live_web_bot()
+    await service.call("PATCH", "/api/v1/bots/faq-bot", json={"prompt": "two"})
+    bot = "/api/v1/bots/faq-bot"
+    wrong = [
+        (f"{bot}/promote", {"to": "staging", "forced": True}, "forced"),
+        (f"{bot}/abtest", {"a": 1, "b": 1, "percent": 20, "environment": "staging"}, "environment"),
+        (f"{bot}/schedules", {"cron": "0 9 * * *", "message": "hi", "timezone": "UTC"}, "timezone"),
+        (f"{bot}/trigger", {"user": "web:x", "channel": "web", "txt": "hi"}, "txt"),
+        (f"/api/v1/chat/{deployment}", {"text": "hi", "sesion": "abc"}, "sesion"),
+        ("/api/v1/keys", {"name": "ci", "role": "viewer", "expires": "1d"}, "expires"),
+    ]
+    before = await service.call("GET", "/api/v1/audit")
+    for path, body, field in wrong:
+        response = await service.client.post(path, json=body, headers=service.auth())
+        assert response.status_code == 422, (path, response.text)
+        assert response.json() == {"error": f"{field}: Extra inputs are not permitted"}
+    assert await service.call("GET", "/api/v1/audit") == before
+    assert [v["number"] for v in await service.call("GET", f"{bot}/versions")] == [1]
+    assert (await service.call("GET", f"{bot}/schedules"))["schedules"] == []
+    assert len(await service.call("GET", f"{bot}/conversations")) == 0
+
+
 async def test_deploying_an_environment_without_a_version_is_409(service: Service) -> None:
     await service.import_bot()
     response = await service.client.post(
