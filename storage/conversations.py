@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, desc, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, desc, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.sqlite_insert import SqliteInsert
@@ -244,6 +244,25 @@ def add_messages(
     if conn.dialect.name == "sqlite":
         return [int(_ADD_MESSAGE_ON_SQLITE.run(conn, row)) for row in rows]
     return [int(row_id) for row_id in conn.execute(_ADD_MESSAGES, rows).scalars()]
+
+
+def answered_by(answer: Any, question: Any) -> ColumnElement[bool]:
+    """Joins a turn's answer (`answer`, the message table or an alias of it) to the end user's
+    message it answered (`question`, an alias): the message kept just before it, in the same
+    write. A turn keeps both at once; a message said outside a turn (the team's, a schedule's, a
+    trigger's) is kept alone and answers nothing."""
+    earlier = _msg.alias("earlier")
+    before = (
+        select(func.max(earlier.c.id))
+        .where(earlier.c.conversation_id == answer.c.conversation_id, earlier.c.id < answer.c.id)
+        .correlate(answer)
+        .scalar_subquery()
+    )
+    return and_(
+        question.c.id == before,
+        question.c.role == "user",
+        question.c.created_at == answer.c.created_at,
+    )
 
 
 def _answers(bot_id: int, since: datetime) -> tuple[Any, Any]:

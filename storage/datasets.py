@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builders.dataset import DatasetContent
+from storage.conversations import answered_by
 from storage.tables import Conversation, Dataset, DatasetSnapshot, Deployment, Message, utcnow
 
 _dataset = Dataset.__table__  # type: ignore[attr-defined]
@@ -162,20 +163,13 @@ _answer, _question = _msg.alias("answer"), _msg.alias("question")
 
 
 def _answered(bot_id: int) -> Select[tuple[int, int, str, int, str]]:
-    """Answers of `bot_id` in live conversations, each with the user's message it answered:
-    the message kept just before it, in the same write (a turn keeps both at once; a message
-    said outside a turn, by the team or a schedule, is kept alone)."""
+    """Answers of `bot_id` in live conversations, each with the user's message it answered
+    (`answered_by`: a message said outside a turn has none)."""
     answer, question = _answer.c, _question.c
-    before = (
-        core_select(func.max(_msg.c.id))
-        .where(_msg.c.conversation_id == answer.conversation_id, _msg.c.id < answer.id)
-        .correlate(_answer)
-        .scalar_subquery()
-    )
     return (
         core_select(answer.id, answer.conversation_id, answer.text, question.id, question.text)
         .select_from(
-            _answer.join(_question, question.id == before).join(
+            _answer.join(_question, answered_by(_answer, _question)).join(
                 _conv, _conv.c.id == answer.conversation_id
             )
         )
@@ -183,10 +177,8 @@ def _answered(bot_id: int) -> Select[tuple[int, int, str, int, str]]:
             answer.bot_id == bot_id,
             answer.role == "assistant",
             answer.error.is_(None),
-            question.role == "user",
             question.error.is_(None),
             func.trim(question.text) != "",  # a file alone is no input to replay
-            question.created_at == answer.created_at,
             _conv.c.sandbox.is_(False),
         )
     )

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import and_, desc, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.conversations import answered_by
 from storage.tables import Conversation, Message
 
 _conv = Conversation.__table__  # type: ignore[attr-defined]
 _msg = Message.__table__  # type: ignore[attr-defined]
-_before = _msg.alias("before")
+_said = _msg.alias("said")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,20 +47,9 @@ async def traced_turns(
     conversation_id: int | None = None,
     limit: int,
 ) -> list[TracedTurn]:
-    """The bot's latest answers, newest first: in real conversations and in `sandbox_user`'s own
-    `/try` conversations (never another member's), in one conversation when given."""
-    said = (
-        select(_before.c.text)
-        .where(
-            _before.c.conversation_id == _msg.c.conversation_id,
-            _before.c.id < _msg.c.id,
-            _before.c.role == "user",
-        )
-        .order_by(desc(_before.c.id))
-        .limit(1)
-        .correlate(_msg)
-        .scalar_subquery()
-    )
+    """The bot's latest answers to turns, newest first: in real conversations and in
+    `sandbox_user`'s own `/try` conversations (never another member's), in one conversation
+    when given."""
     whose = or_(_conv.c.sandbox.is_(False), _conv.c.user == sandbox_user)
     query = (
         select(
@@ -68,7 +58,7 @@ async def traced_turns(
             _conv.c.channel,
             _conv.c.sandbox,
             _msg.c.created_at,
-            said,
+            _said.c.text,
             _msg.c.text,
             _msg.c.version,
             _msg.c.variant,
@@ -80,6 +70,7 @@ async def traced_turns(
             _msg.c.trace,
         )
         .join_from(_msg, _conv, _conv.c.id == _msg.c.conversation_id)
+        .join(_said, answered_by(_msg, _said))  # a message said outside a turn is no answer
         .where(and_(_msg.c.bot_id == bot_id, _msg.c.role == "assistant", whose))
         .order_by(desc(_msg.c.created_at), desc(_msg.c.id))
         .limit(limit)

@@ -62,3 +62,25 @@ async def test_traced_turns_newest_first_with_what_was_said(any_db: Database) ->
     assert found[0].trace == TRACE and found[0].latency_ms == 3.0
     assert [t.reply for t in one] == ["hello again"]
     assert other == []  # another member's sandbox stays theirs
+
+
+async def test_a_message_said_outside_a_turn_is_no_traced_answer(any_db: Database) -> None:
+    """A trigger's, a schedule's or the team's message is kept alone, after the end user's last
+    turn: it is not shown as the answer to what they said then."""
+    _, bot = await _team_and_bot(any_db)
+    assert bot.id is not None
+    live = await _conversation(any_db, bot.id, "a", user="web:1", sandbox=False)
+    await _turn(any_db, bot.id, live, "hello there", "hi!")
+    proactive = conv.TurnRecord(
+        "assistant", "Your order shipped.", version=1, parts=[{"type": "proactive"}]
+    )
+    await any_db.run_write(
+        partial(conv.add_messages, conversation_id=live, bot_id=bot.id, records=[proactive])
+    )
+    async with any_db.read_conn() as c:
+        found = await traces.traced_turns(c, bot.id, sandbox_user="ada", limit=10)
+        one = await traces.traced_turns(
+            c, bot.id, sandbox_user="ada", conversation_id=live, limit=1
+        )
+    assert [(t.said, t.reply) for t in found] == [("hello there", "hi!")]
+    assert [t.reply for t in one] == ["hi!"]
