@@ -98,6 +98,7 @@ def create_app(
         RequestLimits,
         default=MAX_BODY_BYTES,
         limits=[(knowledge_api.UPLOAD_PATH, MAX_SOURCE_BYTES), *body_limits],
+        shapes=[(openai_api.PREFIX, openai_api.refusal)],
     )
 
     @app.exception_handler(OperationError)
@@ -110,7 +111,9 @@ def create_app(
         return JSONResponse({"error": "; ".join(problems)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if request.url.path.startswith(openai_api.PREFIX):  # no route of it took the request
+            return openai_api.unserved(request, exc)
         detail = str(exc.detail)
         if isinstance(exc.__cause__, RecursionError):  # FastAPI's parse of a body nested too deep
             detail = "malformed JSON: nested too deeply"

@@ -51,12 +51,14 @@ from studio.commands import MAX_INPUT_CHARS
 from studio.errors import OperationError
 from studio.roles import Caller, Role
 
+PREFIX = "/openai/v1"
 STAGING = "@staging"
 _BUDGET_CODES = {"budget": "insufficient_quota", "rate_limit": "rate_limit_exceeded"}
 _TYPES = {
     401: ("invalid_request_error", "invalid_api_key"),
     403: ("permission_error", "insufficient_permissions"),
     404: ("invalid_request_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
     413: ("invalid_request_error", "request_too_large"),
 }
 
@@ -137,7 +139,25 @@ class _OpenAIRoute(APIRoute):
         return route
 
 
-router = APIRouter(prefix="/openai/v1", include_in_schema=False, route_class=_OpenAIRoute)
+def refusal(status: int, message: str) -> JSONResponse:
+    """An error met before any route of this API (a body over the cap, a URL it does not
+    serve), in OpenAI's shape."""
+    return _converted(StarletteHTTPException(status, message)).response()
+
+
+def unserved(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """A path under `PREFIX` that is none of its routes (404), or a method a route does not
+    take (405), said plainly in OpenAI's shape, as its client libraries expect."""
+    if exc.status_code not in (404, 405):
+        return refusal(exc.status_code, str(exc.detail))
+    return refusal(
+        exc.status_code,
+        f"Invalid URL ({request.method} {request.url.path}): a bot answers "
+        f"`POST {PREFIX}/chat/completions`, and `GET {PREFIX}/models` lists the bots",
+    )
+
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=_OpenAIRoute)
 Who = Annotated[Caller, Depends(caller)]
 Services = Annotated[WebServices, Depends(services)]
 

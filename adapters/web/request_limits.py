@@ -10,7 +10,7 @@ route reads the body, which is after authentication, and answers in plain text.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,12 +19,15 @@ from runtime.knowledge.extract import format_size
 
 MAX_BODY_BYTES = 1024 * 1024  # every route but those given their own cap
 
+Refusal = Callable[[int, str], JSONResponse]  # (status, message) -> the answer
+
 
 class _Refused(Exception):
     """Raised into the app when a streamed body passes its cap (the 413 is already sent)."""
 
 
 def _refusal(status: int, message: str) -> JSONResponse:
+    """In the service's error shape, `{"error": message}`."""
     # No `Connection: close`: after this answer uvicorn discards the rest of the body as it comes
     # (never buffering it) and keeps the connection, so a client that sends its whole body before
     # reading still gets the 413; closing with unread data would reset the connection under it.
@@ -39,14 +42,26 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class RequestLimits:
-    """`limits`: (path pattern, cap in bytes) for routes that take more than `default`."""
+    """`limits`: (path pattern, cap in bytes) for routes that take more than `default`;
+    `shapes`: (path prefix, refusal) for routes whose errors have a shape of their own."""
 
     def __init__(
-        self, app: ASGIApp, *, default: int, limits: Sequence[tuple[str, int]] = ()
+        self,
+        app: ASGIApp,
+        *,
+        default: int,
+        limits: Sequence[tuple[str, int]] = (),
+        shapes: Sequence[tuple[str, Refusal]] = (),
     ) -> None:
         self.app = app
         self.default = default
         self.limits = [(re.compile(pattern), cap) for pattern, cap in limits]
+        self.shapes = shapes
+
+    def _refused(self, scope: Scope, status: int, message: str) -> JSONResponse:
+        path: str = scope["path"]
+        shaped = (made for prefix, made in self.shapes if path.startswith(prefix))
+        return next(shaped, _refusal)(status, message)
 
     def cap(self, path: str) -> int:
         for pattern, cap in self.limits:
@@ -60,7 +75,7 @@ class RequestLimits:
             return
         if b"%00" in (scope.get("raw_path") or b"") or b"%00" in scope["query_string"]:
             message = "the path or query holds a NUL character (%00)"
-            await _refusal(400, message)(scope, receive, send)
+            await self._refused(scope, 400, message)(scope, receive, send)
             return
         cap = self.cap(scope["path"])
         declared = _content_length(scope)
@@ -68,7 +83,7 @@ class RequestLimits:
             await self._counted(scope, receive, send, cap)
         elif declared > cap:
             message = f"the body is {format_size(declared)}; the limit is {format_size(cap)}"
-            await _refusal(413, message)(scope, receive, send)
+            await self._refused(scope, 413, message)(scope, receive, send)
         else:  # the server delivers no more than the declared length
             await self.app(scope, receive, send)
 
@@ -85,7 +100,7 @@ class RequestLimits:
                     if not started:
                         refused = True
                         text = f"the body is over the limit of {format_size(cap)}"
-                        await _refusal(413, text)(scope, receive, send)
+                        await self._refused(scope, 413, text)(scope, receive, send)
                     raise _Refused
             return message
 

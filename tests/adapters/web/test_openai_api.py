@@ -295,6 +295,34 @@ async def test_bad_calls_get_openai_errors_and_change_nothing(tmp_path: Path, ll
         )
 
 
+async def test_what_no_route_takes_is_refused_in_openais_shape_too(
+    tmp_path: Path, llm: FakeLLM
+) -> None:
+    """A body over the cap (refused before routing) and a URL the API does not serve (the
+    SDK's embeddings, legacy completions) answer OpenAI's error shape, saying what is served."""
+    user: ChatCompletionMessageParam = {"role": "user", "content": "Hi"}
+    earlier: ChatCompletionMessageParam = {"role": "assistant", "content": "x" * 1_100_000}
+    async with live_service(tmp_path, llm) as service, sdk(service) as client:
+        with pytest.raises(openai.APIStatusError) as too_big:
+            await client.chat.completions.create(model="faq-bot", messages=[earlier, user])
+        assert too_big.value.status_code == 413
+        assert too_big.value.code == "request_too_large"
+        assert "the limit is 1 MB" in too_big.value.message
+        with pytest.raises(openai.NotFoundError) as unserved:
+            await client.embeddings.create(model="faq-bot", input="Hi")
+        assert unserved.value.code == "not_found"
+        assert "Invalid URL (POST /openai/v1/embeddings)" in unserved.value.message
+        assert "POST /openai/v1/chat/completions" in unserved.value.message
+        with pytest.raises(openai.NotFoundError):
+            await client.completions.create(model="faq-bot", prompt="Hi")
+        wrong_method = await service.client.get("/openai/v1/chat/completions")
+        assert wrong_method.status_code == 405
+        assert wrong_method.json()["error"]["type"] == "invalid_request_error"
+        assert llm.calls == [] and await _api_conversations(service) == []
+        elsewhere = await service.client.get("/api/v1/nothing-here", headers=service.auth())
+        assert elsewhere.json() == {"error": "Not Found"}  # the rest keeps its own shape
+
+
 async def test_a_failed_turn_is_a_502_stored_and_counted_once(tmp_path: Path, llm: FakeLLM) -> None:
     async with live_service(tmp_path, llm) as service, sdk(service) as client:
         before = counts("studio_turns_total", channel=("api",), outcome=OUTCOMES)
