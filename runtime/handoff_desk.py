@@ -301,7 +301,8 @@ class HandoffDesk:
         message out is stored with the item's status, after this)."""
         address = Address.model_validate(handoff.address)
         parts = [{"type": "handoff", "by": by, "key": key}] if by else None
-        record = conv_store.TurnRecord(role=role, text=text, parts=parts)
+        # no model wrote it: it costs nothing (stats never count it at an unknown price)
+        record = conv_store.TurnRecord(role=role, text=text, parts=parts, cost_usd=0.0)
         new = conv_store.NewConversation(
             bot_id=handoff.bot_id,
             deployment_id=handoff.deployment_id,

@@ -116,7 +116,8 @@ class Proactive:
         part: dict[str, Any] = {"type": "proactive", "origin": origin, "id": ident}
         if run is not None:
             part["run"] = run
-        text, usage, latency_ms = message, Usage(None, None, None), None
+        # a set text calls no model: it costs nothing (a known $0, never an unknown price)
+        text, usage, latency_ms = message, Usage(cost_usd=0.0), None
         prompt = proactive_prompt(message)
         if prompt is not None:
             if run is not None and await self._delivered(place, run):

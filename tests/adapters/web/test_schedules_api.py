@@ -175,6 +175,8 @@ async def test_a_trigger_reaches_a_web_end_user(service: Service) -> None:
         f"/api/v1/chat/{deployment}/history", params={"session": session}
     )
     assert history.json()["messages"][-1]["text"] == "Your order shipped."
+    stats = await service.call("GET", "/api/v1/bots/faq-bot/stats?period=24h")
+    assert (stats["cost_usd"], stats["unknown_cost_turns"]) == (0.0, 0)  # a set text costs $0
     # The offline model has nothing to say to this prompt but the bot's fallback: nothing is sent.
     prompt = {"user": session[:12], "channel": "web", "prompt": "say hi"}
     assert "could only give its fallback answer" in await refused(
