@@ -103,7 +103,7 @@ from studio.guard import GUARD_COMMANDS, GuardFeature
 from studio.handoff import HANDOFF_COMMANDS, RESUME_HERE, HandoffFeature
 from studio.knowledge import KnowledgeOperations
 from studio.members import Members
-from studio.operations import Expected, Operations, StatsSeries
+from studio.operations import Expected, Operations, StatsSeries, already_runs
 from studio.participants import Participants, typed_value
 from studio.progress import ReadingProgress
 from studio.replies import (
@@ -528,6 +528,8 @@ class Studio:
                 command = command.model_copy(update={"version": older[-1]})
             elif command.version not in numbers:
                 raise InvalidError(f"{bot} has no version v{command.version}")
+            elif command.version == current:
+                raise InvalidError(already_runs(bot, command.env, current))
             facts.update(current=current, target=command.version or 0)
             question = f"Roll *{bot}* {command.env} back from v{current} to v{command.version}?"
             return command, facts, question

@@ -223,6 +223,11 @@ PromotionCheck = Callable[[Caller, int, str, str, str], Awaitable[None]]
 EnvMoved = Callable[[Caller, int, str, str, int], Awaitable[str | None]]
 
 
+def already_runs(bot: str, env: str, number: int) -> str:
+    """Why a rollback to the version `env` runs is refused: it would change nothing."""
+    return f"{bot} {env} already runs v{number}: nothing to roll back to (/history {bot})"
+
+
 class Operations:
     def __init__(
         self,
@@ -853,6 +858,8 @@ class Operations:
             found = await repo.version(bot.id, version)
             if found is None:
                 raise NotFoundError(f"{name} has no version v{version}")
+            if found.number == current.number:
+                raise ConflictError(already_runs(name, env, current.number))
             return _Target.of(found)
 
         return await self._point(caller, name, env, pick, action="bot.rollback")

@@ -347,10 +347,10 @@ async def test_a_promotion_or_rollback_of_the_environment_ends_its_test(service:
     assert (await _actions(service))[:2] == ["abtest.end", "bot.rollback"]
     assert await _chat_versions(service, deployment, 6) == {"v1 says hi"}
 
-    # A move that leaves the environment on A changes nothing for its test.
+    # A rollback to A, what the environment runs, is refused: its test runs on.
     await service.reply("/abtest faq-bot v1 v2 30")
-    await service.reply("/rollback faq-bot production v1")
-    assert await service.reply("yes") == "*faq-bot* production is back on v1."
+    refused = await service.reply("/rollback faq-bot production v1")
+    assert refused.startswith("faq-bot production already runs v1: nothing to roll back")
     assert [r.test.env for r in await _reports(service)] == ["production", "staging"]
 
     await service.call("PATCH", "/api/v1/bots/faq-bot", json={"fallback": "v3 says hi"})

@@ -336,6 +336,17 @@ async def test_diff_history_and_rollback(service: Service) -> None:
     await service.say("/rollback faq-bot staging")
     assert "v1" in await service.reply("yes")
     assert (await service.call("GET", "/api/v1/bots/faq-bot"))["environments"]["staging"] == 1
+    # to the version it runs already: refused up front, nothing to confirm, nothing audited
+    before = await service.call("GET", "/api/v1/audit")
+    same = await service.reply("/rollback faq-bot staging v1")
+    assert same == "faq-bot staging already runs v1: nothing to roll back to (/history faq-bot)"
+    again = await service.client.post(
+        "/api/v1/bots/faq-bot/rollback",
+        json={"env": "staging", "version": 1},
+        headers=service.auth(),
+    )
+    assert again.status_code == 409 and again.json()["error"] == same
+    assert await service.call("GET", "/api/v1/audit") == before
 
 
 async def test_help_names_every_command(service: Service) -> None:
