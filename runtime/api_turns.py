@@ -161,13 +161,15 @@ class ApiTurns:
         self, bot: ApiBot, asked: ApiAsk, *, stream: TextSink | None = None
     ) -> TurnOutput:
         """Answer `asked.text`: statelessly after the caller's history (kept as a conversation
-        keyed by the completion's id, of the caller), or, when `asked.user` is given, in that
-        person's stored conversation (the caller's history is not used then)."""
+        keyed by the environment and the completion's id, of the caller), or, when `asked.user`
+        is given, in that person's stored conversation (the caller's history is not used
+        then)."""
         if asked.user is None:
-            session = _ApiSession(self.runtime, bot, key=asked.completion_id, user=asked.caller)
+            key = conv_store.api_key(bot.bot_id, bot.env, asked.completion_id)
+            session = _ApiSession(self.runtime, bot, key=key, user=asked.caller)
             session.given = list(asked.history)
             return await self._run(bot, asked.text, session, stream)
-        key = f"{API}:{bot.bot_id}:{bot.env}:{asked.user}"
+        key = conv_store.api_key(bot.bot_id, bot.env, asked.user)
         async with self.runtime.locks.hold(key):
             async with self.runtime.db.read_conn() as conn:
                 found = await conv_store.active_conversation(conn, None, key)

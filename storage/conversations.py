@@ -246,6 +246,18 @@ def add_messages(
     return [int(row_id) for row_id in conn.execute(_ADD_MESSAGES, rows).scalars()]
 
 
+def api_key(bot_id: int, env: str, tail: str) -> str:
+    """The key of an OpenAI-compatible API conversation with `env` of the bot: `tail` is the
+    person's (`user`) or the completion's id (a stateless call). It names the environment, as a
+    deployment does for a channel's conversations (`api_in`)."""
+    return f"api:{bot_id}:{env}:{tail}"
+
+
+def api_in(bot_id: int, env: str) -> ColumnElement[bool]:
+    """API conversations (no deployment) with `env` of the bot."""
+    return and_(_conv.c.channel == "api", _conv.c.key.startswith(api_key(bot_id, env, "")))
+
+
 def answered_by(answer: Any, question: Any) -> ColumnElement[bool]:
     """Joins a turn's answer (`answer`, the message table or an alias of it) to the end user's
     message it answered (`question`, an alias): the message kept just before it, in the same

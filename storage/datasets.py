@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, desc, func
+from sqlalchemy import Text, and_, cast, desc, func, or_
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builders.dataset import DatasetContent
-from storage.conversations import answered_by
+from storage.conversations import answered_by, api_in
 from storage.tables import Conversation, Dataset, DatasetSnapshot, Deployment, Message, utcnow
 
 _dataset = Dataset.__table__  # type: ignore[attr-defined]
@@ -187,12 +187,12 @@ def _answered(bot_id: int) -> Select[tuple[int, int, str, int, str]]:
 async def last_answered(
     conn: AsyncConnection, bot_id: int, *, env: str, count: int, history: int
 ) -> list[AnsweredTurn]:
-    """The last `count` turns `bot_id` answered on deployments of `env`, oldest first, each with
-    up to `history` messages before it."""
+    """The last `count` turns `bot_id` answered on deployments of `env` and by its
+    OpenAI-compatible API, oldest first, each with up to `history` messages before it."""
     query = (
         _answered(bot_id)
-        .join(_deployment, _deployment.c.id == _conv.c.deployment_id)
-        .where(_deployment.c.env == env)
+        .outerjoin(_deployment, _deployment.c.id == _conv.c.deployment_id)
+        .where(or_(_deployment.c.env == env, api_in(bot_id, env)))
     )
     query = query.order_by(desc(_answer.c.id)).limit(count)
     found = (await conn.execute(query)).all()

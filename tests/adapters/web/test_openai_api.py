@@ -295,6 +295,30 @@ async def test_bad_calls_get_openai_errors_and_change_nothing(tmp_path: Path, ll
         )
 
 
+async def test_production_api_turns_are_production_s_real_conversations_for_datasets(
+    tmp_path: Path, llm: FakeLLM
+) -> None:
+    """`/dataset BOT from-last` reads production's API turns too (stateless or a person's), not
+    staging's: a bot used only through the API is not 'answered no one in production'."""
+    async with live_service(tmp_path, llm) as service, sdk(service) as client:
+        for model, text, user in (
+            ("faq-bot", "prod stateless", None),
+            ("faq-bot@staging", "staging stateless", None),
+            ("faq-bot", "prod alice", "alice"),
+            ("faq-bot@staging", "staging alice", "alice"),
+        ):
+            said: ChatCompletionMessageParam = {"role": "user", "content": text}
+            extra = {"user": user} if user else {}
+            await client.chat.completions.create(model=model, messages=[said], **extra)
+        made = await service.call(
+            "POST", "/api/v1/bots/faq-bot/datasets", json={"from": "last", "count": 10}
+        )
+    assert [(row["turns"], row["reference"]) for row in made["content"]["rows"]] == [
+        (["prod stateless"], "echo: prod stateless"),
+        (["prod alice"], "echo: prod alice"),
+    ]
+
+
 async def test_what_no_route_takes_is_refused_in_openais_shape_too(
     tmp_path: Path, llm: FakeLLM
 ) -> None:
