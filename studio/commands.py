@@ -126,7 +126,10 @@ class TryBot(Command):
         "never counted in stats"
     )
     bot: BotName | None = None
-    message: Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)] = ""
+    # blank is no message, as in chat (`/try BOT   `) and REST: asked for, never sent to the bot
+    message: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=MAX_INPUT_CHARS)
+    ] = ""
     new: bool = False
 
 

@@ -194,6 +194,7 @@ async def test_bad_arguments_and_unknown_bots_are_tool_errors(served: Served) ->
         unknown = await refused(session, "show", bot="mcp-ghost")
         no_bot = await refused(session, "show")
         no_tool = await refused(session, "launch", bot="mcp-gamma")
+        blank = await refused(session, "try", bot="mcp-gamma", message="   ")
     assert field.startswith("Bad arguments for set: field: Input should be 'prompt'")
     assert missing == "Bad arguments for set: value: Field required."
     assert extra == "Bad arguments for newbot: confirm: Extra inputs are not permitted."
@@ -201,6 +202,7 @@ async def test_bad_arguments_and_unknown_bots_are_tool_errors(served: Served) ->
     assert unknown == "No bot named 'mcp-ghost'."
     assert no_bot.startswith("Which bot?")  # calls are independent: no bot is remembered
     assert no_tool == "There is no tool 'launch'."
+    assert blank == "What should I say to mcp-gamma? /try mcp-gamma MESSAGE"  # no turn run
     for message in (field, missing, extra, unknown, no_tool):
         assert "Traceback" not in message and "\n" not in message
     async with served.rest() as rest:
