@@ -60,7 +60,7 @@ def serving(tmp: Path, **env_vars: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded machine without bytecode: tens of seconds
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
