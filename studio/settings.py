@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, PrivateAttr, ValidationError
+from pydantic import AliasChoices, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,9 +28,8 @@ class Settings(BaseSettings):
     # reaches its section.
     model_config = SettingsConfigDict(env_file=".env", extra="allow", populate_by_name=True)
 
-    database_url: str = Field(
-        "sqlite+aiosqlite:///./data/studio.db", validation_alias=_env("STUDIO_DATABASE_URL")
-    )
+    # unset: SQLite at `data_dir / "studio.db"`, beside the other embedded stores
+    database_url: str = Field("", validation_alias=_env("STUDIO_DATABASE_URL"))
     qdrant_url: str | None = Field(None, validation_alias=_env("STUDIO_QDRANT_URL"))
     default_model: str = Field("offline", validation_alias=_env("STUDIO_DEFAULT_MODEL"))
     builder_model: str | None = Field(None, validation_alias=_env("STUDIO_BUILDER_MODEL"))
@@ -69,6 +68,12 @@ class Settings(BaseSettings):
         """A plugin's settings, read as the service's are: what was given here by name, else
         the environment, else `.env`, else the section's default."""
         return kind(_env_file=self._env_file, **self._given)
+
+    @model_validator(mode="after")
+    def _database_in_data_dir(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'studio.db'}"
+        return self
 
     @property
     def effective_judge_model(self) -> str | None:

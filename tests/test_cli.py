@@ -48,6 +48,20 @@ def test_team_apikey_import_export(workdir: Path, capsys: pytest.CaptureFixture[
     assert exported["greeting"] == "Hey" and exported["name"] == "faq-bot"
 
 
+def test_the_database_lives_in_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """STUDIO_DATA_DIR holds every embedded store: SQLite too, unless STUDIO_DATABASE_URL says
+    otherwise (two services with two data dirs never share one database)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STUDIO_DATABASE_URL", raising=False)
+    for name in ("one", "two"):
+        monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / name))
+        assert main.main(["team", "create", "acme"]) == 0, capsys.readouterr().err
+        assert (tmp_path / name / "studio.db").exists()
+    assert not (tmp_path / "data").exists()
+
+
 def test_bad_input_changes_nothing(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main.main(["team", "create", "Bad Name"]) == 1
     assert "team name" in capsys.readouterr().err
