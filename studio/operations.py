@@ -531,7 +531,7 @@ class Operations:
                 raise ConflictError(
                     f"A bot named '{spec.name}' already exists"
                     + (
-                        " (import with --replace to overwrite its draft)"
+                        " (import with --replace, or ?replace=true by REST, to overwrite its draft)"
                         if action == "bot.import"
                         else ""
                     )

@@ -60,7 +60,7 @@ async def test_existing_name_is_409_unless_replace(service: Service) -> None:
         "/api/v1/bots/import", json={"name": "faq-bot", "prompt": "second"}, headers=service.auth()
     )
     assert again.status_code == 409
-    assert "--replace" in again.json()["error"]
+    assert "?replace=true" in again.json()["error"]  # what a REST caller adds
     replaced = await service.client.post(
         "/api/v1/bots/import?replace=true",
         json={"name": "faq-bot", "prompt": "second"},
