@@ -42,6 +42,7 @@ from adapters.web import (
     traces_api,
     try_api,
 )
+from adapters.web.deps import malformed_json
 from adapters.web.request_limits import MAX_BODY_BYTES, RequestLimits
 from runtime.knowledge.extract import MAX_SOURCE_BYTES
 from studio.errors import OperationError
@@ -107,6 +108,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        if (malformed := malformed_json(exc)) is not None:
+            return JSONResponse({"error": malformed}, status_code=400)
         problems = [f"{_field(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"error": "; ".join(problems)}, status_code=422)
 

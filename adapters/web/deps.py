@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 
@@ -32,6 +33,14 @@ def refuse_nul(text: str) -> None:
     """PostgreSQL stores no NUL character in text: a message holding one is refused up front."""
     if "\x00" in text:
         raise BadRequestError("the message holds a NUL character")
+
+
+def malformed_json(exc: RequestValidationError) -> str | None:
+    """What is wrong with a body that is not JSON at all (not a field of it), in one line."""
+    first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") != "json_invalid":
+        return None
+    return f"malformed JSON: {first.get('ctx', {}).get('error', 'not JSON')}"
 
 
 @dataclass(slots=True)

@@ -33,7 +33,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.web.deps import WebServices, caller, refuse_nul, services
+from adapters.web.deps import WebServices, caller, malformed_json, refuse_nul, services
 from runtime.api_turns import (
     AnswerStream,
     ApiAsk,
@@ -93,9 +93,9 @@ def _converted(exc: Exception) -> OpenAIError:
     if isinstance(exc, OpenAIError):
         return exc
     if isinstance(exc, RequestValidationError):
+        if (malformed := malformed_json(exc)) is not None:
+            return OpenAIError(400, malformed)
         first = exc.errors()[0]
-        if first["type"] == "json_invalid":
-            return OpenAIError(400, f"malformed JSON: {first['ctx']['error']}")
         param = _param(tuple(first["loc"]))
         return OpenAIError(400, f"{param}: {first['msg']}", param=param)
     if isinstance(exc, OperationError):

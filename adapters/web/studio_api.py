@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from adapters.web.deps import BodyIn, WebServices, caller, refuse_nul, services
 from adapters.web.error_docs import API_ERRORS
@@ -34,9 +34,17 @@ Services = Annotated[WebServices, Depends(services)]
 
 
 class StudioIn(BodyIn):
+    """`text` or a button's `action` (not both: one of them would go unheard)."""
+
     text: str = ""
     action: str | None = Field(default=None, max_length=200)
     user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.@-]{1,80}$")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> StudioIn:
+        if self.action is not None and self.text:
+            raise ValueError("give text or action, not both")
+        return self
 
 
 class SecretIn(BodyIn):

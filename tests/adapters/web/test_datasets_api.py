@@ -161,7 +161,6 @@ async def test_tests_and_content_make_datasets(served: Service) -> None:
             {"name": "g", "content": {"rows": [{"id": 1, "turns": ["a\u0000b"]}]}},
             "the dataset would hold a NUL character",
         ),
-        ("not json", "Invalid JSON"),
     ],
 )
 async def test_bad_json_is_a_422_that_changes_nothing(
@@ -173,6 +172,14 @@ async def test_bad_json_is_a_422_that_changes_nothing(
     raw = body if isinstance(body, str) else json.dumps(body)
     headers = {"Content-Type": "application/json"}
     assert says in await refused(served, "POST", DATASETS, 422, content=raw, headers=headers)
+    assert (await served.call("GET", DATASETS))["datasets"] == []
+
+
+async def test_a_body_that_is_not_json_is_a_400_as_on_every_route(served: Service) -> None:
+    await served.import_bot(model=FAKE)
+    headers = {"Content-Type": "application/json"}
+    says = await refused(served, "POST", DATASETS, 400, content="not json", headers=headers)
+    assert says.startswith("malformed JSON: ")
     assert (await served.call("GET", DATASETS))["datasets"] == []
 
 
@@ -330,7 +337,7 @@ async def test_deep_or_huge_bodies_are_one_line_4xx(served: Service) -> None:
     await served.import_bot(model=FAKE)
     headers = {"Content-Type": "application/json"}
     deep = '{"name": "g", "content": ' + "[" * 5000 + "]" * 5000 + "}"
-    assert await refused(served, "POST", DATASETS, 422, content=deep, headers=headers)
+    assert await refused(served, "POST", DATASETS, 400, content=deep, headers=headers)
     huge = {"name": "g", "content": {"rows": [{"id": 2**70, "turns": ["a"]}]}}
     said = await refused(served, "POST", DATASETS, 422, json=huge)
     assert said == "content.rows.0.id: Input should be less than or equal to 1000000"

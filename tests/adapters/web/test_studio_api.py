@@ -25,6 +25,25 @@ async def test_the_studio_endpoint_is_for_owner_and_admin_keys(service: Service)
     assert response.status_code == 422
 
 
+async def test_what_the_studio_endpoint_cannot_act_on_is_refused(service: Service) -> None:
+    """Nothing a front sends goes unheard: text with a button's action, a field the endpoint does
+    not know, a body that is not JSON: each is refused, naming it, and nothing runs."""
+    url = "/api/v1/studio/messages"
+    both = {"text": "/newbot other-bot", "action": "confirm:x"}
+    response = await service.client.post(url, headers=service.auth(), json=both)
+    assert response.status_code == 422
+    assert "text or action, not both" in response.json()["error"]
+    extra = {"text": "/newbot other-bot", "bot": "faq-bot"}
+    response = await service.client.post(url, headers=service.auth(), json=extra)
+    assert response.status_code == 422 and response.json()["error"].startswith("bot:")
+    response = await service.client.post(
+        url, headers={**service.auth(), "content-type": "application/json"}, content="/bots"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("malformed JSON: ")
+    assert await service.call("GET", "/api/v1/bots") == []
+
+
 async def test_multi_turn_cases_by_rest_run_and_gate(tmp_path: Path, llm: FakeLLM) -> None:
     settings = service_settings(tmp_path, llm_api_base=llm.base_url)
     async with running_service(settings) as service:
