@@ -103,7 +103,7 @@ from studio.guard import GUARD_COMMANDS, GuardFeature
 from studio.handoff import HANDOFF_COMMANDS, RESUME_HERE, HandoffFeature
 from studio.knowledge import KnowledgeOperations
 from studio.members import Members
-from studio.operations import Expected, Operations, StatsSeries, already_runs
+from studio.operations import Expected, Operations, StatsSeries, already_runs, check_force
 from studio.participants import Participants, typed_value
 from studio.progress import ReadingProgress
 from studio.replies import (
@@ -511,6 +511,7 @@ class Studio:
             facts.update(current=test.version_a, test=test.id, winner_b=int(winner == "B"))
             return command, facts, question
         if isinstance(command, Promote):
+            check_force(command.to, force=command.force)
             staging = view.environments.get("staging")
             if staging is None:
                 raise InvalidError(f"{bot} has no staging version yet: /promote {bot} first")

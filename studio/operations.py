@@ -699,9 +699,10 @@ class Operations:
         """Staging: freeze the draft into a new version (only while its tests pass, unless an
         owner forces it). Production: run staging's version."""
         caller.require(Role.ADMIN, "Promoting")
-        if force and to == "staging":
-            caller.require(Role.OWNER, "Forcing a promotion")
         _check_env(to)
+        check_force(to, force=force)
+        if force:
+            caller.require(Role.OWNER, "Forcing a promotion")
 
         async def pick(session: AsyncSession, bot: Bot, pointers: _Pointers) -> _Target:
             assert bot.id is not None
@@ -1481,6 +1482,16 @@ def _require_version(pointers: Mapping[str, PointerView], name: str, env: str) -
     if env not in pointers:
         step = "staging" if env == "staging" else "staging, then to production"
         raise ConflictError(f"{name} has no {env} version yet: promote it to {step} first")
+
+
+def check_force(to: str, *, force: bool) -> None:
+    """Forcing lets a draft into staging past its failing tests and gate; production always
+    runs staging's version through its checks, so a forced one is refused, not ignored."""
+    if force and to != "staging":
+        raise InvalidError(
+            "force (--force) is only for promotions to staging, past a draft's failing tests;"
+            " production runs staging's version through its checks, unforced"
+        )
 
 
 def _check_env(env: str) -> None:

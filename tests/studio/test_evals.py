@@ -411,12 +411,13 @@ async def test_the_gate_refuses_and_allows_promotions(world: World) -> None:
         "not promoted: faq-bot has no evaluation of v2 on golden yet: /eval faq-bot golden v2"
     )
     assert await promote("production") == (409, v2_first)
-    forced = await world.service.client.post(  # to production, forcing passes no gate
+    forced = await world.service.client.post(  # to production, forcing passes no gate: refused
         "/api/v1/bots/faq-bot/promote",
         json={"to": "production", "force": True},
         headers=world.service.auth(),
     )
-    assert (forced.status_code, forced.json()["error"]) == (409, v2_first)
+    assert forced.status_code == 422
+    assert forced.json()["error"].startswith("force (--force) is only for promotions to staging")
 
     shown = await world.evals.run(world.as_role(Role.VIEWER), "faq-bot", EvalGateSet(), world.where)
     assert shown.text.startswith(

@@ -506,10 +506,22 @@ async def test_a_run_left_running_by_a_stopped_process_is_not_joined(service: Se
     await service.app.state.core.studio.drain()
 
 
-async def test_force_means_nothing_for_production(service: Service) -> None:
+async def test_force_for_production_is_refused_not_ignored(service: Service) -> None:
+    """Production runs staging's version through its checks: --force there would do nothing,
+    so it is refused before anything is asked (by REST too), and the plain promotion works."""
     await service.reply("/newbot faq-bot")
     await service.reply("/promote faq-bot")
     await service.reply("/bots", user="ada")
     await service.reply("/role ada admin")
-    await service.say("/promote faq-bot production --force", user="ada")
+    for who in ("ada", None):
+        said = await service.reply("/promote faq-bot production --force", user=who)
+        assert said.startswith("force (--force) is only for promotions to staging")
+    response = await service.client.post(
+        "/api/v1/bots/faq-bot/promote",
+        json={"to": "production", "force": True},
+        headers=service.auth(),
+    )
+    assert response.status_code == 422 and "only for promotions to staging" in response.text
+    assert "production" not in (await service.call("GET", "/api/v1/bots/faq-bot"))["environments"]
+    await service.say("/promote faq-bot production", user="ada")
     assert "production now runs v1" in await service.reply("yes", user="ada")
