@@ -165,7 +165,7 @@ async def read_capped(response: httpx.Response, max_bytes: int, *, shown: str) -
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise TooLargeError(
-            f"{shown} is {format_size(int(declared))}; the limit is {format_size(max_bytes)}",
+            too_big(shown, int(declared), max_bytes),
             size=int(declared),
         )
     body = bytearray()
@@ -273,3 +273,12 @@ def format_size(size: int) -> str:
         if size >= scale:
             return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
     return f"{size} bytes"
+
+
+def too_big(what: str, size: int, limit: int) -> str:
+    """ "X is 25.3 MB; the limit is 20 MB", never "is 1 MB; the limit is 1 MB" for a size that
+    rounds to the limit."""
+    shown = format_size(size)
+    if shown == format_size(limit):
+        shown = f"more than {shown}"
+    return f"{what} is {shown}; the limit is {format_size(limit)}"

@@ -20,7 +20,7 @@ from builders.spec import OFFLINE_MODEL, BotSpec
 from builders.tokens import REDACTED, TOKEN_REFUSAL, redact_studio_input
 from runtime.channel import DeployForm, SendError
 from runtime.evaluation.online import OnlineEvaluator
-from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
+from runtime.knowledge.extract import MAX_SOURCE_BYTES
 from runtime.llm import LlmError, LlmGateway
 from runtime.messages import (
     Address,
@@ -30,6 +30,7 @@ from runtime.messages import (
     IncomingMessage,
     OutgoingMessage,
 )
+from runtime.net import too_big
 from runtime.runtime import Runtime
 from runtime.secrets import SecretVault
 from runtime.tasks import settle
@@ -710,10 +711,7 @@ class Studio:
                 continue
             if file.size is not None and file.size > MAX_SOURCE_BYTES:
                 answers.append(
-                    Answer(
-                        f"{file.name} is {format_size(file.size)}; the limit is "
-                        f"{format_size(MAX_SOURCE_BYTES)}. Nothing was added."
-                    )
+                    Answer(f"{too_big(file.name, file.size, MAX_SOURCE_BYTES)}. Nothing was added.")
                 )
                 continue
             if _is_csv(file):

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from adapters.web.deps import BodyIn, WebServices, caller, services
 from adapters.web.error_docs import API_ERRORS
 from runtime.knowledge.extract import MAX_SOURCE_BYTES, format_size
+from runtime.net import too_big
 from studio.errors import BadRequestError, TooLargeError
 from studio.roles import Caller, Role
 from studio.views import Added, SourceView
@@ -107,9 +108,7 @@ async def _body(request: Request, *, limit: int) -> bytes:
     """The request body, refused as soon as it is known to be over `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(
-            f"the body is {format_size(int(declared))}; the limit is {format_size(limit)}"
-        )
+        raise TooLargeError(too_big("the body", int(declared), limit))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.knowledge.extract import format_size
+from runtime.net import too_big
 
 MAX_BODY_BYTES = 1024 * 1024  # every route but those given their own cap
 
@@ -82,7 +83,7 @@ class RequestLimits:
         if declared is None:
             await self._counted(scope, receive, send, cap)
         elif declared > cap:
-            message = f"the body is {format_size(declared)}; the limit is {format_size(cap)}"
+            message = too_big("the body", declared, cap)
             await self._refused(scope, 413, message)(scope, receive, send)
         else:  # the server delivers no more than the declared length
             await self.app(scope, receive, send)

@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 
 from runtime.net import format_size as format_size  # re-exported: sizes in messages
+from runtime.net import too_big
 
 if TYPE_CHECKING:
     from docx.document import Document as DocxDocument
@@ -104,9 +105,7 @@ def extract(
     extension, else `content_type`; a charset in `content_type` is tried after UTF-8.
     """
     if len(content) > max_bytes:
-        raise KnowledgeInputError(
-            f"{name} is {format_size(len(content))}; the limit is {format_size(max_bytes)}"
-        )
+        raise KnowledgeInputError(too_big(name, len(content), max_bytes))
     kind = kind or kind_from_name(name) or kind_from_content_type(content_type) or ""
     parse = _PARSERS.get(kind)
     if parse is None:

@@ -68,6 +68,18 @@ async def test_a_streamed_body_under_the_cap_goes_through(service: Service) -> N
     assert response.status_code == 201, response.text
 
 
+async def test_a_body_just_over_the_cap_never_reads_as_equal_to_it(service: Service) -> None:
+    """1,100,000 bytes rounds to "1 MB", as the cap does: the answer says "more than"."""
+    body = Body(1_100_000)
+    response = await service.client.post(
+        "/api/v1/bots/import",
+        content=body,
+        headers={"content-length": str(body.size), "content-type": "application/yaml"},
+    )
+    assert response.status_code == 413
+    assert response.json() == {"error": "the body is more than 1 MB; the limit is 1 MB"}
+
+
 async def test_knowledge_uploads_keep_their_own_cap(service: Service) -> None:
     await service.import_bot()
     path = "/api/v1/bots/faq-bot/knowledge?name=big.txt"
@@ -76,7 +88,7 @@ async def test_knowledge_uploads_keep_their_own_cap(service: Service) -> None:
         path, content=over, headers={**service.auth(), "content-length": str(over.size)}
     )
     assert refused.status_code == 413
-    assert refused.json()["error"] == "the body is 20 MB; the limit is 20 MB"
+    assert refused.json()["error"] == "the body is more than 20 MB; the limit is 20 MB"
     assert over.pulled == 0
     # Over the usual cap but under the upload cap: this one is for the route to judge (no key).
     body = Body(5 * 1024 * 1024)

@@ -228,7 +228,9 @@ def test_size_is_checked_before_parsing() -> None:
 
 def test_the_default_limit_is_named_in_megabytes() -> None:
     content = b"a" * (20 * 1024 * 1024 + 1)
-    with pytest.raises(KnowledgeInputError, match=r"^big\.txt is 20 MB; the limit is 20 MB$"):
+    with pytest.raises(
+        KnowledgeInputError, match=r"^big\.txt is more than 20 MB; the limit is 20 MB$"
+    ):
         extract(name="big.txt", content=content)
 
 
