@@ -30,7 +30,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.web.deps import WebServices, caller, malformed_json, refuse_nul, services
@@ -187,7 +187,7 @@ class MessageIn(BaseModel):
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class ChatCompletionIn(BaseModel):
@@ -197,7 +197,7 @@ class ChatCompletionIn(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     messages: list[MessageIn]
-    stream: bool | None = None
+    stream: StrictBool | None = None  # as OpenAI's: "yes" or 1 is refused, not taken as true
     stream_options: StreamOptions | None = None
     user: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     n: int | None = None  # one answer: 1 or unset

@@ -267,6 +267,12 @@ async def test_bad_calls_get_openai_errors_and_change_nothing(tmp_path: Path, ll
         ),
         ({"n": 2}, openai.BadRequestError, "unsupported_value", "one answer"),
         ({"user": ""}, openai.BadRequestError, None, "user: String should have at least"),
+        (
+            {"extra_body": {"stream": "yes"}},
+            openai.BadRequestError,
+            None,
+            "stream: Input should be a valid boolean",
+        ),
     ]
     async with live_service(tmp_path, llm) as service, sdk(service) as client:
         for change, error, code, words in cases:
