@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from adapters.web.deps import BodyIn, WebServices, refuse_nul, services
 from adapters.web.error_docs import errors
@@ -37,7 +37,8 @@ Services = Annotated[WebServices, Depends(services)]
 
 
 class ChatIn(BodyIn):
-    text: str = Field(min_length=1)
+    # blank is no message: refused, not answered "I only read text"
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
     session: str | None = None
 
 
