@@ -56,7 +56,14 @@ def slack(fake_slack: FakeSlack) -> FakeSlack:
 
 @pytest.fixture(scope="session")
 def fake_telegram() -> Iterator[FakeTelegram]:
-    """The session's fake Telegram Bot API (started on first use)."""
+    """The session's fake Telegram Bot API (started on first use). Its callers reach it through
+    aiogram and python-telegram-bot, whose imports (seconds; over ten on a loaded machine
+    without bytecode) are paid here, in setup, not inside a test waiting for an answer."""
+    from adapters.telegram.bots import _import_aiogram
+    from adapters.telegram.studio import _import_ptb
+
+    _import_aiogram()
+    _import_ptb()
     server = FakeTelegram().start()
     yield server
     server.stop()
