@@ -25,6 +25,8 @@ without `recipient_team_id` and `recipient_user_id`, is refused as Slack does
 (`fake.statuses()`: (channel, thread_ts) -> status) until an empty status, or until the app
 posts in that thread (`chat.postMessage`, `chat.startStream`), as Slack clears it. Any of them
 is refused like any method: `fake.fail("assistant.threads.setStatus", "missing_scope")`.
+`fake.grant(scopes)` makes the fake check scopes as Slack does: a method none of whose scopes
+(`SCOPES`, from Slack's method reference) was granted answers `missing_scope`.
 
 Served: `GET|POST /api/{method}` (slack_sdk sends some methods as GET with query parameters, others
 as form-encoded or JSON bodies; all are merged into `Call.body`), `POST /response/{name}`, the
@@ -43,7 +45,7 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -125,6 +127,7 @@ class FakeSlack(ServedFake):
         self._messages: list[dict[str, Any]] = []  # posted by chat.postMessage, oldest first
         self._streams: dict[str, str] = {}  # ts -> the text of a message still streaming
         self._statuses: dict[tuple[str, str], str] = {}  # (channel, thread_ts) -> its status
+        self._granted: frozenset[str] | None = None  # None: every method is allowed
         self._lock = threading.Lock()
         # Never reset: ts and ids stay unique across the whole session.
         self._seq = itertools.count(101)
@@ -276,6 +279,11 @@ class FakeSlack(ServedFake):
             self._files.clear()
             self._streams.clear()
             self._statuses.clear()
+            self._granted = None
+
+    def grant(self, scopes: Iterable[str]) -> None:
+        """Answer `missing_scope` to a method that needs a scope not in `scopes` (until reset)."""
+        self._granted = frozenset(scopes)
 
     def streaming(self) -> dict[str, str]:
         """The messages still streaming (started, not stopped): ts -> their text so far."""
@@ -343,6 +351,11 @@ class FakeSlack(ServedFake):
         handler = self._handlers.get(method)
         if handler is None:
             return JSONResponse({"ok": False, "error": "unknown_method"})
+        needed = SCOPES[method]
+        if self._granted is not None and needed and not needed & self._granted:
+            provided = ",".join(sorted(self._granted))
+            refusal = {"ok": False, "error": "missing_scope", "needed": ",".join(sorted(needed))}
+            return JSONResponse({**refusal, "provided": provided})
         return JSONResponse(handler(self, call.body))
 
     async def _response_url(self, request: Request) -> Response:
@@ -565,6 +578,28 @@ class FakeSlack(ServedFake):
         "files.getUploadURLExternal": _get_upload_url,
         "files.completeUploadExternal": _complete_upload,
     }
+
+
+# The bot scopes each method the fake serves accepts (any one of them), as Slack's method
+# reference lists them; an empty set: none needed.
+SCOPES: dict[str, frozenset[str]] = {
+    "auth.test": frozenset(),
+    "conversations.open": frozenset({"channels:manage", "groups:write", "im:write", "mpim:write"}),
+    "chat.postMessage": frozenset({"chat:write"}),
+    "chat.update": frozenset({"chat:write"}),
+    "chat.startStream": frozenset({"chat:write"}),
+    "chat.appendStream": frozenset({"chat:write"}),
+    "chat.stopStream": frozenset({"chat:write"}),
+    "assistant.threads.setStatus": frozenset({"chat:write", "assistant:write"}),
+    "chat.postEphemeral": frozenset({"chat:write"}),
+    "views.open": frozenset(),
+    "conversations.info": frozenset({"channels:read", "groups:read", "im:read", "mpim:read"}),
+    "conversations.list": frozenset({"channels:read", "groups:read", "im:read", "mpim:read"}),
+    "users.info": frozenset({"users:read"}),
+    "files.info": frozenset({"files:read"}),
+    "files.getUploadURLExternal": frozenset({"files:write"}),
+    "files.completeUploadExternal": frozenset({"files:write"}),
+}
 
 
 def _user(user_id: str, name: str, real_name: str) -> dict[str, Any]:
