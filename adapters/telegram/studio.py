@@ -70,6 +70,10 @@ _NOT_THE_TEAM = (
     "Only members of the bot's team in Chat Studio can answer here: what you write is not "
     "passed on."
 )
+_GROUP_TAKES = (
+    "In a group I take only /handoff BOT to here, /schedule BOT … to here and /stats BOT … here. "
+    "Send me {command} in a private chat."
+)
 _TEXT_ONLY = "Only text is passed on to the person: write it in words, please."
 _BUTTONS_PER_ROW = 2
 _STRANGER_UPDATES = 10_000
@@ -379,6 +383,10 @@ class TelegramStudio:
                 await self._say(message.chat_id, RESUME_HERE)
             return
         if not _for_the_group(command, text):
+            addressed = self._addressed(message.text or message.caption or "")  # from the menu
+            if addressed and self._first_delivery(update.update_id):
+                reply = _GROUP_TAKES.format(command=command)
+                await self._say(message.chat_id, reply, reply_to=message.message_id)
             return
         identity = f"telegram:{user.id}"
         team_id = await self.members.home_team(identity)
@@ -394,6 +402,11 @@ class TelegramStudio:
                 dedupe_key=f"telegram-studio:{update.update_id}",
             )
         )
+
+    def _addressed(self, text: str) -> bool:
+        """A command named for this bot (`/bots@chat_studio_bot`, as a group's menu sends it)."""
+        command = text.split(None, 1)[0] if text.startswith("/") else ""
+        return bool(self.username) and command.lower().endswith(f"@{self.username}".lower())
 
     async def send_paced(self, chat_id: int, call: Any, *, permanent: bool) -> Any:
         """One Bot API call in `chat_id`, paced and with rate limits honoured (`_send`)."""

@@ -450,3 +450,27 @@ def test_suggested_usernames_follow_telegrams_rules() -> None:
         made = suggested_username(name)
         assert 5 <= len(made) <= 32 and made[0].isalpha() and made.lower().endswith("bot")
         assert all(c.isascii() and (c.isalnum() or c == "_") for c in made), made
+
+
+async def test_a_command_for_the_studio_in_a_group_says_where_it_works(
+    studio: Service, telegram: FakeTelegram
+) -> None:
+    """`/bots@chat_studio_bot` (a group's command menu adds the bot's name) is answered in the
+    group with what the Studio takes there; a bare command or talk may be for anyone: silence."""
+    await member_of_local_team(studio, telegram)
+    group = -100777
+
+    async def in_group(text: str) -> None:
+        update = message_update(text, chat_id=group, chat_type="supergroup", user_id=ALICE)
+        assert await post(studio, update) == 200
+
+    await in_group("/newbot@Chat_Studio_Bot grp-bot")
+    [told] = await said(telegram, 1, chat=group)
+    assert "In a group I take only /handoff" in told.body["text"]
+    assert "Send me /newbot in a private chat" in told.body["text"]
+    for other in ("/bots", "/help@another_bot", "what bots do we have?"):
+        await in_group(other)
+    await studio.app.state.core.runtime.drain()
+    await asyncio.sleep(0.3)
+    assert len(await said(telegram, 1, chat=group)) == 1
+    assert "grp-bot" not in str(await studio.call("GET", "/api/v1/bots"))
