@@ -89,6 +89,19 @@ class Confirmations:
             row = (await session.exec(query)).first()
         return Pending(id=row.id, command=row.command, bot=row.bot) if row is not None else None
 
+    async def asked_of_another(self, *, team_id: int, identity: str, token: str) -> bool:
+        """Whether `token` is an open question of another member of the team (their button,
+        pressed by someone else)."""
+        query = select(Confirmation.id).where(
+            Confirmation.id == token,
+            Confirmation.team_id == team_id,
+            Confirmation.identity != identity,
+            col(Confirmation.used_at).is_(None),
+            col(Confirmation.expires_at) > utcnow(),
+        )
+        async with self.db.read() as session:
+            return (await session.exec(query)).first() is not None
+
     async def claim(
         self, *, team_id: int, identity: str, token: str | None, kind: str = QUESTION
     ) -> Pending | None:

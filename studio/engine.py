@@ -550,6 +550,12 @@ class Studio:
             team_id=caller.team_id, identity=caller.identity, token=command.token
         )
         if pending is None:
+            if command.token and await self.confirmations.asked_of_another(
+                team_id=caller.team_id, identity=caller.identity, token=command.token
+            ):
+                return [
+                    Answer("Only the person who asked can answer that question; nothing was done.")
+                ]
             return [
                 Answer(
                     "There is nothing to confirm (a question lasts 5 minutes and is answered once)."

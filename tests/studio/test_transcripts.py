@@ -202,7 +202,7 @@ async def test_confirmations_are_stored_bound_and_single_use(service: Service) -
 
     # another member cannot use it
     stolen = await service.say(action=confirm, user="mallory")
-    assert "nothing to confirm" in stolen["reply"]
+    assert "Only the person who asked" in stolen["reply"]
 
     done = await service.say(action=confirm)
     assert "production" in done["reply"]

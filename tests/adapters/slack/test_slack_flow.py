@@ -522,3 +522,33 @@ async def test_a_flow_answers_each_branch_and_remembers_the_person_across_thread
     assert "What's your name?" in await say("hello", thread)
     assert "Thanks, Cy!" in await say("my name is Cy", thread_ts=thread)
     assert "Welcome back, Cy!" in await say("hi again")  # a new thread: a new conversation
+
+
+async def test_a_colleague_pressing_someones_confirm_changes_nothing(
+    studio: Service, slack: FakeSlack
+) -> None:
+    """In a channel everyone sees the buttons: a colleague's click is told whose question it
+    is, and the question still stands for the person who asked."""
+    await dm(studio, slack, "newbot faq-bot")
+    await dm(studio, slack, "promote faq-bot")
+    ts = new_ts()
+    asked_in = mention_event("promote faq-bot production", channel="C0001", ts=ts)
+    assert (await post(studio, event_body(asked_in))).status_code == 200
+    asked = (await posted(slack, len(slack.calls_to("chat.postMessage")) + 1))[-1]
+    confirm = next(b for b in asked.body["blocks"] if b["type"] == "actions")["elements"][0]
+
+    async def click(user: str) -> str:
+        before = len(slack.calls_to("chat.postMessage"))
+        body = action_body(
+            confirm["value"],
+            action_id=confirm["action_id"],
+            user=user,
+            channel="C0001",
+            message_ts=asked.body.get("ts", new_ts()),
+        )
+        assert (await post(studio, body, content_type=FORM)).status_code == 200
+        return text_of((await posted(slack, before + 1))[-1])
+
+    assert "Only the person who asked can answer that question" in await click("U0002")
+    assert "Production: —" in text_of(await dm(studio, slack, "show faq-bot", user="U0002"))
+    assert "production now runs v1" in await click("U0001")
