@@ -219,9 +219,12 @@ def schema_problem(operation: ToolOperation) -> str | None:
 
 
 def _detail(result: ToolResult) -> str:
-    if result.status == "ok":
-        return f"HTTP {result.http_status}" if result.http_status else ""
+    """One line for people: the HTTP status, and our own reason when a call failed although the
+    service answered 2xx/3xx (a binary or oversized answer); a service's error body stays out."""
+    status = f"HTTP {result.http_status}" if result.http_status else ""
+    if result.status == "ok" or (result.http_status or 0) >= 400:
+        return status
     reason = result.content.splitlines()[0][:200] if result.content else ""
-    if result.http_status:
-        return f"HTTP {result.http_status}"
-    return reason
+    if not status or reason.startswith(status):
+        return reason or status
+    return f"{status}: {reason}" if reason else status

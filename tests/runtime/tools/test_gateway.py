@@ -10,7 +10,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from builders.spec import BotSpec
-from runtime.tools.base import MASK, masked
+from runtime.tools.base import MASK, ToolResult, masked
 from runtime.tools.gateway import MAX_MODEL_CHARS
 from tests.runtime.tools.kit import CREATE_TICKET, GET_ORDER, TableTools, shop, tool_gateway
 
@@ -187,3 +187,38 @@ SLY = 'tok\\"en&x+/'  # a backslash, a quote, an ampersand, a plus and a slash
 )
 def test_a_secret_echoed_back_escaped_is_masked_too(echoed: str) -> None:
     assert masked(f"key={echoed}!", SLY) == f"key={MASK}!"
+
+
+class AnswersWith(TableTools):
+    """A service whose every answer is `answer`."""
+
+    def __init__(self, answer: ToolResult) -> None:
+        super().__init__()
+        self.answer = answer
+
+    async def call(self, *args: object, **kwargs: object) -> ToolResult:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail"),
+    [
+        (
+            ToolResult("error", "HTTP 200: the answer is image/png, not text", 0, 200),
+            "HTTP 200: the answer is image/png, not text",
+        ),
+        (
+            ToolResult("too_large", "the answer is over 1,000,000 bytes", 1_048_569, 200),
+            "HTTP 200: the answer is over 1,000,000 bytes",
+        ),
+        (ToolResult("error", "HTTP 500: Traceback of the service", 30, 500), "HTTP 500"),
+        (ToolResult("timeout", "no answer within 10 s"), "no answer within 10 s"),
+    ],
+)
+async def test_the_record_says_why_a_call_that_got_a_2xx_answer_failed(
+    answer: ToolResult, detail: str
+) -> None:
+    _, record = await tool_gateway(AnswersWith(answer), shop_key=SECRET).call(
+        bot(), "getOrder", '{"id": "A-1"}', team_id=1
+    )
+    assert (record.status, record.detail) == (answer.status, detail)
