@@ -47,6 +47,29 @@ class Params(NodeParams):
     into: StateKey | None = None
 
 
+def _check_names(
+    step: str, params: Params, schema: Mapping[str, Any], properties: Mapping[str, Any]
+) -> None:
+    """The step's argument names against the operation's schema, when the step is saved: a
+    required one left out, or one the operation does not take, would fail on every message."""
+    required = schema.get("required")
+    wanted = required if isinstance(required, list) else []
+    missing = [name for name in wanted if name not in params.arguments]
+    if missing:
+        raise step_error(step, f"arguments: {params.tool} needs {_names(missing)}")
+    if schema.get("additionalProperties") is False:
+        unknown = [name for name in params.arguments if name not in properties]
+        if unknown:
+            takes = _names(list(properties)) if properties else "no arguments"
+            raise step_error(
+                step, f"arguments: {params.tool} takes no {_names(unknown)} (it takes {takes})"
+            )
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
+
+
 @dataclass(frozen=True, slots=True)
 class ToolNode:
     kind: ClassVar[str] = "tool"
@@ -71,6 +94,7 @@ class ToolNode:
             )
         properties = found[1].parameters.get("properties")
         schemas = properties if isinstance(properties, dict) else {}
+        _check_names(definition.id, params, found[1].parameters, schemas)
         templates: dict[str, SandboxedTemplate] = {}
         for name, value in params.arguments.items():
             if isinstance(value, str) and ("{{" in value or "{%" in value):
