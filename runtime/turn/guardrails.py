@@ -29,7 +29,7 @@ UNCHECKED_REPLY = "Sorry, I can't check that message right now; please try again
 
 
 def too_long_reply(limit: int) -> str:
-    return f"Your message is too long: please keep it under {limit:,} characters."
+    return f"Your message is too long: please keep it to {limit:,} characters or fewer."
 
 
 def refusal(reply: str, guard: str, *, error: str | None = None) -> TurnOutput:

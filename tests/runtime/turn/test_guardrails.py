@@ -47,7 +47,8 @@ async def test_a_message_over_the_limit_is_refused_with_the_limit_named() -> Non
     bot = spec(guardrails={"max_input_chars": 1200})
     output, endpoint = await run(context("x" * 1201, bot))
     assert refused(output, endpoint, "too_long") and output.error is None
-    assert "1,200 characters" in output.reply
+    # 1,200 characters are let through, so the reply must not ask for fewer ("under 1,200")
+    assert output.reply == "Your message is too long: please keep it to 1,200 characters or fewer."
     output, endpoint = await run(context("x" * 1200, bot))
     assert output.reply == "ok" and endpoint.seen == ["x" * 1200]
 
