@@ -184,9 +184,11 @@ class KnowledgeOperations:
         draft = await self.ops.draft(caller, bot)
         async with self._lock(draft.bot_id):
             refs = list(draft.spec.knowledge)
-            match = [r for r in refs if r.name == name] or [
-                r for r in refs if r.name.lower().startswith(name.lower())
-            ]
+            match = (
+                [r for r in refs if r.name == name]
+                or [r for r in refs if r.name.lower().startswith(name.lower())]
+                or [r for r in refs if _id_matches(r.id, name)]
+            )
             if not match:
                 known = ", ".join(r.name for r in refs[:10]) or "none"
                 raise NotFoundError(f"{draft.name} has no source '{name}'. Its sources: {known}")
@@ -336,3 +338,11 @@ def _references(specs: list[dict[str, Any]]) -> set[str]:
             if isinstance(knowledge, list):
                 keep.update(str(k.get("id")) for k in knowledge if isinstance(k, dict))
     return keep
+
+
+def _id_matches(source_id: str, given: str) -> bool:
+    """`given` is the source's id as `/knowledge BOT list` shows it (its first 12 hex digits), or
+    longer, with or without `sha256:`."""
+    digits = source_id.removeprefix("sha256:")
+    given = given.lower().removeprefix("sha256:")
+    return len(given) >= 12 and digits.startswith(given)

@@ -5,6 +5,7 @@ changes nothing, URLs from a local server, and a real model (the fake) given del
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,18 @@ async def test_versions_keep_the_sources_they_were_promoted_with(service: Servic
     assert (await upload(service, "renamed.pdf", policy_pdf())).status_code == 201
     cited = await ask(service, deployment, "How long do refunds take?")
     assert cited.endswith("[1] refund-policy.pdf, p. 2")
+
+
+async def test_a_source_is_removed_by_the_id_the_list_shows(service: Service) -> None:
+    await service.import_bot("faq-bot")
+    await service.reply("/knowledge faq-bot add Refunds take five business days.")
+    listed = await service.reply("/knowledge faq-bot list")
+    shown = re.search(r"`([0-9a-f]{12})`", listed)
+    assert shown is not None, listed
+    removed = await service.reply(f"/knowledge faq-bot remove {shown[1]}")
+    assert "Removed refunds-take-five-business-days.txt" in removed
+    assert await sources(service) == []
+    assert "has no source 'abc'" in await service.reply("/knowledge faq-bot remove abc")
 
 
 async def test_how_many_passages_and_how_close_is_each_bots_own(service: Service) -> None:
