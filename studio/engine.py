@@ -137,6 +137,8 @@ WATCH_S = 1.0  # how often a test run another worker does is looked at, for who 
 
 
 FAILED = "Something went wrong on our side (it is logged). Please try again."
+# How the errors of steps other than the model begin (`runtime.nodes`): "bot: 'x' has no ...".
+_STEP_ERRORS = frozenset({"tool", "tools", "bot", "template", "knowledge", "extract", "router"})
 
 
 # Another way a deployment gets the secret `name` it needs, offered beside the private
@@ -606,7 +608,8 @@ class Studio:
         if output.tool_calls:
             text += "\n\n" + presenters.tool_calls(output.tool_calls)
         if output.error:
-            failed = "A step failed" if output.error.startswith("tool") else "The model failed"
+            kind = output.error.partition(":")[0]
+            failed = "A step failed" if kind in _STEP_ERRORS else "The model failed"
             text += (
                 f"\n\n{failed}: {output.error}. End users would get the fallback "
                 "message above; /stats counts such errors."

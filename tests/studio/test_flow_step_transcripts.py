@@ -125,6 +125,11 @@ async def test_a_route_to_another_bot_of_the_team(service: Service) -> None:
     assert "`billing-bot` bot asks billing-bot (answers)" in flow
     intent = await service.reply('/route faq-bot intent "questions about invoices" to llm')
     assert intent.startswith("Nothing was changed: step 'router': intent routes need a model")
+    # billing-bot has no production version yet: /try says a step failed, not the model
+    assert (await tried(service, "a billing question")).endswith(
+        "A step failed: bot: 'billing-bot' has no production version to ask. End users would "
+        "get the fallback message above; /stats counts such errors."
+    )
 
 
 async def test_a_flow_of_every_kind_round_trips_through_yaml(service: Service) -> None:
