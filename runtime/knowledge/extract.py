@@ -47,6 +47,7 @@ _CONTENT_TYPE_KINDS = {
     "application/pdf": "pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
 }
+_WORD = re.compile(r"\w")  # text without a letter or digit ("...", "----") holds nothing to find
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 
 
@@ -119,7 +120,7 @@ def from_text(*, name: str, text: str) -> Document:
 
 
 def _document(name: str, kind: str, sections: list[Section]) -> Document:
-    if not any(section.text.strip() for section in sections):
+    if not any(_WORD.search(section.text) for section in sections):
         hint = " (it may be scanned images: upload a PDF with selectable text)"
         raise KnowledgeInputError(f"{name} has no text" + (hint if kind == "pdf" else ""))
     return Document(name=name, kind=kind, sections=tuple(sections))

@@ -213,7 +213,7 @@ def test_binary_content_is_refused_as_text() -> None:
     assert str(caught.value) == "photo.txt looks like a binary file, not text"
 
 
-@pytest.mark.parametrize("content", [b"", b"  \n\n\t \n"])
+@pytest.mark.parametrize("content", [b"", b"  \n\n\t \n", b"...\n----\n* * *"])
 def test_an_empty_file_has_no_text(content: bytes) -> None:
     with pytest.raises(KnowledgeInputError) as caught:
         extract(name="empty.txt", content=content)
@@ -267,9 +267,10 @@ def test_from_text_makes_one_plain_section() -> None:
     )
 
 
-def test_from_text_refuses_blank_text() -> None:
+@pytest.mark.parametrize("text", [" \n ", "...", "?!"])
+def test_from_text_refuses_blank_text(text: str) -> None:
     with pytest.raises(KnowledgeInputError, match=r"^typed note has no text$"):
-        from_text(name="typed note", text=" \n ")
+        from_text(name="typed note", text=text)
 
 
 def test_plain_text_headings_come_from_its_layout() -> None:
