@@ -38,6 +38,7 @@ from runtime.channel import (
 )
 from runtime.cipher import Cipher, redact_tokens
 from runtime.models import check_model
+from runtime.nodes.tool import argument_problem
 from runtime.pipeline import CompileError, compile_spec
 from runtime.runtime import Runtime
 from storage import conversations as conv_store
@@ -393,6 +394,9 @@ class Operations:
             compile_spec(spec)
         except CompileError as exc:
             raise InvalidError(str(exc)) from None
+        problem = argument_problem(spec)
+        if problem:
+            raise InvalidError(problem)
 
     @staticmethod
     def _secrets_sent(caller: Caller, before: BotSpec | None, after: BotSpec) -> None:

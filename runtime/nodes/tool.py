@@ -47,23 +47,33 @@ class Params(NodeParams):
     into: StateKey | None = None
 
 
-def _check_names(
-    step: str, params: Params, schema: Mapping[str, Any], properties: Mapping[str, Any]
-) -> None:
-    """The step's argument names against the operation's schema, when the step is saved: a
-    required one left out, or one the operation does not take, would fail on every message."""
-    required = schema.get("required")
-    wanted = required if isinstance(required, list) else []
-    missing = [name for name in wanted if name not in params.arguments]
-    if missing:
-        raise step_error(step, f"arguments: {params.tool} needs {_names(missing)}")
-    if schema.get("additionalProperties") is False:
-        unknown = [name for name in params.arguments if name not in properties]
-        if unknown:
-            takes = _names(list(properties)) if properties else "no arguments"
-            raise step_error(
-                step, f"arguments: {params.tool} takes no {_names(unknown)} (it takes {takes})"
+def argument_problem(spec: BotSpec) -> str | None:
+    """Checked when a draft is saved, not when a stored version is loaded (one saved before this
+    check keeps running): a tool step that leaves out a required argument, or names one its
+    operation does not take, would fail on every message."""
+    for definition in spec.steps():
+        if definition.kind not in (ToolNode.kind, "http_tool"):
+            continue
+        params = parse_params(Params, definition)
+        found = spec.operation(params.tool)
+        if found is None:
+            continue  # the step's own check names it
+        schema = found[1].parameters
+        properties = schema.get("properties")
+        takes = list(properties) if isinstance(properties, dict) else []
+        required = schema.get("required")
+        wanted = [str(name) for name in required] if isinstance(required, list) else []
+        missing = [name for name in wanted if name not in params.arguments]
+        if missing:
+            return f"step '{definition.id}': arguments: {params.tool} needs {_names(missing)}"
+        unknown = [name for name in params.arguments if name not in takes]
+        if unknown and schema.get("additionalProperties") is False:
+            known = _names(takes) if takes else "no arguments"
+            return (
+                f"step '{definition.id}': arguments: {params.tool} takes no {_names(unknown)}"
+                f" (it takes {known})"
             )
+    return None
 
 
 def _names(names: list[str]) -> str:
@@ -94,7 +104,6 @@ class ToolNode:
             )
         properties = found[1].parameters.get("properties")
         schemas = properties if isinstance(properties, dict) else {}
-        _check_names(definition.id, params, found[1].parameters, schemas)
         templates: dict[str, SandboxedTemplate] = {}
         for name, value in params.arguments.items():
             if isinstance(value, str) and ("{{" in value or "{%" in value):

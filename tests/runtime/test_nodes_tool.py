@@ -10,8 +10,10 @@ import pytest
 
 from runtime.handoff import DEFAULT_MESSAGE
 from runtime.nodes.llm import MAX_TOOL_ROUNDS, TOOL_RULES
+from runtime.nodes.tool import argument_problem
+from runtime.pipeline import compile_spec
 from tests.fakes.llm import FakeLLM
-from tests.runtime.flows import MODEL, compiled, gateway, refusal, says, step, turn
+from tests.runtime.flows import MODEL, compiled, gateway, refusal, says, spec, step, turn
 from tests.runtime.tools.kit import GET_ORDER, TableTools, shop, tool_gateway
 
 pytestmark = pytest.mark.usefixtures("litellm_imported", "no_provider_keys")
@@ -167,25 +169,38 @@ async def test_a_tool_step_that_fails_ends_the_turn_with_the_fallback() -> None:
             "step 'lookup': arguments.id: ",
         ),
         ({"into": "Bad Key"}, "step 'lookup': into: has an invalid format"),
-        ({}, "step 'lookup': arguments: getOrder needs 'id'"),
-        ({"arguments": {"idd": "A-1"}}, "step 'lookup': arguments: getOrder needs 'id'"),
     ],
 )
 def test_a_tool_step_is_checked_when_saved(params: dict[str, Any], message: str) -> None:
     assert refusal(lookup(**params), SAY, model=MODEL, tools=[shop()]).startswith(message)
 
 
-def test_a_tool_step_naming_an_argument_the_operation_does_not_take_is_refused() -> None:
-    closed = {**GET_ORDER.parameters, "additionalProperties": False}
-    tools = [shop(GET_ORDER.model_copy(update={"parameters": closed}))]
-    given = lookup(arguments={"id": "A-1", "colour": "red"})
-    assert refusal(given, SAY, model=MODEL, tools=tools) == (
-        "step 'lookup': arguments: getOrder takes no 'colour' (it takes 'id')"
-    )
+CLOSED = {**GET_ORDER.parameters, "additionalProperties": False}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        ({}, "step 'lookup': arguments: getOrder needs 'id'"),
+        ({"idd": "A-1"}, "step 'lookup': arguments: getOrder needs 'id'"),
+        (
+            {"id": "A-1", "colour": "red"},
+            "step 'lookup': arguments: getOrder takes no 'colour' (it takes 'id')",
+        ),
+        ({"id": "{{ input }}"}, None),
+    ],
+)
+def test_a_tool_steps_arguments_are_checked_against_its_operation_when_saved(
+    arguments: dict[str, Any], problem: str | None
+) -> None:
+    tools = [shop(GET_ORDER.model_copy(update={"parameters": CLOSED}))]
+    saved = spec(lookup(arguments=arguments), SAY, model=MODEL, tools=tools)
+    assert argument_problem(saved) == problem
+    compile_spec(saved)  # a stored version saved before the check still loads
 
 
 def test_a_tool_step_does_not_answer_so_it_needs_a_next_step() -> None:
-    lonely = step("lookup", "tool", tool="getOrder", arguments={"id": "A-1"})
+    lonely = step("lookup", "tool", tool="getOrder")
     assert refusal(lonely, model=MODEL, tools=[shop()]) == (
         "step 'lookup': tool steps do not answer, so it needs a next step"
     )

@@ -131,6 +131,27 @@ async def test_bad_tools_are_refused_and_change_nothing(
     assert await service.call("GET", "/api/v1/bots/shop-bot") == before
 
 
+async def test_a_tool_step_without_the_arguments_its_operation_needs_is_refused(
+    service: Service, openapi: FakeOpenApi
+) -> None:
+    await shop_bot(service, openapi)
+    before = await service.call("GET", "/api/v1/bots/shop-bot")
+    for line, says in [
+        ("/flow shop-bot add tool lookup tool=getOrder", "getOrder needs 'id'"),
+        (
+            '/flow shop-bot add tool lookup tool=getOrder arguments={"id": "A1", "idd": "A1"}',
+            "getOrder takes no 'idd' (it takes 'id')",
+        ),
+    ]:
+        answer = await service.reply(line)
+        assert answer == f"Nothing was changed: step 'lookup': arguments: {says}.", answer
+    assert await service.call("GET", "/api/v1/bots/shop-bot") == before
+    added = await service.reply(
+        '/flow shop-bot add tool lookup tool=getOrder arguments={"id": "{{ input }}"}'
+    )
+    assert added.startswith("Added tool `lookup`"), added
+
+
 async def test_a_private_address_is_refused_without_the_setting(
     tmp_path: Path, openapi: FakeOpenApi
 ) -> None:
