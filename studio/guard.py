@@ -133,9 +133,16 @@ class GuardFeature:
         view = await self.ops.edit_draft(
             caller, draft.name, {"guardrails": data}, revision=draft.revision
         )
+        masked = _masked_fields(draft.spec) if command.pii and not guard.pii else []
+        warning = (
+            f" Note: the flow remembers {_and(masked)}, which the mask hides from it: those "
+            "steps will not remember them any more, and a step that asks for one keeps asking."
+            if masked
+            else ""
+        )
         return Answer(
             f"*{draft.name}* now {_and(done)} (draft revision {view.revision}). /try uses it "
-            f"at once; end users once you promote it ({_promote(draft.name)})."
+            f"at once; end users once you promote it ({_promote(draft.name)}).{warning}"
         )
 
     async def _moderation_usable(self, spec: BotSpec) -> None:
@@ -211,6 +218,24 @@ class GuardFeature:
         if version is None:
             return None
         return version.number, BotSpec.model_validate(version.spec)
+
+
+_MASKED_FORMATS = frozenset({"email", "phone"})  # what `runtime.turn.pii` replaces
+
+
+def _masked_fields(spec: BotSpec) -> list[str]:
+    """The fields of the flow's `extract` steps that hold what the PII mask hides, as
+    "`remember-email`'s email"."""
+    found: list[str] = []
+    for step in spec.steps():
+        fields = step.params.get("fields") if step.kind == "extract" else None
+        properties = fields.get("properties") if isinstance(fields, dict) else None
+        if not isinstance(properties, dict):
+            continue
+        for key, field in properties.items():
+            if isinstance(field, dict) and field.get("format") in _MASKED_FORMATS:
+                found.append(f"`{step.id}`'s {key}")
+    return found
 
 
 def _and(parts: list[str]) -> str:

@@ -63,6 +63,18 @@ async def test_guardrails_are_shown_and_edited_as_draft_edits(service: Service) 
     assert exported["guardrails"]["pii"] is True and "budget" not in exported  # none set
 
 
+async def test_pii_on_warns_when_the_flow_remembers_what_it_masks(service: Service) -> None:
+    await service.reply("/newbot faq-bot")
+    await service.reply("ask for their email and remember it")
+    masked = await service.reply("/guard faq-bot pii on")
+    assert masked.endswith(
+        "Note: the flow remembers `remember-email`'s email, which the mask hides from it: those "
+        "steps will not remember them any more, and a step that asks for one keeps asking."
+    )
+    assert (await draft(service))["draft"]["guardrails"]["pii"] is True
+    assert "Note:" not in await service.reply("/guard faq-bot max-input 900")
+
+
 async def test_bad_guard_input_gets_one_line_and_changes_nothing(service: Service) -> None:
     await service.reply("/newbot faq-bot")
     before = await draft(service)
