@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +25,16 @@ _env = env_alias
 
 
 _Section = TypeVar("_Section", bound=BaseSettings)
+
+# The databases the service runs on (storage: SQLite alone, PostgreSQL for several workers).
+DATABASES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def _is_http_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 class Settings(BaseSettings):
@@ -45,8 +62,12 @@ class Settings(BaseSettings):
     allow_private_urls: bool = Field(False, validation_alias=_env("STUDIO_ALLOW_PRIVATE_URLS"))
     secret_key: str | None = Field(None, validation_alias=_env("STUDIO_SECRET_KEY"))
     data_dir: Path = Field(Path("./data"), validation_alias=_env("STUDIO_DATA_DIR"))
-    web_rate_per_session: float = Field(30, validation_alias=_env("STUDIO_WEB_RATE_PER_SESSION"))
-    web_rate_per_address: float = Field(300, validation_alias=_env("STUDIO_WEB_RATE_PER_ADDRESS"))
+    web_rate_per_session: float = Field(
+        30, gt=0, validation_alias=_env("STUDIO_WEB_RATE_PER_SESSION")
+    )
+    web_rate_per_address: float = Field(
+        300, gt=0, validation_alias=_env("STUDIO_WEB_RATE_PER_ADDRESS")
+    )
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("STUDIO_LOG_FORMAT"))
     # OpenTelemetry's own name: turns are exported as spans there (OTLP over HTTP) when set.
     otel_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
@@ -68,6 +89,45 @@ class Settings(BaseSettings):
         """A plugin's settings, read as the service's are: what was given here by name, else
         the environment, else `.env`, else the section's default."""
         return kind(_env_file=self._env_file, **self._given)
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_database(cls, value: str) -> str:
+        """A URL of a database the service runs on (a typo would otherwise surface as a
+        traceback at start, or as "STUDIO_SECRET_KEY is required")."""
+        if not value:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            driver = make_url(value).drivername
+        except (ArgumentError, ValueError):
+            driver = ""
+        if driver not in DATABASES:
+            raise ValueError(
+                "expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST:PORT/DB"
+            )
+        return value
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _a_qdrant(cls, value: str | None) -> str | None:
+        """A server's URL or `:memory:` (anything else was taken as a folder to create)."""
+        if not value:
+            return None  # unset, or set empty: the embedded store
+        if value == ":memory:" or _is_http_url(value):
+            return value
+        raise ValueError("expected http://HOST:6333 (a Qdrant server) or :memory:")
+
+    @field_validator("public_url", "llm_api_base", "otel_endpoint")
+    @classmethod
+    def _an_http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if _is_http_url(value):
+            return value
+        raise ValueError("expected an http:// or https:// URL")
 
     @model_validator(mode="after")
     def _database_in_data_dir(self) -> Settings:
@@ -97,8 +157,10 @@ def describe_invalid(exc: ValidationError) -> str:
         where = str(error["loc"][0]) if error["loc"] else "settings"
         variable = by_alias.get(where, where)
         value = error.get("input")
-        secret = any(word in variable for word in ("TOKEN", "SECRET", "KEY"))
+        # (a database URL may carry its password)
+        secret = any(word in variable for word in ("TOKEN", "SECRET", "KEY", "DATABASE_URL"))
         short = isinstance(value, str | int | float) and len(str(value)) < 80
         shown = f"={value}" if short and not secret else ""
-        problems.append(f"{variable}{shown}: {error['msg']}")
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{variable}{shown}: {message}")
     return "invalid setting " + "; ".join(problems)

@@ -223,6 +223,37 @@ def test_a_bad_setting_is_one_line_naming_the_variable(
     assert not (workdir / "data" / "serve.lock").exists()  # refused before taking anything
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("STUDIO_DATABASE_URL", "garbage", "postgresql+asyncpg://"),  # was a traceback
+        ("STUDIO_DATABASE_URL", "postgresql://u:hunter2@db/x", "postgresql+asyncpg://"),
+        ("STUDIO_QDRANT_URL", "qdrant:6333", "Qdrant server"),  # was a folder made in cwd
+        ("STUDIO_PUBLIC_URL", "studio.example.com", "https:// URL"),
+        ("STUDIO_LLM_API_BASE", "localhost:11434", "https:// URL"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector", "https:// URL"),
+        ("STUDIO_WEB_RATE_PER_SESSION", "-5", "greater than 0"),  # was: every message refused
+        ("STUDIO_WEB_RATE_PER_ADDRESS", "0", "greater than 0"),
+    ],
+)
+def test_serve_refuses_a_setting_it_cannot_use(
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("STUDIO_SECRET_KEY", "k" * 40)
+    assert main.main(["serve"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"error: invalid setting {variable}")
+    assert expected in err and "hunter2" not in err
+    assert not (workdir / "data" / "serve.lock").exists()
+    assert sorted(p.name for p in workdir.iterdir()) == ["data"] or not any(workdir.iterdir())
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main.main(["--version"])

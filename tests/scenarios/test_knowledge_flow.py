@@ -311,12 +311,12 @@ async def test_knowledge_is_reindexed_on_demand(service: Service) -> None:
 async def test_knowledge_stored_before_keywords_is_reindexed_at_start(tmp_path: Path) -> None:
     """A data folder written by an earlier version (one unnamed dense vector per chunk) answers
     at once and is re-indexed with keywords in the background."""
-    settings = service_settings(tmp_path, qdrant_url=str(tmp_path / "qdrant"))
+    settings = service_settings(tmp_path, qdrant_url=None)  # embedded, in the data folder
     async with running_service(settings) as service:
         await service.import_bot("faq-bot")
         await upload(service, "refund-policy.pdf", policy_pdf())
         deployment = await go_live(service)
-    assert old_shape(tmp_path / "qdrant") == 1
+    assert old_shape(tmp_path / "data" / "qdrant") == 1
 
     async with running_service(settings) as service:
         core: Any = service.app.state.core
