@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import io
 import re
 import sys
 import tempfile
@@ -99,9 +100,10 @@ class HttpLink:
         """The JSON answer, or `LinkError` with a message a person can act on."""
         try:
             response = await self.client.request(method, path, **kwargs)
-            data = response.json()
         except httpx.HTTPError as exc:
             raise LinkError(f"the service did not answer ({type(exc).__name__})") from None
+        try:
+            data = response.json()
         except ValueError:
             raise LinkError(f"the service answered HTTP {response.status_code}") from None
         if response.status_code >= 400 or not isinstance(data, dict):
@@ -253,6 +255,11 @@ async def _give_secret(
 async def chat_in_terminal(link: StudioLink) -> None:
     """The loop on this process's stdin and stdout (a prompt only when stdin is a terminal)."""
     interactive = sys.stdin.isatty()
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        # Bytes that are not text in the terminal's encoding (a paste, a pipe) become U+FFFD:
+        # strict decoding stopped the chat with a traceback, and surrogate escapes cannot be
+        # sent or stored.
+        sys.stdin.reconfigure(errors="replace")
 
     def write(text: str) -> None:
         sys.stdout.write(text)

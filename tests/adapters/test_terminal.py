@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import httpx
 import pytest
 
-from adapters.terminal.chat import HttpLink, LinkError, converse
+from adapters.terminal.chat import HttpLink, LinkError, chat_in_terminal, converse
 from tests.factories import Service
 
 
@@ -54,3 +57,22 @@ async def test_a_stopped_service_is_said_plainly() -> None:
     async with httpx.AsyncClient(base_url="http://127.0.0.1:9") as client:
         with pytest.raises(LinkError, match="did not answer"):
             await HttpLink(client).say("/bots")
+
+
+@pytest.mark.parametrize("errors", ["strict", "surrogateescape"])  # a UTF-8 locale, C.UTF-8
+async def test_bytes_that_are_not_text_are_answered_not_a_traceback(
+    service: Service,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    errors: str,
+) -> None:
+    piped = io.TextIOWrapper(io.BytesIO(b"\xff\xfe bad\n/bots\n"), encoding="utf-8", errors=errors)
+    monkeypatch.setattr(sys, "stdin", piped)
+    transport = httpx.ASGITransport(app=service.app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://studio.test", headers=service.auth()
+    ) as client:
+        await chat_in_terminal(HttpLink(client))
+    out = capsys.readouterr().out
+    assert "didn't understand" in out  # the odd line, answered
+    assert "No bots yet" in out  # and the chat went on
