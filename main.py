@@ -658,7 +658,11 @@ def _local_key(settings: Settings) -> str | None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    return int(asyncio.run(_chat(args)))
+    try:
+        return int(asyncio.run(_chat(args)))
+    except KeyboardInterrupt:  # Ctrl-C: leave as `exit` does, without a traceback
+        print(file=sys.stderr)
+        return 130
 
 
 async def _chat(args: argparse.Namespace) -> int:

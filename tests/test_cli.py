@@ -142,6 +142,33 @@ def test_chat_without_a_service_runs_the_studio_in_process(workdir: Path) -> Non
     assert "you> " not in out  # no prompt when stdin is not a terminal
 
 
+def test_ctrl_c_leaves_the_chat_at_once(workdir: Path) -> None:
+    """Ctrl-C while the chat waits for a line: it leaves now, quietly (it waited for one
+    more line, then printed a KeyboardInterrupt traceback)."""
+    import signal
+
+    chat = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "chat", "--url", "http://127.0.0.1:9"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir,
+    )
+    try:
+        assert chat.stdin is not None and chat.stdout is not None
+        chat.stdin.write("/bots\n")
+        chat.stdin.flush()
+        while "No bots yet" not in chat.stdout.readline():  # answered: now it waits for a line
+            assert chat.poll() is None
+        chat.send_signal(signal.SIGINT)
+        assert chat.wait(timeout=15) == 130  # stdin stays open: no line, no EOF
+        assert "Traceback" not in chat.communicate()[1]
+    finally:
+        chat.kill()
+        chat.wait()
+
+
 def test_a_second_serve_on_the_same_data_is_refused(tmp_path: Path) -> None:
     first = main._ServeLock(tmp_path / "serve.lock")
     first.acquire()

@@ -16,7 +16,9 @@ import io
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -183,6 +185,28 @@ class LocalLink:
         await self.services.studio.drain()
 
 
+async def _typed(read: Callable[..., str], *args: str) -> str:
+    """What `read` returns, waited for in a daemon thread of its own: a thread of the loop's
+    executor blocked on the terminal held the process at exit (Ctrl-C quit only after Enter)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():  # a cancelled wait (Ctrl-C) takes no answer
+            outcome()
+
+    def run() -> None:
+        try:
+            line = read(*args)
+        except Exception as exc:  # handed to the waiting task
+            loop.call_soon_threadsafe(settle, partial(future.set_exception, exc))
+        else:
+            loop.call_soon_threadsafe(settle, partial(future.set_result, line))
+
+    threading.Thread(target=run, name="terminal-input", daemon=True).start()
+    return await future
+
+
 class LinkError(Exception):
     """The service refused a message (bad key, wrong role); the message says why."""
 
@@ -216,7 +240,7 @@ async def converse(
         while True:
             if interactive:
                 write(PROMPT)
-            line = await asyncio.to_thread(read)
+            line = await _typed(read)
             if not line:
                 break
             text = line.strip()
@@ -244,7 +268,7 @@ async def _give_secret(
     """Ask for a secret's value without echoing it, and hand it over."""
     found = secret_form(form)
     assert found is not None
-    value = await asyncio.to_thread(hidden, f"Value of {found[1]} (not shown; Enter to cancel): ")
+    value = await _typed(hidden, f"Value of {found[1]} (not shown; Enter to cancel): ")
     if not value:
         write("Nothing was saved.\n\n")
         return
