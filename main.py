@@ -498,8 +498,14 @@ class _ServeLock:
     def acquire(self, *, url: str | None = None) -> _ServeLock:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")  # noqa: SIM115  (held open for the life of the process)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")  # noqa: SIM115  (held open for the life of the process)
+        except OSError as exc:  # a file of that name, no permission, a read-only disk
+            raise StartupError(
+                f"STUDIO_DATA_DIR={self.path.parent} cannot hold the data: "
+                f"{exc.strerror or exc} (give a folder this user can write)"
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

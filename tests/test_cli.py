@@ -281,6 +281,17 @@ def test_serve_refuses_a_setting_it_cannot_use(
     assert sorted(p.name for p in workdir.iterdir()) == ["data"] or not any(workdir.iterdir())
 
 
+def test_a_data_dir_that_cannot_be_a_folder_is_one_line(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "taken").write_text("a file, not a folder")
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(workdir / "taken"))
+    assert main.main(["serve"]) == 1  # was a FileExistsError traceback
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith(f"error: STUDIO_DATA_DIR={workdir / 'taken'} cannot hold the data")
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main.main(["--version"])
