@@ -32,7 +32,7 @@ from storage import participants as participant_store
 from storage.bots import BotRepository
 from storage.schedules import aware
 
-API = "api"  # the channel of API turns: their conversations, memory, stats and metrics
+API = conv_store.API_CHANNEL  # the channel of API turns: conversations, memory, stats
 Env = Literal["production", "staging"]
 
 

@@ -246,16 +246,19 @@ def add_messages(
     return [int(row_id) for row_id in conn.execute(_ADD_MESSAGES, rows).scalars()]
 
 
+API_CHANNEL = "api"  # the channel of the OpenAI-compatible API's conversations (no deployment)
+
+
 def api_key(bot_id: int, env: str, tail: str) -> str:
     """The key of an OpenAI-compatible API conversation with `env` of the bot: `tail` is the
     person's (`user`) or the completion's id (a stateless call). It names the environment, as a
     deployment does for a channel's conversations (`api_in`)."""
-    return f"api:{bot_id}:{env}:{tail}"
+    return f"{API_CHANNEL}:{bot_id}:{env}:{tail}"
 
 
 def api_in(bot_id: int, env: str) -> ColumnElement[bool]:
     """API conversations (no deployment) with `env` of the bot."""
-    return and_(_conv.c.channel == "api", _conv.c.key.startswith(api_key(bot_id, env, "")))
+    return and_(_conv.c.channel == API_CHANNEL, _conv.c.key.startswith(api_key(bot_id, env, "")))
 
 
 def answered_by(answer: Any, question: Any) -> ColumnElement[bool]:
